@@ -1,0 +1,3 @@
+"""Naive Bayes classifiers to specs."""
+
+from __future__ import annotations

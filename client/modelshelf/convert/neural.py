@@ -1,0 +1,3 @@
+"""MLPClassifier and MLPRegressor to specs."""
+
+from __future__ import annotations

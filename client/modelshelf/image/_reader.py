@@ -1,0 +1,246 @@
+"""Image reader and validator: read-only numpy views over any buffer, never a copy.
+
+Opening validates the header, the array table and the manifest (work proportional to the number
+of arrays, never to the image's size). ``verify()`` adds the checksum, which reads every byte.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    ArrayBoundsError,
+    ArrayTableError,
+    BadMagicError,
+    ChecksumError,
+    HeaderError,
+    ManifestError,
+    TruncatedImageError,
+    UnsupportedVersionError,
+)
+from . import _format as f
+
+Source = bytes | bytearray | memoryview | mmap.mmap | str | os.PathLike[str]
+
+
+class Image:
+    """A validated image: its manifest and its arrays as read-only views over one buffer.
+
+    The image keeps the object that owns its memory (bytes, mmap, ...) alive as long as any view
+    is reachable through it.
+    """
+
+    __slots__ = ("_owner", "arrays", "buffer", "checksum", "manifest", "size", "version")
+
+    def __init__(self, buffer: Any, *, owner: Any = None) -> None:
+        view = memoryview(buffer).cast("B").toreadonly()
+        self._owner = owner if owner is not None else buffer
+        self.buffer = view
+        header = _parse_header(view)
+        self.size: int = header["image_size"]
+        self.version: tuple[int, int] = (header["major"], header["minor"])
+        self.checksum: int = header["checksum"]
+        self.arrays: Mapping[str, np.ndarray] = MappingProxyType(_parse_arrays(view, header))
+        self.manifest: dict[str, Any] = _parse_manifest(view, header)
+
+    @classmethod
+    def open(cls, source: Source, *, verify: bool = False) -> Image:
+        """Open ``source``: a bytes-like object, an mmap, or a path (mapped read-only)."""
+        if isinstance(source, str | os.PathLike):
+            image = cls._open_path(os.fspath(source))
+        else:
+            image = cls(source)
+        if verify:
+            image.verify()
+        return image
+
+    @classmethod
+    def _open_path(cls, path: str) -> Image:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < f.HEADER_SIZE:
+                raise TruncatedImageError(
+                    f"{path}: {size} bytes is shorter than the {f.HEADER_SIZE}-byte image header"
+                )
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        return cls(mapped, owner=mapped)
+
+    def verify(self) -> None:
+        """Check the CRC-32 over every byte; raise ChecksumError on a mismatch."""
+        actual = f.image_crc32(self.buffer)
+        if actual != self.checksum:
+            raise ChecksumError(
+                f"image checksum mismatch: header records {self.checksum:#010x}, "
+                f"the bytes hash to {actual:#010x}; the image is corrupted"
+            )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.arrays)
+
+
+def _parse_header(view: memoryview) -> dict[str, int]:
+    n = len(view)
+    if n < f.HEADER_SIZE:
+        raise TruncatedImageError(
+            f"image is {n} bytes, shorter than the {f.HEADER_SIZE}-byte header"
+        )
+    (
+        magic,
+        major,
+        minor,
+        flags,
+        image_size,
+        checksum,
+        count,
+        table_offset,
+        strings_offset,
+        manifest_offset,
+        manifest_length,
+        strings_length,
+    ) = f.HEADER.unpack_from(view, 0)
+    if magic != f.MAGIC:
+        raise BadMagicError(f"expected magic {f.MAGIC!r}, found {bytes(magic)!r}: not an image")
+    if major != f.VERSION_MAJOR:
+        raise UnsupportedVersionError(
+            f"image format version {major}.{minor}; this reader reads version "
+            f"{f.VERSION_MAJOR}.x (upgrade modelshelf to read newer images)"
+        )
+    if flags != 0:
+        raise UnsupportedVersionError(
+            f"image sets flags {flags:#x}, which format version {f.VERSION_MAJOR} does not define"
+        )
+    if image_size > f.MAX_IMAGE_SIZE:
+        raise HeaderError(f"declared image size {image_size} exceeds the limit {f.MAX_IMAGE_SIZE}")
+    if image_size > n:
+        raise TruncatedImageError(f"header declares {image_size} bytes, only {n} are present")
+    if image_size < n:
+        raise HeaderError(f"header declares {image_size} bytes, the buffer holds {n}")
+    if count > f.MAX_ARRAYS:
+        raise HeaderError(f"array count {count} exceeds the limit {f.MAX_ARRAYS}")
+    if table_offset != f.HEADER_SIZE:
+        raise HeaderError(f"array table must start at {f.HEADER_SIZE}, header says {table_offset}")
+    if strings_offset != table_offset + count * f.ENTRY_SIZE:
+        raise HeaderError(
+            f"strings must follow the {count}-entry table at "
+            f"{table_offset + count * f.ENTRY_SIZE}, header says {strings_offset}"
+        )
+    if strings_length > f.MAX_STRINGS_SIZE:
+        raise HeaderError(f"strings length {strings_length} exceeds {f.MAX_STRINGS_SIZE}")
+    if manifest_offset != strings_offset + strings_length:
+        raise HeaderError(
+            f"manifest must follow the strings at {strings_offset + strings_length}, "
+            f"header says {manifest_offset}"
+        )
+    if manifest_length > f.MAX_MANIFEST_SIZE:
+        raise HeaderError(
+            f"manifest length {manifest_length} exceeds the limit {f.MAX_MANIFEST_SIZE}"
+        )
+    if manifest_offset + manifest_length > image_size:
+        raise TruncatedImageError(
+            f"manifest ends at {manifest_offset + manifest_length}, past the image end {image_size}"
+        )
+    return {
+        "major": major,
+        "minor": minor,
+        "image_size": image_size,
+        "checksum": checksum,
+        "count": count,
+        "strings_offset": strings_offset,
+        "strings_length": strings_length,
+        "manifest_offset": manifest_offset,
+        "manifest_length": manifest_length,
+    }
+
+
+def _parse_arrays(view: memoryview, h: dict[str, int]) -> dict[str, np.ndarray]:
+    count = h["count"]
+    table = np.frombuffer(view, dtype=f.ENTRY_DTYPE, count=count, offset=f.HEADER_SIZE)
+    strings = view[h["strings_offset"] : h["strings_offset"] + h["strings_length"]]
+    image_size = h["image_size"]
+    data_start = f.align(h["manifest_offset"] + h["manifest_length"])
+    arrays: dict[str, np.ndarray] = {}
+    previous_end = data_start
+    for i, entry in enumerate(table.tolist()):
+        offset, length, name_offset, name_length, code, ndim, shape, reserved = entry
+        if reserved != 0:
+            raise ArrayTableError(f"array entry {i}: reserved field is {reserved}, must be 0")
+        if not 1 <= name_length <= f.MAX_NAME_LENGTH:
+            raise ArrayTableError(
+                f"array entry {i}: name length {name_length} outside 1..{f.MAX_NAME_LENGTH}"
+            )
+        if name_offset + name_length > len(strings):
+            raise ArrayTableError(
+                f"array entry {i}: name at {name_offset}+{name_length} is outside the "
+                f"{len(strings)}-byte string area"
+            )
+        try:
+            name = bytes(strings[name_offset : name_offset + name_length]).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ArrayTableError(f"array entry {i}: name is not valid UTF-8") from exc
+        if name in arrays:
+            raise ArrayTableError(f"array entry {i}: name {name!r} appears twice")
+        dtype = f.DTYPES.get(code)
+        if dtype is None:
+            raise ArrayTableError(f"array {name!r}: unknown dtype code {code}")
+        if ndim > f.MAX_NDIM:
+            raise ArrayTableError(f"array {name!r}: {ndim} dimensions, at most {f.MAX_NDIM}")
+        dims = tuple(shape[:ndim])
+        if any(shape[ndim:]):
+            raise ArrayTableError(f"array {name!r}: shape entries past ndim={ndim} must be 0")
+        items = 1
+        for d in dims:
+            if d > f.MAX_DIM:
+                raise ArrayTableError(f"array {name!r}: dimension {d} exceeds {f.MAX_DIM}")
+            items *= d
+        if items * dtype.itemsize != length:
+            raise ArrayTableError(
+                f"array {name!r}: shape {dims} of {dtype} needs {items * dtype.itemsize} bytes, "
+                f"entry declares {length}"
+            )
+        if offset % f.ALIGNMENT:
+            raise ArrayBoundsError(f"array {name!r}: offset {offset} is not {f.ALIGNMENT}-aligned")
+        if offset < previous_end:
+            raise ArrayBoundsError(
+                f"array {name!r}: offset {offset} overlaps the manifest or the previous array "
+                f"(which ends at {previous_end})"
+            )
+        if length > image_size or offset > image_size - length:
+            raise ArrayBoundsError(
+                f"array {name!r}: bytes {offset}..{offset + length} lie past the image end "
+                f"{image_size}"
+            )
+        previous_end = offset + length
+        arr = np.frombuffer(view, dtype=dtype, count=items, offset=offset)
+        arrays[name] = arr.reshape(dims)
+    expected_end = previous_end if count else h["manifest_offset"] + h["manifest_length"]
+    if image_size != expected_end:
+        raise HeaderError(
+            f"image size {image_size} differs from the end of its last section {expected_end}"
+        )
+    return arrays
+
+
+def _parse_manifest(view: memoryview, h: dict[str, int]) -> dict[str, Any]:
+    start = h["manifest_offset"]
+    raw = bytes(view[start : start + h["manifest_length"]])
+    try:
+        manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ManifestError(f"manifest is not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"manifest must be a JSON object, found {type(manifest).__name__}")
+    for key, kind in (("model", dict), ("metadata", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise ManifestError(f"manifest field {key!r} must be a JSON object")
+    return manifest
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a manifest")

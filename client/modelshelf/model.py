@@ -1,0 +1,134 @@
+"""``Model``: a loaded image with scikit-learn's prediction surface, and ``load``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from .errors import ManifestError
+from .image import Image
+from .image._reader import Source
+from .runtime import Executor, as_float_matrix, build
+
+
+class _Method:
+    """A model method that exists only where the compiled estimator had it (like sklearn's
+    ``available_if``): ``hasattr(model, "predict_proba")`` is False for a regressor."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, model: Model | None, owner: type | None = None) -> Any:
+        if model is None:
+            return self
+        executor = model._executor
+        if executor is None or not executor.supports(self.name):
+            raise AttributeError(f"this {model.kind!r} model has no {self.name}()")
+        kernel: Callable[[np.ndarray], Any] = getattr(executor, self.name)
+        prepare = model._prepare
+
+        def method(X: Any) -> Any:
+            return kernel(prepare(X))
+
+        method.__doc__ = self.__doc__
+        method.__name__ = self.name
+        return method
+
+
+class Model:
+    """A compiled model, predicting straight from its image's memory.
+
+    Methods mirror the scikit-learn estimator the image was compiled from; a method the
+    estimator lacks is absent here too. Arrays are read-only views over the image: nothing is
+    copied at load, and loading costs O(number of arrays).
+    """
+
+    predict = _Method("Predict labels (classifiers) or values (regressors) for X.")
+    predict_proba = _Method("Class probabilities for X, columns ordered as classes_.")
+    predict_log_proba = _Method("Logarithm of predict_proba(X).")
+    decision_function = _Method("Confidence scores (signed distances, raw margins) for X.")
+    transform = _Method("Transform X as the compiled transformer or pipeline does.")
+    score_samples = _Method("Per-sample scores, as the compiled estimator defines them.")
+
+    def __init__(self, image: Image) -> None:
+        self.image = image
+        manifest = image.manifest
+        self.metadata: Mapping[str, Any] = MappingProxyType(manifest["metadata"])
+        spec = manifest["model"]
+        self.kind: str = str(spec.get("kind"))
+        schema = manifest.get("input") or {}
+        if not isinstance(schema, dict):
+            raise ManifestError("manifest field 'input' must be a JSON object")
+        self._input_type = schema.get("type", "numeric")
+        n_features = schema.get("n_features")
+        names = schema.get("feature_names")
+        if n_features is not None and (
+            isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 0
+        ):
+            raise ManifestError(f"input n_features must be a non-negative integer: {n_features!r}")
+        if names is not None and (
+            not isinstance(names, list)
+            or not all(isinstance(n, str) for n in names)
+            or (n_features is not None and len(names) != n_features)
+        ):
+            raise ManifestError("input feature_names must list one string per feature")
+        self._n_features: int | None = n_features
+        self._feature_names: list[str] | None = names
+        self._executor: Executor | None = (
+            None if self.kind == "tensors" else build(spec, image.arrays)
+        )
+        self._allow_nan = bool(self._executor is not None and self._executor.allow_nan)
+
+    def _prepare(self, X: Any) -> np.ndarray:
+        return as_float_matrix(
+            X, self._n_features, feature_names=self._feature_names, allow_nan=self._allow_nan
+        )
+
+    @property
+    def tensors(self) -> Mapping[str, np.ndarray]:
+        """Every array of the image by name: read-only numpy views, never copies."""
+        return self.image.arrays
+
+    @property
+    def classes_(self) -> np.ndarray:
+        classes = None if self._executor is None else self._executor.classes_
+        if classes is None:
+            raise AttributeError(f"this {self.kind!r} model is not a classifier: no classes_")
+        return classes
+
+    @property
+    def n_features_in_(self) -> int:
+        if self._n_features is None:
+            raise AttributeError(f"this {self.kind!r} model has no fixed feature count")
+        return self._n_features
+
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        if self._feature_names is None:
+            raise AttributeError("the model was not fitted with feature names")
+        out = np.empty(len(self._feature_names), dtype=object)
+        out[:] = self._feature_names
+        return out
+
+    def __repr__(self) -> str:
+        name = self.metadata.get("name", "")
+        return f"<modelshelf.Model {self.kind} {name!r} {self.image.size} bytes>"
+
+
+def load(source: Source | Image, *, verify: bool = False) -> Model:
+    """Load a model from an image: bytes, bytearray, memoryview, mmap, or a file path.
+
+    The image's structure is always validated; ``verify=True`` also checks its CRC-32, which
+    reads every byte. Nothing is copied: the model's arrays are views over ``source``.
+    """
+    image = source if isinstance(source, Image) else Image.open(source)
+    if verify:
+        image.verify()
+    return Model(image)

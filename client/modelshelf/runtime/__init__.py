@@ -1,0 +1,21 @@
+"""Numpy kernels per model family, and the registry that builds executors from manifests.
+
+Importing this package registers every family; it needs numpy and nothing else.
+"""
+
+from __future__ import annotations
+
+from . import compose, linear, naive_bayes, neural, preprocessing  # noqa: F401  (registration)
+from ._base import METHODS, Executor, Spec, build, register, registered_kinds
+from ._input import as_float_matrix, check_finite
+
+__all__ = [
+    "METHODS",
+    "Executor",
+    "Spec",
+    "as_float_matrix",
+    "build",
+    "check_finite",
+    "register",
+    "registered_kinds",
+]

@@ -1,0 +1,189 @@
+"""Executors and the registry that builds them from an image's manifest.
+
+A manifest's ``model`` is a tree of component specs::
+
+    {"kind": "<registered kind>", "arrays": {"<role>": "<array name>"}, "params": {...}}
+
+An executor class registers its kind and builds itself from a ``Spec`` in O(number of arrays):
+it keeps the image's read-only views and never copies or reshapes model bytes at load.
+Executors receive inputs already validated by ``modelshelf.runtime.check_input``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from ..errors import ManifestError
+
+METHODS = (
+    "predict",
+    "predict_proba",
+    "predict_log_proba",
+    "decision_function",
+    "transform",
+    "score_samples",
+)
+
+_MISSING: Any = object()
+
+
+class Executor(ABC):
+    """Base of every runtime component. Subclasses implement the methods they support."""
+
+    kind: ClassVar[str] = ""
+    #: methods this executor supports; subclasses may narrow it per instance.
+    methods: frozenset[str] = frozenset()
+    #: True if NaN may reach this component's input (imputers, scalers, trees with missing support).
+    allow_nan: bool = False
+    #: class labels for classifiers, None otherwise.
+    classes_: np.ndarray | None = None
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: Spec) -> Executor:
+        """Build the executor over the image's views; O(number of arrays)."""
+
+    def supports(self, method: str) -> bool:
+        return method in self.methods
+
+
+E = TypeVar("E", bound=type[Executor])
+_REGISTRY: dict[str, type[Executor]] = {}
+
+
+def register(cls: E) -> E:
+    """Class decorator: make ``cls`` buildable from specs whose kind is ``cls.kind``."""
+    if not cls.kind or cls.kind in _REGISTRY:
+        raise RuntimeError(f"executor kind {cls.kind!r} is empty or registered twice")
+    _REGISTRY[cls.kind] = cls
+    return cls
+
+
+def registered_kinds() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build(raw: Any, arrays: Mapping[str, np.ndarray], path: str = "model") -> Executor:
+    """Build the executor tree described by ``raw`` over ``arrays``."""
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: expected a component object, found {type(raw).__name__}")
+    kind = raw.get("kind")
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ManifestError(
+            f"{path}: unknown model kind {kind!r}; this modelshelf knows "
+            f"{', '.join(registered_kinds())} (a newer modelshelf may know more)"
+        )
+    return cls.from_spec(Spec(raw, arrays, path))
+
+
+T = TypeVar("T")
+
+
+class Spec:
+    """Typed, bounds-checked access to one component spec; every fault is a ManifestError."""
+
+    __slots__ = ("_arrays", "_params", "_refs", "arrays", "path", "raw")
+
+    def __init__(self, raw: dict[str, Any], arrays: Mapping[str, np.ndarray], path: str) -> None:
+        self.raw = raw
+        self.arrays = arrays
+        self.path = path
+        refs = raw.get("arrays", {})
+        params = raw.get("params", {})
+        if not isinstance(refs, dict) or not isinstance(params, dict):
+            raise ManifestError(f"{path}: 'arrays' and 'params' must be JSON objects")
+        self._refs = refs
+        self._params = params
+
+    def array(
+        self,
+        role: str,
+        *,
+        ndim: int | tuple[int, ...] | None = None,
+        kind: str = "f",
+        optional: bool = False,
+    ) -> Any:
+        """The array playing ``role``; ``kind`` is the allowed numpy dtype kinds ('f', 'iu'...)."""
+        name = self._refs.get(role)
+        if name is None:
+            if optional:
+                return None
+            raise ManifestError(f"{self.path}: missing array {role!r}")
+        arr = self.arrays.get(name) if isinstance(name, str) else None
+        if arr is None:
+            raise ManifestError(f"{self.path}: array {role!r} names {name!r}, which is not stored")
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if allowed is not None and arr.ndim not in allowed:
+            raise ManifestError(
+                f"{self.path}: array {role!r} has {arr.ndim} dimensions, expected {allowed}"
+            )
+        if arr.dtype.kind not in kind:
+            raise ManifestError(
+                f"{self.path}: array {role!r} has dtype {arr.dtype}, expected kind {kind!r}"
+            )
+        return arr
+
+    def param(self, key: str, typ: type[T] | tuple[type, ...], default: Any = _MISSING) -> Any:
+        if key not in self._params:
+            if default is _MISSING:
+                raise ManifestError(f"{self.path}: missing parameter {key!r}")
+            return default
+        value = self._params[key]
+        # bool is an int in Python; never accept it where a number is expected, or vice versa.
+        types = typ if isinstance(typ, tuple) else (typ,)
+        if isinstance(value, bool) and bool not in types:
+            ok = False
+        elif value is None:
+            ok = type(None) in types
+        else:
+            ok = isinstance(value, types)
+        if not ok:
+            raise ManifestError(
+                f"{self.path}: parameter {key!r} is {value!r}, expected {_names(types)}"
+            )
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: Any = _MISSING) -> str:
+        value = self.param(key, str, default)
+        if value not in options:
+            raise ManifestError(
+                f"{self.path}: parameter {key!r} is {value!r}, not one of {options}"
+            )
+        return value
+
+    def child(self, key: str) -> Executor:
+        return build(self.param(key, dict), self.arrays, f"{self.path}.{key}")
+
+    def children(self, key: str) -> list[Executor]:
+        items = self.param(key, list)
+        return [build(item, self.arrays, f"{self.path}.{key}[{i}]") for i, item in enumerate(items)]
+
+    def labels(self, key: str = "classes") -> np.ndarray:
+        """Class labels: a stored numeric array, or a JSON list of strings."""
+        if key in self._refs:
+            return self.array(key, ndim=1, kind="biuf")
+        value = self.param(key, dict)
+        strings = value.get("strings")
+        dtype = value.get("dtype")
+        if not isinstance(strings, list) or not all(isinstance(s, str) for s in strings):
+            raise ManifestError(f"{self.path}: labels {key!r} must list strings")
+        if dtype == "object":
+            out = np.empty(len(strings), dtype=object)
+            out[:] = strings
+            return out
+        if dtype != "str":
+            raise ManifestError(f"{self.path}: labels {key!r} dtype {dtype!r} is not str/object")
+        return np.array(strings, dtype=str)
+
+    def check(self, condition: bool, message: str) -> None:
+        if not condition:
+            raise ManifestError(f"{self.path}: {message}")
+
+
+def _names(types: tuple[type, ...]) -> str:
+    return " or ".join("null" if t is type(None) else t.__name__ for t in types)

@@ -1,0 +1,3 @@
+"""Naive Bayes: GaussianNB, MultinomialNB, BernoulliNB, ComplementNB."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Neural networks: MLPClassifier and MLPRegressor forward passes."""
+
+from __future__ import annotations
