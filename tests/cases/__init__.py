@@ -6,7 +6,7 @@ parametrized test in tests/unit/convert/test_exactness.py runs them all against 
 
 from __future__ import annotations
 
-from . import compose, linear, naive_bayes, neural, preprocessing
+from . import compose, linear, naive_bayes, neural, preprocessing, text, trees
 from ._case import Case
 
 CASES: list[Case] = [
@@ -15,6 +15,8 @@ CASES: list[Case] = [
     *naive_bayes.CASES,
     *preprocessing.CASES,
     *compose.CASES,
+    *trees.CASES,
+    *text.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

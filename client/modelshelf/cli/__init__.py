@@ -1,0 +1,44 @@
+"""The ``modelshelf`` command. Each submodule adds its subcommands to the parser:
+
+- ``_images``: compile, inspect (publisher side and anyone holding an image file)
+- ``_shelf``: publish, status, ls, prefetch, evict, pin, unpin, rm, stats (the daemon's admin)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from . import _images, _shelf
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelshelf",
+        description="Compile models into images, inspect them, and manage the node's shelf.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelshelf {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _images.add_commands(sub)
+    _shelf.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the command line shows one line, not a traceback
+        from ..errors import ModelshelfError
+
+        if not isinstance(exc, ModelshelfError | OSError | ValueError):
+            raise
+        print(f"modelshelf {args.command}: error: {exc}", file=sys.stderr)
+        return 1

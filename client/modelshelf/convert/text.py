@@ -1,0 +1,3 @@
+"""Text vectorizers to specs (text issue)."""
+
+from __future__ import annotations

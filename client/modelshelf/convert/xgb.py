@@ -1,0 +1,3 @@
+"""XGBoost models to tree specs, from their JSON dumps (tree issue)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Text vectorizers over position-independent vocabularies (text issue)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tree ensembles: flat node arrays, vectorised traversal (tree issue)."""
+
+from __future__ import annotations

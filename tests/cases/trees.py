@@ -1,0 +1,7 @@
+"""Exactness cases: trees."""
+
+from __future__ import annotations
+
+from ._case import Case
+
+CASES: list[Case] = []
