@@ -23,7 +23,7 @@ class Case:
     atol: float = 1e-12
 
     def fit(self) -> tuple[Any, np.ndarray]:
-        X, y, X_test = dataset(self.data)
+        X, y, X_test = dataset(self.data) if isinstance(self.data, str) else self.data()
         est = self.make()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence warnings do not matter for exactness
