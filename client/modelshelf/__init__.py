@@ -30,6 +30,7 @@ from .errors import (
     ModelshelfError,
     NonFiniteInputError,
     TruncatedImageError,
+    UnknownCategoryError,
     UnsupportedModelError,
     UnsupportedVersionError,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "ModelshelfError",
     "NonFiniteInputError",
     "TruncatedImageError",
+    "UnknownCategoryError",
     "UnsupportedModelError",
     "UnsupportedVersionError",
     "__version__",

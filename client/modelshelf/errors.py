@@ -14,7 +14,8 @@
     │   ├── InputShapeError         wrong number of dimensions, or no samples
     │   ├── FeatureCountError       wrong number of features (columns)
     │   ├── FeatureNamesError       the columns' names differ from those the model was fitted with
-    │   ├── InputTypeError          not numeric (strings, objects, complex numbers)
+    │   ├── InputTypeError          not numeric (strings, objects, complex numbers), or not text
+    │   ├── UnknownCategoryError    a categorical value the model never saw, or out of range
     │   └── NonFiniteInputError     NaN or infinity where the model rejects them
     ├── UnsupportedModelError (TypeError)   compile() met an estimator or option it cannot compile
     └── MissingDependencyError (ImportError) an optional extra is needed and not installed
@@ -41,6 +42,7 @@ __all__ = [
     "ModelshelfError",
     "NonFiniteInputError",
     "TruncatedImageError",
+    "UnknownCategoryError",
     "UnsupportedModelError",
     "UnsupportedVersionError",
 ]
@@ -104,6 +106,10 @@ class FeatureNamesError(InputError):
 
 class InputTypeError(InputError):
     """The input is not numeric."""
+
+
+class UnknownCategoryError(InputError):
+    """A categorical feature holds a value the model never saw (or one out of its range)."""
 
 
 class NonFiniteInputError(InputError):
