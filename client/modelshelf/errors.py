@@ -17,6 +17,13 @@
     │   ├── InputTypeError          not numeric (strings, objects, complex numbers), or not text
     │   ├── UnknownCategoryError    a categorical value the model never saw, or out of range
     │   └── NonFiniteInputError     NaN or infinity where the model rejects them
+    ├── ShelfError                  a request to the node's shelf (modelshelfd) failed
+    │   ├── ModelNotFound (LookupError)     no such model, version, or image in the store
+    │   ├── AccessDenied (PermissionError)  the caller's uid/gid may not use that namespace
+    │   ├── DaemonUnavailable (ConnectionError) no daemon answers on the socket
+    │   ├── InvalidModelName (ValueError)   a model reference outside the name grammar
+    │   ├── ProtocolError           a malformed, oversized or unexpected message on the socket
+    │   └── StoreError              the object store failed or is unreachable
     ├── UnsupportedModelError (TypeError)   compile() met an estimator or option it cannot compile
     └── MissingDependencyError (ImportError) an optional extra is needed and not installed
 
@@ -26,10 +33,12 @@ Messages say what was expected and what was found, so that the user can act on t
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "ArrayBoundsError",
     "ArrayTableError",
     "BadMagicError",
     "ChecksumError",
+    "DaemonUnavailable",
     "FeatureCountError",
     "FeatureNamesError",
     "HeaderError",
@@ -37,10 +46,15 @@ __all__ = [
     "InputError",
     "InputShapeError",
     "InputTypeError",
+    "InvalidModelName",
     "ManifestError",
     "MissingDependencyError",
+    "ModelNotFound",
     "ModelshelfError",
     "NonFiniteInputError",
+    "ProtocolError",
+    "ShelfError",
+    "StoreError",
     "TruncatedImageError",
     "UnknownCategoryError",
     "UnsupportedModelError",
@@ -114,6 +128,34 @@ class UnknownCategoryError(InputError):
 
 class NonFiniteInputError(InputError):
     """The input holds NaN or infinity and the model does not accept them."""
+
+
+class ShelfError(ModelshelfError):
+    """A request to the node's shelf (the modelshelfd daemon) failed."""
+
+
+class ModelNotFound(ShelfError, LookupError):
+    """No model, version or image by that name exists in the store."""
+
+
+class AccessDenied(ShelfError, PermissionError):
+    """The caller's uid/gid is not allowed to use the model's namespace."""
+
+
+class DaemonUnavailable(ShelfError, ConnectionError):
+    """No daemon answers on the socket (not running, wrong path, or restarting)."""
+
+
+class InvalidModelName(ShelfError, ValueError):
+    """A model reference does not follow the grammar ``namespace/name[@version]``."""
+
+
+class ProtocolError(ShelfError):
+    """A message on a shelf socket is malformed, oversized, or not what the protocol expects."""
+
+
+class StoreError(ShelfError):
+    """The object store failed or could not be reached."""
 
 
 class UnsupportedModelError(ModelshelfError, TypeError):

@@ -1,0 +1,120 @@
+"""Wire framing shared by the client, the CLI and the daemon (docs/protocol.md specifies it).
+
+A message is a 4-byte big-endian length N (1 <= N <= MAX_MESSAGE) followed by N bytes of a UTF-8
+JSON object. File descriptors travel as SCM_RIGHTS ancillary data attached to a message's first
+byte; at most MAX_FDS per message. Anything else is a ProtocolError, and the peer that sees one
+closes that connection and nothing else.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import json
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Any, Final
+
+from .errors import ProtocolError
+
+PROTOCOL_VERSION: Final = 1
+MAX_MESSAGE: Final = 64 * 1024
+MAX_FDS: Final = 4
+LENGTH = struct.Struct(">I")
+_ANCILLARY_SPACE: Final = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """Frame ``message``; raise ProtocolError if it exceeds MAX_MESSAGE."""
+    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    if len(body) > MAX_MESSAGE:
+        raise ProtocolError(f"message of {len(body)} bytes exceeds the limit {MAX_MESSAGE}")
+    return LENGTH.pack(len(body)) + body
+
+
+def decode_length(header: bytes) -> int:
+    """The body length a 4-byte header announces, bounded before anything is allocated."""
+    (length,) = LENGTH.unpack(header)
+    if not 1 <= length <= MAX_MESSAGE:
+        raise ProtocolError(f"announced message length {length} is outside 1..{MAX_MESSAGE}")
+    return int(length)
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ProtocolError(f"message is not UTF-8 JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise ProtocolError(f"message must be a JSON object, got {type(message).__name__}")
+    return message
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    """Send one framed message on a blocking socket, with ``fds`` attached to its first byte."""
+    data = encode(message)
+    if len(fds) > MAX_FDS:
+        raise ProtocolError(f"{len(fds)} descriptors exceed the limit {MAX_FDS}")
+    if fds:
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+        sent = sock.sendmsg([data], ancillary)
+        data = data[sent:]
+    if data:
+        sock.sendall(data)
+
+
+def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """Receive one framed message on a blocking socket: (message, received descriptors).
+
+    The caller owns the returned descriptors. On any error the descriptors are closed first.
+    Raises EOFError if the peer closed the connection before a message began.
+    """
+    fds: list[int] = []
+    try:
+        header = _recv_exact(sock, LENGTH.size, fds, allow_eof=True)
+        body = _recv_exact(sock, decode_length(header), fds, allow_eof=False)
+        return decode_body(body), fds
+    except BaseException:
+        close_fds(fds)
+        raise
+
+
+def _recv_exact(sock: socket.socket, n: int, fds: list[int], *, allow_eof: bool) -> bytes:
+    chunks: list[bytes] = []
+    remaining = n
+    while remaining:
+        data, ancillary, flags, _ = sock.recvmsg(remaining, _ANCILLARY_SPACE)
+        fds.extend(fds_from_ancillary(ancillary))
+        if flags & socket.MSG_CTRUNC:
+            raise ProtocolError("too many descriptors attached to one message")
+        if not data:
+            if allow_eof and remaining == n and not chunks:
+                raise EOFError("connection closed by peer")
+            raise ProtocolError(f"connection closed mid-message ({n - remaining} of {n} bytes)")
+        chunks.append(data)
+        remaining -= len(data)
+    return b"".join(chunks)
+
+
+def fds_from_ancillary(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    """Descriptors from recvmsg ancillary data (whole ints only; stray bytes are ignored)."""
+    out: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds = array.array("i")
+            usable = len(data) - len(data) % fds.itemsize
+            fds.frombytes(data[:usable])
+            out.extend(fds)
+    return out
+
+
+def close_fds(fds: Sequence[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
