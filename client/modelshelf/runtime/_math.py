@@ -29,3 +29,19 @@ def logsumexp(x: np.ndarray) -> np.ndarray:
     peak[~np.isfinite(peak)] = 0
     with np.errstate(divide="ignore"):
         return np.log(np.exp(x - peak).sum(axis=1)) + peak[:, 0]
+
+
+def log_normalize(jll: np.ndarray) -> np.ndarray:
+    """``jll - logsumexp(jll, axis=1)`` as scikit-learn's naive Bayes computes it
+    (``sklearn.utils._array_api._logsumexp``: ties of the row maximum counted, ``log1p``)."""
+    peak = jll.max(axis=1, keepdims=True)
+    at_peak = jll == peak
+    rest = jll.copy()
+    rest[at_peak] = -np.inf
+    ties = at_peak.sum(axis=1, keepdims=True, dtype=np.float64)
+    shift = np.where(np.isfinite(peak), peak, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.exp(rest - shift).sum(axis=1, keepdims=True, dtype=np.float64)
+        total = np.where(total == 0, total, total / ties)
+        lse = np.log1p(total) + np.log(ties) + peak
+        return jll - lse

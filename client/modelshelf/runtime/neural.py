@@ -1,3 +1,159 @@
-"""Neural networks: MLPClassifier and MLPRegressor forward passes."""
+"""Neural networks: MLPClassifier and MLPRegressor forward passes.
+
+A spec stores one ``coef_<i>`` (n_in, n_out) and one ``intercept_<i>`` (n_out,) per layer, in
+float64 and C order: the layout ``activation @ coef`` wants, so a layer is one BLAS call over the
+image's bytes. Hidden layers share one activation; the output activation follows from the
+target (classifiers) or the loss (regressors), as in scikit-learn.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ._base import Executor, Spec, register
+from ._math import expit, softmax
+
+#: hidden-layer activations, applied in place to a fresh pre-activation array.
+HIDDEN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "identity": lambda a: a,
+    "logistic": expit,
+    "tanh": lambda a: np.tanh(a, out=a),
+    "relu": lambda a: np.maximum(a, 0, out=a),
+}
+#: how a classifier's target type maps to its output layer (LabelBinarizer's y_type_).
+TARGETS = ("binary", "multiclass", "multilabel")
+REGRESSOR_OUTPUTS = ("identity", "exp")  # squared_error, poisson
+MAX_LAYERS = 1024
+
+
+def _layers(spec: Spec) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every (coef, intercept) pair, checked to chain: layer i's outputs feed layer i + 1."""
+    n_layers = spec.param("n_layers", int)
+    spec.check(1 <= n_layers <= MAX_LAYERS, f"n_layers must be 1..{MAX_LAYERS}, not {n_layers}")
+    layers = []
+    width = None
+    for i in range(n_layers):
+        coef = spec.array(f"coef_{i}", ndim=2)
+        intercept = spec.array(f"intercept_{i}", ndim=1)
+        spec.check(
+            width is None or coef.shape[0] == width,
+            f"coef_{i} has {coef.shape[0]} rows but layer {i - 1} has {width} outputs",
+        )
+        spec.check(
+            intercept.shape[0] == coef.shape[1],
+            f"intercept_{i} has {intercept.shape[0]} values, coef_{i} has {coef.shape[1]} columns",
+        )
+        layers.append((coef, intercept))
+        width = coef.shape[1]
+    return layers
+
+
+def _forward(layers: list[tuple[np.ndarray, np.ndarray]], hidden: str, X: np.ndarray) -> np.ndarray:
+    """The last layer's pre-activation, as ``BaseMultilayerPerceptron._forward_pass_fast``."""
+    activation = X
+    last = len(layers) - 1
+    for i, (coef, intercept) in enumerate(layers):
+        activation = activation @ coef  # a new array: X and the weights are never written
+        activation += intercept
+        if i != last:
+            activation = HIDDEN[hidden](activation)
+    return activation
+
+
+@register
+class MLPClassifier(Executor):
+    kind = "mlp_classifier"
+    methods = frozenset({"predict", "predict_proba", "predict_log_proba"})
+
+    def __init__(
+        self,
+        layers: list[tuple[np.ndarray, np.ndarray]],
+        activation: str,
+        target: str,
+        classes: np.ndarray,
+    ) -> None:
+        self.layers = layers
+        self.activation = activation
+        self.target = target
+        self.classes_ = classes
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> MLPClassifier:
+        layers = _layers(spec)
+        activation = spec.choice("activation", tuple(HIDDEN))
+        target = spec.choice("target", TARGETS)
+        classes = spec.labels()
+        n_out = layers[-1][0].shape[1]
+        if target == "binary":
+            spec.check(
+                n_out == 1 and len(classes) in (1, 2),
+                f"a binary MLP has 1 output and 1 or 2 classes, found {n_out} and {len(classes)}",
+            )
+        else:
+            spec.check(
+                n_out == len(classes) >= 2,
+                f"a {target} MLP needs one output per class (at least 2), found {n_out} outputs "
+                f"for {len(classes)} classes",
+            )
+        return cls(layers, activation, target, classes)
+
+    def _output(self, X: np.ndarray) -> np.ndarray:
+        out = _forward(self.layers, self.activation, X)
+        if self.target == "multiclass":
+            return softmax(out)
+        # numpy's exp may differ from scipy's expit in the last bit, but near p = 1 that bit is
+        # absorbed by 1 + exp(-z), so p and scikit-learn's log(1 - p) still agree there.
+        return expit(out)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = self._output(X)
+        classes: np.ndarray = self.classes_  # type: ignore[assignment]
+        if self.target == "multiclass":
+            return classes.take(out.argmax(axis=1), axis=0)
+        if self.target == "multilabel":
+            # LabelBinarizer.inverse_transform: an indicator matrix of intp.
+            return (out > 0.5).astype(np.intp)
+        if len(classes) == 1:
+            return np.repeat(classes, out.shape[0])
+        return classes.take((out[:, 0] > 0.5).astype(np.intp), axis=0)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        out = self._output(X)
+        if self.target == "binary":
+            p = out[:, 0]
+            return np.vstack([1 - p, p]).T
+        return out
+
+    def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
+        prob = self.predict_proba(X)
+        with np.errstate(divide="ignore"):  # a probability of exactly 0, as scikit-learn gives
+            return np.log(prob, out=prob)
+
+
+@register
+class MLPRegressor(Executor):
+    kind = "mlp_regressor"
+    methods = frozenset({"predict"})
+
+    def __init__(
+        self, layers: list[tuple[np.ndarray, np.ndarray]], activation: str, output: str
+    ) -> None:
+        self.layers = layers
+        self.activation = activation
+        self.output = output
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> MLPRegressor:
+        return cls(
+            _layers(spec),
+            spec.choice("activation", tuple(HIDDEN)),
+            spec.choice("output", REGRESSOR_OUTPUTS),
+        )
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = _forward(self.layers, self.activation, X)
+        if self.output == "exp":
+            np.exp(out, out=out)
+        return out.ravel() if out.shape[1] == 1 else out
