@@ -1,8 +1,14 @@
-"""Linear models: scores = X @ coef.T + intercept, then the family's link.
+"""Linear models: scores = X @ coef.T + intercept, then the family's link; and one-vs-rest.
 
-One classifier executor covers LogisticRegression, SGDClassifier, LinearSVC, Perceptron,
-PassiveAggressiveClassifier and RidgeClassifier; they differ only in how scores become
-probabilities (``proba``). One regressor executor covers every linear regressor.
+One classifier executor covers LogisticRegression(CV), SGDClassifier, LinearSVC, Perceptron,
+PassiveAggressiveClassifier and RidgeClassifier(CV); they differ only in how scores become
+probabilities (``proba``) and, for ridge, in multilabel prediction. One regressor executor covers
+every linear regressor. ``OneVsRest`` composes any binary child executors, as scikit-learn's
+``OneVsRestClassifier`` does, and ``ConstantBinary`` stands for the constant predictor it fits for
+a label that is the same in every training row.
+
+Kernels compute in the order scikit-learn does (``X @ coef.T`` on the stored ``coef`` layout, the
+same normalisations) so that results agree to the last bits, and never write into model arrays.
 """
 
 from __future__ import annotations
@@ -10,25 +16,47 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import Executor, Spec, register
-from ._math import expit, softmax
+from ._math import softmax
 
 # How a linear classifier turns scores into probabilities.
-#   none           no predict_proba (hinge losses, ridge, perceptron)
-#   logistic       binary: sigmoid; multi-class: softmax (LogisticRegression)
+#   none           no predict_proba (hinge losses, ridge, perceptron, passive-aggressive)
+#   logistic       binary: sigmoid; multi-class: softmax (LogisticRegression since sklearn 1.8)
+#   softmax        softmax, binary over [-score, score] (multinomial LogisticRegression < 1.8)
 #   ovr            per-class sigmoid normalised over classes (liblinear, SGD log_loss)
 #   modified_huber SGDClassifier(loss="modified_huber")
-PROBA_MODES = ("none", "logistic", "ovr", "modified_huber")
+PROBA_MODES = ("none", "logistic", "softmax", "ovr", "modified_huber")
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` in a new array, as ``scipy.special.expit`` computes it.
+
+    Unlike ``_math.expit`` this keeps SciPy's exact zero below x = -709.78 (where exp(-x)
+    overflows) instead of a subnormal: that zero decides scikit-learn's all-zero-row
+    normalisations and ``log(0) = -inf`` in predict_log_proba.
+    """
+    with np.errstate(over="ignore"):
+        out = np.exp(-x)
+    out += 1.0
+    return np.divide(1.0, out, out=out)
 
 
 @register
 class LinearClassifier(Executor):
     kind = "linear_classifier"
 
-    def __init__(self, coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray, proba: str):
+    def __init__(
+        self,
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        classes: np.ndarray,
+        proba: str,
+        multilabel: bool = False,
+    ) -> None:
         self.coef = coef
         self.intercept = intercept
         self.classes_ = classes
         self.proba = proba
+        self.multilabel = multilabel
         methods = {"predict", "decision_function"}
         if proba != "none":
             methods |= {"predict_proba", "predict_log_proba"}
@@ -39,14 +67,21 @@ class LinearClassifier(Executor):
         coef = spec.array("coef", ndim=2)
         intercept = spec.array("intercept", ndim=1)
         classes = spec.labels()
+        proba = spec.choice("proba", PROBA_MODES)
+        multilabel = spec.param("multilabel", bool, False)
         n_scores = coef.shape[0]
         spec.check(intercept.shape == (n_scores,), "intercept must have one value per score row")
-        spec.check(
-            len(classes) >= 2 and n_scores == (1 if len(classes) == 2 else len(classes)),
-            f"{len(classes)} classes need {1 if len(classes) == 2 else len(classes)} coef rows, "
-            f"found {n_scores}",
-        )
-        return cls(coef, intercept, classes, spec.choice("proba", PROBA_MODES))
+        if multilabel:
+            # RidgeClassifier on an indicator matrix: one score column per label.
+            spec.check(len(classes) >= 1 and n_scores == len(classes), "one coef row per label")
+            spec.check(proba == "none", "a multilabel linear classifier has no probabilities")
+        else:
+            need = 1 if len(classes) == 2 else len(classes)
+            spec.check(
+                len(classes) >= 2 and n_scores == need,
+                f"{len(classes)} classes need {need} coef rows, found {n_scores}",
+            )
+        return cls(coef, intercept, classes, proba, multilabel)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         scores = X @ self.coef.T + self.intercept
@@ -54,27 +89,33 @@ class LinearClassifier(Executor):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         scores = self.decision_function(X)
+        if self.multilabel:
+            # sklearn thresholds at 0 and returns the 0/1 indicator matrix (LabelBinarizer).
+            return (scores.reshape(len(X), -1) > 0).astype(np.intp)
         indices = (scores > 0).astype(np.intp) if scores.ndim == 1 else scores.argmax(axis=1)
         return self.classes_.take(indices, axis=0)  # type: ignore[union-attr]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         scores = self.decision_function(X)
-        if self.proba == "logistic" and scores.ndim == 2:
+        if self.proba == "modified_huber":
+            return _modified_huber_proba(scores)
+        if self.proba == "softmax" or (self.proba == "logistic" and scores.ndim == 2):
+            if scores.ndim == 1:
+                scores = np.c_[-scores, scores]
             return softmax(scores)
-        if self.proba in ("logistic", "ovr"):
-            prob = expit(scores)
-            if prob.ndim == 1:
-                return np.stack([1 - prob, prob], axis=1)
-            return _normalize_rows(prob)
-        return _modified_huber_proba(scores)
+        prob = sigmoid(scores)
+        if prob.ndim == 1:
+            return np.stack([1 - prob, prob], axis=1)
+        return _normalize_uniform(prob)
 
     def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
 
-def _normalize_rows(prob: np.ndarray) -> np.ndarray:
-    """OvR normalisation, uniform where every class scored zero (as liblinear does)."""
+def _normalize_uniform(prob: np.ndarray) -> np.ndarray:
+    """Normalise rows in place; a row where every class scored zero becomes uniform (liblinear's
+    ``predict_probability``, sklearn's ``_predict_proba_lr`` and modified-Huber SGD)."""
     total = prob.sum(axis=1)
     zero = total == 0
     if zero.any():
@@ -86,22 +127,19 @@ def _normalize_rows(prob: np.ndarray) -> np.ndarray:
 
 def _modified_huber_proba(scores: np.ndarray) -> np.ndarray:
     """SGDClassifier's modified-Huber probabilities: (clip(score, -1, 1) + 1) / 2."""
-    binary = scores.ndim == 1
     prob = np.clip(scores, -1, 1)
     prob += 1.0
     prob /= 2.0
-    if binary:
+    if prob.ndim == 1:
         return np.stack([1 - prob, prob], axis=1)
-    total = prob.sum(axis=1)
-    zero = total == 0
-    prob[zero, :] = 1.0
-    total[zero] = prob.shape[1]
-    prob /= total.reshape(-1, 1)
-    return prob
+    return _normalize_uniform(prob)
 
 
 @register
 class LinearRegressor(Executor):
+    """``X @ coef.T + intercept``; coef and intercept keep scikit-learn's shapes, which decide
+    whether predict returns (n,) or (n, n_targets)."""
+
     kind = "linear_regressor"
     methods = frozenset({"predict"})
 
@@ -119,3 +157,131 @@ class LinearRegressor(Executor):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return X @ self.coef.T + self.intercept
+
+
+# What a child of OneVsRest contributes as its score (sklearn.multiclass._predict_binary).
+SCORE_METHODS = ("decision_function", "predict_proba", "predict")
+TARGETS = ("binary", "multiclass", "multilabel")
+
+
+@register
+class OneVsRest(Executor):
+    """scikit-learn's ``OneVsRestClassifier`` over any binary child executors.
+
+    ``target`` is the type of y it was fitted on: "multiclass" predicts the class of the highest
+    score; "binary" and "multilabel" threshold each score at ``threshold`` (0 for classifier
+    decision functions, 0.5 otherwise, chosen by the first child as sklearn does).
+    """
+
+    kind = "one_vs_rest"
+
+    def __init__(
+        self,
+        children: list[Executor],
+        scores: list[str],
+        classes: np.ndarray,
+        target: str,
+        threshold: float,
+    ) -> None:
+        self.children = children
+        self.scores = scores
+        self.classes_ = classes
+        self.target = target
+        self.threshold = threshold
+        methods = {"predict"}
+        for method in ("decision_function", "predict_proba"):
+            if all(child.supports(method) for child in children):
+                methods.add(method)
+        self.methods = frozenset(methods)
+        # The children validate their own input in sklearn: NaN passes only if all accept it.
+        self.allow_nan = all(child.allow_nan for child in children)
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> OneVsRest:
+        children = spec.children("estimators")
+        scores = spec.param("scores", list)
+        classes = spec.labels()
+        target = spec.choice("target", TARGETS)
+        threshold = spec.param("threshold", float)
+        spec.check(len(scores) == len(children), "one score method per estimator")
+        for i, (child, method) in enumerate(zip(children, scores, strict=True)):
+            spec.check(
+                method in SCORE_METHODS and child.supports(method),
+                f"estimator {i} ({child.kind}) cannot score by {method!r}",
+            )
+        if target == "binary":
+            spec.check(len(classes) == 2 and len(children) == 1, "binary needs 2 classes, 1 model")
+        else:
+            spec.check(
+                len(classes) >= 2 and len(children) == len(classes),
+                f"{len(classes)} classes need as many estimators, found {len(children)}",
+            )
+        return cls(children, scores, classes, target, threshold)
+
+    def _binary_scores(self, X: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for child, method in zip(self.children, self.scores, strict=True):
+            score = _call(child, method, X)
+            out.append(score[:, 1] if method == "predict_proba" else np.ravel(score))
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        scores = self._binary_scores(X)
+        if self.target == "multiclass":
+            # sklearn keeps a running maximum over the children and the first index reaching
+            # it wins ties: that is argmax over the stacked scores.
+            indices = np.argmax(np.column_stack(scores), axis=1)
+            return self.classes_.take(indices, axis=0)  # type: ignore[union-attr]
+        above = np.column_stack([s > self.threshold for s in scores]).astype(int)
+        if self.target == "binary":
+            return self.classes_.take(above[:, 0], axis=0)  # type: ignore[union-attr]
+        return above
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        if len(self.children) == 1:
+            return _call(self.children[0], "decision_function", X)
+        return np.array([np.ravel(_call(c, "decision_function", X)) for c in self.children]).T
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        Y = np.array([_call(c, "predict_proba", X)[:, 1] for c in self.children]).T
+        if len(self.children) == 1:
+            Y = np.concatenate((1 - Y, Y), axis=1)
+        if self.target != "multilabel":
+            # Unlike liblinear, a row whose probabilities are all zero stays all zero.
+            row_sums = np.sum(Y, axis=1)[:, np.newaxis]
+            np.divide(Y, row_sums, out=Y, where=row_sums != 0)
+        return Y
+
+
+def _call(child: Executor, method: str, X: np.ndarray) -> np.ndarray:
+    result: np.ndarray = getattr(child, method)(X)
+    return result
+
+
+@register
+class ConstantBinary(Executor):
+    """The predictor OneVsRestClassifier fits for a label that is constant in training: it
+    answers that label (0 or 1) for every sample, as its score and as its probability."""
+
+    kind = "constant_binary"
+    methods = frozenset({"predict", "decision_function", "predict_proba"})
+    allow_nan = True  # sklearn's _ConstantPredictor validates with ensure_all_finite=False
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> ConstantBinary:
+        value = spec.param("value", int)
+        spec.check(value in (0, 1), f"value must be 0 or 1, found {value}")
+        return cls(value)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.value, dtype=np.int64)
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.value, dtype=np.int64)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        row = np.array([1.0 - self.value, float(self.value)])
+        return np.tile(row, (len(X), 1))
