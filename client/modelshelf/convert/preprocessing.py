@@ -1,14 +1,241 @@
-"""Preprocessing transformers to specs."""
+"""Preprocessing transformers to specs: scalers, Normalizer, SimpleImputer, PCA, OneHotEncoder.
+
+Whatever scikit-learn would recompute at every transform (PCA's centred offset, whitening
+scale and precision matrix, the one-hot encoder's infrequent and dropped category mapping) is
+computed here once, with scikit-learn's own operations, and stored ready for the kernel.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
+import warnings
 from typing import Any
 
-from sklearn.preprocessing import StandardScaler
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import (
+    MaxAbsScaler,
+    MinMaxScaler,
+    Normalizer,
+    OneHotEncoder,
+    RobustScaler,
+    StandardScaler,
+)
 
-from ._context import Context, converter
+from ._context import Context, converter, unsupported
+
+
+def _f64(value: Any) -> np.ndarray | None:
+    return None if value is None else np.asarray(value, dtype=np.float64)
+
+
+def _scaler(
+    est: Any,
+    ctx: Context,
+    path: str,
+    *,
+    center: Any = None,
+    scale: Any = None,
+    factor: Any = None,
+    offset: Any = None,
+    clip: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    arrays = {"center": center, "scale": scale, "factor": factor, "offset": offset}
+    params: dict[str, Any] = {"n_features": int(est.n_features_in_)}
+    if clip is not None:
+        params["clip"] = [float(clip[0]), float(clip[1])]
+    return ctx.spec("scaler", path, arrays={k: _f64(v) for k, v in arrays.items()}, params=params)
 
 
 @converter(StandardScaler)
 def _standard_scaler(est: Any, ctx: Context, path: str) -> dict[str, Any]:
-    return ctx.spec("standard_scaler", path, arrays={"mean": est.mean_, "scale": est.scale_})
+    # mean_ is fitted even with with_mean=False; transform uses it only when with_mean is set.
+    return _scaler(
+        est,
+        ctx,
+        path,
+        center=est.mean_ if est.with_mean else None,
+        scale=est.scale_ if est.with_std else None,
+    )
+
+
+@converter(RobustScaler)
+def _robust_scaler(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    return _scaler(
+        est,
+        ctx,
+        path,
+        center=est.center_ if est.with_centering else None,
+        scale=est.scale_ if est.with_scaling else None,
+    )
+
+
+@converter(MaxAbsScaler)
+def _max_abs_scaler(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    clip = (-1.0, 1.0) if getattr(est, "clip", False) else None
+    return _scaler(est, ctx, path, scale=est.scale_, clip=clip)
+
+
+@converter(MinMaxScaler)
+def _min_max_scaler(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    clip = (est.feature_range[0], est.feature_range[1]) if est.clip else None
+    return _scaler(est, ctx, path, factor=est.scale_, offset=est.min_, clip=clip)
+
+
+@converter(Normalizer)
+def _normalizer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    if est.norm not in ("l1", "l2", "max"):
+        raise unsupported(est, f"norm={est.norm!r}")
+    return ctx.spec(
+        "normalizer", path, params={"n_features": int(est.n_features_in_), "norm": est.norm}
+    )
+
+
+@converter(SimpleImputer)
+def _simple_imputer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    marker = est.missing_values
+    if isinstance(marker, float) and math.isnan(marker):
+        missing = None
+    elif (
+        isinstance(marker, numbers.Real)
+        and not isinstance(marker, bool)
+        and math.isfinite(float(marker))
+    ):
+        missing = float(marker)
+    else:
+        raise unsupported(est, f"missing_values={marker!r} (only NaN or a finite number)")
+    fill_dtype = np.dtype(getattr(est, "_fill_dtype", np.float64))
+    if fill_dtype.kind not in "iuf":
+        raise unsupported(est, f"imputing non-numeric data (fitted on dtype {fill_dtype})")
+    statistics = np.asarray(est.statistics_)
+    try:
+        as_float = statistics.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise unsupported(est, f"fill values {statistics[:5]!r}, which are not numbers") from exc
+    # Columns scikit-learn saw no value in have a NaN statistic: dropped unless kept as empty.
+    keep = None
+    valid = np.ones(len(statistics), dtype=bool)
+    if not est.keep_empty_features:
+        valid = ~np.isnan(as_float)
+        if not valid.all():
+            keep = np.flatnonzero(valid).astype(np.int64)
+    # scikit-learn casts the fill values to the fitted input's dtype (ints truncate).
+    fill = statistics[valid].astype(fill_dtype).astype(np.float64)
+    indicator = None
+    if est.add_indicator and est.indicator_ is not None:
+        indicator = np.asarray(est.indicator_.features_, dtype=np.int64)
+    return ctx.spec(
+        "simple_imputer",
+        path,
+        arrays={"fill": fill, "keep": keep, "indicator": indicator},
+        params={"n_features": int(est.n_features_in_), "missing_values": missing},
+    )
+
+
+@converter(PCA)
+def _pca(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    from sklearn.utils.extmath import fast_logdet
+
+    # The same operations, on the same arrays, as PCA._transform and PCA.score_samples.
+    offset = np.reshape(est.mean_, (1, -1)) @ est.components_.T
+    scale = None
+    if est.whiten:
+        scale = np.sqrt(est.explained_variance_)
+        min_scale = np.finfo(scale.dtype).eps
+        scale[scale < min_scale] = min_scale
+    arrays: dict[str, Any] = {
+        "components": _f64(est.components_),
+        "offset": _f64(offset.reshape(-1)),
+        "scale": _f64(scale),
+    }
+    try:
+        with warnings.catch_warnings():
+            # An ill-conditioned inverse warns; the image holds the very same matrix.
+            warnings.simplefilter("ignore")
+            precision = est.get_precision()
+    except np.linalg.LinAlgError:
+        precision = None  # singular covariance: scikit-learn's score_samples raises too
+    if precision is not None:
+        n_features = est.components_.shape[1]
+        log_norm = 0.5 * (n_features * math.log(2.0 * np.pi) - fast_logdet(precision))
+        arrays |= {
+            "mean": _f64(est.mean_),
+            "precision": _f64(precision),
+            "log_norm": np.array([log_norm], dtype=np.float64),
+        }
+    return ctx.spec("pca", path, arrays=arrays)
+
+
+@converter(OneHotEncoder)
+def _one_hot_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    handle_unknown = est.handle_unknown
+    if handle_unknown not in ("error", "ignore", "infrequent_if_exist", "warn"):
+        raise unsupported(est, f"handle_unknown={handle_unknown!r}")
+    n_features = len(est.categories_)
+    n_outs = list(est._n_features_outs)
+    starts = np.cumsum([0, *n_outs])
+    enabled = est._infrequent_enabled
+    mappings = est._default_to_infrequent_mappings if enabled else [None] * n_features
+    infrequent = est._infrequent_indices if enabled else [None] * n_features
+    drops = est._drop_idx_after_grouping
+    categories, codes, unknown = [], [], []
+    for i, cats in enumerate(est.categories_):
+        categories.append(_numeric_categories(est, i, cats))
+        # The integer code scikit-learn gives each category, after grouping and dropping.
+        x_int = np.arange(len(cats), dtype=np.int64)
+        if mappings[i] is not None:
+            x_int = np.asarray(mappings[i], dtype=np.int64)[x_int]
+        col = x_int + starts[i]
+        to_drop = None if drops is None else drops[i]
+        if to_drop is not None:
+            col = np.where(x_int > to_drop, col - 1, col)
+            col[x_int == to_drop] = -1
+        codes.append(col)
+        # Unknown values become the infrequent category where there is one and the mode says
+        # so; otherwise no column is set (or, with "error", transform raises).
+        rare = infrequent[i]
+        if rare is not None and handle_unknown in ("infrequent_if_exist", "warn"):
+            unknown.append(int(col[rare[0]]))
+        else:
+            unknown.append(-1)
+    warn = handle_unknown == "warn" or (
+        est.drop is not None and handle_unknown in ("ignore", "infrequent_if_exist")
+    )
+    return ctx.spec(
+        "one_hot_encoder",
+        path,
+        arrays={
+            "categories": np.concatenate(categories),
+            "offsets": np.cumsum([0, *map(len, categories)]).astype(np.int64),
+            "codes": np.concatenate(codes).astype(np.int64),
+            "unknown": np.asarray(unknown, dtype=np.int64),
+        },
+        params={
+            "n_out": int(starts[-1]),
+            "handle_unknown": handle_unknown,
+            "warn_unknown": bool(warn),
+        },
+    )
+
+
+def _numeric_categories(est: Any, column: int, cats: np.ndarray) -> np.ndarray:
+    """Column ``column``'s categories as float64, or UnsupportedModelError if they are not
+    numbers (or would not stay distinct and sorted as doubles)."""
+    cats = np.asarray(cats)
+    if cats.dtype.kind == "O" and all(
+        isinstance(c, numbers.Real) and not isinstance(c, bool) for c in cats
+    ):
+        cats = cats.astype(np.float64)
+    if cats.dtype.kind not in "biuf":
+        raise unsupported(
+            est,
+            f"non-numeric categories in column {column} ({list(cats[:3])!r}...); only numeric "
+            "categories",
+        )
+    out = cats.astype(np.float64)
+    finite = out[~np.isnan(out)]
+    if not np.all(np.diff(finite) > 0) or np.isnan(out[: len(finite)]).any():
+        raise unsupported(est, f"categories of column {column} that are not distinct doubles")
+    return out

@@ -1,48 +1,73 @@
-"""Composition: Pipeline (and, with the preprocessing family, ColumnTransformer)."""
+"""Composition: Pipeline and ColumnTransformer.
+
+Both reproduce where scikit-learn checks for missing values. A pipeline validates each step's
+input, so NaN that one step lets through (a scaler) is rejected by the next step that does not
+accept it; a column transformer does not validate its input at all, so NaN may sit in columns
+it drops or passes through, and only the transformers given NaN-rejecting columns raise.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ._base import Executor, Spec, register
+from ..errors import NonFiniteInputError, UnknownCategoryError
+from ._base import Executor, Spec, build, register
 from ._input import check_finite
+from .preprocessing import OneHotEncoder, check_width
+
+_TRANSFORM = frozenset({"transform"})
 
 
 @register
 class Pipeline(Executor):
-    """Transform through every step but the last, then call the last step's method."""
+    """Transform through every step but the last, then call the last step's method.
+
+    ``final="passthrough"`` marks a pipeline whose last step is 'passthrough' (or None): every
+    step transforms and the pipeline only has transform, as in scikit-learn. Other
+    'passthrough' steps are dropped at compile time.
+    """
 
     kind = "pipeline"
 
-    def __init__(self, steps: list[Executor]) -> None:
+    def __init__(self, steps: list[Executor], final_passthrough: bool) -> None:
         self.steps = steps
-        self.final = steps[-1]
-        self.methods = self.final.methods
-        self.classes_ = self.final.classes_
-        self.allow_nan = steps[0].allow_nan
-        # Where a step rejects NaN that an earlier step may have passed through, check before it,
-        # as scikit-learn's per-step input validation would.
+        if final_passthrough:
+            self.transformers, self.final = steps, None
+            self.methods = _TRANSFORM
+        else:
+            self.transformers, self.final = steps[:-1], steps[-1]
+            self.methods = self.final.methods
+            self.classes_ = self.final.classes_
+        # No step: scikit-learn validates nothing, NaN included.
+        self.allow_nan = steps[0].allow_nan if steps else True
+        # A step that accepted NaN may hand it on; check before the next step that rejects it,
+        # as that step's own validation would in scikit-learn. A step that rejected NaN got
+        # finite input and gives finite output.
         self._check_before = [
-            i > 0 and not step.allow_nan and steps[i - 1].allow_nan for i, step in enumerate(steps)
+            i > 0 and steps[i - 1].allow_nan and not step.allow_nan for i, step in enumerate(steps)
         ]
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Pipeline:
         steps = spec.children("steps")
-        spec.check(len(steps) >= 1, "a pipeline needs at least one step")
-        for i, step in enumerate(steps[:-1]):
+        final_passthrough = spec.choice("final", ("estimator", "passthrough"), "estimator")
+        spec.check(final_passthrough == "passthrough" or len(steps) >= 1, "no final step")
+        last = len(steps) if final_passthrough == "passthrough" else len(steps) - 1
+        for i, step in enumerate(steps[:last]):
             spec.check(step.supports("transform"), f"step {i} ({step.kind}) cannot transform")
-        return cls(steps)
+        return cls(steps, final_passthrough == "passthrough")
 
-    def _through(self, X: np.ndarray, steps: list[Executor]) -> np.ndarray:
-        for i, step in enumerate(steps):
+    def _through(self, X: np.ndarray) -> np.ndarray:
+        for i, step in enumerate(self.transformers):
             if self._check_before[i]:
                 check_finite(X, allow_nan=False)
             X = step.transform(X)  # type: ignore[attr-defined]
         return X
 
     def _final(self, method: str, X: np.ndarray) -> np.ndarray:
-        X = self._through(X, self.steps[:-1])
+        X = self._through(X)
         if self._check_before[-1]:
             check_finite(X, allow_nan=False)
         return getattr(self.final, method)(X)
@@ -63,4 +88,130 @@ class Pipeline(Executor):
         return self._final("score_samples", X)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return self._final("transform", X)
+        if self.final is not None:
+            return self._final("transform", X)
+        if not self.transformers:
+            return X.copy()  # never hand the caller's own array back as the result
+        return self._through(X)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One transformer of a column transformer, with the input columns it takes."""
+
+    name: str
+    columns: np.ndarray | slice  # a slice where the columns are a contiguous run
+    indices: np.ndarray
+    transformer: Executor | None  # None: passthrough
+    weight: float | None
+    check_nan: bool
+
+
+@register
+class ColumnTransformer(Executor):
+    """Apply each part's transformer to its columns and stack the results side by side.
+
+    ``parts`` lists ``{"name", "transformer" (a spec, or null for passthrough), "weight"
+    (null: none)}``; part ``i`` takes the input columns in array ``columns_<i>``. Dropped
+    transformers and empty column selections are left out at compile time.
+    """
+
+    kind = "column_transformer"
+    methods = _TRANSFORM
+
+    def __init__(self, n_features: int, parts: list[_Part]) -> None:
+        self.n_features = n_features
+        self.parts = parts
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> ColumnTransformer:
+        n = spec.param("n_features", int)
+        raw_parts = spec.param("parts", list)
+        built: list[tuple[str, np.ndarray, Executor | None, float | None]] = []
+        for i, raw in enumerate(raw_parts):
+            spec.check(isinstance(raw, dict), f"parts[{i}] must be an object")
+            name = raw.get("name")
+            weight = raw.get("weight")
+            spec.check(isinstance(name, str), f"parts[{i}].name must be a string")
+            spec.check(
+                weight is None
+                or (isinstance(weight, int | float) and not isinstance(weight, bool)),
+                f"parts[{i}].weight must be a number or null",
+            )
+            cols = spec.array(f"columns_{i}", ndim=1, kind="iu")
+            spec.check(
+                cols.size > 0 and int(cols.min()) >= 0 and int(cols.max()) < n,
+                f"parts[{i}] must select columns in [0, {n})",
+            )
+            raw_child = raw.get("transformer")
+            child = None
+            if raw_child is not None:
+                child = build(raw_child, spec.arrays, f"{spec.path}.parts[{i}].transformer")
+                spec.check(
+                    child.supports("transform"), f"parts[{i}] ({child.kind}) cannot transform"
+                )
+                if isinstance(child, OneHotEncoder):  # name the columns as the caller sees them
+                    child.input_columns = cols
+            built.append((name, cols, child, None if weight is None else float(weight)))
+        # NaN is acceptable in a column unless every part that takes it rejects NaN.
+        taken = np.zeros(n, dtype=bool)
+        accepting = np.zeros(n, dtype=bool)
+        for _, cols, child, _ in built:
+            taken[cols] = True
+            if child is None or child.allow_nan:
+                accepting[cols] = True
+        allow_nan = bool((accepting | ~taken).any())
+        parts = [
+            _Part(
+                name,
+                _as_slice(cols),
+                cols,
+                child,
+                weight,
+                check_nan=allow_nan and child is not None and not child.allow_nan,
+            )
+            for name, cols, child, weight in built
+        ]
+        out = cls(n, parts)
+        out.allow_nan = allow_nan
+        return out
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.n_features, "this column transformer")
+        outputs = []
+        for part in self.parts:
+            Xp = X[:, part.columns]
+            Y = Xp if part.transformer is None else _apply(part, Xp)
+            if part.weight is not None:
+                Y = Y * part.weight
+            outputs.append(Y)
+        if not outputs:
+            return np.zeros((len(X), 0))
+        return np.hstack(outputs)  # always a new array, even for a single passthrough part
+
+
+def _apply(part: _Part, Xp: np.ndarray) -> np.ndarray:
+    """The part's transform, its errors naming the columns of the whole input they concern."""
+    try:
+        if part.check_nan:
+            check_finite(Xp, allow_nan=False)
+        return part.transformer.transform(Xp)  # type: ignore[union-attr]
+    except NonFiniteInputError as exc:
+        columns = _shorten([int(c) for c in part.indices[:9]], len(part.indices))
+        raise NonFiniteInputError(
+            f"transformer {part.name!r} (input columns {columns}): {exc}"
+        ) from exc
+    except UnknownCategoryError as exc:
+        raise UnknownCategoryError(f"transformer {part.name!r}: {exc}") from exc
+
+
+def _as_slice(cols: np.ndarray) -> np.ndarray | slice:
+    """A slice for a contiguous ascending run of columns (a view, no gather), else the array."""
+    first, last = int(cols[0]), int(cols[-1])
+    if last - first + 1 == len(cols) and bool(np.all(np.diff(cols.astype(np.int64)) == 1)):
+        return slice(first, last + 1)
+    return cols
+
+
+def _shorten(first: list[int], total: int) -> str:
+    return str(first) if total <= 8 else f"[{', '.join(map(str, first[:8]))}, ... ({total})]"

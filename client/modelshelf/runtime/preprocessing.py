@@ -1,32 +1,375 @@
-"""Preprocessing transformers: scalers, normalizer, imputer, PCA, one-hot encoding."""
+"""Preprocessing transformers: scalers, normalizer, imputer, PCA, one-hot encoding.
+
+Each kernel repeats scikit-learn's transform operation for operation, in the same order, so
+results agree to the last bit wherever the arithmetic is the same. Kernels return new arrays:
+they never write into their input (the caller's X, often a read-only view) nor into the image.
+Every executor knows its input width and checks it, because inside a pipeline or a column
+transformer nobody else does.
+"""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
+from ..errors import FeatureCountError, UnknownCategoryError
 from ._base import Executor, Spec, register
+
+_TRANSFORM = frozenset({"transform"})
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def check_width(X: np.ndarray, expected: int, who: str) -> None:
+    """Raise FeatureCountError unless X has ``expected`` columns."""
+    if X.shape[1] != expected:
+        raise FeatureCountError(f"{who} expects {expected} features per sample, got {X.shape[1]}")
+
+
+def _vector(spec: Spec, role: str, n: int, *, kind: str = "f") -> np.ndarray:
+    arr: np.ndarray = spec.array(role, ndim=1, kind=kind)
+    spec.check(arr.shape == (n,), f"array {role!r} must hold {n} values, found {arr.shape}")
+    return arr
+
+
+def _maybe_vector(spec: Spec, role: str, n: int) -> np.ndarray | None:
+    arr = spec.array(role, ndim=1, optional=True)
+    spec.check(arr is None or arr.shape == (n,), f"array {role!r} must hold {n} values")
+    return arr
 
 
 @register
-class StandardScaler(Executor):
-    kind = "standard_scaler"
-    methods = frozenset({"transform"})
-    allow_nan = True  # scikit-learn's scalers pass NaN through
+class Scaler(Executor):
+    """The per-feature affine maps: ``((X - center) / scale) * factor + offset``, then clip.
 
-    def __init__(self, mean: np.ndarray | None, scale: np.ndarray | None) -> None:
-        self.mean = mean
+    StandardScaler and RobustScaler use center and scale, MaxAbsScaler scale (clip to [-1, 1]),
+    MinMaxScaler factor and offset (clip to its feature_range). An absent array is a skipped
+    operation, exactly as scikit-learn skips the steps an option disables.
+    """
+
+    kind = "scaler"
+    methods = _TRANSFORM
+    allow_nan = True  # scikit-learn's scalers let NaN through
+
+    def __init__(
+        self,
+        n_features: int,
+        center: np.ndarray | None,
+        scale: np.ndarray | None,
+        factor: np.ndarray | None,
+        offset: np.ndarray | None,
+        clip: tuple[float, float] | None,
+    ) -> None:
+        self.n_features = n_features
+        self.center = center
         self.scale = scale
+        self.factor = factor
+        self.offset = offset
+        self.clip = clip
 
     @classmethod
-    def from_spec(cls, spec: Spec) -> StandardScaler:
+    def from_spec(cls, spec: Spec) -> Scaler:
+        n = spec.param("n_features", int)
+        spec.check(n >= 0, "n_features must be non-negative")
+        clip = spec.param("clip", (list, type(None)), None)
+        if clip is not None:
+            spec.check(
+                len(clip) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in clip)
+                and clip[0] <= clip[1],
+                f"clip must be [low, high] with low <= high, found {clip!r}",
+            )
+            clip = (float(clip[0]), float(clip[1]))
+        center, scale, factor, offset = (
+            _maybe_vector(spec, r, n) for r in ("center", "scale", "factor", "offset")
+        )
+        return cls(n, center, scale, factor, offset, clip)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.n_features, "this scaler")
+        out = X.copy()
+        if self.center is not None:
+            out -= self.center
+        if self.scale is not None:
+            out /= self.scale
+        if self.factor is not None:
+            out *= self.factor
+        if self.offset is not None:
+            out += self.offset
+        if self.clip is not None:
+            np.clip(out, self.clip[0], self.clip[1], out=out)
+        return out
+
+
+@register
+class Normalizer(Executor):
+    """Scale each row to unit l1, l2 or max norm; rows of (near) zero norm are left as they are."""
+
+    kind = "normalizer"
+    methods = _TRANSFORM
+
+    def __init__(self, n_features: int, norm: str) -> None:
+        self.n_features = n_features
+        self.norm = norm
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> Normalizer:
+        return cls(spec.param("n_features", int), spec.choice("norm", ("l1", "l2", "max")))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.n_features, "this normalizer")
+        if self.norm == "l1":
+            norms = np.sum(np.abs(X), axis=1)
+        elif self.norm == "l2":
+            norms = np.sqrt(np.einsum("ij,ij->i", X, X))  # sklearn's row_norms
+        else:
+            norms = np.max(np.abs(X), axis=1)
+        norms[norms < 10 * _EPS] = 1.0  # sklearn's _handle_zeros_in_scale
+        return X / norms[:, None]
+
+
+@register
+class SimpleImputer(Executor):
+    """Replace missing values per column by a value fixed at fit time.
+
+    ``fill`` holds one value per kept column; ``keep`` (absent: all) lists the input columns
+    kept (scikit-learn drops columns it saw no value in); ``indicator`` (absent: none) lists the
+    columns whose missing-value masks are appended as 0/1 features. ``missing_values`` is a
+    number, or null for NaN.
+    """
+
+    kind = "simple_imputer"
+    methods = _TRANSFORM
+
+    def __init__(
+        self,
+        n_features: int,
+        missing: float | None,
+        fill: np.ndarray,
+        keep: np.ndarray | None,
+        indicator: np.ndarray | None,
+    ) -> None:
+        self.n_features = n_features
+        self.missing = missing
+        self.fill = fill
+        self.keep = keep
+        self.indicator = indicator
+        # Only a NaN marker lets NaN in; with a number as marker scikit-learn rejects NaN.
+        self.allow_nan = missing is None
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> SimpleImputer:
+        n = spec.param("n_features", int)
+        missing = spec.param("missing_values", (int, float, type(None)))
+        keep = _indices(spec, "keep", n)
+        fill = _vector(spec, "fill", n if keep is None else len(keep))
         return cls(
-            spec.array("mean", ndim=1, optional=True), spec.array("scale", ndim=1, optional=True)
+            n,
+            None if missing is None else float(missing),
+            fill,
+            keep,
+            _indices(spec, "indicator", n),
         )
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        out = X.copy()
-        if self.mean is not None:
-            out -= self.mean
+        check_width(X, self.n_features, "this imputer")
+        mask = np.isnan(X) if self.missing is None else np.equal(X, self.missing)
+        if self.keep is None:
+            out, kept_mask = X.copy(), mask
+        else:
+            out, kept_mask = X[:, self.keep], mask[:, self.keep]
+        np.copyto(out, self.fill, where=kept_mask)
+        if self.indicator is not None:
+            out = np.hstack([out, mask[:, self.indicator]])
+        return out
+
+
+def _indices(spec: Spec, role: str, bound: int) -> np.ndarray | None:
+    """An optional 1-D array of column indices in [0, bound)."""
+    arr = spec.array(role, ndim=1, kind="iu", optional=True)
+    if arr is not None and arr.size:
+        spec.check(
+            int(arr.min()) >= 0 and int(arr.max()) < bound, f"{role} indices must be < {bound}"
+        )
+    return arr
+
+
+@register
+class PCA(Executor):
+    """Projection on principal components, as ``PCA.transform`` and ``PCA.score_samples``.
+
+    ``offset`` is ``mean @ components.T``, which scikit-learn subtracts after projecting; it is
+    computed at compile time by the same operation. ``scale`` (whitening) is the clipped
+    square root of the explained variances. ``precision`` and ``log_norm`` (the Gaussian's
+    normalising constant) serve score_samples; they are absent when the fitted model's
+    covariance cannot be inverted, and so is score_samples.
+    """
+
+    kind = "pca"
+
+    def __init__(
+        self,
+        components: np.ndarray,
+        offset: np.ndarray,
+        scale: np.ndarray | None,
+        mean: np.ndarray | None,
+        precision: np.ndarray | None,
+        log_norm: np.ndarray | None,
+    ) -> None:
+        self.components = components
+        self.offset = offset
+        self.scale = scale
+        self.mean = mean
+        self.precision = precision
+        self.log_norm = log_norm
+        self.n_features = components.shape[1]
+        self.methods = _TRANSFORM if precision is None else _TRANSFORM | {"score_samples"}
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> PCA:
+        components = spec.array("components", ndim=2)
+        k, n = components.shape
+        offset = _vector(spec, "offset", k)
+        scale = _maybe_vector(spec, "scale", k)
+        precision = spec.array("precision", ndim=2, optional=True)
+        mean = log_norm = None
+        if precision is not None:
+            spec.check(precision.shape == (n, n), f"precision must be {n} x {n}")
+            mean = _vector(spec, "mean", n)
+            log_norm = _vector(spec, "log_norm", 1)
+        return cls(components, offset, scale, mean, precision, log_norm)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.n_features, "this PCA")
+        out = X @ self.components.T
+        out -= self.offset
         if self.scale is not None:
             out /= self.scale
         return out
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.n_features, "this PCA")
+        Xr = X - self.mean
+        log_like = -0.5 * np.sum(Xr * (Xr @ self.precision), axis=1)
+        log_like -= self.log_norm[0]  # type: ignore[index]
+        return log_like
+
+
+# How a one-hot encoder treats a value it never saw at fit time.
+UNKNOWN_MODES = ("error", "ignore", "infrequent_if_exist", "warn")
+
+
+@register
+class OneHotEncoder(Executor):
+    """One-hot encoding of numeric categories, dense float64 output.
+
+    Per input column ``i``, ``categories[offsets[i]:offsets[i + 1]]`` are its sorted categories
+    (NaN, if seen, last) and ``codes`` at the same positions the output column each one sets,
+    or -1 for none (a dropped category). Infrequent grouping and drops are resolved at compile
+    time into these codes. ``unknown[i]`` is the output column an unseen value sets (the
+    infrequent column), or -1 for none; with ``handle_unknown="error"`` it raises instead.
+    """
+
+    kind = "one_hot_encoder"
+    methods = _TRANSFORM
+    allow_nan = True  # NaN is a category like any other: known if seen at fit, else unknown
+
+    def __init__(
+        self,
+        categories: np.ndarray,
+        offsets: np.ndarray,
+        codes: np.ndarray,
+        unknown: np.ndarray,
+        n_out: int,
+        handle_unknown: str,
+        warn_unknown: bool,
+    ) -> None:
+        self.categories = categories
+        self.offsets = offsets
+        self.codes = codes
+        self.unknown = unknown
+        self.n_out = n_out
+        self.handle_unknown = handle_unknown
+        self.warn_unknown = warn_unknown
+        self.n_features = len(offsets) - 1
+        #: set by a column transformer: which of its input columns each column is, for errors.
+        self.input_columns: np.ndarray | None = None
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> OneHotEncoder:
+        categories = spec.array("categories", ndim=1)
+        offsets = spec.array("offsets", ndim=1, kind="iu")
+        n = len(offsets) - 1
+        spec.check(n >= 0, "offsets must hold n_features + 1 values")
+        spec.check(
+            int(offsets[0]) == 0
+            and int(offsets[-1]) == len(categories)
+            and bool(np.all(np.diff(offsets.astype(np.int64)) > 0)),
+            "offsets must rise from 0 to the number of categories, every column having one",
+        )
+        codes = _vector(spec, "codes", len(categories), kind="i")
+        unknown = _vector(spec, "unknown", n, kind="i")
+        n_out = spec.param("n_out", int)
+        for role, arr in (("codes", codes), ("unknown", unknown)):
+            spec.check(
+                arr.size == 0 or (int(arr.min()) >= -1 and int(arr.max()) < n_out),
+                f"{role} must lie in [-1, n_out={n_out})",
+            )
+        return cls(
+            categories,
+            offsets,
+            codes,
+            unknown,
+            n_out,
+            spec.choice("handle_unknown", UNKNOWN_MODES),
+            spec.param("warn_unknown", bool, False),
+        )
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.n_features, "this one-hot encoder")
+        n = len(X)
+        out = np.zeros((n, self.n_out))
+        rows = np.arange(n)
+        with_unknown = []
+        for i in range(self.n_features):
+            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+            cats = self.categories[lo:hi]
+            x = X[:, i]
+            pos = np.searchsorted(cats, x)  # sorts NaN last, as the categories are
+            np.minimum(pos, hi - lo - 1, out=pos)
+            found = cats[pos] == x
+            if np.isnan(cats[-1]):
+                found |= np.isnan(x) & (pos == hi - lo - 1)
+            col = self.codes[lo + pos]
+            if not found.all():
+                if self.handle_unknown == "error":
+                    name = (
+                        f"column {i}"
+                        if self.input_columns is None
+                        else f"input column {int(self.input_columns[i])}"
+                    )
+                    raise _unknown_error(name, x[~found], cats)
+                with_unknown.append(i)
+                col[~found] = self.unknown[i]
+            hit = col >= 0
+            out[rows[hit], col[hit]] = 1.0
+        if with_unknown and self.warn_unknown:
+            grouped = self.handle_unknown in ("infrequent_if_exist", "warn")
+            then = "encoded as the infrequent category." if grouped else "encoded as all zeros"
+            warnings.warn(
+                f"Found unknown categories in columns {with_unknown} during transform. "
+                f"These unknown categories will be {then}",
+                UserWarning,
+                stacklevel=2,
+            )
+        return out
+
+
+def _unknown_error(column: str, values: np.ndarray, known: np.ndarray) -> UnknownCategoryError:
+    unseen = [float(v) for v in np.unique(values)[:5]]
+    others = f" (unknown values in this column: {unseen})" if len(unseen) > 1 else ""
+    more = ", ..." if len(known) > 10 else ""
+    return UnknownCategoryError(
+        f"{column}: value {unseen[0]!r} is not one of the {len(known)} categories seen "
+        f"at fit time [{', '.join(repr(float(v)) for v in known[:10])}{more}]{others}"
+    )
