@@ -2,6 +2,6 @@
 # Set up (once) and run the whole test suite: lint, types, then every test.
 EXTRAS=convert,daemon,dev
 source "$(dirname "$0")/_env.sh"
-echo "==> ruff"; .venv/bin/ruff check client daemon tests bench && .venv/bin/ruff format --check client daemon tests bench
+echo "==> ruff"; .venv/bin/ruff check client daemon tests bench examples && .venv/bin/ruff format --check client daemon tests bench examples
 echo "==> mypy"; .venv/bin/mypy
 echo "==> pytest"; .venv/bin/python -m pytest "$@"

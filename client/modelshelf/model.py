@@ -12,6 +12,11 @@ from .errors import ManifestError
 from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
+from .runtime.text import as_documents
+
+# "numeric": a 2-D array of numbers; "text": a sequence of documents (str or bytes);
+# "none": a tensor bundle, which predicts nothing.
+_INPUT_TYPES = ("numeric", "text", "none")
 
 
 class _Method:
@@ -60,13 +65,18 @@ class Model:
     def __init__(self, image: Image) -> None:
         self.image = image
         manifest = image.manifest
-        self.metadata: Mapping[str, Any] = MappingProxyType(manifest["metadata"])
+        self.metadata: Mapping[str, Any] = _frozen(manifest["metadata"])
         spec = manifest["model"]
         self.kind: str = str(spec.get("kind"))
         schema = manifest.get("input") or {}
         if not isinstance(schema, dict):
             raise ManifestError("manifest field 'input' must be a JSON object")
         self._input_type = schema.get("type", "numeric")
+        if self._input_type not in _INPUT_TYPES:
+            raise ManifestError(
+                f"input type {self._input_type!r} is unknown; this modelshelf knows "
+                f"{', '.join(_INPUT_TYPES)} (a newer modelshelf may know more)"
+            )
         n_features = schema.get("n_features")
         names = schema.get("feature_names")
         if n_features is not None and (
@@ -86,7 +96,9 @@ class Model:
         )
         self._allow_nan = bool(self._executor is not None and self._executor.allow_nan)
 
-    def _prepare(self, X: Any) -> np.ndarray:
+    def _prepare(self, X: Any) -> Any:
+        if self._input_type == "text":
+            return as_documents(X)
         return as_float_matrix(
             X, self._n_features, feature_names=self._feature_names, allow_nan=self._allow_nan
         )
@@ -120,6 +132,15 @@ class Model:
     def __repr__(self) -> str:
         name = self.metadata.get("name", "")
         return f"<modelshelf.Model {self.kind} {name!r} {self.image.size} bytes>"
+
+
+def _frozen(value: Any) -> Any:
+    """A read-only copy of JSON metadata: a Model's metadata must not drift from its image."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def load(source: Source | Image, *, verify: bool = False) -> Model:

@@ -40,5 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(exc, ModelshelfError | OSError | ValueError):
             raise
-        print(f"modelshelf {args.command}: error: {exc}", file=sys.stderr)
+        print(f"modelshelf {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,13 +1,233 @@
-"""``modelshelf compile`` and ``modelshelf inspect``."""
+"""``modelshelf compile`` and ``modelshelf inspect``: making image files and looking inside them.
+
+``compile`` is publisher-side (it unpickles, so it needs the ``convert`` extra and a trusted
+file); ``inspect`` reads any image with numpy alone and never unpickles.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
+
+from ..errors import ChecksumError, ImageError, MissingDependencyError
+from ..image import Image
+from ..model import Model
+from ..runtime import METHODS
+
+_COMPILE_HELP = """\
+Compile a fitted estimator saved with joblib (or pickle) into an image file.
+
+WARNING: loading a joblib/pickle file EXECUTES the code it contains. Compile only files that
+come from a trusted source (your own training job), on the publisher's machine. The image it
+writes holds only arrays and JSON: loading an image never executes anything.
+"""
+
+_SHOWN_LABELS = 20  # classes and feature names listed in the text report; --json lists all
 
 
 def add_commands(sub: Any) -> None:
-    del sub  # filled in by the CLI work of the foundation issue
+    """Register ``compile`` and ``inspect`` on the CLI's subparsers."""
+    p = sub.add_parser(
+        "compile",
+        help="compile a joblib-pickled estimator into an image (executes the pickle: trusted "
+        "files only)",
+        description=_COMPILE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL.joblib", help="fitted estimator saved by joblib.dump")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.msi", help="image to write")
+    p.add_argument("--name", help="model name stored in the image (default: the file's stem)")
+    p.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="free-form metadata stored in the image; repeat for several pairs",
+    )
+    p.set_defaults(run=_compile)
+
+    p = sub.add_parser(
+        "inspect",
+        help="show an image's model, input schema, arrays and metadata; verify its checksum",
+        description="Validate an image file and describe it. Exit status 1 if the image is "
+        "invalid or its checksum does not match.",
+    )
+    p.add_argument("file", metavar="FILE", help="image file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=_inspect)
 
 
-_ = argparse
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    if key == "name":
+        raise argparse.ArgumentTypeError("use --name NAME to name the model, not --meta name=...")
+    return key, value
+
+
+def _compile(args: argparse.Namespace) -> int:
+    source = Path(args.model)
+    metadata = {"name": args.name or source.stem}
+    for key, value in args.meta:
+        if key in metadata:
+            raise ValueError(f"metadata key {key!r} given twice")
+        metadata[key] = value
+    estimator = _unpickle(source)
+    from .. import compile as compile_image
+
+    image = compile_image(estimator, metadata=metadata)
+    model = Model(Image(image))  # refuse to write an image this runtime could not load
+    _write_atomically(Path(args.output), image)
+    print(
+        f"{source} ({type(estimator).__module__}.{type(estimator).__qualname__}) -> "
+        f"{args.output}: {model.kind}, {len(image):,} bytes, {len(model.image.arrays)} arrays"
+    )
+    return 0
+
+
+def _unpickle(path: Path) -> Any:
+    try:
+        import joblib
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"compiling needs the 'convert' extra (pip install 'modelshelf[convert]'): {exc}"
+        ) from exc
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # unpickling can raise anything; report it on one line
+        raise ValueError(f"cannot load {path} with joblib: {type(exc).__name__}: {exc}") from exc
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; an image holds no secret of its own
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    try:
+        image = Image.open(args.file)
+        try:
+            image.verify()
+            checksum_ok = True
+        except ChecksumError:
+            checksum_ok = False
+        report = {"file": str(args.file), **describe(image, checksum_ok=checksum_ok)}
+    except ImageError as exc:
+        raise type(exc)(f"{args.file}: {exc}") from exc
+    if args.json:
+        json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        _print_report(report)
+    if not checksum_ok:
+        print(
+            f"modelshelf inspect: error: {args.file}: checksum MISMATCH, the image is corrupted",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def describe(image: Image, *, checksum_ok: bool) -> dict[str, Any]:
+    """A JSON-ready description of ``image``. Raises ModelshelfError if no Model can be built
+    from it (an unknown kind, a malformed spec): such an image is invalid for this reader."""
+    model = Model(image)
+    manifest = image.manifest
+    classes = _classes(model)
+    methods = [m for m in METHODS if hasattr(model, m)]
+    arrays = [
+        {
+            "name": name,
+            "dtype": str(arr.dtype),
+            "shape": list(arr.shape),
+            "bytes": int(arr.nbytes),
+        }
+        for name, arr in image.arrays.items()
+    ]
+    verdict = "OK" if checksum_ok else "MISMATCH"
+    return {
+        "size": image.size,
+        "format_version": f"{image.version[0]}.{image.version[1]}",
+        "checksum": {"crc32": f"{image.checksum:#010x}", "verdict": verdict},
+        "kind": model.kind,
+        "methods": methods,
+        "input": manifest.get("input"),
+        "classes": classes,
+        "metadata": manifest["metadata"],
+        "arrays": arrays,
+        "array_bytes": sum(a["bytes"] for a in arrays),
+    }
+
+
+def _classes(model: Model) -> list[Any] | None:
+    try:
+        classes = model.classes_
+    except AttributeError:
+        return None
+    return list(classes.tolist())
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    schema = r["input"] or {}
+    out = [
+        f"file:      {r['file']}",
+        f"size:      {r['size']:,} bytes (format {r['format_version']})",
+        f"checksum:  {r['checksum']['verdict']} (crc32 {r['checksum']['crc32']})",
+        f"kind:      {r['kind']}",
+        f"methods:   {', '.join(r['methods']) or '(none: a tensor bundle)'}",
+        f"input:     {_describe_input(schema)}",
+    ]
+    names = schema.get("feature_names")
+    if names:
+        out.append(f"features:  {_listing(names)}")
+    if r["classes"] is not None:
+        out.append(f"classes:   {_listing(r['classes'])}")
+    out.append("metadata:")
+    for key, value in sorted(r["metadata"].items()):
+        if isinstance(value, dict):
+            for sub_key, sub_value in sorted(value.items()):
+                out.append(f"  {key}.{sub_key}: {sub_value}")
+        else:
+            out.append(f"  {key}: {value}")
+    out.append(f"arrays:    {len(r['arrays'])}, {r['array_bytes']:,} bytes")
+    if r["arrays"]:
+        width = max(len(a["name"]) for a in r["arrays"])
+        for a in r["arrays"]:
+            shape = "x".join(map(str, a["shape"])) or "scalar"
+            out.append(f"  {a['name']:<{width}}  {a['dtype']:<8} {shape:<14} {a['bytes']:>12,} B")
+    print("\n".join(out))
+
+
+def _describe_input(schema: dict[str, Any]) -> str:
+    kind = schema.get("type", "numeric")
+    n = schema.get("n_features")
+    if kind == "numeric":
+        return f"numeric, {n} features" if n is not None else "numeric, any number of features"
+    if kind == "text":
+        return "text, a sequence of documents (str or bytes)"
+    return str(kind)
+
+
+def _listing(values: list[Any]) -> str:
+    shown = ", ".join(map(str, values[:_SHOWN_LABELS]))
+    more = len(values) - _SHOWN_LABELS
+    return f"{shown}, ... ({len(values)} in all)" if more > 0 else shown

@@ -1,9 +1,233 @@
-"""Shelf commands talking to the daemon (arrive with the daemon issue)."""
+"""Shelf commands: ``publish`` (to a store directly or through the daemon) and the operator's
+view of the node's daemon over its admin socket: status, ls, prefetch, evict, pin, unpin, rm,
+stats. Tables for people by default, ``--json`` for scripts.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import socket
+from pathlib import Path
 from typing import Any
+
+from .. import _paths, _wire
+from .._names import parse_ref
+from .._version import __version__
+from ..errors import DaemonUnavailable, ShelfError
+from ..image import MAGIC, Image
 
 
 def add_commands(sub: Any) -> None:
-    del sub
+    """Register the shelf commands on the CLI's subparsers."""
+    p = sub.add_parser(
+        "publish",
+        help="publish an image (or a joblib-pickled estimator, compiled here) as the next "
+        "version of NS/NAME",
+        description="Publish FILE as the next version of NS/NAME: straight to an object store "
+        "with --store URL, else through the local daemon's admin socket. FILE is an image, or "
+        "an estimator saved by joblib (unpickling executes code: trusted files only).",
+    )
+    p.add_argument("model", metavar="NS/NAME")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--store", metavar="URL", help="file:///dir, s3://bucket/prefix, gs://, az://")
+    _admin_arg(p)
+    p.set_defaults(run=_publish)
+    for name, helptext, run in (
+        ("status", "the daemon's state: tiers, budgets, connections, leases", _status),
+        ("ls", "images on this node: tiers, size, hits, last use, leases, versions", _ls),
+        ("stats", "the daemon's counters: hits and misses per tier, fetches, evictions", _stats),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+        _admin_arg(p)
+        p.set_defaults(run=run)
+    for name, helptext in (
+        ("prefetch", "fetch NAME into shared memory now"),
+        ("evict", "drop NAME from shared memory (held mappings stay valid)"),
+        ("pin", "keep NAME in shared memory: never evicted"),
+        ("unpin", "let NAME be evicted again"),
+        ("rm", "remove NAME's ref from the store (ns/name without @version: every version)"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("model", metavar="NAME", help="ns/name[@version]")
+        p.add_argument("--json", action="store_true", help="print the daemon's reply as JSON")
+        _admin_arg(p)
+        p.set_defaults(run=_simple, op=name)
+
+
+def _admin_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--admin-socket",
+        metavar="PATH",
+        help="the daemon's admin socket (default: $MODELSHELF_ADMIN_SOCKET or the runtime path)",
+    )
+
+
+class AdminConnection:
+    """A synchronous connection to the daemon's admin socket."""
+
+    def __init__(self, path: str | None = None, timeout: float = 120.0) -> None:
+        self.path = path or _paths.default_admin_socket()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(self.path)
+            hello = {"op": "hello", "protocol": _wire.PROTOCOL_VERSION}
+            self.request({**hello, "client": f"modelshelf-cli/{__version__}"})
+        except ShelfError:  # the daemon answered (AccessDenied is also an OSError)
+            self.sock.close()
+            raise
+        except (OSError, EOFError) as exc:
+            self.sock.close()
+            raise DaemonUnavailable(
+                f"no modelshelf daemon answers on the admin socket {self.path} ({exc}); is "
+                "modelshelfd running? set MODELSHELF_ADMIN_SOCKET or --admin-socket"
+            ) from exc
+
+    def request(self, message: dict[str, Any], fds: tuple[int, ...] = ()) -> dict[str, Any]:
+        _wire.send(self.sock, message, fds)
+        reply, got = _wire.recv(self.sock)
+        _wire.close_fds(got)
+        if reply.get("ok") is not True:
+            from ..client import _ERRORS
+
+            code = str(reply.get("error"))
+            raise _ERRORS.get(code, ShelfError)(f"{reply.get('message')} [{code}]")
+        return reply
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> AdminConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _image_fd(path: Path) -> tuple[int, bytes | None]:
+    """A read-only descriptor of FILE as an image (compiling it first if it is a pickle)."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(MAGIC))
+    if head == MAGIC:
+        return os.open(path, os.O_RDONLY), None
+    from ._images import _unpickle
+
+    estimator = _unpickle(path)
+    from .. import compile as compile_image
+
+    image = compile_image(estimator, metadata={"name": path.stem})
+    Image(image)  # refuse to publish what this runtime could not load
+    fd = os.memfd_create("modelshelf-publish")
+    os.write(fd, image)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd, image
+
+
+def _publish(args: argparse.Namespace) -> int:
+    ref = parse_ref(args.model)
+    if ref.version is not None:
+        raise ValueError(f"{args.model}: versions are assigned by publish; give NS/NAME")
+    path = Path(args.file)
+    fd, _ = _image_fd(path)
+    try:
+        if args.store:
+            from ..store import Store
+
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                data = fh.read()
+            info = Store(args.store).publish(ref.namespace, ref.name, data)
+            version, digest, where = info.version, info.digest, args.store
+        else:
+            with AdminConnection(args.admin_socket) as admin:
+                reply = admin.request({"op": "publish", "model": ref.key}, (fd,))
+            version, digest, where = reply["version"], reply["digest"], "the daemon's store"
+    finally:
+        os.close(fd)
+    print(f"published {ref.key}@{version} ({digest[:12]}) to {where}")
+    return 0
+
+
+def _call(args: argparse.Namespace, message: dict[str, Any]) -> dict[str, Any]:
+    with AdminConnection(args.admin_socket) as admin:
+        reply = admin.request(message)
+    reply.pop("ok", None)
+    reply.pop("id", None)
+    return reply
+
+
+def _simple(args: argparse.Namespace) -> int:
+    reply = _call(args, {"op": args.op, "model": args.model})
+    if args.json:
+        print(json.dumps(reply, indent=2, sort_keys=True))
+    else:
+        print(" ".join(f"{k}={v}" for k, v in reply.items()))
+    return 0
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _status(args: argparse.Namespace) -> int:
+    r = _call(args, {"op": "status"})
+    if args.json:
+        print(json.dumps(r, indent=2, sort_keys=True))
+        return 0
+    print(f"{r['daemon']}  pid {r['pid']}  up {r['uptime']:.0f} s  instance {r['instance']}")
+    print(
+        f"store        {r['store']}"
+        + (f"  (error: {r['store_error']})" if r["store_error"] else "")
+    )
+    for tier in ("l1", "l2"):
+        t = r[tier]
+        used = f"{_size(t['bytes'])} of {_size(t['budget'])}"
+        print(f"{tier.upper()}           {used}, {t['count']} images")
+    c = r["connections"]
+    print(f"connections  {c['client']} client, {c['admin']} admin; leases {r['leases']}; "
+          f"fetching {r['inflight_fetches']}; generation {r['generation']}")  # fmt: skip
+    return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    rows = _call(args, {"op": "ls"})["models"]
+    if args.json:
+        print(json.dumps(rows, indent=2, sort_keys=True))
+        return 0
+    header = ("MODEL", "DIGEST", "SIZE", "TIERS", "HITS", "LAST USE", "LEASES", "PINNED")
+    table = [header]
+    for r in rows:
+        table.append(
+            (
+                ",".join(r["models"]) or "-",
+                r["digest"][:12],
+                _size(r["size"]),
+                "+".join(r["tiers"]) or "-",
+                str(r["hits"]),
+                f"{r['idle_seconds']:.0f} s ago",
+                str(r["leases"]),
+                "yes" if r["pinned"] else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    r = _call(args, {"op": "stats"})
+    if args.json:
+        print(json.dumps(r, indent=2, sort_keys=True))
+        return 0
+    for key, value in sorted(r["counters"].items()):
+        print(f"{key:<24} {value}")
+    print(f"{'generation':<24} {r['generation']}")
+    return 0

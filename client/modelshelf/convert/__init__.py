@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UnsupportedModelError
 from . import compose, lgbm, linear, naive_bayes, neural, preprocessing, text, trees, xgb  # noqa: F401
 from ._context import Context, build_metadata, converter, supported_estimators
 
@@ -30,7 +31,7 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
     manifest = {
         "model": spec,
         "input": {
-            "type": "numeric",
+            "type": text.input_type(spec),
             "n_features": int(getattr(estimator, "n_features_in_", 0)) or None,
             "feature_names": None if names is None else [str(n) for n in names],
         },
@@ -46,23 +47,50 @@ def compile_tensors(
 ) -> bytes:
     """Compile a mapping of name -> array (or a .safetensors file) into a tensor-bundle image.
 
-    Any framework can then take its weights from ``Model.tensors``, zero-copy.
+    Any framework can then take its weights from ``Model.tensors``, zero-copy. A safetensors
+    file's own metadata is kept under ``metadata["extra"]``; ``metadata`` given here wins.
+    Raises UnsupportedModelError for a name or dtype images cannot hold (complex, object,
+    bfloat16...) and for a file that is not valid safetensors.
     """
+    source: Mapping[str, Any]
+    file_meta: dict[str, str]
     if isinstance(tensors, str | os.PathLike):
-        from safetensors.numpy import load_file
-
-        source: Mapping[str, Any] = load_file(os.fspath(tensors))
-        framework = "safetensors"
+        source, file_meta = _read_safetensors(os.fspath(tensors))
+        framework, version = "safetensors", _version_of("safetensors")
     else:
-        source = tensors
-        framework = "numpy"
-    ctx = Context()
-    for name in sorted(source):
+        source, file_meta = tensors, {}
+        framework, version = "numpy", np.__version__
+    names = list(source)
+    for name in names:
         if not isinstance(name, str):
-            raise TypeError(f"tensor names must be strings, got {name!r}")
-        ctx.builder.add(name, np.asarray(source[name]))
-    extra = dict(metadata or {})
-    meta = build_metadata(source, {"name": extra.pop("name", "tensors"), **extra}, framework)
-    meta["estimator"] = "tensors"
+            raise UnsupportedModelError(f"tensor names must be strings, got {name!r}")
+    ctx = Context()
+    for name in sorted(names):
+        try:
+            ctx.builder.add(name, np.asarray(source[name]))
+        except (TypeError, ValueError) as exc:
+            raise UnsupportedModelError(f"tensor {name!r}: {exc}") from exc
+    merged = {**file_meta, **(metadata or {})}
+    name = merged.pop("name", "tensors")
+    meta = build_metadata(source, {"name": name, **merged}, framework)
+    meta.update(estimator="tensors", framework_version=version)
     manifest = {"model": {"kind": "tensors"}, "input": {"type": "none"}, "metadata": meta}
     return ctx.builder.build(manifest)
+
+
+def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, framework="np") as fh:
+            meta = dict(fh.metadata() or {})
+            return {key: fh.get_tensor(key) for key in fh.keys()}, meta  # noqa: SIM118
+    except (SafetensorError, TypeError, ValueError) as exc:
+        raise UnsupportedModelError(f"{path}: cannot read it as a safetensors file: {exc}") from exc
+
+
+def _version_of(module: str) -> str:
+    try:
+        return str(__import__(module).__version__)
+    except (ImportError, AttributeError):
+        return ""

@@ -1,3 +1,184 @@
-"""XGBoost models to tree specs, from their JSON dumps (tree issue)."""
+"""XGBoost models to tree specs, from their JSON dumps (``Booster.save_raw("json")``), never
+from pickles.
+
+XGBoost rounds inputs to float32 and sends ``x < split_condition`` left, NaN to the node's
+default side. In float32, ``x < s`` iff ``x <= nextafter(s, -inf)``, so the runtime's rule
+(``x > threshold`` goes right) holds with that threshold, exactly. A categorical split sends
+the categories it lists right, every other value left (negative, fractional below zero, unseen,
+too large: XGBoost treats them all as "not in the set", and so does the runtime). Margins are
+summed in float32, starting from the base margin, tree after tree, as XGBoost does.
+
+The converters register only when xgboost imports.
+"""
 
 from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnsupportedModelError
+from ._context import Context, converter, unsupported
+from .trees import ForestBuilder, Tree, forest_spec, methods_of
+
+# objective: (what predict applies to the margins, how base_score becomes a margin)
+OBJECTIVES: dict[str, tuple[str, str]] = {
+    "reg:squarederror": ("identity", "identity"),
+    "reg:squaredlogerror": ("identity", "identity"),
+    "reg:pseudohubererror": ("identity", "identity"),
+    "reg:absoluteerror": ("identity", "identity"),
+    "reg:quantileerror": ("identity", "identity"),
+    "reg:logistic": ("sigmoid", "logit"),
+    "binary:logistic": ("sigmoid", "logit"),
+    "binary:logitraw": ("identity", "identity"),
+    "count:poisson": ("exp", "log"),
+    "reg:gamma": ("exp", "log"),
+    "reg:tweedie": ("exp", "log"),
+    "multi:softprob": ("softmax", "identity"),
+    "multi:softmax": ("argmax", "identity"),
+    "rank:pairwise": ("identity", "identity"),
+    "rank:ndcg": ("identity", "identity"),
+    "rank:map": ("identity", "identity"),
+}
+
+
+def parse(booster: Any, iterations: int | None = None) -> tuple[ForestBuilder, dict[str, Any]]:
+    """The trees of ``booster`` (its first ``iterations`` rounds, or all) and its facts:
+    objective, link, number of groups, base margins (float32)."""
+    learner = json.loads(bytes(booster.save_raw("json")))["learner"]
+    gbm = learner["gradient_booster"]
+    if gbm["name"] != "gbtree":
+        raise UnsupportedModelError(f"XGBoost booster={gbm['name']!r} is not supported")
+    model = gbm["model"]
+    facts = learner["learner_model_param"]
+    objective = learner["objective"]["name"]
+    if objective not in OBJECTIVES:
+        raise UnsupportedModelError(f"XGBoost objective {objective!r} is not supported")
+    link, base_link = OBJECTIVES[objective]
+    n_groups = max(int(facts["num_class"]), int(facts.get("num_target", "1")), 1)
+    n_features = int(facts["num_feature"])
+
+    trees, info = model["trees"], model["tree_info"]
+    if iterations is not None:
+        stop = model["iteration_indptr"][iterations]
+        trees, info = trees[:stop], info[:stop]
+    builder = ForestBuilder(
+        n_features,
+        threshold_dtype=np.float32,
+        value_dtype=np.float32,
+        input_cast="float32",
+        category_cast="floor",  # a category is int(x) for x >= 0; x < 0 is invalid
+    )
+    for tree, group in zip(trees, info, strict=True):
+        builder.add(_tree(tree, builder), int(group))
+    return builder, {
+        "objective": objective,
+        "link": link,
+        "n_groups": n_groups,
+        "base": _base_margin(facts["base_score"], base_link, n_groups),
+    }
+
+
+def _tree(tree: dict[str, Any], builder: ForestBuilder) -> Tree:
+    if int(tree["tree_param"].get("size_leaf_vector", "1")) > 1:
+        raise UnsupportedModelError("XGBoost multi_strategy='multi_output_tree' is not supported")
+    left = np.asarray(tree["left_children"], dtype=np.int64)
+    condition = np.asarray(tree["split_conditions"], dtype=np.float32)
+    feature = np.asarray(tree["split_indices"], dtype=np.int64)
+    threshold = np.nextafter(condition, np.float32(-np.inf))
+    default_left = np.asarray(tree["default_left"], dtype=bool)
+    # Categorical splits: the listed categories go right (XGBoost's Decision() is "not in set").
+    segments = zip(
+        tree["categories_nodes"], tree["categories_segments"], tree["categories_sizes"], strict=True
+    )
+    for node, start, size in segments:
+        categories = tree["categories"][start : start + size]
+        feature[node] = builder.categorical(int(feature[node]), categories)
+        threshold[node] = 0.5
+    return Tree(
+        left=left,
+        right=np.asarray(tree["right_children"], dtype=np.int64),
+        feature=feature,
+        threshold=threshold,
+        missing_right=~default_left,
+        values=condition.reshape(-1, 1),  # a leaf's split_condition is its value
+    )
+
+
+def _base_margin(text: str, link: str, n_groups: int) -> np.ndarray:
+    values = np.asarray(json.loads(text) if text.startswith("[") else [float(text)], np.float32)
+    if len(values) == 1:
+        values = np.repeat(values, n_groups)
+    if len(values) != n_groups:
+        raise UnsupportedModelError(f"{len(values)} base scores for {n_groups} outputs")
+    one = np.float32(1)
+    # XGBoost's ProbToMargin in float32 arithmetic; logf is correctly rounded, so take the
+    # float64 log and round it (numpy's float32 log may be one ulp off).
+    with np.errstate(divide="ignore"):
+        if link == "logit":  # -log(1 / p - 1)
+            return (-np.log((one / values - one).astype(np.float64))).astype(np.float32)
+        if link == "log":
+            return np.log(values.astype(np.float64)).astype(np.float32)
+    return values
+
+
+def _spec(
+    ctx: Context, kind: str, path: str, builder: ForestBuilder, facts: dict[str, Any],
+    params: dict[str, Any], labels: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    return forest_spec(
+        ctx, kind, path, builder, n_groups=facts["n_groups"], arrays={"base": facts["base"]},
+        params={"allow_nan": True, **params}, labels=labels,
+    )  # fmt: skip
+
+
+def _iterations(est: Any) -> int | None:
+    """The rounds the wrapper predicts with: up to best_iteration after early stopping."""
+    try:
+        return int(est.best_iteration) + 1
+    except (AttributeError, ValueError):
+        return None
+
+
+def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    if not isinstance(est.missing, float) or not np.isnan(est.missing):
+        raise unsupported(est, f"missing={est.missing!r} (only NaN marks missing values)")
+    builder, facts = parse(est.get_booster(), _iterations(est))
+    rules = {"binary:logistic": "proba_gt_half", "multi:softprob": "argmax_proba"}
+    if facts["objective"] not in rules or (facts["n_groups"] > 1) != (est.n_classes_ > 2):
+        raise unsupported(est, f"objective={facts['objective']!r} for {est.n_classes_} classes")
+    params = {
+        "methods": methods_of(est),
+        "link": facts["link"],
+        "label_rule": rules[facts["objective"]],
+    }
+    return _spec(ctx, "boosted_classifier", path, builder, facts, params, est.classes_)
+
+
+def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    if not isinstance(est.missing, float) or not np.isnan(est.missing):
+        raise unsupported(est, f"missing={est.missing!r} (only NaN marks missing values)")
+    builder, facts = parse(est.get_booster(), _iterations(est))
+    if facts["link"] in ("softmax", "argmax", "sigmoid") and facts["objective"] != "reg:logistic":
+        raise unsupported(est, f"objective={facts['objective']!r} in a regressor")
+    params = {"methods": methods_of(est), "link": facts["link"]}
+    return _spec(ctx, "boosted_regressor", path, builder, facts, params)
+
+
+def _booster(booster: Any, ctx: Context, path: str) -> dict[str, Any]:
+    """A bare Booster: ``predict`` as ``Booster.predict`` (all rounds), and the margins
+    (``output_margin=True``) as ``decision_function``, the scikit-learn name for raw scores."""
+    builder, facts = parse(booster)
+    params = {"methods": ["predict", "decision_function"], "link": facts["link"]}
+    return _spec(ctx, "boosted_regressor", path, builder, facts, params)
+
+
+try:
+    import xgboost
+except ImportError:  # the converters need xgboost; without it there is nothing to convert
+    pass
+else:
+    converter(xgboost.XGBClassifier, xgboost.XGBRFClassifier)(_classifier)
+    converter(xgboost.XGBRegressor, xgboost.XGBRFRegressor)(_regressor)
+    converter(xgboost.Booster)(_booster)

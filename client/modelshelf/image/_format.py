@@ -45,6 +45,7 @@ MAX_IMAGE_SIZE: Final = 1 << 40  # 1 TiB
 MAX_ARRAYS: Final = 1 << 20
 MAX_NAME_LENGTH: Final = 1024
 MAX_MANIFEST_SIZE: Final = 64 << 20
+MAX_MANIFEST_DEPTH: Final = 64  # nesting of JSON objects and arrays; bounds recursion downstream
 MAX_STRINGS_SIZE: Final = MAX_ARRAYS * MAX_NAME_LENGTH
 MAX_DIM: Final = 1 << 40
 
@@ -79,4 +80,5 @@ def image_crc32(buf: memoryview) -> int:
 
 
 def align(n: int) -> int:
+    """The first multiple of ALIGNMENT at or after ``n``."""
     return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT

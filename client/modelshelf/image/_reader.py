@@ -2,11 +2,11 @@
 
 Opening validates the header, the array table and the manifest (work proportional to the number
 of arrays, never to the image's size). ``verify()`` adds the checksum, which reads every byte.
+The manifest's JSON rules live in ``_manifest``; docs/format.md lists every rule and its error.
 """
 
 from __future__ import annotations
 
-import json
 import mmap
 import os
 from collections.abc import Iterator, Mapping
@@ -21,11 +21,11 @@ from ..errors import (
     BadMagicError,
     ChecksumError,
     HeaderError,
-    ManifestError,
     TruncatedImageError,
     UnsupportedVersionError,
 )
 from . import _format as f
+from ._manifest import decode_manifest
 
 Source = bytes | bytearray | memoryview | mmap.mmap | str | os.PathLike[str]
 
@@ -34,7 +34,8 @@ class Image:
     """A validated image: its manifest and its arrays as read-only views over one buffer.
 
     The image keeps the object that owns its memory (bytes, mmap, ...) alive as long as any view
-    is reachable through it.
+    is reachable through it. A writable buffer is not copied either: the views cannot write
+    into it, but whoever owns it can, and the arrays change with it.
     """
 
     __slots__ = ("_owner", "arrays", "buffer", "checksum", "manifest", "size", "version")
@@ -143,8 +144,10 @@ def _parse_header(view: memoryview) -> dict[str, int]:
             f"manifest length {manifest_length} exceeds the limit {f.MAX_MANIFEST_SIZE}"
         )
     if manifest_offset + manifest_length > image_size:
-        raise TruncatedImageError(
-            f"manifest ends at {manifest_offset + manifest_length}, past the image end {image_size}"
+        # The buffer holds image_size bytes (checked above): the header contradicts itself.
+        raise HeaderError(
+            f"array table, names and manifest end at {manifest_offset + manifest_length}, "
+            f"past the declared image size {image_size}"
         )
     return {
         "major": major,
@@ -191,6 +194,9 @@ def _parse_arrays(view: memoryview, h: dict[str, int]) -> dict[str, np.ndarray]:
             raise ArrayTableError(f"array {name!r}: unknown dtype code {code}")
         if ndim > f.MAX_NDIM:
             raise ArrayTableError(f"array {name!r}: {ndim} dimensions, at most {f.MAX_NDIM}")
+        # tolist() leaves the shape subarray as numpy uint64: make Python ints, whose products
+        # cannot wrap around.
+        shape = shape.tolist()
         dims = tuple(shape[:ndim])
         if any(shape[ndim:]):
             raise ArrayTableError(f"array {name!r}: shape entries past ndim={ndim} must be 0")
@@ -229,18 +235,4 @@ def _parse_arrays(view: memoryview, h: dict[str, int]) -> dict[str, np.ndarray]:
 
 def _parse_manifest(view: memoryview, h: dict[str, int]) -> dict[str, Any]:
     start = h["manifest_offset"]
-    raw = bytes(view[start : start + h["manifest_length"]])
-    try:
-        manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ManifestError(f"manifest is not valid UTF-8 JSON: {exc}") from exc
-    if not isinstance(manifest, dict):
-        raise ManifestError(f"manifest must be a JSON object, found {type(manifest).__name__}")
-    for key, kind in (("model", dict), ("metadata", dict)):
-        if not isinstance(manifest.get(key), kind):
-            raise ManifestError(f"manifest field {key!r} must be a JSON object")
-    return manifest
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in a manifest")
+    return decode_manifest(bytes(view[start : start + h["manifest_length"]]))

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..errors import ImageError
+from ..errors import ImageError, ManifestError
 from . import _format as f
+from ._manifest import encode_manifest
 
 
 class ImageBuilder:
     """Accumulates arrays by name, then writes one image.
 
     Array names are unique; ``add`` returns the name so converters can store it in the manifest.
-    Arrays are copied into the image once, in C order and little-endian.
+    Arrays are copied into the image once, by ``build``, in C order and little-endian; an array
+    already in that form is referenced until then, so do not change it between add and build.
     """
 
     def __init__(self) -> None:
@@ -36,15 +37,23 @@ class ImageBuilder:
             raise TypeError(f"array {name!r} has dtype {arr.dtype}, which images cannot hold")
         if arr.ndim > f.MAX_NDIM:
             raise ValueError(f"array {name!r} has {arr.ndim} dimensions; at most {f.MAX_NDIM}")
-        self._arrays[name] = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+        # A zero-size array may have any other dimension; the reader bounds each one.
+        if any(d > f.MAX_DIM for d in arr.shape):
+            raise ValueError(f"array {name!r} has shape {arr.shape}; dimensions are <= {f.MAX_DIM}")
+        if len(self._arrays) >= f.MAX_ARRAYS:
+            raise ValueError(f"an image holds at most {f.MAX_ARRAYS} arrays")
+        # np.asarray, not np.ascontiguousarray: the latter turns a 0-d array into shape (1,).
+        self._arrays[name] = np.asarray(arr, dtype=arr.dtype.newbyteorder("<"), order="C")
         return name
 
     def build(self, manifest: Mapping[str, Any]) -> bytes:
-        manifest_bytes = json.dumps(
-            manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode("utf-8")
+        """Lay out the header, array table, names, manifest and arrays; seal with the CRC-32.
+
+        Raises ManifestError for a manifest no reader would accept.
+        """
+        manifest_bytes = encode_manifest(manifest)
         if len(manifest_bytes) > f.MAX_MANIFEST_SIZE:
-            raise ImageError(
+            raise ManifestError(
                 f"manifest is {len(manifest_bytes)} bytes; the limit is {f.MAX_MANIFEST_SIZE}"
             )
         names = [n.encode("utf-8") for n in self._arrays]

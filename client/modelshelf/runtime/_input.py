@@ -1,4 +1,9 @@
-"""Input validation, as scikit-learn's ``check_array`` would do it, with errors that say more."""
+"""Input validation, as scikit-learn's ``check_array`` would do it, with errors that say more.
+
+Executors receive what ``as_float_matrix`` returns: a 2-D float64 array that is a read-only
+view whenever no conversion was needed, so a kernel that tried to write into the caller's data
+fails loudly instead of corrupting it.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from ..errors import (
     InputTypeError,
     NonFiniteInputError,
 )
+
+_SHOWN_NAMES = 8  # feature names quoted in a message; wide tables have thousands
 
 
 def column_names(X: Any) -> list[str] | None:
@@ -34,26 +41,19 @@ def as_float_matrix(
     feature_names: Sequence[str] | None = None,
     allow_nan: bool = False,
 ) -> np.ndarray:
-    """Return ``X`` as a 2-D float64 array with ``n_features`` columns, or raise an InputError."""
+    """Return ``X`` as a 2-D float64 array with ``n_features`` columns, or raise an InputError.
+
+    The result never lets anyone write into the caller's memory: it is either a fresh array
+    (after a conversion) or a read-only view of ``X``.
+    """
     if feature_names is not None:
-        given = column_names(X)
-        if given is not None and list(given) != list(feature_names):
-            missing = [n for n in feature_names if n not in given]
-            unexpected = [n for n in given if n not in feature_names]
-            detail = (
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
-                if missing or unexpected
-                else "same names in a different order"
-            )
-            raise FeatureNamesError(
-                f"input columns differ from the feature names seen at fit time: {detail}"
-            )
+        _check_names(column_names(X), list(feature_names))
     if hasattr(X, "toarray") and hasattr(X, "tocsr"):
-        raise InputTypeError("sparse input is not supported; pass a dense array (X.toarray())")
-    try:
-        arr = np.asarray(X)
-    except (ValueError, TypeError) as exc:  # ragged nested sequences, odd objects
-        raise InputTypeError(f"input cannot be read as a numeric 2-D array: {exc}") from exc
+        raise InputTypeError(
+            f"expected a dense array, got sparse {type(X).__module__}.{type(X).__name__}; "
+            "sparse input is not supported, pass X.toarray()"
+        )
+    arr = _as_array(X)
     if arr.dtype.kind in "USVMmc":
         raise InputTypeError(
             f"expected numeric input (int, float or bool), got an array of dtype {arr.dtype}"
@@ -78,21 +78,81 @@ def as_float_matrix(
             f"expected {n_features} features per sample, got {arr.shape[1]} "
             f"(input shape {arr.shape})"
         )
-    arr = arr.astype(np.float64, copy=False)
+    if arr.dtype != np.float64:  # also converts big-endian float64 to native
+        arr = arr.astype(np.float64)
+    elif arr.flags.writeable:
+        arr = arr.view()
+        arr.flags.writeable = False
     check_finite(arr, allow_nan=allow_nan)
     return arr
 
 
+def _as_array(X: Any) -> np.ndarray:
+    try:
+        return np.asarray(X)
+    except (ValueError, TypeError) as exc:
+        lengths = _row_lengths(X)
+        if lengths is not None and len(set(lengths)) > 1:
+            shown = sorted(set(lengths))[:_SHOWN_NAMES]
+            raise InputShapeError(
+                f"expected every row to have the same number of features, got rows of "
+                f"lengths {shown}"
+            ) from exc
+        raise InputTypeError(f"input cannot be read as a numeric 2-D array: {exc}") from exc
+
+
+def _row_lengths(X: Any) -> list[int] | None:
+    """Row lengths of a list of sequences (to explain a ragged input), else None."""
+    if not isinstance(X, list | tuple):
+        return None
+    try:
+        return [len(row) for row in X]
+    except TypeError:
+        return None
+
+
+def _check_names(given: list[str] | None, expected: list[str]) -> None:
+    """Raise FeatureNamesError if a named input's columns differ from the fitted names.
+
+    Unnamed input (a plain array) is accepted as scikit-learn accepts it: by position.
+    """
+    if given is None or given == expected:
+        return
+    missing = [n for n in expected if n not in given]
+    unexpected = [n for n in given if n not in expected]
+    if missing or unexpected:
+        detail = f"missing {missing[:_SHOWN_NAMES]}, unexpected {unexpected[:_SHOWN_NAMES]}"
+    else:
+        detail = "same names in a different order"
+    raise FeatureNamesError(
+        f"input columns differ from the feature names seen at fit time ({detail}): expected "
+        f"{_shorten(expected)}, got {_shorten(given)}"
+    )
+
+
+def _shorten(names: list[str]) -> str:
+    if len(names) <= _SHOWN_NAMES:
+        return repr(names)
+    return f"[{', '.join(map(repr, names[:_SHOWN_NAMES]))}, ... ({len(names)} names)]"
+
+
 def check_finite(arr: np.ndarray, *, allow_nan: bool) -> None:
     """Raise NonFiniteInputError for infinity, and for NaN unless ``allow_nan``."""
-    # A sum is finite iff every element is (or overflowed): one cheap pass in the common case.
-    total = np.sum(arr)
+    # A sum is finite iff every element is (or it overflowed): one cheap pass in the common case.
+    with np.errstate(all="ignore"):
+        total = np.sum(arr)
     if np.isfinite(total):
         return
-    if np.isinf(arr).any():
-        raise NonFiniteInputError("input contains infinity; the model accepts only finite values")
-    if not allow_nan and np.isnan(arr).any():
+    n_inf = int(np.count_nonzero(np.isinf(arr)))
+    if n_inf:
         raise NonFiniteInputError(
-            "input contains NaN and this model does not accept missing values "
-            "(impute them first, or use a model with missing-value support)"
+            f"expected finite values, got infinity in {n_inf} cell(s); "
+            "the model accepts only finite values"
         )
+    if not allow_nan:
+        n_nan = int(np.count_nonzero(np.isnan(arr)))
+        if n_nan:
+            raise NonFiniteInputError(
+                f"expected no missing values, got NaN in {n_nan} cell(s); this model does not "
+                "accept NaN (impute them first, or use a model with missing-value support)"
+            )

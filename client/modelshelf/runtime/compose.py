@@ -9,12 +9,14 @@ it drops or passes through, and only the transformers given NaN-rejecting column
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import NonFiniteInputError, UnknownCategoryError
 from ._base import Executor, Spec, build, register
 from ._input import check_finite
+from ._sparse import DENSE_CHUNK_CELLS, CSRMatrix, concat_rows, dense_chunks
 from .preprocessing import OneHotEncoder, check_width
 
 _TRANSFORM = frozenset({"transform"})
@@ -30,6 +32,7 @@ class Pipeline(Executor):
     """
 
     kind = "pipeline"
+    accepts_sparse = True  # each step gets sparse input only if it accepts it (see _run)
 
     def __init__(self, steps: list[Executor], final_passthrough: bool) -> None:
         self.steps = steps
@@ -59,18 +62,32 @@ class Pipeline(Executor):
             spec.check(step.supports("transform"), f"step {i} ({step.kind}) cannot transform")
         return cls(steps, final_passthrough == "passthrough")
 
-    def _through(self, X: np.ndarray) -> np.ndarray:
-        for i, step in enumerate(self.transformers):
+    def _run(self, method: str | None, X: Any, start: int = 0) -> Any:
+        """Transform through the steps from ``start`` on, then call ``method`` of the final
+        step (``method`` None: a final-passthrough pipeline, transform only).
+
+        Sparse input (a text vectorizer's CSR) goes on sparse to the steps that declare
+        ``accepts_sparse``; any other step gets it dense, in row chunks when the whole batch
+        would be large (the rest of the pipeline then runs chunk by chunk).
+        """
+        for i in range(start, len(self.steps)):
+            step = self.steps[i]
+            if isinstance(X, CSRMatrix) and not getattr(step, "accepts_sparse", False):
+                if len(X) > 1 and X.shape[0] * X.shape[1] > DENSE_CHUNK_CELLS:
+                    return concat_rows([self._run(method, part, i) for part in dense_chunks(X)])
+                X = X.toarray()
             if self._check_before[i]:
-                check_finite(X, allow_nan=False)
+                check_finite(X.data if isinstance(X, CSRMatrix) else X, allow_nan=False)
+            if step is self.final and method is not None:
+                return getattr(step, method)(X)
             X = step.transform(X)  # type: ignore[attr-defined]
         return X
 
+    def _through(self, X: np.ndarray) -> np.ndarray:
+        return self._run(None, X)
+
     def _final(self, method: str, X: np.ndarray) -> np.ndarray:
-        X = self._through(X)
-        if self._check_before[-1]:
-            check_finite(X, allow_nan=False)
-        return getattr(self.final, method)(X)
+        return self._run(method, X)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self._final("predict", X)

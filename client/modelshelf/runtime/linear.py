@@ -43,6 +43,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 @register
 class LinearClassifier(Executor):
     kind = "linear_classifier"
+    accepts_sparse = True  # X @ coef.T works on a text vectorizer's CSR (runtime._sparse)
 
     def __init__(
         self,
@@ -141,6 +142,7 @@ class LinearRegressor(Executor):
     whether predict returns (n,) or (n, n_targets)."""
 
     kind = "linear_regressor"
+    accepts_sparse = True
     methods = frozenset({"predict"})
 
     def __init__(self, coef: np.ndarray, intercept: np.ndarray) -> None:
@@ -195,6 +197,7 @@ class OneVsRest(Executor):
         self.methods = frozenset(methods)
         # The children validate their own input in sklearn: NaN passes only if all accept it.
         self.allow_nan = all(child.allow_nan for child in children)
+        self.accepts_sparse = all(getattr(c, "accepts_sparse", False) for c in children)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> OneVsRest:
@@ -264,6 +267,7 @@ class ConstantBinary(Executor):
     answers that label (0 or 1) for every sample, as its score and as its probability."""
 
     kind = "constant_binary"
+    accepts_sparse = True
     methods = frozenset({"predict", "decision_function", "predict_proba"})
     allow_nan = True  # sklearn's _ConstantPredictor validates with ensure_all_finite=False
 

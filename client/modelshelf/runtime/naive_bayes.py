@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import InputError
 from ._base import Executor, Spec, register
 from ._math import log_normalize
+from ._sparse import CSRMatrix
 
 _METHODS = frozenset({"predict", "predict_proba", "predict_log_proba"})
 
@@ -86,6 +87,7 @@ class DiscreteNB(_NaiveBayes):
     X, or X binarized at ``binarize`` (BernoulliNB)."""
 
     kind = "discrete_nb"
+    accepts_sparse = True
 
     def __init__(
         self,
@@ -116,6 +118,8 @@ class DiscreteNB(_NaiveBayes):
         )
 
     def jll(self, X: np.ndarray) -> np.ndarray:
+        if isinstance(X, CSRMatrix):
+            return self._sparse_jll(X)
         if self.nonnegative and (X < 0).any():
             row, col = np.argwhere(X < 0)[0]
             raise InputError(
@@ -124,6 +128,27 @@ class DiscreteNB(_NaiveBayes):
             )
         if self.binarize is not None:
             X = (self.binarize < X).astype(np.float64)  # sklearn.preprocessing.binarize
+        jll = X @ self.weights.T
+        if self.bias is not None:
+            jll += self.bias
+        return jll
+
+    def _sparse_jll(self, X: CSRMatrix) -> np.ndarray:
+        """The same on a vectorizer's sparse output, touching only the stored entries."""
+        if self.nonnegative and X.nnz and X.data.min() < 0:
+            at = int(np.argmax(X.data < 0))
+            row = int(np.searchsorted(X.indptr, at, side="right")) - 1
+            raise InputError(
+                "this naive Bayes model (multinomial or complement) takes counts or frequencies: "
+                f"negative values are not allowed, found X[{row}, {X.indices[at]}] = "
+                f"{float(X.data[at])}"
+            )
+        if self.binarize is not None:
+            if self.binarize < 0:  # every absent zero would become 1: sklearn refuses too
+                raise InputError(
+                    f"cannot binarize sparse input at a negative threshold ({self.binarize})"
+                )
+            X = X.with_data((self.binarize < X.data).astype(np.float64))
         jll = X @ self.weights.T
         if self.bias is not None:
             jll += self.bias

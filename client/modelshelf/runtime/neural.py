@@ -65,6 +65,7 @@ def _forward(layers: list[tuple[np.ndarray, np.ndarray]], hidden: str, X: np.nda
 @register
 class MLPClassifier(Executor):
     kind = "mlp_classifier"
+    accepts_sparse = True  # the first layer's X @ coef works on CSR (runtime._sparse)
     methods = frozenset({"predict", "predict_proba", "predict_log_proba"})
 
     def __init__(
@@ -135,6 +136,7 @@ class MLPClassifier(Executor):
 @register
 class MLPRegressor(Executor):
     kind = "mlp_regressor"
+    accepts_sparse = True
     methods = frozenset({"predict"})
 
     def __init__(

@@ -13,8 +13,9 @@ import warnings
 
 import numpy as np
 
-from ..errors import FeatureCountError, UnknownCategoryError
+from ..errors import FeatureCountError, InputTypeError, UnknownCategoryError
 from ._base import Executor, Spec, register
+from ._sparse import CSRMatrix
 
 _TRANSFORM = frozenset({"transform"})
 _EPS = float(np.finfo(np.float64).eps)
@@ -50,6 +51,7 @@ class Scaler(Executor):
     kind = "scaler"
     methods = _TRANSFORM
     allow_nan = True  # scikit-learn's scalers let NaN through
+    accepts_sparse = True  # scale and clip only (a text vectorizer's output); see _sparse
 
     def __init__(
         self,
@@ -87,6 +89,8 @@ class Scaler(Executor):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this scaler")
+        if isinstance(X, CSRMatrix):
+            return self._sparse(X)
         out = X.copy()
         if self.center is not None:
             out -= self.center
@@ -100,6 +104,24 @@ class Scaler(Executor):
             np.clip(out, self.clip[0], self.clip[1], out=out)
         return out
 
+    def _sparse(self, X: CSRMatrix) -> CSRMatrix:
+        """scikit-learn's sparse path: multiply stored values by ``1 / scale`` per column
+        (``inplace_column_scale``), then clip; centering or shifting would densify, and
+        scikit-learn refuses sparse input for it."""
+        if self.center is not None or self.factor is not None or self.offset is not None:
+            raise InputTypeError(
+                "this scaler centers or shifts features, which sparse input (a text "
+                "vectorizer's output) cannot take; scikit-learn refuses it too"
+            )
+        data = X.data if X.data.dtype.kind == "f" else X.data.astype(np.float64)
+        if self.scale is not None:
+            data = (data * (1 / self.scale)[X.indices]).astype(data.dtype, copy=False)
+        else:
+            data = data.copy()
+        if self.clip is not None:
+            np.clip(data, self.clip[0], self.clip[1], out=data)
+        return X.with_data(data)
+
 
 @register
 class Normalizer(Executor):
@@ -107,6 +129,7 @@ class Normalizer(Executor):
 
     kind = "normalizer"
     methods = _TRANSFORM
+    accepts_sparse = True
 
     def __init__(self, n_features: int, norm: str) -> None:
         self.n_features = n_features
@@ -118,6 +141,8 @@ class Normalizer(Executor):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this normalizer")
+        if isinstance(X, CSRMatrix):  # sklearn's sparse path: only exact zero norms kept
+            return X.normalize_rows(self.norm)
         if self.norm == "l1":
             norms = np.sum(np.abs(X), axis=1)
         elif self.norm == "l2":

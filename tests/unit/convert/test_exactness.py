@@ -2,7 +2,8 @@
 
 Labels must be identical; probabilities, decision values, regression outputs and transforms
 must agree within each case's tolerance (1e-9 relative, 1e-6 where the model is float32).
-Methods the estimator lacks must be absent from the Model too.
+Methods the estimator lacks must be absent from the Model too. Inputs may be numeric arrays or
+lists of documents (text cases); sparse results are compared densified, after their dtypes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def test_matches_scikit_learn(case: Case) -> None:
             warnings.simplefilter("ignore")
             expected = getattr(est, method)(X)
         actual = getattr(model, method)(X)
+        if hasattr(actual, "toarray"):  # sparse output (text vectorizers): same dtype, densified
+            assert hasattr(expected, "toarray"), f"{method}: sparse result where sklearn is dense"
+            assert actual.dtype == expected.dtype, (method, actual.dtype, expected.dtype)
+            actual = actual.toarray()
         if hasattr(expected, "toarray"):
             expected = expected.toarray()
         expected = np.asarray(expected)

@@ -1,0 +1,268 @@
+"""Tree ensembles, the shared core: the flat node arrays of every tree and their traversal.
+
+docs/format.md ("Tree ensembles") specifies the arrays byte by byte; in short:
+
+- Nodes of all trees are concatenated; ``roots[t]`` is tree t's first node. Children are
+  global node indices, siblings adjacent: a node's children are ``child`` and ``child + 1``.
+- A sample goes to ``child + 1`` iff ``x > threshold``, where ``x`` is column ``feature`` of
+  the working matrix (the input cast as the model's library casts it, plus extra columns below).
+  A NaN ``x`` goes to ``child + missing`` instead (one bit per node, packed little-endian).
+  Converters fold each library's comparison (``<=``, ``<``, float32 rounding, missing-value
+  rules) into these fields.
+- A leaf is its own child, and its feature is the sentinel column ``n_features``, which holds
+  -inf: ``-inf > t`` is false, so a sample that reached a leaf stays there. The traversal runs
+  ``depth`` steps without testing for leaves. The leaf's threshold slot holds its payload: its
+  output itself, or, when a ``leaf_values`` table exists, its row in that table.
+- Categorical splits read columns ``n_features + 1 + j``: 1.0 if the sample's category is in
+  split j's bitset, 0.0 if not, NaN if missing; the split node itself is numeric (t = 0.5).
+  They are computed once per batch, so categorical models traverse as fast as numeric ones.
+
+The traversal advances a (trees x rows) vector of node indices one depth level per step, with
+fancy indexing, and drops the pairs that reached a leaf every few steps. Outputs are summed over
+trees in the library's order, starting from the base score, so sums agree to the last bit.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import FeatureCountError, ManifestError
+from ._base import Spec
+
+INPUT_CASTS = ("float32", "float64")
+CATEGORY_CASTS = ("trunc", "floor")
+#: LightGBM's kZeroThreshold (the float 1e-35f, as a double): |x| <= this is "zero".
+LIGHTGBM_ZERO = float(np.float32(1e-35))
+_MAX_DEPTH = 1 << 16
+_COMPACT_EVERY = 4  # steps between two compactions of the (tree, row) pairs still walking
+_BLOCK = 1 << 16  # (tree, row) pairs per block: bounds temporaries, keeps them in cache
+
+
+class Forest:
+    """The nodes of every tree of one model, and the kernels that walk them."""
+
+    __slots__ = (
+        "base",
+        "cat_cast",
+        "cat_column",
+        "cat_offsets",
+        "cat_words",
+        "child",
+        "depth",
+        "divisor",
+        "dtype",
+        "encode_column",
+        "encode_offsets",
+        "encode_values",
+        "feature",
+        "groups",
+        "input_dtype",
+        "leaf_values",
+        "missing",
+        "n_features",
+        "n_outputs",
+        "roots",
+        "threshold",
+        "width",
+        "work_dtype",
+        "zero_missing",
+    )
+
+    def __init__(self, spec: Spec) -> None:
+        feature = spec.array("feature", ndim=1, kind="i")
+        threshold = spec.array("threshold", ndim=1, kind="f")
+        child = spec.array("child", ndim=1, kind="i")
+        n_nodes = len(feature)
+        spec.check(n_nodes >= 1, "a forest needs at least one node")
+        for role, arr in (("threshold", threshold), ("child", child)):
+            spec.check(arr.shape == (n_nodes,), f"array {role!r} must hold {n_nodes} values")
+        missing = spec.array("missing", ndim=1, kind="u", optional=True)
+        spec.check(
+            missing is None or (missing.dtype == np.uint8 and len(missing) == (n_nodes + 7) // 8),
+            f"missing must pack one bit per node into {(n_nodes + 7) // 8} uint8",
+        )
+        roots = spec.array("roots", ndim=1, kind="i")
+        n_trees = len(roots)
+        spec.check(n_trees >= 1, "a forest needs at least one tree")
+        leaf_values = spec.array("leaf_values", ndim=2, kind="f", optional=True)
+        self.width = 1 if leaf_values is None else leaf_values.shape[1]
+        spec.check(self.width >= 1, "leaf_values needs at least one column")
+
+        self.n_features = _count(spec, "n_features")
+        self.depth = _count(spec, "depth")
+        spec.check(self.depth <= min(n_nodes, _MAX_DEPTH), f"depth {self.depth} is impossible")
+        groups = spec.param("groups", list, [0, n_trees])
+        spec.check(
+            len(groups) >= 2
+            and all(isinstance(g, int) and not isinstance(g, bool) for g in groups)
+            and groups[0] == 0
+            and groups[-1] == n_trees
+            and all(a <= b for a, b in itertools.pairwise(groups)),
+            f"groups must be offsets from 0 to {n_trees} trees, found {groups}",
+        )
+        self.groups: list[int] = groups
+        self.n_outputs = (len(groups) - 1) * self.width
+        base = spec.array("base", ndim=1, optional=True)
+        spec.check(base is None or base.shape == (self.n_outputs,), "one base per output")
+        divisor = spec.param("divisor", (int, float), 1)
+        spec.check(divisor > 0, "divisor must be positive")
+
+        input_cast = spec.choice("input_cast", INPUT_CASTS, "float64")
+        self.input_dtype = np.dtype(input_cast)
+        self.work_dtype = np.result_type(threshold.dtype, self.input_dtype)
+        self.dtype = threshold.dtype if leaf_values is None else leaf_values.dtype
+
+        cat_column = spec.array("cat_column", ndim=1, kind="i", optional=True)
+        if cat_column is not None:
+            self.cat_offsets = spec.array("cat_offsets", ndim=1, kind="i")
+            self.cat_words = spec.array("cat_words", ndim=1, kind="u")
+            spec.check(len(self.cat_offsets) == len(cat_column) + 1, "cat_offsets: C + 1")
+            self.cat_cast = spec.choice("category_cast", CATEGORY_CASTS)
+        self.cat_column = cat_column
+        encode_column = spec.array("encode_column", ndim=1, kind="i", optional=True)
+        if encode_column is not None:
+            self.encode_offsets = spec.array("encode_offsets", ndim=1, kind="i")
+            self.encode_values = spec.array("encode_values", ndim=1, kind="f")
+            spec.check(len(self.encode_offsets) == len(encode_column) + 1, "encode_offsets: E + 1")
+        self.encode_column = encode_column
+        self.zero_missing = spec.array("zero_missing", ndim=1, kind="i", optional=True)
+
+        self.feature, self.threshold, self.child, self.missing = feature, threshold, child, missing
+        self.roots, self.leaf_values, self.base, self.divisor = roots, leaf_values, base, divisor
+
+    # -- the public kernel -------------------------------------------------------------------
+
+    def raw(self, X: np.ndarray, *, divide: bool = True) -> np.ndarray:
+        """Per-group sums of leaf outputs plus base, over ``divisor`` if ``divide``: shape
+        (n, n_outputs). (LightGBM's random forests report raw scores undivided.)"""
+        if X.shape[1] != self.n_features:
+            raise FeatureCountError(
+                f"the model expects {self.n_features} features per sample, got {X.shape[1]}"
+            )
+        n = X.shape[0]
+        rows = max(1, _BLOCK // len(self.roots))
+        out = np.empty((n, self.n_outputs), dtype=self.dtype)
+        try:
+            for start in range(0, n, rows):
+                block = X[start : start + rows]
+                leaves = self.leaves(self.prepare(block))
+                out[start : start + len(block)] = self._sum(leaves, len(block))
+        except IndexError as exc:  # numpy bounds-checks every gather: never a bad read
+            raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
+        if divide and self.divisor != 1:
+            out /= self.divisor
+        return out
+
+    def prepare(self, X: np.ndarray) -> np.ndarray:
+        """The working matrix: X cast, categories encoded, sentinel and category columns."""
+        n, d = X.shape
+        n_cat = 0 if self.cat_column is None else len(self.cat_column)
+        W = np.empty((n, d + 1 + n_cat), dtype=self.work_dtype)
+        with np.errstate(over="ignore"):  # float32 rounding of huge values gives inf, as in C
+            W[:, :d] = X if self.input_dtype == self.work_dtype else X.astype(self.input_dtype)
+        W[:, d] = -np.inf
+        if self.encode_column is not None:
+            self._encode(W)
+        if self.cat_column is not None:
+            W[:, d + 1 :] = self._categories(W[:, self.cat_column])
+        if self.zero_missing is not None:
+            for column in self.zero_missing.tolist():
+                values = W[:, column]
+                values[np.abs(values) <= LIGHTGBM_ZERO] = np.nan
+        return W
+
+    def leaves(self, W: np.ndarray) -> np.ndarray:
+        """Leaf node reached in every tree by every row: shape (n_trees * n,), tree-major."""
+        n, m = W.shape
+        flat = W.reshape(-1)
+        feature, threshold, child, missing = self.feature, self.threshold, self.child, self.missing
+        node = np.repeat(self.roots.astype(np.intp), n)
+        offsets = np.tile(np.arange(0, n * m, m, dtype=np.intp), len(self.roots))
+        has_nan = missing is not None and bool(np.isnan(W).any())
+        full: np.ndarray | None = None  # every pair's node, once pairs start being dropped
+        where = np.empty(0, dtype=np.intp)  # positions in ``full`` of the pairs still walking
+        for step in range(self.depth):
+            if step and step % _COMPACT_EVERY == 0:
+                walking = np.flatnonzero(child[node] != node)
+                if len(walking) < len(node):
+                    if full is None:
+                        full, where = node, walking
+                    else:
+                        full[where] = node
+                        where = where[walking]
+                    node, offsets = node[walking], offsets[walking]
+                    if not len(node):
+                        break
+            x = flat[feature[node] + offsets]
+            right = x > threshold[node]
+            if has_nan:
+                nan = np.isnan(x)
+                if nan.any():
+                    stuck = node[nan]
+                    right[nan] = (missing[stuck >> 3] >> (stuck & 7)) & 1
+            node = np.add(child[node], right, dtype=np.intp)
+        if full is None:
+            return node
+        full[where] = node
+        return full
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _sum(self, leaves: np.ndarray, n: int) -> np.ndarray:
+        payload = self.threshold[leaves]
+        if self.leaf_values is None:
+            values = payload.reshape(len(self.roots), n, 1)
+        else:
+            with np.errstate(invalid="ignore"):
+                rows = payload.astype(np.intp)
+            values = self.leaf_values[rows].reshape(len(self.roots), n, self.width)
+        out = np.empty((n, self.n_outputs), dtype=self.dtype)
+        w = self.width
+        for g, (start, stop) in enumerate(zip(self.groups, self.groups[1:], strict=False)):
+            base = np.zeros((1, n, w), self.dtype)
+            if self.base is not None:
+                base[0] = self.base[g * w : (g + 1) * w]
+            # Prefix sums add tree after tree, like the libraries' loops (a reduction may sum
+            # pairwise, which rounds differently).
+            terms = np.concatenate([base, values[start:stop]])
+            out[:, g * w : (g + 1) * w] = np.add.accumulate(terms, axis=0)[-1]
+        return out
+
+    def _encode(self, W: np.ndarray) -> None:
+        """Replace raw categories by their index among the known ones; unknown become NaN."""
+        assert self.encode_column is not None
+        bounds = self.encode_offsets.tolist()
+        for j, column in enumerate(self.encode_column.tolist()):
+            known = self.encode_values[bounds[j] : bounds[j + 1]]
+            values = W[:, column]
+            if not len(known):
+                values[:] = np.nan
+                continue
+            pos = np.searchsorted(known, values)
+            hit = known[np.minimum(pos, len(known) - 1)] == values
+            W[:, column] = np.where(hit, pos, np.nan)
+
+    def _categories(self, V: np.ndarray) -> np.ndarray:
+        """1.0 where a value's category is in its split's bitset, 0.0 where not, NaN if NaN."""
+        lo = self.cat_offsets[:-1].astype(np.intp)
+        n_bits = (self.cat_offsets[1:] - self.cat_offsets[:-1]).astype(np.float64) * 32
+        nan = np.isnan(V)
+        cast: Callable[[Any], Any] = np.floor if self.cat_cast == "floor" else np.trunc
+        code = cast(np.where(nan, -1.0, V))
+        valid = (code >= 0) & (code < n_bits)
+        code = np.where(valid, code, 0).astype(np.intp)
+        words = self.cat_words[lo + (code >> 5)]
+        inside = (words >> (code & 31).astype(words.dtype)) & 1
+        out = np.where(valid, inside, 0).astype(self.work_dtype)
+        out[nan] = np.nan
+        return out
+
+
+def _count(spec: Spec, key: str) -> int:
+    value: int = spec.param(key, int)
+    spec.check(value >= 0, f"parameter {key!r} must be >= 0, found {value}")
+    return value

@@ -1,0 +1,271 @@
+"""The daemon's configuration: one frozen dataclass built once, then passed explicitly.
+
+Sources, later ones winning: the TOML file named by ``--config``, then ``MODELSHELF_<KEY>``
+environment variables, then command-line flags ``--<key with dashes>``. Every key is documented
+on its field below and in docs/configuration.md. Defaults work unprivileged with no file at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelshelf import _paths
+
+_GIB = 1 << 30
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
+_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, malformed or out of range."""
+
+
+def parse_size(value: object) -> int:
+    """``4096``, ``"512M"``, ``"8G"``, ``"1.5GiB"`` -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (m := _SIZE.fullmatch(value)):
+        power = "_kmgt".index(m[2].lower() or "_")
+        size = int(float(m[1]) * 1024**power)
+    else:
+        raise ConfigError(f"expected a size like 4096, '512M' or '8G', got {value!r}")
+    if size < 0:
+        raise ConfigError(f"size must be non-negative, got {value!r}")
+    return size
+
+
+@dataclass(frozen=True)
+class Config:
+    # client socket path (applications connect here)
+    socket: str = ""
+    # admin socket path (operators and the CLI; mode 0600)
+    admin_socket: str = ""
+    # permission bits of the client socket; 0o600 lets only the daemon's uid connect, 0o666
+    # lets every local user connect (namespaces then decide who may acquire what)
+    socket_mode: int = 0o600
+    # object store URL: file:///dir, s3://bucket/prefix, gs://bucket, az://container
+    store: str = ""
+    # extra obstore configuration for the store (endpoint, region, ...); file or JSON only
+    store_options: Mapping[str, Any] = field(default_factory=dict)
+    # L2 directory: images/<digest> files and tmp/ for files being written
+    cache_dir: str = ""
+    # name prefix of this instance's shared-memory segments (/dev/shm/<prefix>-...)
+    shm_prefix: str = ""
+    # L1 budget: bytes of shared memory held by images (leased evicted images still count)
+    l1_bytes: int = 0
+    # L2 budget: bytes of image files in cache_dir
+    l2_bytes: int = 0
+    # how often the catalog lists the store's refs; also the age after which acquiring
+    # "ns/name" (latest) re-checks the store
+    ref_poll_seconds: float = 2.0
+    # simultaneous connections on the client socket (admin socket: 16)
+    max_connections: int = 1024
+    # images fetched from L2/L3 at the same time; further fetches wait
+    max_inflight_fetches: int = 8
+    # parallel ranged reads per large image fetched from the store
+    fetch_parallelism: int = 8
+    # size of one ranged read; images larger than this are fetched in parallel ranges
+    range_bytes: int = 8 << 20
+    # access table: {namespace or "*": {"uids": [...], "gids": [...]}}; empty allows only
+    # the daemon's own uid everywhere
+    namespaces: Mapping[str, Mapping[str, Sequence[int]]] = field(default_factory=dict)
+    # uids allowed on the admin socket (besides the socket's 0600 mode); empty: the daemon's
+    admin_uids: tuple[int, ...] = ()
+    # DEBUG, INFO, WARNING, ERROR
+    log_level: str = "INFO"
+    # seconds graceful shutdown waits for connections before closing them
+    shutdown_timeout: float = 5.0
+    # store retries before a request fails with store_unavailable
+    store_max_retries: int = 3
+    # seconds of retrying before a store request fails
+    store_retry_timeout: float = 10.0
+
+    def allowed(self, namespace: str, uid: int, gid: int) -> bool:
+        """May a peer with ``uid``/``gid`` use ``namespace``? A namespace without a rule (and
+        no "*" rule) is open to the daemon's own uid only."""
+        rule = self.namespaces.get(namespace, self.namespaces.get("*"))
+        if rule is None:
+            return uid == os.getuid()
+        return uid in rule.get("uids", ()) or gid in rule.get("gids", ())
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"expected an integer, got {value!r}")
+    try:
+        return int(value, 0) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"expected an integer, got {value!r}") from exc
+
+
+def _float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"expected a number, got {value!r}") from exc
+
+
+def _json_or(value: object, kind: type) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"expected a JSON {kind.__name__}, got {value!r}") from exc
+    if not isinstance(value, kind):
+        raise ConfigError(f"expected a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _namespaces(value: object) -> dict[str, dict[str, tuple[int, ...]]]:
+    table = _json_or(value, dict)
+    out: dict[str, dict[str, tuple[int, ...]]] = {}
+    for ns, rule in table.items():
+        if not isinstance(rule, dict) or set(rule) - {"uids", "gids"}:
+            raise ConfigError(f"namespaces.{ns}: expected {{uids = [...], gids = [...]}}")
+        out[str(ns)] = {k: tuple(_int(i) for i in rule.get(k, ())) for k in ("uids", "gids")}
+    return out
+
+
+def _uids(value: object) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.replace(",", " ").split() if v]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"expected a list of uids, got {value!r}")
+    return tuple(_int(v) for v in value)
+
+
+def _level(value: object) -> str:
+    level = str(value).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"log_level must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return level
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "socket": str,
+    "admin_socket": str,
+    "socket_mode": _int,
+    "store": str,
+    "store_options": lambda v: _json_or(v, dict),
+    "cache_dir": str,
+    "shm_prefix": str,
+    "l1_bytes": parse_size,
+    "l2_bytes": parse_size,
+    "ref_poll_seconds": _float,
+    "max_connections": _int,
+    "max_inflight_fetches": _int,
+    "fetch_parallelism": _int,
+    "range_bytes": parse_size,
+    "namespaces": _namespaces,
+    "admin_uids": _uids,
+    "log_level": _level,
+    "shutdown_timeout": _float,
+    "store_max_retries": _int,
+    "store_retry_timeout": _float,
+}
+assert set(_CONVERT) == {f.name for f in dataclasses.fields(Config)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelshelfd",
+        description="The modelshelf node daemon: keeps model images in shared memory, on local "
+        "disk and in an object store, and hands them to local processes read-only.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    for name in _CONVERT:
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            metavar=name.upper(),
+            help=f"overrides the file and MODELSHELF_{name.upper()}",
+        )
+    return parser
+
+
+def load_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Build the Config from the file, then the environment, then ``argv`` flags."""
+    env = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    raw: dict[str, Any] = {}
+    path = args.config or env.get("MODELSHELF_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                raw.update(tomllib.load(fh))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        unknown = set(raw) - set(_CONVERT)
+        if unknown:
+            raise ConfigError(f"{path}: unknown keys {sorted(unknown)}")
+    for name in _CONVERT:
+        value = env.get(f"MODELSHELF_{name.upper()}")
+        if value is not None and value != "":
+            raw[name] = value
+    for name in _CONVERT:
+        value = getattr(args, name)
+        if value is not None:
+            raw[name] = value
+    values: dict[str, Any] = {}
+    for name, convert in _CONVERT.items():
+        if name in raw:
+            try:
+                values[name] = convert(raw[name])
+            except ConfigError as exc:
+                raise ConfigError(f"{name}: {exc}") from None
+    return _with_defaults(values)
+
+
+def _with_defaults(values: dict[str, Any]) -> Config:
+    socket = values.get("socket") or str(_paths.runtime_dir() / _paths.SOCKET_NAME)
+    values["socket"] = socket
+    values["admin_socket"] = values.get("admin_socket") or str(
+        Path(socket).parent / _paths.ADMIN_SOCKET_NAME
+    )
+    values["store"] = values.get("store") or _paths.default_store_url()
+    values["cache_dir"] = values.get("cache_dir") or str(_paths.default_cache_dir())
+    if not values.get("shm_prefix"):
+        # uid + hash of the socket path: two daemons (two sockets) never share segment names
+        tag = hashlib.sha256(os.path.abspath(socket).encode()).hexdigest()[:8]
+        values["shm_prefix"] = f"msf{os.getuid()}-{tag}"
+    if not _PREFIX.fullmatch(values["shm_prefix"]):
+        raise ConfigError(f"shm_prefix must be 1-64 of A-Z a-z 0-9 _ . -: {values['shm_prefix']!r}")
+    if not values.get("l1_bytes"):
+        values["l1_bytes"] = _default_l1()
+    if not values.get("l2_bytes"):
+        values["l2_bytes"] = _default_l2(Path(values["cache_dir"]))
+    poll = values.get("ref_poll_seconds", 2.0)
+    if poll < 0.1:
+        raise ConfigError(f"ref_poll_seconds must be at least 0.1, got {poll}")
+    for name in ("max_connections", "max_inflight_fetches", "fetch_parallelism", "range_bytes"):
+        if name in values and values[name] < 1:
+            raise ConfigError(f"{name} must be at least 1, got {values[name]}")
+    return Config(**values)
+
+
+def _default_l1() -> int:
+    import psutil
+
+    # a quarter of RAM, capped: the shelf shares the node with the applications it serves
+    return int(min(psutil.virtual_memory().total // 4, 16 * _GIB))
+
+
+def _default_l2(cache_dir: Path) -> int:
+    import psutil
+
+    probe = cache_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return int(min(psutil.disk_usage(str(probe)).free // 2, 64 * _GIB))

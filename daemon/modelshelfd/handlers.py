@@ -1,0 +1,264 @@
+"""Request handlers for both sockets (docs/protocol.md lists the ops and the error codes).
+
+A handler returns (reply fields, descriptors to attach). Shelf errors become error replies;
+framing faults (ProtocolError) propagate and close the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mmap
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from modelshelf import _wire
+from modelshelf._names import ModelRef, parse_ref
+from modelshelf._version import __version__
+from modelshelf.errors import (
+    AccessDenied,
+    ImageError,
+    InvalidModelName,
+    ModelNotFound,
+    ProtocolError,
+    ShelfError,
+    StoreError,
+)
+
+from .shelf import Busy
+
+if TYPE_CHECKING:
+    from .server import Connection, Server
+
+log = logging.getLogger("modelshelfd.handlers")
+
+Msg = dict[str, Any]
+Reply = tuple[dict[str, Any], list[int]]
+Handler = Callable[["Server", "Connection", dict[str, Any], list[int]], Awaitable[Reply]]
+
+
+class BadRequest(ShelfError):
+    """An unknown op, or a missing or ill-typed field (answered as ``bad_request``)."""
+
+
+CODES: tuple[tuple[type[Exception], str], ...] = (
+    (ModelNotFound, "not_found"),
+    (AccessDenied, "access_denied"),
+    (InvalidModelName, "invalid_name"),
+    (BadRequest, "bad_request"),
+    (StoreError, "store_unavailable"),
+    (ImageError, "image_error"),
+    (Busy, "busy"),
+)
+
+
+async def handle(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    rid = message.get("id")
+    op = message.get("op")
+    table = CLIENT_OPS if conn.kind == "client" else ADMIN_OPS
+    if fds and not (conn.kind == "admin" and op == "publish"):
+        _wire.close_fds(fds)
+        raise ProtocolError(f"descriptors attached to {op!r}, which takes none")
+    try:
+        if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int)):
+            raise BadRequest(f"id must be an integer, got {rid!r:.40}")
+        handler = table.get(op) if isinstance(op, str) else None
+        if handler is None:
+            raise BadRequest(f"unknown op {op!r:.40} on the {conn.kind} socket")
+        fields, out = await handler(server, conn, message, fds)
+        reply: dict[str, Any] = {"ok": True, **fields}
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        out = []
+        code = next((c for kind, c in CODES if isinstance(exc, kind)), "internal")
+        if code == "internal":
+            log.exception("internal error handling %r", op)
+        reply = {"ok": False, "error": code, "message": str(exc) or type(exc).__name__}
+    finally:
+        _wire.close_fds(fds)
+    if rid is not None:
+        reply["id"] = rid
+    return reply, out
+
+
+def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
+    if "model" not in message:
+        raise BadRequest("missing field 'model'")
+    ref = parse_ref(message["model"])
+    if not versioned and ref.version is not None:
+        raise BadRequest(f"{ref}: give ns/name without a version")
+    return ref
+
+
+# -- client socket ----------------------------------------------------------------------------
+
+
+async def _acquire(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    ref = _ref(message)
+    if not server.config.allowed(ref.namespace, conn.uid, conn.gid):
+        raise AccessDenied(
+            f"uid {conn.uid} (gid {conn.gid}) may not use namespace {ref.namespace!r} on this "
+            "node; ask the operator to add it to the daemon's 'namespaces' table"
+        )
+    info = await server.catalog.resolve(ref)
+    if message.get("have") == info.digest and conn.leases.get(info.digest):
+        # the client already maps this image under a lease of this connection
+        return {"unchanged": True, "version": info.version, "digest": info.digest}, []
+    segment, tier = await server.shelf.acquire(info)
+    conn.leases.setdefault(info.digest, []).append(segment)
+    fields = {
+        "model": info.key,
+        "version": info.version,
+        "digest": info.digest,
+        "size": info.size,
+        "tier": tier,
+        "generation": server.catalog.generation,
+    }
+    return fields, [segment.fd]
+
+
+async def _release(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    digest = message.get("digest")
+    held = conn.leases.get(digest) if isinstance(digest, str) else None
+    if not held:
+        raise BadRequest(f"this connection holds no lease on {digest!r:.80}")
+    server.shelf.release(held.pop())
+    if not held:
+        del conn.leases[digest]  # type: ignore[arg-type]
+    return {}, []
+
+
+async def _ping(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    return {}, []
+
+
+# -- admin socket -----------------------------------------------------------------------------
+
+
+async def _status(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    kinds = [c.kind for c in server.connections]
+    return {
+        "daemon": f"modelshelfd/{__version__}",
+        "pid": os.getpid(),
+        "uptime": round(time.time() - server.started, 3),
+        "store": server.config.store,
+        "socket": server.config.socket,
+        "instance": server.config.shm_prefix,
+        "generation": server.catalog.generation,
+        "store_error": server.catalog.last_error,
+        "connections": {"client": kinds.count("client"), "admin": kinds.count("admin")},
+        **server.shelf.describe(),
+    }, []
+
+
+async def _ls(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    now = server.shelf.clock()
+    rows = []
+    for entry in server.shelf.entries.values():
+        segment = entry.segment
+        leases = segment.leases if segment is not None else 0
+        leases += sum(s.leases for s in server.shelf.retired if s.digest == entry.digest)
+        rows.append(
+            {
+                "models": sorted(entry.labels),
+                "digest": entry.digest,
+                "size": entry.size,
+                "tiers": [t for t, present in (("l1", segment), ("l2", entry.in_l2)) if present],
+                "state": entry.state.value,
+                "hits": entry.hits,
+                "idle_seconds": round(now - entry.last_use, 3),
+                "leases": leases,
+                "pinned": entry.pinned,
+            }
+        )
+    rows.sort(key=lambda r: (r["models"], r["digest"]))
+    return {"models": rows}, []
+
+
+async def _prefetch(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    info = await server.catalog.resolve(_ref(message))
+    tier = await server.shelf.ensure(info)
+    return {"model": info.key, "version": info.version, "digest": info.digest, "tier": tier}, []
+
+
+async def _evict(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    info = await server.catalog.resolve(_ref(message))
+    entry = server.shelf.entry(info.digest)
+    if entry.pinned:
+        raise BadRequest(f"{info.key}@{info.version} is pinned; unpin it first")
+    evicted = server.shelf.evict_l1(entry)
+    return {"model": info.key, "version": info.version, "evicted": evicted}, []
+
+
+async def _pin(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    info = await server.catalog.resolve(_ref(message))
+    tier = await server.shelf.ensure(info)
+    server.shelf.entry(info.digest).pinned = True
+    return {"model": info.key, "version": info.version, "digest": info.digest, "tier": tier}, []
+
+
+async def _unpin(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    info = await server.catalog.resolve(_ref(message))
+    server.shelf.entry(info.digest).pinned = False
+    return {"model": info.key, "version": info.version}, []
+
+
+async def _rm(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    ref = _ref(message)
+    store = server.store
+    removed = await asyncio.to_thread(store.remove, ref.namespace, ref.name, ref.version)
+    versions = await asyncio.to_thread(store.versions, ref.namespace, ref.name)
+    server.catalog.update(ref.key, versions)
+    return {"model": ref.key, "removed": removed}, []
+
+
+async def _stats(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    counters = dict(server.shelf.stats)
+    counters["connections_refused"] = server.refused
+    return {"counters": counters, "generation": server.catalog.generation}, []
+
+
+async def _publish(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    ref = _ref(message, versioned=False)
+    if len(fds) != 1:
+        raise BadRequest(f"publish takes exactly one descriptor (the image file), got {len(fds)}")
+    try:
+        size = os.fstat(fds[0]).st_size
+        mapped = mmap.mmap(fds[0], size, prot=mmap.PROT_READ) if size else None
+    except (OSError, ValueError) as exc:
+        raise BadRequest(f"cannot map the descriptor sent: {exc}") from exc
+    if mapped is None:
+        raise ImageError("the file sent is empty, not an image")
+    try:
+        info = await asyncio.to_thread(server.store.publish, ref.namespace, ref.name, mapped)
+    finally:
+        with contextlib.suppress(BufferError):  # a view escaped in a traceback: GC unmaps
+            mapped.close()
+    versions = await asyncio.to_thread(server.store.versions, ref.namespace, ref.name)
+    server.catalog.update(ref.key, versions)
+    log.info("published %s@%d (%s, %d bytes)", info.key, info.version, info.digest[:12], info.size)
+    return {
+        "model": info.key,
+        "version": info.version,
+        "digest": info.digest,
+        "size": info.size,
+    }, []
+
+
+CLIENT_OPS: dict[str, Handler] = {"acquire": _acquire, "release": _release, "ping": _ping}
+ADMIN_OPS: dict[str, Handler] = {
+    "status": _status,
+    "ls": _ls,
+    "prefetch": _prefetch,
+    "evict": _evict,
+    "pin": _pin,
+    "unpin": _unpin,
+    "rm": _rm,
+    "stats": _stats,
+    "publish": _publish,
+    "ping": _ping,
+}

@@ -1,0 +1,247 @@
+"""The server: lifecycle (startup, serve, shutdown), the two Unix sockets and their connections.
+
+Config -> Server -> per-connection protocol, as in uvicorn. A connection's first message must be
+``hello``; anything malformed, oversized or unexpected closes that connection and nothing else.
+Leases belong to a connection: when it ends, however it ends, they are released. Requests are
+dispatched to ``handlers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelshelf import _wire
+from modelshelf._version import __version__
+from modelshelf.errors import ProtocolError
+from modelshelf.store import Store
+
+from . import aiowire, handlers
+from .catalog import Catalog
+from .config import Config
+from .shelf import Shelf
+from .tiers import Board, Segment
+
+log = logging.getLogger("modelshelfd")
+
+HELLO_TIMEOUT = 10.0  # a peer that connects and says nothing does not keep a slot forever
+MAX_ADMIN_CONNECTIONS = 16
+_PEERCRED = struct.Struct("3i")
+
+
+@dataclass(eq=False)
+class Connection:
+    sock: socket.socket
+    kind: str  # "client" or "admin"
+    pid: int
+    uid: int
+    gid: int
+    leases: dict[str, list[Segment]] = field(default_factory=dict)
+    busy: bool = False
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = time.time()
+        self.connections: set[Connection] = set()
+        self.refused = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: list[socket.socket] = []
+        self.should_exit = asyncio.Event()
+
+    # -- phases -------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        cfg = self.config
+        self.store = Store(
+            cfg.store,
+            cfg.store_options,
+            max_retries=cfg.store_max_retries,
+            retry_timeout=cfg.store_retry_timeout,
+        )
+        self.board = Board(cfg.shm_prefix)
+        self.shelf = Shelf(cfg, self.store)
+        await self.shelf.adopt(self.board.name)
+        self.catalog = Catalog(self.store, self.board, cfg.ref_poll_seconds)
+        self._spawn(self.catalog.poll_forever())
+        for path, mode, kind in (
+            (cfg.socket, cfg.socket_mode, "client"),
+            (cfg.admin_socket, 0o600, "admin"),
+        ):
+            listener = _bind(path, mode)
+            self._listeners.append(listener)
+            self._spawn(self._accept(listener, kind))
+        log.info(
+            "ready: pid %d, socket %s, admin %s, store %s, shm prefix %s, L1 %d bytes, L2 %d "
+            "bytes", os.getpid(), cfg.socket, cfg.admin_socket, cfg.store, cfg.shm_prefix,
+            cfg.l1_bytes, cfg.l2_bytes,
+        )  # fmt: skip
+
+    async def serve(self) -> None:
+        await self.should_exit.wait()
+
+    async def shutdown(self) -> None:
+        log.info("shutting down")
+        for listener in self._listeners:
+            listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            for path in (self.config.socket, self.config.admin_socket):
+                os.unlink(path)
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        while any(c.busy for c in self.connections) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)  # let requests in progress finish, up to the deadline
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "shelf"):
+            self.shelf.close()
+        if hasattr(self, "board"):
+            self.board.bump()  # clients holding "latest" ask again and find the new daemon
+            self.board.close(unlink=True)
+        log.info("stopped")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- connections --------------------------------------------------------------------------
+
+    async def _accept(self, listener: socket.socket, kind: str) -> None:
+        loop = asyncio.get_running_loop()
+        limit = self.config.max_connections if kind == "client" else MAX_ADMIN_CONNECTIONS
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                log.error("accept on the %s socket failed: %s", kind, exc)
+                await asyncio.sleep(0.1)
+                continue
+            sock.setblocking(False)
+            pid, uid, gid = _PEERCRED.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+            )
+            conn = Connection(sock, kind, pid, uid, gid)
+            if sum(1 for c in self.connections if c.kind == kind) >= limit:
+                self.refused += 1
+                with contextlib.suppress(OSError):
+                    sock.send(_wire.encode(_error(None, "busy", f"{limit} connections")))
+                sock.close()
+                continue
+            self.connections.add(conn)
+            self._spawn(self._serve(conn))
+
+    async def _serve(self, conn: Connection) -> None:
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                message, fds = await aiowire.recv(conn.sock)
+            if fds:
+                _wire.close_fds(fds)
+                raise ProtocolError("descriptors attached to hello")
+            if message.get("op") != "hello":
+                raise ProtocolError("the first message must be hello")
+            if message.get("protocol") != _wire.PROTOCOL_VERSION:
+                await aiowire.send(
+                    conn.sock,
+                    _error(
+                        message.get("id"),
+                        "bad_request",
+                        f"protocol {message.get('protocol')!r} is not supported; this daemon "
+                        f"speaks {_wire.PROTOCOL_VERSION}",
+                    ),
+                )
+                return
+            if conn.kind == "admin" and conn.uid not in (self.config.admin_uids or (os.getuid(),)):
+                await aiowire.send(
+                    conn.sock,
+                    _error(message.get("id"), "access_denied", f"uid {conn.uid} is not an admin"),
+                )
+                return
+            reply: dict[str, Any] = {
+                "ok": True,
+                "protocol": _wire.PROTOCOL_VERSION,
+                "daemon": f"modelshelfd/{__version__}",
+                "instance": self.config.shm_prefix,
+                "generation": self.board.generation,
+            }
+            await aiowire.send(conn.sock, reply, [self.board.fd] if conn.kind == "client" else [])
+            while True:
+                message, fds = await aiowire.recv(conn.sock)
+                conn.busy = True
+                reply, out = await handlers.handle(self, conn, message, fds)
+                await aiowire.send(conn.sock, reply, out)
+                conn.busy = False
+        except (EOFError, ConnectionError, TimeoutError):
+            pass
+        except ProtocolError as exc:
+            log.info("closing %s connection of pid %d: %s", conn.kind, conn.pid, exc)
+        except OSError as exc:
+            log.info("%s connection of pid %d failed: %s", conn.kind, conn.pid, exc)
+        finally:
+            for segments in conn.leases.values():
+                for segment in segments:
+                    self.shelf.release(segment)
+            conn.leases.clear()
+            conn.sock.close()
+            self.connections.discard(conn)
+
+
+def _error(rid: object, code: str, message: str) -> dict[str, Any]:
+    reply: dict[str, Any] = {"ok": False, "error": code, "message": message}
+    if rid is not None:
+        reply["id"] = rid
+    return reply
+
+
+def _bind(path: str, mode: int) -> socket.socket:
+    directory = Path(path).parent
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # stale: its daemon is gone
+        else:
+            raise RuntimeError(f"another daemon is listening on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # never a window where the socket is wider than asked
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, mode)
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+async def _main(config: Config) -> None:
+    server = Server(config)
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, server.should_exit.set)
+    try:
+        await server.startup()
+        await server.serve()
+    finally:
+        await server.shutdown()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def run(config: Config) -> None:
+    asyncio.run(_main(config))

@@ -1,0 +1,104 @@
+"""Shared pieces of the hypothesis tests: the open/verify/load pass every mutant goes through,
+and a strategy that mutates a manifest's JSON tree.
+
+The examples are bounded so each test module runs in seconds; set MODELSHELF_FUZZ_SCALE=100
+for a long hunt (every test's example count is multiplied by it).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+import modelshelf
+from modelshelf.errors import ImageError
+from modelshelf.image import Image
+from modelshelf.runtime import registered_kinds
+
+SCALE = int(os.environ.get("MODELSHELF_FUZZ_SCALE", "1"))
+SETTINGS = settings(
+    max_examples=150 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def consume(data: bytes) -> str:
+    """Open, verify and load ``data``; return how far it got. ImageError is the only
+    exception caught: anything else propagates and fails the calling test."""
+    try:
+        image = Image.open(data)
+    except ImageError:
+        return "open"
+    for arr in image.arrays.values():
+        arr.tobytes()  # every view lies inside the buffer
+    try:
+        image.verify()
+    except ImageError:
+        verified = False
+    else:
+        verified = True
+    try:
+        model = modelshelf.load(image)
+    except ImageError:
+        return "load" if verified else "verify+load"
+    repr(model)
+    return "ok" if verified else "verify"
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+# numbers that sit on the edges executors must check: counts, indices, sizes
+EDGE_NUMBERS = [-1, 0, 1, 2, 3, 4, 5, 2**31, 2**63, 1e308, -0.0, 0.5]
+
+
+def json_paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path (keys and indices) into a JSON tree, the root's empty path first."""
+    out = [path]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out += json_paths(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += json_paths(value, (*path, i))
+    return out
+
+
+@st.composite
+def mutated_manifest(draw: st.DrawFn, manifest: dict[str, Any], names: list[str]) -> Any:
+    """``manifest`` with 1 to 3 nodes replaced (by any JSON, an edge number, another stored
+    array's name or another registered kind) or deleted."""
+    manifest = copy.deepcopy(manifest)
+    for _ in range(draw(st.integers(1, 3))):
+        paths = json_paths(manifest)[1:]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = manifest
+        for key in path[:-1]:
+            parent = parent[key]
+        action = draw(st.sampled_from(["replace", "kind", "array", "delete", "number"]))
+        if action == "delete":
+            del parent[path[-1]]
+            continue
+        if action == "kind":
+            value: Any = draw(st.sampled_from([*registered_kinds(), "tensors"]))
+        elif action == "array" and names:
+            value = draw(st.sampled_from(names))
+        elif action == "number":
+            value = draw(st.sampled_from(EDGE_NUMBERS))
+        else:
+            value = draw(json_values)
+        parent[path[-1]] = value
+    return manifest

@@ -1,0 +1,66 @@
+"""The admin socket through the ``modelshelf`` CLI: status, ls, stats, prefetch, pin, unpin,
+evict, rm; and who may use it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from modelshelf.cli._shelf import AdminConnection
+from modelshelf.errors import AccessDenied, ModelNotFound
+from modelshelf.store import Store
+
+from .conftest import Daemon, Images, Shelf
+
+
+def cli(daemon: Daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env_cmd = [sys.executable, "-m", "modelshelf.cli", *args]
+    return subprocess.run(
+        env_cmd,
+        capture_output=True,
+        text=True,
+        check=check,
+        env={"MODELSHELF_ADMIN_SOCKET": daemon.admin_socket, "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_cli_commands(shelf: Shelf, images: Images) -> None:
+    store = Store(shelf.store)
+    store.publish("ns", "lr", images.bytes("logreg"))
+    store.publish("ns", "p", images.bytes("pipe"))
+    daemon = shelf.make(l1_bytes=len(images.bytes("pipe")) + 64)
+    assert "tier=l3" in cli(daemon, "prefetch", "ns/lr").stdout
+    out = cli(daemon, "ls").stdout
+    assert out.splitlines()[0].split()[:3] == ["MODEL", "DIGEST", "SIZE"]
+    assert "ns/lr@1" in out and "l1+l2" in out
+    status = json.loads(cli(daemon, "status", "--json").stdout)
+    assert status["l1"]["count"] == 1 and status["store"] == shelf.store
+    assert "L1" in cli(daemon, "status").stdout
+    # pinned: the budget cannot evict it, so the next image does not fit
+    cli(daemon, "pin", "ns/lr")
+    failed = cli(daemon, "prefetch", "ns/p", check=False)
+    assert failed.returncode == 1 and "[busy]" in failed.stderr
+    assert "pinned; unpin it first" in cli(daemon, "evict", "ns/lr", check=False).stderr
+    cli(daemon, "unpin", "ns/lr")
+    assert "tier=l3" in cli(daemon, "prefetch", "ns/p").stdout  # now lr may go
+    rows = json.loads(cli(daemon, "ls", "--json").stdout)
+    assert {r["models"][0]: r["tiers"] for r in rows} == {"ns/lr@1": ["l2"], "ns/p@1": ["l1", "l2"]}
+    stats = json.loads(cli(daemon, "stats", "--json").stdout)["counters"]
+    assert stats["l1_evictions"] == 1 and stats["l3_fetches"] == 2
+    assert "l3_fetches" in cli(daemon, "stats").stdout
+    assert "removed=[1]" in cli(daemon, "rm", "ns/lr").stdout
+    assert store.versions("ns", "lr") == []
+    with pytest.raises(ModelNotFound):
+        daemon.client().model("ns/lr")
+    missing = cli(daemon, "status", "--admin-socket", str(shelf.tmp / "nope.sock"), check=False)
+    assert missing.returncode == 1 and "nope.sock" in missing.stderr
+
+
+def test_admin_uids(shelf: Shelf) -> None:
+    daemon = shelf.make(admin_uids=[54321])
+    with pytest.raises(AccessDenied, match="not an admin"):
+        AdminConnection(daemon.admin_socket)
+    daemon.admin_socket = str(shelf.tmp / "unused")  # teardown needs no admin call

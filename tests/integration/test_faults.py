@@ -1,0 +1,217 @@
+"""Faults: the store unreachable, the disk tier full, hostile socket messages, access control
+and the name grammar. Each fault affects only what it must."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from modelshelf import _wire
+from modelshelf.errors import AccessDenied, InvalidModelName, ShelfError, StoreError
+from modelshelf.store import Store
+
+from .conftest import Images, Shelf, raw_connect, wait_for
+
+
+def test_store_unreachable(shelf: Shelf, images: Images, private_s3) -> None:
+    url = private_s3.bucket()
+    store = private_s3.store(url)
+    store.publish("ns", "lr", images.bytes("logreg"))
+    store.publish("ns", "r", images.bytes("ridge"))
+    daemon = shelf.make(store=url, env=private_s3.env)
+    client = daemon.client()
+    held = client.model("ns/lr")
+    private_s3.server.stop()
+    with pytest.raises(StoreError, match="object store"):
+        client.model("ns/r@1")
+    assert held.predict(images.X).shape == (16,)
+    assert client.model("ns/lr@1").predict(images.X).shape == (16,)  # in L1: no store needed
+    wait_for(lambda: daemon.admin("status")["store_error"], what="the poller notices")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 1 MiB filesystem (tmpfs; the test suite runs as root), so that L2 writes fail
+    with a genuine ENOSPC."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_disk_tier_full(shelf: Shelf, images: Images, small_disk: Path) -> None:
+    Store(shelf.store).publish("ns", "blob", images.bytes("blob4m"))
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(cache_dir=str(small_disk / "cache"))
+    client = daemon.client()
+    tensors = client.tensors("ns/blob")  # 4 MiB into a 1 MiB disk: served from L1 anyway
+    assert tensors["w"].nbytes == 4 << 20
+    assert daemon.stats()["l2_write_errors"] == 1
+    assert list((small_disk / "cache" / "tmp").iterdir()) == []
+    assert list((small_disk / "cache" / "images").iterdir()) == []
+    assert daemon.admin("status")["l2"]["bytes"] == 0
+    # a small image still fits and goes to disk
+    client.model("ns/lr")
+    assert len(list((small_disk / "cache" / "images").iterdir())) == 1
+    assert "L2 write of" in daemon.logs()
+
+
+def _frame(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+def _hello(sock: socket.socket) -> None:
+    _wire.send(sock, {"op": "hello", "protocol": 1})
+    reply, fds = _wire.recv(sock)
+    _wire.close_fds(fds)
+    assert reply["ok"] is True
+
+
+def _closed(sock: socket.socket) -> bool:
+    try:
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+HOSTILE = {
+    "oversized length": struct.pack(">I", 0xFFFFFFFF),
+    "zero length": struct.pack(">I", 0),
+    "garbage": _frame(b"\xff\xfe not json"),
+    "not an object": _frame(b"[1, 2, 3]"),
+    "NaN": _frame(b'{"op": "hello", "protocol": NaN}'),
+    "missing hello": _frame(json.dumps({"op": "acquire", "model": "ns/lr"}).encode()),
+    "truncated": struct.pack(">I", 100) + b'{"op":',
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_message_closes_only_its_connection(
+    shelf: Shelf, images: Images, case: str
+) -> None:
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    good = raw_connect(daemon.socket)
+    _hello(good)
+    bad = raw_connect(daemon.socket)
+    bad.sendall(HOSTILE[case])
+    if case == "truncated":
+        bad.shutdown(socket.SHUT_WR)
+    assert _closed(bad)
+    bad.close()
+    _wire.send(good, {"op": "acquire", "model": "ns/lr@1", "id": 7})
+    reply, fds = _wire.recv(good)
+    assert reply["ok"] is True and reply["id"] == 7 and len(fds) == 1
+    _wire.close_fds(fds)
+    good.close()
+
+
+def test_unexpected_descriptors_close_the_connection(shelf: Shelf, images: Images) -> None:
+    daemon = shelf.make()
+    sock = raw_connect(daemon.socket)
+    _hello(sock)
+    r, w = os.pipe()
+    _wire.send(sock, {"op": "ping"}, [r])
+    os.close(r)
+    os.close(w)
+    assert _closed(sock)
+    sock.close()
+    assert daemon.admin("status")["connections"]["client"] == 0
+
+
+def test_bad_requests_are_answered_and_the_connection_stays(shelf: Shelf) -> None:
+    daemon = shelf.make()
+    sock = raw_connect(daemon.socket)
+    _hello(sock)
+    for message, code in (
+        ({"op": "frobnicate"}, "bad_request"),
+        ({"op": "acquire"}, "bad_request"),
+        ({"op": "acquire", "model": "../etc/passwd"}, "invalid_name"),
+        ({"op": "acquire", "model": "NS/Upper"}, "invalid_name"),
+        ({"op": "acquire", "model": ["ns/lr"]}, "invalid_name"),
+        ({"op": "acquire", "model": "ns/absent"}, "not_found"),
+        ({"op": "release", "digest": "00" * 32}, "bad_request"),
+        ({"op": "status"}, "bad_request"),  # an admin op on the client socket
+        ({"op": "ping", "id": "x"}, "bad_request"),
+    ):
+        _wire.send(sock, message)
+        reply, fds = _wire.recv(sock)
+        assert fds == []
+        assert (reply["ok"], reply["error"]) == (False, code), (message, reply)
+    _wire.send(sock, {"op": "ping", "id": 3})
+    assert _wire.recv(sock) == ({"ok": True, "id": 3}, [])
+    sock.close()
+
+
+def test_wrong_protocol_version(shelf: Shelf) -> None:
+    daemon = shelf.make()
+    sock = raw_connect(daemon.socket)
+    _wire.send(sock, {"op": "hello", "protocol": 99})
+    reply, _ = _wire.recv(sock)
+    assert reply["error"] == "bad_request" and "protocol" in reply["message"]
+    assert _closed(sock)
+    sock.close()
+
+
+def test_connections_are_bounded(shelf: Shelf, images: Images) -> None:
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(max_connections=8)
+    held = [raw_connect(daemon.socket) for _ in range(8)]
+    for s in held:
+        _hello(s)
+    extra = [raw_connect(daemon.socket) for _ in range(20)]
+    for s in extra:
+        reply, _ = _wire.recv(s)
+        assert reply["error"] == "busy"
+        assert _closed(s)
+        s.close()
+    with pytest.raises(ShelfError, match="busy"):
+        daemon.client().model("ns/lr")
+    held.pop().close()
+    wait_for(lambda: daemon.admin("status")["connections"]["client"] == 7, what="slot freed")
+    assert daemon.client().model("ns/lr").predict([[5, 3, 1, 0.2]]).shape == (1,)
+    assert daemon.stats()["connections_refused"] == 21
+    for s in held:
+        s.close()
+
+
+def test_access_control(shelf: Shelf, images: Images) -> None:
+    store = Store(shelf.store)
+    store.publish("secret", "lr", images.bytes("logreg"))
+    store.publish("team", "lr", images.bytes("logreg"))
+    store.publish("open", "lr", images.bytes("logreg"))
+    other = 54321  # no such user here: only it may use "secret"
+    daemon = shelf.make(
+        namespaces={
+            "secret": {"uids": [other], "gids": []},
+            "team": {"uids": [], "gids": [os.getgid()]},
+        }
+    )
+    client = daemon.client()
+    with pytest.raises(AccessDenied, match="namespace 'secret'"):
+        client.model("secret/lr")
+    assert client.model("team/lr").predict([[5, 3, 1, 0.2]]).shape == (1,)  # by group
+    assert client.model("open/lr") is not None  # no rule: the daemon's own uid
+    assert daemon.stats().get("l3_fetches") == 1  # the denied request fetched nothing
+
+
+def test_name_grammar(shelf: Shelf) -> None:
+    daemon = shelf.make()
+    client = daemon.client()
+    for bad in ("ns", "ns/", "/m", "NS/m", "ns/m@0", "ns/m@-1", "ns/../m", "n s/m", "ns/m/x"):
+        with pytest.raises(InvalidModelName):
+            client.model(bad)
+    with pytest.raises(InvalidModelName):
+        daemon.admin("prefetch", model="ns/a..b")

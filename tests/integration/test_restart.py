@@ -1,0 +1,126 @@
+"""Daemon crashes and restarts: held models keep predicting, the client reconnects by itself,
+L1 and L2 are adopted (verified) instead of fetched again, a fetch killed halfway leaves nothing
+servable behind, and a corrupted L2 file is discarded and fetched again."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import modelshelf
+import modelshelf.client
+from modelshelf.errors import DaemonUnavailable
+from modelshelf.store import Store
+
+from .conftest import Images, Shelf, wait_for
+
+
+def test_sigkill_at_rest_then_restart_adopts_without_refetch(shelf: Shelf, images: Images) -> None:
+    store = Store(shelf.store)
+    store.publish("ns", "lr", images.bytes("logreg"))
+    store.publish("ns", "p", images.bytes("pipe"))
+    daemon = shelf.make()
+    client = daemon.client()
+    model = client.model("ns/lr")
+    expected = model.predict_proba(images.X)
+    daemon.admin("prefetch", model="ns/p")
+    daemon.admin("evict", model="ns/p")  # now only on disk (L2)
+    daemon.kill()  # SIGKILL: no cleanup at all
+    # the daemon is gone: held models keep predicting, cached ones come back without it
+    np.testing.assert_array_equal(model.predict_proba(images.X), expected)
+    assert client.model("ns/lr") is model
+    with pytest.raises(DaemonUnavailable, match=daemon.socket):
+        client.model("ns/p")
+    daemon.start()
+    stats = daemon.stats()
+    assert (stats["adopted_l1"], stats["adopted_l2"]) == (1, 2)
+    # the restarted daemon bumped the board: one round trip, a new connection, same object
+    assert client.model("ns/lr") is model
+    assert client.model("ns/p").predict(images.X).shape == (16,)
+    stats = daemon.stats()
+    assert stats.get("l3_fetches", 0) == 0
+    assert (stats["l1_hits"], stats["l2_hits"]) == (1, 1)
+
+
+def test_sigkill_mid_fetch_leaves_nothing_servable(shelf: Shelf, images: Images, s3) -> None:
+    url = s3.bucket()
+    s3.store(url).publish("ns", "blob", images.bytes("blob48m"))
+    daemon = shelf.make(store=url, env=s3.env, range_bytes="1M", fetch_parallelism=1)
+    client = daemon.client()
+    errors: list[BaseException] = []
+
+    def acquire() -> None:
+        try:
+            client.model("ns/blob")
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=acquire)
+    thread.start()
+    wait_for(lambda: daemon.admin("status")["inflight_fetches"] == 1, what="fetch started")
+    wait_for(lambda: len(daemon.segments()) == 2, what="segment being filled")
+    daemon.kill()
+    thread.join(timeout=30)
+    assert len(errors) == 1 and isinstance(errors[0], DaemonUnavailable)
+    daemon.leftover_ok = True  # until the restart cleans up after the crash
+    daemon.start()
+    daemon.leftover_ok = False
+    assert list((daemon.cache_dir / "tmp").iterdir()) == []
+    assert list((daemon.cache_dir / "images").iterdir()) == []
+    stats = daemon.stats()
+    assert stats.get("adopted_l1", 0) == 0
+    assert stats["validation_failures"] == 1  # the half-filled segment, discarded
+    assert daemon.segments() == [f"{daemon.prefix}-board"]
+    tensors = client.tensors("ns/blob")
+    np.testing.assert_array_equal(
+        tensors["w"], modelshelf.load(images.path("blob48m")).tensors["w"]
+    )
+
+
+def test_corrupted_l2_file_is_discarded_and_fetched_again(shelf: Shelf, images: Images) -> None:
+    info = Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    assert daemon.admin("prefetch", model="ns/lr")["tier"] == "l3"
+    daemon.stop()  # graceful: L1 is unlinked, L2 stays
+    path = daemon.cache_dir / "images" / info.digest
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+    daemon.start()
+    assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)
+    stats = daemon.stats()
+    assert (stats["validation_failures"], stats["l3_fetches"]) == (1, 1)
+    assert path.read_bytes() == images.bytes("logreg")  # replaced by a verified copy
+    assert daemon.admin("ls")["models"][0]["tiers"] == ["l1", "l2"]
+
+
+def test_corrupted_store_copy_is_never_served(shelf: Shelf, images: Images) -> None:
+    info = Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    blob = shelf.tmp / "store" / "images" / info.digest
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1
+    blob.write_bytes(bytes(data))
+    daemon = shelf.make()
+    with pytest.raises(modelshelf.ImageError, match="every copy failed validation"):
+        daemon.client().model("ns/lr")
+    assert daemon.stats()["validation_failures"] == 2
+    assert daemon.segments() == [f"{daemon.prefix}-board"]
+
+
+def test_graceful_restart_and_no_daemon(shelf: Shelf, images: Images) -> None:
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    client = daemon.client()
+    model = client.model("ns/lr")
+    daemon.stop()  # SIGTERM: segments and board unlinked, the board's generation bumped first
+    assert daemon.segments() == []
+    assert client.model("ns/lr") is model  # board moved, no daemon: the held copy answers
+    assert model.predict(images.X).shape == (16,)
+    daemon.start()
+    assert client.model("ns/lr") is model  # reconnected by itself; same digest, same object
+    assert daemon.admin("status")["leases"] == 1
+    assert daemon.stats()["l2_hits"] == 1
+    with pytest.raises(DaemonUnavailable, match="MODELSHELF_SOCKET"):
+        modelshelf.client.Client(str(shelf.tmp / "absent.sock")).model("ns/lr")

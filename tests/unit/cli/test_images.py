@@ -1,0 +1,255 @@
+"""``modelshelf compile`` and ``modelshelf inspect``, run as the installed console script on real
+files: exit statuses, what they print, and what they write."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import modelshelf
+from modelshelf.image import ImageBuilder
+
+SCRIPT = Path(sys.executable).with_name("modelshelf")
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+
+
+class Unsupported(BaseEstimator):
+    """Pickles by reference to this module, which the CLI's process can import too."""
+
+    def fit(self, X: Any, y: Any = None) -> Unsupported:
+        self.n_features_in_ = X.shape[1]
+        return self
+
+
+@pytest.fixture(scope="module")
+def iris() -> tuple[np.ndarray, np.ndarray]:
+    X, y = load_iris(return_X_y=True)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def pipeline(iris: tuple[np.ndarray, np.ndarray]) -> Any:
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(*iris)
+
+
+@pytest.fixture()
+def image_file(tmp_path: Path, iris: tuple[np.ndarray, np.ndarray]) -> Path:
+    est = LogisticRegression(max_iter=1000).fit(iris[0], np.array(["a", "b", "c"])[iris[1]])
+    path = tmp_path / "iris.msi"
+    path.write_bytes(modelshelf.compile(est, metadata={"name": "iris", "team": "search"}))
+    return path
+
+
+def test_script_is_installed() -> None:
+    assert SCRIPT.is_file()
+    result = run("--help")
+    assert result.returncode == 0
+    assert "compile" in result.stdout and "inspect" in result.stdout
+
+
+def test_compile_help_warns_that_the_pickle_is_executed() -> None:
+    result = run("compile", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "EXECUTES the code it contains" in text and "trusted source" in text
+
+
+# -- compile -------------------------------------------------------------------------------------
+
+
+def test_compile_writes_a_loadable_image(
+    tmp_path: Path, pipeline: Any, iris: tuple[np.ndarray, np.ndarray]
+) -> None:
+    src = tmp_path / "churn.joblib"
+    joblib.dump(pipeline, src)
+    out = tmp_path / "churn.msi"
+    result = run(
+        "compile",
+        src,
+        "-o",
+        out,
+        "--name",
+        "churn-v2",
+        "--meta",
+        "team=growth",
+        "--meta",
+        "commit=abc=1",
+    )
+    assert result.returncode == 0, result.stderr
+    model = modelshelf.load(out, verify=True)
+    assert model.kind in result.stdout and str(out) in result.stdout
+    np.testing.assert_allclose(
+        model.predict_proba(iris[0]), pipeline.predict_proba(iris[0]), rtol=1e-9
+    )
+    assert model.metadata["name"] == "churn-v2"
+    assert model.metadata["extra"] == {"team": "growth", "commit": "abc=1"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_compile_names_the_model_after_the_file_and_overwrites(
+    tmp_path: Path, iris: tuple[np.ndarray, np.ndarray]
+) -> None:
+    src = tmp_path / "scaler.joblib"
+    joblib.dump(StandardScaler().fit(iris[0]), src)
+    out = tmp_path / "scaler.msi"
+    out.write_bytes(b"old contents")
+    result = run("compile", src, "-o", out)
+    assert result.returncode == 0, result.stderr
+    model = modelshelf.load(out)
+    assert model.metadata["name"] == "scaler" and hasattr(model, "transform")
+
+
+def test_compile_refuses_an_unsupported_estimator(
+    tmp_path: Path, iris: tuple[np.ndarray, np.ndarray]
+) -> None:
+    src = tmp_path / "odd.joblib"
+    joblib.dump(Unsupported().fit(iris[0]), src)
+    out = tmp_path / "odd.msi"
+    result = subprocess.run(
+        [str(SCRIPT), "compile", str(src), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        # so that the pickle's class, in this module, can be imported there too
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("modelshelf compile: error: cannot compile ")
+    assert "Unsupported" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_compile_reports_a_file_joblib_cannot_load(tmp_path: Path) -> None:
+    src = tmp_path / "junk.joblib"
+    src.write_bytes(b"this is not a pickle")
+    result = run("compile", src, "-o", tmp_path / "junk.msi")
+    assert result.returncode == 1
+    assert f"cannot load {src} with joblib" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = run("compile", tmp_path / "missing.joblib", "-o", tmp_path / "x.msi")
+    assert result.returncode == 1 and "no such file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("meta", "message"),
+    [("novalue", "expected KEY=VALUE"), ("=x", "expected KEY=VALUE"), ("name=x", "--name")],
+)
+def test_compile_rejects_bad_metadata_pairs(tmp_path: Path, meta: str, message: str) -> None:
+    result = run("compile", tmp_path / "m.joblib", "-o", tmp_path / "m.msi", "--meta", meta)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_compile_needs_an_output(tmp_path: Path) -> None:
+    result = run("compile", tmp_path / "m.joblib")
+    assert result.returncode == 2 and "-o" in result.stderr
+
+
+# -- inspect -------------------------------------------------------------------------------------
+
+
+def test_inspect_describes_the_image(image_file: Path) -> None:
+    result = run("inspect", image_file)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    size = image_file.stat().st_size
+    assert f"size:      {size:,} bytes" in out
+    assert "checksum:  OK" in out
+    assert f"kind:      {modelshelf.load(image_file).kind}" in out
+    assert "input:     numeric, 4 features" in out
+    assert "classes:   a, b, c" in out
+    assert "name: iris" in out and "extra.team: search" in out
+    assert "predict_proba" in out
+    assert "model/coef" in out and "float64" in out and "3x4" in out and "96 B" in out
+
+
+def test_inspect_json(image_file: Path) -> None:
+    result = run("inspect", image_file, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["file"] == str(image_file)
+    assert report["size"] == image_file.stat().st_size
+    assert report["checksum"]["verdict"] == "OK"
+    assert report["kind"] == modelshelf.load(image_file).kind
+    assert report["input"] == {"type": "numeric", "n_features": 4, "feature_names": None}
+    assert report["classes"] == ["a", "b", "c"]
+    assert report["metadata"]["name"] == "iris"
+    assert report["metadata"]["extra"] == {"team": "search"}
+    arrays = {a["name"]: a for a in report["arrays"]}
+    assert arrays["model/coef"] == {
+        "name": "model/coef",
+        "dtype": "float64",
+        "shape": [3, 4],
+        "bytes": 96,
+    }
+    assert report["array_bytes"] == sum(a["bytes"] for a in report["arrays"])
+
+
+def test_inspect_reports_a_checksum_mismatch(image_file: Path) -> None:
+    data = bytearray(image_file.read_bytes())
+    data[-1] ^= 0x01  # inside the last array: the structure stays valid
+    image_file.write_bytes(bytes(data))
+    result = run("inspect", image_file, "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["checksum"]["verdict"] == "MISMATCH"
+    assert "checksum MISMATCH" in result.stderr
+    result = run("inspect", image_file)
+    assert result.returncode == 1 and "checksum:  MISMATCH" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda b: b[:40], "shorter than the 64-byte"),
+        (lambda b: b"PK\x03\x04" + b[4:], "expected magic"),
+        (lambda b: b[: len(b) - 8], "only"),
+    ],
+    ids=["truncated-header", "bad-magic", "truncated-data"],
+)
+def test_inspect_refuses_an_invalid_image(image_file: Path, mutate: Any, message: str) -> None:
+    image_file.write_bytes(mutate(image_file.read_bytes()))
+    result = run("inspect", image_file)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"modelshelf inspect: error: {image_file}: ")
+    assert message in lines[0]
+
+
+def test_inspect_refuses_an_unknown_model_kind(tmp_path: Path) -> None:
+    path = tmp_path / "future.msi"
+    manifest = {"model": {"kind": "quantum_forest"}, "metadata": {"name": "f"}}
+    path.write_bytes(ImageBuilder().build(manifest))
+    result = run("inspect", path)
+    assert result.returncode == 1 and "unknown model kind 'quantum_forest'" in result.stderr
+
+
+def test_inspect_a_missing_file(tmp_path: Path) -> None:
+    result = run("inspect", tmp_path / "nope.msi")
+    assert result.returncode == 1 and "No such file" in result.stderr
+
+
+def test_inspect_a_tensor_bundle(tmp_path: Path) -> None:
+    path = tmp_path / "w.msi"
+    path.write_bytes(modelshelf.compile_tensors({"w": np.ones((2, 3), dtype=np.float32)}))
+    result = run("inspect", path)
+    assert result.returncode == 0, result.stderr
+    assert "kind:      tensors" in result.stdout and "input:     none" in result.stdout
+    assert "float32" in result.stdout and "2x3" in result.stdout and "classes" not in result.stdout

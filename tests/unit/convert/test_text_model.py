@@ -1,0 +1,67 @@
+"""Text models through the public surface: documents in, validation, cheap loading."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+import modelshelf
+from modelshelf.errors import InputError, InputTypeError
+from tests.cases.text import labelled
+
+
+@pytest.fixture(scope="module")
+def classifier() -> modelshelf.Model:
+    docs, y, _ = labelled()
+    pipe = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(docs, y)
+    return modelshelf.load(modelshelf.compile(pipe))
+
+
+def test_a_bare_string_raises_instead_of_iterating_characters(
+    classifier: modelshelf.Model,
+) -> None:
+    with pytest.raises(InputTypeError, match="single str"):
+        classifier.predict("café and python")
+    assert classifier.predict(["café and python"]).shape == (1,)
+
+
+@pytest.mark.parametrize("bad", [[1.5], [None], [["a", "b"]], np.zeros((2, 3))])
+def test_documents_must_be_strings(classifier: modelshelf.Model, bad: object) -> None:
+    with pytest.raises(InputError):
+        classifier.predict_proba(bad)
+
+
+def test_strict_decoding_raises_an_input_error() -> None:
+    model = modelshelf.load(modelshelf.compile(CountVectorizer().fit(["café crème"])))
+    with pytest.raises(InputTypeError, match="decode_error='strict'"):
+        model.transform([b"caf\xe9"])
+    assert model.transform(["café".encode()]).toarray().tolist() == [[1, 0]]
+
+
+def test_a_vectorizer_model_only_transforms() -> None:
+    model = modelshelf.load(modelshelf.compile(TfidfVectorizer().fit(["a bb", "bb cc"])))
+    assert hasattr(model, "transform")
+    assert not hasattr(model, "predict") and not hasattr(model, "predict_proba")
+    with pytest.raises(AttributeError):
+        _ = model.n_features_in_
+
+
+def test_loading_builds_nothing_per_term() -> None:
+    # 40k terms: a dict of them alone would take megabytes; loading must allocate a few KB.
+    terms = [f"term{i}" for i in range(40_000)]
+    docs = [" ".join(terms[i : i + 100]) for i in range(0, len(terms), 100)]
+    image = modelshelf.compile(CountVectorizer().fit(docs))
+    tracemalloc.start()
+    try:
+        model = modelshelf.load(image)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 200_000, peak
+    counts = model.transform(["term5 term5 term39999 unknown"]).toarray()
+    assert counts.sum() == 3 and counts.max() == 2

@@ -1,0 +1,108 @@
+"""Config: file < environment < flags, sizes, defaults, validation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from modelshelfd.config import Config, ConfigError, load_config, parse_size
+
+
+def _file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "modelshelfd.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    cfg = _file(
+        tmp_path,
+        'socket = "/file.sock"\nl1_bytes = "1G"\nl2_bytes = 4096\nref_poll_seconds = 5\n'
+        'store = "file:///from-file"\n',
+    )
+    env = {"MODELSHELF_L1_BYTES": "512M", "MODELSHELF_SOCKET": "/env.sock"}
+    c = load_config(["--config", cfg, "--socket", "/flag.sock"], env)
+    assert c.socket == "/flag.sock"  # flag over env over file
+    assert c.l1_bytes == 512 << 20  # env over file
+    assert c.l2_bytes == 4096 and c.ref_poll_seconds == 5.0  # file
+    assert c.store == "file:///from-file"
+    assert c.admin_socket == "/admin.sock"  # next to the socket by default
+    with pytest.raises(AttributeError):
+        c.socket = "x"  # type: ignore[misc]
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    cfg = _file(tmp_path, "max_connections = 3\n")
+    assert load_config([], {"MODELSHELF_CONFIG": cfg}).max_connections == 3
+
+
+def test_defaults_work_with_nothing(tmp_path: Path) -> None:
+    c = load_config([], {})
+    assert c.store.startswith("file://") and c.store.endswith("/store")
+    assert c.l1_bytes > 0 and c.l2_bytes > 0
+    assert c.shm_prefix.startswith(f"msf{os.getuid()}-")
+    assert c.socket_mode == 0o600 and c.namespaces == {}
+    other = load_config(["--socket", str(tmp_path / "other.sock")], {})
+    assert other.shm_prefix != c.shm_prefix  # two daemons never share segment names
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("4096", 4096), ("512M", 512 << 20), ("8G", 8 << 30), ("1.5GiB", 3 << 29), ("2k", 2048)],
+)
+def test_sizes(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "12X", "-1", "G", True, 1.5])
+def test_bad_sizes(bad: object) -> None:
+    with pytest.raises(ConfigError):
+        parse_size(bad)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--ref-poll-seconds", "0.05"], "at least 0.1"),
+        (["--max-connections", "0"], "at least 1"),
+        (["--shm-prefix", "a/b"], "shm_prefix"),
+        (["--log-level", "loud"], "log_level"),
+        (["--l1-bytes", "lots"], "l1_bytes"),
+        (["--namespaces", '{"ns": {"users": [1]}}'], "namespaces"),
+    ],
+)
+def test_invalid_values(flags: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(flags, {})
+
+
+def test_unknown_file_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_config(["--config", _file(tmp_path, "sockett = 'x'\n")], {})
+
+
+def test_access_table(tmp_path: Path) -> None:
+    cfg = _file(
+        tmp_path,
+        '[namespaces]\nteam = { uids = [1001], gids = [50] }\n"*" = { uids = [7] }\n',
+    )
+    c = load_config(["--config", cfg], {})
+    assert c.allowed("team", 1001, 0) and c.allowed("team", 5, 50)
+    assert not c.allowed("team", 7, 0)  # the namespace's own rule replaces "*"
+    assert c.allowed("other", 7, 0) and not c.allowed("other", 1001, 0)
+    default = Config()
+    assert default.allowed("x", os.getuid(), 12345)
+    assert not default.allowed("x", os.getuid() + 1, os.getgid())
+
+
+def test_env_accepts_json_and_lists() -> None:
+    env = {
+        "MODELSHELF_NAMESPACES": '{"a": {"uids": [3]}}',
+        "MODELSHELF_ADMIN_UIDS": "1, 2",
+        "MODELSHELF_SOCKET_MODE": "0o660",
+    }
+    c = load_config([], env)
+    assert c.namespaces == {"a": {"uids": (3,), "gids": ()}}
+    assert c.admin_uids == (1, 2) and c.socket_mode == 0o660

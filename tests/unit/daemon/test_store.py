@@ -1,0 +1,77 @@
+"""modelshelf.store on a real file:// store: content addressing, versions, races, ranges,
+error translation."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import modelshelf
+from modelshelf._names import parse_ref
+from modelshelf.errors import ChecksumError, ModelNotFound, StoreError
+from modelshelf.store import Store, sha256
+
+
+@pytest.fixture
+def image() -> bytes:
+    return modelshelf.compile_tensors({"w": np.arange(100_000, dtype=np.float64)})
+
+
+def test_publish_resolve_read(tmp_path: Path, image: bytes) -> None:
+    store = Store((tmp_path / "s").as_uri())
+    info = store.publish("ns", "m", image)
+    assert (info.version, info.digest, info.size) == (1, sha256(image), len(image))
+    assert (tmp_path / "s" / "images" / info.digest).read_bytes() == image
+    assert (tmp_path / "s" / "refs" / "ns" / "m" / f"{1:020d}").is_file()
+    assert store.publish("ns", "m", image).version == 2
+    assert store.resolve(parse_ref("ns/m")).version == 2
+    assert store.resolve(parse_ref("ns/m@1")).digest == info.digest
+    assert store.list_refs() == {"ns/m": [1, 2]}
+    for range_bytes in (len(image), 4096, 1000):
+        out = bytearray(len(image))
+        store.read_image(info.digest, out, range_bytes=range_bytes, parallelism=3)
+        assert out == image
+    assert store.remove("ns", "m", 1) == [1]
+    assert store.versions("ns", "m") == [2]
+    assert store.remove("ns", "m") == [2]
+    with pytest.raises(ModelNotFound):
+        store.resolve(parse_ref("ns/m"))
+
+
+def test_concurrent_publishers_get_distinct_versions(tmp_path: Path, image: bytes) -> None:
+    url = (tmp_path / "s").as_uri()
+    versions: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def publish() -> None:
+        store = Store(url)
+        barrier.wait()
+        versions.append(store.publish("ns", "race", image).version)
+
+    threads = [threading.Thread(target=publish) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(versions) == [1, 2, 3, 4, 5, 6]
+
+
+def test_errors(tmp_path: Path, image: bytes) -> None:
+    store = Store((tmp_path / "s").as_uri())
+    with pytest.raises(ChecksumError):
+        store.publish("ns", "bad", image[:-1] + bytes([image[-1] ^ 1]))
+    with pytest.raises(ModelNotFound, match="not found"):
+        store.ref("ns", "nope", 1)
+    with pytest.raises(ModelNotFound):
+        store.read_image("0" * 64, bytearray(10))
+    info = store.publish("ns", "m", image)
+    with pytest.raises(StoreError, match="expected"):
+        store.read_image(info.digest, bytearray(len(image) + 1), range_bytes=1 << 30)
+    with pytest.raises(StoreError, match="expected one of"):
+        Store("http://example.com/x")
+    (tmp_path / "s" / "refs" / "ns" / "m" / f"{9:020d}").write_text("{not json")
+    with pytest.raises(StoreError, match="malformed"):
+        store.ref("ns", "m", 9)

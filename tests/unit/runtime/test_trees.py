@@ -1,0 +1,278 @@
+"""The tree runtime on hand-written images: layout semantics (docs/format.md, tree ensembles),
+summation order, categorical columns, manifest faults, and a reference interpreter run on
+random forests deep and wide enough to exercise compaction and row blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import modelshelf
+from modelshelf.errors import FeatureCountError, ManifestError
+from modelshelf.image import ImageBuilder
+from modelshelf.runtime import trees_forest
+
+S = 2  # the sentinel column of two-feature models
+
+
+def image(kind: str, arrays: dict[str, Any], params: dict[str, Any]) -> bytes:
+    builder = ImageBuilder()
+    refs = {role: builder.add(f"m/{role}", a) for role, a in arrays.items() if a is not None}
+    manifest = {
+        "model": {"kind": kind, "arrays": refs, "params": params},
+        "input": {"type": "numeric", "n_features": None, "feature_names": None},
+        "metadata": {},
+    }
+    return builder.build(manifest)
+
+
+def two_trees(**overrides: Any) -> dict[str, Any]:
+    """Tree 0: x0 > 0.5 ? (x1 > -1 ? 30 : 20) : 10, NaN at the root goes right.
+    Tree 1: a single leaf, 100."""
+    arrays = {
+        "feature": np.array([0, S, 1, S, S, S], np.int32),
+        "threshold": np.array([0.5, 10.0, -1.0, 20.0, 30.0, 100.0]),
+        "child": np.array([1, 1, 3, 3, 4, 5], np.int32),
+        "missing": np.packbits([1, 0, 0, 0, 0, 0], bitorder="little"),
+        "roots": np.array([0, 5], np.int32),
+    }
+    arrays.update(overrides)
+    return arrays
+
+
+REGRESSOR = {
+    "n_features": 2,
+    "depth": 2,
+    "link": "identity",
+    "methods": ["predict", "decision_function"],
+    "allow_nan": True,
+}
+
+
+def regressor(arrays: dict[str, Any] | None = None, **params: Any) -> modelshelf.Model:
+    return modelshelf.load(image("boosted_regressor", arrays or two_trees(), REGRESSOR | params))
+
+
+def test_splits_leaves_and_missing_values() -> None:
+    model = regressor()
+    X = np.array([[0, 5], [1, 5], [1, -2], [np.nan, -2], [0.5, 0], [1, np.nan], [1, -1]])
+    assert model.predict(X).tolist() == [110, 130, 120, 120, 110, 120, 120]
+    assert model.decision_function(X).tolist() == model.predict(X).tolist()
+    assert not hasattr(model, "predict_proba")
+
+
+def test_absent_missing_array_sends_nan_to_the_first_child() -> None:
+    model = regressor(two_trees(missing=None))
+    assert model.predict(np.array([[np.nan, 5.0]])).tolist() == [110]
+
+
+def test_groups_base_and_divisor() -> None:
+    params = {"groups": [0, 1, 2], "divisor": 4}
+    model = regressor(two_trees(base=np.array([1.0, 2.0])), **params)
+    X = np.array([[1.0, 5.0]])
+    assert model.decision_function(X).tolist() == [[31.0, 102.0]]  # raw: never divided
+    assert model.predict(X).tolist() == [[31.0 / 4, 102.0 / 4]]
+
+
+def test_leaf_values_table() -> None:
+    arrays = two_trees(
+        threshold=np.array([0.5, 0, -1.0, 1, 2, 3], np.float32),
+        leaf_values=np.array([[1.0, -1], [2, -2], [3, -3], [4, -4]]),
+    )
+    params = {"n_features": 2, "depth": 2, "allow_nan": False, "divisor": 2}
+    model = modelshelf.load(image("tree_regressor", arrays, params))
+    out = model.predict(np.array([[0.0, 0.0], [1.0, 5.0]]))
+    assert out.tolist() == [[2.5, -2.5], [3.5, -3.5]]
+    assert out.dtype == np.float64
+
+
+def test_float32_inputs_compare_after_rounding() -> None:
+    t = np.float32(0.1)  # 0.1 in float64 is above float32(0.1)
+    arrays = two_trees(threshold=np.array([t, 10, -1, 20, 30, 100], np.float32))
+    model = regressor(arrays, input_cast="float32")
+    X = np.array([[0.1, -5.0], [np.nextafter(np.float64(t), 1), -5.0]])
+    # float32(0.1) == t goes left; the next float64 rounds back to t: left too.
+    assert model.predict(X).tolist() == [110, 110]
+    assert regressor(arrays, input_cast="float64").predict(X).tolist() == [110, 120]
+
+
+def test_sums_follow_tree_order_to_the_last_bit() -> None:
+    rng = np.random.default_rng(0)
+    n_trees = 40
+    values = rng.normal(size=n_trees) * 10.0 ** rng.integers(-8, 8, size=n_trees)
+    arrays = {
+        "feature": np.full(n_trees, 1, np.int32),
+        "threshold": values,
+        "child": np.arange(n_trees, dtype=np.int32),
+        "roots": np.arange(n_trees, dtype=np.int32),
+        "base": np.array([0.1]),
+    }
+    model = regressor(arrays, n_features=1, depth=0)
+    expected = 0.1
+    for v in values:
+        expected += v
+    assert model.predict(np.zeros((3, 1))).tolist() == [expected] * 3
+
+
+def categorical_model(cast: str) -> modelshelf.Model:
+    arrays = two_trees(
+        feature=np.array([3, S, 1, S, S, S], np.int32),  # the root reads category column 0
+        cat_column=np.array([0], np.int32),
+        cat_offsets=np.array([0, 2], np.int32),
+        cat_words=np.array([(1 << 0) | (1 << 3), 1 << 8], np.uint32),  # {0, 3, 40}
+    )
+    return regressor(arrays, category_cast=cast)
+
+
+@pytest.mark.parametrize(
+    ("cast", "expected"),
+    [
+        ("trunc", [130, 130, 130, 130, 110, 110, 110, 110, 110, 130, 110]),
+        ("floor", [130, 110, 130, 130, 110, 110, 110, 110, 110, 130, 110]),
+    ],
+)
+def test_categorical_splits(cast: str, expected: list[float]) -> None:
+    # In the set: the second child. NaN: the node's missing flag (right). Out of range: first.
+    values = [0, -0.5, 3.9, 40, 41, 1, -1, 1e10, 64, np.nan, -1e300]
+    X = np.column_stack([values, np.full(len(values), 5.0)])
+    assert categorical_model(cast).predict(X).tolist() == expected
+
+
+def test_encoded_categories() -> None:
+    arrays = two_trees(
+        feature=np.array([3, S, 1, S, S, S], np.int32),
+        cat_column=np.array([0], np.int32),
+        cat_offsets=np.array([0, 1], np.int32),
+        cat_words=np.array([0b110], np.uint32),  # codes 1 and 2
+        encode_column=np.array([0], np.int32),
+        encode_offsets=np.array([0, 3], np.int32),
+        encode_values=np.array([-2.5, 0.0, 7.0]),
+        missing=np.zeros(1, np.uint8),  # unknown and NaN: first child
+    )
+    model = regressor(arrays, category_cast="trunc")
+    X = np.column_stack([[-2.5, 0.0, -0.0, 7.0, 1.0, np.nan, 2.0], np.full(7, 5.0)])
+    assert model.predict(X).tolist() == [110, 130, 130, 130, 110, 110, 110]
+    assert np.isnan(X[5, 0]) and X[1, 0] == 0.0  # the caller's X is untouched
+
+
+def test_zero_as_missing() -> None:
+    model = regressor(two_trees(zero_missing=np.array([0], np.int32)))
+    X = np.column_stack([[1e-36, -1e-35, 2e-35, -1.0, 1.0], np.full(5, 5.0)])
+    assert model.predict(X).tolist() == [130, 130, 110, 110, 130]
+
+
+def test_wrong_width_is_a_feature_count_error() -> None:
+    with pytest.raises(FeatureCountError, match="expects 2 features"):
+        regressor().predict(np.zeros((1, 3)))
+
+
+def test_views_not_copies() -> None:
+    model = regressor()
+    forest = model._executor.forest  # type: ignore[union-attr]
+    for role in ("feature", "threshold", "child", "missing", "roots"):
+        arr = getattr(forest, role)
+        assert arr is model.image.arrays[f"m/{role}"]
+        assert not arr.flags.writeable
+
+
+def test_out_of_range_indices_are_manifest_errors() -> None:
+    model = regressor(two_trees(child=np.array([1, 1, 99, 3, 4, 5], np.int32)))
+    with pytest.raises(ManifestError, match="out-of-range"):
+        model.predict(np.array([[1.0, 5.0]]))
+
+
+@pytest.mark.parametrize(
+    ("arrays", "params", "message"),
+    [
+        (two_trees(child=np.array([1, 1], np.int32)), {}, "'child' must hold 6"),
+        (two_trees(missing=np.zeros(6, np.uint8)), {}, "one bit per node into 1 uint8"),
+        (two_trees(feature=np.zeros(6)), {}, "expected kind 'i'"),
+        (two_trees(roots=None), {}, "missing array 'roots'"),
+        (two_trees(), {"groups": [0, 1]}, "groups must be offsets"),
+        (two_trees(), {"groups": [0, 2, 1, 2]}, "groups must be offsets"),
+        (two_trees(), {"depth": 7}, "depth 7 is impossible"),
+        (two_trees(), {"depth": -1}, "must be >= 0"),
+        (two_trees(base=np.zeros(3)), {}, "one base per output"),
+        (two_trees(), {"link": "cube"}, "not one of"),
+        (two_trees(), {"methods": ["predict_proba"]}, "cannot provide"),
+        (two_trees(), {"divisor": 0}, "divisor must be positive"),
+        (two_trees(cat_column=np.zeros(1, np.int32)), {}, "missing array 'cat_offsets'"),
+    ],
+)
+def test_manifest_faults(arrays: dict[str, Any], params: dict[str, Any], message: str) -> None:
+    with pytest.raises(ManifestError, match=message):
+        regressor(arrays, **params)
+
+
+def test_classifier_label_count_must_match_leaves() -> None:
+    params = REGRESSOR | {"link": "sigmoid", "label_rule": "raw_gt_0", "methods": ["predict"]}
+    arrays = two_trees(classes=np.array([0, 1, 2]))
+    with pytest.raises(ManifestError, match="3 classes need 3 sums"):
+        modelshelf.load(image("boosted_classifier", arrays, params))
+
+
+# -- random forests against a reference interpreter of the layout ---------------------------
+
+
+def random_forest(rng: np.random.Generator, n_trees: int, n_features: int, max_depth: int):
+    feature, threshold, child, missing, roots = [], [], [], [], []
+    depth = 0
+    for _ in range(n_trees):
+        root = len(feature)
+        roots.append(root)
+        queue = [(root, 0)]
+        feature.append(0), threshold.append(0.0), child.append(0), missing.append(0)
+        while queue:
+            node, level = queue.pop(0)
+            depth = max(depth, level)
+            if level < max_depth and rng.uniform() < 0.8:
+                first = len(feature)
+                feature[node] = int(rng.integers(n_features))
+                threshold[node] = float(rng.normal())
+                child[node] = first
+                missing[node] = int(rng.integers(2))
+                for k in range(2):
+                    feature.append(0), threshold.append(0.0), child.append(0), missing.append(0)
+                    queue.append((first + k, level + 1))
+            else:
+                feature[node], child[node] = n_features, node
+                threshold[node] = float(rng.normal() * 10.0 ** rng.integers(-3, 3))
+    arrays = {
+        "feature": np.array(feature, np.int32),
+        "threshold": np.array(threshold),
+        "child": np.array(child, np.int32),
+        "missing": np.packbits(missing, bitorder="little"),
+        "roots": np.array(roots, np.int32),
+    }
+    return arrays, depth
+
+
+def reference(arrays: dict[str, np.ndarray], X: np.ndarray) -> np.ndarray:
+    f, t, c = (arrays[k].tolist() for k in ("feature", "threshold", "child"))
+    m = np.unpackbits(arrays["missing"], bitorder="little").tolist()
+    out = []
+    for row in X.tolist():
+        total = 0.0
+        for node in arrays["roots"].tolist():
+            while c[node] != node:
+                x = row[f[node]]
+                node = c[node] + (m[node] if x != x else int(x > t[node]))
+            total += t[node]
+        out.append(total)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_forests_match_the_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_trees = 40
+    arrays, depth = random_forest(rng, n_trees, 5, max_depth=11)
+    model = regressor(arrays, n_features=5, depth=depth)
+    n = trees_forest._BLOCK // n_trees * 2 + 7  # three row blocks
+    X = rng.normal(size=(n, 5))
+    X[rng.uniform(size=X.shape) < 0.1] = np.nan
+    expected = reference(arrays, X)
+    assert np.array_equal(model.predict(X), expected)
+    assert np.array_equal(model.predict(X[:1]), expected[:1])
