@@ -12,6 +12,7 @@ from .errors import ManifestError
 from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
+from .runtime._sparse import publish
 from .runtime.text import as_documents
 
 # "numeric": a 2-D array of numbers; "text": a sequence of documents (str or bytes);
@@ -40,7 +41,8 @@ class _Method:
         prepare = model._prepare
 
         def method(X: Any) -> Any:
-            return kernel(prepare(X))
+            # Sparse results (text vectorizers) reach the caller as SciPy CSR when installed.
+            return publish(kernel(prepare(X)))
 
         method.__doc__ = self.__doc__
         method.__name__ = self.name
@@ -109,7 +111,7 @@ class Model:
         return self.image.arrays
 
     @property
-    def classes_(self) -> np.ndarray:
+    def classes_(self) -> np.ndarray | list[np.ndarray]:
         classes = None if self._executor is None else self._executor.classes_
         if classes is None:
             raise AttributeError(f"this {self.kind!r} model is not a classifier: no classes_")

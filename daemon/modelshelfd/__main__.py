@@ -20,10 +20,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=config.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from .server import run
+    from .server import StartupError, run
 
     try:
         run(config)
+    except StartupError as exc:
+        logging.getLogger("modelshelfd").error("cannot start: %s", exc)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -1,22 +1,146 @@
 """Async framing on raw non-blocking Unix sockets (asyncio streams cannot carry descriptors).
 
-Same messages as ``modelshelf._wire`` (which owns the format); this module only waits for
-readiness with ``loop.add_reader``/``add_writer`` and calls ``recvmsg``/``sendmsg``.
+Same messages as ``modelshelf._wire`` (which owns the format). ``Reader`` keeps one persistent
+``add_reader`` callback per connection: it reads whatever arrived, cuts it into frames, and
+either answers a frame on the spot (the ``fast`` hook, for requests that need no waiting) or
+queues it for the connection's task. Descriptors arrive with the first byte of their message;
+the kernel never merges them into the middle of another read, so they are matched to the frame
+that starts where they came in.
 """
 
 from __future__ import annotations
 
 import array
 import asyncio
+import collections
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelshelf import _wire
 from modelshelf.errors import ProtocolError
 
+MAX_QUEUED = 64  # pipelined requests waiting for a slow one; more is abuse
+_READ = 256 * 1024
 
-async def _wait(sock: socket.socket, *, write: bool) -> None:
+Message = tuple[dict[str, Any], list[int]]
+
+
+class Reader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fast: Callable[[dict[str, Any], list[int]], bool] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._buf = bytearray()
+        self._offset = 0  # stream position of _buf[0]
+        self._marks: list[tuple[int, list[int]]] = []  # (stream position, descriptors)
+        self._frames: collections.deque[Message] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._fd = sock.fileno()
+        self._loop.add_reader(self._fd, self._readable)
+
+    async def next(self) -> Message:
+        """The next queued message (the caller owns its descriptors). EOFError when the peer
+        closed between messages; ProtocolError for anything malformed."""
+        while not self._frames:
+            if self._error is not None:
+                raise self._error
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._frames.popleft()
+
+    def fail(self, exc: BaseException) -> None:
+        """Stop reading; the connection's task sees ``exc`` at its next ``next()``."""
+        if self._error is None:
+            self._error = exc
+            self._loop.remove_reader(self._fd)
+        self._wake()
+
+    def close(self) -> None:
+        if self._error is None:
+            self._error = EOFError("closed")
+            self._loop.remove_reader(self._fd)
+        for _, fds in self._marks:
+            _wire.close_fds(fds)
+        for _, fds in self._frames:
+            _wire.close_fds(fds)
+        self._marks.clear()
+        self._frames.clear()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _readable(self) -> None:
+        # one read per callback: a peer that streams requests cannot starve the others
+        try:
+            try:
+                data, ancillary, flags, _ = self.sock.recvmsg(_READ, _wire._ANCILLARY_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            fds = _wire.fds_from_ancillary(ancillary)
+            if fds:
+                self._marks.append((self._offset + len(self._buf), fds))
+            if flags & socket.MSG_CTRUNC:
+                raise ProtocolError("too many descriptors attached to one message")
+            if not data:
+                if self._buf:
+                    raise ProtocolError(f"connection closed mid-message ({len(self._buf)} bytes)")
+                raise EOFError("connection closed by peer")
+            self._buf += data
+            self._frame()
+        except (ProtocolError, EOFError, OSError) as exc:
+            self.fail(exc)
+
+    def _frame(self) -> None:
+        buf = self._buf
+        while len(buf) >= _wire.LENGTH.size:
+            length = _wire.decode_length(bytes(buf[: _wire.LENGTH.size]))
+            end = _wire.LENGTH.size + length
+            if len(buf) < end:
+                return
+            start = self._offset
+            body = bytes(buf[_wire.LENGTH.size : end])
+            del buf[:end]
+            self._offset += end
+            fds: list[int] = []
+            while self._marks and self._marks[0][0] < self._offset:
+                position, got = self._marks.pop(0)
+                fds.extend(got)
+                if position != start:
+                    _wire.close_fds(fds)
+                    raise ProtocolError("descriptors attached inside a message")
+            try:
+                message = _wire.decode_body(body)
+            except ProtocolError:
+                _wire.close_fds(fds)
+                raise
+            idle = not self._frames and self._waiter is not None  # replies stay in order
+            if idle and self.fast is not None and self.fast(message, fds):
+                continue  # answered on the spot
+            if len(self._frames) >= MAX_QUEUED:
+                _wire.close_fds(fds)
+                raise ProtocolError(f"more than {MAX_QUEUED} requests queued on one connection")
+            self._frames.append((message, fds))
+            self._wake()
+
+
+def send_now(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> bool:
+    """Send a whole reply without waiting; False if the socket could not take all of it (a
+    peer that does not read its replies)."""
+    data = _wire.encode(message)
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    try:
+        return sock.sendmsg([data], ancillary) == len(data)
+    except (BlockingIOError, InterruptedError):
+        return False
+
+
+async def _wait_writable(sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[None] = loop.create_future()
     fd = sock.fileno()
@@ -25,51 +149,11 @@ async def _wait(sock: socket.socket, *, write: bool) -> None:
         if not future.done():
             future.set_result(None)
 
-    if write:
-        loop.add_writer(fd, ready)
-    else:
-        loop.add_reader(fd, ready)
+    loop.add_writer(fd, ready)
     try:
         await future
     finally:
-        if write:
-            loop.remove_writer(fd)
-        else:
-            loop.remove_reader(fd)
-
-
-async def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """One message and the descriptors attached to it (the caller owns them). EOFError if the
-    peer closed between messages; ProtocolError for anything malformed."""
-    fds: list[int] = []
-    try:
-        header = await _recv_exact(sock, _wire.LENGTH.size, fds, allow_eof=True)
-        body = await _recv_exact(sock, _wire.decode_length(header), fds, allow_eof=False)
-        return _wire.decode_body(body), fds
-    except BaseException:
-        _wire.close_fds(fds)
-        raise
-
-
-async def _recv_exact(sock: socket.socket, n: int, fds: list[int], *, allow_eof: bool) -> bytes:
-    chunks: list[bytes] = []
-    remaining = n
-    while remaining:
-        try:
-            data, ancillary, flags, _ = sock.recvmsg(remaining, _wire._ANCILLARY_SPACE)
-        except (BlockingIOError, InterruptedError):
-            await _wait(sock, write=False)
-            continue
-        fds.extend(_wire.fds_from_ancillary(ancillary))
-        if flags & socket.MSG_CTRUNC:
-            raise ProtocolError("too many descriptors attached to one message")
-        if not data:
-            if allow_eof and remaining == n:
-                raise EOFError("connection closed by peer")
-            raise ProtocolError(f"connection closed mid-message ({n - remaining} of {n} bytes)")
-        chunks.append(data)
-        remaining -= len(data)
-    return b"".join(chunks)
+        loop.remove_writer(fd)
 
 
 async def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
@@ -79,7 +163,7 @@ async def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] 
         try:
             sent = sock.sendmsg([data], ancillary)
         except (BlockingIOError, InterruptedError):
-            await _wait(sock, write=True)
+            await _wait_writable(sock)
             continue
         data = data[sent:]
         ancillary = []  # descriptors ride on the first byte only

@@ -44,7 +44,22 @@ class Catalog:
     def generation(self) -> int:
         return self.board.generation
 
+    def cached(self, ref: ModelRef) -> RefInfo | None:
+        """The ref, if the cache may answer without the store (fresh listing, known ref)."""
+        key, version = ref.key, ref.version
+        if version is None:
+            if self.clock() - self._listed_at.get(key, float("-inf")) > self.poll_seconds:
+                return None
+            listed = self.versions.get(key)
+            if not listed:
+                return None
+            version = listed[-1]
+        return self._refs.get((key, version))
+
     async def resolve(self, ref: ModelRef) -> RefInfo:
+        hit = self.cached(ref)
+        if hit is not None:
+            return hit
         key = ref.key
         version = ref.version
         if version is None:

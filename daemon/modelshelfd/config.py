@@ -83,6 +83,8 @@ class Config:
     admin_uids: tuple[int, ...] = ()
     # DEBUG, INFO, WARNING, ERROR
     log_level: str = "INFO"
+    # host:port of the HTTP endpoint (/healthz, /metrics); empty disables it
+    http: str = ""
     # seconds graceful shutdown waits for connections before closing them
     shutdown_timeout: float = 5.0
     # store retries before a request fails with store_unavailable
@@ -169,6 +171,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "namespaces": _namespaces,
     "admin_uids": _uids,
     "log_level": _level,
+    "http": str,
     "shutdown_timeout": _float,
     "store_max_retries": _int,
     "store_retry_timeout": _float,
@@ -246,6 +249,8 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         values["l1_bytes"] = _default_l1()
     if not values.get("l2_bytes"):
         values["l2_bytes"] = _default_l2(Path(values["cache_dir"]))
+    if values.get("http") and not re.fullmatch(r"[\w.\-\[\]:]*:\d{1,5}", values["http"]):
+        raise ConfigError(f"http must be host:port, got {values['http']!r}")
     poll = values.get("ref_poll_seconds", 2.0)
     if poll < 0.1:
         raise ConfigError(f"ref_poll_seconds must be at least 0.1, got {poll}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -18,11 +19,11 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelshelf import _wire
 from modelshelf._version import __version__
-from modelshelf.errors import ProtocolError
+from modelshelf.errors import ProtocolError, ShelfError
 from modelshelf.store import Store
 
 from . import aiowire, handlers
@@ -30,6 +31,9 @@ from .catalog import Catalog
 from .config import Config
 from .shelf import Shelf
 from .tiers import Board, Segment
+
+if TYPE_CHECKING:
+    from .http import HttpEndpoint
 
 log = logging.getLogger("modelshelfd")
 
@@ -57,18 +61,34 @@ class Server:
         self.refused = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[socket.socket] = []
+        self._bound: list[str] = []
+        self._lock_fd = -1
+        self._http: HttpEndpoint | None = None
         self.should_exit = asyncio.Event()
 
     # -- phases -------------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        try:
+            await self._startup()
+        except OSError as exc:  # a directory we may not create, a socket we may not bind
+            raise StartupError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _startup(self) -> None:
         cfg = self.config
-        self.store = Store(
-            cfg.store,
-            cfg.store_options,
-            max_retries=cfg.store_max_retries,
-            retry_timeout=cfg.store_retry_timeout,
-        )
+        # one daemon per instance: refuse before touching its segments, sockets or files
+        self._lock_fd = _lock(Path(cfg.cache_dir) / "lock")
+        for path in (cfg.socket, cfg.admin_socket):
+            _refuse_if_live(path)
+        try:
+            self.store = Store(
+                cfg.store,
+                cfg.store_options,
+                max_retries=cfg.store_max_retries,
+                retry_timeout=cfg.store_retry_timeout,
+            )
+        except ShelfError as exc:
+            raise StartupError(str(exc)) from exc
         self.board = Board(cfg.shm_prefix)
         self.shelf = Shelf(cfg, self.store)
         await self.shelf.adopt(self.board.name)
@@ -80,7 +100,13 @@ class Server:
         ):
             listener = _bind(path, mode)
             self._listeners.append(listener)
+            self._bound.append(path)
             self._spawn(self._accept(listener, kind))
+        if cfg.http:
+            from .http import HttpEndpoint
+
+            self._http = HttpEndpoint(self, cfg.http)
+            await self._http.start()
         log.info(
             "ready: pid %d, socket %s, admin %s, store %s, shm prefix %s, L1 %d bytes, L2 %d "
             "bytes", os.getpid(), cfg.socket, cfg.admin_socket, cfg.store, cfg.shm_prefix,
@@ -92,10 +118,12 @@ class Server:
 
     async def shutdown(self) -> None:
         log.info("shutting down")
+        if self._http is not None:
+            await self._http.stop()
         for listener in self._listeners:
             listener.close()
-        with contextlib.suppress(FileNotFoundError):
-            for path in (self.config.socket, self.config.admin_socket):
+        for path in self._bound:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         deadline = time.monotonic() + self.config.shutdown_timeout
         while any(c.busy for c in self.connections) and time.monotonic() < deadline:
@@ -108,6 +136,8 @@ class Server:
         if hasattr(self, "board"):
             self.board.bump()  # clients holding "latest" ask again and find the new daemon
             self.board.close(unlink=True)
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
         log.info("stopped")
 
     def _spawn(self, coro: Any) -> None:
@@ -142,9 +172,10 @@ class Server:
             self._spawn(self._serve(conn))
 
     async def _serve(self, conn: Connection) -> None:
+        reader = aiowire.Reader(conn.sock)
         try:
             async with asyncio.timeout(HELLO_TIMEOUT):
-                message, fds = await aiowire.recv(conn.sock)
+                message, fds = await reader.next()
             if fds:
                 _wire.close_fds(fds)
                 raise ProtocolError("descriptors attached to hello")
@@ -175,8 +206,10 @@ class Server:
                 "generation": self.board.generation,
             }
             await aiowire.send(conn.sock, reply, [self.board.fd] if conn.kind == "client" else [])
+            if conn.kind == "client":
+                reader.fast = lambda message, fds: handlers.fast(self, conn, reader, message, fds)
             while True:
-                message, fds = await aiowire.recv(conn.sock)
+                message, fds = await reader.next()
                 conn.busy = True
                 reply, out = await handlers.handle(self, conn, message, fds)
                 await aiowire.send(conn.sock, reply, out)
@@ -188,6 +221,7 @@ class Server:
         except OSError as exc:
             log.info("%s connection of pid %d failed: %s", conn.kind, conn.pid, exc)
         finally:
+            reader.close()
             for segments in conn.leases.values():
                 for segment in segments:
                     self.shelf.release(segment)
@@ -203,19 +237,39 @@ def _error(rid: object, code: str, message: str) -> dict[str, Any]:
     return reply
 
 
+class StartupError(Exception):
+    """The daemon cannot start (another instance runs, the store URL is unusable, ...)."""
+
+
+def _lock(path: Path) -> int:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StartupError(f"another modelshelfd uses the cache directory {path.parent}") from None
+    return fd
+
+
+def _refuse_if_live(path: str) -> None:
+    if not os.path.exists(path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # stale: its daemon is gone
+    else:
+        raise StartupError(f"another daemon is listening on {path}")
+    finally:
+        probe.close()
+
+
 def _bind(path: str, mode: int) -> socket.socket:
-    directory = Path(path).parent
-    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            os.unlink(path)  # stale: its daemon is gone
-        else:
-            raise RuntimeError(f"another daemon is listening on {path}")
-        finally:
-            probe.close()
+    Path(path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # checked stale by _refuse_if_live
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)  # never a window where the socket is wider than asked
     try:

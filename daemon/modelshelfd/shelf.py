@@ -130,15 +130,27 @@ class Shelf:
             # evicted between the fetch and our turn on the loop: fetch again
         raise Busy(f"{ref.key}: L1 is too contended to keep the image resident; retry")
 
+    def lease_if_resident(self, ref: RefInfo) -> Segment | None:
+        """The L1 hit, synchronously: one lease on the resident segment, or None."""
+        entry = self.entries.get(ref.digest)
+        if entry is None or entry.segment is None or entry.state is not State.READY:
+            return None
+        self._hit(entry, f"{ref.key}@{ref.version}")
+        entry.segment.leases += 1
+        return entry.segment
+
+    def _hit(self, entry: Entry, label: str) -> None:
+        entry.hits += 1
+        entry.last_use = self.clock()
+        entry.labels.add(label)
+        self.stats["l1_hits"] += 1
+
     async def ensure(self, ref: RefInfo) -> str:
         """Make the image resident in L1 (fetching it at most once however many ask)."""
         entry = self.entries.get(ref.digest)
         label = f"{ref.key}@{ref.version}"
         if entry is not None and entry.segment is not None and entry.state is State.READY:
-            entry.hits += 1
-            entry.last_use = self.clock()
-            entry.labels.add(label)
-            self.stats["l1_hits"] += 1
+            self._hit(entry, label)
             return "l1"
         pending = self._inflight.get(ref.digest)
         if pending is not None:

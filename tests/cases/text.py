@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.decomposition import PCA
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestRegressor
 from sklearn.feature_extraction.text import (
     CountVectorizer,
     HashingVectorizer,
@@ -28,6 +29,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, Normalizer, StandardScaler
 from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
 
 from ._case import Case
 
@@ -262,6 +264,26 @@ CASES: list[Case] = [
             TfidfVectorizer(max_features=40),
             PCA(n_components=5, svd_solver="arpack", random_state=0),
             LogisticRegression(),
+        ),
+    ),
+    # Trees have no sparse kernel: the pipeline densifies the batch (in chunks) for them
+    _text(
+        "pipe-tfidf-tree",
+        lambda: make_pipeline(TfidfVectorizer(), DecisionTreeClassifier(random_state=0)),
+    ),
+    _text(
+        "pipe-count-forest-reg",
+        lambda: make_pipeline(
+            CountVectorizer(analyzer="char_wb", ngram_range=(2, 3)),
+            RandomForestRegressor(n_estimators=10, random_state=0),
+        ),
+        regression,
+    ),
+    _text(
+        "pipe-hashing-gbm",
+        lambda: make_pipeline(
+            HashingVectorizer(n_features=2**8),
+            GradientBoostingClassifier(n_estimators=10, random_state=0),
         ),
     ),
     _text(

@@ -13,7 +13,7 @@ from modelshelf.cli._shelf import AdminConnection
 from modelshelf.errors import AccessDenied, ModelNotFound
 from modelshelf.store import Store
 
-from .conftest import Daemon, Images, Shelf
+from .conftest import Daemon, Images, Shelf, wait_for
 
 
 def cli(daemon: Daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -64,3 +64,35 @@ def test_admin_uids(shelf: Shelf) -> None:
     with pytest.raises(AccessDenied, match="not an admin"):
         AdminConnection(daemon.admin_socket)
     daemon.admin_socket = str(shelf.tmp / "unused")  # teardown needs no admin call
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_http_healthz_and_metrics(shelf: Shelf, images: Images, private_s3) -> None:
+    import urllib.error
+    import urllib.request
+
+    url = private_s3.bucket()
+    private_s3.store(url).publish("ns", "lr", images.bytes("logreg"))
+    port = _free_port()
+    daemon = shelf.make(store=url, env=private_s3.env, http=f"127.0.0.1:{port}")
+    daemon.admin("prefetch", model="ns/lr")
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(f"{base}/healthz", timeout=10) as r:
+        assert r.status == 200 and json.load(r)["ok"] is True
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    assert 'modelshelf_events_total{event="l3_fetches"} 1.0' in text
+    assert f"modelshelf_l1_bytes {float(len(images.bytes('logreg')))}" in text
+    private_s3.server.stop()
+    wait_for(lambda: daemon.admin("status")["store_error"], what="the poller notices")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{base}/healthz", timeout=10)
+    assert err.value.code == 503
+    err.value.close()

@@ -46,7 +46,7 @@ def small_disk(tmp_path: Path):
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-def test_disk_tier_full(shelf: Shelf, images: Images, small_disk: Path) -> None:
+def test_disk_tier_full(small_disk: Path, shelf: Shelf, images: Images) -> None:
     Store(shelf.store).publish("ns", "blob", images.bytes("blob4m"))
     Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
     daemon = shelf.make(cache_dir=str(small_disk / "cache"))
@@ -215,3 +215,29 @@ def test_name_grammar(shelf: Shelf) -> None:
             client.model(bad)
     with pytest.raises(InvalidModelName):
         daemon.admin("prefetch", model="ns/a..b")
+
+
+def test_pipelined_requests_are_answered_in_order(shelf: Shelf, images: Images) -> None:
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    Store(shelf.store).publish("ns", "r", images.bytes("ridge"))
+    daemon = shelf.make()
+    daemon.admin("prefetch", model="ns/lr")  # resident: answered on the spot
+    sock = raw_connect(daemon.socket)
+    _hello(sock)
+    requests = [
+        {"op": "acquire", "model": "ns/r@1"},  # a fetch: the slow path
+        {"op": "ping"},  # must wait behind it
+        {"op": "acquire", "model": "ns/lr@1"},
+        {"op": "frobnicate"},
+        {"op": "ping"},
+    ]
+    sock.sendall(b"".join(_wire.encode({**m, "id": i}) for i, m in enumerate(requests)))
+    replies = []
+    for _ in requests:
+        reply, fds = _wire.recv(sock)
+        _wire.close_fds(fds)
+        replies.append((reply["id"], reply["ok"], len(fds)))
+    assert replies == [(0, True, 1), (1, True, 0), (2, True, 1), (3, False, 0), (4, True, 0)]
+    assert daemon.admin("status")["leases"] == 2
+    sock.close()
+    wait_for(lambda: daemon.admin("status")["leases"] == 0, what="leases released")

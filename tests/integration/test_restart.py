@@ -124,3 +124,24 @@ def test_graceful_restart_and_no_daemon(shelf: Shelf, images: Images) -> None:
     assert daemon.stats()["l2_hits"] == 1
     with pytest.raises(DaemonUnavailable, match="MODELSHELF_SOCKET"):
         modelshelf.client.Client(str(shelf.tmp / "absent.sock")).model("ns/lr")
+
+
+def test_a_second_daemon_of_the_same_instance_refuses_to_start(
+    shelf: Shelf, images: Images
+) -> None:
+    import subprocess
+    import sys
+
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    client = daemon.client()
+    model = client.model("ns/lr")
+    segments = daemon.segments()
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelshelfd", "--config", str(daemon.config_path)],
+        env=daemon.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "another modelshelfd uses the cache directory" in proc.stderr
+    assert daemon.segments() == segments  # nothing adopted, unlinked or bumped under it
+    assert client.model("ns/lr") is model
+    assert daemon.admin("ping")["ok"] is True

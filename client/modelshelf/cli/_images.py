@@ -183,6 +183,8 @@ def _classes(model: Model) -> list[Any] | None:
         classes = model.classes_
     except AttributeError:
         return None
+    if isinstance(classes, list):  # multi-output: one label array per output
+        return [c.tolist() for c in classes]
     return list(classes.tolist())
 
 

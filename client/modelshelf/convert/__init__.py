@@ -32,10 +32,12 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
         "model": spec,
         "input": {
             "type": text.input_type(spec),
-            "n_features": int(getattr(estimator, "n_features_in_", 0)) or None,
+            # Native boosters have no n_features_in_; their converters record the width.
+            "n_features": int(getattr(estimator, "n_features_in_", 0))
+            or spec.get("params", {}).get("n_features"),
             "feature_names": None if names is None else [str(n) for n in names],
         },
-        "metadata": build_metadata(estimator, metadata, "scikit-learn"),
+        "metadata": build_metadata(estimator, metadata, _framework(estimator)),
     }
     return ctx.builder.build(manifest)
 
@@ -94,3 +96,8 @@ def _version_of(module: str) -> str:
         return str(__import__(module).__version__)
     except (ImportError, AttributeError):
         return ""
+
+
+def _framework(estimator: Any) -> str:
+    root = type(estimator).__module__.split(".")[0]
+    return {"sklearn": "scikit-learn"}.get(root, root)

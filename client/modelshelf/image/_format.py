@@ -36,6 +36,9 @@ ENTRY_DTYPE: Final = np.dtype(
     ]
 )
 ENTRY_SIZE: Final = 96
+# The same entry for struct: offset, length, name offset, name length, dtype, ndim, shape, reserved.
+ENTRY = struct.Struct(f"<QQIHBB{MAX_NDIM}QQ")
+assert ENTRY.size == ENTRY_SIZE
 assert ENTRY_DTYPE.itemsize == ENTRY_SIZE
 
 ALIGNMENT: Final = 64  # every array starts at a multiple of this offset

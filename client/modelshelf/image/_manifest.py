@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,22 +38,29 @@ def decode_manifest(raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ManifestError(f"manifest is not valid UTF-8: {exc}") from exc
     try:
-        manifest = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_unique_keys,
-        )
+        manifest = _DECODER.decode(text)
     except ManifestError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, int digit limit, nesting
         raise ManifestError(f"manifest is not valid JSON: {exc}") from exc
-    check_manifest(manifest)
+    _check_top(manifest)
+    # The walk over every value is needed only if the text could nest too deep (each level
+    # needs a bracket) or hold an escaped surrogate; both are C-speed scans of the text.
+    if text.count("{") + text.count("[") > f.MAX_MANIFEST_DEPTH or _SURROGATE.search(text):
+        _check_tree(manifest)
     return manifest
+
+
+_SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
 def check_manifest(manifest: Any) -> None:
     """Check the manifest's top-level shape, its depth and its strings."""
+    _check_top(manifest)
+    _check_tree(manifest)
+
+
+def _check_top(manifest: Any) -> None:
     if not isinstance(manifest, Mapping):
         raise ManifestError(f"manifest must be a JSON object, found {type(manifest).__name__}")
     model = manifest.get("model")
@@ -64,7 +72,6 @@ def check_manifest(manifest: Any) -> None:
         raise ManifestError("manifest field 'metadata' must be a JSON object")
     if not isinstance(manifest.get("input", {}), Mapping):
         raise ManifestError("manifest field 'input' must be a JSON object when present")
-    _check_tree(manifest)
 
 
 def _check_tree(root: Any) -> None:
@@ -118,3 +125,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise ManifestError(f"manifest object has the key {key!r} twice")
             seen.add(key)
     return out
+
+
+# Built once: json.loads(text, **hooks) would build a decoder and its scanner on every call.
+_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+)

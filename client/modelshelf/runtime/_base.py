@@ -39,8 +39,9 @@ class Executor(ABC):
     methods: frozenset[str] = frozenset()
     #: True if NaN may reach this component's input (imputers, scalers, trees with missing support).
     allow_nan: bool = False
-    #: class labels for classifiers, None otherwise.
-    classes_: np.ndarray | None = None
+    #: class labels for classifiers, None otherwise
+    #: (a list of arrays for multi-output classifiers, as scikit-learn has it).
+    classes_: np.ndarray | list[np.ndarray] | None = None
 
     @classmethod
     @abstractmethod

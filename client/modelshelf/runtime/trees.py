@@ -49,7 +49,7 @@ class TreeClassifier(Executor):
         self.allow_nan = True
         self.methods = methods
         self.outputs = classes
-        self.classes_ = classes[0] if len(classes) == 1 else classes  # type: ignore[assignment]
+        self.classes_ = classes[0] if len(classes) == 1 else classes
         bounds = np.cumsum([0] + [len(c) for c in classes]).tolist()
         self.slices = [slice(a, b) for a, b in itertools.pairwise(bounds)]
 

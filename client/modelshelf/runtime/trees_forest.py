@@ -222,7 +222,7 @@ class Forest:
             values = self.leaf_values[rows].reshape(len(self.roots), n, self.width)
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         w = self.width
-        for g, (start, stop) in enumerate(zip(self.groups, self.groups[1:], strict=False)):
+        for g, (start, stop) in enumerate(itertools.pairwise(self.groups)):
             base = np.zeros((1, n, w), self.dtype)
             if self.base is not None:
                 base[0] = self.base[g * w : (g + 1) * w]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tracemalloc
 
 import numpy as np
@@ -65,3 +66,33 @@ def test_loading_builds_nothing_per_term() -> None:
     assert peak < 200_000, peak
     counts = model.transform(["term5 term5 term39999 unknown"]).toarray()
     assert counts.sum() == 3 and counts.max() == 2
+
+
+def test_transform_returns_scipy_csr_when_scipy_is_installed() -> None:
+    from scipy import sparse
+
+    est = TfidfVectorizer().fit(labelled()[0])
+    model = modelshelf.load(modelshelf.compile(est))
+    docs = labelled()[2]
+    out = model.transform(docs)
+    assert isinstance(out, sparse.csr_matrix)
+    want = est.transform(docs)
+    assert out.dtype == want.dtype and out.shape == want.shape
+    assert np.array_equal(out.indptr, want.indptr) and np.array_equal(out.indices, want.indices)
+    np.testing.assert_allclose(out.data, want.data, rtol=1e-12)
+
+
+def test_transform_without_scipy_returns_the_light_csr(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs, y, test = labelled()
+    est = CountVectorizer().fit(docs)
+    vectorizer = modelshelf.load(modelshelf.compile(est))
+    pipe = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(docs, y)
+    classifier = modelshelf.load(modelshelf.compile(pipe))
+    want_counts = est.transform(["café python", ""]).toarray()
+    want_labels = pipe.predict(test)
+    monkeypatch.setitem(sys.modules, "scipy", None)  # ``import scipy`` now fails
+    out = vectorizer.transform(["café python", ""])
+    assert type(out).__name__ == "CSRMatrix"
+    assert out.shape == (2, len(est.vocabulary_))
+    assert np.array_equal(out.toarray(), want_counts)
+    assert np.array_equal(classifier.predict(test), want_labels)  # predictions never need SciPy

@@ -90,7 +90,7 @@ def test_xgboost_booster_errors() -> None:
     with pytest.raises(UnsupportedModelError, match="multi_output_tree"):
         modelshelf.compile(booster)
     booster = xgb.train({"nthread": 1}, xgb.DMatrix(X, y[:, 0]), num_boost_round=2)
-    with pytest.raises(FeatureCountError, match="expects 12 features"):
+    with pytest.raises(FeatureCountError, match="expected 12 features"):
         compiled(booster).predict(X[:, :5])
 
 
@@ -145,5 +145,5 @@ def test_lightgbm_booster_errors() -> None:
         modelshelf.compile(lgb.train(params, lgb.Dataset(X, y), num_boost_round=2))
     params = {"objective": "regression", "verbose": -1, "num_threads": 1}
     booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=2)
-    with pytest.raises(FeatureCountError, match="expects 12 features"):
+    with pytest.raises(FeatureCountError, match="expected 12 features"):
         compiled(booster).predict(X[:, :5])

@@ -106,3 +106,26 @@ def test_env_accepts_json_and_lists() -> None:
     c = load_config([], env)
     assert c.namespaces == {"a": {"uids": (3,), "gids": ()}}
     assert c.admin_uids == (1, 2) and c.socket_mode == 0o660
+
+
+def test_default_paths_for_an_unprivileged_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelshelf import _paths
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "getuid", lambda: 1000)
+    monkeypatch.setenv("HOME", "/home/u")
+    for var in ("XDG_CACHE_HOME", "XDG_DATA_HOME", "MODELSHELF_SOCKET", "MODELSHELF_ADMIN_SOCKET"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    assert _paths.default_socket() == "/run/user/1000/modelshelf/modelshelf.sock"
+    assert _paths.default_admin_socket() == "/run/user/1000/modelshelf/admin.sock"
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert _paths.default_socket() == "/tmp/modelshelf-1000/modelshelf.sock"
+    assert str(_paths.default_cache_dir()) == "/home/u/.cache/modelshelf"
+    assert _paths.default_store_url() == "file:///home/u/.local/share/modelshelf/store"
+    monkeypatch.setenv("MODELSHELF_SOCKET", "/x/s.sock")
+    assert _paths.default_socket() == "/x/s.sock"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.delenv("MODELSHELF_SOCKET")
+    assert _paths.default_socket() == "/run/modelshelf/modelshelf.sock"
+    assert str(_paths.default_cache_dir()) == "/var/cache/modelshelf"
