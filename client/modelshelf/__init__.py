@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._version import __version__
+from .client import Client
 from .errors import (
+    AccessDenied,
     ArrayBoundsError,
     ArrayTableError,
     BadMagicError,
     ChecksumError,
+    DaemonUnavailable,
     FeatureCountError,
     FeatureNamesError,
     HeaderError,
@@ -25,10 +28,15 @@ from .errors import (
     InputError,
     InputShapeError,
     InputTypeError,
+    InvalidModelName,
     ManifestError,
     MissingDependencyError,
+    ModelNotFound,
     ModelshelfError,
     NonFiniteInputError,
+    ProtocolError,
+    ShelfError,
+    StoreError,
     TruncatedImageError,
     UnknownCategoryError,
     UnsupportedModelError,
@@ -38,10 +46,13 @@ from .image import Image
 from .model import Model, load
 
 __all__ = [
+    "AccessDenied",
     "ArrayBoundsError",
     "ArrayTableError",
     "BadMagicError",
     "ChecksumError",
+    "Client",
+    "DaemonUnavailable",
     "FeatureCountError",
     "FeatureNamesError",
     "HeaderError",
@@ -50,11 +61,16 @@ __all__ = [
     "InputError",
     "InputShapeError",
     "InputTypeError",
+    "InvalidModelName",
     "ManifestError",
     "MissingDependencyError",
     "Model",
+    "ModelNotFound",
     "ModelshelfError",
     "NonFiniteInputError",
+    "ProtocolError",
+    "ShelfError",
+    "StoreError",
     "TruncatedImageError",
     "UnknownCategoryError",
     "UnsupportedModelError",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -67,7 +69,6 @@ class Model:
     def __init__(self, image: Image) -> None:
         self.image = image
         manifest = image.manifest
-        self.metadata: Mapping[str, Any] = _frozen(manifest["metadata"])
         spec = manifest["model"]
         self.kind: str = str(spec.get("kind"))
         schema = manifest.get("input") or {}
@@ -104,6 +105,11 @@ class Model:
         return as_float_matrix(
             X, self._n_features, feature_names=self._feature_names, allow_nan=self._allow_nan
         )
+
+    @functools.cached_property
+    def metadata(self) -> Mapping[str, Any]:
+        """The image's metadata (name, framework, creation time, free-form pairs), read-only."""
+        return _frozen(self.image.manifest["metadata"])
 
     @property
     def tensors(self) -> Mapping[str, np.ndarray]:

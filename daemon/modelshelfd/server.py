@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import resource
 import signal
 import socket
 import struct
@@ -76,6 +77,7 @@ class Server:
 
     async def _startup(self) -> None:
         cfg = self.config
+        _raise_fd_limit()  # one descriptor per connection and per L1 image
         # one daemon per instance: refuse before touching its segments, sockets or files
         self._lock_fd = _lock(Path(cfg.cache_dir) / "lock")
         for path in (cfg.socket, cfg.admin_socket):
@@ -250,6 +252,14 @@ def _lock(path: Path) -> int:
         os.close(fd)
         raise StartupError(f"another modelshelfd uses the cache directory {path.parent}") from None
     return fd
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _refuse_if_live(path: str) -> None:

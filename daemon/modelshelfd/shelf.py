@@ -178,8 +178,12 @@ class Shelf:
         digest, size = ref.digest, ref.size
         async with self._fetch_slots:
             entry = self.entries.setdefault(digest, Entry(digest, size, last_use=self.clock()))
+            try:
+                self._reserve_l1(size)
+            except Busy:
+                self._forget_if_empty(entry)
+                raise
             entry.state = State.FETCHING
-            self._reserve_l1(size)
             segment: Segment | None = None
             tier = "l2"
             try:
@@ -310,7 +314,7 @@ class Shelf:
             candidates = [
                 Candidate(e.digest, e.size, e.last_use, e.hits)
                 for e in self.entries.values()
-                if e.in_l2
+                if e.in_l2 and e.state is State.READY  # not a file being promoted right now
             ]
             for digest in self.policy.victims(candidates, need, self.clock()):
                 self._drop_l2(self.entries[digest])

@@ -96,3 +96,15 @@ def test_http_healthz_and_metrics(shelf: Shelf, images: Images, private_s3) -> N
         urllib.request.urlopen(f"{base}/healthz", timeout=10)
     assert err.value.code == 503
     err.value.close()
+
+
+def test_cli_publish_straight_to_a_store(shelf: Shelf, images: Images) -> None:
+    daemon = shelf.make()
+    for expected in (1, 2):
+        out = cli(daemon, "publish", "ns/direct", str(images.path("ridge")), "--store", shelf.store)
+        assert f"ns/direct@{expected}" in out.stdout
+    assert Store(shelf.store).versions("ns", "direct") == [1, 2]
+    # the daemon shares that store: it serves what was published around it
+    assert daemon.client().model("ns/direct").predict(images.X).shape == (16,)
+    bad = cli(daemon, "publish", "ns/direct@3", str(images.path("ridge")), check=False)
+    assert bad.returncode == 1 and "versions are assigned by publish" in bad.stderr

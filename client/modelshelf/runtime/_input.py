@@ -7,6 +7,8 @@ fails loudly instead of corrupting it.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,14 +48,17 @@ def as_float_matrix(
     The result never lets anyone write into the caller's memory: it is either a fresh array
     (after a conversion) or a read-only view of ``X``.
     """
-    if feature_names is not None:
-        _check_names(column_names(X), list(feature_names))
-    if hasattr(X, "toarray") and hasattr(X, "tocsr"):
-        raise InputTypeError(
-            f"expected a dense array, got sparse {type(X).__module__}.{type(X).__name__}; "
-            "sparse input is not supported, pass X.toarray()"
-        )
-    arr = _as_array(X)
+    if type(X) is np.ndarray:  # the hot path: no names, not sparse
+        arr = X
+    else:
+        if feature_names is not None:
+            _check_names(column_names(X), list(feature_names))
+        if hasattr(X, "toarray") and hasattr(X, "tocsr"):
+            raise InputTypeError(
+                f"expected a dense array, got sparse {type(X).__module__}.{type(X).__name__}; "
+                "sparse input is not supported, pass X.toarray()"
+            )
+        arr = _as_array(X)
     if arr.dtype.kind in "USVMmc":
         raise InputTypeError(
             f"expected numeric input (int, float or bool), got an array of dtype {arr.dtype}"
@@ -138,10 +143,9 @@ def _shorten(names: list[str]) -> str:
 
 def check_finite(arr: np.ndarray, *, allow_nan: bool) -> None:
     """Raise NonFiniteInputError for infinity, and for NaN unless ``allow_nan``."""
-    # A sum is finite iff every element is (or it overflowed): one cheap pass in the common case.
-    with np.errstate(all="ignore"):
-        total = np.sum(arr)
-    if np.isfinite(total):
+    # min and max propagate NaN and cannot overflow: two SIMD passes in the common case, and no
+    # np.errstate, whose context manager costs more than both passes on a single row.
+    if arr.size == 0 or (math.isfinite(arr.min()) and math.isfinite(arr.max())):
         return
     n_inf = int(np.count_nonzero(np.isinf(arr)))
     if n_inf:
