@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any

@@ -8,7 +8,6 @@ fails loudly instead of corrupting it.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from typing import Any
 
