@@ -12,7 +12,8 @@ features). Measured in one worker process that has imported every library:
     every core (their default) and with one thread; against ``modelshelf.Model.predict_proba``
     (one thread: numpy);
 (b) load + first prediction (one row) of every 200-tree forest: ``joblib.load`` (and the
-    library's native model file for XGBoost and LightGBM) against ``modelshelf.load``;
+    library's native model file for XGBoost and LightGBM) against ``modelshelf.load`` (also
+    timed without the prediction);
 (c) image bytes against the essential node bytes: 20 B per split node (int32 feature, float64
     threshold, two int32 children) plus 8 B per leaf output value.
 
@@ -85,16 +86,12 @@ def _make(lib: str, n_trees: int, depth: int | None) -> Any:
     )
 
 
-def _nodes(lib: str, est: Any) -> tuple[int, int, int]:
-    """(split nodes, leaves, deepest path) as the library stores the fitted forest."""
+def _nodes(lib: str, est: Any) -> tuple[int, int]:
+    """(split nodes, leaves) as the library stores the fitted forest."""
     if lib == "sklearn":
         trees = [e.tree_ for e in est.estimators_]
         leaves = sum(int(t.n_leaves) for t in trees)
-        return (
-            sum(int(t.node_count) for t in trees) - leaves,
-            leaves,
-            max(t.max_depth for t in trees),
-        )
+        return sum(int(t.node_count) for t in trees) - leaves, leaves
     if lib == "xgboost":
         learner = json.loads(bytes(est.get_booster().save_raw("json")))["learner"]
         splits = leaves = 0
@@ -102,10 +99,10 @@ def _nodes(lib: str, est: Any) -> tuple[int, int, int]:
             n_leaves = sum(1 for c in tree["left_children"] if c < 0)
             leaves += n_leaves
             splits += len(tree["left_children"]) - n_leaves
-        return splits, leaves, -1
+        return splits, leaves
     text = est.booster_.model_to_string()
     counts = [int(n) for n in re.findall(r"^num_leaves=(\d+)$", text, flags=re.M)]
-    return sum(c - 1 for c in counts), sum(counts), -1
+    return sum(c - 1 for c in counts), sum(counts)
 
 
 def build(only: str | None) -> list[dict[str, Any]]:
@@ -144,7 +141,8 @@ def build(only: str | None) -> list[dict[str, Any]]:
                 elif lib == "lightgbm":
                     paths["native"] = f"{base}.txt"
                     est.booster_.save_model(paths["native"])
-                splits, leaves, max_depth = _nodes(lib, est)
+                splits, leaves = _nodes(lib, est)
+                forest = modelshelf.load(image).image.manifest["model"]["params"]
                 width = 2 if lib == "sklearn" else 1  # leaf outputs: class fractions, or a margin
                 built.append(
                     {
@@ -159,7 +157,9 @@ def build(only: str | None) -> list[dict[str, Any]]:
                         "joblib_bytes": (base.with_suffix(".joblib")).stat().st_size,
                         "essential_bytes": 20 * splits + 8 * width * leaves,
                         "nodes": splits + leaves,
-                        "max_depth": max_depth,
+                        "leaves": leaves,
+                        "n_trees": forest["groups"][-1],
+                        "walk": forest["depth"],
                     }
                 )
                 print(f"built {model_id}: fit {fit_time:.1f} s, {len(image)} image bytes")
@@ -221,11 +221,14 @@ for spec in models:
     del est, mod, fns
     if spec["trees"] == 200:
         # Fresh copies so that no in-process cache helps anyone; the page cache is warm.
-        kinds = [k for k in ("joblib", "image", "native") if k in spec]
-        copies = {k: [spec[k] + f".copy{i}" for i in range(LOAD_REPEAT + 1)] for k in kinds}
-        for k in kinds:
+        sources = {"joblib": "joblib", "image": "image", "image_only": "image"}
+        if "native" in spec:
+            sources["native"] = "native"
+        copies = {k: [spec[src] + f".{k}{i}" for i in range(LOAD_REPEAT + 1)]
+                  for k, src in sources.items()}
+        for k, src in sources.items():
             for c in copies[k]:
-                shutil.copyfile(spec[k], c)
+                shutil.copyfile(spec[src], c)
         keep = []
         def first(kind, load, predict):
             paths = iter(copies[kind])
@@ -237,6 +240,7 @@ for spec in models:
         loads = {
             "joblib": first("joblib", joblib.load, sk_predict),
             "image": first("image", modelshelf.load, sk_predict),
+            "image_only": first("image_only", modelshelf.load, lambda m, X: None),
         }
         if spec["lib"] == "xgboost":
             loads["native"] = first("native", lambda p: xgboost.Booster(model_file=p),
@@ -247,8 +251,8 @@ for spec in models:
         for kind, fn in loads.items():
             out["load_" + kind] = timed(fn, repeat=LOAD_REPEAT, budget=0)
             keep.clear()
-        for k in kinds:
-            for c in copies[k]:
+        for paths in copies.values():
+            for c in paths:
                 os.remove(c)
     results.append(out)
     print(spec["id"], flush=True)
@@ -301,6 +305,7 @@ def report(built: list[dict[str, Any]]) -> str:
                     fmt_time(s["load_joblib"]),
                     native,
                     fmt_time(s["load_image"]),
+                    fmt_time(s["load_image_only"]),
                     f"{speedup:.0f}x",
                     "met" if speedup >= 100 else "missed",
                 ]
@@ -310,7 +315,10 @@ def report(built: list[dict[str, Any]]) -> str:
                 s["lib"],
                 s["trees"],
                 depth,
+                s["n_trees"],
                 s["nodes"],
+                f"{s['leaves'] / s['n_trees']:.0f}",
+                s["walk"],
                 f"{s['fit']:.1f} s",
                 fmt_bytes(s["essential_bytes"]),
                 fmt_bytes(s["image_bytes"]),
@@ -361,19 +369,24 @@ def report(built: list[dict[str, Any]]) -> str:
                     "joblib.load",
                     "native model file",
                     "modelshelf.load",
+                    "(of which load alone)",
                     "speed-up vs joblib",
                     "goal",
                 ],
                 loads,
             ),
             "(d) Image bytes against essential node bytes (20 B per split node, 8 B per leaf "
-            "output value) and the joblib pickle.",
+            "output value) and the joblib pickle. Walk steps: the depth modelshelf's traversal "
+            "runs (the deepest leaf's depth).",
             markdown_table(
                 [
                     "library",
                     "trees",
                     "depth",
+                    "trees fitted",
                     "nodes",
+                    "leaves per tree",
+                    "walk steps",
                     "fit time",
                     "essential",
                     "image",
@@ -392,18 +405,29 @@ def plots(built: list[dict[str, Any]]) -> None:
     def series(key: str) -> list[float]:
         return [s[key] * 1e6 for s in built]
 
+    def fastest(prefix: str) -> list[float]:
+        return [min(v for k, v in s.items() if k.startswith(prefix)) * 1e6 for s in built]
+
     bar_plot(
         OUT / "trees_latency.png",
         "Single-row predict_proba latency",
         labels,
-        {"library (default)": series("lib1_default"), "modelshelf": series("shelf1")},
+        {
+            "library (default setting)": series("lib1_default"),
+            "library (fastest setting)": fastest("lib1_"),
+            "modelshelf": series("shelf1"),
+        },
         "microseconds (log)",
     )
     bar_plot(
         OUT / "trees_throughput.png",
         "1000-row predict_proba",
         labels,
-        {"library (default)": series("lib1000_default"), "modelshelf": series("shelf1000")},
+        {
+            "library (default setting)": series("lib1000_default"),
+            "library (fastest setting)": fastest("lib1000_"),
+            "modelshelf": series("shelf1000"),
+        },
         "microseconds (log)",
     )
     loaded = [s for s in built if "load_image" in s]
@@ -440,6 +464,7 @@ def main() -> None:
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "trees.md").write_text(text + "\n")
+    (OUT / "trees.json").write_text(json.dumps(built, indent=1) + "\n")  # the raw numbers
     plots(built)
     shutil.rmtree(MODELS_DIR, ignore_errors=True)
     print(f"\nwrote {OUT / 'trees.md'} and PNG plots in {OUT} ({time.perf_counter() - t0:.0f} s)")
