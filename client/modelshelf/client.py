@@ -118,6 +118,7 @@ class Client:
         (its mapping stays valid); the daemon may now evict the image from shared memory."""
         key = str(parse_ref(ref))
         with self._lock:
+            self._check_fork()  # a forked child must never speak on its parent's connection
             held = self._held.pop(key, None)
             if held is None:
                 raise ModelNotFound(f"{key} is not held by this client")
@@ -129,6 +130,7 @@ class Client:
     def close(self) -> None:
         """Close the connection (the daemon drops every lease). Models stay usable."""
         with self._lock:
+            self._check_fork()
             self._held.clear()
             self._disconnect()
 
@@ -151,36 +153,42 @@ class Client:
             if held is not None and held.epoch == self._epoch:
                 request["have"] = held.digest  # if unchanged: no new lease, no descriptor
             reply, fds = self._request(request)
-        except DaemonUnavailable:
+        except (DaemonUnavailable, StoreError):
             if held is not None:
-                return held.model  # the daemon is away; the copy we hold is still valid
+                # the daemon or its store is away; the copy we hold is still valid
+                return held.model
             raise
         if reply.get("unchanged") and held is not None:
             _wire.close_fds(fds)
             held.generation = generation
             return held.model
-        if len(fds) != 1:
-            _wire.close_fds(fds)
-            raise ProtocolError(f"acquire reply carried {len(fds)} descriptors, expected 1")
         try:
-            size = int(reply["size"])
-            mapped = mmap.mmap(fds[0], size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
-        except (KeyError, ValueError, TypeError, OSError) as exc:
-            raise ProtocolError(f"cannot map the image the daemon sent: {exc}") from exc
-        finally:
-            _wire.close_fds(fds)
-        digest = str(reply["digest"])
-        same = [h.model for h in self._held.values() if h.digest == digest]
-        # the same image under another name, or after a reconnect: keep one object
-        model = same[0] if same else Model(Image(mapped, owner=mapped))
+            if len(fds) != 1:
+                raise ProtocolError(f"acquire reply carried {len(fds)} descriptors, expected 1")
+            try:
+                digest, version = str(reply["digest"]), int(reply["version"])
+                size = int(reply["size"])
+                mapped = mmap.mmap(fds[0], size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+            except (KeyError, ValueError, TypeError, OSError) as exc:
+                raise ProtocolError(f"cannot map the image the daemon sent: {exc}") from exc
+            finally:
+                _wire.close_fds(fds)
+            same = [h.model for h in self._held.values() if h.digest == digest]
+            # the same image under another name, or after a reconnect: keep one object
+            model = same[0] if same else Model(Image(mapped, owner=mapped))
+        except BaseException:
+            # the daemon took a lease for this reply: give it back, or it lives as long as
+            # the connection
+            if isinstance(reply.get("digest"), str):
+                with contextlib.suppress(ShelfError):
+                    self._request({"op": "release", "digest": reply["digest"]}, retry=False)
+            raise
         if held is not None and held.epoch == self._epoch and held.digest != digest:
             # a newer version replaces the cached one; the old Model object stays valid
             with contextlib.suppress(DaemonUnavailable):
                 self._request({"op": "release", "digest": held.digest}, retry=False)
         fixed = parse_ref(key).version is not None
-        self._held[key] = _Held(
-            model, digest, int(reply["version"]), generation, self._epoch, fixed
-        )
+        self._held[key] = _Held(model, digest, version, generation, self._epoch, fixed)
         return model
 
     def _generation(self) -> int:

@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import re
 import socket
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +28,11 @@ from urllib.parse import urlparse
 
 from ._names import ModelRef, check_part
 from .errors import MissingDependencyError, ModelNotFound, ShelfError, StoreError
-from .image import Image
+from .image import HEADER_SIZE, MAX_IMAGE_SIZE, Image
 
 SCHEMES = ("file", "s3", "gs", "az", "memory")
+MAX_REF_BYTES = 4096  # a ref is a small JSON object; anything larger is not one
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 _MAX_RACE = 1000
 # obstore's HTTP client options; every other option key goes to the store's own config
 _CLIENT_OPTIONS = frozenset(
@@ -145,20 +148,25 @@ class Store:
     # -- images -------------------------------------------------------------------------------
 
     def put_image(self, data: Any) -> str:
-        """Validate ``data`` as an image and store it under its digest; return the digest."""
-        view = memoryview(data).cast("B")
-        image = Image(view)
+        """Validate ``data`` as an image and store it under its digest; return the digest.
+
+        The bytes are copied first and the copy is what is verified, hashed and stored:
+        ``data`` may be a mapping of a file someone else can still write to.
+        """
+        blob = bytes(memoryview(data).cast("B"))
+        image = Image(blob)
         image.verify()  # a publisher never stores bytes no reader could load
-        digest = sha256(view)
+        del image
+        digest = sha256(blob)
         path = image_path(digest)
         with _translate(f"storing image {digest[:12]}"):
             try:
                 head = self._ob.head(self._store, path)
-                if int(head["size"]) == len(view):
+                if int(head["size"]) == len(blob):
                     return digest
             except FileNotFoundError:
                 pass
-            self._ob.put(self._store, path, bytes(view))
+            self._ob.put(self._store, path, blob)
         return digest
 
     def read_image(
@@ -245,14 +253,23 @@ class Store:
     def ref(self, namespace: str, name: str, version: int) -> RefInfo:
         what = f"{namespace}/{name}@{version}"
         with _translate(what):
-            raw = bytes(self._ob.get(self._store, ref_path(namespace, name, version)).bytes())
+            result = self._ob.get(self._store, ref_path(namespace, name, version))
+            length = int(result.meta["size"])
+            if length > MAX_REF_BYTES:  # bounded before it is read: the bucket is shared
+                raise StoreError(f"{what}: the ref is {length} bytes, at most {MAX_REF_BYTES}")
+            raw = bytes(result.bytes())
         try:
+            if len(raw) > MAX_REF_BYTES:
+                raise ValueError(f"{len(raw)} bytes, at most {MAX_REF_BYTES}")
             body = json.loads(raw)
             digest, size = body["digest"], body["size"]
-            if not (isinstance(digest, str) and len(digest) == 64 and isinstance(size, int)):
-                raise ValueError("digest must be 64 hex characters and size an integer")
-            int(digest, 16)
-        except (ValueError, KeyError, TypeError) as exc:
+            if not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+                raise ValueError("digest must be 64 lowercase hex characters")
+            if isinstance(size, bool) or not isinstance(size, int):
+                raise ValueError(f"size must be an integer, got {size!r:.40}")
+            if not HEADER_SIZE <= size <= MAX_IMAGE_SIZE:
+                raise ValueError(f"size {size} is outside {HEADER_SIZE}..{MAX_IMAGE_SIZE}")
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise StoreError(f"{what}: the ref in the store is malformed: {exc}") from exc
         return RefInfo(
             namespace,

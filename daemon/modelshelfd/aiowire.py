@@ -21,6 +21,9 @@ from modelshelf import _wire
 from modelshelf.errors import ProtocolError
 
 MAX_QUEUED = 64  # pipelined requests waiting for a slow one; more is abuse
+# bytes of those queued requests: 64 maximal messages would be 4 MiB per connection (and
+# more once parsed), times max_connections; real requests are a few hundred bytes
+MAX_QUEUED_BYTES = 256 * 1024
 _READ = 256 * 1024
 
 Message = tuple[dict[str, Any], list[int]]
@@ -35,6 +38,8 @@ class Reader:
         self._offset = 0  # stream position of _buf[0]
         self._marks: list[tuple[int, list[int]]] = []  # (stream position, descriptors)
         self._frames: collections.deque[Message] = collections.deque()
+        self._sizes: collections.deque[int] = collections.deque()
+        self._queued_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
         self._fd = sock.fileno()
@@ -51,6 +56,7 @@ class Reader:
                 await self._waiter
             finally:
                 self._waiter = None
+        self._queued_bytes -= self._sizes.popleft()
         return self._frames.popleft()
 
     def fail(self, exc: BaseException) -> None:
@@ -70,6 +76,8 @@ class Reader:
             _wire.close_fds(fds)
         self._marks.clear()
         self._frames.clear()
+        self._sizes.clear()
+        self._queued_bytes = 0
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -122,10 +130,15 @@ class Reader:
             idle = not self._frames and self._waiter is not None  # replies stay in order
             if idle and self.fast is not None and self.fast(message, fds):
                 continue  # answered on the spot
-            if len(self._frames) >= MAX_QUEUED:
+            if len(self._frames) >= MAX_QUEUED or self._queued_bytes + end > MAX_QUEUED_BYTES:
                 _wire.close_fds(fds)
-                raise ProtocolError(f"more than {MAX_QUEUED} requests queued on one connection")
+                raise ProtocolError(
+                    f"more than {MAX_QUEUED} requests or {MAX_QUEUED_BYTES} bytes queued on one "
+                    "connection"
+                )
             self._frames.append((message, fds))
+            self._sizes.append(end)
+            self._queued_bytes += end
             self._wake()
 
 
@@ -156,7 +169,21 @@ async def _wait_writable(sock: socket.socket) -> None:
         loop.remove_writer(fd)
 
 
-async def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+async def send(
+    sock: socket.socket,
+    message: dict[str, Any],
+    fds: Sequence[int] = (),
+    *,
+    timeout: float | None = None,
+) -> None:
+    """Send a whole reply, waiting for the peer to read; TimeoutError after ``timeout``
+    seconds, so that a peer that stops reading cannot hold its connection (and its leases)
+    forever."""
+    async with asyncio.timeout(timeout):
+        await _send(sock, message, fds)
+
+
+async def _send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int]) -> None:
     data = memoryview(_wire.encode(message))
     ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
     while data:

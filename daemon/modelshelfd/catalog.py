@@ -9,17 +9,20 @@ than one period, so a daemon never answers "latest" from a stale view.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Callable
 
 from modelshelf._names import ModelRef
-from modelshelf.errors import ModelNotFound
+from modelshelf.errors import ModelNotFound, StoreError
 from modelshelf.store import RefInfo, Store
 
 from .tiers import Board
 
 log = logging.getLogger("modelshelfd.catalog")
+
+MAX_MISSING = 4096  # names remembered as absent; client input, so bounded
 
 
 class Catalog:
@@ -37,6 +40,7 @@ class Catalog:
         self.versions: dict[str, list[int]] = {}
         self._listed_at: dict[str, float] = {}
         self._refs: dict[tuple[str, int], RefInfo] = {}  # refs are immutable: cache forever
+        self._missing: collections.OrderedDict[str, float] = collections.OrderedDict()
         self.last_poll: float | None = None
         self.last_error = ""
 
@@ -63,9 +67,18 @@ class Catalog:
         key = ref.key
         version = ref.version
         if version is None:
-            if self.clock() - self._listed_at.get(key, float("-inf")) > self.poll_seconds:
-                versions = await asyncio.to_thread(self.store.versions, ref.namespace, ref.name)
-                self.update(key, versions)
+            listed_at = self._listed_at.get(key, self._missing.get(key, float("-inf")))
+            if self.clock() - listed_at > self.poll_seconds:
+                try:
+                    versions = await asyncio.to_thread(self.store.versions, ref.namespace, ref.name)
+                except StoreError:
+                    # The store is down: the last listing is the best answer there is, and a
+                    # client that holds this model must keep getting it.
+                    if not self.versions.get(key):
+                        raise
+                    log.warning("store unreachable; serving %s from the last listing", key)
+                else:
+                    self.update(key, versions)
             listed = self.versions.get(key)
             if not listed:
                 raise ModelNotFound(f"no model {key} in the store {self.store.url}")
@@ -78,7 +91,17 @@ class Catalog:
 
     def update(self, key: str, versions: list[int]) -> None:
         """Record one model's listing; bump the generation if it changed."""
-        self._listed_at[key] = self.clock()
+        if versions:
+            self._listed_at[key] = self.clock()
+            self._missing.pop(key, None)
+        else:
+            # names that do not exist come from clients: remember a bounded number of them
+            # (so that a storm of misses is not a storm of listings), oldest forgotten first
+            self._listed_at.pop(key, None)
+            self._missing[key] = self.clock()
+            self._missing.move_to_end(key)
+            while len(self._missing) > MAX_MISSING:
+                self._missing.popitem(last=False)
         if self.versions.get(key, []) != versions:
             if versions:
                 self.versions[key] = versions
@@ -106,6 +129,8 @@ class Catalog:
             self._drop_removed(key, [])
         self.versions = listing
         self._listed_at = dict.fromkeys(listing, now)
+        for key in listing:
+            self._missing.pop(key, None)
         self.board.bump()
         return True
 
@@ -115,7 +140,9 @@ class Catalog:
                 if await self.poll_once():
                     log.info("catalog changed: generation %d", self.generation)
             except Exception as exc:  # the store being down must not stop the poller
-                if str(exc) != self.last_error:
+                # Log once per kind of failure: store messages embed timings, so the text of
+                # the same outage differs on every poll.
+                if not self.last_error.startswith(type(exc).__name__):
                     log.warning("listing refs failed: %s", exc)
-                self.last_error = str(exc)
+                self.last_error = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(self.poll_seconds)

@@ -87,6 +87,9 @@ class Config:
     http: str = ""
     # seconds graceful shutdown waits for connections before closing them
     shutdown_timeout: float = 5.0
+    # seconds a reply may wait for the peer to read it; a peer that stops reading its
+    # replies is disconnected (and its leases dropped) after this long
+    send_timeout: float = 10.0
     # store retries before a request fails with store_unavailable
     store_max_retries: int = 3
     # seconds of retrying before a store request fails
@@ -173,6 +176,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "log_level": _level,
     "http": str,
     "shutdown_timeout": _float,
+    "send_timeout": _float,
     "store_max_retries": _int,
     "store_retry_timeout": _float,
 }
@@ -251,6 +255,9 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         values["l2_bytes"] = _default_l2(Path(values["cache_dir"]))
     if values.get("http") and not re.fullmatch(r"[\w.\-\[\]:]*:\d{1,5}", values["http"]):
         raise ConfigError(f"http must be host:port, got {values['http']!r}")
+    for name in ("shutdown_timeout", "send_timeout", "store_retry_timeout"):
+        if name in values and not values[name] > 0:
+            raise ConfigError(f"{name} must be positive, got {values[name]}")
     poll = values.get("ref_poll_seconds", 2.0)
     if poll < 0.1:
         raise ConfigError(f"ref_poll_seconds must be at least 0.1, got {poll}")

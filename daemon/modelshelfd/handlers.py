@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import mmap
 import os
+import stat
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from .server import Connection, Server
 
 log = logging.getLogger("modelshelfd.handlers")
+
+MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
 
 Msg = dict[str, Any]
 Reply = tuple[dict[str, Any], list[int]]
@@ -205,6 +209,9 @@ async def _status(server: Server, conn: Connection, message: Msg, fds: list[int]
 
 
 async def _ls(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    offset = message.get("offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
     now = server.shelf.clock()
     rows = []
     for entry in server.shelf.entries.values():
@@ -213,7 +220,8 @@ async def _ls(server: Server, conn: Connection, message: Msg, fds: list[int]) ->
         leases += sum(s.leases for s in server.shelf.retired if s.digest == entry.digest)
         rows.append(
             {
-                "models": sorted(entry.labels),
+                "models": sorted(entry.labels)[:MAX_LABELS],
+                "model_count": len(entry.labels),
                 "digest": entry.digest,
                 "size": entry.size,
                 "tiers": [t for t, present in (("l1", segment), ("l2", entry.in_l2)) if present],
@@ -225,7 +233,18 @@ async def _ls(server: Server, conn: Connection, message: Msg, fds: list[int]) ->
             }
         )
     rows.sort(key=lambda r: (r["models"], r["digest"]))
-    return {"models": rows}, []
+    # one reply is at most MAX_MESSAGE bytes: a shelf of hundreds of images is listed in
+    # pages, the reply's "next" giving the offset of the following one (None after the last)
+    page: list[dict[str, Any]] = []
+    used = 256
+    for row in rows[offset:]:
+        size = len(json.dumps(row, separators=(",", ":"))) + 1
+        if page and used + size > _wire.MAX_MESSAGE - 1024:
+            break
+        page.append(row)
+        used += size
+    end = offset + len(page)
+    return {"models": page, "total": len(rows), "next": end if end < len(rows) else None}, []
 
 
 async def _prefetch(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
@@ -276,12 +295,23 @@ async def _publish(server: Server, conn: Connection, message: Msg, fds: list[int
     if len(fds) != 1:
         raise BadRequest(f"publish takes exactly one descriptor (the image file), got {len(fds)}")
     try:
-        size = os.fstat(fds[0]).st_size
-        mapped = mmap.mmap(fds[0], size, prot=mmap.PROT_READ) if size else None
+        st = os.fstat(fds[0])
+    except OSError as exc:
+        raise BadRequest(f"cannot stat the descriptor sent: {exc}") from exc
+    if not stat.S_ISREG(st.st_mode):  # a pipe or a device has no size to bound
+        raise BadRequest("publish takes a regular file (or a memfd) holding the image")
+    size, limit = st.st_size, server.config.l1_bytes
+    if size > limit:  # the daemon copies the image once: bounded by what it could serve
+        raise BadRequest(
+            f"the image is {size} bytes, more than this node's L1 budget of {limit}; "
+            "publish it straight to the store (modelshelf publish --store URL)"
+        )
+    if size == 0:
+        raise ImageError("the file sent is empty, not an image")
+    try:
+        mapped = mmap.mmap(fds[0], size, prot=mmap.PROT_READ)
     except (OSError, ValueError) as exc:
         raise BadRequest(f"cannot map the descriptor sent: {exc}") from exc
-    if mapped is None:
-        raise ImageError("the file sent is empty, not an image")
     try:
         info = await asyncio.to_thread(server.store.publish, ref.namespace, ref.name, mapped)
     finally:

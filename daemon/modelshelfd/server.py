@@ -16,6 +16,7 @@ import os
 import resource
 import signal
 import socket
+import stat
 import struct
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class Server:
         self._lock_fd = -1
         self._http: HttpEndpoint | None = None
         self.should_exit = asyncio.Event()
+        self._in_progress = 0  # requests being handled, on every connection
+        self._quiet = asyncio.Event()  # set while none is
+        self._quiet.set()
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -128,8 +132,11 @@ class Server:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         deadline = time.monotonic() + self.config.shutdown_timeout
-        while any(c.busy for c in self.connections) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)  # let requests in progress finish, up to the deadline
+        with contextlib.suppress(TimeoutError):  # requests in progress finish, up to the deadline
+            async with asyncio.timeout(self.config.shutdown_timeout):
+                await self._quiet.wait()
+        if hasattr(self, "shelf"):  # fetches are tasks of their own: same deadline
+            await self.shelf.drain(deadline - time.monotonic())
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -141,6 +148,16 @@ class Server:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
         log.info("stopped")
+
+    def _busy(self, conn: Connection, busy: bool) -> None:
+        if busy == conn.busy:
+            return
+        conn.busy = busy
+        self._in_progress += 1 if busy else -1
+        if self._in_progress:
+            self._quiet.clear()
+        else:
+            self._quiet.set()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -159,15 +176,24 @@ class Server:
                 log.error("accept on the %s socket failed: %s", kind, exc)
                 await asyncio.sleep(0.1)
                 continue
-            sock.setblocking(False)
-            pid, uid, gid = _PEERCRED.unpack(
-                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-            )
+            try:
+                sock.setblocking(False)
+                pid, uid, gid = _PEERCRED.unpack(
+                    sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+                )
+            except OSError as exc:  # the peer is already gone: never let it stop accept
+                log.info("dropping a %s connection at accept: %s", kind, exc)
+                sock.close()
+                continue
             conn = Connection(sock, kind, pid, uid, gid)
             if sum(1 for c in self.connections if c.kind == kind) >= limit:
                 self.refused += 1
                 with contextlib.suppress(OSError):
-                    sock.send(_wire.encode(_error(None, "busy", f"{limit} connections")))
+                    message = (
+                        f"the daemon already serves its limit of {limit} {kind} connections; "
+                        "retry later, or raise max_connections"
+                    )
+                    sock.send(_wire.encode(_error(None, "busy", message)))
                 sock.close()
                 continue
             self.connections.add(conn)
@@ -192,12 +218,14 @@ class Server:
                         f"protocol {message.get('protocol')!r} is not supported; this daemon "
                         f"speaks {_wire.PROTOCOL_VERSION}",
                     ),
+                    timeout=self.config.send_timeout,
                 )
                 return
             if conn.kind == "admin" and conn.uid not in (self.config.admin_uids or (os.getuid(),)):
                 await aiowire.send(
                     conn.sock,
                     _error(message.get("id"), "access_denied", f"uid {conn.uid} is not an admin"),
+                    timeout=self.config.send_timeout,
                 )
                 return
             reply: dict[str, Any] = {
@@ -207,15 +235,22 @@ class Server:
                 "instance": self.config.shm_prefix,
                 "generation": self.board.generation,
             }
-            await aiowire.send(conn.sock, reply, [self.board.fd] if conn.kind == "client" else [])
+            await aiowire.send(
+                conn.sock,
+                reply,
+                [self.board.fd] if conn.kind == "client" else [],
+                timeout=self.config.send_timeout,
+            )
             if conn.kind == "client":
                 reader.fast = lambda message, fds: handlers.fast(self, conn, reader, message, fds)
             while True:
                 message, fds = await reader.next()
-                conn.busy = True
-                reply, out = await handlers.handle(self, conn, message, fds)
-                await aiowire.send(conn.sock, reply, out)
-                conn.busy = False
+                self._busy(conn, True)
+                try:
+                    reply, out = await handlers.handle(self, conn, message, fds)
+                    await aiowire.send(conn.sock, reply, out, timeout=self.config.send_timeout)
+                finally:
+                    self._busy(conn, False)
         except (EOFError, ConnectionError, TimeoutError):
             pass
         except ProtocolError as exc:
@@ -277,7 +312,9 @@ def _refuse_if_live(path: str) -> None:
 
 
 def _bind(path: str, mode: int) -> socket.socket:
-    Path(path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    parent = Path(path).parent
+    parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    _check_private_dir(parent)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # checked stale by _refuse_if_live
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -290,6 +327,20 @@ def _bind(path: str, mode: int) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+def _check_private_dir(directory: Path) -> None:
+    """The socket's directory must be ours (or root's) and writable by nobody else: in a
+    shared place such as /tmp, another user could otherwise create it first and swap the
+    socket for one of their own."""
+    st = os.stat(directory)
+    sticky_root = st.st_uid == 0 and st.st_mode & stat.S_ISVTX  # /tmp: nobody can swap ours
+    if st.st_uid not in (os.geteuid(), 0) or (st.st_mode & 0o022 and not sticky_root):
+        raise StartupError(
+            f"the socket directory {directory} is owned by uid {st.st_uid} with mode "
+            f"{stat.S_IMODE(st.st_mode):o}; it must belong to uid {os.geteuid()} (or root) and "
+            "be writable by it alone"
+        )
 
 
 async def _main(config: Config) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import time
 from collections import Counter
@@ -72,7 +73,7 @@ class Shelf:
         self.l1_used = 0
         self.l2_used = 0
         self.stats: Counter[str] = Counter()
-        self._inflight: dict[str, asyncio.Future[str]] = {}
+        self._inflight: dict[str, asyncio.Task[str]] = {}
         self._fetch_slots = asyncio.Semaphore(config.max_inflight_fetches)
 
     # -- startup / shutdown -------------------------------------------------------------------
@@ -97,6 +98,9 @@ class Shelf:
                 continue
             entry.in_l2 = True
             self.l2_used += size
+        # the budgets may have shrunk since the previous run: adopted bytes obey them too
+        self._free_l1(self.l1_used - self.config.l1_bytes)
+        self._free_l2(self.l2_used - self.config.l2_bytes)
         self.stats["adopted_l1"] += len(segments)
         self.stats["adopted_l2"] += len(files)
         self.stats["validation_failures"] += bad
@@ -152,32 +156,58 @@ class Shelf:
         if entry is not None and entry.segment is not None and entry.state is State.READY:
             self._hit(entry, label)
             return "l1"
-        pending = self._inflight.get(ref.digest)
-        if pending is not None:
+        task = self._inflight.get(ref.digest)
+        if task is None:
+            # the fetch is a task of its own, not part of the first requester's: a requester
+            # that goes away (cancelled, disconnected) never cancels it for the others
+            task = asyncio.get_running_loop().create_task(self._fetch(ref, label))
+            task.add_done_callback(_retrieve)
+            task.add_done_callback(functools.partial(self._forget_fetch, ref.digest))
+            self._inflight[ref.digest] = task
+        else:
             self.stats["fetch_waits"] += 1
-            return await asyncio.shield(pending)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._inflight[ref.digest] = future
+        return await asyncio.shield(task)
+
+    async def _fetch(self, ref: RefInfo, label: str) -> str:
         try:
             tier = await self._load(ref)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters, if any, get it through shield
-            raise
-        else:
-            future.set_result(tier)
             entry = self.entries[ref.digest]
             entry.labels.add(label)
             entry.hits += 1
             entry.last_use = self.clock()
             return tier
         finally:
-            del self._inflight[ref.digest]
+            self._forget_fetch(ref.digest, asyncio.current_task())
+
+    def _forget_fetch(self, digest: str, task: object) -> None:
+        if self._inflight.get(digest) is task:
+            del self._inflight[digest]
+
+    async def drain(self, timeout: float) -> None:
+        """Let fetches in flight finish (their threads cannot be interrupted) up to
+        ``timeout`` seconds, then cancel what is left."""
+        tasks = list(self._inflight.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _load(self, ref: RefInfo) -> str:
         digest, size = ref.digest, ref.size
         async with self._fetch_slots:
             entry = self.entries.setdefault(digest, Entry(digest, size, last_use=self.clock()))
+            if entry.size != size and entry.segment is None:
+                # an adopted L2 file of another length cannot hold this image: the ref's size
+                # is checked against the bytes (sha256), the file's is not; never count by it
+                if entry.in_l2:
+                    log.warning("L2 copy of %s has the wrong size, discarded", digest[:12])
+                    self.stats["validation_failures"] += 1
+                    entry.in_l2 = False
+                    self.l2_used -= entry.size
+                    self.disk.remove(digest)
+                entry.size = size
             try:
                 self._reserve_l1(size)
             except Busy:
@@ -254,7 +284,9 @@ class Shelf:
         if entry.size > self.config.l2_bytes:
             self.stats["l2_skipped"] += 1
             return
-        self._reserve_l2(entry.size)
+        if not self._reserve_l2(entry.size):
+            self.stats["l2_skipped"] += 1
+            return
 
         def write() -> None:
             mapped = segment.map()
@@ -288,19 +320,7 @@ class Shelf:
         budget = self.config.l1_bytes
         if size > budget:
             raise Busy(f"image of {size} bytes exceeds the L1 budget of {budget} bytes")
-        need = self.l1_used + size - budget
-        if need > 0:
-            candidates = [
-                Candidate(e.digest, e.size, e.last_use, e.hits)
-                for e in self.entries.values()
-                if e.segment is not None
-                and e.state is State.READY
-                and e.segment.leases == 0
-                and not e.pinned
-            ]
-            for digest in self.policy.victims(candidates, need, self.clock()):
-                self.evict_l1(self.entries[digest])
-                self.stats["l1_evictions"] += 1
+        self._free_l1(self.l1_used + size - budget)
         if self.l1_used + size > budget:
             raise Busy(
                 f"L1 is full of leased or pinned images ({self.l1_used} of {budget} bytes); "
@@ -308,18 +328,41 @@ class Shelf:
             )
         self.l1_used += size
 
-    def _reserve_l2(self, size: int) -> None:
-        need = self.l2_used + size - self.config.l2_bytes
-        if need > 0:
-            candidates = [
-                Candidate(e.digest, e.size, e.last_use, e.hits)
-                for e in self.entries.values()
-                if e.in_l2 and e.state is State.READY  # not a file being promoted right now
-            ]
-            for digest in self.policy.victims(candidates, need, self.clock()):
-                self._drop_l2(self.entries[digest])
-                self.stats["l2_evictions"] += 1
+    def _free_l1(self, need: int) -> None:
+        if need <= 0:
+            return
+        candidates = [
+            Candidate(e.digest, e.size, e.last_use, e.hits)
+            for e in self.entries.values()
+            if e.segment is not None
+            and e.state is State.READY
+            and e.segment.leases == 0
+            and not e.pinned
+        ]
+        for digest in self.policy.victims(candidates, need, self.clock()):
+            self.evict_l1(self.entries[digest])
+            self.stats["l1_evictions"] += 1
+
+    def _reserve_l2(self, size: int) -> bool:
+        """Make room for ``size`` bytes in L2 and count them; False if the budget cannot
+        hold them (files being promoted cannot go)."""
+        self._free_l2(self.l2_used + size - self.config.l2_bytes)
+        if self.l2_used + size > self.config.l2_bytes:
+            return False
         self.l2_used += size
+        return True
+
+    def _free_l2(self, need: int) -> None:
+        if need <= 0:
+            return
+        candidates = [
+            Candidate(e.digest, e.size, e.last_use, e.hits)
+            for e in self.entries.values()
+            if e.in_l2 and e.state is State.READY  # not a file being promoted right now
+        ]
+        for digest in self.policy.victims(candidates, need, self.clock()):
+            self._drop_l2(self.entries[digest])
+            self.stats["l2_evictions"] += 1
 
     def evict_l1(self, entry: Entry) -> bool:
         """Unlink the entry's segment; its bytes stay counted while leases remain."""
@@ -374,3 +417,10 @@ class Shelf:
             "leases": leased,
             "inflight_fetches": len(self._inflight),
         }
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    # a fetch whose requesters all went away still ends; its error is logged, not "never
+    # retrieved"
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.debug("fetch ended with %s: %s", type(exc).__name__, exc)

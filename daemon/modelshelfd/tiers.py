@@ -12,7 +12,9 @@ import errno
 import hashlib
 import mmap
 import os
+import re
 import secrets
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,15 +74,25 @@ def segment_name(prefix: str, digest: str) -> str:
 def create_segment(
     name: str, digest: str, size: int, fill: Callable[[memoryview], None]
 ) -> Segment:
-    """Create segment ``name`` (mode 0600, exclusively), fill it, verify it, and return it
-    with a read-only descriptor. On any failure the segment is unlinked."""
+    """Create segment ``name`` (mode 0600 whatever the umask, exclusively), fill it, verify
+    it, and return it with a read-only descriptor. On any failure the segment is unlinked."""
     try:
         shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=size)
     except posix_ipc.ExistentialError:
         # a stale segment by this name (a crashed fill); it was never adopted, so replace it
         posix_ipc.unlink_shared_memory(name)
         shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=size)
+    ro_fd = -1
     try:
+        os.fchmod(shm.fd, 0o600)  # shm_open applies the umask; the mode must not depend on it
+        # Reserve the pages now: on a full /dev/shm this fails with ENOSPC (answered "busy"),
+        # where writing into a sparse segment would kill the daemon with SIGBUS.
+        if size:
+            os.posix_fallocate(shm.fd, 0, size)
+        # the read-only descriptor is taken now, while the name is surely ours, and checked to
+        # be the same object: never reopened by name after the fill
+        ro_fd = posix_ipc.SharedMemory(name, read_only=True).fd
+        _same_file(shm.fd, ro_fd, name)
         mapped = mmap.mmap(shm.fd, size)
         shm.close_fd()
         view = memoryview(mapped)
@@ -90,12 +102,46 @@ def create_segment(
         finally:
             view.release()
             _close_map(mapped)
-        ro = posix_ipc.SharedMemory(name, read_only=True)
-        return Segment(name, digest, ro.fd, size)
+        segment = Segment(name, digest, ro_fd, size)
+        ro_fd = -1
+        return segment
     except BaseException:
         with contextlib.suppress(posix_ipc.ExistentialError):
-            posix_ipc.unlink_shared_memory(name)
+            if _still_ours(name, ro_fd if ro_fd >= 0 else shm.fd):
+                posix_ipc.unlink_shared_memory(name)
+        if shm.fd >= 0:
+            shm.close_fd()
+        if ro_fd >= 0:
+            os.close(ro_fd)
         raise
+
+
+def _same_file(a: int, b: int, name: str) -> None:
+    sa, sb = os.fstat(a), os.fstat(b)
+    if (sa.st_dev, sa.st_ino) != (sb.st_dev, sb.st_ino):
+        raise OSError(errno.EEXIST, f"segment {name} was replaced while being created")
+
+
+def _still_ours(name: str, fd: int) -> bool:
+    """Does ``name`` still name the object behind ``fd``? (Unlink only our own segment.)"""
+    if fd < 0:
+        return True
+    try:
+        other = posix_ipc.SharedMemory(name, read_only=True)
+    except (posix_ipc.ExistentialError, posix_ipc.PermissionsError):
+        return False
+    try:
+        mine, theirs = os.fstat(fd), os.fstat(other.fd)
+        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+    finally:
+        other.close_fd()
+
+
+def owned_privately(fd: int) -> bool:
+    """Is the object behind ``fd`` ours (our euid) and closed to everyone else (no group or
+    other bits)? A segment anybody else created or may write is never adopted or served."""
+    st = os.fstat(fd)
+    return st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0 and stat.S_ISREG(st.st_mode)
 
 
 def _close_map(mapped: mmap.mmap) -> None:
@@ -109,6 +155,9 @@ def copy_from(path: Path) -> Callable[[memoryview], None]:
 
     def fill(view: memoryview) -> None:
         with open(path, "rb", buffering=0) as fh:
+            actual = os.fstat(fh.fileno()).st_size
+            if actual != len(view):  # a longer file would pass on its verified prefix
+                raise ChecksumError(f"{path}: {actual} bytes, the image has {len(view)}")
             pos = 0
             while pos < len(view):
                 n = fh.readinto(view[pos:])
@@ -121,19 +170,30 @@ def copy_from(path: Path) -> Callable[[memoryview], None]:
 
 def adopt_segments(prefix: str, board: str) -> tuple[list[Segment], int]:
     """Verify the segments a previous run of this instance left; unlink invalid ones.
-    Returns (adopted segments, number discarded)."""
+    Returns (adopted segments, number discarded).
+
+    Only names of exactly this instance's form (``<prefix>-<32 hex>``) are considered: a
+    daemon whose prefix is ``<prefix>-x`` is another instance, and its segments and board are
+    never touched. A segment not owned by us or open to others is left alone, never served.
+    """
     adopted: list[Segment] = []
     discarded = 0
     if not SHM_DIR.is_dir():
         return adopted, discarded
+    pattern = re.compile(re.escape(prefix) + r"-([0-9a-f]{32})")
     for entry in sorted(SHM_DIR.iterdir()):
-        if not entry.name.startswith(prefix + "-") or f"/{entry.name}" == board:
+        match = pattern.fullmatch(entry.name)
+        if match is None or f"/{entry.name}" == board:
             continue
         name = f"/{entry.name}"
-        stub = entry.name[len(prefix) + 1 :]
+        stub = match[1]
         try:
             shm = posix_ipc.SharedMemory(name, read_only=True)
-        except posix_ipc.ExistentialError:
+        except (posix_ipc.ExistentialError, posix_ipc.PermissionsError):
+            continue
+        if not owned_privately(shm.fd):
+            shm.close_fd()
+            discarded += 1
             continue
         size = os.fstat(shm.fd).st_size
         try:
@@ -147,7 +207,7 @@ def adopt_segments(prefix: str, board: str) -> tuple[list[Segment], int]:
                 digest = hashlib.sha256(mapped).hexdigest()
             finally:
                 _close_map(mapped)
-            if not digest.startswith(stub) or len(stub) != 32:
+            if not digest.startswith(stub):
                 raise ChecksumError("contents do not match the name")
         except Exception:
             shm.close_fd()
@@ -166,12 +226,14 @@ class Board:
         self.name = f"/{prefix}-board"
         try:  # a previous run's board: keep counting, so its clients notice the restart
             shm = posix_ipc.SharedMemory(self.name)
-            if os.fstat(shm.fd).st_size != BOARD_SIZE:
-                raise ValueError("wrong size")
+            if os.fstat(shm.fd).st_size != BOARD_SIZE or not owned_privately(shm.fd):
+                shm.close_fd()
+                raise ValueError("wrong size, owner or mode")
         except (posix_ipc.ExistentialError, ValueError):
             with contextlib.suppress(posix_ipc.ExistentialError):
                 posix_ipc.unlink_shared_memory(self.name)
             shm = posix_ipc.SharedMemory(self.name, posix_ipc.O_CREX, mode=0o600, size=BOARD_SIZE)
+            os.fchmod(shm.fd, 0o600)  # independent of the umask
         self._map = mmap.mmap(shm.fd, BOARD_SIZE)
         shm.close_fd()
         previous = 0

@@ -108,3 +108,58 @@ def test_cli_publish_straight_to_a_store(shelf: Shelf, images: Images) -> None:
     assert daemon.client().model("ns/direct").predict(images.X).shape == (16,)
     bad = cli(daemon, "publish", "ns/direct@3", str(images.path("ridge")), check=False)
     assert bad.returncode == 1 and "versions are assigned by publish" in bad.stderr
+
+
+def test_ls_of_a_large_shelf_comes_in_pages(shelf: Shelf) -> None:
+    """Hundreds of images do not fit in one 64 KiB message: ``ls`` pages, the CLI follows."""
+    import numpy as np
+
+    import modelshelf
+
+    store = Store(shelf.store)
+    n = 300
+    names = [f"ns/{'m' * 50}{i:04d}" for i in range(n)]
+    for i, name in enumerate(names):
+        image = modelshelf.compile_tensors({"w": np.full(4, float(i))})
+        store.publish("ns", name.split("/")[1], image)
+    daemon = shelf.make()
+    with AdminConnection(daemon.admin_socket) as admin:
+        for name in names:
+            admin.request({"op": "prefetch", "model": name})
+        first = admin.request({"op": "ls"})
+    assert first["total"] == n and first["next"] == len(first["models"]) < n
+    rows = json.loads(cli(daemon, "ls", "--json").stdout)
+    assert sorted(r["models"][0] for r in rows) == [f"{name}@1" for name in names]
+    assert "m" * 50 + "0299@1" in cli(daemon, "ls").stdout
+
+
+def test_publish_through_the_daemon_is_bounded(shelf: Shelf, images: Images) -> None:
+    """The daemon copies what it is sent: a pipe (no size) or an image larger than its L1
+    budget is refused before anything is read."""
+    import os
+
+    from modelshelf.errors import ProtocolError
+
+    daemon = shelf.make(l1_bytes=len(images.bytes("logreg")) + 64)
+    r, w = os.pipe()
+    try:
+        with AdminConnection(daemon.admin_socket) as admin, pytest.raises(ProtocolError) as err:
+            admin.request({"op": "publish", "model": "ns/p"}, (r,))
+        assert "regular file" in str(err.value)
+    finally:
+        os.close(r)
+        os.close(w)
+    fd = os.open(images.path("pipe"), os.O_RDONLY)
+    try:
+        with AdminConnection(daemon.admin_socket) as admin, pytest.raises(ProtocolError) as err:
+            admin.request({"op": "publish", "model": "ns/p"}, (fd,))
+        assert "L1 budget" in str(err.value) and "--store" in str(err.value)
+    finally:
+        os.close(fd)
+    assert Store(shelf.store).versions("ns", "p") == []
+    fd = os.open(images.path("logreg"), os.O_RDONLY)
+    try:
+        with AdminConnection(daemon.admin_socket) as admin:
+            assert admin.request({"op": "publish", "model": "ns/p"}, (fd,))["version"] == 1
+    finally:
+        os.close(fd)

@@ -10,6 +10,7 @@ import struct
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modelshelf import _wire
@@ -33,6 +34,23 @@ def test_store_unreachable(shelf: Shelf, images: Images, private_s3) -> None:
     assert held.predict(images.X).shape == (16,)
     assert client.model("ns/lr@1").predict(images.X).shape == (16,)  # in L1: no store needed
     wait_for(lambda: daemon.admin("status")["store_error"], what="the poller notices")
+
+
+def test_store_down_latest_is_served_from_the_last_listing(
+    shelf: Shelf, images: Images, private_s3
+) -> None:
+    """With the store down, ``ns/name`` (latest) resolves through the last listing the daemon
+    saw: a new client gets the resident image, not a StoreError."""
+    url = private_s3.bucket()
+    private_s3.store(url).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(store=url, env=private_s3.env, ref_poll_seconds=0.2)
+    expected = daemon.client().model("ns/lr").predict(images.X)
+    private_s3.server.stop()
+    wait_for(lambda: daemon.admin("status")["store_error"], what="the poller notices")
+    fresh = daemon.client()  # a process that never held the model
+    np.testing.assert_array_equal(fresh.model("ns/lr").predict(images.X), expected)
+    with pytest.raises(StoreError):
+        fresh.model("ns/never-listed")
 
 
 @pytest.fixture
@@ -177,7 +195,7 @@ def test_connections_are_bounded(shelf: Shelf, images: Images) -> None:
         assert reply["error"] == "busy"
         assert _closed(s)
         s.close()
-    with pytest.raises(ShelfError, match="busy"):
+    with pytest.raises(ShelfError, match=r"limit of 8 client connections.*max_connections"):
         daemon.client().model("ns/lr")
     held.pop().close()
     wait_for(lambda: daemon.admin("status")["connections"]["client"] == 7, what="slot freed")
@@ -241,3 +259,31 @@ def test_pipelined_requests_are_answered_in_order(shelf: Shelf, images: Images) 
     assert daemon.admin("status")["leases"] == 2
     sock.close()
     wait_for(lambda: daemon.admin("status")["leases"] == 0, what="leases released")
+
+
+def _small_dev_shm() -> None:
+    """preexec for the daemon: a private mount namespace whose /dev/shm is a 1 MiB tmpfs (the
+    suite runs as root). Clients outside still map what it hands out: descriptors, not names."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newns, ms_rec, ms_private = 0x00020000, 0x4000, 1 << 18
+    if libc.unshare(clone_newns) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
+        raise OSError(ctypes.get_errno(), "make / private")
+    if libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", 0, b"size=1m") != 0:
+        raise OSError(ctypes.get_errno(), "mount a small /dev/shm")
+
+
+def test_dev_shm_full_is_busy_not_a_crash(shelf: Shelf, images: Images) -> None:
+    """An image larger than what /dev/shm can hold is refused as busy (the segment's pages are
+    reserved before they are written); the daemon survives and serves what fits."""
+    Store(shelf.store).publish("ns", "blob", images.bytes("blob4m"))
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(preexec=_small_dev_shm)
+    client = daemon.client()
+    with pytest.raises(ShelfError, match="shared memory"):
+        client.tensors("ns/blob")
+    assert daemon.proc is not None and daemon.proc.poll() is None
+    assert client.model("ns/lr").predict(images.X).shape == (16,)

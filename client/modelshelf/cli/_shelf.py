@@ -197,7 +197,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    rows = _call(args, {"op": "ls"})["models"]
+    rows: list[dict[str, Any]] = []
+    with AdminConnection(args.admin_socket) as admin:
+        offset: int | None = 0
+        while offset is not None:  # the daemon answers in pages of at most one message
+            reply = admin.request({"op": "ls", "offset": offset})
+            rows.extend(reply["models"])
+            offset = reply.get("next")
     if args.json:
         print(json.dumps(rows, indent=2, sort_keys=True))
         return 0

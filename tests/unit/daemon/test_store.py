@@ -3,6 +3,7 @@ error translation."""
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import modelshelf
+from modelshelf import store as store_mod
 from modelshelf._names import parse_ref
 from modelshelf.errors import ChecksumError, ModelNotFound, StoreError
 from modelshelf.store import Store, sha256
@@ -75,3 +77,51 @@ def test_errors(tmp_path: Path, image: bytes) -> None:
     (tmp_path / "s" / "refs" / "ns" / "m" / f"{9:020d}").write_text("{not json")
     with pytest.raises(StoreError, match="malformed"):
         store.ref("ns", "m", 9)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"digest": "a" * 64, "size": -5},
+        {"digest": "a" * 64, "size": 0},
+        {"digest": "a" * 64, "size": True},
+        {"digest": "a" * 64, "size": 1 << 62},
+        {"digest": "A" * 64, "size": 4096},
+        {"digest": "+" + "a" * 63, "size": 4096},
+        {"digest": "a_" * 32, "size": 4096},
+    ],
+)
+def test_a_malformed_ref_is_refused(tmp_path: Path, body: dict) -> None:
+    store = Store((tmp_path / "s").as_uri())
+    ref = tmp_path / "s" / "refs" / "ns" / "m" / f"{1:020d}"
+    ref.parent.mkdir(parents=True)
+    ref.write_text(json.dumps(body))
+    with pytest.raises(StoreError, match="malformed"):
+        store.ref("ns", "m", 1)
+
+
+def test_an_oversized_ref_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    store = Store((tmp_path / "s").as_uri())
+    ref = tmp_path / "s" / "refs" / "ns" / "m" / f"{1:020d}"
+    ref.parent.mkdir(parents=True)
+    ref.write_text(json.dumps({"digest": "a" * 64, "size": 4096, "pad": "x" * 100_000}))
+    with pytest.raises(StoreError, match="at most"):
+        store.ref("ns", "m", 1)
+
+
+def test_put_image_stores_what_it_verified(tmp_path: Path, image: bytes, monkeypatch) -> None:
+    """The source may change under the publisher (a file mapped from another process): what
+    is stored is the copy that was verified and hashed."""
+    store = Store((tmp_path / "s").as_uri())
+    source = bytearray(image)
+    real = store_mod.sha256
+
+    def hash_then_tamper(data: object) -> str:
+        digest = real(data)
+        source[-1] ^= 1  # the writer strikes between the hash and the upload
+        return digest
+
+    monkeypatch.setattr(store_mod, "sha256", hash_then_tamper)
+    digest = store.put_image(source)
+    stored = (tmp_path / "s" / "images" / digest).read_bytes()
+    assert real(stored) == digest and stored == image

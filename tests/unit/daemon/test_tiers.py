@@ -1,0 +1,159 @@
+"""L1 segments and L2 files at the tier boundary: modes that do not depend on the umask,
+read-only descriptors, adoption that touches only this instance's own private segments, and L2
+copies whose size must match exactly."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import mmap
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import posix_ipc
+import pytest
+
+import modelshelf
+from modelshelf.errors import ChecksumError
+from modelshelfd import tiers
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    p = f"mst-tiers-{uuid.uuid4().hex[:8]}"
+    yield p
+    for entry in tiers.SHM_DIR.iterdir():
+        if entry.name.startswith(p):
+            entry.unlink()
+
+
+@pytest.fixture(scope="module")
+def image() -> bytes:
+    return modelshelf.compile_tensors({"w": np.arange(1000, dtype=np.float64)})
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _raw_segment(name: str, data: bytes, mode: int = 0o600) -> None:
+    shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=len(data))
+    os.fchmod(shm.fd, mode)
+    with mmap.mmap(shm.fd, len(data)) as m:
+        m[:] = data
+    shm.close_fd()
+
+
+def _fill(data: bytes):
+    def fill(view: memoryview) -> None:
+        view[:] = data
+
+    return fill
+
+
+def test_segment_mode_is_0600_whatever_the_umask(prefix: str, image: bytes) -> None:
+    digest = _digest(image)
+    old = os.umask(0o277)  # would leave 0400 if shm_open's mode were trusted
+    try:
+        segment = tiers.create_segment(
+            tiers.segment_name(prefix, digest), digest, len(image), _fill(image)
+        )
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(os.fstat(segment.fd).st_mode) == 0o600
+        assert fcntl.fcntl(segment.fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        with pytest.raises(PermissionError):
+            mmap.mmap(segment.fd, segment.size, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        segment.unlink()
+        segment.close()
+
+
+def test_board_mode_is_0600_whatever_the_umask(prefix: str) -> None:
+    old = os.umask(0o277)
+    try:
+        board = tiers.Board(prefix)
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(os.fstat(board.fd).st_mode) == 0o600
+        assert fcntl.fcntl(board.fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+    finally:
+        board.close(unlink=True)
+
+
+def test_a_failed_fill_unlinks_its_segment(prefix: str, image: bytes) -> None:
+    digest = _digest(image)
+    name = tiers.segment_name(prefix, digest)
+    bad = bytearray(image)
+    bad[-1] ^= 1
+    with pytest.raises(ChecksumError):
+        tiers.create_segment(name, digest, len(image), _fill(bytes(bad)))
+    assert not (tiers.SHM_DIR / name[1:]).exists()
+
+
+def test_adoption_never_touches_another_instance(prefix: str, image: bytes) -> None:
+    """Prefixes "p" and "p-x" are both valid: the daemon of "p" must not take "p-x-..." for
+    its own (nor unlink it as invalid)."""
+    digest = _digest(image)
+    other = f"{prefix}-x"
+    _raw_segment(tiers.segment_name(other, digest), image)
+    other_board = tiers.Board(other)
+    try:
+        adopted, discarded = tiers.adopt_segments(prefix, f"/{prefix}-board")
+        assert (adopted, discarded) == ([], 0)
+        assert (tiers.SHM_DIR / f"{other}-{digest[:32]}").exists()
+        assert (tiers.SHM_DIR / f"{other}-board").exists()
+    finally:
+        other_board.close(unlink=True)
+
+
+def test_adoption_skips_segments_others_own_or_may_open(prefix: str, image: bytes) -> None:
+    digest = _digest(image)
+    name = tiers.segment_name(prefix, digest)
+    _raw_segment(name, image, mode=0o644)  # valid bytes, but readable by everyone
+    adopted, discarded = tiers.adopt_segments(prefix, f"/{prefix}-board")
+    assert (adopted, discarded) == ([], 1)
+    posix_ipc.unlink_shared_memory(name)
+    _raw_segment(name, image)
+    fd = os.open(tiers.SHM_DIR / name[1:], os.O_RDONLY)
+    os.fchown(fd, 54321, 54321)  # planted by another user (the tests run as root)
+    os.close(fd)
+    adopted, discarded = tiers.adopt_segments(prefix, f"/{prefix}-board")
+    assert (adopted, discarded) == ([], 1)
+    os.chown(tiers.SHM_DIR / name[1:], os.geteuid(), os.getegid())
+    adopted, discarded = tiers.adopt_segments(prefix, f"/{prefix}-board")  # now it is ours
+    assert [s.digest for s in adopted] == [digest] and discarded == 0
+    for s in adopted:
+        s.close()
+
+
+def test_board_of_another_owner_is_replaced(prefix: str) -> None:
+    name = f"/{prefix}-board"
+    shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=tiers.BOARD_SIZE)
+    with mmap.mmap(shm.fd, tiers.BOARD_SIZE) as m:
+        m[:16] = tiers.BOARD_MAGIC + (10**9).to_bytes(8, "little")
+    os.fchown(shm.fd, 54321, 54321)
+    shm.close_fd()
+    board = tiers.Board(prefix)
+    try:
+        st = os.fstat(board.fd)
+        assert st.st_uid == os.geteuid() and board.generation == 1
+    finally:
+        board.close(unlink=True)
+
+
+def test_an_l2_file_longer_than_the_image_is_refused(tmp_path: Path, image: bytes) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(image + b"\0")  # the verified prefix is intact; the file is not
+    out = bytearray(len(image))
+    with pytest.raises(ChecksumError, match="bytes, the image has"):
+        tiers.copy_from(path)(memoryview(out))
+    path.write_bytes(image)
+    tiers.copy_from(path)(memoryview(out))
+    assert out == image
