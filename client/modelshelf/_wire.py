@@ -28,7 +28,7 @@ _ANCILLARY_SPACE: Final = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 
 def encode(message: dict[str, Any]) -> bytes:
     """Frame ``message``; raise ProtocolError if it exceeds MAX_MESSAGE."""
-    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    body = _ENCODER.encode(message).encode("utf-8")
     if len(body) > MAX_MESSAGE:
         raise ProtocolError(f"message of {len(body)} bytes exceeds the limit {MAX_MESSAGE}")
     return LENGTH.pack(len(body)) + body
@@ -44,7 +44,7 @@ def decode_length(header: bytes) -> int:
 
 def decode_body(body: bytes) -> dict[str, Any]:
     try:
-        message = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+        message = _DECODER.decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"message is not UTF-8 JSON: {exc}") from exc
     if not isinstance(message, dict):
@@ -54,6 +54,11 @@ def decode_body(body: bytes) -> dict[str, Any]:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+# Built once: json.dumps/loads with options build a new coder (and scanner) on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:

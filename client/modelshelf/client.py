@@ -15,6 +15,7 @@ import os
 import socket as _socket
 import struct
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,8 @@ class Client:
         self._pid = os.getpid()
         self._held: dict[str, _Held] = {}
         self._keys: dict[str, str] = {}  # reference as given -> canonical key
+        # every Model this client built and someone still references, by digest
+        self._models: weakref.WeakValueDictionary[str, Model] = weakref.WeakValueDictionary()
         self._ids = 0
         self.instance = ""
 
@@ -107,7 +110,7 @@ class Client:
                 parsed.version is not None or self._generation() == held.generation
             ):
                 return held.model
-            return self._acquire(key, held)
+            return self._acquire(key, held, fixed=parsed.version is not None)
 
     def tensors(self, ref: str) -> Mapping[str, np.ndarray]:
         """Every array of the model's image by name: read-only views over the mapping."""
@@ -146,7 +149,7 @@ class Client:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _acquire(self, key: str, held: _Held | None) -> Model:
+    def _acquire(self, key: str, held: _Held | None, *, fixed: bool) -> Model:
         try:
             generation = self._generation_connected()
             request: dict[str, Any] = {"op": "acquire", "model": key}
@@ -173,9 +176,9 @@ class Client:
                 raise ProtocolError(f"cannot map the image the daemon sent: {exc}") from exc
             finally:
                 _wire.close_fds(fds)
-            same = [h.model for h in self._held.values() if h.digest == digest]
             # the same image under another name, or after a reconnect: keep one object
-            model = same[0] if same else Model(Image(mapped, owner=mapped))
+            model = self._models.get(digest) or Model(Image(mapped, owner=mapped))
+            self._models[digest] = model
         except BaseException:
             # the daemon took a lease for this reply: give it back, or it lives as long as
             # the connection
@@ -187,7 +190,6 @@ class Client:
             # a newer version replaces the cached one; the old Model object stays valid
             with contextlib.suppress(DaemonUnavailable):
                 self._request({"op": "release", "digest": held.digest}, retry=False)
-        fixed = parse_ref(key).version is not None
         self._held[key] = _Held(model, digest, version, generation, self._epoch, fixed)
         return model
 

@@ -97,6 +97,7 @@ class Model:
             None if self.kind == "tensors" else build(spec, image.arrays)
         )
         self._allow_nan = bool(self._executor is not None and self._executor.allow_nan)
+        image.compact()  # everything needed is built: keep the bytes, not their parse
 
     def _prepare(self, X: Any) -> Any:
         if self._input_type == "text":

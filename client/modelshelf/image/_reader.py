@@ -38,7 +38,16 @@ class Image:
     into it, but whoever owns it can, and the arrays change with it.
     """
 
-    __slots__ = ("_owner", "arrays", "buffer", "checksum", "manifest", "size", "version")
+    __slots__ = (
+        "_manifest",
+        "_manifest_span",
+        "_owner",
+        "arrays",
+        "buffer",
+        "checksum",
+        "size",
+        "version",
+    )
 
     def __init__(self, buffer: Any, *, owner: Any = None) -> None:
         view = memoryview(buffer).cast("B").toreadonly()
@@ -49,7 +58,22 @@ class Image:
         self.version: tuple[int, int] = (header["major"], header["minor"])
         self.checksum: int = header["checksum"]
         self.arrays: Mapping[str, np.ndarray] = MappingProxyType(_parse_arrays(view, header))
-        self.manifest: dict[str, Any] = _parse_manifest(view, header)
+        self._manifest_span = (header["manifest_offset"], header["manifest_length"])
+        self._manifest: dict[str, Any] | None = _parse_manifest(view, header)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The parsed manifest (validated at open; re-read from the image after ``compact``)."""
+        if self._manifest is None:
+            start, length = self._manifest_span
+            self._manifest = decode_manifest(bytes(self.buffer[start : start + length]))
+        return self._manifest
+
+    def compact(self) -> None:
+        """Drop the parsed manifest (a few KB of Python objects per model); it is read again
+        from the image's own bytes if asked for. A process holding thousands of models keeps
+        little more than the shared image bytes."""
+        self._manifest = None
 
     @classmethod
     def open(cls, source: Source, *, verify: bool = False) -> Image:
