@@ -36,6 +36,7 @@ from .errors import (
     StoreError,
 )
 from .image import Image
+from .image._reader import map_readonly
 from .model import Model
 
 __all__ = ["Client"]
@@ -171,7 +172,7 @@ class Client:
             try:
                 digest, version = str(reply["digest"]), int(reply["version"])
                 size = int(reply["size"])
-                mapped = mmap.mmap(fds[0], size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+                mapped = map_readonly(fds[0], size)
             except (KeyError, ValueError, TypeError, OSError) as exc:
                 raise ProtocolError(f"cannot map the image the daemon sent: {exc}") from exc
             finally:

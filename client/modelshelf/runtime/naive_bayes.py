@@ -9,6 +9,8 @@ results agree to the last bit rather than within rounding.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 
 from ..errors import InputError
@@ -24,8 +26,9 @@ class _NaiveBayes(Executor):
 
     methods = _METHODS
 
+    @abstractmethod
     def jll(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The joint log-likelihood of every class, (n_samples, n_classes)."""
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.classes_.take(self.jll(X).argmax(axis=1), axis=0)  # type: ignore[union-attr]

@@ -9,6 +9,7 @@ per-term structure: the vocabulary stays the image's bytes.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any
 
 import numpy as np
@@ -76,9 +77,9 @@ class _Vectorizer(Executor):
         self.binary = binary
         self.dtype = np.dtype(dtype)
 
+    @abstractmethod
     def columns_of(self, features: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """(column, value) of every feature, column -1 dropping it; values None: all 1."""
-        raise NotImplementedError
 
     def counts(self, docs: Any) -> CSRMatrix:
         docs = as_documents(docs)

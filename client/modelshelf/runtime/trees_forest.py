@@ -17,9 +17,11 @@ docs/format.md ("Tree ensembles") specifies the arrays byte by byte; in short:
   split j's bitset, 0.0 if not, NaN if missing; the split node itself is numeric (t = 0.5).
   They are computed once per batch, so categorical models traverse as fast as numeric ones.
 
-The traversal advances a (trees x rows) vector of node indices one depth level per step, with
-fancy indexing, and drops the pairs that reached a leaf every few steps. Outputs are summed over
-trees in the library's order, starting from the base score, so sums agree to the last bit.
+The traversal (runtime/trees_walk.py) advances a (trees x rows) vector of node indices one depth
+level per step, either gathering each pair's node fields or reading a table of every node's next
+node decided per row beforehand, whichever a cost model of numpy's per-call overhead and per-pair
+work predicts faster for the batch. Outputs are summed over trees in the library's order,
+starting from the base score, so sums agree to the last bit.
 """
 
 from __future__ import annotations
@@ -32,14 +34,19 @@ import numpy as np
 
 from ..errors import FeatureCountError, ManifestError
 from ._base import Spec
+from .trees_walk import walk_levels, walk_table
 
 INPUT_CASTS = ("float32", "float64")
 CATEGORY_CASTS = ("trunc", "floor")
 #: LightGBM's kZeroThreshold (the float 1e-35f, as a double): |x| <= this is "zero".
 LIGHTGBM_ZERO = float(np.float32(1e-35))
 _MAX_DEPTH = 1 << 16
-_COMPACT_EVERY = 4  # steps between two compactions of the (tree, row) pairs still walking
 _BLOCK = 1 << 16  # (tree, row) pairs per block: bounds temporaries, keeps them in cache
+# The cost model choosing the kernel for one row, in nanoseconds, measured on the benchmark's
+# forests: a step of the level walk costs about seven numpy calls plus work per pair; the table
+# walk costs three passes over the nodes, then one small gather per step.
+_WALK_STEP, _WALK_PAIR = 4000.0, 6.0
+_TABLE_FIXED, _TABLE_NODE, _TABLE_STEP = 3000.0, 2.5, 300.0
 
 
 class Forest:
@@ -144,12 +151,13 @@ class Forest:
                 f"the model expects {self.n_features} features per sample, got {X.shape[1]}"
             )
         n = X.shape[0]
+        table = self.use_table(n)
         rows = max(1, _BLOCK // len(self.roots))
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         try:
             for start in range(0, n, rows):
                 block = X[start : start + rows]
-                leaves = self.leaves(self.prepare(block))
+                leaves = self.leaves(self.prepare(block), table=table)
                 out[start : start + len(block)] = self._sum(leaves, len(block))
         except IndexError as exc:  # numpy bounds-checks every gather: never a bad read
             raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
@@ -175,40 +183,22 @@ class Forest:
                 values[np.abs(values) <= LIGHTGBM_ZERO] = np.nan
         return W
 
-    def leaves(self, W: np.ndarray) -> np.ndarray:
-        """Leaf node reached in every tree by every row: shape (n_trees * n,), tree-major."""
-        n, m = W.shape
-        flat = W.reshape(-1)
-        feature, threshold, child, missing = self.feature, self.threshold, self.child, self.missing
-        node = np.repeat(self.roots.astype(np.intp), n)
-        offsets = np.tile(np.arange(0, n * m, m, dtype=np.intp), len(self.roots))
-        has_nan = missing is not None and bool(np.isnan(W).any())
-        full: np.ndarray | None = None  # every pair's node, once pairs start being dropped
-        where = np.empty(0, dtype=np.intp)  # positions in ``full`` of the pairs still walking
-        for step in range(self.depth):
-            if step and step % _COMPACT_EVERY == 0:
-                walking = np.flatnonzero(child[node] != node)
-                if len(walking) < len(node):
-                    if full is None:
-                        full, where = node, walking
-                    else:
-                        full[where] = node
-                        where = where[walking]
-                    node, offsets = node[walking], offsets[walking]
-                    if not len(node):
-                        break
-            x = flat[feature[node] + offsets]
-            right = x > threshold[node]
-            if has_nan:
-                nan = np.isnan(x)
-                if nan.any():
-                    stuck = node[nan]
-                    right[nan] = (missing[stuck >> 3] >> (stuck & 7)) & 1
-            node = np.add(child[node], right, dtype=np.intp)
-        if full is None:
-            return node
-        full[where] = node
-        return full
+    def use_table(self, n: int) -> bool:
+        """Whether the table walk is predicted faster than the level walk (one row only)."""
+        if n != 1:
+            return False
+        n_trees, depth = len(self.roots), self.depth
+        walk = depth * (_WALK_STEP + _WALK_PAIR * n_trees)
+        table = _TABLE_FIXED + _TABLE_NODE * len(self.feature) + depth * _TABLE_STEP
+        return table < walk
+
+    def leaves(self, W: np.ndarray, *, table: bool = False) -> np.ndarray:
+        """Leaf node reached in every tree by every row: shape (n_trees * n,), tree-major.
+        ``table``: one row, walked with ``walk_table``."""
+        arrays = (self.roots, self.feature, self.threshold, self.child, self.missing, self.depth)
+        if table:
+            return walk_table(W[0], *arrays)
+        return walk_levels(W, *arrays)
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -223,13 +213,22 @@ class Forest:
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         w = self.width
         for g, (start, stop) in enumerate(itertools.pairwise(self.groups)):
-            base = np.zeros((1, n, w), self.dtype)
-            if self.base is not None:
-                base[0] = self.base[g * w : (g + 1) * w]
-            # Prefix sums add tree after tree, like the libraries' loops (a reduction may sum
-            # pairwise, which rounds differently).
-            terms = np.concatenate([base, values[start:stop]])
-            out[:, g * w : (g + 1) * w] = np.add.accumulate(terms, axis=0)[-1]
+            if self.base is None:
+                terms = values[start:stop]
+            else:
+                terms = np.empty((stop - start + 1, n, w), self.dtype)
+                terms[0] = self.base[g * w : (g + 1) * w]
+                terms[1:] = values[start:stop]
+            if not len(terms):
+                out[:, g * w : (g + 1) * w] = 0
+            elif n * w > 1:
+                # Reducing over the leading axis adds tree after tree, element by element, like
+                # the libraries' loops (tests/unit/runtime/test_trees.py checks it to the bit).
+                out[:, g * w : (g + 1) * w] = np.add.reduce(terms, axis=0)
+            else:
+                # One value per tree: a plain reduction would sum pairwise, which rounds
+                # differently; prefix sums add in order.
+                out[:, g * w : (g + 1) * w] = np.add.accumulate(terms, axis=0)[-1]
         return out
 
     def _encode(self, W: np.ndarray) -> None:
