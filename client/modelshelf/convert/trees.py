@@ -3,9 +3,10 @@ trees of every library (xgb.py and lgbm.py use it too) as runtime/trees_forest.p
 
 A converter describes each tree as a ``Tree``: library node ids, with each split already stated
 in the runtime's terms (go to the second child iff ``x > threshold``; NaN to the second child iff
-``missing_right``). The builder renumbers nodes breadth-first so that siblings are adjacent,
-turns leaves into self-loops on the sentinel column, stores the leaf outputs, and concatenates
-the trees, grouped by the class (or target) they score.
+``missing_right``). The builder orders the trees by the class (or target) they score, renumbers
+nodes level by level across all trees (every root, then every level-1 node, ...) so that
+siblings are adjacent and a traversal step reads one compact region, turns leaves into
+self-loops on the sentinel column, and stores the leaf outputs.
 """
 
 from __future__ import annotations
@@ -112,39 +113,41 @@ class ForestBuilder:
         tdtype = self.threshold_dtype
         if not self.inline and tdtype == np.float32 and n_leaves > _MAX_F32_INDEX:
             tdtype = np.dtype(np.float64)  # float32 thresholds are exact in float64 too
-        parts: list[tuple[np.ndarray, ...]] = []
-        roots, leaf_rows = [], []
-        offset = depth = leaf_count = 0
-        for _, tree in trees:
-            order, tree_depth = _breadth_first(tree.left, tree.right)
-            depth = max(depth, tree_depth)
-            n = len(order)
-            pos = np.full(len(tree.left), -1, dtype=np.int64)
-            pos[order] = np.arange(n)
-            leaf = tree.left[order] < 0
-            child = np.where(leaf, np.arange(n), pos[np.where(leaf, 0, tree.left[order])])
-            feature = np.where(leaf, self.n_features, tree.feature[order])
-            threshold = tree.threshold[order].astype(np.float64)
-            leaves = order[leaf]
-            if self.inline:
-                threshold[leaf] = tree.values[leaves, 0]
-            else:
-                threshold[leaf] = np.arange(leaf_count, leaf_count + len(leaves))
-                leaf_rows.append(tree.values[leaves])
-            leaf_count += len(leaves)
-            missing = np.where(leaf, False, tree.missing_right[order])
-            parts.append((feature, threshold, child + offset, missing))
-            roots.append(offset)
-            offset += n
+        levels = [_levels(tree.left, tree.right) for _, tree in trees]
+        positions, level_offsets = _level_order(trees, levels)
+        offset = level_offsets[-1]
         if offset >= 1 << 31:
             raise UnsupportedModelError(f"{offset} tree nodes exceed the 2**31 limit")
-        feature, threshold, child, missing = (np.concatenate(p) for p in zip(*parts, strict=True))
+        depth = max((len(lv) - 1 for lv in levels), default=0)
+        feature = np.empty(offset, dtype=np.int64)
+        threshold = np.empty(offset, dtype=np.float64)
+        child = np.empty(offset, dtype=np.int64)
+        missing = np.zeros(offset, dtype=bool)
+        leaf_rows, leaf_count = [], 0
+        for (_, tree), tree_levels, pos in zip(trees, levels, positions, strict=True):
+            order = np.concatenate(tree_levels)
+            at = pos[order]
+            leaf = tree.left[order] < 0
+            child[at] = np.where(leaf, at, pos[np.where(leaf, 0, tree.left[order])])
+            feature[at] = np.where(leaf, self.n_features, tree.feature[order])
+            values = tree.threshold[order].astype(np.float64)
+            leaves = order[leaf]
+            if self.inline:
+                values[leaf] = tree.values[leaves, 0]
+            else:
+                values[leaf] = np.arange(leaf_count, leaf_count + len(leaves))
+                leaf_rows.append(tree.values[leaves])
+            leaf_count += len(leaves)
+            threshold[at] = values
+            missing[at] = np.where(leaf, False, tree.missing_right[order])
+        roots = [int(pos[0]) for pos in positions]
         arrays: dict[str, Any] = {
             "feature": feature.astype(np.int32),
             "threshold": _exact(threshold, tdtype),
             "child": child.astype(np.int32),
             "missing": np.packbits(missing, bitorder="little") if missing.any() else None,
             "roots": np.asarray(roots, dtype=np.int32),
+            "level_offsets": np.asarray(level_offsets, dtype=np.int32),
             "leaf_values": None
             if self.inline
             else _exact(np.concatenate(leaf_rows), self.value_dtype, check=False),
@@ -164,8 +167,8 @@ class ForestBuilder:
         return arrays, params
 
 
-def _breadth_first(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, int]:
-    """Node ids in breadth-first order, each node's two children side by side; the depth."""
+def _levels(left: np.ndarray, right: np.ndarray) -> list[np.ndarray]:
+    """A tree's node ids level by level, breadth-first, each node's two children side by side."""
     levels = [np.zeros(1, dtype=np.int64)]
     total = 1
     while True:
@@ -179,7 +182,27 @@ def _breadth_first(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, int
         if total > len(left):
             raise UnsupportedModelError("a tree's children do not form a tree (cycle)")
         levels.append(kids)
-    return np.concatenate(levels), len(levels) - 1
+    return levels
+
+
+def _level_order(
+    trees: list[tuple[int, Tree]], levels: list[list[np.ndarray]]
+) -> tuple[list[np.ndarray], list[int]]:
+    """Every tree's node positions when all trees are laid out level by level: every root, then
+    every tree's level-1 nodes, and so on (within a level, trees in order). Siblings stay
+    adjacent; a traversal step then reads one compact region, which keeps batches in cache.
+    Also the offsets where each level starts, and the total."""
+    positions = [np.full(len(tree.left), -1, dtype=np.int64) for _, tree in trees]
+    offsets = [0]
+    for k in range(max((len(lv) for lv in levels), default=0)):
+        offset = offsets[-1]
+        for tree_levels, pos in zip(levels, positions, strict=True):
+            if k < len(tree_levels):
+                ids = tree_levels[k]
+                pos[ids] = np.arange(offset, offset + len(ids))
+                offset += len(ids)
+        offsets.append(offset)
+    return positions, offsets
 
 
 def _exact(values: np.ndarray, dtype: np.dtype, *, check: bool = True) -> np.ndarray:

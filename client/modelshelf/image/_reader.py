@@ -50,7 +50,10 @@ class Image:
     )
 
     def __init__(self, buffer: Any, *, owner: Any = None) -> None:
-        view = memoryview(buffer).cast("B").toreadonly()
+        view = memoryview(buffer)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        view = view.toreadonly()
         self._owner = owner if owner is not None else buffer
         self.buffer = view
         header = _parse_header(view)
@@ -115,7 +118,7 @@ class Image:
 
 # Small images are prefaulted in one call: cheaper than a fault per page on first use, and
 # still bounded work. Larger ones are mapped lazily, so that opening stays O(number of arrays).
-PREFAULT_LIMIT = 1 << 20
+PREFAULT_LIMIT = 64 << 10
 
 
 def map_readonly(fd: int, size: int) -> mmap.mmap:
@@ -263,7 +266,9 @@ def _parse_arrays(view: memoryview, h: dict[str, int]) -> dict[str, np.ndarray]:
                 f"{image_size}"
             )
         previous_end = offset + length
-        arrays[name] = np.frombuffer(view, dtype, items, offset).reshape(dims)
+        arr = np.frombuffer(view, dtype, items, offset)
+        arr.shape = dims  # in place: one array object per array, not a view of a view
+        arrays[name] = arr
     expected_end = previous_end if count else h["manifest_offset"] + h["manifest_length"]
     if image_size != expected_end:
         raise HeaderError(

@@ -52,6 +52,16 @@ class Executor(ABC):
         return method in self.methods
 
 
+_METHOD_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def method_set(names: object) -> frozenset[str]:
+    """One shared frozenset per distinct set of method names: a process holding thousands of
+    models keeps a handful of these, not one per executor."""
+    key = frozenset(names)  # type: ignore[call-overload]
+    return _METHOD_SETS.setdefault(key, key)
+
+
 E = TypeVar("E", bound=type[Executor])
 _REGISTRY: dict[str, type[Executor]] = {}
 

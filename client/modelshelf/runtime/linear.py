@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Executor, Spec, register
+from ._base import Executor, Spec, method_set, register
 from ._math import softmax
 
 # How a linear classifier turns scores into probabilities.
@@ -61,7 +61,7 @@ class LinearClassifier(Executor):
         methods = {"predict", "decision_function"}
         if proba != "none":
             methods |= {"predict_proba", "predict_log_proba"}
-        self.methods = frozenset(methods)
+        self.methods = method_set(methods)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> LinearClassifier:
@@ -194,7 +194,7 @@ class OneVsRest(Executor):
         for method in ("decision_function", "predict_proba"):
             if all(child.supports(method) for child in children):
                 methods.add(method)
-        self.methods = frozenset(methods)
+        self.methods = method_set(methods)
         # The children validate their own input in sklearn: NaN passes only if all accept it.
         self.allow_nan = all(child.allow_nan for child in children)
         self.accepts_sparse = all(getattr(c, "accepts_sparse", False) for c in children)

@@ -2,8 +2,10 @@
 
 docs/format.md ("Tree ensembles") specifies the arrays byte by byte; in short:
 
-- Nodes of all trees are concatenated; ``roots[t]`` is tree t's first node. Children are
-  global node indices, siblings adjacent: a node's children are ``child`` and ``child + 1``.
+- Nodes of all trees share the arrays; ``roots[t]`` is tree t's root. Children are global
+  node indices, siblings adjacent: a node's children are ``child`` and ``child + 1``. Writers
+  lay nodes out level by level across trees; ``level_offsets``, if present, says where each
+  level starts (nothing else relies on the order).
 - A sample goes to ``child + 1`` iff ``x > threshold``, where ``x`` is column ``feature`` of
   the working matrix (the input cast as the model's library casts it, plus extra columns below).
   A NaN ``x`` goes to ``child + missing`` instead (one bit per node, packed little-endian).
@@ -18,10 +20,11 @@ docs/format.md ("Tree ensembles") specifies the arrays byte by byte; in short:
   They are computed once per batch, so categorical models traverse as fast as numeric ones.
 
 The traversal (runtime/trees_walk.py) advances a (trees x rows) vector of node indices one depth
-level per step, either gathering each pair's node fields or reading a table of every node's next
-node decided per row beforehand, whichever a cost model of numpy's per-call overhead and per-pair
-work predicts faster for the batch. Outputs are summed over trees in the library's order,
-starting from the base score, so sums agree to the last bit.
+level per step, gathering each pair's node fields. A single row first walks its first levels
+(all of them for a small forest) through a table of every node's next node, decided at once;
+how many is fixed at load by a cost model of numpy's per-call overhead and per-node work.
+Outputs are summed over trees in the library's order, starting from the base score, so sums
+agree to the last bit.
 """
 
 from __future__ import annotations
@@ -42,9 +45,9 @@ CATEGORY_CASTS = ("trunc", "floor")
 LIGHTGBM_ZERO = float(np.float32(1e-35))
 _MAX_DEPTH = 1 << 16
 _BLOCK = 1 << 16  # (tree, row) pairs per block: bounds temporaries, keeps them in cache
-# The cost model choosing the kernel for one row, in nanoseconds, measured on the benchmark's
+# The cost model choosing the kernels for one row, in nanoseconds, measured on the benchmark's
 # forests: a step of the level walk costs about seven numpy calls plus work per pair; the table
-# walk costs three passes over the nodes, then one small gather per step.
+# walk costs three passes over the nodes it covers, then one small gather per step.
 _WALK_STEP, _WALK_PAIR = 4000.0, 6.0
 _TABLE_FIXED, _TABLE_NODE, _TABLE_STEP = 3000.0, 2.5, 300.0
 
@@ -73,6 +76,8 @@ class Forest:
         "n_features",
         "n_outputs",
         "roots",
+        "table_levels",
+        "table_nodes",
         "threshold",
         "width",
         "work_dtype",
@@ -140,6 +145,34 @@ class Forest:
 
         self.feature, self.threshold, self.child, self.missing = feature, threshold, child, missing
         self.roots, self.leaf_values, self.base, self.divisor = roots, leaf_values, base, divisor
+        level_offsets = spec.array("level_offsets", ndim=1, kind="i", optional=True)
+        spec.check(
+            level_offsets is None
+            or (
+                level_offsets.shape == (self.depth + 2,)
+                and level_offsets[0] == 0
+                and level_offsets[-1] == n_nodes
+                and bool(np.all(level_offsets[1:] >= level_offsets[:-1]))
+            ),
+            f"level_offsets must rise from 0 to {n_nodes} nodes in {self.depth + 2} values",
+        )
+        self.table_levels, self.table_nodes = self._plan_one_row(level_offsets)
+
+    def _plan_one_row(self, level_offsets: np.ndarray | None) -> tuple[int, int]:
+        """How many levels of one row to walk by table (and over how many nodes), the rest by
+        levels: the cheapest by the cost model. Without ``level_offsets`` nothing says where
+        levels end, so the table covers every node or none."""
+        depth, n_nodes = self.depth, len(self.feature)
+        if not depth:
+            return 0, 0
+        step_saved = _WALK_STEP + _WALK_PAIR * len(self.roots) - _TABLE_STEP  # per table level
+        if level_offsets is None:
+            gain = step_saved * depth - _TABLE_FIXED - _TABLE_NODE * n_nodes
+            return (depth, n_nodes) if gain > 0 else (0, 0)
+        nodes = level_offsets[1 : depth + 1]  # a table of L levels covers nodes[L - 1] nodes
+        cost = nodes * _TABLE_NODE - np.arange(1, depth + 1) * step_saved
+        best = int(cost.argmin())
+        return (best + 1, int(nodes[best])) if cost[best] + _TABLE_FIXED < 0 else (0, 0)
 
     # -- the public kernel -------------------------------------------------------------------
 
@@ -151,13 +184,12 @@ class Forest:
                 f"the model expects {self.n_features} features per sample, got {X.shape[1]}"
             )
         n = X.shape[0]
-        table = self.use_table(n)
         rows = max(1, _BLOCK // len(self.roots))
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         try:
             for start in range(0, n, rows):
                 block = X[start : start + rows]
-                leaves = self.leaves(self.prepare(block), table=table)
+                leaves = self.leaves(self.prepare(block))
                 out[start : start + len(block)] = self._sum(leaves, len(block))
         except IndexError as exc:  # numpy bounds-checks every gather: never a bad read
             raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
@@ -183,22 +215,19 @@ class Forest:
                 values[np.abs(values) <= LIGHTGBM_ZERO] = np.nan
         return W
 
-    def use_table(self, n: int) -> bool:
-        """Whether the table walk is predicted faster than the level walk (one row only)."""
-        if n != 1:
-            return False
-        n_trees, depth = len(self.roots), self.depth
-        walk = depth * (_WALK_STEP + _WALK_PAIR * n_trees)
-        table = _TABLE_FIXED + _TABLE_NODE * len(self.feature) + depth * _TABLE_STEP
-        return table < walk
-
-    def leaves(self, W: np.ndarray, *, table: bool = False) -> np.ndarray:
-        """Leaf node reached in every tree by every row: shape (n_trees * n,), tree-major.
-        ``table``: one row, walked with ``walk_table``."""
-        arrays = (self.roots, self.feature, self.threshold, self.child, self.missing, self.depth)
-        if table:
-            return walk_table(W[0], *arrays)
-        return walk_levels(W, *arrays)
+    def leaves(self, W: np.ndarray) -> np.ndarray:
+        """Leaf node reached in every tree by every row: shape (n_trees * n,), tree-major."""
+        roots, feature, threshold, child = self.roots, self.feature, self.threshold, self.child
+        missing, depth, steps = self.missing, self.depth, self.table_levels
+        if len(W) != 1 or not steps:
+            return walk_levels(W, roots, feature, threshold, child, missing, depth)
+        prefix = slice(0, self.table_nodes)  # the nodes of the first ``steps`` levels
+        node = walk_table(
+            W[0], roots, feature[prefix], threshold[prefix], child[prefix], missing, steps
+        )
+        if steps == depth:
+            return node
+        return walk_levels(W, roots, feature, threshold, child, missing, depth - steps, node)
 
     # -- pieces ------------------------------------------------------------------------------
 

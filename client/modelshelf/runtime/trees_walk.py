@@ -8,10 +8,12 @@ one level per step, so their cost is (numpy calls per step) x (steps) + (work pe
   step (about seven numpy calls over the pairs still walking). Its work is proportional to the
   nodes actually visited, which suits forests of many nodes.
 - ``walk_table``, for one row, first decides every node at once (``next = child + (x > t)``,
-  three passes over the nodes), then a step is one gather, ``node = next[node]``. For a small
-  forest that removes most numpy calls per step, the floor of the level walk: deciding nodes
-  nobody visits costs less than the calls it saves. (For batches it was measured slower: the
-  rows x nodes table is large and its gathers miss the cache.)
+  three passes over the nodes), then a step is one gather, ``node = next[node]``. That removes
+  most numpy calls per step, the floor of the level walk, where deciding nodes nobody visits
+  costs less than the calls it saves: over the whole forest when it is small, else over its
+  first levels (nodes laid out level by level make them a prefix of the arrays), the level
+  walk finishing the deep ones. (For batches the table was measured slower: rows x nodes cells
+  are many and their gathers miss the cache.)
 
 Every gather is bounds-checked by numpy, so a corrupt index raises ``IndexError`` (the caller
 turns it into ``ManifestError``), never a bad read.
@@ -32,17 +34,25 @@ def walk_levels(
     child: np.ndarray,
     missing: np.ndarray | None,
     depth: int,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Leaf node of every (tree, row) pair, found level by level; drops finished pairs."""
+    """Leaf node of every (tree, row) pair, found level by level; drops finished pairs.
+    ``start``: the pairs' nodes so far (default: the roots); ``depth``: the steps left."""
     n, m = W.shape
     flat = W.reshape(-1)
-    node = np.repeat(roots.astype(np.intp), n)
     one_row = n == 1  # every offset is 0: skip the add
     offsets = np.tile(np.arange(0, n * m, m, dtype=np.intp), len(roots))
     has_nan = missing is not None and bool(np.isnan(W).any())
+    first = 0
+    if start is not None:
+        node = start
+    elif depth and not one_row:
+        node, first = _from_roots(W, roots, feature, threshold, child, missing, has_nan), 1
+    else:
+        node = np.repeat(roots.astype(np.intp), n)
     full: np.ndarray | None = None  # every pair's node, once pairs start being dropped
     where = np.empty(0, dtype=np.intp)  # positions in ``full`` of the pairs still walking
-    for step in range(depth):
+    for step in range(first, depth):
         if step and step % COMPACT_EVERY == 0:
             walking = np.flatnonzero(child[node] != node)
             if len(walking) < len(node):
@@ -71,6 +81,28 @@ def walk_levels(
     return full
 
 
+def _from_roots(
+    W: np.ndarray,
+    roots: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    child: np.ndarray,
+    missing: np.ndarray | None,
+    has_nan: bool,
+) -> np.ndarray:
+    """The first step of every pair: all rows of a tree share its root, so gather the root's
+    fields once per tree and whole input columns, not once per pair (three passes, not seven)."""
+    x = W.take(feature[roots], axis=1)  # (rows, trees)
+    right = x > threshold[roots]
+    if has_nan:
+        nan = np.isnan(x)
+        if nan.any():
+            assert missing is not None
+            bits = ((missing[roots >> 3] >> (roots & 7)) & 1).astype(bool)
+            right = np.where(nan, bits, right)
+    return np.add(child[roots][:, None], right.T, dtype=np.intp).reshape(-1)
+
+
 def walk_table(
     row: np.ndarray,
     roots: np.ndarray,
@@ -78,9 +110,12 @@ def walk_table(
     threshold: np.ndarray,
     child: np.ndarray,
     missing: np.ndarray | None,
-    depth: int,
+    steps: int,
 ) -> np.ndarray:
-    """Leaf node of every tree for one row, from a table of every node's next node."""
+    """Every tree's node after ``steps`` steps for one row, from a table of the next node of
+    each of the first ``len(feature)`` nodes (the caller passes a prefix that holds every node
+    those steps can visit: all of them, or, when nodes are laid out level by level, the first
+    ``steps`` levels)."""
     x = row.take(feature)
     right = x > threshold
     if missing is not None:
@@ -90,6 +125,6 @@ def walk_table(
             right = np.where(nan, bits, right)
     table = child + right  # child's int32: the table stays half the size of intp
     node = roots
-    for _ in range(depth):
+    for _ in range(steps):
         node = table[node]
     return node.astype(np.intp)
