@@ -75,13 +75,15 @@ class GaussianNB(_NaiveBayes):
         return cls(theta, var, log_prior, log_norm, classes)
 
     def jll(self, X: np.ndarray) -> np.ndarray:
-        # Class by class with scikit-learn's exact expression and operation order; only the
-        # per-class constants log(prior) and -0.5 * sum(log(2 pi var)) come precomputed.
-        columns = []
-        for i in range(self.theta.shape[0]):
-            n_ij = self.log_norm[i] - 0.5 * np.sum(((X - self.theta[i]) ** 2) / self.var[i], axis=1)
-            columns.append(self.log_prior[i] + n_ij)
-        return np.stack(columns).T
+        # scikit-learn's expression, evaluated for every class at once: the same elementwise
+        # operations, each (sample, class) row summed over contiguous features as its per-class
+        # np.sum(axis=1) does; only log(prior) and -0.5 * sum(log(2 pi var)) come precomputed.
+        # (One numpy pass instead of six calls per class: a single row costs ~10 us, not ~60.)
+        squared = X[:, None, :] - self.theta
+        squared **= 2
+        squared /= self.var
+        n_ij = self.log_norm - 0.5 * squared.sum(axis=2)
+        return self.log_prior + n_ij
 
 
 @register
