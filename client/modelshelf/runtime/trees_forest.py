@@ -49,6 +49,7 @@ _BLOCK = 1 << 16  # (tree, row) pairs per block: bounds temporaries, keeps them 
 # forests: a step of the level walk costs about seven numpy calls plus work per pair; the table
 # walk costs three passes over the nodes it covers, then one small gather per step.
 _WALK_STEP, _WALK_PAIR = 4000.0, 6.0
+_COMPACT_LEFT = 0.5  # compact once the walking pairs are expected to drop below this share
 _TABLE_FIXED, _TABLE_NODE, _TABLE_STEP = 3000.0, 2.5, 300.0
 
 
@@ -62,6 +63,7 @@ class Forest:
         "cat_offsets",
         "cat_words",
         "child",
+        "compact",
         "depth",
         "divisor",
         "dtype",
@@ -72,6 +74,7 @@ class Forest:
         "groups",
         "input_dtype",
         "leaf_values",
+        "level_offsets",
         "missing",
         "n_features",
         "n_outputs",
@@ -157,6 +160,26 @@ class Forest:
             f"level_offsets must rise from 0 to {n_nodes} nodes in {self.depth + 2} values",
         )
         self.table_levels, self.table_nodes = self._plan_one_row(level_offsets)
+        self.level_offsets = level_offsets
+        self.compact: list[bool] | None = None  # planned at the first batch: loads stay light
+
+    def _plan_compaction(self, level_offsets: np.ndarray) -> list[bool]:
+        """Before which steps a batch drops its finished pairs: once a random walk (each side
+        with probability 1/2) would have finished half the pairs still walking at the last
+        compaction, at most every other step. Level sizes give its expected survivors: the
+        inner nodes of level k, weighted by 2**-k. (Forests of many small trees, XGBoost's,
+        shed most pairs in the first levels: measured 1.6x faster on 1000 rows than a
+        compaction every four steps; others within noise.)"""
+        inner = np.diff(level_offsets[1:]) / 2  # level k's inner nodes: half of level k + 1
+        alive = (inner * 0.5 ** np.arange(len(inner))).tolist()
+        plan, last, since = [], float(len(self.roots)), 0
+        for expected in alive:
+            since += 1
+            drop = expected <= _COMPACT_LEFT * last and since >= 2
+            if drop:
+                last, since = expected, 0
+            plan.append(drop)
+        return plan
 
     def _plan_one_row(self, level_offsets: np.ndarray | None) -> tuple[int, int]:
         """How many levels of one row to walk by table (and over how many nodes), the rest by
@@ -185,12 +208,15 @@ class Forest:
             )
         n = X.shape[0]
         rows = max(1, _BLOCK // len(self.roots))
-        out = np.empty((n, self.n_outputs), dtype=self.dtype)
         try:
-            for start in range(0, n, rows):
-                block = X[start : start + rows]
-                leaves = self.leaves(self.prepare(block))
-                out[start : start + len(block)] = self._sum(leaves, len(block))
+            if n <= rows:  # one block (single rows above all): no copy into ``out``
+                out = self._sum(self.leaves(self.prepare(X)), n)
+            else:
+                out = np.empty((n, self.n_outputs), dtype=self.dtype)
+                for start in range(0, n, rows):
+                    block = X[start : start + rows]
+                    leaves = self.leaves(self.prepare(block))
+                    out[start : start + len(block)] = self._sum(leaves, len(block))
         except IndexError as exc:  # numpy bounds-checks every gather: never a bad read
             raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
         if divide and self.divisor != 1:
@@ -218,8 +244,12 @@ class Forest:
     def leaves(self, W: np.ndarray) -> np.ndarray:
         """Leaf node reached in every tree by every row: shape (n_trees * n,), tree-major."""
         roots, feature, threshold, child = self.roots, self.feature, self.threshold, self.child
-        missing, depth, steps = self.missing, self.depth, self.table_levels
-        if len(W) != 1 or not steps:
+        missing, depth, steps, compact = self.missing, self.depth, self.table_levels, self.compact
+        if len(W) != 1:
+            if compact is None and self.level_offsets is not None:
+                compact = self.compact = self._plan_compaction(self.level_offsets)
+            return walk_levels(W, roots, feature, threshold, child, missing, depth, None, compact)
+        if not steps:  # one row: compacting every few steps mostly ends the walk early
             return walk_levels(W, roots, feature, threshold, child, missing, depth)
         prefix = slice(0, self.table_nodes)  # the nodes of the first ``steps`` levels
         node = walk_table(

@@ -21,6 +21,8 @@ turns it into ``ManifestError``), never a bad read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 COMPACT_EVERY = 4  # steps between two compactions of the (tree, row) pairs still walking
@@ -35,9 +37,11 @@ def walk_levels(
     missing: np.ndarray | None,
     depth: int,
     start: np.ndarray | None = None,
+    compact: Sequence[bool] | None = None,
 ) -> np.ndarray:
     """Leaf node of every (tree, row) pair, found level by level; drops finished pairs.
-    ``start``: the pairs' nodes so far (default: the roots); ``depth``: the steps left."""
+    ``start``: the pairs' nodes so far (default: the roots); ``depth``: the steps left;
+    ``compact``: before which steps to drop finished pairs (default: every few steps)."""
     n, m = W.shape
     flat = W.reshape(-1)
     one_row = n == 1  # every offset is 0: skip the add
@@ -53,7 +57,8 @@ def walk_levels(
     full: np.ndarray | None = None  # every pair's node, once pairs start being dropped
     where = np.empty(0, dtype=np.intp)  # positions in ``full`` of the pairs still walking
     for step in range(first, depth):
-        if step and step % COMPACT_EVERY == 0:
+        due = compact[step] if compact is not None else step % COMPACT_EVERY == 0
+        if step and due:
             walking = np.flatnonzero(child[node] != node)
             if len(walking) < len(node):
                 if full is None:

@@ -247,3 +247,41 @@ def test_converters_import_without_xgboost_and_lightgbm() -> None:
         "assert not [n for n in names if n.startswith(('xgboost', 'lightgbm'))], names\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- level-order layout, one-row plans -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RandomForestClassifier(12, max_depth=None, random_state=0),
+        lambda: lightgbm.LGBMClassifier(n_estimators=15, num_leaves=40, verbose=-1),
+        lambda: xgboost.XGBClassifier(n_estimators=15, max_depth=5, n_jobs=1),
+    ],
+)
+def test_level_order_and_every_one_row_plan(make: Any) -> None:
+    X, y, X_test = dataset("breast_cancer")
+    X_test = X_test[:25].copy()
+    X_test[::4, 3] = np.nan  # missing values take each node's default side
+    est = make().fit(X, y)
+    model = compiled(est)
+    forest = model._executor.forest  # type: ignore[union-attr]
+    offsets = model.image.arrays[next(k for k in model.image.arrays if k.endswith("level_offsets"))]
+    assert forest.roots.tolist() == list(range(len(forest.roots)))  # level 0: every root
+    inner = np.flatnonzero(forest.child != np.arange(len(forest.child)))
+    level = np.searchsorted(offsets, inner, side="right") - 1
+    assert np.array_equal(
+        np.searchsorted(offsets, forest.child[inner], side="right") - 1, level + 1
+    )
+    expected = est.predict_proba(X_test)
+    assert np.allclose(model.predict_proba(X_test), expected, rtol=1e-6, atol=1e-9)
+    batch = model.predict_proba(X_test)
+    assert forest.compact is not None and len(forest.compact) == forest.depth  # planned
+    for plan in ([True] * forest.depth, [False] * forest.depth):
+        forest.compact = plan  # whenever finished pairs are dropped, the leaves are the same
+        assert np.array_equal(model.predict_proba(X_test), batch)
+    for levels in range(forest.depth + 1):
+        forest.table_levels, forest.table_nodes = levels, int(offsets[levels])
+        one = np.vstack([model.predict_proba(X_test[i : i + 1]) for i in range(len(X_test))])
+        assert np.array_equal(one, batch), levels

@@ -201,6 +201,9 @@ def test_out_of_range_indices_are_manifest_errors() -> None:
         (two_trees(), {"methods": ["predict_proba"]}, "cannot provide"),
         (two_trees(), {"divisor": 0}, "divisor must be positive"),
         (two_trees(cat_column=np.zeros(1, np.int32)), {}, "missing array 'cat_offsets'"),
+        (two_trees(level_offsets=np.array([0, 2, 4], np.int32)), {}, "level_offsets must rise"),
+        (two_trees(level_offsets=np.array([0, 2, 1, 6], np.int32)), {}, "level_offsets must"),
+        (two_trees(level_offsets=np.array([0, 2, 4, 7], np.int32)), {}, "from 0 to 6 nodes"),
     ],
 )
 def test_manifest_faults(arrays: dict[str, Any], params: dict[str, Any], message: str) -> None:
@@ -280,3 +283,61 @@ def test_random_forests_match_the_reference(seed: int) -> None:
     assert np.array_equal(model.predict(X), expected)
     assert np.array_equal(X, before, equal_nan=True)
     assert np.array_equal(model.predict(X[:1]), expected[:1])
+
+
+def plan_one_row(model: modelshelf.Model, levels: int, nodes: int) -> None:
+    """Force how a model walks one row: ``levels`` levels by table over ``nodes`` nodes."""
+    forest = model._executor.forest  # type: ignore[union-attr]
+    forest.table_levels, forest.table_nodes = levels, nodes
+
+
+@pytest.mark.parametrize("by_table", [True, False])
+def test_both_single_row_kernels_match_the_reference(by_table: bool) -> None:
+    rng = np.random.default_rng(3)
+    arrays, depth = random_forest(rng, 30, 4, max_depth=9)
+    model = regressor(arrays, n_features=4, depth=depth)
+    plan_one_row(model, depth if by_table else 0, len(arrays["feature"]))
+    X = rng.normal(size=(60, 4))
+    X[rng.uniform(size=X.shape) < 0.15] = np.nan
+    expected = reference(arrays, X)
+    assert np.array_equal([model.predict(X[i : i + 1])[0] for i in range(len(X))], expected)
+
+
+@pytest.mark.parametrize("by_table", [True, False])
+def test_both_kernels_report_out_of_range_children(by_table: bool) -> None:
+    model = regressor(two_trees(child=np.array([1, 1, 99, 3, 4, 5], np.int32)))
+    plan_one_row(model, 2 if by_table else 0, 6)
+    with pytest.raises(ManifestError, match="out-of-range"):
+        model.predict(np.array([[1.0, 5.0]]))
+
+
+def test_one_row_plan_follows_the_cost_model() -> None:
+    # Without level offsets the table covers every node or none; small forests take it.
+    forest = regressor()._executor.forest  # type: ignore[union-attr]
+    assert (forest.table_levels, forest.table_nodes) == (2, 6)
+    rng = np.random.default_rng(4)
+    arrays, depth = random_forest(rng, 2, 3, max_depth=12)
+    wide = {k: np.tile(v, 4000) if k != "roots" else v for k, v in arrays.items()}
+    wide["missing"] = np.zeros((len(wide["feature"]) + 7) // 8, np.uint8)
+    forest = regressor(wide, n_features=3, depth=depth)._executor.forest  # type: ignore[union-attr]
+    assert forest.table_levels == 0  # 4000 times the nodes, two trees: walk them
+
+
+def test_sums_of_several_outputs_follow_tree_order_to_the_last_bit() -> None:
+    # Several rows and outputs: summed by a reduction over trees, which must add in order.
+    rng = np.random.default_rng(1)
+    n_trees, width = 300, 3
+    rows = rng.normal(size=(n_trees, width)) * 10.0 ** rng.integers(-8, 8, size=(n_trees, 1))
+    arrays = {
+        "feature": np.full(n_trees, 1, np.int32),
+        "threshold": np.arange(n_trees, dtype=np.float64),  # leaf j holds row j
+        "child": np.arange(n_trees, dtype=np.int32),
+        "roots": np.arange(n_trees, dtype=np.int32),
+        "leaf_values": rows,
+    }
+    params = REGRESSOR | {"n_features": 1, "depth": 0, "divisor": n_trees}
+    model = modelshelf.load(image("tree_regressor", arrays, params))
+    expected = np.zeros(width)
+    for r in rows:
+        expected += r
+    assert np.array_equal(model.predict(np.zeros((4, 1))), np.tile(expected / n_trees, (4, 1)))
