@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import numpy as np
 
@@ -193,7 +193,12 @@ class Spec:
 
     def check(self, condition: bool, message: str) -> None:
         if not condition:
-            raise ManifestError(f"{self.path}: {message}")
+            self.fail(message)
+
+    def fail(self, message: str) -> NoReturn:
+        """Raise the ManifestError for this component. Hot ``from_spec`` code writes
+        ``if not ok: spec.fail(f"...")`` so that the message is only formatted on failure."""
+        raise ManifestError(f"{self.path}: {message}")
 
 
 def _names(types: tuple[type, ...]) -> str:

@@ -94,12 +94,13 @@ class Forest:
         n_nodes = len(feature)
         spec.check(n_nodes >= 1, "a forest needs at least one node")
         for role, arr in (("threshold", threshold), ("child", child)):
-            spec.check(arr.shape == (n_nodes,), f"array {role!r} must hold {n_nodes} values")
+            if arr.shape != (n_nodes,):
+                spec.fail(f"array {role!r} must hold {n_nodes} values")
         missing = spec.array("missing", ndim=1, kind="u", optional=True)
-        spec.check(
-            missing is None or (missing.dtype == np.uint8 and len(missing) == (n_nodes + 7) // 8),
-            f"missing must pack one bit per node into {(n_nodes + 7) // 8} uint8",
-        )
+        if not (
+            missing is None or (missing.dtype == np.uint8 and len(missing) == (n_nodes + 7) // 8)
+        ):
+            spec.fail(f"missing must pack one bit per node into {(n_nodes + 7) // 8} uint8")
         roots = spec.array("roots", ndim=1, kind="i")
         n_trees = len(roots)
         spec.check(n_trees >= 1, "a forest needs at least one tree")
@@ -109,16 +110,17 @@ class Forest:
 
         self.n_features = _count(spec, "n_features")
         self.depth = _count(spec, "depth")
-        spec.check(self.depth <= min(n_nodes, _MAX_DEPTH), f"depth {self.depth} is impossible")
+        if not (self.depth <= min(n_nodes, _MAX_DEPTH)):
+            spec.fail(f"depth {self.depth} is impossible")
         groups = spec.param("groups", list, [0, n_trees])
-        spec.check(
+        if not (
             len(groups) >= 2
             and all(isinstance(g, int) and not isinstance(g, bool) for g in groups)
             and groups[0] == 0
             and groups[-1] == n_trees
-            and all(a <= b for a, b in itertools.pairwise(groups)),
-            f"groups must be offsets from 0 to {n_trees} trees, found {groups}",
-        )
+            and all(a <= b for a, b in itertools.pairwise(groups))
+        ):
+            spec.fail(f"groups must be offsets from 0 to {n_trees} trees, found {groups}")
         self.groups: list[int] = groups
         self.n_outputs = (len(groups) - 1) * self.width
         base = spec.array("base", ndim=1, optional=True)
@@ -149,16 +151,18 @@ class Forest:
         self.feature, self.threshold, self.child, self.missing = feature, threshold, child, missing
         self.roots, self.leaf_values, self.base, self.divisor = roots, leaf_values, base, divisor
         level_offsets = spec.array("level_offsets", ndim=1, kind="i", optional=True)
-        spec.check(
+        if not (
             level_offsets is None
             or (
                 level_offsets.shape == (self.depth + 2,)
                 and level_offsets[0] == 0
                 and level_offsets[-1] == n_nodes
                 and bool(np.all(level_offsets[1:] >= level_offsets[:-1]))
-            ),
-            f"level_offsets must rise from 0 to {n_nodes} nodes in {self.depth + 2} values",
-        )
+            )
+        ):
+            spec.fail(
+                f"level_offsets must rise from 0 to {n_nodes} nodes in {self.depth + 2} values"
+            )
         self.table_levels, self.table_nodes = self._plan_one_row(level_offsets)
         self.level_offsets = level_offsets
         self.compact: list[bool] | None = None  # planned at the first batch: loads stay light
@@ -322,5 +326,6 @@ class Forest:
 
 def _count(spec: Spec, key: str) -> int:
     value: int = spec.param(key, int)
-    spec.check(value >= 0, f"parameter {key!r} must be >= 0, found {value}")
+    if not (value >= 0):
+        spec.fail(f"parameter {key!r} must be >= 0, found {value}")
     return value
