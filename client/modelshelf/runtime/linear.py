@@ -78,10 +78,8 @@ class LinearClassifier(Executor):
             spec.check(proba == "none", "a multilabel linear classifier has no probabilities")
         else:
             need = 1 if len(classes) == 2 else len(classes)
-            spec.check(
-                len(classes) >= 2 and n_scores == need,
-                f"{len(classes)} classes need {need} coef rows, found {n_scores}",
-            )
+            if not (len(classes) >= 2 and n_scores == need):
+                spec.fail(f"{len(classes)} classes need {need} coef rows, found {n_scores}")
         return cls(coef, intercept, classes, proba, multilabel)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:

@@ -31,20 +31,20 @@ MAX_LAYERS = 1024
 def _layers(spec: Spec) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every (coef, intercept) pair, checked to chain: layer i's outputs feed layer i + 1."""
     n_layers = spec.param("n_layers", int)
-    spec.check(1 <= n_layers <= MAX_LAYERS, f"n_layers must be 1..{MAX_LAYERS}, not {n_layers}")
+    if not 1 <= n_layers <= MAX_LAYERS:
+        spec.fail(f"n_layers must be 1..{MAX_LAYERS}, not {n_layers}")
     layers = []
     width = None
     for i in range(n_layers):
         coef = spec.array(f"coef_{i}", ndim=2)
         intercept = spec.array(f"intercept_{i}", ndim=1)
-        spec.check(
-            width is None or coef.shape[0] == width,
-            f"coef_{i} has {coef.shape[0]} rows but layer {i - 1} has {width} outputs",
-        )
-        spec.check(
-            intercept.shape[0] == coef.shape[1],
-            f"intercept_{i} has {intercept.shape[0]} values, coef_{i} has {coef.shape[1]} columns",
-        )
+        if width is not None and coef.shape[0] != width:
+            spec.fail(f"coef_{i} has {coef.shape[0]} rows but layer {i - 1} has {width} outputs")
+        if intercept.shape[0] != coef.shape[1]:
+            spec.fail(
+                f"intercept_{i} has {intercept.shape[0]} values, coef_{i} has "
+                f"{coef.shape[1]} columns"
+            )
         layers.append((coef, intercept))
         width = coef.shape[1]
     return layers
@@ -88,15 +88,15 @@ class MLPClassifier(Executor):
         classes = spec.labels()
         n_out = layers[-1][0].shape[1]
         if target == "binary":
-            spec.check(
-                n_out == 1 and len(classes) in (1, 2),
-                f"a binary MLP has 1 output and 1 or 2 classes, found {n_out} and {len(classes)}",
-            )
-        else:
-            spec.check(
-                n_out == len(classes) >= 2,
+            if not (n_out == 1 and len(classes) in (1, 2)):
+                spec.fail(
+                    f"a binary MLP has 1 output and 1 or 2 classes, found {n_out} and "
+                    f"{len(classes)}"
+                )
+        elif not n_out == len(classes) >= 2:
+            spec.fail(
                 f"a {target} MLP needs one output per class (at least 2), found {n_out} outputs "
-                f"for {len(classes)} classes",
+                f"for {len(classes)} classes"
             )
         return cls(layers, activation, target, classes)
 
