@@ -16,5 +16,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-echo "==> installing modelshelf[$EXTRAS] into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$EXTRAS]"
+# Install (again) only when the extras or pyproject.toml changed since the last install.
+stamp=".venv/.modelshelf-$(echo "$EXTRAS" | tr ',' '-')-$(cksum < pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ]; then
+  echo "==> installing modelshelf[$EXTRAS] into .venv"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    -e ".[$EXTRAS]"
+  touch "$stamp"
+fi
