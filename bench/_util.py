@@ -31,6 +31,57 @@ def median_time(fn: Callable[[], Any], *, repeat: int, number: int = 1) -> float
     return statistics.median(samples)
 
 
+def budget_time(fn: Callable[[], Any], *, repeat: int, budget: float = 0.05) -> float:
+    """Median over ``repeat`` samples of the mean time of enough calls to fill ``budget``
+    seconds (one call first, to size the samples), in seconds."""
+    t0 = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t0
+    number = max(1, min(2000, int(budget / max(once, 1e-7))))
+    return median_time(fn, repeat=repeat, number=number)
+
+
+def suite_main(
+    name: str,
+    doc: str | None,
+    build: Callable[[str | None], list[dict[str, Any]]],
+    worker: str,
+    report: Callable[[list[dict[str, Any]]], str],
+    plots: Callable[[list[dict[str, Any]]], None],
+    models_dir: Path,
+) -> None:
+    """The command line of a model-suite benchmark: build the models, measure them in one
+    worker process, write ``bench/out/<name>.md`` and ``.json`` and the plots."""
+    import argparse
+    import shutil
+
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=5, help="samples per timing (median)")
+    parser.add_argument("--load-repeat", type=int, default=7, help="loads per model (median)")
+    parser.add_argument("--only", help="only models whose id contains this")
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    built = build(args.only)
+    code = worker % {
+        "models": json.dumps(built),
+        "repeat": args.repeat,
+        "load_repeat": args.load_repeat,
+    }
+    for spec, measured in zip(built, run_worker(code, timeout=1800), strict=True):
+        spec.update(measured)
+    text = report(built)
+    print(text)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.md").write_text(text + "\n")
+    (OUT / f"{name}.json").write_text(json.dumps(built, indent=1) + "\n")  # the raw numbers
+    plots(built)
+    shutil.rmtree(models_dir, ignore_errors=True)
+    print(
+        f"\nwrote {OUT / (name + '.md')} and PNG plots in {OUT} ({time.perf_counter() - t0:.0f} s)"
+    )
+
+
 def run_worker(code: str, *, env: dict[str, str] | None = None, timeout: float = 600) -> Any:
     """Run ``code`` in a fresh interpreter; it must print one JSON document last."""
     proc = subprocess.run(

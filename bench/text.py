@@ -20,9 +20,7 @@ Measured in one worker process that has imported scikit-learn, joblib and models
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -37,7 +35,7 @@ from bench._util import (
     fmt_time,
     machine_summary,
     markdown_table,
-    run_worker,
+    suite_main,
 )
 
 MODELS_DIR = OUT / "models_text"
@@ -166,17 +164,10 @@ warnings.simplefilter("ignore")
 models = json.loads(%(models)r)
 REPEAT, LOAD_REPEAT = %(repeat)d, %(load_repeat)d
 
+from bench._util import budget_time
+
 def timed(fn, repeat=REPEAT, budget=0.05):
-    # Median over `repeat` samples of the mean of enough calls to fill `budget` seconds.
-    t0 = time.perf_counter(); fn(); once = time.perf_counter() - t0
-    number = max(1, min(2000, int(budget / max(once, 1e-7))))
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - t0) / number)
-    return statistics.median(samples)
+    return budget_time(fn, repeat=repeat, budget=budget)
 
 def method(m):
     return "predict_proba" if hasattr(m, "predict_proba") else "predict"
@@ -321,29 +312,7 @@ def plots(built: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="samples per timing (median)")
-    parser.add_argument("--load-repeat", type=int, default=7, help="loads per model (median)")
-    parser.add_argument("--only", help="only pipelines whose id contains this")
-    args = parser.parse_args()
-
-    t0 = time.perf_counter()
-    built = build(args.only)
-    code = WORKER % {
-        "models": json.dumps(built),
-        "repeat": args.repeat,
-        "load_repeat": args.load_repeat,
-    }
-    for spec, measured in zip(built, run_worker(code, timeout=1800), strict=True):
-        spec.update(measured)
-    text = report(built)
-    print(text)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "text.md").write_text(text + "\n")
-    (OUT / "text.json").write_text(json.dumps(built, indent=1) + "\n")  # the raw numbers
-    plots(built)
-    shutil.rmtree(MODELS_DIR, ignore_errors=True)
-    print(f"\nwrote {OUT / 'text.md'} and PNG plots in {OUT} ({time.perf_counter() - t0:.0f} s)")
+    suite_main("text", __doc__, build, WORKER, report, plots, MODELS_DIR)
 
 
 if __name__ == "__main__":
