@@ -24,6 +24,11 @@ MAX_MESSAGE: Final = 64 * 1024
 MAX_FDS: Final = 4
 LENGTH = struct.Struct(">I")
 _ANCILLARY_SPACE: Final = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
+# Plain ints: the socket module's constants are enum members, and ``flags & MSG_CTRUNC`` on
+# one costs a Python-level enum call on every message.
+MSG_CTRUNC: Final = int(socket.MSG_CTRUNC)
+SOL_SOCKET: Final = int(socket.SOL_SOCKET)
+SCM_RIGHTS: Final = int(socket.SCM_RIGHTS)
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -67,7 +72,7 @@ def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) 
     if len(fds) > MAX_FDS:
         raise ProtocolError(f"{len(fds)} descriptors exceed the limit {MAX_FDS}")
     if fds:
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+        ancillary = [(SOL_SOCKET, SCM_RIGHTS, array.array("i", fds))]
         sent = sock.sendmsg([data], ancillary)
         data = data[sent:]
     if data:
@@ -96,7 +101,7 @@ def _recv_exact(sock: socket.socket, n: int, fds: list[int], *, allow_eof: bool)
     while remaining:
         data, ancillary, flags, _ = sock.recvmsg(remaining, _ANCILLARY_SPACE)
         fds.extend(fds_from_ancillary(ancillary))
-        if flags & socket.MSG_CTRUNC:
+        if flags & MSG_CTRUNC:
             raise ProtocolError("too many descriptors attached to one message")
         if not data:
             if allow_eof and remaining == n and not chunks:
@@ -111,7 +116,7 @@ def fds_from_ancillary(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     """Descriptors from recvmsg ancillary data (whole ints only; stray bytes are ignored)."""
     out: list[int] = []
     for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == SOL_SOCKET and kind == SCM_RIGHTS:
             fds = array.array("i")
             usable = len(data) - len(data) % fds.itemsize
             fds.frombytes(data[:usable])

@@ -93,7 +93,7 @@ class Reader:
             fds = _wire.fds_from_ancillary(ancillary)
             if fds:
                 self._marks.append((self._offset + len(self._buf), fds))
-            if flags & socket.MSG_CTRUNC:
+            if flags & _wire.MSG_CTRUNC:
                 raise ProtocolError("too many descriptors attached to one message")
             if not data:
                 if self._buf:
@@ -146,7 +146,7 @@ def send_now(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = 
     """Send a whole reply without waiting; False if the socket could not take all of it (a
     peer that does not read its replies)."""
     data = _wire.encode(message)
-    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    ancillary = [(_wire.SOL_SOCKET, _wire.SCM_RIGHTS, array.array("i", fds))] if fds else []
     try:
         return sock.sendmsg([data], ancillary) == len(data)
     except (BlockingIOError, InterruptedError):
@@ -185,7 +185,7 @@ async def send(
 
 async def _send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int]) -> None:
     data = memoryview(_wire.encode(message))
-    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    ancillary = [(_wire.SOL_SOCKET, _wire.SCM_RIGHTS, array.array("i", fds))] if fds else []
     while data:
         try:
             sent = sock.sendmsg([data], ancillary)
