@@ -76,7 +76,7 @@ class Catalog:
                     # client that holds this model must keep getting it.
                     if not self.versions.get(key):
                         raise
-                    log.warning("store unreachable; serving %s from the last listing", key)
+                    log.debug("store unreachable; serving %s from the last listing", key)
                 else:
                     self.update(key, versions)
             listed = self.versions.get(key)
