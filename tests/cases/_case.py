@@ -23,12 +23,23 @@ class Case:
     atol: float = 1e-12
 
     def fit(self) -> tuple[Any, np.ndarray]:
-        X, y, X_test = dataset(self.data) if isinstance(self.data, str) else self.data()
-        est = self.make()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence warnings do not matter for exactness
-            est.fit(X, y) if y is not None else est.fit(X)
-        return est, X_test
+        return fit_on(self.make(), self.data)
+
+
+def fit_on(est: Any, data: str | Callable[[], tuple[Any, Any, Any]]) -> tuple[Any, Any]:
+    """Fit ``est`` on a named dataset (or a data callable): (fitted estimator, X_test)."""
+    X, y, X_test = dataset(data) if isinstance(data, str) else data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings do not matter for exactness
+        est.fit(X, y) if y is not None else est.fit(X)
+    return est, X_test
+
+
+def library_output(est: Any, method: str, X: Any) -> np.ndarray:
+    """``est.method(X)`` as an array, its warnings silenced (the oracle side of a comparison)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(getattr(est, method)(X))
 
 
 def _split(X: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:

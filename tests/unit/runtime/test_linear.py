@@ -29,23 +29,9 @@ import modelshelf
 from modelshelf.errors import ManifestError, UnsupportedModelError
 from modelshelf.image import ImageBuilder
 from modelshelf.runtime.linear import sigmoid
-from tests.cases._case import dataset
+from tests.cases._case import dataset, fit_on, library_output
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
-
-
-def _fit(est: Any, data: str) -> tuple[Any, np.ndarray]:
-    X, y, X_test = dataset(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, y)
-    return est, X_test
-
-
-def _sk(est: Any, method: str, X: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.asarray(getattr(est, method)(X))
 
 
 def _sk_has(est: Any, method: str) -> bool:
@@ -61,7 +47,7 @@ def _assert_matches(est: Any, X: np.ndarray) -> modelshelf.Model:
         if not _sk_has(est, method):
             assert not hasattr(model, method), method
             continue
-        expected = _sk(est, method, X)
+        expected = library_output(est, method, X)
         actual = getattr(model, method)(X)
         assert actual.shape == expected.shape, method
         if method == "predict":
@@ -84,53 +70,53 @@ def test_sigmoid_is_scipy_expit_including_its_exact_zeros() -> None:
 
 
 def test_one_vs_rest_all_zero_probability_rows_stay_zero() -> None:
-    est, X = _fit(OneVsRestClassifier(LogisticRegression()), "iris")
+    est, X = fit_on(OneVsRestClassifier(LogisticRegression()), "iris")
     for child in est.estimators_:
         child.intercept_ = child.intercept_ - 1000.0  # every sigmoid underflows to exactly 0
     X = np.vstack([X, X[:3] * 0.0])
-    expected = _sk(est, "predict_proba", X)
+    expected = library_output(est, "predict_proba", X)
     assert (expected.sum(axis=1) == 0).all(), "the case must reach all-zero rows"
     model = _assert_matches(est, X)
     assert not hasattr(model, "predict_log_proba")
 
 
 def test_one_vs_rest_partly_zero_rows_normalise_the_rest() -> None:
-    est, X = _fit(OneVsRestClassifier(LogisticRegression()), "wine")
+    est, X = fit_on(OneVsRestClassifier(LogisticRegression()), "wine")
     est.estimators_[0].intercept_ = est.estimators_[0].intercept_ - 1000.0
     est.estimators_[1].intercept_ = est.estimators_[1].intercept_ - 1000.0
-    expected = _sk(est, "predict_proba", X)
+    expected = library_output(est, "predict_proba", X)
     assert (expected[:, :2] == 0).all() and np.allclose(expected[:, 2], 1)
     _assert_matches(est, X)
 
 
 def test_ovr_link_all_zero_rows_become_uniform() -> None:
     # SGD log_loss normalises per-class sigmoids like liblinear: all-zero rows are uniform.
-    est, X = _fit(SGDClassifier(loss="log_loss", max_iter=5, tol=None, random_state=0), "iris")
+    est, X = fit_on(SGDClassifier(loss="log_loss", max_iter=5, tol=None, random_state=0), "iris")
     est.intercept_ = est.intercept_ - 1000.0
-    expected = _sk(est, "predict_proba", X)
+    expected = library_output(est, "predict_proba", X)
     np.testing.assert_array_equal(expected, np.full_like(expected, 1 / 3))
     _assert_matches(est, X)
 
 
 def test_modified_huber_zero_sums_become_uniform() -> None:
-    est, X = _fit(
+    est, X = fit_on(
         SGDClassifier(loss="modified_huber", max_iter=5, tol=None, random_state=0), "random_multi"
     )
     raw = X @ est.coef_[0]
     est.intercept_ = np.full(5, -1e9)  # classes 1-4 clip to -1, so (score + 1) / 2 is zero
     est.intercept_[0] = -np.median(raw) - 1  # class 0 too, but in only half of the rows
-    zero_rows = (_sk(est, "decision_function", X) <= -1).all(axis=1)
+    zero_rows = (library_output(est, "decision_function", X) <= -1).all(axis=1)
     assert 0 < zero_rows.sum() < len(X), "the case must mix zero-sum and normal rows"
     model = _assert_matches(est, X)
     np.testing.assert_array_equal(model.predict_proba(X)[zero_rows], 0.2)
 
 
 def test_modified_huber_binary_hard_zeros_and_ones() -> None:
-    est, X = _fit(
+    est, X = fit_on(
         SGDClassifier(loss="modified_huber", max_iter=5, tol=None, random_state=0), "random_clf"
     )
     est.coef_ = est.coef_ * 100
-    proba = _sk(est, "predict_proba", X)
+    proba = library_output(est, "predict_proba", X)
     assert (proba == 0).any() and (proba == 1).any()
     model = _assert_matches(est, X)
     assert np.isneginf(model.predict_log_proba(X)).any()
@@ -139,31 +125,31 @@ def test_modified_huber_binary_hard_zeros_and_ones() -> None:
 def test_saturated_logistic_binary_log_proba() -> None:
     # Scores beyond +-709.78: p is exactly 0 or 1 and log gives -inf, as scikit-learn's does,
     # also between -745 and -709.78, where exp(x) would still be a subnormal.
-    est, X = _fit(LogisticRegression(), "random_clf")
-    scores = _sk(est, "decision_function", X)
+    est, X = fit_on(LogisticRegression(), "random_clf")
+    scores = library_output(est, "decision_function", X)
     # The score nearest zero goes to -715; the others lie further out on either side.
     nearest = np.argmin(np.abs(scores))
     scale = -715.0 / scores[nearest]
     est.coef_ = est.coef_ * scale
     est.intercept_ = est.intercept_ * scale
-    scores = _sk(est, "decision_function", X)
+    scores = library_output(est, "decision_function", X)
     assert ((scores > -745) & (scores < -709.78)).any() and (np.abs(scores) > 709.78).all()
-    assert np.isneginf(_sk(est, "predict_log_proba", X)).sum() == len(X)
+    assert np.isneginf(library_output(est, "predict_log_proba", X)).sum() == len(X)
     _assert_matches(est, X)
 
 
 def test_nearly_saturated_logistic_binary_log_proba() -> None:
     # p within 1e-9..1e-15 of 1: log(1 - p) depends on p's last bits.
-    est, X = _fit(LogisticRegression(), "breast_cancer")
+    est, X = fit_on(LogisticRegression(), "breast_cancer")
     est.coef_ = est.coef_ * 3
     est.intercept_ = est.intercept_ * 3
-    p = _sk(est, "predict_proba", X)
+    p = library_output(est, "predict_proba", X)
     assert ((p.min(axis=1) < 1e-9) & (p.min(axis=1) > 0)).sum() >= 5
     _assert_matches(est, X)
 
 
 def test_sparse_coef_after_sparsify() -> None:
-    est, X = _fit(
+    est, X = fit_on(
         SGDClassifier(penalty="l1", alpha=0.05, max_iter=10, tol=None, random_state=0),
         "random_multi",
     )
@@ -201,7 +187,7 @@ def test_one_vs_rest_all_labels_constant() -> None:
 
 def test_one_vs_rest_mixed_children_lacks_the_missing_method() -> None:
     # LinearSVC children: no predict_proba, in sklearn and in the Model.
-    est, X = _fit(OneVsRestClassifier(LinearSVC(max_iter=100)), "random_strlabels")
+    est, X = fit_on(OneVsRestClassifier(LinearSVC(max_iter=100)), "random_strlabels")
     model = _assert_matches(est, X)
     assert not hasattr(model, "predict_proba")
 
@@ -210,7 +196,7 @@ def test_one_vs_rest_mixed_children_lacks_the_missing_method() -> None:
 def test_older_sklearn_ovr_logistic(multi: str) -> None:
     # scikit-learn < 1.8 stored multi_class; "ovr" normalised per-class sigmoids. The formula
     # is the one LinearClassifierMixin._predict_proba_lr still implements.
-    est, X = _fit(LogisticRegression(), "wine")
+    est, X = fit_on(LogisticRegression(), "wine")
     est.multi_class = "ovr" if multi == "ovr" else "auto"
     if multi != "ovr":
         est.solver = "liblinear"
@@ -218,22 +204,22 @@ def test_older_sklearn_ovr_logistic(multi: str) -> None:
     expected = est._predict_proba_lr(X)
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(model.predict_log_proba(X), np.log(expected), rtol=1e-9)
-    assert not np.allclose(expected, _sk(est, "predict_proba", X))
+    assert not np.allclose(expected, library_output(est, "predict_proba", X))
 
 
 def test_older_sklearn_binary_multinomial_logistic() -> None:
     # scikit-learn < 1.8 with multi_class="multinomial" on two classes: softmax([-d, d]).
-    est, X = _fit(LogisticRegression(), "breast_cancer")
+    est, X = fit_on(LogisticRegression(), "breast_cancer")
     est.multi_class = "multinomial"
     model = modelshelf.load(modelshelf.compile(est))
-    d = _sk(est, "decision_function", X)
+    d = library_output(est, "decision_function", X)
     expected = softmax(np.c_[-d, d])
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-9, atol=1e-12)
-    np.testing.assert_array_equal(model.predict(X), _sk(est, "predict", X))
+    np.testing.assert_array_equal(model.predict(X), library_output(est, "predict", X))
 
 
 def test_views_over_the_image_and_inputs_untouched() -> None:
-    est, X = _fit(
+    est, X = fit_on(
         OneVsRestClassifier(SGDClassifier(loss="modified_huber", max_iter=5, random_state=0)),
         "iris",
     )
@@ -266,7 +252,7 @@ def test_sparse_y_is_unsupported() -> None:
 def test_unsupported_child_names_it() -> None:
     from sklearn.neighbors import KNeighborsClassifier
 
-    est, _ = _fit(OneVsRestClassifier(KNeighborsClassifier()), "iris")
+    est, _ = fit_on(OneVsRestClassifier(KNeighborsClassifier()), "iris")
     with pytest.raises(UnsupportedModelError, match="KNeighborsClassifier"):
         modelshelf.compile(est)
 

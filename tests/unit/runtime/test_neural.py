@@ -16,39 +16,27 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 import modelshelf
 from modelshelf.errors import ManifestError, UnsupportedModelError
 from modelshelf.image import ImageBuilder
-from tests.cases._case import dataset
-
-
-def _fit(est: Any, data: str) -> tuple[Any, np.ndarray]:
-    X, y, X_test = dataset(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, y)
-    return est, X_test
-
-
-def _sk(est: Any, method: str, X: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.asarray(getattr(est, method)(X))
+from tests.cases._case import dataset, fit_on, library_output
 
 
 def test_saturated_binary_log_proba_matches() -> None:
     # Scaling the output layer pushes p to within 1e-12 of 1. scikit-learn's log(1 - p) there
     # is quantised to multiples of 2**-53: a "more accurate" log-sigmoid would miss rtol=1e-9.
-    est, X = _fit(MLPClassifier(hidden_layer_sizes=(8,), max_iter=60, random_state=0), "random_clf")
+    est, X = fit_on(
+        MLPClassifier(hidden_layer_sizes=(8,), max_iter=60, random_state=0), "random_clf"
+    )
     est.coefs_[-1] = est.coefs_[-1] * 40
     est.intercepts_[-1] = est.intercepts_[-1] * 40
     model = modelshelf.load(modelshelf.compile(est))
-    p = _sk(est, "predict_proba", X)
+    p = library_output(est, "predict_proba", X)
     assert (p.min(axis=1) < 1e-12).sum() >= 5, "the case must reach saturated probabilities"
-    expected = _sk(est, "predict_log_proba", X)
+    expected = library_output(est, "predict_log_proba", X)
     np.testing.assert_allclose(model.predict_log_proba(X), expected, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(model.predict_proba(X), p, rtol=1e-9, atol=1e-12)
 
 
 def test_layers_are_read_only_views_over_the_image() -> None:
-    est, _ = _fit(
+    est, _ = fit_on(
         MLPClassifier(hidden_layer_sizes=(6, 5), max_iter=20, random_state=0), "random_multi"
     )
     model = modelshelf.load(modelshelf.compile(est))
@@ -63,7 +51,7 @@ def test_layers_are_read_only_views_over_the_image() -> None:
 
 @pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
 def test_read_only_input_is_never_written(activation: str) -> None:
-    est, X = _fit(
+    est, X = fit_on(
         MLPRegressor(hidden_layer_sizes=(7,), activation=activation, max_iter=20, random_state=0),
         "random_reg",
     )
@@ -71,26 +59,28 @@ def test_read_only_input_is_never_written(activation: str) -> None:
     X = X.copy()
     before = X.copy()
     X.setflags(write=False)
-    np.testing.assert_allclose(model.predict(X), _sk(est, "predict", X), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict(X), library_output(est, "predict", X), rtol=1e-9, atol=1e-12
+    )
     assert np.array_equal(X, before)
 
 
 def test_surface_follows_the_estimator() -> None:
-    reg, X = _fit(
+    reg, X = fit_on(
         MLPRegressor(hidden_layer_sizes=(4,), max_iter=10, random_state=0), "random_multireg"
     )
     model = modelshelf.load(modelshelf.compile(reg))
     assert not hasattr(model, "predict_proba") and not hasattr(model, "classes_")
     assert model.predict(X).shape == (len(X), 3)
 
-    clf, X = _fit(
+    clf, X = fit_on(
         MLPClassifier(hidden_layer_sizes=(4,), max_iter=10, random_state=0), "random_multilabel"
     )
     model = modelshelf.load(modelshelf.compile(clf))
     assert not hasattr(model, "decision_function")
     labels = model.predict(X)
     assert labels.shape == (len(X), 4) and labels.dtype.kind == "i"
-    assert np.array_equal(labels, _sk(clf, "predict", X))
+    assert np.array_equal(labels, library_output(clf, "predict", X))
     assert np.array_equal(model.classes_, np.arange(4))
 
 
@@ -102,8 +92,10 @@ def test_single_class_classifier() -> None:
             X, np.full(len(X), "only")
         )
     model = modelshelf.load(modelshelf.compile(est))
-    assert np.array_equal(model.predict(X_test), _sk(est, "predict", X_test))
-    np.testing.assert_allclose(model.predict_proba(X_test), _sk(est, "predict_proba", X_test))
+    assert np.array_equal(model.predict(X_test), library_output(est, "predict", X_test))
+    np.testing.assert_allclose(
+        model.predict_proba(X_test), library_output(est, "predict_proba", X_test)
+    )
 
 
 def test_float32_fit_matches_on_float64_input() -> None:
@@ -117,12 +109,15 @@ def test_float32_fit_matches_on_float64_input() -> None:
     model = modelshelf.load(modelshelf.compile(est))
     assert model.tensors["model/coef_0"].dtype == np.float64
     np.testing.assert_allclose(
-        model.predict_proba(X_test), _sk(est, "predict_proba", X_test), rtol=1e-9, atol=1e-12
+        model.predict_proba(X_test),
+        library_output(est, "predict_proba", X_test),
+        rtol=1e-9,
+        atol=1e-12,
     )
 
 
 def test_unknown_activation_is_unsupported() -> None:
-    est, _ = _fit(MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0), "iris")
+    est, _ = fit_on(MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0), "iris")
     est.activation = "softplus"  # what a future scikit-learn could add
     with pytest.raises(UnsupportedModelError, match="softplus"):
         modelshelf.compile(est)
