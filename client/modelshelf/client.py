@@ -1,20 +1,33 @@
 """``Client``: the application side of the shelf (synchronous; numpy and the standard library).
 
 The client asks the node's daemon for a model over a Unix socket, receives a read-only
-descriptor (SCM_RIGHTS), maps it ``PROT_READ`` and builds the ``Model`` over the mapping: no
-copy. Models are cached per process; a cached "latest" model is returned without a round trip
-while the daemon's board generation has not moved. A held model never needs the daemon again: a
-daemon crash or restart is not an outage, and the next request reconnects by itself.
+descriptor (SCM_RIGHTS) of a shared-memory segment or of a file in the daemon's page-cache tier,
+maps it ``PROT_READ`` and builds the ``Model`` over the mapping: no copy.
+
+Memory is bounded. The client keeps the models it was asked for in a least-recently-used set,
+bounded by bytes and by count (``max_held_bytes``, ``max_held_models``; by default what the
+daemon advertises). A held model is returned without a round trip while the daemon's board
+generation has not moved. Each mapping holds exactly one lease, and the lease ends with the
+mapping: when a model leaves the held set and the application holds no reference to it, the
+mapping is unmapped and its release is queued (finalizers never block) and sent with the next
+request, or by a small flusher thread if none comes. When the daemon raises pressure on the
+board, the client drops the held models idle for ``PRESSURE_IDLE`` seconds at its next call.
+
+A held model never needs the daemon again: a daemon crash or restart is not an outage, and the
+next request reconnects by itself.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import mmap
 import os
+import re
 import socket as _socket
 import struct
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +45,7 @@ from .errors import (
     InvalidModelName,
     ModelNotFound,
     ProtocolError,
+    ShelfBusy,
     ShelfError,
     StoreError,
 )
@@ -48,57 +62,132 @@ _ERRORS: dict[str, type[ShelfError] | type[ImageError]] = {
     "bad_request": ProtocolError,
     "store_unavailable": StoreError,
     "image_error": ImageError,
+    "busy": ShelfBusy,
 }
 _BOARD_SIZE = 4096
 _BOARD_MAGIC = b"MSBOARD1"
-_GENERATION = struct.Struct("<Q")
+_BOARD = struct.Struct("<QQ")  # at offset 8: generation, pressure
 _AGENT = f"modelshelf/{__version__}"
 Reply = tuple[dict[str, Any], list[int]]
 
+# Used when neither the caller, the environment nor the daemon's hello says otherwise.
+DEFAULT_HELD_BYTES = 256 << 20
+DEFAULT_HELD_MODELS = 256
+PRESSURE_IDLE = 1.0  # seconds: under pressure, held models unused this long are dropped
+MAX_RELEASES = 256  # digests released by one message (the daemon takes up to 512)
+FLUSH_DELAY = 0.05  # seconds the flusher waits for the application's next request to carry them
+_SIZE = re.compile(r"\s*(\d+)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 
-@dataclass
+
+class _Lease:
+    """The lease behind one mapping: released when the mapping's finalizer queues it, if the
+    connection it was taken on (``epoch``) is still the current one."""
+
+    __slots__ = ("digest", "epoch")
+
+    def __init__(self, digest: str, epoch: int) -> None:
+        self.digest, self.epoch = digest, epoch
+
+
+@dataclass(slots=True)
 class _Held:
     model: Model
     digest: str
     version: int
+    size: int
     generation: int
-    epoch: int  # the connection its lease lives on
     fixed: bool  # an explicit version: immutable, never re-checked
+    last_use: float
+
+
+class _Releases:
+    """Leases whose mappings ended. Filled by finalizers (append only: never blocks), drained
+    under the client's lock."""
+
+    def __init__(self) -> None:
+        self.items: collections.deque[_Lease] = collections.deque()
+        self.wake = threading.Event()
+
+    def put(self, lease: _Lease) -> None:
+        self.items.append(lease)
+        self.wake.set()
 
 
 class Client:
     """A connection to the node's shelf. Thread-safe; use one per process (or per thread).
 
     ``socket``: the daemon's client socket; default ``$MODELSHELF_SOCKET`` or the per-user
-    runtime path (see ``modelshelf._paths``).
+    runtime path (see ``modelshelf._paths``). ``max_held_bytes`` and ``max_held_models`` bound
+    the models kept for reuse (default ``$MODELSHELF_MAX_HELD_BYTES`` and
+    ``$MODELSHELF_MAX_HELD_MODELS``, else what the daemon advertises). A model larger than
+    ``max_held_bytes`` is returned but not kept: its lease lasts as long as the caller holds it.
     """
 
-    def __init__(self, socket: str | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        socket: str | None = None,
+        *,
+        timeout: float = 60.0,
+        max_held_bytes: int | None = None,
+        max_held_models: int | None = None,
+    ) -> None:
         self.socket_path = socket or _paths.default_socket()
         self.timeout = timeout
+        if max_held_bytes is None:
+            max_held_bytes = _env_size("MODELSHELF_MAX_HELD_BYTES")
+        if max_held_models is None:
+            max_held_models = _env_size("MODELSHELF_MAX_HELD_MODELS", suffixes=False)
+        for name, value in (
+            ("max_held_bytes", max_held_bytes),
+            ("max_held_models", max_held_models),
+        ):
+            if value is not None and not (_count(value) or value == 0):
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        self._chosen = (max_held_bytes, max_held_models)  # None: take the daemon's advice
+        self.max_held_bytes = DEFAULT_HELD_BYTES if max_held_bytes is None else max_held_bytes
+        self.max_held_models = DEFAULT_HELD_MODELS if max_held_models is None else max_held_models
         self._lock = threading.RLock()
         self._sock: _socket.socket | None = None
         self._board: mmap.mmap | None = None
         self._epoch = 0
         self._pid = os.getpid()
-        self._held: dict[str, _Held] = {}
+        self._held: collections.OrderedDict[str, _Held] = collections.OrderedDict()
+        self._held_bytes = 0
         self._keys: dict[str, str] = {}  # reference as given -> canonical key
-        # every Model this client built and someone still references, by digest
+        # every Model this client built and someone still references, by digest, and the
+        # lease of the mapping under it
         self._models: weakref.WeakValueDictionary[str, Model] = weakref.WeakValueDictionary()
+        self._leases: dict[str, _Lease] = {}
+        self._releases = _Releases()
+        self._flusher: threading.Thread | None = None
+        self._pressure = 0
         self._ids = 0
         self.instance = ""
+        self.trims = 0  # held models dropped because the daemon raised pressure
+        # where the last model() call was served from: "held" (no round trip), "checked" (a
+        # round trip confirmed the held copy), "l1" (shared memory), "l2" (local disk, the
+        # page cache), "l3" (fetched from the object store)
+        self.last_source = ""
 
     # -- public surface -----------------------------------------------------------------------
 
     def model(self, ref: str) -> Model:
         """The model ``"ns/name"`` (latest) or ``"ns/name@7"``, mapped read-only."""
         # fast path, no lock (dict reads are atomic): a held model whose board is unchanged
-        held = self._held.get(self._keys.get(ref, ""))
+        key = self._keys.get(ref, "")
+        held = self._held.get(key)
         if held is not None and self._pid == os.getpid():
             board = self._board
-            if held.fixed or (
-                board is not None and _GENERATION.unpack_from(board, 8)[0] == held.generation
-            ):
+            if board is None:
+                fresh = held.fixed
+            else:
+                generation, pressure = _BOARD.unpack_from(board, 8)
+                fresh = pressure == self._pressure and (held.fixed or generation == held.generation)
+            if fresh:
+                held.last_use = time.monotonic()
+                with contextlib.suppress(KeyError):  # another thread dropped it meanwhile
+                    self._held.move_to_end(key)
+                self.last_source = "held"
                 return held.model
         parsed = parse_ref(ref)
         key = str(parsed)
@@ -106,10 +195,14 @@ class Client:
             self._keys[ref] = key
         with self._lock:
             self._check_fork()
+            self._trim_if_pressed()
             held = self._held.get(key)
             if held is not None and (
                 parsed.version is not None or self._generation() == held.generation
             ):
+                held.last_use = time.monotonic()
+                self._held.move_to_end(key)
+                self.last_source = "held"
                 return held.model
             return self._acquire(key, held, fixed=parsed.version is not None)
 
@@ -117,25 +210,33 @@ class Client:
         """Every array of the model's image by name: read-only views over the mapping."""
         return self.model(ref).tensors
 
-    def release(self, ref: str) -> None:
-        """Drop this process's lease on ``ref``. The Model object stays usable while referenced
-        (its mapping stays valid); the daemon may now evict the image from shared memory."""
+    def release(self, ref: str) -> bool:
+        """Stop keeping ``ref`` for reuse; False if it was not kept (never asked for, or
+        already dropped by the bounds). Its lease ends with its mapping: at once if nothing
+        else references the Model, else when the application lets go of it."""
         key = str(parse_ref(ref))
         with self._lock:
             self._check_fork()  # a forked child must never speak on its parent's connection
-            held = self._held.pop(key, None)
-            if held is None:
-                raise ModelNotFound(f"{key} is not held by this client")
-            if held.epoch == self._epoch and self._sock is not None:
-                # a daemon that went away took the lease with it: nothing left to release
-                with contextlib.suppress(DaemonUnavailable):
-                    self._request({"op": "release", "digest": held.digest}, retry=False)
+            kept = key in self._held
+            self._drop(key)
+            self._flush_locked()  # what ended now (or earlier) reaches the daemon now
+            return kept
+
+    def held(self) -> dict[str, int]:
+        """What this client keeps for reuse: {"models", "bytes", "max_models", "max_bytes"}."""
+        return {
+            "models": len(self._held),
+            "bytes": self._held_bytes,
+            "max_models": self.max_held_models,
+            "max_bytes": self.max_held_bytes,
+        }
 
     def close(self) -> None:
         """Close the connection (the daemon drops every lease). Models stay usable."""
         with self._lock:
             self._check_fork()
             self._held.clear()
+            self._held_bytes = 0
             self._disconnect()
 
     def __enter__(self) -> Client:
@@ -146,25 +247,129 @@ class Client:
 
     def __repr__(self) -> str:
         state = "connected" if self._sock is not None else "disconnected"
-        return f"<modelshelf.Client {self.socket_path} {state}, {len(self._held)} held>"
+        return (
+            f"<modelshelf.Client {self.socket_path} {state}, {len(self._held)} held "
+            f"({self._held_bytes} of {self.max_held_bytes} bytes)>"
+        )
 
-    # -- internals ----------------------------------------------------------------------------
+    # -- internals: the held set ----------------------------------------------------------------
+
+    def _hold(self, key: str, held: _Held) -> None:
+        if key in self._held:
+            self._drop(key)
+        if held.size > self.max_held_bytes or self.max_held_models == 0:
+            return  # returned, not kept: its lease lasts as long as the caller holds it
+        self._held[key] = held
+        self._held_bytes += held.size
+        while self._held_bytes > self.max_held_bytes or len(self._held) > self.max_held_models:
+            self._drop(next(iter(self._held)))  # least recently used first
+
+    def _drop(self, key: str) -> None:
+        held = self._held.pop(key, None)
+        if held is not None:
+            self._held_bytes -= held.size
+
+    def _trim_if_pressed(self) -> None:
+        board = self._board
+        if board is None:
+            return
+        pressure = _BOARD.unpack_from(board, 8)[1]
+        if pressure == self._pressure:
+            return
+        self._pressure = pressure
+        idle = time.monotonic() - PRESSURE_IDLE
+        for key in [k for k, h in self._held.items() if h.last_use < idle]:
+            self._drop(key)
+            self.trims += 1
+
+    # -- internals: leases ----------------------------------------------------------------------
+
+    def _ended(self) -> list[str]:
+        """Digests of the leases whose mappings ended on the current connection (one item per
+        lease), drained from the queue."""
+        digests = []
+        items = self._releases.items
+        while items:
+            lease = items.popleft()
+            if self._leases.get(lease.digest) is lease:
+                del self._leases[lease.digest]
+            if lease.epoch == self._epoch and self._sock is not None:
+                digests.append(lease.digest)
+        return digests
+
+    def _flush_locked(self) -> None:
+        digests = self._ended()
+        while digests:
+            batch, digests = digests[:MAX_RELEASES], digests[MAX_RELEASES:]
+            # a daemon that went away took the leases with it: nothing left to release
+            with contextlib.suppress(ShelfError):
+                self._request({"op": "release", "digests": batch}, retry=False)
+
+    def _flush(self) -> None:
+        with self._lock:
+            if os.getpid() == self._pid:
+                self._flush_locked()
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None or not self._flusher.is_alive():
+            self._flusher = threading.Thread(
+                target=_flush_forever,
+                args=(weakref.ref(self), self._releases),
+                name="modelshelf-release",
+                daemon=True,
+            )
+            self._flusher.start()
+
+    def _map(self, digest: str, fd: int, size: int) -> Model:
+        """The Model over ``digest``: the one this process already maps (the extra lease the
+        daemon just granted is given back), or a new mapping of ``fd`` with its own lease."""
+        model = self._models.get(digest)
+        lease = self._leases.get(digest)
+        if model is not None and lease is not None:
+            if lease.epoch == self._epoch:  # one lease per mapping: return the extra one
+                self._releases.put(_Lease(digest, self._epoch))
+            else:  # mapped under a previous connection, whose leases went with it
+                lease.epoch = self._epoch
+            return model
+        try:
+            mapped = map_readonly(fd, size)
+        except (ValueError, OSError) as exc:
+            raise ProtocolError(f"cannot map the image the daemon sent: {exc}") from exc
+        lease = _Lease(digest, self._epoch)
+        weakref.finalize(mapped, self._releases.put, lease)
+        self._leases[digest] = lease
+        model = Model(Image(mapped, owner=mapped))
+        self._models[digest] = model
+        self._start_flusher()
+        return model
+
+    # -- internals: requests --------------------------------------------------------------------
 
     def _acquire(self, key: str, held: _Held | None, *, fixed: bool) -> Model:
         try:
             generation = self._generation_connected()
             request: dict[str, Any] = {"op": "acquire", "model": key}
-            if held is not None and held.epoch == self._epoch:
-                request["have"] = held.digest  # if unchanged: no new lease, no descriptor
+            lease = self._leases.get(held.digest) if held is not None else None
+            if lease is not None and lease.epoch == self._epoch:
+                request["have"] = held.digest  # type: ignore[union-attr]
+            ended = self._ended()
+            if len(ended) > MAX_RELEASES:
+                self._request({"op": "release", "digests": ended[MAX_RELEASES:]}, retry=False)
+            if ended:
+                request["release"] = ended[:MAX_RELEASES]
             reply, fds = self._request(request)
         except (DaemonUnavailable, StoreError):
             if held is not None:
                 # the daemon or its store is away; the copy we hold is still valid
+                self.last_source = "held"
                 return held.model
             raise
         if reply.get("unchanged") and held is not None:
             _wire.close_fds(fds)
             held.generation = generation
+            held.last_use = time.monotonic()
+            self._held.move_to_end(key)
+            self.last_source = "checked"
             return held.model
         try:
             if len(fds) != 1:
@@ -172,14 +377,10 @@ class Client:
             try:
                 digest, version = str(reply["digest"]), int(reply["version"])
                 size = int(reply["size"])
-                mapped = map_readonly(fds[0], size)
-            except (KeyError, ValueError, TypeError, OSError) as exc:
-                raise ProtocolError(f"cannot map the image the daemon sent: {exc}") from exc
-            finally:
-                _wire.close_fds(fds)
-            # the same image under another name, or after a reconnect: keep one object
-            model = self._models.get(digest) or Model(Image(mapped, owner=mapped))
-            self._models[digest] = model
+                source = str(reply.get("tier", ""))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise ProtocolError(f"malformed acquire reply: {exc}") from exc
+            model = self._map(digest, fds[0], size)
         except BaseException:
             # the daemon took a lease for this reply: give it back, or it lives as long as
             # the connection
@@ -187,16 +388,15 @@ class Client:
                 with contextlib.suppress(ShelfError):
                     self._request({"op": "release", "digest": reply["digest"]}, retry=False)
             raise
-        if held is not None and held.epoch == self._epoch and held.digest != digest:
-            # a newer version replaces the cached one; the old Model object stays valid
-            with contextlib.suppress(DaemonUnavailable):
-                self._request({"op": "release", "digest": held.digest}, retry=False)
-        self._held[key] = _Held(model, digest, version, generation, self._epoch, fixed)
+        finally:
+            _wire.close_fds(fds)
+        self._hold(key, _Held(model, digest, version, size, generation, fixed, time.monotonic()))
+        self.last_source = source
         return model
 
     def _generation(self) -> int:
         board = self._board
-        return -1 if board is None else _GENERATION.unpack_from(board, 8)[0]
+        return -1 if board is None else _BOARD.unpack_from(board, 8)[0]
 
     def _generation_connected(self) -> int:
         if self._sock is None:
@@ -207,7 +407,12 @@ class Client:
         if os.getpid() != self._pid:  # the parent's connection and leases are not ours
             self._pid = os.getpid()
             self._held.clear()
+            self._held_bytes = 0
+            self._leases.clear()
+            self._releases.items.clear()
+            self._flusher = None  # threads do not survive fork
             self._disconnect()
+            self._epoch += 1  # mappings inherited from the parent hold no lease of ours
 
     def _connect(self) -> None:
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -236,7 +441,13 @@ class Client:
             _wire.close_fds(fds)
         self._sock, self._board = sock, board
         self._epoch += 1
+        self._pressure = _BOARD.unpack_from(board, 8)[1]
         self.instance = str(reply.get("instance", ""))
+        advised = (reply.get("held_bytes"), reply.get("held_models"))
+        if self._chosen[0] is None and _count(advised[0]):
+            self.max_held_bytes = advised[0]  # type: ignore[assignment]
+        if self._chosen[1] is None and _count(advised[1]):
+            self.max_held_models = advised[1]  # type: ignore[assignment]
 
     def _disconnect(self) -> None:
         if self._sock is not None:
@@ -253,6 +464,8 @@ class Client:
                 self._connect()
             assert self._sock is not None
             self._ids += 1
+            if attempt:  # leases of the broken connection went with it: nothing to release
+                message.pop("release", None)
             try:
                 _wire.send(self._sock, {**message, "id": self._ids})
                 reply, fds = _wire.recv(self._sock)
@@ -284,3 +497,37 @@ class Client:
             f"no modelshelf daemon answers on {self.socket_path} ({exc}); start one with "
             "'modelshelfd', or point MODELSHELF_SOCKET (or Client(socket=...)) at its socket"
         )
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _env_size(name: str, *, suffixes: bool = True) -> int | None:
+    """``MODELSHELF_MAX_HELD_BYTES=268435456`` or ``256M``; unset or empty: None."""
+    raw = os.environ.get(name, "")
+    if not raw:
+        return None
+    m = _SIZE.fullmatch(raw)
+    if m is None or (m[2] and not suffixes):
+        form = "a size like 268435456, '256M' or '1G'" if suffixes else "an integer like 256"
+        raise ValueError(f"{name} must be {form}, got {raw!r}")
+    return int(m[1]) * 1024 ** "_kmgt".index(m[2].lower() or "_")
+
+
+def _flush_forever(client_ref: weakref.ref[Client], releases: _Releases) -> None:
+    """The flusher thread: send ended leases that no request carried within FLUSH_DELAY. It
+    holds the client only weakly, and ends with it."""
+    while True:
+        if not releases.wake.wait(timeout=5.0):
+            if client_ref() is None:
+                return
+            continue
+        time.sleep(FLUSH_DELAY)
+        releases.wake.clear()
+        client = client_ref()
+        if client is None:
+            return
+        if releases.items:
+            client._flush()
+        del client

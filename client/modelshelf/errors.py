@@ -23,6 +23,7 @@
     │   ├── DaemonUnavailable (ConnectionError) no daemon answers on the socket
     │   ├── InvalidModelName (ValueError)   a model reference outside the name grammar
     │   ├── ProtocolError           a malformed, oversized or unexpected message on the socket
+    │   ├── ShelfBusy               every tier that could serve is full of leases (or a limit hit)
     │   └── StoreError              the object store failed or is unreachable
     ├── UnsupportedModelError (TypeError)   compile() met an estimator or option it cannot compile
     └── MissingDependencyError (ImportError) an optional extra is needed and not installed
@@ -53,6 +54,7 @@ __all__ = [
     "ModelshelfError",
     "NonFiniteInputError",
     "ProtocolError",
+    "ShelfBusy",
     "ShelfError",
     "StoreError",
     "TruncatedImageError",
@@ -152,6 +154,12 @@ class InvalidModelName(ShelfError, ValueError):
 
 class ProtocolError(ShelfError):
     """A message on a shelf socket is malformed, oversized, or not what the protocol expects."""
+
+
+class ShelfBusy(ShelfError):
+    """The daemon cannot serve now: shared memory and local disk are full of images other
+    clients lease, or a connection limit is reached. Retry later; the message says what is
+    full and how to make room."""
 
 
 class StoreError(ShelfError):

@@ -18,7 +18,7 @@ from modelshelf._names import ModelRef
 from modelshelf.errors import ModelNotFound, StoreError
 from modelshelf.store import RefInfo, Store
 
-from .tiers import Board
+from .storage import Board
 
 log = logging.getLogger("modelshelfd.catalog")
 

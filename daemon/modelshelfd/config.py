@@ -65,6 +65,11 @@ class Config:
     l1_bytes: int = 0
     # L2 budget: bytes of image files in cache_dir
     l2_bytes: int = 0
+    # bytes of models each client keeps mapped for reuse, advertised in the hello (a client's
+    # own max_held_bytes or MODELSHELF_MAX_HELD_BYTES wins); 0: a quarter of l1_bytes
+    client_held_bytes: int = 0
+    # models each client keeps for reuse, advertised likewise (MODELSHELF_MAX_HELD_MODELS)
+    client_held_models: int = 256
     # how often the catalog lists the store's refs; also the age after which acquiring
     # "ns/name" (latest) re-checks the store
     ref_poll_seconds: float = 2.0
@@ -166,6 +171,8 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "shm_prefix": str,
     "l1_bytes": parse_size,
     "l2_bytes": parse_size,
+    "client_held_bytes": parse_size,
+    "client_held_models": _int,
     "ref_poll_seconds": _float,
     "max_connections": _int,
     "max_inflight_fetches": _int,
@@ -253,6 +260,8 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         values["l1_bytes"] = _default_l1()
     if not values.get("l2_bytes"):
         values["l2_bytes"] = _default_l2(Path(values["cache_dir"]))
+    if not values.get("client_held_bytes"):
+        values["client_held_bytes"] = values["l1_bytes"] // 4
     if values.get("http") and not re.fullmatch(r"[\w.\-\[\]:]*:\d{1,5}", values["http"]):
         raise ConfigError(f"http must be host:port, got {values['http']!r}")
     for name in ("shutdown_timeout", "send_timeout", "store_retry_timeout"):
@@ -261,7 +270,10 @@ def _with_defaults(values: dict[str, Any]) -> Config:
     poll = values.get("ref_poll_seconds", 2.0)
     if poll < 0.1:
         raise ConfigError(f"ref_poll_seconds must be at least 0.1, got {poll}")
-    for name in ("max_connections", "max_inflight_fetches", "fetch_parallelism", "range_bytes"):
+    for name in (
+        "max_connections", "max_inflight_fetches", "fetch_parallelism", "range_bytes",
+        "client_held_models",
+    ):  # fmt: skip
         if name in values and values[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {values[name]}")
     return Config(**values)

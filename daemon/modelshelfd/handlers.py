@@ -33,7 +33,9 @@ from modelshelf.store import RefInfo
 
 from . import aiowire
 from .aiowire import Reader
+from .ratelog import RateLimited
 from .shelf import Busy
+from .tiers import Copy, TierName
 
 if TYPE_CHECKING:
     from .server import Connection, Server
@@ -41,6 +43,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelshelfd.handlers")
 
 MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
+MAX_RELEASES = 512  # digests released by one message (a 64 KiB message holds about 900)
+MAX_CLIENT_ROWS = 256  # client connections listed by ``status`` (the largest leases first)
+
+_refusals = RateLimited(log, interval=10.0)
 
 Msg = dict[str, Any]
 Reply = tuple[dict[str, Any], list[int]]
@@ -82,9 +88,17 @@ async def handle(server: Server, conn: Connection, message: Msg, fds: list[int])
     except Exception as exc:
         out = []
         code = next((c for kind, c in CODES if isinstance(exc, kind)), "internal")
+        text = str(exc) or type(exc).__name__
+        server.shelf.stats[f"refused_{code}"] += 1
         if code == "internal":
             log.exception("internal error handling %r", op)
-        reply = {"ok": False, "error": code, "message": str(exc) or type(exc).__name__}
+        else:
+            level = logging.WARNING if code in ("busy", "store_unavailable") else logging.INFO
+            _refusals.log(
+                level, f"{code}/{op}", "%s refused for pid %d (uid %d): %s [%s]",
+                op, conn.pid, conn.uid, text, code,
+            )  # fmt: skip
+        reply = {"ok": False, "error": code, "message": text}
     finally:
         _wire.close_fds(fds)
     if rid is not None:
@@ -111,13 +125,14 @@ async def _acquire(server: Server, conn: Connection, message: Msg, fds: list[int
             f"uid {conn.uid} (gid {conn.gid}) may not use namespace {ref.namespace!r} on this "
             "node; ask the operator to add it to the daemon's 'namespaces' table"
         )
+    _release_batch(server, conn, message.pop("release", None))
     info = await server.catalog.resolve(ref)
     if message.get("have") == info.digest and conn.leases.get(info.digest):
         # the client already maps this image under a lease of this connection
         return {"unchanged": True, "version": info.version, "digest": info.digest}, []
-    segment, tier = await server.shelf.acquire(info)
-    conn.leases.setdefault(info.digest, []).append(segment)
-    return _acquired(server, info, tier), [segment.fd]
+    lease = await server.shelf.acquire(info)
+    conn.leases.setdefault(info.digest, []).append(lease.copy)
+    return _acquired(server, info, lease.found, lease.copy), [lease.copy.fd]
 
 
 async def _release(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
@@ -125,14 +140,39 @@ async def _release(server: Server, conn: Connection, message: Msg, fds: list[int
 
 
 def _release_now(server: Server, conn: Connection, message: Msg) -> dict[str, Any]:
+    """``{"digest": d}`` releases one lease and must name one this connection holds;
+    ``{"digests": [...]}`` releases one lease per item and skips (and counts) the others."""
+    if "digests" in message:
+        return {"released": _release_batch(server, conn, message["digests"])}
     digest = message.get("digest")
-    held = conn.leases.get(digest) if isinstance(digest, str) else None
-    if not held:
+    if not (isinstance(digest, str) and _release_one(server, conn, digest)):
         raise BadRequest(f"this connection holds no lease on {digest!r:.80}")
+    return {}
+
+
+def _release_batch(server: Server, conn: Connection, digests: object) -> int:
+    """Release one lease per digest listed (the client's mappings that ended)."""
+    if digests is None:
+        return 0
+    if not isinstance(digests, list) or len(digests) > MAX_RELEASES:
+        raise BadRequest(f"release takes a list of at most {MAX_RELEASES} digests")
+    released = 0
+    for digest in digests:
+        if isinstance(digest, str) and _release_one(server, conn, digest):
+            released += 1
+        else:
+            server.shelf.stats["release_unknown"] += 1
+    return released
+
+
+def _release_one(server: Server, conn: Connection, digest: str) -> bool:
+    held = conn.leases.get(digest)
+    if not held:
+        return False
     server.shelf.release(held.pop())
     if not held:
-        del conn.leases[digest]  # type: ignore[arg-type]
-    return {}
+        del conn.leases[digest]
+    return True
 
 
 def fast(server: Server, conn: Connection, reader: Reader, message: Msg, fds: list[int]) -> bool:
@@ -155,15 +195,21 @@ def fast(server: Server, conn: Connection, reader: Reader, message: Msg, fds: li
             ref = parse_ref(message.get("model"))
         except InvalidModelName:
             return False
+        if "release" in message:  # the client's ended mappings: before anything is reserved
+            try:
+                _release_batch(server, conn, message["release"])
+            except BadRequest:
+                return False  # the ordinary path refuses it with the reason
+            del message["release"]
         info = server.catalog.cached(ref)
         if info is None or not server.config.allowed(ref.namespace, conn.uid, conn.gid):
             return False
-        segment = server.shelf.lease_if_resident(info)
-        if segment is None:
+        copy = server.shelf.lease_if_resident(info)
+        if copy is None:
             return False
-        conn.leases.setdefault(info.digest, []).append(segment)
-        fields = _acquired(server, info, "l1")
-        out = [segment.fd]
+        conn.leases.setdefault(info.digest, []).append(copy)
+        fields = _acquired(server, info, TierName.L1, copy)
+        out = [copy.fd]
     else:
         return False
     reply = {"ok": True, **fields}
@@ -174,13 +220,14 @@ def fast(server: Server, conn: Connection, reader: Reader, message: Msg, fds: li
     return True
 
 
-def _acquired(server: Server, info: RefInfo, tier: str) -> dict[str, Any]:
+def _acquired(server: Server, info: RefInfo, found: TierName, copy: Copy) -> dict[str, Any]:
     return {
         "model": info.key,
         "version": info.version,
         "digest": info.digest,
         "size": info.size,
-        "tier": tier,
+        "tier": found.value,  # where the image was when asked: l1, l2 or l3
+        "served": copy.tier.value,  # what the descriptor is: l1 segment or l2 file
         "generation": server.catalog.generation,
     }
 
@@ -204,32 +251,54 @@ async def _status(server: Server, conn: Connection, message: Msg, fds: list[int]
         "generation": server.catalog.generation,
         "store_error": server.catalog.last_error,
         "connections": {"client": kinds.count("client"), "admin": kinds.count("admin")},
+        "pressure": server.board.pressure,
         **server.shelf.describe(),
+        "clients": _clients(server),
     }, []
+
+
+def _clients(server: Server) -> list[dict[str, Any]]:
+    """Each client connection: who it is and what it holds (the largest leases first)."""
+    rows = []
+    for c in server.connections:
+        if c.kind != "client":
+            continue
+        copies = [copy for held in c.leases.values() for copy in held]
+        rows.append(
+            {
+                "pid": c.pid,
+                "uid": c.uid,
+                "gid": c.gid,
+                "leases": len(copies),
+                "leased_bytes": sum(copy.size for copy in copies),
+                "images": len(c.leases),
+            }
+        )
+    rows.sort(key=lambda r: (-r["leased_bytes"], r["pid"]))
+    return rows[:MAX_CLIENT_ROWS]
 
 
 async def _ls(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     offset = message.get("offset", 0)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
-    now = server.shelf.clock()
+    shelf = server.shelf
+    now = shelf.clock()
     rows = []
-    for entry in server.shelf.entries.values():
-        segment = entry.segment
-        leases = segment.leases if segment is not None else 0
-        leases += sum(s.leases for s in server.shelf.retired if s.digest == entry.digest)
+    for entry in shelf.entries.values():
+        l1 = shelf.l1.copies.get(entry.digest)
         rows.append(
             {
                 "models": sorted(entry.labels)[:MAX_LABELS],
                 "model_count": len(entry.labels),
                 "digest": entry.digest,
                 "size": entry.size,
-                "tiers": [t for t, present in (("l1", segment), ("l2", entry.in_l2)) if present],
+                "tiers": [t.value for t in shelf.where(entry.digest)],
                 "state": entry.state.value,
                 "hits": entry.hits,
                 "idle_seconds": round(now - entry.last_use, 3),
-                "leases": leases,
-                "pinned": entry.pinned,
+                "leases": shelf.leases_of(entry.digest),
+                "pinned": l1 is not None and l1.pinned,
             }
         )
     rows.sort(key=lambda r: (r["models"], r["digest"]))
@@ -249,29 +318,41 @@ async def _ls(server: Server, conn: Connection, message: Msg, fds: list[int]) ->
 
 async def _prefetch(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await server.catalog.resolve(_ref(message))
-    tier = await server.shelf.ensure(info)
-    return {"model": info.key, "version": info.version, "digest": info.digest, "tier": tier}, []
+    found = await server.shelf.ensure(info)
+    return _placed(server, info, found), []
+
+
+def _placed(server: Server, info: RefInfo, found: TierName) -> dict[str, Any]:
+    return {
+        "model": info.key,
+        "version": info.version,
+        "digest": info.digest,
+        "tier": found.value,  # where it was found
+        "tiers": [t.value for t in server.shelf.where(info.digest)],  # where it is now
+    }
 
 
 async def _evict(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await server.catalog.resolve(_ref(message))
-    entry = server.shelf.entry(info.digest)
-    if entry.pinned:
+    server.shelf.entry(info.digest)  # not_found if it is not on this node
+    copy = server.shelf.l1.copies.get(info.digest)
+    if copy is not None and copy.pinned:
         raise BadRequest(f"{info.key}@{info.version} is pinned; unpin it first")
-    evicted = server.shelf.evict_l1(entry)
+    evicted = server.shelf.evict_l1(info.digest)
     return {"model": info.key, "version": info.version, "evicted": evicted}, []
 
 
 async def _pin(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await server.catalog.resolve(_ref(message))
-    tier = await server.shelf.ensure(info)
-    server.shelf.entry(info.digest).pinned = True
-    return {"model": info.key, "version": info.version, "digest": info.digest, "tier": tier}, []
+    found = await server.shelf.ensure(info)
+    server.shelf.pin(info.digest, True)
+    return _placed(server, info, found), []
 
 
 async def _unpin(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await server.catalog.resolve(_ref(message))
-    server.shelf.entry(info.digest).pinned = False
+    server.shelf.entry(info.digest)
+    server.shelf.pin(info.digest, False)
     return {"model": info.key, "version": info.version}, []
 
 
@@ -285,7 +366,7 @@ async def _rm(server: Server, conn: Connection, message: Msg, fds: list[int]) ->
 
 
 async def _stats(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    counters = dict(server.shelf.stats)
+    counters = server.shelf.counters()
     counters["connections_refused"] = server.refused
     return {"counters": counters, "generation": server.catalog.generation}, []
 

@@ -30,12 +30,12 @@ class _ShelfCollector(Collector):
         counters = CounterMetricFamily(
             "modelshelf_events", "Shelf events since start, by kind", labels=["event"]
         )
-        for event, value in sorted(shelf.stats.items()):
+        for event, value in sorted(shelf.counters().items()):
             counters.add_metric([event], value)
         yield counters
         described = shelf.describe()
         for tier in ("l1", "l2"):
-            for field in ("bytes", "budget", "count"):
+            for field in ("bytes", "budget", "count", "leased_bytes"):
                 gauge = GaugeMetricFamily(
                     f"modelshelf_{tier}_{field}", f"{tier.upper()} {field} (images held)"
                 )
@@ -43,6 +43,8 @@ class _ShelfCollector(Collector):
                 yield gauge
         for name, value, text in (
             ("leases", described["leases"], "Leases held by client connections"),
+            ("leased_bytes", described["leased_bytes"], "Bytes of images leased by clients"),
+            ("pressure", self.server.board.pressure, "Pressure signals raised to clients"),
             ("inflight_fetches", described["inflight_fetches"], "Fetches in progress"),
             ("connections", len(self.server.connections), "Open connections"),
             ("generation", self.server.catalog.generation, "Catalog generation"),

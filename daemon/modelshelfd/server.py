@@ -32,7 +32,8 @@ from . import aiowire, handlers
 from .catalog import Catalog
 from .config import Config
 from .shelf import Shelf
-from .tiers import Board, Segment
+from .storage import Board
+from .tiers import Copy
 
 if TYPE_CHECKING:
     from .http import HttpEndpoint
@@ -51,7 +52,7 @@ class Connection:
     pid: int
     uid: int
     gid: int
-    leases: dict[str, list[Segment]] = field(default_factory=dict)
+    leases: dict[str, list[Copy]] = field(default_factory=dict)  # digest -> leased copies
     busy: bool = False
 
 
@@ -96,7 +97,7 @@ class Server:
         except ShelfError as exc:
             raise StartupError(str(exc)) from exc
         self.board = Board(cfg.shm_prefix)
-        self.shelf = Shelf(cfg, self.store)
+        self.shelf = Shelf(cfg, self.store, on_pressure=self.board.raise_pressure)
         await self.shelf.adopt(self.board.name)
         self.catalog = Catalog(self.store, self.board, cfg.ref_poll_seconds)
         self._spawn(self.catalog.poll_forever())
@@ -234,6 +235,9 @@ class Server:
                 "daemon": f"modelshelfd/{__version__}",
                 "instance": self.config.shm_prefix,
                 "generation": self.board.generation,
+                # what each client should keep mapped for reuse, unless told otherwise
+                "held_bytes": self.config.client_held_bytes,
+                "held_models": self.config.client_held_models,
             }
             await aiowire.send(
                 conn.sock,
@@ -259,9 +263,9 @@ class Server:
             log.info("%s connection of pid %d failed: %s", conn.kind, conn.pid, exc)
         finally:
             reader.close()
-            for segments in conn.leases.values():
-                for segment in segments:
-                    self.shelf.release(segment)
+            for copies in conn.leases.values():
+                for copy in copies:
+                    self.shelf.release(copy)
             conn.leases.clear()
             conn.sock.close()
             self.connections.discard(conn)

@@ -1,9 +1,12 @@
-"""The shelf: which images are where, leases, byte budgets, single-flight fetches, eviction.
+"""The shelf: which images are on this node, where, and how a request is served.
 
-All state lives on the event loop thread and changes only there; blocking work (filling and
-verifying segments, disk writes, store reads) runs in threads through ``asyncio.to_thread``.
-Byte accounting is done here and only here. L1 bytes of a segment stay counted until its last
-lease ends, even after eviction unlinked its name.
+The shelf orchestrates two tiers (``tiers.SharedMemory`` L1, ``tiers.PageCache`` L2) and the
+object store (L3); each tier accounts for its own bytes. An acquire is served from L1 when the
+image is resident or can be made resident; when shared memory is full of leased or pinned
+images, the verified L2 file is handed out instead (an image only in the store is fetched into
+L2 for that); only when both tiers are full of leases is the request refused (``Busy``).
+Fetches are single-flight per image. All state lives on the event loop thread; blocking work
+runs in threads through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,27 @@ from typing import Any
 from modelshelf.errors import ImageError, ModelNotFound, ShelfError
 from modelshelf.store import RefInfo, Store
 
-from . import tiers
+from . import storage
 from .config import Config
-from .policy import Candidate, LRUPolicy, Policy
-from .tiers import Disk, Segment
+from .policy import LRUPolicy, Policy
+from .storage import Disk
+from .tiers import Copy, PageCache, SharedMemory, Tier, TierFull, TierName
 
 log = logging.getLogger("modelshelfd.shelf")
+
+PRESSURE_INTERVAL = 0.1  # seconds between two pressure signals to the clients
+
+# counters that exist from the start (0, not absent): docs/operations.md says what each means
+EVENTS = (
+    "l1_hits", "l2_hits", "l3_hits", "served_l1", "served_page_cache", "promotions",
+    "l3_fetches", "l3_to_l2", "fetch_waits", "bytes_fetched", "l1_full", "l2_full",
+    "pressure_signals", "l2_skipped", "l2_write_errors", "shm_errors", "validation_failures",
+    "release_unknown", "refused_busy", "refused_not_found", "refused_access_denied",
+    "refused_store_unavailable", "refused_image_error", "refused_bad_request",
+    "refused_invalid_name", "refused_internal",
+)  # fmt: skip
+
+Fill = Callable[[memoryview], None]
 
 
 class Busy(ShelfError):
@@ -36,22 +54,27 @@ class Busy(ShelfError):
 class State(enum.Enum):
     FETCHING = "fetching"
     READY = "ready"
-    EVICTING = "evicting"
 
 
 @dataclass(eq=False)
 class Entry:
-    """One image known to this node, by digest."""
+    """One image known to this node, by digest: what the policy and ``ls`` know of it."""
 
     digest: str
     size: int
     state: State = State.READY
-    segment: Segment | None = None  # the linked L1 segment, if in L1
-    in_l2: bool = False
-    pinned: bool = False
     hits: int = 0
     last_use: float = 0.0
     labels: set[str] = field(default_factory=set)  # "ns/name@version" that resolved here
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One lease: the copy whose descriptor the client maps, and the tier the image was
+    found in when the request came (L1, L2 or L3)."""
+
+    copy: Copy
+    found: TierName
 
 
 class Shelf:
@@ -60,47 +83,56 @@ class Shelf:
         config: Config,
         store: Store,
         *,
+        disk: Disk | None = None,
         policy: Policy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_pressure: Callable[[], object] = lambda: None,
     ) -> None:
         self.config = config
         self.store = store
-        self.policy: Policy = policy or LRUPolicy()
         self.clock = clock
-        self.disk = Disk(config.cache_dir)
+        self.disk = disk or Disk(config.cache_dir)
+        policy = policy or LRUPolicy()
+        self.l1 = SharedMemory(config.l1_bytes, policy, clock, self._usage)
+        self.l2 = PageCache(self.disk, config.l2_bytes, policy, clock, self._usage)
         self.entries: dict[str, Entry] = {}
-        self.retired: set[Segment] = set()  # unlinked, still leased
-        self.l1_used = 0
-        self.l2_used = 0
-        self.stats: Counter[str] = Counter()
-        self._inflight: dict[str, asyncio.Task[str]] = {}
+        self.stats: Counter[str] = Counter(dict.fromkeys(EVENTS, 0))
+        self.on_pressure = on_pressure
+        self._last_pressure = float("-inf")
+        self._inflight: dict[str, asyncio.Task[TierName]] = {}
         self._fetch_slots = asyncio.Semaphore(config.max_inflight_fetches)
+
+    def _usage(self, digest: str) -> tuple[float, int]:
+        entry = self.entries.get(digest)
+        return (entry.last_use, entry.hits) if entry is not None else (0.0, 0)
+
+    def tier(self, name: TierName) -> Tier:
+        return self.l1 if name is TierName.L1 else self.l2
 
     # -- startup / shutdown -------------------------------------------------------------------
 
     async def adopt(self, board_name: str) -> None:
         """Adopt what a previous run left: L1 segments (verified now) and L2 files (verified
-        when promoted). Temp files and invalid copies are deleted."""
+        before first use). Temp files and invalid copies are deleted."""
         segments, bad = await asyncio.to_thread(
-            tiers.adopt_segments, self.config.shm_prefix, board_name
+            storage.adopt_segments, self.config.shm_prefix, board_name
         )
         files, strays = await asyncio.to_thread(self.disk.scan)
         now = self.clock()
         for seg in segments:
-            entry = self.entries.setdefault(seg.digest, Entry(seg.digest, seg.size))
-            entry.segment, entry.last_use = seg, now
-            self.l1_used += seg.size
+            self.entries.setdefault(seg.digest, Entry(seg.digest, seg.size, last_use=now))
+            self.l1.adopt(SharedMemory.copy_of(seg))
         for digest, size in files.items():
             entry = self.entries.setdefault(digest, Entry(digest, size, last_use=now))
             if entry.size != size:  # a truncated file; the segment is the verified copy
                 self.disk.remove(digest)
                 strays += 1
                 continue
-            entry.in_l2 = True
-            self.l2_used += size
+            self.l2.adopt(Copy(TierName.L2, digest, size, verified=False))
         # the budgets may have shrunk since the previous run: adopted bytes obey them too
-        self._free_l1(self.l1_used - self.config.l1_bytes)
-        self._free_l2(self.l2_used - self.config.l2_bytes)
+        self.l1.shrink()
+        self.l2.shrink()
+        self._forget_empty()
         self.stats["adopted_l1"] += len(segments)
         self.stats["adopted_l2"] += len(files)
         self.stats["validation_failures"] += bad
@@ -110,52 +142,70 @@ class Shelf:
         )  # fmt: skip
 
     def close(self) -> None:
-        """Unlink every segment this run holds (clients' mappings stay valid)."""
-        for entry in self.entries.values():
-            if entry.segment is not None:
-                entry.segment.unlink()
-                entry.segment.close()
-                entry.segment = None
-        for seg in self.retired:
-            seg.close()
-        self.retired.clear()
+        """Unlink every segment and close every descriptor (clients' mappings stay valid)."""
+        self.l1.close()
+        self.l2.close()
 
     # -- acquire ------------------------------------------------------------------------------
 
-    async def acquire(self, ref: RefInfo) -> tuple[Segment, str]:
-        """Make ``ref``'s image resident in L1 and take one lease on it: (segment, tier it
-        came from). The caller must ``release`` the segment exactly once."""
+    async def acquire(self, ref: RefInfo) -> Lease:
+        """Take one lease on ``ref``'s image, from L1 if it is or can be made resident, else
+        from the L2 file. The caller must ``release`` the lease's copy exactly once."""
         for _ in range(4):
-            tier = await self.ensure(ref)
-            entry = self.entries.get(ref.digest)
-            if entry is not None and entry.segment is not None and entry.state is State.READY:
-                entry.segment.leases += 1
-                return entry.segment, tier
+            found = await self.ensure(ref)
+            copy = self._lease(ref.digest)
+            if copy is not None:
+                return Lease(copy, found)
             # evicted between the fetch and our turn on the loop: fetch again
-        raise Busy(f"{ref.key}: L1 is too contended to keep the image resident; retry")
+        raise Busy(f"{ref.key}: the image keeps being evicted before it can be served; retry")
 
-    def lease_if_resident(self, ref: RefInfo) -> Segment | None:
+    def lease_if_resident(self, ref: RefInfo) -> Copy | None:
         """The L1 hit, synchronously: one lease on the resident segment, or None."""
         entry = self.entries.get(ref.digest)
-        if entry is None or entry.segment is None or entry.state is not State.READY:
+        if entry is None or entry.state is not State.READY:
             return None
-        self._hit(entry, f"{ref.key}@{ref.version}")
-        entry.segment.leases += 1
-        return entry.segment
+        copy = self.l1.lease(ref.digest)
+        if copy is not None:
+            self._hit(entry, f"{ref.key}@{ref.version}", TierName.L1)
+        return copy
 
-    def _hit(self, entry: Entry, label: str) -> None:
+    def _lease(self, digest: str) -> Copy | None:
+        copy = self.l1.lease(digest)
+        if copy is not None:
+            self.stats["served_l1"] += 1
+            return copy
+        l2 = self.l2.copies.get(digest)
+        if l2 is None or l2.busy:
+            return None
+        try:
+            copy = self.l2.lease(digest)
+        except OSError as exc:  # removed or unreadable behind our back: fetch it again
+            log.warning("L2 copy of %s cannot be opened, discarded: %s", digest[:12], exc)
+            self.l2.evict(digest)
+            return None
+        if copy is not None:
+            self.stats["served_page_cache"] += 1
+        return copy
+
+    def release(self, copy: Copy) -> None:
+        self.tier(copy.tier).release(copy)
+        if not copy.linked:
+            self._forget_if_empty(copy.digest)
+
+    def _hit(self, entry: Entry, label: str, tier: TierName) -> None:
         entry.hits += 1
         entry.last_use = self.clock()
         entry.labels.add(label)
-        self.stats["l1_hits"] += 1
+        self.stats[f"{tier}_hits"] += 1
 
-    async def ensure(self, ref: RefInfo) -> str:
-        """Make the image resident in L1 (fetching it at most once however many ask)."""
+    async def ensure(self, ref: RefInfo) -> TierName:
+        """Make the image available on this node (L1, else L2), fetching it at most once
+        however many ask; the tier it was found in."""
         entry = self.entries.get(ref.digest)
         label = f"{ref.key}@{ref.version}"
-        if entry is not None and entry.segment is not None and entry.state is State.READY:
-            self._hit(entry, label)
-            return "l1"
+        if entry is not None and entry.state is State.READY and ref.digest in self.l1.copies:
+            self._hit(entry, label, TierName.L1)
+            return TierName.L1
         task = self._inflight.get(ref.digest)
         if task is None:
             # the fetch is a task of its own, not part of the first requester's: a requester
@@ -168,14 +218,11 @@ class Shelf:
             self.stats["fetch_waits"] += 1
         return await asyncio.shield(task)
 
-    async def _fetch(self, ref: RefInfo, label: str) -> str:
+    async def _fetch(self, ref: RefInfo, label: str) -> TierName:
         try:
-            tier = await self._load(ref)
-            entry = self.entries[ref.digest]
-            entry.labels.add(label)
-            entry.hits += 1
-            entry.last_use = self.clock()
-            return tier
+            found = await self._load(ref)
+            self._hit(self.entries[ref.digest], label, found)
+            return found
         finally:
             self._forget_fetch(ref.digest, asyncio.current_task())
 
@@ -194,68 +241,158 @@ class Shelf:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _load(self, ref: RefInfo) -> str:
+    async def _load(self, ref: RefInfo) -> TierName:
         digest, size = ref.digest, ref.size
         async with self._fetch_slots:
             entry = self.entries.setdefault(digest, Entry(digest, size, last_use=self.clock()))
-            if entry.size != size and entry.segment is None:
+            if digest in self.l1.copies:  # promoted while this request waited for a slot
+                return TierName.L1
+            l2 = self.l2.copies.get(digest)
+            if l2 is not None and l2.size != size:
                 # an adopted L2 file of another length cannot hold this image: the ref's size
                 # is checked against the bytes (sha256), the file's is not; never count by it
-                if entry.in_l2:
-                    log.warning("L2 copy of %s has the wrong size, discarded", digest[:12])
-                    self.stats["validation_failures"] += 1
-                    entry.in_l2 = False
-                    self.l2_used -= entry.size
-                    self.disk.remove(digest)
-                entry.size = size
-            try:
-                self._reserve_l1(size)
-            except Busy:
-                self._forget_if_empty(entry)
-                raise
+                log.warning("L2 copy of %s has the wrong size, discarded", digest[:12])
+                self.stats["validation_failures"] += 1
+                self.l2.evict(digest)
+                l2 = None
+            entry.size = size
             entry.state = State.FETCHING
-            segment: Segment | None = None
-            tier = "l2"
             try:
-                name = tiers.segment_name(self.config.shm_prefix, digest)
-                if entry.in_l2:
-                    try:
-                        segment = await asyncio.to_thread(
-                            tiers.create_segment,
-                            name, digest, size, tiers.copy_from(self.disk.path(digest)),
-                        )  # fmt: skip
-                        self.stats["l2_hits"] += 1
-                    except ImageError as exc:
-                        self.stats["validation_failures"] += 1
-                        log.warning("L2 copy of %s discarded: %s", digest[:12], exc)
-                        self._drop_l2(entry)
-                    except FileNotFoundError:
-                        log.warning("L2 copy of %s vanished", digest[:12])
-                        self._drop_l2(entry)
-                if segment is None:
-                    tier = "l3"
-                    segment = await self._fetch_store(name, digest, size)
-                    await self._write_l2(entry, segment)
+                if l2 is not None and await self._from_l2(entry, l2):
+                    return TierName.L2
+                await self._from_store(entry)
+                return TierName.L3
+            finally:
+                entry.state = State.READY
+                self._forget_if_empty(digest)
+
+    # -- L2 -> L1, or serve the L2 file -------------------------------------------------------
+
+    async def _from_l2(self, entry: Entry, l2: Copy) -> bool:
+        """Promote the L2 copy to L1, or make it servable as it is; False if the copy turned
+        out bad (it is dropped and the image must come from the store)."""
+        l2.busy = True
+        try:
+            if await self._promote(entry, l2):
+                return True
+            if not l2.verified:  # a file a previous run left: checked before anyone maps it
+                await asyncio.to_thread(self.disk.verify, entry.digest, entry.size)
+                l2.verified = True
+            return True
+        except (ImageError, FileNotFoundError) as exc:
+            self.stats["validation_failures"] += isinstance(exc, ImageError)
+            log.warning("L2 copy of %s discarded: %s", entry.digest[:12], exc)
+            l2.busy = False
+            self.l2.evict(entry.digest)
+            return False
+        finally:
+            l2.busy = False
+
+    async def _promote(self, entry: Entry, l2: Copy) -> bool:
+        """Copy the L2 file into a new segment if L1 can make room; False if it cannot (the
+        file is then served from the page cache)."""
+        if not self._reserve(self.l1, entry.size):
+            return False
+        try:
+            segment = await asyncio.to_thread(
+                storage.create_segment,
+                self._segment_name(entry.digest), entry.digest, entry.size,
+                storage.copy_from(self.disk.path(entry.digest)),
+            )  # fmt: skip
+        except (ImageError, FileNotFoundError):
+            self.l1.unreserve(entry.size)
+            raise
+        except OSError as exc:  # /dev/shm itself is full (ENOSPC): serve the file instead
+            self.l1.unreserve(entry.size)
+            self._shm_failed(entry, exc)
+            return False
+        except BaseException:
+            self.l1.unreserve(entry.size)
+            raise
+        l2.verified = True  # create_segment verified the bytes it read from the file
+        self.l1.add(SharedMemory.copy_of(segment))
+        self.stats["promotions"] += 1
+        return True
+
+    # -- L3 -> L1 (and L2), or L3 -> L2 ---------------------------------------------------------
+
+    async def _from_store(self, entry: Entry) -> None:
+        if self._reserve(self.l1, entry.size):
+            try:
+                segment = await self._fetch_store(entry)
             except OSError as exc:  # shared memory itself failed (ENOSPC/ENOMEM on /dev/shm)
-                self._abandon(entry, segment)
-                raise Busy(f"cannot place image {digest[:12]} in shared memory: {exc}") from exc
+                self.l1.unreserve(entry.size)
+                self._shm_failed(entry, exc)
             except BaseException:
-                self._abandon(entry, segment)
+                self.l1.unreserve(entry.size)
                 raise
-            entry.segment = segment
-            entry.state = State.READY
-            return tier
+            else:
+                self.l1.add(SharedMemory.copy_of(segment))
+                await self._write_l2(entry, segment)
+                return
+        # shared memory cannot take it: the store writes into an L2 file, served from there
+        if not self._reserve(self.l2, entry.size):
+            raise self._refuse(entry)
+        try:
+            await self._fetch_store_to_disk(entry)
+        except BaseException:
+            self.l2.unreserve(entry.size)
+            raise
+        self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
 
-    def _abandon(self, entry: Entry, segment: Segment | None) -> None:
-        if segment is not None:  # cancelled after the fill: do not leak it
-            segment.unlink()
-            segment.close()
-        self.l1_used -= entry.size
-        entry.state = State.READY
-        self._forget_if_empty(entry)
+    def _reserve(self, tier: Tier, size: int) -> bool:
+        try:
+            tier.reserve(size)
+        except TierFull as full:
+            self.stats[f"{tier.name}_full"] += 1
+            if full.leased:
+                self._pressure()
+            return False
+        return True
 
-    async def _fetch_store(self, name: str, digest: str, size: int) -> Segment:
-        cfg = self.config
+    def _pressure(self) -> None:
+        """Ask clients to trim idle held models (at most every PRESSURE_INTERVAL seconds)."""
+        now = self.clock()
+        if now - self._last_pressure >= PRESSURE_INTERVAL:
+            self._last_pressure = now
+            self.stats["pressure_signals"] += 1
+            self.on_pressure()
+
+    def _refuse(self, entry: Entry) -> Busy:
+        l1, l2 = self.l1, self.l2
+        return Busy(
+            f"every tier is full: cannot place image {entry.digest[:12]} of {entry.size} bytes "
+            f"(L1 {l1.used} of {l1.budget} bytes, {l1.leased_bytes()} leased; L2 {l2.used} of "
+            f"{l2.budget} bytes, {l2.leased_bytes()} leased); clients hold the leases: lower "
+            "their MODELSHELF_MAX_HELD_BYTES, or raise l1_bytes/l2_bytes"
+        )
+
+    def _shm_failed(self, entry: Entry, exc: OSError) -> None:
+        self.stats["shm_errors"] += 1
+        log.error(
+            "cannot place image %s in shared memory (%s); serving it from local disk",
+            entry.digest[:12], exc,
+        )  # fmt: skip
+
+    def _segment_name(self, digest: str) -> str:
+        return storage.segment_name(self.config.shm_prefix, digest)
+
+    async def _fetch_store(self, entry: Entry) -> storage.Segment:
+        return await self._twice(
+            entry,
+            lambda fill: storage.create_segment(
+                self._segment_name(entry.digest), entry.digest, entry.size, fill
+            ),
+        )
+
+    async def _fetch_store_to_disk(self, entry: Entry) -> None:
+        await self._twice(entry, lambda fill: self.disk.create(entry.digest, entry.size, fill))
+        self.stats["l3_to_l2"] += 1
+
+    async def _twice(self, entry: Entry, make: Callable[[Fill], Any]) -> Any:
+        """Fetch from the store through ``make(fill)``; a copy that fails validation is
+        fetched once more, then the image is refused."""
+        cfg, digest = self.config, entry.digest
 
         def fill(view: memoryview) -> None:
             self.store.read_image(
@@ -265,7 +402,7 @@ class Shelf:
         for attempt in (1, 2):
             self.stats["l3_fetches"] += 1
             try:
-                segment = await asyncio.to_thread(tiers.create_segment, name, digest, size, fill)
+                made = await asyncio.to_thread(make, fill)
             except ImageError as exc:
                 self.stats["validation_failures"] += 1
                 log.warning("store copy of %s invalid (%d/2): %s", digest[:12], attempt, exc)
@@ -274,17 +411,16 @@ class Shelf:
                         f"image {digest[:12]}: every copy failed validation: {exc}"
                     ) from exc
                 continue
-            self.stats["bytes_fetched"] += size
-            return segment
+            self.stats["bytes_fetched"] += entry.size
+            return made
         raise AssertionError("unreachable")
 
-    async def _write_l2(self, entry: Entry, segment: Segment) -> None:
-        if entry.in_l2:
+    async def _write_l2(self, entry: Entry, segment: storage.Segment) -> None:
+        if entry.digest in self.l2.copies:
             return
-        if entry.size > self.config.l2_bytes:
-            self.stats["l2_skipped"] += 1
-            return
-        if not self._reserve_l2(entry.size):
+        try:
+            self.l2.reserve(entry.size)
+        except TierFull:  # no pressure signal: the image is served from L1 all the same
             self.stats["l2_skipped"] += 1
             return
 
@@ -300,97 +436,41 @@ class Shelf:
         try:
             await asyncio.to_thread(write)
         except OSError as exc:
-            self.l2_used -= entry.size
+            self.l2.unreserve(entry.size)
             self.stats["l2_write_errors"] += 1
             # the image is verified and in L1: serve it anyway, L2 just misses this one
             log.error("L2 write of %s failed, serving from L1 only: %s", entry.digest[:12], exc)
             return
-        entry.in_l2 = True
+        self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
 
-    # -- leases and eviction ------------------------------------------------------------------
+    # -- admin --------------------------------------------------------------------------------
 
-    def release(self, segment: Segment) -> None:
-        segment.leases -= 1
-        if segment.leases == 0 and not segment.linked and segment in self.retired:
-            self.retired.discard(segment)
-            segment.close()
-            self.l1_used -= segment.size
+    def evict_l1(self, digest: str) -> bool:
+        """Unlink the image's segment; its bytes stay counted while leases remain."""
+        evicted = self.l1.evict(digest)
+        self._forget_if_empty(digest)
+        return evicted
 
-    def _reserve_l1(self, size: int) -> None:
-        budget = self.config.l1_bytes
-        if size > budget:
-            raise Busy(f"image of {size} bytes exceeds the L1 budget of {budget} bytes")
-        self._free_l1(self.l1_used + size - budget)
-        if self.l1_used + size > budget:
-            raise Busy(
-                f"L1 is full of leased or pinned images ({self.l1_used} of {budget} bytes); "
-                f"cannot place {size} more"
-            )
-        self.l1_used += size
+    def pin(self, digest: str, pinned: bool) -> None:
+        copy = self.l1.copies.get(digest)
+        if pinned and copy is None:
+            raise Busy(f"image {digest[:12]} is not in L1 (it did not fit); cannot pin it")
+        if copy is not None:
+            copy.pinned = pinned
 
-    def _free_l1(self, need: int) -> None:
-        if need <= 0:
-            return
-        candidates = [
-            Candidate(e.digest, e.size, e.last_use, e.hits)
-            for e in self.entries.values()
-            if e.segment is not None
-            and e.state is State.READY
-            and e.segment.leases == 0
-            and not e.pinned
-        ]
-        for digest in self.policy.victims(candidates, need, self.clock()):
-            self.evict_l1(self.entries[digest])
-            self.stats["l1_evictions"] += 1
+    def _forget_if_empty(self, digest: str) -> None:
+        entry = self.entries.get(digest)
+        if (
+            entry is not None
+            and entry.state is not State.FETCHING
+            and digest not in self.l1.copies
+            and digest not in self.l2.copies
+        ):
+            del self.entries[digest]
 
-    def _reserve_l2(self, size: int) -> bool:
-        """Make room for ``size`` bytes in L2 and count them; False if the budget cannot
-        hold them (files being promoted cannot go)."""
-        self._free_l2(self.l2_used + size - self.config.l2_bytes)
-        if self.l2_used + size > self.config.l2_bytes:
-            return False
-        self.l2_used += size
-        return True
-
-    def _free_l2(self, need: int) -> None:
-        if need <= 0:
-            return
-        candidates = [
-            Candidate(e.digest, e.size, e.last_use, e.hits)
-            for e in self.entries.values()
-            if e.in_l2 and e.state is State.READY  # not a file being promoted right now
-        ]
-        for digest in self.policy.victims(candidates, need, self.clock()):
-            self._drop_l2(self.entries[digest])
-            self.stats["l2_evictions"] += 1
-
-    def evict_l1(self, entry: Entry) -> bool:
-        """Unlink the entry's segment; its bytes stay counted while leases remain."""
-        segment = entry.segment
-        if segment is None:
-            return False
-        entry.state = State.EVICTING
-        entry.segment = None
-        segment.unlink()
-        if segment.leases == 0:
-            segment.close()
-            self.l1_used -= segment.size
-        else:
-            self.retired.add(segment)
-        entry.state = State.READY
-        self._forget_if_empty(entry)
-        return True
-
-    def _drop_l2(self, entry: Entry) -> None:
-        if entry.in_l2:
-            entry.in_l2 = False
-            self.l2_used -= entry.size
-        self.disk.remove(entry.digest)
-        self._forget_if_empty(entry)
-
-    def _forget_if_empty(self, entry: Entry) -> None:
-        if entry.segment is None and not entry.in_l2 and entry.state is not State.FETCHING:
-            self.entries.pop(entry.digest, None)
+    def _forget_empty(self) -> None:
+        for digest in list(self.entries):
+            self._forget_if_empty(digest)
 
     def entry(self, digest: str) -> Entry:
         entry = self.entries.get(digest)
@@ -398,28 +478,32 @@ class Shelf:
             raise ModelNotFound(f"image {digest[:12]} is not on this node's shelf")
         return entry
 
-    def describe(self) -> dict[str, Any]:
-        leased = sum(s.leases for e in self.entries.values() if (s := e.segment)) + sum(
-            s.leases for s in self.retired
+    def where(self, digest: str) -> list[TierName]:
+        return [t.name for t in (self.l1, self.l2) if digest in t.copies]
+
+    def leases_of(self, digest: str) -> int:
+        return sum(
+            c.leases
+            for t in (self.l1, self.l2)
+            for c in (t.copies.get(digest), *t.retired)
+            if c is not None and c.digest == digest
         )
+
+    def counters(self) -> dict[str, int]:
+        """Every event counter (docs/operations.md), the tiers' evictions included."""
+        return {**self.stats, "l1_evictions": self.l1.evictions, "l2_evictions": self.l2.evictions}
+
+    def describe(self) -> dict[str, Any]:
         return {
-            "l1": {
-                "bytes": self.l1_used,
-                "budget": self.config.l1_bytes,
-                "count": sum(1 for e in self.entries.values() if e.segment is not None),
-                "retired": len(self.retired),
-            },
-            "l2": {
-                "bytes": self.l2_used,
-                "budget": self.config.l2_bytes,
-                "count": sum(1 for e in self.entries.values() if e.in_l2),
-            },
-            "leases": leased,
+            "l1": self.l1.describe(),
+            "l2": self.l2.describe(),
+            "leases": self.l1.leases() + self.l2.leases(),
+            "leased_bytes": self.l1.leased_bytes() + self.l2.leased_bytes(),
             "inflight_fetches": len(self._inflight),
         }
 
 
-def _retrieve(task: asyncio.Task[str]) -> None:
+def _retrieve(task: asyncio.Task[TierName]) -> None:
     # a fetch whose requesters all went away still ends; its error is logged, not "never
     # retrieved"
     if not task.cancelled() and (exc := task.exception()) is not None:

@@ -1,316 +1,266 @@
-"""The tiers' blocking I/O: L1 shared-memory segments and L2 image files.
+"""Tiers as objects: each tier accounts for its own copies, bytes, leases and evictions.
 
-Everything here is synchronous and runs in worker threads (the shelf calls it through
-``asyncio.to_thread``). Nothing here keeps state beyond the objects it returns; the shelf does
-the accounting. Every image entering a tier from below is verified here before it is kept.
+    Tier            budget, reserve/unreserve, add/adopt, lease/release, evict, describe
+    ├── SharedMemory    L1: POSIX shared-memory segments (resident; handed out read-only)
+    └── PageCache       L2: verified image files in cache_dir/images, handed out read-only
+                        when shared memory cannot take an image (the kernel's page cache)
+
+A tier's ``used`` bytes are its resident copies, its retired copies (evicted while leased:
+their memory or disk blocks live until the last lease ends) and its reservations (copies being
+filled). ``used`` changes in exactly three places: ``reserve``/``unreserve``, ``adopt`` and
+``_free``. The policy only orders victims; the tier evicts them. Nothing here blocks except
+closing descriptors and unlinking names; filling copies happens in the shelf's threads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
-import mmap
+import enum
 import os
-import re
-import secrets
-import stat
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import posix_ipc
 
-from modelshelf.errors import ChecksumError
-from modelshelf.image import HEADER_SIZE, Image
-
-SHM_DIR = Path("/dev/shm")
-BOARD_SIZE = 4096
-BOARD_MAGIC = b"MSBOARD1"
+from .policy import Candidate, Policy
+from .storage import Disk, Segment
 
 
-def verify(buffer: object, digest: str) -> None:
-    """Structure, CRC-32 and SHA-256 == digest, or an ImageError subclass."""
-    image = Image(buffer)
-    image.verify()
-    del image  # drop the views before the caller unmaps
-    actual = hashlib.sha256(memoryview(buffer).cast("B")).hexdigest()  # type: ignore[arg-type]
-    if actual != digest:
-        raise ChecksumError(f"image sha256 is {actual[:16]}..., its name says {digest[:16]}...")
+class TierName(enum.StrEnum):
+    L1 = "l1"  # shared memory
+    L2 = "l2"  # local disk, served from the page cache
+    L3 = "l3"  # the object store
+
+
+class TierFull(Exception):
+    """A tier cannot take ``size`` more bytes: the image is larger than its budget, or what it
+    holds is leased, pinned or being read (``leased`` True: clients could free room)."""
+
+    def __init__(self, tier: Tier, size: int, *, leased: bool) -> None:
+        self.tier, self.size, self.leased = tier.name, size, leased
+        if leased:
+            why = (
+                f"{tier.name.upper()} is full of leased or pinned images ({tier.used} of "
+                f"{tier.budget} bytes, {tier.leased_bytes()} leased)"
+            )
+        else:
+            why = f"the image is larger than the {tier.name.upper()} budget of {tier.budget}"
+        super().__init__(f"{why}; cannot place {size} more bytes")
 
 
 @dataclass(eq=False)
-class Segment:
-    """An L1 shared-memory segment holding one image. ``fd`` is read-only: the descriptor the
-    daemon hands to clients. ``linked`` is False once the name is unlinked (evicted); the
-    memory then lives until the last holder (lease, client mapping, our fd) lets go."""
+class Copy:
+    """One image's bytes in one tier. ``fd`` is the read-only descriptor handed to clients
+    (-1 while none is open); ``linked`` is False once evicted (the name or file is gone, the
+    bytes live until the last lease ends)."""
 
-    name: str
+    tier: TierName
     digest: str
-    fd: int
     size: int
-    linked: bool = True
+    name: str = ""  # the segment's name (L1)
+    fd: int = -1
     leases: int = 0
+    linked: bool = True
+    pinned: bool = False
+    busy: bool = False  # being read (promoted to L1) or verified: not a victim
+    verified: bool = True  # L2 files a previous run left are verified before first use
 
-    def unlink(self) -> None:
-        if self.linked:
-            self.linked = False
-            with contextlib.suppress(posix_ipc.ExistentialError):
-                posix_ipc.unlink_shared_memory(self.name)
+
+Usage = Callable[[str], tuple[float, int]]  # digest -> (last use, hits)
+
+
+class Tier(ABC):
+    name: TierName
+
+    def __init__(self, budget: int, policy: Policy, clock: Callable[[], float], usage: Usage):
+        self.budget = budget
+        self.policy = policy
+        self.clock = clock
+        self.usage = usage
+        self.used = 0
+        self.copies: dict[str, Copy] = {}  # linked copies by digest
+        self.retired: set[Copy] = set()  # evicted while leased
+        self.evictions = 0
+
+    # -- bytes --------------------------------------------------------------------------------
+
+    def reserve(self, size: int) -> None:
+        """Count ``size`` bytes for a copy about to be filled, evicting unleased, unpinned
+        copies the policy picks if needed; TierFull if the room cannot be made."""
+        if size > self.budget:
+            raise TierFull(self, size, leased=False)
+        self._make_room(self.used + size - self.budget)
+        if self.used + size > self.budget:
+            raise TierFull(self, size, leased=True)
+        self.used += size
+
+    def unreserve(self, size: int) -> None:
+        self.used -= size
+
+    def add(self, copy: Copy) -> None:
+        """A filled copy whose bytes were reserved."""
+        self.copies[copy.digest] = copy
+
+    def adopt(self, copy: Copy) -> None:
+        """A copy a previous run left; call ``shrink`` once all are adopted."""
+        self.copies[copy.digest] = copy
+        self.used += copy.size
+
+    def shrink(self) -> None:
+        """Evict down to the budget (which may have shrunk since the copies were adopted)."""
+        self._make_room(self.used - self.budget)
+
+    def _make_room(self, need: int) -> None:
+        if need <= 0:
+            return
+        candidates = []
+        for c in self.copies.values():
+            if c.leases == 0 and not c.pinned and not c.busy:
+                last_use, hits = self.usage(c.digest)
+                candidates.append(Candidate(c.digest, c.size, last_use, hits))
+        for digest in self.policy.victims(candidates, need, self.clock()):
+            self.evict(digest)
+            self.evictions += 1
+
+    def _free(self, copy: Copy) -> None:
+        self._close(copy)
+        self.used -= copy.size
+
+    # -- leases -------------------------------------------------------------------------------
+
+    def lease(self, digest: str) -> Copy | None:
+        """One more lease on the linked copy, with its descriptor open; None if absent."""
+        copy = self.copies.get(digest)
+        if copy is None or not copy.verified:
+            return None
+        if copy.fd < 0:
+            self._open(copy)
+        copy.leases += 1
+        return copy
+
+    def release(self, copy: Copy) -> None:
+        copy.leases -= 1
+        if copy.leases:
+            return
+        if not copy.linked:
+            self.retired.discard(copy)
+            self._free(copy)
+        else:
+            self._idle(copy)
+
+    def evict(self, digest: str) -> bool:
+        """Unlink the copy; its bytes stay counted while leases remain."""
+        copy = self.copies.pop(digest, None)
+        if copy is None:
+            return False
+        copy.linked = False
+        self._unlink(copy)
+        if copy.leases:
+            self.retired.add(copy)
+        else:
+            self._free(copy)
+        return True
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        """Close every descriptor (the daemon stops); what is linked stays for the next run
+        only where the tier persists (L2), segments are unlinked (mappings stay valid)."""
+        for copy in [*self.copies.values(), *self.retired]:
+            self._close(copy)
 
-    def map(self) -> mmap.mmap:
-        return mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ, flags=mmap.MAP_SHARED)
+    # -- reporting ----------------------------------------------------------------------------
+
+    def leased_bytes(self) -> int:
+        return sum(c.size for c in self.copies.values() if c.leases) + sum(
+            c.size for c in self.retired
+        )
+
+    def leases(self) -> int:
+        return sum(c.leases for c in self.copies.values()) + sum(c.leases for c in self.retired)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "bytes": self.used,
+            "budget": self.budget,
+            "count": len(self.copies),
+            "retired": len(self.retired),
+            "leases": self.leases(),
+            "leased_bytes": self.leased_bytes(),
+            "evictions": self.evictions,
+        }
+
+    # -- the tier's own resources ---------------------------------------------------------------
+
+    @abstractmethod
+    def _open(self, copy: Copy) -> None:
+        """Open ``copy.fd`` (read-only) for handing out."""
+
+    @abstractmethod
+    def _idle(self, copy: Copy) -> None:
+        """The last lease on a linked copy ended."""
+
+    @abstractmethod
+    def _unlink(self, copy: Copy) -> None:
+        """Remove the copy's name so nobody new can reach it."""
+
+    @abstractmethod
+    def _close(self, copy: Copy) -> None:
+        """Let go of the copy's descriptor."""
 
 
-def segment_name(prefix: str, digest: str) -> str:
-    return f"/{prefix}-{digest[:32]}"
+class SharedMemory(Tier):
+    """L1: one sealed segment per image; the tier keeps each segment's read-only descriptor."""
 
+    name = TierName.L1
 
-def create_segment(
-    name: str, digest: str, size: int, fill: Callable[[memoryview], None]
-) -> Segment:
-    """Create segment ``name`` (mode 0600 whatever the umask, exclusively), fill it, verify
-    it, and return it with a read-only descriptor. On any failure the segment is unlinked."""
-    try:
-        shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=size)
-    except posix_ipc.ExistentialError:
-        # a stale segment by this name (a crashed fill); it was never adopted, so replace it
-        posix_ipc.unlink_shared_memory(name)
-        shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=size)
-    ro_fd = -1
-    try:
-        os.fchmod(shm.fd, 0o600)  # shm_open applies the umask; the mode must not depend on it
-        # Reserve the pages now: on a full /dev/shm this fails with ENOSPC (answered "busy"),
-        # where writing into a sparse segment would kill the daemon with SIGBUS.
-        if size:
-            os.posix_fallocate(shm.fd, 0, size)
-        # the read-only descriptor is taken now, while the name is surely ours, and checked to
-        # be the same object: never reopened by name after the fill
-        ro_fd = posix_ipc.SharedMemory(name, read_only=True).fd
-        _same_file(shm.fd, ro_fd, name)
-        mapped = mmap.mmap(shm.fd, size)
-        shm.close_fd()
-        view = memoryview(mapped)
-        try:
-            fill(view)
-            verify(view, digest)
-        finally:
-            view.release()
-            _close_map(mapped)
-        segment = Segment(name, digest, ro_fd, size)
-        ro_fd = -1
-        return segment
-    except BaseException:
+    @staticmethod
+    def copy_of(segment: Segment) -> Copy:
+        return Copy(TierName.L1, segment.digest, segment.size, name=segment.name, fd=segment.fd)
+
+    def _open(self, copy: Copy) -> None:
+        raise AssertionError(f"segment {copy.name} has no descriptor")  # kept while linked
+
+    def _idle(self, copy: Copy) -> None:
+        pass
+
+    def _unlink(self, copy: Copy) -> None:
         with contextlib.suppress(posix_ipc.ExistentialError):
-            if _still_ours(name, ro_fd if ro_fd >= 0 else shm.fd):
-                posix_ipc.unlink_shared_memory(name)
-        if shm.fd >= 0:
-            shm.close_fd()
-        if ro_fd >= 0:
-            os.close(ro_fd)
-        raise
+            posix_ipc.unlink_shared_memory(copy.name)
+
+    def _close(self, copy: Copy) -> None:
+        if copy.fd >= 0:
+            os.close(copy.fd)
+            copy.fd = -1
+
+    def close(self) -> None:
+        for copy in self.copies.values():
+            self._unlink(copy)
+        super().close()
 
 
-def _same_file(a: int, b: int, name: str) -> None:
-    sa, sb = os.fstat(a), os.fstat(b)
-    if (sa.st_dev, sa.st_ino) != (sb.st_dev, sb.st_ino):
-        raise OSError(errno.EEXIST, f"segment {name} was replaced while being created")
+class PageCache(Tier):
+    """L2: image files on local disk. A file is opened only while leased (no descriptor per
+    cached image); a file removed while leased stays counted until its last lease ends."""
 
+    name = TierName.L2
 
-def _still_ours(name: str, fd: int) -> bool:
-    """Does ``name`` still name the object behind ``fd``? (Unlink only our own segment.)"""
-    if fd < 0:
-        return True
-    try:
-        other = posix_ipc.SharedMemory(name, read_only=True)
-    except (posix_ipc.ExistentialError, posix_ipc.PermissionsError):
-        return False
-    try:
-        mine, theirs = os.fstat(fd), os.fstat(other.fd)
-        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
-    finally:
-        other.close_fd()
+    def __init__(
+        self, disk: Disk, budget: int, policy: Policy, clock: Callable[[], float], usage: Usage
+    ):
+        super().__init__(budget, policy, clock, usage)
+        self.disk = disk
 
+    def _open(self, copy: Copy) -> None:
+        copy.fd = self.disk.open(copy.digest)
 
-def owned_privately(fd: int) -> bool:
-    """Is the object behind ``fd`` ours (our euid) and closed to everyone else (no group or
-    other bits)? A segment anybody else created or may write is never adopted or served."""
-    st = os.fstat(fd)
-    return st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0 and stat.S_ISREG(st.st_mode)
+    def _idle(self, copy: Copy) -> None:
+        self._close(copy)
 
+    def _unlink(self, copy: Copy) -> None:
+        self.disk.remove(copy.digest)
 
-def _close_map(mapped: mmap.mmap) -> None:
-    # a view may have escaped (in an exception's traceback); the GC unmaps it later then
-    with contextlib.suppress(BufferError):
-        mapped.close()
-
-
-def copy_from(path: Path) -> Callable[[memoryview], None]:
-    """A ``fill`` that copies an L2 file into a segment."""
-
-    def fill(view: memoryview) -> None:
-        with open(path, "rb", buffering=0) as fh:
-            actual = os.fstat(fh.fileno()).st_size
-            if actual != len(view):  # a longer file would pass on its verified prefix
-                raise ChecksumError(f"{path}: {actual} bytes, the image has {len(view)}")
-            pos = 0
-            while pos < len(view):
-                n = fh.readinto(view[pos:])
-                if not n:
-                    raise ChecksumError(f"{path}: shorter than the {len(view)} bytes expected")
-                pos += n
-
-    return fill
-
-
-def adopt_segments(prefix: str, board: str) -> tuple[list[Segment], int]:
-    """Verify the segments a previous run of this instance left; unlink invalid ones.
-    Returns (adopted segments, number discarded).
-
-    Only names of exactly this instance's form (``<prefix>-<32 hex>``) are considered: a
-    daemon whose prefix is ``<prefix>-x`` is another instance, and its segments and board are
-    never touched. A segment not owned by us or open to others is left alone, never served.
-    """
-    adopted: list[Segment] = []
-    discarded = 0
-    if not SHM_DIR.is_dir():
-        return adopted, discarded
-    pattern = re.compile(re.escape(prefix) + r"-([0-9a-f]{32})")
-    for entry in sorted(SHM_DIR.iterdir()):
-        match = pattern.fullmatch(entry.name)
-        if match is None or f"/{entry.name}" == board:
-            continue
-        name = f"/{entry.name}"
-        stub = match[1]
-        try:
-            shm = posix_ipc.SharedMemory(name, read_only=True)
-        except (posix_ipc.ExistentialError, posix_ipc.PermissionsError):
-            continue
-        if not owned_privately(shm.fd):
-            shm.close_fd()
-            discarded += 1
-            continue
-        size = os.fstat(shm.fd).st_size
-        try:
-            if size < HEADER_SIZE:
-                raise ChecksumError("shorter than an image header")
-            mapped = mmap.mmap(shm.fd, size, prot=mmap.PROT_READ)
-            try:
-                image = Image(mapped)
-                image.verify()
-                del image
-                digest = hashlib.sha256(mapped).hexdigest()
-            finally:
-                _close_map(mapped)
-            if not digest.startswith(stub):
-                raise ChecksumError("contents do not match the name")
-        except Exception:
-            shm.close_fd()
-            discarded += 1
-            with contextlib.suppress(posix_ipc.ExistentialError):
-                posix_ipc.unlink_shared_memory(name)
-            continue
-        adopted.append(Segment(name, digest, shm.fd, size))
-    return adopted, discarded
-
-
-class Board:
-    """The 4096-byte generation page clients map read-only (docs/protocol.md, "The board")."""
-
-    def __init__(self, prefix: str) -> None:
-        self.name = f"/{prefix}-board"
-        try:  # a previous run's board: keep counting, so its clients notice the restart
-            shm = posix_ipc.SharedMemory(self.name)
-            if os.fstat(shm.fd).st_size != BOARD_SIZE or not owned_privately(shm.fd):
-                shm.close_fd()
-                raise ValueError("wrong size, owner or mode")
-        except (posix_ipc.ExistentialError, ValueError):
-            with contextlib.suppress(posix_ipc.ExistentialError):
-                posix_ipc.unlink_shared_memory(self.name)
-            shm = posix_ipc.SharedMemory(self.name, posix_ipc.O_CREX, mode=0o600, size=BOARD_SIZE)
-            os.fchmod(shm.fd, 0o600)  # independent of the umask
-        self._map = mmap.mmap(shm.fd, BOARD_SIZE)
-        shm.close_fd()
-        previous = 0
-        if self._map[:8] == BOARD_MAGIC:
-            previous = int.from_bytes(self._map[8:16], "little")
-        self._map[:8] = BOARD_MAGIC
-        self.fd = posix_ipc.SharedMemory(self.name, read_only=True).fd
-        self.generation = previous
-        self.bump()
-
-    def bump(self) -> int:
-        self.generation += 1
-        self._map[8:16] = self.generation.to_bytes(8, "little")
-        return self.generation
-
-    def close(self, *, unlink: bool) -> None:
-        if unlink:
-            with contextlib.suppress(posix_ipc.ExistentialError):
-                posix_ipc.unlink_shared_memory(self.name)
-        self._map.close()
-        os.close(self.fd)
-
-
-class Disk:
-    """L2: ``cache_dir/images/<digest>`` files, written to ``cache_dir/tmp`` then renamed."""
-
-    def __init__(self, cache_dir: str) -> None:
-        self.root = Path(cache_dir)
-        self.images = self.root / "images"
-        self.tmp = self.root / "tmp"
-        for d in (self.root, self.images, self.tmp):
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-    def path(self, digest: str) -> Path:
-        return self.images / digest
-
-    def scan(self) -> tuple[dict[str, int], int]:
-        """Files a previous run left: {digest: size}; temp files and strays are deleted.
-        Contents are verified when a file is promoted to L1, before anyone sees it."""
-        removed = 0
-        for stray in self.tmp.iterdir():
-            stray.unlink(missing_ok=True)
-            removed += 1
-        found: dict[str, int] = {}
-        for f in self.images.iterdir():
-            if len(f.name) == 64 and all(c in "0123456789abcdef" for c in f.name) and f.is_file():
-                found[f.name] = f.stat().st_size
-            else:
-                f.unlink(missing_ok=True)
-                removed += 1
-        return found, removed
-
-    def write(self, digest: str, data: memoryview) -> None:
-        """Write atomically: temp file, fsync, rename, fsync the directory. On failure (ENOSPC,
-        EFBIG, ...) no temp file is left and the error propagates."""
-        tmp = self.tmp / f"{digest}.{os.getpid()}.{secrets.token_hex(4)}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                pos = 0
-                while pos < len(data):
-                    pos += os.write(fd, data[pos : pos + (16 << 20)])
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, self.path(digest))
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.images, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-    def remove(self, digest: str) -> None:
-        self.path(digest).unlink(missing_ok=True)
-
-
-DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+    def _close(self, copy: Copy) -> None:
+        if copy.fd >= 0:
+            os.close(copy.fd)
+            copy.fd = -1

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import modelshelf
 from modelshelf import _wire
 from modelshelf.errors import AccessDenied, InvalidModelName, ShelfError, StoreError
 from modelshelf.store import Store
@@ -276,14 +277,21 @@ def _small_dev_shm() -> None:
         raise OSError(ctypes.get_errno(), "mount a small /dev/shm")
 
 
-def test_dev_shm_full_is_busy_not_a_crash(shelf: Shelf, images: Images) -> None:
-    """An image larger than what /dev/shm can hold is refused as busy (the segment's pages are
-    reserved before they are written); the daemon survives and serves what fits."""
-    Store(shelf.store).publish("ns", "blob", images.bytes("blob4m"))
+def test_dev_shm_full_serves_from_disk_not_a_crash(shelf: Shelf, images: Images) -> None:
+    """An image larger than what /dev/shm can hold fails to get its pages (they are reserved
+    before they are written, never SIGBUS); the daemon survives, says so, and serves the image
+    from its local-disk tier instead."""
+    blob = images.bytes("blob4m")
+    Store(shelf.store).publish("ns", "blob", blob)
     Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
     daemon = shelf.make(preexec=_small_dev_shm)
     client = daemon.client()
-    with pytest.raises(ShelfError, match="shared memory"):
-        client.tensors("ns/blob")
+    tensors = client.tensors("ns/blob")
+    assert client.last_source == "l3"
+    expected = modelshelf.load(blob).tensors
+    for name, array in expected.items():
+        np.testing.assert_array_equal(tensors[name], array)
     assert daemon.proc is not None and daemon.proc.poll() is None
+    assert daemon.stats()["shm_errors"] == 1 and daemon.stats()["served_page_cache"] == 1
+    assert "cannot place image" in daemon.logs()
     assert client.model("ns/lr").predict(images.X).shape == (16,)

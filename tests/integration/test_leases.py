@@ -92,8 +92,8 @@ def test_eviction_never_unmaps_a_leased_image(shelf: Shelf, images: Images) -> N
         """,
     )
     client = daemon.client()
-    client.model("ns/r")
-    client.release("ns/r")
+    client.model("ns/r").predict(images.X)
+    client.release("ns/r")  # nothing references it: unmapped, its lease ends
     client.model("ns/p")  # needs room: the unleased ridge goes, the leased logreg stays
     status = daemon.admin("status")
     assert status["l1"]["bytes"] <= size + 64
@@ -114,22 +114,30 @@ def test_eviction_never_unmaps_a_leased_image(shelf: Shelf, images: Images) -> N
     assert daemon.admin("status")["l1"]["bytes"] == len(images.bytes("pipe"))
 
 
-def test_l1_full_of_leased_images_is_busy(shelf: Shelf, images: Images) -> None:
+def test_l1_full_of_leased_images_serves_from_the_page_cache(shelf: Shelf, images: Images) -> None:
     store = Store(shelf.store)
     store.publish("ns", "lr", images.bytes("logreg"))
     store.publish("ns", "r", images.bytes("ridge"))
     daemon = shelf.make(l1_bytes=len(images.bytes("logreg")) + 16)
     client = daemon.client()
     held = client.model("ns/lr")
-    try:
-        client.model("ns/r")
-    except modelshelf.errors.ShelfError as exc:
-        assert "[busy]" in str(exc)
-    else:
-        raise AssertionError("a leased L1 was overcommitted")
+    ridge = client.model("ns/r")  # L1 holds only the leased logreg: never overcommitted
+    assert client.last_source == "l3"
+    np.testing.assert_array_equal(
+        ridge.predict(images.X), modelshelf.load(images.path("ridge")).predict(images.X)
+    )
+    status = daemon.admin("status")
+    assert status["l1"]["bytes"] <= status["l1"]["budget"]
+    assert status["l2"]["leased_bytes"] == len(images.bytes("ridge"))
+    assert daemon.stats()["served_page_cache"] == 1 and daemon.stats()["pressure_signals"] >= 1
     assert held.predict(images.X).shape == (16,)
-    client.release("ns/lr")
+    del held
+    client.release("ns/lr")  # the logreg's mapping ends: L1 can take the ridge now
+    del ridge
+    client.release("ns/r")
     assert client.model("ns/r").predict(images.X).shape == (16,)
+    assert client.last_source == "l2"  # promoted from the page cache into shared memory
+    assert daemon.admin("ls")["models"][1]["tiers"] == ["l1", "l2"]
 
 
 def test_sigkill_of_a_client_releases_its_leases(shelf: Shelf, images: Images) -> None:
@@ -154,6 +162,9 @@ def test_client_cache_and_release(shelf: Shelf, images: Images) -> None:
     assert client.model("ns/lr") is m
     assert daemon.admin("status")["leases"] == 1  # "have": no second lease taken
     assert set(client.tensors("ns/lr")) == set(m.tensors)
-    client.release("ns/lr")
-    assert daemon.admin("status")["leases"] == 0
+    assert client.release("ns/lr") is True
+    assert daemon.admin("status")["leases"] == 1  # the application still holds the Model
     np.testing.assert_array_equal(m.predict(images.X), m.predict(images.X))  # still mapped
+    del m  # the mapping ends with the last reference; the flusher sends the release
+    wait_for(lambda: daemon.admin("status")["leases"] == 0, what="lease released")
+    assert client.release("ns/lr") is False

@@ -36,6 +36,7 @@ PUBLIC = [
     "ModelshelfError",
     "NonFiniteInputError",
     "ProtocolError",
+    "ShelfBusy",
     "ShelfError",
     "StoreError",
     "TruncatedImageError",

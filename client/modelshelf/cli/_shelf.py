@@ -189,10 +189,22 @@ def _status(args: argparse.Namespace) -> int:
     for tier in ("l1", "l2"):
         t = r[tier]
         used = f"{_size(t['bytes'])} of {_size(t['budget'])}"
-        print(f"{tier.upper()}           {used}, {t['count']} images")
+        print(f"{tier.upper()}           {used}, {t['count']} images, "
+              f"{_size(t.get('leased_bytes', 0))} leased")  # fmt: skip
     c = r["connections"]
-    print(f"connections  {c['client']} client, {c['admin']} admin; leases {r['leases']}; "
-          f"fetching {r['inflight_fetches']}; generation {r['generation']}")  # fmt: skip
+    print(f"connections  {c['client']} client, {c['admin']} admin; leases {r['leases']} "
+          f"({_size(r.get('leased_bytes', 0))}); fetching {r['inflight_fetches']}; "
+          f"generation {r['generation']}; pressure {r.get('pressure', 0)}")  # fmt: skip
+    clients = r.get("clients") or []
+    if clients:
+        table = [("PID", "UID", "LEASES", "LEASED")]
+        table += [
+            (str(x["pid"]), str(x["uid"]), str(x["leases"]), _size(x["leased_bytes"]))
+            for x in clients
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(4)]
+        for row in table:
+            print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     return 0
 
 

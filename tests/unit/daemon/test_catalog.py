@@ -12,7 +12,7 @@ from modelshelf._names import parse_ref
 from modelshelf.errors import ModelNotFound
 from modelshelfd import catalog as catalog_mod
 from modelshelfd.catalog import Catalog
-from modelshelfd.tiers import Board
+from modelshelfd.storage import Board
 
 
 class _EmptyStore:

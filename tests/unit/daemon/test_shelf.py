@@ -1,10 +1,14 @@
-"""The shelf in process (real segments, a real file:// store): byte accounting stays exact
-through any sequence of acquires, releases, evictions and L2 churn."""
+"""The shelf in process (real segments, real files, a real file:// store): byte accounting stays
+exact through any sequence of acquires, releases, evictions and L2 churn; shared memory full of
+leases serves from the page cache; only both tiers full of leases refuse."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
+import mmap
+import os
 import random
 import threading
 import uuid
@@ -15,17 +19,44 @@ import pytest
 
 import modelshelf
 from modelshelf.store import RefInfo, Store
-from modelshelfd import tiers
+from modelshelfd import storage
 from modelshelfd.config import load_config
 from modelshelfd.shelf import Busy, Shelf, State
-from modelshelfd.tiers import SHM_DIR, Segment
+from modelshelfd.storage import SHM_DIR
+from modelshelfd.tiers import Copy, Tier, TierName
 
 
-def _accounted(shelf: Shelf) -> tuple[int, int]:
-    linked = [e.segment for e in shelf.entries.values() if e.segment is not None]
-    l1 = sum(s.size for s in linked) + sum(s.size for s in shelf.retired)
-    l2 = sum(e.size for e in shelf.entries.values() if e.in_l2)
-    return l1, l2
+def _accounted(tier: Tier) -> int:
+    return sum(c.size for c in tier.copies.values()) + sum(c.size for c in tier.retired)
+
+
+def _exact(shelf: Shelf) -> None:
+    """Every tier's count equals what it holds, and never exceeds its budget while nothing is
+    being filled."""
+    for tier in (shelf.l1, shelf.l2):
+        if not shelf.describe()["inflight_fetches"]:
+            assert tier.used == _accounted(tier), tier.name
+        assert tier.used <= tier.budget, tier.name
+    files = {p.name for p in shelf.disk.images.iterdir()}
+    assert files == set(shelf.l2.copies)
+
+
+def _map(copy: Copy) -> mmap.mmap:
+    return mmap.mmap(copy.fd, copy.size, prot=mmap.PROT_READ)
+
+
+def _shelf(tmp_path: Path, store: Store, prefix: str, l1: int, l2: int, **kw) -> Shelf:
+    config = load_config(
+        [
+            "--cache-dir", str(tmp_path / "cache"),
+            "--shm-prefix", prefix,
+            "--l1-bytes", str(l1),
+            "--l2-bytes", str(l2),
+            "--socket", str(tmp_path / "s.sock"),
+        ],
+        {},
+    )  # fmt: skip
+    return Shelf(config, store, **kw)
 
 
 @pytest.fixture
@@ -37,17 +68,7 @@ def setup(tmp_path: Path):
         image = modelshelf.compile_tensors({"w": np.full(500 * (i + 1), i, dtype=np.float64)})
         refs.append(store.publish("ns", f"m{i}", image))
     total = sum(r.size for r in refs)
-    config = load_config(
-        [
-            "--cache-dir", str(tmp_path / "cache"),
-            "--shm-prefix", prefix,
-            "--l1-bytes", str(total // 3),
-            "--l2-bytes", str(total // 2),
-            "--socket", str(tmp_path / "s.sock"),
-        ],
-        {},
-    )  # fmt: skip
-    shelf = Shelf(config, store)
+    shelf = _shelf(tmp_path, store, prefix, total // 3, total // 2)
     yield shelf, refs
     shelf.close()
     assert not [p for p in SHM_DIR.iterdir() if p.name.startswith(prefix)]
@@ -56,50 +77,163 @@ def setup(tmp_path: Path):
 async def test_accounting_through_random_operations(setup) -> None:
     shelf, refs = setup
     rng = random.Random(0)
-    held: list[Segment] = []
-    for _ in range(300):
+    held: list[Copy] = []
+    refused = 0
+    for _ in range(400):
         action = rng.random()
         if action < 0.5:
             ref = rng.choice(refs)
             try:
-                segment, _tier = await shelf.acquire(ref)
+                lease = await shelf.acquire(ref)
             except Busy:
-                leased = {id(s): s.size for s in held}  # distinct segments
-                assert sum(leased.values()) + ref.size > shelf.config.l1_bytes
+                # refused only when neither tier can make room: both hold leases
+                leased = shelf.l1.leased_bytes(), shelf.l2.leased_bytes()
+                assert leased[0] + ref.size > shelf.l1.budget
+                assert leased[1] + ref.size > shelf.l2.budget
+                refused += 1
                 continue
-            held.append(segment)
+            assert lease.copy.leases >= 1 and lease.copy.fd >= 0
+            held.append(lease.copy)
         elif action < 0.8 and held:
             shelf.release(held.pop(rng.randrange(len(held))))
+        elif action < 0.9:
+            shelf.evict_l1(rng.choice(refs).digest)
         else:
-            entry = shelf.entries.get(rng.choice(refs).digest)
-            if entry is not None:
-                shelf.evict_l1(entry)
-        assert (shelf.l1_used, shelf.l2_used) == _accounted(shelf)
-        assert shelf.l2_used <= shelf.config.l2_bytes
-        # a reservation that cannot fit fails with Busy; it never overcommits
-        assert shelf.l1_used <= shelf.config.l1_bytes
-    for segment in held:
-        shelf.release(segment)
-    assert not shelf.retired
-    assert shelf.l1_used == _accounted(shelf)[0]
-    stats = shelf.stats
-    assert stats["l3_fetches"] + stats["l2_hits"] + stats["l1_hits"] >= 1
-    assert stats["l1_evictions"] > 0 and stats["l2_evictions"] > 0
+            shelf.l2.evict(rng.choice(refs).digest)
+        _exact(shelf)
+    for copy in held:
+        shelf.release(copy)
+    assert not shelf.l1.retired and not shelf.l2.retired
+    _exact(shelf)
+    counters = shelf.counters()
+    assert counters["l1_evictions"] > 0 and counters["l2_evictions"] > 0
+    assert counters["served_page_cache"] > 0 and counters["served_l1"] > 0
+    assert counters["l3_fetches"] >= 8
+    assert refused == 0 or counters["l2_full"] > 0
 
 
 async def test_a_leased_segment_outlives_its_eviction(setup) -> None:
     shelf, refs = setup
-    segment, tier = await shelf.acquire(refs[0])
-    assert tier == "l3" and segment.linked
-    shelf.evict_l1(shelf.entries[refs[0].digest])
-    assert not segment.linked and segment in shelf.retired and segment.fd >= 0
-    assert shelf.l1_used == refs[0].size  # still counted while leased
-    mapped = segment.map()
+    lease = await shelf.acquire(refs[0])
+    segment = lease.copy
+    assert lease.found is TierName.L3 and segment.tier is TierName.L1 and segment.linked
+    shelf.evict_l1(refs[0].digest)
+    assert not segment.linked and segment in shelf.l1.retired and segment.fd >= 0
+    assert shelf.l1.used == refs[0].size  # still counted while leased
+    mapped = _map(segment)
     assert modelshelf.load(mapped).tensors["w"][0] == 0.0
     shelf.release(segment)
-    assert segment.fd == -1 and shelf.l1_used == 0
+    assert segment.fd == -1 and shelf.l1.used == 0
     assert modelshelf.load(mapped).tensors["w"].shape == (500,)  # our mapping stays valid
     mapped.close()
+
+
+async def test_shared_memory_full_of_leases_serves_the_page_cache(setup) -> None:
+    """L1 cannot evict leased images: the next acquire gets the verified L2 file's read-only
+    descriptor (fetched from the store into L2 if needed), and the clients hear pressure."""
+    base, refs = setup
+    signals: list[int] = []
+    small, big = refs[0], refs[5]
+    config = dataclasses.replace(base.config, l1_bytes=refs[1].size + 100)
+    shelf = Shelf(config, base.store, on_pressure=lambda: signals.append(1))
+    try:
+        resident = await shelf.acquire(small)
+        assert resident.copy.tier is TierName.L1
+        lease = await shelf.acquire(big)  # larger than L1: straight into L2
+        assert (lease.found, lease.copy.tier) == (TierName.L3, TierName.L2)
+        assert not signals  # nothing a client could free would make room for it
+        other = await shelf.acquire(refs[1])  # would fit L1, were it not leased
+        assert (other.found, other.copy.tier) == (TierName.L3, TierName.L2)
+        assert signals == [1] and shelf.stats["pressure_signals"] == 1
+        flags = os.fstat(other.copy.fd)
+        assert flags.st_size == refs[1].size and flags.st_mode & 0o077 == 0
+        assert fcntl.fcntl(other.copy.fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        with pytest.raises(OSError):
+            os.write(other.copy.fd, b"x")
+        mapped = _map(other.copy)
+        assert modelshelf.load(mapped).tensors["w"][0] == 1.0
+        mapped.close()
+        assert shelf.stats["served_page_cache"] == 2 and shelf.stats["l3_to_l2"] == 2
+        _exact(shelf)
+        # the L1 lease ends: the next acquire of refs[1] promotes the file into shared memory
+        shelf.release(resident.copy)
+        promoted = await shelf.acquire(refs[1])
+        assert (promoted.found, promoted.copy.tier) == (TierName.L2, TierName.L1)
+        for held in (lease, other, promoted):
+            shelf.release(held.copy)
+        _exact(shelf)
+        assert shelf.l2.describe()["leases"] == 0
+        assert all(c.fd == -1 for c in shelf.l2.copies.values())  # no descriptor when idle
+    finally:
+        shelf.close()
+
+
+async def test_an_l2_file_removed_while_mapped_stays_counted(setup) -> None:
+    base, refs = setup
+    config = dataclasses.replace(base.config, l1_bytes=1)  # everything is served from L2
+    shelf = Shelf(config, base.store)
+    try:
+        lease = await shelf.acquire(refs[2])
+        copy = lease.copy
+        assert copy.tier is TierName.L2
+        mapped = _map(copy)
+        assert shelf.l2.evict(refs[2].digest)  # the file is gone from the directory ...
+        assert not shelf.disk.path(refs[2].digest).exists()
+        assert copy in shelf.l2.retired and shelf.l2.used == refs[2].size  # ... still counted
+        assert modelshelf.load(mapped).tensors["w"][0] == 2.0
+        again = await shelf.acquire(refs[2])  # a new copy is fetched beside the retired one
+        assert again.copy is not copy and shelf.l2.used == 2 * refs[2].size
+        shelf.release(copy)
+        assert shelf.l2.used == refs[2].size and copy.fd == -1 and not shelf.l2.retired
+        assert modelshelf.load(mapped).tensors["w"].shape == (1500,)
+        mapped.close()
+        shelf.release(again.copy)
+        _exact(shelf)
+    finally:
+        shelf.close()
+
+
+async def test_both_tiers_full_of_leases_is_busy_and_says_why(setup) -> None:
+    base, refs = setup
+    config = dataclasses.replace(
+        base.config, l1_bytes=refs[0].size + 10, l2_bytes=refs[0].size + refs[1].size + 10
+    )
+    shelf = Shelf(config, base.store)
+    try:
+        held = [await shelf.acquire(refs[0]), await shelf.acquire(refs[1])]
+        assert [h.copy.tier for h in held] == [TierName.L1, TierName.L2]
+        with pytest.raises(Busy, match=r"every tier is full.*L1 .* leased.*MAX_HELD_BYTES"):
+            await shelf.acquire(refs[2])
+        assert shelf.stats["l2_full"] == 1
+        _exact(shelf)
+        shelf.release(held[1].copy)  # L2 may now evict the released file
+        third = await shelf.acquire(refs[2])
+        assert third.copy.tier is TierName.L2
+        shelf.release(third.copy)
+        shelf.release(held[0].copy)
+        _exact(shelf)
+    finally:
+        shelf.close()
+
+
+async def test_pressure_is_signalled_at_a_bounded_rate(setup) -> None:
+    base, refs = setup
+    now = [100.0]
+    signals: list[float] = []
+    config = dataclasses.replace(base.config, l1_bytes=refs[3].size + 10)
+    shelf = Shelf(config, base.store, clock=lambda: now[0], on_pressure=lambda: signals.append(1))
+    try:
+        held = await shelf.acquire(refs[2])
+        leases = [await shelf.acquire(r) for r in (refs[1], refs[3], refs[0])]
+        assert [lease.copy.tier for lease in leases] == [TierName.L2] * 3
+        assert len(signals) == 1  # three refusals by L1 within the same instant
+        now[0] += 1.0
+        leases.append(await shelf.acquire(refs[1]))  # still no room to promote it
+        assert len(signals) == 2 == shelf.stats["pressure_signals"]
+        for lease in [held, *leases]:
+            shelf.release(lease.copy)
+    finally:
+        shelf.close()
 
 
 async def _until(predicate, what: str, timeout: float = 10.0) -> None:
@@ -132,13 +266,13 @@ async def test_a_cancelled_requester_does_not_cancel_the_fetch(setup, monkeypatc
     first.cancel()
     await asyncio.gather(first, return_exceptions=True)
     gate.set()
-    segment, tier = await second
-    assert tier == "l3" and segment.leases == 1 and segment.linked
-    entry = shelf.entries[ref.digest]
-    assert entry.state is State.READY and entry.segment is segment
+    lease = await second
+    assert lease.found is TierName.L3 and lease.copy.leases == 1 and lease.copy.linked
+    assert shelf.entries[ref.digest].state is State.READY
+    assert shelf.l1.copies[ref.digest] is lease.copy
     assert shelf.stats["l3_fetches"] == 1 and shelf.describe()["inflight_fetches"] == 0
-    assert (shelf.l1_used, shelf.l2_used) == _accounted(shelf)
-    shelf.release(segment)
+    _exact(shelf)
+    shelf.release(lease.copy)
 
 
 async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, monkeypatch) -> None:
@@ -147,82 +281,108 @@ async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, mo
     config = dataclasses.replace(base.config, l2_bytes=big.size + other.size - 1)
     shelf = Shelf(config, base.store)  # the two images cannot both be in L2
     try:
-        await _promote_while_fetching(shelf, big, other, monkeypatch)
+        first = await shelf.acquire(big)
+        shelf.release(first.copy)
+        shelf.evict_l1(big.digest)  # now only in L2
+        gate = threading.Event()
+        real_copy = storage.copy_from
+
+        def slow_copy(path):
+            fill = real_copy(path)
+
+            def blocked(view: memoryview) -> None:
+                assert gate.wait(10)
+                fill(view)
+
+            return blocked
+
+        monkeypatch.setattr(storage, "copy_from", slow_copy)
+        promoting = asyncio.create_task(shelf.acquire(big))  # L2 -> L1, blocked mid-copy
+        await _until(lambda: shelf.entries[big.digest].state is State.FETCHING, "promotion")
+        second = await shelf.acquire(other)  # L3: wants L2 room, the only victim is busy
+        assert second.found is TierName.L3 and second.copy.tier is TierName.L1
+        assert shelf.l2.used <= shelf.l2.budget
+        assert shelf.stats["l2_skipped"] == 1 and other.digest not in shelf.l2.copies
+        gate.set()
+        promoted = await promoting
+        assert promoted.found is TierName.L2 and promoted.copy.tier is TierName.L1
+        _exact(shelf)
+        shelf.release(promoted.copy)
+        shelf.release(second.copy)
     finally:
         shelf.close()
-
-
-async def _promote_while_fetching(shelf: Shelf, big: RefInfo, other: RefInfo, monkeypatch) -> None:
-    segment, _ = await shelf.acquire(big)
-    shelf.release(segment)
-    shelf.evict_l1(shelf.entries[big.digest])  # now only in L2
-    gate = threading.Event()
-    real_copy = tiers.copy_from
-
-    def slow_copy(path):
-        fill = real_copy(path)
-
-        def blocked(view: memoryview) -> None:
-            assert gate.wait(10)
-            fill(view)
-
-        return blocked
-
-    monkeypatch.setattr(tiers, "copy_from", slow_copy)
-    promoting = asyncio.create_task(shelf.acquire(big))  # L2 -> L1, blocked mid-copy
-    await _until(lambda: shelf.entries[big.digest].state is State.FETCHING, "promotion")
-    segment2, tier = await shelf.acquire(other)  # L3: wants L2 room, the only victim is busy
-    assert tier == "l3"
-    assert shelf.l2_used <= shelf.config.l2_bytes
-    assert shelf.stats["l2_skipped"] == 1 and not shelf.entries[other.digest].in_l2
-    gate.set()
-    segment1, _ = await promoting
-    assert (shelf.l1_used, shelf.l2_used) == _accounted(shelf)
-    shelf.release(segment1)
-    shelf.release(segment2)
 
 
 async def test_adoption_respects_budgets_that_shrank(setup) -> None:
     """A restart with smaller budgets adopts what it finds, then evicts down to the budgets."""
     first, refs = setup
     for ref in refs[:4]:
-        segment, _ = await first.acquire(ref)
-        first.release(segment)
+        lease = await first.acquire(ref)
+        first.release(lease.copy)
     held = sum(r.size for r in refs[:4])
-    assert first.l1_used == held and first.l2_used == held
+    assert first.l1.used == held and first.l2.used == held
     config = dataclasses.replace(first.config, l1_bytes=held // 2, l2_bytes=held // 2)
     second = Shelf(config, first.store)  # the "restarted" daemon: same prefix and cache
     try:
         await second.adopt(f"/{config.shm_prefix}-board")
         assert second.stats["adopted_l1"] == 4 and second.stats["adopted_l2"] == 4
-        assert 0 < second.l1_used <= config.l1_bytes
-        assert 0 < second.l2_used <= config.l2_bytes
-        assert (second.l1_used, second.l2_used) == _accounted(second)
+        assert 0 < second.l1.used <= config.l1_bytes
+        assert 0 < second.l2.used <= config.l2_bytes
+        _exact(second)
     finally:
         second.close()
-        for entry in first.entries.values():  # its segments were adopted (and unlinked)
-            if entry.segment is not None:
-                entry.segment.close()
-                entry.segment = None
+        for copy in first.l1.copies.values():  # its segments were adopted (and unlinked)
+            first.l1._close(copy)
+        first.l1.copies.clear()
 
 
 async def test_an_adopted_l2_file_of_the_wrong_size_is_refetched(setup) -> None:
     first, refs = setup
     ref = refs[2]
-    segment, _ = await first.acquire(ref)
-    first.release(segment)
-    first.evict_l1(first.entries[ref.digest])
+    lease = await first.acquire(ref)
+    first.release(lease.copy)
+    first.evict_l1(ref.digest)
     path = first.disk.path(ref.digest)
     with open(path, "ab") as fh:
         fh.write(b"\0" * 8)  # the image's bytes are intact, the file is longer
     second = Shelf(first.config, first.store)  # a restart: adopts the L2 file as it is
     try:
         await second.adopt(f"/{first.config.shm_prefix}-board")
-        segment, tier = await second.acquire(ref)
-        assert tier == "l3" and second.stats["validation_failures"] == 1
+        lease = await second.acquire(ref)
+        assert lease.found is TierName.L3 and second.stats["validation_failures"] == 1
         assert path.stat().st_size == ref.size == second.entries[ref.digest].size
-        assert second.l2_used == sum(p.stat().st_size for p in second.disk.images.iterdir())
-        assert (second.l1_used, second.l2_used) == _accounted(second)
-        second.release(segment)
+        assert second.l2.used == sum(p.stat().st_size for p in second.disk.images.iterdir())
+        _exact(second)
+        second.release(lease.copy)
+    finally:
+        second.close()
+
+
+async def test_an_adopted_l2_file_is_verified_before_the_page_cache_serves_it(setup) -> None:
+    """A file a previous run left is checked (length, structure, sha256) before its
+    descriptor reaches any client; a damaged one is discarded and refetched."""
+    first, refs = setup
+    ref = refs[3]
+    lease = await first.acquire(ref)
+    first.release(lease.copy)
+    first.evict_l1(ref.digest)
+    path = first.disk.path(ref.digest)
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0xFF  # same length, one array byte flipped
+    path.write_bytes(bytes(data))
+    config = dataclasses.replace(first.config, l1_bytes=1)  # L1 takes nothing: serve the file
+    second = Shelf(config, first.store)
+    try:
+        await second.adopt(f"/{config.shm_prefix}-board")
+        assert not second.l2.copies[ref.digest].verified
+        assert second.l2.lease(ref.digest) is None  # never handed out unverified
+        lease = await second.acquire(ref)
+        assert lease.copy.tier is TierName.L2 and lease.found is TierName.L3
+        assert second.stats["validation_failures"] == 1
+        mapped = _map(lease.copy)
+        assert modelshelf.load(mapped, verify=True).tensors["w"][0] == 3.0
+        mapped.close()
+        second.release(lease.copy)
+        _exact(second)
     finally:
         second.close()

@@ -19,14 +19,14 @@ import pytest
 
 import modelshelf
 from modelshelf.errors import ChecksumError
-from modelshelfd import tiers
+from modelshelfd import storage
 
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
     p = f"mst-tiers-{uuid.uuid4().hex[:8]}"
     yield p
-    for entry in tiers.SHM_DIR.iterdir():
+    for entry in storage.SHM_DIR.iterdir():
         if entry.name.startswith(p):
             entry.unlink()
 
@@ -59,8 +59,8 @@ def test_segment_mode_is_0600_whatever_the_umask(prefix: str, image: bytes) -> N
     digest = _digest(image)
     old = os.umask(0o277)  # would leave 0400 if shm_open's mode were trusted
     try:
-        segment = tiers.create_segment(
-            tiers.segment_name(prefix, digest), digest, len(image), _fill(image)
+        segment = storage.create_segment(
+            storage.segment_name(prefix, digest), digest, len(image), _fill(image)
         )
     finally:
         os.umask(old)
@@ -77,7 +77,7 @@ def test_segment_mode_is_0600_whatever_the_umask(prefix: str, image: bytes) -> N
 def test_board_mode_is_0600_whatever_the_umask(prefix: str) -> None:
     old = os.umask(0o277)
     try:
-        board = tiers.Board(prefix)
+        board = storage.Board(prefix)
     finally:
         os.umask(old)
     try:
@@ -89,12 +89,12 @@ def test_board_mode_is_0600_whatever_the_umask(prefix: str) -> None:
 
 def test_a_failed_fill_unlinks_its_segment(prefix: str, image: bytes) -> None:
     digest = _digest(image)
-    name = tiers.segment_name(prefix, digest)
+    name = storage.segment_name(prefix, digest)
     bad = bytearray(image)
     bad[-1] ^= 1
     with pytest.raises(ChecksumError):
-        tiers.create_segment(name, digest, len(image), _fill(bytes(bad)))
-    assert not (tiers.SHM_DIR / name[1:]).exists()
+        storage.create_segment(name, digest, len(image), _fill(bytes(bad)))
+    assert not (storage.SHM_DIR / name[1:]).exists()
 
 
 def test_adoption_never_touches_another_instance(prefix: str, image: bytes) -> None:
@@ -102,32 +102,32 @@ def test_adoption_never_touches_another_instance(prefix: str, image: bytes) -> N
     its own (nor unlink it as invalid)."""
     digest = _digest(image)
     other = f"{prefix}-x"
-    _raw_segment(tiers.segment_name(other, digest), image)
-    other_board = tiers.Board(other)
+    _raw_segment(storage.segment_name(other, digest), image)
+    other_board = storage.Board(other)
     try:
-        adopted, discarded = tiers.adopt_segments(prefix, f"/{prefix}-board")
+        adopted, discarded = storage.adopt_segments(prefix, f"/{prefix}-board")
         assert (adopted, discarded) == ([], 0)
-        assert (tiers.SHM_DIR / f"{other}-{digest[:32]}").exists()
-        assert (tiers.SHM_DIR / f"{other}-board").exists()
+        assert (storage.SHM_DIR / f"{other}-{digest[:32]}").exists()
+        assert (storage.SHM_DIR / f"{other}-board").exists()
     finally:
         other_board.close(unlink=True)
 
 
 def test_adoption_skips_segments_others_own_or_may_open(prefix: str, image: bytes) -> None:
     digest = _digest(image)
-    name = tiers.segment_name(prefix, digest)
+    name = storage.segment_name(prefix, digest)
     _raw_segment(name, image, mode=0o644)  # valid bytes, but readable by everyone
-    adopted, discarded = tiers.adopt_segments(prefix, f"/{prefix}-board")
+    adopted, discarded = storage.adopt_segments(prefix, f"/{prefix}-board")
     assert (adopted, discarded) == ([], 1)
     posix_ipc.unlink_shared_memory(name)
     _raw_segment(name, image)
-    fd = os.open(tiers.SHM_DIR / name[1:], os.O_RDONLY)
+    fd = os.open(storage.SHM_DIR / name[1:], os.O_RDONLY)
     os.fchown(fd, 54321, 54321)  # planted by another user (the tests run as root)
     os.close(fd)
-    adopted, discarded = tiers.adopt_segments(prefix, f"/{prefix}-board")
+    adopted, discarded = storage.adopt_segments(prefix, f"/{prefix}-board")
     assert (adopted, discarded) == ([], 1)
-    os.chown(tiers.SHM_DIR / name[1:], os.geteuid(), os.getegid())
-    adopted, discarded = tiers.adopt_segments(prefix, f"/{prefix}-board")  # now it is ours
+    os.chown(storage.SHM_DIR / name[1:], os.geteuid(), os.getegid())
+    adopted, discarded = storage.adopt_segments(prefix, f"/{prefix}-board")  # now it is ours
     assert [s.digest for s in adopted] == [digest] and discarded == 0
     for s in adopted:
         s.close()
@@ -135,12 +135,12 @@ def test_adoption_skips_segments_others_own_or_may_open(prefix: str, image: byte
 
 def test_board_of_another_owner_is_replaced(prefix: str) -> None:
     name = f"/{prefix}-board"
-    shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=tiers.BOARD_SIZE)
-    with mmap.mmap(shm.fd, tiers.BOARD_SIZE) as m:
-        m[:16] = tiers.BOARD_MAGIC + (10**9).to_bytes(8, "little")
+    shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=storage.BOARD_SIZE)
+    with mmap.mmap(shm.fd, storage.BOARD_SIZE) as m:
+        m[:16] = storage.BOARD_MAGIC + (10**9).to_bytes(8, "little")
     os.fchown(shm.fd, 54321, 54321)
     shm.close_fd()
-    board = tiers.Board(prefix)
+    board = storage.Board(prefix)
     try:
         st = os.fstat(board.fd)
         assert st.st_uid == os.geteuid() and board.generation == 1
@@ -153,7 +153,7 @@ def test_an_l2_file_longer_than_the_image_is_refused(tmp_path: Path, image: byte
     path.write_bytes(image + b"\0")  # the verified prefix is intact; the file is not
     out = bytearray(len(image))
     with pytest.raises(ChecksumError, match="bytes, the image has"):
-        tiers.copy_from(path)(memoryview(out))
+        storage.copy_from(path)(memoryview(out))
     path.write_bytes(image)
-    tiers.copy_from(path)(memoryview(out))
+    storage.copy_from(path)(memoryview(out))
     assert out == image
