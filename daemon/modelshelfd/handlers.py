@@ -333,13 +333,23 @@ def _placed(server: Server, info: RefInfo, found: TierName) -> dict[str, Any]:
 
 
 async def _evict(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    """Evict from L1 (default), from L2 (``"tier": "l2"``) or from both (``"all"``)."""
+    tier = message.get("tier", "l1")
+    if tier not in ("l1", "l2", "all"):
+        raise BadRequest(f"tier must be 'l1', 'l2' or 'all', got {tier!r:.40}")
     info = await server.catalog.resolve(_ref(message))
     server.shelf.entry(info.digest)  # not_found if it is not on this node
     copy = server.shelf.l1.copies.get(info.digest)
-    if copy is not None and copy.pinned:
+    if tier != "l2" and copy is not None and copy.pinned:
         raise BadRequest(f"{info.key}@{info.version} is pinned; unpin it first")
-    evicted = server.shelf.evict_l1(info.digest)
-    return {"model": info.key, "version": info.version, "evicted": evicted}, []
+    names = (TierName.L1, TierName.L2) if tier == "all" else (TierName(tier),)
+    evicted = [name.value for name in names if server.shelf.evict(info.digest, name)]
+    log.info(
+        "evicted %s@%d from %s for uid %d (pid %d)",
+        info.key, info.version, "+".join(evicted) or "nowhere", conn.uid, conn.pid,
+    )  # fmt: skip
+    return {"model": info.key, "version": info.version, "evicted": bool(evicted),
+            "tiers": evicted}, []  # fmt: skip
 
 
 async def _pin(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:

@@ -95,6 +95,7 @@ class Shelf:
         policy = policy or LRUPolicy()
         self.l1 = SharedMemory(config.l1_bytes, policy, clock, self._usage)
         self.l2 = PageCache(self.disk, config.l2_bytes, policy, clock, self._usage)
+        self.l1.on_evict = self.l2.on_evict = self._forget_if_empty
         self.entries: dict[str, Entry] = {}
         self.stats: Counter[str] = Counter(dict.fromkeys(EVENTS, 0))
         self.on_pressure = on_pressure
@@ -221,7 +222,9 @@ class Shelf:
     async def _fetch(self, ref: RefInfo, label: str) -> TierName:
         try:
             found = await self._load(ref)
-            self._hit(self.entries[ref.digest], label, found)
+            entry = self.entries.get(ref.digest)
+            if entry is not None:  # else evicted already: the requesters fetch again
+                self._hit(entry, label, found)
             return found
         finally:
             self._forget_fetch(ref.digest, asyncio.current_task())
@@ -244,20 +247,20 @@ class Shelf:
     async def _load(self, ref: RefInfo) -> TierName:
         digest, size = ref.digest, ref.size
         async with self._fetch_slots:
-            entry = self.entries.setdefault(digest, Entry(digest, size, last_use=self.clock()))
             if digest in self.l1.copies:  # promoted while this request waited for a slot
                 return TierName.L1
-            l2 = self.l2.copies.get(digest)
-            if l2 is not None and l2.size != size:
-                # an adopted L2 file of another length cannot hold this image: the ref's size
-                # is checked against the bytes (sha256), the file's is not; never count by it
-                log.warning("L2 copy of %s has the wrong size, discarded", digest[:12])
-                self.stats["validation_failures"] += 1
-                self.l2.evict(digest)
-                l2 = None
-            entry.size = size
-            entry.state = State.FETCHING
+            entry = self.entries.setdefault(digest, Entry(digest, size, last_use=self.clock()))
+            entry.state = State.FETCHING  # kept while its copies come and go
             try:
+                l2 = self.l2.copies.get(digest)
+                if l2 is not None and l2.size != size:
+                    # an adopted L2 file of another length cannot hold this image: the ref's
+                    # size is checked against the bytes (sha256), the file's is not
+                    log.warning("L2 copy of %s has the wrong size, discarded", digest[:12])
+                    self.stats["validation_failures"] += 1
+                    self.l2.evict(digest)
+                    l2 = None
+                entry.size = size
                 if l2 is not None and await self._from_l2(entry, l2):
                     return TierName.L2
                 await self._from_store(entry)
@@ -327,8 +330,13 @@ class Shelf:
                 self.l1.unreserve(entry.size)
                 raise
             else:
-                self.l1.add(SharedMemory.copy_of(segment))
-                await self._write_l2(entry, segment)
+                copy = SharedMemory.copy_of(segment)
+                self.l1.add(copy)
+                copy.busy = True  # read by the L2 write below: not a victim meanwhile
+                try:
+                    await self._write_l2(entry, segment)
+                finally:
+                    copy.busy = False
                 return
         # shared memory cannot take it: the store writes into an L2 file, served from there
         if not self._reserve(self.l2, entry.size):
@@ -445,11 +453,10 @@ class Shelf:
 
     # -- admin --------------------------------------------------------------------------------
 
-    def evict_l1(self, digest: str) -> bool:
-        """Unlink the image's segment; its bytes stay counted while leases remain."""
-        evicted = self.l1.evict(digest)
-        self._forget_if_empty(digest)
-        return evicted
+    def evict(self, digest: str, tier: TierName = TierName.L1) -> bool:
+        """Unlink the image's segment (L1) or remove its file (L2); its bytes stay counted
+        while leases remain, and mappings stay valid."""
+        return self.tier(tier).evict(digest)
 
     def pin(self, digest: str, pinned: bool) -> None:
         copy = self.l1.copies.get(digest)

@@ -7,8 +7,9 @@
 
 A tier's ``used`` bytes are its resident copies, its retired copies (evicted while leased:
 their memory or disk blocks live until the last lease ends) and its reservations (copies being
-filled). ``used`` changes in exactly three places: ``reserve``/``unreserve``, ``adopt`` and
-``_free``. The policy only orders victims; the tier evicts them. Nothing here blocks except
+filled), each counted by what it really occupies: whole pages (``cost``), as /dev/shm and the
+page cache do. ``used`` changes in exactly three places: ``reserve``/``unreserve``, ``adopt``
+and ``_free``. The policy only orders victims; the tier evicts them. Nothing here blocks except
 closing descriptors and unlinking names; filling copies happens in the shelf's threads.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import mmap
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -69,6 +71,12 @@ class Copy:
 
 
 Usage = Callable[[str], tuple[float, int]]  # digest -> (last use, hits)
+PAGE = mmap.PAGESIZE
+
+
+def cost(size: int) -> int:
+    """What ``size`` bytes of an image occupy in a tier: whole pages."""
+    return -(-size // PAGE) * PAGE
 
 
 class Tier(ABC):
@@ -83,21 +91,23 @@ class Tier(ABC):
         self.copies: dict[str, Copy] = {}  # linked copies by digest
         self.retired: set[Copy] = set()  # evicted while leased
         self.evictions = 0
+        self.on_evict: Callable[[str], object] = lambda digest: None
 
     # -- bytes --------------------------------------------------------------------------------
 
     def reserve(self, size: int) -> None:
         """Count ``size`` bytes for a copy about to be filled, evicting unleased, unpinned
         copies the policy picks if needed; TierFull if the room cannot be made."""
-        if size > self.budget:
+        need = cost(size)
+        if need > self.budget:
             raise TierFull(self, size, leased=False)
-        self._make_room(self.used + size - self.budget)
-        if self.used + size > self.budget:
+        self._make_room(self.used + need - self.budget)
+        if self.used + need > self.budget:
             raise TierFull(self, size, leased=True)
-        self.used += size
+        self.used += need
 
     def unreserve(self, size: int) -> None:
-        self.used -= size
+        self.used -= cost(size)
 
     def add(self, copy: Copy) -> None:
         """A filled copy whose bytes were reserved."""
@@ -106,7 +116,7 @@ class Tier(ABC):
     def adopt(self, copy: Copy) -> None:
         """A copy a previous run left; call ``shrink`` once all are adopted."""
         self.copies[copy.digest] = copy
-        self.used += copy.size
+        self.used += cost(copy.size)
 
     def shrink(self) -> None:
         """Evict down to the budget (which may have shrunk since the copies were adopted)."""
@@ -119,14 +129,14 @@ class Tier(ABC):
         for c in self.copies.values():
             if c.leases == 0 and not c.pinned and not c.busy:
                 last_use, hits = self.usage(c.digest)
-                candidates.append(Candidate(c.digest, c.size, last_use, hits))
+                candidates.append(Candidate(c.digest, cost(c.size), last_use, hits))
         for digest in self.policy.victims(candidates, need, self.clock()):
             self.evict(digest)
             self.evictions += 1
 
     def _free(self, copy: Copy) -> None:
         self._close(copy)
-        self.used -= copy.size
+        self.used -= cost(copy.size)
 
     # -- leases -------------------------------------------------------------------------------
 
@@ -161,6 +171,7 @@ class Tier(ABC):
             self.retired.add(copy)
         else:
             self._free(copy)
+        self.on_evict(digest)
         return True
 
     def close(self) -> None:
@@ -172,8 +183,8 @@ class Tier(ABC):
     # -- reporting ----------------------------------------------------------------------------
 
     def leased_bytes(self) -> int:
-        return sum(c.size for c in self.copies.values() if c.leases) + sum(
-            c.size for c in self.retired
+        return sum(cost(c.size) for c in self.copies.values() if c.leases) + sum(
+            cost(c.size) for c in self.retired
         )
 
     def leases(self) -> int:

@@ -12,6 +12,7 @@ import pytest
 from modelshelf.cli._shelf import AdminConnection
 from modelshelf.errors import AccessDenied, ModelNotFound
 from modelshelf.store import Store
+from modelshelfd.tiers import cost
 
 from .conftest import Daemon, Images, Shelf, wait_for
 
@@ -31,7 +32,7 @@ def test_cli_commands(shelf: Shelf, images: Images) -> None:
     store = Store(shelf.store)
     store.publish("ns", "lr", images.bytes("logreg"))
     store.publish("ns", "p", images.bytes("pipe"))
-    daemon = shelf.make(l1_bytes=len(images.bytes("pipe")) + 64)
+    daemon = shelf.make(l1_bytes=cost(len(images.bytes("pipe"))) + 64)  # one image of the two
     assert "tier=l3" in cli(daemon, "prefetch", "ns/lr").stdout
     out = cli(daemon, "ls").stdout
     assert out.splitlines()[0].split()[:3] == ["MODEL", "DIGEST", "SIZE"]
@@ -88,7 +89,7 @@ def test_http_healthz_and_metrics(shelf: Shelf, images: Images, private_s3) -> N
     with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
         text = r.read().decode()
     assert 'modelshelf_events_total{event="l3_fetches"} 1.0' in text
-    assert f"modelshelf_l1_bytes {float(len(images.bytes('logreg')))}" in text
+    assert f"modelshelf_l1_bytes {float(cost(len(images.bytes('logreg'))))}" in text
     private_s3.server.stop()
     wait_for(lambda: daemon.admin("status")["store_error"], what="the poller notices")
     with pytest.raises(urllib.error.HTTPError) as err:

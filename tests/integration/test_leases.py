@@ -11,6 +11,7 @@ import numpy as np
 
 import modelshelf
 from modelshelf.store import Store
+from modelshelfd.tiers import cost
 
 from .conftest import Images, Shelf, wait_for
 
@@ -77,7 +78,7 @@ def test_eviction_never_unmaps_a_leased_image(shelf: Shelf, images: Images) -> N
     store.publish("ns", "lr", images.bytes("logreg"))
     store.publish("ns", "r", images.bytes("ridge"))
     store.publish("ns", "p", images.bytes("pipe"))
-    size = len(images.bytes("logreg")) + len(images.bytes("pipe"))
+    size = cost(len(images.bytes("logreg"))) + cost(len(images.bytes("pipe")))
     daemon = shelf.make(l1_bytes=size + 64)  # room for two of the small images
     holder = shelf.start_client(
         daemon.socket,
@@ -104,21 +105,21 @@ def test_eviction_never_unmaps_a_leased_image(shelf: Shelf, images: Images) -> N
     daemon.admin("evict", model="ns/lr")
     assert daemon.admin("status")["l1"]["retired"] == 1
     held_bytes = daemon.admin("status")["l1"]["bytes"]
-    assert held_bytes == len(images.bytes("logreg")) + len(images.bytes("pipe"))
+    assert held_bytes == size
     assert holder.stdin is not None and holder.stdout is not None
     # the holder keeps predicting from its mapping after the eviction
     holder.stdin.write("\n")
     holder.stdin.flush()
     assert holder.wait(timeout=30) == 0
     wait_for(lambda: daemon.admin("status")["l1"]["retired"] == 0, what="retired segment freed")
-    assert daemon.admin("status")["l1"]["bytes"] == len(images.bytes("pipe"))
+    assert daemon.admin("status")["l1"]["bytes"] == cost(len(images.bytes("pipe")))
 
 
 def test_l1_full_of_leased_images_serves_from_the_page_cache(shelf: Shelf, images: Images) -> None:
     store = Store(shelf.store)
     store.publish("ns", "lr", images.bytes("logreg"))
     store.publish("ns", "r", images.bytes("ridge"))
-    daemon = shelf.make(l1_bytes=len(images.bytes("logreg")) + 16)
+    daemon = shelf.make(l1_bytes=cost(len(images.bytes("logreg"))) + 16)
     client = daemon.client()
     held = client.model("ns/lr")
     ridge = client.model("ns/r")  # L1 holds only the leased logreg: never overcommitted
@@ -128,7 +129,7 @@ def test_l1_full_of_leased_images_serves_from_the_page_cache(shelf: Shelf, image
     )
     status = daemon.admin("status")
     assert status["l1"]["bytes"] <= status["l1"]["budget"]
-    assert status["l2"]["leased_bytes"] == len(images.bytes("ridge"))
+    assert status["l2"]["leased_bytes"] == cost(len(images.bytes("ridge")))
     assert daemon.stats()["served_page_cache"] == 1 and daemon.stats()["pressure_signals"] >= 1
     assert held.predict(images.X).shape == (16,)
     del held

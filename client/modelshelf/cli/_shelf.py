@@ -44,8 +44,8 @@ def add_commands(sub: Any) -> None:
         _admin_arg(p)
         p.set_defaults(run=run)
     for name, helptext in (
-        ("prefetch", "fetch NAME into shared memory now"),
-        ("evict", "drop NAME from shared memory (held mappings stay valid)"),
+        ("prefetch", "fetch NAME onto this node now (shared memory, else local disk)"),
+        ("evict", "drop NAME from shared memory, or --tier l2|all (held mappings stay valid)"),
         ("pin", "keep NAME in shared memory: never evicted"),
         ("unpin", "let NAME be evicted again"),
         ("rm", "remove NAME's ref from the store (ns/name without @version: every version)"),
@@ -53,6 +53,11 @@ def add_commands(sub: Any) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("model", metavar="NAME", help="ns/name[@version]")
         p.add_argument("--json", action="store_true", help="print the daemon's reply as JSON")
+        if name == "evict":
+            p.add_argument(
+                "--tier", choices=("l1", "l2", "all"), default="l1",
+                help="l1: shared memory (default); l2: the local-disk copy; all: both",
+            )  # fmt: skip
         _admin_arg(p)
         p.set_defaults(run=_simple, op=name)
 
@@ -159,7 +164,10 @@ def _call(args: argparse.Namespace, message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _simple(args: argparse.Namespace) -> int:
-    reply = _call(args, {"op": args.op, "model": args.model})
+    message = {"op": args.op, "model": args.model}
+    if getattr(args, "tier", None):
+        message["tier"] = args.tier
+    reply = _call(args, message)
     if args.json:
         print(json.dumps(reply, indent=2, sort_keys=True))
     else:

@@ -23,11 +23,11 @@ from modelshelfd import storage
 from modelshelfd.config import load_config
 from modelshelfd.shelf import Busy, Shelf, State
 from modelshelfd.storage import SHM_DIR
-from modelshelfd.tiers import Copy, Tier, TierName
+from modelshelfd.tiers import Copy, Tier, TierName, cost
 
 
 def _accounted(tier: Tier) -> int:
-    return sum(c.size for c in tier.copies.values()) + sum(c.size for c in tier.retired)
+    return sum(cost(c.size) for c in tier.copies.values()) + sum(cost(c.size) for c in tier.retired)
 
 
 def _exact(shelf: Shelf) -> None:
@@ -88,8 +88,8 @@ async def test_accounting_through_random_operations(setup) -> None:
             except Busy:
                 # refused only when neither tier can make room: both hold leases
                 leased = shelf.l1.leased_bytes(), shelf.l2.leased_bytes()
-                assert leased[0] + ref.size > shelf.l1.budget
-                assert leased[1] + ref.size > shelf.l2.budget
+                assert leased[0] + cost(ref.size) > shelf.l1.budget
+                assert leased[1] + cost(ref.size) > shelf.l2.budget
                 refused += 1
                 continue
             assert lease.copy.leases >= 1 and lease.copy.fd >= 0
@@ -97,7 +97,7 @@ async def test_accounting_through_random_operations(setup) -> None:
         elif action < 0.8 and held:
             shelf.release(held.pop(rng.randrange(len(held))))
         elif action < 0.9:
-            shelf.evict_l1(rng.choice(refs).digest)
+            shelf.evict(rng.choice(refs).digest)
         else:
             shelf.l2.evict(rng.choice(refs).digest)
         _exact(shelf)
@@ -117,9 +117,9 @@ async def test_a_leased_segment_outlives_its_eviction(setup) -> None:
     lease = await shelf.acquire(refs[0])
     segment = lease.copy
     assert lease.found is TierName.L3 and segment.tier is TierName.L1 and segment.linked
-    shelf.evict_l1(refs[0].digest)
+    shelf.evict(refs[0].digest)
     assert not segment.linked and segment in shelf.l1.retired and segment.fd >= 0
-    assert shelf.l1.used == refs[0].size  # still counted while leased
+    assert shelf.l1.used == cost(refs[0].size)  # still counted while leased
     mapped = _map(segment)
     assert modelshelf.load(mapped).tensors["w"][0] == 0.0
     shelf.release(segment)
@@ -134,7 +134,7 @@ async def test_shared_memory_full_of_leases_serves_the_page_cache(setup) -> None
     base, refs = setup
     signals: list[int] = []
     small, big = refs[0], refs[5]
-    config = dataclasses.replace(base.config, l1_bytes=refs[1].size + 100)
+    config = dataclasses.replace(base.config, l1_bytes=cost(refs[1].size) + 100)
     shelf = Shelf(config, base.store, on_pressure=lambda: signals.append(1))
     try:
         resident = await shelf.acquire(small)
@@ -179,12 +179,12 @@ async def test_an_l2_file_removed_while_mapped_stays_counted(setup) -> None:
         mapped = _map(copy)
         assert shelf.l2.evict(refs[2].digest)  # the file is gone from the directory ...
         assert not shelf.disk.path(refs[2].digest).exists()
-        assert copy in shelf.l2.retired and shelf.l2.used == refs[2].size  # ... still counted
+        assert copy in shelf.l2.retired and shelf.l2.used == cost(refs[2].size)  # still counted
         assert modelshelf.load(mapped).tensors["w"][0] == 2.0
         again = await shelf.acquire(refs[2])  # a new copy is fetched beside the retired one
-        assert again.copy is not copy and shelf.l2.used == 2 * refs[2].size
+        assert again.copy is not copy and shelf.l2.used == 2 * cost(refs[2].size)
         shelf.release(copy)
-        assert shelf.l2.used == refs[2].size and copy.fd == -1 and not shelf.l2.retired
+        assert shelf.l2.used == cost(refs[2].size) and copy.fd == -1 and not shelf.l2.retired
         assert modelshelf.load(mapped).tensors["w"].shape == (1500,)
         mapped.close()
         shelf.release(again.copy)
@@ -196,7 +196,9 @@ async def test_an_l2_file_removed_while_mapped_stays_counted(setup) -> None:
 async def test_both_tiers_full_of_leases_is_busy_and_says_why(setup) -> None:
     base, refs = setup
     config = dataclasses.replace(
-        base.config, l1_bytes=refs[0].size + 10, l2_bytes=refs[0].size + refs[1].size + 10
+        base.config,
+        l1_bytes=cost(refs[0].size) + 10,
+        l2_bytes=cost(refs[0].size) + cost(refs[1].size) + 10,
     )
     shelf = Shelf(config, base.store)
     try:
@@ -220,7 +222,7 @@ async def test_pressure_is_signalled_at_a_bounded_rate(setup) -> None:
     base, refs = setup
     now = [100.0]
     signals: list[float] = []
-    config = dataclasses.replace(base.config, l1_bytes=refs[3].size + 10)
+    config = dataclasses.replace(base.config, l1_bytes=cost(refs[3].size) + 10)
     shelf = Shelf(config, base.store, clock=lambda: now[0], on_pressure=lambda: signals.append(1))
     try:
         held = await shelf.acquire(refs[2])
@@ -283,7 +285,7 @@ async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, mo
     try:
         first = await shelf.acquire(big)
         shelf.release(first.copy)
-        shelf.evict_l1(big.digest)  # now only in L2
+        shelf.evict(big.digest)  # now only in L2
         gate = threading.Event()
         real_copy = storage.copy_from
 
@@ -316,16 +318,16 @@ async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, mo
 async def test_adoption_respects_budgets_that_shrank(setup) -> None:
     """A restart with smaller budgets adopts what it finds, then evicts down to the budgets."""
     first, refs = setup
-    for ref in refs[:4]:
+    for ref in refs[:3]:
         lease = await first.acquire(ref)
         first.release(lease.copy)
-    held = sum(r.size for r in refs[:4])
+    held = sum(cost(r.size) for r in refs[:3])
     assert first.l1.used == held and first.l2.used == held
     config = dataclasses.replace(first.config, l1_bytes=held // 2, l2_bytes=held // 2)
     second = Shelf(config, first.store)  # the "restarted" daemon: same prefix and cache
     try:
         await second.adopt(f"/{config.shm_prefix}-board")
-        assert second.stats["adopted_l1"] == 4 and second.stats["adopted_l2"] == 4
+        assert second.stats["adopted_l1"] == 3 and second.stats["adopted_l2"] == 3
         assert 0 < second.l1.used <= config.l1_bytes
         assert 0 < second.l2.used <= config.l2_bytes
         _exact(second)
@@ -341,7 +343,7 @@ async def test_an_adopted_l2_file_of_the_wrong_size_is_refetched(setup) -> None:
     ref = refs[2]
     lease = await first.acquire(ref)
     first.release(lease.copy)
-    first.evict_l1(ref.digest)
+    first.evict(ref.digest)
     path = first.disk.path(ref.digest)
     with open(path, "ab") as fh:
         fh.write(b"\0" * 8)  # the image's bytes are intact, the file is longer
@@ -351,7 +353,7 @@ async def test_an_adopted_l2_file_of_the_wrong_size_is_refetched(setup) -> None:
         lease = await second.acquire(ref)
         assert lease.found is TierName.L3 and second.stats["validation_failures"] == 1
         assert path.stat().st_size == ref.size == second.entries[ref.digest].size
-        assert second.l2.used == sum(p.stat().st_size for p in second.disk.images.iterdir())
+        assert second.l2.used == sum(cost(p.stat().st_size) for p in second.disk.images.iterdir())
         _exact(second)
         second.release(lease.copy)
     finally:
@@ -365,7 +367,7 @@ async def test_an_adopted_l2_file_is_verified_before_the_page_cache_serves_it(se
     ref = refs[3]
     lease = await first.acquire(ref)
     first.release(lease.copy)
-    first.evict_l1(ref.digest)
+    first.evict(ref.digest)
     path = first.disk.path(ref.digest)
     data = bytearray(path.read_bytes())
     data[-8] ^= 0xFF  # same length, one array byte flipped
