@@ -4,8 +4,10 @@ use gives its lease back, and a forked child never speaks on its parent's connec
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ class FakeDaemon:
     def __init__(self, path: Path, acquire_reply: dict[str, Any]) -> None:
         self.path = str(path)
         self.acquire_reply = acquire_reply
+        self.hello_extra: dict[str, Any] = {}
         self.image = modelshelf.compile_tensors({"w": np.arange(10.0)})
         self.requests: list[dict[str, Any]] = []
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -49,7 +52,8 @@ class FakeDaemon:
                 self.requests.append(message)
                 rid = {"id": message["id"]} if "id" in message else {}
                 if message["op"] == "hello":
-                    _wire.send(conn, {"ok": True, "protocol": 1, "generation": 1}, [self.board])
+                    hello = {"ok": True, "protocol": 1, "generation": 1, **self.hello_extra}
+                    _wire.send(conn, hello, [self.board])
                 elif message["op"] == "acquire":
                     image = os.memfd_create("image")
                     os.write(image, self.image)
@@ -102,4 +106,59 @@ def test_a_forked_child_never_uses_the_parents_connection(fake: FakeDaemon) -> N
     assert os.waitstatus_to_exitcode(status) == 0
     assert len(fake.requests) == sent
     assert client.model("ns/m") is held  # the parent's lease and cache are intact
+    client.close()
+
+
+def test_held_budgets_come_from_the_caller_the_environment_or_the_daemon(
+    fake: FakeDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.hello_extra = {"held_bytes": 12345, "held_models": 7}
+    fake.acquire_reply["size"] = len(fake.image)
+    advised = Client(fake.path, timeout=10)
+    advised.model("ns/m@1")  # connects: the daemon's advice applies
+    assert (advised.max_held_bytes, advised.max_held_models) == (12345, 7)
+    advised.close()
+    monkeypatch.setenv("MODELSHELF_MAX_HELD_BYTES", "64M")
+    monkeypatch.setenv("MODELSHELF_MAX_HELD_MODELS", "3")
+    assert Client(fake.path).max_held_bytes == 64 << 20
+    assert Client(fake.path).max_held_models == 3
+    assert Client(fake.path, max_held_bytes=10, max_held_models=0).held()["max_bytes"] == 10
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MODELSHELF_MAX_HELD_BYTES", "lots"),
+        ("MODELSHELF_MAX_HELD_BYTES", "-5"),
+        ("MODELSHELF_MAX_HELD_BYTES", "1.5G"),
+        ("MODELSHELF_MAX_HELD_MODELS", "10k"),
+    ],
+)
+def test_a_malformed_budget_in_the_environment_names_it(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=rf"{variable} must be .* got '{re.escape(value)}'"):
+        Client("/nonexistent.sock")
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "1G", True])
+def test_a_malformed_budget_argument_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="max_held_bytes must be a non-negative integer"):
+        Client("/nonexistent.sock", max_held_bytes=bad)  # type: ignore[arg-type]
+
+
+def test_a_model_larger_than_the_budget_is_returned_not_kept(fake: FakeDaemon) -> None:
+    fake.acquire_reply["size"] = len(fake.image)
+    client = Client(fake.path, timeout=10, max_held_bytes=len(fake.image) - 1)
+    model = client.model("ns/m@1")
+    assert client.held()["models"] == 0 and client.last_source == "l1"
+    assert model.tensors["w"][3] == 3.0
+    del model  # the mapping ends: its lease is released (by the flusher, or the next request)
+    deadline = time.monotonic() + 5
+    while not any(m.get("op") == "release" for m in fake.requests):
+        assert time.monotonic() < deadline, fake.requests
+        time.sleep(0.01)
+    release = next(m for m in fake.requests if m.get("op") == "release")
+    assert release["digests"] == ["ab" * 32]
     client.close()
