@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from .config import ConfigError, load_config
 
+# glibc's mallopt parameters (malloc.h)
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+
+def tame_malloc() -> bool:
+    """Keep the daemon's heap flat under fetch traffic: with one malloc arena per thread and a
+    dynamic mmap threshold, glibc keeps the memory of large, short-lived fetch buffers (store
+    reads in worker threads) and the daemon's RSS grows by tens of MB a minute without any
+    object leaking (docs/benchmarks.md, "Many models"). Two arenas and buffers of 128 KiB or
+    more in their own mappings (returned to the system when freed) cost nothing measurable.
+    Called before any thread starts; the MALLOC_* environment variables, if set, win. False
+    where the C library is not glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        mallopt(_M_ARENA_MAX, 2)
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    return True
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tame_malloc()
     try:
         config = load_config(argv)
     except ConfigError as exc:
