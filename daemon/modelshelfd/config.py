@@ -66,7 +66,7 @@ class Config:
     # L2 budget: bytes of image files in cache_dir
     l2_bytes: int = 0
     # bytes of models each client keeps mapped for reuse, advertised in the hello (a client's
-    # own max_held_bytes or MODELSHELF_MAX_HELD_BYTES wins); 0: a quarter of l1_bytes
+    # own max_held_bytes or MODELSHELF_MAX_HELD_BYTES wins); 0: an eighth of l1_bytes
     client_held_bytes: int = 0
     # models each client keeps for reuse, advertised likewise (MODELSHELF_MAX_HELD_MODELS)
     client_held_models: int = 256
@@ -261,7 +261,7 @@ def _with_defaults(values: dict[str, Any]) -> Config:
     if not values.get("l2_bytes"):
         values["l2_bytes"] = _default_l2(Path(values["cache_dir"]))
     if not values.get("client_held_bytes"):
-        values["client_held_bytes"] = values["l1_bytes"] // 4
+        values["client_held_bytes"] = values["l1_bytes"] // 8
     if values.get("http") and not re.fullmatch(r"[\w.\-\[\]:]*:\d{1,5}", values["http"]):
         raise ConfigError(f"http must be host:port, got {values['http']!r}")
     for name in ("shutdown_timeout", "send_timeout", "store_retry_timeout"):

@@ -1,144 +1,113 @@
-"""``python -m modelshelfd.demo``: the shelf end to end on one node, with nothing configured.
+"""``python -m modelshelfd.demo``: many models on one node, more than its shared memory holds.
 
-Starts a daemon on an embedded ``file://`` store in a temporary directory, publishes a few
-hundred small models, then has several client processes switch among them, and prints the
-latency of ``client.model()`` per tier (store, disk, shared memory, held in-process) and the
-memory the clients use. Needs the ``convert`` extra (it compiles the models it publishes).
+Builds a catalog of 2,000 real model images, about 300 MB of lognormal sizes from 10 KB to
+8 MB, in an embedded file:// store (once: it is kept in $TMPDIR/modelshelf-demo, one catalog
+at most, unless --no-cache); starts modelshelfd with L1 (shared memory) at 20% of the catalog
+and L2 (local disk) at 50%, so that it must evict; then has 4 long-lived worker processes, one
+Client each, send 150 requests/s for 30 s (Zipf popularity, bursty tenants). Prints failures
+(there should be none), the latency of client.model() by where it was served from (held
+in-process, L1 shared memory, L2 page cache, L3 store), the memory held against the budgets,
+and a verdict.
+
+The same engine (``modelshelfd.scenario``) runs the full-scale benchmark, ``bench/scale.py``.
+Needs the ``convert`` extra (scikit-learn builds the models it publishes).
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import os
-import random
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from modelshelfd import scenario
 
-
-def _worker(args: tuple[str, list[str], int]) -> dict[str, Any]:
-    import psutil
-
-    from modelshelf.client import Client
-
-    socket_path, names, repeats = args
-    client = Client(socket_path)
-    X = np.random.default_rng(os.getpid()).standard_normal((1, 20))
-    first = []
-    for name in names:
-        t = time.perf_counter()
-        model = client.model(name)
-        first.append(time.perf_counter() - t)
-        model.predict(X)
-    held = []
-    rng = random.Random(os.getpid())
-    for _ in range(repeats):
-        name = rng.choice(names)
-        t = time.perf_counter()
-        client.model(name)
-        held.append(time.perf_counter() - t)
-    info = psutil.Process().memory_full_info()
-    client.close()
-    return {"first": first, "held": held, "pss": info.pss, "uss": info.uss}
-
-
-def _publish(store_url: str, n: int) -> int:
-    from sklearn.linear_model import LogisticRegression
-
-    import modelshelf
-    from modelshelf.store import Store
-
-    store = Store(store_url)
-    rng = np.random.default_rng(0)
-    total = 0
-    for i in range(n):
-        X = rng.standard_normal((200, 20))
-        y = (X[:, i % 20] + 0.5 * rng.standard_normal(200) > 0).astype(int)
-        image = modelshelf.compile(LogisticRegression().fit(X, y), metadata={"name": f"m{i}"})
-        store.publish("demo", f"m{i:04d}", image)
-        total += len(image)
-    return total
-
-
-def _table(label: str, seconds: list[float]) -> str:
-    us = np.array(seconds) * 1e6
-    return (
-        f"{label:<34} {len(us):>6}  p50 {np.percentile(us, 50):>9.1f} us  "
-        f"p99 {np.percentile(us, 99):>9.1f} us"
-    )
+size = scenario.size_argument  # the flags' sizes: 300M, 8M
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m modelshelfd.demo", description=__doc__)
-    parser.add_argument("--models", type=int, default=300)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=20000, help="held lookups per client")
+    parser = argparse.ArgumentParser(
+        prog="python -m modelshelfd.demo",
+        description=(__doc__ or "").split("\n\n")[1],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--models", type=int, default=2000, help="models in the catalog")
+    parser.add_argument("--total", type=size, default="300M", help="bytes of all images")
+    parser.add_argument("--min-size", type=size, default="10K", help="smallest image")
+    parser.add_argument("--max-size", type=size, default="8M", help="largest image")
+    parser.add_argument("--l1", type=float, default=0.2, help="L1 budget, share of the catalog")
+    parser.add_argument("--l2", type=float, default=0.5, help="L2 budget, share of the catalog")
+    parser.add_argument("--clients", type=int, default=4, help="worker processes, one Client each")
+    parser.add_argument("--seconds", type=float, default=30.0, help="of requests")
+    parser.add_argument("--rate", type=float, default=150.0, help="requests/s, all clients")
+    parser.add_argument(
+        "--held-bytes", type=size, default="0", help="bound of each client's held set (0: the "
+        "client's default, which is the daemon's advice)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--held-models", type=int, default=0, help="bound of each client's held set (0: the "
+        "client's default)",
+    )  # fmt: skip
+    parser.add_argument("--tenants", type=int, default=20, help="namespaces t000...")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-cache", action="store_true", help="build the catalog in a throwaway directory"
+    )
     args = parser.parse_args(argv)
-    from modelshelf.cli._shelf import AdminConnection
-
-    with tempfile.TemporaryDirectory(prefix="modelshelf-demo-") as tmp:
-        root = Path(tmp)
-        store = (root / "store").as_uri()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELSHELF_")}
-        sock, admin_sock = str(root / "s.sock"), str(root / "admin.sock")
-        env.update(
-            MODELSHELF_SOCKET=sock,
-            MODELSHELF_ADMIN_SOCKET=admin_sock,
-            MODELSHELF_STORE=store,
-            MODELSHELF_CACHE_DIR=str(root / "cache"),
-            MODELSHELF_LOG_LEVEL="WARNING",
+    spec = scenario.CatalogSpec(
+        models=args.models, total_bytes=args.total, min_bytes=args.min_size,
+        max_bytes=args.max_size, tenants=args.tenants, sigma=1.5, seed=args.seed,
+    )  # fmt: skip
+    started = time.monotonic()
+    cache = Path(tempfile.gettempdir()) / "modelshelf-demo"
+    if args.no_cache:
+        cache = Path(tempfile.mkdtemp(prefix="modelshelf-demo-"))
+    try:
+        catalog = scenario.cached_catalog(cache, spec, _say, keep_others=False)
+        total = catalog.total_bytes
+        setup = scenario.Setup(
+            workers=args.clients,
+            l1_bytes=int(args.l1 * total),
+            l2_bytes=int(args.l2 * total),
+            held_bytes=args.held_bytes or None,
+            held_models=args.held_models or None,
+            warmup=min(10.0, args.seconds / 3),
         )
-        t = time.perf_counter()
-        total = _publish(store, args.models)
-        print(f"published {args.models} models, {total / 1e6:.2f} MB of images, to {store} "
-              f"in {time.perf_counter() - t:.1f} s")  # fmt: skip
-        daemon = subprocess.Popen([sys.executable, "-m", "modelshelfd"], env=env)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    AdminConnection(admin_sock).close()
-                    break
-                except Exception:
-                    if time.monotonic() > deadline or daemon.poll() is not None:
-                        raise
-                    time.sleep(0.05)
-            names = [f"demo/m{i:04d}" for i in range(args.models)]
-            chunks = [names[i :: args.clients] for i in range(args.clients)]
-            ctx = multiprocessing.get_context("spawn")
-            with ctx.Pool(args.clients) as pool:
-                # phase 1: every image comes from the store (L3), each client a share of them
-                cold = pool.map(_worker, [(sock, c, 0) for c in chunks])
-                with AdminConnection(admin_sock) as admin:
-                    for name in names:
-                        admin.request({"op": "evict", "model": name})
-                # phase 2: out of shared memory, on local disk (L2)
-                disk = pool.map(_worker, [(sock, c, 0) for c in chunks])
-                # phase 3: every client switches among all the models, now in L1
-                warm = pool.map(_worker, [(sock, names, args.repeats)] * args.clients)
-            with AdminConnection(admin_sock) as admin:
-                status = admin.request({"op": "status"})
-        finally:
-            daemon.terminate()
-            daemon.wait(timeout=30)
+        traffic = scenario.Traffic(
+            rate=args.rate, duration=args.seconds, burst_rate=6.0, seed=args.seed
+        )
+        _say(
+            f"{len(catalog.refs):,} models, {total / 1e6:,.0f} MB of images "
+            f"({args.min_size / 1e3:,.0f} KB..{args.max_size / 1e6:,.0f} MB, {args.tenants} "
+            f"tenants) in {catalog.root}; L1 {setup.l1_bytes / 1e6:,.0f} MB, "
+            f"L2 {setup.l2_bytes / 1e6:,.0f} MB; {args.clients} clients"
+        )
+        summary = scenario.summarize(scenario.run(catalog, traffic, setup, _say))
+    except KeyboardInterrupt:  # the daemon and the workers are stopped by now
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if args.no_cache:
+            shutil.rmtree(cache, ignore_errors=True)
     print()
-    print(_table("acquire from the store (L3)", [x for r in cold for x in r["first"]]))
-    print(_table("acquire from local disk (L2)", [x for r in disk for x in r["first"]]))
-    print(_table("acquire from shared memory (L1)", [x for r in warm for x in r["first"]]))
-    print(_table("client.model() of a held model", [x for r in warm for x in r["held"]]))
+    for line in scenario.report_lines(summary, p999=False):
+        print(line)
     print()
-    pss = sum(r["pss"] for r in warm)
-    print(f"{args.clients} clients each holding all {args.models} models: total PSS "
-          f"{pss / 1e6:.1f} MB, USS per client "
-          f"{np.mean([r['uss'] for r in warm]) / 1e6:.1f} MB; images {total / 1e6:.2f} MB, "
-          f"held once in shared memory (L1 {status['l1']['bytes'] / 1e6:.2f} MB)")  # fmt: skip
-    return 0
+    missed = [g["goal"] for g in summary["goals"] if g["met"] is False]
+    failed = summary["requests"]["failed"]
+    verdict = "OK" if failed == 0 and not missed else "NOT OK"
+    print(
+        f"verdict: {verdict}: {failed:,} failed requests; "
+        + ("every goal met" if not missed else f"missed: {'; '.join(missed)}")
+        + f" ({time.monotonic() - started:.0f} s)"
+    )
+    return 0 if failed == 0 else 1
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
 
 
 if __name__ == "__main__":
