@@ -55,6 +55,9 @@ from .model import Model
 
 __all__ = ["Client"]
 
+# the variables a Client reads (docs/configuration.md, "Client settings")
+ENVIRONMENT = ("MODELSHELF_SOCKET", "MODELSHELF_MAX_HELD_BYTES", "MODELSHELF_MAX_HELD_MODELS")
+
 _ERRORS: dict[str, type[ShelfError] | type[ImageError]] = {
     "not_found": ModelNotFound,
     "access_denied": AccessDenied,

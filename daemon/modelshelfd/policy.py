@@ -1,8 +1,9 @@
-"""Eviction policy: a small, pure, clock-injected piece that only orders victims.
+"""Eviction and admission policy: a small, pure, clock-injected piece that only decides.
 
-The shelf owns storage and byte accounting; it hands the policy the entries that may go (never
-leased, never pinned) and the bytes it needs, and evicts what the policy returns, in order.
-Later policies (cost-aware) implement the same ``Policy`` protocol.
+The tiers own storage and byte accounting; they hand the policy the copies that may go (never
+leased, never pinned) and the bytes they need, and evict what the policy returns, in order.
+The shelf asks the policy whether an image should enter shared memory (L1) or be served from
+the page cache (L2) for now. Later policies (cost-aware) implement the same ``Policy`` protocol.
 """
 
 from __future__ import annotations
@@ -27,9 +28,22 @@ class Policy(Protocol):
         """Keys to evict, in order, freeing at least ``need`` bytes if the candidates allow."""
         ...
 
+    def admit(self, candidate: Candidate, free: int, now: float) -> bool:
+        """Should this image enter L1 now (evicting others if needed)? ``free``: the bytes L1
+        has without evicting anything. False: serve it from the page cache (L2) for now."""
+        ...
+
 
 class LRUPolicy:
-    """Least recently used first; ties broken by key so that the order is deterministic."""
+    """Least recently used first; ties broken by key so that the order is deterministic.
+
+    Admission: an image enters L1 if it fits in free room, or on its second use while this
+    node knows it; the first use of an image when L1 is full is served from the page cache,
+    so that images used once never push out the working set."""
+
+    def admit(self, candidate: Candidate, free: int, now: float) -> bool:
+        del now
+        return candidate.size <= free or candidate.hits > 0
 
     def victims(self, candidates: Iterable[Candidate], need: int, now: float) -> list[str]:
         del now  # LRU needs only the order of last uses

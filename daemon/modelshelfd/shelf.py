@@ -26,9 +26,9 @@ from modelshelf.store import RefInfo, Store
 
 from . import storage
 from .config import Config
-from .policy import LRUPolicy, Policy
-from .storage import Disk
-from .tiers import Copy, PageCache, SharedMemory, Tier, TierFull, TierName
+from .policy import Candidate, LRUPolicy, Policy
+from .storage import Disk, Reaper
+from .tiers import Copy, PageCache, SharedMemory, Tier, TierFull, TierName, cost
 
 log = logging.getLogger("modelshelfd.shelf")
 
@@ -38,6 +38,7 @@ PRESSURE_INTERVAL = 0.1  # seconds between two pressure signals to the clients
 EVENTS = (
     "l1_hits", "l2_hits", "l3_hits", "served_l1", "served_page_cache", "promotions",
     "l3_fetches", "l3_to_l2", "fetch_waits", "bytes_fetched", "l1_full", "l2_full",
+    "l1_not_admitted",
     "pressure_signals", "l2_skipped", "l2_write_errors", "shm_errors", "validation_failures",
     "release_unknown", "refused_busy", "refused_not_found", "refused_access_denied",
     "refused_store_unavailable", "refused_image_error", "refused_bad_request",
@@ -92,9 +93,10 @@ class Shelf:
         self.store = store
         self.clock = clock
         self.disk = disk or Disk(config.cache_dir)
-        policy = policy or LRUPolicy()
-        self.l1 = SharedMemory(config.l1_bytes, policy, clock, self._usage)
-        self.l2 = PageCache(self.disk, config.l2_bytes, policy, clock, self._usage)
+        self.policy = policy = policy or LRUPolicy()
+        self.reaper = Reaper()
+        self.l1 = SharedMemory(config.l1_bytes, policy, clock, self._usage, self.reaper)
+        self.l2 = PageCache(self.disk, config.l2_bytes, policy, clock, self._usage, self.reaper)
         self.l1.on_evict = self.l2.on_evict = self._forget_if_empty
         self.entries: dict[str, Entry] = {}
         self.stats: Counter[str] = Counter(dict.fromkeys(EVENTS, 0))
@@ -146,6 +148,7 @@ class Shelf:
         """Unlink every segment and close every descriptor (clients' mappings stay valid)."""
         self.l1.close()
         self.l2.close()
+        self.reaper.drain()
 
     # -- acquire ------------------------------------------------------------------------------
 
@@ -292,9 +295,9 @@ class Shelf:
             l2.busy = False
 
     async def _promote(self, entry: Entry, l2: Copy) -> bool:
-        """Copy the L2 file into a new segment if L1 can make room; False if it cannot (the
-        file is then served from the page cache)."""
-        if not self._reserve(self.l1, entry.size):
+        """Copy the L2 file into a new segment if the policy admits it and L1 can make room;
+        False if not (the file is then served from the page cache)."""
+        if not (self._admit(entry) and self._reserve(self.l1, entry.size)):
             return False
         try:
             segment = await asyncio.to_thread(
@@ -320,33 +323,52 @@ class Shelf:
     # -- L3 -> L1 (and L2), or L3 -> L2 ---------------------------------------------------------
 
     async def _from_store(self, entry: Entry) -> None:
-        if self._reserve(self.l1, entry.size):
+        """Into L1 (and L2) if the policy admits it; else, or if shared memory cannot take
+        it, straight into an L2 file served from the page cache; if L2 cannot take it
+        either, into L1 after all. Refused only when neither tier can make room."""
+        admitted = self._admit(entry)
+        if admitted and await self._store_to_l1(entry):
+            return
+        if self._reserve(self.l2, entry.size):
             try:
-                segment = await self._fetch_store(entry)
-            except OSError as exc:  # shared memory itself failed (ENOSPC/ENOMEM on /dev/shm)
-                self.l1.unreserve(entry.size)
-                self._shm_failed(entry, exc)
+                await self._fetch_store_to_disk(entry)
             except BaseException:
-                self.l1.unreserve(entry.size)
+                self.l2.unreserve(entry.size)
                 raise
-            else:
-                copy = SharedMemory.copy_of(segment)
-                self.l1.add(copy)
-                copy.busy = True  # read by the L2 write below: not a victim meanwhile
-                try:
-                    await self._write_l2(entry, segment)
-                finally:
-                    copy.busy = False
-                return
-        # shared memory cannot take it: the store writes into an L2 file, served from there
-        if not self._reserve(self.l2, entry.size):
-            raise self._refuse(entry)
+            self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
+            return
+        if not admitted and await self._store_to_l1(entry):
+            return
+        raise self._refuse(entry)
+
+    async def _store_to_l1(self, entry: Entry) -> bool:
+        if not self._reserve(self.l1, entry.size):
+            return False
         try:
-            await self._fetch_store_to_disk(entry)
+            segment = await self._fetch_store(entry)
+        except OSError as exc:  # shared memory itself failed (ENOSPC/ENOMEM on /dev/shm)
+            self.l1.unreserve(entry.size)
+            self._shm_failed(entry, exc)
+            return False
         except BaseException:
-            self.l2.unreserve(entry.size)
+            self.l1.unreserve(entry.size)
             raise
-        self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
+        copy = SharedMemory.copy_of(segment)
+        self.l1.add(copy)
+        copy.busy = True  # read by the L2 write below: not a victim meanwhile
+        try:
+            await self._write_l2(entry, segment)
+        finally:
+            copy.busy = False
+        return True
+
+    def _admit(self, entry: Entry) -> bool:
+        """Does the policy let the image into L1 now? (Else the page cache serves it.)"""
+        candidate = Candidate(entry.digest, cost(entry.size), entry.last_use, entry.hits)
+        if self.policy.admit(candidate, self.l1.budget - self.l1.used, self.clock()):
+            return True
+        self.stats["l1_not_admitted"] += 1
+        return False
 
     def _reserve(self, tier: Tier, size: int) -> bool:
         try:

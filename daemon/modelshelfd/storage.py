@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import mmap
 import os
+import queue
 import re
 import secrets
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,8 @@ import posix_ipc
 
 from modelshelf.errors import ChecksumError
 from modelshelf.image import HEADER_SIZE, Image
+
+log = logging.getLogger("modelshelfd.storage")
 
 SHM_DIR = Path("/dev/shm")
 BOARD_SIZE = 4096
@@ -268,8 +273,51 @@ class Board:
         os.close(self.fd)
 
 
+class Reaper:
+    """Closes descriptors and deletes files in a thread of its own. The last close of a
+    segment frees its pages, and deleting a large file frees its blocks: milliseconds that the
+    event loop must not spend (every request waits behind them). Callers treat the resource as
+    gone at once; ``drain`` waits for what is queued (at shutdown)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def close(self, fd: int) -> None:
+        self._put(lambda: os.close(fd))
+
+    def delete(self, path: Path) -> None:
+        self._put(lambda: path.unlink(missing_ok=True))
+
+    def _put(self, job: Callable[[], object]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
+                self._thread.start()
+        self._queue.put(job)
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                job()
+            except OSError as exc:  # nothing to retry: the resource is gone either way
+                log.warning("reaper: %s", exc)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout)
+
+
 class Disk:
-    """L2: ``cache_dir/images/<digest>`` files, written to ``cache_dir/tmp`` then renamed."""
+    """L2: ``cache_dir/images/<digest>`` files, written to ``cache_dir/tmp`` then renamed.
+
+    Files are not fsynced: L2 is a cache, a file is renamed into place only once complete, and
+    a file a previous run left is verified (length, structure, SHA-256) before it is served or
+    promoted, so one damaged by a power loss is discarded and fetched again."""
 
     def __init__(self, cache_dir: str) -> None:
         self.root = Path(cache_dir)
@@ -332,18 +380,12 @@ class Disk:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 write(fd)
-                os.fsync(fd)
             finally:
                 os.close(fd)
             os.rename(tmp, self.path(digest))
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        dir_fd = os.open(self.images, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
     def open(self, digest: str) -> int:
         """A read-only descriptor of the image file (the one clients map)."""
@@ -366,6 +408,16 @@ class Disk:
 
     def remove(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
+
+    def retire(self, digest: str, reaper: Reaper) -> None:
+        """Take the file out of ``images/`` at once (a rename: no blocks freed yet) and let
+        the reaper delete it; a crash in between leaves it in ``tmp/``, cleared at start."""
+        doomed = self.tmp / f"{digest}.{secrets.token_hex(4)}.evicted"
+        try:
+            os.rename(self.path(digest), doomed)
+        except FileNotFoundError:
+            return
+        reaper.delete(doomed)
 
 
 DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import mmap
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any
 import posix_ipc
 
 from .policy import Candidate, Policy
-from .storage import Disk, Segment
+from .storage import Disk, Reaper, Segment
 
 
 class TierName(enum.StrEnum):
@@ -82,8 +81,16 @@ def cost(size: int) -> int:
 class Tier(ABC):
     name: TierName
 
-    def __init__(self, budget: int, policy: Policy, clock: Callable[[], float], usage: Usage):
+    def __init__(
+        self,
+        budget: int,
+        policy: Policy,
+        clock: Callable[[], float],
+        usage: Usage,
+        reaper: Reaper,
+    ) -> None:
         self.budget = budget
+        self.reaper = reaper
         self.policy = policy
         self.clock = clock
         self.usage = usage
@@ -241,7 +248,7 @@ class SharedMemory(Tier):
 
     def _close(self, copy: Copy) -> None:
         if copy.fd >= 0:
-            os.close(copy.fd)
+            self.reaper.close(copy.fd)  # the last close frees the pages: not on the loop
             copy.fd = -1
 
     def close(self) -> None:
@@ -257,9 +264,15 @@ class PageCache(Tier):
     name = TierName.L2
 
     def __init__(
-        self, disk: Disk, budget: int, policy: Policy, clock: Callable[[], float], usage: Usage
-    ):
-        super().__init__(budget, policy, clock, usage)
+        self,
+        disk: Disk,
+        budget: int,
+        policy: Policy,
+        clock: Callable[[], float],
+        usage: Usage,
+        reaper: Reaper,
+    ) -> None:
+        super().__init__(budget, policy, clock, usage, reaper)
         self.disk = disk
 
     def _open(self, copy: Copy) -> None:
@@ -269,9 +282,9 @@ class PageCache(Tier):
         self._close(copy)
 
     def _unlink(self, copy: Copy) -> None:
-        self.disk.remove(copy.digest)
+        self.disk.retire(copy.digest, self.reaper)
 
     def _close(self, copy: Copy) -> None:
         if copy.fd >= 0:
-            os.close(copy.fd)
+            self.reaper.close(copy.fd)  # the last reference to a deleted file frees its blocks
             copy.fd = -1

@@ -259,9 +259,14 @@ def test_pressure_trims_idle_held_models(shelf: Shelf, catalog: Catalog) -> None
     assert daemon.admin("status")["l1"]["leased_bytes"] == l1 - 64
     time.sleep(1.1)  # the held models are now idle for longer than PRESSURE_IDLE
     other = daemon.client()
-    model = other.model(newcomer)  # fits L1, were it not full of idle leases
+    model = other.model(newcomer)  # first use while L1 is full: the page cache serves it
     assert other.last_source == "l3"
     assert daemon.admin("status")["l2"]["leased_bytes"] == cost(catalog.refs[newcomer].size)
+    assert daemon.admin("status")["pressure"] == 0 and daemon.stats()["l1_not_admitted"] == 1
+    del model
+    other.release(newcomer)
+    model = other.model(newcomer)  # second use: admitted, but L1 is full of idle leases
+    assert other.last_source == "l2" and daemon.stats()["served_page_cache"] == 2
     assert daemon.admin("status")["pressure"] >= 1
     assert idle.stdin is not None and idle.stdout is not None
     idle.stdin.write("\n")

@@ -21,6 +21,7 @@ import yaml
 
 from modelshelf import _paths
 from modelshelf.cli import build_parser
+from modelshelf.client import ENVIRONMENT as client_environment
 from modelshelfd.config import Config, load_config, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -313,13 +314,17 @@ def test_sidecar_shares_the_socket_dir_and_has_a_memory_backed_shm(
 # -- docs ---------------------------------------------------------------------------------------
 
 
-DOCS = [ROOT / "docs" / "operations.md", ROOT / "docs" / "scaling.md"]
+DOCS = [
+    ROOT / "docs" / "operations.md",
+    ROOT / "docs" / "scaling.md",
+    ROOT / "docs" / "configuration.md",
+]
 
 
 def test_docs_name_only_real_commands_and_settings(tmp_path: Path) -> None:
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     fields = {f"MODELSHELF_{name.upper()}" for name in Config.__dataclass_fields__}
-    known = fields | {"MODELSHELF_CONFIG"}
+    known = fields | {"MODELSHELF_CONFIG", *client_environment}
     files = [*DOCS, KUBE / "README.md", UNIT, ROOT / "docker-compose.yml", *KUBE.glob("*.yaml")]
     files.append(ROOT / "examples" / "app" / "README.md")
     # a command as typed: at a line's start, after a prompt, sudo, `--` or a backtick, or as

@@ -41,3 +41,10 @@ def test_properties(items: list[tuple[int, float]], need: int) -> None:
     assert chosen == sorted(chosen)
     rest = [c.last_use for c in cands if c.key not in set(victims)]
     assert not chosen or not rest or max(chosen) <= min(rest)
+
+
+def test_lru_admits_what_fits_and_what_was_used_before() -> None:
+    policy = LRUPolicy()
+    assert policy.admit(Candidate("a", 10, 0.0, hits=0), free=10, now=0.0)
+    assert not policy.admit(Candidate("a", 11, 0.0, hits=0), free=10, now=0.0)
+    assert policy.admit(Candidate("a", 11, 0.0, hits=1), free=0, now=0.0)

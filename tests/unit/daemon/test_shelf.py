@@ -21,9 +21,17 @@ import modelshelf
 from modelshelf.store import RefInfo, Store
 from modelshelfd import storage
 from modelshelfd.config import load_config
+from modelshelfd.policy import Candidate, LRUPolicy
 from modelshelfd.shelf import Busy, Shelf, State
 from modelshelfd.storage import SHM_DIR
 from modelshelfd.tiers import Copy, Tier, TierName, cost
+
+
+class AdmitAll(LRUPolicy):
+    """LRU that lets every image try L1 first: the tests of the tiers' mechanics."""
+
+    def admit(self, candidate: Candidate, free: int, now: float) -> bool:
+        return True
 
 
 def _accounted(tier: Tier) -> int:
@@ -135,7 +143,7 @@ async def test_shared_memory_full_of_leases_serves_the_page_cache(setup) -> None
     signals: list[int] = []
     small, big = refs[0], refs[5]
     config = dataclasses.replace(base.config, l1_bytes=cost(refs[1].size) + 100)
-    shelf = Shelf(config, base.store, on_pressure=lambda: signals.append(1))
+    shelf = Shelf(config, base.store, policy=AdmitAll(), on_pressure=lambda: signals.append(1))
     try:
         resident = await shelf.acquire(small)
         assert resident.copy.tier is TierName.L1
@@ -223,7 +231,13 @@ async def test_pressure_is_signalled_at_a_bounded_rate(setup) -> None:
     now = [100.0]
     signals: list[float] = []
     config = dataclasses.replace(base.config, l1_bytes=cost(refs[3].size) + 10)
-    shelf = Shelf(config, base.store, clock=lambda: now[0], on_pressure=lambda: signals.append(1))
+    shelf = Shelf(
+        config,
+        base.store,
+        policy=AdmitAll(),
+        clock=lambda: now[0],
+        on_pressure=lambda: signals.append(1),
+    )
     try:
         held = await shelf.acquire(refs[2])
         leases = [await shelf.acquire(r) for r in (refs[1], refs[3], refs[0])]
@@ -388,3 +402,51 @@ async def test_an_adopted_l2_file_is_verified_before_the_page_cache_serves_it(se
         _exact(second)
     finally:
         second.close()
+
+
+async def test_an_image_used_once_never_pushes_out_the_working_set(setup) -> None:
+    """Admission (LRUPolicy): while L1 has room everything enters it; once L1 is full, an
+    image's first use is served from the page cache and only its second use enters L1."""
+    base, refs = setup
+    config = dataclasses.replace(base.config, l1_bytes=cost(refs[0].size) + cost(refs[1].size))
+    shelf = Shelf(config, base.store)
+    try:
+        for ref in refs[:2]:  # room: both enter L1
+            lease = await shelf.acquire(ref)
+            assert lease.copy.tier is TierName.L1
+            shelf.release(lease.copy)
+        once = await shelf.acquire(refs[2])  # L1 full (of unleased images): not admitted
+        assert (once.found, once.copy.tier) == (TierName.L3, TierName.L2)
+        assert set(shelf.l1.copies) == {refs[0].digest, refs[1].digest}
+        assert shelf.stats["l1_not_admitted"] == 1 and shelf.counters()["l1_evictions"] == 0
+        shelf.release(once.copy)
+        again = await shelf.acquire(refs[2])  # second use: promoted, the LRU image goes
+        assert (again.found, again.copy.tier) == (TierName.L2, TierName.L1)
+        assert refs[0].digest not in shelf.l1.copies
+        shelf.release(again.copy)
+        _exact(shelf)
+    finally:
+        shelf.close()
+
+
+async def test_not_admitted_and_l2_full_of_leases_takes_l1_after_all(setup) -> None:
+    """Admission never causes a refusal: when L2 cannot take an image the policy kept out of
+    L1, L1 takes it (by evicting unleased images)."""
+    base, refs = setup
+    config = dataclasses.replace(
+        base.config, l1_bytes=cost(refs[2].size), l2_bytes=cost(refs[2].size)
+    )
+    shelf = Shelf(config, base.store)
+    try:
+        first = await shelf.acquire(refs[0])  # fits the free room of L1 (and L2)
+        shelf.release(first.copy)
+        held = await shelf.acquire(refs[2])  # does not fit L1's free room: not admitted
+        assert held.copy.tier is TierName.L2  # L2 is now full of a lease
+        lease = await shelf.acquire(refs[1])  # not admitted, L2 full of leases: L1 after all
+        assert lease.copy.tier is TierName.L1 and lease.found is TierName.L3
+        assert shelf.stats["l1_not_admitted"] == 2 and refs[0].digest not in shelf.l1.copies
+        for copy in (lease.copy, held.copy):
+            shelf.release(copy)
+        _exact(shelf)
+    finally:
+        shelf.close()
