@@ -11,7 +11,9 @@ can hash on it and send each model's traffic to the nodes that hold it hot (docs
 
 One ``modelshelf.Client`` serves every request thread (it is thread-safe). A model once mapped
 is answered from the process's cache without a round trip while its version has not changed,
-and keeps working while the daemon restarts.
+and keeps working while the daemon restarts. The cache is bounded (``MODELSHELF_MAX_HELD_BYTES``
+and ``MODELSHELF_MAX_HELD_MODELS``, else what the daemon advises): a process serving thousands
+of models keeps the ones it uses most, and the others' leases end with their mappings.
 
     python serve.py --port 8000        # the daemon's socket: $MODELSHELF_SOCKET or the default
     curl -s localhost:8000/predict -H 'X-Model: demo/iris' -d '{"instances": [[5.1,3.5,1.4,0.2]]}'
