@@ -80,8 +80,11 @@ def run(
             daemon.wait_ready()
             before = (daemon.request("stats") or {}).get("counters", {})
             features = sorted(set(catalog.n_features))
+            largest: list[int] = []  # per worker, the largest image it asks for
             for i in range(setup.workers):
                 mine = owner == i
+                sizes = catalog.sizes[stream.models[mine]]
+                largest.append(int(sizes.max()) if sizes.size else 0)
                 job = {
                     "socket": daemon.socket, "refs": catalog.refs,
                     "model_features": catalog.n_features, "features": features,
@@ -103,7 +106,9 @@ def run(
                     kind = "exited"
                 if kind != "ready":
                     raise RuntimeError(f"worker {i} did not get ready ({kind})")
-                result.workers.append({"index": i, "pid": procs[i].pid, **info})
+                result.workers.append(
+                    {"index": i, "pid": procs[i].pid, "largest_model": largest[i], **info}
+                )
             say(f"daemon up, {setup.workers} workers ready; {traffic.duration:.0f} s of requests")
             _replay(daemon, procs, conns, traffic, setup, result, say)
             after = (daemon.request("stats") or {}).get("counters", {})
