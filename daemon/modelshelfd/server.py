@@ -31,6 +31,7 @@ from modelshelf.store import Store
 from . import aiowire, handlers
 from .catalog import Catalog
 from .config import Config
+from .ratelog import RateLimited
 from .shelf import Shelf
 from .storage import Board
 from .tiers import Copy
@@ -43,6 +44,7 @@ log = logging.getLogger("modelshelfd")
 HELLO_TIMEOUT = 10.0  # a peer that connects and says nothing does not keep a slot forever
 MAX_ADMIN_CONNECTIONS = 16
 _PEERCRED = struct.Struct("3i")
+_refusals = RateLimited(log, interval=10.0)
 
 
 @dataclass(eq=False)
@@ -189,11 +191,15 @@ class Server:
             conn = Connection(sock, kind, pid, uid, gid)
             if sum(1 for c in self.connections if c.kind == kind) >= limit:
                 self.refused += 1
+                message = (
+                    f"the daemon already serves its limit of {limit} {kind} connections; "
+                    "retry later, or raise max_connections"
+                )
+                _refusals.log(
+                    logging.WARNING, f"connect/{kind}", "connection of pid %d (uid %d) refused: %s",
+                    pid, uid, message,
+                )  # fmt: skip
                 with contextlib.suppress(OSError):
-                    message = (
-                        f"the daemon already serves its limit of {limit} {kind} connections; "
-                        "retry later, or raise max_connections"
-                    )
                     sock.send(_wire.encode(_error(None, "busy", message)))
                 sock.close()
                 continue

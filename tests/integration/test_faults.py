@@ -202,6 +202,9 @@ def test_connections_are_bounded(shelf: Shelf, images: Images) -> None:
     wait_for(lambda: daemon.admin("status")["connections"]["client"] == 7, what="slot freed")
     assert daemon.client().model("ns/lr").predict([[5, 3, 1, 0.2]]).shape == (1,)
     assert daemon.stats()["connections_refused"] == 21
+    # logged, but at a bounded rate: one line for the flood, not 21
+    assert daemon.logs().count("connection of pid") == 1
+    assert "limit of 8 client connections" in daemon.logs()
     for s in held:
         s.close()
 
