@@ -12,14 +12,15 @@ runs in threads through ``asyncio.to_thread``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from modelshelf.errors import ImageError, ModelNotFound, ShelfError
 from modelshelf.store import RefInfo, Store
@@ -46,6 +47,7 @@ EVENTS = (
 )  # fmt: skip
 
 Fill = Callable[[memoryview], None]
+T = TypeVar("T")
 
 
 class Busy(ShelfError):
@@ -67,6 +69,18 @@ class Entry:
     hits: int = 0
     last_use: float = 0.0
     labels: set[str] = field(default_factory=set)  # "ns/name@version" that resolved here
+
+
+@dataclass
+class Reservation:
+    """Room reserved in a tier for one copy being filled (``granted``); ``used`` once the
+    copy is added, else the room is given back."""
+
+    granted: bool
+    used: bool = False
+
+    def __bool__(self) -> bool:
+        return self.granted
 
 
 @dataclass(frozen=True)
@@ -297,28 +311,40 @@ class Shelf:
     async def _promote(self, entry: Entry, l2: Copy) -> bool:
         """Copy the L2 file into a new segment if the policy admits it and L1 can make room;
         False if not (the file is then served from the page cache)."""
-        if not (self._admit(entry) and self._reserve(self.l1, entry.size)):
+        if not self._admit(entry):
             return False
-        try:
-            segment = await asyncio.to_thread(
-                storage.create_segment,
-                self._segment_name(entry.digest), entry.digest, entry.size,
-                storage.copy_from(self.disk.path(entry.digest)),
-            )  # fmt: skip
-        except (ImageError, FileNotFoundError):
-            self.l1.unreserve(entry.size)
-            raise
-        except OSError as exc:  # /dev/shm itself is full (ENOSPC): serve the file instead
-            self.l1.unreserve(entry.size)
-            self._shm_failed(entry, exc)
-            return False
-        except BaseException:
-            self.l1.unreserve(entry.size)
-            raise
+        with self._reserved(self.l1, entry.size) as room:
+            if not room:
+                return False
+            fill = storage.copy_from(self.disk.path(entry.digest))
+            if await self._new_segment(entry, fill, room) is None:
+                return False
         l2.verified = True  # create_segment verified the bytes it read from the file
-        self.l1.add(SharedMemory.copy_of(segment))
         self.stats["promotions"] += 1
         return True
+
+    async def _new_segment(
+        self, entry: Entry, fill: Fill, room: Reservation
+    ) -> storage.Segment | None:
+        """Create the image's segment through ``fill`` (verified) in reserved room and add it
+        to L1; None if /dev/shm itself fails (the caller serves the image from L2)."""
+        name = self._segment_name(entry.digest)
+        try:
+            segment: storage.Segment = await asyncio.to_thread(
+                storage.create_segment, name, entry.digest, entry.size, fill
+            )
+        except FileNotFoundError:  # the L2 file vanished: not a shared-memory failure
+            raise
+        except OSError as exc:  # /dev/shm itself is full or failing (ENOSPC, ENOMEM)
+            self.stats["shm_errors"] += 1
+            log.error(
+                "cannot place image %s in shared memory (%s); serving it from local disk",
+                entry.digest[:12], exc,
+            )  # fmt: skip
+            return None
+        self.l1.add(SharedMemory.copy_of(segment))
+        room.used = True
+        return segment
 
     # -- L3 -> L1 (and L2), or L3 -> L2 ---------------------------------------------------------
 
@@ -329,37 +355,34 @@ class Shelf:
         admitted = self._admit(entry)
         if admitted and await self._store_to_l1(entry):
             return
-        if self._reserve(self.l2, entry.size):
-            try:
-                await self._fetch_store_to_disk(entry)
-            except BaseException:
-                self.l2.unreserve(entry.size)
-                raise
-            self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
-            return
+        with self._reserved(self.l2, entry.size) as room:
+            if room:
+                await self._twice(entry, lambda fill: self._to_disk(entry, fill))
+                self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
+                room.used = True
+                self.stats["l3_to_l2"] += 1
+                return
         if not admitted and await self._store_to_l1(entry):
             return
         raise self._refuse(entry)
 
     async def _store_to_l1(self, entry: Entry) -> bool:
-        if not self._reserve(self.l1, entry.size):
-            return False
-        try:
-            segment = await self._fetch_store(entry)
-        except OSError as exc:  # shared memory itself failed (ENOSPC/ENOMEM on /dev/shm)
-            self.l1.unreserve(entry.size)
-            self._shm_failed(entry, exc)
-            return False
-        except BaseException:
-            self.l1.unreserve(entry.size)
-            raise
-        copy = SharedMemory.copy_of(segment)
-        self.l1.add(copy)
+        with self._reserved(self.l1, entry.size) as room:
+            if not room:
+                return False
+            segment = await self._twice(entry, lambda fill: self._new_segment(entry, fill, room))
+            if segment is None:
+                return False
+        copy = self.l1.copies[entry.digest]
         copy.busy = True  # read by the L2 write below: not a victim meanwhile
         try:
             await self._write_l2(entry, segment)
         finally:
             copy.busy = False
+        return True
+
+    async def _to_disk(self, entry: Entry, fill: Fill) -> bool:
+        await asyncio.to_thread(self.disk.create, entry.digest, entry.size, fill)
         return True
 
     def _admit(self, entry: Entry) -> bool:
@@ -370,15 +393,25 @@ class Shelf:
         self.stats["l1_not_admitted"] += 1
         return False
 
-    def _reserve(self, tier: Tier, size: int) -> bool:
+    @contextlib.contextmanager
+    def _reserved(self, tier: Tier, size: int, *, signal: bool = True) -> Iterator[Reservation]:
+        """Room for ``size`` bytes in ``tier`` for the ``with`` block: falsy if the tier
+        cannot make room (the pressure signal is raised if leases are why, unless
+        ``signal`` is False). The room is given back at the end unless marked ``used``."""
         try:
             tier.reserve(size)
         except TierFull as full:
             self.stats[f"{tier.name}_full"] += 1
-            if full.leased:
+            if full.leased and signal:
                 self._pressure()
-            return False
-        return True
+            yield Reservation(granted=False)
+            return
+        room = Reservation(granted=True)
+        try:
+            yield room
+        finally:
+            if not room.used:
+                tier.unreserve(size)
 
     def _pressure(self) -> None:
         """Ask clients to trim idle held models (at most every PRESSURE_INTERVAL seconds)."""
@@ -397,29 +430,10 @@ class Shelf:
             "their MODELSHELF_MAX_HELD_BYTES, or raise l1_bytes/l2_bytes"
         )
 
-    def _shm_failed(self, entry: Entry, exc: OSError) -> None:
-        self.stats["shm_errors"] += 1
-        log.error(
-            "cannot place image %s in shared memory (%s); serving it from local disk",
-            entry.digest[:12], exc,
-        )  # fmt: skip
-
     def _segment_name(self, digest: str) -> str:
         return storage.segment_name(self.config.shm_prefix, digest)
 
-    async def _fetch_store(self, entry: Entry) -> storage.Segment:
-        return await self._twice(
-            entry,
-            lambda fill: storage.create_segment(
-                self._segment_name(entry.digest), entry.digest, entry.size, fill
-            ),
-        )
-
-    async def _fetch_store_to_disk(self, entry: Entry) -> None:
-        await self._twice(entry, lambda fill: self.disk.create(entry.digest, entry.size, fill))
-        self.stats["l3_to_l2"] += 1
-
-    async def _twice(self, entry: Entry, make: Callable[[Fill], Any]) -> Any:
+    async def _twice(self, entry: Entry, make: Callable[[Fill], Awaitable[T]]) -> T:
         """Fetch from the store through ``make(fill)``; a copy that fails validation is
         fetched once more, then the image is refused."""
         cfg, digest = self.config, entry.digest
@@ -432,7 +446,7 @@ class Shelf:
         for attempt in (1, 2):
             self.stats["l3_fetches"] += 1
             try:
-                made = await asyncio.to_thread(make, fill)
+                made = await make(fill)
             except ImageError as exc:
                 self.stats["validation_failures"] += 1
                 log.warning("store copy of %s invalid (%d/2): %s", digest[:12], attempt, exc)
@@ -441,37 +455,38 @@ class Shelf:
                         f"image {digest[:12]}: every copy failed validation: {exc}"
                     ) from exc
                 continue
-            self.stats["bytes_fetched"] += entry.size
+            if made is not None:
+                self.stats["bytes_fetched"] += entry.size
             return made
         raise AssertionError("unreachable")
 
     async def _write_l2(self, entry: Entry, segment: storage.Segment) -> None:
         if entry.digest in self.l2.copies:
             return
-        try:
-            self.l2.reserve(entry.size)
-        except TierFull:  # no pressure signal: the image is served from L1 all the same
-            self.stats["l2_skipped"] += 1
-            return
+        # no pressure signal if L2 is full: the image is served from L1 all the same
+        with self._reserved(self.l2, entry.size, signal=False) as room:
+            if not room:
+                self.stats["l2_skipped"] += 1
+                return
 
-        def write() -> None:
-            mapped = segment.map()
-            view = memoryview(mapped)
+            def write() -> None:
+                mapped = segment.map()
+                view = memoryview(mapped)
+                try:
+                    self.disk.write(entry.digest, view)
+                finally:
+                    view.release()
+                    mapped.close()
+
             try:
-                self.disk.write(entry.digest, view)
-            finally:
-                view.release()
-                mapped.close()
-
-        try:
-            await asyncio.to_thread(write)
-        except OSError as exc:
-            self.l2.unreserve(entry.size)
-            self.stats["l2_write_errors"] += 1
-            # the image is verified and in L1: serve it anyway, L2 just misses this one
-            log.error("L2 write of %s failed, serving from L1 only: %s", entry.digest[:12], exc)
-            return
-        self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
+                await asyncio.to_thread(write)
+            except OSError as exc:
+                self.stats["l2_write_errors"] += 1
+                # the image is verified and in L1: serve it anyway, L2 just misses this one
+                log.error("L2 write of %s failed, serving from L1 only: %s", entry.digest[:12], exc)
+                return
+            self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
+            room.used = True
 
     # -- admin --------------------------------------------------------------------------------
 

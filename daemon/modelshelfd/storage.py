@@ -99,15 +99,8 @@ def create_segment(
         # be the same object: never reopened by name after the fill
         ro_fd = posix_ipc.SharedMemory(name, read_only=True).fd
         _same_file(shm.fd, ro_fd, name)
-        mapped = mmap.mmap(shm.fd, size)
+        fill_verified(shm.fd, size, digest, fill)
         shm.close_fd()
-        view = memoryview(mapped)
-        try:
-            fill(view)
-            verify(view, digest)
-        finally:
-            view.release()
-            _close_map(mapped)
         segment = Segment(name, digest, ro_fd, size)
         ro_fd = -1
         return segment
@@ -120,6 +113,18 @@ def create_segment(
         if ro_fd >= 0:
             os.close(ro_fd)
         raise
+
+
+def fill_verified(fd: int, size: int, digest: str, fill: Callable[[memoryview], None]) -> None:
+    """Map ``size`` bytes of ``fd`` writable, fill them, verify them (ImageError), unmap."""
+    mapped = mmap.mmap(fd, size)
+    view = memoryview(mapped)
+    try:
+        fill(view)
+        verify(view, digest)
+    finally:
+        view.release()
+        _close_map(mapped)
 
 
 def _same_file(a: int, b: int, name: str) -> None:
@@ -363,14 +368,7 @@ class Disk:
         def fill_and_verify(fd: int) -> None:
             if size:
                 os.posix_fallocate(fd, 0, size)  # ENOSPC now, never SIGBUS while filling
-            mapped = mmap.mmap(fd, size)
-            view = memoryview(mapped)
-            try:
-                fill(view)
-                verify(view, digest)
-            finally:
-                view.release()
-                _close_map(mapped)
+            fill_verified(fd, size, digest, fill)
 
         self._atomically(digest, fill_and_verify)
 

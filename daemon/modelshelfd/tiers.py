@@ -263,16 +263,8 @@ class PageCache(Tier):
 
     name = TierName.L2
 
-    def __init__(
-        self,
-        disk: Disk,
-        budget: int,
-        policy: Policy,
-        clock: Callable[[], float],
-        usage: Usage,
-        reaper: Reaper,
-    ) -> None:
-        super().__init__(budget, policy, clock, usage, reaper)
+    def __init__(self, disk: Disk, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # budget, policy, clock, usage, reaper
         self.disk = disk
 
     def _open(self, copy: Copy) -> None:
