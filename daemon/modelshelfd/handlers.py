@@ -26,15 +26,14 @@ from modelshelf.errors import (
     InvalidModelName,
     ModelNotFound,
     ProtocolError,
-    ShelfError,
     StoreError,
 )
 from modelshelf.store import RefInfo
 
 from . import aiowire
 from .aiowire import Reader
+from .errors import BadRequest, Busy
 from .ratelog import RateLimited
-from .shelf import Busy
 from .tiers import Copy, TierName
 
 if TYPE_CHECKING:
@@ -51,10 +50,6 @@ _refusals = RateLimited(log, interval=10.0)
 Msg = dict[str, Any]
 Reply = tuple[dict[str, Any], list[int]]
 Handler = Callable[["Server", "Connection", dict[str, Any], list[int]], Awaitable[Reply]]
-
-
-class BadRequest(ShelfError):
-    """An unknown op, or a missing or ill-typed field (answered as ``bad_request``)."""
 
 
 CODES: tuple[tuple[type[Exception], str], ...] = (

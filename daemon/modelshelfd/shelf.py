@@ -1,39 +1,38 @@
-"""The shelf: which images are on this node, where, and how a request is served.
+"""The shelf: which images are on this node, leases on them, and how a request is served.
 
-The shelf orchestrates two tiers (``tiers.SharedMemory`` L1, ``tiers.PageCache`` L2) and the
-object store (L3); each tier accounts for its own bytes. An acquire is served from L1 when the
-image is resident or can be made resident; when shared memory is full of leased or pinned
-images, the verified L2 file is handed out instead (an image only in the store is fetched into
-L2 for that); only when both tiers are full of leases is the request refused (``Busy``).
-Fetches are single-flight per image. All state lives on the event loop thread; blocking work
-runs in threads through ``asyncio.to_thread``.
+The shelf orchestrates two tiers (``tiers.SharedMemory`` L1, ``tiers.PageCache`` L2), each
+accounting for its own bytes, and a fetcher (``fetch.Fetcher``) that brings images onto the
+node. An acquire leases the L1 segment when the image is or can be made resident; when shared
+memory is full of leased or pinned images (or the policy keeps the image out of it), the
+verified L2 file is leased instead and the client maps it from the page cache; only when both
+tiers are full of leases is the request refused (``Busy``). Fetches are single-flight per image.
+All state lives on the event loop thread; blocking work runs in threads.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from modelshelf.errors import ImageError, ModelNotFound, ShelfError
+from modelshelf.errors import ModelNotFound
 from modelshelf.store import RefInfo, Store
 
 from . import storage
 from .config import Config
-from .policy import Candidate, LRUPolicy, Policy
+from .entry import Entry, State
+from .errors import Busy
+from .fetch import Fetcher
+from .policy import LRUPolicy, Policy
 from .storage import Disk, Reaper
-from .tiers import Copy, PageCache, SharedMemory, Tier, TierFull, TierName, cost
+from .tiers import Copy, PageCache, SharedMemory, Tier, TierName
 
 log = logging.getLogger("modelshelfd.shelf")
-
-PRESSURE_INTERVAL = 0.1  # seconds between two pressure signals to the clients
 
 # counters that exist from the start (0, not absent): docs/operations.md says what each means
 EVENTS = (
@@ -45,42 +44,6 @@ EVENTS = (
     "refused_store_unavailable", "refused_image_error", "refused_bad_request",
     "refused_invalid_name", "refused_internal",
 )  # fmt: skip
-
-Fill = Callable[[memoryview], None]
-T = TypeVar("T")
-
-
-class Busy(ShelfError):
-    """A bounded resource is exhausted (answered as ``busy``)."""
-
-
-class State(enum.Enum):
-    FETCHING = "fetching"
-    READY = "ready"
-
-
-@dataclass(eq=False)
-class Entry:
-    """One image known to this node, by digest: what the policy and ``ls`` know of it."""
-
-    digest: str
-    size: int
-    state: State = State.READY
-    hits: int = 0
-    last_use: float = 0.0
-    labels: set[str] = field(default_factory=set)  # "ns/name@version" that resolved here
-
-
-@dataclass
-class Reservation:
-    """Room reserved in a tier for one copy being filled (``granted``); ``used`` once the
-    copy is added, else the room is given back."""
-
-    granted: bool
-    used: bool = False
-
-    def __bool__(self) -> bool:
-        return self.granted
 
 
 @dataclass(frozen=True)
@@ -114,8 +77,9 @@ class Shelf:
         self.l1.on_evict = self.l2.on_evict = self._forget_if_empty
         self.entries: dict[str, Entry] = {}
         self.stats: Counter[str] = Counter(dict.fromkeys(EVENTS, 0))
-        self.on_pressure = on_pressure
-        self._last_pressure = float("-inf")
+        self.fetcher = Fetcher(
+            config, store, self.disk, (self.l1, self.l2), policy, clock, self.stats, on_pressure
+        )
         self._inflight: dict[str, asyncio.Task[TierName]] = {}
         self._fetch_slots = asyncio.Semaphore(config.max_inflight_fetches)
 
@@ -268,225 +232,12 @@ class Shelf:
                 return TierName.L1
             entry = self.entries.setdefault(digest, Entry(digest, size, last_use=self.clock()))
             entry.state = State.FETCHING  # kept while its copies come and go
+            entry.size = size
             try:
-                l2 = self.l2.copies.get(digest)
-                if l2 is not None and l2.size != size:
-                    # an adopted L2 file of another length cannot hold this image: the ref's
-                    # size is checked against the bytes (sha256), the file's is not
-                    log.warning("L2 copy of %s has the wrong size, discarded", digest[:12])
-                    self.stats["validation_failures"] += 1
-                    self.l2.evict(digest)
-                    l2 = None
-                entry.size = size
-                if l2 is not None and await self._from_l2(entry, l2):
-                    return TierName.L2
-                await self._from_store(entry)
-                return TierName.L3
+                return await self.fetcher.load(entry)
             finally:
                 entry.state = State.READY
                 self._forget_if_empty(digest)
-
-    # -- L2 -> L1, or serve the L2 file -------------------------------------------------------
-
-    async def _from_l2(self, entry: Entry, l2: Copy) -> bool:
-        """Promote the L2 copy to L1, or make it servable as it is; False if the copy turned
-        out bad (it is dropped and the image must come from the store)."""
-        l2.busy = True
-        try:
-            if await self._promote(entry, l2):
-                return True
-            if not l2.verified:  # a file a previous run left: checked before anyone maps it
-                await asyncio.to_thread(self.disk.verify, entry.digest, entry.size)
-                l2.verified = True
-            return True
-        except (ImageError, FileNotFoundError) as exc:
-            self.stats["validation_failures"] += isinstance(exc, ImageError)
-            log.warning("L2 copy of %s discarded: %s", entry.digest[:12], exc)
-            l2.busy = False
-            self.l2.evict(entry.digest)
-            return False
-        finally:
-            l2.busy = False
-
-    async def _promote(self, entry: Entry, l2: Copy) -> bool:
-        """Copy the L2 file into a new segment if the policy admits it and L1 can make room;
-        False if not (the file is then served from the page cache)."""
-        if not self._admit(entry):
-            return False
-        with self._reserved(self.l1, entry.size) as room:
-            if not room:
-                return False
-            fill = storage.copy_from(self.disk.path(entry.digest))
-            if await self._new_segment(entry, fill, room) is None:
-                return False
-        l2.verified = True  # create_segment verified the bytes it read from the file
-        self.stats["promotions"] += 1
-        return True
-
-    async def _new_segment(
-        self, entry: Entry, fill: Fill, room: Reservation
-    ) -> storage.Segment | None:
-        """Create the image's segment through ``fill`` (verified) in reserved room and add it
-        to L1; None if /dev/shm itself fails (the caller serves the image from L2)."""
-        name = self._segment_name(entry.digest)
-        try:
-            segment: storage.Segment = await asyncio.to_thread(
-                storage.create_segment, name, entry.digest, entry.size, fill
-            )
-        except FileNotFoundError:  # the L2 file vanished: not a shared-memory failure
-            raise
-        except OSError as exc:  # /dev/shm itself is full or failing (ENOSPC, ENOMEM)
-            self.stats["shm_errors"] += 1
-            log.error(
-                "cannot place image %s in shared memory (%s); serving it from local disk",
-                entry.digest[:12], exc,
-            )  # fmt: skip
-            return None
-        self.l1.add(SharedMemory.copy_of(segment))
-        room.used = True
-        return segment
-
-    # -- L3 -> L1 (and L2), or L3 -> L2 ---------------------------------------------------------
-
-    async def _from_store(self, entry: Entry) -> None:
-        """Into L1 (and L2) if the policy admits it; else, or if shared memory cannot take
-        it, straight into an L2 file served from the page cache; if L2 cannot take it
-        either, into L1 after all. Refused only when neither tier can make room."""
-        admitted = self._admit(entry)
-        if admitted and await self._store_to_l1(entry):
-            return
-        with self._reserved(self.l2, entry.size) as room:
-            if room:
-                await self._twice(entry, lambda fill: self._to_disk(entry, fill))
-                self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
-                room.used = True
-                self.stats["l3_to_l2"] += 1
-                return
-        if not admitted and await self._store_to_l1(entry):
-            return
-        raise self._refuse(entry)
-
-    async def _store_to_l1(self, entry: Entry) -> bool:
-        with self._reserved(self.l1, entry.size) as room:
-            if not room:
-                return False
-            segment = await self._twice(entry, lambda fill: self._new_segment(entry, fill, room))
-            if segment is None:
-                return False
-        copy = self.l1.copies[entry.digest]
-        copy.busy = True  # read by the L2 write below: not a victim meanwhile
-        try:
-            await self._write_l2(entry, segment)
-        finally:
-            copy.busy = False
-        return True
-
-    async def _to_disk(self, entry: Entry, fill: Fill) -> bool:
-        await asyncio.to_thread(self.disk.create, entry.digest, entry.size, fill)
-        return True
-
-    def _admit(self, entry: Entry) -> bool:
-        """Does the policy let the image into L1 now? (Else the page cache serves it.)"""
-        candidate = Candidate(entry.digest, cost(entry.size), entry.last_use, entry.hits)
-        if self.policy.admit(candidate, self.l1.budget - self.l1.used, self.clock()):
-            return True
-        self.stats["l1_not_admitted"] += 1
-        return False
-
-    @contextlib.contextmanager
-    def _reserved(self, tier: Tier, size: int, *, signal: bool = True) -> Iterator[Reservation]:
-        """Room for ``size`` bytes in ``tier`` for the ``with`` block: falsy if the tier
-        cannot make room (the pressure signal is raised if leases are why, unless
-        ``signal`` is False). The room is given back at the end unless marked ``used``."""
-        try:
-            tier.reserve(size)
-        except TierFull as full:
-            self.stats[f"{tier.name}_full"] += 1
-            if full.leased and signal:
-                self._pressure()
-            yield Reservation(granted=False)
-            return
-        room = Reservation(granted=True)
-        try:
-            yield room
-        finally:
-            if not room.used:
-                tier.unreserve(size)
-
-    def _pressure(self) -> None:
-        """Ask clients to trim idle held models (at most every PRESSURE_INTERVAL seconds)."""
-        now = self.clock()
-        if now - self._last_pressure >= PRESSURE_INTERVAL:
-            self._last_pressure = now
-            self.stats["pressure_signals"] += 1
-            self.on_pressure()
-
-    def _refuse(self, entry: Entry) -> Busy:
-        l1, l2 = self.l1, self.l2
-        return Busy(
-            f"every tier is full: cannot place image {entry.digest[:12]} of {entry.size} bytes "
-            f"(L1 {l1.used} of {l1.budget} bytes, {l1.leased_bytes()} leased; L2 {l2.used} of "
-            f"{l2.budget} bytes, {l2.leased_bytes()} leased); clients hold the leases: lower "
-            "their MODELSHELF_MAX_HELD_BYTES, or raise l1_bytes/l2_bytes"
-        )
-
-    def _segment_name(self, digest: str) -> str:
-        return storage.segment_name(self.config.shm_prefix, digest)
-
-    async def _twice(self, entry: Entry, make: Callable[[Fill], Awaitable[T]]) -> T:
-        """Fetch from the store through ``make(fill)``; a copy that fails validation is
-        fetched once more, then the image is refused."""
-        cfg, digest = self.config, entry.digest
-
-        def fill(view: memoryview) -> None:
-            self.store.read_image(
-                digest, view, parallelism=cfg.fetch_parallelism, range_bytes=cfg.range_bytes
-            )
-
-        for attempt in (1, 2):
-            self.stats["l3_fetches"] += 1
-            try:
-                made = await make(fill)
-            except ImageError as exc:
-                self.stats["validation_failures"] += 1
-                log.warning("store copy of %s invalid (%d/2): %s", digest[:12], attempt, exc)
-                if attempt == 2:
-                    raise ImageError(
-                        f"image {digest[:12]}: every copy failed validation: {exc}"
-                    ) from exc
-                continue
-            if made is not None:
-                self.stats["bytes_fetched"] += entry.size
-            return made
-        raise AssertionError("unreachable")
-
-    async def _write_l2(self, entry: Entry, segment: storage.Segment) -> None:
-        if entry.digest in self.l2.copies:
-            return
-        # no pressure signal if L2 is full: the image is served from L1 all the same
-        with self._reserved(self.l2, entry.size, signal=False) as room:
-            if not room:
-                self.stats["l2_skipped"] += 1
-                return
-
-            def write() -> None:
-                mapped = segment.map()
-                view = memoryview(mapped)
-                try:
-                    self.disk.write(entry.digest, view)
-                finally:
-                    view.release()
-                    mapped.close()
-
-            try:
-                await asyncio.to_thread(write)
-            except OSError as exc:
-                self.stats["l2_write_errors"] += 1
-                # the image is verified and in L1: serve it anyway, L2 just misses this one
-                log.error("L2 write of %s failed, serving from L1 only: %s", entry.digest[:12], exc)
-                return
-            self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
-            room.used = True
 
     # -- admin --------------------------------------------------------------------------------
 

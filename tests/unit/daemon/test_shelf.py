@@ -21,8 +21,10 @@ import modelshelf
 from modelshelf.store import RefInfo, Store
 from modelshelfd import storage
 from modelshelfd.config import load_config
+from modelshelfd.entry import State
+from modelshelfd.errors import Busy
 from modelshelfd.policy import Candidate, LRUPolicy
-from modelshelfd.shelf import Busy, Shelf, State
+from modelshelfd.shelf import Shelf
 from modelshelfd.storage import SHM_DIR
 from modelshelfd.tiers import Copy, Tier, TierName, cost
 

@@ -1,0 +1,287 @@
+"""The fetcher: brings an image onto the node, into the tier the policy and the budgets allow.
+
+    from L2     promote the file into a new L1 segment (if admitted and L1 can make room), else
+                make sure it is verified and let the page cache serve it
+    from L3     read the store into a new L1 segment and write it to L2 (if admitted), else
+                straight into an L2 file; else into L1 after all; else refuse (``Busy``)
+
+Every copy is filled in reserved room (``Reservation``: given back unless the copy is added)
+and verified by ``storage`` before it is added to a tier; a store copy that fails validation is
+read once more. Blocking work runs in threads. Single flight is the shelf's: one fetcher call
+per image at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+from modelshelf.errors import ImageError
+from modelshelf.store import Store
+
+from . import storage
+from .config import Config
+from .entry import Entry
+from .errors import Busy
+from .policy import Candidate, Policy
+from .storage import Disk
+from .tiers import Copy, PageCache, SharedMemory, Tier, TierFull, TierName, cost
+
+log = logging.getLogger("modelshelfd.shelf")
+
+PRESSURE_INTERVAL = 0.1  # seconds between two pressure signals to the clients
+
+Fill = Callable[[memoryview], None]
+T = TypeVar("T")
+
+
+@dataclass
+class Reservation:
+    """Room reserved in a tier for one copy being filled (``granted``); ``used`` once the
+    copy is added, else the room is given back."""
+
+    granted: bool
+    used: bool = False
+
+    def __bool__(self) -> bool:
+        return self.granted
+
+
+class Fetcher:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        disk: Disk,
+        tiers: tuple[SharedMemory, PageCache],
+        policy: Policy,
+        clock: Callable[[], float],
+        stats: Counter[str],
+        on_pressure: Callable[[], object],
+    ) -> None:
+        self.config, self.store, self.disk = config, store, disk
+        self.l1, self.l2 = tiers
+        self.policy, self.clock, self.stats = policy, clock, stats
+        self.on_pressure = on_pressure
+        self._last_pressure = float("-inf")
+
+    async def load(self, entry: Entry) -> TierName:
+        """Bring the image onto the node; the tier it was found in (L2 or L3)."""
+        digest = entry.digest
+        l2 = self.l2.copies.get(digest)
+        if l2 is not None and l2.size != entry.size:
+            # an adopted L2 file of another length cannot hold this image: the ref's size is
+            # checked against the bytes (sha256), the file's is not; never count by it
+            log.warning("L2 copy of %s has the wrong size, discarded", digest[:12])
+            self.stats["validation_failures"] += 1
+            self.l2.evict(digest)
+            l2 = None
+        if l2 is not None and await self._from_l2(entry, l2):
+            return TierName.L2
+        await self._from_store(entry)
+        return TierName.L3
+
+    async def _from_l2(self, entry: Entry, l2: Copy) -> bool:
+        """Promote the L2 copy to L1, or make it servable as it is; False if the copy turned
+        out bad (it is dropped and the image must come from the store)."""
+        l2.busy = True
+        try:
+            if await self._promote(entry, l2):
+                return True
+            if not l2.verified:  # a file a previous run left: checked before anyone maps it
+                await asyncio.to_thread(self.disk.verify, entry.digest, entry.size)
+                l2.verified = True
+            return True
+        except (ImageError, FileNotFoundError) as exc:
+            self.stats["validation_failures"] += isinstance(exc, ImageError)
+            log.warning("L2 copy of %s discarded: %s", entry.digest[:12], exc)
+            l2.busy = False
+            self.l2.evict(entry.digest)
+            return False
+        finally:
+            l2.busy = False
+
+    async def _promote(self, entry: Entry, l2: Copy) -> bool:
+        """Copy the L2 file into a new segment if the policy admits it and L1 can make room;
+        False if not (the file is then served from the page cache)."""
+        if not self._admit(entry):
+            return False
+        with self._reserved(self.l1, entry.size) as room:
+            if not room:
+                return False
+            fill = storage.copy_from(self.disk.path(entry.digest))
+            if await self._new_segment(entry, fill, room) is None:
+                return False
+        l2.verified = True  # create_segment verified the bytes it read from the file
+        self.stats["promotions"] += 1
+        return True
+
+    async def _new_segment(
+        self, entry: Entry, fill: Fill, room: Reservation
+    ) -> storage.Segment | None:
+        """Create the image's segment through ``fill`` (verified) in reserved room and add it
+        to L1; None if /dev/shm itself fails (the caller serves the image from L2)."""
+        name = self._segment_name(entry.digest)
+        try:
+            segment: storage.Segment = await asyncio.to_thread(
+                storage.create_segment, name, entry.digest, entry.size, fill
+            )
+        except FileNotFoundError:  # the L2 file vanished: not a shared-memory failure
+            raise
+        except OSError as exc:  # /dev/shm itself is full or failing (ENOSPC, ENOMEM)
+            self.stats["shm_errors"] += 1
+            log.error(
+                "cannot place image %s in shared memory (%s); serving it from local disk",
+                entry.digest[:12], exc,
+            )  # fmt: skip
+            return None
+        self.l1.add(SharedMemory.copy_of(segment))
+        room.used = True
+        return segment
+
+    # -- L3 -> L1 (and L2), or L3 -> L2 ---------------------------------------------------------
+
+    async def _from_store(self, entry: Entry) -> None:
+        """Into L1 (and L2) if the policy admits it; else, or if shared memory cannot take
+        it, straight into an L2 file served from the page cache; if L2 cannot take it
+        either, into L1 after all. Refused only when neither tier can make room."""
+        admitted = self._admit(entry)
+        if admitted and await self._store_to_l1(entry):
+            return
+        with self._reserved(self.l2, entry.size) as room:
+            if room:
+                await self._twice(entry, lambda fill: self._to_disk(entry, fill))
+                self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
+                room.used = True
+                self.stats["l3_to_l2"] += 1
+                return
+        if not admitted and await self._store_to_l1(entry):
+            return
+        raise self._refuse(entry)
+
+    async def _store_to_l1(self, entry: Entry) -> bool:
+        with self._reserved(self.l1, entry.size) as room:
+            if not room:
+                return False
+            segment = await self._twice(entry, lambda fill: self._new_segment(entry, fill, room))
+            if segment is None:
+                return False
+        copy = self.l1.copies[entry.digest]
+        copy.busy = True  # read by the L2 write below: not a victim meanwhile
+        try:
+            await self._write_l2(entry, segment)
+        finally:
+            copy.busy = False
+        return True
+
+    async def _to_disk(self, entry: Entry, fill: Fill) -> bool:
+        await asyncio.to_thread(self.disk.create, entry.digest, entry.size, fill)
+        return True
+
+    def _admit(self, entry: Entry) -> bool:
+        """Does the policy let the image into L1 now? (Else the page cache serves it.)"""
+        candidate = Candidate(entry.digest, cost(entry.size), entry.last_use, entry.hits)
+        if self.policy.admit(candidate, self.l1.budget - self.l1.used, self.clock()):
+            return True
+        self.stats["l1_not_admitted"] += 1
+        return False
+
+    @contextlib.contextmanager
+    def _reserved(self, tier: Tier, size: int, *, signal: bool = True) -> Iterator[Reservation]:
+        """Room for ``size`` bytes in ``tier`` for the ``with`` block: falsy if the tier
+        cannot make room (the pressure signal is raised if leases are why, unless
+        ``signal`` is False). The room is given back at the end unless marked ``used``."""
+        try:
+            tier.reserve(size)
+        except TierFull as full:
+            self.stats[f"{tier.name}_full"] += 1
+            if full.leased and signal:
+                self._pressure()
+            yield Reservation(granted=False)
+            return
+        room = Reservation(granted=True)
+        try:
+            yield room
+        finally:
+            if not room.used:
+                tier.unreserve(size)
+
+    def _pressure(self) -> None:
+        """Ask clients to trim idle held models (at most every PRESSURE_INTERVAL seconds)."""
+        now = self.clock()
+        if now - self._last_pressure >= PRESSURE_INTERVAL:
+            self._last_pressure = now
+            self.stats["pressure_signals"] += 1
+            self.on_pressure()
+
+    def _refuse(self, entry: Entry) -> Busy:
+        l1, l2 = self.l1, self.l2
+        return Busy(
+            f"every tier is full: cannot place image {entry.digest[:12]} of {entry.size} bytes "
+            f"(L1 {l1.used} of {l1.budget} bytes, {l1.leased_bytes()} leased; L2 {l2.used} of "
+            f"{l2.budget} bytes, {l2.leased_bytes()} leased); clients hold the leases: lower "
+            "their MODELSHELF_MAX_HELD_BYTES, or raise l1_bytes/l2_bytes"
+        )
+
+    def _segment_name(self, digest: str) -> str:
+        return storage.segment_name(self.config.shm_prefix, digest)
+
+    async def _twice(self, entry: Entry, make: Callable[[Fill], Awaitable[T]]) -> T:
+        """Fetch from the store through ``make(fill)``; a copy that fails validation is
+        fetched once more, then the image is refused."""
+        cfg, digest = self.config, entry.digest
+
+        def fill(view: memoryview) -> None:
+            self.store.read_image(
+                digest, view, parallelism=cfg.fetch_parallelism, range_bytes=cfg.range_bytes
+            )
+
+        for attempt in (1, 2):
+            self.stats["l3_fetches"] += 1
+            try:
+                made = await make(fill)
+            except ImageError as exc:
+                self.stats["validation_failures"] += 1
+                log.warning("store copy of %s invalid (%d/2): %s", digest[:12], attempt, exc)
+                if attempt == 2:
+                    raise ImageError(
+                        f"image {digest[:12]}: every copy failed validation: {exc}"
+                    ) from exc
+                continue
+            if made is not None:
+                self.stats["bytes_fetched"] += entry.size
+            return made
+        raise AssertionError("unreachable")
+
+    async def _write_l2(self, entry: Entry, segment: storage.Segment) -> None:
+        if entry.digest in self.l2.copies:
+            return
+        # no pressure signal if L2 is full: the image is served from L1 all the same
+        with self._reserved(self.l2, entry.size, signal=False) as room:
+            if not room:
+                self.stats["l2_skipped"] += 1
+                return
+
+            def write() -> None:
+                mapped = segment.map()
+                view = memoryview(mapped)
+                try:
+                    self.disk.write(entry.digest, view)
+                finally:
+                    view.release()
+                    mapped.close()
+
+            try:
+                await asyncio.to_thread(write)
+            except OSError as exc:
+                self.stats["l2_write_errors"] += 1
+                # the image is verified and in L1: serve it anyway, L2 just misses this one
+                log.error("L2 write of %s failed, serving from L1 only: %s", entry.digest[:12], exc)
+                return
+            self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
+            room.used = True
