@@ -39,15 +39,11 @@ from . import _paths, _wire
 from ._names import parse_ref
 from ._version import __version__
 from .errors import (
-    AccessDenied,
     DaemonUnavailable,
-    ImageError,
-    InvalidModelName,
-    ModelNotFound,
     ProtocolError,
-    ShelfBusy,
     ShelfError,
     StoreError,
+    for_code,
 )
 from .image import Image
 from .image._reader import map_readonly
@@ -58,15 +54,6 @@ __all__ = ["Client"]
 # the variables a Client reads (docs/configuration.md, "Client settings")
 ENVIRONMENT = ("MODELSHELF_SOCKET", "MODELSHELF_MAX_HELD_BYTES", "MODELSHELF_MAX_HELD_MODELS")
 
-_ERRORS: dict[str, type[ShelfError] | type[ImageError]] = {
-    "not_found": ModelNotFound,
-    "access_denied": AccessDenied,
-    "invalid_name": InvalidModelName,
-    "bad_request": ProtocolError,
-    "store_unavailable": StoreError,
-    "image_error": ImageError,
-    "busy": ShelfBusy,
-}
 _BOARD_SIZE = 4096
 _BOARD_MAGIC = b"MSBOARD1"
 _BOARD = struct.Struct("<QQ")  # at offset 8: generation, pressure
@@ -493,7 +480,7 @@ class Client:
             return
         code = str(reply.get("error", "internal"))
         message = str(reply.get("message", "the daemon gave no message"))
-        raise _ERRORS.get(code, ShelfError)(f"{message} [{code}]")
+        raise for_code(code)(f"{message} [{code}]")
 
     def _unavailable(self, exc: BaseException) -> DaemonUnavailable:
         return DaemonUnavailable(

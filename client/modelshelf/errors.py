@@ -29,9 +29,27 @@
     └── MissingDependencyError (ImportError) an optional extra is needed and not installed
 
 Messages say what was expected and what was found, so that the user can act on them.
+
+Every class carries ``code``, its error code on the daemon's socket (docs/protocol.md), and
+``exit_status``, the ``modelshelf`` command's exit status when it ends with that error:
+
+    code                exit  class
+    internal             1    ModelshelfError, ShelfError (and anything not listed)
+    image_error          8    ImageError
+    not_found            3    ModelNotFound
+    access_denied        4    AccessDenied
+    busy                 5    ShelfBusy
+    unavailable          6    DaemonUnavailable (the client's own: no daemon answered)
+    store_unavailable    7    StoreError
+    invalid_name         2    InvalidModelName
+    bad_request          1    ProtocolError
+
+``for_code(code)`` is the class a client raises for a code it receives.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 __all__ = [
     "AccessDenied",
@@ -61,15 +79,22 @@ __all__ = [
     "UnknownCategoryError",
     "UnsupportedModelError",
     "UnsupportedVersionError",
+    "for_code",
 ]
 
 
 class ModelshelfError(Exception):
     """Root of every exception modelshelf raises on purpose."""
 
+    code: ClassVar[str] = "internal"  # on the daemon's socket (docs/protocol.md)
+    exit_status: ClassVar[int] = 1  # of the modelshelf command
+
 
 class ImageError(ModelshelfError, ValueError):
     """The bytes given as an image are not a valid modelshelf image."""
+
+    code = "image_error"
+    exit_status = 8
 
 
 class TruncatedImageError(ImageError):
@@ -139,21 +164,36 @@ class ShelfError(ModelshelfError):
 class ModelNotFound(ShelfError, LookupError):
     """No model, version or image by that name exists in the store."""
 
+    code = "not_found"
+    exit_status = 3
+
 
 class AccessDenied(ShelfError, PermissionError):
     """The caller's uid/gid is not allowed to use the model's namespace."""
+
+    code = "access_denied"
+    exit_status = 4
 
 
 class DaemonUnavailable(ShelfError, ConnectionError):
     """No daemon answers on the socket (not running, wrong path, or restarting)."""
 
+    code = "unavailable"
+    exit_status = 6
+
 
 class InvalidModelName(ShelfError, ValueError):
     """A model reference does not follow the grammar ``namespace/name[@version]``."""
 
+    code = "invalid_name"
+    exit_status = 2
+
 
 class ProtocolError(ShelfError):
     """A message on a shelf socket is malformed, oversized, or not what the protocol expects."""
+
+    code = "bad_request"
+    exit_status = 1
 
 
 class ShelfBusy(ShelfError):
@@ -161,9 +201,15 @@ class ShelfBusy(ShelfError):
     clients lease, or a connection limit is reached. Retry later; the message says what is
     full and how to make room."""
 
+    code = "busy"
+    exit_status = 5
+
 
 class StoreError(ShelfError):
     """The object store failed or could not be reached."""
+
+    code = "store_unavailable"
+    exit_status = 7
 
 
 class UnsupportedModelError(ModelshelfError, TypeError):
@@ -172,3 +218,15 @@ class UnsupportedModelError(ModelshelfError, TypeError):
 
 class MissingDependencyError(ModelshelfError, ImportError):
     """An optional dependency (an extra of the modelshelf distribution) is not installed."""
+
+
+def for_code(code: str) -> type[ModelshelfError]:
+    """The most general class whose ``code`` is ``code`` (ShelfError for a code this version
+    does not know)."""
+    queue: list[type[ModelshelfError]] = [ModelshelfError]
+    while queue:
+        cls = queue.pop(0)
+        if "code" in vars(cls) and cls.code == code:
+            return cls
+        queue.extend(cls.__subclasses__())
+    return ShelfError

@@ -24,15 +24,14 @@ from modelshelf.errors import (
     AccessDenied,
     ImageError,
     InvalidModelName,
-    ModelNotFound,
+    ModelshelfError,
     ProtocolError,
-    StoreError,
 )
 from modelshelf.store import RefInfo
 
 from . import aiowire
 from .aiowire import Reader
-from .errors import BadRequest, Busy
+from .errors import BadRequest
 from .ratelog import RateLimited
 from .tiers import Copy, TierName
 
@@ -50,17 +49,6 @@ _refusals = RateLimited(log, interval=10.0)
 Msg = dict[str, Any]
 Reply = tuple[dict[str, Any], list[int]]
 Handler = Callable[["Server", "Connection", dict[str, Any], list[int]], Awaitable[Reply]]
-
-
-CODES: tuple[tuple[type[Exception], str], ...] = (
-    (ModelNotFound, "not_found"),
-    (AccessDenied, "access_denied"),
-    (InvalidModelName, "invalid_name"),
-    (BadRequest, "bad_request"),
-    (StoreError, "store_unavailable"),
-    (ImageError, "image_error"),
-    (Busy, "busy"),
-)
 
 
 async def handle(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
@@ -82,7 +70,7 @@ async def handle(server: Server, conn: Connection, message: Msg, fds: list[int])
         raise
     except Exception as exc:
         out = []
-        code = next((c for kind, c in CODES if isinstance(exc, kind)), "internal")
+        code = exc.code if isinstance(exc, ModelshelfError) else "internal"
         text = str(exc) or type(exc).__name__
         server.shelf.stats[f"refused_{code}"] += 1
         if code == "internal":

@@ -53,10 +53,13 @@ def test_cli_commands(shelf: Shelf, images: Images) -> None:
     assert "l3_fetches" in cli(daemon, "stats").stdout
     assert "removed=[1]" in cli(daemon, "rm", "ns/lr").stdout
     assert store.versions("ns", "lr") == []
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(ModelNotFound) as err:
         daemon.client().model("ns/lr")
+    assert err.value.code == "not_found"
+    gone = cli(daemon, "prefetch", "ns/lr", check=False)  # exit statuses name the failure
+    assert gone.returncode == ModelNotFound.exit_status == 3 and "[not_found]" in gone.stderr
     missing = cli(daemon, "status", "--admin-socket", str(shelf.tmp / "nope.sock"), check=False)
-    assert missing.returncode == 1 and "nope.sock" in missing.stderr
+    assert missing.returncode == 6 and "nope.sock" in missing.stderr  # DaemonUnavailable
 
 
 def test_admin_uids(shelf: Shelf) -> None:

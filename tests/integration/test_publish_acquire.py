@@ -74,7 +74,7 @@ def test_cli_publish_rejects_a_file_that_is_not_an_image(shelf: Shelf, images: I
          "team/bad", str(bad)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert proc.returncode == 1 and "checksum" in proc.stderr
+    assert proc.returncode == 8 and "checksum" in proc.stderr  # ImageError.exit_status
     assert Store(shelf.store).versions("team", "bad") == []
 
 

@@ -110,3 +110,23 @@ def test_compile_tensors_round_trip() -> None:
     assert model.kind == "tensors"
     np.testing.assert_array_equal(model.tensors["w"], weights["w"])
     assert model.tensors["w"].dtype == np.float32
+
+
+def test_every_error_names_its_wire_code_and_the_client_maps_codes_back() -> None:
+    from modelshelf import errors
+
+    wire = {
+        "not_found": errors.ModelNotFound,
+        "access_denied": errors.AccessDenied,
+        "invalid_name": errors.InvalidModelName,
+        "bad_request": errors.ProtocolError,
+        "store_unavailable": errors.StoreError,
+        "image_error": errors.ImageError,
+        "busy": errors.ShelfBusy,
+    }
+    for code, cls in wire.items():
+        assert cls.code == code and errors.for_code(code) is cls
+    assert errors.for_code("a-code-from-the-future") is errors.ShelfError
+    assert errors.ChecksumError.code == "image_error"  # subclasses share their family's code
+    statuses = {cls.exit_status for cls in wire.values()} | {errors.DaemonUnavailable.exit_status}
+    assert len(statuses) == 8  # distinct per kind, except bad_request with the generic 1

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(exc, ModelshelfError | OSError | ValueError):
             raise
         print(f"modelshelf {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return exc.exit_status if isinstance(exc, ModelshelfError) else 1
 
 
 def _one_line(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from .. import _paths, _wire
 from .._names import parse_ref
 from .._version import __version__
-from ..errors import DaemonUnavailable, ShelfError
+from ..errors import DaemonUnavailable, ShelfError, for_code
 from ..image import MAGIC, Image
 
 
@@ -96,10 +96,8 @@ class AdminConnection:
         reply, got = _wire.recv(self.sock)
         _wire.close_fds(got)
         if reply.get("ok") is not True:
-            from ..client import _ERRORS
-
             code = str(reply.get("error"))
-            raise _ERRORS.get(code, ShelfError)(f"{reply.get('message')} [{code}]")
+            raise for_code(code)(f"{reply.get('message')} [{code}]")
         return reply
 
     def close(self) -> None:

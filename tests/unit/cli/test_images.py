@@ -226,7 +226,7 @@ def test_inspect_reports_a_checksum_mismatch(image_file: Path) -> None:
 def test_inspect_refuses_an_invalid_image(image_file: Path, mutate: Any, message: str) -> None:
     image_file.write_bytes(mutate(image_file.read_bytes()))
     result = run("inspect", image_file)
-    assert result.returncode == 1
+    assert result.returncode == 8  # ImageError.exit_status
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"modelshelf inspect: error: {image_file}: ")
@@ -238,7 +238,7 @@ def test_inspect_refuses_an_unknown_model_kind(tmp_path: Path) -> None:
     manifest = {"model": {"kind": "quantum_forest"}, "metadata": {"name": "f"}}
     path.write_bytes(ImageBuilder().build(manifest))
     result = run("inspect", path)
-    assert result.returncode == 1 and "unknown model kind 'quantum_forest'" in result.stderr
+    assert result.returncode == 8 and "unknown model kind 'quantum_forest'" in result.stderr
 
 
 def test_inspect_a_missing_file(tmp_path: Path) -> None:
