@@ -15,7 +15,7 @@ import os
 import stat
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from modelshelf import _wire
 from modelshelf._names import ModelRef, parse_ref
@@ -31,12 +31,11 @@ from modelshelf.store import RefInfo
 
 from . import aiowire
 from .aiowire import Reader
+from .connection import Connection
 from .errors import BadRequest
 from .ratelog import RateLimited
+from .state import ServerState
 from .tiers import Copy, TierName
-
-if TYPE_CHECKING:
-    from .server import Connection, Server
 
 log = logging.getLogger("modelshelfd.handlers")
 
@@ -48,10 +47,10 @@ _refusals = RateLimited(log, interval=10.0)
 
 Msg = dict[str, Any]
 Reply = tuple[dict[str, Any], list[int]]
-Handler = Callable[["Server", "Connection", dict[str, Any], list[int]], Awaitable[Reply]]
+Handler = Callable[[ServerState, Connection, dict[str, Any], list[int]], Awaitable[Reply]]
 
 
-async def handle(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     rid = message.get("id")
     op = message.get("op")
     table = CLIENT_OPS if conn.kind == "client" else ADMIN_OPS
@@ -64,7 +63,7 @@ async def handle(server: Server, conn: Connection, message: Msg, fds: list[int])
         handler = table.get(op) if isinstance(op, str) else None
         if handler is None:
             raise BadRequest(f"unknown op {op!r:.40} on the {conn.kind} socket")
-        fields, out = await handler(server, conn, message, fds)
+        fields, out = await handler(state, conn, message, fds)
         reply: dict[str, Any] = {"ok": True, **fields}
     except ProtocolError:
         raise
@@ -72,7 +71,7 @@ async def handle(server: Server, conn: Connection, message: Msg, fds: list[int])
         out = []
         code = exc.code if isinstance(exc, ModelshelfError) else "internal"
         text = str(exc) or type(exc).__name__
-        server.shelf.stats[f"refused_{code}"] += 1
+        state.shelf.stats[f"refused_{code}"] += 1
         if code == "internal":
             log.exception("internal error handling %r", op)
         else:
@@ -101,39 +100,39 @@ def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
 # -- client socket ----------------------------------------------------------------------------
 
 
-async def _acquire(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     ref = _ref(message)
-    if not server.config.allowed(ref.namespace, conn.uid, conn.gid):
+    if not state.config.allowed(ref.namespace, conn.uid, conn.gid):
         raise AccessDenied(
             f"uid {conn.uid} (gid {conn.gid}) may not use namespace {ref.namespace!r} on this "
             "node; ask the operator to add it to the daemon's 'namespaces' table"
         )
-    _release_batch(server, conn, message.pop("release", None))
-    info = await server.catalog.resolve(ref)
+    _release_batch(state, conn, message.pop("release", None))
+    info = await state.catalog.resolve(ref)
     if message.get("have") == info.digest and conn.leases.get(info.digest):
         # the client already maps this image under a lease of this connection
         return {"unchanged": True, "version": info.version, "digest": info.digest}, []
-    lease = await server.shelf.acquire(info)
+    lease = await state.shelf.acquire(info)
     conn.leases.setdefault(info.digest, []).append(lease.copy)
-    return _acquired(server, info, lease.found, lease.copy), [lease.copy.fd]
+    return _acquired(state, info, lease.found, lease.copy), [lease.copy.fd]
 
 
-async def _release(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    return _release_now(server, conn, message), []
+async def _release(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    return _release_now(state, conn, message), []
 
 
-def _release_now(server: Server, conn: Connection, message: Msg) -> dict[str, Any]:
+def _release_now(state: ServerState, conn: Connection, message: Msg) -> dict[str, Any]:
     """``{"digest": d}`` releases one lease and must name one this connection holds;
     ``{"digests": [...]}`` releases one lease per item and skips (and counts) the others."""
     if "digests" in message:
-        return {"released": _release_batch(server, conn, message["digests"])}
+        return {"released": _release_batch(state, conn, message["digests"])}
     digest = message.get("digest")
-    if not (isinstance(digest, str) and _release_one(server, conn, digest)):
+    if not (isinstance(digest, str) and _release_one(state, conn, digest)):
         raise BadRequest(f"this connection holds no lease on {digest!r:.80}")
     return {}
 
 
-def _release_batch(server: Server, conn: Connection, digests: object) -> int:
+def _release_batch(state: ServerState, conn: Connection, digests: object) -> int:
     """Release one lease per digest listed (the client's mappings that ended)."""
     if digests is None:
         return 0
@@ -141,24 +140,26 @@ def _release_batch(server: Server, conn: Connection, digests: object) -> int:
         raise BadRequest(f"release takes a list of at most {MAX_RELEASES} digests")
     released = 0
     for digest in digests:
-        if isinstance(digest, str) and _release_one(server, conn, digest):
+        if isinstance(digest, str) and _release_one(state, conn, digest):
             released += 1
         else:
-            server.shelf.stats["release_unknown"] += 1
+            state.shelf.stats["release_unknown"] += 1
     return released
 
 
-def _release_one(server: Server, conn: Connection, digest: str) -> bool:
+def _release_one(state: ServerState, conn: Connection, digest: str) -> bool:
     held = conn.leases.get(digest)
     if not held:
         return False
-    server.shelf.release(held.pop())
+    state.shelf.release(held.pop())
     if not held:
         del conn.leases[digest]
     return True
 
 
-def fast(server: Server, conn: Connection, reader: Reader, message: Msg, fds: list[int]) -> bool:
+def fast(
+    state: ServerState, conn: Connection, reader: Reader, message: Msg, fds: list[int]
+) -> bool:
     """Answer on the spot, without a task switch, what needs no waiting: ping, release, and
     an acquire that the ref cache and L1 can answer. False: take the ordinary path."""
     rid = message.get("id")
@@ -170,7 +171,7 @@ def fast(server: Server, conn: Connection, reader: Reader, message: Msg, fds: li
         fields: dict[str, Any] = {}
     elif op == "release":
         try:
-            fields = _release_now(server, conn, message)
+            fields = _release_now(state, conn, message)
         except BadRequest:
             return False
     elif op == "acquire" and "have" not in message:
@@ -180,18 +181,18 @@ def fast(server: Server, conn: Connection, reader: Reader, message: Msg, fds: li
             return False
         if "release" in message:  # the client's ended mappings: before anything is reserved
             try:
-                _release_batch(server, conn, message["release"])
+                _release_batch(state, conn, message["release"])
             except BadRequest:
                 return False  # the ordinary path refuses it with the reason
             del message["release"]
-        info = server.catalog.cached(ref)
-        if info is None or not server.config.allowed(ref.namespace, conn.uid, conn.gid):
+        info = state.catalog.cached(ref)
+        if info is None or not state.config.allowed(ref.namespace, conn.uid, conn.gid):
             return False
-        copy = server.shelf.lease_if_resident(info)
+        copy = state.shelf.lease_if_resident(info)
         if copy is None:
             return False
         conn.leases.setdefault(info.digest, []).append(copy)
-        fields = _acquired(server, info, TierName.L1, copy)
+        fields = _acquired(state, info, TierName.L1, copy)
         out = [copy.fd]
     else:
         return False
@@ -203,7 +204,7 @@ def fast(server: Server, conn: Connection, reader: Reader, message: Msg, fds: li
     return True
 
 
-def _acquired(server: Server, info: RefInfo, found: TierName, copy: Copy) -> dict[str, Any]:
+def _acquired(state: ServerState, info: RefInfo, found: TierName, copy: Copy) -> dict[str, Any]:
     return {
         "model": info.key,
         "version": info.version,
@@ -211,39 +212,39 @@ def _acquired(server: Server, info: RefInfo, found: TierName, copy: Copy) -> dic
         "size": info.size,
         "tier": found.value,  # where the image was when asked: l1, l2 or l3
         "served": copy.tier.value,  # what the descriptor is: l1 segment or l2 file
-        "generation": server.catalog.generation,
+        "generation": state.catalog.generation,
     }
 
 
-async def _ping(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+async def _ping(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     return {}, []
 
 
 # -- admin socket -----------------------------------------------------------------------------
 
 
-async def _status(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    kinds = [c.kind for c in server.connections]
+async def _status(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    kinds = [c.kind for c in state.connections]
     return {
         "daemon": f"modelshelfd/{__version__}",
         "pid": os.getpid(),
-        "uptime": round(time.time() - server.started, 3),
-        "store": server.config.store,
-        "socket": server.config.socket,
-        "instance": server.config.shm_prefix,
-        "generation": server.catalog.generation,
-        "store_error": server.catalog.last_error,
+        "uptime": round(time.time() - state.started, 3),
+        "store": state.config.store,
+        "socket": state.config.socket,
+        "instance": state.config.shm_prefix,
+        "generation": state.catalog.generation,
+        "store_error": state.catalog.last_error,
         "connections": {"client": kinds.count("client"), "admin": kinds.count("admin")},
-        "pressure": server.board.pressure,
-        **server.shelf.describe(),
-        "clients": _clients(server),
+        "pressure": state.board.pressure,
+        **state.shelf.describe(),
+        "clients": _clients(state),
     }, []
 
 
-def _clients(server: Server) -> list[dict[str, Any]]:
+def _clients(state: ServerState) -> list[dict[str, Any]]:
     """Each client connection: who it is and what it holds (the largest leases first)."""
     rows = []
-    for c in server.connections:
+    for c in state.connections:
         if c.kind != "client":
             continue
         copies = [copy for held in c.leases.values() for copy in held]
@@ -261,29 +262,11 @@ def _clients(server: Server) -> list[dict[str, Any]]:
     return rows[:MAX_CLIENT_ROWS]
 
 
-async def _ls(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+async def _ls(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     offset = message.get("offset", 0)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
-    shelf = server.shelf
-    now = shelf.clock()
-    rows = []
-    for entry in shelf.entries.values():
-        l1 = shelf.l1.copies.get(entry.digest)
-        rows.append(
-            {
-                "models": sorted(entry.labels)[:MAX_LABELS],
-                "model_count": len(entry.labels),
-                "digest": entry.digest,
-                "size": entry.size,
-                "tiers": [t.value for t in shelf.where(entry.digest)],
-                "state": entry.state.value,
-                "hits": entry.hits,
-                "idle_seconds": round(now - entry.last_use, 3),
-                "leases": shelf.leases_of(entry.digest),
-                "pinned": l1 is not None and l1.pinned,
-            }
-        )
+    rows = state.shelf.listing(MAX_LABELS)
     rows.sort(key=lambda r: (r["models"], r["digest"]))
     # one reply is at most MAX_MESSAGE bytes: a shelf of hundreds of images is listed in
     # pages, the reply's "next" giving the offset of the following one (None after the last)
@@ -299,34 +282,33 @@ async def _ls(server: Server, conn: Connection, message: Msg, fds: list[int]) ->
     return {"models": page, "total": len(rows), "next": end if end < len(rows) else None}, []
 
 
-async def _prefetch(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    info = await server.catalog.resolve(_ref(message))
-    found = await server.shelf.ensure(info)
-    return _placed(server, info, found), []
+async def _prefetch(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    info = await state.catalog.resolve(_ref(message))
+    found = await state.shelf.ensure(info)
+    return _placed(state, info, found), []
 
 
-def _placed(server: Server, info: RefInfo, found: TierName) -> dict[str, Any]:
+def _placed(state: ServerState, info: RefInfo, found: TierName) -> dict[str, Any]:
     return {
         "model": info.key,
         "version": info.version,
         "digest": info.digest,
         "tier": found.value,  # where it was found
-        "tiers": [t.value for t in server.shelf.where(info.digest)],  # where it is now
+        "tiers": [t.value for t in state.shelf.where(info.digest)],  # where it is now
     }
 
 
-async def _evict(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+async def _evict(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     """Evict from L1 (default), from L2 (``"tier": "l2"``) or from both (``"all"``)."""
     tier = message.get("tier", "l1")
     if tier not in ("l1", "l2", "all"):
         raise BadRequest(f"tier must be 'l1', 'l2' or 'all', got {tier!r:.40}")
-    info = await server.catalog.resolve(_ref(message))
-    server.shelf.entry(info.digest)  # not_found if it is not on this node
-    copy = server.shelf.l1.copies.get(info.digest)
-    if tier != "l2" and copy is not None and copy.pinned:
+    info = await state.catalog.resolve(_ref(message))
+    state.shelf.entry(info.digest)  # not_found if it is not on this node
+    if tier != "l2" and state.shelf.pinned(info.digest):
         raise BadRequest(f"{info.key}@{info.version} is pinned; unpin it first")
     names = (TierName.L1, TierName.L2) if tier == "all" else (TierName(tier),)
-    evicted = [name.value for name in names if server.shelf.evict(info.digest, name)]
+    evicted = [name.value for name in names if state.shelf.evict(info.digest, name)]
     log.info(
         "evicted %s@%d from %s for uid %d (pid %d)",
         info.key, info.version, "+".join(evicted) or "nowhere", conn.uid, conn.pid,
@@ -335,36 +317,36 @@ async def _evict(server: Server, conn: Connection, message: Msg, fds: list[int])
             "tiers": evicted}, []  # fmt: skip
 
 
-async def _pin(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    info = await server.catalog.resolve(_ref(message))
-    found = await server.shelf.ensure(info)
-    server.shelf.pin(info.digest, True)
-    return _placed(server, info, found), []
+async def _pin(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    info = await state.catalog.resolve(_ref(message))
+    found = await state.shelf.ensure(info)
+    state.shelf.pin(info.digest, True)
+    return _placed(state, info, found), []
 
 
-async def _unpin(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    info = await server.catalog.resolve(_ref(message))
-    server.shelf.entry(info.digest)
-    server.shelf.pin(info.digest, False)
+async def _unpin(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    info = await state.catalog.resolve(_ref(message))
+    state.shelf.entry(info.digest)
+    state.shelf.pin(info.digest, False)
     return {"model": info.key, "version": info.version}, []
 
 
-async def _rm(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+async def _rm(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     ref = _ref(message)
-    store = server.store
+    store = state.store
     removed = await asyncio.to_thread(store.remove, ref.namespace, ref.name, ref.version)
     versions = await asyncio.to_thread(store.versions, ref.namespace, ref.name)
-    server.catalog.update(ref.key, versions)
+    state.catalog.update(ref.key, versions)
     return {"model": ref.key, "removed": removed}, []
 
 
-async def _stats(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    counters = server.shelf.counters()
-    counters["connections_refused"] = server.refused
-    return {"counters": counters, "generation": server.catalog.generation}, []
+async def _stats(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    counters = state.shelf.counters()
+    counters["connections_refused"] = state.refused
+    return {"counters": counters, "generation": state.catalog.generation}, []
 
 
-async def _publish(server: Server, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     ref = _ref(message, versioned=False)
     if len(fds) != 1:
         raise BadRequest(f"publish takes exactly one descriptor (the image file), got {len(fds)}")
@@ -374,7 +356,7 @@ async def _publish(server: Server, conn: Connection, message: Msg, fds: list[int
         raise BadRequest(f"cannot stat the descriptor sent: {exc}") from exc
     if not stat.S_ISREG(st.st_mode):  # a pipe or a device has no size to bound
         raise BadRequest("publish takes a regular file (or a memfd) holding the image")
-    size, limit = st.st_size, server.config.l1_bytes
+    size, limit = st.st_size, state.config.l1_bytes
     if size > limit:  # the daemon copies the image once: bounded by what it could serve
         raise BadRequest(
             f"the image is {size} bytes, more than this node's L1 budget of {limit}; "
@@ -387,12 +369,12 @@ async def _publish(server: Server, conn: Connection, message: Msg, fds: list[int
     except (OSError, ValueError) as exc:
         raise BadRequest(f"cannot map the descriptor sent: {exc}") from exc
     try:
-        info = await asyncio.to_thread(server.store.publish, ref.namespace, ref.name, mapped)
+        info = await asyncio.to_thread(state.store.publish, ref.namespace, ref.name, mapped)
     finally:
         with contextlib.suppress(BufferError):  # a view escaped in a traceback: GC unmaps
             mapped.close()
-    versions = await asyncio.to_thread(server.store.versions, ref.namespace, ref.name)
-    server.catalog.update(ref.key, versions)
+    versions = await asyncio.to_thread(state.store.versions, ref.namespace, ref.name)
+    state.catalog.update(ref.key, versions)
     log.info("published %s@%d (%s, %d bytes)", info.key, info.version, info.digest[:12], info.size)
     return {
         "model": info.key,

@@ -8,25 +8,24 @@ and nowhere else.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from .server import Server
+from .state import ServerState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _ShelfCollector(Collector):
-    def __init__(self, server: Server) -> None:
-        self.server = server
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
 
     def collect(self) -> Iterator[Any]:
-        shelf = self.server.shelf
+        shelf = self.state.shelf
         counters = CounterMetricFamily(
             "modelshelf_events", "Shelf events since start, by kind", labels=["event"]
         )
@@ -44,10 +43,10 @@ class _ShelfCollector(Collector):
         for name, value, text in (
             ("leases", described["leases"], "Leases held by client connections"),
             ("leased_bytes", described["leased_bytes"], "Bytes of images leased by clients"),
-            ("pressure", self.server.board.pressure, "Pressure signals raised to clients"),
+            ("pressure", self.state.board.pressure, "Pressure signals raised to clients"),
             ("inflight_fetches", described["inflight_fetches"], "Fetches in progress"),
-            ("connections", len(self.server.connections), "Open connections"),
-            ("generation", self.server.catalog.generation, "Catalog generation"),
+            ("connections", len(self.state.connections), "Open connections"),
+            ("generation", self.state.catalog.generation, "Catalog generation"),
         ):
             gauge = GaugeMetricFamily(f"modelshelf_{name}", text)
             gauge.add_metric([], value)
@@ -55,14 +54,14 @@ class _ShelfCollector(Collector):
 
 
 class HttpEndpoint:
-    def __init__(self, server: Server, address: str) -> None:
+    def __init__(self, state: ServerState, address: str) -> None:
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit():
             raise ValueError(f"http address must be host:port, got {address!r}")
         self.host, self.port = host or "127.0.0.1", int(port)
-        self.server = server
+        self.state = state
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_ShelfCollector(server))
+        self.registry.register(_ShelfCollector(state))
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
@@ -77,8 +76,8 @@ class HttpEndpoint:
         await self._runner.cleanup()
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        error = self.server.catalog.last_error
-        body = {"ok": not error, "store_error": error, "generation": self.server.catalog.generation}
+        error = self.state.catalog.last_error
+        body = {"ok": not error, "store_error": error, "generation": self.state.catalog.generation}
         # the shelf still serves what it holds when the store is down: degraded, not dead
         return web.json_response(body, status=200 if not error else 503)
 

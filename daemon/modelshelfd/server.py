@@ -19,7 +19,6 @@ import socket
 import stat
 import struct
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +30,11 @@ from modelshelf.store import Store
 from . import aiowire, handlers
 from .catalog import Catalog
 from .config import Config
+from .connection import Connection
 from .ratelog import RateLimited
 from .shelf import Shelf
+from .state import ServerState
 from .storage import Board
-from .tiers import Copy
 
 if TYPE_CHECKING:
     from .http import HttpEndpoint
@@ -47,23 +47,10 @@ _PEERCRED = struct.Struct("3i")
 _refusals = RateLimited(log, interval=10.0)
 
 
-@dataclass(eq=False)
-class Connection:
-    sock: socket.socket
-    kind: str  # "client" or "admin"
-    pid: int
-    uid: int
-    gid: int
-    leases: dict[str, list[Copy]] = field(default_factory=dict)  # digest -> leased copies
-    busy: bool = False
-
-
 class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.started = time.time()
-        self.connections: set[Connection] = set()
-        self.refused = 0
+        self.state: ServerState | None = None  # built by startup
         self._tasks: set[asyncio.Task[None]] = set()
         self._listeners: list[socket.socket] = []
         self._bound: list[str] = []
@@ -90,7 +77,7 @@ class Server:
         for path in (cfg.socket, cfg.admin_socket):
             _refuse_if_live(path)
         try:
-            self.store = Store(
+            store = Store(
                 cfg.store,
                 cfg.store_options,
                 max_retries=cfg.store_max_retries,
@@ -98,11 +85,12 @@ class Server:
             )
         except ShelfError as exc:
             raise StartupError(str(exc)) from exc
-        self.board = Board(cfg.shm_prefix)
-        self.shelf = Shelf(cfg, self.store, on_pressure=self.board.raise_pressure)
-        await self.shelf.adopt(self.board.name)
-        self.catalog = Catalog(self.store, self.board, cfg.ref_poll_seconds)
-        self._spawn(self.catalog.poll_forever())
+        board = Board(cfg.shm_prefix)
+        shelf = Shelf(cfg, store, on_pressure=board.raise_pressure)
+        catalog = Catalog(store, board, cfg.ref_poll_seconds)
+        self.state = state = ServerState(cfg, store, board, shelf, catalog)
+        await shelf.adopt(board.name)
+        self._spawn(catalog.poll_forever())
         for path, mode, kind in (
             (cfg.socket, cfg.socket_mode, "client"),
             (cfg.admin_socket, 0o600, "admin"),
@@ -114,7 +102,7 @@ class Server:
         if cfg.http:
             from .http import HttpEndpoint
 
-            self._http = HttpEndpoint(self, cfg.http)
+            self._http = HttpEndpoint(state, cfg.http)
             await self._http.start()
         log.info(
             "ready: pid %d, socket %s, admin %s, store %s, shm prefix %s, L1 %d bytes, L2 %d "
@@ -138,16 +126,16 @@ class Server:
         with contextlib.suppress(TimeoutError):  # requests in progress finish, up to the deadline
             async with asyncio.timeout(self.config.shutdown_timeout):
                 await self._quiet.wait()
-        if hasattr(self, "shelf"):  # fetches are tasks of their own: same deadline
-            await self.shelf.drain(deadline - time.monotonic())
+        state = self.state
+        if state is not None:  # fetches are tasks of their own: same deadline
+            await state.shelf.drain(deadline - time.monotonic())
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if hasattr(self, "shelf"):
-            self.shelf.close()
-        if hasattr(self, "board"):
-            self.board.bump()  # clients holding "latest" ask again and find the new daemon
-            self.board.close(unlink=True)
+        if state is not None:
+            state.shelf.close()
+            state.board.bump()  # clients holding "latest" ask again and find the new daemon
+            state.board.close(unlink=True)
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
         log.info("stopped")
@@ -169,7 +157,12 @@ class Server:
 
     # -- connections --------------------------------------------------------------------------
 
+    def _ready(self) -> ServerState:
+        assert self.state is not None, "the server has not started"
+        return self.state
+
     async def _accept(self, listener: socket.socket, kind: str) -> None:
+        state = self._ready()
         loop = asyncio.get_running_loop()
         limit = self.config.max_connections if kind == "client" else MAX_ADMIN_CONNECTIONS
         while True:
@@ -189,8 +182,8 @@ class Server:
                 sock.close()
                 continue
             conn = Connection(sock, kind, pid, uid, gid)
-            if sum(1 for c in self.connections if c.kind == kind) >= limit:
-                self.refused += 1
+            if sum(1 for c in state.connections if c.kind == kind) >= limit:
+                state.refused += 1
                 message = (
                     f"the daemon already serves its limit of {limit} {kind} connections; "
                     "retry later, or raise max_connections"
@@ -203,10 +196,11 @@ class Server:
                     sock.send(_wire.encode(_error(None, "busy", message)))
                 sock.close()
                 continue
-            self.connections.add(conn)
+            state.connections.add(conn)
             self._spawn(self._serve(conn))
 
     async def _serve(self, conn: Connection) -> None:
+        state = self._ready()
         reader = aiowire.Reader(conn.sock)
         try:
             async with asyncio.timeout(HELLO_TIMEOUT):
@@ -240,7 +234,7 @@ class Server:
                 "protocol": _wire.PROTOCOL_VERSION,
                 "daemon": f"modelshelfd/{__version__}",
                 "instance": self.config.shm_prefix,
-                "generation": self.board.generation,
+                "generation": state.board.generation,
                 # what each client should keep mapped for reuse, unless told otherwise
                 "held_bytes": self.config.client_held_bytes,
                 "held_models": self.config.client_held_models,
@@ -248,16 +242,16 @@ class Server:
             await aiowire.send(
                 conn.sock,
                 reply,
-                [self.board.fd] if conn.kind == "client" else [],
+                [state.board.fd] if conn.kind == "client" else [],
                 timeout=self.config.send_timeout,
             )
             if conn.kind == "client":
-                reader.fast = lambda message, fds: handlers.fast(self, conn, reader, message, fds)
+                reader.fast = lambda message, fds: handlers.fast(state, conn, reader, message, fds)
             while True:
                 message, fds = await reader.next()
                 self._busy(conn, True)
                 try:
-                    reply, out = await handlers.handle(self, conn, message, fds)
+                    reply, out = await handlers.handle(state, conn, message, fds)
                     await aiowire.send(conn.sock, reply, out, timeout=self.config.send_timeout)
                 finally:
                     self._busy(conn, False)
@@ -271,10 +265,10 @@ class Server:
             reader.close()
             for copies in conn.leases.values():
                 for copy in copies:
-                    self.shelf.release(copy)
+                    state.shelf.release(copy)
             conn.leases.clear()
             conn.sock.close()
-            self.connections.discard(conn)
+            state.connections.discard(conn)
 
 
 def _error(rid: object, code: str, message: str) -> dict[str, Any]:

@@ -253,6 +253,29 @@ class Shelf:
         if copy is not None:
             copy.pinned = pinned
 
+    def pinned(self, digest: str) -> bool:
+        copy = self.l1.copies.get(digest)
+        return copy is not None and copy.pinned
+
+    def listing(self, max_labels: int) -> list[dict[str, Any]]:
+        """One row per image on this node (``ls``)."""
+        now = self.clock()
+        return [
+            {
+                "models": sorted(entry.labels)[:max_labels],
+                "model_count": len(entry.labels),
+                "digest": entry.digest,
+                "size": entry.size,
+                "tiers": [t.value for t in self.where(entry.digest)],
+                "state": entry.state.value,
+                "hits": entry.hits,
+                "idle_seconds": round(now - entry.last_use, 3),
+                "leases": self.leases_of(entry.digest),
+                "pinned": self.pinned(entry.digest),
+            }
+            for entry in self.entries.values()
+        ]
+
     def _forget_if_empty(self, digest: str) -> None:
         entry = self.entries.get(digest)
         if (

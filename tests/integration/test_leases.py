@@ -52,18 +52,18 @@ def test_single_flight(shelf: Shelf, images: Images, s3) -> None:
     n = 8
     clients = [daemon.client() for _ in range(n)]
     barrier = threading.Barrier(n)
-    sizes: list[int] = []
+    models: list[modelshelf.Model] = []  # referenced: each keeps its mapping and lease
 
     def acquire(c) -> None:
         barrier.wait()
-        sizes.append(c.model("ns/blob").image.size)
+        models.append(c.model("ns/blob"))
 
     threads = [threading.Thread(target=acquire, args=(c,)) for c in clients]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sizes == [len(images.bytes("blob48m"))] * n
+    assert [m.image.size for m in models] == [len(images.bytes("blob48m"))] * n
     stats = daemon.stats()
     assert stats["l3_fetches"] == 1
     assert stats["fetch_waits"] + stats.get("l1_hits", 0) == n - 1

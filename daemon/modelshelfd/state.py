@@ -1,0 +1,31 @@
+"""The server's state as handlers and the HTTP endpoint see it: built once at startup.
+
+Handlers receive this object, never the server: they may use the configuration, the store,
+the board, the shelf and the catalog, and read the connections; the server alone accepts,
+serves and closes connections and runs the lifecycle.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from modelshelf.store import Store
+
+from .catalog import Catalog
+from .config import Config
+from .connection import Connection
+from .shelf import Shelf
+from .storage import Board
+
+
+@dataclass(eq=False)
+class ServerState:
+    config: Config
+    store: Store
+    board: Board
+    shelf: Shelf
+    catalog: Catalog
+    started: float = field(default_factory=time.time)
+    connections: set[Connection] = field(default_factory=set)
+    refused: int = 0  # connections refused at the limit
