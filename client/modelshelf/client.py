@@ -25,7 +25,6 @@ import mmap
 import os
 import re
 import socket as _socket
-import struct
 import threading
 import time
 import weakref
@@ -54,9 +53,7 @@ __all__ = ["Client"]
 # the variables a Client reads (docs/configuration.md, "Client settings")
 ENVIRONMENT = ("MODELSHELF_SOCKET", "MODELSHELF_MAX_HELD_BYTES", "MODELSHELF_MAX_HELD_MODELS")
 
-_BOARD_SIZE = 4096
-_BOARD_MAGIC = b"MSBOARD1"
-_BOARD = struct.Struct("<QQ")  # at offset 8: generation, pressure
+_BOARD = _wire.BOARD_COUNTERS  # generation, pressure at offset 8
 _AGENT = f"modelshelf/{__version__}"
 Reply = tuple[dict[str, Any], list[int]]
 
@@ -421,8 +418,8 @@ class Client:
             self._raise_for(reply)
             if len(fds) != 1:
                 raise ProtocolError(f"hello reply carried {len(fds)} descriptors, expected 1")
-            board = mmap.mmap(fds[0], _BOARD_SIZE, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
-            if board[:8] != _BOARD_MAGIC:
+            board = mmap.mmap(fds[0], _wire.BOARD_SIZE, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+            if board[:8] != _wire.BOARD_MAGIC:
                 raise ProtocolError("the daemon's board does not start with its magic")
         except BaseException:
             sock.close()

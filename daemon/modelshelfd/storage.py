@@ -25,14 +25,15 @@ from pathlib import Path
 
 import posix_ipc
 
+from modelshelf import _wire
 from modelshelf.errors import ChecksumError
 from modelshelf.image import HEADER_SIZE, Image
 
 log = logging.getLogger("modelshelfd.storage")
 
 SHM_DIR = Path("/dev/shm")
-BOARD_SIZE = 4096
-BOARD_MAGIC = b"MSBOARD1"
+BOARD_SIZE, BOARD_MAGIC, BOARD_COUNTERS = _wire.BOARD_SIZE, _wire.BOARD_MAGIC, _wire.BOARD_COUNTERS
+_U64 = 0xFFFF_FFFF_FFFF_FFFF
 
 
 def verify(buffer: object, digest: str) -> None:
@@ -248,26 +249,27 @@ class Board:
             os.fchmod(shm.fd, 0o600)  # independent of the umask
         self._map = mmap.mmap(shm.fd, BOARD_SIZE)
         shm.close_fd()
-        previous = 0
-        if self._map[:8] == BOARD_MAGIC:
-            previous = int.from_bytes(self._map[8:16], "little")
-        self._map[:8] = BOARD_MAGIC
+        self.generation = self.pressure = 0
+        if self._map[: len(BOARD_MAGIC)] == BOARD_MAGIC:
+            self.generation, self.pressure = BOARD_COUNTERS.unpack_from(self._map, len(BOARD_MAGIC))
+        self._map[: len(BOARD_MAGIC)] = BOARD_MAGIC
         self.fd = posix_ipc.SharedMemory(self.name, read_only=True).fd
-        self.generation = previous
-        self.pressure = int.from_bytes(self._map[16:24], "little")
         self.bump()
+
+    def _write(self) -> None:
+        BOARD_COUNTERS.pack_into(self._map, len(BOARD_MAGIC), self.generation, self.pressure)
 
     def bump(self) -> int:
         # wraps instead of overflowing: any value a previous run left must not crash us
-        self.generation = (self.generation + 1) & 0xFFFF_FFFF_FFFF_FFFF
-        self._map[8:16] = self.generation.to_bytes(8, "little")
+        self.generation = (self.generation + 1) & _U64
+        self._write()
         return self.generation
 
     def raise_pressure(self) -> int:
         """Tell clients to trim the idle models they hold (they compare the counter with the
         value they saw last, at their next call)."""
-        self.pressure = (self.pressure + 1) & 0xFFFF_FFFF_FFFF_FFFF
-        self._map[16:24] = self.pressure.to_bytes(8, "little")
+        self.pressure = (self.pressure + 1) & _U64
+        self._write()
         return self.pressure
 
     def close(self, *, unlink: bool) -> None:
