@@ -1,7 +1,8 @@
 """The fetcher: brings an image onto the node, into the tier the policy and the budgets allow.
 
-    from L2     promote the file into a new L1 segment (if admitted and L1 can make room), else
-                make sure it is verified and let the page cache serve it
+    from L2     make sure the file is verified and let the page cache serve this request;
+                promote the file into a new L1 segment in the background (if admitted and L1
+                can make room), for the requests that follow
     from L3     read the store into a new L1 segment and write it to L2 (if admitted), else
                 straight into an L2 file; else into L1 after all; else refuse (``Busy``)
 
@@ -68,6 +69,8 @@ class Fetcher:
         self.l1, self.l2 = tiers
         self.policy, self.clock, self.stats = policy, clock, stats
         self.on_pressure = on_pressure
+        self.on_copy: Callable[[Entry], object] = lambda entry: None  # a copy was added late
+        self.promotions: dict[str, asyncio.Task[None]] = {}  # in the background, by digest
         self._last_pressure = float("-inf")
 
     async def load(self, entry: Entry) -> TierName:
@@ -87,39 +90,79 @@ class Fetcher:
         return TierName.L3
 
     async def _from_l2(self, entry: Entry, l2: Copy) -> bool:
-        """Promote the L2 copy to L1, or make it servable as it is; False if the copy turned
-        out bad (it is dropped and the image must come from the store)."""
-        l2.busy = True
-        try:
-            if await self._promote(entry, l2):
-                return True
-            if not l2.verified:  # a file a previous run left: checked before anyone maps it
+        """Make the L2 copy servable (verified) and, if the policy admits the image and L1
+        can make room, promote it in the background: this request is answered from the page
+        cache at once, later ones from L1. False if the copy turned out bad (it is dropped and
+        the image must come from the store)."""
+        if not l2.verified:  # a file a previous run left: checked before anyone maps it
+            l2.busy = True
+            try:
                 await asyncio.to_thread(self.disk.verify, entry.digest, entry.size)
-                l2.verified = True
-            return True
-        except (ImageError, FileNotFoundError) as exc:
-            self.stats["validation_failures"] += isinstance(exc, ImageError)
-            log.warning("L2 copy of %s discarded: %s", entry.digest[:12], exc)
-            l2.busy = False
-            self.l2.evict(entry.digest)
-            return False
-        finally:
-            l2.busy = False
+            except (ImageError, FileNotFoundError) as exc:
+                self._discard_l2(entry, exc)
+                return False
+            finally:
+                l2.busy = False
+            l2.verified = True
+        self._promote_later(entry, l2)
+        return True
 
-    async def _promote(self, entry: Entry, l2: Copy) -> bool:
-        """Copy the L2 file into a new segment if the policy admits it and L1 can make room;
-        False if not (the file is then served from the page cache)."""
+    def _discard_l2(self, entry: Entry, exc: Exception) -> None:
+        self.stats["validation_failures"] += isinstance(exc, ImageError)
+        log.warning("L2 copy of %s discarded: %s", entry.digest[:12], exc)
+        self.l2.evict(entry.digest)
+
+    def _promote_later(self, entry: Entry, l2: Copy) -> None:
+        """Start copying the L2 file into a new segment (reserved now) if the policy admits
+        the image and L1 can make room; at most one promotion per image at a time."""
+        digest = entry.digest
+        if digest in self.promotions or digest in self.l1.copies:
+            return
+        if len(self.promotions) >= self.config.max_inflight_fetches:
+            return  # bounded like fetches; a later request promotes it
         if not self._admit(entry):
-            return False
-        with self._reserved(self.l1, entry.size) as room:
-            if not room:
-                return False
+            return
+        try:
+            self.l1.reserve(entry.size)
+        except TierFull as full:
+            self.stats["l1_full"] += 1
+            if full.leased:
+                self._pressure()
+            return
+        l2.busy = True  # read by the copy: not a victim meanwhile
+        task = asyncio.get_running_loop().create_task(self._promote(entry, l2))
+        self.promotions[digest] = task
+
+        def done(task: asyncio.Task[None]) -> None:
+            del self.promotions[digest]
+            l2.busy = False
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.error("promotion of %s failed: %s", digest[:12], exc)
+
+        task.add_done_callback(done)
+
+    async def _promote(self, entry: Entry, l2: Copy) -> None:
+        room = Reservation(granted=True)
+        try:
             fill = storage.copy_from(self.disk.path(entry.digest))
-            if await self._new_segment(entry, fill, room) is None:
-                return False
+            try:
+                if await self._new_segment(entry, fill, room) is None:
+                    return
+            except (ImageError, FileNotFoundError) as exc:
+                self._discard_l2(entry, exc)
+                return
+        finally:
+            if not room.used:
+                self.l1.unreserve(entry.size)
         l2.verified = True  # create_segment verified the bytes it read from the file
         self.stats["promotions"] += 1
-        return True
+        self.on_copy(entry)
+
+    async def settle(self, digest: str) -> None:
+        """Wait for the image's promotion in flight, if any (``pin`` needs the L1 copy)."""
+        task = self.promotions.get(digest)
+        if task is not None:
+            await asyncio.wait([task])
 
     async def _new_segment(
         self, entry: Entry, fill: Fill, room: Reservation
@@ -149,20 +192,30 @@ class Fetcher:
     async def _from_store(self, entry: Entry) -> None:
         """Into L1 (and L2) if the policy admits it; else, or if shared memory cannot take
         it, straight into an L2 file served from the page cache; if L2 cannot take it
-        either, into L1 after all. Refused only when neither tier can make room."""
+        either, into L1 after all. Refused only when neither tier can make room, even after
+        the promotions in flight (which hold room in L1 and their files in L2) are done."""
         admitted = self._admit(entry)
         if admitted and await self._store_to_l1(entry):
             return
-        with self._reserved(self.l2, entry.size) as room:
-            if room:
-                await self._twice(entry, lambda fill: self._to_disk(entry, fill))
-                self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
-                room.used = True
-                self.stats["l3_to_l2"] += 1
+        for last in (False, True):
+            if await self._store_to_l2(entry):
                 return
-        if not admitted and await self._store_to_l1(entry):
-            return
+            if not admitted and await self._store_to_l1(entry):
+                return
+            if last or not self.promotions:
+                break
+            await asyncio.wait(list(self.promotions.values()))
         raise self._refuse(entry)
+
+    async def _store_to_l2(self, entry: Entry) -> bool:
+        with self._reserved(self.l2, entry.size) as room:
+            if not room:
+                return False
+            await self._twice(entry, lambda fill: self._to_disk(entry, fill))
+            self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
+            room.used = True
+            self.stats["l3_to_l2"] += 1
+            return True
 
     async def _store_to_l1(self, entry: Entry) -> bool:
         with self._reserved(self.l1, entry.size) as room:

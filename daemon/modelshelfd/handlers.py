@@ -285,6 +285,7 @@ async def _ls(state: ServerState, conn: Connection, message: Msg, fds: list[int]
 async def _prefetch(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await state.catalog.resolve(_ref(message))
     found = await state.shelf.ensure(info)
+    await state.shelf.settle(info.digest)  # report where it ends up, promotion included
     return _placed(state, info, found), []
 
 
@@ -320,6 +321,7 @@ async def _evict(state: ServerState, conn: Connection, message: Msg, fds: list[i
 async def _pin(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await state.catalog.resolve(_ref(message))
     found = await state.shelf.ensure(info)
+    await state.shelf.settle(info.digest)  # a promotion into L1 may still be running
     state.shelf.pin(info.digest, True)
     return _placed(state, info, found), []
 

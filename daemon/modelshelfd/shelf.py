@@ -80,6 +80,7 @@ class Shelf:
         self.fetcher = Fetcher(
             config, store, self.disk, (self.l1, self.l2), policy, clock, self.stats, on_pressure
         )
+        self.fetcher.on_copy = self._known
         self._inflight: dict[str, asyncio.Task[TierName]] = {}
         self._fetch_slots = asyncio.Semaphore(config.max_inflight_fetches)
 
@@ -157,7 +158,7 @@ class Shelf:
             self.stats["served_l1"] += 1
             return copy
         l2 = self.l2.copies.get(digest)
-        if l2 is None or l2.busy:
+        if l2 is None:
             return None
         try:
             copy = self.l2.lease(digest)
@@ -214,10 +215,19 @@ class Shelf:
         if self._inflight.get(digest) is task:
             del self._inflight[digest]
 
+    def _known(self, entry: Entry) -> None:
+        """A copy was added after its fetch returned (a background promotion): the entry
+        stays known even if its other copies went meanwhile."""
+        self.entries.setdefault(entry.digest, entry)
+
+    async def settle(self, digest: str) -> None:
+        """Wait for what is still being placed for this image (a background promotion)."""
+        await self.fetcher.settle(digest)
+
     async def drain(self, timeout: float) -> None:
-        """Let fetches in flight finish (their threads cannot be interrupted) up to
-        ``timeout`` seconds, then cancel what is left."""
-        tasks = list(self._inflight.values())
+        """Let fetches and promotions in flight finish (their threads cannot be interrupted)
+        up to ``timeout`` seconds, then cancel what is left."""
+        tasks = [*self._inflight.values(), *self.fetcher.promotions.values()]
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
@@ -318,6 +328,7 @@ class Shelf:
             "leases": self.l1.leases() + self.l2.leases(),
             "leased_bytes": self.l1.leased_bytes() + self.l2.leased_bytes(),
             "inflight_fetches": len(self._inflight),
+            "promotions": len(self.fetcher.promotions),
         }
 
 

@@ -43,8 +43,9 @@ def _accounted(tier: Tier) -> int:
 def _exact(shelf: Shelf) -> None:
     """Every tier's count equals what it holds, and never exceeds its budget while nothing is
     being filled."""
+    busy = shelf.describe()
     for tier in (shelf.l1, shelf.l2):
-        if not shelf.describe()["inflight_fetches"]:
+        if not busy["inflight_fetches"] and not busy["promotions"]:
             assert tier.used == _accounted(tier), tier.name
         assert tier.used <= tier.budget, tier.name
     files = {p.name for p in shelf.disk.images.iterdir()}
@@ -69,8 +70,18 @@ def _shelf(tmp_path: Path, store: Store, prefix: str, l1: int, l2: int, **kw) ->
     return Shelf(config, store, **kw)
 
 
+async def _settled(shelf: Shelf) -> None:
+    """Let the promotions running in the background finish."""
+    await asyncio.gather(*shelf.fetcher.promotions.values())
+
+
+async def _closed(shelf: Shelf) -> None:
+    await shelf.drain(10)
+    shelf.close()
+
+
 @pytest.fixture
-def setup(tmp_path: Path):
+async def setup(tmp_path: Path):
     prefix = f"mst-unit-{uuid.uuid4().hex[:8]}"
     store = Store((tmp_path / "store").as_uri())
     refs: list[RefInfo] = []
@@ -80,7 +91,7 @@ def setup(tmp_path: Path):
     total = sum(r.size for r in refs)
     shelf = _shelf(tmp_path, store, prefix, total // 3, total // 2)
     yield shelf, refs
-    shelf.close()
+    await _closed(shelf)
     assert not [p for p in SHM_DIR.iterdir() if p.name.startswith(prefix)]
 
 
@@ -165,17 +176,23 @@ async def test_shared_memory_full_of_leases_serves_the_page_cache(setup) -> None
         mapped.close()
         assert shelf.stats["served_page_cache"] == 2 and shelf.stats["l3_to_l2"] == 2
         _exact(shelf)
-        # the L1 lease ends: the next acquire of refs[1] promotes the file into shared memory
+        # the L1 lease ends: the next acquire of refs[1] is answered from the page cache at
+        # once, while the file is promoted into shared memory for the requests that follow
         shelf.release(resident.copy)
+        served = await shelf.acquire(refs[1])
+        assert (served.found, served.copy.tier) == (TierName.L2, TierName.L2)
+        assert refs[1].digest in shelf.fetcher.promotions
+        await _settled(shelf)
         promoted = await shelf.acquire(refs[1])
-        assert (promoted.found, promoted.copy.tier) == (TierName.L2, TierName.L1)
-        for held in (lease, other, promoted):
+        assert (promoted.found, promoted.copy.tier) == (TierName.L1, TierName.L1)
+        assert shelf.stats["promotions"] == 1
+        for held in (lease, other, served, promoted):
             shelf.release(held.copy)
         _exact(shelf)
         assert shelf.l2.describe()["leases"] == 0
         assert all(c.fd == -1 for c in shelf.l2.copies.values())  # no descriptor when idle
     finally:
-        shelf.close()
+        await _closed(shelf)
 
 
 async def test_an_l2_file_removed_while_mapped_stays_counted(setup) -> None:
@@ -200,7 +217,7 @@ async def test_an_l2_file_removed_while_mapped_stays_counted(setup) -> None:
         shelf.release(again.copy)
         _exact(shelf)
     finally:
-        shelf.close()
+        await _closed(shelf)
 
 
 async def test_both_tiers_full_of_leases_is_busy_and_says_why(setup) -> None:
@@ -225,7 +242,7 @@ async def test_both_tiers_full_of_leases_is_busy_and_says_why(setup) -> None:
         shelf.release(held[0].copy)
         _exact(shelf)
     finally:
-        shelf.close()
+        await _closed(shelf)
 
 
 async def test_pressure_is_signalled_at_a_bounded_rate(setup) -> None:
@@ -251,7 +268,7 @@ async def test_pressure_is_signalled_at_a_bounded_rate(setup) -> None:
         for lease in [held, *leases]:
             shelf.release(lease.copy)
     finally:
-        shelf.close()
+        await _closed(shelf)
 
 
 async def _until(predicate, what: str, timeout: float = 10.0) -> None:
@@ -296,8 +313,8 @@ async def test_a_cancelled_requester_does_not_cancel_the_fetch(setup, monkeypatc
 async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, monkeypatch) -> None:
     base, refs = setup
     big, other = refs[-1], refs[0]
-    config = dataclasses.replace(base.config, l2_bytes=big.size + other.size - 1)
-    shelf = Shelf(config, base.store)  # the two images cannot both be in L2
+    config = dataclasses.replace(base.config, l2_bytes=cost(big.size) + cost(other.size) - 1)
+    shelf = Shelf(config, base.store, policy=AdmitAll())  # the two cannot both be in L2
     try:
         first = await shelf.acquire(big)
         shelf.release(first.copy)
@@ -315,20 +332,24 @@ async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, mo
             return blocked
 
         monkeypatch.setattr(storage, "copy_from", slow_copy)
-        promoting = asyncio.create_task(shelf.acquire(big))  # L2 -> L1, blocked mid-copy
-        await _until(lambda: shelf.entries[big.digest].state is State.FETCHING, "promotion")
+        served = await shelf.acquire(big)  # the page cache answers; the promotion blocks
+        assert (served.found, served.copy.tier) == (TierName.L2, TierName.L2)
+        shelf.release(served.copy)  # unleased, but being read by the promotion
+        assert big.digest in shelf.fetcher.promotions
         second = await shelf.acquire(other)  # L3: wants L2 room, the only victim is busy
         assert second.found is TierName.L3 and second.copy.tier is TierName.L1
         assert shelf.l2.used <= shelf.l2.budget
         assert shelf.stats["l2_skipped"] == 1 and other.digest not in shelf.l2.copies
         gate.set()
-        promoted = await promoting
-        assert promoted.found is TierName.L2 and promoted.copy.tier is TierName.L1
+        await _settled(shelf)
+        promoted = await shelf.acquire(big)
+        assert promoted.found is TierName.L1 and promoted.copy.tier is TierName.L1
         _exact(shelf)
         shelf.release(promoted.copy)
         shelf.release(second.copy)
     finally:
-        shelf.close()
+        gate.set()
+        await _closed(shelf)
 
 
 async def test_adoption_respects_budgets_that_shrank(setup) -> None:
@@ -348,7 +369,7 @@ async def test_adoption_respects_budgets_that_shrank(setup) -> None:
         assert 0 < second.l2.used <= config.l2_bytes
         _exact(second)
     finally:
-        second.close()
+        await _closed(second)
         for copy in first.l1.copies.values():  # its segments were adopted (and unlinked)
             first.l1._close(copy)
         first.l1.copies.clear()
@@ -373,7 +394,7 @@ async def test_an_adopted_l2_file_of_the_wrong_size_is_refetched(setup) -> None:
         _exact(second)
         second.release(lease.copy)
     finally:
-        second.close()
+        await _closed(second)
 
 
 async def test_an_adopted_l2_file_is_verified_before_the_page_cache_serves_it(setup) -> None:
@@ -403,7 +424,7 @@ async def test_an_adopted_l2_file_is_verified_before_the_page_cache_serves_it(se
         second.release(lease.copy)
         _exact(second)
     finally:
-        second.close()
+        await _closed(second)
 
 
 async def test_an_image_used_once_never_pushes_out_the_working_set(setup) -> None:
@@ -423,12 +444,13 @@ async def test_an_image_used_once_never_pushes_out_the_working_set(setup) -> Non
         assert shelf.stats["l1_not_admitted"] == 1 and shelf.counters()["l1_evictions"] == 0
         shelf.release(once.copy)
         again = await shelf.acquire(refs[2])  # second use: promoted, the LRU image goes
-        assert (again.found, again.copy.tier) == (TierName.L2, TierName.L1)
-        assert refs[0].digest not in shelf.l1.copies
+        assert (again.found, again.copy.tier) == (TierName.L2, TierName.L2)
+        await _settled(shelf)
+        assert refs[2].digest in shelf.l1.copies and refs[0].digest not in shelf.l1.copies
         shelf.release(again.copy)
         _exact(shelf)
     finally:
-        shelf.close()
+        await _closed(shelf)
 
 
 async def test_not_admitted_and_l2_full_of_leases_takes_l1_after_all(setup) -> None:
@@ -451,4 +473,4 @@ async def test_not_admitted_and_l2_full_of_leases_takes_l1_after_all(setup) -> N
             shelf.release(copy)
         _exact(shelf)
     finally:
-        shelf.close()
+        await _closed(shelf)
