@@ -396,7 +396,9 @@ class Client:
             self._held.clear()
             self._held_bytes = 0
             self._leases.clear()
-            self._releases.items.clear()
+            # a fresh queue: the parent's mappings' finalizers keep feeding the old one (its
+            # leases are not ours), and its event may have been mid-use in another thread
+            self._releases = _Releases()
             self._flusher = None  # threads do not survive fork
             self._disconnect()
             self._epoch += 1  # mappings inherited from the parent hold no lease of ours
