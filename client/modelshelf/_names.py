@@ -23,6 +23,8 @@ MAX_REFERENCE_LENGTH = 64 + 1 + 64 + 1 + 18
 
 
 class ModelRef(NamedTuple):
+    """A parsed model reference: namespace, name and an optional version."""
+
     namespace: str
     name: str
     version: int | None  # None means latest

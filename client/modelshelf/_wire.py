@@ -23,6 +23,7 @@ PROTOCOL_VERSION: Final = 1
 MAX_MESSAGE: Final = 64 * 1024
 MAX_FDS: Final = 4
 LENGTH = struct.Struct(">I")
+Message = tuple[dict[str, Any], list[int]]  # a decoded message and the descriptors it carried
 # The board (docs/protocol.md, "The board"): a read-only shared page that starts with its magic,
 # then two little-endian u64 counters: the catalog generation and the pressure counter.
 BOARD_SIZE: Final = 4096

@@ -55,13 +55,13 @@ ENVIRONMENT = ("MODELSHELF_SOCKET", "MODELSHELF_MAX_HELD_BYTES", "MODELSHELF_MAX
 
 _BOARD = _wire.BOARD_COUNTERS  # generation, pressure at offset 8
 _AGENT = f"modelshelf/{__version__}"
-Reply = tuple[dict[str, Any], list[int]]
 
 # Used when neither the caller, the environment nor the daemon's hello says otherwise.
 DEFAULT_HELD_BYTES = 256 << 20
 DEFAULT_HELD_MODELS = 256
 PRESSURE_IDLE = 1.0  # seconds: under pressure, held models unused this long are dropped
 MAX_RELEASES = 256  # digests released by one message (the daemon takes up to 512)
+RECONNECTS = 1  # a request whose connection broke is sent again once, on a new connection
 FLUSH_DELAY = 0.05  # seconds the flusher waits for the application's next request to carry them
 _SIZE = re.compile(r"\s*(\d+)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 
@@ -448,7 +448,7 @@ class Client:
         self, message: dict[str, Any], *, retry: bool = True
     ) -> tuple[dict[str, Any], list[int]]:
         """Send one request and wait for its reply; reconnect once on a broken connection."""
-        for attempt in (0, 1):
+        for attempt in range(1 + RECONNECTS):
             if self._sock is None:
                 self._connect()
             assert self._sock is not None
@@ -460,7 +460,7 @@ class Client:
                 reply, fds = _wire.recv(self._sock)
             except (OSError, EOFError) as exc:
                 self._disconnect()
-                if attempt or not retry:
+                if attempt == RECONNECTS or not retry:
                     raise self._unavailable(exc) from exc
                 continue
             except ProtocolError:

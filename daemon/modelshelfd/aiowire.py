@@ -26,10 +26,12 @@ MAX_QUEUED = 64  # pipelined requests waiting for a slow one; more is abuse
 MAX_QUEUED_BYTES = 256 * 1024
 _READ = 256 * 1024
 
-Message = tuple[dict[str, Any], list[int]]
+Message = _wire.Message
 
 
 class Reader:
+    """Frames read from one non-blocking socket, with the descriptors that came with them."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.fast: Callable[[dict[str, Any], list[int]], bool] | None = None

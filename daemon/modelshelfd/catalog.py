@@ -26,6 +26,8 @@ MAX_MISSING = 4096  # names remembered as absent; client input, so bounded
 
 
 class Catalog:
+    """The refs this daemon knows, cached, and the generation it publishes on the board."""
+
     def __init__(
         self,
         store: Store,

@@ -47,6 +47,8 @@ def parse_size(value: object) -> int:
 @dataclass(frozen=True)
 class Config:
     # client socket path (applications connect here)
+    """The daemon's configuration, built once (file, environment, flags) and passed around."""
+
     socket: str = ""
     # admin socket path (operators and the CLI; mode 0600)
     admin_socket: str = ""

@@ -13,6 +13,8 @@ from .tiers import Copy
 
 @dataclass(eq=False)
 class Connection:
+    """One peer connection and the leases it holds."""
+
     sock: socket.socket
     kind: str  # "client" or "admin"
     pid: int

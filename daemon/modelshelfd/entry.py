@@ -8,12 +8,16 @@ from dataclasses import dataclass, field
 
 
 class State(enum.Enum):
+    """Where an image is in its life on this node."""
+
     FETCHING = "fetching"  # being brought onto the node: kept whatever its copies do
     READY = "ready"
 
 
 @dataclass(eq=False)
 class Entry:
+    """What the node knows of one image: its state, its use and the names that resolved to it."""
+
     digest: str
     size: int
     state: State = State.READY

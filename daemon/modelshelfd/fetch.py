@@ -36,6 +36,7 @@ from .tiers import Copy, PageCache, SharedMemory, Tier, TierFull, TierName, cost
 log = logging.getLogger("modelshelfd.shelf")
 
 PRESSURE_INTERVAL = 0.1  # seconds between two pressure signals to the clients
+STORE_ATTEMPTS = 2  # reads of an image whose store copy fails validation, before refusing it
 
 Fill = Callable[[memoryview], None]
 T = TypeVar("T")
@@ -54,6 +55,8 @@ class Reservation:
 
 
 class Fetcher:
+    """Brings an image onto the node, into the tier the policy and the budgets allow."""
+
     def __init__(
         self,
         config: Config,
@@ -294,14 +297,17 @@ class Fetcher:
                 digest, view, parallelism=cfg.fetch_parallelism, range_bytes=cfg.range_bytes
             )
 
-        for attempt in (1, 2):
+        for attempt in range(1, STORE_ATTEMPTS + 1):
             self.stats["l3_fetches"] += 1
             try:
                 made = await make(fill)
             except ImageError as exc:
                 self.stats["validation_failures"] += 1
-                log.warning("store copy of %s invalid (%d/2): %s", digest[:12], attempt, exc)
-                if attempt == 2:
+                log.warning(
+                    "store copy of %s invalid (%d/%d): %s",
+                    digest[:12], attempt, STORE_ATTEMPTS, exc,
+                )  # fmt: skip
+                if attempt == STORE_ATTEMPTS:
                     raise ImageError(
                         f"image {digest[:12]}: every copy failed validation: {exc}"
                     ) from exc

@@ -46,7 +46,7 @@ MAX_CLIENT_ROWS = 256  # client connections listed by ``status`` (the largest le
 _refusals = RateLimited(log, interval=10.0)
 
 Msg = dict[str, Any]
-Reply = tuple[dict[str, Any], list[int]]
+Reply = _wire.Message  # reply fields and the descriptors to attach
 Handler = Callable[[ServerState, Connection, dict[str, Any], list[int]], Awaitable[Reply]]
 
 

@@ -54,6 +54,8 @@ class _ShelfCollector(Collector):
 
 
 class HttpEndpoint:
+    """The optional aiohttp server: ``/healthz`` and ``/metrics`` over the server's state."""
+
     def __init__(self, state: ServerState, address: str) -> None:
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit():

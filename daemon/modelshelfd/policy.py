@@ -24,6 +24,8 @@ class Candidate:
 
 
 class Policy(Protocol):
+    """Orders eviction victims and decides admission into L1; pure and clock-injected."""
+
     def victims(self, candidates: Iterable[Candidate], need: int, now: float) -> list[str]:
         """Keys to evict, in order, freeing at least ``need`` bytes if the candidates allow."""
         ...

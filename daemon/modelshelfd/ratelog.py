@@ -16,6 +16,8 @@ MAX_KEYS = 256
 
 
 class RateLimited:
+    """A logger wrapper that writes at most one line per key and interval."""
+
     def __init__(
         self,
         logger: logging.Logger,

@@ -48,6 +48,8 @@ _refusals = RateLimited(log, interval=10.0)
 
 
 class Server:
+    """The daemon's lifecycle (startup, serve, shutdown) and its two sockets."""
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.state: ServerState | None = None  # built by startup

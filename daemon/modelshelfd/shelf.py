@@ -34,6 +34,8 @@ from .tiers import Copy, PageCache, SharedMemory, Tier, TierName
 
 log = logging.getLogger("modelshelfd.shelf")
 
+LEASE_ATTEMPTS = 4  # fetches of an image evicted again before it could be leased, then busy
+
 # counters that exist from the start (0, not absent): docs/operations.md says what each means
 EVENTS = (
     "l1_hits", "l2_hits", "l3_hits", "served_l1", "served_page_cache", "promotions",
@@ -56,6 +58,8 @@ class Lease:
 
 
 class Shelf:
+    """Entries, leases and single flight over the tiers (the module docstring has the path)."""
+
     def __init__(
         self,
         config: Config,
@@ -134,7 +138,7 @@ class Shelf:
     async def acquire(self, ref: RefInfo) -> Lease:
         """Take one lease on ``ref``'s image, from L1 if it is or can be made resident, else
         from the L2 file. The caller must ``release`` the lease's copy exactly once."""
-        for _ in range(4):
+        for _ in range(LEASE_ATTEMPTS):
             found = await self.ensure(ref)
             copy = self._lease(ref.digest)
             if copy is not None:

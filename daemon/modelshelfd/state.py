@@ -21,6 +21,8 @@ from .storage import Board
 
 @dataclass(eq=False)
 class ServerState:
+    """What handlers and the HTTP endpoint may use, built once by the server at startup."""
+
     config: Config
     store: Store
     board: Board

@@ -30,6 +30,8 @@ from .storage import Disk, Reaper, Segment
 
 
 class TierName(enum.StrEnum):
+    """The tiers, by the names the protocol and the counters use."""
+
     L1 = "l1"  # shared memory
     L2 = "l2"  # local disk, served from the page cache
     L3 = "l3"  # the object store
@@ -79,6 +81,8 @@ def cost(size: int) -> int:
 
 
 class Tier(ABC):
+    """One tier's copies, bytes, leases and evictions (the module docstring has the rules)."""
+
     name: TierName
 
     def __init__(

@@ -42,6 +42,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 @register
 class LinearClassifier(Executor):
+    """A linear classifier: decision function, then the link the estimator used."""
+
     kind = "linear_classifier"
     accepts_sparse = True  # X @ coef.T works on a text vectorizer's CSR (runtime._sparse)
 

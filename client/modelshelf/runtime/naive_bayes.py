@@ -43,6 +43,8 @@ class _NaiveBayes(Executor):
 
 @register
 class GaussianNB(_NaiveBayes):
+    """Gaussian naive Bayes: per-class means and variances, every class in one numpy pass."""
+
     kind = "gaussian_nb"
 
     def __init__(

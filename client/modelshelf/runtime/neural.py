@@ -64,6 +64,8 @@ def _forward(layers: list[tuple[np.ndarray, np.ndarray]], hidden: str, X: np.nda
 
 @register
 class MLPClassifier(Executor):
+    """A multi-layer perceptron classifier: dense layers, then the output activation."""
+
     kind = "mlp_classifier"
     accepts_sparse = True  # the first layer's X @ coef works on CSR (runtime._sparse)
     methods = frozenset({"predict", "predict_proba", "predict_log_proba"})
@@ -135,6 +137,8 @@ class MLPClassifier(Executor):
 
 @register
 class MLPRegressor(Executor):
+    """A multi-layer perceptron regressor: dense layers with an identity output."""
+
     kind = "mlp_regressor"
     accepts_sparse = True
     methods = frozenset({"predict"})

@@ -173,6 +173,8 @@ class _Boosted(Executor):
 
 @register
 class BoostedClassifier(_Boosted):
+    """A boosted tree ensemble's raw scores turned into class probabilities."""
+
     kind = "boosted_classifier"
 
     @classmethod

@@ -44,6 +44,8 @@ class Setup:
 
 @dataclass
 class RunResult:
+    """Everything one scenario run measured, for the summary."""
+
     setup: Setup
     traffic: Traffic
     catalog: dict[str, Any]

@@ -31,6 +31,8 @@ class Traffic:
 
 @dataclass(frozen=True)
 class Stream:
+    """The scheduled requests: arrival times, models, and the tenant bursts."""
+
     times: np.ndarray  # seconds from the start, ascending
     models: np.ndarray  # model index per request
     bursts: list[tuple[float, int]]  # (start, tenant)
