@@ -68,7 +68,7 @@ class Daemon:
                 time.sleep(0.05)
 
     def admin(self, op: str, **fields: Any) -> dict[str, Any]:
-        from modelshelf.cli._shelf import AdminConnection
+        from modelshelf.admin import AdminConnection
 
         with AdminConnection(self.admin_socket, timeout=600) as conn:
             return conn.request({"op": op, **fields})

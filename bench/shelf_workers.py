@@ -194,7 +194,7 @@ def acquire_below(args_json: str) -> None:
     """Item 3: acquire of images that are not in L1, against a plain read of the file they come
     from. ``evict``: evict from L1 first (L2 acquire); otherwise the daemon is cold (L3).
     ``cold``: push the source file out of the page cache before each sample."""
-    from modelshelf.cli._shelf import AdminConnection
+    from modelshelf.admin import AdminConnection
     from modelshelf.client import Client
     from modelshelf.image import Image
 

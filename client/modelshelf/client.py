@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _paths, _wire
-from ._names import parse_ref
+from . import paths as _paths
+from . import wire as _wire
 from ._version import __version__
 from .errors import (
     DaemonUnavailable,
@@ -47,6 +47,7 @@ from .errors import (
 from .image import Image
 from .image._reader import map_readonly
 from .model import Model
+from .names import parse_ref
 
 __all__ = ["Client"]
 
@@ -104,7 +105,7 @@ class Client:
     """A connection to the node's shelf. Thread-safe; use one per process (or per thread).
 
     ``socket``: the daemon's client socket; default ``$MODELSHELF_SOCKET`` or the per-user
-    runtime path (see ``modelshelf._paths``). ``max_held_bytes`` and ``max_held_models`` bound
+    runtime path (see ``modelshelf.paths``). ``max_held_bytes`` and ``max_held_models`` bound
     the models kept for reuse (default ``$MODELSHELF_MAX_HELD_BYTES`` and
     ``$MODELSHELF_MAX_HELD_MODELS``, else what the daemon advertises). A model larger than
     ``max_held_bytes`` is returned but not kept: its lease lasts as long as the caller holds it.

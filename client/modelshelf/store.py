@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from ._names import ModelRef, check_part
 from .errors import MissingDependencyError, ModelNotFound, ShelfError, StoreError
 from .image import HEADER_SIZE, MAX_IMAGE_SIZE, Image
+from .names import ModelRef, check_part
 
 SCHEMES = ("file", "s3", "gs", "az", "memory")
 MAX_REF_BYTES = 4096  # a ref is a small JSON object; anything larger is not one

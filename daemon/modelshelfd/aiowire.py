@@ -1,6 +1,6 @@
 """Async framing on raw non-blocking Unix sockets (asyncio streams cannot carry descriptors).
 
-Same messages as ``modelshelf._wire`` (which owns the format). ``Reader`` keeps one persistent
+Same messages as ``modelshelf.wire`` (which owns the format). ``Reader`` keeps one persistent
 ``add_reader`` callback per connection: it reads whatever arrived, cuts it into frames, and
 either answers a frame on the spot (the ``fast`` hook, for requests that need no waiting) or
 queues it for the connection's task. Descriptors arrive with the first byte of their message;
@@ -17,7 +17,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from modelshelf import _wire
+from modelshelf import wire as _wire
 from modelshelf.errors import ProtocolError
 
 MAX_QUEUED = 64  # pipelined requests waiting for a slow one; more is abuse

@@ -14,8 +14,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from modelshelf._names import ModelRef
 from modelshelf.errors import ModelNotFound, StoreError
+from modelshelf.names import ModelRef
 from modelshelf.store import RefInfo, Store
 
 from .storage import Board

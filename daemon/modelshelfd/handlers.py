@@ -17,9 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from modelshelf import _wire
-from modelshelf._names import ModelRef, parse_ref
-from modelshelf._version import __version__
+from modelshelf import __version__
+from modelshelf import wire as _wire
 from modelshelf.errors import (
     AccessDenied,
     ImageError,
@@ -27,6 +26,7 @@ from modelshelf.errors import (
     ModelshelfError,
     ProtocolError,
 )
+from modelshelf.names import ModelRef, parse_ref
 from modelshelf.store import RefInfo
 
 from . import aiowire

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelshelf import _wire
-from modelshelf._version import __version__
+from modelshelf import __version__
+from modelshelf import wire as _wire
 from modelshelf.errors import ProtocolError, ShelfError
 from modelshelf.store import Store
 

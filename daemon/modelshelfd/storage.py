@@ -25,7 +25,7 @@ from pathlib import Path
 
 import posix_ipc
 
-from modelshelf import _wire
+from modelshelf import wire as _wire
 from modelshelf.errors import ChecksumError
 from modelshelf.image import HEADER_SIZE, Image
 

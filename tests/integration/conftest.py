@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import modelshelf
-from modelshelf.cli._shelf import AdminConnection
+from modelshelf.admin import AdminConnection
 from modelshelf.client import Client
 from modelshelf.store import Store
 

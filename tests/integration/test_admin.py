@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from modelshelf.cli._shelf import AdminConnection
+from modelshelf.admin import AdminConnection
 from modelshelf.errors import AccessDenied, ModelNotFound
 from modelshelf.store import Store
 from modelshelfd.tiers import cost

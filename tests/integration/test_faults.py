@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import modelshelf
-from modelshelf import _wire
+from modelshelf import wire as _wire
 from modelshelf.errors import AccessDenied, InvalidModelName, ShelfError, StoreError
 from modelshelf.store import Store
 

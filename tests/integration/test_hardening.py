@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 import modelshelf
-from modelshelf import _wire
-from modelshelf.cli._shelf import AdminConnection
+from modelshelf import wire as _wire
+from modelshelf.admin import AdminConnection
 from modelshelf.store import Store
 
 from .conftest import SHM, Images, Shelf, raw_connect, wait_for

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import modelshelf
-from modelshelf import _wire
+from modelshelf import wire as _wire
 from modelshelf.client import Client
 from modelshelf.errors import ProtocolError
 

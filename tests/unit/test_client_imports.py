@@ -10,7 +10,7 @@ import sys
 PROBE = """
 import json, sys
 before = set(sys.modules)
-import modelshelf.client, modelshelf.cli._shelf
+import modelshelf.client, modelshelf.admin, modelshelf.cli._shelf
 print(json.dumps(sorted({n.split(".")[0] for n in set(sys.modules) - before})))
 """
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelshelf import _paths
+from modelshelf import paths as _paths
 from modelshelf.cli import build_parser
 from modelshelf.client import ENVIRONMENT as client_environment
 from modelshelfd.config import Config, load_config, parse_size

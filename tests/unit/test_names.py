@@ -1,4 +1,4 @@
-"""The model name grammar (modelshelf/_names.py)."""
+"""The model name grammar (modelshelf/names.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelshelf._names import ModelRef, check_part, parse_ref
 from modelshelf.errors import InvalidModelName
+from modelshelf.names import ModelRef, check_part, parse_ref
 
 
 @pytest.mark.parametrize(

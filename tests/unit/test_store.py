@@ -12,8 +12,8 @@ import pytest
 
 import modelshelf
 from modelshelf import store as store_mod
-from modelshelf._names import parse_ref
 from modelshelf.errors import ChecksumError, ModelNotFound, StoreError
+from modelshelf.names import parse_ref
 from modelshelf.store import Store, sha256
 
 

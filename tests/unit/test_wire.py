@@ -1,4 +1,4 @@
-"""Wire framing (modelshelf/_wire.py) over real socketpairs."""
+"""Wire framing (modelshelf/wire.py) over real socketpairs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from modelshelf import _wire
+from modelshelf import wire as _wire
 from modelshelf.errors import ProtocolError
 
 

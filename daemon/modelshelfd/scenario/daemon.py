@@ -75,7 +75,7 @@ class Daemon:
 
     def request(self, op: str) -> dict[str, Any] | None:
         """One admin request on a kept connection; None if the daemon does not answer."""
-        from modelshelf.cli._shelf import AdminConnection
+        from modelshelf.admin import AdminConnection
         from modelshelf.errors import ShelfError
 
         try:

@@ -38,3 +38,17 @@ def test_no_import_circle_among_the_daemons_modules() -> None:
 def test_handlers_and_http_do_not_import_the_server() -> None:
     graph = _graph()
     assert "server" not in graph["handlers"] and "server" not in graph["http"]
+
+
+def test_the_daemon_uses_only_the_client_packages_public_modules() -> None:
+    private = []
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                parts = node.module.split(".")
+                names = [a.name for a in node.names] if parts == ["modelshelf"] else []
+                dunder = [n for n in names if n.startswith("__") and n.endswith("__")]
+                inner = parts + [n for n in names if n not in dunder]
+                if parts[0] == "modelshelf" and any(p.startswith("_") for p in inner):
+                    private.append(f"{path.name}: {node.module} {names}")
+    assert private == []

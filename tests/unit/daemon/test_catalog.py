@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from modelshelf._names import parse_ref
 from modelshelf.errors import ModelNotFound
+from modelshelf.names import parse_ref
 from modelshelfd import catalog as catalog_mod
 from modelshelfd.catalog import Catalog
 from modelshelfd.storage import Board

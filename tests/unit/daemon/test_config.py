@@ -109,7 +109,7 @@ def test_env_accepts_json_and_lists() -> None:
 
 
 def test_default_paths_for_an_unprivileged_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelshelf import _paths
+    from modelshelf import paths as _paths
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(os, "getuid", lambda: 1000)
