@@ -8,14 +8,15 @@
 
 Every copy is filled in reserved room (``Reservation``: given back unless the copy is added)
 and verified by ``storage`` before it is added to a tier; a store copy that fails validation is
-read once more. Blocking work runs in threads. Single flight is the shelf's: one fetcher call
-per image at a time.
+read once more. Blocking work runs in threads. Single flight: one fetch per image at a time,
+a task of its own that every requester awaits, at most ``max_inflight_fetches`` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -74,7 +75,56 @@ class Fetcher:
         self.on_pressure = on_pressure
         self.on_copy: Callable[[Entry], object] = lambda entry: None  # a copy was added late
         self.promotions: dict[str, asyncio.Task[None]] = {}  # in the background, by digest
+        self.inflight: dict[str, asyncio.Task[TierName]] = {}  # fetches, by digest
+        self._slots = asyncio.Semaphore(config.max_inflight_fetches)
         self._last_pressure = float("-inf")
+
+    async def ensure(
+        self, digest: str, begin: Callable[[], Entry], end: Callable[[Entry], object]
+    ) -> TierName:
+        """Bring the image onto the node once however many ask: the first request starts a
+        task of its own (a requester that goes away never cancels it for the others), the
+        others wait for it. ``begin`` gives the image's entry when its turn comes, ``end``
+        is called with it when the fetch is over."""
+        task = self.inflight.get(digest)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._fetch(digest, begin, end))
+            task.add_done_callback(functools.partial(self._forget, digest))
+            self.inflight[digest] = task
+        else:
+            self.stats["fetch_waits"] += 1
+        return await asyncio.shield(task)
+
+    async def _fetch(
+        self, digest: str, begin: Callable[[], Entry], end: Callable[[Entry], object]
+    ) -> TierName:
+        async with self._slots:
+            if digest in self.l1.copies:  # promoted while this fetch waited for a slot
+                return TierName.L1
+            entry = begin()
+            try:
+                return await self.load(entry)
+            finally:
+                end(entry)
+
+    def _forget(self, digest: str, task: asyncio.Task[TierName]) -> None:
+        if self.inflight.get(digest) is task:
+            del self.inflight[digest]
+        # a fetch whose requesters all went away still ends: its error is logged, not
+        # "never retrieved"
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.debug("fetch ended with %s: %s", type(exc).__name__, exc)
+
+    async def drain(self, timeout: float) -> None:
+        """Let fetches and promotions in flight finish (their threads cannot be interrupted)
+        up to ``timeout`` seconds, then cancel what is left."""
+        tasks = [*self.inflight.values(), *self.promotions.values()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def load(self, entry: Entry) -> TierName:
         """Bring the image onto the node; the tier it was found in (L2 or L3)."""

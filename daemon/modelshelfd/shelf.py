@@ -5,14 +5,13 @@ accounting for its own bytes, and a fetcher (``fetch.Fetcher``) that brings imag
 node. An acquire leases the L1 segment when the image is or can be made resident; when shared
 memory is full of leased or pinned images (or the policy keeps the image out of it), the
 verified L2 file is leased instead and the client maps it from the page cache; only when both
-tiers are full of leases is the request refused (``Busy``). Fetches are single-flight per image.
-All state lives on the event loop thread; blocking work runs in threads.
+tiers are full of leases is the request refused (``Busy``). Fetches are single-flight per image
+(the fetcher's). All state lives on the event loop thread; blocking work runs in threads.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import Counter
@@ -85,8 +84,6 @@ class Shelf:
             config, store, self.disk, (self.l1, self.l2), policy, clock, self.stats, on_pressure
         )
         self.fetcher.on_copy = self._known
-        self._inflight: dict[str, asyncio.Task[TierName]] = {}
-        self._fetch_slots = asyncio.Semaphore(config.max_inflight_fetches)
 
     def _usage(self, digest: str) -> tuple[float, int]:
         entry = self.entries.get(digest)
@@ -187,37 +184,29 @@ class Shelf:
 
     async def ensure(self, ref: RefInfo) -> TierName:
         """Make the image available on this node (L1, else L2), fetching it at most once
-        however many ask; the tier it was found in."""
+        however many ask (``Fetcher.ensure``); the tier it was found in."""
         entry = self.entries.get(ref.digest)
         label = f"{ref.key}@{ref.version}"
         if entry is not None and entry.state is State.READY and ref.digest in self.l1.copies:
             self._hit(entry, label, TierName.L1)
             return TierName.L1
-        task = self._inflight.get(ref.digest)
-        if task is None:
-            # the fetch is a task of its own, not part of the first requester's: a requester
-            # that goes away (cancelled, disconnected) never cancels it for the others
-            task = asyncio.get_running_loop().create_task(self._fetch(ref, label))
-            task.add_done_callback(_retrieve)
-            task.add_done_callback(functools.partial(self._forget_fetch, ref.digest))
-            self._inflight[ref.digest] = task
-        else:
-            self.stats["fetch_waits"] += 1
-        return await asyncio.shield(task)
+        found = await self.fetcher.ensure(ref.digest, lambda: self._begin(ref), self._end)
+        entry = self.entries.get(ref.digest)
+        if entry is not None:  # else evicted already: the caller fetches again
+            self._hit(entry, label, found)
+        return found
 
-    async def _fetch(self, ref: RefInfo, label: str) -> TierName:
-        try:
-            found = await self._load(ref)
-            entry = self.entries.get(ref.digest)
-            if entry is not None:  # else evicted already: the requesters fetch again
-                self._hit(entry, label, found)
-            return found
-        finally:
-            self._forget_fetch(ref.digest, asyncio.current_task())
+    def _begin(self, ref: RefInfo) -> Entry:
+        """The entry of an image being fetched: kept whatever its copies do meanwhile."""
+        entry = self.entries.setdefault(ref.digest, Entry(ref.digest, ref.size))
+        entry.last_use = entry.last_use or self.clock()
+        entry.state = State.FETCHING
+        entry.size = ref.size
+        return entry
 
-    def _forget_fetch(self, digest: str, task: object) -> None:
-        if self._inflight.get(digest) is task:
-            del self._inflight[digest]
+    def _end(self, entry: Entry) -> None:
+        entry.state = State.READY
+        self._forget_if_empty(entry.digest)
 
     def _known(self, entry: Entry) -> None:
         """A copy was added after its fetch returned (a background promotion): the entry
@@ -229,29 +218,8 @@ class Shelf:
         await self.fetcher.settle(digest)
 
     async def drain(self, timeout: float) -> None:
-        """Let fetches and promotions in flight finish (their threads cannot be interrupted)
-        up to ``timeout`` seconds, then cancel what is left."""
-        tasks = [*self._inflight.values(), *self.fetcher.promotions.values()]
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    async def _load(self, ref: RefInfo) -> TierName:
-        digest, size = ref.digest, ref.size
-        async with self._fetch_slots:
-            if digest in self.l1.copies:  # promoted while this request waited for a slot
-                return TierName.L1
-            entry = self.entries.setdefault(digest, Entry(digest, size, last_use=self.clock()))
-            entry.state = State.FETCHING  # kept while its copies come and go
-            entry.size = size
-            try:
-                return await self.fetcher.load(entry)
-            finally:
-                entry.state = State.READY
-                self._forget_if_empty(digest)
+        """Let fetches and promotions in flight finish, up to ``timeout`` seconds."""
+        await self.fetcher.drain(timeout)
 
     # -- admin --------------------------------------------------------------------------------
 
@@ -331,13 +299,6 @@ class Shelf:
             "l2": self.l2.describe(),
             "leases": self.l1.leases() + self.l2.leases(),
             "leased_bytes": self.l1.leased_bytes() + self.l2.leased_bytes(),
-            "inflight_fetches": len(self._inflight),
+            "inflight_fetches": len(self.fetcher.inflight),
             "promotions": len(self.fetcher.promotions),
         }
-
-
-def _retrieve(task: asyncio.Task[TierName]) -> None:
-    # a fetch whose requesters all went away still ends; its error is logged, not "never
-    # retrieved"
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.debug("fetch ended with %s: %s", type(exc).__name__, exc)
