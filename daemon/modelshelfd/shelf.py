@@ -57,7 +57,7 @@ class Lease:
 
 
 class Shelf:
-    """Entries, leases and single flight over the tiers (the module docstring has the path)."""
+    """Entries and leases over the tiers and the fetcher (the module docstring has the path)."""
 
     def __init__(
         self,
