@@ -298,3 +298,46 @@ def test_dev_shm_full_serves_from_disk_not_a_crash(shelf: Shelf, images: Images)
     assert daemon.stats()["shm_errors"] == 1 and daemon.stats()["served_page_cache"] == 1
     assert "cannot place image" in daemon.logs()
     assert client.model("ns/lr").predict(images.X).shape == (16,)
+
+
+def test_hostile_release_lists_are_bounded_and_never_release_what_is_not_theirs(
+    shelf: Shelf, images: Images
+) -> None:
+    """A peer's ``release`` lists (alone or riding on an acquire) are type-checked and bounded;
+    digests it holds no lease on are counted and skipped, never taken from another client."""
+    store = Store(shelf.store)
+    info = store.publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    victim = daemon.client()
+    kept = victim.model("ns/lr")  # another connection's lease on the same image
+    sock = raw_connect(daemon.socket)
+    _hello(sock)
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"op": "release", "digests": [info.digest] * 3}, "ok"),  # holds none: skipped
+        ({"op": "release", "digests": "abc"}, "bad_request"),
+        ({"op": "release", "digests": ["x"] * 513}, "bad_request"),
+        ({"op": "release", "digests": [1, None, {"a": 1}]}, "ok"),
+        ({"op": "acquire", "model": "ns/lr", "release": "everything"}, "bad_request"),
+        ({"op": "acquire", "model": "ns/lr", "release": [info.digest] * 600}, "bad_request"),
+    ]
+    for message, expected in cases:
+        _wire.send(sock, message)
+        reply, fds = _wire.recv(sock)
+        _wire.close_fds(fds)
+        assert (reply.get("error") or "ok") == expected, (message, reply)
+        if expected == "ok":
+            assert reply["released"] == 0
+    # a well-formed acquire carrying a release of its own lease works, and nothing else moved
+    _wire.send(sock, {"op": "acquire", "model": "ns/lr"})
+    reply, fds = _wire.recv(sock)
+    _wire.close_fds(fds)
+    _wire.send(sock, {"op": "acquire", "model": "ns/lr", "release": [info.digest]})
+    reply, fds = _wire.recv(sock)
+    _wire.close_fds(fds)
+    assert reply["ok"] is True
+    mine = [c["leases"] for c in daemon.admin("status")["clients"] if c["pid"] == os.getpid()]
+    assert sorted(mine) == [1, 1]  # the victim's lease, and the raw peer's (one taken, one
+    # given back by the acquire that carried its release)
+    assert daemon.stats()["release_unknown"] == 6  # 3 unheld + 3 malformed items
+    assert kept.predict(images.X).shape == (16,)
+    sock.close()
