@@ -66,6 +66,7 @@ class Shelf:
         *,
         disk: Disk | None = None,
         policy: Policy | None = None,
+        l2_policy: Policy | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_pressure: Callable[[], object] = lambda: None,
     ) -> None:
@@ -73,10 +74,13 @@ class Shelf:
         self.store = store
         self.clock = clock
         self.disk = disk or Disk(config.cache_dir)
+        # one policy per tier: their costs differ (a miss in L1 costs a copy from disk, a miss
+        # in L2 a fetch from the store); the L1 policy also decides admission
         self.policy = policy = policy or LRUPolicy()
+        l2_policy = l2_policy or LRUPolicy()
         self.reaper = Reaper()
         self.l1 = SharedMemory(config.l1_bytes, policy, clock, self._usage, self.reaper)
-        self.l2 = PageCache(self.disk, config.l2_bytes, policy, clock, self._usage, self.reaper)
+        self.l2 = PageCache(self.disk, config.l2_bytes, l2_policy, clock, self._usage, self.reaper)
         self.l1.on_evict = self.l2.on_evict = self._forget_if_empty
         self.entries: dict[str, Entry] = {}
         self.stats: Counter[str] = Counter(dict.fromkeys(EVENTS, 0))

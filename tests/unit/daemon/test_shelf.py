@@ -474,3 +474,44 @@ async def test_not_admitted_and_l2_full_of_leases_takes_l1_after_all(setup) -> N
         _exact(shelf)
     finally:
         await _closed(shelf)
+
+
+class _Recording(LRUPolicy):
+    """LRU that records which tier asked it for victims."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def victims(self, candidates, need: int, now: float) -> list[str]:
+        self.asked += 1
+        return super().victims(candidates, need, now)
+
+
+async def test_each_tier_has_its_own_policy_and_the_clock_is_injected(setup) -> None:
+    """L1 and L2 evict through the policy each was given, ordered by the injected clock."""
+    base, refs = setup
+    now = [1000.0]
+    l1_policy, l2_policy = _Recording(), _Recording()
+    small = refs[:3]
+    config = dataclasses.replace(
+        base.config,
+        l1_bytes=cost(small[0].size) + cost(small[1].size),
+        l2_bytes=sum(cost(r.size) for r in small) - 1,  # one file must go for the third
+    )
+    shelf = Shelf(config, base.store, policy=l1_policy, l2_policy=l2_policy, clock=lambda: now[0])
+    try:
+        for ref in small[:2]:
+            lease = await shelf.acquire(ref)
+            shelf.release(lease.copy)
+            now[0] += 10.0
+        hit = await shelf.acquire(small[0])  # small[0] is now the most recently used
+        shelf.release(hit.copy)
+        now[0] += 10.0
+        third = await shelf.acquire(small[2])  # not admitted to L1; L2 must evict
+        shelf.release(third.copy)
+        assert l2_policy.asked >= 1 and l1_policy.asked == 0
+        assert small[1].digest not in shelf.l2.copies  # the least recently used file went
+        assert small[0].digest in shelf.l2.copies
+        _exact(shelf)
+    finally:
+        await _closed(shelf)
