@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 import tomllib
@@ -31,12 +32,16 @@ class ConfigError(ValueError):
 
 
 def parse_size(value: object) -> int:
-    """``4096``, ``"512M"``, ``"8G"``, ``"1.5GiB"`` -> bytes."""
+    """``4096``, ``"512M"``, ``"8G"``, ``"1.5GiB"`` -> bytes. A fraction of a byte (``"1.5"``)
+    is an error, not a rounding."""
     if isinstance(value, int) and not isinstance(value, bool):
         size = value
     elif isinstance(value, str) and (m := _SIZE.fullmatch(value)):
         power = "_kmgt".index(m[2].lower() or "_")
-        size = int(float(m[1]) * 1024**power)
+        exact = float(m[1]) * 1024**power
+        if exact != int(exact):
+            raise ConfigError(f"expected a whole number of bytes, got {value!r}")
+        size = int(exact)
     else:
         raise ConfigError(f"expected a size like 4096, '512M' or '8G', got {value!r}")
     if size < 0:
@@ -121,10 +126,42 @@ def _int(value: object) -> int:
 
 
 def _float(value: object) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"expected a number, got {value!r}")
     try:
-        return float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"expected a number, got {value!r}") from exc
+    if not math.isfinite(number):
+        raise ConfigError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def _str(value: object) -> str:
+    """A string as written: a number where a path or URL belongs is a mistake, not a name."""
+    if not isinstance(value, str):
+        raise ConfigError(f"expected a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _mode(value: object) -> int:
+    """Permission bits 0..0o777: an int (TOML ``0o660``) or an octal string (``"0660"``,
+    ``"0o660"``, ``"660"``). A decimal 660 is not 0o660: it is refused, never reinterpreted."""
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        if not re.fullmatch(r"[0-7]{1,4}", text):
+            raise ConfigError(f"expected octal permission bits like '0660', got {value!r}")
+        mode = int(text, 8)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    else:
+        raise ConfigError(f"expected permission bits like 0o660 or '0660', got {value!r}")
+    if not 0 <= mode <= 0o777:
+        raise ConfigError(
+            f"expected permission bits 0o000..0o777, got {value!r} ({mode:#o}); in TOML write "
+            "0o660, not 660"
+        )
+    return mode
 
 
 def _json_or(value: object, kind: type) -> Any:
@@ -144,7 +181,15 @@ def _namespaces(value: object) -> dict[str, dict[str, tuple[int, ...]]]:
     for ns, rule in table.items():
         if not isinstance(rule, dict) or set(rule) - {"uids", "gids"}:
             raise ConfigError(f"namespaces.{ns}: expected {{uids = [...], gids = [...]}}")
-        out[str(ns)] = {k: tuple(_int(i) for i in rule.get(k, ())) for k in ("uids", "gids")}
+        ids: dict[str, tuple[int, ...]] = {}
+        for k in ("uids", "gids"):
+            given = rule.get(k, [])
+            if not isinstance(given, list | tuple):  # a string would grant its digits
+                raise ConfigError(
+                    f"namespaces.{ns}.{k}: expected a list of ids like [1001], got {given!r}"
+                )
+            ids[k] = tuple(_int(i) for i in given)
+        out[str(ns)] = ids
     return out
 
 
@@ -164,13 +209,13 @@ def _level(value: object) -> str:
 
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "socket": str,
-    "admin_socket": str,
-    "socket_mode": _int,
-    "store": str,
+    "socket": _str,
+    "admin_socket": _str,
+    "socket_mode": _mode,
+    "store": _str,
     "store_options": lambda v: _json_or(v, dict),
-    "cache_dir": str,
-    "shm_prefix": str,
+    "cache_dir": _str,
+    "shm_prefix": _str,
     "l1_bytes": parse_size,
     "l2_bytes": parse_size,
     "client_held_bytes": parse_size,
@@ -183,7 +228,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "namespaces": _namespaces,
     "admin_uids": _uids,
     "log_level": _level,
-    "http": str,
+    "http": _str,
     "shutdown_timeout": _float,
     "send_timeout": _float,
     "store_max_retries": _int,
@@ -258,14 +303,20 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         values["shm_prefix"] = f"msf{os.getuid()}-{tag}"
     if not _PREFIX.fullmatch(values["shm_prefix"]):
         raise ConfigError(f"shm_prefix must be 1-64 of A-Z a-z 0-9 _ . -: {values['shm_prefix']!r}")
-    if not values.get("l1_bytes"):
+    for name in ("l1_bytes", "l2_bytes", "client_held_bytes"):
+        if name in values and values[name] == 0:  # never silently "the default"
+            raise ConfigError(f"{name} must be positive; leave it out for the default")
+    if "l1_bytes" not in values:
         values["l1_bytes"] = _default_l1()
-    if not values.get("l2_bytes"):
+    if "l2_bytes" not in values:
         values["l2_bytes"] = _default_l2(Path(values["cache_dir"]))
-    if not values.get("client_held_bytes"):
+    if "client_held_bytes" not in values:
         values["client_held_bytes"] = values["l1_bytes"] // 8
-    if values.get("http") and not re.fullmatch(r"[\w.\-\[\]:]*:\d{1,5}", values["http"]):
-        raise ConfigError(f"http must be host:port, got {values['http']!r}")
+    http = values.get("http")
+    if http:
+        match = re.fullmatch(r"[\w.\-\[\]:]*:(\d{1,5})", http)
+        if not match or not 1 <= int(match[1]) <= 65535:
+            raise ConfigError(f"http must be host:port with a port 1..65535, got {http!r}")
     for name in ("shutdown_timeout", "send_timeout", "store_retry_timeout"):
         if name in values and not values[name] > 0:
             raise ConfigError(f"{name} must be positive, got {values[name]}")

@@ -304,8 +304,15 @@ def _raise_fd_limit() -> None:
 
 
 def _refuse_if_live(path: str) -> None:
-    if not os.path.exists(path):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
         return
+    if not stat.S_ISSOCK(st.st_mode):  # never delete what is not a socket: it is not ours
+        raise StartupError(
+            f"{path} exists and is not a socket; the daemon will not replace it: choose another "
+            "socket path, or remove it yourself"
+        )
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)

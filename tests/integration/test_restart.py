@@ -4,6 +4,8 @@ servable behind, and a corrupted L2 file is discarded and fetched again."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -145,3 +147,17 @@ def test_a_second_daemon_of_the_same_instance_refuses_to_start(
     assert daemon.segments() == segments  # nothing adopted, unlinked or bumped under it
     assert client.model("ns/lr") is model
     assert daemon.admin("ping")["ok"] is True
+
+
+def test_a_socket_path_naming_a_file_is_never_deleted(shelf: Shelf) -> None:
+    """A ``socket`` that names an existing regular file stops the daemon at startup; the file
+    is left as it was."""
+    precious = shelf.tmp / "precious.txt"
+    precious.write_text("not a socket\n")
+    daemon = shelf.make(socket=str(precious), start=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelshelfd", "--config", str(daemon.config_path)],
+        env=daemon.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "exists and is not a socket" in proc.stderr
+    assert precious.read_text() == "not a socket\n"

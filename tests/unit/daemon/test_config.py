@@ -129,3 +129,41 @@ def test_default_paths_for_an_unprivileged_user(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("MODELSHELF_SOCKET")
     assert _paths.default_socket() == "/run/modelshelf/modelshelf.sock"
     assert str(_paths.default_cache_dir()) == "/var/cache/modelshelf"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("socket_mode = 600", r"socket_mode: expected permission bits 0o000..0o777, got 600"),
+        ("socket_mode = -1", r"socket_mode: expected permission bits 0o000..0o777, got -1"),
+        ("socket_mode = 0o4777", r"socket_mode: expected permission bits"),
+        ('socket_mode = "0999"', r"socket_mode: expected octal permission bits"),
+        ('namespaces = { acme = { uids = "1001" } }', r"namespaces.acme.uids: expected a list"),
+        ('l1_bytes = "1.5"', r"l1_bytes: expected a whole number of bytes, got '1.5'"),
+        ("l1_bytes = 0", r"l1_bytes must be positive; leave it out for the default"),
+        ("socket = 5", r"socket: expected a string, got int 5"),
+        ("store = true", r"store: expected a string, got bool True"),
+        ('http = "127.0.0.1:99999"', r"http must be host:port with a port 1..65535"),
+        ("ref_poll_seconds = nan", r"ref_poll_seconds: expected a finite number, got nan"),
+        ("shutdown_timeout = inf", r"shutdown_timeout: expected a finite number"),
+    ],
+)
+def test_every_value_is_type_checked_and_names_its_key(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(["--config", _file(tmp_path, toml + "\n")], {})
+
+
+@pytest.mark.parametrize(
+    ("given", "mode"), [("0666", 0o666), ("0o640", 0o640), ("600", 0o600), ("0", 0)]
+)
+def test_socket_mode_takes_octal_strings(given: str, mode: int) -> None:
+    assert load_config(["--socket-mode", given], {}).socket_mode == mode
+    assert load_config([], {"MODELSHELF_SOCKET_MODE": given}).socket_mode == mode
+
+
+def test_the_flags_refuse_what_the_file_refuses() -> None:
+    for flags in (["--http", "127.0.0.1:99999"], ["--ref-poll-seconds", "nan"]):
+        with pytest.raises(ConfigError):
+            load_config(flags, {})
