@@ -83,7 +83,8 @@ class Catalog:
                     self.update(key, versions)
             listed = self.versions.get(key)
             if not listed:
-                raise ModelNotFound(f"no model {key} in the store {self.store.url}")
+                # no store location in the message: it reaches clients
+                raise ModelNotFound(f"no model {key} in this node's store")
             version = listed[-1]
         info = self._refs.get((key, version))
         if info is None:

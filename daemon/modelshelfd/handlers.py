@@ -80,6 +80,13 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
                 level, f"{code}/{op}", "%s refused for pid %d (uid %d): %s [%s]",
                 op, conn.pid, conn.uid, text, code,
             )  # fmt: skip
+        if code == "store_unavailable" and conn.kind == "client":
+            # the store's own error names buckets, paths and endpoints: operators read it in
+            # the log line above (or through the admin socket), clients get what it means
+            text = (
+                f"{op}: the object store is unavailable and the image is not on this node; "
+                "retry later (the daemon's log has the store's error)"
+            )
         reply = {"ok": False, "error": code, "message": text}
     finally:
         _wire.close_fds(fds)

@@ -29,9 +29,17 @@ def test_store_unreachable(shelf: Shelf, images: Images, private_s3) -> None:
     daemon = shelf.make(store=url, env=private_s3.env)
     client = daemon.client()
     held = client.model("ns/lr")
+    with pytest.raises(modelshelf.ModelNotFound) as missing:
+        client.model("ns/nope")
+    assert url not in str(missing.value) and "127.0.0.1" not in str(missing.value)
     private_s3.server.stop()
-    with pytest.raises(StoreError, match="object store"):
+    with pytest.raises(StoreError, match="object store is unavailable") as err:
         client.model("ns/r@1")
+    # no store location reaches a client: not the bucket, not the endpoint
+    endpoint = private_s3.env.get("AWS_ENDPOINT_URL", "127.0.0.1")
+    assert url not in str(err.value) and endpoint not in str(err.value)
+    assert "127.0.0.1" not in str(err.value)
+    assert "the object store failed" in daemon.logs()  # the operator sees the details
     assert held.predict(images.X).shape == (16,)
     assert client.model("ns/lr@1").predict(images.X).shape == (16,)  # in L1: no store needed
     wait_for(lambda: daemon.admin("status")["store_error"], what="the poller notices")
