@@ -38,6 +38,7 @@ from . import paths as _paths
 from . import wire as _wire
 from ._version import __version__
 from .errors import (
+    AccessDenied,
     DaemonUnavailable,
     ProtocolError,
     ShelfError,
@@ -52,12 +53,18 @@ from .names import parse_ref
 __all__ = ["Client"]
 
 # the variables a Client reads (docs/configuration.md, "Client settings")
-ENVIRONMENT = ("MODELSHELF_SOCKET", "MODELSHELF_MAX_HELD_BYTES", "MODELSHELF_MAX_HELD_MODELS")
+ENVIRONMENT = (
+    "MODELSHELF_SOCKET",
+    "MODELSHELF_MAX_HELD_BYTES",
+    "MODELSHELF_MAX_HELD_MODELS",
+    "MODELSHELF_TIMEOUT",
+)
 
 _BOARD = _wire.BOARD_COUNTERS  # generation, pressure at offset 8
 _AGENT = f"modelshelf/{__version__}"
 
 # Used when neither the caller, the environment nor the daemon's hello says otherwise.
+DEFAULT_TIMEOUT = 10.0  # seconds: a web request's patience, not a cold multi-GB fetch's
 DEFAULT_HELD_BYTES = 256 << 20
 DEFAULT_HELD_MODELS = 256
 PRESSURE_IDLE = 1.0  # seconds: under pressure, held models unused this long are dropped
@@ -115,12 +122,12 @@ class Client:
         self,
         socket: str | None = None,
         *,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         max_held_bytes: int | None = None,
         max_held_models: int | None = None,
     ) -> None:
         self.socket_path = socket or _paths.default_socket()
-        self.timeout = timeout
+        self.timeout = _timeout(timeout)
         if max_held_bytes is None:
             max_held_bytes = _env_size("MODELSHELF_MAX_HELD_BYTES")
         if max_held_models is None:
@@ -461,7 +468,8 @@ class Client:
                 reply, fds = _wire.recv(self._sock)
             except (OSError, EOFError) as exc:
                 self._disconnect()
-                if attempt == RECONNECTS or not retry:
+                # a daemon that does not answer in time is not asked twice: the caller waited
+                if attempt == RECONNECTS or not retry or isinstance(exc, TimeoutError):
                     raise self._unavailable(exc) from exc
                 continue
             except ProtocolError:
@@ -482,11 +490,44 @@ class Client:
         message = str(reply.get("message", "the daemon gave no message"))
         raise for_code(code)(f"{message} [{code}]")
 
-    def _unavailable(self, exc: BaseException) -> DaemonUnavailable:
+    def _unavailable(self, exc: BaseException) -> ShelfError:
+        """The error that says what really went wrong with the socket."""
+        path = self.socket_path
+        if isinstance(exc, PermissionError):
+            try:
+                st = os.stat(path)
+                found = f"mode {st.st_mode & 0o777:o}, owner uid {st.st_uid}"
+            except OSError:
+                found = "its directory is not searchable"
+            return AccessDenied(
+                f"permission denied on the daemon's socket {path} ({found}; this process runs "
+                f"as uid {os.getuid()}); the daemon's socket_mode and the directory's "
+                "permissions decide who may connect"
+            )
+        if isinstance(exc, TimeoutError):
+            return DaemonUnavailable(
+                f"the daemon on {path} accepted the connection but did not answer within "
+                f"{self.timeout:g} s: it may be overloaded or stuck; a large image fetched cold "
+                "may need a longer MODELSHELF_TIMEOUT (or Client(timeout=...))"
+            )
         return DaemonUnavailable(
-            f"no modelshelf daemon answers on {self.socket_path} ({exc}); start one with "
+            f"no modelshelf daemon answers on {path} ({exc}); start one with "
             "'modelshelfd', or point MODELSHELF_SOCKET (or Client(socket=...)) at its socket"
         )
+
+
+def _timeout(value: float | None) -> float:
+    if value is None:
+        raw = os.environ.get("MODELSHELF_TIMEOUT", "")
+        try:
+            value = float(raw) if raw else DEFAULT_TIMEOUT
+        except ValueError:
+            raise ValueError(
+                f"MODELSHELF_TIMEOUT must be seconds like 10 or 2.5, got {raw!r}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
+        raise ValueError(f"the timeout must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def _count(value: object) -> bool:

@@ -349,3 +349,18 @@ def test_hostile_release_lists_are_bounded_and_never_release_what_is_not_theirs(
     assert daemon.stats()["release_unknown"] == 6  # 3 unheld + 3 malformed items
     assert kept.predict(images.X).shape == (16,)
     sock.close()
+
+
+def test_a_daemon_that_accepts_but_never_answers_says_so(tmp_path: Path) -> None:
+    """A socket that accepts connections and never answers: the client gives up after its
+    timeout and says so, instead of hanging or blaming a missing daemon."""
+    path = tmp_path / "silent.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(4)  # connections queue; nothing ever reads or writes them
+    try:
+        client = modelshelf.Client(str(path), timeout=0.5)
+        with pytest.raises(modelshelf.DaemonUnavailable, match=r"did not answer within 0.5 s"):
+            client.model("ns/lr")
+    finally:
+        listener.close()

@@ -162,3 +162,16 @@ def test_a_model_larger_than_the_budget_is_returned_not_kept(fake: FakeDaemon) -
     release = next(m for m in fake.requests if m.get("op") == "release")
     assert release["digests"] == ["ab" * 32]
     client.close()
+
+
+def test_the_timeout_comes_from_the_caller_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Client("/nonexistent.sock").timeout == 10.0
+    monkeypatch.setenv("MODELSHELF_TIMEOUT", "2.5")
+    assert Client("/nonexistent.sock").timeout == 2.5
+    assert Client("/nonexistent.sock", timeout=1).timeout == 1.0
+    for bad in ("soon", "-1", "nan", "0"):
+        monkeypatch.setenv("MODELSHELF_TIMEOUT", bad)
+        with pytest.raises(ValueError, match="MODELSHELF_TIMEOUT|timeout must be a positive"):
+            Client("/nonexistent.sock")
