@@ -2,6 +2,9 @@
 # Set up (once) and run the whole test suite: lint, types, then every test.
 EXTRAS=convert,daemon,dev
 source "$(dirname "$0")/_env.sh"
-echo "==> ruff"; .venv/bin/ruff check client daemon tests bench examples && .venv/bin/ruff format --check client daemon tests bench examples
+# one command a line: under set -e a failure inside an && list would not stop the script
+echo "==> ruff"
+.venv/bin/ruff check client daemon tests bench examples
+.venv/bin/ruff format --check client daemon tests bench examples
 echo "==> mypy"; .venv/bin/mypy
 echo "==> pytest"; .venv/bin/python -m pytest "$@"

@@ -15,7 +15,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,13 +107,15 @@ class Config:
     # seconds of retrying before a store request fails
     store_retry_timeout: float = 10.0
 
-    def allowed(self, namespace: str, uid: int, gid: int) -> bool:
-        """May a peer with ``uid``/``gid`` use ``namespace``? A namespace without a rule (and
-        no "*" rule) is open to the daemon's own uid only."""
+    def allowed(self, namespace: str, uid: int, gid: int, groups: Collection[int] = ()) -> bool:
+        """May a peer with ``uid``, primary ``gid`` and supplementary ``groups`` use
+        ``namespace``? A namespace without a rule (and no "*" rule) is open to the daemon's
+        own uid only."""
         rule = self.namespaces.get(namespace, self.namespaces.get("*"))
         if rule is None:
             return uid == os.getuid()
-        return uid in rule.get("uids", ()) or gid in rule.get("gids", ())
+        gids = rule.get("gids", ())
+        return uid in rule.get("uids", ()) or gid in gids or any(g in gids for g in groups)
 
 
 def _int(value: object) -> int:

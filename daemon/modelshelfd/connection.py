@@ -1,4 +1,5 @@
-"""One peer connection on either socket: who it is (SO_PEERCRED) and the leases it holds.
+"""One peer connection on either socket: who it is (SO_PEERCRED, and its supplementary
+groups from /proc) and the leases it holds.
 
 Leases belong to a connection: when it ends, however it ends, the server releases them.
 """
@@ -20,5 +21,19 @@ class Connection:
     pid: int
     uid: int
     gid: int
+    groups: frozenset[int] = frozenset()  # supplementary groups, read at accept
     leases: dict[str, list[Copy]] = field(default_factory=dict)  # digest -> leased copies
     busy: bool = False  # a request of it is being handled
+
+
+def peer_groups(pid: int) -> frozenset[int]:
+    """The supplementary groups of a connected peer (``Groups:`` in /proc/<pid>/status); empty
+    if they cannot be read (the primary gid from SO_PEERCRED still counts)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Groups:"):
+                    return frozenset(int(g) for g in line.split()[1:] if g.isdigit())
+    except OSError:
+        pass
+    return frozenset()

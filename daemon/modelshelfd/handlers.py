@@ -109,7 +109,7 @@ def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
 
 async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     ref = _ref(message)
-    if not state.config.allowed(ref.namespace, conn.uid, conn.gid):
+    if not state.config.allowed(ref.namespace, conn.uid, conn.gid, conn.groups):
         raise AccessDenied(
             f"uid {conn.uid} (gid {conn.gid}) may not use namespace {ref.namespace!r} on this "
             "node; ask the operator to add it to the daemon's 'namespaces' table"
@@ -193,7 +193,7 @@ def fast(
                 return False  # the ordinary path refuses it with the reason
             del message["release"]
         info = state.catalog.cached(ref)
-        if info is None or not state.config.allowed(ref.namespace, conn.uid, conn.gid):
+        if info is None or not state.config.allowed(ref.namespace, conn.uid, conn.gid, conn.groups):
             return False
         copy = state.shelf.lease_if_resident(info)
         if copy is None:

@@ -30,7 +30,7 @@ from modelshelf.store import Store
 from . import aiowire, handlers
 from .catalog import Catalog
 from .config import Config
-from .connection import Connection
+from .connection import Connection, peer_groups
 from .ratelog import RateLimited
 from .shelf import Shelf
 from .state import ServerState
@@ -183,7 +183,7 @@ class Server:
                 log.info("dropping a %s connection at accept: %s", kind, exc)
                 sock.close()
                 continue
-            conn = Connection(sock, kind, pid, uid, gid)
+            conn = Connection(sock, kind, pid, uid, gid, peer_groups(pid))
             if sum(1 for c in state.connections if c.kind == kind) >= limit:
                 state.refused += 1
                 message = (

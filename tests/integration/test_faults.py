@@ -8,6 +8,7 @@ import os
 import socket
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -364,3 +365,31 @@ def test_a_daemon_that_accepts_but_never_answers_says_so(tmp_path: Path) -> None
             client.model("ns/lr")
     finally:
         listener.close()
+
+
+def test_a_gids_rule_admits_supplementary_group_members(shelf: Shelf, images: Images) -> None:
+    """``gids`` means members of the group, as ``usermod -aG`` makes them: a real process whose
+    supplementary groups include the rule's gid may acquire, the same process without it may
+    not (issue 9, point 11)."""
+    Store(shelf.store).publish("team", "lr", images.bytes("logreg"))
+    member = 4242  # a gid nobody has as primary group here
+    daemon = shelf.make(namespaces={"team": {"uids": [], "gids": [member]}})
+    script = (
+        "import modelshelf\n"
+        "try:\n"
+        "    modelshelf.Client().model('team/lr')\n"
+        "    print('ALLOWED')\n"
+        "except modelshelf.AccessDenied:\n"
+        "    print('DENIED')\n"
+    )
+    env = {**os.environ, "MODELSHELF_SOCKET": daemon.socket}
+
+    def run(groups: list[int]) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", script], extra_groups=groups, env=env,
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return proc.stdout.strip()
+
+    assert run([]) == "DENIED"  # neither its uid nor its primary gid is in the rule
+    assert run([member]) == "ALLOWED"

@@ -173,5 +173,5 @@ def test_the_timeout_comes_from_the_caller_or_the_environment(
     assert Client("/nonexistent.sock", timeout=1).timeout == 1.0
     for bad in ("soon", "-1", "nan", "0"):
         monkeypatch.setenv("MODELSHELF_TIMEOUT", bad)
-        with pytest.raises(ValueError, match="MODELSHELF_TIMEOUT|timeout must be a positive"):
+        with pytest.raises(ValueError, match=r"MODELSHELF_TIMEOUT|timeout must be a positive"):
             Client("/nonexistent.sock")
