@@ -540,7 +540,7 @@ def _env_size(name: str, *, suffixes: bool = True) -> int | None:
     if not raw:
         return None
     m = _SIZE.fullmatch(raw)
-    if m is None or (m[2] and not suffixes):
+    if m is None or (not suffixes and not raw.strip().isdigit()):
         form = "a size like 268435456, '256M' or '1G'" if suffixes else "an integer like 256"
         raise ValueError(f"{name} must be {form}, got {raw!r}")
     return int(m[1]) * 1024 ** "_kmgt".index(m[2].lower() or "_")

@@ -173,14 +173,7 @@ class Fetcher:
             return
         if len(self.promotions) >= self.config.max_inflight_fetches:
             return  # bounded like fetches; a later request promotes it
-        if not self._admit(entry):
-            return
-        try:
-            self.l1.reserve(entry.size)
-        except TierFull as full:
-            self.stats["l1_full"] += 1
-            if full.leased:
-                self._pressure()
+        if not (self._admit(entry) and self._try_reserve(self.l1, entry.size)):
             return
         l2.busy = True  # read by the copy: not a victim meanwhile
         task = asyncio.get_running_loop().create_task(self._promote(entry, l2))
@@ -195,8 +188,8 @@ class Fetcher:
         task.add_done_callback(done)
 
     async def _promote(self, entry: Entry, l2: Copy) -> None:
-        room = Reservation(granted=True)
-        try:
+        """The background copy of ``_promote_later``, in the L1 room it reserved."""
+        with self._room(self.l1, entry.size, granted=True) as room:
             fill = storage.copy_from(self.disk.path(entry.digest))
             try:
                 if await self._new_segment(entry, fill, room) is None:
@@ -204,9 +197,6 @@ class Fetcher:
             except (ImageError, FileNotFoundError) as exc:
                 self._discard_l2(entry, exc)
                 return
-        finally:
-            if not room.used:
-                self.l1.unreserve(entry.size)
         l2.verified = True  # create_segment verified the bytes it read from the file
         self.stats["promotions"] += 1
         self.on_copy(entry)
@@ -297,24 +287,32 @@ class Fetcher:
         self.stats["l1_not_admitted"] += 1
         return False
 
-    @contextlib.contextmanager
-    def _reserved(self, tier: Tier, size: int, *, signal: bool = True) -> Iterator[Reservation]:
-        """Room for ``size`` bytes in ``tier`` for the ``with`` block: falsy if the tier
-        cannot make room (the pressure signal is raised if leases are why, unless
-        ``signal`` is False). The room is given back at the end unless marked ``used``."""
+    def _try_reserve(self, tier: Tier, size: int, *, signal: bool = True) -> bool:
+        """Reserve room for ``size`` bytes in ``tier``; False if it cannot make room (counted,
+        and the pressure signal raised if leases are why, unless ``signal`` is False)."""
         try:
             tier.reserve(size)
         except TierFull as full:
             self.stats[f"{tier.name}_full"] += 1
             if full.leased and signal:
                 self._pressure()
-            yield Reservation(granted=False)
-            return
-        room = Reservation(granted=True)
+            return False
+        return True
+
+    def _reserved(
+        self, tier: Tier, size: int, *, signal: bool = True
+    ) -> contextlib.AbstractContextManager[Reservation]:
+        """Room for ``size`` bytes in ``tier`` for the ``with`` block: falsy if the tier
+        cannot make room. The room is given back at the end unless marked ``used``."""
+        return self._room(tier, size, granted=self._try_reserve(tier, size, signal=signal))
+
+    @contextlib.contextmanager
+    def _room(self, tier: Tier, size: int, *, granted: bool) -> Iterator[Reservation]:
+        room = Reservation(granted=granted)
         try:
             yield room
         finally:
-            if not room.used:
+            if granted and not room.used:
                 tier.unreserve(size)
 
     def _pressure(self) -> None:

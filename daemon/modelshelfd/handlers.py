@@ -76,9 +76,11 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
             log.exception("internal error handling %r", op)
         else:
             level = logging.WARNING if code in ("busy", "store_unavailable") else logging.INFO
+            # the rate limit's key must not come from the peer: an unknown op is "other"
+            kind = op if isinstance(op, str) and (op in CLIENT_OPS or op in ADMIN_OPS) else "other"
             _refusals.log(
-                level, f"{code}/{op}", "%s refused for pid %d (uid %d): %s [%s]",
-                op, conn.pid, conn.uid, text, code,
+                level, f"{code}/{kind}", "%s refused for pid %d (uid %d): %s [%s]",
+                kind, conn.pid, conn.uid, text, code,
             )  # fmt: skip
         if code == "store_unavailable" and conn.kind == "client":
             # the store's own error names buckets, paths and endpoints: operators read it in

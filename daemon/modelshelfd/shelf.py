@@ -76,7 +76,7 @@ class Shelf:
         self.disk = disk or Disk(config.cache_dir)
         # one policy per tier: their costs differ (a miss in L1 costs a copy from disk, a miss
         # in L2 a fetch from the store); the L1 policy also decides admission
-        self.policy = policy = policy or LRUPolicy()
+        policy = policy or LRUPolicy()
         l2_policy = l2_policy or LRUPolicy()
         self.reaper = Reaper()
         self.l1 = SharedMemory(config.l1_bytes, policy, clock, self._usage, self.reaper)
@@ -162,9 +162,6 @@ class Shelf:
         if copy is not None:
             self.stats["served_l1"] += 1
             return copy
-        l2 = self.l2.copies.get(digest)
-        if l2 is None:
-            return None
         try:
             copy = self.l2.lease(digest)
         except OSError as exc:  # removed or unreadable behind our back: fetch it again

@@ -42,15 +42,11 @@ class TierFull(Exception):
     holds is leased, pinned or being read (``leased`` True: clients could free room)."""
 
     def __init__(self, tier: Tier, size: int, *, leased: bool) -> None:
+        # cheap on purpose: raised on every reservation that fails, and caught by the fetcher,
+        # which words the refusal a client sees (with the leased bytes) only when it refuses
         self.tier, self.size, self.leased = tier.name, size, leased
-        if leased:
-            why = (
-                f"{tier.name.upper()} is full of leased or pinned images ({tier.used} of "
-                f"{tier.budget} bytes, {tier.leased_bytes()} leased)"
-            )
-        else:
-            why = f"the image is larger than the {tier.name.upper()} budget of {tier.budget}"
-        super().__init__(f"{why}; cannot place {size} more bytes")
+        why = "full of leased, pinned or busy copies" if leased else "smaller than the image"
+        super().__init__(f"{tier.name.upper()} is {why}: cannot place {size} bytes")
 
 
 @dataclass(eq=False)

@@ -393,3 +393,19 @@ def test_a_gids_rule_admits_supplementary_group_members(shelf: Shelf, images: Im
 
     assert run([]) == "DENIED"  # neither its uid nor its primary gid is in the rule
     assert run([member]) == "ALLOWED"
+
+
+def test_a_flood_of_made_up_ops_is_logged_once(shelf: Shelf) -> None:
+    """Refusals are logged at a bounded rate whatever the peer puts in its messages: 300
+    distinct unknown ops make one log line, and every one is counted."""
+    daemon = shelf.make(log_level="INFO")
+    sock = raw_connect(daemon.socket)
+    _hello(sock)
+    for i in range(300):
+        _wire.send(sock, {"op": f"op-{i}"})
+        reply, fds = _wire.recv(sock)
+        _wire.close_fds(fds)
+        assert reply["error"] == "bad_request"
+    sock.close()
+    assert daemon.stats()["refused_bad_request"] == 300
+    assert daemon.logs().count("refused for pid") == 1

@@ -132,6 +132,7 @@ def test_held_budgets_come_from_the_caller_the_environment_or_the_daemon(
         ("MODELSHELF_MAX_HELD_BYTES", "-5"),
         ("MODELSHELF_MAX_HELD_BYTES", "1.5G"),
         ("MODELSHELF_MAX_HELD_MODELS", "10k"),
+        ("MODELSHELF_MAX_HELD_MODELS", "10b"),
     ],
 )
 def test_a_malformed_budget_in_the_environment_names_it(
