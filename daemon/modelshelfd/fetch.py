@@ -219,7 +219,7 @@ class Fetcher:
             )
         except FileNotFoundError:  # the L2 file vanished: not a shared-memory failure
             raise
-        except OSError as exc:  # /dev/shm itself is full or failing (ENOSPC, ENOMEM)
+        except OSError as exc:  # out of memory (ENOSPC, ENOMEM) or of descriptors (EMFILE)
             self.stats["shm_errors"] += 1
             log.error(
                 "cannot place image %s in shared memory (%s); serving it from local disk",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import mmap
@@ -32,11 +33,12 @@ from modelshelf.store import RefInfo
 from . import aiowire
 from .aiowire import Reader
 from .connection import Connection
-from .errors import BadRequest
+from .errors import BadRequest, Busy
 from .ratelog import RateLimited
 from .state import ServerState
 from .tiers import Copy, TierName
 
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 log = logging.getLogger("modelshelfd.handlers")
 
 MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
@@ -69,6 +71,11 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
         raise
     except Exception as exc:
         out = []
+        if isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS:
+            exc = Busy(
+                f"the daemon is out of file descriptors ({exc.strerror}); retry later; operators: "
+                "raise its LimitNOFILE (ulimit -n) or lower max_connections"
+            )
         code = exc.code if isinstance(exc, ModelshelfError) else "internal"
         text = str(exc) or type(exc).__name__
         state.shelf.stats[f"refused_{code}"] += 1

@@ -98,38 +98,27 @@ class Shelf:
 
     # -- startup / shutdown -------------------------------------------------------------------
 
-    async def adopt(self, board_name: str) -> None:
-        """Adopt what a previous run left: L1 segments (verified now) and L2 files (verified
-        before first use). Temp files and invalid copies are deleted."""
-        segments, bad = await asyncio.to_thread(
-            storage.adopt_segments, self.config.shm_prefix, board_name
-        )
+    async def adopt(self) -> None:
+        """Adopt the L2 files a previous run left (verified before first use); temp files and
+        strays are deleted. L1 segments end with the daemon that made them (sealed memfds have
+        no name to find again): an image used again is promoted from its L2 file. What
+        versions before sealed segments left in /dev/shm for this instance is removed."""
+        legacy = await asyncio.to_thread(storage.remove_legacy_segments, self.config.shm_prefix)
         files, strays = await asyncio.to_thread(self.disk.scan)
         now = self.clock()
-        for seg in segments:
-            self.entries.setdefault(seg.digest, Entry(seg.digest, seg.size, last_use=now))
-            self.l1.adopt(SharedMemory.copy_of(seg))
         for digest, size in files.items():
-            entry = self.entries.setdefault(digest, Entry(digest, size, last_use=now))
-            if entry.size != size:  # a truncated file; the segment is the verified copy
-                self.disk.remove(digest)
-                strays += 1
-                continue
+            self.entries.setdefault(digest, Entry(digest, size, last_use=now))
             self.l2.adopt(Copy(TierName.L2, digest, size, verified=False))
-        # the budgets may have shrunk since the previous run: adopted bytes obey them too
-        self.l1.shrink()
-        self.l2.shrink()
+        self.l2.shrink()  # the budget may have shrunk since the previous run
         self._forget_empty()
-        self.stats["adopted_l1"] += len(segments)
         self.stats["adopted_l2"] += len(files)
-        self.stats["validation_failures"] += bad
         log.info(
-            "adopted %d L1 segments (%d invalid discarded), %d L2 files (%d strays removed)",
-            len(segments), bad, len(files), strays,
+            "adopted %d L2 files (%d strays removed; %d legacy /dev/shm segments removed)",
+            len(files), strays, legacy,
         )  # fmt: skip
 
     def close(self) -> None:
-        """Unlink every segment and close every descriptor (clients' mappings stay valid)."""
+        """Close every descriptor (clients' mappings stay valid)."""
         self.l1.close()
         self.l2.close()
         self.reaper.drain()

@@ -21,7 +21,7 @@ import modelshelf
 from modelshelf.store import RefInfo, Store
 from modelshelfd.tiers import cost
 
-from .conftest import SHM, Daemon, Shelf, wait_for
+from .conftest import Daemon, Shelf, wait_for
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,10 @@ sys.stdin.readline()
 
 def _mapped_images(pid: int, daemon: Daemon) -> dict[str, int]:
     """The images a process maps right now, from /proc/<pid>/maps: {digest prefix: mappings}.
-    Segments are /dev/shm/<prefix>-<32 hex>; page-cache files are <cache>/images/<digest>."""
+    Segments are memfds labelled <prefix>-<32 hex>; page-cache files are <cache>/images/<digest>."""
     found: dict[str, int] = {}
     pattern = re.compile(
-        rf"(?:{re.escape(str(SHM))}/{re.escape(daemon.prefix)}-|"
+        rf"(?:/memfd:{re.escape(daemon.prefix)}-|"
         rf"{re.escape(str(daemon.cache_dir))}/images/)([0-9a-f]{{32}})"
     )
     seen: set[str] = set()
@@ -127,7 +127,7 @@ def _mapped_images(pid: int, daemon: Daemon) -> dict[str, int]:
 
 
 class _Watch:
-    """Samples the daemon's L1 bytes and its /dev/shm footprint while a test runs."""
+    """Samples the daemon's L1 bytes and its segments' real footprint while a test runs."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon, self.max_l1, self.max_shm = daemon, 0, 0
@@ -139,10 +139,13 @@ class _Watch:
         while not self._stop.wait(0.02):
             self.max_l1 = max(self.max_l1, self.daemon.admin("status")["l1"]["bytes"])
             shm = 0
-            for name in self.daemon.segments():
-                if not name.endswith("-board"):
-                    with contextlib.suppress(FileNotFoundError):  # evicted meanwhile
-                        shm += (SHM / name).stat().st_blocks * 512
+            seen = set()  # one segment may be open more than once (a fill, a mapping)
+            for _, path in self.daemon.segment_fds():
+                with contextlib.suppress(FileNotFoundError):  # evicted meanwhile
+                    st = path.stat()
+                    if st.st_ino not in seen:
+                        seen.add(st.st_ino)
+                        shm += st.st_blocks * 512
             self.max_shm = max(self.max_shm, shm)
 
     def stop(self) -> None:
@@ -152,7 +155,7 @@ class _Watch:
 
 def test_many_models_through_small_budgets(shelf: Shelf, catalog: Catalog, tmp_path) -> None:
     """Three workers touch many more models than L1 (20% of the catalog) or L2 (50%) hold:
-    every request is answered, exactly; L1 and /dev/shm stay within budget; each worker holds
+    every request is answered, exactly; L1 and the segments stay within budget; each worker holds
     within its own budget; the daemon's leases match what each process maps, and end when the
     worker drops its models while still connected."""
     l1, l2 = catalog.total // 5, catalog.total // 2

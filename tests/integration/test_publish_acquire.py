@@ -11,7 +11,7 @@ import numpy as np
 import modelshelf
 from modelshelf.store import Store
 
-from .conftest import Images, Shelf, run_client
+from .conftest import Images, Shelf, run_client, wait_for
 
 PREDICT = """
 m = client.model(sys.argv[1] if len(sys.argv) > 1 else MODEL)
@@ -105,7 +105,7 @@ def test_tier_path_l3_l2_l1(shelf: Shelf, images: Images) -> None:
         images.bytes("ridge")
     )
     assert daemon.admin("evict", model="ns/ridge")["evicted"] is True
-    assert daemon.segments() == [f"{daemon.prefix}-board"]
+    wait_for(lambda: daemon.segments() == [], what="the segment's descriptor closed")
     assert daemon.admin("prefetch", model="ns/ridge")["tier"] == "l2"
     rows = daemon.admin("ls")["models"]
     assert [(r["models"], r["tiers"]) for r in rows] == [(["ns/ridge@1"], ["l1", "l2"])]

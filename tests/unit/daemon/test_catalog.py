@@ -33,7 +33,7 @@ class _EmptyStore:
 def board():
     b = Board(f"mst-cat-{uuid.uuid4().hex[:8]}")
     yield b
-    b.close(unlink=True)
+    b.close()
 
 
 async def test_missing_names_are_bounded_and_not_relisted(board: Board, monkeypatch) -> None:
