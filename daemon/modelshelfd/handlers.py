@@ -129,7 +129,7 @@ async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list
         # the client already maps this image under a lease of this connection
         return {"unchanged": True, "version": info.version, "digest": info.digest}, []
     lease = await state.shelf.acquire(info)
-    conn.leases.setdefault(info.digest, []).append(lease.copy)
+    conn.leases.setdefault(info.digest, []).append(lease)
     return _acquired(state, info, lease.found, lease.copy), [lease.copy.fd]
 
 
@@ -204,12 +204,12 @@ def fast(
         info = state.catalog.cached(ref)
         if info is None or not state.config.allowed(ref.namespace, conn.uid, conn.gid, conn.groups):
             return False
-        copy = state.shelf.lease_if_resident(info)
-        if copy is None:
+        lease = state.shelf.lease_if_resident(info)
+        if lease is None:
             return False
-        conn.leases.setdefault(info.digest, []).append(copy)
-        fields = _acquired(state, info, TierName.L1, copy)
-        out = [copy.fd]
+        conn.leases.setdefault(info.digest, []).append(lease)
+        fields = _acquired(state, info, TierName.L1, lease.copy)
+        out = [lease.copy.fd]
     else:
         return False
     reply = {"ok": True, **fields}
@@ -263,7 +263,7 @@ def _clients(state: ServerState) -> list[dict[str, Any]]:
     for c in state.connections:
         if c.kind != "client":
             continue
-        copies = [copy for held in c.leases.values() for copy in held]
+        copies = [lease.copy for held in c.leases.values() for lease in held]
         rows.append(
             {
                 "pid": c.pid,

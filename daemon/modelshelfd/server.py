@@ -266,9 +266,9 @@ class Server:
             log.info("%s connection of pid %d failed: %s", conn.kind, conn.pid, exc)
         finally:
             reader.close()
-            for copies in conn.leases.values():
-                for copy in copies:
-                    state.shelf.release(copy)
+            for leases in conn.leases.values():
+                for lease in leases:
+                    state.shelf.release(lease)
             conn.leases.clear()
             conn.sock.close()
             state.connections.discard(conn)

@@ -339,3 +339,49 @@ def test_an_l2_file_removed_while_mapped(shelf: Shelf, catalog: Catalog) -> None
     client.release(name)
     wait_for(lambda: daemon.admin("status")["l2"]["bytes"] == 0, what="the retired file freed")
     assert daemon.admin("status")["l2"]["retired"] == 0
+
+
+def test_a_tenant_at_its_share_leaves_room_for_the_others(shelf: Shelf, tmp_path: Path) -> None:
+    """Tenant "greedy" holds as many models as it can in one process; with shares of half of
+    each tier it is refused once past both (naming itself), and tenant "calm", in another
+    process, is still served. Without shares, "greedy" would lease both tiers full and "calm"
+    would be refused."""
+    store = Store(shelf.store)
+    size = 0
+    for base, ns in ((0, "greedy"), (100, "calm")):  # distinct images: no digest is shared
+        for i in range(20):
+            tensors = {"w": np.full(6000, base + i, dtype=np.float64)}
+            size = cost(store.publish(ns, f"m{i}", modelshelf.compile_tensors(tensors)).size)
+    rule = {"uids": [0], "l1_share": 0.5, "l2_share": 0.5}
+    daemon = shelf.make(
+        l1_bytes=8 * size, l2_bytes=8 * size, namespaces={"greedy": rule, "calm": {"uids": [0]}}
+    )
+    greedy = shelf.start_client(
+        daemon.socket,
+        f"""
+        from modelshelf.errors import ShelfBusy
+        client = Client({daemon.socket!r}, max_held_models=100)
+        """,
+        after="""
+        held, refusal = [], ""
+        for i in range(20):
+            try:
+                held.append(client.model(f"greedy/m{i}"))
+            except ShelfBusy as exc:
+                refusal = str(exc)
+                break
+        print(len(held), refusal, flush=True)
+        sys.stdin.readline()
+        """,
+    )
+    _say(greedy)
+    assert greedy.stdout is not None
+    count, _, refusal = greedy.stdout.readline().strip().partition(" ")
+    assert int(count) == 8 and "namespace 'greedy' holds its share" in refusal
+    calm = daemon.client()
+    for i in range(4):
+        assert calm.tensors(f"calm/m{i}")["w"][0] == 100 + i
+    status = daemon.admin("status")
+    assert status["namespaces"]["greedy"]["l1"]["leased_bytes"] == 4 * size
+    assert daemon.stats()["share_fallbacks"] == 4
+    assert status["namespaces"]["greedy"]["l2"]["leased_bytes"] == 4 * size
