@@ -34,7 +34,7 @@ from .connection import Connection, peer_groups
 from .ratelog import RateLimited
 from .shelf import Shelf
 from .state import ServerState
-from .storage import Board
+from .storage import Board, Disk
 
 if TYPE_CHECKING:
     from .http import HttpEndpoint
@@ -76,6 +76,7 @@ class Server:
         _raise_fd_limit()  # one descriptor per connection and per L1 image
         # one daemon per instance: refuse before touching its segments, sockets or files
         self._lock_fd = _lock(Path(cfg.cache_dir) / "lock")
+        disk = Disk(cfg.cache_dir)  # refuses a directory it did not create, touching nothing
         for path in (cfg.socket, cfg.admin_socket):
             _refuse_if_live(path)
         try:
@@ -88,7 +89,7 @@ class Server:
         except ShelfError as exc:
             raise StartupError(str(exc)) from exc
         board = Board(cfg.shm_prefix)
-        shelf = Shelf(cfg, store, on_pressure=board.raise_pressure)
+        shelf = Shelf(cfg, store, disk=disk, on_pressure=board.raise_pressure)
         catalog = Catalog(store, board, cfg.ref_poll_seconds)
         self.state = state = ServerState(cfg, store, board, shelf, catalog)
         await shelf.adopt(board.name)
