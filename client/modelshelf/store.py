@@ -8,7 +8,7 @@ applications which only map models never need it.
 Versions are assigned by a create-only put of the next ref key; a publisher that loses the race
 takes the next number. Refs are never rewritten. The API is synchronous; the daemon calls it from
 threads. obstore's exceptions are translated here: not found -> ModelNotFound, anything else ->
-StoreError.
+StoreError. A ``file://`` store is private to its writer: directories 0700, files 0600.
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
+import os
 import re
 import socket
+import stat
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +32,8 @@ from urllib.parse import urlparse
 from .errors import MissingDependencyError, ModelNotFound, ShelfError, StoreError
 from .image import HEADER_SIZE, MAX_IMAGE_SIZE, Image
 from .names import ModelRef, check_part
+
+log = logging.getLogger("modelshelf.store")
 
 SCHEMES = ("file", "s3", "gs", "az", "memory")
 MAX_REF_BYTES = 4096  # a ref is a small JSON object; anything larger is not one
@@ -94,6 +99,35 @@ def _translate(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: the object store failed: {first}") from exc
 
 
+def _private_dir(path: Path) -> bool:
+    """Create ``path`` 0700 whatever the umask; False if it already existed (left as it is)."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return False
+    os.chmod(path, 0o700)  # mkdir's mode passes through the umask
+    return True
+
+
+def _private_root(root: Path) -> None:
+    """Create a file:// store's directory (and its missing parents) 0700. One that exists and
+    is open to other users is reported, never changed: it is not ours to change."""
+    missing = []
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        _private_dir(directory)
+    mode = stat.S_IMODE(root.stat().st_mode)
+    if not missing and mode & 0o077:
+        log.warning(
+            "the file store %s has mode %o: other local users may read every model in it; "
+            "make it private with 'chmod 700 %s' (modelshelf creates its store 0700, but never "
+            "changes the mode of a directory it did not create)", root, mode, root,
+        )  # fmt: skip
+
+
 class Store:
     """One object store, opened from a URL: ``file:///path``, ``s3://bucket/prefix``, ``gs://``,
     ``az://``. S3 endpoint, region and credentials come from the AWS_* environment variables or
@@ -137,13 +171,28 @@ class Store:
             kwargs["config"] = config
         if client:
             kwargs["client_options"] = client
+        self._root: Path | None = None  # a file:// store's directory: kept private
         if scheme == "file":
-            Path(urlparse(url).path).mkdir(parents=True, exist_ok=True)
+            self._root = Path(urlparse(url).path)
+            _private_root(self._root)
         with _translate(f"opening store {url}"):
             self._store = from_url(url, **kwargs)
 
     def __repr__(self) -> str:
         return f"<Store {self.url}>"
+
+    def _put(self, path: str, data: Any, **kwargs: Any) -> None:
+        """``obstore.put``; in a file:// store, into directories made 0700 and as a file made
+        0600 whatever the umask (obstore creates them with the umask's modes)."""
+        if self._root is None:
+            self._ob.put(self._store, path, data, **kwargs)
+            return
+        parent = self._root
+        for part in path.split("/")[:-1]:
+            parent = parent / part
+            _private_dir(parent)
+        self._ob.put(self._store, path, data, **kwargs)
+        os.chmod(self._root / path, 0o600)
 
     # -- images -------------------------------------------------------------------------------
 
@@ -166,7 +215,7 @@ class Store:
                     return digest
             except FileNotFoundError:
                 pass
-            self._ob.put(self._store, path, blob)
+            self._put(path, blob)
         return digest
 
     def read_image(
@@ -310,9 +359,7 @@ class Store:
         for _ in range(_MAX_RACE):
             with _translate(f"publishing {namespace}/{name}@{version}"):
                 try:
-                    self._ob.put(
-                        self._store, ref_path(namespace, name, version), payload, mode="create"
-                    )
+                    self._put(ref_path(namespace, name, version), payload, mode="create")
                 except (AlreadyExistsError, PreconditionError):
                     version += 1  # another publisher took this number
                     continue
