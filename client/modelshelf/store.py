@@ -4,9 +4,13 @@ applications which only map models never need it.
 
     images/<sha256 hex>                              an image, byte for byte
     refs/<namespace>/<name>/<version, 20 digits>     {"digest", "size", "published", "publisher"}
+    versions/<namespace>/<name>/<version, 20 digits> the same, written first, never deleted
 
-Versions are assigned by a create-only put of the next ref key; a publisher that loses the race
-takes the next number. Refs are never rewritten. The API is synchronous; the daemon calls it from
+A version number is claimed by a create-only put of its ``versions/`` key, then its ref is
+created. ``rm`` deletes refs, never claims, so a number once assigned is never assigned again:
+``ns/name@3`` names one image forever, or nothing. A publisher that loses a race (the claim, or
+the ref of a version claimed before claims existed, exists) takes the next number. Refs are
+never rewritten. The API is synchronous; the daemon calls it from
 threads. obstore's exceptions are translated here: not found -> ModelNotFound, anything else ->
 StoreError. A ``file://`` store is private to its writer: directories 0700, files 0600.
 """
@@ -38,7 +42,7 @@ log = logging.getLogger("modelshelf.store")
 SCHEMES = ("file", "s3", "gs", "az", "memory")
 MAX_REF_BYTES = 4096  # a ref is a small JSON object; anything larger is not one
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_MAX_RACE = 1000
+_MAX_RACE = 1000  # create-only attempts before giving up on a version number
 # obstore's HTTP client options; every other option key goes to the store's own config
 _CLIENT_OPTIONS = frozenset(
     {
@@ -54,7 +58,7 @@ _CLIENT_OPTIONS = frozenset(
         "timeout",
         "user_agent",
     }
-)  # create-only attempts before giving up on a version number
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class RefInfo:
 
 def ref_path(namespace: str, name: str, version: int) -> str:
     return f"refs/{namespace}/{name}/{version:020d}"
+
+
+def claim_path(namespace: str, name: str, version: int) -> str:
+    return f"versions/{namespace}/{name}/{version:020d}"
 
 
 def image_path(digest: str) -> str:
@@ -268,9 +276,12 @@ class Store:
 
     def versions(self, namespace: str, name: str) -> list[int]:
         """Published versions of ``namespace/name``, ascending (empty if none)."""
+        return self._listed("refs", namespace, name)
+
+    def _listed(self, top: str, namespace: str, name: str) -> list[int]:
         check_part(namespace)
         check_part(name, "name")
-        prefix = f"refs/{namespace}/{name}/"
+        prefix = f"{top}/{namespace}/{name}/"
         with _translate(f"listing {namespace}/{name}"):
             items = self._ob.list(self._store, prefix=prefix).collect()
         out = []
@@ -352,13 +363,16 @@ class Store:
             "publisher": socket.gethostname(),
         }
         payload = json.dumps(body, sort_keys=True).encode()
-        versions = self.versions(namespace, name)
-        version = (versions[-1] if versions else 0) + 1
+        # every number ever claimed, and refs published before claims existed
+        taken = self._listed("versions", namespace, name) + self.versions(namespace, name)
+        version = max(taken, default=0) + 1
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         for _ in range(_MAX_RACE):
             with _translate(f"publishing {namespace}/{name}@{version}"):
                 try:
+                    # the claim is never deleted: once it exists, no one else gets the number
+                    self._put(claim_path(namespace, name, version), payload, mode="create")
                     self._put(ref_path(namespace, name, version), payload, mode="create")
                 except (AlreadyExistsError, PreconditionError):
                     version += 1  # another publisher took this number
@@ -370,7 +384,8 @@ class Store:
 
     def remove(self, namespace: str, name: str, version: int | None = None) -> list[int]:
         """Delete one version's ref (or every version's); images stay, other refs may share
-        them. Return the versions removed."""
+        them, and the versions' claims stay, so their numbers are never assigned again.
+        Return the versions removed."""
         versions = self.versions(namespace, name) if version is None else [version]
         if version is not None:
             self.ref(namespace, name, version)  # ModelNotFound if absent

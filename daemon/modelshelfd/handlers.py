@@ -44,6 +44,8 @@ MAX_RELEASES = 512  # digests released by one message (a 64 KiB message holds ab
 MAX_CLIENT_ROWS = 256  # client connections listed by ``status`` (the largest leases first)
 
 _refusals = RateLimited(log, interval=10.0)
+audit = logging.getLogger("modelshelfd.audit")  # every admin request: who did what
+_AUDITED = ("version", "removed", "tiers")  # reply fields an audit line repeats
 
 Msg = dict[str, Any]
 Reply = _wire.Message  # reply fields and the descriptors to attach
@@ -92,9 +94,25 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
         reply = {"ok": False, "error": code, "message": text}
     finally:
         _wire.close_fds(fds)
+    if conn.kind == "admin":
+        _audit(conn, op, message, reply)
     if rid is not None:
         reply["id"] = rid
     return reply, out
+
+
+def _audit(conn: Connection, op: object, message: Msg, reply: dict[str, Any]) -> None:
+    """One line per admin request, refused ones too: the caller (SO_PEERCRED uid and pid),
+    the op, its model and the outcome. Reads are logged at DEBUG, everything else at INFO."""
+    kind = op if isinstance(op, str) and op in ADMIN_OPS else "other"
+    model = message.get("model")
+    what = kind if model is None else f"{kind} {model!r:.200}"  # repr: no forged log lines
+    if reply["ok"]:
+        outcome = "ok" + "".join(f", {k} {reply[k]}" for k in _AUDITED if k in reply)
+    else:
+        outcome = f"refused [{reply['error']}]"
+    level = logging.DEBUG if kind in READ_ONLY_OPS else logging.INFO
+    audit.log(level, "%s by uid %d (pid %d): %s", what, conn.uid, conn.pid, outcome)
 
 
 def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
@@ -344,6 +362,11 @@ async def _unpin(state: ServerState, conn: Connection, message: Msg, fds: list[i
 
 async def _rm(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     ref = _ref(message)
+    if ref.version is None and message.get("all") is not True:
+        raise BadRequest(
+            f'{ref.key} without a version removes every version; send "all": true to mean '
+            "it (modelshelf rm --yes)"
+        )
     store = state.store
     removed = await asyncio.to_thread(store.remove, ref.namespace, ref.name, ref.version)
     versions = await asyncio.to_thread(store.versions, ref.namespace, ref.name)
@@ -395,6 +418,7 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
     }, []
 
 
+READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping"})  # audited at DEBUG
 CLIENT_OPS: dict[str, Handler] = {"acquire": _acquire, "release": _release, "ping": _ping}
 ADMIN_OPS: dict[str, Handler] = {
     "status": _status,

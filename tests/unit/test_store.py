@@ -208,3 +208,41 @@ def test_another_local_user_cannot_read_the_store(
             assert proc.returncode != 0 and b"Permission denied" in proc.stderr, argv
     finally:
         shutil.rmtree(base)
+
+
+def test_version_numbers_are_never_reused(tmp_path: Path, image: bytes) -> None:
+    """``rm`` then publish: the new image gets a new number, so ``ns/m@2`` never comes to
+    mean another model (issue 9, point 17)."""
+    store = Store((tmp_path / "s").as_uri())
+    assert [store.publish("ns", "m", image).version for _ in range(2)] == [1, 2]
+    assert store.remove("ns", "m", 2) == [2]
+    assert store.publish("ns", "m", image).version == 3
+    assert store.remove("ns", "m") == [1, 3]
+    assert store.publish("ns", "m", image).version == 4
+    assert store.versions("ns", "m") == [4]
+    with pytest.raises(ModelNotFound):
+        store.ref("ns", "m", 2)
+    assert store.list_refs() == {"ns/m": [4]}  # claims are not refs
+
+
+def test_a_stale_listing_cannot_reuse_a_removed_number(
+    tmp_path: Path, image: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publisher whose listing predates a publish and a removal still cannot take that
+    number: the claim's create-only put refuses it."""
+    store = Store((tmp_path / "s").as_uri())
+    store.publish("ns", "m", image)
+    store.publish("ns", "m", image)
+    store.remove("ns", "m")
+    monkeypatch.setattr(Store, "_listed", lambda self, top, ns, name: [])  # saw nothing
+    assert store.publish("ns", "m", image).version == 3
+
+
+def test_refs_published_before_claims_keep_their_numbers(tmp_path: Path, image: bytes) -> None:
+    store = Store((tmp_path / "s").as_uri())
+    info = store.publish("ns", "m", image)
+    body = (tmp_path / "s" / "refs" / "ns" / "m" / f"{1:020d}").read_bytes()
+    for v in (2, 3):  # refs an earlier modelshelf wrote: no claims under versions/
+        (tmp_path / "s" / "refs" / "ns" / "m" / f"{v:020d}").write_bytes(body)
+    assert store.publish("ns", "m", image).version == 4
+    assert store.resolve(parse_ref("ns/m@3")).digest == info.digest

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,18 @@ def add_commands(sub: Any) -> None:
         ("evict", "drop NAME from shared memory, or --tier l2|all (held mappings stay valid)"),
         ("pin", "keep NAME in shared memory: never evicted"),
         ("unpin", "let NAME be evicted again"),
-        ("rm", "remove NAME's ref from the store (ns/name without @version: every version)"),
-    ):
+        ("rm", "remove NAME's ref from the store (ns/name without @version: every version, "
+         "with --yes); its version numbers are never assigned again"),
+    ):  # fmt: skip
         p = sub.add_parser(name, help=helptext)
         p.add_argument("model", metavar="NAME", help="ns/name[@version]")
         p.add_argument("--json", action="store_true", help="print the daemon's reply as JSON")
+        if name == "rm":
+            p.add_argument(
+                "--yes", action="store_true",
+                help="remove every version of ns/name without asking (required when not "
+                "interactive)",
+            )  # fmt: skip
         if name == "evict":
             p.add_argument(
                 "--tier", choices=("l1", "l2", "all"), default="l1",
@@ -119,15 +127,34 @@ def _call(args: argparse.Namespace, message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _simple(args: argparse.Namespace) -> int:
-    message = {"op": args.op, "model": args.model}
+    message: dict[str, Any] = {"op": args.op, "model": args.model}
     if getattr(args, "tier", None):
         message["tier"] = args.tier
+    if args.op == "rm" and parse_ref(args.model).version is None:
+        if not (args.yes or _confirm(f"remove every version of {args.model} from the store?")):
+            print(
+                f"modelshelf rm: error: {args.model} names every version of the model; give "
+                f"{args.model}@VERSION to remove one, or --yes to remove them all",
+                file=sys.stderr,
+            )
+            return 2
+        message["all"] = True
     reply = _call(args, message)
     if args.json:
         print(json.dumps(reply, indent=2, sort_keys=True))
     else:
         print(" ".join(f"{k}={v}" for k, v in reply.items()))
     return 0
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; never when stdin is not one (a script must say --yes)."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 def _size(n: int) -> str:
