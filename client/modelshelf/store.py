@@ -12,7 +12,9 @@ created. ``rm`` deletes refs, never claims, so a number once assigned is never a
 the ref of a version claimed before claims existed, exists) takes the next number. Refs are
 never rewritten. The API is synchronous; the daemon calls it from
 threads. obstore's exceptions are translated here: not found -> ModelNotFound, anything else ->
-StoreError. A ``file://`` store is private to its writer: directories 0700, files 0600.
+StoreError. A ``file://`` store is private to its writer: directories 0700, files 0600; its
+staging files (``<key>#<n>``, left by uploads killed midway) are found by ``staged`` and deleted
+by ``collect_staged`` (``modelshelf gc``), and by the next publish of the same image.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import re
 import socket
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,6 +45,10 @@ log = logging.getLogger("modelshelf.store")
 SCHEMES = ("file", "s3", "gs", "az", "memory")
 MAX_REF_BYTES = 4096  # a ref is a small JSON object; anything larger is not one
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+# obstore's local store writes <key>#<n> and renames it into place: a publish killed
+# mid-upload leaves it behind, and obstore's own listings never show it
+_STAGED = re.compile(r"[^#/]+#\d+")
+STAGING_GRACE = 600.0  # seconds: a staging file untouched this long has no live writer
 _MAX_RACE = 1000  # create-only attempts before giving up on a version number
 # obstore's HTTP client options; every other option key goes to the store's own config
 _CLIENT_OPTIONS = frozenset(
@@ -76,6 +83,15 @@ class RefInfo:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A staging object: part of an upload that never completed."""
+
+    path: str  # its key in the store
+    size: int
+    age: float  # seconds since it was last written
 
 
 def ref_path(namespace: str, name: str, version: int) -> str:
@@ -219,11 +235,16 @@ class Store:
         with _translate(f"storing image {digest[:12]}"):
             try:
                 head = self._ob.head(self._store, path)
-                if int(head["size"]) == len(blob):
-                    return digest
+                stored = int(head["size"]) == len(blob)
             except FileNotFoundError:
-                pass
-            self._put(path, blob)
+                stored = False
+            if not stored:
+                self._put(path, blob)
+        if self._root is not None:
+            # what an earlier publish of these bytes, killed mid-upload, left; a staging
+            # file written recently may be a live publisher's, so it is left to `gc`
+            with contextlib.suppress(OSError):
+                self.collect_staged(STAGING_GRACE, digest=digest)
         return digest
 
     def read_image(
@@ -271,6 +292,50 @@ class Store:
         out = bytearray(size)
         self.read_image(digest, out)
         return out
+
+    def staged(self, older_than: float = 0.0, *, digest: str | None = None) -> list[Staged]:
+        """Staging objects (``<key>#<n>``) not written for ``older_than`` seconds: what
+        uploads killed midway left (only a ``file://`` store makes them; a bucket holds them
+        only if copied from one). ``digest``: only that image's."""
+        now = time.time()
+        found: list[Staged] = []
+        if self._root is not None:
+            top = self._root / "images" if digest else self._root
+            for parent, _, files in os.walk(top):  # obstore's listings hide them
+                for leaf in files:
+                    path = Path(parent) / leaf
+                    with contextlib.suppress(FileNotFoundError):
+                        st = path.lstat()
+                        if _STAGED.fullmatch(leaf) and stat.S_ISREG(st.st_mode):
+                            key = path.relative_to(self._root).as_posix()
+                            found.append(Staged(key, st.st_size, now - st.st_mtime))
+        else:
+            with _translate("listing staging objects"):
+                for prefix in ("images/",) if digest else ("images/", "refs/", "versions/"):
+                    for item in self._ob.list(self._store, prefix=prefix).collect():
+                        key = str(item["path"])
+                        if _STAGED.fullmatch(key.rpartition("/")[2]):
+                            age = now - item["last_modified"].timestamp()
+                            found.append(Staged(key, int(item["size"]), age))
+        if digest is not None:
+            found = [s for s in found if s.path.startswith(f"images/{digest}#")]
+        return sorted((s for s in found if s.age >= older_than), key=lambda s: s.path)
+
+    def collect_staged(
+        self, older_than: float, *, dry_run: bool = False, digest: str | None = None
+    ) -> list[Staged]:
+        """Delete the staging objects not written for ``older_than`` seconds (``staged``);
+        return them. Nothing else is ever deleted."""
+        stale = self.staged(older_than, digest=digest)
+        if dry_run:
+            return stale
+        for item in stale:
+            if self._root is not None:
+                (self._root / item.path).unlink(missing_ok=True)
+            else:
+                with _translate(f"deleting {item.path}"):
+                    self._ob.delete(self._store, item.path)
+        return stale
 
     # -- refs ---------------------------------------------------------------------------------
 

@@ -42,10 +42,11 @@ log = logging.getLogger("modelshelfd.handlers")
 MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
 MAX_RELEASES = 512  # digests released by one message (a 64 KiB message holds about 900)
 MAX_CLIENT_ROWS = 256  # client connections listed by ``status`` (the largest leases first)
+MAX_GC_ROWS = 100  # staging objects listed by ``gc`` (``count`` and ``bytes`` cover them all)
 
 _refusals = RateLimited(log, interval=10.0)
 audit = logging.getLogger("modelshelfd.audit")  # every admin request: who did what
-_AUDITED = ("version", "removed", "tiers")  # reply fields an audit line repeats
+_AUDITED = ("version", "removed", "tiers", "count", "bytes")  # repeated by an audit line
 
 Msg = dict[str, Any]
 Reply = _wire.Message  # reply fields and the descriptors to attach
@@ -419,6 +420,32 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
 
 
 READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping"})  # audited at DEBUG
+
+
+async def _gc(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    """Delete (or with ``dry_run`` list) the store's staging objects not written for
+    ``older_than`` seconds: what publishes killed mid-upload left."""
+    older_than = message.get("older_than", 3600)
+    if isinstance(older_than, bool) or not isinstance(older_than, int | float):
+        raise BadRequest(f"older_than must be a number of seconds, got {older_than!r:.40}")
+    if not 0 <= older_than < 1e12:  # NaN fails both
+        raise BadRequest(f"older_than must be 0 or more seconds, got {older_than!r:.40}")
+    dry_run = message.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise BadRequest(f"dry_run must be true or false, got {dry_run!r:.40}")
+    stale = await asyncio.to_thread(state.store.collect_staged, float(older_than), dry_run=dry_run)
+    return {
+        "store": state.config.store,
+        "dry_run": dry_run,
+        "count": len(stale),
+        "bytes": sum(item.size for item in stale),
+        "objects": [
+            {"path": item.path, "size": item.size, "age": round(item.age)}
+            for item in stale[:MAX_GC_ROWS]
+        ],
+    }, []
+
+
 CLIENT_OPS: dict[str, Handler] = {"acquire": _acquire, "release": _release, "ping": _ping}
 ADMIN_OPS: dict[str, Handler] = {
     "status": _status,
@@ -430,5 +457,6 @@ ADMIN_OPS: dict[str, Handler] = {
     "rm": _rm,
     "stats": _stats,
     "publish": _publish,
+    "gc": _gc,
     "ping": _ping,
 }

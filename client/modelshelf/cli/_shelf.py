@@ -1,6 +1,6 @@
-"""Shelf commands: ``publish`` (to a store directly or through the daemon) and the operator's
-view of the node's daemon over its admin socket: status, ls, prefetch, evict, pin, unpin, rm,
-stats. Tables for people by default, ``--json`` for scripts.
+"""Shelf commands: ``publish`` and ``gc`` (on a store directly or through the daemon) and the
+operator's view of the node's daemon over its admin socket: status, ls, prefetch, evict, pin,
+unpin, rm, stats. Tables for people by default, ``--json`` for scripts.
 """
 
 from __future__ import annotations
@@ -32,6 +32,24 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--store", metavar="URL", help="file:///dir, s3://bucket/prefix, gs://, az://")
     _admin_arg(p)
     p.set_defaults(run=_publish)
+    p = sub.add_parser(
+        "gc",
+        help="delete the staging objects that publishes killed mid-upload left in the store",
+        description="Delete the store's staging objects (KEY#N: uploads that never completed) "
+        "not written for --older-than, and say how many bytes that freed: in the daemon's "
+        "store through its admin socket, or in --store URL directly. Images and refs are "
+        "never touched.",
+    )
+    p.add_argument(
+        "--older-than", type=_duration, default=3600.0, metavar="AGE",
+        help="only objects not written for AGE: 90s, 30m, 1h (default), 2d, or seconds; a "
+        "younger one may be a publish in progress",
+    )  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    p.add_argument("--store", metavar="URL", help="file:///dir, s3://bucket/prefix, gs://, az://")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _admin_arg(p)
+    p.set_defaults(run=_gc)
     for name, helptext, run in (
         ("status", "the daemon's state: tiers, budgets, connections, leases", _status),
         ("ls", "images on this node: tiers, size, hits, last use, leases, versions", _ls),
@@ -155,6 +173,59 @@ def _confirm(question: str) -> bool:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
     except EOFError:
         return False
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``1h``, ``2d`` -> seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 1e12:  # NaN fails both
+        raise argparse.ArgumentTypeError(f"expected an age like 90s, 30m, 1h or 2d, got {text!r}")
+    return seconds
+
+
+def _gc(args: argparse.Namespace) -> int:
+    if args.store:
+        from ..store import Store
+
+        stale = Store(args.store).collect_staged(args.older_than, dry_run=args.dry_run)
+        reply: dict[str, Any] = {
+            "store": args.store,
+            "dry_run": args.dry_run,
+            "count": len(stale),
+            "bytes": sum(item.size for item in stale),
+            "objects": [
+                {"path": item.path, "size": item.size, "age": round(item.age)} for item in stale
+            ],
+        }
+    else:
+        message = {"op": "gc", "older_than": args.older_than, "dry_run": args.dry_run}
+        reply = _call(args, message)
+    if args.json:
+        print(json.dumps(reply, indent=2, sort_keys=True))
+        return 0
+    verb = "would remove" if reply["dry_run"] else "removed"
+    print(
+        f"{verb} {reply['count']} staging objects, {_size(reply['bytes'])}"
+        + (" (dry run: nothing deleted)" if reply["dry_run"] else " freed")
+    )
+    for item in reply["objects"]:
+        print(f"  {item['path']}  {_size(item['size'])}  written {item['age']} s ago")
+    if len(reply["objects"]) < reply["count"]:
+        print(f"  ... and {reply['count'] - len(reply['objects'])} more")
+    if not str(reply["store"]).startswith("file:"):
+        print(
+            "note: a bucket also keeps the parts of multipart uploads killed midway, which no "
+            'listing shows; a lifecycle rule removes them (docs/operations.md, "Staging '
+            'objects")'
+        )
+    return 0
 
 
 def _size(n: int) -> str:
