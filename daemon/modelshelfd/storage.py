@@ -371,8 +371,11 @@ class Disk:
         log.info("cache_dir %s marked as the daemon's (%s)", self.root, CACHE_MARKER)
 
     def _ours(self, path: Path) -> bool:
-        """The lock file, or an earlier daemon's images/ and tmp/ holding only its names."""
+        """The lock file, or an earlier daemon's images/ and tmp/ holding only its names (or
+        the lost+found of a filesystem mounted there: the daemon never deletes at the top)."""
         if path.name == _LOCK_NAME and path.is_file() and not path.is_symlink():
+            return True
+        if path.name == "lost+found" and os.path.ismount(self.root):
             return True
         pattern = {"images": _HEX64, "tmp": _TMP_NAME}.get(path.name)
         if pattern is None or path.is_symlink() or not path.is_dir():

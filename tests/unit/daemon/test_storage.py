@@ -9,6 +9,7 @@ import hashlib
 import mmap
 import os
 import stat
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +203,18 @@ def test_scan_deletes_nothing_without_the_marker(tmp_path: Path) -> None:
     with pytest.raises(storage.ForeignDirectory):
         disk.scan()
     assert (disk.images / "stray").exists()
+
+
+def test_a_dedicated_filesystem_is_taken_despite_its_lost_and_found(tmp_path: Path) -> None:
+    """A disk mounted at cache_dir brings its own lost+found; nothing else may be there."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "lost+found").mkdir()
+        assert storage.Disk(str(mount)).marker.is_file()
+        (tmp_path / "plain" / "lost+found").mkdir(parents=True)  # not a mount point
+        with pytest.raises(storage.ForeignDirectory, match="lost"):
+            storage.Disk(str(tmp_path / "plain"))
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
