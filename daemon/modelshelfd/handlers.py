@@ -419,9 +419,6 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
     }, []
 
 
-READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping"})  # audited at DEBUG
-
-
 async def _gc(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     """Delete (or with ``dry_run`` list) the store's staging objects not written for
     ``older_than`` seconds: what publishes killed mid-upload left."""
@@ -460,3 +457,4 @@ ADMIN_OPS: dict[str, Handler] = {
     "gc": _gc,
     "ping": _ping,
 }
+READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping"})  # audited at DEBUG

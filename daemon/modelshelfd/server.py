@@ -74,9 +74,9 @@ class Server:
     async def _startup(self) -> None:
         cfg = self.config
         _raise_fd_limit()  # one descriptor per connection and per L1 image
+        disk = Disk(cfg.cache_dir)  # refuses a directory it did not create, touching nothing
         # one daemon per instance: refuse before touching its segments, sockets or files
         self._lock_fd = _lock(Path(cfg.cache_dir) / "lock")
-        disk = Disk(cfg.cache_dir)  # refuses a directory it did not create, touching nothing
         for path in (cfg.socket, cfg.admin_socket):
             _refuse_if_live(path)
         try:

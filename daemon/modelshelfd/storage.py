@@ -324,7 +324,7 @@ class ForeignDirectory(OSError):
 
 
 CACHE_MARKER = ".modelshelfd-cache"
-_LOCK_NAME = "lock"  # the server's lock file, created in cache_dir before the Disk
+_LOCK_NAME = "lock"  # the server's lock file (in a marked directory since the marker exists)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TMP_NAME = re.compile(r"[0-9a-f]{64}\.(\d+\.[0-9a-f]{8}|[0-9a-f]{8}\.evicted)")
 
@@ -363,7 +363,10 @@ class Disk:
                 "it will not use this one: point cache_dir at a new or empty directory (nothing "
                 "here was changed)"
             )
-        fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return  # a daemon starting at the same time marked it (its lock decides who runs)
         try:
             os.write(fd, b"modelshelfd owns this directory and deletes files in it\n")
         finally:

@@ -171,6 +171,7 @@ def test_a_cache_dir_holding_user_files_is_refused_and_left_alone(shelf: Shelf) 
         (home / rel).parent.mkdir(parents=True, exist_ok=True)
         (home / rel).write_text(f"{rel}\n")
     daemon = shelf.make(cache_dir=str(home), start=False)
+    before = sorted(home.rglob("*"))
     proc = subprocess.run(
         [sys.executable, "-m", "modelshelfd", "--config", str(daemon.config_path)],
         env=daemon.env, capture_output=True, text=True, timeout=60, check=False,
@@ -178,4 +179,4 @@ def test_a_cache_dir_holding_user_files_is_refused_and_left_alone(shelf: Shelf) 
     assert proc.returncode == 1 and "holds files modelshelfd did not create" in proc.stderr
     for rel in ("notes.txt", "images/photo.jpg", "tmp/draft.txt"):
         assert (home / rel).read_text() == f"{rel}\n"
-    assert not (home / ".modelshelfd-cache").exists()
+    assert sorted(home.rglob("*")) == before  # no marker, no lock file, nothing
