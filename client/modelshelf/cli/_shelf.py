@@ -222,8 +222,8 @@ def _gc(args: argparse.Namespace) -> int:
     if not str(reply["store"]).startswith("file:"):
         print(
             "note: a bucket also keeps the parts of multipart uploads killed midway, which no "
-            'listing shows; a lifecycle rule removes them (docs/operations.md, "Staging '
-            'objects")'
+            'listing shows; a lifecycle rule removes them (docs/operations.md, "A publish is '
+            'killed mid-upload")'
         )
     return 0
 
