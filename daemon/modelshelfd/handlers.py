@@ -44,8 +44,11 @@ log = logging.getLogger("modelshelfd.handlers")
 MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
 MAX_RELEASES = 512  # digests released by one message (a 64 KiB message holds about 900)
 MAX_CLIENT_ROWS = 256  # client connections listed by ``status`` (the largest leases first)
+MAX_GC_ROWS = 100  # staging objects listed by ``gc`` (``count`` and ``bytes`` cover them all)
 
 _refusals = RateLimited(log, interval=10.0)
+audit = logging.getLogger("modelshelfd.audit")  # every admin request: who did what
+_AUDITED = ("version", "removed", "tiers", "count", "bytes")  # repeated by an audit line
 
 Msg = dict[str, Any]
 Reply = _wire.Message  # reply fields and the descriptors to attach
@@ -99,9 +102,25 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
         reply = {"ok": False, "error": code, "message": text}
     finally:
         _wire.close_fds(fds)
+    if conn.kind == "admin":
+        _audit(conn, op, message, reply)
     if rid is not None:
         reply["id"] = rid
     return reply, out
+
+
+def _audit(conn: Connection, op: object, message: Msg, reply: dict[str, Any]) -> None:
+    """One line per admin request, refused ones too: the caller (SO_PEERCRED uid and pid),
+    the op, its model and the outcome. Reads are logged at DEBUG, everything else at INFO."""
+    kind = op if isinstance(op, str) and op in ADMIN_OPS else "other"
+    model = message.get("model")
+    what = kind if model is None else f"{kind} {model!r:.200}"  # repr: no forged log lines
+    if reply["ok"]:
+        outcome = "ok" + "".join(f", {k} {reply[k]}" for k in _AUDITED if k in reply)
+    else:
+        outcome = f"refused [{reply['error']}]"
+    level = logging.DEBUG if kind in READ_ONLY_OPS else logging.INFO
+    audit.log(level, "%s by uid %d (pid %d): %s", what, conn.uid, conn.pid, outcome)
 
 
 def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
@@ -351,6 +370,11 @@ async def _unpin(state: ServerState, conn: Connection, message: Msg, fds: list[i
 
 async def _rm(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     ref = _ref(message)
+    if ref.version is None and message.get("all") is not True:
+        raise BadRequest(
+            f'{ref.key} without a version removes every version; send "all": true to mean '
+            "it (modelshelf rm --yes)"
+        )
     store = state.store
     removed = await asyncio.to_thread(store.remove, ref.namespace, ref.name, ref.version)
     versions = await asyncio.to_thread(store.versions, ref.namespace, ref.name)
@@ -402,6 +426,30 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
     }, []
 
 
+async def _gc(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    """Delete (or with ``dry_run`` list) the store's staging objects not written for
+    ``older_than`` seconds: what publishes killed mid-upload left."""
+    older_than = message.get("older_than", 3600)
+    if isinstance(older_than, bool) or not isinstance(older_than, int | float):
+        raise BadRequest(f"older_than must be a number of seconds, got {older_than!r:.40}")
+    if not 0 <= older_than < 1e12:  # NaN fails both
+        raise BadRequest(f"older_than must be 0 or more seconds, got {older_than!r:.40}")
+    dry_run = message.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise BadRequest(f"dry_run must be true or false, got {dry_run!r:.40}")
+    stale = await asyncio.to_thread(state.store.collect_staged, float(older_than), dry_run=dry_run)
+    return {
+        "store": state.config.store,
+        "dry_run": dry_run,
+        "count": len(stale),
+        "bytes": sum(item.size for item in stale),
+        "objects": [
+            {"path": item.path, "size": item.size, "age": round(item.age)}
+            for item in stale[:MAX_GC_ROWS]
+        ],
+    }, []
+
+
 CLIENT_OPS: dict[str, Handler] = {"acquire": _acquire, "release": _release, "ping": _ping}
 ADMIN_OPS: dict[str, Handler] = {
     "status": _status,
@@ -413,5 +461,7 @@ ADMIN_OPS: dict[str, Handler] = {
     "rm": _rm,
     "stats": _stats,
     "publish": _publish,
+    "gc": _gc,
     "ping": _ping,
 }
+READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping"})  # audited at DEBUG

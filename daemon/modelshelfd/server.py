@@ -33,7 +33,7 @@ from .connection import Connection, peer_groups
 from .ratelog import RateLimited
 from .shelf import Shelf
 from .state import ServerState
-from .storage import Board
+from .storage import Board, Disk
 
 if TYPE_CHECKING:
     from .http import HttpEndpoint
@@ -73,6 +73,7 @@ class Server:
     async def _startup(self) -> None:
         cfg = self.config
         descriptors = machine.raise_descriptor_limit()  # one per connection and per L1 image
+        disk = Disk(cfg.cache_dir)  # refuses a directory it did not create, touching nothing
         # one daemon per instance: refuse before touching its segments, sockets or files
         self._lock_fd = _lock(Path(cfg.cache_dir) / "lock")
         for path in (cfg.socket, cfg.admin_socket):
@@ -87,7 +88,7 @@ class Server:
         except ShelfError as exc:
             raise StartupError(str(exc)) from exc
         board = Board(cfg.shm_prefix)
-        shelf = Shelf(cfg, store, on_pressure=board.raise_pressure)
+        shelf = Shelf(cfg, store, disk=disk, on_pressure=board.raise_pressure)
         shelf.l1.budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
         shelf.l1.max_copies = machine.segment_limit(descriptors, cfg.max_connections)
         catalog = Catalog(store, board, cfg.ref_poll_seconds)

@@ -287,19 +287,71 @@ class Reaper:
             thread.join(timeout)
 
 
+class ForeignDirectory(OSError):
+    """``cache_dir`` holds files the daemon did not create: it is not ours to clean."""
+
+
+CACHE_MARKER = ".modelshelfd-cache"
+_LOCK_NAME = "lock"  # the server's lock file (in a marked directory since the marker exists)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TMP_NAME = re.compile(r"[0-9a-f]{64}\.(\d+\.[0-9a-f]{8}|[0-9a-f]{8}\.evicted)")
+
+
 class Disk:
     """L2: ``cache_dir/images/<digest>`` files, written to ``cache_dir/tmp`` then renamed.
 
     Files are not fsynced: L2 is a cache, a file is renamed into place only once complete, and
     a file a previous run left is verified (length, structure, SHA-256) before it is served or
-    promoted, so one damaged by a power loss is discarded and fetched again."""
+    promoted, so one damaged by a power loss is discarded and fetched again.
+
+    The daemon deletes files in ``cache_dir`` (strays, evicted copies), so it only ever uses a
+    directory it marked as its own (``CACHE_MARKER``): one it created, found empty, or found
+    holding nothing but an earlier daemon's layout. Any other directory is refused
+    (``ForeignDirectory``), and nothing in it is touched."""
 
     def __init__(self, cache_dir: str) -> None:
         self.root = Path(cache_dir)
         self.images = self.root / "images"
         self.tmp = self.root / "tmp"
-        for d in (self.root, self.images, self.tmp):
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.marker = self.root / CACHE_MARKER
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.marker.is_file():
+            self._claim()
+        for d in (self.images, self.tmp):
+            d.mkdir(mode=0o700, exist_ok=True)
+
+    def _claim(self) -> None:
+        """Mark ``root`` as ours if nothing in it can be anyone else's; else refuse."""
+        foreign = [p.name for p in self.root.iterdir() if not self._ours(p)]
+        if foreign:
+            shown = ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ForeignDirectory(
+                f"cache_dir {self.root} holds files modelshelfd did not create ({shown}) and "
+                f"no {CACHE_MARKER} marker; the daemon deletes files in its cache directory, so "
+                "it will not use this one: point cache_dir at a new or empty directory (nothing "
+                "here was changed)"
+            )
+        try:
+            fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return  # a daemon starting at the same time marked it (its lock decides who runs)
+        try:
+            os.write(fd, b"modelshelfd owns this directory and deletes files in it\n")
+        finally:
+            os.close(fd)
+        log.info("cache_dir %s marked as the daemon's (%s)", self.root, CACHE_MARKER)
+
+    def _ours(self, path: Path) -> bool:
+        """The lock file, or an earlier daemon's images/ and tmp/ holding only its names (or
+        the lost+found of a filesystem mounted there: the daemon never deletes at the top)."""
+        if path.name == _LOCK_NAME and path.is_file() and not path.is_symlink():
+            return True
+        if path.name == "lost+found" and os.path.ismount(self.root):
+            return True
+        pattern = {"images": _HEX64, "tmp": _TMP_NAME}.get(path.name)
+        if pattern is None or path.is_symlink() or not path.is_dir():
+            return False
+        return all(pattern.fullmatch(f.name) and f.is_file() for f in path.iterdir())
 
     def path(self, digest: str) -> Path:
         return self.images / digest
@@ -307,6 +359,8 @@ class Disk:
     def scan(self) -> tuple[dict[str, int], int]:
         """Files a previous run left: {digest: size}; temp files and strays are deleted.
         Contents are verified when a file is promoted to L1, before anyone sees it."""
+        if not self.marker.is_file():  # never delete in a directory that is not marked ours
+            raise ForeignDirectory(f"cache_dir {self.root} lost its {CACHE_MARKER} marker")
         removed = 0
         for stray in self.tmp.iterdir():
             stray.unlink(missing_ok=True)

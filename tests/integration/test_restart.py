@@ -159,3 +159,22 @@ def test_a_socket_path_naming_a_file_is_never_deleted(shelf: Shelf) -> None:
     )  # fmt: skip
     assert proc.returncode == 1 and "exists and is not a socket" in proc.stderr
     assert precious.read_text() == "not a socket\n"
+
+
+def test_a_cache_dir_holding_user_files_is_refused_and_left_alone(shelf: Shelf) -> None:
+    """The daemon deletes strays in its cache directory: pointed at a directory it did not
+    create (and that holds files of someone else's), it refuses to start and deletes nothing."""
+    home = shelf.tmp / "home"
+    for rel in ("notes.txt", "images/photo.jpg", "tmp/draft.txt"):
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (home / rel).write_text(f"{rel}\n")
+    daemon = shelf.make(cache_dir=str(home), start=False)
+    before = sorted(home.rglob("*"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelshelfd", "--config", str(daemon.config_path)],
+        env=daemon.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "holds files modelshelfd did not create" in proc.stderr
+    for rel in ("notes.txt", "images/photo.jpg", "tmp/draft.txt"):
+        assert (home / rel).read_text() == f"{rel}\n"
+    assert sorted(home.rglob("*")) == before  # no marker, no lock file, nothing

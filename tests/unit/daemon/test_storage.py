@@ -219,3 +219,62 @@ def test_an_l2_file_longer_than_the_image_is_refused(tmp_path: Path, image: byte
     path.write_bytes(image)
     storage.copy_from(path)(memoryview(out))
     assert out == image
+
+
+def test_cache_dir_is_marked_when_created_or_empty(tmp_path: Path) -> None:
+    new = storage.Disk(str(tmp_path / "new"))
+    assert new.marker.is_file() and stat.S_IMODE(new.marker.stat().st_mode) == 0o600
+    (tmp_path / "empty").mkdir()
+    assert storage.Disk(str(tmp_path / "empty")).marker.is_file()
+
+
+def test_an_earlier_daemons_cache_dir_is_adopted(tmp_path: Path) -> None:
+    """A cache_dir from before the marker existed holds only the daemon's own names."""
+    root = tmp_path / "cache"
+    digest = "ab" * 32
+    for d in ("images", "tmp"):
+        (root / d).mkdir(parents=True)
+    (root / "lock").touch()
+    (root / "images" / digest).write_bytes(b"x")
+    (root / "tmp" / f"{digest}.123.0123abcd").write_bytes(b"y")
+    disk = storage.Disk(str(root))
+    assert disk.marker.is_file()
+    assert disk.scan() == ({digest: 1}, 1)
+
+
+@pytest.mark.parametrize(
+    "layout", ["notes.txt", "images/holiday.jpg", "tmp/draft", "images/sub/" + "ab" * 32]
+)
+def test_a_foreign_cache_dir_is_refused_and_left_alone(tmp_path: Path, layout: str) -> None:
+    root = tmp_path / "home"
+    (root / layout).parent.mkdir(parents=True, exist_ok=True)
+    (root / layout).write_text("precious\n")
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    with pytest.raises(storage.ForeignDirectory, match="did not create"):
+        storage.Disk(str(root))
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+    assert (root / layout).read_text() == "precious\n"
+
+
+def test_scan_deletes_nothing_without_the_marker(tmp_path: Path) -> None:
+    disk = storage.Disk(str(tmp_path / "cache"))
+    (disk.images / "stray").write_text("x")
+    disk.marker.unlink()
+    with pytest.raises(storage.ForeignDirectory):
+        disk.scan()
+    assert (disk.images / "stray").exists()
+
+
+def test_a_dedicated_filesystem_is_taken_despite_its_lost_and_found(tmp_path: Path) -> None:
+    """A disk mounted at cache_dir brings its own lost+found; nothing else may be there."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "lost+found").mkdir()
+        assert storage.Disk(str(mount)).marker.is_file()
+        (tmp_path / "plain" / "lost+found").mkdir(parents=True)  # not a mount point
+        with pytest.raises(storage.ForeignDirectory, match="lost"):
+            storage.Disk(str(tmp_path / "plain"))
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
