@@ -13,12 +13,14 @@ from .errors import ManifestError
 from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
+from .runtime._categories import CategoryTables
 from .runtime._sparse import publish
 from .runtime.text import as_documents
 
-# "numeric": a 2-D array of numbers; "text": a sequence of documents (str or bytes);
-# "none": a tensor bundle, which predicts nothing.
-_INPUT_TYPES = ("numeric", "text", "none")
+# "numeric": a 2-D array of numbers; "tabular" (format 1.1): numbers too, and a DataFrame's
+# category columns recoded through input.categories; "text": a sequence of documents (str or
+# bytes); "none": a tensor bundle, which predicts nothing.
+_INPUT_TYPES = ("numeric", "tabular", "text", "none")
 
 
 class _Method:
@@ -93,6 +95,15 @@ class Model:
             raise ManifestError("input feature_names must list one string per feature")
         self._n_features: int | None = n_features
         self._feature_names: list[str] | None = names
+        self._categories: CategoryTables | None = None
+        if self._input_type == "tabular":
+            self._categories = CategoryTables.from_manifest(
+                schema.get("categories"), image.arrays, n_features
+            )
+        elif "categories" in schema:
+            raise ManifestError(
+                f"input categories need input type 'tabular', not {self._input_type!r}"
+            )
         self._executor: Executor | None = (
             None if self.kind == "tensors" else build(spec, image.arrays)
         )
@@ -103,7 +114,11 @@ class Model:
         if self._input_type == "text":
             return as_documents(X)
         return as_float_matrix(
-            X, self._n_features, feature_names=self._feature_names, allow_nan=self._allow_nan
+            X,
+            self._n_features,
+            feature_names=self._feature_names,
+            categories=self._categories,
+            allow_nan=self._allow_nan,
         )
 
     @functools.cached_property

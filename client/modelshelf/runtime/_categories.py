@@ -1,0 +1,204 @@
+"""DataFrame input with category columns: the image's category tables recode them.
+
+XGBoost and LightGBM split on a categorical feature's *codes*, and the code of a value is its
+position among the categories the model was fitted on. A pandas ``category`` column carries its
+own categories and codes, in whatever order it was declared, so a DataFrame is recoded through
+the training categories (``input.categories`` in the manifest, docs/format.md "Tabular input"):
+each category of the column is looked up among the training categories, and each row takes the
+training code of its category. Arrays and lists are read as they are: their values are codes,
+as both libraries read them.
+
+One table per categorical feature:
+
+- ``numbers``: the training categories as float64 ``values`` sorted ascending, with the training
+  ``codes`` beside them; a category matches by value (``10 == 10.0``), as pandas matches them.
+- ``strings``: the vocabulary string table of the text vectorizers (``terms``, ``runs``,
+  ``columns``), whose columns are the training codes.
+- ``codes``: the model recorded no categories (XGBoost before 3.1, a LightGBM model fitted on an
+  array): the library reads a DataFrame's own codes, and so does the runtime.
+
+A category the model never saw is ``missing`` (NaN: LightGBM) or an ``error`` (XGBoost refuses
+the DataFrame). pandas is never imported: a DataFrame is anything with ``columns``, ``dtypes``
+and ``iloc``, and a category column one whose dtype is named ``category``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import FeatureCountError, InputTypeError, ManifestError, UnknownCategoryError
+from ._base import Spec
+from .text_lookup import Vocabulary
+
+TABLES = ("numbers", "strings", "codes")
+UNKNOWN = ("error", "missing")
+_SHOWN = 8  # categories quoted in a message
+
+
+class CategoryTable:
+    """The training categories of one feature (see the module docstring)."""
+
+    def __init__(
+        self,
+        column: int,
+        table: str,
+        unknown: str,
+        values: np.ndarray | None = None,
+        codes: np.ndarray | None = None,
+        vocabulary: Vocabulary | None = None,
+    ) -> None:
+        self.column = column
+        self.table = table
+        self.unknown = unknown
+        self.values = values
+        self.codes = codes
+        self.vocabulary = vocabulary
+
+    @classmethod
+    def from_spec(cls, spec: Spec, n_features: int) -> CategoryTable:
+        """O(1) checks: kinds, shapes and the vocabulary's runs; never every category."""
+        column = spec.param("column", int)
+        spec.check(0 <= column < n_features, f"column {column} is outside 0..{n_features - 1}")
+        table = spec.choice("table", TABLES)
+        unknown = spec.choice("unknown", UNKNOWN, "missing")
+        if table == "numbers":
+            values = spec.array("values", ndim=1, kind="f")
+            codes = spec.array("codes", ndim=1, kind="iu")
+            spec.check(len(values) == len(codes), "values and codes differ in length")
+            return cls(column, table, unknown, values=values, codes=codes)
+        if table == "strings":
+            return cls(column, table, unknown, vocabulary=Vocabulary.from_spec(spec))
+        return cls(column, table, unknown)
+
+    def recode(self, categories: np.ndarray) -> np.ndarray:
+        """The training code of each of a column's categories (float64), -1 where unknown."""
+        if self.table == "codes":
+            return np.arange(len(categories), dtype=np.float64)
+        found = np.full(len(categories), -1.0)
+        if self.table == "numbers":
+            assert self.values is not None and self.codes is not None
+            numbers = _as_numbers(categories)
+            if numbers is not None and len(self.values):
+                at = np.minimum(np.searchsorted(self.values, numbers), len(self.values) - 1)
+                hit = self.values[at] == numbers
+                found[hit] = self.codes[at[hit]]
+        else:
+            assert self.vocabulary is not None
+            strings = [c if isinstance(c, str) else None for c in categories.tolist()]
+            text = [s for s in strings if s is not None]
+            if text:
+                where = np.flatnonzero([s is not None for s in strings])
+                found[where] = self.vocabulary.lookup(text)
+        return found
+
+
+def _as_numbers(categories: np.ndarray) -> np.ndarray | None:
+    if categories.dtype.kind in "biuf":
+        return categories.astype(np.float64)
+    if categories.dtype.kind == "O":
+        try:
+            return categories.astype(np.float64)
+        except (TypeError, ValueError):  # strings: none of them is a number the model knows
+            return None
+    return None
+
+
+class CategoryTables:
+    """Every categorical feature's table, and the DataFrame -> float matrix conversion."""
+
+    def __init__(self, tables: list[CategoryTable], n_features: int) -> None:
+        self.tables = {t.column: t for t in tables}
+        self.n_features = n_features
+
+    @classmethod
+    def from_manifest(cls, entries: Any, arrays: Any, n_features: Any) -> CategoryTables:
+        if not isinstance(entries, list) or not entries:
+            raise ManifestError("input categories must be a non-empty list of tables")
+        if isinstance(n_features, bool) or not isinstance(n_features, int):
+            raise ManifestError("input categories need an integer n_features")
+        tables = []
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise ManifestError(f"input.categories[{i}] must be a JSON object")
+            # An entry is flat: its keys are the params, "arrays" names its arrays by role.
+            raw = {"arrays": entry.get("arrays", {}), "params": entry}
+            spec = Spec(raw, arrays, f"input.categories[{i}]")
+            tables.append(CategoryTable.from_spec(spec, n_features))
+        columns = [t.column for t in tables]
+        if columns != sorted(set(columns)):
+            raise ManifestError(f"input categories' columns must rise strictly: {columns[:8]}")
+        return cls(tables, n_features)
+
+    def frame_matrix(self, X: Any, names: list[str] | None) -> np.ndarray:
+        """``X`` (a DataFrame) as float64, category columns recoded; strict about dtypes."""
+        dtypes = list(X.dtypes)
+        if len(dtypes) != self.n_features:
+            raise FeatureCountError(
+                f"expected {self.n_features} features per sample, got a DataFrame of "
+                f"{len(dtypes)} columns"
+            )
+        label = names if names is not None else [f"column {j}" for j in range(len(dtypes))]
+        categorical = [_is_category(d) for d in dtypes]
+        out = np.empty((len(X), self.n_features))
+        plain = [j for j, cat in enumerate(categorical) if not cat and j not in self.tables]
+        if plain:
+            block = np.asarray(X.iloc[:, plain])
+            if block.dtype.kind not in "biuf":
+                block = _numbers_or_raise(block)
+            out[:, plain] = block
+        for j, cat in enumerate(categorical):
+            table = self.tables.get(j)
+            if table is None:
+                if cat:
+                    raise InputTypeError(
+                        f"{_quote(label[j])} is a 'category' column, but the model was fitted on "
+                        "numbers there: pass it as numbers (X[name].astype(float))"
+                    )
+                continue
+            if not cat:
+                raise InputTypeError(
+                    f"{_quote(label[j])} was a 'category' column when the model was fitted, got "
+                    f"dtype {dtypes[j]}: convert it (X[name].astype('category')); categories "
+                    "are matched by value, in any order"
+                )
+            out[:, j] = self._recode(table, X.iloc[:, j], label[j])
+        return out
+
+    def _recode(self, table: CategoryTable, column: Any, label: str) -> np.ndarray:
+        categories = np.asarray(column.cat.categories)
+        codes = np.asarray(column.cat.codes, dtype=np.intp)
+        known = table.recode(categories)
+        unknown = known < 0
+        if unknown.any() and table.unknown == "error":
+            shown = categories[unknown][:_SHOWN].tolist()
+            raise UnknownCategoryError(
+                f"{_quote(label)} has categories the model was not fitted with: {shown} "
+                f"({int(unknown.sum())} in all); the library refuses them too: map them to a "
+                "known category, or to NaN (missing), before predicting"
+            )
+        known[unknown] = np.nan
+        # A row's code -1 is pandas' missing value: NaN, the model's missing value too.
+        recoded = np.full(len(codes), np.nan)
+        present = codes >= 0
+        recoded[present] = known[codes[present]]
+        return recoded
+
+
+def _is_category(dtype: Any) -> bool:
+    return getattr(dtype, "name", None) == "category"
+
+
+def _numbers_or_raise(block: np.ndarray) -> np.ndarray:
+    try:
+        return block.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(
+            f"expected numeric columns besides the categorical ones, got values that do not "
+            f"convert to float: {exc}"
+        ) from exc
+
+
+def _quote(label: str) -> str:
+    return label if label.startswith("column ") else f"column {label!r}"
