@@ -28,7 +28,7 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
     ctx = Context()
     spec = ctx.convert(estimator)
     # Native boosters have no feature_names_in_ or n_features_in_: their converters record them.
-    names = getattr(estimator, "feature_names_in_", None)
+    names = _fitted_names(estimator)
     if names is None:
         names = ctx.feature_names
     schema: dict[str, Any] = {
@@ -45,6 +45,17 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
         "metadata": build_metadata(estimator, metadata, _framework(estimator)),
     }
     return ctx.builder.build(manifest)
+
+
+def _fitted_names(est: Any) -> Any:
+    """``feature_names_in_``, or, for a pipeline starting with passthrough steps (which has
+    none), that of its first real step: scikit-learn checks the names there."""
+    names = getattr(est, "feature_names_in_", None)
+    if names is None and isinstance(getattr(est, "steps", None), list):
+        for _, step in est.steps:
+            if step is not None and not (isinstance(step, str) and step == "passthrough"):
+                return _fitted_names(step)
+    return names
 
 
 def compile_tensors(

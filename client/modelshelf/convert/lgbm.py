@@ -111,23 +111,28 @@ def _describe_input(
 ) -> None:
     """Feature names (not LightGBM's own ``Column_<i>``), and the training categories of
     pandas category columns, with which LightGBM recodes a DataFrame's (an unseen category
-    is missing); fitted on an array, LightGBM reads a DataFrame's own codes."""
+    is missing); fitted on an array, LightGBM reads a category column's own codes."""
     n_features = builder.n_features
     names = facts["feature_names"]
     if len(names) != n_features or names == [f"Column_{j}" for j in range(n_features)]:
         names = None
     label = names or [str(j) for j in range(n_features)]
     columns, recorded = facts["categorical"], facts["pandas_categorical"]
-    if recorded is not None and len(recorded) != len(columns):
+    if recorded == []:
+        # Fitted on a DataFrame without category columns: its categorical features were
+        # columns of codes, and LightGBM reads them as such (a category column is an error).
+        columns = []
+    elif recorded is not None and len(recorded) != len(columns):
         # LightGBM pairs them by position: the i-th category column of a DataFrame with the
         # i-th list. An ordered category column (read as numbers) or categorical_feature
         # naming a non-category column breaks the pairing with the features.
         raise UnsupportedModelError(
             f"{type(est).__name__}: LightGBM recorded the categories of {len(recorded)} pandas "
-            f"category columns, but {len(columns)} features are categorical (an ordered "
-            "category column, or categorical_feature naming a column that is not a pandas "
-            "category), so which categories belong to which feature is unknown; fit with "
-            "unordered category columns as the only categorical features"
+            f"category columns but the model has {len(columns)} categorical features, and "
+            "pairs them by position (an ordered category column, a category column left out "
+            "of categorical_feature, or categorical_feature naming another column breaks the "
+            "pairing), so which categories belong to which feature is unknown; fit with the "
+            "unordered category columns as the categorical features (categorical_feature='auto')"
         )
     categories = [
         category(est, j, label[j], None if recorded is None else recorded[i], "missing")

@@ -14,8 +14,9 @@ One table per categorical feature:
   ``codes`` beside them; a category matches by value (``10 == 10.0``), as pandas matches them.
 - ``strings``: the vocabulary string table of the text vectorizers (``terms``, ``runs``,
   ``columns``), whose columns are the training codes.
-- ``codes``: the model recorded no categories (XGBoost before 3.1, a LightGBM model fitted on an
-  array): the library reads a DataFrame's own codes, and so does the runtime.
+- ``codes``: the model recorded no categories (XGBoost before 3.1, a model fitted on an array):
+  the library reads a category column's own codes, and a column of numbers as codes, and so
+  does the runtime.
 
 A category the model never saw is ``missing`` (NaN: LightGBM) or an ``error`` (XGBoost refuses
 the DataFrame). pandas is never imported: a DataFrame is anything with ``columns``, ``dtypes``
@@ -142,7 +143,13 @@ class CategoryTables:
         label = names if names is not None else [f"column {j}" for j in range(len(dtypes))]
         categorical = [_is_category(d) for d in dtypes]
         out = np.empty((len(X), self.n_features))
-        plain = [j for j, cat in enumerate(categorical) if not cat and j not in self.tables]
+        # A column of numbers is read as it is where there is no table, and where the table
+        # is "codes": without recorded categories the libraries read its values as codes.
+        plain = [
+            j
+            for j, cat in enumerate(categorical)
+            if not cat and (j not in self.tables or self.tables[j].table == "codes")
+        ]
         if plain:
             block = np.asarray(X.iloc[:, plain])
             if block.dtype.kind not in "biuf":
@@ -158,6 +165,8 @@ class CategoryTables:
                     )
                 continue
             if not cat:
+                if table.table == "codes":
+                    continue
                 raise InputTypeError(
                     f"{_quote(label[j])} was a 'category' column when the model was fitted, got "
                     f"dtype {dtypes[j]}: convert it (X[name].astype('category')); categories "

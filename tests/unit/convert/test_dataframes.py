@@ -292,8 +292,24 @@ def test_models_without_recorded_categories_read_a_dataframes_codes() -> None:
         expected = outputs(model, flavour, test)
         assert_same(image, expected, test)
         assert_same(image, outputs(model, flavour, codes(test)), codes(test))
+        # A DataFrame of numbers is read as codes too, as both libraries read it.
+        numbers = pd.DataFrame(codes(test), columns=test.columns)
+        assert_same(image, outputs(model, flavour, numbers), numbers)
         with pytest.raises(FeatureCountError, match="expected 5 features"):
             image.predict(test.iloc[:, :4])
+
+
+def test_lightgbm_categorical_numbers_in_a_dataframe_stay_numbers() -> None:
+    """categorical_feature naming numeric columns of a DataFrame: LightGBM records no
+    categories and reads those columns' values as codes; the image is a plain numeric one."""
+    X, y = frame()
+    numbers = pd.DataFrame(codes(X), columns=X.columns)
+    model = lgb.LGBMClassifier(**_LGBM, **_LGBM_CAT)
+    model.fit(numbers, y, categorical_feature=["number", "string", "small"])
+    assert model.booster_.pandas_categorical == []
+    image = modelshelf.load(modelshelf.compile(model))
+    assert image.image.manifest["input"]["type"] == "numeric"
+    assert_same(image, outputs(model, "sklearn", numbers[400:]), numbers[400:])
 
 
 def test_numeric_models_keep_format_1_0() -> None:
@@ -335,6 +351,10 @@ def test_lightgbm_ordered_category_columns_are_refused() -> None:
     model = lgb.LGBMClassifier(**_LGBM).fit(X, y)
     with pytest.raises(UnsupportedModelError, match="recorded the categories of 3 pandas"):
         modelshelf.compile(model)
+    X, y = frame()
+    model = lgb.LGBMClassifier(**_LGBM).fit(X, y, categorical_feature=["number"])
+    with pytest.raises(UnsupportedModelError, match="has 1 categorical features"):
+        modelshelf.compile(model)
 
 
 def test_lightgbm_mixed_type_categories_are_refused() -> None:
@@ -354,3 +374,17 @@ def test_categories_inside_a_pipeline_are_refused() -> None:
     pipe = Pipeline([("scale", StandardScaler()), ("model", lgb.LGBMClassifier(**_LGBM))])
     image = modelshelf.load(modelshelf.compile(pipe.fit(numeric, y)))
     assert list(image.feature_names_in_) == ["x0", "x1"]
+
+
+def test_pipeline_starting_with_passthrough_keeps_its_names() -> None:
+    """Such a pipeline has no feature_names_in_, yet its first real step checks the names."""
+    X, y = frame()
+    numeric = X[["x0", "x1"]].fillna(0.0)
+    pipe = Pipeline([("keep", "passthrough"), ("scale", StandardScaler())]).fit(numeric, y)
+    assert not hasattr(pipe, "feature_names_in_")
+    image = modelshelf.load(modelshelf.compile(pipe))
+    swapped = numeric[["x1", "x0"]]
+    with pytest.raises(ValueError, match="feature names should match"):
+        pipe.transform(swapped)
+    with pytest.raises(FeatureNamesError, match="same names in a different order"):
+        image.transform(swapped)
