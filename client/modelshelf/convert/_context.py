@@ -153,7 +153,8 @@ class Category:
 
 def category(est: Any, column: int, name: str, values: Any, unknown: str) -> Category:
     """The ``Category`` of feature ``column`` (``name`` in messages) from its training
-    categories in code order, or None for ``codes``; refuses what a table cannot hold exactly."""
+    categories in code order (``values``), or a ``codes`` one if ``values`` is None; refuses
+    categories a table cannot hold exactly."""
     if values is None:
         return Category(column, "codes", (), unknown)
     items = list(values)

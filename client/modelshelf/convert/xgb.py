@@ -88,8 +88,9 @@ def _describe_input(
     est: Any, ctx: Context, path: str, builder: ForestBuilder, facts: dict[str, Any]
 ) -> None:
     """Feature names, and the training categories XGBoost (3.1+) keeps in the model and
-    recodes a DataFrame's category columns with; without them (older models, or fitted on an
-    array) XGBoost reads a DataFrame's own codes. An unseen category is an error, as there."""
+    recodes a DataFrame's category columns with (an unseen category is an error, as there);
+    without them (older models, or fitted on an array) XGBoost reads a category column's own
+    codes, and numbers as codes."""
     n_features = builder.n_features
     names = facts["feature_names"]
     label = names if names and len(names) == n_features else [str(j) for j in range(n_features)]
@@ -106,7 +107,7 @@ def _describe_input(
 
 def _categories(est: Any, name: str, enc: dict[str, Any]) -> list[Any] | None:
     """One feature's training categories from the model's ``cats``: numbers, or strings as
-    byte values cut at offsets; None if it recorded none (the DataFrame's codes are used)."""
+    byte values cut at offsets; None if it recorded none (a ``codes`` table)."""
     values = enc.get("values", [])
     if "type" in enc:
         return list(values)
