@@ -141,7 +141,7 @@ class CategoryTables:
                 f"{len(dtypes)} columns"
             )
         label = names if names is not None else [f"column {j}" for j in range(len(dtypes))]
-        categorical = [_is_category(d) for d in dtypes]
+        categorical = [is_category(d) for d in dtypes]
         out = np.empty((len(X), self.n_features))
         # A column of numbers is read as it is where there is no table, and where the table
         # is "codes": without recorded categories the libraries read its values as codes.
@@ -195,7 +195,8 @@ class CategoryTables:
         return recoded
 
 
-def _is_category(dtype: Any) -> bool:
+def is_category(dtype: Any) -> bool:
+    """Whether ``dtype`` is pandas' categorical dtype (by name: pandas is never imported)."""
     return getattr(dtype, "name", None) == "category"
 
 

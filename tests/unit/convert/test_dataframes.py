@@ -30,6 +30,7 @@ from modelshelf.errors import (
     UnknownCategoryError,
     UnsupportedModelError,
 )
+from modelshelf.image import Image, ImageBuilder
 
 RTOL, ATOL = 1e-6, 1e-7  # XGBoost sums in float32; LightGBM exponentiates with libm
 
@@ -388,3 +389,25 @@ def test_pipeline_starting_with_passthrough_keeps_its_names() -> None:
         pipe.transform(swapped)
     with pytest.raises(FeatureNamesError, match="same names in a different order"):
         image.transform(swapped)
+
+
+def test_images_without_tables_refuse_category_columns() -> None:
+    """An image compiled before category tables existed (format 1.0) cannot recode a
+    DataFrame's category columns: it refuses them instead of reading values as codes."""
+    X, y = frame()
+    model = lgb.LGBMClassifier(**_LGBM, **_LGBM_CAT).fit(X[:400], y[:400])
+    image = Image.open(modelshelf.compile(model))
+    builder = ImageBuilder()
+    for name, array in image.arrays.items():
+        if not name.startswith("input/"):
+            builder.add(name, array)
+    schema = {"type": "numeric", "n_features": 5, "feature_names": list(X.columns)}
+    old = modelshelf.load(builder.build({**image.manifest, "input": schema}))
+    assert old.image.version == (1, 0)
+    with pytest.raises(InputTypeError, match=r"\['number', 'string', 'small'\] are pandas"):
+        old.predict(X[400:])
+    arrays = codes(X[400:])
+    expected = outputs(model, "sklearn", arrays)["predict"]
+    np.testing.assert_array_equal(old.predict(arrays), expected)
+    as_numbers = pd.DataFrame(arrays, columns=X.columns)
+    np.testing.assert_array_equal(old.predict(as_numbers), expected)
