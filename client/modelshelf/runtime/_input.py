@@ -59,7 +59,7 @@ def as_float_matrix(
         names = column_names(X)
         if feature_names is not None:
             _check_names(names, list(feature_names))
-        if categories is not None and hasattr(X, "dtypes") and hasattr(X, "iloc"):
+        if categories is not None and hasattr(X, "dtypes") and hasattr(X, "items"):
             arr = categories.frame_matrix(X, names)
         elif hasattr(X, "toarray") and hasattr(X, "tocsr"):
             raise InputTypeError(
