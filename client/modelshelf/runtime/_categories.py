@@ -97,13 +97,18 @@ class CategoryTable:
 
 
 def _as_numbers(categories: np.ndarray) -> np.ndarray | None:
+    """Categories as float64, NaN (which matches nothing) for any that is not a number: never
+    parsed from strings ("10" is not 10 to pandas, nor to the libraries)."""
     if categories.dtype.kind in "biuf":
         return categories.astype(np.float64)
     if categories.dtype.kind == "O":
-        try:
-            return categories.astype(np.float64)
-        except (TypeError, ValueError):  # strings: none of them is a number the model knows
-            return None
+        items = categories.tolist()
+        return np.array(
+            [
+                float(c) if isinstance(c, int | float | np.integer | np.floating) else np.nan
+                for c in items
+            ]
+        )
     return None
 
 

@@ -51,6 +51,13 @@ def test_numbers_match_by_value_and_strings_by_bytes() -> None:
     out = as_float_matrix(X, 4, categories=tables(), allow_nan=True)
     np.testing.assert_array_equal(out[:, 0], [1, 0, 2, np.nan])  # 40 is unseen: missing
     np.testing.assert_array_equal(out[:, 1], [1, np.nan, 0, np.nan])
+    # Strings are never numbers, even when they read as one; nor numbers strings.
+    X = frame(n=pd.Categorical(["10", "30", "20", "10"]), s=pd.Categorical([1, 2, 1, 2]))
+    out = as_float_matrix(X, 4, categories=tables(), allow_nan=True)
+    assert np.isnan(out[:, :2]).all()
+    mixed = pd.Categorical([10, "10", 10, "10"], categories=pd.Index([10, "10"], dtype=object))
+    out = as_float_matrix(frame(n=mixed), 4, categories=tables(), allow_nan=True)
+    np.testing.assert_array_equal(out[:, 0], [1, np.nan, 1, np.nan])
 
 
 def test_unseen_categories_are_refused_where_the_library_refuses_them() -> None:
