@@ -412,10 +412,16 @@ class Client:
             self._epoch += 1  # mappings inherited from the parent hold no lease of ours
 
     def _connect(self) -> None:
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
         try:
-            sock.connect(self.socket_path)
+            sock = _wire.connect(self.socket_path, self.timeout)
+        except TimeoutError as exc:  # never accepted: not "accepted but did not answer"
+            raise DaemonUnavailable(
+                f"the daemon on {self.socket_path} did not accept the connection within "
+                f"{self.timeout:g} s ({exc}): it may be overloaded or flooded with connections"
+            ) from exc
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
+        try:
             hello = {"op": "hello", "protocol": _wire.PROTOCOL_VERSION, "client": _AGENT}
             # refused (e.g. busy): the daemon may have said why before closing
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):

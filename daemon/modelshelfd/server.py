@@ -174,6 +174,9 @@ class Server:
                 log.error("accept on the %s socket failed: %s", kind, exc)
                 await asyncio.sleep(0.1)
                 continue
+            # sock_accept returns at once while connections are queued: without a turn of the
+            # loop here, a flood of connections would starve every connection already accepted
+            await asyncio.sleep(0)
             try:
                 sock.setblocking(False)
                 pid, uid, gid = _PEERCRED.unpack(
