@@ -102,6 +102,9 @@ class Config:
     # seconds a reply may wait for the peer to read it; a peer that stops reading its
     # replies is disconnected (and its leases dropped) after this long
     send_timeout: float = 10.0
+    # seconds from a message's first byte to its last; a peer that leaves a message unfinished
+    # longer is disconnected (a real client sends one whole message at a time)
+    frame_timeout: float = 5.0
     # store retries before a request fails with store_unavailable
     store_max_retries: int = 3
     # seconds of retrying before a store request fails
@@ -233,6 +236,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "http": _str,
     "shutdown_timeout": _float,
     "send_timeout": _float,
+    "frame_timeout": _float,
     "store_max_retries": _int,
     "store_retry_timeout": _float,
 }
@@ -319,7 +323,7 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         match = re.fullmatch(r"[\w.\-\[\]:]*:(\d{1,5})", http)
         if not match or not 1 <= int(match[1]) <= 65535:
             raise ConfigError(f"http must be host:port with a port 1..65535, got {http!r}")
-    for name in ("shutdown_timeout", "send_timeout", "store_retry_timeout"):
+    for name in ("shutdown_timeout", "send_timeout", "frame_timeout", "store_retry_timeout"):
         if name in values and not values[name] > 0:
             raise ConfigError(f"{name} must be positive, got {values[name]}")
     poll = values.get("ref_poll_seconds", 2.0)

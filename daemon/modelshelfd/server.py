@@ -206,7 +206,13 @@ class Server:
 
     async def _serve(self, conn: Connection) -> None:
         state = self._ready()
-        reader = aiowire.Reader(conn.sock)
+        reader = aiowire.Reader(
+            conn.sock,
+            # no message on the client socket takes descriptors; an admin's publish takes one
+            max_fds=0 if conn.kind == "client" else _wire.MAX_FDS,
+            frame_timeout=self.config.frame_timeout,
+            stats=state.shelf.stats,
+        )
         try:
             async with asyncio.timeout(HELLO_TIMEOUT):
                 message, fds = await reader.next()
@@ -263,7 +269,10 @@ class Server:
         except (EOFError, ConnectionError, TimeoutError):
             pass
         except ProtocolError as exc:
-            log.info("closing %s connection of pid %d: %s", conn.kind, conn.pid, exc)
+            _refusals.log(
+                logging.INFO, f"protocol/{conn.kind}",
+                "closing %s connection of pid %d (uid %d): %s", conn.kind, conn.pid, conn.uid, exc,
+            )  # fmt: skip
         except OSError as exc:
             log.info("%s connection of pid %d failed: %s", conn.kind, conn.pid, exc)
         finally:
