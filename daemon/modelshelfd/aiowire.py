@@ -56,6 +56,8 @@ class Reader:
         self._partial = -1  # stream position of the incomplete message the timer watches
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        # loop time of the last message received, whether answered on the spot or queued
+        self.last_message = self._loop.time()
         self._buf = bytearray()
         self._offset = 0  # stream position of _buf[0]
         self._marks: list[tuple[int, list[int]]] = []  # (stream position, descriptors)
@@ -185,6 +187,7 @@ class Reader:
             if len(buf) < end:
                 return
             start = self._offset
+            self.last_message = self._loop.time()
             body = bytes(buf[_wire.LENGTH.size : end])
             del buf[:end]
             self._offset += end

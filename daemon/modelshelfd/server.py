@@ -4,11 +4,18 @@ Config -> Server -> per-connection protocol, as in uvicorn. A connection's first
 ``hello``; anything malformed, oversized or unexpected closes that connection and nothing else.
 Leases belong to a connection: when it ends, however it ends, they are released. Requests are
 dispatched to ``handlers``.
+
+Slots are bounded per socket (``max_connections``) and per uid (``max_connections_per_uid``),
+so that one user cannot take them all; a client connection that holds no lease is closed after
+``idle_timeout`` seconds without a request (its client reconnects when it needs to). One that
+holds leases is never closed for idleness: its leases are what the client's mappings count on,
+and they are bounded by the tiers' budgets and by the per-uid limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import logging
@@ -59,6 +66,8 @@ class Server:
         self._lock_fd = -1
         self._http: HttpEndpoint | None = None
         self.should_exit = asyncio.Event()
+        self._open: collections.Counter[str] = collections.Counter()  # connections by kind
+        self._per_uid: collections.Counter[int] = collections.Counter()  # client connections
         self._in_progress = 0  # requests being handled, on every connection
         self._quiet = asyncio.Event()  # set while none is
         self._quiet.set()
@@ -186,13 +195,9 @@ class Server:
                 log.info("dropping a %s connection at accept: %s", kind, exc)
                 sock.close()
                 continue
-            conn = Connection(sock, kind, pid, uid, gid, peer_groups(pid))
-            if sum(1 for c in state.connections if c.kind == kind) >= limit:
+            message = self._over_limit(kind, uid, limit)
+            if message:
                 state.refused += 1
-                message = (
-                    f"the daemon already serves its limit of {limit} {kind} connections; "
-                    "retry later, or raise max_connections"
-                )
                 _refusals.log(
                     logging.WARNING, f"connect/{kind}", "connection of pid %d (uid %d) refused: %s",
                     pid, uid, message,
@@ -201,8 +206,54 @@ class Server:
                     sock.send(_wire.encode(_error(None, "busy", message)))
                 sock.close()
                 continue
+            conn = Connection(sock, kind, pid, uid, gid, peer_groups(pid))
             state.connections.add(conn)
+            self._open[kind] += 1
+            if kind == "client":
+                self._per_uid[uid] += 1
             self._spawn(self._serve(conn))
+
+    def _over_limit(self, kind: str, uid: int, limit: int) -> str:
+        """Why a new connection of ``uid`` on the ``kind`` socket is refused ("" if it is not)."""
+        if self._open[kind] >= limit:
+            return (
+                f"the daemon already serves its limit of {limit} {kind} connections; retry "
+                "later, or raise max_connections"
+            )
+        per_uid = self.config.max_connections_per_uid
+        # the daemon's own uid is not limited: its processes could stop the daemon anyway,
+        # and with the default socket mode (0600) no other uid can connect at all
+        if kind == "client" and uid != os.getuid() and self._per_uid[uid] >= per_uid:
+            self._ready().shelf.stats["connections_refused_uid"] += 1
+            return (
+                f"uid {uid} already holds its limit of {per_uid} client connections; close "
+                "some (one Client per process is enough), or raise max_connections_per_uid"
+            )
+        return ""
+
+    async def _request(self, conn: Connection, reader: aiowire.Reader) -> aiowire.Message:
+        """The connection's next request. A client connection that holds no lease and sends
+        nothing for ``idle_timeout`` seconds ends with TimeoutError. Requests answered on the
+        spot count as requests, and may take or drop leases meanwhile: the deadline is checked
+        again when it comes."""
+        if conn.kind != "client":
+            return await reader.next()
+        loop = asyncio.get_running_loop()
+        idle = self.config.idle_timeout
+        while True:
+            now = loop.time()
+            deadline = asyncio.timeout_at(now + idle if conn.leases else reader.last_message + idle)
+            try:
+                async with deadline:
+                    return await reader.next()
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                if conn.leases or loop.time() < reader.last_message + idle:
+                    continue
+                self._ready().shelf.stats["connections_idle_closed"] += 1
+                log.debug("closing idle client connection of pid %d (uid %d)", conn.pid, conn.uid)
+                raise
 
     async def _serve(self, conn: Connection) -> None:
         state = self._ready()
@@ -259,7 +310,7 @@ class Server:
             if conn.kind == "client":
                 reader.fast = lambda message, fds: handlers.fast(state, conn, reader, message, fds)
             while True:
-                message, fds = await reader.next()
+                message, fds = await self._request(conn, reader)
                 self._busy(conn, True)
                 try:
                     reply, out = await handlers.handle(state, conn, message, fds)
@@ -283,6 +334,11 @@ class Server:
             conn.leases.clear()
             conn.sock.close()
             state.connections.discard(conn)
+            self._open[conn.kind] -= 1
+            if conn.kind == "client":
+                self._per_uid[conn.uid] -= 1
+                if not self._per_uid[conn.uid]:
+                    del self._per_uid[conn.uid]
 
 
 def _error(rid: object, code: str, message: str) -> dict[str, Any]:

@@ -6,18 +6,25 @@ from __future__ import annotations
 
 import array
 import contextlib
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from modelshelf import wire as _wire
+from modelshelf.client import Client
 from modelshelf.store import Store
 
-from .conftest import Images, Shelf, raw_connect
+from ._users import shared_dir, user
+from .conftest import Images, Shelf, raw_connect, wait_for
 from .test_hardening import _daemon_fds, _hello
 
 _FLOOD = """\
@@ -45,6 +52,14 @@ for _ in range(5):
         assert client.model("ns/lr").predict({rows!r}).shape == (2,)
 print("OK", flush=True)
 """
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A directory for a socket other users connect to."""
+    path = shared_dir("msf-sockets-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _closed(sock: socket.socket, timeout: float = 20.0) -> bool:
@@ -144,3 +159,113 @@ def test_a_message_left_unfinished_is_timed_out(shelf: Shelf, images: Images) ->
     assert _wire.recv(sock) == ({"ok": True, "id": 2}, [])
     sock.close()
     stalled.close()
+
+
+def test_an_idle_connection_without_leases_is_closed_and_the_client_reconnects(
+    shelf: Shelf, images: Images
+) -> None:
+    """After ``idle_timeout`` without a request, a connection that holds no lease is closed;
+    one whose client maps a model keeps its lease however idle it is, and a client whose
+    connection was closed reconnects by itself (issue 9, point 6)."""
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(idle_timeout=1.0)
+    idle = raw_connect(daemon.socket)
+    _hello(idle)
+    assert _closed(idle), "an idle connection without leases stays open"
+    idle.close()
+    assert daemon.stats()["connections_idle_closed"] == 1
+    client = daemon.client()
+    model = client.model("ns/lr")
+    time.sleep(3.0)  # idle, three times over, but mapping a model
+    status = daemon.admin("status")
+    assert (status["connections"]["client"], status["leases"]) == (1, 1)
+    assert daemon.stats()["connections_idle_closed"] == 1
+    client.release("ns/lr")
+    del model  # the mapping ends, its lease is released: now the connection is idle
+    wait_for(lambda: daemon.admin("status")["connections"]["client"] == 0, what="idle close")
+    assert daemon.stats()["connections_idle_closed"] == 2
+    assert client.model("ns/lr").predict(images.X).shape == (16,)  # reconnected
+    assert daemon.admin("status")["leases"] == 1
+
+
+_HOG = """\
+refused = []
+held = []
+for _ in range(8):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect({path!r})
+    modelshelf.wire.send(sock, {{"op": "hello", "protocol": 1}})
+    try:
+        reply, fds = modelshelf.wire.recv(sock)
+    except (EOFError, ConnectionResetError):
+        reply, fds = {{"error": "closed"}}, []
+    modelshelf.wire.close_fds(fds)
+    if reply.get("ok"):
+        held.append(sock)
+    else:
+        refused.append(f"{{reply['error']}}: {{reply.get('message')}}")
+print(json.dumps({{"held": len(held), "refused": refused}}), flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_one_uid_cannot_take_every_slot(shelf: Shelf, images: Images, socket_dir: Path) -> None:
+    """A user who opens connection after connection gets ``busy`` at the per-uid limit, and
+    another user's client is still served (issue 9, point 6)."""
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    hog, other = user("msfhog"), user("msfclient")
+    daemon = shelf.make(
+        socket=str(socket_dir / "s.sock"),
+        socket_mode=0o666,
+        max_connections=8,
+        max_connections_per_uid=4,
+        log_level="INFO",
+        namespaces={"ns": {"uids": [0, other.uid], "gids": []}},
+    )
+    hogging = hog.popen(_HOG.format(path=daemon.socket))
+    try:
+        assert hogging.stdout is not None
+        line = hogging.stdout.readline()
+        assert line, hogging.communicate()[1]
+        got = json.loads(line)
+        assert got["held"] == 4
+        expected = f"busy: uid {hog.uid} already holds its limit of 4 client connections"
+        assert all(r.startswith(expected) for r in got["refused"]), got
+        assert "max_connections_per_uid" in got["refused"][0]
+        script = f"""
+            with Client({daemon.socket!r}) as client:
+                print(client.model("ns/lr").predict({images.X.tolist()!r}).shape[0])
+        """
+        assert other.run(script) == "16"
+        with Client(daemon.socket) as client:  # the daemon's own uid: not limited
+            assert client.model("ns/lr").predict(images.X).shape == (16,)
+        counters = daemon.stats()
+        assert counters["connections_refused_uid"] == counters["connections_refused"] == 4
+        assert daemon.logs().count("connection of pid") == 1  # logged at a bounded rate
+    finally:
+        hogging.communicate(input="\n", timeout=30)
+
+
+def test_a_client_over_the_per_uid_limit_gets_busy(
+    shelf: Shelf, images: Images, socket_dir: Path
+) -> None:
+    """What the application sees at the limit: ShelfBusy naming the setting."""
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    other = user("msfclient")
+    daemon = shelf.make(
+        socket=str(socket_dir / "s.sock"),
+        socket_mode=0o666,
+        max_connections_per_uid=1,
+        namespaces={"ns": {"uids": [other.uid], "gids": []}},
+    )
+    script = f"""
+        first = Client({daemon.socket!r})
+        first.model("ns/lr")
+        try:
+            Client({daemon.socket!r}).model("ns/lr")
+        except modelshelf.ShelfBusy as exc:
+            print(type(exc).__name__, exc.exit_status, exc)
+    """
+    out = other.run(script)
+    assert out.startswith("ShelfBusy 5 uid ") and "max_connections_per_uid" in out, out
