@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import paths as _paths
+from . import trust as _trust
 from . import wire as _wire
 from ._version import __version__
 from .errors import (
@@ -58,6 +59,7 @@ ENVIRONMENT = (
     "MODELSHELF_MAX_HELD_BYTES",
     "MODELSHELF_MAX_HELD_MODELS",
     "MODELSHELF_TIMEOUT",
+    "MODELSHELF_DAEMON_UID",
 )
 
 _BOARD = _wire.BOARD_COUNTERS  # generation, pressure at offset 8
@@ -116,6 +118,9 @@ class Client:
     the models kept for reuse (default ``$MODELSHELF_MAX_HELD_BYTES`` and
     ``$MODELSHELF_MAX_HELD_MODELS``, else what the daemon advertises). A model larger than
     ``max_held_bytes`` is returned but not kept: its lease lasts as long as the caller holds it.
+    ``daemon_uid``: the uid the daemon must run as (default ``$MODELSHELF_DAEMON_UID``, else
+    root, this process's uid or the owner of the socket's directory: ``modelshelf.trust``); a
+    socket where another uid listens raises UntrustedDaemon before anything is sent.
     """
 
     def __init__(
@@ -125,9 +130,15 @@ class Client:
         timeout: float | None = None,
         max_held_bytes: int | None = None,
         max_held_models: int | None = None,
+        daemon_uid: int | None = None,
     ) -> None:
         self.socket_path = socket or _paths.default_socket()
         self.timeout = _timeout(timeout)
+        if daemon_uid is None:
+            daemon_uid = _trust.daemon_uid_from_env()
+        elif isinstance(daemon_uid, bool) or not isinstance(daemon_uid, int) or daemon_uid < 0:
+            raise ValueError(f"daemon_uid must be a non-negative integer, got {daemon_uid!r}")
+        self.daemon_uid = daemon_uid
         if max_held_bytes is None:
             max_held_bytes = _env_size("MODELSHELF_MAX_HELD_BYTES")
         if max_held_models is None:
@@ -421,6 +432,11 @@ class Client:
             ) from exc
         except OSError as exc:
             raise self._unavailable(exc) from exc
+        try:
+            _trust.check_daemon(sock, self.socket_path, self.daemon_uid)
+        except BaseException:
+            sock.close()
+            raise
         try:
             hello = {"op": "hello", "protocol": _wire.PROTOCOL_VERSION, "client": _AGENT}
             # refused (e.g. busy): the daemon may have said why before closing

@@ -86,6 +86,10 @@ class Server:
         # one daemon per instance: refuse before touching its segments, sockets or files
         self._lock_fd = _lock(Path(cfg.cache_dir) / "lock")
         for path in (cfg.socket, cfg.admin_socket):
+            # whose directory it is comes first: a socket in a directory another user made is
+            # theirs to swap, never ours to probe or unlink
+            if Path(path).parent.exists():
+                _check_private_dir(Path(path).parent)
             _refuse_if_live(path)
         try:
             store = Store(
@@ -420,7 +424,8 @@ def _check_private_dir(directory: Path) -> None:
         raise StartupError(
             f"the socket directory {directory} is owned by uid {st.st_uid} with mode "
             f"{stat.S_IMODE(st.st_mode):o}; it must belong to uid {os.geteuid()} (or root) and "
-            "be writable by it alone"
+            "be writable by it alone. If you did not make it, another user may have, to "
+            "impersonate the daemon: remove it, or choose another socket path"
         )
 
 

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -21,9 +22,10 @@ import pytest
 
 from modelshelf import wire as _wire
 from modelshelf.client import Client
+from modelshelf.errors import UntrustedDaemon
 from modelshelf.store import Store
 
-from ._users import shared_dir, user
+from ._users import User, shared_dir, user
 from .conftest import Images, Shelf, raw_connect, wait_for
 from .test_hardening import _daemon_fds, _hello
 
@@ -195,7 +197,8 @@ for _ in range(8):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(10)
     sock.connect({path!r})
-    modelshelf.wire.send(sock, {{"op": "hello", "protocol": 1}})
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused: said why
+        modelshelf.wire.send(sock, {{"op": "hello", "protocol": 1}})
     try:
         reply, fds = modelshelf.wire.recv(sock)
     except (EOFError, ConnectionResetError):
@@ -227,7 +230,7 @@ def test_one_uid_cannot_take_every_slot(shelf: Shelf, images: Images, socket_dir
     try:
         assert hogging.stdout is not None
         line = hogging.stdout.readline()
-        assert line, hogging.communicate()[1]
+        assert line, hogging.stderr.read() if hogging.stderr else "the hog said nothing"
         got = json.loads(line)
         assert got["held"] == 4
         expected = f"busy: uid {hog.uid} already holds its limit of 4 client connections"
@@ -244,7 +247,8 @@ def test_one_uid_cannot_take_every_slot(shelf: Shelf, images: Images, socket_dir
         assert counters["connections_refused_uid"] == counters["connections_refused"] == 4
         assert daemon.logs().count("connection of pid") == 1  # logged at a bounded rate
     finally:
-        hogging.communicate(input="\n", timeout=30)
+        hogging.kill()
+        hogging.communicate()
 
 
 def test_a_client_over_the_per_uid_limit_gets_busy(
@@ -269,3 +273,152 @@ def test_a_client_over_the_per_uid_limit_gets_busy(
     """
     out = other.run(script)
     assert out.startswith("ShelfBusy 5 uid ") and "max_connections_per_uid" in out, out
+
+
+# -- who answers on the socket (issue 9, point 4) -----------------------------------------------
+
+_FAKE_DAEMON = """\
+path, image = {path!r}, {image!r}
+os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(path)
+os.chmod(path, 0o777)
+listener.listen(16)
+data = open(image, "rb").read()
+board = os.memfd_create("board")
+os.write(board, modelshelf.wire.BOARD_MAGIC + bytes(modelshelf.wire.BOARD_SIZE - 8))
+model = os.memfd_create("model")
+os.write(model, data)
+print("LISTENING", flush=True)
+while True:
+    conn, _ = listener.accept()
+    with conn:
+        try:
+            while True:
+                message, fds = modelshelf.wire.recv(conn)
+                modelshelf.wire.close_fds(fds)
+                reply, out = {{"ok": True, "id": message.get("id"), "protocol": 1}}, []
+                if message.get("op") == "hello":
+                    out = [board]
+                elif message.get("op") == "acquire":
+                    reply.update(model="ns/lr", version=1, digest="0" * 64, size=len(data))
+                    out = [model]
+                modelshelf.wire.send(conn, reply, out)
+        except (EOFError, OSError):
+            pass
+"""
+
+_VICTIM = """\
+def attempt(connect):
+    try:
+        print("ANSWERED", connect())
+    except modelshelf.UntrustedDaemon as exc:
+        print("UNTRUSTED", exc.exit_status, exc)
+
+attempt(lambda: Client({socket!r}).model("ns/lr").predict({rows!r}).tolist())
+attempt(lambda: modelshelf.admin.AdminConnection({admin!r}).request({{"op": "ping"}}))
+"""
+
+
+def _fake_daemon(owner: User, path: Path, image: Path) -> subprocess.Popen[str]:
+    proc = owner.popen(_FAKE_DAEMON.format(path=str(path), image=str(image)))
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "LISTENING":
+        proc.kill()
+        raise AssertionError(f"the fake daemon did not start: {proc.communicate()[1]}")
+    return proc
+
+
+def _readable_image(images: Images, directory: Path) -> Path:
+    image = directory / "other.msi"
+    image.write_bytes(images.bytes("logreg_c"))  # a model of the impostor's choosing
+    image.chmod(0o644)
+    return image
+
+
+def test_a_socket_directory_planted_by_another_user(
+    shelf: Shelf, images: Images, socket_dir: Path
+) -> None:
+    """Without XDG_RUNTIME_DIR, a user's default socket is /tmp/modelshelf-<uid>/. Another user
+    makes that directory first and listens in it: the victim's Client and AdminConnection
+    refuse to talk to it, naming the socket and both uids, and a daemon of the victim's refuses
+    to start there (and leaves the impostor's socket alone)."""
+    victim, attacker = user("msfvictim"), user("msfattacker")
+    planted = Path(f"/tmp/modelshelf-{victim.uid}")
+    shutil.rmtree(planted, ignore_errors=True)  # a leftover of an earlier run
+    image = _readable_image(images, socket_dir)
+    impostor = _fake_daemon(attacker, planted / "modelshelf.sock", image)
+    try:
+        assert planted.stat().st_uid == attacker.uid
+        rows = images.X[:2].tolist()
+        # the Client on its default path; the admin connection told where (same listener)
+        script = _VICTIM.format(socket=None, admin=str(planted / "modelshelf.sock"), rows=rows)
+        out = victim.run(script).splitlines()
+        assert [line.split()[:2] for line in out] == [["UNTRUSTED", "9"]] * 2, out
+        for line in out:
+            assert f"answering on {planted}/" in line and f"runs as uid {attacker.uid}" in line
+            assert f"expected root or this process's uid {victim.uid}" in line
+            assert f"belongs to uid {attacker.uid}" in line and "MODELSHELF_DAEMON_UID" in line
+        # the daemon's side: it will not start in a directory it does not own
+        daemon = shelf.make(socket=str(planted / "modelshelf.sock"), start=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "modelshelfd", "--config", str(daemon.config_path)],
+            env=daemon.env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert f"the socket directory {planted} is owned by uid {attacker.uid}" in proc.stderr
+        assert "impersonate" in proc.stderr
+        assert (planted / "modelshelf.sock").is_socket()  # not the daemon's to unlink
+    finally:
+        impostor.kill()
+        impostor.communicate()
+        shutil.rmtree(planted, ignore_errors=True)
+
+
+def test_the_daemon_uid_a_client_expects(shelf: Shelf, images: Images, socket_dir: Path) -> None:
+    """A daemon of root is trusted by everyone; MODELSHELF_DAEMON_UID (or daemon_uid=) names
+    the one uid a client accepts; a daemon running as its own user is trusted through a socket
+    directory that only it (or root) could have made."""
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    app = user("msfclient")
+    daemon = shelf.make(
+        socket=str(socket_dir / "s.sock"),
+        socket_mode=0o666,
+        namespaces={"ns": {"uids": [0, app.uid], "gids": []}},
+    )
+    rows = images.X[:2].tolist()
+    expected = daemon.client().model("ns/lr").predict(rows).tolist()
+    script = _VICTIM.format(socket=daemon.socket, admin=daemon.socket, rows=rows)
+    first = app.run(script).splitlines()[0]
+    assert first == f"ANSWERED {expected}"  # root: trusted
+    assert app.run(script, env={"MODELSHELF_DAEMON_UID": "0"}).splitlines()[0] == first
+    out = app.run(script, env={"MODELSHELF_DAEMON_UID": "12345"}).splitlines()
+    assert [line.split()[:2] for line in out] == [["UNTRUSTED", "9"]] * 2, out
+    assert "runs as uid 0; expected uid 12345 (daemon_uid, or MODELSHELF_DAEMON_UID)" in out[0]
+    with pytest.raises(UntrustedDaemon, match="expected uid 12345"):
+        Client(daemon.socket, daemon_uid=12345).model("ns/lr")
+    # a daemon of its own user, in a directory only that user could have made (root's
+    # /run, then the user's directory, as systemd's RuntimeDirectory makes it)
+    owner = user("msfdaemon")
+    root = Path(tempfile.mkdtemp(prefix="msf-", dir="/run"))
+    try:
+        root.chmod(0o755)
+        run = root / "modelshelf"
+        run.mkdir(mode=0o755)
+        os.chown(run, owner.uid, owner.gid)
+        fake = _fake_daemon(owner, run / "modelshelf.sock", _readable_image(images, socket_dir))
+        try:
+            path = str(run / "modelshelf.sock")
+            script = _VICTIM.format(socket=path, admin=path, rows=rows)
+            out = app.run(script)
+            assert [line.split()[0] for line in out.splitlines()] == ["ANSWERED"] * 2, out
+            root.chmod(0o777)  # now anyone could have made that directory
+            out = app.run(script)
+            assert [line.split()[0] for line in out.splitlines()] == ["UNTRUSTED"] * 2, out
+            assert f"{root} is writable by others" in out
+        finally:
+            fake.kill()
+            fake.communicate()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
