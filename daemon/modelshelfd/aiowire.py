@@ -20,7 +20,7 @@ import array
 import asyncio
 import collections
 import socket
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelshelf import wire as _wire
@@ -45,13 +45,13 @@ class Reader:
         *,
         max_fds: int = _wire.MAX_FDS,
         frame_timeout: float = FRAME_TIMEOUT,
-        stats: MutableMapping[str, int] | None = None,
+        stats: collections.Counter[str] | None = None,
     ) -> None:
         self.sock = sock
         self.fast: Callable[[dict[str, Any], list[int]], bool] | None = None
         self.max_fds = max_fds  # descriptors held here, not yet handed to a handler
         self.frame_timeout = frame_timeout
-        self.stats: MutableMapping[str, int] = {} if stats is None else stats
+        self.stats = collections.Counter[str]() if stats is None else stats
         self._held_fds = 0
         self._partial = -1  # stream position of the incomplete message the timer watches
         self._timer: asyncio.TimerHandle | None = None
@@ -151,7 +151,7 @@ class Reader:
             self._held_fds += len(fds)
             return
         _wire.close_fds(fds)
-        self.stats["descriptors_refused"] = self.stats.get("descriptors_refused", 0) + len(fds)
+        self.stats["descriptors_refused"] += len(fds)
         raise ProtocolError(reason)
 
     def _arm(self) -> None:
@@ -171,7 +171,7 @@ class Reader:
 
     def _expired(self) -> None:
         self._timer = None
-        self.stats["frames_timed_out"] = self.stats.get("frames_timed_out", 0) + 1
+        self.stats["frames_timed_out"] += 1
         self.fail(
             ProtocolError(
                 f"a message begun {self.frame_timeout:g} s ago is still incomplete "

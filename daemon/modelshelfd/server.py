@@ -180,6 +180,7 @@ class Server:
         state = self._ready()
         loop = asyncio.get_running_loop()
         limit = self.config.max_connections if kind == "client" else MAX_ADMIN_CONNECTIONS
+        per_uid = self.config.max_connections_per_uid
         while True:
             try:
                 sock, _ = await loop.sock_accept(listener)
@@ -199,7 +200,21 @@ class Server:
                 log.info("dropping a %s connection at accept: %s", kind, exc)
                 sock.close()
                 continue
-            message = self._over_limit(kind, uid, limit)
+            if self._open[kind] >= limit:
+                message = (
+                    f"the daemon already serves its limit of {limit} {kind} connections; retry "
+                    "later, or raise max_connections"
+                )
+            # the daemon's own uid is not limited: its processes could stop the daemon anyway,
+            # and with the default socket mode (0600) no other uid can connect at all
+            elif kind == "client" and uid != os.getuid() and self._per_uid[uid] >= per_uid:
+                state.shelf.stats["connections_refused_uid"] += 1
+                message = (
+                    f"uid {uid} already holds its limit of {per_uid} client connections; close "
+                    "some (one Client per process is enough), or raise max_connections_per_uid"
+                )
+            else:
+                message = ""
             if message:
                 state.refused += 1
                 _refusals.log(
@@ -217,25 +232,7 @@ class Server:
                 self._per_uid[uid] += 1
             self._spawn(self._serve(conn))
 
-    def _over_limit(self, kind: str, uid: int, limit: int) -> str:
-        """Why a new connection of ``uid`` on the ``kind`` socket is refused ("" if it is not)."""
-        if self._open[kind] >= limit:
-            return (
-                f"the daemon already serves its limit of {limit} {kind} connections; retry "
-                "later, or raise max_connections"
-            )
-        per_uid = self.config.max_connections_per_uid
-        # the daemon's own uid is not limited: its processes could stop the daemon anyway,
-        # and with the default socket mode (0600) no other uid can connect at all
-        if kind == "client" and uid != os.getuid() and self._per_uid[uid] >= per_uid:
-            self._ready().shelf.stats["connections_refused_uid"] += 1
-            return (
-                f"uid {uid} already holds its limit of {per_uid} client connections; close "
-                "some (one Client per process is enough), or raise max_connections_per_uid"
-            )
-        return ""
-
-    async def _request(self, conn: Connection, reader: aiowire.Reader) -> aiowire.Message:
+    async def _next_request(self, conn: Connection, reader: aiowire.Reader) -> aiowire.Message:
         """The connection's next request. A client connection that holds no lease and sends
         nothing for ``idle_timeout`` seconds ends with TimeoutError. Requests answered on the
         spot count as requests, and may take or drop leases meanwhile: the deadline is checked
@@ -314,7 +311,7 @@ class Server:
             if conn.kind == "client":
                 reader.fast = lambda message, fds: handlers.fast(state, conn, reader, message, fds)
             while True:
-                message, fds = await self._request(conn, reader)
+                message, fds = await self._next_request(conn, reader)
                 self._busy(conn, True)
                 try:
                     reply, out = await handlers.handle(state, conn, message, fds)
