@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from modelshelf import wire as _wire
+from modelshelf.admin import AdminConnection
 from modelshelf.client import Client
 from modelshelf.errors import UntrustedDaemon
 from modelshelf.store import Store
@@ -139,6 +140,34 @@ def test_descriptors_sent_to_the_client_socket_are_closed_on_arrival(
     assert good.model("ns/lr@1").predict(images.X).shape == (16,)
     assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)
     hostile.close()
+
+
+def test_descriptors_on_the_admin_socket_are_bounded(shelf: Shelf, images: Images) -> None:
+    """On the admin socket, where ``publish`` takes one descriptor, a message may start with
+    up to 4; more on the way (attached inside the message) are closed on arrival, and so is
+    the connection. A publish is still served."""
+    daemon = shelf.make()
+    assert daemon.proc is not None
+    fd_dir = Path(f"/proc/{daemon.proc.pid}/fd")
+    before = _daemon_fds(daemon, fd_dir)
+    sock = raw_connect(daemon.admin_socket)
+    _hello(sock)
+    r, w = os.pipe()
+    header = _wire.LENGTH.pack(_wire.MAX_MESSAGE)
+    sock.sendmsg([header], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r] * 4))])
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        for _ in range(100):
+            sock.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r]))])
+    os.close(r)
+    os.close(w)
+    assert _closed(sock), "the daemon keeps the connection"
+    sock.close()
+    assert _daemon_fds(daemon, fd_dir) == before
+    assert daemon.stats()["descriptors_refused"] >= 1
+    image = Path(shelf.tmp / "lr.msi")
+    image.write_bytes(images.bytes("logreg"))
+    with AdminConnection(daemon.admin_socket) as admin, image.open("rb") as fh:
+        assert admin.request({"op": "publish", "model": "ns/lr"}, (fh.fileno(),))["version"] == 1
 
 
 def test_a_message_left_unfinished_is_timed_out(shelf: Shelf, images: Images) -> None:
