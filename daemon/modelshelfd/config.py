@@ -82,6 +82,13 @@ class Config:
     ref_poll_seconds: float = 2.0
     # simultaneous connections on the client socket (admin socket: 16)
     max_connections: int = 1024
+    # client connections one uid may hold at once, so that one user cannot take every slot
+    # (the daemon's own uid is not limited); left out: a quarter of max_connections
+    max_connections_per_uid: int = 256
+    # seconds a client connection that holds no lease may stay without a request before the
+    # daemon closes it (the client reconnects by itself at its next request); connections
+    # that hold leases are never closed for idleness: the leases are what their mappings use
+    idle_timeout: float = 60.0
     # images fetched from L2/L3 at the same time; further fetches wait
     max_inflight_fetches: int = 8
     # parallel ranged reads per large image fetched from the store
@@ -103,6 +110,9 @@ class Config:
     # seconds a reply may wait for the peer to read it; a peer that stops reading its
     # replies is disconnected (and its leases dropped) after this long
     send_timeout: float = 10.0
+    # seconds from a message's first byte to its last; a peer that leaves a message unfinished
+    # longer is disconnected (a real client sends one whole message at a time)
+    frame_timeout: float = 5.0
     # store retries before a request fails with store_unavailable
     store_max_retries: int = 3
     # seconds of retrying before a store request fails
@@ -249,6 +259,8 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "client_held_models": _int,
     "ref_poll_seconds": _float,
     "max_connections": _int,
+    "max_connections_per_uid": _int,
+    "idle_timeout": _float,
     "max_inflight_fetches": _int,
     "fetch_parallelism": _int,
     "range_bytes": parse_size,
@@ -258,6 +270,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "http": _str,
     "shutdown_timeout": _float,
     "send_timeout": _float,
+    "frame_timeout": _float,
     "store_max_retries": _int,
     "store_retry_timeout": _float,
 }
@@ -344,18 +357,22 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         match = re.fullmatch(r"[\w.\-\[\]:]*:(\d{1,5})", http)
         if not match or not 1 <= int(match[1]) <= 65535:
             raise ConfigError(f"http must be host:port with a port 1..65535, got {http!r}")
-    for name in ("shutdown_timeout", "send_timeout", "store_retry_timeout"):
+    for name in (
+        "shutdown_timeout", "send_timeout", "frame_timeout", "idle_timeout", "store_retry_timeout",
+    ):  # fmt: skip
         if name in values and not values[name] > 0:
             raise ConfigError(f"{name} must be positive, got {values[name]}")
     poll = values.get("ref_poll_seconds", 2.0)
     if poll < 0.1:
         raise ConfigError(f"ref_poll_seconds must be at least 0.1, got {poll}")
     for name in (
-        "max_connections", "max_inflight_fetches", "fetch_parallelism", "range_bytes",
-        "client_held_models",
+        "max_connections", "max_connections_per_uid", "max_inflight_fetches",
+        "fetch_parallelism", "range_bytes", "client_held_models",
     ):  # fmt: skip
         if name in values and values[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {values[name]}")
+    if "max_connections_per_uid" not in values:
+        values["max_connections_per_uid"] = max(1, values.get("max_connections", 1024) // 4)
     return Config(**values)
 
 

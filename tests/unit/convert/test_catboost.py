@@ -9,7 +9,14 @@ import pytest
 import modelshelf
 from modelshelf.errors import UnsupportedModelError
 
-_CB = {"iterations": 5, "depth": 3, "verbose": 0, "thread_count": 1, "random_seed": 0}
+_CB = {
+    "iterations": 5,
+    "depth": 3,
+    "verbose": 0,
+    "thread_count": 1,
+    "random_seed": 0,
+    "allow_writing_files": False,
+}
 
 
 @pytest.fixture(scope="module")

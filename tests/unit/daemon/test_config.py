@@ -167,3 +167,24 @@ def test_the_flags_refuse_what_the_file_refuses() -> None:
     for flags in (["--http", "127.0.0.1:99999"], ["--ref-poll-seconds", "nan"]):
         with pytest.raises(ConfigError):
             load_config(flags, {})
+
+
+def test_connection_bounds_and_their_defaults() -> None:
+    c = load_config([], {})
+    assert (c.max_connections_per_uid, c.idle_timeout, c.frame_timeout) == (256, 60.0, 5.0)
+    assert Config().max_connections_per_uid == 256
+    # the per-uid limit follows max_connections unless given
+    assert load_config(["--max-connections", "100"], {}).max_connections_per_uid == 25
+    assert load_config(["--max-connections", "2"], {}).max_connections_per_uid == 1
+    env = {"MODELSHELF_MAX_CONNECTIONS_PER_UID": "7", "MODELSHELF_IDLE_TIMEOUT": "0.5"}
+    c = load_config(["--frame-timeout", "2"], env)
+    assert (c.max_connections_per_uid, c.idle_timeout, c.frame_timeout) == (7, 0.5, 2.0)
+    for flags, match in (
+        (["--max-connections-per-uid", "0"], "max_connections_per_uid must be at least 1"),
+        (["--idle-timeout", "0"], "idle_timeout must be positive"),
+        (["--frame-timeout", "-1"], "frame_timeout must be positive"),
+        (["--idle-timeout", "soon"], "idle_timeout: expected a number"),
+        (["--frame-timeout", "inf"], "frame_timeout: expected a finite number"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            load_config(flags, {})
