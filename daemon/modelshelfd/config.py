@@ -50,6 +50,27 @@ def parse_size(value: object) -> int:
 
 
 @dataclass(frozen=True)
+class Share:
+    """A budget given as a percentage ("25%"): of the daemon's memory limit for L1, of the
+    free space under cache_dir for L2; resolved to bytes once the config is complete."""
+
+    fraction: float
+
+
+def _budget(value: object) -> int | Share:
+    """A size (``parse_size``) or a percentage: ``"25%"``, 0 < p <= 100."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            percent = float(value.strip()[:-1])
+        except ValueError:
+            raise ConfigError(f"expected a percentage like '25%', got {value!r}") from None
+        if not (math.isfinite(percent) and 0 < percent <= 100):
+            raise ConfigError(f"a percentage must be in (0, 100], got {value!r}")
+        return Share(percent / 100)
+    return parse_size(value)
+
+
+@dataclass(frozen=True)
 class Config:
     # client socket path (applications connect here)
     """The daemon's configuration, built once (file, environment, flags) and passed around."""
@@ -253,8 +274,8 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "store_options": lambda v: _json_or(v, dict),
     "cache_dir": _str,
     "shm_prefix": _str,
-    "l1_bytes": parse_size,
-    "l2_bytes": parse_size,
+    "l1_bytes": _budget,
+    "l2_bytes": _budget,
     "client_held_bytes": parse_size,
     "client_held_models": _int,
     "ref_poll_seconds": _float,
@@ -346,6 +367,12 @@ def _with_defaults(values: dict[str, Any]) -> Config:
     for name in ("l1_bytes", "l2_bytes", "client_held_bytes"):
         if name in values and values[name] == 0:  # never silently "the default"
             raise ConfigError(f"{name} must be positive; leave it out for the default")
+    if isinstance(values.get("l1_bytes"), Share):
+        values["l1_bytes"] = int(values["l1_bytes"].fraction * _memory_limit())
+    if isinstance(values.get("l2_bytes"), Share):
+        values["l2_bytes"] = int(
+            values["l2_bytes"].fraction * _free_disk(Path(values["cache_dir"]))
+        )
     if "l1_bytes" not in values:
         values["l1_bytes"] = _default_l1()
     if "l2_bytes" not in values:
@@ -376,17 +403,26 @@ def _with_defaults(values: dict[str, Any]) -> Config:
     return Config(**values)
 
 
+def _memory_limit() -> int:
+    from . import machine
+
+    return machine.memory_limit()
+
+
 def _default_l1() -> int:
-    import psutil
+    # a quarter of the memory the daemon may use (its cgroup's limit, else RAM), capped: the
+    # shelf shares the node with the applications it serves
+    return int(min(_memory_limit() // 4, 16 * _GIB))
 
-    # a quarter of RAM, capped: the shelf shares the node with the applications it serves
-    return int(min(psutil.virtual_memory().total // 4, 16 * _GIB))
 
-
-def _default_l2(cache_dir: Path) -> int:
+def _free_disk(cache_dir: Path) -> int:
     import psutil
 
     probe = cache_dir
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    return int(min(psutil.disk_usage(str(probe)).free // 2, 64 * _GIB))
+    return int(psutil.disk_usage(str(probe)).free)
+
+
+def _default_l2(cache_dir: Path) -> int:
+    return int(min(_free_disk(cache_dir) // 2, 64 * _GIB))

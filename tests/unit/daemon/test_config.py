@@ -188,3 +188,24 @@ def test_connection_bounds_and_their_defaults() -> None:
     ):
         with pytest.raises(ConfigError, match=match):
             load_config(flags, {})
+
+
+def test_budgets_in_percent_of_the_machine(tmp_path) -> None:
+    """L1 in percent of the daemon's memory limit, L2 of the free space under cache_dir."""
+    import psutil
+
+    from modelshelfd import machine
+
+    cache = tmp_path / "cache"
+    c = load_config(["--l1-bytes", "10%", "--l2-bytes", "50%", "--cache-dir", str(cache)], {})
+    assert c.l1_bytes == int(0.10 * machine.memory_limit())
+    free = psutil.disk_usage(str(tmp_path)).free
+    assert abs(c.l2_bytes - free // 2) < free // 100  # the disk moves a little meanwhile
+    env = load_config([], {"MODELSHELF_L1_BYTES": "2.5%", "MODELSHELF_CACHE_DIR": str(cache)})
+    assert env.l1_bytes == int(0.025 * machine.memory_limit())
+
+
+@pytest.mark.parametrize("bad", ["0%", "101%", "-5%", "nan%", "%", "ten%"])
+def test_bad_percentages_name_the_key(bad: str, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"l1_bytes: .*percentage"):
+        load_config([f"--l1-bytes={bad}", "--cache-dir", str(tmp_path)], {})
