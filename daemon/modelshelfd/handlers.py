@@ -271,6 +271,7 @@ async def _status(state: ServerState, conn: Connection, message: Msg, fds: list[
         "store_error": state.catalog.last_error,
         "connections": {"client": kinds.count("client"), "admin": kinds.count("admin")},
         "pressure": state.board.pressure,
+        "memory": None if state.memory is None else state.memory.describe(),
         **state.shelf.describe(),
         "clients": _clients(state),
     }, []

@@ -15,6 +15,7 @@ from modelshelf.store import Store
 from .catalog import Catalog
 from .config import Config
 from .connection import Connection
+from .pressure import MemoryWatch
 from .shelf import Shelf
 from .storage import Board
 
@@ -31,3 +32,4 @@ class ServerState:
     started: float = field(default_factory=time.time)
     connections: set[Connection] = field(default_factory=set)
     refused: int = 0  # connections refused at the limit
+    memory: MemoryWatch | None = None  # L1's budget under memory pressure
