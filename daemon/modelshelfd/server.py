@@ -42,6 +42,7 @@ from .ratelog import RateLimited
 from .shelf import Shelf
 from .state import ServerState
 from .storage import Board, Disk
+from .warm import Warmer
 
 if TYPE_CHECKING:
     from .http import HttpEndpoint
@@ -107,10 +108,14 @@ class Server:
         shelf.l1.max_copies = machine.segment_limit(descriptors, cfg.max_connections)
         memory = MemoryWatch(shelf.l1, machine.read_memory, board.raise_pressure, shelf.stats)
         catalog = Catalog(store, board, cfg.ref_poll_seconds)
-        self.state = state = ServerState(cfg, store, board, shelf, catalog, memory=memory)
+        warmer = Warmer(cfg.warm, catalog, shelf, cfg.max_inflight_fetches)
+        self.state = state = ServerState(
+            cfg, store, board, shelf, catalog, memory=memory, warmer=warmer
+        )
         await shelf.adopt()
         self._spawn(catalog.poll_forever())
         self._spawn(_watch_memory(memory))
+        self._spawn(warmer.run())
         for path, mode, kind in (
             (cfg.socket, cfg.socket_mode, "client"),
             (cfg.admin_socket, 0o600, "admin"),

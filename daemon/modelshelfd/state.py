@@ -18,6 +18,7 @@ from .connection import Connection
 from .pressure import MemoryWatch
 from .shelf import Shelf
 from .storage import Board
+from .warm import Warmer
 
 
 @dataclass(eq=False)
@@ -33,3 +34,4 @@ class ServerState:
     connections: set[Connection] = field(default_factory=set)
     refused: int = 0  # connections refused at the limit
     memory: MemoryWatch | None = None  # L1's budget under memory pressure
+    warmer: Warmer | None = None  # the warm list placed at start
