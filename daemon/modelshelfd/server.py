@@ -33,7 +33,7 @@ from modelshelf import wire as _wire
 from modelshelf.errors import ProtocolError, ShelfError
 from modelshelf.store import Store
 
-from . import aiowire, handlers, machine, pressure
+from . import aiowire, handlers, machine, pressure, systemd
 from .catalog import Catalog
 from .config import Config
 from .connection import Connection, peer_groups
@@ -83,6 +83,7 @@ class Server:
 
     async def _startup(self) -> None:
         cfg = self.config
+        kept = systemd.passed_segments()  # L1 segments systemd kept for us, before any open
         descriptors = machine.raise_descriptor_limit()  # one per connection and per L1 image
         disk = Disk(cfg.cache_dir)  # refuses a directory it did not create, touching nothing
         # one daemon per instance: refuse before touching its segments, sockets or files
@@ -112,7 +113,9 @@ class Server:
         self.state = state = ServerState(
             cfg, store, board, shelf, catalog, memory=memory, warmer=warmer
         )
-        await shelf.adopt()
+        keeper = systemd.Keeper()
+        shelf.l1.keep, shelf.l1.drop = keeper.keep, keeper.drop
+        await shelf.adopt(kept)
         self._spawn(catalog.poll_forever())
         self._spawn(_watch_memory(memory))
         self._spawn(warmer.run())
@@ -134,12 +137,14 @@ class Server:
             "bytes", os.getpid(), cfg.socket, cfg.admin_socket, cfg.store, cfg.shm_prefix,
             cfg.l1_bytes, cfg.l2_bytes,
         )  # fmt: skip
+        self._spawn(_tell_systemd(state))
 
     async def serve(self) -> None:
         await self.should_exit.wait()
 
     async def shutdown(self) -> None:
         log.info("shutting down")
+        systemd.notify("STOPPING=1")
         if self._http is not None:
             await self._http.stop()
         for listener in self._listeners:
@@ -372,6 +377,34 @@ def _lock(path: Path) -> int:
         os.close(fd)
         raise StartupError(f"another modelshelfd uses the cache directory {path.parent}") from None
     return fd
+
+
+STATUS_SECONDS = 5.0  # between STATUS= notifications to systemd
+
+
+async def _tell_systemd(state: ServerState) -> None:
+    """READY=1 once the warm list is placed, then STATUS= (and WATCHDOG=1 if asked) for as
+    long as the daemon runs; nothing without $NOTIFY_SOCKET."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return
+    while state.warmer is not None and not state.warmer.ready:
+        await asyncio.sleep(0.1)
+    systemd.notify(f"READY=1\nSTATUS={_status_line(state)}")
+    ping = systemd.watchdog_interval()
+    period = min(STATUS_SECONDS, ping) if ping else STATUS_SECONDS
+    while True:
+        await asyncio.sleep(period)
+        systemd.notify(f"STATUS={_status_line(state)}" + ("\nWATCHDOG=1" if ping else ""))
+
+
+def _status_line(state: ServerState) -> str:
+    l1, l2 = state.shelf.l1, state.shelf.l2
+    mib = 1 << 20
+    return (
+        f"L1 {l1.used // mib}/{l1.budget // mib} MiB ({len(l1.copies)} images), "
+        f"L2 {l2.used // mib}/{l2.budget // mib} MiB ({len(l2.copies)} images), "
+        f"{len(state.connections)} connections"
+    )
 
 
 async def _watch_memory(watch: MemoryWatch) -> None:

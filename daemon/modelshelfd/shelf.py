@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelshelf.errors import ModelNotFound
+from modelshelf.errors import ImageError, ModelNotFound
 from modelshelf.store import RefInfo, Store
 
 from . import storage
@@ -41,7 +42,7 @@ EVENTS = (
     "l1_hits", "l2_hits", "l3_hits", "served_l1", "served_page_cache", "promotions",
     "l3_fetches", "l3_to_l2", "fetch_waits", "bytes_fetched", "l1_full", "l2_full",
     "l1_not_admitted", "share_fallbacks", "memory_pressure", "l1_shrinks",
-    "warm_failures",
+    "warm_failures", "adopted_l1",
     "pressure_signals", "l2_skipped", "l2_write_errors", "shm_errors", "validation_failures",
     "release_unknown", "refused_busy", "refused_not_found", "refused_access_denied",
     "refused_store_unavailable", "refused_image_error", "refused_bad_request",
@@ -103,23 +104,40 @@ class Shelf:
 
     # -- startup / shutdown -------------------------------------------------------------------
 
-    async def adopt(self) -> None:
-        """Adopt the L2 files a previous run left (verified before first use); temp files and
-        strays are deleted. L1 segments end with the daemon that made them (sealed memfds have
-        no name to find again): an image used again is promoted from its L2 file. What
-        versions before sealed segments left in /dev/shm for this instance is removed."""
+    async def adopt(self, segments: dict[str, int] | None = None) -> None:
+        """Adopt what a previous run left: the L2 files (verified before first use; temp
+        files and strays are deleted) and the L1 segments systemd kept for it (``segments``:
+        digest -> descriptor, verified now; the descriptors are closed here). Without them an
+        image used again is promoted from its L2 file. What versions before sealed segments
+        left in /dev/shm for this instance is removed."""
         legacy = await asyncio.to_thread(storage.remove_legacy_segments, self.config.shm_prefix)
         files, strays = await asyncio.to_thread(self.disk.scan)
         now = self.clock()
+        for digest, fd in (segments or {}).items():
+            name = storage.segment_name(self.config.shm_prefix, digest)
+            try:
+                segment = await asyncio.to_thread(storage.adopt_segment, name, digest, fd)
+            except (ImageError, OSError) as exc:
+                log.warning("a kept segment of %s is not adopted: %s", digest[:12], exc)
+                self.stats["validation_failures"] += 1
+                self.l1.drop(digest)
+                continue
+            finally:
+                os.close(fd)
+            self.entries.setdefault(digest, Entry(digest, segment.size, last_use=now))
+            self.l1.adopt(SharedMemory.copy_of(segment))
+            self.stats["adopted_l1"] += 1
         for digest, size in files.items():
             self.entries.setdefault(digest, Entry(digest, size, last_use=now))
             self.l2.adopt(Copy(TierName.L2, digest, size, verified=False))
-        self.l2.shrink()  # the budget may have shrunk since the previous run
+        self.l1.shrink()  # the budgets may have shrunk since the previous run
+        self.l2.shrink()
         self._forget_empty()
         self.stats["adopted_l2"] += len(files)
         log.info(
-            "adopted %d L2 files (%d strays removed; %d legacy /dev/shm segments removed)",
-            len(files), strays, legacy,
+            "adopted %d L1 segments kept by systemd, %d L2 files (%d strays removed; %d legacy "
+            "/dev/shm segments removed)",
+            self.stats["adopted_l1"], len(files), strays, legacy,
         )  # fmt: skip
 
     def close(self) -> None:

@@ -101,6 +101,26 @@ def create_segment(
     return Segment(name, digest, ro_fd, size)
 
 
+def adopt_segment(name: str, digest: str, fd: int) -> Segment:
+    """A segment a previous run left in systemd's descriptor store: it must be a sealed
+    memfd (nobody could have changed it since), and its bytes the image ``digest`` names
+    (structure, CRC-32, SHA-256). Returns it with a read-only descriptor of its own; ``fd`` is
+    the caller's to close. ImageError or OSError otherwise."""
+    if not sealed(fd):
+        raise ChecksumError("not a sealed segment")
+    size = os.fstat(fd).st_size
+    if size <= 0:
+        raise ChecksumError("an empty segment")
+    mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)  # sealed: it cannot shrink under us
+    try:
+        with memoryview(mapped) as view:
+            verify(view, digest)
+    finally:
+        _close_map(mapped)
+    ro_fd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    return Segment(name, digest, ro_fd, size)
+
+
 def sealed(fd: int) -> bool:
     """Is ``fd`` a memfd nobody can write, truncate or grow?"""
     try:

@@ -244,9 +244,18 @@ class SharedMemory(Tier):
 
     name = TierName.L1
 
+    # where segments outlive the daemon (systemd's descriptor store, systemd.Keeper): told of
+    # each new segment and of each eviction
+    keep: Callable[[str, int], object] = staticmethod(lambda digest, fd: None)
+    drop: Callable[[str], object] = staticmethod(lambda digest: None)
+
     @staticmethod
     def copy_of(segment: Segment) -> Copy:
         return Copy(TierName.L1, segment.digest, segment.size, name=segment.name, fd=segment.fd)
+
+    def add(self, copy: Copy) -> None:
+        super().add(copy)
+        self.keep(copy.digest, copy.fd)
 
     def _open(self, copy: Copy) -> None:
         raise AssertionError(f"segment {copy.name} has no descriptor")  # kept while linked
@@ -255,7 +264,9 @@ class SharedMemory(Tier):
         pass
 
     def _unlink(self, copy: Copy) -> None:
-        pass  # a sealed memfd has no name: no one new reaches it once the tier forgets it
+        # a sealed memfd has no name: no one new reaches it once the tier forgets it, and the
+        # descriptor store lets go of it too
+        self.drop(copy.digest)
 
     def _close(self, copy: Copy) -> None:
         if copy.fd < 0:

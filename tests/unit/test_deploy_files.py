@@ -147,6 +147,9 @@ def test_unit_runs_as_a_dedicated_user_in_the_directories_the_daemon_defaults_to
     # needs no device and no named IPC
     assert settings["RuntimeDirectoryMode"] == "0755"
     assert settings["PrivateDevices"] == "yes" and "RemoveIPC" not in settings
+    # sd_notify, and the descriptor store that keeps L1 across restarts (test_systemd.py)
+    assert (settings["Type"], settings["NotifyAccess"]) == ("notify", "main")
+    assert int(settings["FileDescriptorStoreMax"]) >= 4096
     assert settings["ExecStart"].split()[0].endswith("/modelshelfd")
     assert float(settings["TimeoutStopSec"]) > config.shutdown_timeout
 
