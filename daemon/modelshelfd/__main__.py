@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .server import StartupError, run
 
     try:
-        run(config)
+        run(config, argv)
     except StartupError as exc:
         logging.getLogger("modelshelfd").error("cannot start: %s", exc)
         return 1

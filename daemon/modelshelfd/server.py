@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import os
@@ -25,6 +26,7 @@ import socket
 import stat
 import struct
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +37,7 @@ from modelshelf.store import Store
 
 from . import aiowire, handlers, machine, pressure, systemd
 from .catalog import Catalog
-from .config import Config
+from .config import Config, ConfigError, load_config
 from .connection import Connection, peer_groups
 from .pressure import MemoryWatch
 from .ratelog import RateLimited
@@ -470,20 +472,68 @@ def _check_private_dir(directory: Path) -> None:
         )
 
 
-async def _main(config: Config) -> None:
+# what SIGHUP may change; anything else (sockets, store, cache_dir, ...) needs a restart
+RELOADABLE = frozenset({
+    "namespaces", "admin_uids", "log_level", "l1_bytes", "l2_bytes", "client_held_bytes",
+    "client_held_models", "ref_poll_seconds", "max_connections", "max_connections_per_uid",
+    "idle_timeout", "frame_timeout", "send_timeout", "shutdown_timeout", "warm",
+    "store_max_retries", "store_retry_timeout",
+})  # fmt: skip
+
+
+def reload(server: Server, argv: Sequence[str] | None) -> None:
+    """SIGHUP: read the configuration again (file, environment, the same flags) and apply
+    what may change while running; an invalid file, or a change that needs a restart, is
+    logged and nothing is applied."""
+    old, state = server.config, server.state
+    try:
+        new = load_config(argv)
+    except ConfigError as exc:
+        log.error("SIGHUP: configuration not reloaded, it is invalid: %s", exc)
+        return
+    changed = sorted(
+        f.name for f in dataclasses.fields(Config) if getattr(new, f.name) != getattr(old, f.name)
+    )
+    fixed = [name for name in changed if name not in RELOADABLE]
+    if fixed:
+        log.error(
+            "SIGHUP: configuration not reloaded: %s change only with a restart", ", ".join(fixed)
+        )
+        return
+    if state is None or not changed:
+        log.info("SIGHUP: configuration unchanged")
+        return
+    server.config = state.config = state.shelf.config = state.shelf.fetcher.config = new
+    state.shelf.quotas.shares = new.share
+    logging.getLogger().setLevel(new.log_level)
+    state.catalog.poll_seconds = new.ref_poll_seconds
+    l1, l2 = state.shelf.l1, state.shelf.l2
+    budget = machine.l1_budget(new.l1_bytes, machine.memory_limit())
+    if state.memory is not None:
+        state.memory.configured = budget
+        budget = min(budget, l1.budget) if state.memory.pressed else budget
+    l1.budget, l2.budget = budget, new.l2_bytes
+    l1.shrink()
+    l2.shrink()
+    log.info("SIGHUP: configuration reloaded: %s", ", ".join(changed))
+
+
+async def _main(config: Config, argv: Sequence[str] | None) -> None:
     server = Server(config)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, server.should_exit.set)
+    loop.add_signal_handler(signal.SIGHUP, reload, server, argv)
     try:
         await server.startup()
         await server.serve()
     finally:
         await server.shutdown()
-        for sig in signals:
+        for sig in (*signals, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
 
-def run(config: Config) -> None:
-    asyncio.run(_main(config))
+def run(config: Config, argv: Sequence[str] | None = None) -> None:
+    """Run the daemon until SIGTERM or SIGINT; ``argv`` is read again on SIGHUP."""
+    asyncio.run(_main(config, argv))

@@ -178,3 +178,33 @@ def test_a_cache_dir_holding_user_files_is_refused_and_left_alone(shelf: Shelf) 
     for rel in ("notes.txt", "images/photo.jpg", "tmp/draft.txt"):
         assert (home / rel).read_text() == f"{rel}\n"
     assert sorted(home.rglob("*")) == before  # no marker, no lock file, nothing
+
+
+def test_sighup_reloads_what_may_change_and_nothing_else(shelf: Shelf, images: Images) -> None:
+    """SIGHUP reads the file again: budgets and the access table change in place; an invalid
+    file, or a change of the socket, is logged and nothing is applied."""
+    import signal
+    import tomllib
+
+    from .conftest import write_config
+
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(l1_bytes="64M", namespaces={"ns": {"uids": [54321]}})
+    assert daemon.proc is not None
+    values = tomllib.loads(daemon.config_path.read_text())
+
+    def hup(changes: dict, expect: str) -> None:
+        write_config(daemon.config_path, {**values, **changes})
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: expect in daemon.logs(), what=expect)
+
+    with pytest.raises(modelshelf.AccessDenied):
+        daemon.client().model("ns/lr")
+    changed = "reloaded: client_held_bytes, l1_bytes, namespaces"  # the first follows l1_bytes
+    hup({"l1_bytes": "32M", "namespaces": {"ns": {"uids": [0]}}}, changed)
+    assert daemon.admin("status")["l1"]["budget"] == 32 << 20
+    assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)  # now allowed
+    hup({"l1_bytes": "lots"}, "not reloaded, it is invalid: l1_bytes")
+    hup({"socket": str(shelf.tmp / "other.sock")}, "socket change only with a restart")
+    assert daemon.admin("status")["l1"]["budget"] == 32 << 20  # still the last good one
+    assert daemon.proc.poll() is None
