@@ -8,18 +8,19 @@ applications which only map models never need it.
 Versions are assigned by a create-only put of the next ref key; a publisher that loses the race
 takes the next number. Refs are never rewritten. The API is synchronous; the daemon calls it from
 threads. obstore's exceptions are translated here: not found -> ModelNotFound, anything else ->
-StoreError.
+StoreError. A ``file://`` store whose directory is gone is unreachable (StoreError), not empty.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import re
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,12 +83,16 @@ def sha256(data: Any) -> str:
 
 
 @contextlib.contextmanager
-def _translate(what: str) -> Iterator[None]:
+def _translate(what: str, reachable: Callable[[str], None] | None = None) -> Iterator[None]:
+    """obstore's errors as ours; ``reachable`` vets a "not found" (it raises StoreError if the
+    store itself is gone)."""
     try:
         yield
     except ShelfError:
         raise
     except FileNotFoundError as exc:  # obstore's NotFoundError subclasses it
+        if reachable is not None:
+            reachable(what)
         raise ModelNotFound(f"{what}: not found in the store") from exc
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -120,6 +125,7 @@ class Store:
             raise StoreError(f"store URL {url!r}: expected one of {', '.join(SCHEMES)}://")
         self.url = url
         self._ob = obstore
+        self._root = Path(urlparse(url).path) if scheme == "file" else None
         kwargs: dict[str, Any] = {
             "retry_config": {
                 "max_retries": max_retries,
@@ -144,6 +150,13 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<Store {self.url}>"
+
+    def _reachable(self, what: str) -> None:
+        """A local store whose directory is gone lists nothing and finds nothing: that is an
+        outage (StoreError), not an empty store (ModelNotFound, or an empty listing)."""
+        if self._root is not None and not self._root.is_dir():
+            missing = FileNotFoundError(errno.ENOENT, "no such directory", str(self._root))
+            raise StoreError(f"{what}: the store directory {self._root} is missing") from missing
 
     # -- images -------------------------------------------------------------------------------
 
@@ -181,7 +194,7 @@ class Store:
         size = len(view)
         path = image_path(digest)
         what = f"image {digest[:12]}"
-        with _translate(what):
+        with _translate(what, self._reachable):
             if size <= range_bytes:
                 result = self._ob.get(self._store, path)
                 actual = int(result.meta["size"])
@@ -224,6 +237,8 @@ class Store:
         prefix = f"refs/{namespace}/{name}/"
         with _translate(f"listing {namespace}/{name}"):
             items = self._ob.list(self._store, prefix=prefix).collect()
+        if not items:
+            self._reachable(f"listing {namespace}/{name}")
         out = []
         for item in items:
             leaf = str(item["path"])[len(prefix) :]
@@ -235,6 +250,8 @@ class Store:
         """Every ``namespace/name`` in the store with its versions, ascending."""
         with _translate("listing refs"):
             items = self._ob.list(self._store, prefix="refs/").collect()
+        if not items:
+            self._reachable("listing refs")
         out: dict[str, list[int]] = {}
         for item in items:
             parts = str(item["path"]).split("/")
@@ -252,7 +269,7 @@ class Store:
 
     def ref(self, namespace: str, name: str, version: int) -> RefInfo:
         what = f"{namespace}/{name}@{version}"
-        with _translate(what):
+        with _translate(what, self._reachable):
             result = self._ob.get(self._store, ref_path(namespace, name, version))
             length = int(result.meta["size"])
             if length > MAX_REF_BYTES:  # bounded before it is read: the bucket is shared

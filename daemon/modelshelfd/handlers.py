@@ -242,7 +242,8 @@ async def _status(state: ServerState, conn: Connection, message: Msg, fds: list[
         "socket": state.config.socket,
         "instance": state.config.shm_prefix,
         "generation": state.catalog.generation,
-        "store_error": state.catalog.last_error,
+        **state.catalog.health(),
+        "store_error": state.catalog.last_error,  # the store's own message: admins only
         "connections": {"client": kinds.count("client"), "admin": kinds.count("admin")},
         "pressure": state.board.pressure,
         **state.shelf.describe(),

@@ -182,10 +182,11 @@ class HttpEndpoint:
         return response
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        error = self.state.catalog.last_error
-        body = {"ok": not error, "store_error": error, "generation": self.state.catalog.generation}
+        catalog = self.state.catalog
+        # the state and the kind of failure, never the store's message: it names the store
+        body = {"ok": catalog.reachable, **catalog.health(), "generation": catalog.generation}
         # the shelf still serves what it holds when the store is down: degraded, not dead
-        return web.json_response(body, status=200 if not error else 503)
+        return web.json_response(body, status=200 if catalog.reachable else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(

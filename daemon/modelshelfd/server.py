@@ -89,7 +89,7 @@ class Server:
             raise StartupError(str(exc)) from exc
         board = Board(cfg.shm_prefix)
         shelf = Shelf(cfg, store, on_pressure=board.raise_pressure)
-        catalog = Catalog(store, board, cfg.ref_poll_seconds)
+        catalog = Catalog(store, board, cfg.ref_poll_seconds, stats=shelf.stats)
         self.state = state = ServerState(cfg, store, board, shelf, catalog)
         await shelf.adopt(board.name)
         self._spawn(catalog.poll_forever())
