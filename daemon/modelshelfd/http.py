@@ -53,10 +53,10 @@ class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
         exc = kwargs.get("exc_info")
         text = str(msg) % args if args else str(msg)
         if isinstance(exc, HttpProcessingError):
-            # one line: the parser's message spans several, with the peer's bytes quoted
-            _limited.log(
-                logging.INFO, f"peer/{msg}", "%s: %.200s", text, " ".join(str(exc).split())
-            )
+            # the peer's fault, not ours: at most INFO, one line (the parser's message spans
+            # several, with the peer's bytes quoted)
+            flat = " ".join(str(exc).split())
+            _limited.log(min(level, logging.INFO), f"peer/{msg}", "%s: %.200s", text, flat)
         else:
             _limited.log(level, f"{level}/{msg}", "%s", text, exc_info=exc)
 

@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.request
 
-from modelshelfd.http import HEAD_TIMEOUT, LINGER, MAX_HTTP_CONNECTIONS
+from modelshelfd.http import HEAD_TIMEOUT, LINGER, MAX_HTTP_CONNECTIONS, REQUEST_TIMEOUT
 
 from .conftest import Daemon, Shelf, wait_for
 
@@ -89,6 +89,32 @@ def test_half_open_and_slow_requests_are_closed_in_bounded_time(shelf: Shelf) ->
             sock.close()
     assert _healthz(port) == 200
     assert "Traceback" not in daemon.logs()
+
+
+def test_a_peer_that_does_not_read_its_responses_is_dropped(shelf: Shelf) -> None:
+    """Pipelined requests and no reads: once the socket buffers are full, writing a response
+    waits for good; the answer's deadline aborts the connection."""
+    daemon, port = _http(shelf)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    requests = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 50
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < REQUEST_TIMEOUT + 2 * SLACK:
+            try:
+                sock.send(requests)
+            except BlockingIOError:
+                time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        else:
+            raise AssertionError("the daemon kept a peer that reads nothing")
+    finally:
+        sock.close()
+    assert daemon.stats()["http_timeouts"] == 1
+    assert _healthz(port) == 200
 
 
 def test_http_connections_are_capped(shelf: Shelf) -> None:
