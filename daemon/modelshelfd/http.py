@@ -51,14 +51,13 @@ class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
         if not self.isEnabledFor(level):
             return
         exc = kwargs.get("exc_info")
-        text = str(msg) % args if args else str(msg)
         if isinstance(exc, HttpProcessingError):
             # the peer's fault, not ours: at most INFO, one line (the parser's message spans
             # several, with the peer's bytes quoted)
             flat = " ".join(str(exc).split())
-            _limited.log(min(level, logging.INFO), f"peer/{msg}", "%s: %.200s", text, flat)
+            _limited.log(min(level, logging.INFO), f"peer/{msg}", f"{msg}: %.200s", *args, flat)
         else:
-            _limited.log(level, f"{level}/{msg}", "%s", text, exc_info=exc)
+            _limited.log(level, f"{level}/{msg}", str(msg), *args, exc_info=exc)
 
 
 class _ShelfCollector(Collector):
