@@ -40,6 +40,7 @@ from ._version import __version__
 from .errors import (
     AccessDenied,
     DaemonUnavailable,
+    ModelNotFound,
     ProtocolError,
     ShelfError,
     StoreError,
@@ -91,7 +92,7 @@ class _Held:
     version: int
     size: int
     generation: int
-    fixed: bool  # an explicit version: immutable, never re-checked
+    fixed: bool  # an explicit version: re-checked only to learn that it was removed
     last_use: float
 
 
@@ -177,7 +178,7 @@ class Client:
                 fresh = held.fixed
             else:
                 generation, pressure = _BOARD.unpack_from(board, 8)
-                fresh = pressure == self._pressure and (held.fixed or generation == held.generation)
+                fresh = pressure == self._pressure and generation == held.generation
             if fresh:
                 held.last_use = time.monotonic()
                 with contextlib.suppress(KeyError):  # another thread dropped it meanwhile
@@ -192,9 +193,7 @@ class Client:
             self._check_fork()
             self._trim_if_pressed()
             held = self._held.get(key)
-            if held is not None and (
-                parsed.version is not None or self._generation() == held.generation
-            ):
+            if held is not None and self._generation() == held.generation:
                 held.last_use = time.monotonic()
                 self._held.move_to_end(key)
                 self.last_source = "held"
@@ -358,6 +357,10 @@ class Client:
                 # the daemon or its store is away; the copy we hold is still valid
                 self.last_source = "held"
                 return held.model
+            raise
+        except ModelNotFound:
+            if held is not None:  # removed from the store: no longer served, not even held
+                self._drop(key)
             raise
         if reply.get("unchanged") and held is not None:
             _wire.close_fds(fds)

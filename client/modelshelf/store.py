@@ -4,11 +4,18 @@ applications which only map models never need it.
 
     images/<sha256 hex>                              an image, byte for byte
     refs/<namespace>/<name>/<version, 20 digits>     {"digest", "size", "published", "publisher"}
+    versions/<namespace>/<name>/<version, 20 digits> the same, written first, never deleted
 
-Versions are assigned by a create-only put of the next ref key; a publisher that loses the race
-takes the next number. Refs are never rewritten. The API is synchronous; the daemon calls it from
+A version number is claimed by a create-only put of its ``versions/`` key, then its ref is
+created. ``rm`` deletes refs, never claims, so a number once assigned is never assigned again:
+``ns/name@3`` names one image forever, or nothing. A publisher that loses a race (the claim, or
+the ref of a version claimed before claims existed, exists) takes the next number. Refs are
+never rewritten. The API is synchronous; the daemon calls it from
 threads. obstore's exceptions are translated here: not found -> ModelNotFound, anything else ->
 StoreError. A ``file://`` store whose directory is gone is unreachable (StoreError), not empty.
+A ``file://`` store is private to its writer: directories 0700, files 0600; its
+staging files (``<key>#<n>``, left by uploads killed midway) are found by ``staged`` and deleted
+by ``collect_staged`` (``modelshelf gc``), and by the next publish of the same image.
 """
 
 from __future__ import annotations
@@ -18,8 +25,12 @@ import datetime as dt
 import errno
 import hashlib
 import json
+import logging
+import os
 import re
 import socket
+import stat
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,10 +42,16 @@ from .errors import MissingDependencyError, ModelNotFound, ShelfError, StoreErro
 from .image import HEADER_SIZE, MAX_IMAGE_SIZE, Image
 from .names import ModelRef, check_part
 
+log = logging.getLogger("modelshelf.store")
+
 SCHEMES = ("file", "s3", "gs", "az", "memory")
 MAX_REF_BYTES = 4096  # a ref is a small JSON object; anything larger is not one
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_MAX_RACE = 1000
+# obstore's local store writes <key>#<n> and renames it into place: a publish killed
+# mid-upload leaves it behind, and obstore's own listings never show it
+_STAGED = re.compile(r"[^#/]+#\d+")
+STAGING_GRACE = 600.0  # seconds: a staging file untouched this long has no live writer
+_MAX_RACE = 1000  # create-only attempts before giving up on a version number
 # obstore's HTTP client options; every other option key goes to the store's own config
 _CLIENT_OPTIONS = frozenset(
     {
@@ -50,7 +67,7 @@ _CLIENT_OPTIONS = frozenset(
         "timeout",
         "user_agent",
     }
-)  # create-only attempts before giving up on a version number
+)
 
 
 @dataclass(frozen=True)
@@ -70,8 +87,21 @@ class RefInfo:
         return f"{self.namespace}/{self.name}"
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A staging object: part of an upload that never completed."""
+
+    path: str  # its key in the store
+    size: int
+    age: float  # seconds since it was last written
+
+
 def ref_path(namespace: str, name: str, version: int) -> str:
     return f"refs/{namespace}/{name}/{version:020d}"
+
+
+def claim_path(namespace: str, name: str, version: int) -> str:
+    return f"versions/{namespace}/{name}/{version:020d}"
 
 
 def image_path(digest: str) -> str:
@@ -97,6 +127,35 @@ def _translate(what: str, reachable: Callable[[str], None] | None = None) -> Ite
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StoreError(f"{what}: the object store failed: {first}") from exc
+
+
+def _private_dir(path: Path) -> bool:
+    """Create ``path`` 0700 whatever the umask; False if it already existed (left as it is)."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return False
+    os.chmod(path, 0o700)  # mkdir's mode passes through the umask
+    return True
+
+
+def _private_root(root: Path) -> None:
+    """Create a file:// store's directory (and its missing parents) 0700. One that exists and
+    is open to other users is reported, never changed: it is not ours to change."""
+    missing = []
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        _private_dir(directory)
+    mode = stat.S_IMODE(root.stat().st_mode)
+    if not missing and mode & 0o077:
+        log.warning(
+            "the file store %s has mode %o: other local users may read every model in it; "
+            "make it private with 'chmod 700 %s' (modelshelf creates its store 0700, but never "
+            "changes the mode of a directory it did not create)", root, mode, root,
+        )  # fmt: skip
 
 
 class Store:
@@ -125,7 +184,6 @@ class Store:
             raise StoreError(f"store URL {url!r}: expected one of {', '.join(SCHEMES)}://")
         self.url = url
         self._ob = obstore
-        self._root = Path(urlparse(url).path) if scheme == "file" else None
         kwargs: dict[str, Any] = {
             "retry_config": {
                 "max_retries": max_retries,
@@ -143,8 +201,10 @@ class Store:
             kwargs["config"] = config
         if client:
             kwargs["client_options"] = client
+        self._root: Path | None = None  # a file:// store's directory: kept private
         if scheme == "file":
-            Path(urlparse(url).path).mkdir(parents=True, exist_ok=True)
+            self._root = Path(urlparse(url).path)
+            _private_root(self._root)
         with _translate(f"opening store {url}"):
             self._store = from_url(url, **kwargs)
 
@@ -157,6 +217,19 @@ class Store:
         if self._root is not None and not self._root.is_dir():
             missing = FileNotFoundError(errno.ENOENT, "no such directory", str(self._root))
             raise StoreError(f"{what}: the store directory {self._root} is missing") from missing
+
+    def _put(self, path: str, data: Any, **kwargs: Any) -> None:
+        """``obstore.put``; in a file:// store, into directories made 0700 and as a file made
+        0600 whatever the umask (obstore creates them with the umask's modes)."""
+        if self._root is None:
+            self._ob.put(self._store, path, data, **kwargs)
+            return
+        parent = self._root
+        for part in path.split("/")[:-1]:
+            parent = parent / part
+            _private_dir(parent)
+        self._ob.put(self._store, path, data, **kwargs)
+        os.chmod(self._root / path, 0o600)
 
     # -- images -------------------------------------------------------------------------------
 
@@ -172,14 +245,19 @@ class Store:
         del image
         digest = sha256(blob)
         path = image_path(digest)
-        with _translate(f"storing image {digest[:12]}"):
+        with _translate(f"storing image {digest[:12]}", self._reachable):
             try:
                 head = self._ob.head(self._store, path)
-                if int(head["size"]) == len(blob):
-                    return digest
+                stored = int(head["size"]) == len(blob)
             except FileNotFoundError:
-                pass
-            self._ob.put(self._store, path, blob)
+                stored = False
+            if not stored:
+                self._put(path, blob)
+        if self._root is not None:
+            # what an earlier publish of these bytes, killed mid-upload, left; a staging
+            # file written recently may be a live publisher's, so it is left to `gc`
+            with contextlib.suppress(OSError):
+                self.collect_staged(STAGING_GRACE, digest=digest)
         return digest
 
     def read_image(
@@ -228,13 +306,60 @@ class Store:
         self.read_image(digest, out)
         return out
 
+    def staged(self, older_than: float = 0.0, *, digest: str | None = None) -> list[Staged]:
+        """Staging objects (``<key>#<n>``) not written for ``older_than`` seconds: what
+        uploads killed midway left (only a ``file://`` store makes them; a bucket holds them
+        only if copied from one). ``digest``: only that image's."""
+        now = time.time()
+        found: list[Staged] = []
+        if self._root is not None:
+            top = self._root / "images" if digest else self._root
+            for parent, _, files in os.walk(top):  # obstore's listings hide them
+                for leaf in files:
+                    path = Path(parent) / leaf
+                    with contextlib.suppress(FileNotFoundError):
+                        st = path.lstat()
+                        if _STAGED.fullmatch(leaf) and stat.S_ISREG(st.st_mode):
+                            key = path.relative_to(self._root).as_posix()
+                            found.append(Staged(key, st.st_size, now - st.st_mtime))
+        else:
+            with _translate("listing staging objects"):
+                for prefix in ("images/",) if digest else ("images/", "refs/", "versions/"):
+                    for item in self._ob.list(self._store, prefix=prefix).collect():
+                        key = str(item["path"])
+                        if _STAGED.fullmatch(key.rpartition("/")[2]):
+                            age = now - item["last_modified"].timestamp()
+                            found.append(Staged(key, int(item["size"]), age))
+        if digest is not None:
+            found = [s for s in found if s.path.startswith(f"images/{digest}#")]
+        return sorted((s for s in found if s.age >= older_than), key=lambda s: s.path)
+
+    def collect_staged(
+        self, older_than: float, *, dry_run: bool = False, digest: str | None = None
+    ) -> list[Staged]:
+        """Delete the staging objects not written for ``older_than`` seconds (``staged``);
+        return them. Nothing else is ever deleted."""
+        stale = self.staged(older_than, digest=digest)
+        if dry_run:
+            return stale
+        for item in stale:
+            if self._root is not None:
+                (self._root / item.path).unlink(missing_ok=True)
+            else:
+                with _translate(f"deleting {item.path}"):
+                    self._ob.delete(self._store, item.path)
+        return stale
+
     # -- refs ---------------------------------------------------------------------------------
 
     def versions(self, namespace: str, name: str) -> list[int]:
         """Published versions of ``namespace/name``, ascending (empty if none)."""
+        return self._listed("refs", namespace, name)
+
+    def _listed(self, top: str, namespace: str, name: str) -> list[int]:
         check_part(namespace)
         check_part(name, "name")
-        prefix = f"refs/{namespace}/{name}/"
+        prefix = f"{top}/{namespace}/{name}/"
         with _translate(f"listing {namespace}/{name}"):
             items = self._ob.list(self._store, prefix=prefix).collect()
         if not items:
@@ -320,16 +445,17 @@ class Store:
             "publisher": socket.gethostname(),
         }
         payload = json.dumps(body, sort_keys=True).encode()
-        versions = self.versions(namespace, name)
-        version = (versions[-1] if versions else 0) + 1
+        # every number ever claimed, and refs published before claims existed
+        taken = self._listed("versions", namespace, name) + self.versions(namespace, name)
+        version = max(taken, default=0) + 1
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         for _ in range(_MAX_RACE):
             with _translate(f"publishing {namespace}/{name}@{version}"):
                 try:
-                    self._ob.put(
-                        self._store, ref_path(namespace, name, version), payload, mode="create"
-                    )
+                    # the claim is never deleted: once it exists, no one else gets the number
+                    self._put(claim_path(namespace, name, version), payload, mode="create")
+                    self._put(ref_path(namespace, name, version), payload, mode="create")
                 except (AlreadyExistsError, PreconditionError):
                     version += 1  # another publisher took this number
                     continue
@@ -340,7 +466,8 @@ class Store:
 
     def remove(self, namespace: str, name: str, version: int | None = None) -> list[int]:
         """Delete one version's ref (or every version's); images stay, other refs may share
-        them. Return the versions removed."""
+        them, and the versions' claims stay, so their numbers are never assigned again.
+        Return the versions removed."""
         versions = self.versions(namespace, name) if version is None else [version]
         if version is not None:
             self.ref(namespace, name, version)  # ModelNotFound if absent

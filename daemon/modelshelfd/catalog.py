@@ -178,12 +178,14 @@ class Catalog:
         now = self.clock()
         self.last_poll = now
         self._answered()
-        if listing == self.versions:
+        # a removed version is no longer served, not even by its explicit ns/name@N
+        removed = [k for k in self._refs if k[1] not in listing.get(k[0], ())]
+        for k in removed:
+            del self._refs[k]
+        if listing == self.versions and not removed:
             for key in listing:
                 self._listed_at[key] = now
             return False
-        for key in set(self.versions) - set(listing):
-            self._drop_removed(key, [])
         self.versions = listing
         self._listed_at = dict.fromkeys(listing, now)
         for key in listing:

@@ -88,9 +88,10 @@ class Config:
     fetch_parallelism: int = 8
     # size of one ranged read; images larger than this are fetched in parallel ranges
     range_bytes: int = 8 << 20
-    # access table: {namespace or "*": {"uids": [...], "gids": [...]}}; empty allows only
-    # the daemon's own uid everywhere
-    namespaces: Mapping[str, Mapping[str, Sequence[int]]] = field(default_factory=dict)
+    # access table: {namespace or "*": {"uids": [...], "gids": [...], "l1_share": 0.25,
+    # "l2_share": 0.5}}; empty allows only the daemon's own uid everywhere. Shares (optional,
+    # 0 < share <= 1) bound the bytes a namespace's leases pin in each tier (quota.py)
+    namespaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # uids allowed on the admin socket (besides the socket's 0600 mode); empty: the daemon's
     admin_uids: tuple[int, ...] = ()
     # DEBUG, INFO, WARNING, ERROR
@@ -116,6 +117,12 @@ class Config:
             return uid == os.getuid()
         gids = rule.get("gids", ())
         return uid in rule.get("uids", ()) or gid in gids or any(g in gids for g in groups)
+
+    def share(self, namespace: str, tier: str) -> float | None:
+        """The fraction of ``tier``'s budget (l1, l2) the namespace's leases may pin; None:
+        no bound. A namespace without a rule of its own takes the share of "*", for itself."""
+        rule = self.namespaces.get(namespace, self.namespaces.get("*"))
+        return None if rule is None else rule.get(f"{tier}_share")
 
 
 def _int(value: object) -> int:
@@ -177,21 +184,39 @@ def _json_or(value: object, kind: type) -> Any:
     return value
 
 
-def _namespaces(value: object) -> dict[str, dict[str, tuple[int, ...]]]:
+_RULE_KEYS = {"uids", "gids", "l1_share", "l2_share"}
+
+
+def _namespaces(value: object) -> dict[str, dict[str, Any]]:
     table = _json_or(value, dict)
-    out: dict[str, dict[str, tuple[int, ...]]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for ns, rule in table.items():
-        if not isinstance(rule, dict) or set(rule) - {"uids", "gids"}:
-            raise ConfigError(f"namespaces.{ns}: expected {{uids = [...], gids = [...]}}")
-        ids: dict[str, tuple[int, ...]] = {}
+        if not isinstance(rule, dict) or set(rule) - _RULE_KEYS:
+            raise ConfigError(
+                f"namespaces.{ns}: expected {{uids = [...], gids = [...]}} with optional "
+                f"l1_share and l2_share, got {rule!r:.80}"
+            )
+        parsed: dict[str, Any] = {}
         for k in ("uids", "gids"):
             given = rule.get(k, [])
             if not isinstance(given, list | tuple):  # a string would grant its digits
                 raise ConfigError(
                     f"namespaces.{ns}.{k}: expected a list of ids like [1001], got {given!r}"
                 )
-            ids[k] = tuple(_int(i) for i in given)
-        out[str(ns)] = ids
+            parsed[k] = tuple(_int(i) for i in given)
+        for k in ("l1_share", "l2_share"):
+            if k in rule:
+                try:
+                    share = _float(rule[k])
+                except ConfigError as exc:
+                    raise ConfigError(f"namespaces.{ns}.{k}: {exc}") from exc
+                if not 0 < share <= 1:
+                    raise ConfigError(
+                        f"namespaces.{ns}.{k}: expected a fraction of the tier's budget, "
+                        f"0 < share <= 1 (0.25 for a quarter), got {rule[k]!r}"
+                    )
+                parsed[k] = share
+        out[str(ns)] = parsed
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-from .tiers import Copy
+from .shelf import Lease
 
 
 @dataclass(eq=False)
@@ -22,7 +22,7 @@ class Connection:
     uid: int
     gid: int
     groups: frozenset[int] = frozenset()  # supplementary groups, read at accept
-    leases: dict[str, list[Copy]] = field(default_factory=dict)  # digest -> leased copies
+    leases: dict[str, list[Lease]] = field(default_factory=dict)  # by digest
     busy: bool = False  # a request of it is being handled
 
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -219,7 +220,7 @@ class Fetcher:
             )
         except FileNotFoundError:  # the L2 file vanished: not a shared-memory failure
             raise
-        except OSError as exc:  # /dev/shm itself is full or failing (ENOSPC, ENOMEM)
+        except OSError as exc:  # out of memory (ENOSPC, ENOMEM) or of descriptors (EMFILE)
             self.stats["shm_errors"] += 1
             log.error(
                 "cannot place image %s in shared memory (%s); serving it from local disk",
@@ -364,6 +365,19 @@ class Fetcher:
                 self.stats["bytes_fetched"] += entry.size
             return made
         raise AssertionError("unreachable")
+
+    async def copy_down(self, digest: str) -> None:
+        """Give an image resident in L1 an L2 file too (written from its segment), if L2 can
+        take it: a namespace at its L1 share is served from the page cache."""
+        resident = self.l1.copies.get(digest)
+        if resident is None or digest in self.l2.copies:
+            return
+        # our own descriptor of the sealed segment: an eviction meanwhile cannot close it
+        segment = storage.Segment(resident.name, digest, os.dup(resident.fd), resident.size)
+        try:
+            await self._write_l2(Entry(digest, resident.size), segment)
+        finally:
+            segment.close()
 
     async def _write_l2(self, entry: Entry, segment: storage.Segment) -> None:
         if entry.digest in self.l2.copies:

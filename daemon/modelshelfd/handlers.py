@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import mmap
@@ -32,18 +33,22 @@ from modelshelf.store import RefInfo
 from . import aiowire
 from .aiowire import Reader
 from .connection import Connection
-from .errors import BadRequest
+from .errors import BadRequest, Busy
 from .ratelog import RateLimited
 from .state import ServerState
 from .tiers import Copy, TierName
 
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 log = logging.getLogger("modelshelfd.handlers")
 
 MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
 MAX_RELEASES = 512  # digests released by one message (a 64 KiB message holds about 900)
 MAX_CLIENT_ROWS = 256  # client connections listed by ``status`` (the largest leases first)
+MAX_GC_ROWS = 100  # staging objects listed by ``gc`` (``count`` and ``bytes`` cover them all)
 
 _refusals = RateLimited(log, interval=10.0)
+audit = logging.getLogger("modelshelfd.audit")  # every admin request: who did what
+_AUDITED = ("version", "removed", "tiers", "count", "bytes")  # repeated by an audit line
 
 Msg = dict[str, Any]
 Reply = _wire.Message  # reply fields and the descriptors to attach
@@ -69,6 +74,11 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
         raise
     except Exception as exc:
         out = []
+        if isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS:
+            exc = Busy(
+                f"the daemon is out of file descriptors ({exc.strerror}); retry later; operators: "
+                "raise its LimitNOFILE (ulimit -n) or lower max_connections"
+            )
         code = exc.code if isinstance(exc, ModelshelfError) else "internal"
         text = str(exc) or type(exc).__name__
         state.shelf.stats[f"refused_{code}"] += 1
@@ -92,9 +102,25 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
         reply = {"ok": False, "error": code, "message": text}
     finally:
         _wire.close_fds(fds)
+    if conn.kind == "admin":
+        _audit(conn, op, message, reply)
     if rid is not None:
         reply["id"] = rid
     return reply, out
+
+
+def _audit(conn: Connection, op: object, message: Msg, reply: dict[str, Any]) -> None:
+    """One line per admin request, refused ones too: the caller (SO_PEERCRED uid and pid),
+    the op, its model and the outcome. Reads are logged at DEBUG, everything else at INFO."""
+    kind = op if isinstance(op, str) and op in ADMIN_OPS else "other"
+    model = message.get("model")
+    what = kind if model is None else f"{kind} {model!r:.200}"  # repr: no forged log lines
+    if reply["ok"]:
+        outcome = "ok" + "".join(f", {k} {reply[k]}" for k in _AUDITED if k in reply)
+    else:
+        outcome = f"refused [{reply['error']}]"
+    level = logging.DEBUG if kind in READ_ONLY_OPS else logging.INFO
+    audit.log(level, "%s by uid %d (pid %d): %s", what, conn.uid, conn.pid, outcome)
 
 
 def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
@@ -122,7 +148,7 @@ async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list
         # the client already maps this image under a lease of this connection
         return {"unchanged": True, "version": info.version, "digest": info.digest}, []
     lease = await state.shelf.acquire(info)
-    conn.leases.setdefault(info.digest, []).append(lease.copy)
+    conn.leases.setdefault(info.digest, []).append(lease)
     return _acquired(state, info, lease.found, lease.copy), [lease.copy.fd]
 
 
@@ -197,12 +223,12 @@ def fast(
         info = state.catalog.cached(ref)
         if info is None or not state.config.allowed(ref.namespace, conn.uid, conn.gid, conn.groups):
             return False
-        copy = state.shelf.lease_if_resident(info)
-        if copy is None:
+        lease = state.shelf.lease_if_resident(info)
+        if lease is None:
             return False
-        conn.leases.setdefault(info.digest, []).append(copy)
-        fields = _acquired(state, info, TierName.L1, copy)
-        out = [copy.fd]
+        conn.leases.setdefault(info.digest, []).append(lease)
+        fields = _acquired(state, info, TierName.L1, lease.copy)
+        out = [lease.copy.fd]
     else:
         return False
     reply = {"ok": True, **fields}
@@ -258,7 +284,7 @@ def _clients(state: ServerState) -> list[dict[str, Any]]:
     for c in state.connections:
         if c.kind != "client":
             continue
-        copies = [copy for held in c.leases.values() for copy in held]
+        copies = [lease.copy for held in c.leases.values() for lease in held]
         rows.append(
             {
                 "pid": c.pid,
@@ -346,6 +372,11 @@ async def _unpin(state: ServerState, conn: Connection, message: Msg, fds: list[i
 
 async def _rm(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     ref = _ref(message)
+    if ref.version is None and message.get("all") is not True:
+        raise BadRequest(
+            f'{ref.key} without a version removes every version; send "all": true to mean '
+            "it (modelshelf rm --yes)"
+        )
     store = state.store
     removed = await asyncio.to_thread(store.remove, ref.namespace, ref.name, ref.version)
     versions = await asyncio.to_thread(store.versions, ref.namespace, ref.name)
@@ -397,6 +428,30 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
     }, []
 
 
+async def _gc(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    """Delete (or with ``dry_run`` list) the store's staging objects not written for
+    ``older_than`` seconds: what publishes killed mid-upload left."""
+    older_than = message.get("older_than", 3600)
+    if isinstance(older_than, bool) or not isinstance(older_than, int | float):
+        raise BadRequest(f"older_than must be a number of seconds, got {older_than!r:.40}")
+    if not 0 <= older_than < 1e12:  # NaN fails both
+        raise BadRequest(f"older_than must be 0 or more seconds, got {older_than!r:.40}")
+    dry_run = message.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise BadRequest(f"dry_run must be true or false, got {dry_run!r:.40}")
+    stale = await asyncio.to_thread(state.store.collect_staged, float(older_than), dry_run=dry_run)
+    return {
+        "store": state.config.store,
+        "dry_run": dry_run,
+        "count": len(stale),
+        "bytes": sum(item.size for item in stale),
+        "objects": [
+            {"path": item.path, "size": item.size, "age": round(item.age)}
+            for item in stale[:MAX_GC_ROWS]
+        ],
+    }, []
+
+
 CLIENT_OPS: dict[str, Handler] = {"acquire": _acquire, "release": _release, "ping": _ping}
 ADMIN_OPS: dict[str, Handler] = {
     "status": _status,
@@ -408,5 +463,7 @@ ADMIN_OPS: dict[str, Handler] = {
     "rm": _rm,
     "stats": _stats,
     "publish": _publish,
+    "gc": _gc,
     "ping": _ping,
 }
+READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping"})  # audited at DEBUG

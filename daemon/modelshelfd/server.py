@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import resource
 import signal
 import socket
 import stat
@@ -27,14 +26,14 @@ from modelshelf import wire as _wire
 from modelshelf.errors import ProtocolError, ShelfError
 from modelshelf.store import Store
 
-from . import aiowire, handlers
+from . import aiowire, handlers, machine
 from .catalog import Catalog
 from .config import Config
 from .connection import Connection, peer_groups
 from .ratelog import RateLimited
 from .shelf import Shelf
 from .state import ServerState
-from .storage import Board
+from .storage import Board, Disk
 
 if TYPE_CHECKING:
     from .http import HttpEndpoint
@@ -73,7 +72,8 @@ class Server:
 
     async def _startup(self) -> None:
         cfg = self.config
-        _raise_fd_limit()  # one descriptor per connection and per L1 image
+        descriptors = machine.raise_descriptor_limit()  # one per connection and per L1 image
+        disk = Disk(cfg.cache_dir)  # refuses a directory it did not create, touching nothing
         # one daemon per instance: refuse before touching its segments, sockets or files
         self._lock_fd = _lock(Path(cfg.cache_dir) / "lock")
         for path in (cfg.socket, cfg.admin_socket):
@@ -88,10 +88,12 @@ class Server:
         except ShelfError as exc:
             raise StartupError(str(exc)) from exc
         board = Board(cfg.shm_prefix)
-        shelf = Shelf(cfg, store, on_pressure=board.raise_pressure)
+        shelf = Shelf(cfg, store, disk=disk, on_pressure=board.raise_pressure)
+        shelf.l1.budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
+        shelf.l1.max_copies = machine.segment_limit(descriptors, cfg.max_connections)
         catalog = Catalog(store, board, cfg.ref_poll_seconds, stats=shelf.stats)
         self.state = state = ServerState(cfg, store, board, shelf, catalog)
-        await shelf.adopt(board.name)
+        await shelf.adopt()
         self._spawn(catalog.poll_forever())
         for path, mode, kind in (
             (cfg.socket, cfg.socket_mode, "client"),
@@ -137,7 +139,7 @@ class Server:
         if state is not None:
             state.shelf.close()
             state.board.bump()  # clients holding "latest" ask again and find the new daemon
-            state.board.close(unlink=True)
+            state.board.close()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
         log.info("stopped")
@@ -265,9 +267,9 @@ class Server:
             log.info("%s connection of pid %d failed: %s", conn.kind, conn.pid, exc)
         finally:
             reader.close()
-            for copies in conn.leases.values():
-                for copy in copies:
-                    state.shelf.release(copy)
+            for leases in conn.leases.values():
+                for lease in leases:
+                    state.shelf.release(lease)
             conn.leases.clear()
             conn.sock.close()
             state.connections.discard(conn)
@@ -293,14 +295,6 @@ def _lock(path: Path) -> int:
         os.close(fd)
         raise StartupError(f"another modelshelfd uses the cache directory {path.parent}") from None
     return fd
-
-
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _refuse_if_live(path: str) -> None:

@@ -28,6 +28,7 @@ from .entry import Entry, State
 from .errors import Busy
 from .fetch import Fetcher
 from .policy import LRUPolicy, Policy
+from .quota import Quotas
 from .storage import Disk, Reaper
 from .tiers import Copy, PageCache, SharedMemory, Tier, TierName
 
@@ -39,7 +40,7 @@ LEASE_ATTEMPTS = 4  # fetches of an image evicted again before it could be lease
 EVENTS = (
     "l1_hits", "l2_hits", "l3_hits", "served_l1", "served_page_cache", "promotions",
     "l3_fetches", "l3_to_l2", "fetch_waits", "bytes_fetched", "l1_full", "l2_full",
-    "l1_not_admitted",
+    "l1_not_admitted", "share_fallbacks",
     "pressure_signals", "l2_skipped", "l2_write_errors", "shm_errors", "validation_failures",
     "release_unknown", "refused_busy", "refused_not_found", "refused_access_denied",
     "refused_store_unavailable", "refused_image_error", "refused_bad_request",
@@ -47,13 +48,14 @@ EVENTS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lease:
-    """One lease: the copy whose descriptor the client maps, and the tier the image was
-    found in when the request came (L1, L2 or L3)."""
+    """One lease: the copy whose descriptor the client maps, the tier the image was found in
+    when the request came (L1, L2 or L3), and the namespace it was taken through."""
 
     copy: Copy
     found: TierName
+    namespace: str = ""
 
 
 class Shelf:
@@ -87,6 +89,7 @@ class Shelf:
         self.fetcher = Fetcher(
             config, store, self.disk, (self.l1, self.l2), policy, clock, self.stats, on_pressure
         )
+        self.quotas = Quotas(config.share)
         self.fetcher.on_copy = self._known
 
     def _usage(self, digest: str) -> tuple[float, int]:
@@ -98,38 +101,27 @@ class Shelf:
 
     # -- startup / shutdown -------------------------------------------------------------------
 
-    async def adopt(self, board_name: str) -> None:
-        """Adopt what a previous run left: L1 segments (verified now) and L2 files (verified
-        before first use). Temp files and invalid copies are deleted."""
-        segments, bad = await asyncio.to_thread(
-            storage.adopt_segments, self.config.shm_prefix, board_name
-        )
+    async def adopt(self) -> None:
+        """Adopt the L2 files a previous run left (verified before first use); temp files and
+        strays are deleted. L1 segments end with the daemon that made them (sealed memfds have
+        no name to find again): an image used again is promoted from its L2 file. What
+        versions before sealed segments left in /dev/shm for this instance is removed."""
+        legacy = await asyncio.to_thread(storage.remove_legacy_segments, self.config.shm_prefix)
         files, strays = await asyncio.to_thread(self.disk.scan)
         now = self.clock()
-        for seg in segments:
-            self.entries.setdefault(seg.digest, Entry(seg.digest, seg.size, last_use=now))
-            self.l1.adopt(SharedMemory.copy_of(seg))
         for digest, size in files.items():
-            entry = self.entries.setdefault(digest, Entry(digest, size, last_use=now))
-            if entry.size != size:  # a truncated file; the segment is the verified copy
-                self.disk.remove(digest)
-                strays += 1
-                continue
+            self.entries.setdefault(digest, Entry(digest, size, last_use=now))
             self.l2.adopt(Copy(TierName.L2, digest, size, verified=False))
-        # the budgets may have shrunk since the previous run: adopted bytes obey them too
-        self.l1.shrink()
-        self.l2.shrink()
+        self.l2.shrink()  # the budget may have shrunk since the previous run
         self._forget_empty()
-        self.stats["adopted_l1"] += len(segments)
         self.stats["adopted_l2"] += len(files)
-        self.stats["validation_failures"] += bad
         log.info(
-            "adopted %d L1 segments (%d invalid discarded), %d L2 files (%d strays removed)",
-            len(segments), bad, len(files), strays,
+            "adopted %d L2 files (%d strays removed; %d legacy /dev/shm segments removed)",
+            len(files), strays, legacy,
         )  # fmt: skip
 
     def close(self) -> None:
-        """Unlink every segment and close every descriptor (clients' mappings stay valid)."""
+        """Close every descriptor (clients' mappings stay valid)."""
         self.l1.close()
         self.l2.close()
         self.reaper.drain()
@@ -137,31 +129,50 @@ class Shelf:
     # -- acquire ------------------------------------------------------------------------------
 
     async def acquire(self, ref: RefInfo) -> Lease:
-        """Take one lease on ``ref``'s image, from L1 if it is or can be made resident, else
-        from the L2 file. The caller must ``release`` the lease's copy exactly once."""
+        """Take one lease on ``ref``'s image, from L1 if it is or can be made resident (and
+        the namespace's L1 share allows), else from the L2 file. The caller must ``release``
+        the lease exactly once."""
         for _ in range(LEASE_ATTEMPTS):
             found = await self.ensure(ref)
-            copy = self._lease(ref.digest)
+            copy = self._lease(ref.digest, ref.namespace)
+            if copy is None and self._held_back(ref):
+                # over its share of a tier that has the image: the page cache serves it if the
+                # namespace's L2 share allows, from a file made of the segment if need be
+                await self.fetcher.copy_down(ref.digest)
+                copy = self._lease(ref.digest, ref.namespace)
+                if copy is None:
+                    raise self._over_shares(ref)
             if copy is not None:
-                return Lease(copy, found)
+                self.quotas.take(ref.namespace, copy)
+                return Lease(copy, found, ref.namespace)
             # evicted between the fetch and our turn on the loop: fetch again
         raise Busy(f"{ref.key}: the image keeps being evicted before it can be served; retry")
 
-    def lease_if_resident(self, ref: RefInfo) -> Copy | None:
+    def lease_if_resident(self, ref: RefInfo) -> Lease | None:
         """The L1 hit, synchronously: one lease on the resident segment, or None."""
         entry = self.entries.get(ref.digest)
-        if entry is None or entry.state is not State.READY:
+        resident = self.l1.copies.get(ref.digest)
+        if entry is None or entry.state is not State.READY or resident is None:
+            return None
+        if not self.quotas.allows(ref.namespace, self.l1, resident):
             return None
         copy = self.l1.lease(ref.digest)
-        if copy is not None:
-            self._hit(entry, f"{ref.key}@{ref.version}", TierName.L1)
-        return copy
+        if copy is None:
+            return None
+        self._hit(entry, f"{ref.key}@{ref.version}", TierName.L1)
+        self.quotas.take(ref.namespace, copy)
+        return Lease(copy, TierName.L1, ref.namespace)
 
-    def _lease(self, digest: str) -> Copy | None:
-        copy = self.l1.lease(digest)
-        if copy is not None:
-            self.stats["served_l1"] += 1
-            return copy
+    def _lease(self, digest: str, namespace: str) -> Copy | None:
+        resident = self.l1.copies.get(digest)
+        if resident is not None and self.quotas.allows(namespace, self.l1, resident):
+            copy = self.l1.lease(digest)
+            if copy is not None:
+                self.stats["served_l1"] += 1
+                return copy
+        cached = self.l2.copies.get(digest)
+        if cached is None or not self.quotas.allows(namespace, self.l2, cached):
+            return None
         try:
             copy = self.l2.lease(digest)
         except OSError as exc:  # removed or unreadable behind our back: fetch it again
@@ -170,9 +181,33 @@ class Shelf:
             return None
         if copy is not None:
             self.stats["served_page_cache"] += 1
+            if resident is not None:
+                self.stats["share_fallbacks"] += 1
         return copy
 
-    def release(self, copy: Copy) -> None:
+    def _held_back(self, ref: RefInfo) -> bool:
+        """Is the image on the node, but the namespace at its share of a tier holding it?"""
+        for tier in (self.l1, self.l2):
+            copy = tier.copies.get(ref.digest)
+            if copy is not None and not self.quotas.allows(ref.namespace, tier, copy):
+                return True
+        return False
+
+    def _over_shares(self, ref: RefInfo) -> Busy:
+        rows = self.quotas.describe((self.l1, self.l2)).get(ref.namespace, {})
+        held = "; ".join(
+            f"{tier.upper()} {row['leased_bytes']} of its {row['budget']} bytes"
+            for tier, row in rows.items()
+        )
+        return Busy(
+            f"namespace {ref.namespace!r} holds its share of the shelf "
+            f"({held or 'and L2 cannot take the image'}): cannot place {ref.key} ({ref.size} "
+            "bytes); its clients hold the leases: release models, or raise its l1_share/l2_share"
+        )
+
+    def release(self, lease: Lease) -> None:
+        copy = lease.copy
+        self.quotas.give_back(lease.namespace, copy)
         self.tier(copy.tier).release(copy)
         if not copy.linked:
             self._forget_if_empty(copy.digest)
@@ -302,4 +337,5 @@ class Shelf:
             "leased_bytes": self.l1.leased_bytes() + self.l2.leased_bytes(),
             "inflight_fetches": len(self.fetcher.inflight),
             "promotions": len(self.fetcher.promotions),
+            "namespaces": self.quotas.describe((self.l1, self.l2)),
         }

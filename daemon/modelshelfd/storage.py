@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import logging
 import mmap
@@ -19,6 +20,7 @@ import re
 import secrets
 import stat
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ import posix_ipc
 
 from modelshelf import wire as _wire
 from modelshelf.errors import ChecksumError
-from modelshelf.image import HEADER_SIZE, Image
+from modelshelf.image import Image
 
 log = logging.getLogger("modelshelfd.storage")
 
@@ -48,22 +50,16 @@ def verify(buffer: object, digest: str) -> None:
 
 @dataclass(eq=False)
 class Segment:
-    """An L1 shared-memory segment holding one image. ``fd`` is read-only: the descriptor the
-    daemon hands to clients. ``linked`` is False once the name is unlinked (evicted); the
-    memory then lives until the last holder (lease, client mapping, our fd) lets go."""
+    """An L1 segment holding one image: a sealed memfd (no name in /dev/shm or anywhere else).
+    ``fd`` is read-only: the descriptor the daemon hands to clients. Its seals forbid every
+    write, truncation and growth, by anyone (the daemon's own uid included), for its whole
+    life; the memory lives until the last holder (lease, client mapping, our fd) lets go.
+    ``name`` is a label: it shows in ``/proc/<pid>/maps`` as ``/memfd:<name> (deleted)``."""
 
     name: str
     digest: str
     fd: int
     size: int
-    linked: bool = True
-    leases: int = 0
-
-    def unlink(self) -> None:
-        if self.linked:
-            self.linked = False
-            with contextlib.suppress(posix_ipc.ExistentialError):
-                posix_ipc.unlink_shared_memory(self.name)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -74,79 +70,80 @@ class Segment:
         return mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ, flags=mmap.MAP_SHARED)
 
 
+SEALED = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
+
+
 def segment_name(prefix: str, digest: str) -> str:
-    return f"/{prefix}-{digest[:32]}"
+    return f"{prefix}-{digest[:32]}"
 
 
 def create_segment(
     name: str, digest: str, size: int, fill: Callable[[memoryview], None]
 ) -> Segment:
-    """Create segment ``name`` (mode 0600 whatever the umask, exclusively), fill it, verify
-    it, and return it with a read-only descriptor. On any failure the segment is unlinked."""
+    """Create a memfd labelled ``name``, fill it, verify it, seal it, and return it with a
+    read-only descriptor. Nothing is left on failure (a memfd has no name to leak).
+
+    The size is fixed (shrink and grow sealed) before the first byte is written, so nobody can
+    truncate it under the fill (a SIGBUS in the daemon); writes are sealed once it is verified,
+    so nobody can change it after (``F_SEAL_WRITE`` also forbids writable shared mappings)."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
-        shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=size)
-    except posix_ipc.ExistentialError:
-        # a stale segment by this name (a crashed fill); it was never adopted, so replace it
-        posix_ipc.unlink_shared_memory(name)
-        shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=size)
-    ro_fd = -1
+        # Reserve the pages now: out of memory fails here with ENOSPC/ENOMEM (the image is
+        # served from the page cache), where writing into a sparse segment would SIGBUS.
+        os.posix_fallocate(fd, 0, size)
+        os.fchmod(fd, 0o600)  # a memfd is 0777: others could reopen a descriptor they get
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+        fill_verified(fd, size, digest, fill)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALED)  # EBUSY while a writable mapping lives
+        ro_fd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(fd)
+    return Segment(name, digest, ro_fd, size)
+
+
+def sealed(fd: int) -> bool:
+    """Is ``fd`` a memfd nobody can write, truncate or grow?"""
     try:
-        os.fchmod(shm.fd, 0o600)  # shm_open applies the umask; the mode must not depend on it
-        # Reserve the pages now: on a full /dev/shm this fails with ENOSPC (answered "busy"),
-        # where writing into a sparse segment would kill the daemon with SIGBUS.
-        if size:
-            os.posix_fallocate(shm.fd, 0, size)
-        # the read-only descriptor is taken now, while the name is surely ours, and checked to
-        # be the same object: never reopened by name after the fill
-        ro_fd = posix_ipc.SharedMemory(name, read_only=True).fd
-        _same_file(shm.fd, ro_fd, name)
-        fill_verified(shm.fd, size, digest, fill)
-        shm.close_fd()
-        segment = Segment(name, digest, ro_fd, size)
-        ro_fd = -1
-        return segment
-    except BaseException:
-        with contextlib.suppress(posix_ipc.ExistentialError):
-            if _still_ours(name, ro_fd if ro_fd >= 0 else shm.fd):
-                posix_ipc.unlink_shared_memory(name)
-        if shm.fd >= 0:
-            shm.close_fd()
-        if ro_fd >= 0:
-            os.close(ro_fd)
-        raise
+        return fcntl.fcntl(fd, fcntl.F_GET_SEALS) & SEALED == SEALED
+    except OSError:
+        return False
 
 
 def fill_verified(fd: int, size: int, digest: str, fill: Callable[[memoryview], None]) -> None:
-    """Map ``size`` bytes of ``fd`` writable, fill them, verify them (ImageError), unmap."""
-    mapped = mmap.mmap(fd, size)
+    """Map ``size`` bytes of ``fd`` writable, fill them, verify them (ImageError), unmap.
+    ``fd`` must be one nobody else can truncate (a sealed memfd): see ``filled``."""
+    _fill_map(mmap.mmap(fd, size), digest, fill)
+
+
+def filled(size: int, digest: str, fill: Callable[[memoryview], None]) -> mmap.mmap:
+    """Anonymous memory of ``size`` bytes, filled and verified; the caller closes it. For
+    bytes bound for a file: a file is never mapped, since whoever can truncate it would kill
+    the daemon with SIGBUS."""
+    mapped = mmap.mmap(-1, size)
+    try:
+        _fill_map(mapped, digest, fill, close=False)
+    except BaseException:
+        _close_map(mapped)
+        raise
+    return mapped
+
+
+def _fill_map(
+    mapped: mmap.mmap, digest: str, fill: Callable[[memoryview], None], *, close: bool = True
+) -> None:
     view = memoryview(mapped)
     try:
         fill(view)
         verify(view, digest)
+    except BaseException as exc:
+        # the failed frames' locals (an Image, a cast view) would keep the memory mapped for
+        # as long as anyone keeps the exception: let go of them now
+        traceback.clear_frames(exc.__traceback__)
+        raise
     finally:
         view.release()
-        _close_map(mapped)
-
-
-def _same_file(a: int, b: int, name: str) -> None:
-    sa, sb = os.fstat(a), os.fstat(b)
-    if (sa.st_dev, sa.st_ino) != (sb.st_dev, sb.st_ino):
-        raise OSError(errno.EEXIST, f"segment {name} was replaced while being created")
-
-
-def _still_ours(name: str, fd: int) -> bool:
-    """Does ``name`` still name the object behind ``fd``? (Unlink only our own segment.)"""
-    if fd < 0:
-        return True
-    try:
-        other = posix_ipc.SharedMemory(name, read_only=True)
-    except (posix_ipc.ExistentialError, posix_ipc.PermissionsError):
-        return False
-    try:
-        mine, theirs = os.fstat(fd), os.fstat(other.fd)
-        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
-    finally:
-        other.close_fd()
+        if close:
+            _close_map(mapped)
 
 
 def owned_privately(fd: int) -> bool:
@@ -180,87 +177,61 @@ def copy_from(path: Path) -> Callable[[memoryview], None]:
     return fill
 
 
-def adopt_segments(prefix: str, board: str) -> tuple[list[Segment], int]:
-    """Verify the segments a previous run of this instance left; unlink invalid ones.
-    Returns (adopted segments, number discarded).
-
-    Only names of exactly this instance's form (``<prefix>-<32 hex>``) are considered: a
-    daemon whose prefix is ``<prefix>-x`` is another instance, and its segments and board are
-    never touched. A segment not owned by us or open to others is left alone, never served.
-    """
-    adopted: list[Segment] = []
-    discarded = 0
+def remove_legacy_segments(prefix: str) -> int:
+    """Unlink what versions before sealed segments left in /dev/shm for this instance: names of
+    exactly this instance's form (``<prefix>-<32 hex>``, ``<prefix>-board``), owned by us and
+    closed to everyone else (so created by a daemon of ours). Returns how many."""
     if not SHM_DIR.is_dir():
-        return adopted, discarded
-    pattern = re.compile(re.escape(prefix) + r"-([0-9a-f]{32})")
+        return 0
+    pattern = re.compile(re.escape(prefix) + r"-(?:[0-9a-f]{32}|board)")
+    removed = 0
     for entry in sorted(SHM_DIR.iterdir()):
-        match = pattern.fullmatch(entry.name)
-        if match is None or f"/{entry.name}" == board:
+        if pattern.fullmatch(entry.name) is None:
             continue
-        name = f"/{entry.name}"
-        stub = match[1]
         try:
-            shm = posix_ipc.SharedMemory(name, read_only=True)
+            shm = posix_ipc.SharedMemory(f"/{entry.name}", read_only=True)
         except (posix_ipc.ExistentialError, posix_ipc.PermissionsError):
             continue
-        if not owned_privately(shm.fd):
-            shm.close_fd()
-            discarded += 1
-            continue
-        size = os.fstat(shm.fd).st_size
         try:
-            if size < HEADER_SIZE:
-                raise ChecksumError("shorter than an image header")
-            mapped = mmap.mmap(shm.fd, size, prot=mmap.PROT_READ)
-            try:
-                image = Image(mapped)
-                image.verify()
-                del image
-                digest = hashlib.sha256(mapped).hexdigest()
-            finally:
-                _close_map(mapped)
-            if not digest.startswith(stub):
-                raise ChecksumError("contents do not match the name")
-        except Exception:
+            if not owned_privately(shm.fd):
+                continue
+        finally:
             shm.close_fd()
-            discarded += 1
-            with contextlib.suppress(posix_ipc.ExistentialError):
-                posix_ipc.unlink_shared_memory(name)
-            continue
-        adopted.append(Segment(name, digest, shm.fd, size))
-    return adopted, discarded
+        with contextlib.suppress(posix_ipc.ExistentialError):
+            posix_ipc.unlink_shared_memory(f"/{entry.name}")
+            removed += 1
+    return removed
 
 
 class Board:
     """The 4096-byte page clients map read-only (docs/protocol.md, "The board"): the catalog
-    generation at bytes 8..15, the pressure counter at bytes 16..23."""
+    generation at bytes 8..15, the pressure counter at bytes 16..23.
+
+    A memfd whose size is sealed, so nobody can truncate it under a reader (SIGBUS). The
+    daemon's uid could still reopen it writable and scribble on it, so every reader takes any
+    value as it is: the counters are compared for change only, and wrap. The generation starts
+    at a random value, so clients of a previous run notice the restart."""
 
     def __init__(self, prefix: str) -> None:
-        self.name = f"/{prefix}-board"
-        try:  # a previous run's board: keep counting, so its clients notice the restart
-            shm = posix_ipc.SharedMemory(self.name)
-            if os.fstat(shm.fd).st_size != BOARD_SIZE or not owned_privately(shm.fd):
-                shm.close_fd()
-                raise ValueError("wrong size, owner or mode")
-        except (posix_ipc.ExistentialError, ValueError):
-            with contextlib.suppress(posix_ipc.ExistentialError):
-                posix_ipc.unlink_shared_memory(self.name)
-            shm = posix_ipc.SharedMemory(self.name, posix_ipc.O_CREX, mode=0o600, size=BOARD_SIZE)
-            os.fchmod(shm.fd, 0o600)  # independent of the umask
-        self._map = mmap.mmap(shm.fd, BOARD_SIZE)
-        shm.close_fd()
-        self.generation = self.pressure = 0
-        if self._map[: len(BOARD_MAGIC)] == BOARD_MAGIC:
-            self.generation, self.pressure = BOARD_COUNTERS.unpack_from(self._map, len(BOARD_MAGIC))
+        fd = os.memfd_create(f"{prefix}-board", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            os.posix_fallocate(fd, 0, BOARD_SIZE)
+            os.fchmod(fd, 0o600)  # a memfd is 0777: clients of other uids must not reopen it
+            seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+            self._map = mmap.mmap(fd, BOARD_SIZE)
+            self.fd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(fd)
+        self.generation = secrets.randbits(63)
+        self.pressure = 0
         self._map[: len(BOARD_MAGIC)] = BOARD_MAGIC
-        self.fd = posix_ipc.SharedMemory(self.name, read_only=True).fd
-        self.bump()
+        self._write()
 
     def _write(self) -> None:
         BOARD_COUNTERS.pack_into(self._map, len(BOARD_MAGIC), self.generation, self.pressure)
 
     def bump(self) -> int:
-        # wraps instead of overflowing: any value a previous run left must not crash us
         self.generation = (self.generation + 1) & _U64
         self._write()
         return self.generation
@@ -272,10 +243,7 @@ class Board:
         self._write()
         return self.pressure
 
-    def close(self, *, unlink: bool) -> None:
-        if unlink:
-            with contextlib.suppress(posix_ipc.ExistentialError):
-                posix_ipc.unlink_shared_memory(self.name)
+    def close(self) -> None:
         self._map.close()
         os.close(self.fd)
 
@@ -319,19 +287,71 @@ class Reaper:
             thread.join(timeout)
 
 
+class ForeignDirectory(OSError):
+    """``cache_dir`` holds files the daemon did not create: it is not ours to clean."""
+
+
+CACHE_MARKER = ".modelshelfd-cache"
+_LOCK_NAME = "lock"  # the server's lock file (in a marked directory since the marker exists)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TMP_NAME = re.compile(r"[0-9a-f]{64}\.(\d+\.[0-9a-f]{8}|[0-9a-f]{8}\.evicted)")
+
+
 class Disk:
     """L2: ``cache_dir/images/<digest>`` files, written to ``cache_dir/tmp`` then renamed.
 
     Files are not fsynced: L2 is a cache, a file is renamed into place only once complete, and
     a file a previous run left is verified (length, structure, SHA-256) before it is served or
-    promoted, so one damaged by a power loss is discarded and fetched again."""
+    promoted, so one damaged by a power loss is discarded and fetched again.
+
+    The daemon deletes files in ``cache_dir`` (strays, evicted copies), so it only ever uses a
+    directory it marked as its own (``CACHE_MARKER``): one it created, found empty, or found
+    holding nothing but an earlier daemon's layout. Any other directory is refused
+    (``ForeignDirectory``), and nothing in it is touched."""
 
     def __init__(self, cache_dir: str) -> None:
         self.root = Path(cache_dir)
         self.images = self.root / "images"
         self.tmp = self.root / "tmp"
-        for d in (self.root, self.images, self.tmp):
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.marker = self.root / CACHE_MARKER
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self.marker.is_file():
+            self._claim()
+        for d in (self.images, self.tmp):
+            d.mkdir(mode=0o700, exist_ok=True)
+
+    def _claim(self) -> None:
+        """Mark ``root`` as ours if nothing in it can be anyone else's; else refuse."""
+        foreign = [p.name for p in self.root.iterdir() if not self._ours(p)]
+        if foreign:
+            shown = ", ".join(sorted(foreign)[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise ForeignDirectory(
+                f"cache_dir {self.root} holds files modelshelfd did not create ({shown}) and "
+                f"no {CACHE_MARKER} marker; the daemon deletes files in its cache directory, so "
+                "it will not use this one: point cache_dir at a new or empty directory (nothing "
+                "here was changed)"
+            )
+        try:
+            fd = os.open(self.marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return  # a daemon starting at the same time marked it (its lock decides who runs)
+        try:
+            os.write(fd, b"modelshelfd owns this directory and deletes files in it\n")
+        finally:
+            os.close(fd)
+        log.info("cache_dir %s marked as the daemon's (%s)", self.root, CACHE_MARKER)
+
+    def _ours(self, path: Path) -> bool:
+        """The lock file, or an earlier daemon's images/ and tmp/ holding only its names (or
+        the lost+found of a filesystem mounted there: the daemon never deletes at the top)."""
+        if path.name == _LOCK_NAME and path.is_file() and not path.is_symlink():
+            return True
+        if path.name == "lost+found" and os.path.ismount(self.root):
+            return True
+        pattern = {"images": _HEX64, "tmp": _TMP_NAME}.get(path.name)
+        if pattern is None or path.is_symlink() or not path.is_dir():
+            return False
+        return all(pattern.fullmatch(f.name) and f.is_file() for f in path.iterdir())
 
     def path(self, digest: str) -> Path:
         return self.images / digest
@@ -339,6 +359,8 @@ class Disk:
     def scan(self) -> tuple[dict[str, int], int]:
         """Files a previous run left: {digest: size}; temp files and strays are deleted.
         Contents are verified when a file is promoted to L1, before anyone sees it."""
+        if not self.marker.is_file():  # never delete in a directory that is not marked ours
+            raise ForeignDirectory(f"cache_dir {self.root} lost its {CACHE_MARKER} marker")
         removed = 0
         for stray in self.tmp.iterdir():
             stray.unlink(missing_ok=True)
@@ -353,8 +375,8 @@ class Disk:
         return found, removed
 
     def write(self, digest: str, data: memoryview) -> None:
-        """Write verified bytes atomically: temp file, fsync, rename, fsync the directory. On
-        failure (ENOSPC, EFBIG, ...) no temp file is left and the error propagates."""
+        """Write verified bytes atomically: temp file, rename. On failure (ENOSPC, EFBIG, ...)
+        no temp file is left and the error propagates."""
 
         def copy(fd: int) -> None:
             pos = 0
@@ -364,15 +386,14 @@ class Disk:
         self._atomically(digest, copy)
 
     def create(self, digest: str, size: int, fill: Callable[[memoryview], None]) -> None:
-        """Fill a new file of ``size`` bytes through a mapping (the store writes straight into
-        it), verify it, and rename it into place; nothing is left behind on failure."""
-
-        def fill_and_verify(fd: int) -> None:
-            if size:
-                os.posix_fallocate(fd, 0, size)  # ENOSPC now, never SIGBUS while filling
-            fill_verified(fd, size, digest, fill)
-
-        self._atomically(digest, fill_and_verify)
+        """Fill ``size`` bytes (the store writes into anonymous memory), verify them, and write
+        them to a new file renamed into place; nothing is left behind on failure."""
+        mapped = filled(size, digest, fill)
+        try:
+            with memoryview(mapped) as view:
+                self.write(digest, view)
+        finally:
+            _close_map(mapped)
 
     def _atomically(self, digest: str, write: Callable[[int], None]) -> None:
         tmp = self.tmp / f"{digest}.{os.getpid()}.{secrets.token_hex(4)}"
@@ -392,19 +413,9 @@ class Disk:
         return os.open(self.path(digest), os.O_RDONLY | os.O_CLOEXEC)
 
     def verify(self, digest: str, size: int) -> None:
-        """Check a file a previous run left (length, structure, checksums) before serving it."""
-        fd = self.open(digest)
-        try:
-            actual = os.fstat(fd).st_size
-            if actual != size:
-                raise ChecksumError(f"{self.path(digest)}: {actual} bytes, the image has {size}")
-            mapped = mmap.mmap(fd, size, prot=mmap.PROT_READ)
-            try:
-                verify(mapped, digest)
-            finally:
-                _close_map(mapped)
-        finally:
-            os.close(fd)
+        """Check a file a previous run left (length, structure, checksums) before serving it.
+        It is read (never mapped: a truncation under a mapping would be a SIGBUS)."""
+        _close_map(filled(size, digest, copy_from(self.path(digest))))
 
     def remove(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)

@@ -1,29 +1,27 @@
 """Tiers as objects: each tier accounts for its own copies, bytes, leases and evictions.
 
     Tier            budget, reserve/unreserve, add/adopt, lease/release, evict, describe
-    ├── SharedMemory    L1: POSIX shared-memory segments (resident; handed out read-only)
+    ├── SharedMemory    L1: sealed memfd segments (resident; handed out read-only)
     └── PageCache       L2: verified image files in cache_dir/images, handed out read-only
                         when shared memory cannot take an image (the kernel's page cache)
 
 A tier's ``used`` bytes are its resident copies, its retired copies (evicted while leased:
 their memory or disk blocks live until the last lease ends) and its reservations (copies being
-filled), each counted by what it really occupies: whole pages (``cost``), as /dev/shm and the
-page cache do. ``used`` changes in exactly three places: ``reserve``/``unreserve``, ``adopt``
+filled), each counted by what it really occupies: whole pages (``cost``), as shared memory and
+the page cache do. ``used`` changes in exactly three places: ``reserve``/``unreserve``, ``adopt``
 and ``_free``. The policy only orders victims; the tier evicts them. Nothing here blocks except
 closing descriptors and unlinking names; filling copies happens in the shelf's threads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import mmap
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import posix_ipc
 
 from .policy import Candidate, Policy
 from .storage import Disk, Reaper, Segment
@@ -41,11 +39,12 @@ class TierFull(Exception):
     """A tier cannot take ``size`` more bytes: the image is larger than its budget, or what it
     holds is leased, pinned or being read (``leased`` True: clients could free room)."""
 
-    def __init__(self, tier: Tier, size: int, *, leased: bool) -> None:
+    def __init__(self, tier: Tier, size: int, *, leased: bool, why: str = "") -> None:
         # cheap on purpose: raised on every reservation that fails, and caught by the fetcher,
         # which words the refusal a client sees (with the leased bytes) only when it refuses
         self.tier, self.size, self.leased = tier.name, size, leased
-        why = "full of leased, pinned or busy copies" if leased else "smaller than the image"
+        if not why:
+            why = "full of leased, pinned or busy copies" if leased else "smaller than the image"
         super().__init__(f"{tier.name.upper()} is {why}: cannot place {size} bytes")
 
 
@@ -69,6 +68,7 @@ class Copy:
 
 Usage = Callable[[str], tuple[float, int]]  # digest -> (last use, hits)
 PAGE = mmap.PAGESIZE
+SYNC_CLOSE_BYTES = 1 << 20  # smaller segments are freed on the loop, larger ones by the reaper
 
 
 def cost(size: int) -> int:
@@ -90,6 +90,8 @@ class Tier(ABC):
         reaper: Reaper,
     ) -> None:
         self.budget = budget
+        self.max_copies = 1 << 62  # L1: each segment is a descriptor (machine.py sets it)
+        self.pending = 0  # copies being filled in reserved room
         self.reaper = reaper
         self.policy = policy
         self.clock = clock
@@ -109,16 +111,26 @@ class Tier(ABC):
         if need > self.budget:
             raise TierFull(self, size, leased=False)
         self._make_room(self.used + need - self.budget)
+        if self._count() >= self.max_copies:
+            self._make_room(1)  # one victim, whatever its size
         if self.used + need > self.budget:
             raise TierFull(self, size, leased=True)
+        if self._count() >= self.max_copies:
+            raise TierFull(self, size, leased=True, why=f"at its {self.max_copies} descriptors")
         self.used += need
+        self.pending += 1
 
     def unreserve(self, size: int) -> None:
         self.used -= cost(size)
+        self.pending -= 1
 
     def add(self, copy: Copy) -> None:
         """A filled copy whose bytes were reserved."""
         self.copies[copy.digest] = copy
+        self.pending -= 1
+
+    def _count(self) -> int:
+        return len(self.copies) + len(self.retired) + self.pending
 
     def adopt(self, copy: Copy) -> None:
         """A copy a previous run left; call ``shrink`` once all are adopted."""
@@ -183,7 +195,7 @@ class Tier(ABC):
 
     def close(self) -> None:
         """Close every descriptor (the daemon stops); what is linked stays for the next run
-        only where the tier persists (L2), segments are unlinked (mappings stay valid)."""
+        only where the tier persists (L2); segments end with their last mapping."""
         for copy in [*self.copies.values(), *self.retired]:
             self._close(copy)
 
@@ -243,18 +255,16 @@ class SharedMemory(Tier):
         pass
 
     def _unlink(self, copy: Copy) -> None:
-        with contextlib.suppress(posix_ipc.ExistentialError):
-            posix_ipc.unlink_shared_memory(copy.name)
+        pass  # a sealed memfd has no name: no one new reaches it once the tier forgets it
 
     def _close(self, copy: Copy) -> None:
-        if copy.fd >= 0:
+        if copy.fd < 0:
+            return
+        if copy.size <= SYNC_CLOSE_BYTES:
+            os.close(copy.fd)  # freed now, as counted: microseconds for a few pages
+        else:
             self.reaper.close(copy.fd)  # the last close frees the pages: not on the loop
-            copy.fd = -1
-
-    def close(self) -> None:
-        for copy in self.copies.values():
-            self._unlink(copy)
-        super().close()
+        copy.fd = -1
 
 
 class PageCache(Tier):

@@ -4,13 +4,14 @@ evict, rm; and who may use it."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from modelshelf.admin import AdminConnection
-from modelshelf.errors import AccessDenied, ModelNotFound
+from modelshelf.errors import AccessDenied, ModelNotFound, ShelfError
 from modelshelf.store import Store
 from modelshelfd.tiers import cost
 
@@ -24,7 +25,11 @@ def cli(daemon: Daemon, *args: str, check: bool = True) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         check=check,
-        env={"MODELSHELF_ADMIN_SOCKET": daemon.admin_socket, "PATH": "/usr/bin:/bin"},
+        env={
+            "MODELSHELF_ADMIN_SOCKET": daemon.admin_socket,
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # the code under test, not a copy
+        },
     )
 
 
@@ -51,7 +56,10 @@ def test_cli_commands(shelf: Shelf, images: Images) -> None:
     stats = json.loads(cli(daemon, "stats", "--json").stdout)["counters"]
     assert stats["l1_evictions"] == 1 and stats["l3_fetches"] == 2
     assert "l3_fetches" in cli(daemon, "stats").stdout
-    assert "removed=[1]" in cli(daemon, "rm", "ns/lr").stdout
+    refused = cli(daemon, "rm", "ns/lr", check=False)  # every version: not without --yes
+    assert refused.returncode == 2 and "--yes to remove them all" in refused.stderr
+    assert store.versions("ns", "lr") == [1]
+    assert "removed=[1]" in cli(daemon, "rm", "ns/lr", "--yes").stdout
     assert store.versions("ns", "lr") == []
     with pytest.raises(ModelNotFound) as err:
         daemon.client().model("ns/lr")
@@ -166,3 +174,28 @@ def test_publish_through_the_daemon_is_bounded(shelf: Shelf, images: Images) -> 
             assert admin.request({"op": "publish", "model": "ns/p"}, (fd,))["version"] == 1
     finally:
         os.close(fd)
+
+
+def test_admin_requests_are_logged_with_the_callers_uid_and_pid(
+    shelf: Shelf, images: Images
+) -> None:
+    """Every admin request, refused ones too, leaves one line naming the caller (SO_PEERCRED)
+    and the outcome (issue 9, point 17)."""
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(log_level="INFO")
+    who = f"by uid {os.getuid()} (pid {os.getpid()})"
+    daemon.admin("prefetch", model="ns/lr")
+    daemon.admin("evict", model="ns/lr", tier="all")
+    with pytest.raises(ShelfError, match="all"):
+        daemon.admin("rm", model="ns/lr")  # the whole model, without "all": refused
+    daemon.admin("rm", model="ns/lr@1")
+    daemon.admin("status")  # a read: logged at DEBUG only
+    logs = daemon.logs()
+    for line in (
+        f"modelshelfd.audit: prefetch 'ns/lr' {who}: ok, version 1",
+        f"modelshelfd.audit: evict 'ns/lr' {who}: ok, version 1, tiers ['l1', 'l2']",
+        f"modelshelfd.audit: rm 'ns/lr' {who}: refused [bad_request]",
+        f"modelshelfd.audit: rm 'ns/lr@1' {who}: ok, removed [1]",
+    ):
+        assert line in logs, line
+    assert "audit: status" not in logs

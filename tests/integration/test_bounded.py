@@ -21,7 +21,7 @@ import modelshelf
 from modelshelf.store import RefInfo, Store
 from modelshelfd.tiers import cost
 
-from .conftest import SHM, Daemon, Shelf, wait_for
+from .conftest import Daemon, Shelf, wait_for
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,10 @@ sys.stdin.readline()
 
 def _mapped_images(pid: int, daemon: Daemon) -> dict[str, int]:
     """The images a process maps right now, from /proc/<pid>/maps: {digest prefix: mappings}.
-    Segments are /dev/shm/<prefix>-<32 hex>; page-cache files are <cache>/images/<digest>."""
+    Segments are memfds labelled <prefix>-<32 hex>; page-cache files are <cache>/images/<digest>."""
     found: dict[str, int] = {}
     pattern = re.compile(
-        rf"(?:{re.escape(str(SHM))}/{re.escape(daemon.prefix)}-|"
+        rf"(?:/memfd:{re.escape(daemon.prefix)}-|"
         rf"{re.escape(str(daemon.cache_dir))}/images/)([0-9a-f]{{32}})"
     )
     seen: set[str] = set()
@@ -127,7 +127,7 @@ def _mapped_images(pid: int, daemon: Daemon) -> dict[str, int]:
 
 
 class _Watch:
-    """Samples the daemon's L1 bytes and its /dev/shm footprint while a test runs."""
+    """Samples the daemon's L1 bytes and its segments' real footprint while a test runs."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon, self.max_l1, self.max_shm = daemon, 0, 0
@@ -139,10 +139,13 @@ class _Watch:
         while not self._stop.wait(0.02):
             self.max_l1 = max(self.max_l1, self.daemon.admin("status")["l1"]["bytes"])
             shm = 0
-            for name in self.daemon.segments():
-                if not name.endswith("-board"):
-                    with contextlib.suppress(FileNotFoundError):  # evicted meanwhile
-                        shm += (SHM / name).stat().st_blocks * 512
+            seen = set()  # one segment may be open more than once (a fill, a mapping)
+            for _, path in self.daemon.segment_fds():
+                with contextlib.suppress(FileNotFoundError):  # evicted meanwhile
+                    st = path.stat()
+                    if st.st_ino not in seen:
+                        seen.add(st.st_ino)
+                        shm += st.st_blocks * 512
             self.max_shm = max(self.max_shm, shm)
 
     def stop(self) -> None:
@@ -152,7 +155,7 @@ class _Watch:
 
 def test_many_models_through_small_budgets(shelf: Shelf, catalog: Catalog, tmp_path) -> None:
     """Three workers touch many more models than L1 (20% of the catalog) or L2 (50%) hold:
-    every request is answered, exactly; L1 and /dev/shm stay within budget; each worker holds
+    every request is answered, exactly; L1 and the segments stay within budget; each worker holds
     within its own budget; the daemon's leases match what each process maps, and end when the
     worker drops its models while still connected."""
     l1, l2 = catalog.total // 5, catalog.total // 2
@@ -336,3 +339,49 @@ def test_an_l2_file_removed_while_mapped(shelf: Shelf, catalog: Catalog) -> None
     client.release(name)
     wait_for(lambda: daemon.admin("status")["l2"]["bytes"] == 0, what="the retired file freed")
     assert daemon.admin("status")["l2"]["retired"] == 0
+
+
+def test_a_tenant_at_its_share_leaves_room_for_the_others(shelf: Shelf, tmp_path: Path) -> None:
+    """Tenant "greedy" holds as many models as it can in one process; with shares of half of
+    each tier it is refused once past both (naming itself), and tenant "calm", in another
+    process, is still served. Without shares, "greedy" would lease both tiers full and "calm"
+    would be refused."""
+    store = Store(shelf.store)
+    size = 0
+    for base, ns in ((0, "greedy"), (100, "calm")):  # distinct images: no digest is shared
+        for i in range(20):
+            tensors = {"w": np.full(6000, base + i, dtype=np.float64)}
+            size = cost(store.publish(ns, f"m{i}", modelshelf.compile_tensors(tensors)).size)
+    rule = {"uids": [0], "l1_share": 0.5, "l2_share": 0.5}
+    daemon = shelf.make(
+        l1_bytes=8 * size, l2_bytes=8 * size, namespaces={"greedy": rule, "calm": {"uids": [0]}}
+    )
+    greedy = shelf.start_client(
+        daemon.socket,
+        f"""
+        from modelshelf.errors import ShelfBusy
+        client = Client({daemon.socket!r}, max_held_models=100)
+        """,
+        after="""
+        held, refusal = [], ""
+        for i in range(20):
+            try:
+                held.append(client.model(f"greedy/m{i}"))
+            except ShelfBusy as exc:
+                refusal = str(exc)
+                break
+        print(len(held), refusal, flush=True)
+        sys.stdin.readline()
+        """,
+    )
+    _say(greedy)
+    assert greedy.stdout is not None
+    count, _, refusal = greedy.stdout.readline().strip().partition(" ")
+    assert int(count) == 8 and "namespace 'greedy' holds its share" in refusal
+    calm = daemon.client()
+    for i in range(4):
+        assert calm.tensors(f"calm/m{i}")["w"][0] == 100 + i
+    status = daemon.admin("status")
+    assert status["namespaces"]["greedy"]["l1"]["leased_bytes"] == 4 * size
+    assert daemon.stats()["share_fallbacks"] == 4
+    assert status["namespaces"]["greedy"]["l2"]["leased_bytes"] == 4 * size

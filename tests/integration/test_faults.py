@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 
 import modelshelf
 from modelshelf import wire as _wire
+from modelshelf.client import Client
 from modelshelf.errors import AccessDenied, InvalidModelName, ShelfError, StoreError
 from modelshelf.store import Store
 
@@ -289,10 +292,9 @@ def _small_dev_shm() -> None:
         raise OSError(ctypes.get_errno(), "mount a small /dev/shm")
 
 
-def test_dev_shm_full_serves_from_disk_not_a_crash(shelf: Shelf, images: Images) -> None:
-    """An image larger than what /dev/shm can hold fails to get its pages (they are reserved
-    before they are written, never SIGBUS); the daemon survives, says so, and serves the image
-    from its local-disk tier instead."""
+def test_a_tiny_dev_shm_does_not_limit_l1(shelf: Shelf, images: Images) -> None:
+    """L1 segments are memfds, not /dev/shm files: the 64 MiB /dev/shm of a container (1 MiB
+    here) neither fills nor limits L1; nothing of the daemon's appears in it."""
     blob = images.bytes("blob4m")
     Store(shelf.store).publish("ns", "blob", blob)
     Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
@@ -303,10 +305,81 @@ def test_dev_shm_full_serves_from_disk_not_a_crash(shelf: Shelf, images: Images)
     expected = modelshelf.load(blob).tensors
     for name, array in expected.items():
         np.testing.assert_array_equal(tensors[name], array)
-    assert daemon.proc is not None and daemon.proc.poll() is None
-    assert daemon.stats()["shm_errors"] == 1 and daemon.stats()["served_page_cache"] == 1
-    assert "cannot place image" in daemon.logs()
     assert client.model("ns/lr").predict(images.X).shape == (16,)
+    status = daemon.admin("status")
+    assert status["l1"]["count"] == 2 and status["l1"]["bytes"] >= len(blob)
+    assert daemon.stats()["shm_errors"] == 0 and daemon.segments()
+
+
+def _memory_cgroup(tmp: Path, limit: int) -> tuple[Path, Callable[[], None]]:
+    """A real memory cgroup of ``limit`` bytes (v2 where the machine has it, else v1) and a
+    preexec that moves the daemon into it."""
+    v2 = Path("/sys/fs/cgroup")
+    if not (v2 / "cgroup.controllers").exists():
+        v2 = Path("/sys/fs/cgroup/unified")
+    if (v2 / "cgroup.controllers").exists() and "memory" in (
+        v2 / "cgroup.subtree_control"
+    ).read_text():
+        group, limit_file = v2 / f"mst-{tmp.name[-12:]}", "memory.max"
+    else:
+        group, limit_file = (
+            Path(f"/sys/fs/cgroup/memory/mst-{tmp.name[-12:]}"),
+            "memory.limit_in_bytes",
+        )
+    group.mkdir()
+    (group / limit_file).write_text(str(limit))
+
+    def preexec() -> None:
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    return group, preexec
+
+
+def test_l1_stays_below_the_daemons_memory_limit(shelf: Shelf, images: Images) -> None:
+    """In a cgroup of 512 MiB, an l1_bytes of 4 GiB would end in the OOM killer: the daemon
+    says so and keeps L1 below the limit."""
+    group, preexec = _memory_cgroup(shelf.tmp, 512 << 20)
+    try:
+        daemon = shelf.make(preexec=preexec, l1_bytes=4 << 30)
+        assert daemon.admin("status")["l1"]["budget"] == int((512 << 20) * 0.75)
+        assert "l1_bytes is 4294967296 bytes but this daemon may use 536870912 bytes" in (
+            daemon.logs()
+        )
+        Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+        assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)
+        daemon.stop()
+    finally:
+        group.rmdir()
+
+
+def _descriptors(limit: int) -> Callable[[], None]:
+    def preexec() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return preexec
+
+
+def test_a_low_descriptor_limit_bounds_l1_and_every_model_is_served(
+    shelf: Shelf, images: Images
+) -> None:
+    """With ``nofile`` 96 (each L1 segment is a descriptor) the daemon says at start how many
+    segments it keeps, evicts by count as well as by bytes, and serves many more models than
+    that without running out of descriptors."""
+    store = Store(shelf.store)
+    store.publish("ns", "lr", images.bytes("logreg"))
+    for i in range(100):
+        store.publish("ns", f"t{i}", modelshelf.compile_tensors({"w": np.full(64, float(i))}))
+    daemon = shelf.make(preexec=_descriptors(96))
+    assert "the descriptor limit (96) leaves little room" in daemon.logs()
+    client = Client(daemon.socket, max_held_models=2)
+    for i in range(100):
+        np.testing.assert_array_equal(client.tensors(f"ns/t{i}")["w"], np.full(64, float(i)))
+    assert client.model("ns/lr").predict(images.X).shape == (16,)
+    status = daemon.admin("status")
+    assert status["l1"]["count"] <= 16 and status["l1"]["evictions"] > 0
+    assert daemon.proc is not None
+    assert len(os.listdir(f"/proc/{daemon.proc.pid}/fd")) < 96
+    client.close()
 
 
 def test_hostile_release_lists_are_bounded_and_never_release_what_is_not_theirs(

@@ -20,7 +20,7 @@ from modelshelf import wire as _wire
 from modelshelf.admin import AdminConnection
 from modelshelf.store import Store
 
-from .conftest import SHM, Images, Shelf, raw_connect, wait_for
+from .conftest import Images, Shelf, raw_connect, wait_for
 
 
 def _hello(sock) -> None:
@@ -99,8 +99,8 @@ def test_descriptors_are_read_only_private_and_never_leak(shelf: Shelf, images: 
     assert stat.S_IMODE(os.fstat(fds[0]).st_mode) == 0o600
     _wire.close_fds(fds)
     sock.close()
-    for segment in daemon.segments():
-        assert stat.S_IMODE((SHM / segment).stat().st_mode) == 0o600, segment
+    for label, path in daemon.segment_fds():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, label
     assert daemon.proc is not None
     daemon_fds = Path(f"/proc/{daemon.proc.pid}/fd")
     client = modelshelf.client.Client(daemon.socket)

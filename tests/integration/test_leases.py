@@ -164,7 +164,7 @@ def test_client_cache_and_release(shelf: Shelf, images: Images) -> None:
     assert client.model("ns/lr") is m
     # the board moving (a catalog change) costs one round trip, the same object comes back
     Store(shelf.store).publish("ns", "other", images.bytes("ridge"))
-    daemon.admin("rm", model="ns/other")  # bumps the generation right away
+    daemon.admin("rm", model="ns/other", all=True)  # bumps the generation right away
     assert client.model("ns/lr") is m
     assert daemon.admin("status")["leases"] == 1  # "have": no second lease taken
     assert set(client.tensors("ns/lr")) == set(m.tensors)

@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import modelshelf
+from modelshelf.errors import ModelNotFound
 from modelshelf.store import Store
 
-from .conftest import Images, Shelf, run_client
+from .conftest import Images, Shelf, run_client, wait_for
 
 PREDICT = """
 m = client.model(sys.argv[1] if len(sys.argv) > 1 else MODEL)
@@ -105,7 +107,7 @@ def test_tier_path_l3_l2_l1(shelf: Shelf, images: Images) -> None:
         images.bytes("ridge")
     )
     assert daemon.admin("evict", model="ns/ridge")["evicted"] is True
-    assert daemon.segments() == [f"{daemon.prefix}-board"]
+    wait_for(lambda: daemon.segments() == [], what="the segment's descriptor closed")
     assert daemon.admin("prefetch", model="ns/ridge")["tier"] == "l2"
     rows = daemon.admin("ls")["models"]
     assert [(r["models"], r["tiers"]) for r in rows] == [(["ns/ridge@1"], ["l1", "l2"])]
@@ -131,3 +133,47 @@ def test_large_image_is_fetched_in_parallel_ranges(shelf: Shelf, images: Images,
     expected = modelshelf.load(images.path("blob4m")).tensors
     np.testing.assert_array_equal(tensors["w"], expected["w"])
     assert daemon.stats()["bytes_fetched"] == len(images.bytes("blob4m"))
+
+
+def test_a_removed_version_is_never_served_again_nor_reused(shelf: Shelf, images: Images) -> None:
+    """``rm ns/m@2``: the daemon stops serving it, a client holding it finds out at its next
+    call (the generation moved), and the next publish is @3, never a new @2 (issue 9,
+    point 17). A removal made elsewhere is seen at the daemon's next poll."""
+    store = Store(shelf.store)
+    store.publish("ns", "m", images.bytes("logreg"))
+    store.publish("ns", "m", images.bytes("logreg_c"))
+    daemon = shelf.make(ref_poll_seconds=0.2)
+    client = daemon.client()
+    held = client.model("ns/m@2")
+    assert client.model("ns/m@2") is held and client.last_source == "held"
+    assert daemon.admin("rm", model="ns/m@2")["removed"] == [2]
+    with pytest.raises(ModelNotFound):
+        client.model("ns/m@2")
+    assert client.held()["models"] == 0  # dropped, not kept for later
+    with pytest.raises(ModelNotFound):
+        daemon.client().model("ns/m@2")  # a process that never held it
+    assert held.predict(images.X).shape == (16,)  # a mapping in use stays valid
+    assert store.publish("ns", "m", images.bytes("logreg_c")).version == 3
+    client.model("ns/m@3")
+    store.remove("ns", "m", 3)  # by another node: this daemon learns it from its poll
+
+    def gone() -> bool:
+        try:
+            client.model("ns/m@3")
+        except ModelNotFound:
+            return True
+        return False
+
+    wait_for(gone, what="ns/m@3 no longer served")
+    np.testing.assert_array_equal(
+        client.model("ns/m").predict_proba(images.X),
+        modelshelf.load(images.path("logreg")).predict_proba(images.X),
+    )
+
+
+def test_versions_are_never_reused_on_s3(images: Images, s3) -> None:
+    store = s3.store(s3.bucket())
+    assert [store.publish("ns", "m", images.bytes("logreg")).version for _ in "ab"] == [1, 2]
+    assert store.remove("ns", "m") == [1, 2]
+    assert store.publish("ns", "m", images.bytes("logreg")).version == 3
+    assert store.list_refs() == {"ns/m": [3]}

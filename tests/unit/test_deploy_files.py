@@ -143,9 +143,10 @@ def test_unit_runs_as_a_dedicated_user_in_the_directories_the_daemon_defaults_to
     monkeypatch.delenv("MODELSHELF_ADMIN_SOCKET", raising=False)
     assert _paths.default_admin_socket() == config.admin_socket
     assert 0 in config.admin_uids
-    # the client socket's directory must be reachable by other users; L1 must survive a crash
+    # the client socket's directory must be reachable by other users; L1 (sealed memfds)
+    # needs no device and no named IPC
     assert settings["RuntimeDirectoryMode"] == "0755"
-    assert settings["RemoveIPC"] == "no" and "PrivateDevices" not in settings
+    assert settings["PrivateDevices"] == "yes" and "RemoveIPC" not in settings
     assert settings["ExecStart"].split()[0].endswith("/modelshelfd")
     assert float(settings["TimeoutStopSec"]) > config.shutdown_timeout
 
@@ -194,13 +195,12 @@ def test_daemon_image_runs_as_10001_with_system_paths(monkeypatch: pytest.Monkey
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_compose_app_shares_the_daemons_ipc_namespace_and_socket_volume(
+def test_compose_app_shares_the_socket_volume_and_nothing_else(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     services = COMPOSE["services"]
     daemon, app = services["modelshelfd"], services["app"]
-    assert daemon["ipc"] == "shareable"
-    assert app["ipc"] in ("service:modelshelfd", "container:modelshelfd")
+    assert "ipc" not in daemon and "ipc" not in app  # descriptors cross IPC namespaces
     config = daemon_config(monkeypatch, {**IMAGE_ENV, **daemon["environment"]})
     socket_dir = str(Path(config.socket).parent)
     daemon_volumes = dict(v.split(":")[1::-1] for v in daemon["volumes"])  # path -> volume
@@ -211,7 +211,8 @@ def test_compose_app_shares_the_daemons_ipc_namespace_and_socket_volume(
     assert config.allowed("demo", uid, gid)  # publish.py publishes demo/*
     assert config.socket_mode & 0o006 == 0o006  # another uid may connect
     assert daemon_volumes[config.cache_dir] in COMPOSE["volumes"]  # L2 survives restarts
-    assert parse_size(daemon["shm_size"].upper()) > config.l1_bytes
+    assert "shm_size" not in daemon  # L1 is not in /dev/shm
+    assert parse_size(daemon["mem_limit"].upper()) * 0.75 >= config.l1_bytes
     assert app["depends_on"]["modelshelfd"]["condition"] == "service_healthy"
 
 
@@ -257,7 +258,7 @@ def test_daemonset_mounts_host_socket_dir_shm_and_cache(
 
     socket_dir = str(Path(config.socket).parent)
     assert host_path(socket_dir) == socket_dir
-    assert host_path("/dev/shm") == "/dev/shm"
+    assert "/dev/shm" not in mounts(daemon)  # L1 is sealed memfds
     assert host_path(config.cache_dir) == config.cache_dir
     # hostPath directories are root's: an init container hands them to the daemon's uid
     uid = spec["securityContext"]["runAsUser"]
@@ -281,7 +282,7 @@ def test_daemonset_mounts_host_socket_dir_shm_and_cache(
     assert config.socket_mode & 0o006 == 0o006
 
 
-def test_sidecar_shares_the_socket_dir_and_has_a_memory_backed_shm(
+def test_sidecar_shares_the_socket_dir_and_its_memory_limit_covers_l1(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spec = only(k8s("sidecar.yaml"), "Deployment")["spec"]["template"]["spec"]
@@ -303,9 +304,8 @@ def test_sidecar_shares_the_socket_dir_and_has_a_memory_backed_shm(
     # an emptyDir is world-writable: the daemon must create the socket's directory itself
     assert "emptyDir" in volumes[name] and Path(config.socket).parent != Path(path)
     assert mounts(app)[path]["name"] == name
-    shm = volumes[mounts(daemon)["/dev/shm"]["name"]]["emptyDir"]
-    assert shm["medium"] == "Memory" and memory_bytes(shm["sizeLimit"]) > config.l1_bytes
-    assert memory_bytes(daemon["resources"]["limits"]["memory"]) > config.l1_bytes
+    assert "/dev/shm" not in mounts(daemon)  # L1 is sealed memfds, charged to the container
+    assert memory_bytes(daemon["resources"]["limits"]["memory"]) * 0.75 >= config.l1_bytes
     for container in (daemon, app):  # one uid for both: the daemon's defaults let it in
         assert "runAsUser" not in container.get("securityContext", {})
     assert spec["securityContext"]["runAsUser"] > 0

@@ -4,6 +4,12 @@ error translation."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -125,3 +131,118 @@ def test_put_image_stores_what_it_verified(tmp_path: Path, image: bytes, monkeyp
     digest = store.put_image(source)
     stored = (tmp_path / "s" / "images" / digest).read_bytes()
     assert real(stored) == digest and stored == image
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {
+        str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]
+    }
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022])
+def test_a_file_store_is_private_whatever_the_umask(
+    tmp_path: Path, image: bytes, umask: int
+) -> None:
+    """Every directory the file store creates (parents and nested ones too) is 0700 and every
+    file 0600 (issue 9, point 3)."""
+    old = os.umask(umask)
+    try:
+        store = Store((tmp_path / "parent" / "s").as_uri())
+        store.publish("ns", "m", image)
+        store.publish("other", "m", image)
+    finally:
+        os.umask(old)
+    modes = _modes(tmp_path / "parent")
+    assert len(modes) > 8
+    for rel, mode in modes.items():
+        kind = 0o700 if (tmp_path / "parent" / rel).is_dir() else 0o600
+        assert mode == kind, f"{rel}: {mode:o}"
+
+
+def test_an_existing_open_store_directory_is_reported_not_changed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "s"
+    root.mkdir()
+    root.chmod(0o755)
+    Store(root.as_uri())
+    assert stat.S_IMODE(root.stat().st_mode) == 0o755
+    assert "other local users may read every model" in caplog.text
+    assert f"chmod 700 {root}" in caplog.text
+    root.chmod(0o700)
+    caplog.clear()
+    Store(root.as_uri())
+    assert caplog.text == ""
+
+
+@pytest.fixture(scope="module")
+def other_user() -> tuple[int, int]:
+    """A real unprivileged local user (the suite runs as root, as useradd needs)."""
+    name = "msf-test-other"
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/false", name], check=True)
+        entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
+
+
+def test_another_local_user_cannot_read_the_store(
+    other_user: tuple[int, int], image: bytes
+) -> None:
+    """Another user on the node can neither read an image nor list the refs, although every
+    directory above the store is open to all (issue 9, point 3)."""
+    uid, gid = other_user
+    base = Path(tempfile.mkdtemp(prefix="msf-store-", dir="/tmp"))
+    try:
+        base.chmod(0o755)  # world-traversable up to the store: only its own modes protect it
+        info = Store((base / "data" / "store").as_uri()).publish("ns", "m", image)
+        for argv in (
+            ["cat", str(base / "data" / "store" / "images" / info.digest)],
+            ["ls", str(base / "data" / "store" / "refs" / "ns")],
+            ["ls", str(base / "data")],
+        ):
+            proc = subprocess.run(
+                argv, user=uid, group=gid, extra_groups=[], capture_output=True, check=False
+            )
+            assert proc.returncode != 0 and b"Permission denied" in proc.stderr, argv
+    finally:
+        shutil.rmtree(base)
+
+
+def test_version_numbers_are_never_reused(tmp_path: Path, image: bytes) -> None:
+    """``rm`` then publish: the new image gets a new number, so ``ns/m@2`` never comes to
+    mean another model (issue 9, point 17)."""
+    store = Store((tmp_path / "s").as_uri())
+    assert [store.publish("ns", "m", image).version for _ in range(2)] == [1, 2]
+    assert store.remove("ns", "m", 2) == [2]
+    assert store.publish("ns", "m", image).version == 3
+    assert store.remove("ns", "m") == [1, 3]
+    assert store.publish("ns", "m", image).version == 4
+    assert store.versions("ns", "m") == [4]
+    with pytest.raises(ModelNotFound):
+        store.ref("ns", "m", 2)
+    assert store.list_refs() == {"ns/m": [4]}  # claims are not refs
+
+
+def test_a_stale_listing_cannot_reuse_a_removed_number(
+    tmp_path: Path, image: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publisher whose listing predates a publish and a removal still cannot take that
+    number: the claim's create-only put refuses it."""
+    store = Store((tmp_path / "s").as_uri())
+    store.publish("ns", "m", image)
+    store.publish("ns", "m", image)
+    store.remove("ns", "m")
+    monkeypatch.setattr(Store, "_listed", lambda self, top, ns, name: [])  # saw nothing
+    assert store.publish("ns", "m", image).version == 3
+
+
+def test_refs_published_before_claims_keep_their_numbers(tmp_path: Path, image: bytes) -> None:
+    store = Store((tmp_path / "s").as_uri())
+    info = store.publish("ns", "m", image)
+    body = (tmp_path / "s" / "refs" / "ns" / "m" / f"{1:020d}").read_bytes()
+    for v in (2, 3):  # refs an earlier modelshelf wrote: no claims under versions/
+        (tmp_path / "s" / "refs" / "ns" / "m" / f"{v:020d}").write_bytes(body)
+    assert store.publish("ns", "m", image).version == 4
+    assert store.resolve(parse_ref("ns/m@3")).digest == info.digest

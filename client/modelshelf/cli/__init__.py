@@ -1,7 +1,7 @@
 """The ``modelshelf`` command. Each submodule adds its subcommands to the parser:
 
 - ``_images``: compile, inspect (publisher side and anyone holding an image file)
-- ``_shelf``: publish, status, ls, prefetch, evict, pin, unpin, rm, stats (the daemon's admin)
+- ``_shelf``: publish, gc, status, ls, prefetch, evict, pin, unpin, rm, stats (the daemon's admin)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Shelf commands: ``publish`` (to a store directly or through the daemon) and the operator's
-view of the node's daemon over its admin socket: status, ls, prefetch, evict, pin, unpin, rm,
-stats. Tables for people by default, ``--json`` for scripts.
+"""Shelf commands: ``publish`` and ``gc`` (on a store directly or through the daemon) and the
+operator's view of the node's daemon over its admin socket: status, ls, prefetch, evict, pin,
+unpin, rm, stats. Tables for people by default, ``--json`` for scripts.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,24 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--store", metavar="URL", help="file:///dir, s3://bucket/prefix, gs://, az://")
     _admin_arg(p)
     p.set_defaults(run=_publish)
+    p = sub.add_parser(
+        "gc",
+        help="delete the staging objects that publishes killed mid-upload left in the store",
+        description="Delete the store's staging objects (KEY#N: uploads that never completed) "
+        "not written for --older-than, and say how many bytes that freed: in the daemon's "
+        "store through its admin socket, or in --store URL directly. Images and refs are "
+        "never touched.",
+    )
+    p.add_argument(
+        "--older-than", type=_duration, default=3600.0, metavar="AGE",
+        help="only objects not written for AGE: 90s, 30m, 1h (default), 2d, or seconds; a "
+        "younger one may be a publish in progress",
+    )  # fmt: skip
+    p.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    p.add_argument("--store", metavar="URL", help="file:///dir, s3://bucket/prefix, gs://, az://")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _admin_arg(p)
+    p.set_defaults(run=_gc)
     for name, helptext, run in (
         ("status", "the daemon's state: tiers, budgets, connections, leases", _status),
         ("ls", "images on this node: tiers, size, hits, last use, leases, versions", _ls),
@@ -46,11 +65,18 @@ def add_commands(sub: Any) -> None:
         ("evict", "drop NAME from shared memory, or --tier l2|all (held mappings stay valid)"),
         ("pin", "keep NAME in shared memory: never evicted"),
         ("unpin", "let NAME be evicted again"),
-        ("rm", "remove NAME's ref from the store (ns/name without @version: every version)"),
-    ):
+        ("rm", "remove NAME's ref from the store (ns/name without @version: every version, "
+         "with --yes); its version numbers are never assigned again"),
+    ):  # fmt: skip
         p = sub.add_parser(name, help=helptext)
         p.add_argument("model", metavar="NAME", help="ns/name[@version]")
         p.add_argument("--json", action="store_true", help="print the daemon's reply as JSON")
+        if name == "rm":
+            p.add_argument(
+                "--yes", action="store_true",
+                help="remove every version of ns/name without asking (required when not "
+                "interactive)",
+            )  # fmt: skip
         if name == "evict":
             p.add_argument(
                 "--tier", choices=("l1", "l2", "all"), default="l1",
@@ -120,14 +146,86 @@ def _call(args: argparse.Namespace, message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _simple(args: argparse.Namespace) -> int:
-    message = {"op": args.op, "model": args.model}
+    message: dict[str, Any] = {"op": args.op, "model": args.model}
     if getattr(args, "tier", None):
         message["tier"] = args.tier
+    if args.op == "rm" and parse_ref(args.model).version is None:
+        if not (args.yes or _confirm(f"remove every version of {args.model} from the store?")):
+            print(
+                f"modelshelf rm: error: {args.model} names every version of the model; give "
+                f"{args.model}@VERSION to remove one, or --yes to remove them all",
+                file=sys.stderr,
+            )
+            return 2
+        message["all"] = True
     reply = _call(args, message)
     if args.json:
         print(json.dumps(reply, indent=2, sort_keys=True))
     else:
         print(" ".join(f"{k}={v}" for k, v in reply.items()))
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    """Ask on the terminal; never when stdin is not one (a script must say --yes)."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> float:
+    """``90``, ``90s``, ``30m``, ``1h``, ``2d`` -> seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < 1e12:  # NaN fails both
+        raise argparse.ArgumentTypeError(f"expected an age like 90s, 30m, 1h or 2d, got {text!r}")
+    return seconds
+
+
+def _gc(args: argparse.Namespace) -> int:
+    if args.store:
+        from ..store import Store
+
+        stale = Store(args.store).collect_staged(args.older_than, dry_run=args.dry_run)
+        reply: dict[str, Any] = {
+            "store": args.store,
+            "dry_run": args.dry_run,
+            "count": len(stale),
+            "bytes": sum(item.size for item in stale),
+            "objects": [
+                {"path": item.path, "size": item.size, "age": round(item.age)} for item in stale
+            ],
+        }
+    else:
+        message = {"op": "gc", "older_than": args.older_than, "dry_run": args.dry_run}
+        reply = _call(args, message)
+    if args.json:
+        print(json.dumps(reply, indent=2, sort_keys=True))
+        return 0
+    verb = "would remove" if reply["dry_run"] else "removed"
+    print(
+        f"{verb} {reply['count']} staging objects, {_size(reply['bytes'])}"
+        + (" (dry run: nothing deleted)" if reply["dry_run"] else " freed")
+    )
+    for item in reply["objects"]:
+        print(f"  {item['path']}  {_size(item['size'])}  written {item['age']} s ago")
+    if len(reply["objects"]) < reply["count"]:
+        print(f"  ... and {reply['count'] - len(reply['objects'])} more")
+    if not str(reply["store"]).startswith("file:"):
+        print(
+            "note: a bucket also keeps the parts of multipart uploads killed midway, which no "
+            'listing shows; a lifecycle rule removes them (docs/operations.md, "A publish is '
+            'killed mid-upload")'
+        )
     return 0
 
 

@@ -9,7 +9,8 @@ mission's scale), so that both measure the same thing the same way:
                 by a seed
     runner      a ``modelshelfd`` subprocess (``daemon``), long-lived spawned workers
                 (``workers``: one ``Client`` each, open-loop arrivals), and a monitor
-                (``monitor``) sampling the daemon, /dev/shm and the workers' PSS once a second
+                (``monitor``) sampling the daemon, its shared memory and the workers' PSS once
+                a second
     summary     requests, failures, latency per source, memory against budgets, daemon CPU and
                 RSS, bytes read from the store, and each goal met or missed
 

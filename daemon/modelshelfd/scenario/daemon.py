@@ -3,7 +3,7 @@
 Its own sockets, cache dir and shm prefix in a directory of the run; its environment cleared
 of the caller's ``MODELSHELF_*``; its own session (Ctrl-C is the harness's to handle) but a
 SIGTERM when the harness dies. The run waits until it answers, asks it for status and stats
-over the admin socket, counts its files in /dev/shm, and stops it, removing what it left
+over the admin socket, counts its shared memory, and stops it, removing anything left
 there. It logs at WARNING to a file, whose end the summary reads.
 """
 
@@ -92,21 +92,30 @@ class Daemon:
             self._admin = None
 
     def shm_bytes(self) -> tuple[int, int, int]:
-        """This daemon's files in /dev/shm: memory of its image segments (whole pages, what
-        tmpfs takes), their apparent size (what the images hold), and memory of its other
-        files (the board)."""
+        """This daemon's shared memory (its memfds, read through /proc/<pid>/fd): memory of its
+        image segments (whole pages), their apparent size (what the images hold), and memory
+        of its other memfds (the board). A segment open twice (being filled, being written to
+        L2) is counted once."""
         pages = apparent = other = 0
         pattern = re.compile(re.escape(self.prefix) + r"-[0-9a-f]{32}")
-        with contextlib.suppress(OSError), os.scandir("/dev/shm") as entries:
-            for entry in entries:
-                if entry.name.startswith(self.prefix + "-"):
-                    with contextlib.suppress(OSError):  # unlinked while we looked
-                        st = entry.stat()
-                        if pattern.fullmatch(entry.name):
-                            pages += st.st_blocks * 512
-                            apparent += st.st_size
-                        else:
-                            other += st.st_blocks * 512
+        seen: set[int] = set()
+        fds = Path(f"/proc/{self.proc.pid}/fd")
+        with contextlib.suppress(OSError):
+            for fd in fds.iterdir():
+                with contextlib.suppress(OSError):  # closed while we looked
+                    target = os.readlink(fd)
+                    if not target.startswith(f"/memfd:{self.prefix}-"):
+                        continue
+                    st = fd.stat()
+                    if st.st_ino in seen:
+                        continue
+                    seen.add(st.st_ino)
+                    label = target.removeprefix("/memfd:").removesuffix(" (deleted)")
+                    if pattern.fullmatch(label):
+                        pages += st.st_blocks * 512
+                        apparent += st.st_size
+                    else:
+                        other += st.st_blocks * 512
         return pages, apparent, other
 
     def log_tail(self, chars: int) -> str:
@@ -115,7 +124,8 @@ class Daemon:
         return ""
 
     def stop(self) -> int:
-        """SIGTERM, wait, then remove anything left in /dev/shm; how many files were left."""
+        """SIGTERM, wait, then remove anything left in /dev/shm (the daemon creates nothing
+        there: a count above 0 is a defect); how many files were left."""
         self.close_admin()
         if self.proc.poll() is None:
             self.proc.terminate()

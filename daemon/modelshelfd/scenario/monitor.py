@@ -1,7 +1,7 @@
 """The scenario's monitor: one sample of the run per tick, while the workers send requests.
 
 A sample holds the daemon's tiers, leases and clients (admin ``status``), the bytes it read
-from the store (``stats``), its files in /dev/shm (pages and apparent size), its CPU and RSS
+from the store (``stats``), its shared memory (pages and apparent size), its CPU and RSS
 (the anonymous part apart: the rest maps L1 segments, and a leak shows in the anonymous part),
 the workers' CPU together and each one's PSS, this harness's CPU, and the machine's.
 """
@@ -18,7 +18,7 @@ from .daemon import Daemon
 
 
 class Monitor:
-    """Samples the daemon, /dev/shm and the workers, once per tick."""
+    """Samples the daemon, its shared memory and the workers, once per tick."""
 
     def __init__(self, daemon: Daemon, workers: list[psutil.Process], started: float) -> None:
         self.daemon, self.workers, self.started = daemon, workers, started

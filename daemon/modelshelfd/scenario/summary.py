@@ -2,7 +2,7 @@
 
 ``summarize`` turns a ``RunResult`` into a JSON-ready dict: requests and failures by kind;
 acquire latency per source and on the node (percentiles in ms); predict latency; peaks of L1,
-/dev/shm, L2 and leases against the budgets; each worker's PSS growth against its held budget;
+shared memory, L2 and leases against the budgets; each worker's PSS growth against its held budget;
 the daemon's CPU and RSS after the warm-up, with the slope of its anonymous RSS; bytes read
 from the store; what the daemon logged. ``report_lines`` prints it for the demo; the benchmark
 renders its own tables from the same dict.
@@ -174,7 +174,7 @@ def _goals(s: dict[str, Any]) -> list[dict[str, Any]]:
         goal("L1 never above budget",
              f"max {format_mb(mem['l1_max'])} of {format_mb(mem['l1_budget'])} MB",
              under(mem["l1_max"], mem["l1_budget"])),
-        goal("/dev/shm never above the L1 budget",
+        goal("shared memory never above the L1 budget",
              f"max {format_mb(mem['shm_max'])} MB of pages "
              f"({format_mb(mem['shm_apparent_max'])} MB of images) of "
              f"{format_mb(mem['l1_budget'])} MB",
@@ -250,7 +250,7 @@ def report_lines(summary: dict[str, Any], *, p999: bool = True) -> Iterator[str]
     leased = mem["leased_bytes_max"]
     yield (
         f"memory: L1 peak {format_mb(mem['l1_max'])} of {format_mb(mem['l1_budget'])} MB; "
-        f"/dev/shm peak {format_mb(mem['shm_max'])} MB of pages "
+        f"segments peak {format_mb(mem['shm_max'])} MB of pages "
         f"({format_mb(mem['shm_apparent_max'])} MB of images); "
         f"L2 peak {format_mb(mem['l2_max'])} of {format_mb(mem['l2_budget'])} MB; "
         f"leases peak {mem['leases_max']}"

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import collections
 import uuid
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+import modelshelf
 from modelshelf.errors import ModelNotFound, StoreError
 from modelshelf.names import parse_ref
-from modelshelf.store import RefInfo
+from modelshelf.store import RefInfo, Store
 from modelshelfd import catalog as catalog_mod
 from modelshelfd.catalog import Catalog
 from modelshelfd.storage import Board
@@ -35,7 +38,7 @@ class _EmptyStore:
 def board():
     b = Board(f"mst-cat-{uuid.uuid4().hex[:8]}")
     yield b
-    b.close(unlink=True)
+    b.close()
 
 
 async def test_missing_names_are_bounded_and_not_relisted(board: Board, monkeypatch) -> None:
@@ -57,6 +60,29 @@ async def test_missing_names_are_bounded_and_not_relisted(board: Board, monkeypa
     with pytest.raises(ModelNotFound):
         await catalog.resolve(parse_ref("ns/made-up-499"))
     assert store.listings == 501
+
+
+async def test_a_removed_version_is_not_served_after_the_next_poll(
+    board: Board, tmp_path: Path
+) -> None:
+    """Removing ns/m@2 somewhere makes this daemon answer not_found for ns/m@2 after its next
+    poll, even though it had the ref cached (issue 9, point 17)."""
+    image = modelshelf.compile_tensors({"w": np.arange(10, dtype=np.float64)})
+    store = Store((tmp_path / "s").as_uri())
+    store.publish("ns", "m", image)
+    store.publish("ns", "m", image)
+    catalog = Catalog(store, board, poll_seconds=2.0)
+    await catalog.poll_once()
+    assert (await catalog.resolve(parse_ref("ns/m@2"))).version == 2
+    assert catalog.cached(parse_ref("ns/m@2")) is not None
+    generation = catalog.generation
+    store.remove("ns", "m", 2)  # by another node: only the poll tells this one
+    assert await catalog.poll_once()
+    assert catalog.generation > generation  # clients holding ns/m@2 re-check
+    assert catalog.cached(parse_ref("ns/m@2")) is None
+    with pytest.raises(ModelNotFound):
+        await catalog.resolve(parse_ref("ns/m@2"))
+    assert (await catalog.resolve(parse_ref("ns/m"))).version == 1
 
 
 class _FlakyStore:

@@ -114,7 +114,7 @@ async def test_accounting_through_random_operations(setup) -> None:
                 refused += 1
                 continue
             assert lease.copy.leases >= 1 and lease.copy.fd >= 0
-            held.append(lease.copy)
+            held.append(lease)
         elif action < 0.8 and held:
             shelf.release(held.pop(rng.randrange(len(held))))
         elif action < 0.9:
@@ -122,8 +122,8 @@ async def test_accounting_through_random_operations(setup) -> None:
         else:
             shelf.l2.evict(rng.choice(refs).digest)
         _exact(shelf)
-    for copy in held:
-        shelf.release(copy)
+    for lease in held:
+        shelf.release(lease)
     assert not shelf.l1.retired and not shelf.l2.retired
     _exact(shelf)
     counters = shelf.counters()
@@ -143,7 +143,7 @@ async def test_a_leased_segment_outlives_its_eviction(setup) -> None:
     assert shelf.l1.used == cost(refs[0].size)  # still counted while leased
     mapped = _map(segment)
     assert modelshelf.load(mapped).tensors["w"][0] == 0.0
-    shelf.release(segment)
+    shelf.release(lease)
     assert segment.fd == -1 and shelf.l1.used == 0
     assert modelshelf.load(mapped).tensors["w"].shape == (500,)  # our mapping stays valid
     mapped.close()
@@ -178,7 +178,7 @@ async def test_shared_memory_full_of_leases_serves_the_page_cache(setup) -> None
         _exact(shelf)
         # the L1 lease ends: the next acquire of refs[1] is answered from the page cache at
         # once, while the file is promoted into shared memory for the requests that follow
-        shelf.release(resident.copy)
+        shelf.release(resident)
         served = await shelf.acquire(refs[1])
         assert (served.found, served.copy.tier) == (TierName.L2, TierName.L2)
         assert refs[1].digest in shelf.fetcher.promotions
@@ -187,7 +187,7 @@ async def test_shared_memory_full_of_leases_serves_the_page_cache(setup) -> None
         assert (promoted.found, promoted.copy.tier) == (TierName.L1, TierName.L1)
         assert shelf.stats["promotions"] == 1
         for held in (lease, other, served, promoted):
-            shelf.release(held.copy)
+            shelf.release(held)
         _exact(shelf)
         assert shelf.l2.describe()["leases"] == 0
         assert all(c.fd == -1 for c in shelf.l2.copies.values())  # no descriptor when idle
@@ -210,11 +210,11 @@ async def test_an_l2_file_removed_while_mapped_stays_counted(setup) -> None:
         assert modelshelf.load(mapped).tensors["w"][0] == 2.0
         again = await shelf.acquire(refs[2])  # a new copy is fetched beside the retired one
         assert again.copy is not copy and shelf.l2.used == 2 * cost(refs[2].size)
-        shelf.release(copy)
+        shelf.release(lease)
         assert shelf.l2.used == cost(refs[2].size) and copy.fd == -1 and not shelf.l2.retired
         assert modelshelf.load(mapped).tensors["w"].shape == (1500,)
         mapped.close()
-        shelf.release(again.copy)
+        shelf.release(again)
         _exact(shelf)
     finally:
         await _closed(shelf)
@@ -235,11 +235,11 @@ async def test_both_tiers_full_of_leases_is_busy_and_says_why(setup) -> None:
             await shelf.acquire(refs[2])
         assert shelf.stats["l2_full"] == 1
         _exact(shelf)
-        shelf.release(held[1].copy)  # L2 may now evict the released file
+        shelf.release(held[1])  # L2 may now evict the released file
         third = await shelf.acquire(refs[2])
         assert third.copy.tier is TierName.L2
-        shelf.release(third.copy)
-        shelf.release(held[0].copy)
+        shelf.release(third)
+        shelf.release(held[0])
         _exact(shelf)
     finally:
         await _closed(shelf)
@@ -266,7 +266,7 @@ async def test_pressure_is_signalled_at_a_bounded_rate(setup) -> None:
         leases.append(await shelf.acquire(refs[1]))  # still no room to promote it
         assert len(signals) == 2 == shelf.stats["pressure_signals"]
         for lease in [held, *leases]:
-            shelf.release(lease.copy)
+            shelf.release(lease)
     finally:
         await _closed(shelf)
 
@@ -307,7 +307,7 @@ async def test_a_cancelled_requester_does_not_cancel_the_fetch(setup, monkeypatc
     assert shelf.l1.copies[ref.digest] is lease.copy
     assert shelf.stats["l3_fetches"] == 1 and shelf.describe()["inflight_fetches"] == 0
     _exact(shelf)
-    shelf.release(lease.copy)
+    shelf.release(lease)
 
 
 async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, monkeypatch) -> None:
@@ -317,7 +317,7 @@ async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, mo
     shelf = Shelf(config, base.store, policy=AdmitAll())  # the two cannot both be in L2
     try:
         first = await shelf.acquire(big)
-        shelf.release(first.copy)
+        shelf.release(first)
         shelf.evict(big.digest)  # now only in L2
         gate = threading.Event()
         real_copy = storage.copy_from
@@ -334,7 +334,7 @@ async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, mo
         monkeypatch.setattr(storage, "copy_from", slow_copy)
         served = await shelf.acquire(big)  # the page cache answers; the promotion blocks
         assert (served.found, served.copy.tier) == (TierName.L2, TierName.L2)
-        shelf.release(served.copy)  # unleased, but being read by the promotion
+        shelf.release(served)  # unleased, but being read by the promotion
         assert big.digest in shelf.fetcher.promotions
         second = await shelf.acquire(other)  # L3: wants L2 room, the only victim is busy
         assert second.found is TierName.L3 and second.copy.tier is TierName.L1
@@ -345,54 +345,55 @@ async def test_l2_budget_holds_while_its_only_victim_is_being_promoted(setup, mo
         promoted = await shelf.acquire(big)
         assert promoted.found is TierName.L1 and promoted.copy.tier is TierName.L1
         _exact(shelf)
-        shelf.release(promoted.copy)
-        shelf.release(second.copy)
+        shelf.release(promoted)
+        shelf.release(second)
     finally:
         gate.set()
         await _closed(shelf)
 
 
 async def test_adoption_respects_budgets_that_shrank(setup) -> None:
-    """A restart with smaller budgets adopts what it finds, then evicts down to the budgets."""
+    """A restart with a smaller L2 budget adopts the files it finds, then evicts down to the
+    budget; L1 starts empty (segments end with their daemon) and fills again from L2."""
     first, refs = setup
     for ref in refs[:3]:
         lease = await first.acquire(ref)
-        first.release(lease.copy)
+        first.release(lease)
     held = sum(cost(r.size) for r in refs[:3])
     assert first.l1.used == held and first.l2.used == held
-    config = dataclasses.replace(first.config, l1_bytes=held // 2, l2_bytes=held // 2)
-    second = Shelf(config, first.store)  # the "restarted" daemon: same prefix and cache
+    config = dataclasses.replace(first.config, l2_bytes=held // 2)
+    second = Shelf(config, first.store)  # the "restarted" daemon: same cache
     try:
-        await second.adopt(f"/{config.shm_prefix}-board")
-        assert second.stats["adopted_l1"] == 3 and second.stats["adopted_l2"] == 3
-        assert 0 < second.l1.used <= config.l1_bytes
+        await second.adopt()
+        assert second.stats["adopted_l2"] == 3 and second.l1.used == 0
         assert 0 < second.l2.used <= config.l2_bytes
+        kept = next(r for r in refs[:3] if r.digest in second.l2.copies)
+        lease = await second.acquire(kept)
+        assert lease.found is TierName.L2 and second.stats["l3_fetches"] == 0
+        second.release(lease)
         _exact(second)
     finally:
         await _closed(second)
-        for copy in first.l1.copies.values():  # its segments were adopted (and unlinked)
-            first.l1._close(copy)
-        first.l1.copies.clear()
 
 
 async def test_an_adopted_l2_file_of_the_wrong_size_is_refetched(setup) -> None:
     first, refs = setup
     ref = refs[2]
     lease = await first.acquire(ref)
-    first.release(lease.copy)
+    first.release(lease)
     first.evict(ref.digest)
     path = first.disk.path(ref.digest)
     with open(path, "ab") as fh:
         fh.write(b"\0" * 8)  # the image's bytes are intact, the file is longer
     second = Shelf(first.config, first.store)  # a restart: adopts the L2 file as it is
     try:
-        await second.adopt(f"/{first.config.shm_prefix}-board")
+        await second.adopt()
         lease = await second.acquire(ref)
         assert lease.found is TierName.L3 and second.stats["validation_failures"] == 1
         assert path.stat().st_size == ref.size == second.entries[ref.digest].size
         assert second.l2.used == sum(cost(p.stat().st_size) for p in second.disk.images.iterdir())
         _exact(second)
-        second.release(lease.copy)
+        second.release(lease)
     finally:
         await _closed(second)
 
@@ -403,7 +404,7 @@ async def test_an_adopted_l2_file_is_verified_before_the_page_cache_serves_it(se
     first, refs = setup
     ref = refs[3]
     lease = await first.acquire(ref)
-    first.release(lease.copy)
+    first.release(lease)
     first.evict(ref.digest)
     path = first.disk.path(ref.digest)
     data = bytearray(path.read_bytes())
@@ -412,7 +413,7 @@ async def test_an_adopted_l2_file_is_verified_before_the_page_cache_serves_it(se
     config = dataclasses.replace(first.config, l1_bytes=1)  # L1 takes nothing: serve the file
     second = Shelf(config, first.store)
     try:
-        await second.adopt(f"/{config.shm_prefix}-board")
+        await second.adopt()
         assert not second.l2.copies[ref.digest].verified
         assert second.l2.lease(ref.digest) is None  # never handed out unverified
         lease = await second.acquire(ref)
@@ -421,7 +422,7 @@ async def test_an_adopted_l2_file_is_verified_before_the_page_cache_serves_it(se
         mapped = _map(lease.copy)
         assert modelshelf.load(mapped, verify=True).tensors["w"][0] == 3.0
         mapped.close()
-        second.release(lease.copy)
+        second.release(lease)
         _exact(second)
     finally:
         await _closed(second)
@@ -437,17 +438,17 @@ async def test_an_image_used_once_never_pushes_out_the_working_set(setup) -> Non
         for ref in refs[:2]:  # room: both enter L1
             lease = await shelf.acquire(ref)
             assert lease.copy.tier is TierName.L1
-            shelf.release(lease.copy)
+            shelf.release(lease)
         once = await shelf.acquire(refs[2])  # L1 full (of unleased images): not admitted
         assert (once.found, once.copy.tier) == (TierName.L3, TierName.L2)
         assert set(shelf.l1.copies) == {refs[0].digest, refs[1].digest}
         assert shelf.stats["l1_not_admitted"] == 1 and shelf.counters()["l1_evictions"] == 0
-        shelf.release(once.copy)
+        shelf.release(once)
         again = await shelf.acquire(refs[2])  # second use: promoted, the LRU image goes
         assert (again.found, again.copy.tier) == (TierName.L2, TierName.L2)
         await _settled(shelf)
         assert refs[2].digest in shelf.l1.copies and refs[0].digest not in shelf.l1.copies
-        shelf.release(again.copy)
+        shelf.release(again)
         _exact(shelf)
     finally:
         await _closed(shelf)
@@ -463,14 +464,14 @@ async def test_not_admitted_and_l2_full_of_leases_takes_l1_after_all(setup) -> N
     shelf = Shelf(config, base.store)
     try:
         first = await shelf.acquire(refs[0])  # fits the free room of L1 (and L2)
-        shelf.release(first.copy)
+        shelf.release(first)
         held = await shelf.acquire(refs[2])  # does not fit L1's free room: not admitted
         assert held.copy.tier is TierName.L2  # L2 is now full of a lease
         lease = await shelf.acquire(refs[1])  # not admitted, L2 full of leases: L1 after all
         assert lease.copy.tier is TierName.L1 and lease.found is TierName.L3
         assert shelf.stats["l1_not_admitted"] == 2 and refs[0].digest not in shelf.l1.copies
-        for copy in (lease.copy, held.copy):
-            shelf.release(copy)
+        for done in (lease, held):
+            shelf.release(done)
         _exact(shelf)
     finally:
         await _closed(shelf)
@@ -502,16 +503,62 @@ async def test_each_tier_has_its_own_policy_and_the_clock_is_injected(setup) -> 
     try:
         for ref in small[:2]:
             lease = await shelf.acquire(ref)
-            shelf.release(lease.copy)
+            shelf.release(lease)
             now[0] += 10.0
         hit = await shelf.acquire(small[0])  # small[0] is now the most recently used
-        shelf.release(hit.copy)
+        shelf.release(hit)
         now[0] += 10.0
         third = await shelf.acquire(small[2])  # not admitted to L1; L2 must evict
-        shelf.release(third.copy)
+        shelf.release(third)
         assert l2_policy.asked >= 1 and l1_policy.asked == 0
         assert small[1].digest not in shelf.l2.copies  # the least recently used file went
         assert small[0].digest in shelf.l2.copies
+        _exact(shelf)
+    finally:
+        await _closed(shelf)
+
+
+async def test_a_namespace_share_keeps_one_tenant_from_filling_the_shelf(tmp_path: Path) -> None:
+    """Tenant "a" may pin half of L1 and half of L2: past its L1 share it is served from the
+    page cache, past both it is refused (naming itself), and tenant "b" still gets L1."""
+    store = Store((tmp_path / "store").as_uri())
+    refs = {
+        f"{ns}{i}": store.publish(
+            ns, f"m{i}", modelshelf.compile_tensors({"w": np.full(4000, i, dtype=np.float64)})
+        )
+        for ns in ("a", "b")
+        for i in range(5)
+    }
+    one = cost(refs["a0"].size)
+    assert all(cost(r.size) == one for r in refs.values())
+    config = load_config(
+        [
+            "--cache-dir", str(tmp_path / "cache"),
+            "--shm-prefix", f"mst-unit-{uuid.uuid4().hex[:8]}",
+            "--l1-bytes", str(4 * one),
+            "--l2-bytes", str(4 * one),
+            "--socket", str(tmp_path / "s.sock"),
+            "--namespaces", '{"a": {"uids": [0], "l1_share": 0.5, "l2_share": 0.5}, "b": {}}',
+        ],
+        {},
+    )  # fmt: skip
+    shelf = Shelf(config, store, policy=AdmitAll())
+    try:
+        a = [await shelf.acquire(refs[f"a{i}"]) for i in range(4)]
+        assert [lease.copy.tier for lease in a] == [TierName.L1] * 2 + [TierName.L2] * 2
+        assert shelf.stats["share_fallbacks"] == 2
+        with pytest.raises(Busy, match=r"namespace 'a' holds its share of the shelf \(L1 "):
+            await shelf.acquire(refs["a4"])
+        b = [await shelf.acquire(refs[f"b{i}"]) for i in range(2)]
+        assert [lease.copy.tier for lease in b] == [TierName.L1] * 2
+        rows = shelf.describe()["namespaces"]["a"]
+        assert rows["l1"]["leased_bytes"] == rows["l2"]["leased_bytes"] == 2 * one
+        assert "b" not in shelf.describe()["namespaces"]
+        again = await shelf.acquire(refs["a0"])  # a copy it pins already costs nothing more
+        assert again.copy is a[0].copy
+        shelf.release(again)
+        shelf.release(a[0])  # now "a" has room in L1 again
+        assert (await shelf.acquire(refs["a4"])).copy.tier is TierName.L1
         _exact(shelf)
     finally:
         await _closed(shelf)

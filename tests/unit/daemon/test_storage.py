@@ -1,6 +1,7 @@
-"""L1 segments and L2 files at the tier boundary: modes that do not depend on the umask,
-read-only descriptors, adoption that touches only this instance's own private segments, and L2
-copies whose size must match exactly."""
+"""L1 segments and L2 files at the tier boundary: sealed segments nobody can change, modes that
+do not depend on the umask, read-only descriptors, removal of legacy segments that touches only
+this instance's own private ones, and L2 copies that are read (never mapped) and whose size must
+match exactly."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import hashlib
 import mmap
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,27 +59,57 @@ def _fill(data: bytes):
     return fill
 
 
-def test_segment_mode_is_0600_whatever_the_umask(prefix: str, image: bytes) -> None:
+def _segment(prefix: str, image: bytes) -> storage.Segment:
     digest = _digest(image)
-    old = os.umask(0o277)  # would leave 0400 if shm_open's mode were trusted
+    return storage.create_segment(
+        storage.segment_name(prefix, digest), digest, len(image), _fill(image)
+    )
+
+
+def test_segment_is_private_read_only_and_sealed(prefix: str, image: bytes) -> None:
+    """Nobody, the daemon's own uid included, can change a verified segment: reopened
+    read-write through /proc, it refuses writes, truncation, growth and writable mappings."""
+    old = os.umask(0o022)  # a memfd starts 0777: the mode must not depend on the umask
     try:
-        segment = storage.create_segment(
-            storage.segment_name(prefix, digest), digest, len(image), _fill(image)
-        )
+        segment = _segment(prefix, image)
     finally:
         os.umask(old)
     try:
         assert stat.S_IMODE(os.fstat(segment.fd).st_mode) == 0o600
         assert fcntl.fcntl(segment.fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        assert storage.sealed(segment.fd)
         with pytest.raises(PermissionError):
             mmap.mmap(segment.fd, segment.size, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        rw = os.open(f"/proc/self/fd/{segment.fd}", os.O_RDWR)
+        try:
+            for change in (
+                lambda: os.pwrite(rw, b"x", 100),
+                lambda: os.ftruncate(rw, 10),
+                lambda: os.ftruncate(rw, segment.size + 4096),
+                lambda: mmap.mmap(rw, segment.size),
+                lambda: fcntl.fcntl(rw, fcntl.F_ADD_SEALS, 0),  # the seals are sealed too
+            ):
+                with pytest.raises(PermissionError):
+                    change()
+        finally:
+            os.close(rw)
+        with segment.map() as m:
+            assert bytes(m) == image
     finally:
-        segment.unlink()
         segment.close()
 
 
-def test_board_mode_is_0600_whatever_the_umask(prefix: str) -> None:
-    old = os.umask(0o277)
+def test_segments_have_no_name_to_leak(prefix: str, image: bytes) -> None:
+    segment = _segment(prefix, image)
+    try:
+        assert not [p for p in storage.SHM_DIR.iterdir() if p.name.startswith(prefix)]
+        assert os.readlink(f"/proc/self/fd/{segment.fd}").startswith(f"/memfd:{prefix}-")
+    finally:
+        segment.close()
+
+
+def test_board_is_private_read_only_and_cannot_be_truncated(prefix: str) -> None:
+    old = os.umask(0o022)
     try:
         board = storage.Board(prefix)
     finally:
@@ -83,69 +117,97 @@ def test_board_mode_is_0600_whatever_the_umask(prefix: str) -> None:
     try:
         assert stat.S_IMODE(os.fstat(board.fd).st_mode) == 0o600
         assert fcntl.fcntl(board.fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        rw = os.open(f"/proc/self/fd/{board.fd}", os.O_RDWR)
+        try:
+            with pytest.raises(PermissionError):
+                os.ftruncate(rw, 0)  # a reader's SIGBUS
+            os.pwrite(rw, b"\xff" * 16, 8)  # the counters can be scribbled on: any value wraps
+        finally:
+            os.close(rw)
+        board.generation = board.pressure = 2**64 - 1
+        assert (board.bump(), board.raise_pressure()) == (0, 0)
     finally:
-        board.close(unlink=True)
+        board.close()
 
 
-def test_a_failed_fill_unlinks_its_segment(prefix: str, image: bytes) -> None:
+def test_boards_start_at_unrelated_generations(prefix: str) -> None:
+    """Clients of a previous run compare generations for change: a new board never repeats."""
+    boards = [storage.Board(prefix) for _ in range(3)]
+    try:
+        assert len({b.generation for b in boards}) == 3
+    finally:
+        for b in boards:
+            b.close()
+
+
+def test_a_failed_fill_leaves_nothing(prefix: str, image: bytes) -> None:
     digest = _digest(image)
     name = storage.segment_name(prefix, digest)
     bad = bytearray(image)
     bad[-1] ^= 1
+    before = set(os.listdir("/proc/self/fd"))
     with pytest.raises(ChecksumError):
         storage.create_segment(name, digest, len(image), _fill(bytes(bad)))
-    assert not (storage.SHM_DIR / name[1:]).exists()
+    assert set(os.listdir("/proc/self/fd")) <= before
 
 
-def test_adoption_never_touches_another_instance(prefix: str, image: bytes) -> None:
-    """Prefixes "p" and "p-x" are both valid: the daemon of "p" must not take "p-x-..." for
-    its own (nor unlink it as invalid)."""
+def test_legacy_segments_of_this_instance_only_are_removed(prefix: str, image: bytes) -> None:
+    """What versions before sealed segments left in /dev/shm is removed at start, but only
+    this instance's names ("p" never takes "p-x-..."), owned by us and closed to others."""
     digest = _digest(image)
-    other = f"{prefix}-x"
-    _raw_segment(storage.segment_name(other, digest), image)
-    other_board = storage.Board(other)
-    try:
-        adopted, discarded = storage.adopt_segments(prefix, f"/{prefix}-board")
-        assert (adopted, discarded) == ([], 0)
-        assert (storage.SHM_DIR / f"{other}-{digest[:32]}").exists()
-        assert (storage.SHM_DIR / f"{other}-board").exists()
-    finally:
-        other_board.close(unlink=True)
+    ours = [storage.segment_name(prefix, digest), f"{prefix}-board"]
+    others = [storage.segment_name(f"{prefix}-x", digest), f"{prefix}-x-board"]
+    open_to_all = storage.segment_name(prefix, _digest(image + b"1"))
+    planted = storage.segment_name(prefix, _digest(image + b"2"))
+    for name in [*ours, *others]:
+        _raw_segment(f"/{name}", image)
+    _raw_segment(f"/{open_to_all}", image, mode=0o644)
+    _raw_segment(f"/{planted}", image)
+    os.chown(storage.SHM_DIR / planted, 54321, 54321)  # another user's (the tests run as root)
+    assert storage.remove_legacy_segments(prefix) == 2
+    left = {p.name for p in storage.SHM_DIR.iterdir() if p.name.startswith(prefix)}
+    assert left == {*others, open_to_all, planted}
 
 
-def test_adoption_skips_segments_others_own_or_may_open(prefix: str, image: bytes) -> None:
-    digest = _digest(image)
-    name = storage.segment_name(prefix, digest)
-    _raw_segment(name, image, mode=0o644)  # valid bytes, but readable by everyone
-    adopted, discarded = storage.adopt_segments(prefix, f"/{prefix}-board")
-    assert (adopted, discarded) == ([], 1)
-    posix_ipc.unlink_shared_memory(name)
-    _raw_segment(name, image)
-    fd = os.open(storage.SHM_DIR / name[1:], os.O_RDONLY)
-    os.fchown(fd, 54321, 54321)  # planted by another user (the tests run as root)
-    os.close(fd)
-    adopted, discarded = storage.adopt_segments(prefix, f"/{prefix}-board")
-    assert (adopted, discarded) == ([], 1)
-    os.chown(storage.SHM_DIR / name[1:], os.geteuid(), os.getegid())
-    adopted, discarded = storage.adopt_segments(prefix, f"/{prefix}-board")  # now it is ours
-    assert [s.digest for s in adopted] == [digest] and discarded == 0
-    for s in adopted:
-        s.close()
-
-
-def test_board_of_another_owner_is_replaced(prefix: str) -> None:
-    name = f"/{prefix}-board"
-    shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600, size=storage.BOARD_SIZE)
-    with mmap.mmap(shm.fd, storage.BOARD_SIZE) as m:
-        m[:16] = storage.BOARD_MAGIC + (10**9).to_bytes(8, "little")
-    os.fchown(shm.fd, 54321, 54321)
-    shm.close_fd()
-    board = storage.Board(prefix)
-    try:
-        st = os.fstat(board.fd)
-        assert st.st_uid == os.geteuid() and board.generation == 1
-    finally:
-        board.close(unlink=True)
+def test_verifying_an_l2_file_truncated_meanwhile_never_kills_the_daemon(tmp_path: Path) -> None:
+    """The file is read, never mapped: a truncation (by the daemon's uid or root) while it is
+    verified is a ChecksumError, not a SIGBUS. Run in a child process, which SIGBUS would kill."""
+    script = textwrap.dedent(
+        """
+        import hashlib, os, sys, threading
+        import numpy as np
+        import modelshelf
+        from modelshelf.errors import ImageError
+        from modelshelfd.storage import Disk
+        data = modelshelf.compile_tensors({"w": np.ones(4 << 20)})
+        digest = hashlib.sha256(data).hexdigest()
+        disk = Disk(sys.argv[1])
+        disk.write(digest, memoryview(data))
+        stop = False
+        def truncate():
+            while not stop:
+                with open(disk.path(digest), "r+b") as fh:
+                    fh.truncate(4096)
+                    fh.seek(0)
+                    fh.write(data)
+        t = threading.Thread(target=truncate)
+        t.start()
+        failed = 0
+        for _ in range(40):
+            try:
+                disk.verify(digest, len(data))
+            except ImageError:
+                failed += 1
+        stop = True
+        t.join()
+        print(failed)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert int(done.stdout) > 0  # the truncations did land while verifying
 
 
 def test_an_l2_file_longer_than_the_image_is_refused(tmp_path: Path, image: bytes) -> None:
@@ -157,3 +219,62 @@ def test_an_l2_file_longer_than_the_image_is_refused(tmp_path: Path, image: byte
     path.write_bytes(image)
     storage.copy_from(path)(memoryview(out))
     assert out == image
+
+
+def test_cache_dir_is_marked_when_created_or_empty(tmp_path: Path) -> None:
+    new = storage.Disk(str(tmp_path / "new"))
+    assert new.marker.is_file() and stat.S_IMODE(new.marker.stat().st_mode) == 0o600
+    (tmp_path / "empty").mkdir()
+    assert storage.Disk(str(tmp_path / "empty")).marker.is_file()
+
+
+def test_an_earlier_daemons_cache_dir_is_adopted(tmp_path: Path) -> None:
+    """A cache_dir from before the marker existed holds only the daemon's own names."""
+    root = tmp_path / "cache"
+    digest = "ab" * 32
+    for d in ("images", "tmp"):
+        (root / d).mkdir(parents=True)
+    (root / "lock").touch()
+    (root / "images" / digest).write_bytes(b"x")
+    (root / "tmp" / f"{digest}.123.0123abcd").write_bytes(b"y")
+    disk = storage.Disk(str(root))
+    assert disk.marker.is_file()
+    assert disk.scan() == ({digest: 1}, 1)
+
+
+@pytest.mark.parametrize(
+    "layout", ["notes.txt", "images/holiday.jpg", "tmp/draft", "images/sub/" + "ab" * 32]
+)
+def test_a_foreign_cache_dir_is_refused_and_left_alone(tmp_path: Path, layout: str) -> None:
+    root = tmp_path / "home"
+    (root / layout).parent.mkdir(parents=True, exist_ok=True)
+    (root / layout).write_text("precious\n")
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    with pytest.raises(storage.ForeignDirectory, match="did not create"):
+        storage.Disk(str(root))
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+    assert (root / layout).read_text() == "precious\n"
+
+
+def test_scan_deletes_nothing_without_the_marker(tmp_path: Path) -> None:
+    disk = storage.Disk(str(tmp_path / "cache"))
+    (disk.images / "stray").write_text("x")
+    disk.marker.unlink()
+    with pytest.raises(storage.ForeignDirectory):
+        disk.scan()
+    assert (disk.images / "stray").exists()
+
+
+def test_a_dedicated_filesystem_is_taken_despite_its_lost_and_found(tmp_path: Path) -> None:
+    """A disk mounted at cache_dir brings its own lost+found; nothing else may be there."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "lost+found").mkdir()
+        assert storage.Disk(str(mount)).marker.is_file()
+        (tmp_path / "plain" / "lost+found").mkdir(parents=True)  # not a mount point
+        with pytest.raises(storage.ForeignDirectory, match="lost"):
+            storage.Disk(str(tmp_path / "plain"))
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
