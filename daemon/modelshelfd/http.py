@@ -87,6 +87,7 @@ class _ShelfCollector(Collector):
             ("inflight_fetches", described["inflight_fetches"], "Fetches in progress"),
             ("connections", len(self.state.connections), "Open connections"),
             ("generation", self.state.catalog.generation, "Catalog generation"),
+            ("store_reachable", int(self.state.catalog.reachable), "1 while the store answers"),
         ):
             gauge = GaugeMetricFamily(f"modelshelf_{name}", text)
             gauge.add_metric([], value)

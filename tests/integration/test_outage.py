@@ -97,6 +97,8 @@ def _outage_is_not_a_deletion(
     assert code == 503 and body["ok"] is False and body["store_reachable"] is False
     assert body["store_error"] and body["store_unreachable_since"]
     assert location not in raw and "127.0.0.1" not in raw  # no store location over HTTP
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        assert "modelshelf_store_reachable 0.0" in r.read().decode()
     # in L1 and known: served to a process that never held it, latest and explicit alike
     assert _fresh_client(daemon, images, "ns/lr") == [16]
     assert _fresh_client(daemon, images, "ns/lr@1") == [16]
