@@ -6,11 +6,12 @@ period. Resolving ``ns/name`` (latest) also re-lists that model when its cached 
 than one period, so a daemon never answers "latest" from a stale view.
 
 "The store answered: not there" and "the store did not answer" are different things. A listing
-or a ref read that fails (StoreError) marks the store unreachable and changes nothing the
-catalog knows: refs it resolved keep resolving, "latest" resolves through the last listing
-without asking the store again, and what it cannot resolve fails with StoreError
-(``store_unavailable``), never ModelNotFound. The next successful poll marks the store
-reachable again. Failures are counted (``store_errors``) and logged at a bounded rate.
+that fails (StoreError) marks the store unreachable and changes nothing the catalog knows: refs
+it resolved keep resolving, "latest" resolves through the last listing without asking the store
+again, and what it cannot resolve fails with StoreError (``store_unavailable``), never
+ModelNotFound. A ref read that fails is counted but decides nothing (the store may have answered
+with a malformed ref). The next successful poll marks the store reachable again. Failures are
+counted (``store_errors``) and logged at a bounded rate.
 """
 
 from __future__ import annotations
