@@ -42,6 +42,7 @@ from .errors import (
     UnknownCategoryError,
     UnsupportedModelError,
     UnsupportedVersionError,
+    UntrustedDaemon,
 )
 from .image import Image
 from .model import Model, load
@@ -77,6 +78,7 @@ __all__ = [
     "UnknownCategoryError",
     "UnsupportedModelError",
     "UnsupportedVersionError",
+    "UntrustedDaemon",
     "__version__",
     "compile",
     "compile_tensors",

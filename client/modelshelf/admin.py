@@ -7,10 +7,10 @@ the reply's code (``modelshelf.errors.for_code``).
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from . import paths as _paths
+from . import trust as _trust
 from . import wire as _wire
 from ._version import __version__
 from .errors import DaemonUnavailable, ShelfError, for_code
@@ -19,25 +19,36 @@ __all__ = ["AdminConnection"]
 
 
 class AdminConnection:
-    """A synchronous connection to the daemon's admin socket."""
+    """A synchronous connection to the daemon's admin socket. ``daemon_uid``: the uid the
+    daemon must run as, checked before anything is sent, as ``Client`` does
+    (``modelshelf.trust``; default ``$MODELSHELF_DAEMON_UID``)."""
 
-    def __init__(self, path: str | None = None, timeout: float = 120.0) -> None:
+    def __init__(
+        self, path: str | None = None, timeout: float = 120.0, *, daemon_uid: int | None = None
+    ) -> None:
         self.path = path or _paths.default_admin_socket()
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
+        if daemon_uid is None:
+            daemon_uid = _trust.daemon_uid_from_env()
         try:
-            self.sock.connect(self.path)
+            self.sock = _wire.connect(self.path, timeout)
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            _trust.check_daemon(self.sock, self.path, daemon_uid)
             hello = {"op": "hello", "protocol": _wire.PROTOCOL_VERSION}
             self.request({**hello, "client": f"modelshelf-cli/{__version__}"})
-        except ShelfError:  # the daemon answered (AccessDenied is also an OSError)
+        except ShelfError:  # the daemon answered, or is not trusted (both are also OSErrors)
             self.sock.close()
             raise
         except (OSError, EOFError) as exc:
             self.sock.close()
-            raise DaemonUnavailable(
-                f"no modelshelf daemon answers on the admin socket {self.path} ({exc}); is "
-                "modelshelfd running? set MODELSHELF_ADMIN_SOCKET or --admin-socket"
-            ) from exc
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: BaseException) -> DaemonUnavailable:
+        return DaemonUnavailable(
+            f"no modelshelf daemon answers on the admin socket {self.path} ({exc}); is "
+            "modelshelfd running? set MODELSHELF_ADMIN_SOCKET or --admin-socket"
+        )
 
     def request(self, message: dict[str, Any], fds: tuple[int, ...] = ()) -> dict[str, Any]:
         _wire.send(self.sock, message, fds)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import paths as _paths
+from . import trust as _trust
 from . import wire as _wire
 from ._version import __version__
 from .errors import (
@@ -59,6 +60,7 @@ ENVIRONMENT = (
     "MODELSHELF_MAX_HELD_BYTES",
     "MODELSHELF_MAX_HELD_MODELS",
     "MODELSHELF_TIMEOUT",
+    "MODELSHELF_DAEMON_UID",
 )
 
 _BOARD = _wire.BOARD_COUNTERS  # generation, pressure at offset 8
@@ -117,6 +119,9 @@ class Client:
     the models kept for reuse (default ``$MODELSHELF_MAX_HELD_BYTES`` and
     ``$MODELSHELF_MAX_HELD_MODELS``, else what the daemon advertises). A model larger than
     ``max_held_bytes`` is returned but not kept: its lease lasts as long as the caller holds it.
+    ``daemon_uid``: the uid the daemon must run as (default ``$MODELSHELF_DAEMON_UID``, else
+    root, this process's uid or the owner of the socket's directory: ``modelshelf.trust``); a
+    socket where another uid listens raises UntrustedDaemon before anything is sent.
     """
 
     def __init__(
@@ -126,9 +131,15 @@ class Client:
         timeout: float | None = None,
         max_held_bytes: int | None = None,
         max_held_models: int | None = None,
+        daemon_uid: int | None = None,
     ) -> None:
         self.socket_path = socket or _paths.default_socket()
         self.timeout = _timeout(timeout)
+        if daemon_uid is None:
+            daemon_uid = _trust.daemon_uid_from_env()
+        elif isinstance(daemon_uid, bool) or not isinstance(daemon_uid, int) or daemon_uid < 0:
+            raise ValueError(f"daemon_uid must be a non-negative integer, got {daemon_uid!r}")
+        self.daemon_uid = daemon_uid
         if max_held_bytes is None:
             max_held_bytes = _env_size("MODELSHELF_MAX_HELD_BYTES")
         if max_held_models is None:
@@ -415,10 +426,21 @@ class Client:
             self._epoch += 1  # mappings inherited from the parent hold no lease of ours
 
     def _connect(self) -> None:
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
         try:
-            sock.connect(self.socket_path)
+            sock = _wire.connect(self.socket_path, self.timeout)
+        except TimeoutError as exc:  # never accepted: not "accepted but did not answer"
+            raise DaemonUnavailable(
+                f"the daemon on {self.socket_path} did not accept the connection within "
+                f"{self.timeout:g} s ({exc}): it may be overloaded or flooded with connections"
+            ) from exc
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            _trust.check_daemon(sock, self.socket_path, self.daemon_uid)
+        except BaseException:
+            sock.close()
+            raise
+        try:
             hello = {"op": "hello", "protocol": _wire.PROTOCOL_VERSION, "client": _AGENT}
             # refused (e.g. busy): the daemon may have said why before closing
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):

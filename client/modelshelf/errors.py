@@ -21,6 +21,7 @@
     │   ├── ModelNotFound (LookupError)     no such model, version, or image in the store
     │   ├── AccessDenied (PermissionError)  the caller's uid/gid may not use that namespace
     │   ├── DaemonUnavailable (ConnectionError) no daemon answers on the socket
+    │   ├── UntrustedDaemon (PermissionError)   the socket's listener is not the expected uid
     │   ├── InvalidModelName (ValueError)   a model reference outside the name grammar
     │   ├── ProtocolError           a malformed, oversized or unexpected message on the socket
     │   ├── ShelfBusy               every tier that could serve is full of leases (or a limit hit)
@@ -40,6 +41,7 @@ Every class carries ``code``, its error code on the daemon's socket (docs/protoc
     access_denied        4    AccessDenied
     busy                 5    ShelfBusy
     unavailable          6    DaemonUnavailable (the client's own: no daemon answered)
+    untrusted_daemon     9    UntrustedDaemon (the client's own: an impostor may listen)
     store_unavailable    7    StoreError
     invalid_name         2    InvalidModelName
     bad_request          1    ProtocolError
@@ -79,6 +81,7 @@ __all__ = [
     "UnknownCategoryError",
     "UnsupportedModelError",
     "UnsupportedVersionError",
+    "UntrustedDaemon",
     "for_code",
 ]
 
@@ -180,6 +183,14 @@ class DaemonUnavailable(ShelfError, ConnectionError):
 
     code = "unavailable"
     exit_status = 6
+
+
+class UntrustedDaemon(ShelfError, PermissionError):
+    """The process listening on the daemon's socket runs as a uid the client does not trust
+    (``modelshelf.trust``): another user may have planted the socket. Nothing was sent to it."""
+
+    code = "untrusted_daemon"
+    exit_status = 9
 
 
 class InvalidModelName(ShelfError, ValueError):

@@ -9,16 +9,18 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ManifestError
+from .errors import InputTypeError, ManifestError
 from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
+from .runtime._categories import CategoryTables, is_category
 from .runtime._sparse import publish
 from .runtime.text import as_documents
 
-# "numeric": a 2-D array of numbers; "text": a sequence of documents (str or bytes);
-# "none": a tensor bundle, which predicts nothing.
-_INPUT_TYPES = ("numeric", "text", "none")
+# "numeric": a 2-D array of numbers; "tabular" (format 1.1): numbers too, and a DataFrame's
+# category columns recoded through input.categories; "text": a sequence of documents (str or
+# bytes); "none": a tensor bundle, which predicts nothing.
+_INPUT_TYPES = ("numeric", "tabular", "text", "none")
 
 
 class _Method:
@@ -93,17 +95,33 @@ class Model:
             raise ManifestError("input feature_names must list one string per feature")
         self._n_features: int | None = n_features
         self._feature_names: list[str] | None = names
+        self._categories: CategoryTables | None = None
+        if self._input_type == "tabular":
+            self._categories = CategoryTables.from_manifest(
+                schema.get("categories"), image.arrays, n_features
+            )
+        elif "categories" in schema:
+            raise ManifestError(
+                f"input categories need input type 'tabular', not {self._input_type!r}"
+            )
         self._executor: Executor | None = (
             None if self.kind == "tensors" else build(spec, image.arrays)
         )
         self._allow_nan = bool(self._executor is not None and self._executor.allow_nan)
+        self._codes_only = self._input_type == "numeric" and _splits_on_codes(spec)
         image.compact()  # everything needed is built: keep the bytes, not their parse
 
     def _prepare(self, X: Any) -> Any:
         if self._input_type == "text":
             return as_documents(X)
+        if self._codes_only and type(X) is not np.ndarray:
+            _refuse_category_columns(X)
         return as_float_matrix(
-            X, self._n_features, feature_names=self._feature_names, allow_nan=self._allow_nan
+            X,
+            self._n_features,
+            feature_names=self._feature_names,
+            categories=self._categories,
+            allow_nan=self._allow_nan,
         )
 
     @functools.cached_property
@@ -140,6 +158,34 @@ class Model:
     def __repr__(self) -> str:
         name = self.metadata.get("name", "")
         return f"<modelshelf.Model {self.kind} {name!r} {self.image.size} bytes>"
+
+
+def _splits_on_codes(spec: Any) -> bool:
+    """Whether the root model is an XGBoost or LightGBM forest with categorical splits (which
+    read codes; scikit-learn's encode values first) compiled without category tables: before
+    format 1.1, or fitted on columns of codes."""
+    arrays = spec.get("arrays")
+    return (
+        spec.get("kind") in ("boosted_classifier", "boosted_regressor")
+        and isinstance(arrays, dict)
+        and "cat_column" in arrays
+        and "encode_column" not in arrays
+    )
+
+
+def _refuse_category_columns(X: Any) -> None:
+    """A DataFrame's category columns hold values whose codes such an image cannot know."""
+    columns, dtypes = getattr(X, "columns", None), getattr(X, "dtypes", None)
+    if columns is None or dtypes is None or isinstance(dtypes, np.dtype):
+        return
+    names = [str(n) for n, d in zip(columns, dtypes, strict=False) if is_category(d)]
+    if names:
+        raise InputTypeError(
+            f"columns {names[:8]} are pandas 'category' columns, but this image stores no "
+            "training categories to recode them with (it was compiled before modelshelf "
+            "recorded them, or the model was fitted on columns of codes): pass the codes as "
+            "numbers (X[name].cat.codes), or compile the model again with this modelshelf"
+        )
 
 
 def _frozen(value: Any) -> Any:

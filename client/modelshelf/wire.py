@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import struct
+import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -70,6 +71,32 @@ def _no_constants(name: str) -> Any:
 # Built once: json.dumps/loads with options build a new coder (and scanner) on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def connect(path: str, timeout: float) -> socket.socket:
+    """A blocking Unix stream socket connected to ``path``, with ``timeout`` on every
+    operation. A full listen queue makes a Unix socket's connect fail at once with EAGAIN, not
+    wait: it is tried again, a little later each time, until ``timeout`` has passed (a flood
+    of connections from others must delay a client, not fail it)."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            return sock
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() + pause > deadline:
+                raise TimeoutError(
+                    f"the daemon's listen queue stayed full for {timeout:g} s"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        except BaseException:
+            sock.close()
+            raise
 
 
 def send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:

@@ -6,6 +6,12 @@ either answers a frame on the spot (the ``fast`` hook, for requests that need no
 queues it for the connection's task. Descriptors arrive with the first byte of their message;
 the kernel never merges them into the middle of another read, so they are matched to the frame
 that starts where they came in.
+
+A peer cannot pin the daemon's descriptors or park half a message: a connection may hold at most
+``max_fds`` descriptors not yet handed to a handler (none on the client socket, where no message
+takes any: they are closed as they arrive), descriptors that arrive in the middle of a message
+are closed at once, and a message begun must be complete within ``frame_timeout`` seconds. Each
+of these closes the connection and is counted (``descriptors_refused``, ``frames_timed_out``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ MAX_QUEUED = 64  # pipelined requests waiting for a slow one; more is abuse
 # bytes of those queued requests: 64 maximal messages would be 4 MiB per connection (and
 # more once parsed), times max_connections; real requests are a few hundred bytes
 MAX_QUEUED_BYTES = 256 * 1024
+FRAME_TIMEOUT = 5.0  # seconds from a message's first byte to its last: a real peer needs far less
 _READ = 256 * 1024
 
 Message = _wire.Message
@@ -32,10 +39,25 @@ Message = _wire.Message
 class Reader:
     """Frames read from one non-blocking socket, with the descriptors that came with them."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        max_fds: int = _wire.MAX_FDS,
+        frame_timeout: float = FRAME_TIMEOUT,
+        stats: collections.Counter[str] | None = None,
+    ) -> None:
         self.sock = sock
         self.fast: Callable[[dict[str, Any], list[int]], bool] | None = None
+        self.max_fds = max_fds  # descriptors held here, not yet handed to a handler
+        self.frame_timeout = frame_timeout
+        self.stats = collections.Counter[str]() if stats is None else stats
+        self._held_fds = 0
+        self._partial = -1  # stream position of the incomplete message the timer watches
+        self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
+        # loop time of the last message received, whether answered on the spot or queued
+        self.last_message = self._loop.time()
         self._buf = bytearray()
         self._offset = 0  # stream position of _buf[0]
         self._marks: list[tuple[int, list[int]]] = []  # (stream position, descriptors)
@@ -59,19 +81,24 @@ class Reader:
             finally:
                 self._waiter = None
         self._queued_bytes -= self._sizes.popleft()
-        return self._frames.popleft()
+        message = self._frames.popleft()
+        self._held_fds -= len(message[1])
+        return message
 
     def fail(self, exc: BaseException) -> None:
         """Stop reading; the connection's task sees ``exc`` at its next ``next()``."""
         if self._error is None:
             self._error = exc
             self._loop.remove_reader(self._fd)
+            self._disarm()
         self._wake()
 
     def close(self) -> None:
         if self._error is None:
             self._error = EOFError("closed")
             self._loop.remove_reader(self._fd)
+        self._disarm()
+        self._held_fds = 0
         for _, fds in self._marks:
             _wire.close_fds(fds)
         for _, fds in self._frames:
@@ -94,7 +121,7 @@ class Reader:
                 return
             fds = _wire.fds_from_ancillary(ancillary)
             if fds:
-                self._marks.append((self._offset + len(self._buf), fds))
+                self._take(fds)
             if flags & _wire.MSG_CTRUNC:
                 raise ProtocolError("too many descriptors attached to one message")
             if not data:
@@ -103,8 +130,54 @@ class Reader:
                 raise EOFError("connection closed by peer")
             self._buf += data
             self._frame()
+            self._arm()
         except (ProtocolError, EOFError, OSError) as exc:
             self.fail(exc)
+
+    def _take(self, fds: list[int]) -> None:
+        """Keep descriptors that start a message, within the connection's bound; close any
+        other at once (a peer must not be able to make the daemon hold descriptors)."""
+        if self._buf:
+            reason = "descriptors attached inside a message"
+        elif self._held_fds + len(fds) > self.max_fds:
+            reason = (
+                f"{self._held_fds + len(fds)} descriptors sent, more than the {self.max_fds} "
+                "this connection may have pending"
+                if self.max_fds
+                else "descriptors sent on a socket where no message takes any"
+            )
+        else:
+            self._marks.append((self._offset, fds))
+            self._held_fds += len(fds)
+            return
+        _wire.close_fds(fds)
+        self.stats["descriptors_refused"] += len(fds)
+        raise ProtocolError(reason)
+
+    def _arm(self) -> None:
+        """Time the incomplete message at the end of the buffer, from its first byte."""
+        if not self._buf:
+            self._disarm()
+        elif self._partial != self._offset:
+            self._disarm()
+            self._partial = self._offset
+            self._timer = self._loop.call_later(self.frame_timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._partial = -1
+
+    def _expired(self) -> None:
+        self._timer = None
+        self.stats["frames_timed_out"] += 1
+        self.fail(
+            ProtocolError(
+                f"a message begun {self.frame_timeout:g} s ago is still incomplete "
+                f"({len(self._buf)} bytes)"
+            )
+        )
 
     def _frame(self) -> None:
         buf = self._buf
@@ -114,6 +187,7 @@ class Reader:
             if len(buf) < end:
                 return
             start = self._offset
+            self.last_message = self._loop.time()
             body = bytes(buf[_wire.LENGTH.size : end])
             del buf[:end]
             self._offset += end
@@ -124,6 +198,7 @@ class Reader:
                 if position != start:
                     _wire.close_fds(fds)
                     raise ProtocolError("descriptors attached inside a message")
+            self._held_fds -= len(fds)  # back to the count below if queued
             try:
                 message = _wire.decode_body(body)
             except ProtocolError:
@@ -139,6 +214,7 @@ class Reader:
                     "connection"
                 )
             self._frames.append((message, fds))
+            self._held_fds += len(fds)
             self._sizes.append(end)
             self._queued_bytes += end
             self._wake()

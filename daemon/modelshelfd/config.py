@@ -50,6 +50,27 @@ def parse_size(value: object) -> int:
 
 
 @dataclass(frozen=True)
+class Share:
+    """A budget given as a percentage ("25%"): of the daemon's memory limit for L1, of the
+    free space under cache_dir for L2; resolved to bytes once the config is complete."""
+
+    fraction: float
+
+
+def _budget(value: object) -> int | Share:
+    """A size (``parse_size``) or a percentage: ``"25%"``, 0 < p <= 100."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            percent = float(value.strip()[:-1])
+        except ValueError:
+            raise ConfigError(f"expected a percentage like '25%', got {value!r}") from None
+        if not (math.isfinite(percent) and 0 < percent <= 100):
+            raise ConfigError(f"a percentage must be in (0, 100], got {value!r}")
+        return Share(percent / 100)
+    return parse_size(value)
+
+
+@dataclass(frozen=True)
 class Config:
     # client socket path (applications connect here)
     """The daemon's configuration, built once (file, environment, flags) and passed around."""
@@ -82,6 +103,13 @@ class Config:
     ref_poll_seconds: float = 2.0
     # simultaneous connections on the client socket (admin socket: 16)
     max_connections: int = 1024
+    # client connections one uid may hold at once, so that one user cannot take every slot
+    # (the daemon's own uid is not limited); left out: a quarter of max_connections
+    max_connections_per_uid: int = 256
+    # seconds a client connection that holds no lease may stay without a request before the
+    # daemon closes it (the client reconnects by itself at its next request); connections
+    # that hold leases are never closed for idleness: the leases are what their mappings use
+    idle_timeout: float = 60.0
     # images fetched from L2/L3 at the same time; further fetches wait
     max_inflight_fetches: int = 8
     # parallel ranged reads per large image fetched from the store
@@ -103,6 +131,9 @@ class Config:
     # seconds a reply may wait for the peer to read it; a peer that stops reading its
     # replies is disconnected (and its leases dropped) after this long
     send_timeout: float = 10.0
+    # seconds from a message's first byte to its last; a peer that leaves a message unfinished
+    # longer is disconnected (a real client sends one whole message at a time)
+    frame_timeout: float = 5.0
     # store retries before a request fails with store_unavailable
     store_max_retries: int = 3
     # seconds of retrying before a store request fails
@@ -243,12 +274,14 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "store_options": lambda v: _json_or(v, dict),
     "cache_dir": _str,
     "shm_prefix": _str,
-    "l1_bytes": parse_size,
-    "l2_bytes": parse_size,
+    "l1_bytes": _budget,
+    "l2_bytes": _budget,
     "client_held_bytes": parse_size,
     "client_held_models": _int,
     "ref_poll_seconds": _float,
     "max_connections": _int,
+    "max_connections_per_uid": _int,
+    "idle_timeout": _float,
     "max_inflight_fetches": _int,
     "fetch_parallelism": _int,
     "range_bytes": parse_size,
@@ -258,6 +291,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "http": _str,
     "shutdown_timeout": _float,
     "send_timeout": _float,
+    "frame_timeout": _float,
     "store_max_retries": _int,
     "store_retry_timeout": _float,
 }
@@ -333,6 +367,12 @@ def _with_defaults(values: dict[str, Any]) -> Config:
     for name in ("l1_bytes", "l2_bytes", "client_held_bytes"):
         if name in values and values[name] == 0:  # never silently "the default"
             raise ConfigError(f"{name} must be positive; leave it out for the default")
+    if isinstance(values.get("l1_bytes"), Share):
+        values["l1_bytes"] = int(values["l1_bytes"].fraction * _memory_limit())
+    if isinstance(values.get("l2_bytes"), Share):
+        values["l2_bytes"] = int(
+            values["l2_bytes"].fraction * _free_disk(Path(values["cache_dir"]))
+        )
     if "l1_bytes" not in values:
         values["l1_bytes"] = _default_l1()
     if "l2_bytes" not in values:
@@ -344,32 +384,45 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         match = re.fullmatch(r"[\w.\-\[\]:]*:(\d{1,5})", http)
         if not match or not 1 <= int(match[1]) <= 65535:
             raise ConfigError(f"http must be host:port with a port 1..65535, got {http!r}")
-    for name in ("shutdown_timeout", "send_timeout", "store_retry_timeout"):
+    for name in (
+        "shutdown_timeout", "send_timeout", "frame_timeout", "idle_timeout", "store_retry_timeout",
+    ):  # fmt: skip
         if name in values and not values[name] > 0:
             raise ConfigError(f"{name} must be positive, got {values[name]}")
     poll = values.get("ref_poll_seconds", 2.0)
     if poll < 0.1:
         raise ConfigError(f"ref_poll_seconds must be at least 0.1, got {poll}")
     for name in (
-        "max_connections", "max_inflight_fetches", "fetch_parallelism", "range_bytes",
-        "client_held_models",
+        "max_connections", "max_connections_per_uid", "max_inflight_fetches",
+        "fetch_parallelism", "range_bytes", "client_held_models",
     ):  # fmt: skip
         if name in values and values[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {values[name]}")
+    if "max_connections_per_uid" not in values:
+        values["max_connections_per_uid"] = max(1, values.get("max_connections", 1024) // 4)
     return Config(**values)
 
 
+def _memory_limit() -> int:
+    from . import machine
+
+    return machine.memory_limit()
+
+
 def _default_l1() -> int:
-    import psutil
+    # a quarter of the memory the daemon may use (its cgroup's limit, else RAM), capped: the
+    # shelf shares the node with the applications it serves
+    return int(min(_memory_limit() // 4, 16 * _GIB))
 
-    # a quarter of RAM, capped: the shelf shares the node with the applications it serves
-    return int(min(psutil.virtual_memory().total // 4, 16 * _GIB))
 
-
-def _default_l2(cache_dir: Path) -> int:
+def _free_disk(cache_dir: Path) -> int:
     import psutil
 
     probe = cache_dir
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    return int(min(psutil.disk_usage(str(probe)).free // 2, 64 * _GIB))
+    return int(psutil.disk_usage(str(probe)).free)
+
+
+def _default_l2(cache_dir: Path) -> int:
+    return int(min(_free_disk(cache_dir) // 2, 64 * _GIB))

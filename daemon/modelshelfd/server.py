@@ -4,11 +4,18 @@ Config -> Server -> per-connection protocol, as in uvicorn. A connection's first
 ``hello``; anything malformed, oversized or unexpected closes that connection and nothing else.
 Leases belong to a connection: when it ends, however it ends, they are released. Requests are
 dispatched to ``handlers``.
+
+Slots are bounded per socket (``max_connections``) and per uid (``max_connections_per_uid``),
+so that one user cannot take them all; a client connection that holds no lease is closed after
+``idle_timeout`` seconds without a request (its client reconnects when it needs to). One that
+holds leases is never closed for idleness: its leases are what the client's mappings count on,
+and they are bounded by the tiers' budgets and by the per-uid limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import logging
@@ -58,6 +65,8 @@ class Server:
         self._lock_fd = -1
         self._http: HttpEndpoint | None = None
         self.should_exit = asyncio.Event()
+        self._open: collections.Counter[str] = collections.Counter()  # connections by kind
+        self._per_uid: collections.Counter[int] = collections.Counter()  # client connections
         self._in_progress = 0  # requests being handled, on every connection
         self._quiet = asyncio.Event()  # set while none is
         self._quiet.set()
@@ -77,6 +86,10 @@ class Server:
         # one daemon per instance: refuse before touching its segments, sockets or files
         self._lock_fd = _lock(Path(cfg.cache_dir) / "lock")
         for path in (cfg.socket, cfg.admin_socket):
+            # whose directory it is comes first: a socket in a directory another user made is
+            # theirs to swap, never ours to probe or unlink
+            if Path(path).parent.exists():
+                _check_private_dir(Path(path).parent)
             _refuse_if_live(path)
         try:
             store = Store(
@@ -169,6 +182,7 @@ class Server:
         state = self._ready()
         loop = asyncio.get_running_loop()
         limit = self.config.max_connections if kind == "client" else MAX_ADMIN_CONNECTIONS
+        per_uid = self.config.max_connections_per_uid
         while True:
             try:
                 sock, _ = await loop.sock_accept(listener)
@@ -176,6 +190,9 @@ class Server:
                 log.error("accept on the %s socket failed: %s", kind, exc)
                 await asyncio.sleep(0.1)
                 continue
+            # sock_accept returns at once while connections are queued: without a turn of the
+            # loop here, a flood of connections would starve every connection already accepted
+            await asyncio.sleep(0)
             try:
                 sock.setblocking(False)
                 pid, uid, gid = _PEERCRED.unpack(
@@ -185,13 +202,23 @@ class Server:
                 log.info("dropping a %s connection at accept: %s", kind, exc)
                 sock.close()
                 continue
-            conn = Connection(sock, kind, pid, uid, gid, peer_groups(pid))
-            if sum(1 for c in state.connections if c.kind == kind) >= limit:
-                state.refused += 1
+            if self._open[kind] >= limit:
                 message = (
-                    f"the daemon already serves its limit of {limit} {kind} connections; "
-                    "retry later, or raise max_connections"
+                    f"the daemon already serves its limit of {limit} {kind} connections; retry "
+                    "later, or raise max_connections"
                 )
+            # the daemon's own uid is not limited: its processes could stop the daemon anyway,
+            # and with the default socket mode (0600) no other uid can connect at all
+            elif kind == "client" and uid != os.getuid() and self._per_uid[uid] >= per_uid:
+                state.shelf.stats["connections_refused_uid"] += 1
+                message = (
+                    f"uid {uid} already holds its limit of {per_uid} client connections; close "
+                    "some (one Client per process is enough), or raise max_connections_per_uid"
+                )
+            else:
+                message = ""
+            if message:
+                state.refused += 1
                 _refusals.log(
                     logging.WARNING, f"connect/{kind}", "connection of pid %d (uid %d) refused: %s",
                     pid, uid, message,
@@ -200,12 +227,46 @@ class Server:
                     sock.send(_wire.encode(_error(None, "busy", message)))
                 sock.close()
                 continue
+            conn = Connection(sock, kind, pid, uid, gid, peer_groups(pid))
             state.connections.add(conn)
+            self._open[kind] += 1
+            if kind == "client":
+                self._per_uid[uid] += 1
             self._spawn(self._serve(conn))
+
+    async def _next_request(self, conn: Connection, reader: aiowire.Reader) -> aiowire.Message:
+        """The connection's next request. A client connection that holds no lease and sends
+        nothing for ``idle_timeout`` seconds ends with TimeoutError. Requests answered on the
+        spot count as requests, and may take or drop leases meanwhile: the deadline is checked
+        again when it comes."""
+        if conn.kind != "client":
+            return await reader.next()
+        loop = asyncio.get_running_loop()
+        idle = self.config.idle_timeout
+        while True:
+            now = loop.time()
+            deadline = asyncio.timeout_at(now + idle if conn.leases else reader.last_message + idle)
+            try:
+                async with deadline:
+                    return await reader.next()
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                if conn.leases or loop.time() < reader.last_message + idle:
+                    continue
+                self._ready().shelf.stats["connections_idle_closed"] += 1
+                log.debug("closing idle client connection of pid %d (uid %d)", conn.pid, conn.uid)
+                raise
 
     async def _serve(self, conn: Connection) -> None:
         state = self._ready()
-        reader = aiowire.Reader(conn.sock)
+        reader = aiowire.Reader(
+            conn.sock,
+            # no message on the client socket takes descriptors; an admin's publish takes one
+            max_fds=0 if conn.kind == "client" else _wire.MAX_FDS,
+            frame_timeout=self.config.frame_timeout,
+            stats=state.shelf.stats,
+        )
         try:
             async with asyncio.timeout(HELLO_TIMEOUT):
                 message, fds = await reader.next()
@@ -252,7 +313,7 @@ class Server:
             if conn.kind == "client":
                 reader.fast = lambda message, fds: handlers.fast(state, conn, reader, message, fds)
             while True:
-                message, fds = await reader.next()
+                message, fds = await self._next_request(conn, reader)
                 self._busy(conn, True)
                 try:
                     reply, out = await handlers.handle(state, conn, message, fds)
@@ -262,7 +323,10 @@ class Server:
         except (EOFError, ConnectionError, TimeoutError):
             pass
         except ProtocolError as exc:
-            log.info("closing %s connection of pid %d: %s", conn.kind, conn.pid, exc)
+            _refusals.log(
+                logging.INFO, f"protocol/{conn.kind}",
+                "closing %s connection of pid %d (uid %d): %s", conn.kind, conn.pid, conn.uid, exc,
+            )  # fmt: skip
         except OSError as exc:
             log.info("%s connection of pid %d failed: %s", conn.kind, conn.pid, exc)
         finally:
@@ -273,6 +337,11 @@ class Server:
             conn.leases.clear()
             conn.sock.close()
             state.connections.discard(conn)
+            self._open[conn.kind] -= 1
+            if conn.kind == "client":
+                self._per_uid[conn.uid] -= 1
+                if not self._per_uid[conn.uid]:
+                    del self._per_uid[conn.uid]
 
 
 def _error(rid: object, code: str, message: str) -> dict[str, Any]:
@@ -346,7 +415,8 @@ def _check_private_dir(directory: Path) -> None:
         raise StartupError(
             f"the socket directory {directory} is owned by uid {st.st_uid} with mode "
             f"{stat.S_IMODE(st.st_mode):o}; it must belong to uid {os.geteuid()} (or root) and "
-            "be writable by it alone"
+            "be writable by it alone. If you did not make it, another user may have, to "
+            "impersonate the daemon: remove it, or choose another socket path"
         )
 
 

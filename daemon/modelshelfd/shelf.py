@@ -44,7 +44,9 @@ EVENTS = (
     "pressure_signals", "l2_skipped", "l2_write_errors", "shm_errors", "validation_failures",
     "release_unknown", "refused_busy", "refused_not_found", "refused_access_denied",
     "refused_store_unavailable", "refused_image_error", "refused_bad_request",
-    "refused_invalid_name", "refused_internal", "http_refused", "http_timeouts", "store_errors",
+    "refused_invalid_name", "refused_internal", "descriptors_refused", "frames_timed_out",
+    "connections_refused_uid", "connections_idle_closed", "http_refused", "http_timeouts",
+    "store_errors",
 )  # fmt: skip
 
 

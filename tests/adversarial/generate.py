@@ -151,6 +151,83 @@ def _deep(n: int) -> Callable[[dict[str, Any]], object]:
     return edit
 
 
+# A base model with tabular input (format 1.1): a numbers, a strings and a codes table.
+TABULAR_ARRAYS: list[tuple[str, np.ndarray]] = [
+    ("input/categories/0/values", np.array([10.0, 20.0, 30.0])),
+    ("input/categories/0/codes", np.array([1, 2, 0], dtype=np.int32)),
+    ("input/categories/1/terms", np.frombuffer(b"abc", dtype=np.uint8)),
+    ("input/categories/1/runs", np.array([[1, 0, 3]], dtype=np.int64)),
+    ("input/categories/1/columns", np.array([1, 0, 2], dtype=np.int32)),
+]
+
+
+def tabular_model() -> tuple[list[tuple[str, np.ndarray]], dict[str, Any]]:
+    """The base model reading a DataFrame's columns 0-2 as categories (test_hostile checks
+    that it loads and predicts, so that each ``tabular_*`` case breaks one thing)."""
+    arrays, manifest = base_model()
+    numbers = {"values": "input/categories/0/values", "codes": "input/categories/0/codes"}
+    strings = {role: f"input/categories/1/{role}" for role in ("terms", "runs", "columns")}
+    manifest["input"].update(
+        type="tabular",
+        categories=[
+            {"column": 0, "table": "numbers", "unknown": "missing", "arrays": numbers},
+            {"column": 1, "table": "strings", "unknown": "error", "arrays": strings},
+            {"column": 2, "table": "codes"},
+        ],
+    )
+    return [*arrays, *TABULAR_ARRAYS], manifest
+
+
+def _tabular(
+    edit: Callable[[list[dict[str, Any]], dict[str, Any]], object],
+    replace: tuple[str, np.ndarray] | None = None,
+) -> bytes:
+    """The tabular model with its tables edited by ``edit(categories, input)`` in place, and
+    optionally one of its arrays replaced."""
+    arrays, manifest = tabular_model()
+    edit(manifest["input"]["categories"], manifest["input"])
+    if replace is not None:
+        arrays = [replace if name == replace[0] else (name, a) for name, a in arrays]
+    return assemble(arrays, manifest)
+
+
+def _load(name: str, make: Callable[[], bytes]) -> Hostile:
+    return Hostile(name, make, ManifestError, "load")
+
+
+TABULAR_CASES: list[Hostile] = [
+    _load("tabular_categories_missing", lambda: _tabular(lambda c, i: i.pop("categories"))),
+    _load("tabular_categories_empty", lambda: _tabular(lambda c, i: c.clear())),
+    _load("tabular_categories_not_list", lambda: _tabular(lambda c, i: i.update(categories={}))),
+    _load("tabular_n_features_null", lambda: _tabular(lambda c, i: i.update(n_features=None))),
+    _load("categories_without_tabular", lambda: _tabular(lambda c, i: i.update(type="numeric"))),
+    _load("tabular_entry_not_object", lambda: _tabular(lambda c, i: c.insert(0, "numbers"))),
+    _load("tabular_arrays_not_object", lambda: _tabular(lambda c, i: c[0].update(arrays=[]))),
+    _load("tabular_column_past_end", lambda: _tabular(lambda c, i: c[2].update(column=4))),
+    _load("tabular_column_negative", lambda: _tabular(lambda c, i: c[0].update(column=-1))),
+    _load("tabular_column_not_int", lambda: _tabular(lambda c, i: c[0].update(column="0"))),
+    _load("tabular_columns_repeat", lambda: _tabular(lambda c, i: c[1].update(column=0))),
+    _load("tabular_table_unknown", lambda: _tabular(lambda c, i: c[0].update(table="dates"))),
+    _load("tabular_unknown_policy", lambda: _tabular(lambda c, i: c[1].update(unknown="skip"))),
+    _load("tabular_values_missing", lambda: _tabular(lambda c, i: c[0]["arrays"].pop("values"))),
+    _load(
+        "tabular_values_not_float",
+        lambda: _tabular(lambda c, i: None, ("input/categories/0/values", np.array([10, 20, 30]))),
+    ),
+    _load(
+        "tabular_codes_shorter",
+        lambda: _tabular(
+            lambda c, i: None, ("input/categories/0/codes", np.array([1, 2], dtype=np.int32))
+        ),
+    ),
+    _load(
+        "tabular_runs_past_terms",
+        lambda: _tabular(
+            lambda c, i: None, ("input/categories/1/runs", np.array([[1, 0, 4]], dtype=np.int64))
+        ),
+    ),
+]
+
 CASES: list[Hostile] = [
     # -- size and header --------------------------------------------------------------------
     Hostile("empty", lambda: b"", TruncatedImageError),
@@ -456,6 +533,7 @@ CASES: list[Hostile] = [
         ManifestError,
         "load",
     ),
+    *TABULAR_CASES,
 ]
 
 

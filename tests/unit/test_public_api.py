@@ -43,6 +43,7 @@ PUBLIC = [
     "UnknownCategoryError",
     "UnsupportedModelError",
     "UnsupportedVersionError",
+    "UntrustedDaemon",
     "__version__",
     "compile",
     "compile_tensors",
@@ -128,5 +129,7 @@ def test_every_error_names_its_wire_code_and_the_client_maps_codes_back() -> Non
         assert cls.code == code and errors.for_code(code) is cls
     assert errors.for_code("a-code-from-the-future") is errors.ShelfError
     assert errors.ChecksumError.code == "image_error"  # subclasses share their family's code
-    statuses = {cls.exit_status for cls in wire.values()} | {errors.DaemonUnavailable.exit_status}
-    assert len(statuses) == 8  # distinct per kind, except bad_request with the generic 1
+    own = {errors.DaemonUnavailable, errors.UntrustedDaemon}  # the client's own: never sent
+    statuses = {cls.exit_status for cls in (*wire.values(), *own)}
+    assert len(statuses) == 9  # distinct per kind, except bad_request with the generic 1
+    assert {cls.code for cls in own}.isdisjoint(wire)

@@ -83,3 +83,33 @@ def test_too_many_descriptors_are_closed(pair) -> None:
     assert len(os.listdir("/proc/self/fd")) <= before
     with pytest.raises(ProtocolError):
         _wire.send(a, {"op": "x"}, list(range(_wire.MAX_FDS + 1)))
+
+
+def test_connect_waits_out_a_full_listen_queue(tmp_path) -> None:
+    """A Unix socket's connect fails at once (EAGAIN) while the listen queue is full: connect()
+    tries again until the listener makes room, or until its timeout."""
+    import threading
+
+    path = str(tmp_path / "s.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(0)
+    queued = []
+    while True:  # fill the queue
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(path)
+        except BlockingIOError:
+            s.close()
+            break
+        queued.append(s)
+    with pytest.raises(TimeoutError, match=r"listen queue stayed full for 0\.2 s"):
+        _wire.connect(path, 0.2)
+    accepted = []
+    timer = threading.Timer(0.2, lambda: accepted.append(listener.accept()[0]))
+    timer.start()
+    sock = _wire.connect(path, 10)  # would raise TimeoutError if it gave up
+    timer.join()
+    for s in [sock, *queued, *accepted, listener]:
+        s.close()

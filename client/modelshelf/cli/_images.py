@@ -226,6 +226,10 @@ def _describe_input(schema: dict[str, Any]) -> str:
         return f"numeric, {n} features" if n is not None else "numeric, any number of features"
     if kind == "text":
         return "text, a sequence of documents (str or bytes)"
+    if kind == "tabular":
+        tables = schema.get("categories")
+        count = len(tables) if isinstance(tables, list) else 0
+        return f"tabular, {n} features, {count} categorical (a DataFrame's categories recoded)"
     return str(kind)
 
 

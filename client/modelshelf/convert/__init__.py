@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedModelError
-from . import compose, lgbm, linear, naive_bayes, neural, preprocessing, text, trees, xgb  # noqa: F401
+from . import cboost, compose, lgbm, linear, naive_bayes, neural, preprocessing, text, trees, xgb  # noqa: F401
 from ._context import Context, build_metadata, converter, supported_estimators
 
 __all__ = ["compile", "compile_tensors", "converter", "supported_estimators"]
@@ -27,19 +27,35 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
     """
     ctx = Context()
     spec = ctx.convert(estimator)
-    names = getattr(estimator, "feature_names_in_", None)
+    # Native boosters have no feature_names_in_ or n_features_in_: their converters record them.
+    names = _fitted_names(estimator)
+    if names is None:
+        names = ctx.feature_names
+    schema: dict[str, Any] = {
+        "type": text.input_type(spec),
+        "n_features": int(getattr(estimator, "n_features_in_", 0))
+        or spec.get("params", {}).get("n_features"),
+        "feature_names": None if names is None else [str(n) for n in names],
+    }
+    if ctx.categories:  # format 1.1: a DataFrame's category columns are recoded
+        schema.update(type="tabular", categories=ctx.categories)
     manifest = {
         "model": spec,
-        "input": {
-            "type": text.input_type(spec),
-            # Native boosters have no n_features_in_; their converters record the width.
-            "n_features": int(getattr(estimator, "n_features_in_", 0))
-            or spec.get("params", {}).get("n_features"),
-            "feature_names": None if names is None else [str(n) for n in names],
-        },
+        "input": schema,
         "metadata": build_metadata(estimator, metadata, _framework(estimator)),
     }
     return ctx.builder.build(manifest)
+
+
+def _fitted_names(est: Any) -> Any:
+    """``feature_names_in_``, or, for a pipeline starting with passthrough steps (which has
+    none), that of its first real step: scikit-learn checks the names there."""
+    names = getattr(est, "feature_names_in_", None)
+    if names is None and isinstance(getattr(est, "steps", None), list):
+        for _, step in est.steps:
+            if step is not None and not (isinstance(step, str) and step == "passthrough"):
+                return _fitted_names(step)
+    return names
 
 
 def compile_tensors(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import UnsupportedModelError
 from ..image import ImageBuilder
+from ..runtime.text_lookup import build_vocabulary
 
 Converter = Callable[[Any, "Context", str], dict[str, Any]]
 _CONVERTERS: dict[type, Converter] = {}
@@ -39,10 +41,17 @@ def unsupported(est: Any, what: str) -> UnsupportedModelError:
 
 
 class Context:
-    """Collects the arrays of one image while converters walk an estimator tree."""
+    """Collects the arrays of one image while converters walk an estimator tree.
+
+    Converters of models that keep facts about their input outside scikit-learn's attributes
+    (native boosters' feature names, the training categories of pandas category columns) record
+    them with ``describe_input``; ``compile`` writes them into the manifest's ``input``.
+    """
 
     def __init__(self) -> None:
         self.builder = ImageBuilder()
+        self.feature_names: list[str] | None = None
+        self.categories: list[dict[str, Any]] = []
 
     def convert(self, est: Any, path: str = "model") -> dict[str, Any]:
         fn = _CONVERTERS.get(type(est))
@@ -81,6 +90,97 @@ class Context:
         if out_params:
             spec["params"] = out_params
         return spec
+
+    def describe_input(
+        self,
+        est: Any,
+        path: str,
+        *,
+        feature_names: list[str] | None = None,
+        categories: Sequence[Category] = (),
+    ) -> None:
+        """Record the feature names and category tables of the model at ``path``.
+
+        Only the root model sees the image's input as the caller gives it: a model inside a
+        pipeline or a meta-estimator sees what the steps before it made of it, so its
+        categories could not be applied, and it is refused rather than left to read values
+        as codes.
+        """
+        if path != "model":
+            if categories:
+                raise UnsupportedModelError(
+                    f"{type(est).__name__} at {path} was fitted on pandas category columns, "
+                    "which only a model compiled on its own reads as its library does: compile "
+                    "the model itself, or encode the categories in a step before it"
+                )
+            return
+        self.feature_names = feature_names
+        self.categories = [self._category(c) for c in sorted(categories, key=lambda c: c.column)]
+
+    def _category(self, category: Category) -> dict[str, Any]:
+        base = f"input/categories/{category.column}"
+        entry: dict[str, Any] = {
+            "column": category.column,
+            "table": category.table,
+            "unknown": category.unknown,
+        }
+        arrays: Mapping[str, np.ndarray]
+        if category.table == "numbers":
+            values = np.asarray(category.values, dtype=np.float64)
+            order = np.argsort(values, kind="stable")
+            arrays = {"values": values[order], "codes": order.astype(np.int32)}
+        elif category.table == "strings":
+            arrays = build_vocabulary({v: code for code, v in enumerate(category.values)})
+        else:
+            return entry
+        entry["arrays"] = {
+            role: self.builder.add(f"{base}/{role}", a) for role, a in arrays.items()
+        }
+        return entry
+
+
+@dataclass(frozen=True)
+class Category:
+    """One categorical feature: its column, its training categories in code order (numbers or
+    strings; none for ``codes``) and what an unseen category is: ``missing`` or an ``error``.
+    ``category(...)`` builds it, checking the categories."""
+
+    column: int
+    table: str
+    values: tuple[Any, ...]
+    unknown: str
+
+
+def category(est: Any, column: int, name: str, values: Any, unknown: str) -> Category:
+    """The ``Category`` of feature ``column`` (``name`` in messages) from its training
+    categories in code order (``values``), or a ``codes`` one if ``values`` is None; refuses
+    categories a table cannot hold exactly."""
+    if values is None:
+        return Category(column, "codes", (), unknown)
+    items = list(values)
+    where = f"{type(est).__name__}: categorical feature {name!r} has"
+    if all(isinstance(v, str) for v in items):
+        table = "strings"
+    elif all(isinstance(v, bool | int | float | np.number) for v in items):
+        table = "numbers"
+        numbers = np.asarray(items, dtype=np.float64)
+        if not np.isfinite(numbers).all() or any(
+            isinstance(v, int | np.integer) and float(v) != v for v in items
+        ):
+            raise UnsupportedModelError(
+                f"{where} categories that are not exact doubles ({items[:8]}); "
+                "use categories of at most 2**53 in magnitude, or strings"
+            )
+        items = numbers.tolist()
+    else:
+        kinds = sorted({type(v).__name__ for v in items})
+        raise UnsupportedModelError(
+            f"{where} categories of types {kinds}; they must be all numbers or all strings: "
+            "convert the column's categories to one type before fitting"
+        )
+    if len(set(items)) != len(items):
+        raise UnsupportedModelError(f"{where} categories that repeat ({items[:8]})")
+    return Category(column, table, tuple(items), unknown)
 
 
 def encode_labels(classes: np.ndarray) -> np.ndarray | dict[str, Any]:

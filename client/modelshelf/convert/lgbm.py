@@ -18,12 +18,13 @@ The converters register only when lightgbm imports.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnsupportedModelError
-from ._context import Context, converter
+from ._context import Context, category, converter
 from .trees import ForestBuilder, Tree, forest_spec, methods_of
 
 _IDENTITY = (
@@ -60,6 +61,9 @@ def parse(text: str) -> tuple[ForestBuilder, dict[str, Any]]:
     if np.isin(kinds[0, kinds[1] != _MISSING_ZERO], zero_features).any():
         raise UnsupportedModelError("a feature mixes LightGBM's zero-as-missing with other rules")
     facts = {
+        "feature_names": header.get("feature_names", "").split(" "),
+        "categorical": _categorical_features(text, builder),
+        "pandas_categorical": _pandas_categorical(text),
         "objective": tokens[0],
         "link": LINKS[tokens[0]],
         "sigmoid_scale": float(options.get("sigmoid", 1.0)),
@@ -68,6 +72,73 @@ def parse(text: str) -> tuple[ForestBuilder, dict[str, Any]]:
         "zero_missing": zero_features.astype(np.int32),
     }
     return builder, facts
+
+
+def _categorical_features(text: str, builder: ForestBuilder) -> list[int]:
+    """The features fitted as categorical (the ``categorical_feature`` parameter LightGBM
+    writes as indices), and any feature a categorical split reads."""
+    found = set(builder.cat_columns)
+    for line in text[text.rfind("\nparameters:") :].splitlines():
+        if line.startswith("[categorical_feature:"):
+            listed = line.removeprefix("[categorical_feature:").rstrip("]").strip()
+            try:
+                found.update(int(t) for t in listed.split(",") if t.strip())
+            except ValueError as exc:
+                raise UnsupportedModelError(f"LightGBM categorical_feature {listed!r}") from exc
+    return sorted(found)
+
+
+def _pandas_categorical(text: str) -> list[list[Any]] | None:
+    """The categories of the pandas category columns the model was fitted on, in column order
+    (``pandas_categorical:`` at the end of the dump), or None."""
+    at = text.rfind("\npandas_categorical:")
+    if at < 0:
+        return None
+    line = text[at + 1 :].split("\n", 1)[0].removeprefix("pandas_categorical:")
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise UnsupportedModelError(f"LightGBM pandas_categorical is not JSON: {exc}") from exc
+    if value is not None and not (
+        isinstance(value, list) and all(isinstance(v, list) for v in value)
+    ):
+        raise UnsupportedModelError("LightGBM pandas_categorical is not a list of lists")
+    return value
+
+
+def _describe_input(
+    est: Any, ctx: Context, path: str, builder: ForestBuilder, facts: dict[str, Any]
+) -> None:
+    """Feature names (not LightGBM's own ``Column_<i>``), and the training categories of
+    pandas category columns, with which LightGBM recodes a DataFrame's (an unseen category
+    is missing); fitted on an array, LightGBM reads a category column's own codes."""
+    n_features = builder.n_features
+    names = facts["feature_names"]
+    if len(names) != n_features or names == [f"Column_{j}" for j in range(n_features)]:
+        names = None
+    label = names or [str(j) for j in range(n_features)]
+    columns, recorded = facts["categorical"], facts["pandas_categorical"]
+    if recorded == []:
+        # Fitted on a DataFrame without category columns: its categorical features were
+        # columns of codes, and LightGBM reads them as such (a category column is an error).
+        columns = []
+    elif recorded is not None and len(recorded) != len(columns):
+        # LightGBM pairs them by position: the i-th category column of a DataFrame with the
+        # i-th list. An ordered category column (read as numbers) or categorical_feature
+        # naming a non-category column breaks the pairing with the features.
+        raise UnsupportedModelError(
+            f"{type(est).__name__}: LightGBM recorded the categories of {len(recorded)} pandas "
+            f"category columns but the model has {len(columns)} categorical features, and "
+            "pairs them by position (an ordered category column, a category column left out "
+            "of categorical_feature, or categorical_feature naming another column breaks the "
+            "pairing), so which categories belong to which feature is unknown; fit with the "
+            "unordered category columns as the categorical features (categorical_feature='auto')"
+        )
+    categories = [
+        category(est, j, label[j], None if recorded is None else recorded[i], "missing")
+        for i, j in enumerate(columns)
+    ]
+    ctx.describe_input(est, path, feature_names=names, categories=categories)
 
 
 def _sections(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -150,9 +221,10 @@ def _tree(block: dict[str, str], builder: ForestBuilder, splits: list[np.ndarray
 
 
 def _spec(
-    ctx: Context, kind: str, path: str, builder: ForestBuilder, facts: dict[str, Any],
+    est: Any, ctx: Context, kind: str, path: str, builder: ForestBuilder, facts: dict[str, Any],
     params: dict[str, Any], labels: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
+    _describe_input(est, ctx, path, builder, facts)
     zero = facts["zero_missing"]
     params = {
         "allow_nan": True, "link": facts["link"], "sigmoid_scale": facts["sigmoid_scale"],
@@ -170,12 +242,12 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if facts["objective"] not in ("binary", "multiclass", "multiclassova"):
         raise UnsupportedModelError(f"LGBMClassifier objective {facts['objective']!r}")
     params = {"methods": methods_of(est), "label_rule": "argmax_proba"}
-    return _spec(ctx, "boosted_classifier", path, builder, facts, params, est.classes_)
+    return _spec(est, ctx, "boosted_classifier", path, builder, facts, params, est.classes_)
 
 
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     builder, facts = parse(est.booster_.model_to_string())
-    return _spec(ctx, "boosted_regressor", path, builder, facts, {"methods": methods_of(est)})
+    return _spec(est, ctx, "boosted_regressor", path, builder, facts, {"methods": methods_of(est)})
 
 
 def _booster(booster: Any, ctx: Context, path: str) -> dict[str, Any]:
@@ -183,7 +255,7 @@ def _booster(booster: Any, ctx: Context, path: str) -> dict[str, Any]:
     scores (``raw_score=True``) as ``decision_function``, the scikit-learn name for them."""
     builder, facts = parse(booster.model_to_string())
     params = {"methods": ["predict", "decision_function"]}
-    return _spec(ctx, "boosted_regressor", path, builder, facts, params)
+    return _spec(booster, ctx, "boosted_regressor", path, builder, facts, params)
 
 
 try:

@@ -13,13 +13,14 @@ The converters register only when xgboost imports.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnsupportedModelError
-from ._context import Context, converter, unsupported
+from ._context import Context, category, converter, unsupported
 from .trees import ForestBuilder, Tree, forest_spec, methods_of
 
 # objective: (what predict applies to the margins, how base_score becomes a margin)
@@ -77,7 +78,58 @@ def parse(booster: Any, iterations: int | None = None) -> tuple[ForestBuilder, d
         "link": link,
         "n_groups": n_groups,
         "base": _base_margin(facts["base_score"], base_link, n_groups),
+        "feature_names": learner.get("feature_names") or None,
+        "feature_types": learner.get("feature_types") or [],
+        "cats": model.get("cats", {}).get("enc") or [],
     }
+
+
+def _describe_input(
+    est: Any, ctx: Context, path: str, builder: ForestBuilder, facts: dict[str, Any]
+) -> None:
+    """Feature names, and the training categories XGBoost (3.1+) keeps in the model and
+    recodes a DataFrame's category columns with (an unseen category is an error, as there);
+    without them (older models, or fitted on an array) XGBoost reads a category column's own
+    codes, and numbers as codes."""
+    n_features = builder.n_features
+    names = facts["feature_names"]
+    label = names if names and len(names) == n_features else [str(j) for j in range(n_features)]
+    types, cats = facts["feature_types"], facts["cats"]
+    columns = {j for j, t in enumerate(types) if t == "c"} | set(builder.cat_columns)
+    if cats and len(cats) != n_features:
+        raise UnsupportedModelError(f"XGBoost categories for {len(cats)} of {n_features} features")
+    categories = [
+        category(est, j, label[j], _categories(est, label[j], cats[j]) if cats else None, "error")
+        for j in sorted(columns)
+    ]
+    ctx.describe_input(est, path, feature_names=names, categories=categories)
+
+
+def _categories(est: Any, name: str, enc: dict[str, Any]) -> list[Any] | None:
+    """One feature's training categories from the model's ``cats``: numbers, or strings as
+    byte values cut at offsets; None if it recorded none (a ``codes`` table)."""
+    values = enc.get("values", [])
+    if "type" in enc:
+        return list(values)
+    offsets = enc.get("offsets", [])
+    if not offsets:
+        return None
+    if (
+        offsets[0] != 0
+        or offsets[-1] != len(values)
+        or any(b < a for a, b in itertools.pairwise(offsets))
+    ):
+        raise UnsupportedModelError(f"XGBoost feature {name!r}: malformed category offsets")
+    if any(not 0 <= v < 128 for v in values):
+        # XGBoost 3.x writes one signed byte per character into its JSON: non-ASCII
+        # categories do not survive it, so the model's own recoding is not known exactly.
+        raise UnsupportedModelError(
+            f"{type(est).__name__}: categorical feature {name!r} has non-ASCII string "
+            "categories, which XGBoost's model JSON does not keep; use ASCII strings or "
+            "integers as categories"
+        )
+    text = bytes(values).decode("ascii")
+    return [text[a:b] for a, b in itertools.pairwise(offsets)]
 
 
 def _tree(tree: dict[str, Any], builder: ForestBuilder) -> Tree:
@@ -124,9 +176,10 @@ def _base_margin(text: str, link: str, n_groups: int) -> np.ndarray:
 
 
 def _spec(
-    ctx: Context, kind: str, path: str, builder: ForestBuilder, facts: dict[str, Any],
+    est: Any, ctx: Context, kind: str, path: str, builder: ForestBuilder, facts: dict[str, Any],
     params: dict[str, Any], labels: Any = None,
 ) -> dict[str, Any]:  # fmt: skip
+    _describe_input(est, ctx, path, builder, facts)
     return forest_spec(
         ctx, kind, path, builder, n_groups=facts["n_groups"], arrays={"base": facts["base"]},
         params={"allow_nan": True, **params}, labels=labels,
@@ -153,7 +206,7 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         "link": facts["link"],
         "label_rule": rules[facts["objective"]],
     }
-    return _spec(ctx, "boosted_classifier", path, builder, facts, params, est.classes_)
+    return _spec(est, ctx, "boosted_classifier", path, builder, facts, params, est.classes_)
 
 
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
@@ -163,7 +216,7 @@ def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if facts["link"] in ("softmax", "argmax", "sigmoid") and facts["objective"] != "reg:logistic":
         raise unsupported(est, f"objective={facts['objective']!r} in a regressor")
     params = {"methods": methods_of(est), "link": facts["link"]}
-    return _spec(ctx, "boosted_regressor", path, builder, facts, params)
+    return _spec(est, ctx, "boosted_regressor", path, builder, facts, params)
 
 
 def _booster(booster: Any, ctx: Context, path: str) -> dict[str, Any]:
@@ -171,7 +224,7 @@ def _booster(booster: Any, ctx: Context, path: str) -> dict[str, Any]:
     (``output_margin=True``) as ``decision_function``, the scikit-learn name for raw scores."""
     builder, facts = parse(booster)
     params = {"methods": ["predict", "decision_function"], "link": facts["link"]}
-    return _spec(ctx, "boosted_regressor", path, builder, facts, params)
+    return _spec(booster, ctx, "boosted_regressor", path, builder, facts, params)
 
 
 try:

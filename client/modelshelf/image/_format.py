@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 import numpy as np
 
 MAGIC: Final = b"\x89MSHELF\n"
 VERSION_MAJOR: Final = 1
-VERSION_MINOR: Final = 0
+VERSION_MINOR: Final = 1  # the newest minor this reader knows; writers pick minor_for()
+
+
+def minor_for(manifest: Any) -> int:
+    """The lowest minor version whose features ``manifest`` uses: 1.1 added tabular input."""
+    schema = manifest.get("input")
+    return 1 if isinstance(schema, Mapping) and schema.get("type") == "tabular" else 0
+
 
 # Header: magic, major, minor, flags, image_size, checksum, array_count, table_offset,
 # strings_offset, manifest_offset, manifest_length, strings_length.

@@ -96,7 +96,7 @@ class ImageBuilder:
             0,
             f.MAGIC,
             f.VERSION_MAJOR,
-            f.VERSION_MINOR,
+            f.minor_for(manifest),
             0,
             image_size,
             0,

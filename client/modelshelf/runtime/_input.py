@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from ..errors import (
     InputTypeError,
     NonFiniteInputError,
 )
+
+if TYPE_CHECKING:
+    from ._categories import CategoryTables
 
 _SHOWN_NAMES = 8  # feature names quoted in a message; wide tables have thousands
 
@@ -40,24 +43,31 @@ def as_float_matrix(
     n_features: int | None,
     *,
     feature_names: Sequence[str] | None = None,
+    categories: CategoryTables | None = None,
     allow_nan: bool = False,
 ) -> np.ndarray:
     """Return ``X`` as a 2-D float64 array with ``n_features`` columns, or raise an InputError.
 
+    A DataFrame's category columns are recoded through ``categories`` when the model has them
+    (runtime/_categories.py); any other input is read as it is, its values being codes.
     The result never lets anyone write into the caller's memory: it is either a fresh array
     (after a conversion) or a read-only view of ``X``.
     """
     if type(X) is np.ndarray:  # the hot path: no names, not sparse
         arr = X
     else:
+        names = column_names(X)
         if feature_names is not None:
-            _check_names(column_names(X), list(feature_names))
-        if hasattr(X, "toarray") and hasattr(X, "tocsr"):
+            _check_names(names, list(feature_names))
+        if categories is not None and hasattr(X, "dtypes") and hasattr(X, "items"):
+            arr = categories.frame_matrix(X, names)
+        elif hasattr(X, "toarray") and hasattr(X, "tocsr"):
             raise InputTypeError(
                 f"expected a dense array, got sparse {type(X).__module__}.{type(X).__name__}; "
                 "sparse input is not supported, pass X.toarray()"
             )
-        arr = _as_array(X)
+        else:
+            arr = _as_array(X)
     if arr.dtype.kind in "USVMmc":
         raise InputTypeError(
             f"expected numeric input (int, float or bool), got an array of dtype {arr.dtype}"
@@ -130,7 +140,8 @@ def _check_names(given: list[str] | None, expected: list[str]) -> None:
         detail = "same names in a different order"
     raise FeatureNamesError(
         f"input columns differ from the feature names seen at fit time ({detail}): expected "
-        f"{_shorten(expected)}, got {_shorten(given)}"
+        f"{_shorten(expected)}, got {_shorten(given)}; select them in that order "
+        "(X[model.feature_names_in_]), or pass an array to predict by position"
     )
 
 

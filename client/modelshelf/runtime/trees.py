@@ -197,9 +197,11 @@ class BoostedClassifier(_Boosted):
             "label_rule", LABEL_RULES[:4] if k == 1 else ("argmax_proba", "argmax_raw")
         )
         executor.allow_nan = spec.param("allow_nan", bool)
+        executor.label_column = spec.param("label_column", bool, False)
         return executor
 
     rule: str = "argmax_proba"
+    label_column: bool = False  # predict gives an (n, 1) column (CatBoost's multiclass)
 
     def _proba(self, raw: np.ndarray) -> np.ndarray:
         prob = _apply_link(self.link, raw, self.scale)
@@ -229,7 +231,8 @@ class BoostedClassifier(_Boosted):
             index = (self._proba(raw)[:, 1] > 0.5).astype(np.intp)
         else:
             index = np.argmax(self._proba(raw), axis=1)
-        return self.classes_.take(index, axis=0)  # type: ignore[union-attr]
+        labels = self.classes_.take(index, axis=0)  # type: ignore[union-attr]
+        return labels[:, None] if self.label_column else labels
 
 
 @register

@@ -253,3 +253,22 @@ def test_inspect_a_tensor_bundle(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "kind:      tensors" in result.stdout and "input:     none" in result.stdout
     assert "float32" in result.stdout and "2x3" in result.stdout and "classes" not in result.stdout
+
+
+def test_inspect_a_tabular_image(tmp_path: Path) -> None:
+    """A model fitted on pandas category columns says how many it recodes, and format 1.1."""
+    import lightgbm as lgb
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {"c": pd.Categorical(rng.choice([30, 10, 20], 200)), "x": rng.normal(size=200)}
+    )
+    model = lgb.LGBMRegressor(n_estimators=3, verbose=-1).fit(X, rng.normal(size=200))
+    path = tmp_path / "t.msi"
+    path.write_bytes(modelshelf.compile(model))
+    result = run("inspect", path)
+    assert result.returncode == 0, result.stderr
+    assert "(format 1.1)" in result.stdout
+    assert "input:     tabular, 2 features, 1 categorical" in result.stdout
+    assert "features:  c, x" in result.stdout

@@ -167,3 +167,45 @@ def test_the_flags_refuse_what_the_file_refuses() -> None:
     for flags in (["--http", "127.0.0.1:99999"], ["--ref-poll-seconds", "nan"]):
         with pytest.raises(ConfigError):
             load_config(flags, {})
+
+
+def test_connection_bounds_and_their_defaults() -> None:
+    c = load_config([], {})
+    assert (c.max_connections_per_uid, c.idle_timeout, c.frame_timeout) == (256, 60.0, 5.0)
+    assert Config().max_connections_per_uid == 256
+    # the per-uid limit follows max_connections unless given
+    assert load_config(["--max-connections", "100"], {}).max_connections_per_uid == 25
+    assert load_config(["--max-connections", "2"], {}).max_connections_per_uid == 1
+    env = {"MODELSHELF_MAX_CONNECTIONS_PER_UID": "7", "MODELSHELF_IDLE_TIMEOUT": "0.5"}
+    c = load_config(["--frame-timeout", "2"], env)
+    assert (c.max_connections_per_uid, c.idle_timeout, c.frame_timeout) == (7, 0.5, 2.0)
+    for flags, match in (
+        (["--max-connections-per-uid", "0"], "max_connections_per_uid must be at least 1"),
+        (["--idle-timeout", "0"], "idle_timeout must be positive"),
+        (["--frame-timeout", "-1"], "frame_timeout must be positive"),
+        (["--idle-timeout", "soon"], "idle_timeout: expected a number"),
+        (["--frame-timeout", "inf"], "frame_timeout: expected a finite number"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            load_config(flags, {})
+
+
+def test_budgets_in_percent_of_the_machine(tmp_path) -> None:
+    """L1 in percent of the daemon's memory limit, L2 of the free space under cache_dir."""
+    import psutil
+
+    from modelshelfd import machine
+
+    cache = tmp_path / "cache"
+    c = load_config(["--l1-bytes", "10%", "--l2-bytes", "50%", "--cache-dir", str(cache)], {})
+    assert c.l1_bytes == int(0.10 * machine.memory_limit())
+    free = psutil.disk_usage(str(tmp_path)).free
+    assert abs(c.l2_bytes - free // 2) < free // 100  # the disk moves a little meanwhile
+    env = load_config([], {"MODELSHELF_L1_BYTES": "2.5%", "MODELSHELF_CACHE_DIR": str(cache)})
+    assert env.l1_bytes == int(0.025 * machine.memory_limit())
+
+
+@pytest.mark.parametrize("bad", ["0%", "101%", "-5%", "nan%", "%", "ten%"])
+def test_bad_percentages_name_the_key(bad: str, tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"l1_bytes: .*percentage"):
+        load_config([f"--l1-bytes={bad}", "--cache-dir", str(tmp_path)], {})
