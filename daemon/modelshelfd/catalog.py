@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fnmatch
 import logging
 import time
 from collections.abc import Callable, MutableMapping
@@ -57,6 +58,7 @@ class Catalog:
         self.clock = clock
         self.stats = stats if stats is not None else collections.Counter()
         self.versions: dict[str, list[int]] = {}
+        self.listed = asyncio.Event()  # set by the first listing that answered
         self._listed_at: dict[str, float] = {}
         self._refs: dict[tuple[str, int], RefInfo] = {}  # refs are immutable: cache forever
         self._missing: collections.OrderedDict[str, float] = collections.OrderedDict()
@@ -94,6 +96,10 @@ class Catalog:
                 return None
             version = listed[-1]
         return self._refs.get((key, version))
+
+    def matching(self, pattern: str) -> list[str]:
+        """The names (``ns/name``) of the last listing matching a shell-style pattern."""
+        return sorted(name for name in self.versions if fnmatch.fnmatchcase(name, pattern))
 
     async def resolve(self, ref: ModelRef) -> RefInfo:
         hit = self.cached(ref)
@@ -179,6 +185,7 @@ class Catalog:
         now = self.clock()
         self.last_poll = now
         self._answered()
+        self.listed.set()
         # a removed version is no longer served, not even by its explicit ns/name@N
         removed = [k for k in self._refs if k[1] not in listing.get(k[0], ())]
         for k in removed:

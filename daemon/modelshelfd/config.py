@@ -122,6 +122,9 @@ class Config:
     namespaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # uids allowed on the admin socket (besides the socket's 0600 mode); empty: the daemon's
     admin_uids: tuple[int, ...] = ()
+    # models placed on the node at start, before the daemon is ready: names (ns/name,
+    # ns/name@7) and shell-style patterns over the catalog (acme/*)
+    warm: tuple[str, ...] = ()
     # DEBUG, INFO, WARNING, ERROR
     log_level: str = "INFO"
     # host:port of the HTTP endpoint (/healthz, /metrics); empty disables it
@@ -251,6 +254,33 @@ def _namespaces(value: object) -> dict[str, dict[str, Any]]:
     return out
 
 
+MAX_WARM = 10_000  # entries of the warm list (each may be a pattern)
+
+
+def _warm(value: object) -> tuple[str, ...]:
+    """A list of names and patterns; a pattern must name its namespace part too (``ns/*``)."""
+    items = _json_or(value, list) if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or len(items) > MAX_WARM:
+        raise ConfigError(
+            f"expected a list of at most {MAX_WARM} names like ['acme/*'], got {value!r:.80}"
+        )
+    out = []
+    for item in items:
+        if not isinstance(item, str) or not 0 < len(item) <= 256 or item.count("/") != 1:
+            raise ConfigError(
+                f"expected names or patterns like 'ns/name' or 'acme/*', got {item!r:.80}"
+            )
+        if not set(item) & set("*?["):
+            from modelshelf.names import parse_ref
+
+            try:
+                parse_ref(item)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        out.append(item)
+    return tuple(out)
+
+
 def _uids(value: object) -> tuple[int, ...]:
     if isinstance(value, str):
         value = [v for v in value.replace(",", " ").split() if v]
@@ -287,6 +317,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "range_bytes": parse_size,
     "namespaces": _namespaces,
     "admin_uids": _uids,
+    "warm": _warm,
     "log_level": _level,
     "http": _str,
     "shutdown_timeout": _float,

@@ -273,6 +273,9 @@ async def _status(state: ServerState, conn: Connection, message: Msg, fds: list[
         "store_error": state.catalog.last_error,  # the store's own message (names it): admins
         "connections": {"client": kinds.count("client"), "admin": kinds.count("admin")},
         "pressure": state.board.pressure,
+        "memory": None if state.memory is None else state.memory.describe(),
+        "warm": None if state.warmer is None else state.warmer.describe(),
+        "ready": state.warmer is None or state.warmer.ready,
         **state.shelf.describe(),
         "clients": _clients(state),
     }, []
@@ -317,6 +320,23 @@ async def _ls(state: ServerState, conn: Connection, message: Msg, fds: list[int]
         used += size
     end = offset + len(page)
     return {"models": page, "total": len(rows), "next": end if end < len(rows) else None}, []
+
+
+MAX_NAMES = 100_000  # names one ``names`` reply may list
+
+
+async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``)."""
+    pattern = message.get("pattern", "*")
+    if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
+        raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
+    names = state.catalog.matching(pattern)
+    if len(names) > MAX_NAMES:
+        raise BadRequest(
+            f"{len(names)} models match {pattern!r}, more than {MAX_NAMES} in one reply: "
+            "narrow the pattern"
+        )
+    return {"names": names}, []
 
 
 async def _prefetch(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
@@ -465,5 +485,6 @@ ADMIN_OPS: dict[str, Handler] = {
     "publish": _publish,
     "gc": _gc,
     "ping": _ping,
+    "names": _names,
 }
-READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping"})  # audited at DEBUG
+READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping", "names"})  # audited at DEBUG

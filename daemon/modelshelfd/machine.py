@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import resource
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -25,23 +26,114 @@ _NO_LIMIT = 1 << 62  # v1 reports "no limit" as a huge page-rounded number
 def memory_limit(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT) -> int:
     """Bytes of memory this process may use: min(RAM, every cgroup limit above it)."""
     limit = int(psutil.virtual_memory().total)
+    for group in _memory_groups(proc_cgroup, root):
+        limit = min(limit, _walk_up(group.mount, group.path, group.limit_file))
+    return limit
+
+
+@dataclass(frozen=True)
+class _Group:
+    mount: Path
+    path: str
+    v2: bool
+
+    @property
+    def limit_file(self) -> str:
+        return "memory.max" if self.v2 else "memory.limit_in_bytes"
+
+    @property
+    def dir(self) -> Path:
+        return self.mount / self.path.lstrip("/")
+
+
+def _memory_groups(proc_cgroup: Path, root: Path) -> list[_Group]:
+    """The daemon's memory cgroups (v1 memory controller, v2 unified), from /proc/self/cgroup."""
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
-        return limit
+        return []
+    groups = []
     for line in lines:
         hierarchy, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         if hierarchy == "0" and controllers == "":  # v2
-            mount, name = (root / "unified", "memory.max")
+            mount = root / "unified"
             if not (mount / "cgroup.controllers").exists():
                 mount = root
+            groups.append(_Group(mount, path, v2=True))
         elif "memory" in controllers.split(","):  # v1
-            mount, name = root / "memory", "memory.limit_in_bytes"
-        else:
-            continue
-        limit = min(limit, _walk_up(mount, path, name))
-    return limit
+            groups.append(_Group(root / "memory", path, v2=False))
+    return groups
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    """How pressed the daemon's memory is: ``used`` bytes that cannot be reclaimed (its
+    cgroup's usage without the file cache, else the machine's total less what is available)
+    of ``limit``; ``stall`` the share of the last 10 s some task waited for memory (PSI
+    ``some avg10``, percent; 0 where the kernel does not say)."""
+
+    limit: int
+    used: int
+    stall: float = 0.0
+
+
+def read_memory(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = CGROUP_ROOT
+) -> MemoryReading:
+    """The reading now: the tightest of the machine and the daemon's own memory cgroup."""
+    vm = psutil.virtual_memory()
+    limit, used = int(vm.total), int(vm.total - vm.available)
+    stall = _psi(Path("/proc/pressure/memory"))
+    for group in _memory_groups(proc_cgroup, root):
+        group_limit = _walk_up(group.mount, group.path, group.limit_file)
+        if group_limit >= limit:
+            continue  # no limit of its own: the machine's figures hold
+        usage = _number(group.dir / ("memory.current" if group.v2 else "memory.usage_in_bytes"))
+        stat = _stat(group.dir / "memory.stat")
+        prefix = "" if group.v2 else "total_"
+        cache = stat.get(f"{prefix}active_file", 0) + stat.get(f"{prefix}inactive_file", 0)
+        limit, used = group_limit, max(0, usage - cache)
+        if group.v2:
+            stall = max(stall, _psi(group.dir / "memory.pressure"))
+    return MemoryReading(limit, used, stall)
+
+
+def _number(path: Path) -> int:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return 0
+    return int(text) if text.isdigit() else 0
+
+
+def _stat(path: Path) -> dict[str, int]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
+def _psi(path: Path) -> float:
+    """``some avg10`` of a PSI file, in percent; 0.0 if absent or unreadable."""
+    try:
+        first = path.read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return 0.0
+    for field in first.split()[1:]:
+        key, _, value = field.partition("=")
+        if key == "avg10":
+            try:
+                return float(value)
+            except ValueError:
+                return 0.0
+    return 0.0
 
 
 def _walk_up(mount: Path, path: str, name: str) -> int:

@@ -33,14 +33,16 @@ from modelshelf import wire as _wire
 from modelshelf.errors import ProtocolError, ShelfError
 from modelshelf.store import Store
 
-from . import aiowire, handlers, machine
+from . import aiowire, handlers, machine, pressure
 from .catalog import Catalog
 from .config import Config
 from .connection import Connection, peer_groups
+from .pressure import MemoryWatch
 from .ratelog import RateLimited
 from .shelf import Shelf
 from .state import ServerState
 from .storage import Board, Disk
+from .warm import Warmer
 
 if TYPE_CHECKING:
     from .http import HttpEndpoint
@@ -104,10 +106,16 @@ class Server:
         shelf = Shelf(cfg, store, disk=disk, on_pressure=board.raise_pressure)
         shelf.l1.budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
         shelf.l1.max_copies = machine.segment_limit(descriptors, cfg.max_connections)
+        memory = MemoryWatch(shelf.l1, machine.read_memory, board.raise_pressure, shelf.stats)
         catalog = Catalog(store, board, cfg.ref_poll_seconds, stats=shelf.stats)
-        self.state = state = ServerState(cfg, store, board, shelf, catalog)
+        warmer = Warmer(cfg.warm, catalog, shelf, cfg.max_inflight_fetches)
+        self.state = state = ServerState(
+            cfg, store, board, shelf, catalog, memory=memory, warmer=warmer
+        )
         await shelf.adopt()
         self._spawn(catalog.poll_forever())
+        self._spawn(_watch_memory(memory))
+        self._spawn(warmer.run())
         for path, mode, kind in (
             (cfg.socket, cfg.socket_mode, "client"),
             (cfg.admin_socket, 0o600, "admin"),
@@ -364,6 +372,15 @@ def _lock(path: Path) -> int:
         os.close(fd)
         raise StartupError(f"another modelshelfd uses the cache directory {path.parent}") from None
     return fd
+
+
+async def _watch_memory(watch: MemoryWatch) -> None:
+    while True:
+        try:
+            watch.tick()
+        except Exception:  # a reading gone wrong must not end the watch
+            log.exception("memory watch")
+        await asyncio.sleep(pressure.INTERVAL)
 
 
 def _refuse_if_live(path: str) -> None:

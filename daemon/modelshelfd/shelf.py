@@ -40,7 +40,8 @@ LEASE_ATTEMPTS = 4  # fetches of an image evicted again before it could be lease
 EVENTS = (
     "l1_hits", "l2_hits", "l3_hits", "served_l1", "served_page_cache", "promotions",
     "l3_fetches", "l3_to_l2", "fetch_waits", "bytes_fetched", "l1_full", "l2_full",
-    "l1_not_admitted", "share_fallbacks",
+    "l1_not_admitted", "share_fallbacks", "memory_pressure", "l1_shrinks",
+    "warm_failures",
     "pressure_signals", "l2_skipped", "l2_write_errors", "shm_errors", "validation_failures",
     "release_unknown", "refused_busy", "refused_not_found", "refused_access_denied",
     "refused_store_unavailable", "refused_image_error", "refused_bad_request",

@@ -15,8 +15,10 @@ from modelshelf.store import Store
 from .catalog import Catalog
 from .config import Config
 from .connection import Connection
+from .pressure import MemoryWatch
 from .shelf import Shelf
 from .storage import Board
+from .warm import Warmer
 
 
 @dataclass(eq=False)
@@ -31,3 +33,5 @@ class ServerState:
     started: float = field(default_factory=time.time)
     connections: set[Connection] = field(default_factory=set)
     refused: int = 0  # connections refused at the limit
+    memory: MemoryWatch | None = None  # L1's budget under memory pressure
+    warmer: Warmer | None = None  # the warm list placed at start

@@ -18,10 +18,13 @@ from modelshelfd.tiers import cost
 from .conftest import Daemon, Images, Shelf, wait_for
 
 
-def cli(daemon: Daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    daemon: Daemon, *args: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env_cmd = [sys.executable, "-m", "modelshelf.cli", *args]
     return subprocess.run(
         env_cmd,
+        input=stdin,
         capture_output=True,
         text=True,
         check=check,

@@ -3,6 +3,7 @@ and the name grammar. Each fault affects only what it must."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -22,7 +23,7 @@ from modelshelf.client import Client
 from modelshelf.errors import AccessDenied, InvalidModelName, ShelfError, StoreError
 from modelshelf.store import Store
 
-from .conftest import Images, Shelf, raw_connect, wait_for
+from .conftest import Images, Shelf, raw_connect, run_client, wait_for
 
 
 def test_store_unreachable(shelf: Shelf, images: Images, private_s3) -> None:
@@ -482,3 +483,60 @@ def test_a_flood_of_made_up_ops_is_logged_once(shelf: Shelf) -> None:
     sock.close()
     assert daemon.stats()["refused_bad_request"] == 300
     assert daemon.logs().count("refused for pid") == 1
+
+
+def _group_used(group: Path) -> int:
+    """What the group uses that cannot be reclaimed (as machine.read_memory counts it)."""
+    v2 = (group / "memory.current").exists()
+    usage = int((group / ("memory.current" if v2 else "memory.usage_in_bytes")).read_text())
+    stat = dict(line.split() for line in (group / "memory.stat").read_text().splitlines())
+    prefix = "" if v2 else "total_"
+    return usage - int(stat[f"{prefix}active_file"]) - int(stat[f"{prefix}inactive_file"])
+
+
+def test_memory_pressure_shrinks_l1_and_it_grows_back(shelf: Shelf, images: Images) -> None:
+    """A real cgroup whose limit is lowered under the daemon: it sees the pressure, evicts
+    from L1 and raises the clients' pressure signal; once the limit is raised again, L1's
+    target grows back to its budget."""
+    group, preexec = _memory_cgroup(shelf.tmp, 2 << 30)
+    limit_file = group / (
+        "memory.max" if (group / "memory.max").exists() else "memory.limit_in_bytes"
+    )
+    store = Store(shelf.store)
+    for i in range(12):
+        tensors = {"w": np.full(20 << 17, float(i))}  # 20 MiB each
+        store.publish("ns", f"big{i}", modelshelf.compile_tensors(tensors))
+    try:
+        daemon = shelf.make(preexec=preexec, l1_bytes=400 << 20)
+        configured = daemon.admin("status")["l1"]["budget"]
+        run_client(
+            daemon.socket,
+            """
+            for i in range(12):
+                client.tensors(f"ns/big{i}")
+                client.release(f"ns/big{i}")
+            result = 1
+            """,
+        )
+        filled = daemon.admin("status")["l1"]["bytes"]
+        assert filled >= 12 * (20 << 20)
+        pressure_before = daemon.admin("status")["pressure"]
+        limit_file.write_text(str(int(_group_used(group) / 0.93)))  # over 90% in use
+        wait_for(lambda: daemon.admin("status")["memory"]["pressed"], what="pressure seen")
+        status = daemon.admin("status")
+        assert status["l1"]["budget"] < configured and status["l1"]["bytes"] < filled
+        assert status["pressure"] > pressure_before
+        assert daemon.stats()["memory_pressure"] >= 1
+        assert "memory pressed" in daemon.logs()
+        limit_file.write_text(str(2 << 30))
+        wait_for(
+            lambda: daemon.admin("status")["l1"]["budget"] == configured,
+            what="L1's target back to its budget",
+        )
+        assert not daemon.admin("status")["memory"]["pressed"]
+    finally:
+        with contextlib.suppress(OSError):
+            limit_file.write_text(str(2 << 30))
+        for d in shelf.daemons:  # the group can go once nothing runs in it
+            d.stop()
+        group.rmdir()

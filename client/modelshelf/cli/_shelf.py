@@ -1,6 +1,7 @@
 """Shelf commands: ``publish`` and ``gc`` (on a store directly or through the daemon) and the
-operator's view of the node's daemon over its admin socket: status, ls, prefetch, evict, pin,
-unpin, rm, stats. Tables for people by default, ``--json`` for scripts.
+operator's view of the node's daemon over its admin socket: status, ls, prefetch (many at
+once: _prefetch.py), evict, pin, unpin, rm, stats. Tables for people by default, ``--json``
+for scripts.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from ..admin import AdminConnection
 from ..image import MAGIC, Image
 from ..names import parse_ref
+from . import _prefetch
 
 
 def add_commands(sub: Any) -> None:
@@ -61,7 +63,6 @@ def add_commands(sub: Any) -> None:
         _admin_arg(p)
         p.set_defaults(run=run)
     for name, helptext in (
-        ("prefetch", "fetch NAME onto this node now (shared memory, else local disk)"),
         ("evict", "drop NAME from shared memory, or --tier l2|all (held mappings stay valid)"),
         ("pin", "keep NAME in shared memory: never evicted"),
         ("unpin", "let NAME be evicted again"),
@@ -84,6 +85,7 @@ def add_commands(sub: Any) -> None:
             )  # fmt: skip
         _admin_arg(p)
         p.set_defaults(run=_simple, op=name)
+    _prefetch.add_command(sub, _admin_arg)
 
 
 def _admin_arg(p: argparse.ArgumentParser) -> None:

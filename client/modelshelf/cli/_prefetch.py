@@ -1,0 +1,148 @@
+"""``modelshelf prefetch``: place many models on this node at once, with a progress bar.
+
+Names are ``ns/name[@version]``, shell-style patterns over the daemon's catalog (``'acme/*'``,
+quoted so that the shell leaves them alone) or ``-`` for names on stdin, one per line. They
+run over ``--parallel`` admin connections; a progress bar (tqdm, the ``cli`` extra) shows on a
+terminal, else one line per model. The exit status is that of the first failure's error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..admin import AdminConnection
+from ..errors import ModelshelfError, for_code
+
+_GLOB = frozenset("*?[")
+
+
+def add_command(sub: Any, admin_arg: Any) -> None:
+    p = sub.add_parser(
+        "prefetch",
+        help="fetch NAMEs onto this node now (shared memory, else local disk)",
+        description="Place models on this node now: NAMEs (ns/name[@version]), patterns over "
+        "the catalog ('acme/*', quoted), or - for names on stdin, one per line.",
+    )
+    p.add_argument("models", metavar="NAME", nargs="+", help="ns/name[@version], 'ns/*' or -")
+    p.add_argument(
+        "--parallel", type=int, default=4, metavar="N",
+        help="prefetches in flight at once (default 4; the daemon bounds its own fetches)",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="one JSON object per model, then a summary")
+    admin_arg(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 1 <= args.parallel <= 16:
+        raise ValueError(
+            f"--parallel must be 1..16 (the daemon takes 16 admin connections), got {args.parallel}"
+        )
+    names = list(_expand(args.models, args.admin_socket))
+    if not names:
+        print("modelshelf prefetch: no model matches", file=sys.stderr)
+        return 1
+    local = threading.local()
+    connections: list[AdminConnection] = []
+    lock = threading.Lock()
+
+    def prefetch(name: str) -> dict[str, Any]:
+        admin = getattr(local, "admin", None)
+        if admin is None:
+            admin = local.admin = AdminConnection(args.admin_socket)
+            with lock:
+                connections.append(admin)
+        started = time.monotonic()
+        try:
+            reply = admin.request({"op": "prefetch", "model": name})
+        except ModelshelfError as exc:
+            return {"model": name, "ok": False, "error": str(exc), "code": exc.code}
+        reply.pop("ok", None)
+        return {"ok": True, **reply, "seconds": round(time.monotonic() - started, 3)}
+
+    results: list[dict[str, Any]] = []
+    bar = _bar(len(names), quiet=args.json)
+    try:
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            for result in pool.map(prefetch, names):
+                results.append(result)
+                _report(result, args.json, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        for admin in connections:
+            admin.close()
+    return _summary(results, args.json)
+
+
+def _expand(entries: Iterable[str], admin_socket: str | None) -> Iterator[str]:
+    seen: set[str] = set()
+    for entry in entries:
+        if entry == "-":
+            found: Iterable[str] = (line.strip() for line in sys.stdin if line.strip())
+        elif _GLOB & set(entry):
+            with AdminConnection(admin_socket) as admin:
+                found = admin.request({"op": "names", "pattern": entry})["names"]
+            if not found:
+                print(f"modelshelf prefetch: {entry!r} matches no model", file=sys.stderr)
+        else:
+            found = [entry]
+        for name in found:
+            if name not in seen:
+                seen.add(name)
+                yield name
+
+
+def _bar(total: int, *, quiet: bool) -> Any:
+    if quiet or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the cli extra is not installed: a line per model instead
+        return None
+    return tqdm(total=total, unit="model", file=sys.stderr)
+
+
+def _report(result: dict[str, Any], as_json: bool, bar: Any) -> None:
+    if as_json:
+        print(json.dumps(result, sort_keys=True), flush=True)
+        return
+    if not result["ok"]:
+        line = f"modelshelf prefetch: {result['model']}: {result['error']}"
+        (bar.write if bar is not None else _stderr)(line)
+    elif bar is None:  # the fields as the other admin commands print them
+        print(" ".join(f"{k}={v}" for k, v in result.items() if k != "ok"), flush=True)
+    if bar is not None:
+        bar.update(1)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _summary(results: list[dict[str, Any]], as_json: bool) -> int:
+    """Print the summary; the exit status of the first failure's error (docs/operations.md,
+    "Exit statuses"), else 0."""
+    failed = [r for r in results if not r["ok"]]
+    fetched = sum(1 for r in results if r["ok"] and r["tier"] == "l3")
+    summary = {
+        "models": len(results),
+        "placed": len(results) - len(failed),
+        "fetched_from_store": fetched,
+        "failed": len(failed),
+    }
+    if as_json:
+        print(json.dumps({"summary": summary}, sort_keys=True))
+    elif len(results) > 1:
+        print(
+            f"prefetched {summary['placed']} of {summary['models']} models "
+            f"({fetched} from the store, the others already on this node); {len(failed)} failed"
+        )
+    return for_code(failed[0]["code"]).exit_status if failed else 0

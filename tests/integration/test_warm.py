@@ -1,0 +1,55 @@
+"""Bulk prefetch from the CLI (names, patterns over the catalog, stdin) and the warm list a
+daemon places at start before it says it is ready."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+import modelshelf
+from modelshelf.store import Store
+
+from .conftest import Shelf, wait_for
+from .test_admin import cli
+
+
+def _publish(shelf: Shelf, names: list[str]) -> None:
+    store = Store(shelf.store)
+    for i, name in enumerate(names):
+        ns, model = name.split("/")
+        store.publish(ns, model, modelshelf.compile_tensors({"w": np.full(300, float(i))}))
+
+
+def test_prefetch_takes_names_patterns_and_stdin(shelf: Shelf) -> None:
+    _publish(shelf, [f"acme/m{i}" for i in range(6)] + ["other/x", "other/y"])
+    daemon = shelf.make()
+    out = cli(daemon, "prefetch", "acme/*", "other/x", "--json").stdout.splitlines()
+    rows = [json.loads(line) for line in out]
+    assert rows[-1] == {"summary": {"models": 7, "placed": 7, "fetched_from_store": 7, "failed": 0}}
+    assert sorted(r["model"] for r in rows[:-1]) == [*[f"acme/m{i}" for i in range(6)], "other/x"]
+    assert all(r["ok"] and r["tier"] == "l3" and "l1" in r["tiers"] for r in rows[:-1])
+    # names on stdin (blank lines skipped, each name once); two are on the node already
+    piped = cli(daemon, "prefetch", "-", "other/y", stdin="acme/m0\nacme/m1\n\nother/y\n")
+    assert "prefetched 3 of 3 models (1 from the store" in piped.stdout
+    bad = cli(daemon, "prefetch", "acme/m0", "nope/zzz", "--parallel", "2", check=False)
+    assert bad.returncode == 3 and "nope/zzz" in bad.stderr and "[not_found]" in bad.stderr
+    assert "prefetched 1 of 2 models" in bad.stdout
+    none = cli(daemon, "prefetch", "zzz/*", check=False)
+    assert none.returncode == 1 and "matches no model" in none.stderr
+
+
+def test_a_warm_list_is_placed_before_the_daemon_is_ready(shelf: Shelf) -> None:
+    _publish(shelf, [f"acme/m{i}" for i in range(5)] + ["other/x", "other/y"])
+    daemon = shelf.make(warm=["acme/*", "other/y", "gone/*", "other/missing"])
+    wait_for(lambda: daemon.admin("status")["ready"], what="the warm list placed")
+    status = daemon.admin("status")
+    assert status["warm"]["models"] == 7 and status["warm"]["placed"] == 6
+    assert status["warm"]["failed"] == 1 and daemon.stats()["warm_failures"] == 1
+    assert status["l1"]["count"] == 6
+    logs = daemon.logs()
+    assert "'gone/*' matches no model" in logs and "other/missing not placed" in logs
+    assert "warm: 6 of 7 models placed (1 failed)" in logs
+    client = daemon.client()
+    assert client.tensors("acme/m3")["w"][0] == 3.0
+    assert client.last_source == "l1"  # placed before anyone asked
