@@ -12,7 +12,8 @@ created. ``rm`` deletes refs, never claims, so a number once assigned is never a
 the ref of a version claimed before claims existed, exists) takes the next number. Refs are
 never rewritten. The API is synchronous; the daemon calls it from
 threads. obstore's exceptions are translated here: not found -> ModelNotFound, anything else ->
-StoreError. A ``file://`` store is private to its writer: directories 0700, files 0600; its
+StoreError. A ``file://`` store whose directory is gone is unreachable (StoreError), not empty.
+A ``file://`` store is private to its writer: directories 0700, files 0600; its
 staging files (``<key>#<n>``, left by uploads killed midway) are found by ``staged`` and deleted
 by ``collect_staged`` (``modelshelf gc``), and by the next publish of the same image.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
@@ -29,7 +31,7 @@ import re
 import socket
 import stat
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,12 +113,16 @@ def sha256(data: Any) -> str:
 
 
 @contextlib.contextmanager
-def _translate(what: str) -> Iterator[None]:
+def _translate(what: str, reachable: Callable[[str], None] | None = None) -> Iterator[None]:
+    """obstore's errors as ours; ``reachable`` vets a "not found" (it raises StoreError if the
+    store itself is gone)."""
     try:
         yield
     except ShelfError:
         raise
     except FileNotFoundError as exc:  # obstore's NotFoundError subclasses it
+        if reachable is not None:
+            reachable(what)
         raise ModelNotFound(f"{what}: not found in the store") from exc
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -205,6 +211,13 @@ class Store:
     def __repr__(self) -> str:
         return f"<Store {self.url}>"
 
+    def _reachable(self, what: str) -> None:
+        """A local store whose directory is gone lists nothing and finds nothing: that is an
+        outage (StoreError), not an empty store (ModelNotFound, or an empty listing)."""
+        if self._root is not None and not self._root.is_dir():
+            missing = FileNotFoundError(errno.ENOENT, "no such directory", str(self._root))
+            raise StoreError(f"{what}: the store directory {self._root} is missing") from missing
+
     def _put(self, path: str, data: Any, **kwargs: Any) -> None:
         """``obstore.put``; in a file:// store, into directories made 0700 and as a file made
         0600 whatever the umask (obstore creates them with the umask's modes)."""
@@ -232,7 +245,7 @@ class Store:
         del image
         digest = sha256(blob)
         path = image_path(digest)
-        with _translate(f"storing image {digest[:12]}"):
+        with _translate(f"storing image {digest[:12]}", self._reachable):
             try:
                 head = self._ob.head(self._store, path)
                 stored = int(head["size"]) == len(blob)
@@ -259,7 +272,7 @@ class Store:
         size = len(view)
         path = image_path(digest)
         what = f"image {digest[:12]}"
-        with _translate(what):
+        with _translate(what, self._reachable):
             if size <= range_bytes:
                 result = self._ob.get(self._store, path)
                 actual = int(result.meta["size"])
@@ -349,6 +362,8 @@ class Store:
         prefix = f"{top}/{namespace}/{name}/"
         with _translate(f"listing {namespace}/{name}"):
             items = self._ob.list(self._store, prefix=prefix).collect()
+        if not items:
+            self._reachable(f"listing {namespace}/{name}")
         out = []
         for item in items:
             leaf = str(item["path"])[len(prefix) :]
@@ -360,6 +375,8 @@ class Store:
         """Every ``namespace/name`` in the store with its versions, ascending."""
         with _translate("listing refs"):
             items = self._ob.list(self._store, prefix="refs/").collect()
+        if not items:
+            self._reachable("listing refs")
         out: dict[str, list[int]] = {}
         for item in items:
             parts = str(item["path"]).split("/")
@@ -377,7 +394,7 @@ class Store:
 
     def ref(self, namespace: str, name: str, version: int) -> RefInfo:
         what = f"{namespace}/{name}@{version}"
-        with _translate(what):
+        with _translate(what, self._reachable):
             result = self._ob.get(self._store, ref_path(namespace, name, version))
             length = int(result.meta["size"])
             if length > MAX_REF_BYTES:  # bounded before it is read: the bucket is shared

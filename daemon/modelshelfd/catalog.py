@@ -4,26 +4,41 @@ A poll task lists every ref each ``ref_poll_seconds`` and bumps the board's gene
 anything changed, so that a version published on another node is served here within about one
 period. Resolving ``ns/name`` (latest) also re-lists that model when its cached listing is older
 than one period, so a daemon never answers "latest" from a stale view.
+
+"The store answered: not there" and "the store did not answer" are different things. A listing
+that fails (StoreError) marks the store unreachable and changes nothing the catalog knows: refs
+it resolved keep resolving, "latest" resolves through the last listing without asking the store
+again, and what it cannot resolve fails with StoreError (``store_unavailable``), never
+ModelNotFound. A ref read that fails is counted but decides nothing (the store may have answered
+with a malformed ref). The next successful poll marks the store reachable again. Failures are
+counted (``store_errors``) and logged at a bounded rate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import fnmatch
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
+from typing import Any, TypeVar
 
 from modelshelf.errors import ModelNotFound, StoreError
 from modelshelf.names import ModelRef
 from modelshelf.store import RefInfo, Store
 
+from .ratelog import RateLimited
 from .storage import Board
 
 log = logging.getLogger("modelshelfd.catalog")
 
 MAX_MISSING = 4096  # names remembered as absent; client input, so bounded
+OUTAGE_LOG_SECONDS = 60.0  # one line per kind of store failure this often, while it lasts
+
+_outages = RateLimited(log, interval=OUTAGE_LOG_SECONDS)
+T = TypeVar("T")
 
 
 class Catalog:
@@ -35,28 +50,46 @@ class Catalog:
         board: Board,
         poll_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        stats: MutableMapping[str, int] | None = None,
     ) -> None:
         self.store = store
         self.board = board
         self.poll_seconds = poll_seconds
         self.clock = clock
+        self.stats = stats if stats is not None else collections.Counter()
         self.versions: dict[str, list[int]] = {}
         self.listed = asyncio.Event()  # set by the first listing that answered
         self._listed_at: dict[str, float] = {}
         self._refs: dict[tuple[str, int], RefInfo] = {}  # refs are immutable: cache forever
         self._missing: collections.OrderedDict[str, float] = collections.OrderedDict()
         self.last_poll: float | None = None
-        self.last_error = ""
+        self.last_error = ""  # the store's own message: for operators only (it names the store)
+        self.error_kind = ""  # the class of the last failure, safe to show anyone
+        self.unreachable_since: float | None = None  # wall-clock time of the first failure
+
+    @property
+    def reachable(self) -> bool:
+        return self.unreachable_since is None
+
+    def health(self) -> dict[str, Any]:
+        """The store's state without its location (names, buckets, endpoints stay private)."""
+        return {
+            "store_reachable": self.reachable,
+            "store_unreachable_since": self.unreachable_since,
+            "store_error": self.error_kind,
+        }
 
     @property
     def generation(self) -> int:
         return self.board.generation
 
     def cached(self, ref: ModelRef) -> RefInfo | None:
-        """The ref, if the cache may answer without the store (fresh listing, known ref)."""
+        """The ref, if the cache may answer without the store (fresh listing, known ref; while
+        the store is unreachable, the last listing is as fresh as any)."""
         key, version = ref.key, ref.version
         if version is None:
-            if self.clock() - self._listed_at.get(key, float("-inf")) > self.poll_seconds:
+            stale = self.clock() - self._listed_at.get(key, float("-inf")) > self.poll_seconds
+            if stale and self.reachable:
                 return None
             listed = self.versions.get(key)
             if not listed:
@@ -78,7 +111,7 @@ class Catalog:
             listed_at = self._listed_at.get(key, self._missing.get(key, float("-inf")))
             if self.clock() - listed_at > self.poll_seconds:
                 try:
-                    versions = await asyncio.to_thread(self.store.versions, ref.namespace, ref.name)
+                    versions = await self._ask(self.store.versions, ref.namespace, ref.name)
                 except StoreError:
                     # The store is down: the last listing is the best answer there is, and a
                     # client that holds this model must keep getting it.
@@ -94,9 +127,26 @@ class Catalog:
             version = listed[-1]
         info = self._refs.get((key, version))
         if info is None:
-            info = await asyncio.to_thread(self.store.ref, ref.namespace, ref.name, version)
+            # a ref that fails is counted but does not mark the store unreachable: the store
+            # may have answered with a malformed ref; listings (and the poller) decide
+            info = await self._ask(self.store.ref, ref.namespace, ref.name, version, listing=False)
             self._refs[(key, version)] = info
         return info
+
+    async def _ask(self, call: Callable[..., T], *args: Any, listing: bool = True) -> T:
+        """One store request on behalf of a client: refused at once while the store is known to
+        be unreachable (the poller finds out when it is back), so that requests do not each wait
+        out the store's retries; a failed listing marks the store unreachable."""
+        if not self.reachable:
+            raise StoreError(
+                f"the object store is unreachable ({self.error_kind}) since "
+                f"{time.strftime('%H:%M:%S', time.localtime(self.unreachable_since))}"
+            )
+        try:
+            return await asyncio.to_thread(call, *args)
+        except StoreError as exc:
+            self._failed(exc, listing=listing)
+            raise
 
     def update(self, key: str, versions: list[int]) -> None:
         """Record one model's listing; bump the generation if it changed."""
@@ -125,11 +175,16 @@ class Catalog:
             del self._refs[(k, v)]
 
     async def poll_once(self) -> bool:
-        """List every ref; return True if the catalog changed."""
-        listing = await asyncio.to_thread(self.store.list_refs)
+        """List every ref; return True if the catalog changed. A failure raises and leaves the
+        catalog as it was (the store marked unreachable)."""
+        try:
+            listing = await asyncio.to_thread(self.store.list_refs)
+        except Exception as exc:
+            self._failed(exc)
+            raise
         now = self.clock()
         self.last_poll = now
-        self.last_error = ""
+        self._answered()
         self.listed.set()
         # a removed version is no longer served, not even by its explicit ns/name@N
         removed = [k for k in self._refs if k[1] not in listing.get(k[0], ())]
@@ -148,13 +203,33 @@ class Catalog:
 
     async def poll_forever(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(Exception):  # the store being down must not stop the poller
                 if await self.poll_once():
                     log.info("catalog changed: generation %d", self.generation)
-            except Exception as exc:  # the store being down must not stop the poller
-                # Log once per kind of failure: store messages embed timings, so the text of
-                # the same outage differs on every poll.
-                if not self.last_error.startswith(type(exc).__name__):
-                    log.warning("listing refs failed: %s", exc)
-                self.last_error = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(self.poll_seconds)
+
+    def _failed(self, exc: Exception, *, listing: bool = True) -> None:
+        """The store did not answer: count it, log at a bounded rate and, for a listing,
+        remember since when it is unreachable."""
+        self.stats["store_errors"] += 1
+        cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
+        kind = type(cause).__name__
+        if not listing:
+            _outages.log(logging.WARNING, f"ref/{kind}", "reading a ref failed: %s", exc)
+            return
+        self.error_kind = kind
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if self.unreachable_since is None:
+            self.unreachable_since = time.time()
+        # one line per kind of failure and period: store messages embed timings, so the text
+        # of one outage differs on every poll
+        _outages.log(
+            logging.WARNING, kind, "store unreachable; serving what this node knows and "
+            "holds: %s", exc,
+        )  # fmt: skip
+
+    def _answered(self) -> None:
+        if self.unreachable_since is not None:
+            log.warning("store reachable again after %.0f s", time.time() - self.unreachable_since)
+        self.unreachable_since = None
+        self.last_error = self.error_kind = ""

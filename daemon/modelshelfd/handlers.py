@@ -268,7 +268,9 @@ async def _status(state: ServerState, conn: Connection, message: Msg, fds: list[
         "socket": state.config.socket,
         "instance": state.config.shm_prefix,
         "generation": state.catalog.generation,
-        "store_error": state.catalog.last_error,
+        "store_reachable": state.catalog.reachable,
+        "store_unreachable_since": state.catalog.unreachable_since,
+        "store_error": state.catalog.last_error,  # the store's own message (names it): admins
         "connections": {"client": kinds.count("client"), "admin": kinds.count("admin")},
         "pressure": state.board.pressure,
         "memory": None if state.memory is None else state.memory.describe(),

@@ -3,21 +3,61 @@
 Enabled by the ``http`` key (``host:port``). Metrics are collected from the shelf at scrape
 time into a registry of this server's own, never a global one. HTTP status codes live here
 and nowhere else.
+
+Every HTTP peer is bounded like a socket peer: a request head must arrive within
+``HEAD_TIMEOUT`` of the connection (or of the previous response), an unread body is drained
+for ``LINGER`` at most, answering (handler and write) takes ``REQUEST_TIMEOUT`` at most, and at
+most ``MAX_HTTP_CONNECTIONS`` are open at once. aiohttp's own log lines (a traceback per
+malformed request by default) go through a rate limit, without the traceback when the peer's
+request was at fault.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .ratelog import RateLimited
 from .state import ServerState
 
+log = logging.getLogger("modelshelfd.http")
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HEAD_TIMEOUT = 5.0  # seconds to send a whole request head, from connect or the last response
+LINGER = 1.0  # seconds an unread request body is drained before the connection closes
+REQUEST_TIMEOUT = 10.0  # seconds to answer one request, writing the response included
+MAX_HTTP_CONNECTIONS = 64  # a scraper and a probe or two need a handful
+MAX_LINE = 4096  # bytes in the request line and in each header (aiohttp's default is 8190)
+MAX_HEADERS = 32
+
+_limited = RateLimited(log, interval=10.0)
+
+
+class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger, rate limited: a malformed request is the peer's fault, one line
+    without a traceback; anything else keeps its traceback. aiohttp's messages are its own
+    constant strings, so they are safe rate-limit keys."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError):
+            # the peer's fault, not ours: at most INFO, one line (the parser's message spans
+            # several, with the peer's bytes quoted)
+            flat = " ".join(str(exc).split())
+            _limited.log(min(level, logging.INFO), f"peer/{msg}", f"{msg}: %.200s", *args, flat)
+        else:
+            _limited.log(level, f"{level}/{msg}", str(msg), *args, exc_info=exc)
 
 
 class _ShelfCollector(Collector):
@@ -47,6 +87,7 @@ class _ShelfCollector(Collector):
             ("inflight_fetches", described["inflight_fetches"], "Fetches in progress"),
             ("connections", len(self.state.connections), "Open connections"),
             ("generation", self.state.catalog.generation, "Catalog generation"),
+            ("store_reachable", int(self.state.catalog.reachable), "1 while the store answers"),
         ):
             gauge = GaugeMetricFamily(f"modelshelf_{name}", text)
             gauge.add_metric([], value)
@@ -64,26 +105,97 @@ class HttpEndpoint:
         self.state = state
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_ShelfCollector(state))
-        app = web.Application()
+        app = web.Application(middlewares=[self._bounded])
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            logger=_AiohttpLog(logging.getLogger("aiohttp.server")),
+            keepalive_timeout=HEAD_TIMEOUT,  # also bounds the wait for the first request head
+            lingering_time=LINGER,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
+            max_headers=MAX_HEADERS,
+        )
+        self._server: asyncio.Server | None = None
+        self._unregistered = 0  # connections accepted that aiohttp has not registered yet
 
     async def start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, self.host, self.port)
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
         await self._runner.cleanup()
 
+    def _protocol(self) -> asyncio.BaseProtocol:
+        """A new connection's protocol: aiohttp's, or one that closes it beyond the limit."""
+        server = self._runner.server
+        assert server is not None, "the endpoint has not started"
+        if len(server.connections) + self._unregistered < MAX_HTTP_CONNECTIONS:
+            # asyncio calls this for a whole batch of accepted connections before aiohttp
+            # registers any (its connection_made runs on the next turn of the loop, right
+            # after the callback scheduled here): count them until then
+            self._unregistered += 1
+            asyncio.get_running_loop().call_soon(self._registered)
+            return server()
+        self.state.shelf.stats["http_refused"] += 1
+        _limited.log(
+            logging.WARNING, "refused", "HTTP connection refused: %d are open already",
+            MAX_HTTP_CONNECTIONS,
+        )  # fmt: skip
+        return _Refuse()
+
+    def _registered(self) -> None:
+        self._unregistered -= 1
+
+    @web.middleware
+    async def _bounded(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Answer within REQUEST_TIMEOUT, writing included: a peer that does not read its
+        responses must not hold a connection (and a task) forever."""
+        raised: web.HTTPException | None = None
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                try:
+                    response = await handler(request)
+                except web.HTTPException as exc:  # 404, 405: written here too, in bounded time
+                    response = raised = exc
+                with contextlib.suppress(ConnectionError):  # the peer went away: aiohttp closes
+                    await response.prepare(request)
+                    await response.write_eof()
+        except TimeoutError:
+            self.state.shelf.stats["http_timeouts"] += 1
+            _limited.log(
+                logging.WARNING, "timeout", "HTTP %s %s not answered within %.0f s; closed",
+                request.method, request.path[:100], REQUEST_TIMEOUT,
+            )  # fmt: skip
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable() from None  # never written: the peer is gone
+        if raised is not None:
+            raise raised  # aiohttp expects it raised; it is written already
+        return response
+
     async def _healthz(self, request: web.Request) -> web.Response:
-        error = self.state.catalog.last_error
-        body = {"ok": not error, "store_error": error, "generation": self.state.catalog.generation}
+        catalog = self.state.catalog
+        # the state and the kind of failure, never the store's message: it names the store
+        body = {"ok": catalog.reachable, **catalog.health(), "generation": catalog.generation}
         # the shelf still serves what it holds when the store is down: degraded, not dead
-        return web.json_response(body, status=200 if not error else 503)
+        return web.json_response(body, status=200 if catalog.reachable else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE}
         )
+
+
+class _Refuse(asyncio.Protocol):
+    """A connection beyond MAX_HTTP_CONNECTIONS: closed as soon as it is made."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()

@@ -2,7 +2,7 @@
 
 ``RateLimited.log(level, key, msg, *args)`` writes at most one line per ``key`` every
 ``interval`` seconds; the next line that gets through says how many were suppressed meanwhile.
-Keys are bounded too (the oldest is forgotten).
+Keys are bounded too (the oldest is forgotten). Keys must never come from a peer.
 """
 
 from __future__ import annotations
@@ -29,7 +29,14 @@ class RateLimited:
         self.clock = clock
         self._seen: OrderedDict[str, tuple[float, int]] = OrderedDict()  # key -> (last, muted)
 
-    def log(self, level: int, key: str, msg: str, *args: object) -> bool:
+    def log(
+        self,
+        level: int,
+        key: str,
+        msg: str,
+        *args: object,
+        exc_info: BaseException | bool | None = None,
+    ) -> bool:
         """Log unless ``key`` was logged less than ``interval`` ago; True if written."""
         now = self.clock()
         last, muted = self._seen.get(key, (float("-inf"), 0))
@@ -39,7 +46,7 @@ class RateLimited:
         if muted:
             msg += " (%d more like this in the last %.0f s)"
             args = (*args, muted, now - last)
-        self.logger.log(level, msg, *args)
+        self.logger.log(level, msg, *args, exc_info=exc_info)
         self._seen[key] = (now, 0)
         self._seen.move_to_end(key)
         while len(self._seen) > MAX_KEYS:

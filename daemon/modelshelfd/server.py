@@ -110,7 +110,7 @@ class Server:
         shelf.l1.budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
         shelf.l1.max_copies = machine.segment_limit(descriptors, cfg.max_connections)
         memory = MemoryWatch(shelf.l1, machine.read_memory, board.raise_pressure, shelf.stats)
-        catalog = Catalog(store, board, cfg.ref_poll_seconds)
+        catalog = Catalog(store, board, cfg.ref_poll_seconds, stats=shelf.stats)
         warmer = Warmer(cfg.warm, catalog, shelf, cfg.max_inflight_fetches)
         self.state = state = ServerState(
             cfg, store, board, shelf, catalog, memory=memory, warmer=warmer

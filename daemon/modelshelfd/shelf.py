@@ -47,7 +47,8 @@ EVENTS = (
     "release_unknown", "refused_busy", "refused_not_found", "refused_access_denied",
     "refused_store_unavailable", "refused_image_error", "refused_bad_request",
     "refused_invalid_name", "refused_internal", "descriptors_refused", "frames_timed_out",
-    "connections_refused_uid", "connections_idle_closed",
+    "connections_refused_uid", "connections_idle_closed", "http_refused", "http_timeouts",
+    "store_errors",
 )  # fmt: skip
 
 

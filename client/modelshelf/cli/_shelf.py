@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -245,10 +246,12 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(r, indent=2, sort_keys=True))
         return 0
     print(f"{r['daemon']}  pid {r['pid']}  up {r['uptime']:.0f} s  instance {r['instance']}")
-    print(
-        f"store        {r['store']}"
-        + (f"  (error: {r['store_error']})" if r["store_error"] else "")
-    )
+    since = r.get("store_unreachable_since")
+    if since:
+        down = time.strftime("%H:%M:%S", time.localtime(since))
+        print(f"store        {r['store']}  (unreachable since {down}: {r['store_error']})")
+    else:
+        print(f"store        {r['store']}")
     for tier in ("l1", "l2"):
         t = r[tier]
         used = f"{_size(t['bytes'])} of {_size(t['budget'])}"

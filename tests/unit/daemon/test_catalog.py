@@ -1,8 +1,9 @@
-"""The catalog's caches: names that come from clients are bounded, and a miss is not a
-listing of the store per request."""
+"""The catalog's caches: names that come from clients are bounded, a miss is not a listing of
+the store per request, and a store that does not answer is not an empty one."""
 
 from __future__ import annotations
 
+import collections
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 
 import modelshelf
-from modelshelf.errors import ModelNotFound
+from modelshelf.errors import ModelNotFound, StoreError
 from modelshelf.names import parse_ref
-from modelshelf.store import Store
+from modelshelf.store import RefInfo, Store
 from modelshelfd import catalog as catalog_mod
 from modelshelfd.catalog import Catalog
 from modelshelfd.storage import Board
@@ -82,3 +83,62 @@ async def test_a_removed_version_is_not_served_after_the_next_poll(
     with pytest.raises(ModelNotFound):
         await catalog.resolve(parse_ref("ns/m@2"))
     assert (await catalog.resolve(parse_ref("ns/m"))).version == 1
+
+
+class _FlakyStore:
+    """A store with one model that can stop answering."""
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self.down = False
+        self.calls = 0
+
+    def _answer(self) -> None:
+        self.calls += 1
+        if self.down:
+            raise StoreError("the object store failed: connection refused")
+
+    def versions(self, namespace: str, name: str) -> list[int]:
+        self._answer()
+        return [1] if (namespace, name) == ("ns", "m") else []
+
+    def list_refs(self) -> dict[str, list[int]]:
+        self._answer()
+        return {"ns/m": [1]}
+
+    def ref(self, namespace: str, name: str, version: int) -> RefInfo:
+        self._answer()
+        if (namespace, name, version) != ("ns", "m", 1):
+            raise ModelNotFound(f"{namespace}/{name}@{version}: not found in the store")
+        return RefInfo(namespace, name, version, "a" * 64, 4096)
+
+
+async def test_an_unreachable_store_is_not_an_empty_one(board: Board) -> None:
+    now = [0.0]
+    store: Any = _FlakyStore()
+    stats: collections.Counter[str] = collections.Counter()
+    catalog = Catalog(store, board, poll_seconds=2.0, clock=lambda: now[0], stats=stats)
+    await catalog.poll_once()
+    known = await catalog.resolve(parse_ref("ns/m"))
+    generation = catalog.generation
+    store.down = True
+    with pytest.raises(StoreError):
+        await catalog.poll_once()
+    assert not catalog.reachable and catalog.health()["store_error"] == "StoreError"
+    assert stats["store_errors"] == 1 and catalog.versions == {"ns/m": [1]}
+    now[0] += 10.0  # the listing is stale, and the store is down: the last one answers
+    calls = store.calls
+    assert catalog.cached(parse_ref("ns/m")) == known
+    assert await catalog.resolve(parse_ref("ns/m")) == known
+    assert await catalog.resolve(parse_ref("ns/m@1")) == known
+    for ref in ("ns/other", "ns/other@1"):
+        with pytest.raises(StoreError):  # never ModelNotFound: the store did not answer
+            await catalog.resolve(parse_ref(ref))
+    assert store.calls == calls  # refused at once, not each after the store's retries
+    assert catalog.generation == generation
+    store.down = False
+    await catalog.poll_once()
+    assert catalog.reachable and catalog.health()["store_error"] == ""
+    with pytest.raises(ModelNotFound):  # the store answers again: "not there" is an answer
+        await catalog.resolve(parse_ref("ns/other"))
