@@ -29,6 +29,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from modelshelf import __version__
 from modelshelf import wire as _wire
@@ -96,6 +97,7 @@ class Server:
             if Path(path).parent.exists():
                 _check_private_dir(Path(path).parent)
             _refuse_if_live(path)
+        _refuse_a_vanished_file_store(cfg.store, disk.root / STORE_RECORD)
         try:
             store = Store(
                 cfg.store,
@@ -105,6 +107,7 @@ class Server:
             )
         except ShelfError as exc:
             raise StartupError(str(exc)) from exc
+        (disk.root / STORE_RECORD).write_text(cfg.store + "\n")  # seen: never again created empty
         board = Board(cfg.shm_prefix)
         shelf = Shelf(cfg, store, disk=disk, on_pressure=board.raise_pressure)
         shelf.l1.budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
@@ -407,6 +410,25 @@ def _status_line(state: ServerState) -> str:
         f"L2 {l2.used // mib}/{l2.budget // mib} MiB ({len(l2.copies)} images), "
         f"{len(state.connections)} connections"
     )
+
+
+STORE_RECORD = "store"  # in cache_dir: the store URL this cache was filled from
+
+
+def _refuse_a_vanished_file_store(url: str, record: Path) -> None:
+    """A ``file://`` store this cache was filled from, whose directory is gone, is an outage,
+    not an empty store: the Store would create the directory anew, and every model would look
+    deleted. Refuse to start, saying so (a missing directory on a first start is created)."""
+    parsed = urlparse(url)
+    if parsed.scheme != "file" or Path(parsed.path).exists():
+        return
+    with contextlib.suppress(OSError):
+        if record.read_text().strip() == url:
+            raise StartupError(
+                f"the store directory {parsed.path} is missing, but this daemon's cache was "
+                f"filled from it: restore it (or mount it), or, to start from an empty store, "
+                f"delete {record}"
+            )
 
 
 async def _watch_memory(watch: MemoryWatch) -> None:

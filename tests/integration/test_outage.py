@@ -192,3 +192,28 @@ def test_an_s3_outage_is_not_a_deletion_and_recovers(
         daemon.client().model("ns/r@1").predict(images.X),
     )
     assert os.path.exists(daemon.socket)
+
+
+def test_a_restart_while_the_file_store_is_gone_is_refused_not_an_empty_store(
+    shelf: Shelf, images: Images
+) -> None:
+    """A daemon whose cache was filled from a file:// store that is now missing refuses to
+    start (saying so) rather than create it empty; with the directory back it starts."""
+    import sys
+    from urllib.parse import urlparse
+
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    assert daemon.client().model("ns/lr") is not None
+    daemon.stop()
+    root = Path(urlparse(shelf.store).path)
+    root.rename(root.with_name("away"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelshelfd", "--config", str(daemon.config_path)],
+        env=daemon.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "store directory" in proc.stderr and "is missing" in proc.stderr
+    assert not root.exists()  # not created empty
+    root.with_name("away").rename(root)
+    daemon.start()
+    assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)
