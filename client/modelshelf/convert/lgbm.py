@@ -246,6 +246,7 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 
 
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    """LGBMRegressor, and LGBMRanker, whose predict gives the raw scores."""
     builder, facts = parse(est.booster_.model_to_string())
     return _spec(est, ctx, "boosted_regressor", path, builder, facts, {"methods": methods_of(est)})
 
@@ -264,5 +265,5 @@ except ImportError:  # the converters need lightgbm; without it there is nothing
     pass
 else:
     converter(lightgbm.LGBMClassifier)(_classifier)
-    converter(lightgbm.LGBMRegressor)(_regressor)
+    converter(lightgbm.LGBMRegressor, lightgbm.LGBMRanker)(_regressor)
     converter(lightgbm.Booster)(_booster)
