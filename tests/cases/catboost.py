@@ -8,7 +8,14 @@ import catboost as cb
 
 from ._case import Case
 
-_CB = {"iterations": 40, "depth": 4, "verbose": 0, "thread_count": 1, "random_seed": 0}
+_CB = {
+    "iterations": 40,
+    "depth": 4,
+    "verbose": 0,
+    "thread_count": 1,
+    "random_seed": 0,
+    "allow_writing_files": False,  # no catboost_info/ in the working directory
+}
 
 CASES = [
     Case("catboost-clf-breast_cancer", lambda: cb.CatBoostClassifier(**_CB), "breast_cancer"),

@@ -10,6 +10,7 @@ import modelshelf
 from modelshelf.errors import UnsupportedModelError
 
 _CB = {"iterations": 5, "depth": 3, "verbose": 0, "thread_count": 1, "random_seed": 0}
+_CB["allow_writing_files"] = False  # no catboost_info/ in the working directory
 
 
 @pytest.fixture(scope="module")
