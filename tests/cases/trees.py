@@ -99,6 +99,7 @@ _DART = {**_XGB, "booster": "dart", "rate_drop": 0.3, "random_state": 0}
 _LINEAR = {"n_estimators": 15, "n_jobs": 1, "booster": "gblinear"}
 _XGB_CAT = {**_XGB, "enable_categorical": True, "feature_types": ["c", "c", "q", "q", "q"]}
 _LGBM = {"n_estimators": 15, "num_leaves": 15, "verbose": -1, "n_jobs": 1}
+_LINEAR_TREE = {**_LGBM, "linear_tree": True}
 _LGBM_CAT = {**_LGBM, "categorical_feature": [0, 1], "min_data_per_group": 5, "cat_smooth": 1}
 _HGB = {"max_iter": 15, "random_state": 0}
 
@@ -349,6 +350,22 @@ CASES: list[Case] = [
         **_F32,
     ),
     Case("lgbm-reg-categorical", lambda: LGBMRegressor(**_LGBM_CAT), categorical_reg, **_F32),
+    Case("lgbm-linear-reg-diabetes", lambda: LGBMRegressor(**_LINEAR_TREE), "diabetes", **_F32),
+    Case("lgbm-linear-reg-nan", lambda: LGBMRegressor(**_LINEAR_TREE), "random_nan", **_F32),
+    Case(
+        "lgbm-linear-reg-categorical",
+        lambda: LGBMRegressor(**{**_LGBM_CAT, "linear_tree": True}),
+        categorical_reg,
+        **_F32,
+    ),
+    Case("lgbm-linear-clf-zeros", lambda: LGBMClassifier(**_LINEAR_TREE), zeros, **_F32),
+    Case("lgbm-linear-clf-multi-iris", lambda: LGBMClassifier(**_LINEAR_TREE), "iris", **_F32),
+    Case(
+        "lgbm-linear-reg-lambda",
+        lambda: LGBMRegressor(linear_lambda=0.5, **_LINEAR_TREE),
+        "random_reg",
+        **_F32,
+    ),
     Case(
         "lgbm-ranker", lambda: LGBMRanker(**_LGBM), "random_counts", fit_params=query_sizes, **_F32
     ),

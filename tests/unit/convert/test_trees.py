@@ -168,9 +168,6 @@ def test_unsupported_options() -> None:
     with pytest.raises(UnsupportedModelError, match=r"multi:softprob.* in a regressor"):
         est = xgboost.XGBRegressor(n_estimators=2, objective="multi:softprob", num_class=3)
         modelshelf.compile(est.fit(*dataset("iris")[:2]))
-    with pytest.raises(UnsupportedModelError, match="linear_tree"):
-        est = lightgbm.LGBMRegressor(n_estimators=2, linear_tree=True, verbose=-1)
-        modelshelf.compile(est.fit(X, y))
 
 
 # -- size of the image against the essential node data ---------------------------------------

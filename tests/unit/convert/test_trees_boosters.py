@@ -130,6 +130,8 @@ LGBM_CASES = [
     ("gamma", "positive", {}),
     ("tweedie", "positive", {}),
     ("regression", "random_reg", {"boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.7}),
+    ("regression", "binary", {"linear_tree": True}),
+    ("binary", "binary", {"linear_tree": True, "linear_lambda": 0.1}),
 ]
 
 
