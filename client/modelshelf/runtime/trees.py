@@ -5,7 +5,10 @@ Every executor here sums leaf outputs over trees with ``Forest.raw`` and then do
 library does with the sums: average class probabilities (forests), apply a link (boosting),
 turn path lengths into anomaly scores (isolation forest). Labels follow each library's own rule,
 ties included (``raw >= 0`` for GradientBoosting, ``raw > 0`` for HistGradientBoosting,
-``p > 0.5`` for XGBoost, argmax of ``[1 - p, p]`` for LightGBM).
+``p > 0.5`` for XGBoost, the margin itself for its ``binary:logitraw``, argmax of ``[1 - p, p]``
+for LightGBM, the int32 index of the largest margin for XGBoost's ``multi:softmax``). The
+boosted kinds read raw scores from any ``Margins``: a ``Forest`` here, XGBoost's linear booster
+in runtime/boosted_linear.py.
 """
 
 from __future__ import annotations
