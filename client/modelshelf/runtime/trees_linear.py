@@ -56,14 +56,22 @@ class LinearLeaves:
         ``plain`` their leaf values."""
         start = self.offsets[rows].astype(np.intp)
         count = self.offsets[rows + 1].astype(np.intp) - start
-        sample = np.tile(np.arange(len(X)), len(rows) // max(len(X), 1))
-        out = self.const[rows].astype(np.float64)
+        # Pairs with the most terms first: step k then works on a prefix, never a scatter.
+        order = np.argsort(-count, kind="stable")
+        start, count = start[order], count[order]
+        sample = (order % max(len(X), 1)).astype(np.intp)
+        with np.errstate(invalid="ignore"):
+            values = np.where(np.abs(X) <= _ZERO, 0.0, X)  # NaN stays NaN
+        out = self.const[rows[order]].astype(np.float64)
         nan = np.zeros(len(rows), dtype=bool)
-        for k in range(int(count.max(initial=0))):
-            live = np.flatnonzero(count > k)
-            term = start[live] + k
-            x = X[sample[live], self.feature[term]]
-            x = np.where(np.abs(x) <= _ZERO, 0.0, x)
-            nan[live] |= np.isnan(x)
-            out[live] += self.coeff[term] * x
-        return np.where(nan, plain, out)
+        steps = int(count[0]) if len(count) else 0
+        live = np.searchsorted(-count, -np.arange(steps), side="left")  # pairs with > k terms
+        for k in range(steps):
+            m = int(live[k])
+            term = start[:m] + k
+            x = values[sample[:m], self.feature[term]]
+            nan[:m] |= np.isnan(x)
+            out[:m] += self.coeff[term] * x
+        result = np.empty_like(out)
+        result[order] = np.where(nan, plain[order], out)
+        return result
