@@ -14,24 +14,31 @@ import numpy as np
 @dataclass(frozen=True)
 class Case:
     """``make()`` returns an unfitted estimator; it is fitted on ``data`` and compared on its
-    held-out rows. ``rtol`` is 1e-9 unless the model computes in float32 (then 1e-6)."""
+    held-out rows. ``rtol`` is 1e-9 unless the model computes in float32 (then 1e-6).
+    ``fit_params(X, y)``, if given, adds keyword arguments to ``fit`` (a ranker's groups)."""
 
     id: str
     make: Callable[[], Any]
     data: str
     rtol: float = 1e-9
     atol: float = 1e-12
+    fit_params: Callable[[Any, Any], dict[str, Any]] | None = None
 
     def fit(self) -> tuple[Any, np.ndarray]:
-        return fit_on(self.make(), self.data)
+        return fit_on(self.make(), self.data, self.fit_params)
 
 
-def fit_on(est: Any, data: str | Callable[[], tuple[Any, Any, Any]]) -> tuple[Any, Any]:
+def fit_on(
+    est: Any,
+    data: str | Callable[[], tuple[Any, Any, Any]],
+    fit_params: Callable[[Any, Any], dict[str, Any]] | None = None,
+) -> tuple[Any, Any]:
     """Fit ``est`` on a named dataset (or a data callable): (fitted estimator, X_test)."""
     X, y, X_test = dataset(data) if isinstance(data, str) else data()
+    extra = fit_params(X, y) if fit_params is not None else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings do not matter for exactness
-        est.fit(X, y) if y is not None else est.fit(X)
+        est.fit(X, y, **extra) if y is not None else est.fit(X, **extra)
     return est, X_test
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import xgboost as xgb
-from lightgbm import LGBMClassifier, LGBMRegressor
+from lightgbm import LGBMClassifier, LGBMRanker, LGBMRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -77,10 +77,29 @@ def zeros() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X[:400], y[:400], X_test
 
 
+def queries(X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """XGBRanker's query ids: consecutive groups of 20 rows."""
+    return {"qid": np.arange(len(X)) // 20}
+
+
+def query_sizes(X: np.ndarray, y: np.ndarray) -> dict[str, list[int]]:
+    """LGBMRanker's query groups: the sizes of the same groups."""
+    return {"group": np.bincount(np.arange(len(X)) // 20).tolist()}
+
+
+def early_stopping(X: np.ndarray, y: np.ndarray) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """An evaluation set for early stopping: the last quarter of the training rows (fitting
+    still sees all of them), so that best_iteration falls before the last round."""
+    return {"eval_set": [(X[-len(X) // 4 :], y[-len(X) // 4 :])], "verbose": False}
+
+
 _F32 = {"rtol": 1e-6, "atol": 1e-9}
 _XGB = {"n_estimators": 15, "max_depth": 4, "n_jobs": 1}
+_DART = {**_XGB, "booster": "dart", "rate_drop": 0.3, "random_state": 0}
+_LINEAR = {"n_estimators": 15, "n_jobs": 1, "booster": "gblinear"}
 _XGB_CAT = {**_XGB, "enable_categorical": True, "feature_types": ["c", "c", "q", "q", "q"]}
 _LGBM = {"n_estimators": 15, "num_leaves": 15, "verbose": -1, "n_jobs": 1}
+_LINEAR_TREE = {**_LGBM, "linear_tree": True}
 _LGBM_CAT = {**_LGBM, "categorical_feature": [0, 1], "min_data_per_group": 5, "cat_smooth": 1}
 _HGB = {"max_iter": 15, "random_state": 0}
 
@@ -253,6 +272,52 @@ CASES: list[Case] = [
         "random_clf",
         **_F32,
     ),
+    Case("xgb-dart-clf-breast_cancer", lambda: xgb.XGBClassifier(**_DART), "breast_cancer", **_F32),
+    Case("xgb-dart-clf-nan", lambda: xgb.XGBClassifier(**_DART), "random_nan", **_F32),
+    Case("xgb-dart-clf-multi-iris", lambda: xgb.XGBClassifier(**_DART), "iris", **_F32),
+    Case(
+        "xgb-dart-clf-early-stopping",
+        lambda: xgb.XGBClassifier(**{**_DART, "n_estimators": 60}, early_stopping_rounds=3),
+        "random_clf",
+        fit_params=early_stopping,
+        **_F32,
+    ),
+    Case("xgb-dart-reg-diabetes", lambda: xgb.XGBRegressor(**_DART), "diabetes", **_F32),
+    Case(
+        "xgb-linear-clf-breast_cancer",
+        lambda: xgb.XGBClassifier(**_LINEAR),
+        "breast_cancer",
+        **_F32,
+    ),
+    Case("xgb-linear-clf-nan", lambda: xgb.XGBClassifier(**_LINEAR), "random_nan", **_F32),
+    Case("xgb-linear-clf-multi-iris", lambda: xgb.XGBClassifier(**_LINEAR), "iris", **_F32),
+    Case("xgb-linear-reg-diabetes", lambda: xgb.XGBRegressor(**_LINEAR), "diabetes", **_F32),
+    Case(
+        "xgb-linear-reg-poisson",
+        lambda: xgb.XGBRegressor(objective="count:poisson", **_LINEAR),
+        counts_target,
+        **_F32,
+    ),
+    Case(
+        "xgb-clf-logitraw",
+        lambda: xgb.XGBClassifier(objective="binary:logitraw", **_XGB),
+        "random_nan",
+        **_F32,
+    ),
+    Case(
+        "xgb-clf-softmax-iris",
+        lambda: xgb.XGBClassifier(objective="multi:softmax", **_XGB),
+        "iris",
+        **_F32,
+    ),
+    Case("xgb-ranker", lambda: xgb.XGBRanker(**_XGB), "random_counts", fit_params=queries, **_F32),
+    Case(
+        "xgb-ranker-pairwise-linear",
+        lambda: xgb.XGBRanker(objective="rank:pairwise", **_LINEAR),
+        "random_counts",
+        fit_params=queries,
+        **_F32,
+    ),
     # LightGBM
     Case("lgbm-clf-breast_cancer", lambda: LGBMClassifier(**_LGBM), "breast_cancer", **_F32),
     Case("lgbm-clf-multi-iris", lambda: LGBMClassifier(**_LGBM), "iris", **_F32),
@@ -285,4 +350,30 @@ CASES: list[Case] = [
         **_F32,
     ),
     Case("lgbm-reg-categorical", lambda: LGBMRegressor(**_LGBM_CAT), categorical_reg, **_F32),
+    Case("lgbm-linear-reg-diabetes", lambda: LGBMRegressor(**_LINEAR_TREE), "diabetes", **_F32),
+    Case("lgbm-linear-reg-nan", lambda: LGBMRegressor(**_LINEAR_TREE), "random_nan", **_F32),
+    Case(
+        "lgbm-linear-reg-categorical",
+        lambda: LGBMRegressor(**{**_LGBM_CAT, "linear_tree": True}),
+        categorical_reg,
+        **_F32,
+    ),
+    Case("lgbm-linear-clf-zeros", lambda: LGBMClassifier(**_LINEAR_TREE), zeros, **_F32),
+    Case("lgbm-linear-clf-multi-iris", lambda: LGBMClassifier(**_LINEAR_TREE), "iris", **_F32),
+    Case(
+        "lgbm-linear-reg-lambda",
+        lambda: LGBMRegressor(linear_lambda=0.5, **_LINEAR_TREE),
+        "random_reg",
+        **_F32,
+    ),
+    Case(
+        "lgbm-ranker", lambda: LGBMRanker(**_LGBM), "random_counts", fit_params=query_sizes, **_F32
+    ),
+    Case(
+        "lgbm-ranker-xendcg",
+        lambda: LGBMRanker(objective="rank_xendcg", **_LGBM),
+        "random_counts",
+        fit_params=query_sizes,
+        **_F32,
+    ),
 ]

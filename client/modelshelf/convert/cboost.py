@@ -57,13 +57,20 @@ def export(model: Any) -> dict[str, Any]:
 def parse(doc: dict[str, Any], name: str) -> tuple[ForestBuilder, dict[str, Any]]:
     """The trees of a JSON export as a forest, and the facts: number of outputs, bias."""
     features = doc.get("features_info", {})
-    for kind in ("categorical_features", "text_features", "embedding_features"):
+    options = {
+        "categorical_features": "cat_features",
+        "text_features": "text_features",
+        "embedding_features": "embedding_features",
+    }
+    for kind, option in options.items():
         if features.get(kind):
             what = kind.replace("_", " ")
             raise UnsupportedModelError(
-                f"{name} with {what} is not supported: CatBoost computes them from hashed values "
-                "and target statistics; encode them as numbers before training (for example "
-                "with OrdinalEncoder), or compile a scikit-learn or LightGBM model"
+                f"{name} with {what} ({option}) is not supported: CatBoost computes them from "
+                "hashed values (one-hot splits on CityHash values of the strings, target "
+                "statistics over hashes of feature combinations); encode them as numbers before "
+                "training (for example with OrdinalEncoder), or compile a scikit-learn or "
+                "LightGBM model"
             )
     if "oblivious_trees" not in doc:
         raise UnsupportedModelError(

@@ -11,7 +11,9 @@ LightGBM compares float64 inputs ``x <= threshold`` (left), with a missing type 
 A categorical split sends ``int(x)`` (truncated toward zero) left iff its bit is set; negative
 values, NaN and categories beyond the bitset go right: unseen categories are not an error.
 Leaf outputs are summed in float64 in tree order; ``average_output`` (random forest mode)
-divides by the number of iterations.
+divides by the number of iterations. ``linear_tree`` leaves hold a linear model of the input
+(runtime/trees_linear.py computes them as LightGBM's ``Tree::Predict``). LGBMRanker predicts
+raw scores, like a regressor.
 
 The converters register only when lightgbm imports.
 """
@@ -165,17 +167,38 @@ def _numbers(block: dict[str, str], key: str, dtype: Any) -> np.ndarray:
     return np.asarray(block[key].split(), dtype=np.float64).astype(dtype)
 
 
+def _linear(block: dict[str, str], n_leaves: int) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """``linear_tree``: every leaf's constant, input columns and coefficients."""
+    const = _numbers(block, "leaf_const", np.float64)
+    counts = _numbers(block, "num_features", np.int64)
+    features = _numbers(block, "leaf_features", np.int64) if counts.sum() else np.zeros(0)
+    coeff = _numbers(block, "leaf_coeff", np.float64) if counts.sum() else np.zeros(0)
+    if not (
+        len(const) == len(counts) == n_leaves
+        and (counts >= 0).all()
+        and len(features) == len(coeff) == counts.sum()
+    ):
+        raise UnsupportedModelError("LightGBM linear leaves: malformed leaf_const/leaf_features")
+    bounds = np.cumsum([0, *counts.tolist()])
+    return [
+        (float(const[j]), features[bounds[j] : bounds[j + 1]], coeff[bounds[j] : bounds[j + 1]])
+        for j in range(n_leaves)
+    ]
+
+
 def _tree(block: dict[str, str], builder: ForestBuilder, splits: list[np.ndarray]) -> Tree:
-    if block.get("is_linear", "0") != "0":
-        raise UnsupportedModelError("LightGBM linear_tree=True is not supported")
     leaf_value = _numbers(block, "leaf_value", np.float64)
     n_leaves = int(block["num_leaves"])
     n_inner = n_leaves - 1
+    linear = None
+    if block.get("is_linear", "0") != "0":
+        linear = dict(enumerate(_linear(block, n_leaves), start=n_inner))  # leaf j is n_inner + j
     if n_inner == 0:  # a single leaf: no split lines at all
         none = np.full(1, -1, dtype=np.int64)
         return Tree(
-            none, none, np.zeros(1, np.int64), np.zeros(1), np.zeros(1, bool), leaf_value[:, None]
-        )
+            none, none, np.zeros(1, np.int64), np.zeros(1), np.zeros(1, bool), leaf_value[:, None],
+            linear,
+        )  # fmt: skip
 
     def node_ids(children: np.ndarray) -> np.ndarray:
         return np.where(children >= 0, children, n_inner + ~children)  # leaf j is ~j
@@ -217,6 +240,7 @@ def _tree(block: dict[str, str], builder: ForestBuilder, splits: list[np.ndarray
         threshold=np.concatenate([threshold, np.zeros(n_leaves)]),
         missing_right=np.concatenate([missing_right, np.zeros(n_leaves, bool)]),
         values=values,
+        linear=linear,
     )
 
 
@@ -246,6 +270,7 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 
 
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    """LGBMRegressor, and LGBMRanker, whose predict gives the raw scores."""
     builder, facts = parse(est.booster_.model_to_string())
     return _spec(est, ctx, "boosted_regressor", path, builder, facts, {"methods": methods_of(est)})
 
@@ -264,5 +289,5 @@ except ImportError:  # the converters need lightgbm; without it there is nothing
     pass
 else:
     converter(lightgbm.LGBMClassifier)(_classifier)
-    converter(lightgbm.LGBMRegressor)(_regressor)
+    converter(lightgbm.LGBMRegressor, lightgbm.LGBMRanker)(_regressor)
     converter(lightgbm.Booster)(_booster)

@@ -48,6 +48,9 @@ class Tree:
     """One tree in the library's node ids; node i is a leaf iff ``left[i] < 0``.
 
     ``values`` rows of leaves are the outputs (one column per output); other rows are ignored.
+    ``linear``, if given, maps every leaf to its linear model (constant, input columns,
+    coefficients), LightGBM's ``linear_tree``; ``values`` then holds the outputs used when one
+    of those inputs is missing.
     """
 
     left: np.ndarray
@@ -56,6 +59,7 @@ class Tree:
     threshold: np.ndarray
     missing_right: np.ndarray
     values: np.ndarray
+    linear: dict[int, tuple[float, np.ndarray, np.ndarray]] | None = None
 
 
 class ForestBuilder:
@@ -110,8 +114,12 @@ class ForestBuilder:
             raise UnsupportedModelError(f"tree groups outside 0..{n_groups - 1}")
         groups = np.searchsorted([g for g, _ in trees], np.arange(n_groups + 1)).tolist()
         n_leaves = sum(int((t.left < 0).sum()) for _, t in trees)
+        linear = any(t.linear is not None for _, t in trees)
+        if linear and not all(t.linear is not None for _, t in trees):
+            raise UnsupportedModelError("a forest mixes linear and constant leaves")
+        inline = self.inline and not linear  # linear leaves are rows of the leaf tables
         tdtype = self.threshold_dtype
-        if not self.inline and tdtype == np.float32 and n_leaves > _MAX_F32_INDEX:
+        if not inline and tdtype == np.float32 and n_leaves > _MAX_F32_INDEX:
             tdtype = np.dtype(np.float64)  # float32 thresholds are exact in float64 too
         levels = [_levels(tree.left, tree.right) for _, tree in trees]
         positions, level_offsets = _level_order(trees, levels)
@@ -124,6 +132,7 @@ class ForestBuilder:
         child = np.empty(offset, dtype=np.int64)
         missing = np.zeros(offset, dtype=bool)
         leaf_rows, leaf_count = [], 0
+        models: list[tuple[float, np.ndarray, np.ndarray]] = []
         for (_, tree), tree_levels, pos in zip(trees, levels, positions, strict=True):
             order = np.concatenate(tree_levels)
             at = pos[order]
@@ -132,11 +141,13 @@ class ForestBuilder:
             feature[at] = np.where(leaf, self.n_features, tree.feature[order])
             values = tree.threshold[order].astype(np.float64)
             leaves = order[leaf]
-            if self.inline:
+            if inline:
                 values[leaf] = tree.values[leaves, 0]
             else:
                 values[leaf] = np.arange(leaf_count, leaf_count + len(leaves))
                 leaf_rows.append(tree.values[leaves])
+            if tree.linear is not None:
+                models.extend(tree.linear[i] for i in leaves.tolist())
             leaf_count += len(leaves)
             threshold[at] = values
             missing[at] = np.where(leaf, False, tree.missing_right[order])
@@ -149,9 +160,11 @@ class ForestBuilder:
             "roots": np.asarray(roots, dtype=np.int32),
             "level_offsets": np.asarray(level_offsets, dtype=np.int32),
             "leaf_values": None
-            if self.inline
+            if inline
             else _exact(np.concatenate(leaf_rows), self.value_dtype, check=False),
         }
+        if linear:
+            arrays.update(_linear_leaves(models, self.n_features))
         params: dict[str, Any] = {
             "n_features": self.n_features,
             "depth": depth,
@@ -165,6 +178,27 @@ class ForestBuilder:
             arrays["cat_words"] = np.concatenate(self.cat_sets)
             params["category_cast"] = self.category_cast
         return arrays, params
+
+
+def _linear_leaves(
+    models: list[tuple[float, np.ndarray, np.ndarray]], n_features: int
+) -> dict[str, np.ndarray]:
+    """The linear models of the leaves, row by row of the leaf table: ``linear_const``, and
+    row r's terms at ``linear_offsets[r]`` to ``linear_offsets[r + 1]`` of ``linear_feature``
+    and ``linear_coeff``."""
+    features = [np.asarray(f, dtype=np.int64) for _, f, _ in models]
+    if any(len(f) and (f.min() < 0 or f.max() >= n_features) for f in features):
+        raise UnsupportedModelError(f"a linear leaf reads a column outside 0..{n_features - 1}")
+    sizes = [len(f) for f in features]
+    if sum(sizes) >= 1 << 31:
+        raise UnsupportedModelError(f"{sum(sizes)} linear leaf terms exceed the 2**31 limit")
+    empty = np.zeros(0)
+    return {
+        "linear_const": np.asarray([c for c, _, _ in models], dtype=np.float64),
+        "linear_offsets": np.cumsum([0, *sizes]).astype(np.int32),
+        "linear_feature": np.concatenate([empty, *features]).astype(np.int32),
+        "linear_coeff": np.concatenate([empty, *(np.asarray(c) for _, _, c in models)]),
+    }
 
 
 def _levels(left: np.ndarray, right: np.ndarray) -> list[np.ndarray]:

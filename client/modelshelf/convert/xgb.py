@@ -8,6 +8,12 @@ the categories it lists right, every other value left (negative, fractional belo
 too large: XGBoost treats them all as "not in the set", and so does the runtime). Margins are
 summed in float32, starting from the base margin, tree after tree, as XGBoost does.
 
+``dart`` weighs each tree's contribution (``parse``); ``gblinear`` is a linear model
+(``boosted_linear_*`` kinds, runtime/boosted_linear.py). XGBClassifier's ``binary:logitraw``
+reports the margins as probabilities and labels where they exceed 0.5; ``multi:softmax``
+predicts int32 class indices and its predict_proba is scipy's softmax of the margins. XGBRanker
+predicts raw scores, like a regressor.
+
 The converters register only when xgboost imports.
 """
 
@@ -44,44 +50,72 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
 }
 
 
-def parse(booster: Any, iterations: int | None = None) -> tuple[ForestBuilder, dict[str, Any]]:
-    """The trees of ``booster`` (its first ``iterations`` rounds, or all) and its facts:
-    objective, link, number of groups, base margins (float32)."""
-    learner = json.loads(bytes(booster.save_raw("json")))["learner"]
-    gbm = learner["gradient_booster"]
-    if gbm["name"] != "gbtree":
-        raise UnsupportedModelError(f"XGBoost booster={gbm['name']!r} is not supported")
-    model = gbm["model"]
+def _learner(booster: Any) -> dict[str, Any]:
+    learner: dict[str, Any] = json.loads(bytes(booster.save_raw("json")))["learner"]
+    return learner
+
+
+def _facts(learner: dict[str, Any]) -> dict[str, Any]:
+    """What every booster kind shares: objective, link, groups, base margins (float32),
+    feature names and types."""
     facts = learner["learner_model_param"]
     objective = learner["objective"]["name"]
     if objective not in OBJECTIVES:
         raise UnsupportedModelError(f"XGBoost objective {objective!r} is not supported")
     link, base_link = OBJECTIVES[objective]
     n_groups = max(int(facts["num_class"]), int(facts.get("num_target", "1")), 1)
-    n_features = int(facts["num_feature"])
+    return {
+        "objective": objective,
+        "link": link,
+        "n_groups": n_groups,
+        "n_features": int(facts["num_feature"]),
+        "base": _base_margin(facts["base_score"], base_link, n_groups),
+        "feature_names": learner.get("feature_names") or None,
+        "feature_types": learner.get("feature_types") or [],
+    }
 
+
+def parse(
+    learner: dict[str, Any], iterations: int | None = None, *, inplace: bool = False
+) -> tuple[ForestBuilder, dict[str, Any]]:
+    """The trees of a booster's JSON ``learner`` (its first ``iterations`` rounds, or all)
+    and its facts: objective, link, number of groups, base margins (float32).
+
+    ``dart`` weighs each tree: its leaf values become what XGBoost adds to the margin for
+    them, ``float32(leaf * weight)`` through ``Booster.predict`` (a DMatrix), and
+    ``float32((float32(base + leaf) - base) * weight)`` through ``inplace_predict`` (what the
+    scikit-learn wrappers call), which starts each tree from the base margin.
+    """
+    gbm = learner["gradient_booster"]
+    if gbm["name"] not in ("gbtree", "dart"):
+        raise UnsupportedModelError(f"XGBoost booster={gbm['name']!r} is not supported")
+    dart = gbm["name"] == "dart"
+    model = gbm["gbtree"]["model"] if dart else gbm["model"]
+    facts = _facts(learner)
     trees, info = model["trees"], model["tree_info"]
+    weights = np.asarray(gbm["weight_drop"], dtype=np.float32) if dart else None
+    if weights is not None and len(weights) != len(trees):
+        raise UnsupportedModelError(f"XGBoost dart: {len(weights)} weights for {len(trees)} trees")
     if iterations is not None:
         stop = model["iteration_indptr"][iterations]
         trees, info = trees[:stop], info[:stop]
     builder = ForestBuilder(
-        n_features,
+        facts["n_features"],
         threshold_dtype=np.float32,
         value_dtype=np.float32,
         input_cast="float32",
         category_cast="floor",  # a category is int(x) for x >= 0; x < 0 is invalid
     )
-    for tree, group in zip(trees, info, strict=True):
-        builder.add(_tree(tree, builder), int(group))
-    return builder, {
-        "objective": objective,
-        "link": link,
-        "n_groups": n_groups,
-        "base": _base_margin(facts["base_score"], base_link, n_groups),
-        "feature_names": learner.get("feature_names") or None,
-        "feature_types": learner.get("feature_types") or [],
-        "cats": model.get("cats", {}).get("enc") or [],
-    }
+    base = facts["base"]
+    for i, (tree, group) in enumerate(zip(trees, info, strict=True)):
+        parsed = _tree(tree, builder)
+        if weights is not None:
+            value, start = parsed.values, base[int(group)] if inplace else None
+            if start is not None:
+                value = (start + value) - start
+            parsed.values = value * weights[i]
+        builder.add(parsed, int(group))
+    return builder, {**facts, "cats": model.get("cats", {}).get("enc") or []}
 
 
 def _describe_input(
@@ -186,6 +220,38 @@ def _spec(
     )  # fmt: skip
 
 
+def _linear_spec(
+    est: Any, ctx: Context, kind: str, path: str, learner: dict[str, Any], params: dict[str, Any],
+    labels: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """``gblinear``: per group, ``float32(bias + base)``, then ``+= float32(x * w)`` over the
+    row's present features in column order, all in float32 (gblinear.cc's ``Pred``). Every
+    group starts from the first base margin, as XGBoost's does."""
+    facts = _facts(learner)
+    n_features, n_groups = facts["n_features"], facts["n_groups"]
+    weights = np.asarray(learner["gradient_booster"]["model"]["weights"], dtype=np.float32)
+    if weights.shape != ((n_features + 1) * n_groups,):
+        raise UnsupportedModelError(
+            f"XGBoost gblinear: {len(weights)} weights for {n_features} features and "
+            f"{n_groups} outputs"
+        )
+    weights = weights.reshape(n_features + 1, n_groups)
+    if "c" in facts["feature_types"]:
+        raise unsupported(est, "booster='gblinear' with categorical features")
+    ctx.describe_input(est, path, feature_names=facts["feature_names"])
+    return ctx.spec(
+        kind,
+        path,
+        arrays={"coef": weights[:n_features], "intercept": weights[n_features] + facts["base"][0]},
+        params={"n_features": n_features, "allow_nan": True, **params},
+        labels=labels,
+    )
+
+
+def _is_linear(learner: dict[str, Any]) -> bool:
+    return bool(learner["gradient_booster"]["name"] == "gblinear")
+
+
 def _iterations(est: Any) -> int | None:
     """The rounds the wrapper predicts with: up to best_iteration after early stopping."""
     try:
@@ -194,27 +260,46 @@ def _iterations(est: Any) -> int | None:
         return None
 
 
+# XGBClassifier's predict: labels from probabilities, except multi:softmax, whose booster
+# gives class indices (cast to int32); its predict_proba is scipy's softmax of the margins.
+# binary:logitraw's "probabilities" are the margins themselves, labels where they exceed 0.5.
+_CLASSIFIER_RULES = {
+    "binary:logistic": ("sigmoid", "proba_gt_half"),
+    "binary:logitraw": ("identity", "proba_gt_half"),
+    "multi:softprob": ("softmax", "argmax_proba"),
+    "multi:softmax": ("scipy_softmax", "argmax_raw_int32"),
+}
+
+
 def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if not isinstance(est.missing, float) or not np.isnan(est.missing):
         raise unsupported(est, f"missing={est.missing!r} (only NaN marks missing values)")
-    builder, facts = parse(est.get_booster(), _iterations(est))
-    rules = {"binary:logistic": "proba_gt_half", "multi:softprob": "argmax_proba"}
-    if facts["objective"] not in rules or (facts["n_groups"] > 1) != (est.n_classes_ > 2):
-        raise unsupported(est, f"objective={facts['objective']!r} for {est.n_classes_} classes")
-    params = {
-        "methods": methods_of(est),
-        "link": facts["link"],
-        "label_rule": rules[facts["objective"]],
-    }
+    learner = _learner(est.get_booster())
+    objective = learner["objective"]["name"]
+    if objective not in _CLASSIFIER_RULES or objective.startswith("multi:") != (est.n_classes_ > 2):
+        raise unsupported(est, f"objective={objective!r} for {est.n_classes_} classes")
+    link, rule = _CLASSIFIER_RULES[objective]
+    params = {"methods": methods_of(est), "link": link, "label_rule": rule}
+    if _is_linear(learner):  # the wrapper predicts with every round
+        kind = "boosted_linear_classifier"
+        return _linear_spec(est, ctx, kind, path, learner, params, est.classes_)
+    builder, facts = parse(learner, _iterations(est), inplace=True)
     return _spec(est, ctx, "boosted_classifier", path, builder, facts, params, est.classes_)
 
 
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    """XGBRegressor, XGBRFRegressor, and XGBRanker, whose predict gives the raw scores."""
     if not isinstance(est.missing, float) or not np.isnan(est.missing):
         raise unsupported(est, f"missing={est.missing!r} (only NaN marks missing values)")
-    builder, facts = parse(est.get_booster(), _iterations(est))
-    if facts["link"] in ("softmax", "argmax", "sigmoid") and facts["objective"] != "reg:logistic":
-        raise unsupported(est, f"objective={facts['objective']!r} in a regressor")
+    learner = _learner(est.get_booster())
+    objective = learner["objective"]["name"]
+    link = OBJECTIVES.get(objective, ("", ""))[0]
+    if link in ("softmax", "argmax", "sigmoid") and objective != "reg:logistic":
+        raise unsupported(est, f"objective={objective!r} in a regressor")
+    if _is_linear(learner):
+        params = {"methods": methods_of(est), "link": _facts(learner)["link"]}
+        return _linear_spec(est, ctx, "boosted_linear_regressor", path, learner, params)
+    builder, facts = parse(learner, _iterations(est), inplace=True)
     params = {"methods": methods_of(est), "link": facts["link"]}
     return _spec(est, ctx, "boosted_regressor", path, builder, facts, params)
 
@@ -222,7 +307,11 @@ def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 def _booster(booster: Any, ctx: Context, path: str) -> dict[str, Any]:
     """A bare Booster: ``predict`` as ``Booster.predict`` (all rounds), and the margins
     (``output_margin=True``) as ``decision_function``, the scikit-learn name for raw scores."""
-    builder, facts = parse(booster)
+    learner = _learner(booster)
+    if _is_linear(learner):
+        params = {"methods": ["predict", "decision_function"], "link": _facts(learner)["link"]}
+        return _linear_spec(booster, ctx, "boosted_linear_regressor", path, learner, params)
+    builder, facts = parse(learner)
     params = {"methods": ["predict", "decision_function"], "link": facts["link"]}
     return _spec(booster, ctx, "boosted_regressor", path, builder, facts, params)
 
@@ -233,5 +322,5 @@ except ImportError:  # the converters need xgboost; without it there is nothing 
     pass
 else:
     converter(xgboost.XGBClassifier, xgboost.XGBRFClassifier)(_classifier)
-    converter(xgboost.XGBRegressor, xgboost.XGBRFRegressor)(_regressor)
+    converter(xgboost.XGBRegressor, xgboost.XGBRFRegressor, xgboost.XGBRanker)(_regressor)
     converter(xgboost.Booster)(_booster)

@@ -5,13 +5,16 @@ Every executor here sums leaf outputs over trees with ``Forest.raw`` and then do
 library does with the sums: average class probabilities (forests), apply a link (boosting),
 turn path lengths into anomaly scores (isolation forest). Labels follow each library's own rule,
 ties included (``raw >= 0`` for GradientBoosting, ``raw > 0`` for HistGradientBoosting,
-``p > 0.5`` for XGBoost, argmax of ``[1 - p, p]`` for LightGBM).
+``p > 0.5`` for XGBoost, the margin itself for its ``binary:logitraw``, argmax of ``[1 - p, p]``
+for LightGBM, the int32 index of the largest margin for XGBoost's ``multi:softmax``). The
+boosted kinds read raw scores from any ``Margins``: a ``Forest`` here, XGBoost's linear booster
+in runtime/boosted_linear.py.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -19,8 +22,10 @@ from ._base import METHODS, Executor, Spec, register
 from ._math import softmax
 from .trees_forest import Forest
 
-LINKS = ("identity", "exp", "sigmoid", "softmax", "ovr_sigmoid", "argmax")
+LINKS = ("identity", "exp", "sigmoid", "softmax", "ovr_sigmoid", "argmax", "scipy_softmax")
 LABEL_RULES = ("raw_ge_0", "raw_gt_0", "proba_gt_half", "argmax_proba", "argmax_raw")
+# XGBClassifier's multi:softmax: predict gives the argmax's index as int32 (classes 0..K-1).
+INDEX_RULE = "argmax_raw_int32"
 
 
 def _methods(spec: Spec, supported: frozenset[str]) -> frozenset[str]:
@@ -118,6 +123,8 @@ def _apply_link(link: str, raw: np.ndarray, scale: float) -> np.ndarray:
         return raw
     if link == "argmax":
         return np.argmax(raw, axis=1).astype(raw.dtype)
+    if link == "scipy_softmax":  # scipy.special.softmax, numpy's exp in the sums' dtype
+        return softmax(raw.copy())
     if raw.dtype == np.float32:
         return _link_float32(link, raw)
     if link == "softmax":
@@ -148,10 +155,19 @@ def _link_float32(link: str, raw: np.ndarray) -> np.ndarray:
     return one / (one + _exp_float32(-raw))  # sigmoid
 
 
+class Margins(Protocol):
+    """What the boosted kinds read raw scores from: a ``Forest``, or another booster's
+    kernel (runtime/boosted_linear.py)."""
+
+    n_outputs: int
+
+    def raw(self, X: np.ndarray, *, divide: bool = True) -> np.ndarray: ...
+
+
 class _Boosted(Executor):
     """Sums of boosted trees per class or target: raw margins, then a link."""
 
-    def __init__(self, forest: Forest, link: str, scale: float, methods: frozenset[str]):
+    def __init__(self, forest: Margins, link: str, scale: float, methods: frozenset[str]):
         self.forest = forest
         self.link = link
         self.scale = scale
@@ -159,9 +175,14 @@ class _Boosted(Executor):
         self.allow_nan = True
 
     @classmethod
-    def _parts(cls, spec: Spec, supported: frozenset[str]) -> tuple[Forest, str, float, Any]:
+    def _margins(cls, spec: Spec) -> Margins:
         forest = Forest(spec)
         spec.check(forest.width == 1, "boosted trees have one output per leaf")
+        return forest
+
+    @classmethod
+    def _parts(cls, spec: Spec, supported: frozenset[str]) -> tuple[Margins, str, float, Any]:
+        forest = cls._margins(spec)
         link = spec.choice("link", LINKS)
         scale = spec.param("sigmoid_scale", (int, float), 1.0)
         return forest, link, float(scale), _methods(spec, supported)
@@ -190,12 +211,17 @@ class BoostedClassifier(_Boosted):
             f"{len(classes)} classes need {1 if len(classes) == 2 else len(classes)} sums, "
             f"the trees give {k}",
         )
-        spec.check(link in (("sigmoid",) if k == 1 else ("softmax", "ovr_sigmoid")), "bad link")
+        links = ("sigmoid", "identity") if k == 1 else ("softmax", "ovr_sigmoid", "scipy_softmax")
+        spec.check(link in links, f"link {link!r} for {k} sums")
         executor = cls(forest, link, scale, methods)
         executor.classes_ = classes
         executor.rule = spec.choice(
-            "label_rule", LABEL_RULES[:4] if k == 1 else ("argmax_proba", "argmax_raw")
+            "label_rule", LABEL_RULES[:4] if k == 1 else ("argmax_proba", "argmax_raw", INDEX_RULE)
         )
+        if executor.rule == INDEX_RULE:
+            spec.check(
+                np.array_equal(classes, np.arange(k)), f"{INDEX_RULE} needs classes 0..{k - 1}"
+            )
         executor.allow_nan = spec.param("allow_nan", bool)
         executor.label_column = spec.param("label_column", bool, False)
         return executor
@@ -227,6 +253,8 @@ class BoostedClassifier(_Boosted):
             index = (raw[:, 0] > 0).astype(np.intp)
         elif rule == "argmax_raw":
             index = np.argmax(raw, axis=1)
+        elif rule == INDEX_RULE:
+            return np.argmax(raw, axis=1).astype(np.int32)
         elif rule == "proba_gt_half":
             index = (self._proba(raw)[:, 1] > 0.5).astype(np.intp)
         else:

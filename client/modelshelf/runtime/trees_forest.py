@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import FeatureCountError, ManifestError
 from ._base import Spec
+from .trees_linear import LinearLeaves
 from .trees_walk import walk_levels, walk_table
 
 INPUT_CASTS = ("float32", "float64")
@@ -75,6 +76,7 @@ class Forest:
         "input_dtype",
         "leaf_values",
         "level_offsets",
+        "linear",
         "missing",
         "n_features",
         "n_outputs",
@@ -147,6 +149,7 @@ class Forest:
             spec.check(len(self.encode_offsets) == len(encode_column) + 1, "encode_offsets: E + 1")
         self.encode_column = encode_column
         self.zero_missing = spec.array("zero_missing", ndim=1, kind="i", optional=True)
+        self.linear = LinearLeaves.from_spec(spec, leaf_values)
 
         self.feature, self.threshold, self.child, self.missing = feature, threshold, child, missing
         self.roots, self.leaf_values, self.base, self.divisor = roots, leaf_values, base, divisor
@@ -214,13 +217,13 @@ class Forest:
         rows = max(1, _BLOCK // len(self.roots))
         try:
             if n <= rows:  # one block (single rows above all): no copy into ``out``
-                out = self._sum(self.leaves(self.prepare(X)), n)
+                out = self._sum(self.leaves(self.prepare(X)), X)
             else:
                 out = np.empty((n, self.n_outputs), dtype=self.dtype)
                 for start in range(0, n, rows):
                     block = X[start : start + rows]
                     leaves = self.leaves(self.prepare(block))
-                    out[start : start + len(block)] = self._sum(leaves, len(block))
+                    out[start : start + len(block)] = self._sum(leaves, block)
         except IndexError as exc:  # numpy bounds-checks every gather: never a bad read
             raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
         if divide and self.divisor != 1:
@@ -265,14 +268,18 @@ class Forest:
 
     # -- pieces ------------------------------------------------------------------------------
 
-    def _sum(self, leaves: np.ndarray, n: int) -> np.ndarray:
+    def _sum(self, leaves: np.ndarray, X: np.ndarray) -> np.ndarray:
+        n = len(X)
         payload = self.threshold[leaves]
         if self.leaf_values is None:
             values = payload.reshape(len(self.roots), n, 1)
         else:
             with np.errstate(invalid="ignore"):
                 rows = payload.astype(np.intp)
-            values = self.leaf_values[rows].reshape(len(self.roots), n, self.width)
+            found = self.leaf_values[rows]
+            if self.linear is not None:
+                found = self.linear.outputs(rows, X, found[:, 0])[:, None]
+            values = found.reshape(len(self.roots), n, self.width)
         out = np.empty((n, self.n_outputs), dtype=self.dtype)
         w = self.width
         for g, (start, stop) in enumerate(itertools.pairwise(self.groups)):

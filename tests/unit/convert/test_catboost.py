@@ -31,7 +31,7 @@ def test_categorical_features_are_refused_with_the_way_out(data) -> None:
     cats = np.array([["a", "b", "c"][i % 3] for i in range(len(X))], dtype=object)
     Xc = np.column_stack([X.astype(object), cats])
     est = cb.CatBoostClassifier(**_CB, cat_features=[4]).fit(Xc, y)
-    with pytest.raises(UnsupportedModelError, match=r"categorical features .* OrdinalEncoder"):
+    with pytest.raises(UnsupportedModelError, match=r"features \(cat_features\) .* OrdinalEncoder"):
         modelshelf.compile(est)
 
 

@@ -162,16 +162,12 @@ def test_unsupported_options() -> None:
         modelshelf.compile(GradientBoostingRegressor(init=DecisionTreeRegressor()).fit(X, y))
     with pytest.raises(UnsupportedModelError, match=r"missing=0\.0"):
         modelshelf.compile(xgboost.XGBClassifier(n_estimators=2, missing=0.0).fit(X, y))
-    with pytest.raises(UnsupportedModelError, match="multi:softmax"):
-        est = xgboost.XGBClassifier(n_estimators=2, objective="multi:softmax")
-        modelshelf.compile(est.fit(*dataset("iris")[:2]))
-    with pytest.raises(UnsupportedModelError, match="gblinear"):
-        modelshelf.compile(xgboost.XGBRegressor(n_estimators=2, booster="gblinear").fit(X, y))
-    with pytest.raises(UnsupportedModelError, match="dart"):
-        modelshelf.compile(xgboost.XGBRegressor(n_estimators=2, booster="dart").fit(X, y))
-    with pytest.raises(UnsupportedModelError, match="linear_tree"):
-        est = lightgbm.LGBMRegressor(n_estimators=2, linear_tree=True, verbose=-1)
+    with pytest.raises(UnsupportedModelError, match="binary:hinge"):
+        est = xgboost.XGBClassifier(n_estimators=2, objective="binary:hinge")
         modelshelf.compile(est.fit(X, y))
+    with pytest.raises(UnsupportedModelError, match=r"multi:softprob.* in a regressor"):
+        est = xgboost.XGBRegressor(n_estimators=2, objective="multi:softprob", num_class=3)
+        modelshelf.compile(est.fit(*dataset("iris")[:2]))
 
 
 # -- size of the image against the essential node data ---------------------------------------

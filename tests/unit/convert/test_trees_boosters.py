@@ -71,6 +71,28 @@ def test_xgboost_booster(objective: str, kind: str, extra: dict[str, Any]) -> No
     assert not hasattr(model, "predict_proba")
 
 
+@pytest.mark.parametrize("booster", ["dart", "gblinear"])
+@pytest.mark.parametrize(
+    ("objective", "kind", "extra"), [XGB_CASES[0], XGB_CASES[4], XGB_CASES[5], XGB_CASES[10]]
+)
+def test_xgboost_booster_kinds(
+    booster: str, objective: str, kind: str, extra: dict[str, Any]
+) -> None:
+    """dart and gblinear boosters predict as ``Booster.predict`` on a DMatrix does. (For dart,
+    ``inplace_predict`` rounds each tree's contribution differently: the scikit-learn
+    wrappers' images follow that one, the exactness matrix checks them.)"""
+    X, y, X_test = data(kind)
+    params = {"objective": objective, "booster": booster, "nthread": 1, **extra}
+    if booster == "dart":
+        params.update(max_depth=4, rate_drop=0.3, seed=0)
+    trained = xgb.train(params, xgb.DMatrix(X, y), num_boost_round=12)
+    model = compiled(trained)
+    test = xgb.DMatrix(X_test)
+    np.testing.assert_allclose(model.predict(X_test), trained.predict(test), rtol=RTOL, atol=ATOL)
+    margin = trained.predict(test, output_margin=True)
+    np.testing.assert_allclose(model.decision_function(X_test), margin, rtol=RTOL, atol=ATOL)
+
+
 def test_xgboost_booster_with_categories() -> None:
     X, y, X_test = categorical()
     types = ["c", "c", "q", "q", "q"]
@@ -108,6 +130,8 @@ LGBM_CASES = [
     ("gamma", "positive", {}),
     ("tweedie", "positive", {}),
     ("regression", "random_reg", {"boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.7}),
+    ("regression", "binary", {"linear_tree": True}),
+    ("binary", "binary", {"linear_tree": True, "linear_lambda": 0.1}),
 ]
 
 
