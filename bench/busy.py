@@ -16,10 +16,10 @@ turn, so that the node's load hits them alike):
 - ``1 thread``: ``before`` under ``threadpoolctl.threadpool_limits(1)``, for reference only: the
   client never changes the process's BLAS threads.
 
-Each timed call follows a 2 ms sleep, as requests arrive on a server: in a tight loop OpenBLAS's
-workers keep spinning between calls and hide the wait. Two loads: ``idle`` (nothing started by
-the benchmark; other work on the node goes on) and ``busy`` (one busy-spinning process per
-core). Medians and p99 of ``--samples`` calls per variant.
+Each timed call follows a 2 ms sleep (``--gap``), as requests arrive on a server: in a tight loop
+(``--gap 0``) OpenBLAS's workers keep spinning between calls and hide the wait. Two loads:
+``idle`` (nothing started by the benchmark; other work on the node goes on) and ``busy`` (one
+busy-spinning process per core). Medians and p99 of ``--samples`` calls per variant.
 """
 
 from __future__ import annotations
@@ -141,7 +141,8 @@ def _measure(variants: dict[str, Callable[[np.ndarray], Any]], X: np.ndarray, n:
         fn(X)  # warm
     for _ in range(n):
         for name, fn in variants.items():
-            time.sleep(GAP)
+            if GAP:
+                time.sleep(GAP)
             t0 = time.perf_counter()
             fn(X)
             times[name].append(time.perf_counter() - t0)
@@ -177,10 +178,15 @@ def _layouts(samples: int) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    global GAP
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--samples", type=int, default=150, help="timed calls per variant")
     parser.add_argument("--busy", type=int, default=os.cpu_count() or 2, help="spinners (busy)")
+    parser.add_argument(
+        "--gap", type=float, default=GAP, help="seconds of sleep before each call (0: tight loop)"
+    )
     args = parser.parse_args()
+    GAP = args.gap
 
     import modelshelf
 
