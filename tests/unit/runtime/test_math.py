@@ -1,5 +1,6 @@
 """The blocked dense product (issue 9, point 24): same results as one ``X @ W``, within rounding,
-for every shape the kernels use, and scikit-learn's results on inputs long enough to be split.
+for every shape the kernels use (row blocks; column blocks for one row), and scikit-learn's
+results on inputs long enough to be split.
 
 Whether a block stays on one BLAS thread is a matter of time, measured in bench/busy.py, never
 asserted here.
@@ -39,6 +40,11 @@ RNG = np.random.default_rng(0)
         (1000, (784, 128)),  # too many weights for a block of MIN_BLOCK_ROWS: one call
         (0, (64, 10)),
         (1, (64, 10)),
+        (1, (784, 1024)),  # one row, 803k weights: blocks of 334 columns
+        (1, (5000, 100)),  # one row: blocks of 52 columns
+        (2, (784, 1024)),  # two rows: left whole
+        (1, (300_000, 2)),  # a row wider than a block: left whole
+        (1, (300_000,)),
     ],
 )
 def test_blocks_agree_with_one_product(rows: int, shape: tuple[int, ...]) -> None:
@@ -72,6 +78,23 @@ def test_block_size_follows_the_single_thread_bound(monkeypatch: pytest.MonkeyPa
     seen.clear()
     matmul(RNG.normal(size=(100, 784)), RNG.normal(size=(784, 128)))
     assert seen == []
+
+
+def test_one_row_splits_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    widths: list[int] = []
+    real = np.matmul
+
+    def spy(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> Any:
+        widths.append(b.shape[1])
+        return real(a, b, **kwargs)
+
+    monkeypatch.setattr(_math.np, "matmul", spy)
+    x = RNG.normal(size=(1, 784))
+    coef = RNG.normal(size=(1024, 784))  # scikit-learn's layout; the kernels pass coef.T
+    out = matmul(x, coef.T)
+    width = SINGLE_THREAD_CELLS // 784
+    assert widths == [width, width, width, 1024 - 3 * width]
+    np.testing.assert_allclose(out, x @ coef.T, rtol=1e-12, atol=1e-12)
 
 
 def test_float32_weights_widen_as_one_product_does() -> None:
