@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.shelf            # writes bench/out/shelf.md and shelf_*.png
     .venv/bin/python -m bench.shelf --quick    # no 1 GB image, fewer samples (a smoke run)
+    .venv/bin/python -m bench.shelf --l1-only  # item 1 and 2 only: bench/out/shelf_l1.md
 
 Starts a daemon on a ``file://`` store in a temporary directory (like ``modelshelfd.demo``),
 publishes the models of ``bench/shelf_models.py``, warms the daemon's L1, then measures, each in
@@ -169,6 +170,31 @@ def _pss_of(pid: int) -> int:
     return int(psutil.Process(pid).memory_full_info().pss)
 
 
+def l1_only(samples: int, *, big: bool) -> None:
+    """Items 1 and 2 alone: the L1 acquire and the held model, without the rest of the run."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="msbench-") as tmp_name:
+        tmp = Path(tmp_name)
+        from modelshelf.store import Store
+
+        store = (tmp / "store").as_uri()
+        joblib_dir = tmp / "joblib"
+        joblib_dir.mkdir()
+        sizes = acquire_set(Store(store), joblib_dir, big=big)
+        d = Daemon(tmp / "main", store, l1="3G", l2="8G")
+        try:
+            l1 = measure_l1(d, sizes, samples)
+        finally:
+            d.stop()
+    results = {"sizes": [b.as_dict() for b in sizes], "l1": l1}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "shelf_l1.json").write_text(json.dumps(results, indent=1))
+    report = shelf_report.render_l1(results, time.perf_counter() - started)
+    print(report)
+    (OUT / "shelf_l1.md").write_text(report + "\n")
+    print(f"\nwrote {OUT / 'shelf_l1.md'} and {OUT / 'shelf_l1.json'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="no 1 GB image, fewer samples")
@@ -181,8 +207,14 @@ def main() -> None:
         default=1,
         help="multiply the density models' feature counts (1: 48-144 KB models; 8: 0.4-1.2 MB)",
     )
+    parser.add_argument(
+        "--l1-only", action="store_true", help="items 1 and 2 only (L1 acquire, held model)"
+    )
     args = parser.parse_args()
     samples = 60 if args.quick else args.samples
+    if args.l1_only:
+        l1_only(samples, big=not args.quick)
+        return
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="msbench-") as tmp_name:

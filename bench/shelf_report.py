@@ -270,6 +270,18 @@ def render(results: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def render_l1(results: dict[str, Any], elapsed: float) -> str:
+    """Items 1 and 2 alone (``bench.shelf --l1-only``)."""
+    import os
+
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    parts = [f"Machine: {machine_summary()} (a 2-core VM shared with other workers; load "
+             f"average at the end {load})"]  # fmt: skip
+    parts += _l1(results)
+    parts.append(f"Whole run: {elapsed:.0f} s.")
+    return "\n\n".join(parts)
+
+
 def plots(results: dict[str, Any], out: Path) -> list[Path]:
     sizes = results["sizes"]
     labels = [b["label"] for b in sizes]

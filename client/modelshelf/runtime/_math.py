@@ -1,8 +1,55 @@
-"""Numerically careful elementwise functions shared by the kernels (numpy only, no SciPy)."""
+"""Numerically careful elementwise functions and the dense product shared by the kernels
+(numpy only, no SciPy)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+# A dense product ``X @ W`` (m x k times k x n) runs on the calling thread in numpy's OpenBLAS
+# only while m * k * n <= 65536 * 4 (interface/gemm.c: SMP_THRESHOLD_MIN x
+# GEMM_MULTITHREAD_THRESHOLD). Above that OpenBLAS hands part of the work to its worker threads
+# and waits for them: on a busy node a worker waits for a core, and a 40 us product of 1000 rows
+# by a 64 x 10 LogisticRegression took 8 ms (issue 9, point 24; bench/busy.py). The layout of W
+# does not matter (X @ coef.T and X @ coef.T.copy() stall alike); the size of each call does.
+#: cells (m * k * n) of one product that OpenBLAS keeps on the calling thread.
+SINGLE_THREAD_CELLS = 65536 * 4
+#: fewer rows per call than this cost more in repeated packing of W than a stall would save, so
+#: products of many rows whose k * n exceeds SINGLE_THREAD_CELLS / MIN_BLOCK_ROWS (8192 weights)
+#: are left whole, to BLAS's own threading.
+MIN_BLOCK_ROWS = 32
+
+
+def matmul(X: Any, W: np.ndarray) -> Any:
+    """``X @ W`` for a dense 2-D ``X`` and a 1-D or 2-D ``W``, in blocks small enough that BLAS
+    computes each on the calling thread: blocks of rows; for a single row (a one-row predict),
+    blocks of W's columns. Each output is the same sum as in one call, so the result equals it
+    within rounding (a block may take a different BLAS kernel than the whole did).
+
+    Anything else (a ``CSRMatrix``, a 1-D ``X``) is ``X @ W`` unchanged.
+    """
+    if not isinstance(X, np.ndarray) or X.ndim != 2:
+        return X @ W
+    rows, k = X.shape
+    n = W.shape[1] if W.ndim == 2 else 1
+    if rows * k * n <= SINGLE_THREAD_CELLS:
+        return X @ W
+    block = SINGLE_THREAD_CELLS // max(k * n, 1)
+    if block >= MIN_BLOCK_ROWS:
+        out = np.empty((rows, *W.shape[1:]), dtype=np.result_type(X, W))
+        for start in range(0, rows, block):
+            np.matmul(X[start : start + block], W, out=out[start : start + block])
+        return out
+    width = SINGLE_THREAD_CELLS // max(k, 1)
+    if rows == 1 and W.ndim == 2 and width >= 1:
+        # A vector-matrix product streams W once whatever the split: column blocks cost nothing
+        # (with more rows, narrow column panels would make BLAS far slower than a stall).
+        out = np.empty((1, n), dtype=np.result_type(X, W))
+        for start in range(0, n, width):
+            np.matmul(X, W[:, start : start + width], out=out[:, start : start + width])
+        return out
+    return X @ W
 
 
 def expit(x: np.ndarray) -> np.ndarray:

@@ -7,8 +7,10 @@ every linear regressor. ``OneVsRest`` composes any binary child executors, as sc
 ``OneVsRestClassifier`` does, and ``ConstantBinary`` stands for the constant predictor it fits for
 a label that is the same in every training row.
 
-Kernels compute in the order scikit-learn does (``X @ coef.T`` on the stored ``coef`` layout, the
-same normalisations) so that results agree to the last bits, and never write into model arrays.
+Kernels compute what scikit-learn does (``X @ coef.T`` on the stored ``coef`` layout, the same
+normalisations), so that results agree to the last bits or within rounding: the product runs in
+row blocks that BLAS keeps on the calling thread (``_math.matmul``). They never write into model
+arrays.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import Executor, Spec, method_set, register
-from ._math import softmax
+from ._math import matmul, softmax
 
 # How a linear classifier turns scores into probabilities.
 #   none           no predict_proba (hinge losses, ridge, perceptron, passive-aggressive)
@@ -85,7 +87,7 @@ class LinearClassifier(Executor):
         return cls(coef, intercept, classes, proba, multilabel)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        scores = X @ self.coef.T + self.intercept
+        scores = matmul(X, self.coef.T) + self.intercept
         return scores.reshape(-1) if scores.shape[1] == 1 else scores
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -158,7 +160,7 @@ class LinearRegressor(Executor):
         return cls(coef, intercept)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return X @ self.coef.T + self.intercept
+        return matmul(X, self.coef.T) + self.intercept
 
 
 # What a child of OneVsRest contributes as its score (sklearn.multiclass._predict_binary).

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ._base import Executor, Spec, register
-from ._math import log_normalize
+from ._math import log_normalize, matmul
 from ._sparse import CSRMatrix
 
 _METHODS = frozenset({"predict", "predict_proba", "predict_log_proba"})
@@ -135,7 +135,7 @@ class DiscreteNB(_NaiveBayes):
             )
         if self.binarize is not None:
             X = (self.binarize < X).astype(np.float64)  # sklearn.preprocessing.binarize
-        jll = X @ self.weights.T
+        jll = matmul(X, self.weights.T)
         if self.bias is not None:
             jll += self.bias
         return jll

@@ -1,9 +1,10 @@
 """Neural networks: MLPClassifier and MLPRegressor forward passes.
 
 A spec stores one ``coef_<i>`` (n_in, n_out) and one ``intercept_<i>`` (n_out,) per layer, in
-float64 and C order: the layout ``activation @ coef`` wants, so a layer is one BLAS call over the
-image's bytes. Hidden layers share one activation; the output activation follows from the
-target (classifiers) or the loss (regressors), as in scikit-learn.
+float64 and C order: the layout ``activation @ coef`` wants, so a layer is BLAS over the image's
+bytes (in row blocks that BLAS keeps on the calling thread, ``_math.matmul``). Hidden layers
+share one activation; the output activation follows from the target (classifiers) or the loss
+(regressors), as in scikit-learn.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ._base import Executor, Spec, register
-from ._math import expit, softmax
+from ._math import expit, matmul, softmax
 
 #: hidden-layer activations, applied in place to a fresh pre-activation array.
 HIDDEN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -55,7 +56,7 @@ def _forward(layers: list[tuple[np.ndarray, np.ndarray]], hidden: str, X: np.nda
     activation = X
     last = len(layers) - 1
     for i, (coef, intercept) in enumerate(layers):
-        activation = activation @ coef  # a new array: X and the weights are never written
+        activation = matmul(activation, coef)  # new: X and the weights are never written
         activation += intercept
         if i != last:
             activation = HIDDEN[hidden](activation)

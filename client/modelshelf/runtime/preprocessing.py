@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import FeatureCountError, InputTypeError, UnknownCategoryError
 from ._base import Executor, Spec, register
+from ._math import matmul
 from ._sparse import CSRMatrix
 
 _TRANSFORM = frozenset({"transform"})
@@ -266,7 +267,7 @@ class PCA(Executor):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this PCA")
-        out = X @ self.components.T
+        out = matmul(X, self.components.T)
         out -= self.offset
         if self.scale is not None:
             out /= self.scale
