@@ -6,7 +6,18 @@ parametrized test in tests/unit/convert/test_exactness.py runs them all against 
 
 from __future__ import annotations
 
-from . import compose, discriminant, linear, naive_bayes, neural, preprocessing, svm, text, trees
+from . import (
+    compose,
+    discriminant,
+    linear,
+    mixture,
+    naive_bayes,
+    neural,
+    preprocessing,
+    svm,
+    text,
+    trees,
+)
 from ._case import Case
 
 CASES: list[Case] = [
@@ -19,6 +30,7 @@ CASES: list[Case] = [
     *text.CASES,
     *svm.CASES,
     *discriminant.CASES,
+    *mixture.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

@@ -18,6 +18,7 @@ from . import (  # noqa: F401
     discriminant,
     lgbm,
     linear,
+    mixture,
     naive_bayes,
     neural,
     preprocessing,

@@ -5,7 +5,18 @@ Importing this package registers every family; it needs numpy and nothing else.
 
 from __future__ import annotations
 
-from . import compose, discriminant, linear, naive_bayes, neural, preprocessing, svm, text, trees  # noqa: F401
+from . import (  # noqa: F401
+    compose,
+    discriminant,
+    linear,
+    mixture,
+    naive_bayes,
+    neural,
+    preprocessing,
+    svm,
+    text,
+    trees,
+)
 from ._base import METHODS, Executor, Spec, build, register, registered_kinds
 from ._input import as_float_matrix, check_finite
 
