@@ -12,6 +12,7 @@ from . import (
     linear,
     mixture,
     naive_bayes,
+    neighbors,
     neural,
     preprocessing,
     svm,
@@ -31,6 +32,7 @@ CASES: list[Case] = [
     *svm.CASES,
     *discriminant.CASES,
     *mixture.CASES,
+    *neighbors.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     linear,
     mixture,
     naive_bayes,
+    neighbors,
     neural,
     preprocessing,
     svm,

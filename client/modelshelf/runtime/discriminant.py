@@ -1,11 +1,12 @@
-"""Discriminant analysis: LinearDiscriminantAnalysis and QuadraticDiscriminantAnalysis.
+"""Discriminant analysis: LinearDiscriminantAnalysis, QuadraticDiscriminantAnalysis, and
+NearestCentroid, which scores classes the same way.
 
 LDA is linear at predict time (``X @ coef.T + intercept``, scikit-learn's
 ``LinearClassifierMixin``), with an optional projection for ``transform``. QDA keeps, per class,
 its mean, its whitening matrix ``rotation * scaling ** -0.5`` (formed by the converter with
 scikit-learn's own expression) and the constant ``sum(log(scaling))``, and scores classes as
 ``QuadraticDiscriminantAnalysis._decision_function`` does. ``discriminant_log_proba`` is the
-normalisation shared with NearestCentroid (``DiscriminantAnalysisPredictionMixin``).
+normalisation QDA shares with NearestCentroid (``DiscriminantAnalysisPredictionMixin``).
 """
 
 from __future__ import annotations
@@ -164,3 +165,88 @@ class QuadraticDiscriminant(Executor):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return np.exp(self.predict_log_proba(X))
+
+
+@register
+class NearestCentroid(Executor):
+    """NearestCentroid: with uniform priors, the class of the nearest centroid; otherwise, and
+    for the scores (euclidean only), ``-d^2 + 2 log(prior)`` in the space scaled by the
+    within-class deviations (``scale``, 1 where a deviation is 0)."""
+
+    kind = "nearest_centroid"
+
+    def __init__(
+        self,
+        centroids: np.ndarray,
+        scaled_centroids: np.ndarray,
+        scale: np.ndarray,
+        log_prior2: np.ndarray,
+        classes: np.ndarray,
+        metric: str,
+        nearest: bool,
+    ) -> None:
+        self.centroids = centroids
+        self.scaled_centroids = scaled_centroids
+        self.scale = scale
+        self.log_prior2 = log_prior2
+        self.classes_ = classes
+        self.metric = metric
+        self.nearest = nearest
+        if metric == "euclidean":
+            self.methods = method_set(_CLASSIFIER_METHODS)
+        else:
+            self.methods = method_set({"predict"})
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> NearestCentroid:
+        centroids = spec.array("centroids", ndim=2)
+        scaled = spec.array("scaled_centroids", ndim=2)
+        scale = spec.array("scale", ndim=1)
+        log_prior2 = spec.array("log_prior2", ndim=1)
+        classes = spec.labels()
+        k, n = len(classes), centroids.shape[1]
+        spec.check(
+            k >= 2
+            and centroids.shape == scaled.shape == (k, n)
+            and scale.shape == (n,)
+            and log_prior2.shape == (k,),
+            f"{k} classes over {n} features need centroids and scaled_centroids (k, n), "
+            "scale (n,) and log_prior2 (k,)",
+        )
+        metric = spec.choice("metric", ("euclidean", "manhattan"))
+        return cls(
+            centroids, scaled, scale, log_prior2, classes, metric, spec.param("nearest", bool)
+        )
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        X = X / self.scale
+        distances = _euclidean(X, self.scaled_centroids)
+        distances **= 2
+        return -distances + self.log_prior2
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if not self.nearest:
+            index = self.scores(X).argmax(axis=1)
+        elif self.metric == "euclidean":
+            index = _euclidean(X, self.centroids).argmin(axis=1)
+        else:
+            index = np.abs(X[:, np.newaxis, :] - self.centroids).sum(axis=2).argmin(axis=1)
+        return self.classes_.take(index, axis=0)  # type: ignore[union-attr]
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return binary_or_all(self.scores(X))
+
+    def predict_log_proba(self, X: np.ndarray) -> np.ndarray:
+        return discriminant_log_proba(self.scores(X))
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.exp(self.predict_log_proba(X))
+
+
+def _euclidean(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """``sklearn.metrics.pairwise.euclidean_distances(X, Y)`` for float64 dense input."""
+    distances = -2 * (X @ Y.T)
+    distances += np.einsum("ij,ij->i", X, X)[:, np.newaxis]
+    distances += np.einsum("ij,ij->i", Y, Y)[np.newaxis, :]
+    np.maximum(distances, 0, out=distances)
+    return np.sqrt(distances, out=distances)
