@@ -1,12 +1,14 @@
-"""Exactness cases: KMeans, MiniBatchKMeans and GaussianMixture (every covariance type).
+"""Exactness cases: KMeans, MiniBatchKMeans, GaussianMixture (every covariance type) and
+EllipticEnvelope.
 
-Ids start with kmeans, mbkmeans, gmm. Unsupervised: fitted on X alone (``_unlabelled``).
+Ids start with kmeans, mbkmeans, gmm, envelope. Unsupervised: fitted on X alone (``_unlabelled``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.covariance import EllipticEnvelope
 from sklearn.mixture import GaussianMixture
 
 from ._case import Case, dataset
@@ -45,6 +47,17 @@ CASES: list[Case] = [
     Case(
         "gmm-full-reg-wine",
         lambda: GaussianMixture(2, reg_covar=1e-2, max_iter=20, random_state=0),
+        _unlabelled("wine"),
+    ),
+    Case("envelope-iris", lambda: EllipticEnvelope(random_state=0), _unlabelled("iris")),
+    Case(
+        "envelope-contamination",
+        lambda: EllipticEnvelope(contamination=0.2, random_state=0),
+        _unlabelled("random_reg"),
+    ),
+    Case(
+        "envelope-noprecision",
+        lambda: EllipticEnvelope(store_precision=False, support_fraction=0.8, random_state=0),
         _unlabelled("wine"),
     ),
 ]

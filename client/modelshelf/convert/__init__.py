@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import UnsupportedModelError
 from . import (  # noqa: F401
     compose,
+    covariance,
     discriminant,
     lgbm,
     linear,
