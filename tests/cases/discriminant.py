@@ -1,5 +1,7 @@
 """Exactness cases: LinearDiscriminantAnalysis (solvers svd and eigen; shrinkage, priors,
-n_components) and QuadraticDiscriminantAnalysis (reg_param, priors). Ids start with lda, qda.
+n_components), QuadraticDiscriminantAnalysis (reg_param, priors) and NearestCentroid (metrics,
+priors, shrink_threshold), which scores classes as QDA does. Ids start with lda, qda, centroid;
+each kind comes early, so that tests/adversarial/test_family_specs.py meets it.
 
 The "lsqr" solver is in tests/unit/runtime/test_discriminant.py: scikit-learn's transform
 exists there but raises, where the Model has no transform at all.
@@ -11,11 +13,14 @@ from sklearn.discriminant_analysis import (
     LinearDiscriminantAnalysis,
     QuadraticDiscriminantAnalysis,
 )
+from sklearn.neighbors import NearestCentroid
 
 from ._case import Case
 
 CASES: list[Case] = [
     Case("lda-svd-iris", lambda: LinearDiscriminantAnalysis(), "iris"),
+    Case("qda-iris", lambda: QuadraticDiscriminantAnalysis(), "iris"),
+    Case("centroid-iris", lambda: NearestCentroid(), "iris"),
     Case("lda-svd-binary", lambda: LinearDiscriminantAnalysis(), "breast_cancer"),
     Case("lda-svd-ncomp-digits", lambda: LinearDiscriminantAnalysis(n_components=4), "digits"),
     Case("lda-eigen-wine", lambda: LinearDiscriminantAnalysis(solver="eigen"), "wine"),
@@ -29,7 +34,6 @@ CASES: list[Case] = [
         lambda: LinearDiscriminantAnalysis(priors=[0.2, 0.5, 0.3]),
         "random_strlabels",
     ),
-    Case("qda-iris", lambda: QuadraticDiscriminantAnalysis(), "iris"),
     Case("qda-binary", lambda: QuadraticDiscriminantAnalysis(), "random_clf"),
     Case("qda-reg-wine", lambda: QuadraticDiscriminantAnalysis(reg_param=0.1), "wine"),
     Case(
@@ -38,4 +42,8 @@ CASES: list[Case] = [
         "random_strlabels",
     ),
     Case("qda-multi", lambda: QuadraticDiscriminantAnalysis(reg_param=0.01), "random_multi"),
+    Case("centroid-manhattan", lambda: NearestCentroid(metric="manhattan"), "random_strlabels"),
+    Case("centroid-shrink-binary", lambda: NearestCentroid(shrink_threshold=0.2), "random_clf"),
+    Case("centroid-priors-wine", lambda: NearestCentroid(priors="empirical"), "wine"),
+    Case("centroid-digits", lambda: NearestCentroid(priors=[0.1] * 10), "digits"),
 ]

@@ -24,6 +24,12 @@ def _unlabelled(name: str):  # type: ignore[no-untyped-def]
 
 CASES: list[Case] = [
     Case("kmeans-iris", lambda: KMeans(3, n_init=2, random_state=0), _unlabelled("iris")),
+    Case(
+        "gmm-full-reg-wine",
+        lambda: GaussianMixture(2, reg_covar=1e-2, max_iter=20, random_state=0),
+        _unlabelled("wine"),
+    ),
+    Case("envelope-iris", lambda: EllipticEnvelope(random_state=0), _unlabelled("iris")),
     Case("kmeans-digits", lambda: KMeans(10, n_init=1, random_state=0), _unlabelled("digits")),
     Case(
         "kmeans-elkan",
@@ -44,12 +50,6 @@ CASES: list[Case] = [
         for kind in ("full", "tied", "diag", "spherical")
         for name in ("iris", "random_reg")
     ),
-    Case(
-        "gmm-full-reg-wine",
-        lambda: GaussianMixture(2, reg_covar=1e-2, max_iter=20, random_state=0),
-        _unlabelled("wine"),
-    ),
-    Case("envelope-iris", lambda: EllipticEnvelope(random_state=0), _unlabelled("iris")),
     Case(
         "envelope-contamination",
         lambda: EllipticEnvelope(contamination=0.2, random_state=0),

@@ -1,7 +1,7 @@
-"""Exactness cases: nearest neighbours (k and radius, classifiers and regressors),
-LocalOutlierFactor(novelty=True) and NearestCentroid.
+"""Exactness cases: nearest neighbours (k and radius, classifiers and regressors) and
+LocalOutlierFactor(novelty=True); NearestCentroid is with discriminant analysis.
 
-Ids start with knn, knnreg, rnn, rnnreg, lof, centroid. Every index scikit-learn can build
+Ids start with knn, knnreg, rnn, rnnreg, lof. Every index scikit-learn can build
 (brute, kd_tree, ball_tree) against the runtime's brute force; metrics minkowski p = 1, 2, 3,
 euclidean, manhattan, chebyshev, cosine; uniform and distance weights. The digits have
 integer features, so test rows equal to training rows meet zero distances exactly.
@@ -18,7 +18,6 @@ from sklearn.neighbors import (
     KNeighborsClassifier,
     KNeighborsRegressor,
     LocalOutlierFactor,
-    NearestCentroid,
     RadiusNeighborsClassifier,
     RadiusNeighborsRegressor,
 )
@@ -43,6 +42,12 @@ def _unlabelled(name: str):  # type: ignore[no-untyped-def]
 
 
 CASES: list[Case] = [
+    Case(
+        "rnn-outlier-unseen",
+        lambda: RadiusNeighborsClassifier(20.0, p=1, outlier_label=-1),
+        "random_multi",
+    ),
+    Case("lof-novelty", lambda: LocalOutlierFactor(novelty=True), _unlabelled("random_clf")),
     *(
         Case(f"knn-{algorithm}-iris", lambda a=algorithm: KNeighborsClassifier(algorithm=a), "iris")
         for algorithm in ("brute", "kd_tree", "ball_tree")
@@ -89,11 +94,6 @@ CASES: list[Case] = [
         "random_strlabels",
     ),
     Case(
-        "rnn-outlier-unseen",
-        lambda: RadiusNeighborsClassifier(20.0, p=1, outlier_label=-1),
-        "random_multi",
-    ),
-    Case(
         "rnn-distance-duplicates",
         lambda: RadiusNeighborsClassifier(25.0, weights="distance", outlier_label="most_frequent"),
         _with_duplicates,
@@ -104,7 +104,6 @@ CASES: list[Case] = [
         lambda: RadiusNeighborsRegressor(6.0, weights="distance", metric="chebyshev"),
         "random_multireg",
     ),
-    Case("lof-novelty", lambda: LocalOutlierFactor(novelty=True), _unlabelled("random_clf")),
     Case(
         "lof-novelty-manhattan",
         lambda: LocalOutlierFactor(10, p=1, novelty=True, contamination=0.1),
@@ -115,9 +114,4 @@ CASES: list[Case] = [
         lambda: LocalOutlierFactor(5, novelty=True, algorithm="kd_tree"),
         _unlabelled("random_reg"),
     ),
-    Case("centroid-iris", lambda: NearestCentroid(), "iris"),
-    Case("centroid-manhattan", lambda: NearestCentroid(metric="manhattan"), "random_strlabels"),
-    Case("centroid-shrink-binary", lambda: NearestCentroid(shrink_threshold=0.2), "random_clf"),
-    Case("centroid-priors-wine", lambda: NearestCentroid(priors="empirical"), "wine"),
-    Case("centroid-digits", lambda: NearestCentroid(priors=[0.1] * 10), "digits"),
 ]
