@@ -59,9 +59,12 @@ def _training_set(est: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
         fit_X = normalize(fit_X)
     params: dict[str, Any] = {"metric": name}
+    arrays = {"fit_X": fit_X}
     if name == "minkowski":
         params["p"] = float(p)
-    return {"fit_X": fit_X}, params
+    if name == "euclidean":  # the |y|^2 of the runtime's screening form
+        arrays["fit_norms"] = np.einsum("ij,ij->i", fit_X, fit_X)
+    return arrays, params
 
 
 def _weights(est: Any) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ManifestError
 from ._base import Executor, Spec, register
 
 # How distances are measured: minkowski takes the param ``p``; cosine's ``fit_X`` is stored
@@ -29,14 +29,22 @@ MAX_NEIGHBORS = 1 << 20
 
 
 class TrainingSet:
-    """The stored training rows and the metric that measures distances to them."""
+    """The stored training rows and the metric that measures distances to them.
 
-    __slots__ = ("fit_X", "metric", "p")
+    Euclidean searches screen with the fast ``|x|^2 - 2 x.y + |y|^2`` form (``fit_norms`` holds
+    the |y|^2), keep every row within that form's rounding bound of the cut, and measure those
+    candidates exactly; the other metrics measure every row exactly.
+    """
 
-    def __init__(self, fit_X: np.ndarray, metric: str, p: float) -> None:
+    __slots__ = ("fit_X", "fit_norms", "metric", "p")
+
+    def __init__(
+        self, fit_X: np.ndarray, metric: str, p: float, fit_norms: np.ndarray | None = None
+    ) -> None:
         self.fit_X = fit_X
         self.metric = metric
         self.p = p
+        self.fit_norms = fit_norms
 
     @classmethod
     def from_spec(cls, spec: Spec) -> TrainingSet:
@@ -45,17 +53,38 @@ class TrainingSet:
         p = float(spec.param("p", (int, float), 2))
         spec.check(len(fit_X) >= 1, "fit_X holds no training rows")
         spec.check(metric != "minkowski" or p >= 1, f"minkowski needs p >= 1, found {p}")
-        return cls(fit_X, metric, p)
+        fit_norms = None
+        if metric == "euclidean":
+            fit_norms = spec.array("fit_norms", ndim=1)
+            spec.check(fit_norms.shape == (len(fit_X),), "fit_norms needs one value per row")
+        return cls(fit_X, metric, p, fit_norms)
 
-    def chunks(self, X: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
-        """(rows, distances from X[rows] to every training row), a bounded block at a time."""
-        per_row = self.fit_X.size if self.metric != "cosine" else len(self.fit_X)
+    def chunks(self, X: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+        """(rows, screening distances from X[rows] to every training row, their per-row error
+        bound), a block of at most ``_CHUNK_ELEMENTS`` at a time. The screening distances are
+        exact (bound 0) except for euclidean, where they are squared and approximate."""
+        exact = self.metric not in ("euclidean", "cosine")
+        per_row = self.fit_X.size if exact else len(self.fit_X)
         step = max(1, _CHUNK_ELEMENTS // max(1, per_row))
         for start in range(0, len(X), step):
             rows = slice(start, start + step)
-            yield rows, self.distances(X[rows])
+            block = X[rows]
+            fit_norms = self.fit_norms  # set for euclidean only
+            if fit_norms is None:
+                yield rows, self.distances(block), np.zeros(len(block))
+                continue
+            norms = np.einsum("ij,ij->i", block, block)
+            squared = -2.0 * (block @ self.fit_X.T)
+            squared += norms[:, np.newaxis]
+            squared += fit_norms
+            # Each of the three terms is off by at most (n + 2) eps of |x|^2 + |y|^2; twice that
+            # covers both a candidate's error and the error of the cut it is compared with.
+            scale = norms + float(fit_norms.max())
+            bound = 2 * 3 * (self.fit_X.shape[1] + 2) * np.finfo(np.float64).eps * scale
+            yield rows, squared, bound
 
     def distances(self, X: np.ndarray) -> np.ndarray:
+        """Exact distances from X to every training row (any metric but euclidean)."""
         if self.metric == "cosine":
             # sklearn.metrics.pairwise.cosine_distances, fit_X already normalized
             norms = np.sqrt(np.einsum("ij,ij->i", X, X))
@@ -69,41 +98,50 @@ class TrainingSet:
             return diff.max(axis=2)
         if self.metric == "manhattan":
             return diff.sum(axis=2)
-        if self.metric == "euclidean":
-            diff *= diff
-            return np.sqrt(diff.sum(axis=2))
         diff **= self.p
         return diff.sum(axis=2) ** (1.0 / self.p)
+
+    def _measure(
+        self, X: np.ndarray, screen: np.ndarray, row: np.ndarray, col: np.ndarray
+    ) -> np.ndarray:
+        """The distances of the (row, col) pairs: exact for euclidean candidates."""
+        if self.metric != "euclidean":
+            return screen[row, col]
+        diff = X[row] - self.fit_X[col]
+        diff *= diff
+        return np.sqrt(diff.sum(axis=1))
 
     def kneighbors(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest training rows of every sample, nearest first; equal distances in
         training order."""
         dist = np.empty((len(X), k))
         ind = np.empty((len(X), k), dtype=np.intp)
-        for rows, D in self.chunks(X):
-            dist[rows], ind[rows] = _smallest(D, k)
+        for rows, screen, bound in self.chunks(X):
+            if k < screen.shape[1]:
+                cut = np.partition(screen, k - 1, axis=1)[:, k - 1] + bound
+                row, col = np.nonzero(screen <= cut[:, np.newaxis])
+            else:
+                row, col = np.nonzero(np.ones(screen.shape, dtype=bool))
+            if np.bincount(row, minlength=len(screen)).min() < k:  # NaN in a hostile fit_norms
+                raise ManifestError("fit_norms are not the squared norms of fit_X")
+            measured = self._measure(X[rows], screen, row, col)
+            order = np.lexsort((col, measured, row))  # by sample, distance, training row
+            first = np.searchsorted(row[order], np.arange(screen.shape[0]))
+            take = order[first[:, np.newaxis] + np.arange(k)]
+            dist[rows], ind[rows] = measured[take], col[take]
         return dist, ind
 
-
-def _smallest(D: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    n_rows, n_train = D.shape
-    if k < n_train:
-        part = np.argpartition(D, k - 1, axis=1)[:, :k]
-        kth = np.take_along_axis(D, part, axis=1).max(axis=1)
-        chosen = kth[:, np.newaxis] >= D
-        counts = chosen.sum(axis=1)
-        ind = np.empty((n_rows, k), dtype=np.intp)
-        plain = counts == k
-        ind[plain] = np.nonzero(chosen[plain])[1].reshape(-1, k)  # in training order
-        for row in np.flatnonzero(~plain):  # ties at the k-th distance: first fitted wins
-            candidates = np.flatnonzero(chosen[row])
-            order = np.argsort(D[row, candidates], kind="stable")[:k]
-            ind[row] = np.sort(candidates[order])
-    else:
-        ind = np.broadcast_to(np.arange(n_train), (n_rows, n_train)).copy()
-    dist = np.take_along_axis(D, ind, axis=1)
-    order = np.argsort(dist, axis=1, kind="stable")
-    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(ind, order, axis=1)
+    def within(
+        self, X: np.ndarray, radius: float
+    ) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per block of samples: (rows, sample, training row, distance) of every pair at most
+        ``radius`` apart, by sample then training row."""
+        limit = radius * radius if self.metric == "euclidean" else radius
+        for rows, screen, bound in self.chunks(X):
+            row, col = np.nonzero(screen <= (limit + bound)[:, np.newaxis])
+            measured = self._measure(X[rows], screen, row, col)
+            keep = measured <= radius
+            yield rows, row[keep], col[keep], measured[keep]
 
 
 def distance_weights(dist: np.ndarray) -> np.ndarray:
@@ -244,31 +282,36 @@ class RadiusNeighbors(Executor):
         spec.check(outlier is None or 0 <= outlier < len(labels), "outlier is not a label index")
         return cls(train, y, radius, weights, labels[:k], labels, outlier)
 
-    def _weighted_sums(self, X: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Per sample, over its neighbours: the weighted sums of ``columns``, the sum of the
-        weights and the number of neighbours."""
-        sums = np.empty((len(X), columns.shape[1]))
-        totals = np.empty(len(X))
-        counts = np.empty(len(X), dtype=np.intp)
-        for rows, D in self.train.chunks(X):
-            inside = self.radius >= D
-            counts[rows] = inside.sum(axis=1)
+    def _weighted_sums(self, X: np.ndarray, width: int) -> tuple[np.ndarray, ...]:
+        """Per sample, over its neighbours in training order, as np.bincount adds them: the
+        weights summed per class (classifier) or the weighted sums of each target column
+        (regressor), the sum of the weights, and the number of neighbours."""
+        n = len(X)
+        sums = np.empty((n, width))
+        totals = np.empty(n)
+        counts = np.empty(n, dtype=np.intp)
+        for rows, row, col, dist in self.train.within(X, self.radius):
+            m = len(X[rows])
+            counts[rows] = np.bincount(row, minlength=m)
             if self.weights == "uniform":
-                W = inside.astype(np.float64)
+                weights = np.ones(len(row))
             else:
+                at_zero = np.bincount(row[dist == 0.0], minlength=m) > 0
                 with np.errstate(divide="ignore"):
-                    W = np.where(inside, 1.0 / D, 0.0)
-                exact = (inside & (D == 0.0)).any(axis=1)
-                W[exact] = inside[exact] & (D[exact] == 0.0)
-            sums[rows] = W @ columns
-            totals[rows] = W.sum(axis=1)
+                    weights = np.where(at_zero[row], dist == 0.0, 1.0 / dist)
+            totals[rows] = np.bincount(row, weights, minlength=m)
+            if self.classes_ is not None:
+                cells = np.bincount(row * width + self.y[col], weights, minlength=m * width)
+                sums[rows] = cells.reshape(m, width)
+            else:
+                y = self.y.reshape(len(self.y), -1)
+                for j in range(width):
+                    sums[rows, j] = np.bincount(row, weights * y[col, j], minlength=m)
         return sums, totals, counts
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         k = len(self.classes_)  # type: ignore[arg-type]
-        one_hot = np.zeros((len(self.y), k))
-        one_hot[np.arange(len(self.y)), self.y] = 1.0
-        proba, _, counts = self._weighted_sums(X, one_hot)
+        proba, _, counts = self._weighted_sums(X, k)
         outliers = counts == 0
         if outliers.any():
             if self.outlier is None:
@@ -292,8 +335,8 @@ class RadiusNeighbors(Executor):
             if unlabelled.any():
                 pred[unlabelled] = self.labels[self.outlier]  # type: ignore[index]
             return pred
-        y = self.y.reshape(len(self.y), -1)
-        sums, totals, counts = self._weighted_sums(X, y)
+        width = 1 if self.y.ndim == 1 else self.y.shape[1]
+        sums, totals, counts = self._weighted_sums(X, width)
         with np.errstate(invalid="ignore", divide="ignore"):
             pred = sums / totals[:, np.newaxis]
         pred[counts == 0] = np.nan

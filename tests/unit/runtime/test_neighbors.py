@@ -65,6 +65,6 @@ def test_radius_outliers_without_a_label_are_an_input_error() -> None:
 
 def test_ties_at_the_kth_distance_keep_the_first_fitted_rows() -> None:
     fit_X = np.array([[1.0], [-1.0], [1.0], [-1.0]])
-    train = neighbors.TrainingSet(fit_X, "euclidean", 2.0)
+    train = neighbors.TrainingSet(fit_X, "euclidean", 2.0, np.einsum("ij,ij->i", fit_X, fit_X))
     dist, ind = train.kneighbors(np.zeros((1, 1)), 3)
     assert ind.tolist() == [[0, 1, 2]] and dist.tolist() == [[1.0, 1.0, 1.0]]
