@@ -7,6 +7,8 @@ function shapes, break_ties, class weights and Platt probabilities (probability=
 
 from __future__ import annotations
 
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
 
 from ._case import Case
@@ -33,6 +35,11 @@ CASES: list[Case] = [
         "ksvc-proba-digits-ovo",
         lambda: SVC(probability=True, decision_function_shape="ovo", random_state=0),
         "digits",
+    ),
+    Case(
+        "ksvc-pipe-scaled-proba",
+        lambda: make_pipeline(StandardScaler(), SVC(probability=True, random_state=0)),
+        "breast_cancer",
     ),
     Case("nusvc-rbf-iris", lambda: NuSVC(nu=0.3), "iris"),
     Case("nusvc-linear-binary", lambda: NuSVC(kernel="linear", nu=0.4), "random_clf"),
