@@ -84,6 +84,12 @@ def _classifier_targets(est: Any) -> np.ndarray:
 @converter(KNeighborsClassifier, KNeighborsRegressor)
 def _kneighbors(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     arrays, params = _training_set(est)
+    if est.n_neighbors > est.n_samples_fit_:
+        raise unsupported(
+            est,
+            f"n_neighbors={est.n_neighbors} over {est.n_samples_fit_} training rows (scikit-learn "
+            "cannot predict with it either; lower n_neighbors)",
+        )
     params.update(n_neighbors=int(est.n_neighbors), weights=_weights(est))
     if isinstance(est, KNeighborsClassifier):
         arrays["y"] = _classifier_targets(est)

@@ -37,8 +37,10 @@ def test_refused_options_are_named(est: object, match: str) -> None:
         modelshelf.compile(est)
 
 
-def test_multi_output_classifier_and_sparse_fit_are_refused() -> None:
+def test_multi_output_too_many_neighbours_and_sparse_fit_are_refused() -> None:
     X, y, _ = dataset("iris")
+    with pytest.raises(UnsupportedModelError, match="n_neighbors=200 over 112 training rows"):
+        modelshelf.compile(KNeighborsRegressor(200).fit(X, y))
     with pytest.raises(UnsupportedModelError, match="multi-output"):
         modelshelf.compile(KNeighborsClassifier().fit(X, np.c_[y, y]))
     with pytest.raises(UnsupportedModelError, match="sparse matrix"):
