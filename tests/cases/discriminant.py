@@ -1,5 +1,6 @@
-"""Exactness cases: LinearDiscriminantAnalysis (solvers svd and eigen; shrinkage, priors,
-n_components), QuadraticDiscriminantAnalysis (reg_param, priors) and NearestCentroid (metrics,
+"""Exactness cases: LinearDiscriminantAnalysis (solvers svd and eigen; shrinkage, covariance
+estimators, priors, n_components), QuadraticDiscriminantAnalysis (solvers svd and eigen;
+reg_param, shrinkage, covariance estimators, priors) and NearestCentroid (metrics,
 priors, shrink_threshold), which scores classes as QDA does. Ids start with lda, qda, centroid;
 each kind comes early, so that tests/adversarial/test_family_specs.py meets it.
 
@@ -9,6 +10,7 @@ exists there but raises, where the Model has no transform at all.
 
 from __future__ import annotations
 
+from sklearn.covariance import OAS
 from sklearn.discriminant_analysis import (
     LinearDiscriminantAnalysis,
     QuadraticDiscriminantAnalysis,
@@ -42,6 +44,21 @@ CASES: list[Case] = [
         "random_strlabels",
     ),
     Case("qda-multi", lambda: QuadraticDiscriminantAnalysis(reg_param=0.01), "random_multi"),
+    Case(
+        "qda-eigen-shrinkage",
+        lambda: QuadraticDiscriminantAnalysis(solver="eigen", shrinkage=0.2),
+        "random_strlabels",
+    ),
+    Case(
+        "qda-eigen-oas",
+        lambda: QuadraticDiscriminantAnalysis(solver="eigen", covariance_estimator=OAS()),
+        "wine",
+    ),
+    Case(
+        "lda-eigen-oas",
+        lambda: LinearDiscriminantAnalysis(solver="eigen", covariance_estimator=OAS()),
+        "random_multi",
+    ),
     Case("centroid-manhattan", lambda: NearestCentroid(metric="manhattan"), "random_strlabels"),
     Case("centroid-shrink-binary", lambda: NearestCentroid(shrink_threshold=0.2), "random_clf"),
     Case("centroid-priors-wine", lambda: NearestCentroid(priors="empirical"), "wine"),

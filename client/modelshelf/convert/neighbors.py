@@ -43,11 +43,11 @@ def _training_set(est: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     name = _METRICS.get(metric) if isinstance(metric, str) else None
     extra = {k: v for k, v in (est.effective_metric_params_ or {}).items() if v is not None}
     p = extra.pop("p", 2)
-    if name is None or extra:
+    if name is None or extra or p < 1:
         raise unsupported(
             est,
-            f"metric={metric!r} with metric_params={est.metric_params!r} (supported: "
-            "minkowski with any p >= 1 and no weights, euclidean, manhattan, chebyshev, cosine; "
+            f"metric={metric!r} with p={p} and metric_params={est.metric_params!r} (supported: "
+            "minkowski with p >= 1 and no weights, euclidean, manhattan, chebyshev, cosine; "
             "for another metric, transform the features first)",
         )
     fit_X = est._fit_X
