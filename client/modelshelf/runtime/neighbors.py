@@ -122,8 +122,8 @@ class TrainingSet:
                 row, col = np.nonzero(screen <= cut[:, np.newaxis])
             else:
                 row, col = np.nonzero(np.ones(screen.shape, dtype=bool))
-            if np.bincount(row, minlength=len(screen)).min() < k:  # NaN in a hostile fit_norms
-                raise ManifestError("fit_norms are not the squared norms of fit_X")
+            if np.bincount(row, minlength=len(screen)).min() < k:  # NaN from a hostile image
+                raise ManifestError("fit_X (or fit_norms) give distances that are not numbers")
             measured = self._measure(X[rows], screen, row, col)
             order = np.lexsort((col, measured, row))  # by sample, distance, training row
             first = np.searchsorted(row[order], np.arange(screen.shape[0]))
