@@ -6,7 +6,20 @@ parametrized test in tests/unit/convert/test_exactness.py runs them all against 
 
 from __future__ import annotations
 
-from . import catboost, compose, linear, naive_bayes, neural, preprocessing, text, trees
+from . import (
+    catboost,
+    compose,
+    discriminant,
+    linear,
+    mixture,
+    naive_bayes,
+    neighbors,
+    neural,
+    preprocessing,
+    svm,
+    text,
+    trees,
+)
 from ._case import Case
 
 CASES: list[Case] = [
@@ -18,6 +31,10 @@ CASES: list[Case] = [
     *trees.CASES,
     *text.CASES,
     *catboost.CASES,
+    *svm.CASES,
+    *discriminant.CASES,
+    *mixture.CASES,
+    *neighbors.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

@@ -13,7 +13,23 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedModelError
-from . import cboost, compose, lgbm, linear, naive_bayes, neural, preprocessing, text, trees, xgb  # noqa: F401
+from . import (  # noqa: F401
+    cboost,
+    compose,
+    covariance,
+    discriminant,
+    lgbm,
+    linear,
+    mixture,
+    naive_bayes,
+    neighbors,
+    neural,
+    preprocessing,
+    svm,
+    text,
+    trees,
+    xgb,
+)
 from ._context import Context, build_metadata, converter, supported_estimators
 
 __all__ = ["compile", "compile_tensors", "converter", "supported_estimators"]

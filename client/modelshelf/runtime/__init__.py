@@ -8,10 +8,15 @@ from __future__ import annotations
 from . import (  # noqa: F401
     boosted_linear,
     compose,
+    covariance,
+    discriminant,
     linear,
+    mixture,
     naive_bayes,
+    neighbors,
     neural,
     preprocessing,
+    svm,
     text,
     trees,
 )

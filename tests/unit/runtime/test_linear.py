@@ -252,7 +252,7 @@ def test_sparse_y_is_unsupported() -> None:
 def test_unsupported_child_names_it() -> None:
     from sklearn.neighbors import KNeighborsClassifier
 
-    est, _ = fit_on(OneVsRestClassifier(KNeighborsClassifier()), "iris")
+    est, _ = fit_on(OneVsRestClassifier(KNeighborsClassifier(metric="canberra")), "iris")
     with pytest.raises(UnsupportedModelError, match="KNeighborsClassifier"):
         modelshelf.compile(est)
 
