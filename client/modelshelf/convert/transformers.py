@@ -1,0 +1,148 @@
+"""Feature transformers to specs: PolynomialFeatures, Binarizer, MissingIndicator, TruncatedSVD,
+KBinsDiscretizer and TargetEncoder.
+
+What a transformer learned at fit time is all its image holds: the expansion's degrees, the
+bin edges (KBinsDiscretizer's strategy only decided where they are), the per-category
+encodings (TargetEncoder's cross-fitted ``fit_transform`` is training-time only; ``transform``
+uses ``encodings_``). NMF and MiniBatchNMF are refused: their transform runs the solver on each
+batch, with a stopping rule over the whole batch, which an image cannot reproduce exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import NMF, MiniBatchNMF, TruncatedSVD
+from sklearn.impute import MissingIndicator
+from sklearn.preprocessing import (
+    Binarizer,
+    KBinsDiscretizer,
+    PolynomialFeatures,
+    TargetEncoder,
+)
+
+from ._context import Context, converter, unsupported
+from .preprocessing import _numeric_categories
+
+
+def _n_features(est: Any) -> int:
+    return int(est.n_features_in_)
+
+
+@converter(PolynomialFeatures)
+def _polynomial(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    return ctx.spec(
+        "polynomial_features",
+        path,
+        params={
+            "n_features": _n_features(est),
+            "min_degree": int(est._min_degree),
+            "max_degree": int(est._max_degree),
+            "interaction_only": bool(est.interaction_only),
+            "include_bias": bool(est.include_bias),
+        },
+    )
+
+
+@converter(Binarizer)
+def _binarizer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    threshold = est.threshold
+    if not isinstance(threshold, numbers.Real) or not math.isfinite(float(threshold)):
+        raise unsupported(est, f"threshold={threshold!r} (only a finite number)")
+    return ctx.spec(
+        "binarizer",
+        path,
+        params={"n_features": _n_features(est), "threshold": float(threshold)},
+    )
+
+
+def missing_marker(est: Any) -> float | None:
+    """``missing_values`` as a manifest value: null for NaN, else the finite number."""
+    marker = est.missing_values
+    if isinstance(marker, float) and math.isnan(marker):
+        return None
+    finite = isinstance(marker, numbers.Real) and not isinstance(marker, bool)
+    if finite and math.isfinite(float(marker)):
+        return float(marker)
+    raise unsupported(est, f"missing_values={marker!r} (only NaN or a finite number)")
+
+
+@converter(MissingIndicator)
+def _missing_indicator(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    if est._precomputed:
+        raise unsupported(est, "a precomputed mask as input (fit it on the data instead)")
+    return ctx.spec(
+        "missing_indicator",
+        path,
+        arrays={"features": np.asarray(est.features_, dtype=np.int64)},
+        params={
+            "n_features": _n_features(est),
+            "missing_values": missing_marker(est),
+            # In "all" mode features_ is every column and nothing is new.
+            "error_on_new": bool(est.error_on_new and est.features == "missing-only"),
+            "sparse": est.sparse is True,
+        },
+    )
+
+
+@converter(TruncatedSVD)
+def _truncated_svd(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    return ctx.spec("projection", path, arrays={"components": np.asarray(est.components_)})
+
+
+@converter(NMF, MiniBatchNMF)
+def _nmf(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    raise unsupported(
+        est,
+        "transform (it solves for W on each batch, stopping on a tolerance over the whole "
+        "batch, so no image can reproduce scikit-learn's result exactly); compile a PCA or "
+        "TruncatedSVD instead, or ship components_ with modelshelf.compile_tensors and solve "
+        "for W in the application",
+    )
+
+
+@converter(KBinsDiscretizer)
+def _kbins(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    inner = [np.asarray(edges, dtype=np.float64)[1:-1] for edges in est.bin_edges_]
+    dtype = np.dtype(np.float64 if est.dtype is None else est.dtype)
+    if dtype not in (np.float32, np.float64):
+        raise unsupported(est, f"dtype={est.dtype!r}")
+    return ctx.spec(
+        "kbins_discretizer",
+        path,
+        arrays={
+            "edges": np.concatenate(inner),
+            "offsets": np.cumsum([0, *map(len, inner)]).astype(np.int64),
+        },
+        params={
+            "encode": est.encode,
+            # None keeps the input's float dtype: float64 once a Model has read it.
+            "dtype": dtype.name,
+        },
+    )
+
+
+@converter(TargetEncoder)
+def _target_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    n_features = len(est.categories_)
+    n_columns = len(est.classes_) if est.target_type_ == "multiclass" else 1
+    categories = [_numeric_categories(est, i, c) for i, c in enumerate(est.categories_)]
+    # encodings_ lists feature 0's columns (one per class when multiclass), then feature 1's...
+    encodings = [
+        np.column_stack([est.encodings_[i * n_columns + c] for c in range(n_columns)])
+        for i in range(n_features)
+    ]
+    return ctx.spec(
+        "target_encoder",
+        path,
+        arrays={
+            "categories": np.concatenate(categories),
+            "offsets": np.cumsum([0, *map(len, categories)]).astype(np.int64),
+            "encodings": np.concatenate(encodings).astype(np.float64),
+            "unknown": np.asarray(est.target_mean_, dtype=np.float64).reshape(n_columns),
+        },
+        labels=est.classes_,  # None for a continuous target
+    )
