@@ -6,7 +6,18 @@ parametrized test in tests/unit/convert/test_exactness.py runs them all against 
 
 from __future__ import annotations
 
-from . import compose, glm, linear, naive_bayes, neural, preprocessing, text, transformers, trees
+from . import (
+    compose,
+    glm,
+    linear,
+    naive_bayes,
+    neural,
+    nonlinear,
+    preprocessing,
+    text,
+    transformers,
+    trees,
+)
 from ._case import Case
 
 CASES: list[Case] = [
@@ -19,6 +30,7 @@ CASES: list[Case] = [
     *text.CASES,
     *glm.CASES,
     *transformers.CASES,
+    *nonlinear.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

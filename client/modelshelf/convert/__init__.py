@@ -20,6 +20,7 @@ from . import (  # noqa: F401
     linear,
     naive_bayes,
     neural,
+    nonlinear,
     preprocessing,
     text,
     transformers,

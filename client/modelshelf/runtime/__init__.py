@@ -5,7 +5,19 @@ Importing this package registers every family; it needs numpy and nothing else.
 
 from __future__ import annotations
 
-from . import compose, glm, linear, naive_bayes, neural, preprocessing, text, transformers, trees  # noqa: F401
+from . import (  # noqa: F401
+    compose,
+    glm,
+    linear,
+    naive_bayes,
+    neural,
+    nonlinear,
+    preprocessing,
+    splines,
+    text,
+    transformers,
+    trees,
+)
 from ._base import METHODS, Executor, Spec, build, register, registered_kinds
 from ._input import as_float_matrix, check_finite
 
