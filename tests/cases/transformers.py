@@ -1,7 +1,7 @@
 """Exactness cases: PolynomialFeatures, Binarizer, MissingIndicator, TruncatedSVD,
-KBinsDiscretizer, TargetEncoder.
+KBinsDiscretizer, TargetEncoder, KNNImputer.
 
-Ids start with the family: poly, binarizer, indicator, tsvd, kbins, target.
+Ids start with the family: poly, binarizer, indicator, tsvd, kbins, target, knn.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 from sklearn.decomposition import TruncatedSVD
-from sklearn.impute import MissingIndicator
+from sklearn.impute import KNNImputer, MissingIndicator
 from sklearn.preprocessing import (
     Binarizer,
     KBinsDiscretizer,
@@ -19,7 +19,7 @@ from sklearn.preprocessing import (
 )
 
 from ._case import Case, dataset
-from .preprocessing import cat_columns, categories
+from .preprocessing import cat_columns, categories, empty_column, int_counts
 
 Data = tuple[np.ndarray, np.ndarray | None, np.ndarray]
 
@@ -41,6 +41,18 @@ def nan_in_fitted_columns() -> Data:
     X, X_test = X.copy(), X_test.copy()
     X[:, 6:] = np.nan_to_num(X[:, 6:])
     X_test[:, 6:] = np.nan_to_num(X_test[:, 6:])
+    return X, y, X_test
+
+
+@functools.cache
+def sparse_nan() -> Data:
+    """random_nan with 40% missing, and held-out rows missing everything, or all but one."""
+    X, y, X_test = dataset("random_nan")
+    rng = np.random.default_rng(9)
+    X, X_test = X.copy(), X_test.copy()
+    X[rng.uniform(size=X.shape) < 0.3] = np.nan
+    X_test[:3] = np.nan
+    X_test[3:6, 1:] = np.nan
     return X, y, X_test
 
 
@@ -171,6 +183,28 @@ TARGET: list[Case] = [
     Case("target-random_cat", lambda: TargetEncoder(cv=3), cat_columns),
 ]
 
+KNN: list[Case] = [
+    Case("knn-nan", KNNImputer, "random_nan"),
+    Case("knn-distance-nan", lambda: KNNImputer(weights="distance"), "random_nan"),
+    Case("knn-1-sparse-nan", lambda: KNNImputer(n_neighbors=1), sparse_nan),
+    Case(
+        "knn-7-distance-sparse-nan",
+        lambda: KNNImputer(n_neighbors=7, weights="distance"),
+        sparse_nan,
+    ),
+    Case("knn-more-than-rows", lambda: KNNImputer(n_neighbors=500), "random_nan"),
+    Case("knn-indicator-nan", lambda: KNNImputer(add_indicator=True), sparse_nan),
+    Case("knn-empty-dropped", lambda: KNNImputer(add_indicator=True), empty_column),
+    Case("knn-empty-kept", lambda: KNNImputer(keep_empty_features=True), empty_column),
+    Case("knn-zero-marker-int", lambda: KNNImputer(missing_values=0), int_counts),
+    Case(
+        "knn-zero-marker-distance-indicator",
+        lambda: KNNImputer(missing_values=0, weights="distance", add_indicator=True),
+        "random_counts",
+    ),
+    Case("knn-nothing-missing-iris", KNNImputer, "iris"),
+]
+
 CASES: list[Case] = [
     POLY[0],
     BINARIZER[0],
@@ -178,10 +212,12 @@ CASES: list[Case] = [
     TSVD[0],
     KBINS[0],
     TARGET[0],
+    KNN[0],
     *POLY[1:],
     *BINARIZER[1:],
     *INDICATOR[1:],
     *TSVD[1:],
     *KBINS[1:],
     *TARGET[1:],
+    *KNN[1:],
 ]

@@ -1,22 +1,24 @@
 """Feature transformers to specs: PolynomialFeatures, Binarizer, MissingIndicator, TruncatedSVD,
-KBinsDiscretizer and TargetEncoder.
+KBinsDiscretizer, TargetEncoder and KNNImputer.
 
 What a transformer learned at fit time is all its image holds: the expansion's degrees, the
 bin edges (KBinsDiscretizer's strategy only decided where they are), the per-category
 encodings (TargetEncoder's cross-fitted ``fit_transform`` is training-time only; ``transform``
-uses ``encodings_``). NMF and MiniBatchNMF are refused: their transform runs the solver on each
-batch, with a stopping rule over the whole batch, which an image cannot reproduce exactly.
+uses ``encodings_``), KNNImputer's fitted rows. NMF and MiniBatchNMF are refused: their
+transform runs the solver on each batch, with a stopping rule over the whole batch, which an
+image cannot reproduce exactly.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
 from sklearn.decomposition import NMF, MiniBatchNMF, TruncatedSVD
-from sklearn.impute import MissingIndicator
+from sklearn.impute import KNNImputer, MissingIndicator
 from sklearn.preprocessing import (
     Binarizer,
     KBinsDiscretizer,
@@ -145,4 +147,41 @@ def _target_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             "unknown": np.asarray(est.target_mean_, dtype=np.float64).reshape(n_columns),
         },
         labels=est.classes_,  # None for a continuous target
+    )
+
+
+@converter(KNNImputer)
+def _knn_imputer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    if est.metric != "nan_euclidean":
+        raise unsupported(est, f"metric={est.metric!r} (only 'nan_euclidean'; images hold no code)")
+    if est.weights not in ("uniform", "distance"):
+        raise unsupported(est, "a callable weights (images hold no code)")
+    fit_X = np.asarray(est._fit_X, dtype=np.float64)
+    mask = np.asarray(est._mask_fit_X)
+    # The column means scikit-learn gives a row no fitted row compares with, as it computes
+    # them (a masked mean) at every transform.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a column never present has a masked mean: NaN
+        means = np.array(
+            [np.ma.array(fit_X[:, c], mask=mask[:, c]).mean() for c in range(fit_X.shape[1])],
+            dtype=np.float64,
+        )
+    indicator = None
+    if est.add_indicator and est.indicator_ is not None:
+        indicator = np.asarray(est.indicator_.features_, dtype=np.int64)
+    return ctx.spec(
+        "knn_imputer",
+        path,
+        arrays={
+            "fit_X": fit_X,
+            "means": means,
+            "valid": np.flatnonzero(est._valid_mask).astype(np.int64),
+            "indicator": indicator,
+        },
+        params={
+            "missing_values": missing_marker(est),
+            "n_neighbors": int(est.n_neighbors),
+            "weights": est.weights,
+            "keep_empty_features": bool(est.keep_empty_features),
+        },
     )

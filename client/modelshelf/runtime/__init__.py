@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import (  # noqa: F401
     compose,
     glm,
+    knn_imputer,
     linear,
     naive_bayes,
     neural,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.decomposition import NMF, MiniBatchNMF, TruncatedSVD
-from sklearn.impute import MissingIndicator
+from sklearn.impute import KNNImputer, MissingIndicator
 from sklearn.preprocessing import (
     Binarizer,
     KBinsDiscretizer,
@@ -39,6 +39,8 @@ TRANSFORMERS: list[tuple[str, Callable[[], Any], np.ndarray]] = [
     ("tsvd", lambda: TruncatedSVD(3, random_state=0), CLEAN),
     ("kbins", KBinsDiscretizer, CLEAN),
     ("target", TargetEncoder, np.round(CLEAN)),
+    ("knn-nan", KNNImputer, WITH_NAN),
+    ("knn-zero", lambda: KNNImputer(missing_values=0.0), np.round(CLEAN)),
 ]
 
 
@@ -86,6 +88,18 @@ def test_nmf_is_refused_with_the_way_out(cls: type) -> None:
         est = cls(2, max_iter=20).fit(np.abs(CLEAN))
     with pytest.raises(UnsupportedModelError, match=f"{cls.__name__}: transform.*compile_tensors"):
         modelshelf.compile(est)
+
+
+@pytest.mark.parametrize(
+    ("make", "option"),
+    [
+        (lambda: KNNImputer(metric=lambda a, b, **kw: 0.0), "metric="),
+        (lambda: KNNImputer(weights=lambda d: d), "callable weights"),
+    ],
+)
+def test_knn_imputer_code_options_are_refused(make: Callable[[], Any], option: str) -> None:
+    with pytest.raises(UnsupportedModelError, match=f"KNNImputer: .*{option}"):
+        modelshelf.compile(make().fit(WITH_NAN))
 
 
 def test_target_encoder_labels_follow_the_target() -> None:
@@ -136,6 +150,18 @@ POLY = {"n_features": 4, "min_degree": 0, "interaction_only": False, "include_bi
             {"n_features": 3, "missing_values": None, "error_on_new": True, "sparse": False},
             {"features": np.array([0, 3])},
             "indices",
+        ),
+        (
+            "knn_imputer",
+            {"missing_values": None, "n_neighbors": 0, "weights": "uniform"},
+            {"fit_X": np.zeros((3, 2)), "means": np.zeros(2), "valid": np.array([0, 1])},
+            "n_neighbors",
+        ),
+        (
+            "knn_imputer",
+            {"missing_values": None, "n_neighbors": 2, "weights": "uniform"},
+            {"fit_X": np.zeros((3, 2)), "means": np.zeros(3), "valid": np.array([0, 1])},
+            "means",
         ),
     ],
 )
