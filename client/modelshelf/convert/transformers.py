@@ -109,8 +109,8 @@ def _nmf(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 @converter(KBinsDiscretizer)
 def _kbins(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     inner = [np.asarray(edges, dtype=np.float64)[1:-1] for edges in est.bin_edges_]
-    dtype = np.dtype(np.float64 if est.dtype is None else est.dtype)
-    if dtype not in (np.float32, np.float64):
+    dtype = None if est.dtype is None else np.dtype(est.dtype)
+    if dtype not in (None, np.float32, np.float64):
         raise unsupported(est, f"dtype={est.dtype!r}")
     return ctx.spec(
         "kbins_discretizer",
@@ -121,8 +121,8 @@ def _kbins(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         },
         params={
             "encode": est.encode,
-            # None keeps the input's float dtype: float64 once a Model has read it.
-            "dtype": dtype.name,
+            # null keeps the input's float dtype (float32 stays float32), as scikit-learn does
+            "dtype": None if dtype is None else dtype.name,
         },
     )
 

@@ -112,11 +112,12 @@ class KNNImputer(Executor):
         rows = np.flatnonzero(mask[:, valid].any(axis=1))
         if rows.size:
             fit_mask = self._mask(self.fit_X)
-            Y = np.where(fit_mask, 0.0, self.fit_X)
+            Y = np.where(fit_mask, 0.0, self.fit_X).astype(np.float64)
             step = max(1, WORKING_MEMORY // (8 * len(self.fit_X)))
             for start in range(0, len(rows), step):
                 chunk = rows[start : start + step]
-                Xc = np.where(mask[chunk], 0.0, X[chunk])
+                # check_pairwise_arrays: float64 unless both sides are float32
+                Xc = np.where(mask[chunk], 0.0, X[chunk].astype(Y.dtype))
                 dist = nan_euclidean(Xc, Y, mask[chunk], fit_mask)
                 self._impute(out, mask, chunk, dist, fit_mask, valid)
         if self.keep_empty:

@@ -24,9 +24,9 @@ DISTRIBUTIONS = ("uniform", "normal")
 BOUNDS_THRESHOLD = 1e-7  # sklearn.preprocessing._data.BOUNDS_THRESHOLD
 
 
-def yeo_johnson(x: np.ndarray, lmbda: float) -> np.ndarray:
-    """``scipy.stats.yeojohnson(x, lmbda)``."""
-    out = np.zeros_like(x)
+def yeo_johnson(x: np.ndarray, lmbda: np.float64) -> np.ndarray:
+    """``scipy.stats.yeojohnson(x, lmbda)``: float64 out, ``log1p`` in x's own precision."""
+    out = np.zeros_like(x, dtype=np.float64)
     pos = x >= 0
     if abs(lmbda) < _EPS:
         out[pos] = np.log1p(x[pos])
@@ -39,9 +39,10 @@ def yeo_johnson(x: np.ndarray, lmbda: float) -> np.ndarray:
     return out
 
 
-def box_cox(x: np.ndarray, lmbda: float) -> np.ndarray:
-    """``scipy.special.boxcox(x, lmbda)`` for positive x (NaN stays NaN)."""
-    log_x = np.log(x)
+def box_cox(x: np.ndarray, lmbda: np.float64) -> np.ndarray:
+    """``scipy.special.boxcox(x, lmbda)`` for positive x (NaN stays NaN), in float64 as the
+    ufunc's double loop computes it."""
+    log_x = np.log(x.astype(np.float64, copy=False))
     if abs(lmbda) < 1e-19:
         return log_x
     scaled = lmbda * log_x
@@ -92,8 +93,9 @@ class PowerTransformer(Executor):
         fn = box_cox if self.method == "box-cox" else yeo_johnson
         out = np.empty_like(X)
         with np.errstate(invalid="ignore", over="ignore"):  # NaN; expm1 past 709.78 is replaced
-            for i, lmbda in enumerate(self.lambdas.tolist()):
-                out[:, i] = fn(X[:, i], lmbda)
+            for i in range(self.n_features):
+                # a float64 lambda (not a Python float) decides the precision, as in SciPy
+                out[:, i] = fn(X[:, i], np.float64(self.lambdas[i]))
         if self.mean is not None:
             out -= self.mean
             out /= self.scale

@@ -46,6 +46,7 @@ def basis(t: np.ndarray, k: int, x: np.ndarray, extrapolate: bool) -> tuple[np.n
     """(first basis index (s,), the k + 1 non-zero basis values (s, k + 1)) at each x; rows
     SciPy would leave NaN (x is NaN, or outside the base interval without ``extrapolate``)
     have index -1."""
+    x = x.astype(np.float64, copy=False)  # BSpline evaluates in float64
     n = len(t) - k - 1
     interval = np.clip(np.searchsorted(t, x, side="right") - 1, k, n - 1)
     outside = np.isnan(x)
@@ -73,7 +74,7 @@ def basis(t: np.ndarray, k: int, x: np.ndarray, extrapolate: bool) -> tuple[np.n
 @register
 class SplineTransformer(Executor):
     """One block of ``n_splines`` B-spline columns per feature (the last column of each block
-    dropped without ``include_bias``); dense float64 output."""
+    dropped without ``include_bias``); dense output in the input's float dtype."""
 
     kind = "spline_transformer"
     methods = _TRANSFORM
@@ -139,7 +140,7 @@ class SplineTransformer(Executor):
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this spline transformer")
         n_samples, n = len(X), self.n_splines
-        out = np.zeros((n_samples, self.n_features * n))
+        out = np.zeros((n_samples, self.n_features * n), dtype=X.dtype)
         for i in range(self.n_features):
             block = out[:, i * n : (i + 1) * n]
             self._feature(X[:, i], self.knots[i], i, block)

@@ -22,7 +22,7 @@ from .preprocessing import _TRANSFORM, _indices, _vector, check_width
 MAX_DEGREE = 64
 MAX_OUTPUT_COLUMNS = 1 << 24
 ENCODINGS = ("onehot", "onehot-dense", "ordinal")
-DTYPES = ("float64", "float32")
+DTYPES = ("float64", "float32", None)
 
 
 def _n_features(spec: Spec) -> int:
@@ -236,11 +236,13 @@ class KBinsDiscretizer(Executor):
     kind = "kbins_discretizer"
     methods = _TRANSFORM
 
-    def __init__(self, edges: np.ndarray, offsets: np.ndarray, encode: str, dtype: str) -> None:
+    def __init__(
+        self, edges: np.ndarray, offsets: np.ndarray, encode: str, dtype: str | None
+    ) -> None:
         self.edges = edges
         self.offsets = offsets
         self.encode = encode
-        self.dtype = np.dtype(dtype)
+        self.dtype = None if dtype is None else np.dtype(dtype)
         self.n_features = len(offsets) - 1
         #: first one-hot column of each feature; the last value is the output width
         self.columns = offsets + np.arange(len(offsets))
@@ -249,25 +251,29 @@ class KBinsDiscretizer(Executor):
     def from_spec(cls, spec: Spec) -> KBinsDiscretizer:
         edges = spec.array("edges", ndim=1)
         offsets = _offsets(spec, len(edges), strict=False)
-        return cls(edges, offsets, spec.choice("encode", ENCODINGS), spec.choice("dtype", DTYPES))
+        dtype = spec.param("dtype", (str, type(None)))
+        spec.check(dtype in DTYPES, f"dtype must be one of {DTYPES}, found {dtype!r}")
+        return cls(edges, offsets, spec.choice("encode", ENCODINGS), dtype)
 
     def transform(self, X: np.ndarray) -> np.ndarray | CSRMatrix:
         check_width(X, self.n_features, "this discretizer")
-        Xt = X.astype(self.dtype)  # scikit-learn's dtype option casts the input first
+        # scikit-learn's dtype option casts the input first; without one, float32 stays
+        dtype = self.dtype or (X.dtype if X.dtype == np.float32 else np.dtype(np.float64))
+        Xt = X.astype(dtype, copy=False)
         bins = np.empty(X.shape, dtype=np.int64)
         for j in range(self.n_features):
             inner = self.edges[int(self.offsets[j]) : int(self.offsets[j + 1])]
             bins[:, j] = np.searchsorted(inner, Xt[:, j], side="right")
         if self.encode == "ordinal":
-            return bins.astype(self.dtype)
+            return bins.astype(dtype)
         cols = bins + self.columns[:-1]
         n = len(X)
         if self.encode == "onehot-dense":
-            out = np.zeros((n, int(self.columns[-1])), dtype=self.dtype)
+            out = np.zeros((n, int(self.columns[-1])), dtype=dtype)
             out[np.arange(n)[:, None], cols] = 1
             return out
         indptr = np.arange(0, n * self.n_features + 1, self.n_features, dtype=np.int64)
-        data = np.ones(n * self.n_features, dtype=self.dtype)
+        data = np.ones(n * self.n_features, dtype=dtype)
         return CSRMatrix(data, cols.reshape(-1).astype(np.int32), indptr, (n, self.columns[-1]))
 
 
