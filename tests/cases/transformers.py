@@ -1,7 +1,7 @@
 """Exactness cases: PolynomialFeatures, Binarizer, MissingIndicator, TruncatedSVD,
-KBinsDiscretizer, TargetEncoder, KNNImputer.
+KBinsDiscretizer, TargetEncoder, KNNImputer, NMF.
 
-Ids start with the family: poly, binarizer, indicator, tsvd, kbins, target, knn.
+Ids start with the family: poly, binarizer, indicator, tsvd, kbins, target, knn, nmf.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from sklearn.decomposition import TruncatedSVD
+from sklearn.decomposition import NMF, TruncatedSVD
 from sklearn.impute import KNNImputer, MissingIndicator
 from sklearn.preprocessing import (
     Binarizer,
@@ -205,6 +205,23 @@ KNN: list[Case] = [
     Case("knn-nothing-missing-iris", KNNImputer, "iris"),
 ]
 
+NMF_CASES: list[Case] = [
+    Case("nmf-counts", lambda: NMF(4, max_iter=500), "random_counts"),
+    Case("nmf-digits", lambda: NMF(10, max_iter=100), "digits"),
+    Case("nmf-random-init-counts", lambda: NMF(3, init="random", random_state=0), "random_counts"),
+    Case(
+        "nmf-regularized-counts",
+        lambda: NMF(5, alpha_W=0.01, l1_ratio=0.3, max_iter=300),
+        "random_counts",
+    ),
+    Case(
+        "nmf-l1-shuffle-digits",
+        lambda: NMF(6, alpha_W=0.001, alpha_H=0.0, l1_ratio=1.0, shuffle=True, random_state=3),
+        "digits",
+    ),
+    Case("nmf-tol0-binary", lambda: NMF(2, tol=0.0, max_iter=30), "random_binary"),
+]
+
 CASES: list[Case] = [
     POLY[0],
     BINARIZER[0],
@@ -213,6 +230,7 @@ CASES: list[Case] = [
     KBINS[0],
     TARGET[0],
     KNN[0],
+    NMF_CASES[0],
     *POLY[1:],
     *BINARIZER[1:],
     *INDICATOR[1:],
@@ -220,4 +238,5 @@ CASES: list[Case] = [
     *KBINS[1:],
     *TARGET[1:],
     *KNN[1:],
+    *NMF_CASES[1:],
 ]

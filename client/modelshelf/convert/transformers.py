@@ -4,9 +4,10 @@ KBinsDiscretizer, TargetEncoder and KNNImputer.
 What a transformer learned at fit time is all its image holds: the expansion's degrees, the
 bin edges (KBinsDiscretizer's strategy only decided where they are), the per-category
 encodings (TargetEncoder's cross-fitted ``fit_transform`` is training-time only; ``transform``
-uses ``encodings_``), KNNImputer's fitted rows. NMF and MiniBatchNMF are refused: their
-transform runs the solver on each batch, with a stopping rule over the whole batch, which an
-image cannot reproduce exactly.
+uses ``encodings_``), KNNImputer's fitted rows, NMF's components and solver settings (its
+transform runs coordinate descent on each batch). NMF with the multiplicative-update solver
+and MiniBatchNMF are refused: their stopping rules rest on norms an image cannot reproduce
+exactly.
 """
 
 from __future__ import annotations
@@ -95,14 +96,49 @@ def _truncated_svd(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     return ctx.spec("projection", path, arrays={"components": np.asarray(est.components_)})
 
 
-@converter(NMF, MiniBatchNMF)
+@converter(NMF)
 def _nmf(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    if est.solver != "cd":
+        raise unsupported(
+            est,
+            f"solver={est.solver!r} for transform (its multiplicative updates stop on a BLAS "
+            "norm of the whole batch that an image cannot reproduce exactly); fit it with "
+            "solver='cd', or ship components_ with modelshelf.compile_tensors",
+        )
+    seed = None
+    if est.shuffle:
+        if not isinstance(est.random_state, numbers.Integral):
+            raise unsupported(
+                est,
+                f"shuffle=True with random_state={est.random_state!r} (each transform would "
+                "draw from a changing random state); set an integer random_state",
+            )
+        seed = int(est.random_state)
+    # NMF._compute_regularization for W: fixed by the number of features.
+    n_features = est.components_.shape[1]
+    l1_reg = n_features * est.alpha_W * est.l1_ratio
+    l2_reg = n_features * est.alpha_W * (1.0 - est.l1_ratio)
+    return ctx.spec(
+        "nmf",
+        path,
+        arrays={"components": np.asarray(est.components_, dtype=np.float64)},
+        params={
+            "tol": float(est.tol),
+            "max_iter": int(est.max_iter),
+            "l1_reg": float(l1_reg),
+            "l2_reg": float(l2_reg),
+            "shuffle_seed": seed,
+        },
+    )
+
+
+@converter(MiniBatchNMF)
+def _minibatch_nmf(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     raise unsupported(
         est,
-        "transform (it solves for W on each batch, stopping on a tolerance over the whole "
-        "batch, so no image can reproduce scikit-learn's result exactly); compile a PCA or "
-        "TruncatedSVD instead, or ship components_ with modelshelf.compile_tensors and solve "
-        "for W in the application",
+        "transform (it stops on SciPy's BLAS norm of W over the whole batch, which an image "
+        "cannot reproduce exactly); compile an NMF(solver='cd') or a TruncatedSVD instead, "
+        "or ship components_ with modelshelf.compile_tensors and solve for W in the application",
     )
 
 

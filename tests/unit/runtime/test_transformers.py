@@ -23,7 +23,12 @@ from sklearn.preprocessing import (
 )
 
 import modelshelf
-from modelshelf.errors import ManifestError, NonFiniteInputError, UnsupportedModelError
+from modelshelf.errors import (
+    ManifestError,
+    NonFiniteInputError,
+    UnknownCategoryError,
+    UnsupportedModelError,
+)
 from modelshelf.image import ImageBuilder
 from tests.cases._case import dataset
 from tests.cases.transformers import nan_in_fitted_columns, target
@@ -81,13 +86,39 @@ def test_missing_indicator_raises_on_new_missing_columns() -> None:
     assert relaxed.transform(probe).shape == (3, 6)
 
 
-@pytest.mark.parametrize("cls", [NMF, MiniBatchNMF])
-def test_nmf_is_refused_with_the_way_out(cls: type) -> None:
+@pytest.mark.parametrize(
+    ("make", "option", "way_out"),
+    [
+        (lambda: NMF(2, solver="mu", max_iter=20), "solver='mu'", "compile_tensors"),
+        (
+            lambda: NMF(2, shuffle=True, max_iter=20),
+            "shuffle=True with random_state=None",
+            "integer random_state",
+        ),
+        (lambda: MiniBatchNMF(2, max_iter=20), "transform", "compile_tensors"),
+    ],
+)
+def test_nmf_options_that_cannot_be_exact_are_refused(
+    make: Callable[[], Any], option: str, way_out: str
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = cls(2, max_iter=20).fit(np.abs(CLEAN))
-    with pytest.raises(UnsupportedModelError, match=f"{cls.__name__}: transform.*compile_tensors"):
+        est = make().fit(np.abs(CLEAN))
+    with pytest.raises(UnsupportedModelError, match=f"{type(est).__name__}: .*{option}.*{way_out}"):
         modelshelf.compile(est)
+
+
+def test_nmf_refuses_negative_input_like_scikit_learn() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = NMF(2, max_iter=50).fit(np.abs(CLEAN))
+    model = modelshelf.load(modelshelf.compile(est))
+    probe = np.abs(CLEAN[:3])
+    probe[1, 2] = -1.0
+    with pytest.raises(ValueError, match="Negative values"):
+        est.transform(probe)
+    with pytest.raises(UnknownCategoryError, match="Negative values"):
+        model.transform(probe)
 
 
 @pytest.mark.parametrize(
@@ -162,6 +193,18 @@ POLY = {"n_features": 4, "min_degree": 0, "interaction_only": False, "include_bi
             {"missing_values": None, "n_neighbors": 2, "weights": "uniform"},
             {"fit_X": np.zeros((3, 2)), "means": np.zeros(3), "valid": np.array([0, 1])},
             "means",
+        ),
+        (
+            "nmf",
+            {"tol": 0.0, "max_iter": 2**40, "l1_reg": 0.0, "l2_reg": 0.0, "shuffle_seed": None},
+            {"components": np.ones((2, 3))},
+            "max_iter",
+        ),
+        (
+            "nmf",
+            {"tol": 0.0, "max_iter": 5, "l1_reg": 0.0, "l2_reg": 0.0, "shuffle_seed": -1},
+            {"components": np.ones((2, 3))},
+            "shuffle_seed",
         ),
     ],
 )
