@@ -10,7 +10,10 @@ import functools
 
 import numpy as np
 from sklearn.decomposition import NMF, TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import KNNImputer, MissingIndicator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
     Binarizer,
     KBinsDiscretizer,
@@ -20,6 +23,7 @@ from sklearn.preprocessing import (
 
 from ._case import Case, dataset
 from .preprocessing import cat_columns, categories, empty_column, int_counts
+from .text import labelled
 
 Data = tuple[np.ndarray, np.ndarray | None, np.ndarray]
 
@@ -129,6 +133,19 @@ TSVD: list[Case] = [
     Case("tsvd-digits", lambda: TruncatedSVD(10, random_state=0), "digits"),
     Case("tsvd-arpack-wine", lambda: TruncatedSVD(3, algorithm="arpack"), "wine"),
     Case("tsvd-random_reg", lambda: TruncatedSVD(5, random_state=0), "random_reg"),
+    # latent semantic analysis: the projection takes a vectorizer's sparse output as it is
+    Case(
+        "tsvd-tfidf-text",
+        lambda: make_pipeline(TfidfVectorizer(), TruncatedSVD(5, random_state=0)),
+        labelled,  # type: ignore[arg-type]
+    ),
+    Case(
+        "tsvd-tfidf-logreg-text",
+        lambda: make_pipeline(
+            TfidfVectorizer(), TruncatedSVD(8, random_state=0), LogisticRegression()
+        ),
+        labelled,  # type: ignore[arg-type]
+    ),
 ]
 
 KBINS: list[Case] = [
