@@ -1,5 +1,5 @@
 """Exactness cases: PolynomialFeatures, Binarizer, MissingIndicator, TruncatedSVD,
-KBinsDiscretizer, TargetEncoder, KNNImputer, NMF.
+KBinsDiscretizer, TargetEncoder, KNNImputer, NMF, MiniBatchNMF.
 
 Ids start with the family: poly, binarizer, indicator, tsvd, kbins, target, knn, nmf.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from sklearn.decomposition import NMF, TruncatedSVD
+from sklearn.decomposition import NMF, MiniBatchNMF, TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import KNNImputer, MissingIndicator
 from sklearn.linear_model import LogisticRegression
@@ -58,6 +58,13 @@ def sparse_nan() -> Data:
     X_test[:3] = np.nan
     X_test[3:6, 1:] = np.nan
     return X, y, X_test
+
+
+@functools.cache
+def positive_counts() -> Data:
+    """random_counts plus 0.5: no zeros, for the beta losses that refuse them."""
+    X, y, X_test = dataset("random_counts")
+    return X + 0.5, y, X_test + 0.5
 
 
 def small(name: str, columns: int = 4) -> Data:
@@ -237,6 +244,37 @@ NMF_CASES: list[Case] = [
         "digits",
     ),
     Case("nmf-tol0-binary", lambda: NMF(2, tol=0.0, max_iter=30), "random_binary"),
+    # the multiplicative-update solver, every beta loss (positive data where beta <= 0)
+    *[
+        Case(
+            f"nmf-mu-{loss}",
+            functools.partial(NMF, 4, solver="mu", beta_loss=loss, max_iter=200),
+            "digits" if loss in ("frobenius", "kullback-leibler", 1.5) else positive_counts,
+        )
+        for loss in ("frobenius", "kullback-leibler", "itakura-saito", 1.5, 0.5, 3.0)
+    ],
+    Case(
+        "nmf-mu-kl-regularized",
+        lambda: NMF(3, solver="mu", beta_loss=1, alpha_W=0.01, l1_ratio=0.5, max_iter=100),
+        "random_counts",
+    ),
+    Case("nmf-mu-tol0", lambda: NMF(3, solver="mu", tol=0.0, max_iter=25), "random_counts"),
+    Case("minibatch-nmf-digits", lambda: MiniBatchNMF(5, random_state=0), "digits"),
+    *[
+        Case(
+            f"minibatch-nmf-{loss}",
+            functools.partial(
+                MiniBatchNMF, 3, beta_loss=loss, random_state=0, transform_max_iter=50
+            ),
+            positive_counts,
+        )
+        for loss in ("kullback-leibler", "itakura-saito", 2.5)
+    ],
+    Case(
+        "minibatch-nmf-regularized",
+        lambda: MiniBatchNMF(4, alpha_W=0.005, l1_ratio=0.2, random_state=0),
+        "random_counts",
+    ),
 ]
 
 CASES: list[Case] = [

@@ -4,10 +4,8 @@ KBinsDiscretizer, TargetEncoder and KNNImputer.
 What a transformer learned at fit time is all its image holds: the expansion's degrees, the
 bin edges (KBinsDiscretizer's strategy only decided where they are), the per-category
 encodings (TargetEncoder's cross-fitted ``fit_transform`` is training-time only; ``transform``
-uses ``encodings_``), KNNImputer's fitted rows, NMF's components and solver settings (its
-transform runs coordinate descent on each batch). NMF with the multiplicative-update solver
-and MiniBatchNMF are refused: their stopping rules rest on norms an image cannot reproduce
-exactly.
+uses ``encodings_``), KNNImputer's fitted rows, NMF's and MiniBatchNMF's components and
+solver settings (their transform runs the solver on each batch).
 """
 
 from __future__ import annotations
@@ -96,17 +94,13 @@ def _truncated_svd(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     return ctx.spec("projection", path, arrays={"components": np.asarray(est.components_)})
 
 
-@converter(NMF)
+@converter(NMF, MiniBatchNMF)
 def _nmf(est: Any, ctx: Context, path: str) -> dict[str, Any]:
-    if est.solver != "cd":
-        raise unsupported(
-            est,
-            f"solver={est.solver!r} for transform (its multiplicative updates stop on a BLAS "
-            "norm of the whole batch that an image cannot reproduce exactly); fit it with "
-            "solver='cd', or ship components_ with modelshelf.compile_tensors",
-        )
+    from sklearn.decomposition._nmf import _beta_loss_to_float
+
+    minibatch = isinstance(est, MiniBatchNMF)
     seed = None
-    if est.shuffle:
+    if not minibatch and est.solver == "cd" and est.shuffle:
         if not isinstance(est.random_state, numbers.Integral):
             raise unsupported(
                 est,
@@ -114,7 +108,7 @@ def _nmf(est: Any, ctx: Context, path: str) -> dict[str, Any]:
                 "draw from a changing random state); set an integer random_state",
             )
         seed = int(est.random_state)
-    # NMF._compute_regularization for W: fixed by the number of features.
+    # _BaseNMF._compute_regularization for W: fixed by the number of features.
     n_features = est.components_.shape[1]
     l1_reg = n_features * est.alpha_W * est.l1_ratio
     l2_reg = n_features * est.alpha_W * (1.0 - est.l1_ratio)
@@ -123,22 +117,14 @@ def _nmf(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         path,
         arrays={"components": np.asarray(est.components_, dtype=np.float64)},
         params={
+            "solver": "minibatch" if minibatch else est.solver,
+            "beta": float(_beta_loss_to_float(est.beta_loss)),
             "tol": float(est.tol),
-            "max_iter": int(est.max_iter),
+            "max_iter": int(est._transform_max_iter if minibatch else est.max_iter),
             "l1_reg": float(l1_reg),
             "l2_reg": float(l2_reg),
             "shuffle_seed": seed,
         },
-    )
-
-
-@converter(MiniBatchNMF)
-def _minibatch_nmf(est: Any, ctx: Context, path: str) -> dict[str, Any]:
-    raise unsupported(
-        est,
-        "transform (it stops on SciPy's BLAS norm of W over the whole batch, which an image "
-        "cannot reproduce exactly); compile an NMF(solver='cd') or a TruncatedSVD instead, "
-        "or ship components_ with modelshelf.compile_tensors and solve for W in the application",
     )
 
 

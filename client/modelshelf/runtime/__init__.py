@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     linear,
     naive_bayes,
     neural,
+    nmf,
     nonlinear,
     preprocessing,
     splines,

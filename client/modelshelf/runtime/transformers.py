@@ -1,5 +1,5 @@
 """Feature transformers: polynomial expansion, binarizer, missing-value indicator, projection
-(TruncatedSVD), bin discretizer, target encoder and NMF's coordinate-descent transform.
+(TruncatedSVD), bin discretizer and target encoder.
 
 Kernels repeat scikit-learn's transform operation for operation (the polynomial expansion's
 column products in its order, ``np.searchsorted`` on the same inner bin edges) and return new
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..errors import NonFiniteInputError, UnknownCategoryError
+from ..errors import NonFiniteInputError
 from ._base import Executor, Spec, register
 from ._sparse import CSRMatrix, from_dense
 from .preprocessing import _TRANSFORM, _indices, _vector, check_width
@@ -337,91 +337,3 @@ class TargetEncoder(Executor):
             block[:] = self.encodings[lo + pos]
             block[~found] = self.unknown
         return out
-
-
-# Coordinate-descent iterations an NMF image may ask a transform to run at most.
-MAX_NMF_ITER = 1 << 20
-
-
-@register
-class NMF(Executor):
-    """``NMF.transform`` with the coordinate-descent solver: W solved for fixed components by
-    scikit-learn's ``_update_cdnmf_fast`` sweeps, vectorised over samples (each sample's cell
-    only reads its own row), stopping on the violation summed over the whole batch in the
-    solver's order, as scikit-learn does. A row's W therefore depends on the batch it comes in,
-    in scikit-learn and here alike.
-    """
-
-    kind = "nmf"
-    methods = _TRANSFORM
-
-    def __init__(
-        self,
-        components: np.ndarray,
-        tol: float,
-        max_iter: int,
-        l1_reg: float,
-        l2_reg: float,
-        seed: int | None,
-    ) -> None:
-        self.components = components
-        self.tol = tol
-        self.max_iter = max_iter
-        self.l1_reg = l1_reg
-        self.l2_reg = l2_reg
-        self.seed = seed
-        self.n_features = components.shape[1]
-
-    @classmethod
-    def from_spec(cls, spec: Spec) -> NMF:
-        components = spec.array("components", ndim=2)
-        spec.check(components.shape[0] >= 1, "components must hold at least one row")
-        max_iter = spec.param("max_iter", int)
-        spec.check(1 <= max_iter <= MAX_NMF_ITER, f"max_iter must be in 1..{MAX_NMF_ITER}")
-        seed = spec.param("shuffle_seed", (int, type(None)))
-        spec.check(seed is None or 0 <= seed < 2**32, "shuffle_seed must be in [0, 2**32)")
-        return cls(
-            components,
-            float(spec.param("tol", (int, float))),
-            max_iter,
-            float(spec.param("l1_reg", (int, float))),
-            float(spec.param("l2_reg", (int, float))),
-            seed,
-        )
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        check_width(X, self.n_features, "this NMF")
-        if np.any(X < 0):
-            raise UnknownCategoryError(
-                "Negative values in data passed to NMF (input X); NMF takes non-negative data"
-            )
-        Ht = np.ascontiguousarray(self.components.T)
-        k = Ht.shape[1]
-        # The same products _update_coordinate_descent recomputes at every iteration.
-        HHt = np.dot(Ht.T, Ht)
-        XHt = X @ Ht
-        if self.l2_reg != 0.0:
-            HHt.flat[:: k + 1] += self.l2_reg
-        if self.l1_reg != 0.0:
-            XHt -= self.l1_reg
-        W = np.zeros((len(X), k), dtype=XHt.dtype)
-        rng = None if self.seed is None else np.random.RandomState(self.seed)
-        violation_init = 0.0
-        for n_iter in range(1, self.max_iter + 1):
-            order = np.arange(k) if rng is None else rng.permutation(k)
-            violation = np.zeros(1)
-            for t in order.tolist():
-                grad = -XHt[:, t]
-                for r in range(k):
-                    grad += HHt[t, r] * W[:, r]
-                pg = np.where(W[:, t] == 0, np.minimum(0.0, grad), grad)
-                # the Cython loop adds |pg| one sample after another: accumulate, not sum
-                violation = np.add.accumulate(np.concatenate([violation, np.abs(pg)]))[-1:]
-                hess = HHt[t, t]
-                if hess != 0:
-                    W[:, t] = np.maximum(W[:, t] - grad / hess, 0.0)
-            if n_iter == 1:
-                violation_init = float(violation[0])
-            if violation_init == 0 or float(violation[0]) / violation_init <= self.tol:
-                break
-        return W

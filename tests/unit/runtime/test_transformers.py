@@ -86,38 +86,47 @@ def test_missing_indicator_raises_on_new_missing_columns() -> None:
     assert relaxed.transform(probe).shape == (3, 6)
 
 
-@pytest.mark.parametrize(
-    ("make", "option", "way_out"),
-    [
-        (lambda: NMF(2, solver="mu", max_iter=20), "solver='mu'", "compile_tensors"),
-        (
-            lambda: NMF(2, shuffle=True, max_iter=20),
-            "shuffle=True with random_state=None",
-            "integer random_state",
-        ),
-        (lambda: MiniBatchNMF(2, max_iter=20), "transform", "compile_tensors"),
-    ],
-)
-def test_nmf_options_that_cannot_be_exact_are_refused(
-    make: Callable[[], Any], option: str, way_out: str
-) -> None:
+def test_nmf_shuffle_without_a_seed_is_refused_with_the_way_out() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = make().fit(np.abs(CLEAN))
-    with pytest.raises(UnsupportedModelError, match=f"{type(est).__name__}: .*{option}.*{way_out}"):
+        est = NMF(2, shuffle=True, max_iter=20).fit(np.abs(CLEAN))
+    with pytest.raises(UnsupportedModelError, match=r"NMF: shuffle=True.*integer random_state"):
         modelshelf.compile(est)
 
 
-def test_nmf_refuses_negative_input_like_scikit_learn() -> None:
+@pytest.mark.parametrize("batch", [1, 7, 100])
+def test_nmf_answers_per_batch_as_scikit_learn(batch: int) -> None:
+    """W depends on the batch (the stopping rule sums over it): each batch size matches."""
+    X = np.abs(CLEAN)
+    for est in (NMF(3, max_iter=300), NMF(3, solver="mu"), MiniBatchNMF(3, random_state=0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X)
+            expected = est.transform(X[:batch])
+        model = modelshelf.load(modelshelf.compile(est))
+        np.testing.assert_allclose(model.transform(X[:batch]), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("make", "value", "message"),
+    [
+        (lambda: NMF(2, max_iter=50), -1.0, "Negative values"),
+        (lambda: NMF(2, solver="mu", max_iter=50), -1.0, "Negative values"),
+        (lambda: NMF(2, solver="mu", beta_loss=0, max_iter=50), 0.0, "may diverge"),
+    ],
+)
+def test_nmf_refuses_what_scikit_learn_refuses(
+    make: Callable[[], Any], value: float, message: str
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = NMF(2, max_iter=50).fit(np.abs(CLEAN))
+        est = make().fit(np.abs(CLEAN) + 0.5)
     model = modelshelf.load(modelshelf.compile(est))
-    probe = np.abs(CLEAN[:3])
-    probe[1, 2] = -1.0
-    with pytest.raises(ValueError, match="Negative values"):
+    probe = np.abs(CLEAN[:3]) + 0.5
+    probe[1, 2] = value
+    with pytest.raises(ValueError, match=message):
         est.transform(probe)
-    with pytest.raises(UnknownCategoryError, match="Negative values"):
+    with pytest.raises(UnknownCategoryError, match=message):
         model.transform(probe)
 
 
@@ -149,6 +158,15 @@ def _load(kind: str, params: dict[str, Any], arrays: dict[str, np.ndarray] | Non
     modelshelf.load(builder.build({"model": spec, "input": {}, "metadata": {}}))
 
 
+NMF_PARAMS = {
+    "solver": "cd",
+    "beta": 2.0,
+    "tol": 0.0,
+    "max_iter": 5,
+    "l1_reg": 0.0,
+    "l2_reg": 0.0,
+    "shuffle_seed": None,
+}
 POLY = {"n_features": 4, "min_degree": 0, "interaction_only": False, "include_bias": True}
 
 
@@ -196,15 +214,21 @@ POLY = {"n_features": 4, "min_degree": 0, "interaction_only": False, "include_bi
         ),
         (
             "nmf",
-            {"tol": 0.0, "max_iter": 2**40, "l1_reg": 0.0, "l2_reg": 0.0, "shuffle_seed": None},
+            {**NMF_PARAMS, "max_iter": 2**40},
             {"components": np.ones((2, 3))},
             "max_iter",
         ),
         (
             "nmf",
-            {"tol": 0.0, "max_iter": 5, "l1_reg": 0.0, "l2_reg": 0.0, "shuffle_seed": -1},
+            {**NMF_PARAMS, "shuffle_seed": -1},
             {"components": np.ones((2, 3))},
             "shuffle_seed",
+        ),
+        (
+            "nmf",
+            {**NMF_PARAMS, "beta": 1.0},
+            {"components": np.ones((2, 3))},
+            "Frobenius",
         ),
     ],
 )
