@@ -10,14 +10,17 @@ from . import (
     catboost,
     compose,
     discriminant,
+    glm,
     linear,
     mixture,
     naive_bayes,
     neighbors,
     neural,
+    nonlinear,
     preprocessing,
     svm,
     text,
+    transformers,
     trees,
 )
 from ._case import Case
@@ -35,6 +38,9 @@ CASES: list[Case] = [
     *discriminant.CASES,
     *mixture.CASES,
     *neighbors.CASES,
+    *glm.CASES,
+    *transformers.CASES,
+    *nonlinear.CASES,
 ]
 
 __all__ = ["CASES", "Case"]
