@@ -6,7 +6,7 @@ parametrized test in tests/unit/convert/test_exactness.py runs them all against 
 
 from __future__ import annotations
 
-from . import compose, linear, naive_bayes, neural, preprocessing, text, trees
+from . import compose, linear, meta, naive_bayes, neural, preprocessing, text, trees
 from ._case import Case
 
 CASES: list[Case] = [
@@ -17,6 +17,7 @@ CASES: list[Case] = [
     *compose.CASES,
     *trees.CASES,
     *text.CASES,
+    *meta.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

@@ -13,7 +13,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedModelError
-from . import compose, lgbm, linear, naive_bayes, neural, preprocessing, text, trees, xgb  # noqa: F401
+from . import (  # noqa: F401
+    compose,
+    lgbm,
+    linear,
+    naive_bayes,
+    neural,
+    preprocessing,
+    selection,
+    text,
+    trees,
+    wrappers,
+    xgb,
+)
 from ._context import Context, build_metadata, converter, supported_estimators
 
 __all__ = ["compile", "compile_tensors", "converter", "supported_estimators"]

@@ -5,7 +5,17 @@ Importing this package registers every family; it needs numpy and nothing else.
 
 from __future__ import annotations
 
-from . import compose, linear, naive_bayes, neural, preprocessing, text, trees  # noqa: F401
+from . import (  # noqa: F401
+    compose,
+    linear,
+    naive_bayes,
+    neural,
+    preprocessing,
+    selection,
+    text,
+    trees,
+    wrappers,
+)
 from ._base import METHODS, Executor, Spec, build, register, registered_kinds
 from ._input import as_float_matrix, check_finite
 
