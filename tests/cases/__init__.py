@@ -6,7 +6,7 @@ parametrized test in tests/unit/convert/test_exactness.py runs them all against 
 
 from __future__ import annotations
 
-from . import compose, linear, meta, naive_bayes, neural, preprocessing, text, trees
+from . import compose, ensemble, linear, meta, naive_bayes, neural, preprocessing, text, trees
 from ._case import Case
 
 CASES: list[Case] = [
@@ -18,6 +18,7 @@ CASES: list[Case] = [
     *trees.CASES,
     *text.CASES,
     *meta.CASES,
+    *ensemble.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

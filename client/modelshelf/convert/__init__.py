@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import UnsupportedModelError
 from . import (  # noqa: F401
     compose,
+    ensemble,
     lgbm,
     linear,
     naive_bayes,

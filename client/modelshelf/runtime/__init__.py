@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import (  # noqa: F401
     compose,
+    ensemble,
     linear,
     naive_bayes,
     neural,
