@@ -6,7 +6,18 @@ parametrized test in tests/unit/convert/test_exactness.py runs them all against 
 
 from __future__ import annotations
 
-from . import compose, ensemble, linear, meta, naive_bayes, neural, preprocessing, text, trees
+from . import (
+    calibration,
+    compose,
+    ensemble,
+    linear,
+    meta,
+    naive_bayes,
+    neural,
+    preprocessing,
+    text,
+    trees,
+)
 from ._case import Case
 
 CASES: list[Case] = [
@@ -19,6 +30,7 @@ CASES: list[Case] = [
     *text.CASES,
     *meta.CASES,
     *ensemble.CASES,
+    *calibration.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

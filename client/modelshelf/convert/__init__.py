@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import UnsupportedModelError
 from . import (  # noqa: F401
+    calibration,
     compose,
     ensemble,
     lgbm,

@@ -6,6 +6,7 @@ Importing this package registers every family; it needs numpy and nothing else.
 from __future__ import annotations
 
 from . import (  # noqa: F401
+    calibration,
     compose,
     ensemble,
     linear,
