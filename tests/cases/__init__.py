@@ -12,6 +12,7 @@ from . import (
     ensemble,
     linear,
     meta,
+    multioutput,
     naive_bayes,
     neural,
     preprocessing,
@@ -31,6 +32,7 @@ CASES: list[Case] = [
     *meta.CASES,
     *ensemble.CASES,
     *calibration.CASES,
+    *multioutput.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

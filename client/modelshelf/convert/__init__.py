@@ -19,6 +19,7 @@ from . import (  # noqa: F401
     ensemble,
     lgbm,
     linear,
+    multioutput,
     naive_bayes,
     neural,
     preprocessing,

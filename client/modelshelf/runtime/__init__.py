@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     compose,
     ensemble,
     linear,
+    multioutput,
     naive_bayes,
     neural,
     preprocessing,
