@@ -35,6 +35,11 @@ def frozen_calibrated() -> CalibratedClassifierCV:
 
 CASES: list[Case] = [
     Case(
+        "threshold-fixed-proba",
+        lambda: FixedThresholdClassifier(logreg(), threshold=0.3),
+        "breast_cancer",
+    ),
+    Case(
         "calibration-sigmoid-logreg-binary",
         lambda: CalibratedClassifierCV(logreg(), cv=3),
         "breast_cancer",
@@ -71,11 +76,6 @@ CASES: list[Case] = [
     ),
     Case("calibration-frozen-isotonic", frozen_calibrated, "breast_cancer"),
     # Thresholds: proba or decision, pos_label, the tuned threshold.
-    Case(
-        "threshold-fixed-proba",
-        lambda: FixedThresholdClassifier(logreg(), threshold=0.3),
-        "breast_cancer",
-    ),
     Case(
         "threshold-fixed-auto-decision",
         lambda: FixedThresholdClassifier(LinearSVC(), response_method="decision_function"),

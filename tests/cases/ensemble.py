@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import (
     AdaBoostClassifier,
     AdaBoostRegressor,
@@ -14,6 +15,7 @@ from sklearn.ensemble import (
     VotingRegressor,
 )
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeClassifier
+from sklearn.multiclass import OneVsOneClassifier
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -36,6 +38,35 @@ def trio() -> list[tuple[str, object]]:
 
 
 CASES: list[Case] = [
+    # Nested first: the adversarial corpus takes only each family's first two cases, and these
+    # bring every ensemble kind (and one-vs-one, dummy_regressor).
+    Case(
+        "ensemble-nested-stacking",
+        lambda: StackingClassifier(
+            [
+                ("vote", VotingClassifier(trio(), voting="soft")),
+                ("bag", BaggingClassifier(tree(), n_estimators=4, random_state=0)),
+                ("ada", AdaBoostClassifier(tree(1), n_estimators=5, random_state=0)),
+                ("ovo", OneVsOneClassifier(LinearSVC())),
+            ],
+            cv=3,
+        ),
+        "wine",
+    ),
+    Case(
+        "ensemble-nested-voting-regressor",
+        lambda: VotingRegressor(
+            [
+                ("ada", AdaBoostRegressor(n_estimators=5, random_state=0)),
+                ("dummy", DummyRegressor(strategy="median")),
+                (
+                    "bag",
+                    BaggingRegressor(DecisionTreeRegressor(max_depth=3), n_estimators=4),
+                ),
+            ]
+        ),
+        "diabetes",
+    ),
     # Voting: hard (ties broken by the lowest class index), soft, weights, 'drop'.
     Case("ensemble-voting-hard-wine", lambda: VotingClassifier(trio()), "wine"),
     Case(

@@ -40,6 +40,21 @@ def logreg() -> LogisticRegression:
 
 
 CASES: list[Case] = [
+    # First the kinds of this module, two cases: the adversarial corpus takes only each
+    # family's first two.
+    Case(
+        "meta-ttr-union-rfe",
+        lambda: TransformedTargetRegressor(
+            make_pipeline(
+                FeatureUnion([("k", SelectKBest(f_regression, k=4)), ("pca", PCA(3))]),
+                RFE(Ridge(), n_features_to_select=5),
+            ),
+            transformer=StandardScaler(),
+        ),
+        "diabetes",
+    ),
+    Case("meta-dummy-prior", lambda: DummyClassifier(strategy="prior"), "wine"),
+    Case("meta-dummy-mean", lambda: DummyRegressor(), "diabetes"),
     # Feature selection: the support mask as columns; RFE/RFECV predict through estimator_.
     Case("meta-kbest-logreg-wine", lambda: make_pipeline(SelectKBest(k=5), logreg()), "wine"),
     Case("meta-kbest-all", lambda: SelectKBest(k="all"), "iris"),
@@ -153,7 +168,6 @@ CASES: list[Case] = [
     ),
     Case("meta-ttr-identity", lambda: TransformedTargetRegressor(Ridge()), "random_reg"),
     # Dummy estimators: the deterministic strategies.
-    Case("meta-dummy-prior", lambda: DummyClassifier(strategy="prior"), "wine"),
     Case("meta-dummy-most-frequent", lambda: DummyClassifier(), "random_strlabels"),
     Case(
         "meta-dummy-constant",
@@ -163,7 +177,6 @@ CASES: list[Case] = [
     Case(
         "meta-dummy-constant-int", lambda: DummyClassifier(strategy="constant", constant=2), "iris"
     ),
-    Case("meta-dummy-mean", lambda: DummyRegressor(), "diabetes"),
     Case("meta-dummy-median-multi", lambda: DummyRegressor(strategy="median"), "random_multireg"),
     Case(
         "meta-dummy-quantile",

@@ -29,6 +29,8 @@ CASES: list[Case] = [
         lambda: MultiOutputClassifier(logreg()),
         "random_multilabel",
     ),
+    Case("chain-classifier-logreg", lambda: ClassifierChain(logreg()), "random_multilabel"),
+    Case("ovo-logreg-wine", lambda: OneVsOneClassifier(logreg()), "wine"),
     Case(
         "multioutput-classifier-svc",  # no predict_proba
         lambda: MultiOutputClassifier(LinearSVC()),
@@ -46,7 +48,6 @@ CASES: list[Case] = [
     ),
     Case("multioutput-regressor-ridge", lambda: MultiOutputRegressor(Ridge()), "random_multireg"),
     # Chains: the order, and what each link hands on (chain_method).
-    Case("chain-classifier-logreg", lambda: ClassifierChain(logreg()), "random_multilabel"),
     Case(
         "chain-classifier-order-proba",
         lambda: ClassifierChain(logreg(), order=[2, 0, 3, 1], chain_method="predict_proba"),
@@ -70,7 +71,6 @@ CASES: list[Case] = [
         "random_multireg",
     ),
     # One-vs-one: votes plus transformed confidences.
-    Case("ovo-logreg-wine", lambda: OneVsOneClassifier(logreg()), "wine"),
     Case("ovo-svc-strlabels", lambda: OneVsOneClassifier(LinearSVC()), "random_strlabels"),
     Case("ovo-nb-multi", lambda: OneVsOneClassifier(GaussianNB()), "random_multi"),
     Case(
