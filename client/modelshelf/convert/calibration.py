@@ -12,12 +12,18 @@ from typing import Any
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
 from sklearn.isotonic import IsotonicRegression
-from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import _check_response_method
 
-from ._context import Context, converter, unsupported
-from .selection import has
+from ._context import Context, converter
+from ._delegate import methods_of, refuse
+
+try:  # scikit-learn >= 1.5
+    from sklearn.model_selection import FixedThresholdClassifier, TunedThresholdClassifierCV
+except ImportError:  # pragma: no cover - older scikit-learn has neither
+    THRESHOLDS: tuple[type, ...] = ()
+else:
+    THRESHOLDS = (FixedThresholdClassifier, TunedThresholdClassifierCV)
 
 
 @converter(CalibratedClassifierCV)
@@ -27,8 +33,8 @@ def _calibrated(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     arrays: dict[str, Any] = {}
     for i, member in enumerate(est.calibrated_classifiers_):
         if member.method not in ("sigmoid", "isotonic"):
-            raise unsupported(
-                est, f"method={member.method!r}; refit with method='sigmoid' or 'isotonic'"
+            raise refuse(
+                est, f"method={member.method!r}", "refit with method='sigmoid' or 'isotonic'"
             )
         base = member.estimator
         response = _check_response_method(base, ["decision_function", "predict_proba"]).__name__
@@ -40,7 +46,7 @@ def _calibrated(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         arrays[f"targets_{i}"] = np.asarray(targets, dtype=np.int64)
         if member.method == "sigmoid":
             if not all(type(c) is _SigmoidCalibration for c in calibrators):
-                raise unsupported(est, "a sigmoid calibrator of another type")
+                raise refuse(est, "a sigmoid calibrator of another type", "refit it")
             arrays[f"a_{i}"] = np.array([float(c.a_) for c in calibrators])
             arrays[f"b_{i}"] = np.array([float(c.b_) for c in calibrators])
         else:
@@ -60,7 +66,7 @@ def _calibrated(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 def _isotonic(est: Any, i: int, calibrators: list[Any]) -> dict[str, np.ndarray]:
     for c in calibrators:
         if type(c) is not IsotonicRegression or c.out_of_bounds != "clip":
-            raise unsupported(est, "an isotonic calibrator that does not clip")
+            raise refuse(est, "an isotonic calibrator that does not clip", "refit it")
     xs = [np.asarray(c.X_thresholds_, dtype=np.float64) for c in calibrators]
     ys = [np.asarray(c.y_thresholds_, dtype=np.float64) for c in calibrators]
     offsets = np.concatenate([[0], np.cumsum([len(x) for x in xs])]).astype(np.int64)
@@ -72,14 +78,18 @@ def _isotonic(est: Any, i: int, calibrators: list[Any]) -> dict[str, np.ndarray]
     }
 
 
-@converter(FixedThresholdClassifier, TunedThresholdClassifierCV)
+@converter(*THRESHOLDS)
 def _threshold(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     base = est.estimator_
     classes = np.asarray(base.classes_)
     if len(classes) != 2:
-        raise unsupported(est, f"an estimator with {len(classes)} classes (it must be binary)")
+        raise refuse(
+            est,
+            f"an estimator with {len(classes)} classes",
+            "thresholds apply to binary classifiers",
+        )
     response = _check_response_method(base, est._get_response_method()).__name__
-    if isinstance(est, TunedThresholdClassifierCV):
+    if hasattr(est, "best_threshold_"):  # TunedThresholdClassifierCV
         pos_label = est._curve_scorer._get_pos_label()
         threshold = float(est.best_threshold_)
     else:
@@ -110,6 +120,6 @@ def _threshold(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             "negate": bool(response == "decision_function" and positive == classes[0]),
             "threshold": threshold,
             "map": label_map,
-            "methods": [m for m in exposed if has(est, m)],
+            "methods": methods_of(est, exposed),
         },
     )

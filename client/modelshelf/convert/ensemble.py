@@ -16,8 +16,8 @@ from sklearn.ensemble import (
     VotingRegressor,
 )
 
-from ._context import Context, converter, unsupported
-from .selection import PREDICTING, has
+from ._context import Context, converter
+from ._delegate import has, methods_of, refuse
 
 
 def _children(ctx: Context, path: str, estimators: list[Any]) -> list[dict[str, Any]]:
@@ -62,7 +62,7 @@ def _voting_regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 def _stacking(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     classifier = isinstance(est, StackingClassifier)
     if classifier and isinstance(est._label_encoder, list):
-        raise unsupported(est, "a multilabel target; fit one StackingClassifier per label")
+        raise refuse(est, "a multilabel target", "fit one StackingClassifier per label")
     # estimators_ holds only the fitted ones; stack_method_ has None where one was 'drop'.
     methods = [m for m in est.stack_method_ if m is not None]
     params: dict[str, Any] = {
@@ -72,7 +72,7 @@ def _stacking(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         "passthrough": bool(est.passthrough),
         "drop_first": classifier and len(est.classes_) == 2,
         "classifier": classifier,
-        "methods": [m for m in PREDICTING if has(est, m)],
+        "methods": methods_of(est),
     }
     return ctx.spec("stacking", path, params=params, labels=est.classes_ if classifier else None)
 
@@ -88,7 +88,7 @@ def _bagging(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         "estimators": _children(ctx, path, est.estimators_),
         "n_features": int(est.n_features_in_),
         "classifier": classifier,
-        "methods": [m for m in PREDICTING if has(est, m)],
+        "methods": methods_of(est),
         "log_proba": classifier and has(est.estimator_, "predict_log_proba"),
     }
     return ctx.spec(
@@ -99,10 +99,10 @@ def _bagging(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 @converter(AdaBoostClassifier)
 def _adaboost_classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if est.n_classes_ < 2:
-        raise unsupported(est, "a target with a single class; it predicts that class always")
+        raise refuse(est, "a target with a single class", "fit it on at least 2 classes")
     algorithm = getattr(est, "algorithm", "SAMME")
     if algorithm not in ("SAMME", "deprecated"):
-        raise unsupported(est, f"algorithm={algorithm!r}; refit with algorithm='SAMME'")
+        raise refuse(est, f"algorithm={algorithm!r}", "refit with algorithm='SAMME'")
     return ctx.spec(
         "adaboost_classifier",
         path,

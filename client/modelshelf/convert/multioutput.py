@@ -15,9 +15,9 @@ from sklearn.multioutput import (
     RegressorChain,
 )
 
-from ._context import Context, converter, unsupported
+from ._context import Context, converter
+from ._delegate import methods_of, refuse
 from .linear import _binary_score
-from .selection import PREDICTING, has
 
 
 def _children(ctx: Context, path: str, estimators: list[Any]) -> list[dict[str, Any]]:
@@ -33,7 +33,7 @@ def _multi_output(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         params={
             "estimators": _children(ctx, path, est.estimators_),
             "classifier": classifier,
-            "methods": [m for m in ("predict", "predict_proba") if has(est, m)],
+            "methods": methods_of(est, ("predict", "predict_proba")),
         },
     )
 
@@ -42,8 +42,10 @@ def _multi_output(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 def _chain(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     classifier = isinstance(est, ClassifierChain)
     if classifier and any(len(c) > 2 for c in est.classes_):
-        raise unsupported(est, "a label with more than 2 classes; chains compile binary labels")
-    methods = [m for m in PREDICTING if has(est, m)]
+        raise refuse(
+            est, "a label with more than 2 classes", "use MultiOutputClassifier for such labels"
+        )
+    methods = methods_of(est)
     if "predict_proba" not in methods and "predict_log_proba" in methods:
         methods.remove("predict_log_proba")  # scikit-learn has it, but it cannot answer
     return ctx.spec(
@@ -63,7 +65,9 @@ def _chain(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 @converter(OneVsOneClassifier)
 def _one_vs_one(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if est.pairwise_indices_ is not None:
-        raise unsupported(est, "a pairwise (precomputed kernel) estimator")
+        raise refuse(
+            est, "a pairwise (precomputed kernel) estimator", "use an estimator on features"
+        )
     first = est.estimators_[0]
     # sklearn.multiclass._threshold_for_binary_predict: the first estimator decides.
     threshold = 0.0 if hasattr(first, "decision_function") and is_classifier(first) else 0.5

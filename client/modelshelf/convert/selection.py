@@ -20,20 +20,7 @@ from sklearn.feature_selection import (
 )
 
 from ._context import Context, converter
-
-PREDICTING = ("predict", "predict_proba", "predict_log_proba", "decision_function")
-
-
-def has(est: Any, method: str) -> bool:
-    """``hasattr`` as scikit-learn's ``available_if`` answers it (False where it raises)."""
-    try:
-        return hasattr(est, method)
-    except Exception:  # some availability checks raise other errors than AttributeError
-        return False
-
-
-def allow_nan(est: Any) -> bool:
-    return bool(est.__sklearn_tags__().input_tags.allow_nan)
+from ._delegate import allow_nan, methods_of
 
 
 @converter(
@@ -57,6 +44,6 @@ def _selector(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     }
     if isinstance(est, RFE):  # RFECV too: both predict through estimator_
         params["estimator"] = ctx.convert(est.estimator_, f"{path}/estimator")
-        params["methods"] = [m for m in PREDICTING if has(est, m)]
+        params["methods"] = methods_of(est)
     cols = np.flatnonzero(support).astype(np.int64)
     return ctx.spec("feature_selection", path, arrays={"columns": cols}, params=params)

@@ -9,7 +9,6 @@ import numpy as np
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401
-from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import (
     GridSearchCV,
     HalvingGridSearchCV,
@@ -25,7 +24,15 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-from ._context import Context, converter, encode_labels, unsupported
+from ._context import Context, converter, encode_labels
+from ._delegate import refuse
+
+try:  # scikit-learn >= 1.6
+    from sklearn.frozen import FrozenEstimator
+except ImportError:  # pragma: no cover
+    FROZEN: tuple[type, ...] = ()
+else:
+    FROZEN = (FrozenEstimator,)
 
 
 def _is(step: Any, word: str) -> bool:
@@ -37,8 +44,8 @@ def _feature_union(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     """A column transformer whose every part takes all columns."""
     n = getattr(est, "n_features_in_", None)
     if n is None:
-        raise unsupported(
-            est, "no fixed input width (every transformer is 'drop'); keep one transformer"
+        raise refuse(
+            est, "a union without a fixed input width (every transformer 'drop')", "keep one"
         )
     n = int(n)
     weights = est.transformer_weights or {}
@@ -71,15 +78,16 @@ def _weight(value: Any) -> float | None:
 @converter(GridSearchCV, RandomizedSearchCV, HalvingGridSearchCV, HalvingRandomSearchCV)
 def _search(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if not hasattr(est, "best_estimator_"):
-        raise unsupported(
+        raise refuse(
             est,
-            f"refit={est.refit!r} (there is no best_estimator_ to compile); "
-            "fit it with refit=True, or compile a fitted estimator with the best_params_",
+            f"refit={est.refit!r} (there is no best_estimator_ to compile)",
+            "fit it with refit=True, or compile best_estimator_ itself: an estimator fitted "
+            "with best_params_",
         )
     return ctx.convert(est.best_estimator_, path)
 
 
-@converter(FrozenEstimator)
+@converter(*FROZEN)
 def _frozen(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     return ctx.convert(est.estimator, path)
 
@@ -87,10 +95,12 @@ def _frozen(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 @converter(TransformedTargetRegressor)
 def _transformed_target(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if est.func is not None or est.inverse_func is not None:
-        raise unsupported(
+        raise refuse(
             est,
-            "func=/inverse_func= (a Python function cannot be compiled); "
-            "use transformer= with StandardScaler, MinMaxScaler, MaxAbsScaler or RobustScaler",
+            f"func={est.func!r} / inverse_func={est.inverse_func!r} (a Python function "
+            "cannot be compiled)",
+            "use transformer=StandardScaler(), MinMaxScaler(), MaxAbsScaler() or "
+            "RobustScaler() instead, or transform the target before fitting",
         )
     regressor = ctx.convert(est.regressor_, f"{path}/regressor")
     return ctx.spec(
@@ -120,9 +130,9 @@ def _inverse_steps(est: Any, t: Any) -> dict[str, Any]:
         return {"mul": np.asarray(t.scale_, f64)}
     if type(t) is FunctionTransformer and t.func is None and t.inverse_func is None:
         return {}  # the identity scikit-learn uses when no transformer is given
-    raise unsupported(
+    raise refuse(
         est,
-        f"transformer={type(t).__name__} (its inverse_transform is not compiled); "
+        f"transformer={type(t).__name__} (its inverse_transform is not compiled)",
         "use StandardScaler, MinMaxScaler, MaxAbsScaler or RobustScaler",
     )
 
@@ -131,13 +141,13 @@ def _inverse_steps(est: Any, t: Any) -> dict[str, Any]:
 def _dummy_classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     strategy = est._strategy
     if strategy in ("stratified", "uniform"):
-        raise unsupported(
+        raise refuse(
             est,
-            f"strategy={strategy!r} (it draws random labels at every predict, so no image can "
-            "reproduce it); use strategy='prior', 'most_frequent' or 'constant'",
+            f"strategy={strategy!r} (it draws random labels at every predict)",
+            "use strategy='prior', 'most_frequent' or 'constant'",
         )
     if est.n_outputs_ != 1 or est.sparse_output_:
-        raise unsupported(est, "a multi-output or sparse target; fit it on one target")
+        raise refuse(est, "a multi-output or sparse target", "fit one per target")
     classes = np.asarray(est.classes_)
     prior = np.asarray(est.class_prior_, dtype=np.float64)
     if strategy == "prior":
@@ -163,7 +173,7 @@ def _dummy_classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 def _dummy_regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     constant = np.asarray(est.constant_)
     if constant.dtype.kind not in "biuf":
-        raise unsupported(est, f"a constant of dtype {constant.dtype}")
+        raise refuse(est, f"a constant of dtype {constant.dtype}", "use a numeric constant")
     return ctx.spec(
         "dummy_regressor",
         path,

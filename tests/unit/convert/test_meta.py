@@ -42,7 +42,7 @@ def test_transformed_target_with_functions_is_refused() -> None:
     est = TransformedTargetRegressor(LinearRegression(), func=np.log1p, inverse_func=np.expm1).fit(
         DIABETES[0], DIABETES[1]
     )
-    _refused(est, "TransformedTargetRegressor", "func=", "Python function", "StandardScaler")
+    _refused(est, "TransformedTargetRegressor", "func=", "Python function", "transformer=")
 
 
 def test_transformed_target_with_other_transformer_is_refused() -> None:
@@ -55,7 +55,7 @@ def test_transformed_target_with_other_transformer_is_refused() -> None:
 def test_search_without_refit_is_refused() -> None:
     est = GridSearchCV(LogisticRegression(max_iter=500), {"C": [1.0, 2.0]}, refit=False, cv=3)
     est.fit(*IRIS)
-    _refused(est, "GridSearchCV", "refit=False", "refit=True", "best_params_")
+    _refused(est, "GridSearchCV", "refit=False", "refit=True", "best_estimator_")
 
 
 def test_temperature_calibration_is_refused() -> None:
