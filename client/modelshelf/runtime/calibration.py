@@ -174,8 +174,10 @@ class ThresholdClassifier(Executor):
         negate: bool,
         threshold: float,
         label_map: np.ndarray,
+        classes: np.ndarray,
     ) -> None:
         self.estimator = estimator
+        self.classes_ = self.labels = classes
         self.response = response
         self.column = column
         self.negate = negate
@@ -187,10 +189,8 @@ class ThresholdClassifier(Executor):
     def from_spec(cls, spec: Spec) -> ThresholdClassifier:
         estimator = spec.child("estimator")
         classes = estimator.classes_
-        spec.check(
-            isinstance(classes, np.ndarray) and len(classes) == 2,
-            f"the estimator ({estimator.kind}) must be a binary classifier",
-        )
+        if not isinstance(classes, np.ndarray) or len(classes) != 2:
+            spec.fail(f"the estimator ({estimator.kind}) must be a binary classifier")
         response = spec.choice("response", _RESPONSES)
         spec.check(estimator.supports(response), f"the estimator has no {response}")
         column = spec.param("column", int)
@@ -211,8 +211,8 @@ class ThresholdClassifier(Executor):
             spec.param("negate", bool),
             float(threshold),
             np.asarray(raw_map, dtype=np.intp),
+            classes,
         )
-        out.classes_ = classes
         out.methods = method_set({"predict", *methods})
         return out
 
@@ -223,7 +223,7 @@ class ThresholdClassifier(Executor):
         elif self.negate:
             score = -1 * score
         indices = self.label_map[(score >= self.threshold).astype(int)]
-        return self.classes_[indices]  # type: ignore[index]
+        return self.labels[indices]
 
     def predict_proba(self, X: np.ndarray) -> Any:
         return call(self.estimator, "predict_proba", X)

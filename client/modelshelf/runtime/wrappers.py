@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ManifestError
 from ._base import Executor, Spec, register
+from ._delegate import call
 
 _INVERSE_STEPS = ("sub", "div", "mul", "add")
 
@@ -107,7 +108,7 @@ class TransformedTarget(Executor):
         return cls(regressor, steps, squeeze)
 
     def predict(self, X: np.ndarray) -> Any:
-        pred = np.asarray(self.regressor.predict(X))  # type: ignore[attr-defined]
+        pred = np.asarray(call(self.regressor, "predict", X))
         Y = pred.reshape(-1, 1) if pred.ndim == 1 else pred
         Y = np.array(Y, dtype=np.float64)  # inverse_transform works on a float copy
         for name, arr in self.steps:
