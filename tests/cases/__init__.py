@@ -7,12 +7,16 @@ parametrized test in tests/unit/convert/test_exactness.py runs them all against 
 from __future__ import annotations
 
 from . import (
+    calibration,
     catboost,
     compose,
     discriminant,
+    ensemble,
     glm,
     linear,
+    meta,
     mixture,
+    multioutput,
     naive_bayes,
     neighbors,
     neural,
@@ -41,6 +45,10 @@ CASES: list[Case] = [
     *glm.CASES,
     *transformers.CASES,
     *nonlinear.CASES,
+    *meta.CASES,
+    *ensemble.CASES,
+    *calibration.CASES,
+    *multioutput.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

@@ -14,23 +14,28 @@ import numpy as np
 
 from ..errors import UnsupportedModelError
 from . import (  # noqa: F401
+    calibration,
     cboost,
     compose,
     covariance,
     discriminant,
+    ensemble,
     glm,
     lgbm,
     linear,
     mixture,
+    multioutput,
     naive_bayes,
     neighbors,
     neural,
     nonlinear,
     preprocessing,
+    selection,
     svm,
     text,
     transformers,
     trees,
+    wrappers,
     xgb,
 )
 from ._context import Context, build_metadata, converter, supported_estimators

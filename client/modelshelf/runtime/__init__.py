@@ -7,24 +7,29 @@ from __future__ import annotations
 
 from . import (  # noqa: F401
     boosted_linear,
+    calibration,
     compose,
     covariance,
     discriminant,
+    ensemble,
     glm,
     knn_imputer,
     linear,
     mixture,
+    multioutput,
     naive_bayes,
     neighbors,
     neural,
     nmf,
     nonlinear,
     preprocessing,
+    selection,
     splines,
     svm,
     text,
     transformers,
     trees,
+    wrappers,
 )
 from ._base import METHODS, Executor, Spec, build, register, registered_kinds
 from ._input import as_float_matrix, check_finite

@@ -1,0 +1,70 @@
+"""Helpers shared by the meta-estimator executors, which delegate to child executors.
+
+A meta-estimator never validates its input beyond what its children would: NaN may reach it
+only if every child that sees the input accepts NaN. Its methods are those scikit-learn's
+``available_if`` gives it, decided by the converter and checked here against the children.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ._base import METHODS, Executor, Spec
+
+PREDICTING = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+# A count read from a manifest sizes allocations: it must be checked before any use.
+MAX_COUNT = 1 << 24
+
+
+def call(child: Executor, method: str, X: Any) -> Any:
+    return getattr(child, method)(X)
+
+
+def count(spec: Spec, key: str, low: int = 0, high: int = MAX_COUNT) -> int:
+    """An integer parameter in [low, high]."""
+    value: int = spec.param(key, int)
+    if not low <= value <= high:
+        spec.fail(f"parameter {key!r} is {value}, expected {low}..{high}")
+    return value
+
+
+def methods_param(spec: Spec, allowed: Iterable[str], children: Iterable[Executor]) -> list[str]:
+    """The ``methods`` parameter: names in ``allowed`` that every child in ``children`` has."""
+    names = spec.param("methods", list)
+    allowed = set(allowed)
+    kids = list(children)
+    for name in names:
+        if not isinstance(name, str) or name not in METHODS or name not in allowed:
+            spec.fail(f"method {name!r} is not one of {sorted(allowed)}")
+        for child in kids:
+            if not child.supports(name):
+                spec.fail(f"method {name!r} needs a child that has it ({child.kind} has not)")
+    return names
+
+
+def all_allow_nan(children: Iterable[Executor]) -> bool:
+    return all(child.allow_nan for child in children)
+
+
+def columns(spec: Spec, role: str, n: int, *, empty: bool = False) -> np.ndarray:
+    """An index array of columns in [0, n)."""
+    cols: np.ndarray = spec.array(role, ndim=1, kind="iu")
+    if cols.size == 0:
+        if not empty:
+            spec.fail(f"array {role!r} selects no column")
+        return cols
+    if int(cols.min()) < 0 or int(cols.max()) >= n:
+        spec.fail(f"array {role!r} must select columns in [0, {n})")
+    return cols
+
+
+def response(child: Executor, method: str, X: np.ndarray) -> np.ndarray:
+    """scikit-learn's ``_get_response_values`` of a binary classifier (positive class
+    ``classes_[-1]``) or a regressor: one score per sample."""
+    out = call(child, method, X)
+    if method in ("predict_proba", "predict_log_proba"):
+        return np.asarray(out)[:, -1]
+    return np.asarray(out)
