@@ -14,12 +14,14 @@ from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
 from .runtime._categories import CategoryTables, is_category
+from .runtime._input import as_table
 from .runtime._sparse import publish
 from .runtime.text import as_documents
 
 # "numeric": a 2-D array of numbers; "tabular" (format 1.1): numbers too, and a DataFrame's
-# category columns recoded through input.categories; "text": a sequence of documents (str or
-# bytes); "none": a tensor bundle, which predicts nothing.
+# category columns recoded through input.categories, or strings for the model's encoders;
+# "text": a sequence of documents (str or bytes); "none": a tensor bundle, which predicts
+# nothing.
 _INPUT_TYPES = ("numeric", "tabular", "text", "none")
 
 
@@ -96,7 +98,7 @@ class Model:
         self._n_features: int | None = n_features
         self._feature_names: list[str] | None = names
         self._categories: CategoryTables | None = None
-        if self._input_type == "tabular":
+        if self._input_type == "tabular" and "categories" in schema:
             self._categories = CategoryTables.from_manifest(
                 schema.get("categories"), image.arrays, n_features
             )
@@ -108,6 +110,15 @@ class Model:
             None if self.kind == "tensors" else build(spec, image.arrays)
         )
         self._allow_nan = bool(self._executor is not None and self._executor.allow_nan)
+        # A root that takes strings (encoders, a column transformer) gets mixed columns as is.
+        self._objects = self._categories is None and getattr(
+            self._executor, "accepts_objects", False
+        )
+        if self._input_type == "tabular" and self._categories is None and not self._objects:
+            raise ManifestError(
+                "tabular input needs category tables (input.categories) or a model whose "
+                "first step takes strings (an encoder or a column transformer)"
+            )
         self._codes_only = self._input_type == "numeric" and _splits_on_codes(spec)
         image.compact()  # everything needed is built: keep the bytes, not their parse
 
@@ -116,6 +127,10 @@ class Model:
             return as_documents(X)
         if self._codes_only and type(X) is not np.ndarray:
             _refuse_category_columns(X)
+        if self._objects:
+            return as_table(
+                X, self._n_features, feature_names=self._feature_names, allow_nan=self._allow_nan
+            )
         return as_float_matrix(
             X,
             self._n_features,

@@ -6,7 +6,7 @@ parametrized test in tests/unit/convert/test_exactness.py runs them all against 
 
 from __future__ import annotations
 
-from . import catboost, compose, linear, naive_bayes, neural, preprocessing, text, trees
+from . import catboost, compose, frames, linear, naive_bayes, neural, preprocessing, text, trees
 from ._case import Case
 
 CASES: list[Case] = [
@@ -15,6 +15,7 @@ CASES: list[Case] = [
     *naive_bayes.CASES,
     *preprocessing.CASES,
     *compose.CASES,
+    *frames.CASES,
     *trees.CASES,
     *text.CASES,
     *catboost.CASES,

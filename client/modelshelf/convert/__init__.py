@@ -13,7 +13,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedModelError
-from . import cboost, compose, lgbm, linear, naive_bayes, neural, preprocessing, text, trees, xgb  # noqa: F401
+from . import (  # noqa: F401
+    cboost,
+    compose,
+    encoders,
+    lgbm,
+    linear,
+    naive_bayes,
+    neural,
+    preprocessing,
+    text,
+    trees,
+    xgb,
+)
 from ._context import Context, build_metadata, converter, supported_estimators
 
 __all__ = ["compile", "compile_tensors", "converter", "supported_estimators"]
@@ -39,6 +51,8 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
     }
     if ctx.categories:  # format 1.1: a DataFrame's category columns are recoded
         schema.update(type="tabular", categories=ctx.categories)
+    elif ctx.takes_strings:  # format 1.1: strings reach the encoders
+        schema.update(type="tabular")
     manifest = {
         "model": spec,
         "input": schema,

@@ -1,8 +1,9 @@
-"""Preprocessing transformers to specs: scalers, Normalizer, SimpleImputer, PCA, OneHotEncoder.
+"""Preprocessing transformers to specs: scalers, Normalizer, SimpleImputer, PCA (encoders:
+encoders.py).
 
 Whatever scikit-learn would recompute at every transform (PCA's centred offset, whitening
-scale and precision matrix, the one-hot encoder's infrequent and dropped category mapping) is
-computed here once, with scikit-learn's own operations, and stored ready for the kernel.
+scale and precision matrix) is computed here once, with scikit-learn's own operations, and
+stored ready for the kernel.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from sklearn.preprocessing import (
     MaxAbsScaler,
     MinMaxScaler,
     Normalizer,
-    OneHotEncoder,
     RobustScaler,
     StandardScaler,
 )
@@ -166,76 +166,3 @@ def _pca(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             "log_norm": np.array([log_norm], dtype=np.float64),
         }
     return ctx.spec("pca", path, arrays=arrays)
-
-
-@converter(OneHotEncoder)
-def _one_hot_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
-    handle_unknown = est.handle_unknown
-    if handle_unknown not in ("error", "ignore", "infrequent_if_exist", "warn"):
-        raise unsupported(est, f"handle_unknown={handle_unknown!r}")
-    n_features = len(est.categories_)
-    n_outs = list(est._n_features_outs)
-    starts = np.cumsum([0, *n_outs])
-    enabled = est._infrequent_enabled
-    mappings = est._default_to_infrequent_mappings if enabled else [None] * n_features
-    infrequent = est._infrequent_indices if enabled else [None] * n_features
-    drops = est._drop_idx_after_grouping
-    categories, codes, unknown = [], [], []
-    for i, cats in enumerate(est.categories_):
-        categories.append(_numeric_categories(est, i, cats))
-        # The integer code scikit-learn gives each category, after grouping and dropping.
-        x_int = np.arange(len(cats), dtype=np.int64)
-        if mappings[i] is not None:
-            x_int = np.asarray(mappings[i], dtype=np.int64)[x_int]
-        col = x_int + starts[i]
-        to_drop = None if drops is None else drops[i]
-        if to_drop is not None:
-            col = np.where(x_int > to_drop, col - 1, col)
-            col[x_int == to_drop] = -1
-        codes.append(col)
-        # Unknown values become the infrequent category where there is one and the mode says
-        # so; otherwise no column is set (or, with "error", transform raises).
-        rare = infrequent[i]
-        if rare is not None and handle_unknown in ("infrequent_if_exist", "warn"):
-            unknown.append(int(col[rare[0]]))
-        else:
-            unknown.append(-1)
-    warn = handle_unknown == "warn" or (
-        est.drop is not None and handle_unknown in ("ignore", "infrequent_if_exist")
-    )
-    return ctx.spec(
-        "one_hot_encoder",
-        path,
-        arrays={
-            "categories": np.concatenate(categories),
-            "offsets": np.cumsum([0, *map(len, categories)]).astype(np.int64),
-            "codes": np.concatenate(codes).astype(np.int64),
-            "unknown": np.asarray(unknown, dtype=np.int64),
-        },
-        params={
-            "n_out": int(starts[-1]),
-            "handle_unknown": handle_unknown,
-            "warn_unknown": bool(warn),
-        },
-    )
-
-
-def _numeric_categories(est: Any, column: int, cats: np.ndarray) -> np.ndarray:
-    """Column ``column``'s categories as float64, or UnsupportedModelError if they are not
-    numbers (or would not stay distinct and sorted as doubles)."""
-    cats = np.asarray(cats)
-    if cats.dtype.kind == "O" and all(
-        isinstance(c, numbers.Real) and not isinstance(c, bool) for c in cats
-    ):
-        cats = cats.astype(np.float64)
-    if cats.dtype.kind not in "biuf":
-        raise unsupported(
-            est,
-            f"non-numeric categories in column {column} ({list(cats[:3])!r}...); only numeric "
-            "categories",
-        )
-    out = cats.astype(np.float64)
-    finite = out[~np.isnan(out)]
-    if not np.all(np.diff(finite) > 0) or np.isnan(out[: len(finite)]).any():
-        raise unsupported(est, f"categories of column {column} that are not distinct doubles")
-    return out

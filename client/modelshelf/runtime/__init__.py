@@ -5,7 +5,7 @@ Importing this package registers every family; it needs numpy and nothing else.
 
 from __future__ import annotations
 
-from . import compose, linear, naive_bayes, neural, preprocessing, text, trees  # noqa: F401
+from . import compose, encoders, linear, naive_bayes, neural, preprocessing, text, trees  # noqa: F401
 from ._base import METHODS, Executor, Spec, build, register, registered_kinds
 from ._input import as_float_matrix, check_finite
 

@@ -2,7 +2,13 @@
 
 Executors receive what ``as_float_matrix`` returns: a 2-D float64 array that is a read-only
 view whenever no conversion was needed, so a kernel that tried to write into the caller's data
-fails loudly instead of corrupting it.
+fails loudly instead of corrupting it. Models whose root takes strings (a column transformer or
+a pipeline starting with encoders) receive what ``as_table`` returns: the same float64 matrix
+when every column is numeric, else a 2-D object array whose columns the model reads itself.
+
+A DataFrame is anything with ``columns``, ``dtypes`` and ``items()``; pandas is never imported.
+Its nullable columns (``Int64``, ``Float64``, ``boolean``) are read as float64 with ``pd.NA``
+as NaN, as scikit-learn reads them.
 """
 
 from __future__ import annotations
@@ -59,8 +65,10 @@ def as_float_matrix(
         names = column_names(X)
         if feature_names is not None:
             _check_names(names, list(feature_names))
-        if categories is not None and hasattr(X, "dtypes") and hasattr(X, "items"):
+        if categories is not None and is_frame(X):
             arr = categories.frame_matrix(X, names)
+        elif is_frame(X) and not all(isinstance(d, np.dtype) for d in X.dtypes):
+            arr = _stack([frame_column(column) for _, column in X.items()], len(X))
         elif hasattr(X, "toarray") and hasattr(X, "tocsr"):
             raise InputTypeError(
                 f"expected a dense array, got sparse {type(X).__module__}.{type(X).__name__}; "
@@ -99,6 +107,84 @@ def as_float_matrix(
         arr.flags.writeable = False
     check_finite(arr, allow_nan=allow_nan)
     return arr
+
+
+def as_table(
+    X: Any,
+    n_features: int | None,
+    *,
+    feature_names: Sequence[str] | None = None,
+    allow_nan: bool = False,
+) -> np.ndarray:
+    """``X`` for a model that takes strings: ``as_float_matrix(X)`` when every column is
+    numeric, else a 2-D object array of ``n_features`` columns (numeric columns of a DataFrame
+    as float64 values, the others as numpy gives them: strings, None, NaN)."""
+    if type(X) is np.ndarray and X.dtype.kind in "biuf":
+        return as_float_matrix(X, n_features, allow_nan=allow_nan)
+    if is_frame(X):
+        if feature_names is not None:
+            _check_names(column_names(X), list(feature_names))
+        columns = [frame_column(column) for _, column in X.items()]
+        if all(c.dtype.kind in "biuf" for c in columns):
+            return as_float_matrix(_stack(columns, len(X)), n_features, allow_nan=allow_nan)
+        arr = np.empty((len(X), len(columns)), dtype=object)
+        for j, column in enumerate(columns):
+            arr[:, j] = column
+    else:
+        arr = _as_array(X)
+        if arr.dtype.kind in "US":  # a list's numbers became strings too: read it as objects
+            arr = arr.astype(object) if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
+        if arr.dtype.kind != "O":
+            return as_float_matrix(arr, n_features, allow_nan=allow_nan)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        return as_float_matrix(arr, n_features)  # raises the shape error
+    if n_features is not None and arr.shape[1] != n_features:
+        raise FeatureCountError(
+            f"expected {n_features} features per sample, got {arr.shape[1]} "
+            f"(input shape {arr.shape})"
+        )
+    if arr.flags.writeable and arr is X:
+        arr = arr.view()
+        arr.flags.writeable = False
+    return arr
+
+
+def as_numbers(X: np.ndarray, label: str, allow_nan: bool) -> np.ndarray:
+    """Columns of a mixed input that a numeric transformer takes, as float64 (``label``, the
+    part, names them in errors)."""
+    try:
+        arr = X.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(
+            f"{label}: expected numbers, as at fit time, got values that do not convert to "
+            f"float ({exc})"
+        ) from exc
+    try:
+        check_finite(arr, allow_nan=allow_nan)
+    except NonFiniteInputError as exc:
+        raise NonFiniteInputError(f"{label}: {exc}") from exc
+    return arr
+
+
+def is_frame(X: Any) -> bool:
+    """Whether ``X`` is DataFrame-like: ``columns``, ``dtypes`` and ``items()``."""
+    return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "items")
+
+
+def frame_column(column: Any) -> np.ndarray:
+    """One DataFrame column as numpy: nullable numbers as float64 with NaN for ``pd.NA``
+    (pandas extension dtypes of kind b, i, u, f), anything else as ``np.asarray`` gives it
+    (category columns as their values, strings as objects)."""
+    dtype = column.dtype
+    if not isinstance(dtype, np.dtype) and getattr(dtype, "kind", "O") in "biuf":
+        return np.asarray(column.to_numpy(dtype=np.float64, na_value=np.nan))
+    return np.asarray(column)
+
+
+def _stack(columns: list[np.ndarray], n_rows: int) -> np.ndarray:
+    if not columns:
+        return np.zeros((n_rows, 0))
+    return np.column_stack(columns)
 
 
 def _as_array(X: Any) -> np.ndarray:

@@ -15,9 +15,10 @@ import numpy as np
 
 from ..errors import NonFiniteInputError, UnknownCategoryError
 from ._base import Executor, Spec, build, register
-from ._input import check_finite
+from ._input import as_numbers, check_finite
 from ._sparse import DENSE_CHUNK_CELLS, CSRMatrix, concat_rows, dense_chunks
-from .preprocessing import OneHotEncoder, check_width
+from .encoders import _Encoder
+from .preprocessing import check_width
 
 _TRANSFORM = frozenset({"transform"})
 
@@ -45,6 +46,7 @@ class Pipeline(Executor):
             self.classes_ = self.final.classes_
         # No step: scikit-learn validates nothing, NaN included.
         self.allow_nan = steps[0].allow_nan if steps else True
+        self.accepts_objects = bool(steps) and getattr(steps[0], "accepts_objects", False)
         # A step that accepted NaN may hand it on; check before the next step that rejects it,
         # as that step's own validation would in scikit-learn. A step that rejected NaN got
         # finite input and gives finite output.
@@ -122,6 +124,7 @@ class _Part:
     transformer: Executor | None  # None: passthrough
     weight: float | None
     check_nan: bool
+    takes_objects: bool  # strings reach the transformer as they are (encoders)
 
 
 @register
@@ -131,10 +134,15 @@ class ColumnTransformer(Executor):
     ``parts`` lists ``{"name", "transformer" (a spec, or null for passthrough), "weight"
     (null: none)}``; part ``i`` takes the input columns in array ``columns_<i>``. Dropped
     transformers and empty column selections are left out at compile time.
+
+    Input may be a 2-D object array (a DataFrame mixing strings and numbers): parts whose
+    transformer takes strings (encoders) get their columns as they are, every other part gets
+    them as float64, checked as a numeric model's input is.
     """
 
     kind = "column_transformer"
     methods = _TRANSFORM
+    accepts_objects = True
 
     def __init__(self, n_features: int, parts: list[_Part]) -> None:
         self.n_features = n_features
@@ -167,7 +175,7 @@ class ColumnTransformer(Executor):
                 spec.check(
                     child.supports("transform"), f"parts[{i}] ({child.kind}) cannot transform"
                 )
-                if isinstance(child, OneHotEncoder):  # name the columns as the caller sees them
+                if isinstance(child, _Encoder):  # name the columns as the caller sees them
                     child.input_columns = cols
             built.append((name, cols, child, None if weight is None else float(weight)))
         # NaN is acceptable in a column unless every part that takes it rejects NaN.
@@ -186,6 +194,7 @@ class ColumnTransformer(Executor):
                 child,
                 weight,
                 check_nan=allow_nan and child is not None and not child.allow_nan,
+                takes_objects=getattr(child, "accepts_objects", False),
             )
             for name, cols, child, weight in built
         ]
@@ -196,8 +205,11 @@ class ColumnTransformer(Executor):
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this column transformer")
         outputs = []
+        mixed = X.dtype.kind == "O"
         for part in self.parts:
             Xp = X[:, part.columns]
+            if mixed and not part.takes_objects:
+                Xp = _numeric(part, Xp)
             Y = Xp if part.transformer is None else _apply(part, Xp)
             if part.weight is not None:
                 Y = Y * part.weight
@@ -205,6 +217,14 @@ class ColumnTransformer(Executor):
         if not outputs:
             return np.zeros((len(X), 0))
         return np.hstack(outputs)  # always a new array, even for a single passthrough part
+
+
+def _numeric(part: _Part, Xp: np.ndarray) -> np.ndarray:
+    """A part's columns of a mixed input as float64, as a numeric model's input is checked:
+    only NaN-accepting parts (and passthrough) let NaN in."""
+    allow_nan = part.transformer is None or part.transformer.allow_nan
+    columns = _shorten([int(c) for c in part.indices[:9]], len(part.indices))
+    return as_numbers(Xp, f"transformer {part.name!r} (input columns {columns})", allow_nan)
 
 
 def _apply(part: _Part, Xp: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Preprocessing transformers: scalers, normalizer, imputer, PCA, one-hot encoding.
+"""Preprocessing transformers: scalers, normalizer, imputer, PCA (encoders: encoders.py).
 
 Each kernel repeats scikit-learn's transform operation for operation, in the same order, so
 results agree to the last bit wherever the arithmetic is the same. Kernels return new arrays:
@@ -9,11 +9,9 @@ transformer nobody else does.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from ..errors import FeatureCountError, InputTypeError, UnknownCategoryError
+from ..errors import FeatureCountError, InputTypeError
 from ._base import Executor, Spec, register
 from ._sparse import CSRMatrix
 
@@ -278,123 +276,3 @@ class PCA(Executor):
         log_like = -0.5 * np.sum(Xr * (Xr @ self.precision), axis=1)
         log_like -= self.log_norm[0]  # type: ignore[index]
         return log_like
-
-
-# How a one-hot encoder treats a value it never saw at fit time.
-UNKNOWN_MODES = ("error", "ignore", "infrequent_if_exist", "warn")
-
-
-@register
-class OneHotEncoder(Executor):
-    """One-hot encoding of numeric categories, dense float64 output.
-
-    Per input column ``i``, ``categories[offsets[i]:offsets[i + 1]]`` are its sorted categories
-    (NaN, if seen, last) and ``codes`` at the same positions the output column each one sets,
-    or -1 for none (a dropped category). Infrequent grouping and drops are resolved at compile
-    time into these codes. ``unknown[i]`` is the output column an unseen value sets (the
-    infrequent column), or -1 for none; with ``handle_unknown="error"`` it raises instead.
-    """
-
-    kind = "one_hot_encoder"
-    methods = _TRANSFORM
-    allow_nan = True  # NaN is a category like any other: known if seen at fit, else unknown
-
-    def __init__(
-        self,
-        categories: np.ndarray,
-        offsets: np.ndarray,
-        codes: np.ndarray,
-        unknown: np.ndarray,
-        n_out: int,
-        handle_unknown: str,
-        warn_unknown: bool,
-    ) -> None:
-        self.categories = categories
-        self.offsets = offsets
-        self.codes = codes
-        self.unknown = unknown
-        self.n_out = n_out
-        self.handle_unknown = handle_unknown
-        self.warn_unknown = warn_unknown
-        self.n_features = len(offsets) - 1
-        #: set by a column transformer: which of its input columns each column is, for errors.
-        self.input_columns: np.ndarray | None = None
-
-    @classmethod
-    def from_spec(cls, spec: Spec) -> OneHotEncoder:
-        categories = spec.array("categories", ndim=1)
-        offsets = spec.array("offsets", ndim=1, kind="iu")
-        n = len(offsets) - 1
-        spec.check(n >= 0, "offsets must hold n_features + 1 values")
-        spec.check(
-            int(offsets[0]) == 0
-            and int(offsets[-1]) == len(categories)
-            and bool(np.all(np.diff(offsets.astype(np.int64)) > 0)),
-            "offsets must rise from 0 to the number of categories, every column having one",
-        )
-        codes = _vector(spec, "codes", len(categories), kind="i")
-        unknown = _vector(spec, "unknown", n, kind="i")
-        n_out = spec.param("n_out", int)
-        for role, arr in (("codes", codes), ("unknown", unknown)):
-            spec.check(
-                arr.size == 0 or (int(arr.min()) >= -1 and int(arr.max()) < n_out),
-                f"{role} must lie in [-1, n_out={n_out})",
-            )
-        return cls(
-            categories,
-            offsets,
-            codes,
-            unknown,
-            n_out,
-            spec.choice("handle_unknown", UNKNOWN_MODES),
-            spec.param("warn_unknown", bool, False),
-        )
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        check_width(X, self.n_features, "this one-hot encoder")
-        n = len(X)
-        out = np.zeros((n, self.n_out))
-        rows = np.arange(n)
-        with_unknown = []
-        for i in range(self.n_features):
-            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-            cats = self.categories[lo:hi]
-            x = X[:, i]
-            pos = np.searchsorted(cats, x)  # sorts NaN last, as the categories are
-            np.minimum(pos, hi - lo - 1, out=pos)
-            found = cats[pos] == x
-            if np.isnan(cats[-1]):
-                found |= np.isnan(x) & (pos == hi - lo - 1)
-            col = self.codes[lo + pos]
-            if not found.all():
-                if self.handle_unknown == "error":
-                    name = (
-                        f"column {i}"
-                        if self.input_columns is None
-                        else f"input column {int(self.input_columns[i])}"
-                    )
-                    raise _unknown_error(name, x[~found], cats)
-                with_unknown.append(i)
-                col[~found] = self.unknown[i]
-            hit = col >= 0
-            out[rows[hit], col[hit]] = 1.0
-        if with_unknown and self.warn_unknown:
-            grouped = self.handle_unknown in ("infrequent_if_exist", "warn")
-            then = "encoded as the infrequent category." if grouped else "encoded as all zeros"
-            warnings.warn(
-                f"Found unknown categories in columns {with_unknown} during transform. "
-                f"These unknown categories will be {then}",
-                UserWarning,
-                stacklevel=2,
-            )
-        return out
-
-
-def _unknown_error(column: str, values: np.ndarray, known: np.ndarray) -> UnknownCategoryError:
-    unseen = [float(v) for v in np.unique(values)[:5]]
-    others = f" (unknown values in this column: {unseen})" if len(unseen) > 1 else ""
-    more = ", ..." if len(known) > 10 else ""
-    return UnknownCategoryError(
-        f"{column}: value {unseen[0]!r} is not one of the {len(known)} categories seen "
-        f"at fit time [{', '.join(repr(float(v)) for v in known[:10])}{more}]{others}"
-    )

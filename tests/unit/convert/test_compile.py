@@ -95,7 +95,7 @@ class MyLogisticRegression(LogisticRegression):
     """A subclass may override predict: it must not be compiled as its parent."""
 
 
-def test_unknown_estimator_is_refused_with_the_supported_list(
+def test_unknown_estimator_is_refused_pointing_to_the_supported_list(
     iris: tuple[np.ndarray, np.ndarray],
 ) -> None:
     est = Homemade().fit(*iris)
@@ -103,7 +103,27 @@ def test_unknown_estimator_is_refused_with_the_supported_list(
         modelshelf.compile(est)
     message = str(info.value)
     assert "cannot compile" in message and "Homemade" in message
-    assert "sklearn.LogisticRegression" in message  # the supported list
+    assert "modelshelf.convert.supported_estimators()" in message and len(message) < 300
+    supported = modelshelf.convert.supported_estimators()
+    assert "sklearn.LogisticRegression" in supported
+    assert not [name for name in supported if name.rsplit(".", 1)[-1].startswith("_")]
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_a_search_is_refused_naming_its_best_estimator(
+    iris: tuple[np.ndarray, np.ndarray], refit: bool
+) -> None:
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(LogisticRegression(max_iter=1000), {"C": [0.1, 1.0]}, refit=refit)
+    with pytest.raises(UnsupportedModelError, match=r"GridSearchCV is a search, not a model"):
+        modelshelf.compile(search)  # unfitted too
+    search.fit(*iris)
+    with pytest.raises(UnsupportedModelError, match=r"search\.best_estimator_") as info:
+        modelshelf.compile(search)
+    assert ("modelshelf.compile(search.best_estimator_)" in str(info.value)) == refit
+    if refit:
+        modelshelf.compile(search.best_estimator_)
 
 
 def test_subclasses_are_not_compiled_as_their_parent(iris: tuple[np.ndarray, np.ndarray]) -> None:
