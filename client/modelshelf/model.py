@@ -14,7 +14,7 @@ from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
 from .runtime._categories import CategoryTables, is_category
-from .runtime._input import as_table
+from .runtime._input import as_table, is_frame
 from .runtime._sparse import publish
 from .runtime.text import as_documents
 
@@ -45,9 +45,12 @@ class _Method:
         kernel: Callable[[np.ndarray], Any] = getattr(executor, self.name)
         prepare = model._prepare
 
+        frame = model._pandas_columns if self.name == "transform" else None
+
         def method(X: Any) -> Any:
             # Sparse results (text vectorizers) reach the caller as SciPy CSR when installed.
-            return publish(kernel(prepare(X)))
+            out = publish(kernel(prepare(X)))
+            return out if frame is None else _as_frame(out, frame, X)
 
         method.__doc__ = self.__doc__
         method.__name__ = self.name
@@ -114,6 +117,8 @@ class Model:
         self._objects = self._categories is None and getattr(
             self._executor, "accepts_objects", False
         )
+        self._keep_float32 = bool(getattr(self._executor, "keeps_float32", False))
+        self._pandas_columns = _pandas_output(manifest.get("output"))
         if self._input_type == "tabular" and self._categories is None and not self._objects:
             raise ManifestError(
                 "tabular input needs category tables (input.categories) or a model whose "
@@ -129,7 +134,11 @@ class Model:
             _refuse_category_columns(X)
         if self._objects:
             return as_table(
-                X, self._n_features, feature_names=self._feature_names, allow_nan=self._allow_nan
+                X,
+                self._n_features,
+                feature_names=self._feature_names,
+                allow_nan=self._allow_nan,
+                used=getattr(self._executor, "used_columns", None),
             )
         return as_float_matrix(
             X,
@@ -137,6 +146,7 @@ class Model:
             feature_names=self._feature_names,
             categories=self._categories,
             allow_nan=self._allow_nan,
+            keep_float32=self._keep_float32,
         )
 
     @functools.cached_property
@@ -173,6 +183,41 @@ class Model:
     def __repr__(self) -> str:
         name = self.metadata.get("name", "")
         return f"<modelshelf.Model {self.kind} {name!r} {self.image.size} bytes>"
+
+
+_MAX_OUTPUT_COLUMNS = 1 << 24  # names in output.columns; a wide one-hot output has thousands
+
+
+def _pandas_output(output: Any) -> list[str] | None:
+    """The column names of a transform configured with ``set_output(transform="pandas")``
+    (manifest ``output``), or None for arrays."""
+    if output is None:
+        return None
+    if not isinstance(output, dict) or output.get("transform") != "pandas":
+        raise ManifestError("output must be {'transform': 'pandas', 'columns': [...]}")
+    columns = output.get("columns")
+    if (
+        not isinstance(columns, list)
+        or len(columns) > _MAX_OUTPUT_COLUMNS
+        or not all(isinstance(c, str) for c in columns)
+    ):
+        raise ManifestError(f"output columns must list at most {_MAX_OUTPUT_COLUMNS} strings")
+    return columns
+
+
+def _as_frame(out: Any, columns: list[str], X: Any) -> Any:
+    """``out`` as scikit-learn's pandas output: a DataFrame with the fitted output names and the
+    input DataFrame's index. Without pandas, the array (docs/format.md says so)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return out
+    if getattr(out, "ndim", 0) != 2 or out.shape[1] != len(columns):
+        raise ManifestError(
+            f"output names {len(columns)} columns, the transform made {getattr(out, 'shape', '?')}"
+        )
+    index = X.index if is_frame(X) and len(getattr(X, "index", ())) == len(out) else None
+    return pd.DataFrame(out, columns=columns, index=index)
 
 
 def _splits_on_codes(spec: Any) -> bool:

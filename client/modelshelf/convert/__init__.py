@@ -58,7 +58,23 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
         "input": schema,
         "metadata": build_metadata(estimator, metadata, _framework(estimator)),
     }
+    output = _output(estimator)
+    if output is not None:
+        manifest["output"] = output
     return ctx.builder.build(manifest)
+
+
+def _output(est: Any) -> dict[str, Any] | None:
+    """``set_output(transform="pandas")``: the transform's output names, for a DataFrame."""
+    config = getattr(est, "_sklearn_output_config", {}).get("transform", "default")
+    if config == "default" or not hasattr(est, "transform"):
+        return None
+    if config != "pandas":
+        raise UnsupportedModelError(
+            f"{type(est).__name__}: set_output(transform={config!r}) cannot be compiled; "
+            "use set_output(transform='pandas') or 'default'"
+        )
+    return {"transform": "pandas", "columns": [str(n) for n in est.get_feature_names_out()]}
 
 
 def _fitted_names(est: Any) -> Any:

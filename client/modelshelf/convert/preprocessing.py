@@ -41,9 +41,11 @@ def _scaler(
     factor: Any = None,
     offset: Any = None,
     clip: tuple[float, float] | None = None,
+    float32: str = "mixed",
 ) -> dict[str, Any]:
     arrays = {"center": center, "scale": scale, "factor": factor, "offset": offset}
-    params: dict[str, Any] = {"n_features": int(est.n_features_in_)}
+    # float32 input keeps its dtype; StandardScaler casts its arrays to it first.
+    params: dict[str, Any] = {"n_features": int(est.n_features_in_), "float32": float32}
     if clip is not None:
         params["clip"] = [float(clip[0]), float(clip[1])]
     return ctx.spec("scaler", path, arrays={k: _f64(v) for k, v in arrays.items()}, params=params)
@@ -58,6 +60,7 @@ def _standard_scaler(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         path,
         center=est.mean_ if est.with_mean else None,
         scale=est.scale_ if est.with_std else None,
+        float32="cast",
     )
 
 

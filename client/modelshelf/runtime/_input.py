@@ -51,8 +51,12 @@ def as_float_matrix(
     feature_names: Sequence[str] | None = None,
     categories: CategoryTables | None = None,
     allow_nan: bool = False,
+    keep_float32: bool = False,
 ) -> np.ndarray:
     """Return ``X`` as a 2-D float64 array with ``n_features`` columns, or raise an InputError.
+
+    ``keep_float32``: float32 input stays float32 (models whose output keeps its dtype in
+    scikit-learn: the scalers).
 
     A DataFrame's category columns are recoded through ``categories`` when the model has them
     (runtime/_categories.py); any other input is read as it is, its values being codes.
@@ -100,7 +104,10 @@ def as_float_matrix(
             f"expected {n_features} features per sample, got {arr.shape[1]} "
             f"(input shape {arr.shape})"
         )
-    if arr.dtype != np.float64:  # also converts big-endian float64 to native
+    if keep_float32 and arr.dtype == np.float32 and arr.dtype.isnative:
+        arr = arr.view()
+        arr.flags.writeable = False
+    elif arr.dtype != np.float64:  # also converts big-endian float64 to native
         arr = arr.astype(np.float64)
     elif arr.flags.writeable:
         arr = arr.view()
@@ -115,16 +122,25 @@ def as_table(
     *,
     feature_names: Sequence[str] | None = None,
     allow_nan: bool = False,
+    used: np.ndarray | None = None,
 ) -> np.ndarray:
     """``X`` for a model that takes strings: ``as_float_matrix(X)`` when every column is
     numeric, else a 2-D object array of ``n_features`` columns (numeric columns of a DataFrame
-    as float64 values, the others as numpy gives them: strings, None, NaN)."""
+    as float64 values, the others as numpy gives them: strings, None, NaN).
+
+    ``used`` (a column transformer's mask of the columns it reads): a DataFrame's columns are
+    then taken by name, as scikit-learn's column transformer takes them, in any order, extra
+    ones ignored, and only those it reads required."""
     if type(X) is np.ndarray and X.dtype.kind in "biuf":
         return as_float_matrix(X, n_features, allow_nan=allow_nan)
     if is_frame(X):
-        if feature_names is not None:
-            _check_names(column_names(X), list(feature_names))
-        columns = [frame_column(column) for _, column in X.items()]
+        names = column_names(X)
+        if used is not None and feature_names is not None and names != list(feature_names):
+            columns = _by_name(X, names, list(feature_names), used)
+        else:
+            if feature_names is not None:
+                _check_names(names, list(feature_names))
+            columns = [frame_column(column) for _, column in X.items()]
         if all(c.dtype.kind in "biuf" for c in columns):
             return as_float_matrix(_stack(columns, len(X)), n_features, allow_nan=allow_nan)
         arr = np.empty((len(X), len(columns)), dtype=object)
@@ -147,6 +163,22 @@ def as_table(
         arr = arr.view()
         arr.flags.writeable = False
     return arr
+
+
+def _by_name(
+    X: Any, names: list[str] | None, expected: list[str], used: np.ndarray
+) -> list[np.ndarray]:
+    """The fitted columns of ``X`` in fitted order, by name; NaN for unread missing ones."""
+    given = dict(X.items()) if names is not None else {}
+    missing = [n for j, n in enumerate(expected) if n not in given and used[j]]
+    if names is None or missing:
+        raise FeatureNamesError(
+            f"input columns are missing {missing[:_SHOWN_NAMES] if names else expected[:8]}, "
+            f"which the model reads: expected {_shorten(expected)}, got "
+            f"{_shorten(names or [])}"
+        )
+    absent = np.full(len(X), np.nan)
+    return [frame_column(given[n]) if n in given else absent for n in expected]
 
 
 def as_numbers(X: np.ndarray, label: str, allow_nan: bool) -> np.ndarray:

@@ -47,6 +47,8 @@ class Pipeline(Executor):
         # No step: scikit-learn validates nothing, NaN included.
         self.allow_nan = steps[0].allow_nan if steps else True
         self.accepts_objects = bool(steps) and getattr(steps[0], "accepts_objects", False)
+        self.used_columns = getattr(steps[0], "used_columns", None) if steps else None
+        self.keeps_float32 = bool(steps) and all(getattr(s, "keeps_float32", False) for s in steps)
         # A step that accepted NaN may hand it on; check before the next step that rejects it,
         # as that step's own validation would in scikit-learn. A step that rejected NaN got
         # finite input and gives finite output.
@@ -143,6 +145,8 @@ class ColumnTransformer(Executor):
     kind = "column_transformer"
     methods = _TRANSFORM
     accepts_objects = True
+    #: the input columns some part reads: a DataFrame needs only these, by name.
+    used_columns: np.ndarray | None = None
 
     def __init__(self, n_features: int, parts: list[_Part]) -> None:
         self.n_features = n_features
@@ -200,6 +204,7 @@ class ColumnTransformer(Executor):
         ]
         out = cls(n, parts)
         out.allow_nan = allow_nan
+        out.used_columns = taken
         return out
 
     def transform(self, X: np.ndarray) -> np.ndarray:

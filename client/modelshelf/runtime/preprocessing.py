@@ -44,6 +44,10 @@ class Scaler(Executor):
     StandardScaler and RobustScaler use center and scale, MaxAbsScaler scale (clip to [-1, 1]),
     MinMaxScaler factor and offset (clip to its feature_range). An absent array is a skipped
     operation, exactly as scikit-learn skips the steps an option disables.
+
+    ``float32`` says how float32 input stays float32, as in scikit-learn: ``"cast"`` (the
+    arrays cast to float32 first: StandardScaler) or ``"mixed"`` (float64 arrays applied in
+    place); absent (images before it), input is float64.
     """
 
     kind = "scaler"
@@ -59,8 +63,11 @@ class Scaler(Executor):
         factor: np.ndarray | None,
         offset: np.ndarray | None,
         clip: tuple[float, float] | None,
+        float32: str | None = None,
     ) -> None:
         self.n_features = n_features
+        self.float32 = float32
+        self.keeps_float32 = float32 is not None
         self.center = center
         self.scale = scale
         self.factor = factor
@@ -83,17 +90,20 @@ class Scaler(Executor):
         center, scale, factor, offset = (
             _maybe_vector(spec, r, n) for r in ("center", "scale", "factor", "offset")
         )
-        return cls(n, center, scale, factor, offset, clip)
+        float32 = spec.param("float32", (str, type(None)), None)
+        spec.check(float32 in (None, "cast", "mixed"), "float32 must be 'cast' or 'mixed'")
+        return cls(n, center, scale, factor, offset, clip, float32)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this scaler")
         if isinstance(X, CSRMatrix):
             return self._sparse(X)
         out = X.copy()
+        cast = out.dtype == np.float32 and self.float32 == "cast"
         if self.center is not None:
-            out -= self.center
+            out -= self.center.astype(np.float32) if cast else self.center
         if self.scale is not None:
-            out /= self.scale
+            out /= self.scale.astype(np.float32) if cast else self.scale
         if self.factor is not None:
             out *= self.factor
         if self.offset is not None:
