@@ -152,3 +152,20 @@ def test_encoder_array_mutations(data: st.DataObject) -> None:
     hostile = data.draw(hnp.arrays(dtype, shape))
     mutated = [(n, hostile if n == name else a) for n, a in arrays]
     assert _transform(_raw.assemble(mutated, manifest)) in ("ok", "refused")
+
+
+@pytest.mark.parametrize(
+    "fill_values",
+    [["a"], "ab", [True, "b", "c"], [None, "b", "c"], [{"a": 1}, "b", "c"]],
+    ids=["short", "string", "bool", "null", "object"],
+)
+def test_hostile_string_fill_values_are_refused(fill_values: Any) -> None:
+    from sklearn.impute import SimpleImputer
+
+    est = SimpleImputer(strategy="most_frequent").fit(TRAIN[["plan", "city"]].assign(n="x"))
+    image = Image.open(modelshelf.compile(est))
+    manifest = {**image.manifest}
+    manifest["model"] = {**manifest["model"], "params": {**manifest["model"]["params"]}}
+    manifest["model"]["params"]["fill_values"] = fill_values
+    with pytest.raises(ManifestError, match="fill_values"):
+        modelshelf.load(_raw.assemble(list(image.arrays.items()), manifest))

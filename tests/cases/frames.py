@@ -82,6 +82,13 @@ def customers(*, unknown: bool = False, regression: bool = False) -> Callable[[]
     return make
 
 
+def string_columns() -> Data:
+    """The customers' string columns alone (unseen strings in the held-out rows)."""
+    X, y, test = customers(unknown=True)()
+    columns = ["plan", "country", "channel"]
+    return X[columns], y, test[columns]
+
+
 def logreg() -> LogisticRegression:
     return LogisticRegression(max_iter=3000)
 
@@ -197,6 +204,35 @@ CASES: list[Case] = [
             [("p", OneHotEncoder(categories=[PLANS], handle_unknown="ignore"), ["plan"])]
         ),
         customers(unknown=True),
+    ),
+    # Strings imputed before the encoder (NaN is missing; None is a category of its own).
+    Case(
+        "frames-impute-strings-logreg",
+        lambda: make_pipeline(
+            ColumnTransformer(
+                [
+                    ("num", make_pipeline(SimpleImputer(), StandardScaler()), NUM),
+                    (
+                        "cat",
+                        make_pipeline(
+                            SimpleImputer(strategy="most_frequent"),
+                            OneHotEncoder(handle_unknown="ignore"),
+                        ),
+                        [*CAT, "channel"],
+                    ),
+                ]
+            ),
+            logreg(),
+        ),
+        customers(unknown=True),
+    ),
+    Case(
+        "frames-impute-strings-constant-ordinal",
+        lambda: make_pipeline(
+            SimpleImputer(strategy="constant", fill_value="none"),
+            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+        ),
+        string_columns,
     ),
     # OrdinalEncoder: missing values, unknown values, infrequent grouping, dtypes.
     Case("frames-ordinal", ordinal, customers()),

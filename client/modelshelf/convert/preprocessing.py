@@ -90,7 +90,7 @@ def _min_max_scaler(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 @converter(Normalizer)
 def _normalizer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if est.norm not in ("l1", "l2", "max"):
-        raise unsupported(est, f"norm={est.norm!r}")
+        raise unsupported(est, f"norm={est.norm!r}", "use 'l1', 'l2' or 'max'")
     return ctx.spec(
         "normalizer", path, params={"n_features": int(est.n_features_in_), "norm": est.norm}
     )
@@ -99,6 +99,10 @@ def _normalizer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 @converter(SimpleImputer)
 def _simple_imputer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     marker = est.missing_values
+    fill_dtype = np.dtype(getattr(est, "_fill_dtype", np.float64))
+    statistics = np.asarray(est.statistics_)
+    if fill_dtype.kind == "O":
+        return _string_imputer(est, ctx, path, statistics)
     if isinstance(marker, float) and math.isnan(marker):
         missing = None
     elif (
@@ -108,15 +112,19 @@ def _simple_imputer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     ):
         missing = float(marker)
     else:
-        raise unsupported(est, f"missing_values={marker!r} (only NaN or a finite number)")
-    fill_dtype = np.dtype(getattr(est, "_fill_dtype", np.float64))
+        raise unsupported(
+            est, f"missing_values={marker!r}", "mark missing values with NaN or a finite number"
+        )
     if fill_dtype.kind not in "iuf":
-        raise unsupported(est, f"imputing non-numeric data (fitted on dtype {fill_dtype})")
-    statistics = np.asarray(est.statistics_)
+        raise unsupported(
+            est, f"imputing data of dtype {fill_dtype}", "fit it on numbers or strings"
+        )
     try:
         as_float = statistics.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise unsupported(est, f"fill values {statistics[:5]!r}, which are not numbers") from exc
+        raise unsupported(
+            est, f"fill values {statistics[:5]!r}", "fill numeric columns with numbers"
+        ) from exc
     # Columns scikit-learn saw no value in have a NaN statistic: dropped unless kept as empty.
     keep = None
     valid = np.ones(len(statistics), dtype=bool)
@@ -134,6 +142,41 @@ def _simple_imputer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         path,
         arrays={"fill": fill, "keep": keep, "indicator": indicator},
         params={"n_features": int(est.n_features_in_), "missing_values": missing},
+    )
+
+
+def _string_imputer(est: Any, ctx: Context, path: str, statistics: np.ndarray) -> dict[str, Any]:
+    """SimpleImputer fitted on objects (strings): fill values are JSON strings or numbers."""
+    marker = est.missing_values
+    if not (isinstance(marker, float) and math.isnan(marker)):
+        raise unsupported(
+            est, f"missing_values={est.missing_values!r} on strings", "mark them with NaN"
+        )
+    # As transform: a statistic that is NaN (a column without any value) drops the column.
+    values = statistics.tolist()
+    valid = np.array([not (isinstance(v, float) and math.isnan(v)) for v in values], dtype=bool)
+    if est.keep_empty_features:
+        valid[:] = True
+    fill = [values[j] for j in np.flatnonzero(valid)]
+    for value in fill:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise unsupported(est, f"the fill value {value!r}", "fill with strings or numbers")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise unsupported(est, f"the fill value {value!r}", "fill with a finite value")
+    keep = None if valid.all() else np.flatnonzero(valid).astype(np.int64)
+    ctx.takes_strings = True
+    indicator = None
+    if est.add_indicator and est.indicator_ is not None:
+        indicator = np.asarray(est.indicator_.features_, dtype=np.int64)
+    return ctx.spec(
+        "simple_imputer",
+        path,
+        arrays={"keep": keep, "indicator": indicator},
+        params={
+            "n_features": int(est.n_features_in_),
+            "missing_values": None,
+            "fill_values": [v if isinstance(v, str) else float(v) for v in fill],
+        },
     )
 
 

@@ -169,6 +169,10 @@ class SimpleImputer(Executor):
     kept (scikit-learn drops columns it saw no value in); ``indicator`` (absent: none) lists the
     columns whose missing-value masks are appended as 0/1 features. ``missing_values`` is a
     number, or null for NaN.
+
+    An imputer fitted on strings has ``fill_values`` (a JSON list of strings and numbers, one
+    per kept column) instead of ``fill``: it takes objects, marks as missing the float NaN
+    values (not None, as scikit-learn's ``X != X``) and returns objects for the encoders.
     """
 
     kind = "simple_imputer"
@@ -189,13 +193,28 @@ class SimpleImputer(Executor):
         self.indicator = indicator
         # Only a NaN marker lets NaN in; with a number as marker scikit-learn rejects NaN.
         self.allow_nan = missing is None
+        self.accepts_objects = fill.dtype.kind == "O"
 
     @classmethod
     def from_spec(cls, spec: Spec) -> SimpleImputer:
         n = spec.param("n_features", int)
         missing = spec.param("missing_values", (int, float, type(None)))
         keep = _indices(spec, "keep", n)
-        fill = _vector(spec, "fill", n if keep is None else len(keep))
+        width = n if keep is None else len(keep)
+        values = spec.param("fill_values", (list, type(None)), None)
+        if values is None:
+            fill = _vector(spec, "fill", width)
+        else:
+            spec.check(
+                missing is None
+                and len(values) == width
+                and all(
+                    isinstance(v, str | int | float) and not isinstance(v, bool) for v in values
+                ),
+                f"fill_values must list {width} strings or numbers, with NaN as the marker",
+            )
+            fill = np.empty(width, dtype=object)
+            fill[:] = values
         return cls(
             n,
             None if missing is None else float(missing),
@@ -206,7 +225,11 @@ class SimpleImputer(Executor):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this imputer")
-        mask = np.isnan(X) if self.missing is None else np.equal(X, self.missing)
+        if self.accepts_objects:
+            X = X if X.dtype.kind == "O" else X.astype(object)
+            mask = _is_nan(X).astype(bool)
+        else:
+            mask = np.isnan(X) if self.missing is None else np.equal(X, self.missing)
         if self.keep is None:
             out, kept_mask = X.copy(), mask
         else:
@@ -215,6 +238,10 @@ class SimpleImputer(Executor):
         if self.indicator is not None:
             out = np.hstack([out, mask[:, self.indicator]])
         return out
+
+
+# scikit-learn's ``_object_dtype_isnan`` (``X != X``): only float NaN is missing, not None.
+_is_nan = np.frompyfunc(lambda v: isinstance(v, float | np.floating) and v != v, 1, 1)
 
 
 def _indices(spec: Spec, role: str, bound: int) -> np.ndarray | None:

@@ -230,3 +230,15 @@ def test_refusals_name_the_option_and_the_way_out() -> None:
         "scikit-learn hands it as a 1-D column cannot be compiled; select ['plan'] to give it a "
         "2-D column"
     )
+
+
+def test_string_imputation_other_than_nan_is_refused_naming_the_marker() -> None:
+    from sklearn.impute import SimpleImputer
+
+    X, _, _ = customers()()
+    est = SimpleImputer(missing_values=None, strategy="most_frequent").fit(X[["channel"]])
+    with pytest.raises(UnsupportedModelError) as info:
+        modelshelf.compile(est)
+    assert str(info.value) == (
+        "SimpleImputer: missing_values=None on strings cannot be compiled; mark them with NaN"
+    )
