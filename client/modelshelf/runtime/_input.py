@@ -71,8 +71,6 @@ def as_float_matrix(
             _check_names(names, list(feature_names))
         if categories is not None and is_frame(X):
             arr = categories.frame_matrix(X, names)
-        elif is_frame(X) and not all(isinstance(d, np.dtype) for d in X.dtypes):
-            arr = _stack([frame_column(column) for _, column in X.items()], len(X))
         elif hasattr(X, "toarray") and hasattr(X, "tocsr"):
             raise InputTypeError(
                 f"expected a dense array, got sparse {type(X).__module__}.{type(X).__name__}; "
@@ -80,6 +78,8 @@ def as_float_matrix(
             )
         else:
             arr = _as_array(X)
+            if arr.dtype.kind == "O" and is_frame(X):  # nullable columns: pd.NA is NaN
+                arr = _stack([frame_column(column) for _, column in X.items()], len(X))
     if arr.dtype.kind in "USVMmc":
         raise InputTypeError(
             f"expected numeric input (int, float or bool), got an array of dtype {arr.dtype}"
@@ -181,15 +181,14 @@ def _by_name(
     return [frame_column(given[n]) if n in given else absent for n in expected]
 
 
-def as_numbers(X: np.ndarray, label: str, allow_nan: bool) -> np.ndarray:
+def as_numbers(X: np.ndarray, label: str, allow_nan: bool, why: str) -> np.ndarray:
     """Columns of a mixed input that a numeric transformer takes, as float64 (``label``, the
-    part, names them in errors)."""
+    part, names them in errors; ``why`` says why they must be numbers)."""
     try:
         arr = X.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise InputTypeError(
-            f"{label}: expected numbers, as at fit time, got values that do not convert to "
-            f"float ({exc})"
+            f"{label}: expected numbers ({why}), got values that do not convert to float ({exc})"
         ) from exc
     try:
         check_finite(arr, allow_nan=allow_nan)

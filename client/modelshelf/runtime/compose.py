@@ -229,7 +229,12 @@ def _numeric(part: _Part, Xp: np.ndarray) -> np.ndarray:
     only NaN-accepting parts (and passthrough) let NaN in."""
     allow_nan = part.transformer is None or part.transformer.allow_nan
     columns = _shorten([int(c) for c in part.indices[:9]], len(part.indices))
-    return as_numbers(Xp, f"transformer {part.name!r} (input columns {columns})", allow_nan)
+    why = (
+        "modelshelf passes columns through as numbers only: encode or drop strings"
+        if part.transformer is None
+        else f"its {part.transformer.kind} was fitted on numbers"
+    )
+    return as_numbers(Xp, f"transformer {part.name!r} (input columns {columns})", allow_nan, why)
 
 
 def _apply(part: _Part, Xp: np.ndarray) -> np.ndarray:

@@ -242,3 +242,23 @@ def test_string_imputation_other_than_nan_is_refused_naming_the_marker() -> None
     assert str(info.value) == (
         "SimpleImputer: missing_values=None on strings cannot be compiled; mark them with NaN"
     )
+
+
+def test_strings_passed_through_are_refused_naming_the_way_out() -> None:
+    X, y, test = customers()()
+    est = ColumnTransformer([("num", StandardScaler(), ["age"])], remainder="passthrough")
+    est.fit(X[["age", "visits", "plan"]], y)
+    model = modelshelf.load(modelshelf.compile(est))
+    with pytest.raises(InputTypeError, match="through as numbers only: encode or drop strings"):
+        model.transform(test[["age", "visits", "plan"]])
+
+
+def test_nullable_columns_read_pd_na_as_missing_in_numeric_models() -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y, test = customers(regression=True)()
+    columns = ["age", "income", "visits"]
+    assert test["income"].isna().any()
+    est = HistGradientBoostingRegressor(max_iter=10).fit(X[columns], y)
+    model = modelshelf.load(modelshelf.compile(est))
+    np.testing.assert_allclose(model.predict(test[columns]), est.predict(test[columns]), 1e-12)
