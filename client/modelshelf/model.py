@@ -117,6 +117,9 @@ class Model:
         self._objects = self._categories is None and getattr(
             self._executor, "accepts_objects", False
         )
+        name_columns = getattr(self._executor, "name_columns", None)
+        if self._objects and names is not None and name_columns is not None:
+            name_columns(names)  # errors name the columns as the caller's DataFrame does
         self._keep_float32 = bool(getattr(self._executor, "keeps_float32", False))
         self._pandas_columns = _pandas_output(manifest.get("output"))
         if self._input_type == "tabular" and self._categories is None and not self._objects:

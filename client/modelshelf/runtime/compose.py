@@ -87,6 +87,11 @@ class Pipeline(Executor):
             X = step.transform(X)  # type: ignore[attr-defined]
         return X
 
+    def name_columns(self, names: list[str]) -> None:
+        """Name the input columns in the first step's errors (see encoders.py)."""
+        if self.steps and hasattr(self.steps[0], "name_columns"):
+            self.steps[0].name_columns(names)
+
     def _through(self, X: np.ndarray) -> np.ndarray:
         return self._run(None, X)
 
@@ -206,6 +211,15 @@ class ColumnTransformer(Executor):
         out.allow_nan = allow_nan
         out.used_columns = taken
         return out
+
+    def name_columns(self, names: list[str]) -> None:
+        """Name each part's columns in its errors (see encoders.py)."""
+        if len(names) != self.n_features:
+            return
+        for part in self.parts:
+            name_columns = getattr(part.transformer, "name_columns", None)
+            if name_columns is not None:
+                name_columns([names[int(c)] for c in part.indices])
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this column transformer")

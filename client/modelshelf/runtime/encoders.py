@@ -189,8 +189,17 @@ class _Encoder(Executor):
         self.n_features = categories.n_features
         #: set by a column transformer: which of its input columns each column is, for errors.
         self.input_columns: np.ndarray | None = None
+        #: set by the Model (``name_columns``): each column's name, for errors.
+        self.input_names: list[str] | None = None
+
+    def name_columns(self, names: list[str]) -> None:
+        """Name the columns in errors as the caller's DataFrame does (the model's input)."""
+        if len(names) == self.n_features:
+            self.input_names = names
 
     def _label(self, i: int) -> str:
+        if self.input_names is not None:
+            return f"column {self.input_names[i]!r}"
         if self.input_columns is None:
             return f"column {i}"
         return f"input column {int(self.input_columns[i])}"

@@ -120,7 +120,10 @@ def test_unknown_strings_raise_as_in_scikit_learn() -> None:
     with pytest.raises(UnknownCategoryError) as info:
         model.transform(test)
     message = str(info.value)
-    assert message.startswith("transformer 'cat': input column 3: value 'free' is not one of")
+    assert message.startswith("transformer 'cat': column 'plan': value 'free' is not one of")
+    # By position too, the column is named as at fit time.
+    with pytest.raises(UnknownCategoryError, match="transformer 'cat': column 'plan': value"):
+        model.transform(_by_position(test))
     assert "'basic'" in message and len(message) < 400
 
 
