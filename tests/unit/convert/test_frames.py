@@ -265,3 +265,12 @@ def test_nullable_columns_read_pd_na_as_missing_in_numeric_models() -> None:
     est = HistGradientBoostingRegressor(max_iter=10).fit(X[columns], y)
     model = modelshelf.load(modelshelf.compile(est))
     np.testing.assert_allclose(model.predict(test[columns]), est.predict(test[columns]), 1e-12)
+
+
+def test_inspect_describes_mixed_input(fitted: tuple[Any, modelshelf.Model]) -> None:
+    from modelshelf.cli._images import _describe_input
+
+    _, model = fitted
+    assert _describe_input(dict(model.image.manifest["input"])) == (
+        "tabular, 7 features, numbers and strings (encoded by the model)"
+    )
