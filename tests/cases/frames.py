@@ -193,6 +193,12 @@ CASES: list[Case] = [
         lambda: recipe(max_categories=3, handle_unknown="infrequent_if_exist"),
         customers(unknown=True),
     ),
+    # "warn" warns on unknown values (as scikit-learn): test_frames compares the warnings.
+    Case(
+        "frames-onehot-warn-infrequent",
+        lambda: recipe(min_frequency=30, handle_unknown="warn"),
+        customers(),
+    ),
     Case(
         "frames-onehot-infrequent-ignore",
         lambda: recipe(min_frequency=0.1, handle_unknown="ignore"),

@@ -148,6 +148,11 @@ def test_ordinal_encoder_alone_on_strings() -> None:
     est = OrdinalEncoder().fit(X[columns])
     model = modelshelf.load(modelshelf.compile(est))
     np.testing.assert_array_equal(model.transform(test[columns]), est.transform(test[columns]))
+    _, _, unknown = customers(unknown=True)()
+    with pytest.raises(ValueError, match="Found unknown categories"):
+        est.transform(unknown[columns])
+    with pytest.raises(UnknownCategoryError, match=r"column 'plan': value 'free' is not one"):
+        model.transform(unknown[columns])
 
 
 def test_set_output_pandas_returns_dataframes() -> None:
@@ -274,3 +279,21 @@ def test_inspect_describes_mixed_input(fitted: tuple[Any, modelshelf.Model]) -> 
     assert _describe_input(dict(model.image.manifest["input"])) == (
         "tabular, 7 features, numbers and strings (encoded by the model)"
     )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"handle_unknown": "warn", "min_frequency": 30}, {"drop": "first"}],
+    ids=["warn-infrequent", "drop-ignore"],
+)
+def test_unknown_strings_warn_as_in_scikit_learn(options: dict[str, Any]) -> None:
+    X, y, _ = customers()()
+    est = recipe(**options).fit(X, y)
+    model = modelshelf.load(modelshelf.compile(est))
+    _, _, test = customers(unknown=True)()
+    with pytest.warns(UserWarning, match="Found unknown categories") as sk_record:
+        expected = _dense(est.transform(test))
+    with pytest.warns(UserWarning, match="Found unknown categories") as record:
+        got = model.transform(test)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert str(record[0].message) == str(sk_record[0].message)
