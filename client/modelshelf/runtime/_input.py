@@ -137,15 +137,17 @@ def as_table(
         names = column_names(X)
         if used is not None and feature_names is not None and names != list(feature_names):
             columns = _by_name(X, names, list(feature_names), used)
+            if all(c.dtype.kind in "biuf" for c in columns):
+                return as_float_matrix(_stack(columns, len(X)), n_features, allow_nan=allow_nan)
+            arr = np.empty((len(X), len(columns)), dtype=object)
+            for j, column in enumerate(columns):
+                arr[:, j] = column
         else:
             if feature_names is not None:
                 _check_names(names, list(feature_names))
-            columns = [frame_column(column) for _, column in X.items()]
-        if all(c.dtype.kind in "biuf" for c in columns):
-            return as_float_matrix(_stack(columns, len(X)), n_features, allow_nan=allow_nan)
-        arr = np.empty((len(X), len(columns)), dtype=object)
-        for j, column in enumerate(columns):
-            arr[:, j] = column
+            arr = _frame_objects(X)
+            if arr.dtype.kind != "O":
+                return as_float_matrix(arr, n_features, allow_nan=allow_nan)
     else:
         arr = _as_array(X)
         if arr.dtype.kind in "US":  # a list's numbers became strings too: read it as objects
@@ -162,6 +164,28 @@ def as_table(
     if arr.flags.writeable and arr is X:
         arr = arr.view()
         arr.flags.writeable = False
+    return arr
+
+
+def _frame_objects(X: Any) -> np.ndarray:
+    """A DataFrame as one array in one pass (pandas interleaves its blocks; a column at a time
+    costs a Series each): numeric if every column is, else objects, with the nullable numeric
+    columns' ``pd.NA`` made NaN and everything numeric if only those made it objects."""
+    arr = _as_array(X)
+    if arr.dtype.kind != "O":
+        return arr
+    dtypes = list(X.dtypes)
+    nullable = [
+        j
+        for j, d in enumerate(dtypes)
+        if not isinstance(d, np.dtype) and getattr(d, "kind", "O") in "biuf"
+    ]
+    if nullable:
+        arr = arr.copy()  # a view of the caller's block must not be written
+        for j in nullable:
+            arr[:, j] = frame_column(X.iloc[:, j])
+        if all(getattr(d, "kind", "O") in "biuf" for d in dtypes):
+            return arr.astype(np.float64)
     return arr
 
 
