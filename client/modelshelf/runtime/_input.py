@@ -161,7 +161,7 @@ def as_table(
             f"expected {n_features} features per sample, got {arr.shape[1]} "
             f"(input shape {arr.shape})"
         )
-    if arr.flags.writeable and arr is X:
+    if arr.flags.writeable:  # it may be the caller's array, or a view of a DataFrame's block
         arr = arr.view()
         arr.flags.writeable = False
     return arr

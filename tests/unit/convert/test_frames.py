@@ -297,3 +297,19 @@ def test_unknown_strings_warn_as_in_scikit_learn(options: dict[str, Any]) -> Non
         got = model.transform(test)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert str(record[0].message) == str(sk_record[0].message)
+
+
+def test_the_callers_data_is_never_written() -> None:
+    from sklearn.impute import SimpleImputer
+
+    X, _, test = customers()()
+    columns = ["channel", "country"]
+    est = make_pipeline(SimpleImputer(strategy="most_frequent"), OrdinalEncoder()).fit(X[columns])
+    model = modelshelf.load(modelshelf.compile(est))
+    frame = test[columns].astype(object)  # one object block, which np.asarray views
+    before = frame.copy()
+    array = frame.to_numpy()
+    np.testing.assert_array_equal(model.transform(frame), est.transform(frame))
+    model.transform(array)
+    pd.testing.assert_frame_equal(frame, before)
+    assert array.flags.writeable and pd.isna(array[:, 1]).any()
