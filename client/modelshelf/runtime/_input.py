@@ -135,8 +135,9 @@ def as_table(
         return as_float_matrix(X, n_features, allow_nan=allow_nan)
     if is_frame(X):
         names = column_names(X)
-        if used is not None and feature_names is not None and names != list(feature_names):
-            columns = _by_name(X, names, list(feature_names), used)
+        fitted = None if feature_names is None else list(feature_names)
+        if used is not None and names is not None and fitted is not None and names != fitted:
+            columns = _by_name(X, names, fitted, used)
             if all(c.dtype.kind in "biuf" for c in columns):
                 return as_float_matrix(_stack(columns, len(X)), n_features, allow_nan=allow_nan)
             arr = np.empty((len(X), len(columns)), dtype=object)
@@ -189,17 +190,14 @@ def _frame_objects(X: Any) -> np.ndarray:
     return arr
 
 
-def _by_name(
-    X: Any, names: list[str] | None, expected: list[str], used: np.ndarray
-) -> list[np.ndarray]:
+def _by_name(X: Any, names: list[str], expected: list[str], used: Any) -> list[np.ndarray]:
     """The fitted columns of ``X`` in fitted order, by name; NaN for unread missing ones."""
-    given = dict(X.items()) if names is not None else {}
+    given = dict(X.items())
     missing = [n for j, n in enumerate(expected) if n not in given and used[j]]
-    if names is None or missing:
+    if missing:
         raise FeatureNamesError(
-            f"input columns are missing {missing[:_SHOWN_NAMES] if names else expected[:8]}, "
-            f"which the model reads: expected {_shorten(expected)}, got "
-            f"{_shorten(names or [])}"
+            f"input columns are missing {missing[:_SHOWN_NAMES]}, which the model reads: "
+            f"expected {_shorten(expected)}, got {_shorten(names)}"
         )
     absent = np.full(len(X), np.nan)
     return [frame_column(given[n]) if n in given else absent for n in expected]
