@@ -29,7 +29,10 @@
     ├── UnsupportedModelError (TypeError)   compile() met an estimator or option it cannot compile
     └── MissingDependencyError (ImportError) an optional extra is needed and not installed
 
-Messages say what was expected and what was found, so that the user can act on them.
+Messages say what was expected and what was found, so that the user can act on them. A
+refusal to compile (UnsupportedModelError) names the class or option as the user wrote it and
+the way out ("OneHotEncoder: handle_unknown='x' cannot be compiled; use ..."), in a few hundred
+characters at most: a list of alternatives is pointed to, never pasted in.
 
 Every class carries ``code``, its error code on the daemon's socket (docs/protocol.md), and
 ``exit_status``, the ``modelshelf`` command's exit status when it ends with that error:

@@ -14,12 +14,14 @@ from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
 from .runtime._categories import CategoryTables, is_category
+from .runtime._input import as_table, is_frame
 from .runtime._sparse import publish
 from .runtime.text import as_documents
 
 # "numeric": a 2-D array of numbers; "tabular" (format 1.1): numbers too, and a DataFrame's
-# category columns recoded through input.categories; "text": a sequence of documents (str or
-# bytes); "none": a tensor bundle, which predicts nothing.
+# category columns recoded through input.categories, or strings for the model's encoders;
+# "text": a sequence of documents (str or bytes); "none": a tensor bundle, which predicts
+# nothing.
 _INPUT_TYPES = ("numeric", "tabular", "text", "none")
 
 
@@ -43,9 +45,12 @@ class _Method:
         kernel: Callable[[np.ndarray], Any] = getattr(executor, self.name)
         prepare = model._prepare
 
+        frame = model._pandas_columns if self.name == "transform" else None
+
         def method(X: Any) -> Any:
             # Sparse results (text vectorizers) reach the caller as SciPy CSR when installed.
-            return publish(kernel(prepare(X)))
+            out = publish(kernel(prepare(X)))
+            return out if frame is None else _as_frame(out, frame, X)
 
         method.__doc__ = self.__doc__
         method.__name__ = self.name
@@ -96,7 +101,7 @@ class Model:
         self._n_features: int | None = n_features
         self._feature_names: list[str] | None = names
         self._categories: CategoryTables | None = None
-        if self._input_type == "tabular":
+        if self._input_type == "tabular" and "categories" in schema:
             self._categories = CategoryTables.from_manifest(
                 schema.get("categories"), image.arrays, n_features
             )
@@ -108,6 +113,20 @@ class Model:
             None if self.kind == "tensors" else build(spec, image.arrays)
         )
         self._allow_nan = bool(self._executor is not None and self._executor.allow_nan)
+        # A root that takes strings (encoders, a column transformer) gets mixed columns as is.
+        self._objects = self._categories is None and getattr(
+            self._executor, "accepts_objects", False
+        )
+        name_columns = getattr(self._executor, "name_columns", None)
+        if self._objects and names is not None and name_columns is not None:
+            name_columns(names)  # errors name the columns as the caller's DataFrame does
+        self._keep_float32 = bool(getattr(self._executor, "keeps_float32", False))
+        self._pandas_columns = _pandas_output(manifest.get("output"))
+        if self._input_type == "tabular" and self._categories is None and not self._objects:
+            raise ManifestError(
+                "tabular input needs category tables (input.categories) or a model whose "
+                "first step takes strings (an encoder or a column transformer)"
+            )
         self._codes_only = self._input_type == "numeric" and _splits_on_codes(spec)
         image.compact()  # everything needed is built: keep the bytes, not their parse
 
@@ -116,12 +135,21 @@ class Model:
             return as_documents(X)
         if self._codes_only and type(X) is not np.ndarray:
             _refuse_category_columns(X)
+        if self._objects:
+            return as_table(
+                X,
+                self._n_features,
+                feature_names=self._feature_names,
+                allow_nan=self._allow_nan,
+                used=getattr(self._executor, "used_columns", None),
+            )
         return as_float_matrix(
             X,
             self._n_features,
             feature_names=self._feature_names,
             categories=self._categories,
             allow_nan=self._allow_nan,
+            keep_float32=self._keep_float32,
         )
 
     @functools.cached_property
@@ -158,6 +186,41 @@ class Model:
     def __repr__(self) -> str:
         name = self.metadata.get("name", "")
         return f"<modelshelf.Model {self.kind} {name!r} {self.image.size} bytes>"
+
+
+_MAX_OUTPUT_COLUMNS = 1 << 24  # names in output.columns; a wide one-hot output has thousands
+
+
+def _pandas_output(output: Any) -> list[str] | None:
+    """The column names of a transform configured with ``set_output(transform="pandas")``
+    (manifest ``output``), or None for arrays."""
+    if output is None:
+        return None
+    if not isinstance(output, dict) or output.get("transform") != "pandas":
+        raise ManifestError("output must be {'transform': 'pandas', 'columns': [...]}")
+    columns = output.get("columns")
+    if (
+        not isinstance(columns, list)
+        or len(columns) > _MAX_OUTPUT_COLUMNS
+        or not all(isinstance(c, str) for c in columns)
+    ):
+        raise ManifestError(f"output columns must list at most {_MAX_OUTPUT_COLUMNS} strings")
+    return columns
+
+
+def _as_frame(out: Any, columns: list[str], X: Any) -> Any:
+    """``out`` as scikit-learn's pandas output: a DataFrame with the fitted output names and the
+    input DataFrame's index. Without pandas, the array (docs/format.md says so)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return out
+    if getattr(out, "ndim", 0) != 2 or out.shape[1] != len(columns):
+        raise ManifestError(
+            f"output names {len(columns)} columns, the transform made {getattr(out, 'shape', '?')}"
+        )
+    index = X.index if is_frame(X) and len(getattr(X, "index", ())) == len(out) else None
+    return pd.DataFrame(out, columns=columns, index=index)
 
 
 def _splits_on_codes(spec: Any) -> bool:

@@ -228,6 +228,8 @@ def _describe_input(schema: dict[str, Any]) -> str:
         return "text, a sequence of documents (str or bytes)"
     if kind == "tabular":
         tables = schema.get("categories")
+        if tables is None:
+            return f"tabular, {n} features, numbers and strings (encoded by the model)"
         count = len(tables) if isinstance(tables, list) else 0
         return f"tabular, {n} features, {count} categorical (a DataFrame's categories recoded)"
     return str(kind)

@@ -19,6 +19,7 @@ from . import (  # noqa: F401
     compose,
     covariance,
     discriminant,
+    encoders,
     ensemble,
     glm,
     lgbm,
@@ -63,12 +64,30 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
     }
     if ctx.categories:  # format 1.1: a DataFrame's category columns are recoded
         schema.update(type="tabular", categories=ctx.categories)
+    elif ctx.takes_strings:  # format 1.1: strings reach the encoders
+        schema.update(type="tabular")
     manifest = {
         "model": spec,
         "input": schema,
         "metadata": build_metadata(estimator, metadata, _framework(estimator)),
     }
+    output = _output(estimator)
+    if output is not None:
+        manifest["output"] = output
     return ctx.builder.build(manifest)
+
+
+def _output(est: Any) -> dict[str, Any] | None:
+    """``set_output(transform="pandas")``: the transform's output names, for a DataFrame."""
+    config = getattr(est, "_sklearn_output_config", {}).get("transform", "default")
+    if config == "default" or not hasattr(est, "transform"):
+        return None
+    if config != "pandas":
+        raise UnsupportedModelError(
+            f"{type(est).__name__}: set_output(transform={config!r}) cannot be compiled; "
+            "use set_output(transform='pandas') or 'default'"
+        )
+    return {"transform": "pandas", "columns": [str(n) for n in est.get_feature_names_out()]}
 
 
 def _fitted_names(est: Any) -> Any:

@@ -32,12 +32,35 @@ def converter(*classes: type) -> Callable[[Converter], Converter]:
 
 
 def supported_estimators() -> list[str]:
-    return sorted(f"{c.__module__.split('.')[0]}.{c.__name__}" for c in _CONVERTERS)
+    """The public estimator classes ``compile`` accepts, as ``package.Class``."""
+    return sorted(
+        f"{c.__module__.split('.')[0]}.{c.__name__}"
+        for c in _CONVERTERS
+        if not c.__name__.startswith("_")  # helpers a meta-estimator fits inside itself
+    )
 
 
-def unsupported(est: Any, what: str) -> UnsupportedModelError:
-    """The error for an option of a supported estimator that images cannot represent."""
-    return UnsupportedModelError(f"{type(est).__name__}: {what} is not supported by modelshelf")
+def unsupported(est: Any, what: str, fix: str = "") -> UnsupportedModelError:
+    """The error for an option of a supported estimator that images cannot represent:
+    ``what`` names the option as the user wrote it, ``fix`` the way out."""
+    way_out = f"; {fix}" if fix else ""
+    return UnsupportedModelError(f"{type(est).__name__}: {what} cannot be compiled{way_out}")
+
+
+def _unknown_class(est: Any) -> UnsupportedModelError:
+    """The error for a class without a converter: what it is, and what to compile instead."""
+    name = f"{type(est).__module__.split('.')[0]}.{type(est).__qualname__}"
+    if hasattr(est, "param_grid") or hasattr(est, "param_distributions"):
+        # A search object (GridSearchCV...): the model it found is what predicts.
+        if hasattr(est, "best_estimator_"):
+            fix = "compile the model it found: modelshelf.compile(search.best_estimator_)"
+        else:
+            fix = "fit it (with refit=True), then compile search.best_estimator_"
+        return UnsupportedModelError(f"{name} is a search, not a model; {fix}")
+    return UnsupportedModelError(
+        f"modelshelf cannot compile {name}: no converter for this class (subclasses of "
+        "supported classes included); modelshelf.convert.supported_estimators() lists them"
+    )
 
 
 class Context:
@@ -46,20 +69,19 @@ class Context:
     Converters of models that keep facts about their input outside scikit-learn's attributes
     (native boosters' feature names, the training categories of pandas category columns) record
     them with ``describe_input``; ``compile`` writes them into the manifest's ``input``.
+    Encoders fitted on strings set ``takes_strings``: the input is then tabular (format 1.1).
     """
 
     def __init__(self) -> None:
         self.builder = ImageBuilder()
         self.feature_names: list[str] | None = None
         self.categories: list[dict[str, Any]] = []
+        self.takes_strings = False
 
     def convert(self, est: Any, path: str = "model") -> dict[str, Any]:
         fn = _CONVERTERS.get(type(est))
         if fn is None:
-            raise UnsupportedModelError(
-                f"cannot compile {type(est).__module__}.{type(est).__qualname__}; supported: "
-                f"{', '.join(supported_estimators())}"
-            )
+            raise _unknown_class(est)
         _check_fitted(est)
         return fn(est, self, path)
 

@@ -64,29 +64,53 @@ def _column_transformer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 
 
 def _column_indices(est: Any, name: str, key: Any, n: int) -> np.ndarray:
-    """The input column indices ``key`` selects: ints, slices and boolean masks; no names."""
-    names = unsupported(
-        est, f"selecting columns by name (transformer {name!r}: {key!r}); select by index"
-    )
+    """The input column indices ``key`` selects, as scikit-learn resolved them at fit time:
+    names (a DataFrame's), ``make_column_selector`` and other callables, ints, slices of
+    either, boolean masks. Images store the indices; names are checked on the whole input."""
+    if isinstance(key, str | int | np.integer) and not isinstance(key, bool):
+        # One scalar column hands the transformer a 1-D column (a text column, typically).
+        raise unsupported(
+            est,
+            f"transformer {name!r} takes the single column {key!r}, which scikit-learn hands "
+            "it as a 1-D column",
+            f"select [{key!r}] to give it a 2-D column",
+        )
+    resolved = getattr(est, "_transformer_to_input_indices", {}).get(name)
+    if resolved is not None:
+        return np.asarray(resolved, dtype=np.int64).reshape(-1)
+    return _resolve(est, name, key, n)
+
+
+def _resolve(est: Any, name: str, key: Any, n: int) -> np.ndarray:
+    """``key`` resolved by hand (scikit-learn without ``_transformer_to_input_indices``)."""
+    names = [str(c) for c in getattr(est, "feature_names_in_", [])]
     if isinstance(key, slice):
         if isinstance(key.start, str) or isinstance(key.stop, str):
-            raise names
+            # A slice of names includes its end, as DataFrame.loc does.
+            lo = 0 if key.start is None else names.index(key.start)
+            hi = n if key.stop is None else names.index(key.stop) + 1
+            return np.arange(lo, hi, dtype=np.int64)
         return np.arange(n, dtype=np.int64)[key]
-    if isinstance(key, str):
-        raise names
-    if np.isscalar(key):
-        # One scalar column hands the transformer a 1-D array (a text column, typically).
-        raise unsupported(est, f"a scalar column selection (transformer {name!r}: {key!r})")
     values = list(key)
-    if any(isinstance(v, str) for v in values):
-        raise names
     if not values:
         return np.zeros(0, dtype=np.int64)
+    if all(isinstance(v, str) for v in values):
+        missing = [v for v in values if v not in names]
+        if missing:
+            raise unsupported(
+                est,
+                f"transformer {name!r} selects columns {missing[:8]}, which are not among the "
+                "fitted feature names",
+                "fit it on a DataFrame that has them",
+            )
+        return np.asarray([names.index(v) for v in values], dtype=np.int64)
     arr = np.asarray(values)
-    if arr.dtype.kind == "b":
-        if arr.shape != (n,):
-            raise unsupported(est, f"a boolean column mask of shape {arr.shape}, not ({n},)")
+    if arr.dtype.kind == "b" and arr.shape == (n,):
         return np.flatnonzero(arr).astype(np.int64)
     if arr.dtype.kind not in "iu":
-        raise unsupported(est, f"column selection {key!r} (transformer {name!r})")
+        raise unsupported(
+            est,
+            f"transformer {name!r}'s column selection {key!r}",
+            "select columns by names, indices, a slice, a boolean mask or make_column_selector",
+        )
     return np.arange(n, dtype=np.int64)[arr]  # negative indices count from the end

@@ -53,7 +53,7 @@ def _dense_coef(est: Any) -> np.ndarray:
         coef = coef.toarray()
     coef = np.asarray(coef)
     if coef.dtype.kind != "f":
-        raise unsupported(est, f"coef_ of dtype {coef.dtype}")
+        raise unsupported(est, f"coef_ of dtype {coef.dtype}", "fit it on float64 or float32 data")
     return coef
 
 
@@ -113,7 +113,9 @@ def _linear_svc(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 def _ridge_classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     binarizer = est._label_binarizer
     if getattr(binarizer, "sparse_input_", False):
-        raise unsupported(est, "a sparse y (predict would return a sparse matrix)")
+        raise unsupported(
+            est, "a sparse y (predict would return a sparse matrix)", "fit it on a dense y"
+        )
     multilabel = binarizer.y_type_.startswith("multilabel")
     return _classifier_spec(est, ctx, path, "none", multilabel=multilabel)
 
@@ -158,9 +160,15 @@ def _one_vs_rest(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     binarizer = est.label_binarizer_
     target = _TARGETS.get(binarizer.y_type_)
     if target is None:
-        raise unsupported(est, f"a target of type {binarizer.y_type_!r}")
+        raise unsupported(
+            est,
+            f"a target of type {binarizer.y_type_!r}",
+            "fit it on binary, multiclass or multilabel y",
+        )
     if getattr(binarizer, "sparse_input_", False):
-        raise unsupported(est, "a sparse y (predict would return a sparse matrix)")
+        raise unsupported(
+            est, "a sparse y (predict would return a sparse matrix)", "fit it on a dense y"
+        )
     children = [ctx.convert(child, f"{path}/{i}") for i, child in enumerate(est.estimators_)]
     first = est.estimators_[0]
     # sklearn.multiclass._threshold_for_binary_predict: the first estimator decides for all.

@@ -37,7 +37,7 @@ def _mlp_classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if target is None:
         raise unsupported(est, f"target type {binarizer.y_type_!r}")
     if getattr(binarizer, "sparse_input_", False):
-        raise unsupported(est, "a sparse multilabel target")
+        raise unsupported(est, "a sparse multilabel target", "fit it on a dense y")
     if (binarizer.neg_label, binarizer.pos_label) != (0, 1):
         raise unsupported(
             est, f"label binarizer with labels {binarizer.neg_label, binarizer.pos_label}"

@@ -1,8 +1,9 @@
-"""Preprocessing transformers to specs: scalers, Normalizer, SimpleImputer, PCA, OneHotEncoder.
+"""Preprocessing transformers to specs: scalers, Normalizer, SimpleImputer, PCA (encoders:
+encoders.py).
 
 Whatever scikit-learn would recompute at every transform (PCA's centred offset, whitening
-scale and precision matrix, the one-hot encoder's infrequent and dropped category mapping) is
-computed here once, with scikit-learn's own operations, and stored ready for the kernel.
+scale and precision matrix) is computed here once, with scikit-learn's own operations, and
+stored ready for the kernel.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from sklearn.preprocessing import (
     MaxAbsScaler,
     MinMaxScaler,
     Normalizer,
-    OneHotEncoder,
     RobustScaler,
     StandardScaler,
 )
@@ -41,9 +41,11 @@ def _scaler(
     factor: Any = None,
     offset: Any = None,
     clip: tuple[float, float] | None = None,
+    float32: str = "mixed",
 ) -> dict[str, Any]:
     arrays = {"center": center, "scale": scale, "factor": factor, "offset": offset}
-    params: dict[str, Any] = {"n_features": int(est.n_features_in_)}
+    # float32 input keeps its dtype; StandardScaler casts its arrays to it first.
+    params: dict[str, Any] = {"n_features": int(est.n_features_in_), "float32": float32}
     if clip is not None:
         params["clip"] = [float(clip[0]), float(clip[1])]
     return ctx.spec("scaler", path, arrays={k: _f64(v) for k, v in arrays.items()}, params=params)
@@ -58,6 +60,7 @@ def _standard_scaler(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         path,
         center=est.mean_ if est.with_mean else None,
         scale=est.scale_ if est.with_std else None,
+        float32="cast",
     )
 
 
@@ -87,7 +90,7 @@ def _min_max_scaler(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 @converter(Normalizer)
 def _normalizer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if est.norm not in ("l1", "l2", "max"):
-        raise unsupported(est, f"norm={est.norm!r}")
+        raise unsupported(est, f"norm={est.norm!r}", "use 'l1', 'l2' or 'max'")
     return ctx.spec(
         "normalizer", path, params={"n_features": int(est.n_features_in_), "norm": est.norm}
     )
@@ -96,6 +99,10 @@ def _normalizer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 @converter(SimpleImputer)
 def _simple_imputer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     marker = est.missing_values
+    fill_dtype = np.dtype(getattr(est, "_fill_dtype", np.float64))
+    statistics = np.asarray(est.statistics_)
+    if fill_dtype.kind == "O":
+        return _string_imputer(est, ctx, path, statistics)
     if isinstance(marker, float) and math.isnan(marker):
         missing = None
     elif (
@@ -105,15 +112,19 @@ def _simple_imputer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     ):
         missing = float(marker)
     else:
-        raise unsupported(est, f"missing_values={marker!r} (only NaN or a finite number)")
-    fill_dtype = np.dtype(getattr(est, "_fill_dtype", np.float64))
+        raise unsupported(
+            est, f"missing_values={marker!r}", "mark missing values with NaN or a finite number"
+        )
     if fill_dtype.kind not in "iuf":
-        raise unsupported(est, f"imputing non-numeric data (fitted on dtype {fill_dtype})")
-    statistics = np.asarray(est.statistics_)
+        raise unsupported(
+            est, f"imputing data of dtype {fill_dtype}", "fit it on numbers or strings"
+        )
     try:
         as_float = statistics.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise unsupported(est, f"fill values {statistics[:5]!r}, which are not numbers") from exc
+        raise unsupported(
+            est, f"fill values {statistics[:5]!r}", "fill numeric columns with numbers"
+        ) from exc
     # Columns scikit-learn saw no value in have a NaN statistic: dropped unless kept as empty.
     keep = None
     valid = np.ones(len(statistics), dtype=bool)
@@ -131,6 +142,41 @@ def _simple_imputer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         path,
         arrays={"fill": fill, "keep": keep, "indicator": indicator},
         params={"n_features": int(est.n_features_in_), "missing_values": missing},
+    )
+
+
+def _string_imputer(est: Any, ctx: Context, path: str, statistics: np.ndarray) -> dict[str, Any]:
+    """SimpleImputer fitted on objects (strings): fill values are JSON strings or numbers."""
+    marker = est.missing_values
+    if not (isinstance(marker, float) and math.isnan(marker)):
+        raise unsupported(
+            est, f"missing_values={est.missing_values!r} on strings", "mark them with NaN"
+        )
+    # As transform: a statistic that is NaN (a column without any value) drops the column.
+    values = statistics.tolist()
+    valid = np.array([not (isinstance(v, float) and math.isnan(v)) for v in values], dtype=bool)
+    if est.keep_empty_features:
+        valid[:] = True
+    fill = [values[j] for j in np.flatnonzero(valid)]
+    for value in fill:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise unsupported(est, f"the fill value {value!r}", "fill with strings or numbers")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise unsupported(est, f"the fill value {value!r}", "fill with a finite value")
+    keep = None if valid.all() else np.flatnonzero(valid).astype(np.int64)
+    ctx.takes_strings = True
+    indicator = None
+    if est.add_indicator and est.indicator_ is not None:
+        indicator = np.asarray(est.indicator_.features_, dtype=np.int64)
+    return ctx.spec(
+        "simple_imputer",
+        path,
+        arrays={"keep": keep, "indicator": indicator},
+        params={
+            "n_features": int(est.n_features_in_),
+            "missing_values": None,
+            "fill_values": [v if isinstance(v, str) else float(v) for v in fill],
+        },
     )
 
 
@@ -166,76 +212,3 @@ def _pca(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             "log_norm": np.array([log_norm], dtype=np.float64),
         }
     return ctx.spec("pca", path, arrays=arrays)
-
-
-@converter(OneHotEncoder)
-def _one_hot_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
-    handle_unknown = est.handle_unknown
-    if handle_unknown not in ("error", "ignore", "infrequent_if_exist", "warn"):
-        raise unsupported(est, f"handle_unknown={handle_unknown!r}")
-    n_features = len(est.categories_)
-    n_outs = list(est._n_features_outs)
-    starts = np.cumsum([0, *n_outs])
-    enabled = est._infrequent_enabled
-    mappings = est._default_to_infrequent_mappings if enabled else [None] * n_features
-    infrequent = est._infrequent_indices if enabled else [None] * n_features
-    drops = est._drop_idx_after_grouping
-    categories, codes, unknown = [], [], []
-    for i, cats in enumerate(est.categories_):
-        categories.append(_numeric_categories(est, i, cats))
-        # The integer code scikit-learn gives each category, after grouping and dropping.
-        x_int = np.arange(len(cats), dtype=np.int64)
-        if mappings[i] is not None:
-            x_int = np.asarray(mappings[i], dtype=np.int64)[x_int]
-        col = x_int + starts[i]
-        to_drop = None if drops is None else drops[i]
-        if to_drop is not None:
-            col = np.where(x_int > to_drop, col - 1, col)
-            col[x_int == to_drop] = -1
-        codes.append(col)
-        # Unknown values become the infrequent category where there is one and the mode says
-        # so; otherwise no column is set (or, with "error", transform raises).
-        rare = infrequent[i]
-        if rare is not None and handle_unknown in ("infrequent_if_exist", "warn"):
-            unknown.append(int(col[rare[0]]))
-        else:
-            unknown.append(-1)
-    warn = handle_unknown == "warn" or (
-        est.drop is not None and handle_unknown in ("ignore", "infrequent_if_exist")
-    )
-    return ctx.spec(
-        "one_hot_encoder",
-        path,
-        arrays={
-            "categories": np.concatenate(categories),
-            "offsets": np.cumsum([0, *map(len, categories)]).astype(np.int64),
-            "codes": np.concatenate(codes).astype(np.int64),
-            "unknown": np.asarray(unknown, dtype=np.int64),
-        },
-        params={
-            "n_out": int(starts[-1]),
-            "handle_unknown": handle_unknown,
-            "warn_unknown": bool(warn),
-        },
-    )
-
-
-def _numeric_categories(est: Any, column: int, cats: np.ndarray) -> np.ndarray:
-    """Column ``column``'s categories as float64, or UnsupportedModelError if they are not
-    numbers (or would not stay distinct and sorted as doubles)."""
-    cats = np.asarray(cats)
-    if cats.dtype.kind == "O" and all(
-        isinstance(c, numbers.Real) and not isinstance(c, bool) for c in cats
-    ):
-        cats = cats.astype(np.float64)
-    if cats.dtype.kind not in "biuf":
-        raise unsupported(
-            est,
-            f"non-numeric categories in column {column} ({list(cats[:3])!r}...); only numeric "
-            "categories",
-        )
-    out = cats.astype(np.float64)
-    finite = out[~np.isnan(out)]
-    if not np.all(np.diff(finite) > 0) or np.isnan(out[: len(finite)]).any():
-        raise unsupported(est, f"categories of column {column} that are not distinct doubles")
-    return out

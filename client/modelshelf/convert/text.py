@@ -38,17 +38,27 @@ def input_type(spec: dict[str, Any]) -> str:
 def _analysis(est: Any) -> dict[str, Any]:
     """Manifest parameters of a vectorizer's analysis; refuses what an image cannot hold."""
     if callable(est.analyzer):
-        raise unsupported(est, "a callable analyzer (images hold no code)")
+        raise unsupported(
+            est,
+            "a callable analyzer (images hold no code)",
+            "use analyzer='word', 'char' or 'char_wb'",
+        )
     if est.analyzer not in ("word", "char", "char_wb"):
         raise unsupported(est, f"analyzer={est.analyzer!r}")
     if est.preprocessor is not None:
-        raise unsupported(est, "a custom preprocessor (images hold no code)")
+        raise unsupported(
+            est, "a custom preprocessor (images hold no code)", "preprocess the documents before"
+        )
     if est.tokenizer is not None and est.analyzer == "word":
-        raise unsupported(est, "a custom tokenizer (images hold no code)")
+        raise unsupported(
+            est, "a custom tokenizer (images hold no code)", "use a token_pattern instead"
+        )
     if callable(est.strip_accents):
-        raise unsupported(est, "a callable strip_accents (images hold no code)")
+        raise unsupported(
+            est, "a callable strip_accents (images hold no code)", "use 'ascii' or 'unicode'"
+        )
     if est.input != "content":
-        raise unsupported(est, f"input={est.input!r} (pass the documents' contents)")
+        raise unsupported(est, f"input={est.input!r}", "use input='content' and pass the contents")
     try:
         codecs.lookup(est.encoding)
     except LookupError as exc:
@@ -64,7 +74,9 @@ def _analysis(est: Any) -> dict[str, Any]:
     if est.analyzer == "word":
         pattern = re.compile(est.token_pattern)
         if pattern.groups > 1:
-            raise unsupported(est, "a token_pattern with more than one group")
+            raise unsupported(
+                est, "a token_pattern with more than one group", "use (?:...) for the others"
+            )
         params["token_pattern"] = est.token_pattern
         # scikit-learn compiles the pattern with no flags: inline flags travel inside it.
         params["token_flags"] = 0

@@ -26,7 +26,7 @@ from sklearn.preprocessing import (
 )
 
 from ._context import Context, converter, unsupported
-from .preprocessing import _numeric_categories
+from .encoders import _numeric_categories
 
 
 def _n_features(est: Any) -> int:

@@ -376,7 +376,9 @@ def _gradient_boosting(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         (isinstance(init, str) and init == "zero")
         or type(init) in (DummyClassifier, DummyRegressor)
     ):
-        raise unsupported(est, f"init={type(init).__name__}")  # its predictions vary with X
+        raise unsupported(  # its predictions vary with X
+            est, f"init={type(init).__name__}", "use init=None (a Dummy estimator) or 'zero'"
+        )
     n_features = est.n_features_in_
     base = est._raw_predict_init(np.zeros((1, n_features), dtype=np.float32))[0]
     stages = est.estimators_[: est.n_estimators_]
@@ -416,7 +418,9 @@ def _hist_gradient_boosting(est: Any, ctx: Context, path: str) -> dict[str, Any]
         for column, known in zip(categorical.tolist(), encoder.categories_, strict=True):
             known = np.asarray(known)
             if known.dtype.kind not in "iuf":
-                raise unsupported(est, f"categories of dtype {known.dtype} (numbers only)")
+                raise unsupported(
+                    est, f"categories of dtype {known.dtype}", "encode them as numbers first"
+                )
             known = known.astype(np.float64)
             encode[column] = known[~np.isnan(known)]
     builder = ForestBuilder(n_features, threshold_dtype=np.float64)

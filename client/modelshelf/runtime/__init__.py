@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     compose,
     covariance,
     discriminant,
+    encoders,
     ensemble,
     glm,
     knn_imputer,

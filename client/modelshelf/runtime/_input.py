@@ -2,7 +2,13 @@
 
 Executors receive what ``as_float_matrix`` returns: a 2-D float64 array that is a read-only
 view whenever no conversion was needed, so a kernel that tried to write into the caller's data
-fails loudly instead of corrupting it.
+fails loudly instead of corrupting it. Models whose root takes strings (a column transformer or
+a pipeline starting with encoders) receive what ``as_table`` returns: the same float64 matrix
+when every column is numeric, else a 2-D object array whose columns the model reads itself.
+
+A DataFrame is anything with ``columns``, ``dtypes`` and ``items()``; pandas is never imported.
+Its nullable columns (``Int64``, ``Float64``, ``boolean``) are read as float64 with ``pd.NA``
+as NaN, as scikit-learn reads them.
 """
 
 from __future__ import annotations
@@ -45,8 +51,12 @@ def as_float_matrix(
     feature_names: Sequence[str] | None = None,
     categories: CategoryTables | None = None,
     allow_nan: bool = False,
+    keep_float32: bool = False,
 ) -> np.ndarray:
     """Return ``X`` as a 2-D float64 array with ``n_features`` columns, or raise an InputError.
+
+    ``keep_float32``: float32 input stays float32 (models whose output keeps its dtype in
+    scikit-learn: the scalers).
 
     A DataFrame's category columns are recoded through ``categories`` when the model has them
     (runtime/_categories.py); any other input is read as it is, its values being codes.
@@ -59,7 +69,7 @@ def as_float_matrix(
         names = column_names(X)
         if feature_names is not None:
             _check_names(names, list(feature_names))
-        if categories is not None and hasattr(X, "dtypes") and hasattr(X, "items"):
+        if categories is not None and is_frame(X):
             arr = categories.frame_matrix(X, names)
         elif hasattr(X, "toarray") and hasattr(X, "tocsr"):
             raise InputTypeError(
@@ -68,6 +78,8 @@ def as_float_matrix(
             )
         else:
             arr = _as_array(X)
+            if arr.dtype.kind == "O" and is_frame(X):  # nullable columns: pd.NA is NaN
+                arr = _stack([frame_column(column) for _, column in X.items()], len(X))
     if arr.dtype.kind in "USVMmc":
         raise InputTypeError(
             f"expected numeric input (int, float or bool), got an array of dtype {arr.dtype}"
@@ -92,13 +104,140 @@ def as_float_matrix(
             f"expected {n_features} features per sample, got {arr.shape[1]} "
             f"(input shape {arr.shape})"
         )
-    if arr.dtype != np.float64:  # also converts big-endian float64 to native
+    if keep_float32 and arr.dtype == np.float32 and arr.dtype.isnative:
+        arr = arr.view()
+        arr.flags.writeable = False
+    elif arr.dtype != np.float64:  # also converts big-endian float64 to native
         arr = arr.astype(np.float64)
     elif arr.flags.writeable:
         arr = arr.view()
         arr.flags.writeable = False
     check_finite(arr, allow_nan=allow_nan)
     return arr
+
+
+def as_table(
+    X: Any,
+    n_features: int | None,
+    *,
+    feature_names: Sequence[str] | None = None,
+    allow_nan: bool = False,
+    used: np.ndarray | None = None,
+) -> np.ndarray:
+    """``X`` for a model that takes strings: ``as_float_matrix(X)`` when every column is
+    numeric, else a 2-D object array of ``n_features`` columns (numeric columns of a DataFrame
+    as float64 values, the others as numpy gives them: strings, None, NaN).
+
+    ``used`` (a column transformer's mask of the columns it reads): a DataFrame's columns are
+    then taken by name, as scikit-learn's column transformer takes them, in any order, extra
+    ones ignored, and only those it reads required."""
+    if type(X) is np.ndarray and X.dtype.kind in "biuf":
+        return as_float_matrix(X, n_features, allow_nan=allow_nan)
+    if is_frame(X):
+        names = column_names(X)
+        fitted = None if feature_names is None else list(feature_names)
+        if used is not None and names is not None and fitted is not None and names != fitted:
+            columns = _by_name(X, names, fitted, used)
+            if all(c.dtype.kind in "biuf" for c in columns):
+                return as_float_matrix(_stack(columns, len(X)), n_features, allow_nan=allow_nan)
+            arr = np.empty((len(X), len(columns)), dtype=object)
+            for j, column in enumerate(columns):
+                arr[:, j] = column
+        else:
+            if feature_names is not None:
+                _check_names(names, list(feature_names))
+            arr = _frame_objects(X)
+            if arr.dtype.kind != "O":
+                return as_float_matrix(arr, n_features, allow_nan=allow_nan)
+    else:
+        arr = _as_array(X)
+        if arr.dtype.kind in "US":  # a list's numbers became strings too: read it as objects
+            arr = arr.astype(object) if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
+        if arr.dtype.kind != "O":
+            return as_float_matrix(arr, n_features, allow_nan=allow_nan)
+    if arr.ndim != 2 or arr.shape[0] == 0:
+        return as_float_matrix(arr, n_features)  # raises the shape error
+    if n_features is not None and arr.shape[1] != n_features:
+        raise FeatureCountError(
+            f"expected {n_features} features per sample, got {arr.shape[1]} "
+            f"(input shape {arr.shape})"
+        )
+    if arr.flags.writeable:  # it may be the caller's array, or a view of a DataFrame's block
+        arr = arr.view()
+        arr.flags.writeable = False
+    return arr
+
+
+def _frame_objects(X: Any) -> np.ndarray:
+    """A DataFrame as one array in one pass (pandas interleaves its blocks; a column at a time
+    costs a Series each): numeric if every column is, else objects, with the nullable numeric
+    columns' ``pd.NA`` made NaN and everything numeric if only those made it objects."""
+    arr = _as_array(X)
+    if arr.dtype.kind != "O":
+        return arr
+    dtypes = list(X.dtypes)
+    nullable = [
+        j
+        for j, d in enumerate(dtypes)
+        if not isinstance(d, np.dtype) and getattr(d, "kind", "O") in "biuf"
+    ]
+    if nullable:
+        arr = arr.copy()  # a view of the caller's block must not be written
+        for j in nullable:
+            arr[:, j] = frame_column(X.iloc[:, j])
+        if all(getattr(d, "kind", "O") in "biuf" for d in dtypes):
+            return arr.astype(np.float64)
+    return arr
+
+
+def _by_name(X: Any, names: list[str], expected: list[str], used: Any) -> list[np.ndarray]:
+    """The fitted columns of ``X`` in fitted order, by name; NaN for unread missing ones."""
+    given = dict(X.items())
+    missing = [n for j, n in enumerate(expected) if n not in given and used[j]]
+    if missing:
+        raise FeatureNamesError(
+            f"input columns are missing {missing[:_SHOWN_NAMES]}, which the model reads: "
+            f"expected {_shorten(expected)}, got {_shorten(names)}"
+        )
+    absent = np.full(len(X), np.nan)
+    return [frame_column(given[n]) if n in given else absent for n in expected]
+
+
+def as_numbers(X: np.ndarray, label: str, allow_nan: bool, why: str) -> np.ndarray:
+    """Columns of a mixed input that a numeric transformer takes, as float64 (``label``, the
+    part, names them in errors; ``why`` says why they must be numbers)."""
+    try:
+        arr = X.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(
+            f"{label}: expected numbers ({why}), got values that do not convert to float ({exc})"
+        ) from exc
+    try:
+        check_finite(arr, allow_nan=allow_nan)
+    except NonFiniteInputError as exc:
+        raise NonFiniteInputError(f"{label}: {exc}") from exc
+    return arr
+
+
+def is_frame(X: Any) -> bool:
+    """Whether ``X`` is DataFrame-like: ``columns``, ``dtypes`` and ``items()``."""
+    return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "items")
+
+
+def frame_column(column: Any) -> np.ndarray:
+    """One DataFrame column as numpy: nullable numbers as float64 with NaN for ``pd.NA``
+    (pandas extension dtypes of kind b, i, u, f), anything else as ``np.asarray`` gives it
+    (category columns as their values, strings as objects)."""
+    dtype = column.dtype
+    if not isinstance(dtype, np.dtype) and getattr(dtype, "kind", "O") in "biuf":
+        return np.asarray(column.to_numpy(dtype=np.float64, na_value=np.nan))
+    return np.asarray(column)
+
+
+def _stack(columns: list[np.ndarray], n_rows: int) -> np.ndarray:
+    if not columns:
+        return np.zeros((n_rows, 0))
+    return np.column_stack(columns)
 
 
 def _as_array(X: Any) -> np.ndarray:

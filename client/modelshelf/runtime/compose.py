@@ -15,9 +15,10 @@ import numpy as np
 
 from ..errors import NonFiniteInputError, UnknownCategoryError
 from ._base import Executor, Spec, build, register
-from ._input import check_finite
+from ._input import as_numbers, check_finite
 from ._sparse import DENSE_CHUNK_CELLS, CSRMatrix, concat_rows, dense_chunks
-from .preprocessing import OneHotEncoder, check_width
+from .encoders import _Encoder
+from .preprocessing import check_width
 
 _TRANSFORM = frozenset({"transform"})
 
@@ -45,6 +46,9 @@ class Pipeline(Executor):
             self.classes_ = self.final.classes_
         # No step: scikit-learn validates nothing, NaN included.
         self.allow_nan = steps[0].allow_nan if steps else True
+        self.accepts_objects = bool(steps) and getattr(steps[0], "accepts_objects", False)
+        self.used_columns = getattr(steps[0], "used_columns", None) if steps else None
+        self.keeps_float32 = bool(steps) and all(getattr(s, "keeps_float32", False) for s in steps)
         # A step that accepted NaN may hand it on; check before the next step that rejects it,
         # as that step's own validation would in scikit-learn. A step that rejected NaN got
         # finite input and gives finite output.
@@ -82,6 +86,11 @@ class Pipeline(Executor):
                 return getattr(step, method)(X)
             X = step.transform(X)  # type: ignore[attr-defined]
         return X
+
+    def name_columns(self, names: list[str]) -> None:
+        """Name the input columns in the first step's errors (see encoders.py)."""
+        if self.steps and hasattr(self.steps[0], "name_columns"):
+            self.steps[0].name_columns(names)
 
     def _through(self, X: np.ndarray) -> np.ndarray:
         return self._run(None, X)
@@ -122,6 +131,7 @@ class _Part:
     transformer: Executor | None  # None: passthrough
     weight: float | None
     check_nan: bool
+    takes_objects: bool  # strings reach the transformer as they are (encoders)
 
 
 @register
@@ -131,10 +141,17 @@ class ColumnTransformer(Executor):
     ``parts`` lists ``{"name", "transformer" (a spec, or null for passthrough), "weight"
     (null: none)}``; part ``i`` takes the input columns in array ``columns_<i>``. Dropped
     transformers and empty column selections are left out at compile time.
+
+    Input may be a 2-D object array (a DataFrame mixing strings and numbers): parts whose
+    transformer takes strings (encoders) get their columns as they are, every other part gets
+    them as float64, checked as a numeric model's input is.
     """
 
     kind = "column_transformer"
     methods = _TRANSFORM
+    accepts_objects = True
+    #: the input columns some part reads: a DataFrame needs only these, by name.
+    used_columns: np.ndarray | None = None
 
     def __init__(self, n_features: int, parts: list[_Part]) -> None:
         self.n_features = n_features
@@ -167,7 +184,7 @@ class ColumnTransformer(Executor):
                 spec.check(
                     child.supports("transform"), f"parts[{i}] ({child.kind}) cannot transform"
                 )
-                if isinstance(child, OneHotEncoder):  # name the columns as the caller sees them
+                if isinstance(child, _Encoder):  # name the columns as the caller sees them
                     child.input_columns = cols
             built.append((name, cols, child, None if weight is None else float(weight)))
         # NaN is acceptable in a column unless every part that takes it rejects NaN.
@@ -186,18 +203,32 @@ class ColumnTransformer(Executor):
                 child,
                 weight,
                 check_nan=allow_nan and child is not None and not child.allow_nan,
+                takes_objects=getattr(child, "accepts_objects", False),
             )
             for name, cols, child, weight in built
         ]
         out = cls(n, parts)
         out.allow_nan = allow_nan
+        out.used_columns = taken
         return out
+
+    def name_columns(self, names: list[str]) -> None:
+        """Name each part's columns in its errors (see encoders.py)."""
+        if len(names) != self.n_features:
+            return
+        for part in self.parts:
+            name_columns = getattr(part.transformer, "name_columns", None)
+            if name_columns is not None:
+                name_columns([names[int(c)] for c in part.indices])
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this column transformer")
         outputs = []
+        mixed = X.dtype.kind == "O"
         for part in self.parts:
             Xp = X[:, part.columns]
+            if mixed and not part.takes_objects:
+                Xp = _numeric(part, Xp)
             Y = Xp if part.transformer is None else _apply(part, Xp)
             if part.weight is not None:
                 Y = Y * part.weight
@@ -205,6 +236,19 @@ class ColumnTransformer(Executor):
         if not outputs:
             return np.zeros((len(X), 0))
         return np.hstack(outputs)  # always a new array, even for a single passthrough part
+
+
+def _numeric(part: _Part, Xp: np.ndarray) -> np.ndarray:
+    """A part's columns of a mixed input as float64, as a numeric model's input is checked:
+    only NaN-accepting parts (and passthrough) let NaN in."""
+    allow_nan = part.transformer is None or part.transformer.allow_nan
+    columns = _shorten([int(c) for c in part.indices[:9]], len(part.indices))
+    why = (
+        "modelshelf passes columns through as numbers only: encode or drop strings"
+        if part.transformer is None
+        else f"its {part.transformer.kind} was fitted on numbers"
+    )
+    return as_numbers(Xp, f"transformer {part.name!r} (input columns {columns})", allow_nan, why)
 
 
 def _apply(part: _Part, Xp: np.ndarray) -> np.ndarray:

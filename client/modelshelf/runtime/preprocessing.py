@@ -1,4 +1,4 @@
-"""Preprocessing transformers: scalers, normalizer, imputer, PCA, one-hot encoding.
+"""Preprocessing transformers: scalers, normalizer, imputer, PCA (encoders: encoders.py).
 
 Each kernel repeats scikit-learn's transform operation for operation, in the same order, so
 results agree to the last bit wherever the arithmetic is the same. Kernels return new arrays:
@@ -9,11 +9,9 @@ transformer nobody else does.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from ..errors import FeatureCountError, InputTypeError, UnknownCategoryError
+from ..errors import FeatureCountError, InputTypeError
 from ._base import Executor, Spec, register
 from ._math import matmul
 from ._sparse import CSRMatrix
@@ -47,6 +45,10 @@ class Scaler(Executor):
     StandardScaler and RobustScaler use center and scale, MaxAbsScaler scale (clip to [-1, 1]),
     MinMaxScaler factor and offset (clip to its feature_range). An absent array is a skipped
     operation, exactly as scikit-learn skips the steps an option disables.
+
+    ``float32`` says how float32 input stays float32, as in scikit-learn: ``"cast"`` (the
+    arrays cast to float32 first: StandardScaler) or ``"mixed"`` (float64 arrays applied in
+    place); absent (images before it), input is float64.
     """
 
     kind = "scaler"
@@ -62,8 +64,11 @@ class Scaler(Executor):
         factor: np.ndarray | None,
         offset: np.ndarray | None,
         clip: tuple[float, float] | None,
+        float32: str | None = None,
     ) -> None:
         self.n_features = n_features
+        self.float32 = float32
+        self.keeps_float32 = float32 is not None
         self.center = center
         self.scale = scale
         self.factor = factor
@@ -86,17 +91,20 @@ class Scaler(Executor):
         center, scale, factor, offset = (
             _maybe_vector(spec, r, n) for r in ("center", "scale", "factor", "offset")
         )
-        return cls(n, center, scale, factor, offset, clip)
+        float32 = spec.param("float32", (str, type(None)), None)
+        spec.check(float32 in (None, "cast", "mixed"), "float32 must be 'cast' or 'mixed'")
+        return cls(n, center, scale, factor, offset, clip, float32)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this scaler")
         if isinstance(X, CSRMatrix):
             return self._sparse(X)
         out = X.copy()
+        cast = out.dtype == np.float32 and self.float32 == "cast"
         if self.center is not None:
-            out -= self.center
+            out -= self.center.astype(np.float32) if cast else self.center
         if self.scale is not None:
-            out /= self.scale
+            out /= self.scale.astype(np.float32) if cast else self.scale
         if self.factor is not None:
             out *= self.factor
         if self.offset is not None:
@@ -162,6 +170,10 @@ class SimpleImputer(Executor):
     kept (scikit-learn drops columns it saw no value in); ``indicator`` (absent: none) lists the
     columns whose missing-value masks are appended as 0/1 features. ``missing_values`` is a
     number, or null for NaN.
+
+    An imputer fitted on strings has ``fill_values`` (a JSON list of strings and numbers, one
+    per kept column) instead of ``fill``: it takes objects, marks as missing the float NaN
+    values (not None, as scikit-learn's ``X != X``) and returns objects for the encoders.
     """
 
     kind = "simple_imputer"
@@ -182,13 +194,28 @@ class SimpleImputer(Executor):
         self.indicator = indicator
         # Only a NaN marker lets NaN in; with a number as marker scikit-learn rejects NaN.
         self.allow_nan = missing is None
+        self.accepts_objects = fill.dtype.kind == "O"
 
     @classmethod
     def from_spec(cls, spec: Spec) -> SimpleImputer:
         n = spec.param("n_features", int)
         missing = spec.param("missing_values", (int, float, type(None)))
         keep = _indices(spec, "keep", n)
-        fill = _vector(spec, "fill", n if keep is None else len(keep))
+        width = n if keep is None else len(keep)
+        values = spec.param("fill_values", (list, type(None)), None)
+        if values is None:
+            fill = _vector(spec, "fill", width)
+        else:
+            spec.check(
+                missing is None
+                and len(values) == width
+                and all(
+                    isinstance(v, str | int | float) and not isinstance(v, bool) for v in values
+                ),
+                f"fill_values must list {width} strings or numbers, with NaN as the marker",
+            )
+            fill = np.empty(width, dtype=object)
+            fill[:] = values
         return cls(
             n,
             None if missing is None else float(missing),
@@ -199,7 +226,11 @@ class SimpleImputer(Executor):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this imputer")
-        mask = np.isnan(X) if self.missing is None else np.equal(X, self.missing)
+        if self.accepts_objects:
+            X = X if X.dtype.kind == "O" else X.astype(object)
+            mask = _is_nan(X).astype(bool)
+        else:
+            mask = np.isnan(X) if self.missing is None else np.equal(X, self.missing)
         if self.keep is None:
             out, kept_mask = X.copy(), mask
         else:
@@ -208,6 +239,10 @@ class SimpleImputer(Executor):
         if self.indicator is not None:
             out = np.hstack([out, mask[:, self.indicator]])
         return out
+
+
+# scikit-learn's ``_object_dtype_isnan`` (``X != X``): only float NaN is missing, not None.
+_is_nan = np.frompyfunc(lambda v: isinstance(v, float | np.floating) and v != v, 1, 1)
 
 
 def _indices(spec: Spec, role: str, bound: int) -> np.ndarray | None:
@@ -279,123 +314,3 @@ class PCA(Executor):
         log_like = -0.5 * np.sum(Xr * (Xr @ self.precision), axis=1)
         log_like -= self.log_norm[0]  # type: ignore[index]
         return log_like
-
-
-# How a one-hot encoder treats a value it never saw at fit time.
-UNKNOWN_MODES = ("error", "ignore", "infrequent_if_exist", "warn")
-
-
-@register
-class OneHotEncoder(Executor):
-    """One-hot encoding of numeric categories, dense float64 output.
-
-    Per input column ``i``, ``categories[offsets[i]:offsets[i + 1]]`` are its sorted categories
-    (NaN, if seen, last) and ``codes`` at the same positions the output column each one sets,
-    or -1 for none (a dropped category). Infrequent grouping and drops are resolved at compile
-    time into these codes. ``unknown[i]`` is the output column an unseen value sets (the
-    infrequent column), or -1 for none; with ``handle_unknown="error"`` it raises instead.
-    """
-
-    kind = "one_hot_encoder"
-    methods = _TRANSFORM
-    allow_nan = True  # NaN is a category like any other: known if seen at fit, else unknown
-
-    def __init__(
-        self,
-        categories: np.ndarray,
-        offsets: np.ndarray,
-        codes: np.ndarray,
-        unknown: np.ndarray,
-        n_out: int,
-        handle_unknown: str,
-        warn_unknown: bool,
-    ) -> None:
-        self.categories = categories
-        self.offsets = offsets
-        self.codes = codes
-        self.unknown = unknown
-        self.n_out = n_out
-        self.handle_unknown = handle_unknown
-        self.warn_unknown = warn_unknown
-        self.n_features = len(offsets) - 1
-        #: set by a column transformer: which of its input columns each column is, for errors.
-        self.input_columns: np.ndarray | None = None
-
-    @classmethod
-    def from_spec(cls, spec: Spec) -> OneHotEncoder:
-        categories = spec.array("categories", ndim=1)
-        offsets = spec.array("offsets", ndim=1, kind="iu")
-        n = len(offsets) - 1
-        spec.check(n >= 0, "offsets must hold n_features + 1 values")
-        spec.check(
-            int(offsets[0]) == 0
-            and int(offsets[-1]) == len(categories)
-            and bool(np.all(np.diff(offsets.astype(np.int64)) > 0)),
-            "offsets must rise from 0 to the number of categories, every column having one",
-        )
-        codes = _vector(spec, "codes", len(categories), kind="i")
-        unknown = _vector(spec, "unknown", n, kind="i")
-        n_out = spec.param("n_out", int)
-        for role, arr in (("codes", codes), ("unknown", unknown)):
-            spec.check(
-                arr.size == 0 or (int(arr.min()) >= -1 and int(arr.max()) < n_out),
-                f"{role} must lie in [-1, n_out={n_out})",
-            )
-        return cls(
-            categories,
-            offsets,
-            codes,
-            unknown,
-            n_out,
-            spec.choice("handle_unknown", UNKNOWN_MODES),
-            spec.param("warn_unknown", bool, False),
-        )
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        check_width(X, self.n_features, "this one-hot encoder")
-        n = len(X)
-        out = np.zeros((n, self.n_out))
-        rows = np.arange(n)
-        with_unknown = []
-        for i in range(self.n_features):
-            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-            cats = self.categories[lo:hi]
-            x = X[:, i]
-            pos = np.searchsorted(cats, x)  # sorts NaN last, as the categories are
-            np.minimum(pos, hi - lo - 1, out=pos)
-            found = cats[pos] == x
-            if np.isnan(cats[-1]):
-                found |= np.isnan(x) & (pos == hi - lo - 1)
-            col = self.codes[lo + pos]
-            if not found.all():
-                if self.handle_unknown == "error":
-                    name = (
-                        f"column {i}"
-                        if self.input_columns is None
-                        else f"input column {int(self.input_columns[i])}"
-                    )
-                    raise _unknown_error(name, x[~found], cats)
-                with_unknown.append(i)
-                col[~found] = self.unknown[i]
-            hit = col >= 0
-            out[rows[hit], col[hit]] = 1.0
-        if with_unknown and self.warn_unknown:
-            grouped = self.handle_unknown in ("infrequent_if_exist", "warn")
-            then = "encoded as the infrequent category." if grouped else "encoded as all zeros"
-            warnings.warn(
-                f"Found unknown categories in columns {with_unknown} during transform. "
-                f"These unknown categories will be {then}",
-                UserWarning,
-                stacklevel=2,
-            )
-        return out
-
-
-def _unknown_error(column: str, values: np.ndarray, known: np.ndarray) -> UnknownCategoryError:
-    unseen = [float(v) for v in np.unique(values)[:5]]
-    others = f" (unknown values in this column: {unseen})" if len(unseen) > 1 else ""
-    more = ", ..." if len(known) > 10 else ""
-    return UnknownCategoryError(
-        f"{column}: value {unseen[0]!r} is not one of the {len(known)} categories seen "
-        f"at fit time [{', '.join(repr(float(v)) for v in known[:10])}{more}]{others}"
-    )

@@ -132,8 +132,9 @@ def test_compile_refuses_an_unsupported_estimator(
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("modelshelf compile: error: cannot compile ")
-    assert "Unsupported" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("modelshelf compile: error: modelshelf cannot compile ")
+    assert "Unsupported" in result.stderr and "supported_estimators()" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
 
 

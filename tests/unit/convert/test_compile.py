@@ -95,7 +95,7 @@ class MyLogisticRegression(LogisticRegression):
     """A subclass may override predict: it must not be compiled as its parent."""
 
 
-def test_unknown_estimator_is_refused_with_the_supported_list(
+def test_unknown_estimator_is_refused_pointing_to_the_supported_list(
     iris: tuple[np.ndarray, np.ndarray],
 ) -> None:
     est = Homemade().fit(*iris)
@@ -103,7 +103,28 @@ def test_unknown_estimator_is_refused_with_the_supported_list(
         modelshelf.compile(est)
     message = str(info.value)
     assert "cannot compile" in message and "Homemade" in message
-    assert "sklearn.LogisticRegression" in message  # the supported list
+    assert "modelshelf.convert.supported_estimators()" in message and len(message) < 300
+    supported = modelshelf.convert.supported_estimators()
+    assert "sklearn.LogisticRegression" in supported
+    assert not [name for name in supported if name.rsplit(".", 1)[-1].startswith("_")]
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_a_search_compiles_through_its_best_estimator_or_says_how(
+    iris: tuple[np.ndarray, np.ndarray], refit: bool
+) -> None:
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(LogisticRegression(max_iter=1000), {"C": [0.1, 1.0]}, refit=refit)
+    with pytest.raises(UnsupportedModelError, match=r"GridSearchCV is not fitted"):
+        modelshelf.compile(search)
+    search.fit(*iris)
+    if refit:  # the model it found is what predicts
+        model = modelshelf.load(modelshelf.compile(search))
+        np.testing.assert_array_equal(model.predict(iris[0]), search.predict(iris[0]))
+    else:
+        with pytest.raises(UnsupportedModelError, match=r"best_estimator_"):
+            modelshelf.compile(search)
 
 
 def test_subclasses_are_not_compiled_as_their_parent(iris: tuple[np.ndarray, np.ndarray]) -> None:

@@ -1,0 +1,346 @@
+"""Categorical encoders: OneHotEncoder and OrdinalEncoder, on numeric and string categories.
+
+Both find each value's *position* among its column's categories (scikit-learn's
+``categories_[i]``), then map positions to outputs resolved at compile time (one-hot columns
+after infrequent grouping and drops; ordinal values after grouping, missing values encoded).
+
+- Numeric columns: ``categories[offsets[i]:offsets[i + 1]]``, float64 sorted with NaN last; a
+  value matches by equality (NaN matches NaN).
+- String columns (``strings``): a vocabulary string table per column (text_lookup.py) maps each
+  string to its position; ``none`` and ``nan`` are the positions of None and NaN when the
+  encoder saw them at fit (scikit-learn keeps both, strings first, then None, then NaN). Their
+  slots of ``categories`` hold NaN and are never read. Anything else in a string column (a
+  number, ``pd.NA``) matches nothing, as in scikit-learn.
+
+Input is a float64 matrix, or a 2-D object array when a DataFrame (or an object array) mixes
+strings and numbers: numeric columns are then read as float64, string columns value by value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputTypeError, ManifestError, UnknownCategoryError
+from ._base import Executor, Spec, register
+from .preprocessing import check_width
+from .text_lookup import Vocabulary
+
+_TRANSFORM = frozenset({"transform"})
+_SHOWN = 10  # categories quoted in a message
+
+
+class StringColumn:
+    """The string categories of one column: their vocabulary, and the positions of None and
+    NaN among the column's ``size`` categories (-1: not seen at fit)."""
+
+    def __init__(self, vocabulary: Vocabulary, size: int, none: int, nan: int) -> None:
+        self.vocabulary = vocabulary
+        self.size = size
+        self.none = none
+        self.nan = nan
+
+    def positions(self, values: np.ndarray) -> np.ndarray:
+        """Each value's position among the categories, -1 where it is none of them."""
+        items = values.tolist()
+        out = np.full(len(items), -1, dtype=np.int64)
+        strings, where = [], []
+        for j, v in enumerate(items):
+            if isinstance(v, str):
+                strings.append(v)
+                where.append(j)
+            elif v is None:
+                out[j] = self.none
+            elif isinstance(v, float) and v != v:  # scikit-learn's is_scalar_nan
+                out[j] = self.nan
+        if strings:
+            out[where] = self.vocabulary.lookup(strings)
+        return out
+
+    def category(self, position: int) -> Any:
+        """The category at ``position`` (for messages only: O(vocabulary))."""
+        if position in (self.none, self.nan):
+            return None if position == self.none else float("nan")
+        vocab = self.vocabulary
+        at = np.flatnonzero(vocab.columns == position)
+        if not at.size:
+            return "?"
+        index, seen = int(at[0]), 0
+        for length, offset, count in vocab.runs.tolist():
+            if index < seen + count:
+                start = offset + length * (index - seen)
+                return bytes(vocab.blob[start : start + length]).decode("utf-8", "surrogatepass")
+            seen += count
+        return "?"
+
+
+class Categories:
+    """Every input column's categories (see the module docstring)."""
+
+    def __init__(
+        self, categories: np.ndarray, offsets: np.ndarray, strings: dict[int, StringColumn]
+    ) -> None:
+        self.categories = categories
+        self.offsets = offsets
+        self.strings = strings
+        self.n_features = len(offsets) - 1
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> Categories:
+        """O(number of columns) checks: offsets against categories, each string table's runs
+        and its slots; never every category."""
+        categories = spec.array("categories", ndim=1)
+        offsets = spec.array("offsets", ndim=1, kind="iu")
+        n = len(offsets) - 1
+        spec.check(n >= 0, "offsets must hold n_features + 1 values")
+        spec.check(
+            int(offsets[0]) == 0
+            and int(offsets[-1]) == len(categories)
+            and bool(np.all(np.diff(offsets.astype(np.int64)) > 0)),
+            "offsets must rise from 0 to the number of categories, every column having one",
+        )
+        entries = spec.param("strings", list, [])
+        spec.check(len(entries) <= n, f"strings lists more than the {n} columns")
+        strings: dict[int, StringColumn] = {}
+        for k, entry in enumerate(entries):
+            spec.check(isinstance(entry, dict), f"strings[{k}] must be an object")
+            # An entry is flat: its keys are the params, "arrays" names its arrays by role.
+            raw = {"arrays": entry.get("arrays", {}), "params": entry}
+            sub = Spec(raw, spec.arrays, f"{spec.path}.strings[{k}]")
+            column = sub.param("column", int)
+            sub.check(0 <= column < n and column not in strings, f"column {column} is invalid")
+            size = int(offsets[column + 1]) - int(offsets[column])
+            vocabulary = Vocabulary.from_spec(sub)
+            sub.check(len(vocabulary) <= size, f"more strings than the column's {size} slots")
+            slots = [sub.param(key, (int, type(None)), None) for key in ("none", "nan")]
+            sub.check(
+                all(s is None or 0 <= s < size for s in slots), f"none and nan must be < {size}"
+            )
+            none, nan = (-1 if s is None else s for s in slots)
+            strings[column] = StringColumn(vocabulary, size, none, nan)
+        return cls(categories, offsets, strings)
+
+    def positions(self, X: np.ndarray, i: int, label: str) -> tuple[np.ndarray, np.ndarray]:
+        """(position of each value of column ``i``, whether it is a known category); unknown
+        values get position 0."""
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        table = self.strings.get(i)
+        if table is not None:
+            pos = table.positions(X[:, i])
+            found = pos >= 0
+            pos[~found] = 0
+            return pos, found
+        x = _numbers(X[:, i], label)
+        cats = self.categories[lo:hi]
+        pos = np.searchsorted(cats, x)  # sorts NaN last, as the categories are
+        np.minimum(pos, hi - lo - 1, out=pos)
+        found = cats[pos] == x
+        if np.isnan(cats[-1]):
+            found |= np.isnan(x) & (pos == hi - lo - 1)
+        return pos, found
+
+    def unknown_error(self, i: int, label: str, values: np.ndarray) -> UnknownCategoryError:
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        table = self.strings.get(i)
+        if table is None:
+            known = [_show(v) for v in self.categories[lo : min(hi, lo + _SHOWN)].tolist()]
+            unseen = [_show(v) for v in np.unique(_numbers(values, label))[:5].tolist()]
+        else:
+            known = [_show(table.category(p)) for p in range(min(hi - lo, _SHOWN))]
+            unseen = sorted({_show(v) for v in values.tolist()})[:5]
+        listed = f"[{', '.join(unseen)}]"
+        others = f" (unknown values in this column: {listed})" if len(unseen) > 1 else ""
+        more = ", ..." if hi - lo > _SHOWN else ""
+        return UnknownCategoryError(
+            f"{label}: value {unseen[0]} is not one of the {hi - lo} categories seen at fit "
+            f"time [{', '.join(known)}{more}]{others}"
+        )
+
+
+def _numbers(x: np.ndarray, label: str) -> np.ndarray:
+    if x.dtype.kind == "f":
+        return x
+    try:
+        return x.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(
+            f"{label}: expected numbers (the encoder was fitted on numeric categories there), "
+            f"got {x[:3].tolist()!r}: {exc}"
+        ) from exc
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        return repr(float(value))
+    return repr(value)
+
+
+class _Encoder(Executor):
+    """What both encoders share: their categories, and naming columns as the caller sees them."""
+
+    methods = _TRANSFORM
+    allow_nan = True  # NaN is a category like any other: known if seen at fit, else unknown
+    accepts_objects = True  # strings reach the encoder as they are
+
+    def __init__(self, categories: Categories) -> None:
+        self.categories = categories
+        self.n_features = categories.n_features
+        #: set by a column transformer: which of its input columns each column is, for errors.
+        self.input_columns: np.ndarray | None = None
+        #: set by the Model (``name_columns``): each column's name, for errors.
+        self.input_names: list[str] | None = None
+
+    def name_columns(self, names: list[str]) -> None:
+        """Name the columns in errors as the caller's DataFrame does (the model's input)."""
+        if len(names) == self.n_features:
+            self.input_names = names
+
+    def _label(self, i: int) -> str:
+        if self.input_names is not None:
+            return f"column {self.input_names[i]!r}"
+        if self.input_columns is None:
+            return f"column {i}"
+        return f"input column {int(self.input_columns[i])}"
+
+
+# How a one-hot encoder treats a value it never saw at fit time.
+UNKNOWN_MODES = ("error", "ignore", "infrequent_if_exist", "warn")
+
+
+@register
+class OneHotEncoder(_Encoder):
+    """One-hot encoding, dense float64 output.
+
+    ``codes`` at each category's slot is the output column it sets, or -1 for none (a dropped
+    category); infrequent grouping and drops are resolved at compile time into these codes.
+    ``unknown[i]`` is the output column an unseen value sets (the infrequent column), or -1
+    for none; with ``handle_unknown="error"`` it raises instead.
+    """
+
+    kind = "one_hot_encoder"
+
+    def __init__(
+        self,
+        categories: Categories,
+        codes: np.ndarray,
+        unknown: np.ndarray,
+        n_out: int,
+        handle_unknown: str,
+        warn_unknown: bool,
+    ) -> None:
+        super().__init__(categories)
+        self.codes = codes
+        self.unknown = unknown
+        self.n_out = n_out
+        self.handle_unknown = handle_unknown
+        self.warn_unknown = warn_unknown
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> OneHotEncoder:
+        categories = Categories.from_spec(spec)
+        codes = _vector(spec, "codes", len(categories.categories), "i")
+        unknown = _vector(spec, "unknown", categories.n_features, "i")
+        n_out = spec.param("n_out", int)
+        for role, arr in (("codes", codes), ("unknown", unknown)):
+            spec.check(
+                arr.size == 0 or (int(arr.min()) >= -1 and int(arr.max()) < n_out),
+                f"{role} must lie in [-1, n_out={n_out})",
+            )
+        return cls(
+            categories,
+            codes,
+            unknown,
+            n_out,
+            spec.choice("handle_unknown", UNKNOWN_MODES),
+            spec.param("warn_unknown", bool, False),
+        )
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.n_features, "this one-hot encoder")
+        n = len(X)
+        out = np.zeros((n, self.n_out))
+        rows = np.arange(n)
+        with_unknown = []
+        for i in range(self.n_features):
+            pos, found = self.categories.positions(X, i, self._label(i))
+            col = self.codes[int(self.categories.offsets[i]) + pos]
+            if not found.all():
+                if self.handle_unknown == "error":
+                    raise self.categories.unknown_error(i, self._label(i), X[~found, i])
+                with_unknown.append(i)
+                col[~found] = self.unknown[i]
+            hit = col >= 0
+            out[rows[hit], col[hit]] = 1.0
+        if with_unknown and self.warn_unknown:
+            grouped = self.handle_unknown in ("infrequent_if_exist", "warn")
+            then = "encoded as the infrequent category." if grouped else "encoded as all zeros"
+            warnings.warn(
+                f"Found unknown categories in columns {with_unknown} during transform. "
+                f"These unknown categories will be {then}",
+                UserWarning,
+                stacklevel=2,
+            )
+        return out
+
+
+# Output dtypes an OrdinalEncoder may have (scikit-learn's ``dtype``).
+ORDINAL_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8")
+
+
+@register
+class OrdinalEncoder(_Encoder):
+    """Ordinal encoding: ``values`` at each category's slot is its output (its code after
+    infrequent grouping; ``encoded_missing_value`` for the missing category), ``unknown[i]``
+    an unseen value's (``unknown_value``), unless ``handle_unknown`` is ``"error"``. The
+    float64 result is cast to ``dtype`` last, as scikit-learn casts its codes."""
+
+    kind = "ordinal_encoder"
+
+    def __init__(
+        self,
+        categories: Categories,
+        values: np.ndarray,
+        unknown: np.ndarray,
+        handle_unknown: str,
+        dtype: str,
+    ) -> None:
+        super().__init__(categories)
+        self.values = values
+        self.unknown = unknown
+        self.handle_unknown = handle_unknown
+        self.dtype = np.dtype(dtype)
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> OrdinalEncoder:
+        categories = Categories.from_spec(spec)
+        return cls(
+            categories,
+            _vector(spec, "values", len(categories.categories), "f"),
+            _vector(spec, "unknown", categories.n_features, "f"),
+            spec.choice("handle_unknown", ("error", "use_encoded_value")),
+            spec.choice("dtype", ORDINAL_DTYPES, "float64"),
+        )
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.n_features, "this ordinal encoder")
+        out = np.empty((len(X), self.n_features))
+        for i in range(self.n_features):
+            pos, found = self.categories.positions(X, i, self._label(i))
+            out[:, i] = self.values[int(self.categories.offsets[i]) + pos]
+            if not found.all():
+                if self.handle_unknown == "error":
+                    raise self.categories.unknown_error(i, self._label(i), X[~found, i])
+                out[~found, i] = self.unknown[i]
+        if self.dtype == np.float64:
+            return out
+        if self.dtype.kind == "i" and not np.isfinite(out).all():
+            raise ManifestError(f"an ordinal encoder of dtype {self.dtype} produced NaN")
+        return out.astype(self.dtype)
+
+
+def _vector(spec: Spec, role: str, n: int, kind: str) -> np.ndarray:
+    arr: np.ndarray = spec.array(role, ndim=1, kind=kind)
+    spec.check(arr.shape == (n,), f"array {role!r} must hold {n} values, found {arr.shape}")
+    return arr
