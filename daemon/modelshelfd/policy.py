@@ -155,9 +155,11 @@ class CostAwarePolicy:
     fewest of them that free ``need``; copies the policy was never told about (adopted after a
     restart without ``on_insert``) go after the known ones, least recently used first.
 
-    Admission (L1): an image that fits in free room enters; one larger than ``gate`` of the
-    budget must have ``proof`` decayed uses (1.5: a second use within a half-life) before it
-    may evict anything; until then it is served from the page cache. Everything else enters.
+    Admission (L1): an image that fits in free room enters, and so does any image up to
+    ``gate`` of the budget. A larger one must have ``proof`` decayed uses (1.5: a second use
+    within a half-life) and a priority, were it to enter now, at least that of the last victim
+    it would need (the evictable ones are not known here: all residents count); until then it
+    is served from the page cache.
 
     State, all bounded: the residents (as many as the tier holds), a lazy heap of their
     priorities (compacted at twice their number), the ghosts (``max_ghosts``, least recently
@@ -170,7 +172,7 @@ class CostAwarePolicy:
         bandwidth: float = DEFAULT_BANDWIDTH,
         gate: float = 0.05,
         proof: float = 1.5,
-        half_life: float | None = 4 * 3600.0,
+        half_life: float | None = 12 * 3600.0,
         smoothing: float = 0.3,
         max_ghosts: int = MAX_GHOSTS,
     ) -> None:
@@ -185,7 +187,9 @@ class CostAwarePolicy:
         self.half_life = half_life
         self.smoothing = smoothing
         self.max_ghosts = max_ghosts
-        self.bandwidth = float(bandwidth)  # bytes per second, smoothed over measured loads
+        # bytes and seconds of the loads, smoothed apart: their ratio, the bandwidth, is the
+        # large loads' (the small ones' fixed part would drag it down)
+        self._loaded = (float(bandwidth), 1.0)
         self.inflation = 0.0  # L
         self._residents: dict[str, _Resident] = {}
         self._ghosts: OrderedDict[str, _Ghost] = OrderedDict()  # oldest use first
@@ -210,9 +214,9 @@ class CostAwarePolicy:
     def on_load(self, key: str, size: int, seconds: float, now: float) -> None:
         """The image took ``seconds`` to come from the tier below (measured by the tier)."""
         a = self.smoothing
-        if seconds > 0:
-            self.bandwidth += a * (size / seconds - self.bandwidth)
         seconds = max(seconds, 0.0)
+        nbytes, secs = self._loaded
+        self._loaded = (nbytes + a * (size - nbytes), secs + a * (seconds - secs))
         resident = self._residents.get(key)
         if resident is not None:
             old = resident.cost if resident.measured else seconds
@@ -251,7 +255,27 @@ class CostAwarePolicy:
             return False
         if candidate.size <= self.gate * self.budget:
             return True
-        return self.uses(candidate.key, now) >= self.proof - 1e-9
+        if self.uses(candidate.key, now) < self.proof - 1e-9:
+            return False
+        return self._outranks(candidate, candidate.size - free, now)
+
+    def _outranks(self, candidate: Candidate, need: int, now: float) -> bool:
+        """Would the newcomer's priority be at least that of the last victim it needs?"""
+        key, size = candidate.key, max(candidate.size, 1)
+        mine = self.inflation + max(self.uses(key, now), 1.0) * self.cost(key, size) / size
+        popped: list[tuple[float, int, str]] = []
+        freed, top = 0, 0.0
+        while freed < need and self._heap:
+            entry = heapq.heappop(self._heap)
+            resident = self._residents.get(entry[2])
+            if resident is None or resident.seq != entry[1]:
+                continue
+            popped.append(entry)
+            freed += resident.size
+            top = entry[0]
+        for entry in popped:
+            heapq.heappush(self._heap, entry)
+        return mine >= top
 
     def victims(self, candidates: Candidates, need: int, now: float) -> list[str]:
         del now
@@ -307,6 +331,12 @@ class CostAwarePolicy:
         if known is not None and known.cost is not None:
             return known.cost
         return size / self.bandwidth
+
+    @property
+    def bandwidth(self) -> float:
+        """Bytes per second of the loads from the tier below, smoothed."""
+        nbytes, secs = self._loaded
+        return nbytes / secs if secs > 0 else float("inf")
 
     def __len__(self) -> int:
         return len(self._residents)

@@ -135,8 +135,9 @@ def test_cost_is_measured_per_image_smoothed_and_the_size_over_bandwidth_before(
     assert policy.cost("a", 50 * MB) == pytest.approx(0.5)  # no measurement: the default
     policy.on_load("a", 50 * MB, 0.25, now=0.0)  # 200 MB/s measured
     assert policy.cost("a", 50 * MB) == pytest.approx(0.25)
-    assert policy.bandwidth == pytest.approx(150 * MB)
-    assert policy.cost("b", 300 * MB) == pytest.approx(2.0)  # the tier's measured bandwidth
+    # bytes and seconds smoothed apart: (100 + 50) / 2 MB over (1 + 0.25) / 2 s
+    assert policy.bandwidth == pytest.approx(120 * MB)
+    assert policy.cost("b", 300 * MB) == pytest.approx(2.5)  # the tier's measured bandwidth
     policy.on_insert("a", 50 * MB, now=0.0)
     policy.on_load("a", 50 * MB, 0.75, now=1.0)
     assert policy.cost("a", 50 * MB) == pytest.approx(0.5)
@@ -156,6 +157,20 @@ def test_large_image_waits_for_its_second_use_small_and_fitting_ones_enter() -> 
     policy.on_request("M", 30, 0.0)
     policy.on_request("M", 30, 3 * 3600.0)  # the first use is mostly forgotten
     assert not policy.admit(Candidate("M", 30, 0.0), free=0, now=3 * 3600.0)
+
+
+def test_a_large_image_must_outrank_the_victims_it_would_need() -> None:
+    policy = CostAwarePolicy(100, gate=0.2, bandwidth=1.0, half_life=None)
+    _fill(policy, [(30, 0.0, 30.0), (30, 0.0, 3.0), (30, 0.0, 30.0)])  # priorities 1, 0.1, 1
+    for t in (1.0, 2.0):
+        policy.on_request("big", 40, t)
+        policy.on_request("dear", 40, t)
+    policy.on_load("big", 40, 8.0, 2.0)  # 2 uses * 8 s / 40 B = 0.4
+    policy.on_load("dear", 40, 40.0, 2.0)  # 2 uses * 40 s / 40 B = 2
+    assert policy.admit(Candidate("big", 40, 2.0), free=10, now=2.0)  # evicts the 0.1 one
+    assert not policy.admit(Candidate("big", 40, 2.0), free=0, now=2.0)  # and a 1 one: no
+    assert policy.admit(Candidate("dear", 40, 2.0), free=0, now=2.0)
+    assert len(policy) == 3  # asking evicted nothing
 
 
 def test_uses_halve_every_half_life_of_the_injected_clock() -> None:
