@@ -407,14 +407,18 @@ def goals(summary: dict[str, dict[float, dict[str, Any]]]) -> list[tuple[str, bo
         if f == 0.20:
             others = {n: cost(n, f) for n in ONLINE}
             worse = [f"{n} {v:.4f}" for n, v in others.items() if v is not None and v <= ms]
-            crashed = [n for n, v in others.items() if v is None]
+            crashed = [
+                f"{n} on {summary[n][f]['crashed']} seed(s)"
+                for n in ONLINE
+                if n in summary and summary[n][f]["crashed"]
+            ]
             out.append(
                 (
                     f"{f:.0%}: below every libCacheSim policy (online)",
                     not worse and not crashed,
                     f"{ms:.4f}; "
-                    + (f"not below {', '.join(worse)}" if worse else "below all")
-                    + (f"; crashed: {', '.join(crashed)}" if crashed else ""),
+                    + (f"not below {', '.join(worse)}" if worse else "below all that ran")
+                    + (f"; crashed (SIGFPE): {', '.join(crashed)}" if crashed else ""),
                 )
             )
         off = cost(OFFLINE, f)
