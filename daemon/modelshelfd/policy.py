@@ -172,7 +172,7 @@ class CostAwarePolicy:
         bandwidth: float = DEFAULT_BANDWIDTH,
         gate: float = 0.05,
         proof: float = 1.5,
-        half_life: float | None = 12 * 3600.0,
+        half_life: float | None = 3600.0,
         smoothing: float = 0.3,
         max_ghosts: int = MAX_GHOSTS,
     ) -> None:
