@@ -7,8 +7,8 @@ or be served from the page cache (L2) for now. One policy object serves one tier
 costs differs per tier (a copy from disk into L1, a read from disk into the page cache, a fetch
 from the store into L2).
 
-``CostAwarePolicy`` (GreedyDual-Size-Frequency with measured costs, a ghost list and a size
-gate at admission) is the daemon's; ``LRUPolicy`` is the plain baseline. Both implement
+``CostAwarePolicy`` (GreedyDual-Size-Frequency, GD*, with measured costs, a ghost list and
+a size gate at admission) is the daemon's; ``LRUPolicy`` is the plain baseline. Both implement
 ``Policy``: the hooks ``on_request``, ``on_load``, ``on_insert`` and ``on_evict`` tell the
 policy what happened, ``victims`` and ``admit`` ask it to decide. Nothing here reads a clock,
 touches a file or blocks; ``bench/policy.py`` replays traces through this very code.
@@ -142,18 +142,21 @@ class _Ghost:
 
 
 class CostAwarePolicy:
-    """GreedyDual-Size-Frequency with measured reload costs; the daemon's policy.
+    """GreedyDual-Size-Frequency (GD*) with measured reload costs; the daemon's policy.
 
-    Priority of a resident image: ``H = L + uses * cost / size``, set when it enters the tier
-    and at each use. ``cost`` is the time to bring the image back from the tier below, measured
-    per image at each load and smoothed (``on_load``); before its first measurement, its size
-    over the tier's measured bandwidth (smoothed over all loads). ``uses`` counts the uses the
-    policy remembers, resident or not (the ghost list), each halved every ``half_life`` seconds
-    of the injected clock (None: never), so that a daemon running for weeks forgets last
-    month's favourites. ``L``, the inflation, is raised to the priority of each victim, so that
-    images not used for a while age below new ones. Victims: lowest ``H`` first, then the
-    fewest of them that free ``need``; copies the policy was never told about (adopted after a
-    restart without ``on_insert``) go after the known ones, least recently used first.
+    Priority of a resident image: ``H = L + (uses * cost / size) ** exponent``, set when it
+    enters the tier and at each use (GD*, the GreedyDual-Size-Frequency family member of Jin and
+    Bestavros: an exponent above 1 weighs what an image is worth against how long ago it was
+    used, the inflation; 2 measured best in ``bench/policy.py``, 1 is plain GDSF). ``cost`` is
+    the time to bring the image back from the tier below, measured per image at each load and
+    smoothed (``on_load``); before its first measurement, its size over the tier's measured
+    bandwidth (smoothed over all loads). ``uses`` counts the uses the policy remembers, resident
+    or not (the ghost list), each halved every ``half_life`` seconds of the injected clock
+    (None: never), so that yesterday's favourites fade. ``L``, the inflation, is raised to the
+    priority of each victim, so that images not used for a while age below new ones. Victims:
+    lowest ``H`` first, then the fewest of them that free ``need``; copies the policy was never
+    told about (adopted after a restart without ``on_insert``) go after the known ones, least
+    recently used first.
 
     Admission (L1): an image that fits in free room enters, and so does any image up to
     ``gate`` of the budget. A larger one must have ``proof`` decayed uses (1.5: a second use
@@ -173,6 +176,7 @@ class CostAwarePolicy:
         gate: float = 0.05,
         proof: float = 1.5,
         half_life: float | None = 3600.0,
+        exponent: float = 2.0,
         smoothing: float = 0.3,
         max_ghosts: int = MAX_GHOSTS,
     ) -> None:
@@ -185,6 +189,7 @@ class CostAwarePolicy:
         self.gate = gate
         self.proof = proof
         self.half_life = half_life
+        self.exponent = exponent
         self.smoothing = smoothing
         self.max_ghosts = max_ghosts
         # bytes and seconds of the loads, smoothed apart: their ratio, the bandwidth, is the
@@ -262,7 +267,7 @@ class CostAwarePolicy:
     def _outranks(self, candidate: Candidate, need: int, now: float) -> bool:
         """Would the newcomer's priority be at least that of the last victim it needs?"""
         key, size = candidate.key, max(candidate.size, 1)
-        mine = self.inflation + max(self.uses(key, now), 1.0) * self.cost(key, size) / size
+        mine = self._worth(max(self.uses(key, now), 1.0), self.cost(key, size), size)
         popped: list[tuple[float, int, str]] = []
         freed, top = 0, 0.0
         while freed < need and self._heap:
@@ -348,10 +353,13 @@ class CostAwarePolicy:
             return uses
         return uses * 0.5 ** ((now - last) / self.half_life)
 
+    def _worth(self, uses: float, cost: float, size: int) -> float:
+        return self.inflation + (uses * cost / size) ** self.exponent
+
     def _prioritize(self, key: str, resident: _Resident) -> None:
         self._seq += 1
         resident.seq = self._seq
-        resident.priority = self.inflation + resident.uses * resident.cost / resident.size
+        resident.priority = self._worth(resident.uses, resident.cost, resident.size)
         heapq.heappush(self._heap, (resident.priority, resident.seq, key))
         if len(self._heap) > 2 * len(self._residents) + 64:
             self._heap = [(r.priority, r.seq, k) for k, r in self._residents.items()]

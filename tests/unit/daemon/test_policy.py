@@ -16,7 +16,7 @@ MB = 1_000_000
 
 
 def _cost_aware() -> CostAwarePolicy:
-    return CostAwarePolicy(100, bandwidth=1.0, half_life=None)
+    return CostAwarePolicy(100, bandwidth=1.0, half_life=None, exponent=1.0)  # plain GDSF
 
 
 def _fill(policy: Policy, items: list[tuple[int, float, float]]) -> list[Candidate]:
@@ -118,6 +118,16 @@ def _fill_key(policy: CostAwarePolicy, key: str, size: int, seconds: float, *, t
     policy.on_request(key, size, t)
     policy.on_load(key, size, seconds, t)
     policy.on_insert(key, size, t)
+
+
+def test_the_exponent_weighs_worth_against_age() -> None:
+    policy = CostAwarePolicy(100, bandwidth=1.0, half_life=None)  # exponent 2 by default
+    cands = _fill(policy, [(10, 0.0, 3.0), (10, 0.0, 5.0)])
+    assert policy.priority("k1") == pytest.approx(0.25)
+    assert policy.victims(cands, 10, now=1.0) == ["k0"]
+    assert policy.inflation == pytest.approx(0.09)
+    _fill_key(policy, "n", 10, 4.0, t=2.0)
+    assert policy.priority("n") == pytest.approx(0.09 + 0.16)
 
 
 def test_evicted_otherwise_leaves_without_inflation_and_is_remembered() -> None:
