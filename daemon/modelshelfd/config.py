@@ -125,6 +125,9 @@ class Config:
     # models placed on the node at start, before the daemon is ready: names (ns/name,
     # ns/name@7) and shell-style patterns over the catalog (acme/*)
     warm: tuple[str, ...] = ()
+    # eviction and admission in L1 and L2: "cost" (GD* with measured reload costs, policy.py)
+    # or "lru" (least recently used; for comparison)
+    policy: str = "cost"
     # DEBUG, INFO, WARNING, ERROR
     log_level: str = "INFO"
     # host:port of the HTTP endpoint (/healthz, /metrics); empty disables it
@@ -289,6 +292,12 @@ def _uids(value: object) -> tuple[int, ...]:
     return tuple(_int(v) for v in value)
 
 
+def _policy(value: object) -> str:
+    if value not in ("cost", "lru"):
+        raise ConfigError(f"expected 'cost' or 'lru', got {value!r}")
+    return str(value)
+
+
 def _level(value: object) -> str:
     level = str(value).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -319,6 +328,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "admin_uids": _uids,
     "warm": _warm,
     "log_level": _level,
+    "policy": _policy,
     "http": _str,
     "shutdown_timeout": _float,
     "send_timeout": _float,

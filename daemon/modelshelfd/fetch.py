@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ class Fetcher:
         self.on_pressure = on_pressure
         self.on_copy: Callable[[Entry], object] = lambda entry: None  # a copy was added late
         self.promotions: dict[str, asyncio.Task[None]] = {}  # in the background, by digest
+        self.fetch_seconds: dict[str, float] = {}  # the last store read, until L2 has the copy
         self.inflight: dict[str, asyncio.Task[TierName]] = {}  # fetches, by digest
         self._slots = asyncio.Semaphore(config.max_inflight_fetches)
         self._last_pressure = float("-inf")
@@ -193,7 +195,7 @@ class Fetcher:
         with self._room(self.l1, entry.size, granted=True) as room:
             fill = storage.copy_from(self.disk.path(entry.digest))
             try:
-                if await self._new_segment(entry, fill, room) is None:
+                if await self._new_segment(entry, fill, room, from_l2=True) is None:
                     return
             except (ImageError, FileNotFoundError) as exc:
                 self._discard_l2(entry, exc)
@@ -209,11 +211,14 @@ class Fetcher:
             await asyncio.wait([task])
 
     async def _new_segment(
-        self, entry: Entry, fill: Fill, room: Reservation
+        self, entry: Entry, fill: Fill, room: Reservation, *, from_l2: bool = False
     ) -> storage.Segment | None:
         """Create the image's segment through ``fill`` (verified) in reserved room and add it
-        to L1; None if /dev/shm itself fails (the caller serves the image from L2)."""
+        to L1; None if shared memory itself fails (the caller serves the image from L2). A copy
+        from the L2 file (``from_l2``) is what reloading it into L1 costs: the L1 policy learns
+        its time."""
         name = self._segment_name(entry.digest)
+        started = time.monotonic()
         try:
             segment: storage.Segment = await asyncio.to_thread(
                 storage.create_segment, name, entry.digest, entry.size, fill
@@ -227,9 +232,16 @@ class Fetcher:
                 entry.digest[:12], exc,
             )  # fmt: skip
             return None
+        if from_l2:
+            self._loaded(self.l1, entry, time.monotonic() - started)
         self.l1.add(SharedMemory.copy_of(segment))
         room.used = True
         return segment
+
+    def _loaded(self, tier: Tier, entry: Entry, seconds: float | None) -> None:
+        """Tell ``tier``'s policy how long bringing the image from the tier below took."""
+        if seconds is not None:
+            tier.policy.on_load(entry.digest, cost(entry.size), seconds, self.clock())
 
     # -- L3 -> L1 (and L2), or L3 -> L2 ---------------------------------------------------------
 
@@ -244,7 +256,9 @@ class Fetcher:
         for last in (False, True):
             if await self._store_to_l2(entry):
                 return
-            if not admitted and await self._store_to_l1(entry):
+            # L1 after all if the policy kept the image out; after the promotions in flight
+            # (which held room in L1) are done, whatever the policy said
+            if (not admitted or last) and await self._store_to_l1(entry):
                 return
             if last or not self.promotions:
                 break
@@ -256,6 +270,7 @@ class Fetcher:
             if not room:
                 return False
             await self._twice(entry, lambda fill: self._to_disk(entry, fill))
+            self._loaded(self.l2, entry, self.fetch_seconds.pop(entry.digest, None))
             self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
             room.used = True
             self.stats["l3_to_l2"] += 1
@@ -274,6 +289,7 @@ class Fetcher:
             await self._write_l2(entry, segment)
         finally:
             copy.busy = False
+            self.fetch_seconds.pop(entry.digest, None)  # L2 may not have taken it
         return True
 
     async def _to_disk(self, entry: Entry, fill: Fill) -> bool:
@@ -348,6 +364,7 @@ class Fetcher:
 
         for attempt in range(1, STORE_ATTEMPTS + 1):
             self.stats["l3_fetches"] += 1
+            started = time.monotonic()
             try:
                 made = await make(fill)
             except ImageError as exc:
@@ -363,6 +380,8 @@ class Fetcher:
                 continue
             if made is not None:
                 self.stats["bytes_fetched"] += entry.size
+                # what reloading it into L2 costs: the store read (and its verification)
+                self.fetch_seconds[digest] = time.monotonic() - started
             return made
         raise AssertionError("unreachable")
 
@@ -404,5 +423,6 @@ class Fetcher:
                 # the image is verified and in L1: serve it anyway, L2 just misses this one
                 log.error("L2 write of %s failed, serving from L1 only: %s", entry.digest[:12], exc)
                 return
+            self._loaded(self.l2, entry, self.fetch_seconds.pop(entry.digest, None))
             self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
             room.used = True

@@ -88,6 +88,11 @@ class _ShelfCollector(Collector):
             ("connections", len(self.state.connections), "Open connections"),
             ("generation", self.state.catalog.generation, "Catalog generation"),
             ("store_reachable", int(self.state.catalog.reachable), "1 while the store answers"),
+            (
+                "l1_oldest_seconds",
+                described["l1_oldest_seconds"],
+                "Seconds the least recently used image in L1 has gone unused",
+            ),
         ):
             gauge = GaugeMetricFamily(f"modelshelf_{name}", text)
             gauge.add_metric([], value)

@@ -28,10 +28,10 @@ from .config import Config
 from .entry import Entry, State
 from .errors import Busy
 from .fetch import Fetcher
-from .policy import LRUPolicy, Policy
+from .policy import CostAwarePolicy, LRUPolicy, Policy
 from .quota import Quotas
 from .storage import Disk, Reaper
-from .tiers import Copy, PageCache, SharedMemory, Tier, TierName
+from .tiers import Copy, PageCache, SharedMemory, Tier, TierName, cost
 
 log = logging.getLogger("modelshelfd.shelf")
 
@@ -50,6 +50,12 @@ EVENTS = (
     "connections_refused_uid", "connections_idle_closed", "http_refused", "http_timeouts",
     "store_errors",
 )  # fmt: skip
+
+
+# the policies' first guess of a tier's reload speed, until loads are measured: a copy from the
+# page cache into shared memory, a fetch from the store
+L1_BANDWIDTH = 2e9
+L2_BANDWIDTH = 200e6
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,8 +88,10 @@ class Shelf:
         self.disk = disk or Disk(config.cache_dir)
         # one policy per tier: their costs differ (a miss in L1 costs a copy from disk, a miss
         # in L2 a fetch from the store); the L1 policy also decides admission
-        policy = policy or LRUPolicy()
-        l2_policy = l2_policy or LRUPolicy()
+        if config.policy == "lru":
+            policy, l2_policy = policy or LRUPolicy(), l2_policy or LRUPolicy()
+        policy = policy or CostAwarePolicy(config.l1_bytes, bandwidth=L1_BANDWIDTH)
+        l2_policy = l2_policy or CostAwarePolicy(config.l2_bytes, bandwidth=L2_BANDWIDTH)
         self.reaper = Reaper()
         self.l1 = SharedMemory(config.l1_bytes, policy, clock, self._usage, self.reaper)
         self.l2 = PageCache(self.disk, config.l2_bytes, l2_policy, clock, self._usage, self.reaper)
@@ -177,6 +185,7 @@ class Shelf:
             return None
         if not self.quotas.allows(ref.namespace, self.l1, resident):
             return None
+        self._requested(ref)
         copy = self.l1.lease(ref.digest)
         if copy is None:
             return None
@@ -233,6 +242,13 @@ class Shelf:
         if not copy.linked:
             self._forget_if_empty(copy.digest)
 
+    def _requested(self, ref: RefInfo) -> None:
+        """Every request, hit or miss, before anything is admitted: both policies count it
+        (the L2 copy is what makes an L1 reload cheap)."""
+        now, size = self.clock(), cost(ref.size)
+        self.l1.policy.on_request(ref.digest, size, now)
+        self.l2.policy.on_request(ref.digest, size, now)
+
     def _hit(self, entry: Entry, label: str, tier: TierName) -> None:
         entry.hits += 1
         entry.last_use = self.clock()
@@ -242,6 +258,7 @@ class Shelf:
     async def ensure(self, ref: RefInfo) -> TierName:
         """Make the image available on this node (L1, else L2), fetching it at most once
         however many ask (``Fetcher.ensure``); the tier it was found in."""
+        self._requested(ref)
         entry = self.entries.get(ref.digest)
         label = f"{ref.key}@{ref.version}"
         if entry is not None and entry.state is State.READY and ref.digest in self.l1.copies:
@@ -311,9 +328,28 @@ class Shelf:
                 "idle_seconds": round(now - entry.last_use, 3),
                 "leases": self.leases_of(entry.digest),
                 "pinned": self.pinned(entry.digest),
+                **self._weighed(entry),
             }
             for entry in self.entries.values()
         ]
+
+    def _weighed(self, entry: Entry) -> dict[str, Any]:
+        """What the cost-aware policies think of the image: its priority in L1 (None if not
+        resident) and the seconds reloading it into each tier costs, measured or estimated."""
+        out: dict[str, Any] = {}
+        for tier in (self.l1, self.l2):
+            policy = tier.policy
+            if isinstance(policy, CostAwarePolicy):
+                size = cost(entry.size)
+                out[f"{tier.name}_reload_seconds"] = round(policy.cost(entry.digest, size), 6)
+                out[f"{tier.name}_priority"] = policy.priority(entry.digest)
+        return out
+
+    def oldest_l1_seconds(self) -> float:
+        """How long the least recently used image in L1 has gone unused (0 if L1 is empty)."""
+        now = self.clock()
+        uses = [self.entries[d].last_use for d in self.l1.copies if d in self.entries]
+        return round(now - min(uses), 3) if uses else 0.0
 
     def _forget_if_empty(self, digest: str) -> None:
         entry = self.entries.get(digest)
@@ -359,4 +395,6 @@ class Shelf:
             "inflight_fetches": len(self.fetcher.inflight),
             "promotions": len(self.fetcher.promotions),
             "namespaces": self.quotas.describe((self.l1, self.l2)),
+            "policy": self.config.policy,
+            "l1_oldest_seconds": self.oldest_l1_seconds(),
         }

@@ -89,11 +89,11 @@ class Tier(ABC):
         usage: Usage,
         reaper: Reaper,
     ) -> None:
+        self.policy = policy
         self.budget = budget
         self.max_copies = 1 << 62  # L1: each segment is a descriptor (machine.py sets it)
         self.pending = 0  # copies being filled in reserved room
         self.reaper = reaper
-        self.policy = policy
         self.clock = clock
         self.usage = usage
         self.used = 0
@@ -101,6 +101,17 @@ class Tier(ABC):
         self.retired: set[Copy] = set()  # evicted while leased
         self.evictions = 0
         self.on_evict: Callable[[str], object] = lambda digest: None
+
+    @property
+    def budget(self) -> int:
+        return self._budget
+
+    @budget.setter
+    def budget(self, value: int) -> None:
+        """The tier's bytes; its policy weighs sizes against the same figure."""
+        self._budget = value
+        if hasattr(self.policy, "budget"):
+            self.policy.budget = value
 
     # -- bytes --------------------------------------------------------------------------------
 
@@ -128,6 +139,7 @@ class Tier(ABC):
         """A filled copy whose bytes were reserved."""
         self.copies[copy.digest] = copy
         self.pending -= 1
+        self.policy.on_insert(copy.digest, cost(copy.size), self.clock())
 
     def _count(self) -> int:
         return len(self.copies) + len(self.retired) + self.pending
@@ -136,6 +148,7 @@ class Tier(ABC):
         """A copy a previous run left; call ``shrink`` once all are adopted."""
         self.copies[copy.digest] = copy
         self.used += cost(copy.size)
+        self.policy.on_insert(copy.digest, cost(copy.size), self.clock())
 
     def shrink(self) -> None:
         """Evict down to the budget (which may have shrunk since the copies were adopted)."""
@@ -184,6 +197,7 @@ class Tier(ABC):
         copy = self.copies.pop(digest, None)
         if copy is None:
             return False
+        self.policy.on_evict(digest, self.clock())
         copy.linked = False
         self._unlink(copy)
         if copy.leases:

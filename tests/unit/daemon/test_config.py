@@ -68,6 +68,7 @@ def test_bad_sizes(bad: object) -> None:
         (["--ref-poll-seconds", "0.05"], "at least 0.1"),
         (["--max-connections", "0"], "at least 1"),
         (["--shm-prefix", "a/b"], "shm_prefix"),
+        (["--policy", "fifo"], "policy"),
         (["--log-level", "loud"], "log_level"),
         (["--l1-bytes", "lots"], "l1_bytes"),
         (["--namespaces", '{"ns": {"users": [1]}}'], "namespaces"),

@@ -562,3 +562,21 @@ async def test_a_namespace_share_keeps_one_tenant_from_filling_the_shelf(tmp_pat
         _exact(shelf)
     finally:
         await _closed(shelf)
+
+
+async def test_the_cost_policy_learns_reload_costs_and_ls_shows_them(setup) -> None:
+    """The default policy is told of every load: ls shows each image's priority and reload
+    cost, and L1's oldest idle image."""
+    shelf, refs = setup
+    assert type(shelf.l1.policy).__name__ == "CostAwarePolicy"
+    lease = await shelf.acquire(refs[0])
+    shelf.release(lease)
+    row = next(r for r in shelf.listing(4) if r["digest"] == refs[0].digest)
+    assert row["l1_priority"] is not None and row["l1_priority"] > 0
+    assert row["l2_reload_seconds"] > 0 and row["l1_reload_seconds"] > 0
+    assert shelf.describe()["l1_oldest_seconds"] >= 0
+    lru = Shelf(dataclasses.replace(shelf.config, policy="lru"), shelf.store)
+    try:
+        assert isinstance(lru.l1.policy, LRUPolicy) and "l1_priority" not in lru.listing(4)
+    finally:
+        await _closed(lru)
