@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g = p.add_argument_group("daemon and workers")
     g.add_argument("--l1", type=float, default=0.2, help="L1 budget, share of the catalog")
     g.add_argument("--l2", type=float, default=0.5, help="L2 budget, share of the catalog")
+    g.add_argument(
+        "--policy", choices=("cost", "lru"), default="cost", help="the daemon's eviction policy"
+    )
     g.add_argument("--workers", type=int, default=6, help="processes, one Client each")
     g.add_argument(
         "--held-bytes",
@@ -117,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         l2_bytes=int(args.l2 * total),
         held_bytes=args.held_bytes,
         held_models=args.held_models or None,
+        policy=args.policy,
         warmup=min(30.0, args.duration / 4) if args.warmup is None else args.warmup,
     )
     traffic = scenario.Traffic(

@@ -38,7 +38,9 @@ def _die_with_parent() -> None:
 class Daemon:
     """A ``modelshelfd`` subprocess with its own sockets, cache dir and shm prefix."""
 
-    def __init__(self, root: Path, store_url: str, l1_bytes: int, l2_bytes: int) -> None:
+    def __init__(
+        self, root: Path, store_url: str, l1_bytes: int, l2_bytes: int, *, policy: str = "cost"
+    ) -> None:
         self.root = root
         self.socket, self.admin_socket = str(root / "s.sock"), str(root / "admin.sock")
         self.prefix = f"msscn-{uuid.uuid4().hex[:10]}"
@@ -52,6 +54,7 @@ class Daemon:
             MODELSHELF_L1_BYTES=str(l1_bytes),
             MODELSHELF_L2_BYTES=str(l2_bytes),
             MODELSHELF_LOG_LEVEL="WARNING",
+            MODELSHELF_POLICY=policy,
         )
         self.log_path = root / "daemon.log"
         with open(self.log_path, "ab") as log:

@@ -38,6 +38,7 @@ class Setup:
     l2_bytes: int = 0
     held_bytes: int | None = None
     held_models: int | None = None
+    policy: str = "cost"  # the daemon's eviction policy (config.py: "cost" or "lru")
     warmup: float = 30.0  # seconds left out of the steady-state CPU and RSS figures
     tick: float = 1.0  # seconds between monitor samples
 
@@ -77,7 +78,9 @@ def run(
     procs: list[Any] = []
     conns: list[Connection] = []
     with tempfile.TemporaryDirectory(prefix="msscn-") as tmp:
-        daemon = Daemon(Path(tmp), catalog.store_url, setup.l1_bytes, setup.l2_bytes)
+        daemon = Daemon(
+            Path(tmp), catalog.store_url, setup.l1_bytes, setup.l2_bytes, policy=setup.policy
+        )
         try:
             daemon.wait_ready()
             before = (daemon.request("stats") or {}).get("counters", {})
