@@ -133,6 +133,8 @@ class Model:
     def _prepare(self, X: Any) -> Any:
         if self._input_type == "text":
             return as_documents(X)
+        if getattr(self._executor, "takes_vectors", False) and np.ndim(X) == 1:
+            X = np.asarray(X).reshape(-1, 1)  # IsotonicRegression: a vector is one feature
         if self._codes_only and type(X) is not np.ndarray:
             _refuse_category_columns(X)
         if self._objects:

@@ -50,6 +50,8 @@ class Isotonic(Executor):
     """Piecewise-linear interpolation through increasing ``x`` thresholds and their ``y``."""
 
     kind = "isotonic"
+    #: a 1-D vector is one feature, as IsotonicRegression's own predict and transform take it
+    takes_vectors = True
 
     def __init__(self, x: np.ndarray, y: np.ndarray, out_of_bounds: str, bounds: list[float]):
         self.x = x

@@ -15,7 +15,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import BayesianRidge
 
 import modelshelf
-from modelshelf.errors import InputShapeError, ManifestError, UnknownCategoryError
+from modelshelf.errors import (
+    FeatureCountError,
+    ManifestError,
+    UnknownCategoryError,
+)
 from modelshelf.image import ImageBuilder
 from tests.cases.glm import one_column
 
@@ -40,14 +44,16 @@ def test_isotonic_raise_mode_raises_like_scikit_learn(row: int) -> None:
     np.testing.assert_array_equal(model.predict(X_test[:-3]), est.predict(X_test[:-3]))
 
 
-def test_isotonic_takes_one_column_not_a_vector() -> None:
-    """scikit-learn also takes a 1-D vector; a Model's methods take 2-D input only."""
+def test_isotonic_takes_one_column_or_a_vector() -> None:
+    """As scikit-learn does: a 1-D vector is the one feature; 2-D input of one column too."""
     est, X_test = _isotonic()
     model = modelshelf.load(modelshelf.compile(est))
     assert model.n_features_in_ == 1
     np.testing.assert_array_equal(model.transform(X_test), est.transform(X_test[:, 0]))
-    with pytest.raises(InputShapeError, match="reshape"):
-        model.predict(X_test[:, 0])
+    np.testing.assert_array_equal(model.predict(X_test[:, 0]), est.predict(X_test[:, 0]))
+    np.testing.assert_array_equal(model.predict(list(X_test[:, 0])), est.predict(X_test[:, 0]))
+    with pytest.raises(FeatureCountError):
+        model.predict(np.zeros((3, 2)))
 
 
 def test_bayesian_ridge_predict_is_the_mean() -> None:
