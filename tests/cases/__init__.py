@@ -12,6 +12,7 @@ from . import (
     compose,
     discriminant,
     ensemble,
+    extra,
     glm,
     linear,
     meta,
@@ -49,6 +50,7 @@ CASES: list[Case] = [
     *ensemble.CASES,
     *calibration.CASES,
     *multioutput.CASES,
+    *extra.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

@@ -20,6 +20,7 @@ from . import (  # noqa: F401
     covariance,
     discriminant,
     ensemble,
+    extra,
     glm,
     lgbm,
     linear,
