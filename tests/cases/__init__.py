@@ -14,6 +14,7 @@ from . import (
     ensemble,
     extra,
     glm,
+    kernels,
     linear,
     meta,
     mixture,
@@ -51,6 +52,7 @@ CASES: list[Case] = [
     *calibration.CASES,
     *multioutput.CASES,
     *extra.CASES,
+    *kernels.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

@@ -22,6 +22,7 @@ from . import (  # noqa: F401
     ensemble,
     extra,
     glm,
+    kernels,
     lgbm,
     linear,
     mixture,

@@ -15,6 +15,7 @@ from . import (  # noqa: F401
     extra,
     glm,
     kernel_approximation,
+    kernels,
     knn_imputer,
     linear,
     mixture,
