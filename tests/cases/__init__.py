@@ -10,6 +10,7 @@ from . import (
     calibration,
     catboost,
     compose,
+    cross_decomposition,
     discriminant,
     ensemble,
     extra,
@@ -53,6 +54,7 @@ CASES: list[Case] = [
     *multioutput.CASES,
     *extra.CASES,
     *kernels.CASES,
+    *cross_decomposition.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

@@ -18,6 +18,7 @@ from . import (  # noqa: F401
     cboost,
     compose,
     covariance,
+    cross_decomposition,
     discriminant,
     ensemble,
     extra,

@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     calibration,
     compose,
     covariance,
+    cross_decomposition,
     discriminant,
     ensemble,
     extra,
