@@ -9,6 +9,7 @@ from __future__ import annotations
 from . import (
     calibration,
     catboost,
+    categorical_nb,
     compose,
     cross_decomposition,
     discriminant,
@@ -55,6 +56,7 @@ CASES: list[Case] = [
     *extra.CASES,
     *kernels.CASES,
     *cross_decomposition.CASES,
+    *categorical_nb.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

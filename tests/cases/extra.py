@@ -25,6 +25,16 @@ from ._case import Case
 
 CASES: list[Case] = [
     # First the new kinds of this module: the adversarial corpus takes each family's first.
+    Case(
+        "extra-chi2-rbf-one-class",
+        lambda: make_pipeline(
+            FunctionTransformer(),
+            AdditiveChi2Sampler(),
+            RBFSampler(gamma=0.05, n_components=30, random_state=0),
+            SGDOneClassSVM(nu=0.2, random_state=0),
+        ),
+        "random_counts",
+    ),
     Case("extra-sgd-one-class", lambda: SGDOneClassSVM(nu=0.2, random_state=0), "random_reg"),
     Case(
         "extra-rbf-sampler-logreg",

@@ -16,6 +16,13 @@ def _scaled_ridge(**kw: object) -> object:
 
 
 CASES: list[Case] = [
+    Case(
+        "kernels-nystroem-ridge",
+        lambda: make_pipeline(
+            StandardScaler(), Nystroem(gamma=0.1, n_components=25, random_state=0), KernelRidge()
+        ),
+        "diabetes",
+    ),
     Case("kernels-ridge-rbf", lambda: _scaled_ridge(kernel="rbf", gamma=0.1), "diabetes"),
     Case(
         "kernels-nystroem-rbf",

@@ -9,10 +9,11 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.kernel_approximation import Nystroem
 from sklearn.kernel_ridge import KernelRidge
+from sklearn.naive_bayes import CategoricalNB
 from sklearn.preprocessing import FunctionTransformer
 
 import modelshelf
-from modelshelf import UnsupportedModelError
+from modelshelf import InputError, UnknownCategoryError, UnsupportedModelError
 
 IRIS = load_iris(return_X_y=True)
 
@@ -44,3 +45,18 @@ def test_kernel_ridge_with_an_uncompiled_kernel_is_refused(kernel: object) -> No
 def test_precomputed_nystroem_is_refused() -> None:
     est = Nystroem(kernel="precomputed", n_components=150).fit(IRIS[0] @ IRIS[0].T)
     _refused(est, "Nystroem", "kernel='precomputed'", "use one of")
+
+
+def test_categorical_nb_fails_on_unseen_and_negative_codes_as_scikit_learn() -> None:
+    X = np.array([[0, 1], [1, 2], [2, 0], [1, 1]], dtype=np.float64)
+    est = CategoricalNB().fit(X, [0, 1, 1, 0])
+    model = modelshelf.load(modelshelf.compile(est))
+    np.testing.assert_array_equal(model.predict(X + 0.5), est.predict(X + 0.5))  # truncated
+    with pytest.raises(IndexError):
+        est.predict([[3, 0]])
+    with pytest.raises(UnknownCategoryError, match=r"X\[0, 0\] = 3"):
+        model.predict(np.array([[3.0, 0.0]]))
+    with pytest.raises(ValueError, match="Negative"):
+        est.predict([[-1, 0]])
+    with pytest.raises(InputError, match="Negative"):
+        model.predict(np.array([[-1.0, 0.0]]))
