@@ -17,6 +17,7 @@ from . import (
     extra,
     glm,
     kernels,
+    latent,
     linear,
     meta,
     mixture,
@@ -57,6 +58,7 @@ CASES: list[Case] = [
     *kernels.CASES,
     *cross_decomposition.CASES,
     *categorical_nb.CASES,
+    *latent.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

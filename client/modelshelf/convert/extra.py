@@ -6,10 +6,11 @@ FunctionTransformer.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
-from sklearn.decomposition import IncrementalPCA
+from sklearn.decomposition import FactorAnalysis, IncrementalPCA
 from sklearn.kernel_approximation import AdditiveChi2Sampler, RBFSampler, SkewedChi2Sampler
 from sklearn.linear_model import RANSACRegressor, SGDOneClassSVM
 from sklearn.preprocessing import FunctionTransformer
@@ -115,6 +116,27 @@ def _function_transformer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             "allow_nan": not est.validate,
         },
     )
+
+
+@converter(FactorAnalysis)
+def _factor_analysis(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    from scipy import linalg
+    from sklearn.utils.extmath import fast_logdet
+
+    # FactorAnalysis.transform's and score_samples' matrices, by the same operations.
+    weights = est.components_ / est.noise_variance_
+    cov_z = linalg.inv(np.eye(len(est.components_)) + np.dot(weights, est.components_.T))
+    precision = est.get_precision()
+    n_features = est.components_.shape[1]
+    log_norm = 0.5 * (n_features * math.log(2.0 * np.pi) - fast_logdet(precision))
+    arrays = {
+        "mean": est.mean_,
+        "weights": weights,
+        "cov_z": cov_z,
+        "precision": precision,
+        "log_norm": np.array([log_norm]),
+    }
+    return ctx.spec("factor_analysis", path, arrays={k: _f64(v) for k, v in arrays.items()})
 
 
 def _f64(value: Any) -> np.ndarray | None:

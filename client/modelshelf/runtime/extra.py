@@ -78,3 +78,57 @@ class Identity(Executor):
         if self.n_features is not None:
             check_width(X, self.n_features, "this FunctionTransformer")
         return X
+
+
+@register
+class FactorAnalysis(Executor):
+    """``FactorAnalysis``: transform = ``((X - mean) @ weights.T) @ cov_z``; score_samples the
+    Gaussian log-likelihood ``-0.5 * sum(Xr * (Xr @ precision)) - log_norm`` with Xr = X - mean.
+
+    arrays: ``mean`` f (n,); ``weights`` f (c, n) (``components_ / noise_variance_``); ``cov_z``
+    f (c, c); ``precision`` f (n, n) (``get_precision()``); ``log_norm`` f (1,), the normalising
+    constant ``0.5 * (n log 2 pi - logdet(precision))``. All are computed at compile time by the
+    operations scikit-learn repeats at every call.
+    """
+
+    kind = "factor_analysis"
+    methods = frozenset({"transform", "score_samples"})
+
+    def __init__(
+        self,
+        mean: np.ndarray,
+        weights: np.ndarray,
+        cov_z: np.ndarray,
+        precision: np.ndarray,
+        log_norm: float,
+    ) -> None:
+        self.mean = mean
+        self.weights = weights
+        self.cov_z = cov_z
+        self.precision = precision
+        self.log_norm = log_norm
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> FactorAnalysis:
+        mean = spec.array("mean", ndim=1)
+        weights = spec.array("weights", ndim=2)
+        cov_z = spec.array("cov_z", ndim=2)
+        precision = spec.array("precision", ndim=2)
+        log_norm = spec.array("log_norm", ndim=1)
+        n, c = mean.shape[0], weights.shape[0]
+        spec.check(n >= 1 and weights.shape == (c, n), f"weights must be (components, {n})")
+        spec.check(cov_z.shape == (c, c), f"cov_z must be ({c}, {c})")
+        spec.check(precision.shape == (n, n), f"precision must be ({n}, {n})")
+        spec.check(log_norm.shape == (1,), "log_norm holds one value")
+        return cls(mean, weights, cov_z, precision, float(log_norm[0]))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.mean.shape[0], "this FactorAnalysis")
+        return matmul(matmul(X - self.mean, self.weights.T), self.cov_z)
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.mean.shape[0], "this FactorAnalysis")
+        Xr = X - self.mean
+        log_like = -0.5 * (Xr * matmul(Xr, self.precision)).sum(axis=1)
+        log_like -= self.log_norm
+        return log_like
