@@ -11,6 +11,7 @@ from ._base import Executor, Spec, register
 from ._delegate import count
 from ._math import matmul
 from .preprocessing import check_width
+from .transformers import MAX_OUTPUT_COLUMNS
 
 _TRANSFORM = frozenset({"transform"})
 
@@ -63,7 +64,8 @@ class AdditiveChi2(Executor):
     """The stateless ``AdditiveChi2Sampler`` map of non-negative X: ``sample_steps`` blocks
     (sqrt, then a cosine and a sine block per step), zero where X is zero.
 
-    params: ``n_features``, ``sample_steps`` (>= 1), ``sample_interval`` (> 0, resolved).
+    params: ``n_features``, ``sample_steps`` (>= 1), ``sample_interval`` (> 0, resolved); at
+    most ``MAX_OUTPUT_COLUMNS`` output columns.
     """
 
     kind = "additive_chi2"
@@ -80,6 +82,10 @@ class AdditiveChi2(Executor):
         steps = count(spec, "sample_steps", 1, 1024)
         interval = float(spec.param("sample_interval", (int, float)))
         spec.check(interval > 0, "sample_interval must be positive")
+        spec.check(
+            n * (2 * steps - 1) <= MAX_OUTPUT_COLUMNS,
+            f"{n} features in {steps} steps exceed {MAX_OUTPUT_COLUMNS} output columns",
+        )
         return cls(n, steps, interval)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
