@@ -9,11 +9,16 @@ from __future__ import annotations
 from . import (
     calibration,
     catboost,
+    categorical_nb,
     compose,
+    cross_decomposition,
     discriminant,
     ensemble,
+    extra,
     frames,
     glm,
+    kernels,
+    latent,
     linear,
     meta,
     mixture,
@@ -51,6 +56,11 @@ CASES: list[Case] = [
     *ensemble.CASES,
     *calibration.CASES,
     *multioutput.CASES,
+    *extra.CASES,
+    *kernels.CASES,
+    *cross_decomposition.CASES,
+    *categorical_nb.CASES,
+    *latent.CASES,
 ]
 
 __all__ = ["CASES", "Case"]

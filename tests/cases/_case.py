@@ -65,7 +65,9 @@ def dataset(name: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     Random: random_clf (binary), random_multi (5 classes), random_reg, random_multireg
     (3 targets), random_multilabel (4 binary labels), random_counts (non-negative integers,
     3 classes), random_binary (0/1 features, 3 classes), random_strlabels (3 string classes),
-    random_nan (random_clf with 10% NaN), random_cat (integer categories in columns 0-2).
+    random_nan (random_clf with 10% NaN), random_cat (integer categories in columns 0-2),
+    random_semi (3 classes, half the labels -1: unlabelled), random_codes (category codes
+    0..1 to 0..7, 3 classes).
     """
     from sklearn import datasets
 
@@ -110,4 +112,11 @@ def dataset(name: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         Xc = X.copy()
         Xc[:, :3] = rng.integers(0, 4, size=(n, 3))
         return _split(Xc, (X @ w[:, 0] + Xc[:, 0] > 0).astype(np.int64))
+    if name == "random_codes":
+        K = rng.integers(0, np.arange(2, 2 + d) // 2 + 2, size=(n, d)).astype(np.float64)
+        return _split(K, np.argmax(K @ w[:, :3] + rng.normal(size=(n, 3)), axis=1))
+    if name == "random_semi":
+        y = np.argmax(X @ w[:, :3] + rng.normal(size=(n, 3)), axis=1)
+        y[rng.uniform(size=n) < 0.5] = -1
+        return _split(X, y)
     raise KeyError(f"unknown dataset {name!r}")

@@ -40,6 +40,7 @@ from sklearn.linear_model import (
     RidgeCV,
     SGDClassifier,
     SGDRegressor,
+    TheilSenRegressor,
 )
 from sklearn.multiclass import OneVsRestClassifier, _ConstantPredictor
 from sklearn.svm import LinearSVC, LinearSVR
@@ -143,6 +144,7 @@ def _ridge_classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     SGDRegressor,
     LinearSVR,
     PassiveAggressiveRegressor,
+    TheilSenRegressor,
 )
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     coef = _dense_coef(est)

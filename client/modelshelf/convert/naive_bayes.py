@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.naive_bayes import BernoulliNB, ComplementNB, GaussianNB, MultinomialNB
+from sklearn.naive_bayes import BernoulliNB, CategoricalNB, ComplementNB, GaussianNB, MultinomialNB
 
 from ._context import Context, converter, unsupported
 
@@ -88,4 +88,20 @@ def _bernoulli(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         weights,
         np.asarray(bias, dtype=np.float64),
         binarize=None if threshold is None else float(threshold),
+    )
+
+
+@converter(CategoricalNB)
+def _categorical(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    tables = [np.asarray(t, dtype=np.float64) for t in est.feature_log_prob_]
+    offsets = np.cumsum([0, *(t.shape[1] for t in tables)]).astype(np.int64)
+    return ctx.spec(
+        "categorical_nb",
+        path,
+        arrays={
+            "log_prob": np.concatenate(tables, axis=1),
+            "offsets": offsets,
+            "log_prior": np.asarray(est.class_log_prior_, dtype=np.float64),
+        },
+        labels=est.classes_,
     )

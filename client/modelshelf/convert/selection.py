@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.feature_selection import (
     RFE,
     RFECV,
+    GenericUnivariateSelect,
     SelectFdr,
     SelectFpr,
     SelectFromModel,
@@ -24,6 +25,7 @@ from ._delegate import allow_nan, methods_of
 
 
 @converter(
+    GenericUnivariateSelect,
     SelectKBest,
     SelectPercentile,
     SelectFpr,

@@ -75,7 +75,13 @@ class KMeans(Executor):
 
 @register
 class GaussianMixture(Executor):
-    """A Gaussian mixture: log-density of every component plus its log weight."""
+    """A Gaussian mixture: log-density of every component plus its log weight.
+
+    A BayesianGaussianMixture adds ``dof_term`` and ``lambda_term`` (k,), optional together:
+    its ``_estimate_log_prob`` subtracts ``0.5 n log(degrees_of_freedom_)`` from the Gaussian
+    log-density and adds ``0.5 (log_lambda - n / mean_precision_)``, in that order; its
+    ``log_weights`` are the digamma expectations of ``_estimate_log_weights``.
+    """
 
     kind = "gaussian_mixture"
     methods = frozenset({"predict", "predict_proba", "score_samples"})
@@ -88,8 +94,10 @@ class GaussianMixture(Executor):
         const: np.ndarray | None,
         log_det: np.ndarray,
         log_weights: np.ndarray,
+        bayes_terms: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.covariance_type = covariance_type
+        self.bayes_terms = bayes_terms
         self.factor = factor
         self.offset = offset
         self.const = const
@@ -125,7 +133,18 @@ class GaussianMixture(Executor):
                 offset.shape[1] == k and factor.shape == shape and const.shape == (k,),
                 f"{k} components need offset (n, k), factor {shape} and const (k,)",
             )
-        return cls(covariance_type, factor, offset, const, log_det, log_weights)
+        dof_term = spec.array("dof_term", ndim=1, optional=True)
+        lambda_term = spec.array("lambda_term", ndim=1, optional=True)
+        bayes_terms = None
+        if dof_term is not None or lambda_term is not None:
+            spec.check(
+                dof_term is not None
+                and lambda_term is not None
+                and dof_term.shape == lambda_term.shape == (k,),
+                f"dof_term and lambda_term come together, {k} values each",
+            )
+            bayes_terms = (dof_term, lambda_term)
+        return cls(covariance_type, factor, offset, const, log_det, log_weights, bayes_terms)
 
     def weighted_log_prob(self, X: np.ndarray) -> np.ndarray:
         n_samples, n_features = X.shape
@@ -144,6 +163,9 @@ class GaussianMixture(Executor):
                 self.const - 2 * (X @ self.offset * self.factor) + np.outer(norms, self.factor)
             )
         log_gauss = -0.5 * (n_features * math.log(2 * math.pi) + log_prob) + self.log_det
+        if self.bayes_terms is not None:
+            dof_term, lambda_term = self.bayes_terms
+            log_gauss = log_gauss - dof_term + lambda_term
         return log_gauss + self.log_weights
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from abc import abstractmethod
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, UnknownCategoryError
 from ._base import Executor, Spec, register
 from ._math import log_normalize, matmul
 from ._sparse import CSRMatrix
@@ -160,3 +160,66 @@ class DiscreteNB(_NaiveBayes):
         if self.bias is not None:
             jll += self.bias
         return jll
+
+
+@register
+class CategoricalNB(_NaiveBayes):
+    """Categorical naive Bayes over integer category codes: ``jll`` adds, feature by feature,
+    the log-probability of each row's category, then the class log prior.
+
+    arrays: ``log_prob`` f (k, total): every feature's ``feature_log_prob_`` (k, categories)
+    side by side; ``offsets`` i/u (n + 1,) rising strictly from 0 to total; ``log_prior`` f (k,);
+    labels. Input is truncated to integers as scikit-learn's ``check_array(dtype="int")`` does;
+    a negative code raises InputError, a code past a feature's categories UnknownCategoryError
+    (scikit-learn fails on both).
+    """
+
+    kind = "categorical_nb"
+
+    def __init__(
+        self, log_prob: np.ndarray, offsets: np.ndarray, log_prior: np.ndarray, classes: np.ndarray
+    ) -> None:
+        self.log_prob = log_prob
+        self.offsets = offsets
+        self.sizes = np.diff(offsets)
+        self.log_prior = log_prior
+        self.classes_ = classes
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> CategoricalNB:
+        classes = spec.labels()
+        log_prob = spec.array("log_prob", ndim=2)
+        log_prior = spec.array("log_prior", ndim=1)
+        offsets = spec.array("offsets", ndim=1, kind="iu").astype(np.int64)
+        k = len(classes)
+        spec.check(k >= 1 and log_prob.shape[0] == k, f"log_prob needs one row per class ({k})")
+        spec.check(log_prior.shape == (k,), f"log_prior needs one value per class ({k})")
+        spec.check(
+            len(offsets) >= 2
+            and int(offsets[0]) == 0
+            and int(offsets[-1]) == log_prob.shape[1]
+            and bool(np.all(np.diff(offsets) > 0)),
+            f"offsets must rise strictly from 0 to {log_prob.shape[1]}",
+        )
+        return cls(log_prob, offsets, log_prior, classes)
+
+    def jll(self, X: np.ndarray) -> np.ndarray:
+        n = len(self.sizes)
+        if X.shape[1] != n:
+            raise InputError(
+                f"this CategoricalNB expects {n} features per sample, got {X.shape[1]}"
+            )
+        codes = X.astype(np.int64)
+        if (codes < 0).any():
+            raise InputError("Negative values in data passed to CategoricalNB (input X).")
+        unseen = codes >= self.sizes
+        if unseen.any():
+            row, col = np.argwhere(unseen)[0]
+            raise UnknownCategoryError(
+                f"feature {col} has {self.sizes[col]} categories (codes 0..{self.sizes[col] - 1}), "
+                f"found X[{row}, {col}] = {codes[row, col]}"
+            )
+        jll = np.zeros((X.shape[0], self.log_prob.shape[0]))
+        for i in range(n):
+            jll += self.log_prob[:, self.offsets[i] + codes[:, i]].T
+        return jll + self.log_prior

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from sklearn.naive_bayes import (
     BernoulliNB,
-    CategoricalNB,
     ComplementNB,
     GaussianNB,
     MultinomialNB,
@@ -21,7 +20,7 @@ from sklearn.naive_bayes import (
 from sklearn.utils._array_api import _logsumexp
 
 import modelshelf
-from modelshelf.errors import InputError, ManifestError, UnsupportedModelError
+from modelshelf.errors import InputError, ManifestError
 from modelshelf.image import ImageBuilder
 from modelshelf.runtime._math import log_normalize
 from tests.cases._case import dataset
@@ -174,9 +173,3 @@ def test_hand_made_discrete_manifest_predicts() -> None:
     jll = (X > 0.5) @ weights.T + bias
     expected = np.exp(jll) / np.exp(jll).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-12)
-
-
-def test_categorical_nb_is_unsupported_by_name() -> None:
-    X, y, _ = dataset("random_counts")
-    with pytest.raises(UnsupportedModelError, match="CategoricalNB"):
-        modelshelf.compile(_fit(CategoricalNB(), X, y))
