@@ -72,10 +72,7 @@ def as_float_matrix(
         if categories is not None and is_frame(X):
             arr = categories.frame_matrix(X, names)
         elif hasattr(X, "toarray") and hasattr(X, "tocsr"):
-            raise InputTypeError(
-                f"expected a dense array, got sparse {type(X).__module__}.{type(X).__name__}; "
-                "sparse input is not supported, pass X.toarray()"
-            )
+            arr = _densified(X)
         else:
             arr = _as_array(X)
             if arr.dtype.kind == "O" and is_frame(X):  # nullable columns: pd.NA is NaN
@@ -238,6 +235,24 @@ def _stack(columns: list[np.ndarray], n_rows: int) -> np.ndarray:
     if not columns:
         return np.zeros((n_rows, 0))
     return np.column_stack(columns)
+
+
+MAX_DENSE_CELLS = 1 << 26  # a sparse batch becomes at most 512 MiB of float64
+
+
+def _densified(X: Any) -> np.ndarray:
+    """A scipy.sparse matrix as the dense array it stands for (implicit entries are 0.0, as
+    scikit-learn reads them), for models that compute densely; bounded, since a sparse batch
+    may stand for far more memory than it takes."""
+    shape = getattr(X, "shape", ())
+    if len(shape) != 2:
+        raise InputShapeError(f"expected a 2-D sparse matrix, got shape {shape}")
+    if shape[0] * shape[1] > MAX_DENSE_CELLS:
+        raise InputShapeError(
+            f"a sparse batch of shape {shape} would take {shape[0] * shape[1] * 8:,} bytes as a "
+            f"dense array, more than {MAX_DENSE_CELLS * 8:,}: predict in smaller batches of rows"
+        )
+    return np.asarray(X.toarray())
 
 
 def _as_array(X: Any) -> np.ndarray:

@@ -103,9 +103,14 @@ def test_ragged_rows_name_their_lengths() -> None:
     assert "same number of features" in msg and "[2, 3]" in msg
 
 
-def test_sparse_input_is_refused_clearly() -> None:
-    msg = _raises(InputTypeError, sparse.csr_matrix(np.eye(3)))
-    assert "expected a dense array" in msg and "csr_matrix" in msg and "toarray()" in msg
+def test_sparse_input_is_read_as_the_dense_array_it_stands_for() -> None:
+    from modelshelf.runtime._input import as_float_matrix
+
+    dense = np.array([[0.0, 2.0, 0.0], [1.5, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    for matrix in (sparse.csr_matrix(dense), sparse.csc_matrix(dense), sparse.coo_matrix(dense)):
+        np.testing.assert_array_equal(as_float_matrix(matrix, 3), dense)
+    with pytest.raises(FeatureCountError, match="expected 3 features"):
+        as_float_matrix(sparse.csr_matrix(np.eye(2)), 3)
 
 
 def test_zero_samples() -> None:
