@@ -244,7 +244,7 @@ def _densified(X: Any) -> np.ndarray:
     """A scipy.sparse matrix as the dense array it stands for (implicit entries are 0.0, as
     scikit-learn reads them), for models that compute densely; bounded, since a sparse batch
     may stand for far more memory than it takes."""
-    shape = getattr(X, "shape", ())
+    shape: tuple[int, ...] = tuple(getattr(X, "shape", ()))
     if len(shape) != 2:
         raise InputShapeError(f"expected a 2-D sparse matrix, got shape {shape}")
     if shape[0] * shape[1] > MAX_DENSE_CELLS:
