@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 
-from .config import ConfigError, load_config
+from .config import ConfigError, build_parser, load_config
+
+_SECRET = re.compile(r"secret|token|password|credential|key", re.IGNORECASE)
 
 # glibc's mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -44,6 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"modelshelfd: configuration error: {exc}", file=sys.stderr)
         return 2
+    if build_parser().parse_args(argv).check_config:
+        effective = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+        effective["store_options"] = {  # credentials are checked, never printed
+            k: "<hidden>" if _SECRET.search(k) else v for k, v in config.store_options.items()
+        }
+        print(json.dumps(effective, indent=2, sort_keys=True, default=str))
+        return 0
     logging.basicConfig(
         stream=sys.stderr,
         level=config.log_level,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelshelf import _version
 from modelshelf import paths as _paths
 
 _GIB = 1 << 30
@@ -346,6 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
         "disk and in an object store, and hands them to local processes read-only.",
     )
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    parser.add_argument(
+        "--version", action="version", version=f"modelshelfd {_version.__version__}"
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration (file, MODELSHELF_* variables, flags), print the "
+        "effective one as JSON and exit: 0 if valid, 2 with the error otherwise",
+    )
     for name in _CONVERT:
         parser.add_argument(
             f"--{name.replace('_', '-')}",

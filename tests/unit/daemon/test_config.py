@@ -210,3 +210,37 @@ def test_budgets_in_percent_of_the_machine(tmp_path) -> None:
 def test_bad_percentages_name_the_key(bad: str, tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"l1_bytes: .*percentage"):
         load_config([f"--l1-bytes={bad}", "--cache-dir", str(tmp_path)], {})
+
+
+def test_version_and_check_config(tmp_path) -> None:
+    """``modelshelfd --check-config`` prints the effective configuration (credentials hidden)
+    and exits 0, or the error and 2; ``--version`` says which daemon this is."""
+    import json
+    import subprocess
+    import sys
+
+    import modelshelf
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "modelshelfd", *args],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("MODELSHELF_")}, **env},
+        )  # fmt: skip
+
+    version = run("--version")
+    assert (
+        version.returncode == 0
+        and version.stdout.strip() == f"modelshelfd {modelshelf.__version__}"
+    )
+    good = run(
+        "--check-config", "--l1-bytes", "64M", "--cache-dir", str(tmp_path),
+        MODELSHELF_STORE_OPTIONS='{"region": "eu", "aws_secret_access_key": "s3cr3t"}',
+    )  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    effective = json.loads(good.stdout)
+    assert effective["l1_bytes"] == 64 << 20 and effective["cache_dir"] == str(tmp_path)
+    assert effective["store_options"] == {"region": "eu", "aws_secret_access_key": "<hidden>"}
+    assert "s3cr3t" not in good.stdout
+    bad = run("--check-config", "--l1-bytes", "lots")
+    assert bad.returncode == 2 and "l1_bytes: expected a size" in bad.stderr and not bad.stdout
