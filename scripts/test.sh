@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (once) and run the whole test suite: lint, types, then every test.
-EXTRAS=convert,daemon,dev
+EXTRAS=all,dev
 source "$(dirname "$0")/_env.sh"
 # one command a line: under set -e a failure inside an && list would not stop the script
 echo "==> ruff"

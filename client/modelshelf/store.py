@@ -176,7 +176,7 @@ class Store:
             from obstore.store import from_url
         except ImportError as exc:
             raise MissingDependencyError(
-                f"the object store needs the 'daemon' extra (pip install 'modelshelf[daemon]'): "
+                f"the object store needs the 'store' extra (pip install 'modelshelf[store]'): "
                 f"{exc}"
             ) from exc
         scheme = urlparse(url).scheme

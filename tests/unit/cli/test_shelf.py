@@ -62,3 +62,30 @@ def test_gc_on_a_store(tmp_path: Path) -> None:
 def test_gc_refuses_a_malformed_age(age: str) -> None:
     proc = run("gc", "--older-than", age, "--store", "file:///nonexistent")
     assert proc.returncode == 2 and "expected an age like 90s" in proc.stderr
+
+
+def test_publish_to_a_store_needs_none_of_the_daemons_server_packages(tmp_path: Path) -> None:
+    """issue 12, point 7: the `store` extra (obstore) is enough to publish; the daemon's server
+    packages are made unimportable in the publishing process."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    import modelshelf
+
+    image = tmp_path / "w.msi"
+    image.write_bytes(modelshelf.compile_tensors({"w": np.arange(4.0)}))
+    store = (tmp_path / "store").as_uri()
+    script = (
+        "import sys\n"
+        "for name in ('aiohttp', 'posix_ipc', 'psutil', 'prometheus_client', 'modelshelfd'):\n"
+        "    sys.modules[name] = None  # import fails as if not installed\n"
+        "from modelshelf.cli import main\n"
+        f"sys.exit(main(['publish', 'ns/w', {str(image)!r}, '--store', {store!r}]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "published ns/w@1" in done.stdout
