@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._version import __version__
+from .aio import AsyncClient
 from .client import Client
 from .errors import (
     AccessDenied,
@@ -51,6 +52,7 @@ __all__ = [
     "AccessDenied",
     "ArrayBoundsError",
     "ArrayTableError",
+    "AsyncClient",
     "BadMagicError",
     "ChecksumError",
     "Client",

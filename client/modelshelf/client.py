@@ -180,22 +180,9 @@ class Client:
 
     def model(self, ref: str) -> Model:
         """The model ``"ns/name"`` (latest) or ``"ns/name@7"``, mapped read-only."""
-        # fast path, no lock (dict reads are atomic): a held model whose board is unchanged
-        key = self._keys.get(ref, "")
-        held = self._held.get(key)
-        if held is not None and self._pid == os.getpid():
-            board = self._board
-            if board is None:
-                fresh = held.fixed
-            else:
-                generation, pressure = _BOARD.unpack_from(board, 8)
-                fresh = pressure == self._pressure and generation == held.generation
-            if fresh:
-                held.last_use = time.monotonic()
-                with contextlib.suppress(KeyError):  # another thread dropped it meanwhile
-                    self._held.move_to_end(key)
-                self.last_source = "held"
-                return held.model
+        model = self.held_model(ref)
+        if model is not None:
+            return model
         parsed = parse_ref(ref)
         key = str(parsed)
         if len(self._keys) < 65536:  # bounded: callers may build names dynamically
@@ -210,6 +197,29 @@ class Client:
                 self.last_source = "held"
                 return held.model
             return self._acquire(key, held, fixed=parsed.version is not None)
+
+    def held_model(self, ref: str) -> Model | None:
+        """The model if this process holds it and the board says it is still current: no
+        round trip, no lock, no blocking (what ``AsyncClient`` answers on the event loop);
+        None otherwise (``model`` then asks the daemon)."""
+        # dict reads are atomic: a held model whose board is unchanged
+        key = self._keys.get(ref, "")
+        held = self._held.get(key)
+        if held is None or self._pid != os.getpid():
+            return None
+        board = self._board
+        if board is None:
+            fresh = held.fixed
+        else:
+            generation, pressure = _BOARD.unpack_from(board, 8)
+            fresh = pressure == self._pressure and generation == held.generation
+        if not fresh:
+            return None
+        held.last_use = time.monotonic()
+        with contextlib.suppress(KeyError):  # another thread dropped it meanwhile
+            self._held.move_to_end(key)
+        self.last_source = "held"
+        return held.model
 
     def tensors(self, ref: str) -> Mapping[str, np.ndarray]:
         """Every array of the model's image by name: read-only views over the mapping."""

@@ -176,8 +176,7 @@ class Store:
             from obstore.store import from_url
         except ImportError as exc:
             raise MissingDependencyError(
-                f"the object store needs the 'store' extra (pip install 'modelshelf[store]'): "
-                f"{exc}"
+                f"the object store needs the 'store' extra (pip install 'modelshelf[store]'): {exc}"
             ) from exc
         scheme = urlparse(url).scheme
         if scheme not in SCHEMES:

@@ -16,6 +16,7 @@ PUBLIC = [
     "AccessDenied",
     "ArrayBoundsError",
     "ArrayTableError",
+    "AsyncClient",
     "BadMagicError",
     "ChecksumError",
     "Client",
