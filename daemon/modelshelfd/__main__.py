@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from . import logformat
 from .config import ConfigError, build_parser, load_config
 
 _SECRET = re.compile(r"secret|token|password|credential|key", re.IGNORECASE)
@@ -56,11 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         print(json.dumps(effective, indent=2, sort_keys=True, default=str))
         return 0
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logformat.formatter(config.log_format))
+    logging.basicConfig(level=config.log_level, handlers=[handler])
     from .server import StartupError, run
 
     try:

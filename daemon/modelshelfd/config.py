@@ -131,6 +131,8 @@ class Config:
     policy: str = "cost"
     # DEBUG, INFO, WARNING, ERROR
     log_level: str = "INFO"
+    # "text" (one sentence a line), "logfmt" or "json" (logformat.py)
+    log_format: str = "text"
     # host:port of the HTTP endpoint (/healthz, /metrics); empty disables it
     http: str = ""
     # seconds graceful shutdown waits for connections before closing them
@@ -299,6 +301,12 @@ def _policy(value: object) -> str:
     return str(value)
 
 
+def _log_format(value: object) -> str:
+    if value not in ("text", "logfmt", "json"):
+        raise ConfigError(f"expected 'text', 'logfmt' or 'json', got {value!r}")
+    return str(value)
+
+
 def _level(value: object) -> str:
     level = str(value).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -329,6 +337,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "admin_uids": _uids,
     "warm": _warm,
     "log_level": _level,
+    "log_format": _log_format,
     "policy": _policy,
     "http": _str,
     "shutdown_timeout": _float,

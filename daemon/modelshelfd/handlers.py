@@ -120,7 +120,11 @@ def _audit(conn: Connection, op: object, message: Msg, reply: dict[str, Any]) ->
     else:
         outcome = f"refused [{reply['error']}]"
     level = logging.DEBUG if kind in READ_ONLY_OPS else logging.INFO
-    audit.log(level, "%s by uid %d (pid %d): %s", what, conn.uid, conn.pid, outcome)
+    fields = {"op": kind, "model": repr(model)[:200], "uid": conn.uid, "pid": conn.pid}
+    audit.log(
+        level, "%s by uid %d (pid %d): %s", what, conn.uid, conn.pid, outcome,
+        extra={**fields, "outcome": outcome},
+    )  # fmt: skip
 
 
 def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
