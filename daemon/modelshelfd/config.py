@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelshelf import _version
+from modelshelf import __version__
 from modelshelf import paths as _paths
 
 _GIB = 1 << 30
@@ -356,9 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         "disk and in an object store, and hands them to local processes read-only.",
     )
     parser.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    parser.add_argument(
-        "--version", action="version", version=f"modelshelfd {_version.__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"modelshelfd {__version__}")
     parser.add_argument(
         "--check-config",
         action="store_true",
