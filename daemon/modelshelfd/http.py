@@ -112,6 +112,7 @@ class HttpEndpoint:
         self.registry.register(_ShelfCollector(state))
         app = web.Application(middlewares=[self._bounded])
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(
             app,
@@ -192,6 +193,15 @@ class HttpEndpoint:
         body = {"ok": catalog.reachable, **catalog.health(), "generation": catalog.generation}
         # the shelf still serves what it holds when the store is down: degraded, not dead
         return web.json_response(body, status=200 if catalog.reachable else 503)
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        """Ready to take traffic: the store has answered a listing and the warm list is
+        placed (``/healthz`` says whether the store answers now)."""
+        warmer = self.state.warmer
+        listed = self.state.catalog.listed.is_set()
+        warm = warmer is None or warmer.ready
+        body = {"ready": listed and warm, "catalog_listed": listed, "warm": warm}
+        return web.json_response(body, status=200 if body["ready"] else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(

@@ -53,3 +53,28 @@ def test_a_warm_list_is_placed_before_the_daemon_is_ready(shelf: Shelf) -> None:
     client = daemon.client()
     assert client.tensors("acme/m3")["w"][0] == 3.0
     assert client.last_source == "l1"  # placed before anyone asked
+
+
+def test_readyz_waits_for_the_warm_list(shelf: Shelf) -> None:
+    """/readyz answers 200, saying what it checked, once the store has been listed and the warm
+    list placed (503 before)."""
+    import urllib.error
+    import urllib.request
+
+    from .test_admin import _free_port
+
+    _publish(shelf, [f"acme/m{i}" for i in range(3)])
+    port = _free_port()
+    daemon = shelf.make(http=f"127.0.0.1:{port}", warm=["acme/*"])
+
+    def ready() -> dict:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 503
+            return {}
+
+    body = wait_for(ready, what="/readyz 200")
+    assert body == {"ready": True, "catalog_listed": True, "warm": True}
+    assert daemon.admin("status")["warm"]["placed"] == 3
