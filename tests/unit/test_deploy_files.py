@@ -217,6 +217,7 @@ def test_compose_app_shares_the_socket_volume_and_nothing_else(
     assert "shm_size" not in daemon  # L1 is not in /dev/shm
     assert parse_size(daemon["mem_limit"].upper()) * 0.75 >= config.l1_bytes
     assert app["depends_on"]["modelshelfd"]["condition"] == "service_healthy"
+    assert "healthcheck" in daemon and "healthcheck" in app and parse_size(app["mem_limit"].upper())
 
 
 def test_compose_store_is_minio_with_a_bucket_made_first() -> None:
@@ -272,6 +273,10 @@ def test_daemonset_mounts_host_socket_dir_shm_and_cache(
     limit = memory_bytes(daemon["resources"]["limits"]["memory"])
     assert limit > config.l1_bytes  # shared memory is charged to the daemon's pod
     assert "httpGet" not in daemon["livenessProbe"]  # /healthz is 503 when merely degraded
+    assert spec["priorityClassName"] == "system-node-critical"
+    assert {"operator": "Exists"} in spec["tolerations"]  # every node, tainted ones too
+    assert daemon["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert daemon["readinessProbe"]["httpGet"]["path"] == "/healthz"
     ds = only(docs, "DaemonSet")["spec"]["updateStrategy"]["rollingUpdate"]
     assert not ds.get("maxSurge")  # two daemons cannot share one cache directory
 
