@@ -21,6 +21,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import resource
 import signal
 import socket
 import stat
@@ -498,8 +499,7 @@ def _check_private_dir(directory: Path) -> None:
 RELOADABLE = frozenset({
     "namespaces", "admin_uids", "log_level", "l1_bytes", "l2_bytes", "client_held_bytes",
     "client_held_models", "ref_poll_seconds", "max_connections", "max_connections_per_uid",
-    "idle_timeout", "frame_timeout", "send_timeout", "shutdown_timeout", "warm",
-    "store_max_retries", "store_retry_timeout",
+    "idle_timeout", "frame_timeout", "send_timeout", "shutdown_timeout",
 })  # fmt: skip
 
 
@@ -535,6 +535,8 @@ def reload(server: Server, argv: Sequence[str] | None) -> None:
         state.memory.configured = budget
         budget = min(budget, l1.budget) if state.memory.pressed else budget
     l1.budget, l2.budget = budget, new.l2_bytes
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    l1.max_copies = machine.segment_limit(soft, new.max_connections)
     l1.shrink()
     l2.shrink()
     log.info("SIGHUP: configuration reloaded: %s", ", ".join(changed))

@@ -577,6 +577,9 @@ async def test_the_cost_policy_learns_reload_costs_and_ls_shows_them(setup) -> N
     assert shelf.describe()["l1_oldest_seconds"] >= 0
     lru = Shelf(dataclasses.replace(shelf.config, policy="lru"), shelf.store)
     try:
-        assert isinstance(lru.l1.policy, LRUPolicy) and "l1_priority" not in lru.listing(4)
+        lease = await lru.acquire(refs[1])
+        lru.release(lease)
+        (row,) = lru.listing(4)
+        assert isinstance(lru.l1.policy, LRUPolicy) and "l1_priority" not in row
     finally:
         await _closed(lru)
