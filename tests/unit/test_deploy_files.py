@@ -168,6 +168,15 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr  # warnings count
+    # verify exits 0 whatever it finds: its complaints are what this test reads
+    (tmp_path / UNIT.name).write_text(text.replace("Type=notify", "Type=notifyy"))
+    broken = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / UNIT.name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "notifyy" in broken.stderr, broken.stderr
 
 
 # -- images -------------------------------------------------------------------------------------
