@@ -22,6 +22,7 @@ import itertools
 import mmap
 import os
 import struct
+import sys
 from typing import Final
 
 from .errors import ProtocolError
@@ -58,12 +59,14 @@ def table_size(slots: int) -> int:
 class BoardView:
     """A client's read-only mapping of the board behind ``fd`` (the caller keeps ``fd``).
 
-    ``slot(name)`` is the byte offset of the model's counter in this board (-1 without the
-    extension); ``stamp(slot)`` what must stay equal for a model held since it was read:
-    (epoch, counter), or (generation, 0) without the extension. ``serial`` tells one view
-    from another: a stamp is only ever compared with the view it was read from."""
+    ``words`` are the board's u64 words (``words[i]`` at byte ``8 * i``); ``at`` is the index
+    of the counter that moves for every model (the epoch, or the generation without the
+    extension). ``slot(name)`` is the index of the model's counter (without the extension,
+    0: the magic, which never moves). ``stamp(slot)`` is what must stay equal for a model
+    held since it was read: (``serial``, epoch or generation, counter); ``serial`` tells one
+    view from another, so a stamp never matches another board."""
 
-    __slots__ = ("_at", "map", "serial", "slots", "table")
+    __slots__ = ("at", "map", "serial", "slots", "table", "words")
 
     def __init__(self, fd: int) -> None:
         try:
@@ -78,7 +81,7 @@ class BoardView:
             raise ProtocolError("the daemon's board is not sealed against shrinking")
         if header[: len(MAGIC)] != MAGIC:
             raise ProtocolError("the daemon's board does not start with its magic")
-        self.slots, self.table, self._at = 0, 0, GENERATION_AT
+        self.slots, self.table, at = 0, 0, GENERATION_AT
         length = HEADER_SIZE
         if header[24:32] == NOTICES_MAGIC:
             slots, table = GEOMETRY.unpack_from(header, GEOMETRY_AT)
@@ -89,12 +92,16 @@ class BoardView:
                     f"the daemon's board puts {slots} slots at byte {table}: over its header, "
                     f"misaligned or outside its {size} bytes"
                 )
-            self.slots, self.table, self._at = slots, table, EPOCH_AT
+            self.slots, self.table, at = slots, table, EPOCH_AT
             length = table + slots * COUNTER.size
         try:
             self.map = mmap.mmap(fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         except (OSError, ValueError) as exc:
             raise ProtocolError(f"cannot map the daemon's board: {exc}") from exc
+        self.at = at // COUNTER.size
+        # an index into a cast view costs a fraction of a struct call: this is every held
+        # model's check; the length is a multiple of 8, and the board little-endian
+        self.words: _Words = memoryview(self.map).cast("Q") if _NATIVE else _Unpacked(self.map)
         self.serial = next(_serials)
 
     @property
@@ -104,16 +111,32 @@ class BoardView:
 
     def slot(self, name: str) -> int:
         if not self.slots:
-            return -1
-        return self.table + (slot_hash(name) & (self.slots - 1)) * COUNTER.size
+            return 0
+        return (self.table >> 3) + (slot_hash(name) & (self.slots - 1))
 
-    def stamp(self, slot: int) -> tuple[int, int]:
-        board = self.map
-        return _U64(board, self._at)[0], _U64(board, slot)[0] if slot >= 0 else 0
+    def stamp(self, slot: int) -> tuple[int, int, int]:
+        words = self.words
+        return self.serial, words[self.at], words[slot]
 
     def pressure(self) -> int:
-        return int(_U64(self.map, PRESSURE_AT)[0])
+        return self.words[PRESSURE_AT >> 3]
 
     def generation(self) -> int:
         """The counter that moves on every catalog change (page 0, bytes 8..15)."""
-        return int(_U64(self.map, GENERATION_AT)[0])
+        return self.words[GENERATION_AT >> 3]
+
+
+class _Unpacked:
+    """The board's counters on a big-endian host: one struct call per read."""
+
+    __slots__ = ("map",)
+
+    def __init__(self, board: mmap.mmap) -> None:
+        self.map = board
+
+    def __getitem__(self, index: int) -> int:
+        return int(_U64(self.map, index * COUNTER.size)[0])
+
+
+_Words = memoryview | _Unpacked
+_NATIVE = sys.byteorder == "little"

@@ -39,7 +39,7 @@ from . import paths as _paths
 from . import trust as _trust
 from . import wire as _wire
 from ._version import __version__
-from .board import BoardView
+from .board import PRESSURE_AT, BoardView
 from .errors import (
     AccessDenied,
     DaemonUnavailable,
@@ -66,6 +66,7 @@ ENVIRONMENT = (
 )
 
 _AGENT = f"modelshelf/{__version__}"
+_PRESSURE = PRESSURE_AT >> 3  # the pressure counter's index in BoardView.words
 
 # Used when neither the caller, the environment nor the daemon's hello says otherwise.
 DEFAULT_TIMEOUT = 10.0  # seconds: a web request's patience, not a cold multi-GB fetch's
@@ -94,9 +95,8 @@ class _Held:
     digest: str
     version: int
     size: int
-    board: int  # the serial of the BoardView the stamp was read from
-    slot: int  # the byte offset of its model's counter in that board (-1: none)
-    stamp: tuple[int, int]  # what that board said before the daemon answered
+    slot: int  # the index of its model's counter on the board (BoardView.slot)
+    stamp: tuple[int, int, int]  # what the board said before the daemon answered
     fixed: bool  # an explicit version: re-checked only to learn that it was removed
     last_use: float
 
@@ -214,7 +214,7 @@ class Client:
         if board is None:
             fresh = held.fixed
         else:
-            fresh = board.pressure() == self._pressure and _unchanged(board, held)
+            fresh = board.words[_PRESSURE] == self._pressure and _unchanged(board, held)
         if not fresh:
             return None
         held.last_use = time.monotonic()
@@ -395,7 +395,7 @@ class Client:
             raise
         if reply.get("unchanged") and held is not None:
             _wire.close_fds(fds)
-            held.board, held.slot, held.stamp = board.serial, slot, stamp
+            held.slot, held.stamp = slot, stamp
             held.last_use = time.monotonic()
             self._held.move_to_end(key)
             self.last_source = "checked"
@@ -420,7 +420,7 @@ class Client:
         finally:
             _wire.close_fds(fds)
         now = time.monotonic()
-        self._hold(key, _Held(model, digest, version, size, board.serial, slot, stamp, fixed, now))
+        self._hold(key, _Held(model, digest, version, size, slot, stamp, fixed, now))
         self.last_source = source
         return model
 
@@ -553,7 +553,10 @@ class Client:
 
 def _unchanged(board: BoardView | None, held: _Held) -> bool:
     """Does ``board`` still say what it said when ``held`` was last confirmed?"""
-    return board is not None and held.board == board.serial and board.stamp(held.slot) == held.stamp
+    if board is None:
+        return False
+    words = board.words  # BoardView.stamp, inlined: this is every held model's check
+    return (board.serial, words[board.at], words[held.slot]) == held.stamp
 
 
 def _timeout(value: float | None) -> float:

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from modelshelf.board import BoardView, slot_hash
+from modelshelf.board import BoardView, _Unpacked, slot_hash
 from modelshelf.errors import ProtocolError
 
 GENERATION, PRESSURE, EPOCH = 8, 16, 32
@@ -63,17 +63,17 @@ def test_a_view_follows_each_models_counter_and_the_epoch() -> None:
         view = BoardView(fd)
         assert view.notices and (view.slots, view.table) == (64, 4096)
         x, y = view.slot("ns/x"), view.slot("ns/y")
-        assert (x, y) == (slot_offset("ns/x"), slot_offset("ns/y")) and x != y
+        assert (8 * x, 8 * y) == (slot_offset("ns/x"), slot_offset("ns/y")) and x != y
         before = view.stamp(x), view.stamp(y)
-        assert before[0] == (9, 0)
+        assert before[0] == (view.serial, 9, 0)
         bump(fd, GENERATION)  # the counter of page 0 moves on every change: not read here
-        bump(fd, x)
+        bump(fd, 8 * x)
         assert view.stamp(x) != before[0] and view.stamp(y) == before[1]
         bump(fd, EPOCH)  # a change for every model
         assert view.stamp(y) != before[1]
         bump(fd, PRESSURE)
         assert view.pressure() == 1
-        last = view.table + 8 * (view.slots - 1)  # the last counter lies inside the map
+        last = view.table // 8 + view.slots - 1  # the last counter lies inside the map
         assert view.stamp(last) == view.stamp(last)
     finally:
         os.close(fd)
@@ -84,10 +84,12 @@ def test_a_board_without_notices_is_read_as_the_first_layout() -> None:
     fd = make_board(notices=False)
     try:
         view = BoardView(fd)
-        assert not view.notices and view.slot("ns/x") == -1
-        assert view.stamp(-1) == (7, 0)
+        assert not view.notices and view.slot("ns/x") == 0  # the magic: it never moves
+        magic = int.from_bytes(b"MSBOARD1", "little")
+        assert view.stamp(0) == (view.serial, 7, magic)
         bump(fd, GENERATION)
-        assert view.stamp(view.slot("ns/x")) == (8, 0)
+        assert view.stamp(view.slot("ns/x")) == (view.serial, 8, magic)
+        assert BoardView(fd).stamp(0) != view.stamp(0)  # another view: another stamp
     finally:
         os.close(fd)
 
@@ -114,5 +116,17 @@ def test_a_hostile_board_is_refused_before_it_is_mapped(case: str) -> None:
     try:
         with pytest.raises(ProtocolError, match=message):
             BoardView(fd)
+    finally:
+        os.close(fd)
+
+
+def test_a_big_endian_host_reads_the_same_counters() -> None:
+    """The board is little-endian; a host that is not reads it one struct call at a time."""
+    fd = make_board(slots=64)
+    try:
+        view = BoardView(fd)
+        bump(fd, 8 * view.slot("ns/x"))
+        unpacked = _Unpacked(view.map)
+        assert [unpacked[i] for i in range(512 + 64)] == list(view.words)
     finally:
         os.close(fd)

@@ -159,7 +159,7 @@ def test_the_daemon_and_the_client_read_the_same_slot(prefix: str) -> None:
         assert (view.slots, view.table) == (1024, 4096)
         assert os.fstat(board.fd).st_size == board.size == 4096 + 8 * 1024
         names = [f"ns/m{i}" for i in range(200)]
-        assert all(view.slot(n) == board.offset(n) for n in names)
+        assert all(8 * view.slot(n) == board.offset(n) for n in names)
         x, y = "ns/x", "ns/y"
         assert view.slot(x) != view.slot(y)
         before = {n: view.stamp(view.slot(n)) for n in (x, y)}
