@@ -363,8 +363,8 @@ class Client:
     # -- internals: requests --------------------------------------------------------------------
 
     def _acquire(self, key: str, name: str, held: _Held | None, *, fixed: bool) -> Model:
-        """Ask the daemon for ``key`` (``name``, the model's ``ns/name``, places it on the
-        board). The board is read before the request: a change the daemon makes while it
+        """Ask the daemon for ``key``; ``name`` (its ``ns/name``) picks its counter on the
+        board. The board is read before the request: a change the daemon makes while it
         answers leaves the stamp behind, and costs one more round trip, never a stale copy."""
         try:
             if self._sock is None:
