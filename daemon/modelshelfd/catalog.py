@@ -1,7 +1,7 @@
 """The catalog: refs read from the store, cached, and a generation that moves when they change.
 
-A poll task lists every ref each ``ref_poll_seconds`` and bumps the board's generation when
-anything changed, so that a version published on another node is served here within about one
+A poll task lists every ref each ``ref_poll_seconds`` and bumps the board's counters of the
+models that changed, so that a version published on another node is served here within about one
 period. Resolving ``ns/name`` (latest) also re-lists that model when its cached listing is older
 than one period, so a daemon never answers "latest" from a stale view.
 
@@ -167,7 +167,7 @@ class Catalog:
             else:
                 self.versions.pop(key, None)
             self._drop_removed(key, versions)
-            self.board.bump()
+            self.board.bump([key])
 
     def _drop_removed(self, key: str, versions: list[int]) -> None:
         keep = set(versions)
@@ -194,11 +194,14 @@ class Catalog:
             for key in listing:
                 self._listed_at[key] = now
             return False
+        old = self.versions  # the models whose versions changed, on the board (protocol.md)
+        changed = {k for k in old.keys() | listing.keys() if old.get(k) != listing.get(k)}
+        changed.update(k for k, _ in removed)
         self.versions = listing
         self._listed_at = dict.fromkeys(listing, now)
         for key in listing:
             self._missing.pop(key, None)
-        self.board.bump()
+        self.board.bump(changed)
         return True
 
     async def poll_forever(self) -> None:
