@@ -51,6 +51,7 @@ CAT_VALUE, FLOAT_SPLIT, EXACT_VALUE = 0, 1, 2
 MAGIC = np.uint64(0x4906BA494954CB65)
 _INT64_RANGE = (-(1 << 63), (1 << 63) - 1)
 _EXACT_FLOATS = float(1 << 53)  # integral floats above this may not be the integer given
+_BLOCK = 1 << 16  # (CTR or element, row) pairs per block of rows
 MAX_FEATURES = 1 << 24  # input columns: far above any CatBoost model's
 _SHOWN = 40  # characters of a refused value quoted in a message
 
@@ -186,6 +187,7 @@ class CatBoostFeatures(Executor):
             _indices(spec, self.ctrs[:, 3], int(width.max()), "CTR target border indices")
             spec.check(bool(np.all(self.ctrs[:, 3] < width)), "a CTR reads past its table's row")
         self.n_out = len(self.float_columns) + len(self.onehot) + len(self.ctrs)
+        self._derive()
         #: set by the Model (``name_columns``): each input column's name, for errors.
         self.input_names: list[str] | None = None
 
@@ -201,6 +203,30 @@ class CatBoostFeatures(Executor):
         names = self.input_names
         return f"column {column}" if names is None else f"column {names[column]!r}"
 
+    def _derive(self) -> None:
+        """Small per-projection and per-CTR arrays the batch computation reads (O(P + R·w)
+        vectorised work, no loop over the model): projection lengths and each CTR's row
+        weights, ``good = row · a`` and ``total = row · b + denominator`` where found."""
+        self.proj_lengths = np.diff(self.proj_offsets)
+        self.max_length = int(self.proj_lengths.max()) if len(self.proj_lengths) else 0
+        table, kind, index = self.ctrs[:, 1], self.ctrs[:, 2], self.ctrs[:, 3]
+        width = self.table_info[table, 0][:, None]
+        cols = np.arange(self.values.shape[1])[None, :]
+        inside = cols < width
+        mean = (kind == MEAN) | (kind == FLOAT_MEAN)
+        counter = (kind == COUNTER) | (kind == FREQ)
+        self.good_weights = np.select(
+            [kind[:, None] == BORDERS, kind[:, None] == BUCKETS],
+            [(cols > index[:, None]) & inside, cols == index[:, None]],
+            cols == 0,
+        ).astype(np.float64)
+        self.total_weights = np.select(
+            [mean[:, None], counter[:, None]], [cols == np.minimum(1, width - 1), False], inside
+        ).astype(np.float64)
+        self.denominators = np.where(counter, self.table_info[table, 1], 0).astype(np.float64)
+        self.ctr_start = self.table_offsets[table]
+        self.ctr_stop = self.table_offsets[table + 1]
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise FeatureCountError(
@@ -215,69 +241,66 @@ class CatBoostFeatures(Executor):
         hashes = np.empty((len(self.cat_columns), n), dtype=np.int64)
         for j, column in enumerate(self.cat_columns.tolist()):
             hashes[j] = category_hashes(X[:, column], self._label(column))
-        at = n_float
-        for c, value in self.onehot.tolist():
-            out[:, at] = hashes[c] == value
-            at += 1
+        n_onehot = len(self.onehot)
+        if n_onehot:
+            out[:, n_float : n_float + n_onehot] = (
+                hashes[self.onehot[:, 0]] == self.onehot[:, 1:]
+            ).T
         if len(self.ctrs):
-            projected = self._project(hashes, floats.astype(np.float32))
-            out[:, at:] = self._ctr_values(projected).T
+            # rows in blocks: the temporaries are (CTRs or elements) x rows
+            step = max(1, _BLOCK // max(len(self.ctrs), len(self.elements), 1))
+            floats32 = floats.T.astype(np.float32)
+            for a in range(0, n, step):
+                part = slice(a, a + step)
+                projected = self._project(hashes[:, part], floats32[:, part])
+                out[part, n_float + n_onehot :] = self._ctr_values(projected[self.ctrs[:, 0]]).T
         return out
 
-    def _project(self, hashes: np.ndarray, floats: np.ndarray) -> list[np.ndarray | None]:
-        """The hash of every projection some CTR reads (None for the others)."""
-        unsigned = hashes.view(np.uint64)
-        needed = set(self.ctrs[:, 0].tolist())
-        offsets = self.proj_offsets.tolist()
-        out: list[np.ndarray | None] = [None] * (len(offsets) - 1)
-        for p in needed:
-            h = np.zeros(hashes.shape[1], dtype=np.uint64)
-            for e in range(offsets[p], offsets[p + 1]):
-                kind, index, value = self.elements[e].tolist()
-                if kind == CAT_VALUE:
-                    bit = unsigned[index]
-                elif kind == EXACT_VALUE:
-                    bit = (hashes[index] == value).astype(np.uint64)
-                else:  # a float split: x > border in float32; NaN goes where ``value`` says
-                    x = floats[:, index]
-                    with np.errstate(invalid="ignore"):
-                        above = x > self.borders[e]
-                    above[np.isnan(x)] = bool(value)
-                    bit = above.astype(np.uint64)
-                h = _combine(h, bit)
-            out[p] = h
+    def _project(self, hashes: np.ndarray, floats: np.ndarray) -> np.ndarray:
+        """Every projection's hash, (P, n): each element's value for every row at once, then
+        the projections folded element by element, all projections together."""
+        kind, index, value = self.elements[:, 0], self.elements[:, 1], self.elements[:, 2:]
+        is_float = kind == FLOAT_SPLIT
+        cat_values = hashes[np.where(is_float, 0, index)] if len(hashes) else None
+        bits = np.zeros((len(kind), hashes.shape[1]), dtype=np.uint64)
+        if cat_values is not None:
+            bits[:] = np.where(kind[:, None] == CAT_VALUE, cat_values, cat_values == value)
+        if is_float.any():
+            x = floats[index[is_float]]
+            with np.errstate(invalid="ignore"):
+                above = x > self.borders[is_float, None]
+            bits[is_float] = np.where(np.isnan(x), value[is_float] != 0, above)
+        out = np.zeros((len(self.proj_lengths), hashes.shape[1]), dtype=np.uint64)
+        starts = self.proj_offsets[:-1]
+        for step in range(self.max_length):
+            live = self.proj_lengths > step
+            out[live] = _combine(out[live], bits[starts[live] + step])
         return out
 
-    def _ctr_values(self, projected: list[np.ndarray | None]) -> np.ndarray:
-        n = len(next(p for p in projected if p is not None))
-        result = np.empty((len(self.ctrs), n), dtype=np.float32)
-        offsets = self.table_offsets
-        for i, (p, t, ctr_type, idx) in enumerate(self.ctrs.tolist()):
-            h = projected[p]
-            assert h is not None
-            start, stop = int(offsets[t]), int(offsets[t + 1])
-            width, denominator = self.table_info[t].tolist()
-            good = np.zeros(n)
-            total = np.zeros(n)
-            if stop > start:
-                keys = self.hashes[start:stop]
-                pos = np.minimum(np.searchsorted(keys, h), stop - start - 1)
-                found = keys[pos] == h
-                rows = self.values[start + pos[found], :width]
-                if ctr_type == BORDERS:
-                    good[found] = rows[:, idx + 1 :].sum(axis=1)
-                    total[found] = rows.sum(axis=1)
-                elif ctr_type == BUCKETS:
-                    good[found] = rows[:, idx]
-                    total[found] = rows.sum(axis=1)
-                elif ctr_type in (MEAN, FLOAT_MEAN):
-                    good[found] = rows[:, 0]
-                    total[found] = rows[:, min(1, width - 1)]
-                else:
-                    good[found] = rows[:, 0]
-                    total[found] = denominator
-            prior_num, prior_denom, shift, scale = self.priors[i]
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                good32, total32 = good.astype(np.float32), total.astype(np.float32)
-                result[i] = ((good32 + prior_num) / (total32 + prior_denom) + shift) * scale
+    def _ctr_values(self, queries: np.ndarray) -> np.ndarray:
+        """Each CTR's value for each row, (R, n): its hash searched in its own table (between
+        the table's offsets), then the weighted row where found."""
+        last = len(self.hashes) - 1
+        if last >= 0:
+            at = np.empty(queries.shape, dtype=np.int64)
+            bounds = zip(self.ctr_start.tolist(), self.ctr_stop.tolist(), strict=True)
+            for r, (start, stop) in enumerate(bounds):
+                at[r] = start + np.searchsorted(self.hashes[start:stop], queries[r])
+            found = at < self.ctr_stop[:, None]
+            np.minimum(at, last, out=at)
+            found &= self.hashes[at] == queries
+            good = np.zeros(queries.shape)
+            total = np.repeat(self.denominators[:, None], queries.shape[1], axis=1)
+            for k in range(self.values.shape[1]):  # integer counts: the sums are exact
+                column = self.values[:, k][at]
+                good += column * self.good_weights[:, k, None]
+                total += column * self.total_weights[:, k, None]
+            good[~found] = 0.0
+            total[~found] = 0.0
+        else:
+            good = total = np.zeros(queries.shape)
+        prior_num, prior_denom, shift, scale = (self.priors[:, k, None] for k in range(4))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = (good.astype(np.float32) + prior_num) / (total.astype(np.float32) + prior_denom)
+            result: np.ndarray = (ratio + shift) * scale
         return result
