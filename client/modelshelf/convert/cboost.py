@@ -187,6 +187,7 @@ def _compose(
     builder: ForestBuilder,
     facts: dict[str, Any],
     params: dict[str, Any],
+    name: str,
     labels: Any = None,
 ) -> dict[str, Any]:
     """The forest's spec; with categorical features, a pipeline of the ``catboost_features``
@@ -198,6 +199,12 @@ def _compose(
             arrays={"base": facts["base"]}, params={**params, "n_features": facts["n_features"]},
             labels=labels,
         )  # fmt: skip
+    if path != "model":
+        raise UnsupportedModelError(
+            f"{name} with cat_features at {path}: only a model "
+            "compiled on its own reads categories as CatBoost does (a step before it would "
+            "hand it numbers); compile the CatBoost model itself"
+        )
     ctx.takes_strings = True
     steps = [
         features_spec(ctx, f"{path}/features", layout, facts["n_features"]),
@@ -232,7 +239,7 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         "label_column": not binary,  # CatBoost's multiclass predict gives a column
         "allow_nan": True,
     }
-    return _compose(ctx, "boosted_classifier", path, builder, facts, params, classes)
+    return _compose(ctx, "boosted_classifier", path, builder, facts, params, name, classes)
 
 
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
@@ -246,7 +253,7 @@ def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             f"supported; supported: {', '.join(sorted(REGRESSION_LINKS))}"
         )
     params = {"methods": ["predict"], "link": REGRESSION_LINKS[loss], "allow_nan": True}
-    return _compose(ctx, "boosted_regressor", path, builder, facts, params)
+    return _compose(ctx, "boosted_regressor", path, builder, facts, params, name)
 
 
 try:

@@ -172,7 +172,9 @@ class CatBoostFeatures(Executor):
         n_tables = len(self.table_info)
         spec.check(self.table_info.shape[1] == 2, "table_info rows are (width, denominator)")
         self.table_offsets = _offsets(spec, "table_offsets", n_tables, len(self.hashes))
-        _indices(spec, self.table_info[:, 0] - 1, self.values.shape[1], "table widths - 1")
+        widths = self.table_info[:, 0]
+        if len(widths) and (widths.min() < 1 or widths.max() > self.values.shape[1]):
+            spec.fail(f"table widths must lie in 1..{self.values.shape[1]}")
 
         self.ctrs = spec.array("ctr_features", ndim=2, kind="i")
         spec.check(self.ctrs.shape[1] == 4, "ctr_features rows are (projection, table, type, idx)")

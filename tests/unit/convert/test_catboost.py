@@ -12,6 +12,7 @@ import catboost as cb
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.pipeline import make_pipeline
 
 import modelshelf
 from modelshelf.errors import FeatureNamesError, InputTypeError, UnsupportedModelError
@@ -110,6 +111,24 @@ def test_frames_are_read_by_column_name(with_categories: tuple[Any, Any]) -> Non
     np.testing.assert_allclose(model.predict_proba(X[["size", "x", "color"]]), expected)
     with pytest.raises(FeatureNamesError, match="missing"):
         model.predict(X[["x", "color"]])
+
+
+def test_categories_inside_a_pipeline_are_refused(with_categories: tuple[Any, Any]) -> None:
+    est, _ = with_categories
+    with pytest.raises(UnsupportedModelError, match=r"cat_features at model/0: only a model"):
+        modelshelf.compile(make_pipeline(est))
+
+
+def test_integer_categories_in_a_table_of_numbers() -> None:
+    """A DataFrame of numbers only reaches the model as float64: its integer categories are
+    still hashed as integers."""
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"x": rng.normal(size=200), "k": rng.integers(0, 30, 200)})
+    y = X["x"] + (X["k"] % 3 == 0) + rng.normal(size=200) * 0.1
+    est = cb.CatBoostRegressor(**_CB, cat_features=["k"]).fit(X, y)
+    model = modelshelf.load(modelshelf.compile(est))
+    test = pd.DataFrame({"x": [0.0, 1.0, -1.0], "k": [3, 4, 1000]})
+    np.testing.assert_allclose(model.predict(test), est.predict(test), rtol=1e-12)
 
 
 def test_city_hash_matches_catboost_s_own_table() -> None:
