@@ -139,6 +139,7 @@ def test_hostile_counts_are_refused_at_load(image: Image, param: str, value: int
     [
         ("table_hashes", lambda a: a[::-1].copy()),  # unsorted: lookups miss, nothing breaks
         ("table_values", lambda a: np.full_like(a, np.nan)),
+        ("table_values", lambda a: np.full_like(a, np.inf)),
         ("ctr_priors", lambda a: np.zeros_like(a)),  # 0 / 0
         ("proj_borders", lambda a: np.full_like(a, np.nan)),
     ],

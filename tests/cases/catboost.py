@@ -167,6 +167,17 @@ CASES = [
         ),
         shop("multiclass"),
     ),
+    # Counter with a prior: an unseen category counts 0 of the whole denominator.
+    Case(
+        "catboost-cat-clf-counter-prior",
+        cat(
+            cb.CatBoostClassifier,
+            simple_ctr=["Counter:Prior=0.7/1"],
+            combinations_ctr=["Counter:Prior=1.5/1"],
+            max_ctr_complexity=2,
+        ),
+        shop(),
+    ),
     Case(
         "catboost-cat-clf-numpy",
         cat(cb.CatBoostClassifier, frame=False, one_hot_max_size=4, max_ctr_complexity=2),

@@ -19,7 +19,8 @@ A CTR feature reads one projection's hash: ``h = 0``, then ``h = M * (h + M * b)
 ``M = 0x4906ba494954cb65``) for each element's ``b`` in order: a categorical hash (sign-extended
 to 64 bits), a float split's bit ``x > border`` (float32; NaN takes the stored side), or a
 one-hot bit. The hash is looked up in the CTR's table (sorted hashes, one row of counts each);
-the row gives ``(good, total)`` by the CTR's type, ``(0, 0)`` when absent, and the value is
+the row gives ``(good, total)`` by the CTR's type (absent: ``(0, 0)``, but ``(0, denominator)``
+for Counter and FeatureFreq, as CatBoost's ``TStaticCtrProvider``), and the value is
 ``((good + prior_num) / (total + prior_denom) + shift) * scale`` in float32, as CatBoost's
 ``TModelCtr::Calc``.
 """
@@ -282,6 +283,9 @@ class CatBoostFeatures(Executor):
     def _ctr_values(self, queries: np.ndarray) -> np.ndarray:
         """Each CTR's value for each row, (R, n): its hash searched in its own table (between
         the table's offsets), then the weighted row where found."""
+        good = np.zeros(queries.shape)
+        # Counter's denominator counts whether the hash is found or not (CatBoost's emptyVal)
+        total = np.repeat(self.denominators[:, None], queries.shape[1], axis=1)
         last = len(self.hashes) - 1
         if last >= 0:
             at = np.empty(queries.shape, dtype=np.int64)
@@ -291,16 +295,11 @@ class CatBoostFeatures(Executor):
             found = at < self.ctr_stop[:, None]
             np.minimum(at, last, out=at)
             found &= self.hashes[at] == queries
-            good = np.zeros(queries.shape)
-            total = np.repeat(self.denominators[:, None], queries.shape[1], axis=1)
-            for k in range(self.values.shape[1]):  # integer counts: the sums are exact
-                column = self.values[:, k][at]
-                good += column * self.good_weights[:, k, None]
-                total += column * self.total_weights[:, k, None]
-            good[~found] = 0.0
-            total[~found] = 0.0
-        else:
-            good = total = np.zeros(queries.shape)
+            with np.errstate(all="ignore"):  # a hostile table's inf * 0 is NaN, not an error
+                for k in range(self.values.shape[1]):  # integer counts: the sums are exact
+                    column = np.where(found, self.values[:, k][at], 0.0)
+                    good += column * self.good_weights[:, k, None]
+                    total += column * self.total_weights[:, k, None]
         prior_num, prior_denom, shift, scale = (self.priors[:, k, None] for k in range(4))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = (good.astype(np.float32) + prior_num) / (total.astype(np.float32) + prior_denom)
