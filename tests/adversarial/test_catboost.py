@@ -113,6 +113,7 @@ HOSTILE: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "table of width 0": ("table_info", _set((0, 0), 0)),
     "table wider than the values": ("table_info", _set((0, 0), 99)),
     "values of one dimension": ("table_values", lambda a: a[:, 0].copy()),
+    "rows wider than any model's": ("table_values", lambda a: np.zeros((0, 1 << 17))),
 }
 
 

@@ -42,7 +42,7 @@ class Layout:
     ctrs: list[tuple[int, int, int, int]] = field(default_factory=list)
     priors: list[tuple[float, float, float, float]] = field(default_factory=list)
     tables: list[tuple[np.ndarray, np.ndarray, int]] = field(default_factory=list)
-    #: split_index -> (column, threshold, NaN goes right), for one-hot and CTR splits
+    #: split_index -> (split type, one-hot (feature, value), output column, CTR border)
     bins: dict[int, tuple[str, Any, int, float]] = field(default_factory=dict)
 
     @property

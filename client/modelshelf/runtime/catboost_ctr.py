@@ -54,6 +54,8 @@ _INT64_RANGE = (-(1 << 63), (1 << 63) - 1)
 _EXACT_FLOATS = float(1 << 53)  # integral floats above this may not be the integer given
 _BLOCK = 1 << 16  # (CTR or element, row) pairs per block of rows
 MAX_FEATURES = 1 << 24  # input columns: far above any CatBoost model's
+MAX_WIDTH = 1 << 16  # values per table row (classes): far above any CatBoost model's
+MAX_CTR_CELLS = 1 << 24  # CTRs x row width: the weights built at load stay below 32 MiB
 _SHOWN = 40  # characters of a refused value quoted in a message
 
 
@@ -168,6 +170,7 @@ class CatBoostFeatures(Executor):
         self.hashes = spec.array("table_hashes", ndim=1, kind="u")
         spec.check(self.hashes.dtype == np.uint64, "table_hashes must be uint64")
         self.values = spec.array("table_values", ndim=2, kind="f")
+        spec.check(self.values.shape[1] <= MAX_WIDTH, f"table rows hold at most {MAX_WIDTH}")
         spec.check(len(self.values) == len(self.hashes), "one table_values row per hash")
         self.table_info = spec.array("table_info", ndim=2, kind="i")
         n_tables = len(self.table_info)
@@ -182,6 +185,8 @@ class CatBoostFeatures(Executor):
         self.priors = spec.array("ctr_priors", ndim=2, kind="f")
         spec.check(self.priors.dtype == np.float32, "ctr_priors must be float32")
         spec.check(self.priors.shape == (len(self.ctrs), 4), "one ctr_priors row per CTR")
+        if len(self.ctrs) * self.values.shape[1] > MAX_CTR_CELLS:
+            spec.fail(f"CTRs times table width exceed {MAX_CTR_CELLS}")
         _indices(spec, self.ctrs[:, 0], n_proj, "CTR projections")
         _indices(spec, self.ctrs[:, 1], n_tables, "CTR tables")
         _indices(spec, self.ctrs[:, 2], len(CTR_TYPES), "CTR types")
@@ -222,10 +227,10 @@ class CatBoostFeatures(Executor):
             [kind[:, None] == BORDERS, kind[:, None] == BUCKETS],
             [(cols > index[:, None]) & inside, cols == index[:, None]],
             cols == 0,
-        ).astype(np.float64)
+        )
         self.total_weights = np.select(
             [mean[:, None], counter[:, None]], [cols == np.minimum(1, width - 1), False], inside
-        ).astype(np.float64)
+        )
         self.denominators = np.where(counter, self.table_info[table, 1], 0).astype(np.float64)
         self.ctr_start = self.table_offsets[table]
         self.ctr_stop = self.table_offsets[table + 1]
@@ -251,7 +256,8 @@ class CatBoostFeatures(Executor):
             ).T
         if len(self.ctrs):
             # rows in blocks: the temporaries are (CTRs or elements) x rows
-            step = max(1, _BLOCK // max(len(self.ctrs), len(self.elements), 1))
+            widest = max(len(self.ctrs), len(self.elements), len(self.proj_lengths), 1)
+            step = max(1, _BLOCK // widest)
             floats32 = floats.T.astype(np.float32)
             for a in range(0, n, step):
                 part = slice(a, a + step)
