@@ -181,13 +181,13 @@ def _loss(doc: dict[str, Any]) -> str:
 
 
 def _compose(
+    est: Any,
     ctx: Context,
     kind: str,
     path: str,
     builder: ForestBuilder,
     facts: dict[str, Any],
     params: dict[str, Any],
-    name: str,
     labels: Any = None,
 ) -> dict[str, Any]:
     """The forest's spec; with categorical features, a pipeline of the ``catboost_features``
@@ -201,7 +201,7 @@ def _compose(
         )  # fmt: skip
     if path != "model":
         raise UnsupportedModelError(
-            f"{name} with cat_features at {path}: only a model "
+            f"{type(est).__name__} with cat_features at {path}: only a model "
             "compiled on its own reads categories as CatBoost does (a step before it would "
             "hand it numbers); compile the CatBoost model itself"
         )
@@ -215,8 +215,8 @@ def _compose(
     ]  # fmt: skip
     names = layout.feature_names
     if names is not None:
-        ctx.describe_input(None, path, feature_names=names)
-    return ctx.spec("pipeline", path, params={"steps": steps, "n_features": facts["n_features"]})
+        ctx.describe_input(est, path, feature_names=names)
+    return ctx.spec("pipeline", path, params={"steps": steps})
 
 
 def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         "label_column": not binary,  # CatBoost's multiclass predict gives a column
         "allow_nan": True,
     }
-    return _compose(ctx, "boosted_classifier", path, builder, facts, params, name, classes)
+    return _compose(est, ctx, "boosted_classifier", path, builder, facts, params, classes)
 
 
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
@@ -253,7 +253,7 @@ def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             f"supported; supported: {', '.join(sorted(REGRESSION_LINKS))}"
         )
     params = {"methods": ["predict"], "link": REGRESSION_LINKS[loss], "allow_nan": True}
-    return _compose(ctx, "boosted_regressor", path, builder, facts, params, name)
+    return _compose(est, ctx, "boosted_regressor", path, builder, facts, params)
 
 
 try:
