@@ -498,7 +498,7 @@ class Store:
         second uploads it chunk by chunk, hashing again: if the file changed in between, the
         upload is abandoned before its last chunk (StoreError), so what is stored is always
         what was checked. ``progress(n)`` is called with each chunk's size as it is uploaded
-        (not at all if the store holds these bytes already).
+        (once with the whole size if the store holds these bytes already).
         """
         check_part(namespace)
         check_part(name, "name")
@@ -512,16 +512,12 @@ class Store:
             # the structure only: mapped, and no array is read
             mapped = mmap.mmap(fh.fileno(), found, prot=mmap.PROT_READ)
             try:
-                image = Image(mapped)
+                image = Image(mapped)  # its size is the file's: neither shorter nor longer
                 size, checksum = image.size, image.checksum
                 del image
             finally:
                 with contextlib.suppress(BufferError):  # a view in a traceback: GC unmaps
                     mapped.close()
-            if found != size:
-                raise TruncatedImageError(
-                    f"{source}: {found} bytes, but its header declares an image of {size}"
-                )
             crc, sha = 0, hashlib.sha256()
             buf = bytearray(UPLOAD_CHUNK)
             pos = 0
@@ -545,10 +541,13 @@ class Store:
             if skip_unchanged and (same := self._unchanged(namespace, name, digest)):
                 return same
             fh.seek(0)
-            self._upload(digest, size, _rehashed(fh, digest, source, progress))
+            uploaded = self._upload(digest, size, _rehashed(fh, digest, source, progress))
+            if not uploaded and progress is not None:
+                progress(size)  # stored already: nothing left to send
         return self._assign(namespace, name, digest, size)
 
-    def _upload(self, digest: str, size: int, chunks: Iterator[bytes]) -> None:
+    def _upload(self, digest: str, size: int, chunks: Iterator[bytes]) -> bool:
+        """Store ``chunks`` as image ``digest`` unless it is stored already (False then)."""
         path = image_path(digest)
         with _translate(f"storing image {digest[:12]}", self._reachable):
             try:
@@ -560,6 +559,7 @@ class Store:
         if self._root is not None:  # as in put_image
             with contextlib.suppress(OSError):
                 self.collect_staged(STAGING_GRACE, digest=digest)
+        return not stored
 
     def _unchanged(self, namespace: str, name: str, digest: str) -> Published | None:
         """The latest version, if it holds image ``digest``."""

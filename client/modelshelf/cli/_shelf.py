@@ -131,6 +131,9 @@ def _publish(args: argparse.Namespace) -> int:
     if not is_image:  # compiled here: the image is in memory anyway
         from ._images import compile_file
 
+        # the same source compiled again is the same image (its "created" is the file's
+        # time), so that publishing it again is recognised as unchanged
+        os.environ.setdefault("SOURCE_DATE_EPOCH", str(int(path.stat().st_mtime)))
         image, _ = compile_file(path, {"name": path.stem})
         Image(image)  # refuse to publish what this runtime could not load
     if args.store:
