@@ -38,7 +38,7 @@ def duration(seconds: float | None) -> str:
     if s < 1:
         return f"{s * 1000:.0f} ms"
     if s < 60:
-        return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
+        return f"{s:.0f} s"
     if s < 3600:
         return f"{s / 60:.1f} min"
     if s < 86400:

@@ -265,7 +265,7 @@ def test_sizes_in_units(n: int | None, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0.004, "4 ms"), (0.25, "250 ms"), (4.21, "4.2 s"), (42, "42 s"), (200, "3.3 min"),
+    [(0.004, "4 ms"), (0.25, "250 ms"), (4.21, "4 s"), (42, "42 s"), (200, "3.3 min"),
      (7260, "2.0 h"), (3 * 86400, "3.0 d"), (None, "-")],
 )  # fmt: skip
 def test_durations_in_units(seconds: float | None, text: str) -> None:
