@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--parallel must be 1..16 (the daemon takes 16 admin connections), got {args.parallel}"
         )
-    names = list(_expand(args.models, args.admin_socket))
+    names = list(_expand(args.models, args.admin_socket, quiet=args.json))
     if not names:
         raise ModelNotFound(f"no model matches {' '.join(args.models)}")
     local = threading.local()
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     return _summary(results, args.json)
 
 
-def _expand(entries: Iterable[str], admin_socket: str | None) -> Iterator[str]:
+def _expand(entries: Iterable[str], admin_socket: str | None, *, quiet: bool) -> Iterator[str]:
     seen: set[str] = set()
     for entry in entries:
         if entry == "-":
@@ -90,7 +90,7 @@ def _expand(entries: Iterable[str], admin_socket: str | None) -> Iterator[str]:
         elif _GLOB & set(entry):
             with AdminConnection(admin_socket) as admin:
                 found = admin.request({"op": "names", "pattern": entry})["names"]
-            if not found:
+            if not found and not quiet:  # in JSON, the summary (or the error) says it
                 print(f"modelshelf prefetch: {entry!r} matches no model", file=sys.stderr)
         else:
             found = [entry]

@@ -161,6 +161,9 @@ def test_publish_and_compile_take_safetensors(tmp_path: Path) -> None:
     assert "(safetensors)" in compiled.stdout and "tensors" in compiled.stdout
     model = modelshelf.load(out)
     assert np.array_equal(model.tensors["emb"], weights["emb"])
+    report = json.loads(run("compile", src, "-o", out, "--json").stdout)
+    assert report["compiled"] == "safetensors" and report["kind"] == "tensors"
+    assert report["size"] == out.stat().st_size and report["arrays"] == 2
     url = (tmp_path / "store").as_uri()
     published = run("publish", "ns/emb", src, "--store", url, "--json")
     assert published.returncode == 0, published.stderr
