@@ -83,8 +83,8 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )  # fmt: skip
     group.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=default(None),
-        help="progress bars on stderr (publish, prefetch): default on a terminal only; never "
-        "with --json; needs tqdm (the cli extra)",
+        help="progress bars on stderr (publish --store of an image file, prefetch): default on "
+        "a terminal only; never with --json; needs tqdm (the cli extra)",
     )  # fmt: skip
 
 

@@ -241,6 +241,22 @@ def test_completion_scripts(shell: str) -> None:
     assert as_json["shell"] == shell and as_json["script"] == proc.stdout
 
 
+def test_bash_completes_a_command(tmp_path: Path) -> None:
+    script = tmp_path / "modelshelf.bash"
+    script.write_text(run("completion", "bash").stdout)
+    line = "modelshelf mod"
+    probe = (
+        f"source {script}; COMP_WORDS=(modelshelf mod); COMP_CWORD=1; COMP_LINE={line!r}; "
+        "COMP_POINT=${#COMP_LINE}; _shtab_modelshelf modelshelf mod modelshelf; "
+        'echo "${COMPREPLY[@]}"'
+    )
+    done = subprocess.run(
+        ["bash", "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["models"]
+
+
 def test_completion_without_shtab_names_the_extra() -> None:
     script = (
         "import sys\nsys.modules['shtab'] = None\nfrom modelshelf.cli import main\n"
