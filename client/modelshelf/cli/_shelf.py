@@ -139,7 +139,12 @@ def _publish(args: argparse.Namespace) -> int:
     if args.store:
         reply = _publish_to_store(args, ref, path, image)
     else:
-        reply = _publish_through_daemon(args, ref, path, image)
+        fd = os.open(path, os.O_RDONLY) if image is None else _memfd(image)
+        image = None  # the memfd is the copy the daemon reads
+        try:
+            reply = _publish_through_daemon(args, ref, fd)
+        finally:
+            os.close(fd)
     if args.json:
         emit(reply)
     elif reply["unchanged"]:
@@ -186,23 +191,20 @@ def _publish_to_store(
     }
 
 
-def _publish_through_daemon(
-    args: argparse.Namespace, ref: ModelRef, path: Path, image: bytes | None
-) -> dict[str, Any]:
-    if image is None:
-        fd = os.open(path, os.O_RDONLY)
-    else:
-        fd = os.memfd_create("modelshelf-publish")
-        os.write(fd, image)
-        os.lseek(fd, 0, os.SEEK_SET)
-        del image  # the memfd is the copy the daemon reads
-    try:
-        sent = os.fstat(fd).st_size
-        message = {"op": "publish", "model": ref.key, "if_changed": not args.force}
-        with AdminConnection(args.admin_socket) as admin:
-            reply = admin.request(message, (fd,))
-    finally:
-        os.close(fd)
+def _memfd(image: bytes) -> int:
+    fd = os.memfd_create("modelshelf-publish")
+    view = memoryview(image)
+    while view:  # one write() moves at most about 2 GiB
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _publish_through_daemon(args: argparse.Namespace, ref: ModelRef, fd: int) -> dict[str, Any]:
+    sent = os.fstat(fd).st_size
+    message = {"op": "publish", "model": ref.key, "if_changed": not args.force}
+    with AdminConnection(args.admin_socket) as admin:
+        reply = admin.request(message, (fd,))
     return {
         "model": ref.key,
         "version": reply["version"],
