@@ -177,17 +177,25 @@ class OpenInference:
         started = time.perf_counter()
         outcome = "timeout"  # unless it ends otherwise: cancelled by the request's deadline
         try:
+            limit = self.state.config.http_max_body
+            slot = None
             try:
                 info = await self.inference.resolve(
                     request.match_info["name"], request.match_info.get("version")
                 )
-                body = await self._body(request, self.state.config.http_max_body)
+                # admitted before the body is read: bodies held at once are bounded too
+                declared = request.content_length
+                slot = self.inference.admit(limit if declared is None else min(declared, limit))
+                body = await self._body(request, limit)
                 head, binary = await self.inference.infer(
-                    info, body, request.headers.get(HEADER_LENGTH)
+                    info, body, request.headers.get(HEADER_LENGTH), slot
                 )
             except Exception as exc:
                 response, outcome = self._refusal(request, exc)
                 return response
+            finally:
+                if slot is not None:
+                    self.inference.abandon(slot)
             outcome = "ok"
             if not binary:
                 return web.Response(body=head, content_type="application/json")

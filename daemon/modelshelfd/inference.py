@@ -24,6 +24,7 @@ import mmap
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -35,7 +36,6 @@ from modelshelf.store import RefInfo
 
 from .errors import Busy
 from .oip import MAX_ELEMENTS, InferRequest, Tensor, TensorError, encode_response, parse_request
-from .shelf import Lease
 from .state import ServerState
 from .tiers import TierName
 
@@ -52,12 +52,23 @@ MAX_METADATA = 1024  # model metadata kept (by digest: images are immutable)
 MAX_VERSIONS = 64  # versions a model's metadata lists (the latest ones)
 MAX_INDEX = 100_000  # models one repository index lists
 MAX_THREADS = 8  # the derived thread count's cap
+BODY_BUDGET = 4  # request bodies of http_max_body bytes held at once by admitted requests
 
 T = TypeVar("T")
 
 
 class QueueFull(Busy):
     """Every inference slot (``http_infer_queue``) is taken."""
+
+
+@dataclass
+class Slot:
+    """One admitted request: the body bytes it may hold, and whether a thread runs for it."""
+
+    nbytes: int
+    running: bool = False
+    abandoned: bool = False
+    freed: bool = False
 
 
 def protocol_name(key: str) -> str:
@@ -89,7 +100,9 @@ class Inference:
         self.threads = threads
         self.limit = cfg.http_infer_queue
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="modelshelfd-infer")
-        self.admitted = 0  # requests holding a slot: queued, acquiring or running
+        self.admitted = 0  # requests holding a slot: reading, queued, acquiring or running
+        self.body_bytes = 0  # bytes of request bodies admitted requests may hold
+        self.body_budget = BODY_BUDGET * cfg.http_max_body
         self._metadata: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
 
     def close(self) -> None:
@@ -118,43 +131,71 @@ class Inference:
 
     # -- running ------------------------------------------------------------------------------
 
-    async def run(self, info: RefInfo, work: Callable[[Model], T]) -> T:
-        """``work(model)`` in a pool thread over a leased, read-only mapping of the image."""
-        if self.admitted >= self.limit:
+    def admit(self, nbytes: int = 0) -> Slot:
+        """A slot for one request whose body takes ``nbytes``, taken before the body is read:
+        at most ``http_infer_queue`` requests, and at most ``BODY_BUDGET`` request bodies'
+        worth of bytes (``http_max_body`` each), are admitted at once; beyond, QueueFull."""
+        if self.admitted >= self.limit or self.body_bytes + nbytes > self.body_budget:
             self.state.shelf.stats["http_infer_queue_full"] += 1
             raise QueueFull(
-                f"all {self.limit} inference slots are taken ({self.threads} threads); retry "
+                f"all {self.limit} inference slots are taken ({self.admitted} requests "
+                f"admitted, {self.body_bytes} body bytes held, {self.threads} threads); retry "
                 "later, or raise http_infer_queue"
             )
         self.admitted += 1
+        self.body_bytes += nbytes
         self.state.metrics.infer_in_progress.inc()
-        loop = asyncio.get_running_loop()
+        return Slot(nbytes)
+
+    def free(self, slot: Slot) -> None:
+        """Give the slot back, unless a thread still uses it (then the thread's end does)."""
+        if slot.freed or slot.running:
+            return
+        slot.freed = True
+        self.admitted -= 1
+        self.body_bytes -= slot.nbytes
+        self.state.metrics.infer_in_progress.dec()
+
+    async def run(self, info: RefInfo, work: Callable[[Model], T], slot: Slot | None = None) -> T:
+        """``work(model)`` in a pool thread over a leased, read-only mapping of the image, in
+        ``slot`` (or one of its own). The lease, and the slot once the caller has freed it, are
+        given back when the thread is done, even if the caller was cancelled meanwhile."""
+        own = slot is None
+        held = self.admit() if slot is None else slot
         try:
+            loop = asyncio.get_running_loop()
             started = loop.time()
             lease = await self.state.shelf.acquire(info)
             self.state.metrics.acquired(lease.found.value, loop.time() - started)
-        except BaseException:
-            self._finished(None)
-            raise
-        copy = lease.copy
-        try:
-            future: Future[T] = self.pool.submit(_mapped, copy.fd, copy.size, work)
-        except RuntimeError:  # the pool is shut down: the daemon is stopping
-            self._finished(lease)
-            raise QueueFull("the daemon is shutting down") from None
+            copy = lease.copy
+            try:
+                future: Future[T] = self.pool.submit(_mapped, copy.fd, copy.size, work)
+            except RuntimeError:  # the pool is shut down: the daemon is stopping
+                self.state.shelf.release(lease)
+                raise QueueFull("the daemon is shutting down") from None
+            held.running = True
 
-        def done(_: Future[T]) -> None:  # in the pool's thread, or here if already done
-            with contextlib.suppress(RuntimeError):  # the loop is closed: the process ends
-                loop.call_soon_threadsafe(self._finished, lease)
+            def finished() -> None:
+                self.state.shelf.release(lease)
+                held.running = False
+                if own or held.abandoned:
+                    self.free(held)
 
-        future.add_done_callback(done)
-        return await asyncio.wrap_future(future)
+            def done(_: Future[T]) -> None:  # in the pool's thread, or here if already done
+                with contextlib.suppress(RuntimeError):  # the loop is closed: the process ends
+                    loop.call_soon_threadsafe(finished)
 
-    def _finished(self, lease: Lease | None) -> None:
-        if lease is not None:
-            self.state.shelf.release(lease)
-        self.admitted -= 1
-        self.state.metrics.infer_in_progress.dec()
+            future.add_done_callback(done)
+            return await asyncio.wrap_future(future)
+        finally:
+            if own:
+                self.free(held)
+
+    def abandon(self, slot: Slot) -> None:
+        """The request is over (answered, refused or cancelled): free its slot now, or when
+        its thread is done."""
+        slot.abandoned = True
+        self.free(slot)
 
     async def metadata(self, info: RefInfo) -> dict[str, Any]:
         """The model's metadata object (name, versions, platform, inputs, outputs)."""
@@ -174,7 +215,7 @@ class Inference:
         }
 
     async def infer(
-        self, info: RefInfo, body: bytes, header_length: str | None
+        self, info: RefInfo, body: bytes, header_length: str | None, slot: Slot
     ) -> tuple[bytes, bytes]:
         """Answer an inference request (``oip.parse_request``'s arguments) with the response's
         JSON and binary parts; parsing, predicting and encoding all run in the pool."""
@@ -186,7 +227,7 @@ class Inference:
             outputs = infer(model, request)
             return encode_response(name, version, request, outputs, limit)
 
-        return await self.run(info, work)
+        return await self.run(info, work, slot)
 
     # -- repository ---------------------------------------------------------------------------
 
