@@ -117,9 +117,14 @@ class OpenInference:
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
+            self.state.metrics.refused.labels(
+                "not_found" if exc.status == 404 else "bad_request"
+            ).inc()
             return error(exc.status, f"{request.method} {request.path[:200]}: {exc.reason}")
         except Exception as exc:
-            return self._refusal(request, exc)[0]
+            response, outcome = self._refusal(request, exc)
+            self.state.metrics.refused.labels(outcome).inc()
+            return response
 
     def _refusal(self, request: web.Request, exc: Exception) -> tuple[web.Response, str]:
         status, outcome = _status(exc)
@@ -278,6 +283,7 @@ class OpenInference:
             return web.json_response({})
         except Exception as exc:
             response, kind = self._refusal(request, exc)
+            self.state.metrics.refused.labels(kind).inc()
             outcome = f"refused [{kind}]"
             return response
         finally:

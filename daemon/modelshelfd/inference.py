@@ -322,7 +322,15 @@ def describe(model: Model) -> dict[str, Any]:
     if kind == "text":
         inputs = [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}]
     elif kind == "tabular":
-        inputs = [{"name": INPUT, "datatype": "BYTES", "shape": [-1, features]}]
+        names = schema.get("feature_names")
+        strings = _string_columns(model)
+        if isinstance(names, list) and strings is not None:
+            inputs = [
+                {"name": n, "datatype": "BYTES" if j in strings else "FP64", "shape": [-1]}
+                for j, n in enumerate(names)
+            ]
+        else:
+            inputs = [{"name": INPUT, "datatype": "BYTES", "shape": [-1, features]}]
     elif kind == "none":
         inputs = []
     else:
@@ -347,6 +355,22 @@ def describe(model: Model) -> dict[str, Any]:
             shape = [-1, -1]
         outputs.append({"name": method, "datatype": datatype, "shape": shape})
     return {"inputs": inputs, "outputs": outputs}
+
+
+def _string_columns(model: Model) -> set[int] | None:
+    """The input columns a table model reads through an encoder (strings), where its first
+    step says so (a column transformer's parts); None when it does not tell."""
+    root = getattr(model, "_executor", None)
+    steps = getattr(root, "steps", None)
+    first = steps[0] if isinstance(steps, list) and steps else root
+    parts = getattr(first, "parts", None)
+    if not isinstance(parts, list):
+        return None
+    out: set[int] = set()
+    for part in parts:
+        if getattr(part, "takes_objects", False):
+            out.update(int(j) for j in np.asarray(getattr(part, "indices", ())).reshape(-1))
+    return out
 
 
 def _datatype(array: np.ndarray) -> str:

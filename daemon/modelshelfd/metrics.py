@@ -56,6 +56,12 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "modelshelf_http_v2_refused",
+            "Other /v2 requests (metadata, readiness, repository) refused, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.infer_in_progress = Gauge(
             "modelshelf_http_infer_in_progress",
             "HTTP inference requests admitted and not finished (queued or running)",
@@ -67,6 +73,8 @@ class Metrics:
             self.fetch_seconds.labels(tier)
         for outcome in INFER_OUTCOMES:
             self.infer_requests.labels(outcome)
+            if outcome != "ok":
+                self.refused.labels(outcome)
 
     def acquired(self, tier: str, seconds: float) -> None:
         self.acquire_seconds.labels(tier).observe(seconds)

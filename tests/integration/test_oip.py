@@ -208,6 +208,11 @@ def test_model_metadata_and_readiness(server: Server, models: Models) -> None:
     assert {o["name"]: o["datatype"] for o in named["outputs"]}["predict"] == "BYTES"
     ridge = client.get_model_metadata("acme:ridge")
     assert [o["name"] for o in ridge["outputs"]] == ["predict"]
+    table = client.get_model_metadata("acme:table")
+    assert table["inputs"] == [
+        {"name": "color", "datatype": "BYTES", "shape": [-1]},
+        {"name": "size", "datatype": "FP64", "shape": [-1]},
+    ]
     text = client.get_model_metadata("acme:text")
     assert text["inputs"] == [{"name": "input", "datatype": "BYTES", "shape": [-1]}]
     with pytest.raises(InferenceServerException, match="no model acme/nothing"):
@@ -505,6 +510,7 @@ def test_limits_admin_off_and_metrics_from_the_start(shelf: Shelf, models: Model
         assert f'modelshelf_fetch_seconds_count{{tier="{tier}"}} 0.0' in text
     for outcome in ("ok", "bad_request", "not_found", "queue_full", "too_large", "timeout"):
         assert f'modelshelf_http_infer_requests_total{{outcome="{outcome}"}} 0.0' in text
+    assert 'modelshelf_http_v2_refused_total{outcome="access_denied"} 0.0' in text
     assert "modelshelf_http_infer_seconds_count 0.0" in text
     assert 'modelshelf_events_total{event="http_infer_queue_full"} 0.0' in text
 
@@ -528,6 +534,7 @@ def test_limits_admin_off_and_metrics_from_the_start(shelf: Shelf, models: Model
     assert "modelshelf_http_infer_seconds_count 2.0" in text
     assert 'modelshelf_fetch_seconds_count{tier="l3"} 1.0' in text
     assert 'modelshelf_acquire_seconds_count{tier="l3"} 1.0' in text
+    assert 'modelshelf_http_v2_refused_total{outcome="access_denied"} 2.0' in text
 
 
 def test_a_full_inference_queue_answers_503(shelf: Shelf, models: Models) -> None:
@@ -559,3 +566,19 @@ def test_a_full_inference_queue_answers_503(shelf: Shelf, models: Models) -> Non
     assert all("http_infer_queue" in r["error"] for r in refused), refused
     assert server.daemon.stats()["http_infer_queue_full"] == len(refused)
     assert server.daemon.admin("status")["leases"] == 0
+
+
+def test_http_serves_only_the_namespaces_it_is_given(shelf: Shelf, models: Models) -> None:
+    server = _serve(shelf, None, http_namespaces=["team-*"])
+    store = Store(shelf.store)
+    store.publish("acme", "iris", models.images["iris"])
+    store.publish("team-a", "iris", models.images["iris"])
+    request = {"inputs": [_tensor([1, 4], "FP64", [5.0, 3.0, 1.5, 0.2])]}
+    status, body = server.json("POST", "/v2/models/acme:iris/infer", request)
+    assert status == 403 and "http_namespaces" in body["error"], body
+    assert server.json("GET", "/v2/models/acme:iris")[0] == 403
+    status, body = server.json("POST", "/v2/models/team-a:iris/infer", request)
+    assert status == 200, body
+    server.daemon.admin("names")  # the catalog has listed both
+    status, index = server.json("POST", "/v2/repository/index")
+    assert status == 200 and [row["name"] for row in index] == ["team-a:iris"], index
