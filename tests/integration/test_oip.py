@@ -25,7 +25,7 @@ from tritonclient.utils import InferenceServerException
 import modelshelf
 from modelshelf.store import Store
 
-from .conftest import Daemon, Shelf
+from .conftest import Daemon, Shelf, wait_for
 
 SPEC = yaml.safe_load((Path(__file__).parent / "oip" / "open_inference_rest.yaml").read_text())
 RTOL, ATOL = 1e-9, 1e-12  # against scikit-learn (tests/cases/_case.py)
@@ -582,3 +582,36 @@ def test_http_serves_only_the_namespaces_it_is_given(shelf: Shelf, models: Model
     server.daemon.admin("names")  # the catalog has listed both
     status, index = server.json("POST", "/v2/repository/index")
     assert status == 200 and [row["name"] for row in index] == ["team-a:iris"], index
+
+
+def test_an_inference_past_its_deadline_gives_its_lease_and_slot_back(
+    shelf: Shelf, models: Models
+) -> None:
+    """The deadline aborts the connection; the prediction still running in its thread (it
+    cannot be interrupted) releases its lease and its slot when it ends."""
+    server = _serve(shelf, None, http_infer_timeout=0.2, http_infer_queue=1)
+    Store(shelf.store).publish("acme", "iris", models.images["iris"])
+    small = {"inputs": [_tensor([1, 4], "FP64", [5.0, 3.0, 1.5, 0.2])]}
+    assert server.json("POST", "/v2/models/acme:iris/infer", small)[0] == 200  # fetched
+    rows = np.tile(models.X, (10_000, 1))  # 1.5M rows: far more than 0.2 s to predict
+    head = json.dumps(
+        {"inputs": [_tensor(list(rows.shape), "FP64", None, binary_data_size=rows.nbytes)],
+         "outputs": [{"name": "predict_proba", "parameters": {"binary_data": True}}]}
+    ).encode()  # fmt: skip
+    with pytest.raises(OSError):  # aborted: reset, or closed without an answer
+        server.raw(
+            "POST", "/v2/models/acme:iris/infer", head + rows.tobytes(),
+            {"Inference-Header-Content-Length": str(len(head))},
+        )  # fmt: skip
+
+    def settled() -> bool:
+        text = server.raw("GET", "/metrics")[2].decode()
+        return "modelshelf_http_infer_in_progress 0.0" in text
+
+    wait_for(settled, what="the abandoned inference to end")
+    text = server.raw("GET", "/metrics")[2].decode()
+    assert 'modelshelf_http_infer_requests_total{outcome="timeout"} 1.0' in text
+    assert server.daemon.stats()["http_timeouts"] == 1
+    assert server.daemon.admin("status")["leases"] == 0
+    # the one slot is free again
+    assert server.json("POST", "/v2/models/acme:iris/infer", small)[0] == 200
