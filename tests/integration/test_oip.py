@@ -165,6 +165,21 @@ def _valid(name: str, value: Any) -> None:
     _schema(name).validate(value)
 
 
+def _valid_binary_response(value: dict[str, Any]) -> None:
+    """An inference response's JSON part under the binary extension: the document's schema,
+    except that an output sent binary has ``parameters.binary_data_size`` instead of ``data``
+    (the extension's rule, which the document does not know)."""
+    from openapi_schema_validator import OAS30Validator
+
+    components = json.loads(json.dumps(SPEC["components"]))
+    components["schemas"]["response_output"]["required"].remove("data")
+    schema = {"$ref": "#/components/schemas/inference_response", "components": components}
+    OAS30Validator(schema).validate(value)
+    for output in value["outputs"]:
+        size = output.get("parameters", {}).get("binary_data_size")
+        assert ("data" in output) != isinstance(size, int), output
+
+
 # -- health and metadata ----------------------------------------------------------------------
 
 
@@ -261,7 +276,11 @@ def test_a_classifier_is_exact(
     assert response["model_name"] == "acme:iris"
     assert response["model_version"] == "1"
     assert response["id"] == "req-7"
-    if not binary_out:
+    if binary_out:
+        _valid_binary_response(response)
+        with pytest.raises(Exception, match="'data' is a required property"):
+            _valid("inference_response", response)  # the document alone refuses it
+    else:
         _valid("inference_response", response)
     np.testing.assert_array_equal(result.as_numpy("predict"), est.predict(X))
     proba = result.as_numpy("predict_proba")
