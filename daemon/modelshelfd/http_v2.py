@@ -226,11 +226,14 @@ class OpenInference:
                 f"({limit}, http_max_body)"
             )
         try:
-            return await request.read()
+            body = await request.read()
         except web.HTTPRequestEntityTooLarge:
+            body = None
+        if body is None or len(body) > limit:  # chunked, without a length to check first
             raise BodyTooLarge(
                 f"the request body is more than this server takes ({limit}, http_max_body)"
-            ) from None
+            )
+        return body
 
     # -- repository extension -----------------------------------------------------------------
 
@@ -270,7 +273,7 @@ class OpenInference:
 
     async def _repository(self, request: web.Request, op: str) -> web.Response:
         name = request.match_info["name"]
-        outcome = "refused"
+        outcome = "not finished (cancelled at http_infer_timeout, or the daemon stopped)"
         try:
             self._admin(request, op)
             await self._parameters(request)

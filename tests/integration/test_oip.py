@@ -5,6 +5,7 @@ oracle of the numbers, the vendored OpenAPI document (``oip/``) the oracle of th
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import struct
@@ -537,6 +538,16 @@ def test_limits_admin_off_and_metrics_from_the_start(shelf: Shelf, models: Model
     big = {"inputs": [_tensor([500, 4], "FP64", [1.0] * 2000)]}  # 10 KB
     status, body = server.json("POST", "/v2/models/acme:iris/infer", big)
     assert status == 413 and "http_max_body" in body["error"], body
+    # the same body chunked, without a Content-Length to refuse it by
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        data = json.dumps(big).encode()
+        chunks = (data[i : i + 1000] for i in range(0, len(data), 1000))
+        conn.request("POST", "/v2/models/acme:iris/infer", body=chunks, encode_chunked=True)
+        answer = conn.getresponse()
+        assert answer.status == 413 and "http_max_body" in json.loads(answer.read())["error"]
+    finally:
+        conn.close()
     status, body = server.json("POST", "/v2/repository/models/acme:iris/load")
     assert status == 403 and "http_admin = true" in body["error"], body
     assert "http load 'acme:iris' by 127.0.0.1: refused [access_denied]" in server.daemon.logs()
@@ -549,8 +560,8 @@ def test_limits_admin_off_and_metrics_from_the_start(shelf: Shelf, models: Model
     _, _, data = server.raw("GET", "/metrics")
     text = data.decode()
     assert 'modelshelf_http_infer_requests_total{outcome="ok"} 1.0' in text
-    assert 'modelshelf_http_infer_requests_total{outcome="too_large"} 1.0' in text
-    assert "modelshelf_http_infer_seconds_count 2.0" in text
+    assert 'modelshelf_http_infer_requests_total{outcome="too_large"} 2.0' in text
+    assert "modelshelf_http_infer_seconds_count 3.0" in text
     assert 'modelshelf_fetch_seconds_count{tier="l3"} 1.0' in text
     assert 'modelshelf_acquire_seconds_count{tier="l3"} 1.0' in text
     assert 'modelshelf_http_v2_refused_total{outcome="access_denied"} 2.0' in text
