@@ -323,7 +323,8 @@ def describe(model: Model) -> dict[str, Any]:
         inputs = [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}]
     elif kind == "tabular":
         names = schema.get("feature_names")
-        strings = _string_columns(model)
+        strings = _category_columns(schema)
+        strings = _string_columns(model) if strings is None else strings
         if isinstance(names, list) and strings is not None:
             inputs = [
                 {"name": n, "datatype": "BYTES" if j in strings else "FP64", "shape": [-1]}
@@ -355,6 +356,15 @@ def describe(model: Model) -> dict[str, Any]:
             shape = [-1, -1]
         outputs.append({"name": method, "datatype": datatype, "shape": shape})
     return {"inputs": inputs, "outputs": outputs}
+
+
+def _category_columns(schema: dict[str, Any]) -> set[int] | None:
+    """The columns the image keeps category tables for (a booster fitted on pandas
+    ``category`` columns), or None without tables."""
+    tables = schema.get("categories")
+    if not isinstance(tables, list):
+        return None
+    return {t["column"] for t in tables if isinstance(t, dict) and isinstance(t.get("column"), int)}
 
 
 def _string_columns(model: Model) -> set[int] | None:
@@ -431,7 +441,35 @@ def model_input(model: Model, tensors: list[Tensor]) -> Any:
             f"this model was fitted without feature names: send one input tensor [rows, "
             f"features], not {len(tensors)}"
         )
-    return _columns(kind, tensors, names)
+    columns = _columns(tensors, names)
+    if _category_columns(schema) is not None:
+        return _category_frame(columns, names)
+    if all(c.dtype.kind in "biuf" for c in columns):
+        return np.column_stack([c.astype(np.float64) for c in columns])
+    if kind != "tabular":
+        raise TensorError("this model takes numbers only: BYTES inputs are for text or tables")
+    table = np.empty((len(columns[0]), len(columns)), dtype=object)
+    for j, column in enumerate(columns):
+        table[:, j] = column.astype(np.float64) if column.dtype.kind in "biuf" else column
+    return table
+
+
+def _category_frame(columns: list[np.ndarray], names: list[str]) -> Any:
+    """A booster fitted on pandas ``category`` columns reads a DataFrame's categories through
+    the image's tables: BYTES columns become ``category`` columns (pandas, if installed)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise TensorError(
+            "this model recodes pandas category columns: the daemon needs pandas installed to "
+            "take its columns one by one"
+        ) from None
+    return pd.DataFrame(
+        {
+            name: pd.Categorical(column) if column.dtype.kind == "O" else column.astype(float)
+            for name, column in zip(names, columns, strict=True)
+        }
+    )
 
 
 def _single(kind: str, tensor: Tensor) -> Any:
@@ -452,7 +490,8 @@ def _single(kind: str, tensor: Tensor) -> Any:
     return array
 
 
-def _columns(kind: str, tensors: list[Tensor], names: list[str]) -> np.ndarray:
+def _columns(tensors: list[Tensor], names: list[str]) -> list[np.ndarray]:
+    """The inputs as one 1-D array per feature, in the model's order."""
     given = {}
     rows = None
     for tensor in tensors:
@@ -481,12 +520,4 @@ def _columns(kind: str, tensors: list[Tensor], names: list[str]) -> np.ndarray:
             f"{', ...' if len(missing) > 8 else ''} (one input tensor per feature, or a single "
             "[rows, features] tensor)"
         )
-    columns = [given[n] for n in names]
-    if all(c.dtype.kind in "biuf" for c in columns):
-        return np.column_stack([c.astype(np.float64) for c in columns])
-    if kind != "tabular":
-        raise TensorError("this model takes numbers only: BYTES inputs are for text or tables")
-    table = np.empty((rows or 0, len(columns)), dtype=object)
-    for j, column in enumerate(columns):
-        table[:, j] = column.astype(np.float64) if column.dtype.kind in "biuf" else column
-    return table
+    return [given[n] for n in names]

@@ -81,6 +81,13 @@ def _models() -> Models:
             LogisticRegression(),
         ).fit(frame, target),
     }
+    import lightgbm
+
+    # a booster fitted on a pandas category column: the image recodes categories by its tables
+    categorical = frame.assign(color=frame["color"].astype("category"))
+    estimators["booster"] = lightgbm.LGBMClassifier(n_estimators=8, verbose=-1).fit(
+        categorical, target
+    )
     images = {name: modelshelf.compile(est) for name, est in estimators.items()}
     return Models(estimators, images, X, docs, frame)
 
@@ -349,6 +356,22 @@ def test_a_table_takes_one_input_per_column(server: Server, models: Models, bina
     np.testing.assert_allclose(
         result.as_numpy("predict_proba"), est.predict_proba(frame), rtol=RTOL, atol=ATOL
     )
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_a_booster_with_category_columns(server: Server, models: Models, binary: bool) -> None:
+    est = models.estimators["booster"]
+    frame = models.frame[::-1]  # another order of rows, so another order of categories seen
+    meta = server.client().get_model_metadata("acme:booster")
+    assert {i["name"]: i["datatype"] for i in meta["inputs"]} == {"color": "BYTES", "size": "FP64"}
+    colors = np.array([c.encode() for c in frame["color"]], dtype=np.object_)
+    result = _infer(
+        server, "acme:booster",
+        [("color", colors, "BYTES"), ("size", frame["size"].to_numpy(), "FP64")],
+        ["predict_proba"], binary_in=binary, binary_out=binary,
+    )  # fmt: skip
+    expected = est.predict_proba(frame.assign(color=frame["color"].astype("category")))
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), expected, rtol=RTOL, atol=ATOL)
 
 
 def test_json_requests_nested_and_flat(server: Server, models: Models) -> None:
