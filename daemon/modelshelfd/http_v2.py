@@ -34,6 +34,7 @@ from modelshelf.errors import (
 
 from .errors import BadRequest
 from .inference import Inference, QueueFull, protocol_name
+from .oip import JsonTooLarge
 from .ratelog import RateLimited
 from .state import ServerState
 
@@ -57,7 +58,7 @@ class AdminDisabled(AccessDenied):
 
 def _status(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and the outcome label of an error."""
-    if isinstance(exc, BodyTooLarge):
+    if isinstance(exc, BodyTooLarge | JsonTooLarge):
         return 413, "too_large"
     if isinstance(exc, QueueFull):
         return 503, "queue_full"

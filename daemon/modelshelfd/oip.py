@@ -29,7 +29,11 @@ MAX_OUTPUTS = 16  # output tensors asked for: a model has at most six methods
 MAX_NAME = 256  # characters in a tensor name
 MAX_DIMS = 8  # dimensions of one tensor
 MAX_ELEMENTS = 1 << 28  # elements of one tensor (the body's own bound comes first)
+MAX_STRINGS = 1 << 22  # elements of one BYTES tensor: each is a Python object once decoded
 MAX_ID = 256  # characters of the request id echoed back
+# bytes of a request's JSON (the whole body without the binary extension): parsed JSON costs
+# tens of bytes per number, so larger tensors must come as binary data
+MAX_JSON = 16 << 20
 
 # protocol datatype -> numpy dtype (little-endian, as the binary extension sends it)
 DTYPES: dict[str, np.dtype[Any]] = {
@@ -52,6 +56,10 @@ _LENGTH = struct.Struct("<I")
 
 class TensorError(BadRequest):
     """A tensor or an inference request that does not follow the protocol or its bounds."""
+
+
+class JsonTooLarge(TensorError):
+    """A request's JSON part over ``MAX_JSON`` bytes."""
 
 
 @dataclass
@@ -112,6 +120,11 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
             )
         view = memoryview(body)
         head, binary = view[:n], view[n:]
+    if len(head) > MAX_JSON:
+        raise JsonTooLarge(
+            f"the request's JSON is {len(head)} bytes, more than {MAX_JSON}: send large tensors "
+            "as binary data (Inference-Header-Content-Length and binary_data_size)"
+        )
     request = loads(head)
     if not isinstance(request, dict):
         raise TensorError(f"the request must be a JSON object, got {type(request).__name__}")
@@ -195,6 +208,11 @@ def _input(spec: object, index: int, binary: memoryview) -> tuple[Tensor, int]:
             f"input {name!r}: datatype must be one of {', '.join(DATATYPES)}, got {datatype!r:.40}"
         )
     shape, count = _shape(spec.get("shape"), name)
+    if datatype == "BYTES" and count > MAX_STRINGS:
+        raise TensorError(
+            f"input {name!r}: shape {list(shape)} has {count} BYTES elements, more than "
+            f"{MAX_STRINGS}: send fewer rows per request"
+        )
     params = _parameters(spec.get("parameters"), f"input {name!r}")
     size = params.get("binary_data_size")
     if size is not None:

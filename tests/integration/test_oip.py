@@ -493,6 +493,11 @@ def test_malformed_unknown_and_misnamed(server: Server) -> None:
         status, _, data = server.raw("POST", "/v2/models/acme:iris/infer", body)
         assert status == 400, data
         assert set(json.loads(data)) == {"error"}
+    # JSON costs tens of bytes per number once parsed: large tensors must come as binary
+    status, _, data = server.raw(
+        "POST", "/v2/models/acme:iris/infer", b'{"inputs": [' + b" " * (16 << 20) + b"]}"
+    )
+    assert status == 413 and "as binary data" in json.loads(data)["error"]
     request = {"inputs": [_tensor([1, 4], "FP64", [1.0] * 4)]}
     assert server.json("POST", "/v2/models/acme:nothing/infer", request)[0] == 404
     assert server.json("POST", "/v2/models/acme:iris/versions/9/infer", request)[0] == 404

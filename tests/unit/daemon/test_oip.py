@@ -136,6 +136,10 @@ HOSTILE = {
     ),
     "bool dim": ({"inputs": [_input(shape=[True, 2])]}, "integers >= 0"),
     "element bound": ({"inputs": [_input(shape=[1 << 15, 1 << 15], data=[])]}, "more than"),
+    "string bound": (
+        {"inputs": [_input(shape=[1 << 23], datatype="BYTES", data=[])]},
+        "BYTES elements, more than 4194304",
+    ),
     "data too short": ({"inputs": [_input(shape=[2, 2])]}, "holds 4 elements, data gives 2"),
     "data too long": ({"inputs": [_input(shape=[1, 1])]}, "more than the shape's 1"),
     "nested too deep": ({"inputs": [_input(data=[[[[[[[[[[1.0]]]]]]]]]])]}, "nested deeper"),
@@ -241,3 +245,11 @@ def test_binary_inputs_are_copies_in_native_order() -> None:
     body[head:] = bytes(16)  # the body's memory is the server's to reuse once parsed
     array = request.inputs[0].array
     assert array.dtype == np.float64 and list(array) == [1.5, 2.5]
+
+
+def test_the_json_part_is_bounded() -> None:
+    body = b'{"inputs": [' + b" " * oip.MAX_JSON + b"]}"
+    with pytest.raises(oip.JsonTooLarge, match="as binary data"):
+        parse_request(body, None)
+    with pytest.raises(oip.JsonTooLarge):
+        parse_request(body + b"\0" * 8, str(len(body)))
