@@ -593,6 +593,15 @@ def test_limits_admin_off_and_metrics_from_the_start(shelf: Shelf, models: Model
     assert 'modelshelf_fetch_seconds_count{tier="l3"} 1.0' in text
     assert 'modelshelf_acquire_seconds_count{tier="l3"} 1.0' in text
     assert 'modelshelf_http_v2_refused_total{outcome="access_denied"} 2.0' in text
+    # a socket client's acquire is observed too, whichever path serves it
+    server.daemon.client().model("acme/iris")
+    text = server.raw("GET", "/metrics")[2].decode()
+    counts = [
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("modelshelf_acquire_seconds_count")
+    ]
+    assert sum(counts) == 2.0, counts
 
 
 def test_a_full_inference_queue_answers_503(shelf: Shelf, models: Models) -> None:
