@@ -140,6 +140,7 @@ def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
 
 
 async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    started = time.perf_counter()
     ref = _ref(message)
     if not state.config.allowed(ref.namespace, conn.uid, conn.gid, conn.groups):
         raise AccessDenied(
@@ -153,6 +154,7 @@ async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list
         return {"unchanged": True, "version": info.version, "digest": info.digest}, []
     lease = await state.shelf.acquire(info)
     conn.leases.setdefault(info.digest, []).append(lease)
+    state.metrics.acquired(lease.found.value, time.perf_counter() - started)
     return _acquired(state, info, lease.found, lease.copy), [lease.copy.fd]
 
 
@@ -214,6 +216,7 @@ def fast(
         except BadRequest:
             return False
     elif op == "acquire" and "have" not in message:
+        started = time.perf_counter()
         try:
             ref = parse_ref(message.get("model"))
         except InvalidModelName:
@@ -233,6 +236,7 @@ def fast(
         conn.leases.setdefault(info.digest, []).append(lease)
         fields = _acquired(state, info, TierName.L1, lease.copy)
         out = [lease.copy.fd]
+        state.metrics.acquired("l1", time.perf_counter() - started)
     else:
         return False
     reply = {"ok": True, **fields}
