@@ -369,10 +369,14 @@ def _category_columns(schema: dict[str, Any]) -> set[int] | None:
 
 def _string_columns(model: Model) -> set[int] | None:
     """The input columns a table model reads through an encoder (strings), where its first
-    step says so (a column transformer's parts); None when it does not tell."""
+    step says so (a column transformer's parts, CatBoost's categorical features); None when it
+    does not tell."""
     root = getattr(model, "_executor", None)
     steps = getattr(root, "steps", None)
     first = steps[0] if isinstance(steps, list) and steps else root
+    cats = getattr(first, "cat_columns", None)  # CatBoost's categorical features
+    if isinstance(cats, np.ndarray):
+        return {int(j) for j in cats.reshape(-1)}
     parts = getattr(first, "parts", None)
     if not isinstance(parts, list):
         return None

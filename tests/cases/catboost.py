@@ -87,6 +87,19 @@ def shop(target: str = "binary", *, frame: bool = True) -> Callable[[], Data]:
     return make
 
 
+@functools.cache
+def tiny() -> Data:
+    """60 rows: CatBoost grows some trees without a split (``"splits": null`` in its export)."""
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(
+        {"color": rng.choice(["red", "green", "blue"], 60), "size": rng.uniform(0, 10, 60)}
+    )
+    y = ((X["color"] == "red") ^ (X["size"] > 5)).to_numpy()
+    test = X.copy()
+    test.loc[:4, "color"] = "purple"
+    return X, y, test
+
+
 def cat(model: type, **options: Any) -> Callable[[], Any]:
     params = {**_CB, "depth": 6, "cat_features": CATS, **options}
     if "frame" in params:
@@ -96,6 +109,11 @@ def cat(model: type, **options: Any) -> Callable[[], Any]:
 
 
 CASES = [
+    Case(
+        "catboost-cat-clf-splitless-trees",
+        lambda: cb.CatBoostClassifier(**{**_CB, "iterations": 20, "depth": 3}, cat_features=[0]),
+        tiny,
+    ),
     Case("catboost-clf-breast_cancer", lambda: cb.CatBoostClassifier(**_CB), "breast_cancer"),
     Case("catboost-clf-strlabels", lambda: cb.CatBoostClassifier(**_CB), "random_strlabels"),
     Case(

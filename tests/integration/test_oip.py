@@ -96,6 +96,12 @@ def _models() -> Models:
     estimators["booster"] = lightgbm.LGBMClassifier(n_estimators=8, verbose=-1).fit(
         categorical, target
     )
+    import catboost
+
+    # CatBoost with a categorical feature: its image hashes strings as CatBoost does
+    estimators["catboost"] = catboost.CatBoostClassifier(
+        iterations=20, depth=3, cat_features=["color"], allow_writing_files=False, verbose=0
+    ).fit(frame, target)
     images = {name: modelshelf.compile(est) for name, est in estimators.items()}
     return Models(estimators, images, X, docs, frame)
 
@@ -381,6 +387,27 @@ def test_a_booster_with_category_columns(server: Server, models: Models, binary:
     )  # fmt: skip
     expected = est.predict_proba(frame.assign(color=frame["color"].astype("category")))
     np.testing.assert_allclose(result.as_numpy("predict_proba"), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_catboost_with_a_categorical_feature(server: Server, models: Models) -> None:
+    est = models.estimators["catboost"]
+    frame = models.frame.copy()
+    frame.loc[:4, "color"] = "purple"  # a category CatBoost never saw
+    meta = server.client().get_model_metadata("acme:catboost")
+    assert meta["inputs"] == [
+        {"name": "color", "datatype": "BYTES", "shape": [-1]},
+        {"name": "size", "datatype": "FP64", "shape": [-1]},
+    ]
+    colors = np.array([c.encode() for c in frame["color"]], dtype=np.object_)
+    result = _infer(
+        server, "acme:catboost",
+        [("size", frame["size"].to_numpy(), "FP64"), ("color", colors, "BYTES")],
+        ["predict", "predict_proba"], binary_in=True, binary_out=False,
+    )  # fmt: skip
+    np.testing.assert_array_equal(result.as_numpy("predict"), est.predict(frame))
+    np.testing.assert_allclose(
+        result.as_numpy("predict_proba"), est.predict_proba(frame), rtol=RTOL, atol=ATOL
+    )
 
 
 def test_json_requests_nested_and_flat(server: Server, models: Models) -> None:

@@ -135,7 +135,9 @@ def _expand(
 ) -> list[Tree]:
     """One oblivious tree as full binary trees, one per output (nodes in breadth-first order:
     node i has children 2i+1 and 2i+2; level j tests ``splits[j]``)."""
-    splits = tree["splits"]
+    splits = tree.get("splits") or []  # a tree without splits (one leaf) has null
+    if not isinstance(splits, list):
+        raise UnsupportedModelError(f"{name}: splits of a tree are {type(splits).__name__}")
     depth = len(splits)
     placed = [place(split) for split in splits]
     values = np.asarray(tree["leaf_values"], dtype=np.float64)
