@@ -1,6 +1,7 @@
 """The tree runtime on hand-written images: layout semantics (docs/format.md, tree ensembles),
 summation order, categorical columns, manifest faults, and a reference interpreter run on
-random forests deep and wide enough to exercise compaction and row blocks."""
+random forests deep and wide enough to exercise compaction and row blocks. Every test runs on
+both kernels, numpy and compiled (tests/kernels.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import modelshelf
 from modelshelf.errors import FeatureCountError, ManifestError
 from modelshelf.image import ImageBuilder
 from modelshelf.runtime import trees_forest
+
+pytestmark = pytest.mark.usefixtures("kernel")
 
 S = 2  # the sentinel column of two-feature models
 
