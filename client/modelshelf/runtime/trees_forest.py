@@ -258,13 +258,16 @@ class Forest:
         with np.errstate(over="ignore"):  # float32 rounding of huge values gives inf, as in C
             W[:, :d] = X if self.input_dtype == self.work_dtype else X.astype(self.input_dtype)
         W[:, d] = -np.inf
+        # Encoded, categorical and zero-missing columns index the input columns only: never the
+        # sentinel, nor a category column not yet written (np.empty's leftovers).
+        inputs = W[:, :d]
         if self.encode_column is not None:
-            self._encode(W)
+            self._encode(inputs)
         if self.cat_column is not None:
-            W[:, d + 1 :] = self._categories(W[:, self.cat_column])
+            W[:, d + 1 :] = self._categories(inputs[:, self.cat_column])
         if self.zero_missing is not None:
             for column in self.zero_missing.tolist():
-                values = W[:, column]
+                values = inputs[:, column]
                 values[np.abs(values) <= LIGHTGBM_ZERO] = np.nan
         return W
 

@@ -160,6 +160,25 @@ def test_encoded_categories() -> None:
     assert np.isnan(X[5, 0]) and X[1, 0] == 0.0  # the caller's X is untouched
 
 
+@pytest.mark.parametrize("role", ["cat_column", "encode_column", "zero_missing"])
+def test_category_and_missing_columns_are_input_columns(role: str) -> None:
+    # Column 3 of the working matrix is the category column itself, not written yet when it
+    # would be read: out of range for every column role, never a read of np.empty's leftovers.
+    arrays = two_trees(
+        feature=np.array([3, S, 1, S, S, S], np.int32),
+        cat_column=np.array([0], np.int32),
+        cat_offsets=np.array([0, 1], np.int32),
+        cat_words=np.array([0b110], np.uint32),
+    )
+    arrays[role] = np.array([3], np.int32)
+    if role == "encode_column":
+        arrays["encode_offsets"] = np.array([0, 1], np.int32)
+        arrays["encode_values"] = np.array([1.0])
+    model = regressor(arrays, category_cast="trunc")
+    with pytest.raises(ManifestError, match="out-of-range"):
+        model.predict(np.array([[1.0, 5.0]]))
+
+
 def test_zero_as_missing() -> None:
     model = regressor(two_trees(zero_missing=np.array([0], np.int32)))
     X = np.column_stack([[1e-36, -1e-35, 2e-35, -1.0, 1.0], np.full(5, 5.0)])
