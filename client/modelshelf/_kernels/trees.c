@@ -44,37 +44,49 @@ typedef struct {
     double payload;  /* or a leaf row, as stored */
 } Fault;
 
-/* One walk: the node a row reaches from ``node``; 0 with ``fault`` set on a bad index.
- * WT: the working matrix's type, TT: the thresholds'. */
+/* ``k`` walks (at most LANES) in lockstep, lane i from ``nodes[i]`` over the working-matrix row
+ * ``rows[i]``: their chains of dependent loads are independent, so the processor overlaps them,
+ * where one walk at a time would wait for every load in turn. Lanes are the rows of a batch
+ * through one tree, or, for fewer rows than lanes, consecutive trees of one row. ``nodes``
+ * receives the node each lane reaches: a leaf (its own child) or where ``depth`` steps end.
+ * 0 with ``fault`` set on a bad index. WT: the working matrix's type, TT: the thresholds'. */
+#define LANES 8
 #define DEFINE_WALK(WT, TT)                                                                   \
-    static inline int walk_##WT##_##TT(const Trees *self, const WT *row, npy_intp m,         \
-                                       npy_intp node, npy_intp *leaf, Fault *fault) {        \
+    static inline int walk_##WT##_##TT(const Trees *self, const WT *const *rows, npy_intp m,  \
+                                       npy_intp k, npy_intp *nodes, Fault *fault) {          \
         const TT *threshold = (const TT *)self->threshold;                                    \
         for (npy_intp step = 0; step < self->depth; step++) {                                 \
-            npy_intp first = self->child[node];                                               \
-            if (first == node) {                                                              \
-                break; /* a leaf: its sentinel column would keep it there */                  \
+            int moving = 0;                                                                   \
+            for (npy_intp i = 0; i < k; i++) {                                                \
+                npy_intp node = nodes[i];                                                     \
+                npy_intp first = self->child[node];                                           \
+                if (first == node) {                                                          \
+                    continue; /* a leaf: its sentinel column would keep it there */           \
+                }                                                                             \
+                moving = 1;                                                                   \
+                npy_intp column = self->feature[node];                                        \
+                if ((npy_uintp)column >= (npy_uintp)m) {                                      \
+                    *fault = (Fault){FAULT_FEATURE, node, column, 0.0};                       \
+                    return 0;                                                                 \
+                }                                                                             \
+                WT x = rows[i][column];                                                       \
+                npy_intp right;                                                               \
+                if (isnan(x)) {                                                               \
+                    right = self->missing ? (self->missing[node >> 3] >> (node & 7)) & 1 : 0; \
+                } else {                                                                      \
+                    right = x > threshold[node];                                              \
+                }                                                                             \
+                npy_intp next = first + right;                                                \
+                if ((npy_uintp)next >= (npy_uintp)self->n_nodes) {                            \
+                    *fault = (Fault){FAULT_CHILD, node, next, 0.0};                           \
+                    return 0;                                                                 \
+                }                                                                             \
+                nodes[i] = next;                                                              \
             }                                                                                 \
-            npy_intp column = self->feature[node];                                            \
-            if ((npy_uintp)column >= (npy_uintp)m) {                                          \
-                *fault = (Fault){FAULT_FEATURE, node, column, 0.0};                        \
-                return 0;                                                                     \
+            if (!moving) {                                                                    \
+                break;                                                                        \
             }                                                                                 \
-            WT x = row[column];                                                               \
-            npy_intp right;                                                                   \
-            if (isnan(x)) {                                                                   \
-                right = self->missing ? (self->missing[node >> 3] >> (node & 7)) & 1 : 0;     \
-            } else {                                                                          \
-                right = x > threshold[node];                                                  \
-            }                                                                                 \
-            npy_intp next = first + right;                                                    \
-            if ((npy_uintp)next >= (npy_uintp)self->n_nodes) {                                \
-                *fault = (Fault){FAULT_CHILD, node, next, 0.0};                            \
-                return 0;                                                                     \
-            }                                                                                 \
-            node = next;                                                                      \
         }                                                                                     \
-        *leaf = node;                                                                         \
         return 1;                                                                             \
     }
 
@@ -83,10 +95,49 @@ DEFINE_WALK(double, float)
 DEFINE_WALK(float, double)
 DEFINE_WALK(float, float)
 
-/* The sums of ``n`` rows of ``W`` (``m`` columns) into ``out`` (``n_out`` columns). Trees
- * outside, rows inside: a tree's nodes stay in cache while every row walks it, and each
- * output still receives its trees in order. DT: the output type (leaf values', or the
- * thresholds' when payloads are outputs). */
+/* The root of tree ``t``, checked. */
+#define ROOT(t, into)                                                                         \
+    do {                                                                                      \
+        npy_intp root_ = self->roots[t];                                                      \
+        if ((npy_uintp)root_ >= (npy_uintp)self->n_nodes) {                                   \
+            *fault = (Fault){FAULT_ROOT, (t), root_, 0.0};                                    \
+            return 0;                                                                         \
+        }                                                                                     \
+        (into) = root_;                                                                       \
+    } while (0)
+
+/* Adds the outputs of ``leaf`` to the row's outputs ``o`` (or sets them: the group's first tree
+ * without a base). The leaf row is checked as numpy's astype(intp) then gather would take it:
+ * truncated toward zero, so (-1, L) reads rows 0..L-1. */
+#define ADD(DT, o, leaf, set)                                                                 \
+    do {                                                                                      \
+        if (values == NULL) {                                                                 \
+            DT v_ = (DT)threshold[leaf];                                                      \
+            (o)[0] = (set) ? v_ : (o)[0] + v_;                                                \
+            break;                                                                            \
+        }                                                                                     \
+        double payload_ = (double)threshold[leaf];                                            \
+        if (!(payload_ > -1.0 && payload_ < (double)self->n_rows)) {                          \
+            *fault = (Fault){FAULT_PAYLOAD, (leaf), 0, payload_};                             \
+            return 0;                                                                         \
+        }                                                                                     \
+        const DT *v_ = values + (npy_intp)payload_ * w;                                       \
+        if (set) {                                                                            \
+            for (npy_intp j_ = 0; j_ < w; j_++) {                                             \
+                (o)[j_] = v_[j_];                                                             \
+            }                                                                                 \
+        } else {                                                                              \
+            for (npy_intp j_ = 0; j_ < w; j_++) {                                             \
+                (o)[j_] = (o)[j_] + v_[j_];                                                   \
+            }                                                                                 \
+        }                                                                                     \
+    } while (0)
+
+/* The sums of ``n`` rows of ``W`` (``m`` columns) into ``out`` (``n_out`` columns), group by
+ * group. A batch walks trees outside and rows inside, LANES rows at a time: a tree's nodes stay
+ * in cache while every row walks it. Fewer rows than lanes walk LANES trees at a time per row.
+ * Either way each output receives its trees one after the other, in order. DT: the output
+ * type (leaf values', or the thresholds' when payloads are outputs). */
 #define DEFINE_SUM(WT, TT, DT)                                                                \
     static int sum_##WT##_##TT##_##DT(const Trees *self, const WT *W, npy_intp n,            \
                                       npy_intp m, DT *out, npy_intp n_out, Fault *fault) {   \
@@ -94,10 +145,11 @@ DEFINE_WALK(float, float)
         const DT *values = (const DT *)self->leaf_values;                                     \
         const DT *base = (const DT *)self->base;                                              \
         const npy_intp w = self->width;                                                       \
+        npy_intp nodes[LANES];                                                                \
+        const WT *rows[LANES];                                                                \
         for (npy_intp g = 0; g < self->n_groups; g++) {                                       \
             DT *column = out + g * w;                                                         \
             npy_intp lo = self->groups[g], hi = self->groups[g + 1];                          \
-            int first = base == NULL;                                                         \
             if (base != NULL || lo == hi) {                                                   \
                 for (npy_intp r = 0; r < n; r++) {                                            \
                     for (npy_intp j = 0; j < w; j++) {                                        \
@@ -105,41 +157,41 @@ DEFINE_WALK(float, float)
                     }                                                                         \
                 }                                                                             \
             }                                                                                 \
-            for (npy_intp t = lo; t < hi; t++) {                                              \
-                npy_intp root = self->roots[t];                                               \
-                if ((npy_uintp)root >= (npy_uintp)self->n_nodes) {                            \
-                    *fault = (Fault){FAULT_ROOT, t, root, 0.0};                            \
-                    return 0;                                                                 \
-                }                                                                             \
+            if (n < LANES) { /* lanes: trees */                                               \
                 for (npy_intp r = 0; r < n; r++) {                                            \
-                    npy_intp leaf;                                                            \
-                    if (!walk_##WT##_##TT(self, W + r * m, m, root, &leaf, fault)) {          \
-                        return 0;                                                             \
-                    }                                                                         \
                     DT *o = column + r * n_out;                                               \
-                    if (values == NULL) {                                                     \
-                        DT v = (DT)threshold[leaf];                                           \
-                        o[0] = first ? v : o[0] + v;                                          \
-                        continue;                                                             \
-                    }                                                                         \
-                    double payload = (double)threshold[leaf];                                 \
-                    /* numpy's astype(intp) truncates toward zero: (-1, L) gives 0..L-1 */    \
-                    if (!(payload > -1.0 && payload < (double)self->n_rows)) {                \
-                        *fault = (Fault){FAULT_PAYLOAD, leaf, 0, payload};                       \
-                        return 0;                                                             \
-                    }                                                                         \
-                    const DT *v = values + (npy_intp)payload * w;                             \
-                    if (first) {                                                              \
-                        for (npy_intp j = 0; j < w; j++) {                                    \
-                            o[j] = v[j];                                                      \
+                    for (npy_intp t0 = lo; t0 < hi; t0 += LANES) {                            \
+                        npy_intp k = hi - t0 < LANES ? hi - t0 : LANES;                       \
+                        for (npy_intp i = 0; i < k; i++) {                                    \
+                            ROOT(t0 + i, nodes[i]);                                           \
+                            rows[i] = W + r * m;                                              \
                         }                                                                     \
-                    } else {                                                                  \
-                        for (npy_intp j = 0; j < w; j++) {                                    \
-                            o[j] = o[j] + v[j];                                               \
+                        if (!walk_##WT##_##TT(self, rows, m, k, nodes, fault)) {              \
+                            return 0;                                                         \
+                        }                                                                     \
+                        for (npy_intp i = 0; i < k; i++) {                                    \
+                            ADD(DT, o, nodes[i], base == NULL && t0 + i == lo);               \
                         }                                                                     \
                     }                                                                         \
                 }                                                                             \
-                first = 0;                                                                    \
+                continue;                                                                     \
+            }                                                                                 \
+            for (npy_intp t = lo; t < hi; t++) { /* lanes: rows */                            \
+                npy_intp root;                                                                \
+                ROOT(t, root);                                                                \
+                for (npy_intp r0 = 0; r0 < n; r0 += LANES) {                                  \
+                    npy_intp k = n - r0 < LANES ? n - r0 : LANES;                             \
+                    for (npy_intp i = 0; i < k; i++) {                                        \
+                        nodes[i] = root;                                                      \
+                        rows[i] = W + (r0 + i) * m;                                           \
+                    }                                                                         \
+                    if (!walk_##WT##_##TT(self, rows, m, k, nodes, fault)) {                  \
+                        return 0;                                                             \
+                    }                                                                         \
+                    for (npy_intp i = 0; i < k; i++) {                                        \
+                        ADD(DT, column + (r0 + i) * n_out, nodes[i], base == NULL && t == lo); \
+                    }                                                                         \
+                }                                                                             \
             }                                                                                 \
         }                                                                                     \
         return 1;                                                                             \
