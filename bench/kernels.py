@@ -7,7 +7,9 @@ trees (unlimited depth), fitted on bench/trees.py's problem (2000 rows x 20 feat
 loaded twice from one image, once per kernel (``modelshelf._kernels.use``), and
 ``predict_proba`` is timed on one row and on 1000 rows. The two kernels alternate within every
 repetition (their order flips each time), so that a busy machine slows both alike; the table
-gives medians over repetitions and the spread (25th-75th percentile) of the ratio.
+gives medians over repetitions of the wall time per call and of the process CPU time per call
+(which leaves out the time spent waiting for a core on a busy machine), and the spread (25th-75th
+percentile) of the ratios.
 """
 
 from __future__ import annotations
@@ -36,11 +38,22 @@ def _models() -> dict[str, Any]:
     }
 
 
-def _per_call(fn: Callable[[], Any], calls: int) -> float:
-    start = time.perf_counter()
+def _per_call(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
+    """Wall and CPU seconds per call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(calls):
         fn()
-    return (time.perf_counter() - start) / calls
+    return (time.perf_counter() - wall) / calls, (time.process_time() - cpu) / calls
+
+
+def _cells(t_np: np.ndarray, t_c: np.ndarray) -> list[str]:
+    ratio = t_np / t_c
+    q1, q3 = np.percentile(ratio, [25, 75])
+    return [
+        f"{np.median(t_np) * 1e6:.1f} us",
+        f"{np.median(t_c) * 1e6:.1f} us",
+        f"{np.median(ratio):.1f}x ({q1:.1f}-{q3:.1f})",
+    ]
 
 
 def main() -> None:
@@ -66,26 +79,19 @@ def main() -> None:
         for label, (X, calls) in rows.items():
             a, b = loaded["numpy"].predict_proba(X), loaded["compiled"].predict_proba(X)
             assert a.tobytes() == b.tobytes(), "kernels disagree"
-            times: dict[str, list[float]] = {"numpy": [], "compiled": []}
+            times: dict[str, list[tuple[float, float]]] = {"numpy": [], "compiled": []}
             for rep in range(args.reps):
                 order = ("numpy", "compiled") if rep % 2 else ("compiled", "numpy")
                 for kernel in order:
                     model = loaded[kernel]
                     times[kernel].append(_per_call(lambda m=model, X=X: m.predict_proba(X), calls))
             t_np, t_c = np.array(times["numpy"]), np.array(times["compiled"])
-            ratio = t_np / t_c
-            q1, q3 = np.percentile(ratio, [25, 75])
             table.append(
-                [
-                    name,
-                    label,
-                    f"{np.median(t_np) * 1e6:.1f} us",
-                    f"{np.median(t_c) * 1e6:.1f} us",
-                    f"{np.median(ratio):.1f}x ({q1:.1f}-{q3:.1f})",
-                ]
+                [name, label, *_cells(t_np[:, 0], t_c[:, 0]), *_cells(t_np[:, 1], t_c[:, 1])]
             )
             print(" | ".join(table[-1]), flush=True)
     header = ["model", "batch", "numpy", "compiled", "numpy / compiled (IQR)"]
+    header += ["numpy CPU", "compiled CPU", "CPU ratio (IQR)"]
     text = markdown_table(header, table)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "kernels.md").write_text(text + "\n")
