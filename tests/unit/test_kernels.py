@@ -53,7 +53,7 @@ def test_the_environment_forces_numpy_and_import_logs_one_line() -> None:
     state, lines = _probe(None)
     assert len(lines) == 1, lines
     assert state["mode"] == ("compiled" if state["built"] else "numpy")
-    assert ("compiled" in lines[0]) == state["built"], lines
+    assert ("kernels: compiled" in lines[0]) == state["built"], lines
 
 
 def test_use_checks_its_argument() -> None:
