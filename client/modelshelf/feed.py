@@ -285,7 +285,8 @@ def compact(store: Store, retention: float, *, dry_run: bool = False) -> Compact
 def apply(
     models: dict[str, list[int]], events: Iterable[Event], removed: Mapping[str, set[int]]
 ) -> set[str]:
-    """Apply ``events`` (in key order) to ``models`` in place; return the models that changed.
+    """Apply ``events`` (in key order) to ``models`` in place; return the models that changed
+    (and every model a removal names: a daemon may hold a removed version it never listed).
     ``removed``: versions known removed (a removal may sort before its publish when the
     remover's clock is behind); a version number is never assigned twice, so it stays out."""
     changed: set[str] = set()
@@ -297,7 +298,7 @@ def apply(
         else:
             drop = set(event.versions)
             new = [v for v in current if v not in drop]
-        if new != current:
+        if new != current or event.op == "remove":  # a removed version may be cached
             changed.add(event.model)
             if new:
                 models[event.model] = new

@@ -41,6 +41,7 @@ from . import aiowire, handlers, machine, pressure, systemd
 from .catalog import Catalog
 from .config import Config, ConfigError, load_config
 from .connection import Connection, peer_groups
+from .follow import Follower
 from .pressure import MemoryWatch
 from .ratelog import RateLimited
 from .shelf import Shelf
@@ -114,7 +115,13 @@ class Server:
         shelf.l1.budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
         shelf.l1.max_copies = machine.segment_limit(descriptors, cfg.max_connections)
         memory = MemoryWatch(shelf.l1, machine.read_memory, board.raise_pressure, shelf.stats)
-        catalog = Catalog(store, board, cfg.ref_poll_seconds, stats=shelf.stats)
+        follower = Follower(
+            store,
+            skew_seconds=cfg.ref_skew_seconds,
+            full_list_seconds=cfg.ref_full_list_seconds,
+            stats=shelf.stats,
+        )
+        catalog = Catalog(store, board, cfg.ref_poll_seconds, stats=shelf.stats, follower=follower)
         warmer = Warmer(cfg.warm, catalog, shelf, cfg.max_inflight_fetches)
         self.state = state = ServerState(
             cfg, store, board, shelf, catalog, memory=memory, warmer=warmer

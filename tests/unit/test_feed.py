@@ -196,7 +196,7 @@ def test_apply_keeps_a_version_removed_before_its_publish_was_read() -> None:
     models: dict[str, list[int]] = {"ns/a": [1]}
     remove = ev("remove", "ns/a", 2)
     changed = feed.apply(models, [remove, ev("publish", "ns/a", 2)], {"ns/a": {2}})
-    assert models == {"ns/a": [1]} and changed == set()
+    assert models == {"ns/a": [1]} and changed == {"ns/a"}  # @2 may be cached
     changed = feed.apply(models, [ev("publish", "ns/b", 1), ev("publish", "ns/b", 1)], {})
     assert models == {"ns/a": [1], "ns/b": [1]} and changed == {"ns/b"}
     assert feed.apply(models, [ev("remove", "ns/a", 1)], {}) == {"ns/a"}
