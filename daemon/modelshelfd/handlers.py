@@ -332,7 +332,8 @@ MAX_NAMES = 100_000  # names one ``names`` reply may list
 
 
 async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``)."""
+    """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``); with
+    ``"versions": true``, each one's versions too."""
     pattern = message.get("pattern", "*")
     if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
         raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
@@ -342,6 +343,8 @@ async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[i
             f"{len(names)} models match {pattern!r}, more than {MAX_NAMES} in one reply: "
             "narrow the pattern"
         )
+    if message.get("versions") is True:  # and each one's versions, as the catalog knows them
+        return {"names": names, "versions": {n: state.catalog.versions[n] for n in names}}, []
     return {"names": names}, []
 
 
