@@ -72,7 +72,6 @@ class Follower:
         self._window: dict[str, Event] = {}  # events seen, by key, while in the window
         self._bad: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._full_at = float("-inf")
-        self.requests = 0  # store requests made, for tests and benchmarks
 
     def step(self) -> Update:
         """One read; after a failed one, the next is a full listing: what happened while the
@@ -123,7 +122,7 @@ class Follower:
                 return self.full()
             newest = snapshots[-1]
             try:
-                self.requests += 1
+                self.stats["catalog_requests"] += 1
                 snapshot, skipped = _feed.read_snapshot(self.store, newest)
             except ModelNotFound:
                 continue  # deleted by a compaction meanwhile: a newer one exists
@@ -152,7 +151,7 @@ class Follower:
         """Every ref (the truth: refs written without events included), then the events that
         followed the listing's start, which it may have missed midway."""
         start = self._now_ms()
-        self.requests += 1
+        self.stats["catalog_requests"] += 1
         models = self.store.list_refs()
         self.stats["full_listings"] += 1
         events, _ = self._read(self._keys(start - self.skew_ms))
@@ -167,7 +166,7 @@ class Follower:
         return int(self.wall() * 1000)
 
     def _list(self, prefix: str, after: str | None) -> list[str]:
-        self.requests += 1
+        self.stats["catalog_requests"] += 1
         return self.store.keys(prefix, after=after)
 
     def _keys(self, offset_ms: int) -> list[str]:
@@ -193,7 +192,7 @@ class Follower:
             except (FeedError, ModelNotFound) as exc:
                 return exc
 
-        self.requests += len(new)
+        self.stats["catalog_requests"] += len(new)
         if len(new) == 1:
             results = [read(new[0])]
         else:

@@ -49,6 +49,7 @@ EVENTS = (
     "refused_invalid_name", "refused_internal", "descriptors_refused", "frames_timed_out",
     "connections_refused_uid", "connections_idle_closed", "http_refused", "http_timeouts",
     "store_errors", "feed_malformed", "feed_reloads", "full_listings",
+    "catalog_requests",
 )  # fmt: skip
 
 

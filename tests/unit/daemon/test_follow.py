@@ -94,9 +94,11 @@ def test_an_idle_poll_is_one_request(tmp_path: Path, image: bytes) -> None:
     for _ in range(5):
         clocks.advance(2)
         counting.calls.clear()
+        counted = follower.stats["catalog_requests"]
         update = _run(follower, models)
         assert update.how == "poll" and update.events == []
         assert dict(counting.calls) == {"keys": 1}
+        assert follower.stats["catalog_requests"] == counted + 1  # the daemon's own count
     store.publish("ns", "m0", image)
     clocks.advance(2)
     counting.calls.clear()
