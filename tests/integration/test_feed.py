@@ -74,7 +74,10 @@ def test_two_daemons_follow_racing_publishers_removals_and_a_late_clock(
     client = b.client()
     assert client.model("ns/m0").predict(images.X).shape[0] == 16
     assert b.admin("prefetch", model="ns/m0")["version"] == max(seed.versions("ns", "m0"))
-    assert a.stats()["feed_malformed"] == 0 and a.stats()["full_listings"] == 1  # the start
+    stats = a.stats()
+    assert stats["feed_malformed"] == 0
+    # the feed found it all: one full listing at start (one more only after a failed poll)
+    assert stats["full_listings"] == 1 or stats["store_errors"] > 0, stats
 
 
 def test_refs_written_the_old_way_are_found_by_the_full_listing(
