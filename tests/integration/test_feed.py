@@ -139,7 +139,7 @@ def test_a_daemon_restarted_during_a_compaction_sees_a_consistent_catalog(
         first = wait_for(lambda: _catalog(daemon), what="the catalog read")
         assert first == truth, restarts  # its first view is whole and right
     gc.join()
-    assert done[0].events_removed == 9 and restarts >= 2
+    assert done[0].events_removed == 9 and restarts >= 1  # the first one during the compaction
     daemon.kill()
     daemon.start()
     assert wait_for(lambda: _catalog(daemon), what="the catalog read") == truth
