@@ -45,6 +45,10 @@ def test_two_daemons_follow_racing_publishers_removals_and_a_late_clock(
     seed = s3.store(url)
     seed.publish("ns", "m0", images.bytes("logreg"))
     a, b = _daemons(shelf, s3, url, "a", "b")  # no full listing during the test: the feed only
+    # hostile objects in the feed: too large, not JSON; skipped and counted, never fatal
+    now_ms = int(time.time() * 1000)
+    seed.create(f"events/{now_ms:016d}-{'a' * 16}", b"{" * (feed.MAX_EVENT_BYTES + 1))
+    seed.create(f"events/{now_ms:016d}-{'b' * 16}", b"\xff not json")
     blobs = [images.bytes(n) for n in ("logreg", "logreg_c", "ridge", "pipe")]
     published: list[tuple[str, int]] = []
     lock = threading.Lock()
@@ -75,7 +79,7 @@ def test_two_daemons_follow_racing_publishers_removals_and_a_late_clock(
     assert client.model("ns/m0").predict(images.X).shape[0] == 16
     assert b.admin("prefetch", model="ns/m0")["version"] == max(seed.versions("ns", "m0"))
     stats = a.stats()
-    assert stats["feed_malformed"] == 0
+    assert stats["feed_malformed"] == 2 and b.stats()["feed_malformed"] == 2  # once each
     # the feed found it all: one full listing at start (one more only after a failed poll)
     assert stats["full_listings"] == 1 or stats["store_errors"] > 0, stats
 
