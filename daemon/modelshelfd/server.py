@@ -505,7 +505,8 @@ def _check_private_dir(directory: Path) -> None:
 # what SIGHUP may change; anything else (sockets, store, cache_dir, ...) needs a restart
 RELOADABLE = frozenset({
     "namespaces", "admin_uids", "log_level", "l1_bytes", "l2_bytes", "client_held_bytes",
-    "client_held_models", "ref_poll_seconds", "max_connections", "max_connections_per_uid",
+    "client_held_models", "ref_poll_seconds", "ref_full_list_seconds", "ref_skew_seconds",
+    "max_connections", "max_connections_per_uid",
     "idle_timeout", "frame_timeout", "send_timeout", "shutdown_timeout",
 })  # fmt: skip
 
@@ -536,6 +537,8 @@ def reload(server: Server, argv: Sequence[str] | None) -> None:
     state.shelf.quotas.shares = new.share
     logging.getLogger().setLevel(new.log_level)
     state.catalog.poll_seconds = new.ref_poll_seconds
+    state.catalog.follower.full_list_seconds = new.ref_full_list_seconds
+    state.catalog.follower.skew_ms = int(new.ref_skew_seconds * 1000)
     l1, l2 = state.shelf.l1, state.shelf.l2
     budget = machine.l1_budget(new.l1_bytes, machine.memory_limit())
     if state.memory is not None:
