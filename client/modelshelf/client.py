@@ -7,7 +7,9 @@ maps it ``PROT_READ`` and builds the ``Model`` over the mapping: no copy.
 Memory is bounded. The client keeps the models it was asked for in a least-recently-used set,
 bounded by bytes and by count (``max_held_bytes``, ``max_held_models``; by default what the
 daemon advertises). A held model is returned without a round trip while the daemon's board
-generation has not moved. Each mapping holds exactly one lease, and the lease ends with the
+says nothing changed for it: neither its own model's change counter nor the board's epoch moved
+(``modelshelf.board``; a daemon too old for per-model counters has one generation for every
+model). Each mapping holds exactly one lease, and the lease ends with the
 mapping: when a model leaves the held set and the application holds no reference to it, the
 mapping is unmapped and its release is queued (finalizers never block) and sent with the next
 request, or by a small flusher thread if none comes. When the daemon raises pressure on the
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import mmap
 import os
 import re
 import socket as _socket
@@ -38,6 +39,7 @@ from . import paths as _paths
 from . import trust as _trust
 from . import wire as _wire
 from ._version import __version__
+from .board import PRESSURE_AT, BoardView
 from .errors import (
     AccessDenied,
     DaemonUnavailable,
@@ -63,8 +65,8 @@ ENVIRONMENT = (
     "MODELSHELF_DAEMON_UID",
 )
 
-_BOARD = _wire.BOARD_COUNTERS  # generation, pressure at offset 8
 _AGENT = f"modelshelf/{__version__}"
+_PRESSURE = PRESSURE_AT >> 3  # the pressure counter's index in BoardView.words
 
 # Used when neither the caller, the environment nor the daemon's hello says otherwise.
 DEFAULT_TIMEOUT = 10.0  # seconds: a web request's patience, not a cold multi-GB fetch's
@@ -93,7 +95,8 @@ class _Held:
     digest: str
     version: int
     size: int
-    generation: int
+    slot: int  # the index of its model's counter on the board (BoardView.slot)
+    stamp: tuple[int, int, int]  # what the board said before the daemon answered
     fixed: bool  # an explicit version: re-checked only to learn that it was removed
     last_use: float
 
@@ -155,7 +158,7 @@ class Client:
         self.max_held_models = DEFAULT_HELD_MODELS if max_held_models is None else max_held_models
         self._lock = threading.RLock()
         self._sock: _socket.socket | None = None
-        self._board: mmap.mmap | None = None
+        self._board: BoardView | None = None
         self._epoch = 0
         self._pid = os.getpid()
         self._held: collections.OrderedDict[str, _Held] = collections.OrderedDict()
@@ -191,12 +194,12 @@ class Client:
             self._check_fork()
             self._trim_if_pressed()
             held = self._held.get(key)
-            if held is not None and self._generation() == held.generation:
+            if held is not None and _unchanged(self._board, held):
                 held.last_use = time.monotonic()
                 self._held.move_to_end(key)
                 self.last_source = "held"
                 return held.model
-            return self._acquire(key, held, fixed=parsed.version is not None)
+            return self._acquire(key, parsed.key, held, fixed=parsed.version is not None)
 
     def held_model(self, ref: str) -> Model | None:
         """The model if this process holds it and the board says it is still current: no
@@ -211,8 +214,7 @@ class Client:
         if board is None:
             fresh = held.fixed
         else:
-            generation, pressure = _BOARD.unpack_from(board, 8)
-            fresh = pressure == self._pressure and generation == held.generation
+            fresh = board.words[_PRESSURE] == self._pressure and _unchanged(board, held)
         if not fresh:
             return None
         held.last_use = time.monotonic()
@@ -288,7 +290,7 @@ class Client:
         board = self._board
         if board is None:
             return
-        pressure = _BOARD.unpack_from(board, 8)[1]
+        pressure = board.pressure()
         if pressure == self._pressure:
             return
         self._pressure = pressure
@@ -360,9 +362,17 @@ class Client:
 
     # -- internals: requests --------------------------------------------------------------------
 
-    def _acquire(self, key: str, held: _Held | None, *, fixed: bool) -> Model:
+    def _acquire(self, key: str, name: str, held: _Held | None, *, fixed: bool) -> Model:
+        """Ask the daemon for ``key``; ``name`` (its ``ns/name``) picks its counter on the
+        board. The board is read before the request: a change the daemon makes while it
+        answers leaves the stamp behind, and costs one more round trip, never a stale copy."""
         try:
-            generation = self._generation_connected()
+            if self._sock is None:
+                self._connect()
+            board = self._board
+            assert board is not None
+            slot = board.slot(name)
+            stamp = board.stamp(slot)
             request: dict[str, Any] = {"op": "acquire", "model": key}
             lease = self._leases.get(held.digest) if held is not None else None
             if lease is not None and lease.epoch == self._epoch:
@@ -385,7 +395,7 @@ class Client:
             raise
         if reply.get("unchanged") and held is not None:
             _wire.close_fds(fds)
-            held.generation = generation
+            held.slot, held.stamp = slot, stamp
             held.last_use = time.monotonic()
             self._held.move_to_end(key)
             self.last_source = "checked"
@@ -409,18 +419,10 @@ class Client:
             raise
         finally:
             _wire.close_fds(fds)
-        self._hold(key, _Held(model, digest, version, size, generation, fixed, time.monotonic()))
+        now = time.monotonic()
+        self._hold(key, _Held(model, digest, version, size, slot, stamp, fixed, now))
         self.last_source = source
         return model
-
-    def _generation(self) -> int:
-        board = self._board
-        return -1 if board is None else _BOARD.unpack_from(board, 8)[0]
-
-    def _generation_connected(self) -> int:
-        if self._sock is None:
-            self._connect()
-        return self._generation()
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:  # the parent's connection and leases are not ours
@@ -463,9 +465,7 @@ class Client:
             self._raise_for(reply)
             if len(fds) != 1:
                 raise ProtocolError(f"hello reply carried {len(fds)} descriptors, expected 1")
-            board = mmap.mmap(fds[0], _wire.BOARD_SIZE, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
-            if board[:8] != _wire.BOARD_MAGIC:
-                raise ProtocolError("the daemon's board does not start with its magic")
+            board = BoardView(fds[0])
         except BaseException:
             sock.close()
             raise
@@ -473,7 +473,7 @@ class Client:
             _wire.close_fds(fds)
         self._sock, self._board = sock, board
         self._epoch += 1
-        self._pressure = _BOARD.unpack_from(board, 8)[1]
+        self._pressure = board.pressure()
         self.instance = str(reply.get("instance", ""))
         advised = (reply.get("held_bytes"), reply.get("held_models"))
         if self._chosen[0] is None and _count(advised[0]):
@@ -549,6 +549,14 @@ class Client:
             f"no modelshelf daemon answers on {path} ({exc}); start one with "
             "'modelshelfd', or point MODELSHELF_SOCKET (or Client(socket=...)) at its socket"
         )
+
+
+def _unchanged(board: BoardView | None, held: _Held) -> bool:
+    """Does ``board`` still say what it said when ``held`` was last confirmed?"""
+    if board is None:
+        return False
+    words = board.words  # BoardView.stamp, inlined: this is every held model's check
+    return (board.serial, words[board.at], words[held.slot]) == held.stamp
 
 
 def _timeout(value: float | None) -> float:

@@ -25,11 +25,6 @@ MAX_MESSAGE: Final = 64 * 1024
 MAX_FDS: Final = 4
 LENGTH = struct.Struct(">I")
 Message = tuple[dict[str, Any], list[int]]  # a decoded message and the descriptors it carried
-# The board (docs/protocol.md, "The board"): a read-only shared page that starts with its magic,
-# then two little-endian u64 counters: the catalog generation and the pressure counter.
-BOARD_SIZE: Final = 4096
-BOARD_MAGIC: Final = b"MSBOARD1"
-BOARD_COUNTERS: Final = struct.Struct("<QQ")  # at offset len(BOARD_MAGIC)
 _ANCILLARY_SPACE: Final = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 # Plain ints: the socket module's constants are enum members, and ``flags & MSG_CTRUNC`` on
 # one costs a Python-level enum call on every message.

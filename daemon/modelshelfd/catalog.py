@@ -2,8 +2,9 @@
 
 A poll task follows the store's change feed each ``ref_poll_seconds`` (feed.py: the whole
 catalog once, from the newest snapshot or a full listing, then only the events that follow;
-a full listing every ``ref_full_list_seconds`` reconciles what the feed cannot show) and tells
-the board which models changed (``_changed``: the one place), so that a version published on
+a full listing every ``ref_full_list_seconds`` reconciles what the feed cannot show) and
+moves the board's counters of the models that changed (``_changed``: the one place), so that
+a version published on
 another node is served here within about one period. Resolving ``ns/name`` (latest) also
 re-lists that model when neither the poll nor its own listing is fresher than one period, so a
 daemon never answers "latest" from a stale view.
@@ -186,16 +187,20 @@ class Catalog:
             self._changed({key})
 
     def _changed(self, names: set[str]) -> None:
-        """The one place that tells the board which models' versions changed."""
+        """The one place that tells the board which models changed (protocol.md, "The
+        board"): their counters move, and clients holding other models ask nothing."""
         if names:
-            self.board.bump()
+            self.board.bump(names)
 
-    def _drop_removed(self, names: set[str]) -> None:
+    def _drop_removed(self, names: set[str]) -> set[str]:
         """Forget the cached refs of versions of ``names`` no longer listed: a removed version
-        is no longer served, not even by its explicit ns/name@N."""
+        is no longer served, not even by its explicit ns/name@N. Returns their models."""
+        dropped = set()
         for k in [k for k in self._refs if k[0] in names]:
             if k[1] not in self.versions.get(k[0], ()):
                 del self._refs[k]
+                dropped.add(k[0])
+        return dropped
 
     async def poll_once(self) -> bool:
         """Follow the change feed one step; return True if the catalog changed. A failure
@@ -211,8 +216,11 @@ class Catalog:
         changed = self._apply(update)
         if update.how != "poll":
             log.info("catalog read whole (%s): %d models", update.how, len(self.versions))
-        # a full read also drops refs resolved by explicit version and removed since
-        self._drop_removed(changed if update.full is None else {k for k, _ in self._refs})
+        # a full read also drops refs resolved by explicit version and removed since: their
+        # models changed for whoever holds them
+        changed |= self._drop_removed(
+            changed if update.full is None else {k for k, _ in self._refs}
+        )
         for key in changed:
             self._missing.pop(key, None)
         self._changed(changed)

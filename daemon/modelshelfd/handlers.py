@@ -142,6 +142,7 @@ def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
 
 
 async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    started = time.perf_counter()
     ref = _ref(message)
     if not state.config.allowed(ref.namespace, conn.uid, conn.gid, conn.groups):
         raise AccessDenied(
@@ -155,6 +156,7 @@ async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list
         return {"unchanged": True, "version": info.version, "digest": info.digest}, []
     lease = await state.shelf.acquire(info)
     conn.leases.setdefault(info.digest, []).append(lease)
+    state.metrics.acquired(lease.found.value, time.perf_counter() - started)
     return _acquired(state, info, lease.found, lease.copy), [lease.copy.fd]
 
 
@@ -216,6 +218,7 @@ def fast(
         except BadRequest:
             return False
     elif op == "acquire" and "have" not in message:
+        started = time.perf_counter()
         try:
             ref = parse_ref(message.get("model"))
         except InvalidModelName:
@@ -235,6 +238,7 @@ def fast(
         conn.leases.setdefault(info.digest, []).append(lease)
         fields = _acquired(state, info, TierName.L1, lease.copy)
         out = [lease.copy.fd]
+        state.metrics.acquired("l1", time.perf_counter() - started)
     else:
         return False
     reply = {"ok": True, **fields}
@@ -348,6 +352,39 @@ async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[i
     return {"names": names}, []
 
 
+MAX_MODEL_ROWS = 500  # rows of one ``models`` reply; the client pages on with ``offset``
+
+
+async def _models(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    """The catalog's models matching ``pattern``, from ``offset`` on: versions, and the latest
+    version's digest, size and publication (one ref read per model, cached for good)."""
+    pattern = message.get("pattern", "*")
+    if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
+        raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
+    offset = message.get("offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
+    names = state.catalog.matching(pattern)
+    page = [(key, state.catalog.versions.get(key) or []) for key in names[offset:]]
+    page = [(key, versions) for key, versions in page[:MAX_MODEL_ROWS] if versions]
+    found = await asyncio.gather(
+        *(state.catalog.resolve(parse_ref(f"{key}@{versions[-1]}")) for key, versions in page),
+        return_exceptions=True,
+    )
+    rows = []
+    for (key, versions), info in zip(page, found, strict=True):
+        row: dict[str, Any] = {"model": key, "versions": len(versions), "latest": versions[-1]}
+        if isinstance(info, RefInfo):
+            row.update(digest=info.digest, size=info.size, published=info.published)
+        elif isinstance(info, ModelshelfError):  # a ref unreadable now: listed, not hidden
+            row.update(digest=None, size=None, published=None, error=info.code)
+        else:
+            raise info
+        rows.append(row)
+    end = offset + MAX_MODEL_ROWS
+    return {"models": rows, "total": len(names), "next": end if end < len(names) else None}, []
+
+
 async def _prefetch(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await state.catalog.resolve(_ref(message))
     found = await state.shelf.ensure(info)
@@ -441,19 +478,30 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
         mapped = mmap.mmap(fds[0], size, prot=mmap.PROT_READ)
     except (OSError, ValueError) as exc:
         raise BadRequest(f"cannot map the descriptor sent: {exc}") from exc
+    if_changed = message.get("if_changed", False)
+    if not isinstance(if_changed, bool):
+        raise BadRequest(f"if_changed must be true or false, got {if_changed!r:.40}")
     try:
-        info = await asyncio.to_thread(state.store.publish, ref.namespace, ref.name, mapped)
+        info = await asyncio.to_thread(
+            state.store.publish, ref.namespace, ref.name, mapped, skip_unchanged=if_changed
+        )
     finally:
         with contextlib.suppress(BufferError):  # a view escaped in a traceback: GC unmaps
             mapped.close()
     versions = await asyncio.to_thread(state.store.versions, ref.namespace, ref.name)
     state.catalog.update(ref.key, versions)
-    log.info("published %s@%d (%s, %d bytes)", info.key, info.version, info.digest[:12], info.size)
+    if info.unchanged:
+        log.info("publish of %s: unchanged, the latest version %d holds the same image",
+                 info.key, info.version)  # fmt: skip
+    else:
+        log.info("published %s@%d (%s, %d bytes)", info.key, info.version, info.digest[:12],
+                 info.size)  # fmt: skip
     return {
         "model": info.key,
         "version": info.version,
         "digest": info.digest,
         "size": info.size,
+        "unchanged": info.unchanged,
     }, []
 
 
@@ -506,5 +554,6 @@ ADMIN_OPS: dict[str, Handler] = {
     "gc": _gc,
     "ping": _ping,
     "names": _names,
+    "models": _models,
 }
-READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping", "names"})  # audited at DEBUG
+READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping", "names", "models"})  # audited at DEBUG

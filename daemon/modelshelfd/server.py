@@ -126,6 +126,7 @@ class Server:
         self.state = state = ServerState(
             cfg, store, board, shelf, catalog, memory=memory, warmer=warmer
         )
+        shelf.fetcher.on_fetched = state.metrics.fetched
         keeper = systemd.Keeper()
         shelf.l1.keep, shelf.l1.drop = keeper.keep, keeper.drop
         await shelf.adopt(kept)

@@ -21,20 +21,20 @@ import secrets
 import stat
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import posix_ipc
 
-from modelshelf import wire as _wire
+from modelshelf import board as _board
 from modelshelf.errors import ChecksumError
 from modelshelf.image import Image
 
 log = logging.getLogger("modelshelfd.storage")
 
 SHM_DIR = Path("/dev/shm")
-BOARD_SIZE, BOARD_MAGIC, BOARD_COUNTERS = _wire.BOARD_SIZE, _wire.BOARD_MAGIC, _wire.BOARD_COUNTERS
+BOARD_SLOTS = 16384  # per-model change counters on the board: 128 KiB (docs/scaling.md)
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 
 
@@ -224,34 +224,69 @@ def remove_legacy_segments(prefix: str) -> int:
 
 
 class Board:
-    """The 4096-byte page clients map read-only (docs/protocol.md, "The board"): the catalog
-    generation at bytes 8..15, the pressure counter at bytes 16..23.
+    """The memory clients map read-only (docs/protocol.md, "The board"; ``modelshelf.board``
+    has the layout): page 0 holds the generation (bytes 8..15, moves on every catalog change:
+    what clients without per-model counters read), the pressure counter (16..23) and the
+    epoch (32..39, moves on changes that concern every model); a table of ``slots`` per-model
+    change counters follows it.
 
     A memfd whose size is sealed, so nobody can truncate it under a reader (SIGBUS). The
     daemon's uid could still reopen it writable and scribble on it, so every reader takes any
-    value as it is: the counters are compared for change only, and wrap. The generation starts
-    at a random value, so clients of a previous run notice the restart."""
+    value as it is: the counters are compared for change only, and wrap. The generation and
+    the epoch start at random values, so clients of a previous run notice the restart."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, slots: int = BOARD_SLOTS) -> None:
+        if not 0 < slots <= _board.MAX_SLOTS or slots & (slots - 1):
+            raise ValueError(f"board slots must be a power of two up to 2^20, got {slots}")
+        self.slots = slots
+        self.size = _board.table_size(slots)
         fd = os.memfd_create(f"{prefix}-board", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
-            os.posix_fallocate(fd, 0, BOARD_SIZE)
+            os.posix_fallocate(fd, 0, self.size)
             os.fchmod(fd, 0o600)  # a memfd is 0777: clients of other uids must not reopen it
             seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
-            self._map = mmap.mmap(fd, BOARD_SIZE)
+            self._map = mmap.mmap(fd, self.size)
             self.fd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
         finally:
             os.close(fd)
         self.generation = secrets.randbits(63)
+        self.epoch = secrets.randbits(63)
         self.pressure = 0
-        self._map[: len(BOARD_MAGIC)] = BOARD_MAGIC
+        self._map[: len(_board.MAGIC)] = _board.MAGIC
+        self._map[24:32] = _board.NOTICES_MAGIC
+        _board.GEOMETRY.pack_into(self._map, _board.GEOMETRY_AT, slots, _board.HEADER_SIZE)
         self._write()
 
     def _write(self) -> None:
-        BOARD_COUNTERS.pack_into(self._map, len(BOARD_MAGIC), self.generation, self.pressure)
+        counter = _board.COUNTER.pack_into
+        counter(self._map, _board.EPOCH_AT, self.epoch)
+        counter(self._map, _board.PRESSURE_AT, self.pressure)
+        counter(self._map, _board.GENERATION_AT, self.generation)
 
-    def bump(self) -> int:
+    def offset(self, name: str) -> int:
+        """The byte offset of the counter of the model ``name`` (``ns/name``)."""
+        index = _board.slot_hash(name) & (self.slots - 1)
+        return _board.HEADER_SIZE + index * _board.COUNTER.size
+
+    def notice(self, name: str) -> int:
+        """The change counter of the model ``name`` (shared with the names in its slot)."""
+        return int(_board.COUNTER.unpack_from(self._map, self.offset(name))[0])
+
+    def bump(self, names: Iterable[str] | None = None) -> int:
+        """The catalog changed: for the models ``names`` (``ns/name``: their counters move),
+        or for every model (None: the epoch moves; so it does for more names than slots,
+        which would touch most slots anyway). The generation moves either way, nothing at
+        all for no name. Returns the generation."""
+        changed = None if names is None else set(names)
+        if changed is not None and not changed:
+            return self.generation
+        if changed is None or len(changed) > self.slots:
+            self.epoch = (self.epoch + 1) & _U64
+        else:
+            for offset in {self.offset(name) for name in changed}:
+                value = _board.COUNTER.unpack_from(self._map, offset)[0]
+                _board.COUNTER.pack_into(self._map, offset, (value + 1) & _U64)
         self.generation = (self.generation + 1) & _U64
         self._write()
         return self.generation

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 import modelshelf
+from modelshelf.admin import AdminConnection
 from modelshelf.store import Store
 from modelshelfd.tiers import cost
 
@@ -162,10 +163,14 @@ def test_client_cache_and_release(shelf: Shelf, images: Images) -> None:
     client = daemon.client()
     m = client.model("ns/lr")
     assert client.model("ns/lr") is m
-    # the board moving (a catalog change) costs one round trip, the same object comes back
+    # another model changing costs nothing; ns/lr changing costs one round trip and, for the
+    # same image under a new version, the same object comes back
     Store(shelf.store).publish("ns", "other", images.bytes("ridge"))
-    daemon.admin("rm", model="ns/other", all=True)  # bumps the generation right away
-    assert client.model("ns/lr") is m
+    daemon.admin("rm", model="ns/other", all=True)  # moves ns/other's counter right away
+    assert client.model("ns/lr") is m and client.last_source == "held"
+    with AdminConnection(daemon.admin_socket) as admin, open(images.path("logreg"), "rb") as fh:
+        assert admin.request({"op": "publish", "model": "ns/lr"}, (fh.fileno(),))["version"] == 2
+    assert client.model("ns/lr") is m and client.last_source == "checked"
     assert daemon.admin("status")["leases"] == 1  # "have": no second lease taken
     assert set(client.tensors("ns/lr")) == set(m.tensors)
     assert client.release("ns/lr") is True

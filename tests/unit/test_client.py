@@ -3,6 +3,7 @@ use gives its lease back, and a forked child never speaks on its parent's connec
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import socket
@@ -20,6 +21,8 @@ from modelshelf import wire as _wire
 from modelshelf.client import Client
 from modelshelf.errors import ProtocolError
 
+from .test_board import EPOCH, GENERATION, bump, make_board, slot_offset
+
 
 class FakeDaemon:
     """Answers hello with a board, acquire with ``acquire_reply`` and a small memfd, and
@@ -34,9 +37,10 @@ class FakeDaemon:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(self.path)
         self.listener.listen(4)
-        self.board = os.memfd_create("board")
+        self.board = os.memfd_create("board", os.MFD_ALLOW_SEALING)  # a board without notices
         os.ftruncate(self.board, 4096)
         os.pwrite(self.board, b"MSBOARD1" + (1).to_bytes(8, "little"), 0)
+        fcntl.fcntl(self.board, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -176,3 +180,54 @@ def test_the_timeout_comes_from_the_caller_or_the_environment(
         monkeypatch.setenv("MODELSHELF_TIMEOUT", bad)
         with pytest.raises(ValueError, match=r"MODELSHELF_TIMEOUT|timeout must be a positive"):
             Client("/nonexistent.sock")
+
+
+def _acquires(fake: FakeDaemon) -> int:
+    return sum(m.get("op") == "acquire" for m in fake.requests)
+
+
+def test_a_held_model_is_rechecked_only_when_its_own_model_changed(fake: FakeDaemon) -> None:
+    """Per-model notices: another model's change costs no round trip; its own, or the epoch
+    (every model), costs one, for latest and explicit versions alike (issue 14, point 2)."""
+    os.close(fake.board)
+    fake.board = make_board(slots=64)
+    fake.acquire_reply["size"] = len(fake.image)
+    other = next(f"ns/o{i}" for i in range(64) if slot_offset(f"ns/o{i}") != slot_offset("ns/m"))
+    client = Client(fake.path, timeout=10)
+    latest, pinned = client.model("ns/m"), client.model("ns/m@1")
+    assert _acquires(fake) == 2
+    for _ in range(3):  # another model published: the generation of page 0 moves too
+        bump(fake.board, slot_offset(other))
+        bump(fake.board, GENERATION)
+        assert client.model("ns/m") is latest and client.model("ns/m@1") is pinned
+        assert client.last_source == "held" and _acquires(fake) == 2
+    bump(fake.board, slot_offset("ns/m"))
+    assert client.model("ns/m") is latest and client.model("ns/m@1") is pinned
+    assert _acquires(fake) == 4
+    rechecks = [m for m in fake.requests if m.get("op") == "acquire"][2:]
+    assert all(m["have"] == "ab" * 32 for m in rechecks)  # a re-check, not a new acquire
+    bump(fake.board, EPOCH)
+    client.model("ns/m")
+    assert _acquires(fake) == 5
+    client.close()
+
+
+def test_a_board_without_notices_rechecks_on_every_change(fake: FakeDaemon) -> None:
+    """An older daemon's board (no notices): its one generation covers every model."""
+    fake.acquire_reply["size"] = len(fake.image)
+    client = Client(fake.path, timeout=10)
+    held = client.model("ns/m")
+    assert client.model("ns/m") is held and _acquires(fake) == 1
+    bump(fake.board, GENERATION)
+    assert client.model("ns/m") is held and _acquires(fake) == 2
+    client.close()
+
+
+def test_a_board_too_small_is_refused_clearly(fake: FakeDaemon) -> None:
+    os.close(fake.board)
+    fake.board = make_board(size=100, notices=False)
+    client = Client(fake.path, timeout=10)
+    with pytest.raises(ProtocolError, match="board is 100 bytes, expected at least 4096"):
+        client.model("ns/m")
+    assert _acquires(fake) == 0
+    client.close()

@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
+from modelshelf import __version__
 from modelshelf import paths as _paths
 from modelshelf.cli import build_parser
 from modelshelf.client import ENVIRONMENT as client_environment
 from modelshelfd.config import Config, load_config, parse_size
+from modelshelfd.machine import L1_SHARE
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -166,6 +168,15 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0 and not done.stderr.strip(), done.stderr  # warnings count
+    # verify exits 0 whatever it finds: its complaints are what this test reads
+    (tmp_path / UNIT.name).write_text(text.replace("Type=notify", "Type=notifyy"))
+    broken = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / UNIT.name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "notifyy" in broken.stderr, broken.stderr
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -173,7 +184,8 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 def test_daemon_image_runs_as_10001_with_system_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     dockerfile = ROOT / "deploy" / "Dockerfile"
-    assert instruction(dockerfile, "FROM") == ["python:3.11-slim"]
+    (base,) = instruction(dockerfile, "FROM")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # exact, pinned below too
     assert any("pip install '.[daemon]'" in run for run in instruction(dockerfile, "RUN"))
     assert instruction(dockerfile, "USER") == ["10001:10001"]
     assert instruction(dockerfile, "ENTRYPOINT") == ['["modelshelfd"]']
@@ -215,7 +227,7 @@ def test_compose_app_shares_the_socket_volume_and_nothing_else(
     assert config.socket_mode & 0o006 == 0o006  # another uid may connect
     assert daemon_volumes[config.cache_dir] in COMPOSE["volumes"]  # L2 survives restarts
     assert "shm_size" not in daemon  # L1 is not in /dev/shm
-    assert parse_size(daemon["mem_limit"].upper()) * 0.75 >= config.l1_bytes
+    assert parse_size(daemon["mem_limit"].upper()) * L1_SHARE >= config.l1_bytes
     assert app["depends_on"]["modelshelfd"]["condition"] == "service_healthy"
     assert "healthcheck" in daemon and "healthcheck" in app and parse_size(app["mem_limit"].upper())
 
@@ -270,8 +282,13 @@ def test_daemonset_mounts_host_socket_dir_shm_and_cache(
     (init,) = spec["initContainers"]
     assert f"chown {uid}:{uid} {socket_dir} {config.cache_dir}" in init["command"][-1]
     assert "chmod 0755 " + socket_dir in init["command"][-1]
-    limit = memory_bytes(daemon["resources"]["limits"]["memory"])
-    assert limit > config.l1_bytes  # shared memory is charged to the daemon's pod
+    # shared memory is charged to the daemon's pod, and the daemon caps L1 at L1_SHARE of
+    # its limit: the limit lets the configured L1 be used in full
+    resources = daemon["resources"]
+    limit = memory_bytes(resources["limits"]["memory"])
+    assert limit * L1_SHARE >= config.l1_bytes
+    assert memory_bytes(resources["requests"]["memory"]) == limit  # evicted last
+    assert "cpu" not in resources["limits"]  # a throttled event loop misses its probes
     assert "httpGet" not in daemon["livenessProbe"]  # /healthz is 503 when merely degraded
     assert spec["priorityClassName"] == "system-node-critical"
     assert {"operator": "Exists"} in spec["tolerations"]  # every node, tainted ones too
@@ -313,10 +330,94 @@ def test_sidecar_shares_the_socket_dir_and_its_memory_limit_covers_l1(
     assert "emptyDir" in volumes[name] and Path(config.socket).parent != Path(path)
     assert mounts(app)[path]["name"] == name
     assert "/dev/shm" not in mounts(daemon)  # L1 is sealed memfds, charged to the container
-    assert memory_bytes(daemon["resources"]["limits"]["memory"]) * 0.75 >= config.l1_bytes
+    assert memory_bytes(daemon["resources"]["limits"]["memory"]) * L1_SHARE >= config.l1_bytes
     for container in (daemon, app):  # one uid for both: the daemon's defaults let it in
         assert "runAsUser" not in container.get("securityContext", {})
     assert spec["securityContext"]["runAsUser"] > 0
+
+
+# -- schemas and pinned images ------------------------------------------------------------------
+
+# Kubernetes versions the manifests must be valid for: the oldest with native sidecars
+# (sidecar.yaml's init container with restartPolicy: Always) and the newest the schemas know.
+KUBE_VERSIONS = ("1.29", "latest")
+
+
+def kube_documents() -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in sorted(KUBE.glob("*.yaml")):
+        for doc in k8s(path.name):
+            yield path.name, doc
+
+
+def test_kubernetes_manifests_validate_against_the_api_schemas() -> None:
+    """Strict schemas (kubernetes-validate ships Kubernetes' own OpenAPI, as JSON schemas):
+    a misspelt or misplaced field is an error, not ignored as a lenient parse would."""
+    import kubernetes_validate.utils as kv
+
+    versions = [kv.latest_version() if v == "latest" else v for v in KUBE_VERSIONS]
+    for name, doc in kube_documents():
+        for version in versions:
+            try:
+                kv.validate(doc, version, strict=True)
+            except kv.ValidationError as exc:
+                where = ".".join(map(str, exc.path))
+                pytest.fail(f"{name}: {doc['kind']} invalid for {version} at {where}: {exc}")
+    # the validation does catch what a typo does
+    docs = k8s("daemonset.yaml")
+    daemon = only(docs, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]
+    daemon["resource"] = daemon.pop("resources")
+    with pytest.raises(kv.ValidationError):
+        kv.validate(only(docs, "DaemonSet"), versions[-1], strict=True)
+
+
+def test_compose_file_validates_against_the_compose_specification() -> None:
+    """The Compose Specification's JSON schema, as check-jsonschema vendors it."""
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    vendor = files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads((vendor / "compose-spec.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = [f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(COMPOSE)]
+    assert not errors, errors
+    broken = {**COMPOSE, "services": {**COMPOSE["services"], "x": {"image": "a", "memlimit": 1}}}
+    assert any(validator.iter_errors(broken))
+
+
+BUILT_HERE = {"modelshelfd", "modelshelf-example"}  # deploy/Dockerfile, examples/app/Dockerfile
+# an exact release: python:3.11.14-slim-bookworm, minio/minio:RELEASE.2025-04-22T22-12-26Z
+EXACT_TAG = re.compile(r"(?:v?\d+\.\d+\.\d+|RELEASE\.\d{4}-\d\d-\d\dT[\d-]+Z)(?:-[\w.-]+)?")
+
+
+def every_image() -> Iterator[tuple[str, str]]:
+    """(where, image) of every image a deployment file names."""
+    for path in (ROOT / "deploy" / "Dockerfile", ROOT / "examples" / "app" / "Dockerfile"):
+        for base in instruction(path, "FROM"):
+            yield path.name, base.split()[0]
+    for name, service in COMPOSE["services"].items():
+        yield f"docker-compose.yml {name}", service["image"]
+    for name, doc in kube_documents():
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
+            yield f"{name} {container['name']}", container["image"]
+
+
+def test_every_image_is_pinned_to_an_exact_release() -> None:
+    seen = list(every_image())
+    assert len(seen) >= 10
+    for where, image in seen:
+        reference, _, digest = image.partition("@")
+        repository, colon, tag = reference.rpartition(":")
+        assert colon and "/" not in tag, f"{where}: {image} has no tag (that is latest)"
+        assert tag != "latest", f"{where}: {image}"
+        if digest:
+            assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{where}: {image}"
+        if repository.rsplit("/", 1)[-1] in BUILT_HERE:
+            assert tag == __version__, f"{where}: {image} is built from this version"
+        else:
+            assert EXACT_TAG.fullmatch(tag), f"{where}: {image} is not an exact release"
 
 
 # -- docs ---------------------------------------------------------------------------------------

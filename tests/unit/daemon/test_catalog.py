@@ -88,6 +88,28 @@ async def test_a_removed_version_is_not_served_after_the_next_poll(
     assert (await catalog.resolve(parse_ref("ns/m"))).version == 1
 
 
+async def test_a_change_moves_only_that_models_counter(board: Board, tmp_path: Path) -> None:
+    """A publish or a removal, seen by the poll or made through this daemon, moves the counter
+    of that model's slot; the epoch (every model) stands still (issue 14, point 2)."""
+    image = modelshelf.compile_tensors({"w": np.arange(10, dtype=np.float64)})
+    store = Store((tmp_path / "s").as_uri())
+    for name in ("a", "b", "c"):
+        store.publish("ns", name, image)
+    assert len({board.offset(f"ns/{n}") for n in "abc"}) == 3
+    catalog = Catalog(store, board, poll_seconds=2.0)
+    await catalog.poll_once()
+    notices, epoch = {n: board.notice(f"ns/{n}") for n in "abc"}, board.epoch
+    store.publish("ns", "b", image)  # by another node: seen by the poll
+    assert await catalog.poll_once()
+    assert {n: board.notice(f"ns/{n}") for n in "abc"} == {**notices, "b": notices["b"] + 1}
+    store.remove("ns", "c", 1)
+    assert await catalog.poll_once()
+    assert board.notice("ns/c") == notices["c"] + 1
+    catalog.update("ns/a", [1, 2])  # what a publish through this daemon does
+    assert board.notice("ns/a") == notices["a"] + 1
+    assert board.notice("ns/b") == notices["b"] + 1 and board.epoch == epoch
+
+
 class _FlakyStore:
     """A store with one model that can stop answering."""
 

@@ -255,3 +255,43 @@ def test_version_and_check_config(tmp_path) -> None:
     assert "s3cr3t" not in good.stdout
     bad = run("--check-config", "--l1-bytes", "lots")
     assert bad.returncode == 2 and "l1_bytes: expected a size" in bad.stderr and not bad.stdout
+
+
+def test_http_inference_keys_and_their_defaults(tmp_path: Path) -> None:
+    c = load_config([], {})
+    assert (c.http, c.http_admin, c.http_max_body, c.http_namespaces) == (
+        "",
+        False,
+        64 << 20,
+        ("*",),
+    )
+    assert (c.http_infer_threads, c.http_infer_queue, c.http_infer_timeout) == (0, 64, 60.0)
+    toml = (
+        'http = "127.0.0.1:9100"\nhttp_admin = true\nhttp_max_body = "1M"\n'
+        'http_namespaces = ["acme", "team-*"]\nhttp_infer_threads = 2\n'
+    )
+    c = load_config(["--config", _file(tmp_path, toml)], {})
+    assert (c.http_admin, c.http_max_body, c.http_namespaces) == (True, 1 << 20, ("acme", "team-*"))
+    assert c.http_infer_threads == 2
+    env = {"MODELSHELF_HTTP_ADMIN": "off", "MODELSHELF_HTTP_NAMESPACES": "a, b"}
+    c = load_config(["--config", _file(tmp_path, toml)], env)
+    assert (c.http_admin, c.http_namespaces) == (False, ("a", "b"))
+    assert load_config(["--http-namespaces", '["x"]'], {}).http_namespaces == ("x",)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('http_admin = "maybe"', r"http_admin: expected true or false, got 'maybe'"),
+        ("http_admin = 1", r"http_admin: expected true or false, got 1"),
+        ("http_max_body = 100", r"http_max_body must be 1K to 4G"),
+        ('http_max_body = "8G"', r"http_max_body must be 1K to 4G"),
+        ('http_namespaces = ["a/b"]', r"http_namespaces: expected namespaces or patterns"),
+        ("http_infer_threads = -1", r"http_infer_threads must be 0 \(derived\) to 256"),
+        ("http_infer_queue = 0", r"http_infer_queue must be at least 1"),
+        ("http_infer_timeout = 0", r"http_infer_timeout must be positive"),
+    ],
+)
+def test_http_inference_keys_are_checked(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(["--config", _file(tmp_path, toml + "\n")], {})

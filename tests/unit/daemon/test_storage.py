@@ -22,6 +22,7 @@ import posix_ipc
 import pytest
 
 import modelshelf
+from modelshelf.board import BoardView
 from modelshelf.errors import ChecksumError
 from modelshelfd import storage
 
@@ -124,8 +125,16 @@ def test_board_is_private_read_only_and_cannot_be_truncated(prefix: str) -> None
             os.pwrite(rw, b"\xff" * 16, 8)  # the counters can be scribbled on: any value wraps
         finally:
             os.close(rw)
-        board.generation = board.pressure = 2**64 - 1
-        assert (board.bump(), board.raise_pressure()) == (0, 0)
+        board.generation = board.pressure = board.epoch = 2**64 - 1
+        assert (board.bump(), board.raise_pressure(), board.epoch) == (0, 0, 0)
+        offset = board.offset("ns/x")
+        rw = os.open(f"/proc/self/fd/{board.fd}", os.O_RDWR)
+        try:
+            os.pwrite(rw, b"\xff" * 8, offset)
+        finally:
+            os.close(rw)
+        board.bump(["ns/x"])
+        assert board.notice("ns/x") == 0
     finally:
         board.close()
 
@@ -135,9 +144,61 @@ def test_boards_start_at_unrelated_generations(prefix: str) -> None:
     boards = [storage.Board(prefix) for _ in range(3)]
     try:
         assert len({b.generation for b in boards}) == 3
+        assert len({b.epoch for b in boards}) == 3
     finally:
         for b in boards:
             b.close()
+
+
+def test_the_daemon_and_the_client_read_the_same_slot(prefix: str) -> None:
+    """The daemon bumps the counter of the model that changed; the client, reading the board
+    it is handed, sees that model's stamp move and no other's (issue 14, point 2)."""
+    board = storage.Board(prefix, slots=1024)
+    try:
+        view = BoardView(board.fd)
+        assert (view.slots, view.table) == (1024, 4096)
+        assert os.fstat(board.fd).st_size == board.size == 4096 + 8 * 1024
+        names = [f"ns/m{i}" for i in range(200)]
+        assert all(8 * view.slot(n) == board.offset(n) for n in names)
+        x, y = "ns/x", "ns/y"
+        assert view.slot(x) != view.slot(y)
+        before = {n: view.stamp(view.slot(n)) for n in (x, y)}
+        generation = view.generation()
+        assert board.bump([x]) == view.generation() != generation  # older clients re-check
+        assert board.notice(x) == 1 and board.notice(y) == 0
+        assert view.stamp(view.slot(x)) != before[x] and view.stamp(view.slot(y)) == before[y]
+        board.bump([])  # nothing changed: nothing moves
+        assert view.generation() == board.generation and view.stamp(view.slot(y)) == before[y]
+        board.bump()  # every model: the epoch moves
+        assert view.stamp(view.slot(y)) != before[y]
+        epoch = board.epoch
+        board.bump(names + [f"ns/n{i}" for i in range(1024)])  # more names than slots
+        assert board.epoch == epoch + 1 and board.notice(x) == 1
+        board.raise_pressure()
+        assert view.pressure() == 1
+    finally:
+        board.close()
+
+
+def test_an_older_client_reads_page_zero_as_it_always_did(prefix: str) -> None:
+    """A client without notices maps 4096 bytes, checks the magic and reads the generation at
+    bytes 8..15: it moves on every change, one model's included, so it never serves stale."""
+    board = storage.Board(prefix)
+    try:
+        page = mmap.mmap(board.fd, 4096, prot=mmap.PROT_READ)
+        assert page[:8] == b"MSBOARD1"
+        before = int.from_bytes(page[8:16], "little")
+        board.bump(["ns/x"])
+        assert int.from_bytes(page[8:16], "little") == (before + 1) % 2**64
+        page.close()
+    finally:
+        board.close()
+
+
+@pytest.mark.parametrize("slots", [0, 3, 2**21])
+def test_board_slots_are_a_bounded_power_of_two(prefix: str, slots: int) -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        storage.Board(prefix, slots=slots)
 
 
 def test_a_failed_fill_leaves_nothing(prefix: str, image: bytes) -> None:
