@@ -5,6 +5,9 @@ applications which only map models never need it.
     images/<sha256 hex>                              an image, byte for byte
     refs/<namespace>/<name>/<version, 20 digits>     {"digest", "size", "published", "publisher"}
     versions/<namespace>/<name>/<version, 20 digits> the same, written first, never deleted
+    events/...                                       the change feed (feed.py): one small
+                                                     object per publish and removal, and
+                                                     the snapshots that compact them
 
 A version number is claimed by a create-only put of its ``versions/`` key, then its ref is
 created. ``rm`` deletes refs, never claims, so a number once assigned is never assigned again:
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from . import feed as _feed
 from .errors import (
     ChecksumError,
     MissingDependencyError,
@@ -209,6 +213,7 @@ class Store:
         *,
         max_retries: int = 3,
         retry_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         try:
             import obstore
@@ -221,6 +226,7 @@ class Store:
         if scheme not in SCHEMES:
             raise StoreError(f"store URL {url!r}: expected one of {', '.join(SCHEMES)}://")
         self.url = url
+        self.clock = clock  # wall clock of the change feed's keys (feed.py); tests skew it
         self._ob = obstore
         kwargs: dict[str, Any] = {
             "retry_config": {
@@ -596,9 +602,11 @@ class Store:
                 except (AlreadyExistsError, PreconditionError):
                     version += 1  # another publisher took this number
                     continue
-            return Published(
+            info = Published(
                 namespace, name, version, digest, size, body["published"], body["publisher"]
             )
+            _feed.published(self, info)  # after the ref: whoever reads the event finds the ref
+            return info
         raise StoreError(f"publishing {namespace}/{name}: lost {_MAX_RACE} version races in a row")
 
     def remove(self, namespace: str, name: str, version: int | None = None) -> list[int]:
@@ -613,4 +621,41 @@ class Store:
         with _translate(f"removing {namespace}/{name}"):
             for v in versions:
                 self._ob.delete(self._store, ref_path(namespace, name, v))
+        _feed.removed(self, namespace, name, versions)
         return versions
+
+    # -- small objects by key (the change feed, feed.py) ----------------------------------
+
+    def keys(self, prefix: str, after: str | None = None) -> list[str]:
+        """The keys under ``prefix`` (``events/``...), sorted; with ``after``, only those that
+        sort after it (S3's start-after: one request whatever precedes it)."""
+        with _translate(f"listing {prefix}"):
+            items = self._ob.list(self._store, prefix=prefix, offset=after).collect()
+        if not items:
+            self._reachable(f"listing {prefix}")
+        return sorted(str(item["path"]) for item in items)
+
+    def get_small(self, path: str, limit: int) -> bytes | None:
+        """The object at ``path``; None, unread, if it holds more than ``limit`` bytes: the
+        bucket is shared, its objects are not trusted. ModelNotFound if it is absent."""
+        with _translate(path, self._reachable):
+            result = self._ob.get(self._store, path)
+            if int(result.meta["size"]) > limit:
+                return None
+            raw = bytes(result.bytes())
+        return raw if len(raw) <= limit else None
+
+    def create(self, path: str, data: bytes) -> None:
+        """Write a new object; StoreError if ``path`` exists (create-only, as version claims)."""
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        with _translate(f"writing {path}"):
+            try:
+                self._put(path, data, mode="create")
+            except (AlreadyExistsError, PreconditionError) as exc:
+                raise StoreError(f"{path}: already exists") from exc
+
+    def delete(self, path: str) -> None:
+        """Delete one object (absent already: nothing to do)."""
+        with _translate(f"deleting {path}"), contextlib.suppress(FileNotFoundError):
+            self._ob.delete(self._store, path)

@@ -22,6 +22,7 @@ from typing import Any
 
 from modelshelf import __version__
 from modelshelf import paths as _paths
+from modelshelf.feed import OVERLAP_MS
 
 _GIB = 1 << 30
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
@@ -102,6 +103,13 @@ class Config:
     # how often the catalog lists the store's refs; also the age after which acquiring
     # "ns/name" (latest) re-checks the store
     ref_poll_seconds: float = 2.0
+    # how often the catalog lists every ref, reconciling what the change feed cannot show
+    # (refs written by publishers older than the feed, clocks further behind than
+    # ref_skew_seconds); between these, a poll reads only the feed's new events
+    ref_full_list_seconds: float = 300.0
+    # how far behind this daemon's clock a publisher's clock may be and its publishes still
+    # be seen at the next poll: each poll re-reads this much of the feed (at most 300)
+    ref_skew_seconds: float = 60.0
     # simultaneous connections on the client socket (admin socket: 16)
     max_connections: int = 1024
     # client connections one uid may hold at once, so that one user cannot take every slot
@@ -382,6 +390,8 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "client_held_bytes": parse_size,
     "client_held_models": _int,
     "ref_poll_seconds": _float,
+    "ref_full_list_seconds": _float,
+    "ref_skew_seconds": _float,
     "max_connections": _int,
     "max_connections_per_uid": _int,
     "idle_timeout": _float,
@@ -512,6 +522,17 @@ def _with_defaults(values: dict[str, Any]) -> Config:
     poll = values.get("ref_poll_seconds", 2.0)
     if poll < 0.1:
         raise ConfigError(f"ref_poll_seconds must be at least 0.1, got {poll}")
+    full = values.get("ref_full_list_seconds", 300.0)
+    if full < poll:
+        raise ConfigError(
+            f"ref_full_list_seconds must be at least ref_poll_seconds ({poll}), got {full}"
+        )
+    skew = values.get("ref_skew_seconds", 60.0)
+    if not 0 <= skew <= OVERLAP_MS / 1000:
+        raise ConfigError(
+            f"ref_skew_seconds must be between 0 and {OVERLAP_MS // 1000} (the overlap "
+            f"`modelshelf gc` keeps before a snapshot), got {skew}"
+        )
     for name in (
         "max_connections", "max_connections_per_uid", "max_inflight_fetches",
         "fetch_parallelism", "range_bytes", "client_held_models", "http_infer_queue",

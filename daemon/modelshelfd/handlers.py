@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -18,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from modelshelf import __version__
+from modelshelf import __version__, feed
 from modelshelf import wire as _wire
 from modelshelf.errors import (
     AccessDenied,
@@ -44,6 +45,7 @@ log = logging.getLogger("modelshelfd.handlers")
 MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
 MAX_RELEASES = 512  # digests released by one message (a 64 KiB message holds about 900)
 MAX_CLIENT_ROWS = 256  # client connections listed by ``status`` (the largest leases first)
+MIN_EVENT_RETENTION = 600.0  # gc keeps the change feed's events this long at least
 MAX_GC_ROWS = 100  # staging objects listed by ``gc`` (``count`` and ``bytes`` cover them all)
 
 _refusals = RateLimited(log, interval=10.0)
@@ -334,7 +336,8 @@ MAX_NAMES = 100_000  # names one ``names`` reply may list
 
 
 async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``)."""
+    """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``); with
+    ``"versions": true``, each one's versions too."""
     pattern = message.get("pattern", "*")
     if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
         raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
@@ -344,6 +347,8 @@ async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[i
             f"{len(names)} models match {pattern!r}, more than {MAX_NAMES} in one reply: "
             "narrow the pattern"
         )
+    if message.get("versions") is True:  # and each one's versions, as the catalog knows them
+        return {"names": names, "versions": {n: state.catalog.versions[n] for n in names}}, []
     return {"names": names}, []
 
 
@@ -502,7 +507,8 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
 
 async def _gc(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     """Delete (or with ``dry_run`` list) the store's staging objects not written for
-    ``older_than`` seconds: what publishes killed mid-upload left."""
+    ``older_than`` seconds: what publishes killed mid-upload left; then compact the change
+    feed (a snapshot, then the events older than ``event_retention`` removed)."""
     older_than = message.get("older_than", 3600)
     if isinstance(older_than, bool) or not isinstance(older_than, int | float):
         raise BadRequest(f"older_than must be a number of seconds, got {older_than!r:.40}")
@@ -511,8 +517,18 @@ async def _gc(state: ServerState, conn: Connection, message: Msg, fds: list[int]
     dry_run = message.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise BadRequest(f"dry_run must be true or false, got {dry_run!r:.40}")
+    retention = message.get("event_retention", 3600)
+    if isinstance(retention, bool) or not isinstance(retention, int | float):
+        raise BadRequest(f"event_retention must be a number of seconds, got {retention!r:.40}")
+    if not MIN_EVENT_RETENTION <= retention < 1e12:
+        raise BadRequest(
+            f"event_retention must be at least {MIN_EVENT_RETENTION:.0f} seconds, "
+            f"got {retention!r:.40}"
+        )
     stale = await asyncio.to_thread(state.store.collect_staged, float(older_than), dry_run=dry_run)
+    done = await asyncio.to_thread(feed.compact, state.store, float(retention), dry_run=dry_run)
     return {
+        "feed": dataclasses.asdict(done),
         "store": state.config.store,
         "dry_run": dry_run,
         "count": len(stale),

@@ -7,6 +7,7 @@ sizes and durations in units; ``--json`` for scripts.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import fnmatch
 import os
@@ -62,16 +63,24 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(run=_models)
     p = sub.add_parser(
         "gc",
-        help="delete the staging objects that publishes killed mid-upload left in the store",
+        help="delete the staging objects that publishes killed mid-upload left in the store, "
+        "and compact its change feed",
         description="Delete the store's staging objects (KEY#N: uploads that never completed) "
-        "not written for --older-than, and say how many bytes that freed: in the daemon's "
-        "store through its admin socket, or in --store URL directly. Images and refs are "
-        "never touched.",
+        "not written for --older-than, and say how many bytes that freed; then compact the "
+        "change feed (a snapshot of every ref, then the events older than --event-retention "
+        "removed): in the daemon's store through its admin socket, or in --store URL "
+        "directly. Images and refs are never touched.",
     )
     p.add_argument(
         "--older-than", type=_duration, default=3600.0, metavar="AGE",
         help="only objects not written for AGE: 90s, 30m, 1h (default), 2d, or seconds; a "
         "younger one may be a publish in progress",
+    )  # fmt: skip
+    p.add_argument(
+        "--event-retention", type=_retention, default=3600.0, metavar="AGE",
+        help="compact the change feed: write a snapshot of every ref, then remove the events "
+        "older than AGE (default 1h, at least 10m: far more than a daemon's poll period and "
+        "clock-skew window; a daemon stopped longer reads the snapshot again)",
     )  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
     p.add_argument("--store", metavar="URL", help=f"collect in this store directly: {_STORE_HELP}")
@@ -330,12 +339,26 @@ def _duration(text: str) -> float:
     return seconds
 
 
+MIN_EVENT_RETENTION = 600.0  # seconds: far above any poll period and clock-skew window
+
+
+def _retention(text: str) -> float:
+    seconds = _duration(text)
+    if seconds < MIN_EVENT_RETENTION:
+        raise argparse.ArgumentTypeError(f"the event retention must be at least 10m, got {text!r}")
+    return seconds
+
+
 def _gc(args: argparse.Namespace) -> int:
     if args.store:
+        from .. import feed
         from ..store import Store
 
-        stale = Store(args.store).collect_staged(args.older_than, dry_run=args.dry_run)
+        store = Store(args.store)
+        stale = store.collect_staged(args.older_than, dry_run=args.dry_run)
+        done = feed.compact(store, args.event_retention, dry_run=args.dry_run)
         reply: dict[str, Any] = {
+            "feed": dataclasses.asdict(done),
             "store": args.store,
             "dry_run": args.dry_run,
             "count": len(stale),
@@ -345,7 +368,12 @@ def _gc(args: argparse.Namespace) -> int:
             ],
         }
     else:
-        message = {"op": "gc", "older_than": args.older_than, "dry_run": args.dry_run}
+        message = {
+            "op": "gc",
+            "older_than": args.older_than,
+            "dry_run": args.dry_run,
+            "event_retention": args.event_retention,
+        }
         reply = _call(args, message)
     if args.json:
         emit(reply)
@@ -359,6 +387,17 @@ def _gc(args: argparse.Namespace) -> int:
         print(f"  {item['path']}  {size(item['size'])}  written {duration(item['age'])} ago")
     if len(reply["objects"]) < reply["count"]:
         print(f"  ... and {reply['count'] - len(reply['objects'])} more")
+    compacted = reply.get("feed")
+    if compacted:  # a daemon older than the change feed leaves it out
+        print(
+            f"change feed: {verb} {compacted['events_removed']} events older than "
+            f"{args.event_retention:.0f} s and {compacted['snapshots_removed']} old snapshots"
+            + (
+                f"; snapshot of {compacted['models']} models written"
+                if compacted["snapshot"]
+                else ""
+            )
+        )
     if not str(reply["store"]).startswith("file:"):
         print(
             "note: a bucket also keeps the parts of multipart uploads killed midway, which no "

@@ -147,6 +147,10 @@ def test_default_paths_for_an_unprivileged_user(monkeypatch: pytest.MonkeyPatch)
         ('http = "127.0.0.1:99999"', r"http must be host:port with a port 1..65535"),
         ("ref_poll_seconds = nan", r"ref_poll_seconds: expected a finite number, got nan"),
         ("shutdown_timeout = inf", r"shutdown_timeout: expected a finite number"),
+        ('ref_full_list_seconds = "x"', r"ref_full_list_seconds: expected a"),
+        ("ref_full_list_seconds = 1", r"ref_full_list_seconds must be at least ref_poll_seconds"),
+        ("ref_skew_seconds = 301", r"ref_skew_seconds must be between 0 and 300"),
+        ("ref_skew_seconds = -1", r"ref_skew_seconds must be between 0 and 300"),
     ],
 )
 def test_every_value_is_type_checked_and_names_its_key(
@@ -168,6 +172,13 @@ def test_the_flags_refuse_what_the_file_refuses() -> None:
     for flags in (["--http", "127.0.0.1:99999"], ["--ref-poll-seconds", "nan"]):
         with pytest.raises(ConfigError):
             load_config(flags, {})
+
+
+def test_the_change_feed_keys_and_their_defaults() -> None:
+    c = load_config([], {})
+    assert (c.ref_full_list_seconds, c.ref_skew_seconds) == (300.0, 60.0)
+    c = load_config(["--ref-full-list-seconds", "60"], {"MODELSHELF_REF_SKEW_SECONDS": "0"})
+    assert (c.ref_full_list_seconds, c.ref_skew_seconds) == (60.0, 0.0)
 
 
 def test_connection_bounds_and_their_defaults() -> None:
