@@ -318,38 +318,47 @@ async def _ls(state: ServerState, conn: Connection, message: Msg, fds: list[int]
         raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
     rows = state.shelf.listing(MAX_LABELS)
     rows.sort(key=lambda r: (r["models"], r["digest"]))
-    # one reply is at most MAX_MESSAGE bytes: a shelf of hundreds of images is listed in
-    # pages, the reply's "next" giving the offset of the following one (None after the last)
-    page: list[dict[str, Any]] = []
+    page, following = _page(rows, offset)
+    return {"models": page, "total": len(rows), "next": following}, []
+
+
+def _page(rows: list[Any], offset: int, copies: int = 1) -> tuple[list[Any], int | None]:
+    """The rows from ``offset`` that fit one reply, each sent ``copies`` times, and the offset
+    of the next page (None after the last). One reply is at most MAX_MESSAGE bytes: long
+    listings come in pages."""
+    page: list[Any] = []
     used = 256
     for row in rows[offset:]:
-        size = len(json.dumps(row, separators=(",", ":"))) + 1
+        size = (len(json.dumps(row, separators=(",", ":"))) + 1) * copies
         if page and used + size > _wire.MAX_MESSAGE - 1024:
             break
         page.append(row)
         used += size
     end = offset + len(page)
-    return {"models": page, "total": len(rows), "next": end if end < len(rows) else None}, []
-
-
-MAX_NAMES = 100_000  # names one ``names`` reply may list
+    return page, end if end < len(rows) else None
 
 
 async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``); with
-    ``"versions": true``, each one's versions too."""
+    """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``), in pages
+    from ``offset`` (the reply's ``next``); with ``"versions": true``, each one's versions too."""
     pattern = message.get("pattern", "*")
     if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
         raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
+    offset = message.get("offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
     names = state.catalog.matching(pattern)
-    if len(names) > MAX_NAMES:
-        raise BadRequest(
-            f"{len(names)} models match {pattern!r}, more than {MAX_NAMES} in one reply: "
-            "narrow the pattern"
-        )
     if message.get("versions") is True:  # and each one's versions, as the catalog knows them
-        return {"names": names, "versions": {n: state.catalog.versions[n] for n in names}}, []
-    return {"names": names}, []
+        # the name goes twice: in the list and as the key of its versions
+        rows, following = _page([[n, state.catalog.versions[n]] for n in names], offset, 2)
+        reply: dict[str, Any] = {
+            "names": [n for n, _ in rows],
+            "versions": {n: versions for n, versions in rows},
+        }
+    else:
+        reply = {}
+        reply["names"], following = _page(names, offset)
+    return {**reply, "total": len(names), "next": following}, []
 
 
 MAX_MODEL_ROWS = 500  # rows of one ``models`` reply; the client pages on with ``offset``
@@ -365,14 +374,15 @@ async def _models(state: ServerState, conn: Connection, message: Msg, fds: list[
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
     names = state.catalog.matching(pattern)
-    page = [(key, state.catalog.versions.get(key) or []) for key in names[offset:]]
-    page = [(key, versions) for key, versions in page[:MAX_MODEL_ROWS] if versions]
+    window = names[offset : offset + MAX_MODEL_ROWS]
+    page = [(i, key, state.catalog.versions.get(key) or []) for i, key in enumerate(window)]
+    page = [(i, key, versions) for i, key, versions in page if versions]
     found = await asyncio.gather(
-        *(state.catalog.resolve(parse_ref(f"{key}@{versions[-1]}")) for key, versions in page),
+        *(state.catalog.resolve(parse_ref(f"{key}@{vs[-1]}")) for _, key, vs in page),
         return_exceptions=True,
     )
     rows = []
-    for (key, versions), info in zip(page, found, strict=True):
+    for (_, key, versions), info in zip(page, found, strict=True):
         row: dict[str, Any] = {"model": key, "versions": len(versions), "latest": versions[-1]}
         if isinstance(info, RefInfo):
             row.update(digest=info.digest, size=info.size, published=info.published)
@@ -381,8 +391,9 @@ async def _models(state: ServerState, conn: Connection, message: Msg, fds: list[
         else:
             raise info
         rows.append(row)
-    end = offset + MAX_MODEL_ROWS
-    return {"models": rows, "total": len(names), "next": end if end < len(names) else None}, []
+    fits, cut = _page(rows, 0)  # long names make 500 rows more than one reply holds
+    end = offset + (page[cut][0] if cut is not None else len(window))
+    return {"models": fits, "total": len(names), "next": end if end < len(names) else None}, []
 
 
 async def _prefetch(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:

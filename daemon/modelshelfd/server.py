@@ -19,6 +19,7 @@ import collections
 import contextlib
 import dataclasses
 import fcntl
+import json
 import logging
 import os
 import resource
@@ -285,6 +286,24 @@ class Server:
                 log.debug("closing idle client connection of pid %d (uid %d)", conn.pid, conn.uid)
                 raise
 
+    @staticmethod
+    def _too_large(state: ServerState, message: dict[str, Any], reply: dict[str, Any]) -> Any:
+        """A reply over the frame limit would close the connection: answer ``internal``,
+        counted and logged, instead (every listing op pages; this is the net under them)."""
+        state.shelf.stats["refused_internal"] += 1
+        op = str(message.get("op"))[:40]
+        size = len(json.dumps(reply))
+        _refusals.log(
+            logging.ERROR, f"too-large/{op}",
+            "the reply to %s is %d bytes, over the %d-byte message limit", op, size,
+            _wire.MAX_MESSAGE,
+        )  # fmt: skip
+        return _error(
+            message.get("id"), "internal",
+            f"the reply to {op} ({size} bytes) exceeds the {_wire.MAX_MESSAGE}-byte message "
+            "limit: a daemon bug, please report it",
+        )  # fmt: skip
+
     async def _serve(self, conn: Connection) -> None:
         state = self._ready()
         reader = aiowire.Reader(
@@ -344,7 +363,13 @@ class Server:
                 self._busy(conn, True)
                 try:
                     reply, out = await handlers.handle(state, conn, message, fds)
-                    await aiowire.send(conn.sock, reply, out, timeout=self.config.send_timeout)
+                    try:
+                        await aiowire.send(conn.sock, reply, out, timeout=self.config.send_timeout)
+                    except ProtocolError:  # over the frame limit: raised before a byte is sent
+                        if out:
+                            raise
+                        reply = self._too_large(state, message, reply)
+                        await aiowire.send(conn.sock, reply, timeout=self.config.send_timeout)
                 finally:
                     self._busy(conn, False)
         except (EOFError, ConnectionError, TimeoutError):

@@ -40,7 +40,9 @@ def test_cli_commands(shelf: Shelf, images: Images) -> None:
     store = Store(shelf.store)
     store.publish("ns", "lr", images.bytes("logreg"))
     store.publish("ns", "p", images.bytes("pipe"))
-    daemon = shelf.make(l1_bytes=cost(len(images.bytes("pipe"))) + 64)  # one image of the two
+    # one image of the two in L1; LRU, so that which one stays does not hang on reload times
+    # measured on a busy machine (the cost policy's own tests are in tests/unit/daemon)
+    daemon = shelf.make(l1_bytes=cost(len(images.bytes("pipe"))) + 64, policy="lru")
     assert "tier=l3" in cli(daemon, "prefetch", "ns/lr").stdout
     out = cli(daemon, "ls").stdout
     assert out.splitlines()[0].split()[:3] == ["MODEL", "DIGEST", "SIZE"]

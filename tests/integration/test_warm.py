@@ -78,3 +78,40 @@ def test_readyz_waits_for_the_warm_list(shelf: Shelf) -> None:
     body = wait_for(ready, what="/readyz 200")
     assert body == {"ready": True, "catalog_listed": True, "warm": True}
     assert daemon.admin("status")["warm"]["placed"] == 3
+
+
+def test_names_come_in_pages_however_many_match(shelf: Shelf) -> None:
+    """6,000 models are more names than one reply holds (64 KiB): the ``names`` and ``models``
+    ops page by bytes, and a glob over all of them prefetches from every page."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    from modelshelf.store import ref_path
+
+    store = Store(shelf.store)
+    image = modelshelf.compile_tensors({"w": np.zeros(4)})
+    body = json.dumps({"digest": store.put_image(image), "size": len(image)}).encode()
+    root = Path(urlparse(shelf.store).path)
+    names = [f"many/model-with-a-long-name-{i:05d}" for i in range(6000)]
+    for name in names:  # refs written straight, the way the store lays them out
+        path = root / ref_path(*name.split("/"), 1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    daemon = shelf.make()
+    wait_for(lambda: daemon.admin("names", pattern="many/*")["total"] == 6000, what="listing")
+    listed, offset, pages = [], 0, 0
+    while offset is not None:
+        reply = daemon.admin("names", pattern="many/*", offset=offset, versions=True)
+        listed += reply["names"]
+        assert set(reply["versions"]) == set(reply["names"])
+        offset, pages = reply["next"], pages + 1
+    assert listed == names and pages > 1
+    out = cli(daemon, "prefetch", "many/*", "--json").stdout.splitlines()
+    assert json.loads(out[-1])["summary"]["models"] == 6000
+    # and `models`, whose rows are longer still (digest, size, date)
+    first = daemon.admin("models", pattern="many/*")
+    assert 0 < len(first["models"]) < 500 and first["next"] == len(first["models"])
+    rows = json.loads(cli(daemon, "models", "many/*", "--json").stdout)
+    rows = rows["models"] if isinstance(rows, dict) else rows
+    assert [r["model"] for r in rows] == names
+    assert "internal" not in daemon.logs()

@@ -82,14 +82,23 @@ def run(args: argparse.Namespace) -> int:
     return _summary(results, args.json)
 
 
+def _names(admin_socket: str | None, pattern: str) -> Iterator[str]:
+    """The catalog's names matching ``pattern``, page after page."""
+    offset: int | None = 0
+    with AdminConnection(admin_socket) as admin:
+        while offset is not None:
+            reply = admin.request({"op": "names", "pattern": pattern, "offset": offset})
+            yield from reply["names"]
+            offset = reply.get("next")
+
+
 def _expand(entries: Iterable[str], admin_socket: str | None, *, quiet: bool) -> Iterator[str]:
     seen: set[str] = set()
     for entry in entries:
         if entry == "-":
             found: Iterable[str] = (line.strip() for line in sys.stdin if line.strip())
         elif _GLOB & set(entry):
-            with AdminConnection(admin_socket) as admin:
-                found = admin.request({"op": "names", "pattern": entry})["names"]
+            found = list(_names(admin_socket, entry))
             if not found and not quiet:  # in JSON, the summary (or the error) says it
                 print(f"modelshelf prefetch: {entry!r} matches no model", file=sys.stderr)
         else:
