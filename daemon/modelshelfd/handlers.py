@@ -313,13 +313,25 @@ def _clients(state: ServerState) -> list[dict[str, Any]]:
 
 
 async def _ls(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    offset = message.get("offset", 0)
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
+    offset = _offset(message)
     rows = state.shelf.listing(MAX_LABELS)
     rows.sort(key=lambda r: (r["models"], r["digest"]))
     page, following = _page(rows, offset)
     return {"models": page, "total": len(rows), "next": following}, []
+
+
+def _offset(message: Msg) -> int:
+    offset = message.get("offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
+    return offset
+
+
+def _pattern(message: Msg) -> str:
+    pattern = message.get("pattern", "*")
+    if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
+        raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
+    return pattern
 
 
 def _page(rows: list[Any], offset: int, copies: int = 1) -> tuple[list[Any], int | None]:
@@ -341,12 +353,7 @@ def _page(rows: list[Any], offset: int, copies: int = 1) -> tuple[list[Any], int
 async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``), in pages
     from ``offset`` (the reply's ``next``); with ``"versions": true``, each one's versions too."""
-    pattern = message.get("pattern", "*")
-    if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
-        raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
-    offset = message.get("offset", 0)
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
+    pattern, offset = _pattern(message), _offset(message)
     names = state.catalog.matching(pattern)
     if message.get("versions") is True:  # and each one's versions, as the catalog knows them
         # the name goes twice: in the list and as the key of its versions
@@ -367,12 +374,7 @@ MAX_MODEL_ROWS = 500  # rows of one ``models`` reply; the client pages on with `
 async def _models(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     """The catalog's models matching ``pattern``, from ``offset`` on: versions, and the latest
     version's digest, size and publication (one ref read per model, cached for good)."""
-    pattern = message.get("pattern", "*")
-    if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
-        raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
-    offset = message.get("offset", 0)
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
+    pattern, offset = _pattern(message), _offset(message)
     names = state.catalog.matching(pattern)
     window = names[offset : offset + MAX_MODEL_ROWS]
     page = [(i, key, state.catalog.versions.get(key) or []) for i, key in enumerate(window)]
