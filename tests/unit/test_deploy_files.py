@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelshelf import __version__
+from modelshelf import __version__, _kernels
 from modelshelf import paths as _paths
 from modelshelf.cli import build_parser
 from modelshelf.client import ENVIRONMENT as client_environment
@@ -433,7 +433,9 @@ DOCS = [
 def test_docs_name_only_real_commands_and_settings(tmp_path: Path) -> None:
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     fields = {f"MODELSHELF_{name.upper()}" for name in Config.__dataclass_fields__}
-    known = fields | {"MODELSHELF_CONFIG", *client_environment}
+    # the library's kernel switch, and the test suite's requirement of them (configuration.md)
+    kernels = {_kernels.ENV, "MODELSHELF_REQUIRE_KERNELS"}
+    known = fields | {"MODELSHELF_CONFIG", *client_environment, *kernels}
     files = [*DOCS, KUBE / "README.md", UNIT, ROOT / "docker-compose.yml", *KUBE.glob("*.yaml")]
     files.append(ROOT / "examples" / "app" / "README.md")
     # a command as typed: at a line's start, after a prompt, sudo, `--` or a backtick, or as

@@ -27,6 +27,7 @@ import modelshelf
 from modelshelf.errors import NonFiniteInputError, UnsupportedModelError
 from tests.cases import trees as cases
 from tests.cases._case import dataset
+from tests.kernels import using
 
 
 def compiled(est: Any) -> modelshelf.Model:
@@ -257,11 +258,13 @@ def test_converters_import_without_xgboost_and_lightgbm() -> None:
     ],
 )
 def test_level_order_and_every_one_row_plan(make: Any) -> None:
+    """The numpy runtime's level walk (the compiled kernel walks trees its own way)."""
     X, y, X_test = dataset("breast_cancer")
     X_test = X_test[:25].copy()
     X_test[::4, 3] = np.nan  # missing values take each node's default side
     est = make().fit(X, y)
-    model = compiled(est)
+    with using("numpy"):
+        model = compiled(est)
     forest = model._executor.forest  # type: ignore[union-attr]
     offsets = model.image.arrays[next(k for k in model.image.arrays if k.endswith("level_offsets"))]
     assert forest.roots.tolist() == list(range(len(forest.roots)))  # level 0: every root
