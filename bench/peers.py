@@ -2,7 +2,7 @@
 own loaders, side by side in one run (issue 13, points 4 and 5).
 
     .venv/bin/pip install -e '.[bench]'          # the peers: onnxruntime, skl2onnx, ... (not CI)
-    nice -n 5 .venv/bin/python -m bench.peers    # about 25 minutes; bench/out/peers.md, .json, PNGs
+    nice -n 5 .venv/bin/python -m bench.peers    # ~30 min on a busy 2-core VM; bench/out/peers.*
     .venv/bin/python -m bench.peers --quick --models logreg,xgb-500   # a short run
 
 For each model of issue 13 (``bench/peers_models.py``) and each contender that can load it
@@ -286,11 +286,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few samples: minutes, not tens")
     parser.add_argument("--models", help="comma-separated model ids (default: all)")
-    parser.add_argument("--repeat", type=int, default=15, help="rounds of steady samples")
+    parser.add_argument("--repeat", type=int, default=11, help="rounds of steady samples")
     parser.add_argument("--budget", type=float, default=0.02, help="seconds per steady sample")
     parser.add_argument("--load-repeat", type=int, default=5, help="fresh processes per loader")
     parser.add_argument("--busy", type=int, default=8, help="spinning processes (stall check)")
-    parser.add_argument("--busy-samples", type=int, default=40, help="calls per variant, busy")
+    parser.add_argument("--busy-samples", type=int, default=30, help="calls per variant, busy")
     parser.add_argument("--processes", type=int, default=4, help="processes holding the model")
     parser.add_argument("--rebuild", action="store_true", help="refit and reconvert the models")
     args = parser.parse_args()
@@ -322,9 +322,13 @@ def main() -> None:
                 paths = _paths(spec, keys)
                 t0 = time.perf_counter()
                 spec["steady"] = measure_steady(spec, paths, args)
+                t1 = time.perf_counter()
                 spec["first"] = measure_first(spec, paths, daemon.socket, args)
+                t2 = time.perf_counter()
                 spec["memory"] = measure_memory(spec, paths, daemon.socket, args)
-                print(f"measured {spec['id']} in {time.perf_counter() - t0:.0f} s", flush=True)
+                t3 = time.perf_counter()
+                print(f"measured {spec['id']}: steady and busy {t1 - t0:.0f} s, load {t2 - t1:.0f} "
+                      f"s, memory {t3 - t2:.0f} s", flush=True)  # fmt: skip
         finally:
             daemon.stop()
     run = {

@@ -62,7 +62,28 @@ def _joblib(path: str, threads: int, model_id: str, mmap: bool = False) -> Any:
     est = joblib.load(path, mmap_mode="r" if mmap else None)
     if model_id in ("rf-200", "lgbm-500", "xgb-500"):
         est.set_params(n_jobs=threads)
+    if model_id == "hgb-200" and threads == 1:
+        return _one_openmp_thread(est.predict_proba)
     return est.predict_proba
+
+
+_CONTROLLER: Any = None
+
+
+def _one_openmp_thread(fn: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], Any]:
+    """HistGradientBoosting predicts on every OpenMP thread; its 1-thread setting is an
+    OpenMP limit around the call (threadpoolctl; the controller, built once, costs ms)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+
+    def predict(X: np.ndarray) -> Any:
+        with _CONTROLLER.limit(limits=1, user_api="openmp"):
+            return fn(X)
+
+    return predict
 
 
 def _joblib_mmap(path: str, threads: int, model_id: str) -> Any:
@@ -157,9 +178,12 @@ IMPORTS = {
 IMPORTS["joblib-mmap"] = IMPORTS["joblib"]
 
 
+TREE_IDS = ("rf-200", "hgb-200", "lgbm-500", "xgb-500")
+
+
 def threads_for(contender: Contender, model_id: str) -> tuple[int, ...]:
-    """scikit-learn's linear models, MLP and HGB have no per-call thread setting of their own."""
-    if contender.key.startswith("joblib") and model_id not in ("rf-200", "lgbm-500", "xgb-500"):
+    """scikit-learn's linear models and MLP have no thread setting of their own (BLAS's)."""
+    if contender.key.startswith("joblib") and model_id not in TREE_IDS:
         return (1,)
     return contender.threads
 
