@@ -240,6 +240,23 @@ def _verdicts(run: dict[str, Any], v1: Any, v1000: Any) -> str:
     )
 
 
+PACKAGES = ("scikit-learn", "xgboost", "lightgbm", "onnxruntime", "skl2onnx", "onnxmltools")
+PACKAGES += ("treelite", "tl2cgen", "lleaves", "llvmlite")
+
+
+def versions() -> str:
+    """The peers' versions, as installed where the report is rendered."""
+    from importlib import metadata
+
+    found = []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
 def render(run: dict[str, Any]) -> str:
     a = run["args"]
     t1, v1 = _steady_table(run, "1")
@@ -256,7 +273,7 @@ def render(run: dict[str, Any]) -> str:
         f"{a['budget'] * 1e3:.0f} ms samples, medians; load: {a['load_repeat']} fresh processes "
         f"per loader, median; memory: {a['processes']} processes; stall check: {a['busy']} "
         f"spinning processes, {a['busy_samples']} calls per variant after a 2 ms sleep. "
-        f"Run: {run['elapsed']:.0f} s."
+        f"Run: {run['elapsed']:.0f} s. Peers: {run.get('versions') or versions()}."
     )
     parts = [head]
     if run["kernels"]:
