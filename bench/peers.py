@@ -268,6 +268,24 @@ def _built(models: list[str], rebuild: bool) -> list[dict[str, Any]]:
     return [cached[m] for m in models]
 
 
+def _unimportable(keys: list[str]) -> dict[str, str]:
+    """Contender -> why its library does not import here (those are left out of the run)."""
+    from bench.peers_workers import IMPORTS
+
+    code = (
+        "import importlib, json\n"
+        "out = {}\n"
+        f"for key, names in {json.dumps({k: IMPORTS[k] for k in keys})}.items():\n"
+        "    for name in names.split():\n"
+        "        try:\n"
+        "            importlib.import_module(name)\n"
+        "        except Exception as exc:\n"
+        "            out[key] = f'{type(exc).__name__}: {exc}'\n"
+        "print(json.dumps(out))"
+    )
+    return dict(run_worker(code, timeout=300))
+
+
 def _kernels_available() -> str | None:
     """None when ``modelshelf._kernels`` imports; else why not."""
     env = {k: v for k, v in os.environ.items() if k != "MODELSHELF_KERNELS"}
@@ -286,17 +304,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few samples: minutes, not tens")
     parser.add_argument("--models", help="comma-separated model ids (default: all)")
-    parser.add_argument("--repeat", type=int, default=11, help="rounds of steady samples")
-    parser.add_argument("--budget", type=float, default=0.02, help="seconds per steady sample")
-    parser.add_argument("--load-repeat", type=int, default=5, help="fresh processes per loader")
+    parser.add_argument("--repeat", type=int, help="rounds of steady samples (11; quick: 5)")
+    parser.add_argument("--budget", type=float, help="seconds per steady sample (0.02; 0.01)")
+    parser.add_argument("--load-repeat", type=int, help="fresh processes per loader (5; 3)")
     parser.add_argument("--busy", type=int, default=8, help="spinning processes (stall check)")
-    parser.add_argument("--busy-samples", type=int, default=30, help="calls per variant, busy")
-    parser.add_argument("--processes", type=int, default=4, help="processes holding the model")
+    parser.add_argument("--busy-samples", type=int, help="calls per variant, busy (30; 20)")
+    parser.add_argument("--processes", type=int, help="processes holding the model (4; 2)")
     parser.add_argument("--rebuild", action="store_true", help="refit and reconvert the models")
     args = parser.parse_args()
-    if args.quick:
-        args.repeat, args.load_repeat, args.busy_samples, args.processes = 5, 3, 20, 2
-        args.budget = 0.01
+    # defaults, and --quick's: a flag given on the command line wins over both
+    settings = {"repeat": (11, 5), "budget": (0.02, 0.01), "load_repeat": (5, 3)}
+    settings.update(busy_samples=(30, 20), processes=(4, 2))
+    for name, (full, quick) in settings.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     all_ids = [m[0] for m in MODELS]
     models = args.models.split(",") if args.models else all_ids
     unknown = sorted(set(models) - set(all_ids))
@@ -311,6 +332,10 @@ def main() -> None:
         keys.remove("ms-compiled")
         print(f"note: modelshelf (compiled) skipped: modelshelf._kernels does not import "
               f"({no_kernels})", flush=True)  # fmt: skip
+    missing = _unimportable(keys)
+    for key, why in missing.items():
+        keys.remove(key)
+        print(f"note: {BY_KEY[key].label} skipped: its library does not import ({why})", flush=True)
     built = _built(models, args.rebuild)
     from bench.shelf_daemon import Daemon
 
@@ -335,6 +360,7 @@ def main() -> None:
         "args": vars(args),
         "load_avg": [load_avg, os.getloadavg()],
         "kernels": no_kernels,
+        "missing": missing,
         "contenders": keys,
         "versions": peers_report.versions(),
         "elapsed": time.perf_counter() - started,

@@ -129,22 +129,24 @@ def _memory_values(spec: dict[str, Any]) -> dict[str, tuple[float, float]]:
     return out
 
 
+def _bytes(n: float) -> str:
+    return ("-" if n < 0 else "") + fmt_bytes(abs(n))
+
+
 def _memory_table(run: dict[str, Any]) -> str:
     keys = run["contenders"]
     shelf = [k for k in SHELF if k in keys]
     table = []
     for spec in run["models"]:
         values = _memory_values(spec)
-        cells = [
-            _cell(
-                spec, k, f"{fmt_bytes(v[0])} / {fmt_bytes(v[1])}" if (v := values.get(k)) else None
-            )
-            for k in keys
-        ]
-        pss = {k: v[0] for k, v in values.items()}
-        table.append(
-            [spec["label"], fmt_bytes(spec["image_bytes"]), *cells, *_ratio_cells(pss, shelf)]
-        )
+        cells = []
+        for k in keys:
+            v = values.get(k)
+            cells.append(_cell(spec, k, f"{_bytes(v[0])} / {_bytes(v[1])}" if v else None))
+        # a negative PSS change (pages shared with a newcomer) is noise, not a best peer
+        pss = {k: v[0] for k, v in values.items() if v[0] > 0}
+        ratios = _ratio_cells(pss, shelf)
+        table.append([spec["label"], fmt_bytes(spec["image_bytes"]), *cells, *ratios])
     headers = ["model", "image", *(_label(k) for k in keys)]
     headers += [f"{_label(k)} PSS / best peer" for k in shelf]
     return markdown_table(headers, table)
@@ -279,6 +281,8 @@ def render(run: dict[str, Any]) -> str:
     if run["kernels"]:
         parts.append(f"modelshelf (compiled) not measured: `modelshelf._kernels` does not import "
                      f"({run['kernels']}).")  # fmt: skip
+    for key, why in run.get("missing", {}).items():
+        parts.append(f"{_label(key)} not measured: its library does not import ({why}).")
     if skipped:
         parts += ["Conversions that failed (contender skipped for that model):", "\n".join(skipped)]
     parts += [
