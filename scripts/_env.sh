@@ -16,8 +16,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-# Install (again) only when the extras or pyproject.toml changed since the last install.
-stamp=".venv/.modelshelf-$(echo "$EXTRAS" | tr ',' '-')-$(cksum < pyproject.toml | cut -d' ' -f1)"
+# Install (again) only when the extras, the build files or the compiled kernels' sources changed
+# since the last install (the editable install builds the C extension in place).
+sources=$(cat pyproject.toml setup.py client/modelshelf/_kernels/*.[ch] | cksum | cut -d' ' -f1)
+stamp=".venv/.modelshelf-$(echo "$EXTRAS" | tr ',' '-')-$sources"
 if [ ! -f "$stamp" ]; then
   echo "==> installing modelshelf[$EXTRAS] into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check \

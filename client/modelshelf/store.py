@@ -5,6 +5,9 @@ applications which only map models never need it.
     images/<sha256 hex>                              an image, byte for byte
     refs/<namespace>/<name>/<version, 20 digits>     {"digest", "size", "published", "publisher"}
     versions/<namespace>/<name>/<version, 20 digits> the same, written first, never deleted
+    events/...                                       the change feed (feed.py): one small
+                                                     object per publish and removal, and
+                                                     the snapshots that compact them
 
 A version number is claimed by a create-only put of its ``versions/`` key, then its ref is
 created. ``rm`` deletes refs, never claims, so a number once assigned is never assigned again:
@@ -26,11 +29,13 @@ import errno
 import hashlib
 import json
 import logging
+import mmap
 import os
 import re
 import socket
 import stat
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,7 +43,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import MissingDependencyError, ModelNotFound, ShelfError, StoreError
+from . import feed as _feed
+from .errors import (
+    ChecksumError,
+    MissingDependencyError,
+    ModelNotFound,
+    ShelfError,
+    StoreError,
+    TruncatedImageError,
+)
 from .image import HEADER_SIZE, MAX_IMAGE_SIZE, Image
 from .names import ModelRef, check_part
 
@@ -52,6 +65,8 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 _STAGED = re.compile(r"[^#/]+#\d+")
 STAGING_GRACE = 600.0  # seconds: a staging file untouched this long has no live writer
 _MAX_RACE = 1000  # create-only attempts before giving up on a version number
+UPLOAD_CHUNK = 8 << 20  # bytes read from a file at a time by publish_file: what it holds
+_CHECKSUM_AT = 24  # the header's CRC-32 field (docs/format.md), read as zeros by the CRC
 # obstore's HTTP client options; every other option key goes to the store's own config
 _CLIENT_OPTIONS = frozenset(
     {
@@ -88,6 +103,14 @@ class RefInfo:
 
 
 @dataclass(frozen=True)
+class Published(RefInfo):
+    """What ``publish`` did: the version assigned, or with ``skip_unchanged`` the latest one
+    when it already holds the same bytes (``unchanged``: no version was created)."""
+
+    unchanged: bool = False
+
+
+@dataclass(frozen=True)
 class Staged:
     """A staging object: part of an upload that never completed."""
 
@@ -110,6 +133,26 @@ def image_path(digest: str) -> str:
 
 def sha256(data: Any) -> str:
     return hashlib.sha256(memoryview(data).cast("B")).hexdigest()
+
+
+def _rehashed(
+    fh: Any, digest: str, source: str, progress: Callable[[int], None] | None
+) -> Iterator[bytes]:
+    """``fh``'s chunks for an upload, hashed again on the way; each chunk is yielded only
+    once the next is read, so that a file which no longer hashes to ``digest`` fails before
+    its last chunk leaves: the upload is abandoned, never completed."""
+    sha = hashlib.sha256()
+    held = fh.read(UPLOAD_CHUNK)
+    sha.update(held)
+    while held:
+        following = fh.read(UPLOAD_CHUNK)
+        sha.update(following)
+        if not following and sha.hexdigest() != digest:
+            raise StoreError(f"{source} changed while it was being published; nothing was stored")
+        yield held
+        if progress is not None:
+            progress(len(held))
+        held = following
 
 
 @contextlib.contextmanager
@@ -170,6 +213,7 @@ class Store:
         *,
         max_retries: int = 3,
         retry_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         try:
             import obstore
@@ -182,6 +226,7 @@ class Store:
         if scheme not in SCHEMES:
             raise StoreError(f"store URL {url!r}: expected one of {', '.join(SCHEMES)}://")
         self.url = url
+        self.clock = clock  # wall clock of the change feed's keys (feed.py); tests skew it
         self._ob = obstore
         kwargs: dict[str, Any] = {
             "retry_config": {
@@ -235,10 +280,11 @@ class Store:
     def put_image(self, data: Any) -> str:
         """Validate ``data`` as an image and store it under its digest; return the digest.
 
-        The bytes are copied first and the copy is what is verified, hashed and stored:
-        ``data`` may be a mapping of a file someone else can still write to.
+        Anything but ``bytes`` is copied first and the copy is what is verified, hashed and
+        stored: ``data`` may be a mapping of a file someone else can still write to. (A file
+        too large to copy goes through ``publish_file``, which streams it.)
         """
-        blob = bytes(memoryview(data).cast("B"))
+        blob = data if type(data) is bytes else bytes(memoryview(data).cast("B"))
         image = Image(blob)
         image.verify()  # a publisher never stores bytes no reader could load
         del image
@@ -431,12 +477,110 @@ class Store:
             raise ModelNotFound(f"no model {ref.key} in the store {self.url}")
         return self.ref(ref.namespace, ref.name, versions[-1])
 
-    def publish(self, namespace: str, name: str, data: Any) -> RefInfo:
-        """Store image ``data`` and assign it the next version of ``namespace/name``."""
+    def publish(
+        self, namespace: str, name: str, data: Any, *, skip_unchanged: bool = False
+    ) -> Published:
+        """Store image ``data`` and assign it the next version of ``namespace/name``.
+        ``skip_unchanged``: if the latest version holds the same bytes, assign nothing and
+        return that version with ``unchanged`` set."""
         check_part(namespace)
         check_part(name, "name")
         digest = self.put_image(data)
         size = len(memoryview(data).cast("B"))
+        return self._assign(namespace, name, digest, size, skip_unchanged=skip_unchanged)
+
+    def publish_file(
+        self,
+        namespace: str,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        skip_unchanged: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> Published:
+        """``publish`` for an image file, streamed: it is never read into memory whole.
+
+        One pass checks the image (structure, then CRC-32 and SHA-256 chunk by chunk), a
+        second uploads it chunk by chunk, hashing again: if the file changed in between, the
+        upload is abandoned before its last chunk (StoreError), so what is stored is always
+        what was checked. ``progress(n)`` is called with each chunk's size as it is uploaded
+        (once with the whole size if the store holds these bytes already).
+        """
+        check_part(namespace)
+        check_part(name, "name")
+        source = os.fspath(path)
+        with open(source, "rb") as fh:
+            found = os.fstat(fh.fileno()).st_size
+            if found < HEADER_SIZE:
+                raise TruncatedImageError(
+                    f"{source}: {found} bytes is shorter than the {HEADER_SIZE}-byte image header"
+                )
+            # the structure only: mapped, and no array is read
+            mapped = mmap.mmap(fh.fileno(), found, prot=mmap.PROT_READ)
+            try:
+                image = Image(mapped)  # its size is the file's: neither shorter nor longer
+                size, checksum = image.size, image.checksum
+                del image
+            finally:
+                with contextlib.suppress(BufferError):  # a view in a traceback: GC unmaps
+                    mapped.close()
+            crc, sha = 0, hashlib.sha256()
+            buf = bytearray(UPLOAD_CHUNK)
+            pos = 0
+            while n := fh.readinto(buf):
+                chunk = memoryview(buf)[:n]
+                sha.update(chunk)
+                if pos == 0:  # the checksum field is read as zeros (image_crc32)
+                    crc = zlib.crc32(chunk[:_CHECKSUM_AT])
+                    crc = zlib.crc32(b"\0\0\0\0", crc)
+                    crc = zlib.crc32(chunk[_CHECKSUM_AT + 4 :], crc)
+                else:
+                    crc = zlib.crc32(chunk, crc)
+                pos += n
+            if crc != checksum:
+                raise ChecksumError(
+                    f"{source}: image checksum mismatch: header records {checksum:#010x}, the "
+                    f"bytes hash to {crc:#010x}; the image is corrupted"
+                )
+            digest = sha.hexdigest()
+            del buf
+            if skip_unchanged and (same := self._unchanged(namespace, name, digest)):
+                return same
+            fh.seek(0)
+            uploaded = self._upload(digest, size, _rehashed(fh, digest, source, progress))
+            if not uploaded and progress is not None:
+                progress(size)  # stored already: nothing left to send
+        return self._assign(namespace, name, digest, size)
+
+    def _upload(self, digest: str, size: int, chunks: Iterator[bytes]) -> bool:
+        """Store ``chunks`` as image ``digest`` unless it is stored already (False then)."""
+        path = image_path(digest)
+        with _translate(f"storing image {digest[:12]}", self._reachable):
+            try:
+                stored = int(self._ob.head(self._store, path)["size"]) == size
+            except FileNotFoundError:
+                stored = False
+            if not stored:
+                self._put(path, chunks, chunk_size=UPLOAD_CHUNK, max_concurrency=4)
+        if self._root is not None:  # as in put_image
+            with contextlib.suppress(OSError):
+                self.collect_staged(STAGING_GRACE, digest=digest)
+        return not stored
+
+    def _unchanged(self, namespace: str, name: str, digest: str) -> Published | None:
+        """The latest version, if it holds image ``digest``."""
+        versions = self.versions(namespace, name)
+        latest = self.ref(namespace, name, versions[-1]) if versions else None
+        if latest is None or latest.digest != digest:
+            return None
+        return Published(**vars(latest), unchanged=True)
+
+    def _assign(
+        self, namespace: str, name: str, digest: str, size: int, *, skip_unchanged: bool = False
+    ) -> Published:
+        """The next version of ``namespace/name`` for image ``digest`` (already stored)."""
+        if skip_unchanged and (same := self._unchanged(namespace, name, digest)):
+            return same
         body: dict[str, Any] = {
             "digest": digest,
             "size": size,
@@ -458,9 +602,11 @@ class Store:
                 except (AlreadyExistsError, PreconditionError):
                     version += 1  # another publisher took this number
                     continue
-            return RefInfo(
+            info = Published(
                 namespace, name, version, digest, size, body["published"], body["publisher"]
             )
+            _feed.published(self, info)  # after the ref: whoever reads the event finds the ref
+            return info
         raise StoreError(f"publishing {namespace}/{name}: lost {_MAX_RACE} version races in a row")
 
     def remove(self, namespace: str, name: str, version: int | None = None) -> list[int]:
@@ -475,4 +621,41 @@ class Store:
         with _translate(f"removing {namespace}/{name}"):
             for v in versions:
                 self._ob.delete(self._store, ref_path(namespace, name, v))
+        _feed.removed(self, namespace, name, versions)
         return versions
+
+    # -- small objects by key (the change feed, feed.py) ----------------------------------
+
+    def keys(self, prefix: str, after: str | None = None) -> list[str]:
+        """The keys under ``prefix`` (``events/``...), sorted; with ``after``, only those that
+        sort after it (S3's start-after: one request whatever precedes it)."""
+        with _translate(f"listing {prefix}"):
+            items = self._ob.list(self._store, prefix=prefix, offset=after).collect()
+        if not items:
+            self._reachable(f"listing {prefix}")
+        return sorted(str(item["path"]) for item in items)
+
+    def get_small(self, path: str, limit: int) -> bytes | None:
+        """The object at ``path``; None, unread, if it holds more than ``limit`` bytes: the
+        bucket is shared, its objects are not trusted. ModelNotFound if it is absent."""
+        with _translate(path, self._reachable):
+            result = self._ob.get(self._store, path)
+            if int(result.meta["size"]) > limit:
+                return None
+            raw = bytes(result.bytes())
+        return raw if len(raw) <= limit else None
+
+    def create(self, path: str, data: bytes) -> None:
+        """Write a new object; StoreError if ``path`` exists (create-only, as version claims)."""
+        from obstore.exceptions import AlreadyExistsError, PreconditionError
+
+        with _translate(f"writing {path}"):
+            try:
+                self._put(path, data, mode="create")
+            except (AlreadyExistsError, PreconditionError) as exc:
+                raise StoreError(f"{path}: already exists") from exc
+
+    def delete(self, path: str) -> None:
+        """Delete one object (absent already: nothing to do)."""
+        with _translate(f"deleting {path}"), contextlib.suppress(FileNotFoundError):
+            self._ob.delete(self._store, path)

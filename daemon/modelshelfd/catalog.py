@@ -1,9 +1,13 @@
 """The catalog: refs read from the store, cached, and a generation that moves when they change.
 
-A poll task lists every ref each ``ref_poll_seconds`` and bumps the board's counters of the
-models that changed, so that a version published on another node is served here within about one
-period. Resolving ``ns/name`` (latest) also re-lists that model when its cached listing is older
-than one period, so a daemon never answers "latest" from a stale view.
+A poll task follows the store's change feed each ``ref_poll_seconds`` (feed.py: the whole
+catalog once, from the newest snapshot or a full listing, then only the events that follow;
+a full listing every ``ref_full_list_seconds`` reconciles what the feed cannot show) and
+moves the board's counters of the models that changed (``_changed``: the one place), so that
+a version published on
+another node is served here within about one period. Resolving ``ns/name`` (latest) also
+re-lists that model when neither the poll nor its own listing is fresher than one period, so a
+daemon never answers "latest" from a stale view.
 
 "The store answered: not there" and "the store did not answer" are different things. A listing
 that fails (StoreError) marks the store unreachable and changes nothing the catalog knows: refs
@@ -25,10 +29,12 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any, TypeVar
 
+from modelshelf import feed as _feed
 from modelshelf.errors import ModelNotFound, StoreError
 from modelshelf.names import ModelRef
 from modelshelf.store import RefInfo, Store
 
+from .follow import Follower, Update
 from .ratelog import RateLimited
 from .storage import Board
 
@@ -51,18 +57,21 @@ class Catalog:
         poll_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         stats: MutableMapping[str, int] | None = None,
+        *,
+        follower: Follower | None = None,
     ) -> None:
         self.store = store
         self.board = board
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.stats = stats if stats is not None else collections.Counter()
+        self.follower = follower or Follower(store, stats=self.stats)
         self.versions: dict[str, list[int]] = {}
         self.listed = asyncio.Event()  # set by the first listing that answered
         self._listed_at: dict[str, float] = {}
         self._refs: dict[tuple[str, int], RefInfo] = {}  # refs are immutable: cache forever
         self._missing: collections.OrderedDict[str, float] = collections.OrderedDict()
-        self.last_poll: float | None = None
+        self.last_poll: float | None = None  # clock() of the last poll that answered
         self.last_error = ""  # the store's own message: for operators only (it names the store)
         self.error_kind = ""  # the class of the last failure, safe to show anyone
         self.unreachable_since: float | None = None  # wall-clock time of the first failure
@@ -88,7 +97,7 @@ class Catalog:
         the store is unreachable, the last listing is as fresh as any)."""
         key, version = ref.key, ref.version
         if version is None:
-            stale = self.clock() - self._listed_at.get(key, float("-inf")) > self.poll_seconds
+            stale = self.clock() - self._fresh(key) > self.poll_seconds
             if stale and self.reachable:
                 return None
             listed = self.versions.get(key)
@@ -108,7 +117,7 @@ class Catalog:
         key = ref.key
         version = ref.version
         if version is None:
-            listed_at = self._listed_at.get(key, self._missing.get(key, float("-inf")))
+            listed_at = self._missing.get(key, self._fresh(key))
             if self.clock() - listed_at > self.poll_seconds:
                 try:
                     versions = await self._ask(self.store.versions, ref.namespace, ref.name)
@@ -132,6 +141,14 @@ class Catalog:
             info = await self._ask(self.store.ref, ref.namespace, ref.name, version, listing=False)
             self._refs[(key, version)] = info
         return info
+
+    def _fresh(self, key: str) -> float:
+        """When the versions of a known model were last read from the store: by the last poll
+        (it follows every change) or by a listing of its own."""
+        listed = self._listed_at.get(key, float("-inf"))
+        if key in self.versions and self.last_poll is not None:
+            return max(listed, self.last_poll)
+        return listed
 
     async def _ask(self, call: Callable[..., T], *args: Any, listing: bool = True) -> T:
         """One store request on behalf of a client: refused at once while the store is known to
@@ -166,43 +183,56 @@ class Catalog:
                 self.versions[key] = versions
             else:
                 self.versions.pop(key, None)
-            self._drop_removed(key, versions)
-            self.board.bump([key])
+            self._drop_removed({key})
+            self._changed({key})
 
-    def _drop_removed(self, key: str, versions: list[int]) -> None:
-        keep = set(versions)
-        for k, v in [k for k in self._refs if k[0] == key and k[1] not in keep]:
-            del self._refs[(k, v)]
+    def _changed(self, names: set[str]) -> None:
+        """The one place that tells the board which models changed (protocol.md, "The
+        board"): their counters move, and clients holding other models ask nothing."""
+        if names:
+            self.board.bump(names)
+
+    def _drop_removed(self, names: set[str]) -> set[str]:
+        """Forget the cached refs of versions of ``names`` no longer listed: a removed version
+        is no longer served, not even by its explicit ns/name@N. Returns their models."""
+        dropped = set()
+        for k in [k for k in self._refs if k[0] in names]:
+            if k[1] not in self.versions.get(k[0], ()):
+                del self._refs[k]
+                dropped.add(k[0])
+        return dropped
 
     async def poll_once(self) -> bool:
-        """List every ref; return True if the catalog changed. A failure raises and leaves the
-        catalog as it was (the store marked unreachable)."""
+        """Follow the change feed one step; return True if the catalog changed. A failure
+        raises and leaves the catalog as it was (the store marked unreachable)."""
         try:
-            listing = await asyncio.to_thread(self.store.list_refs)
+            update = await asyncio.to_thread(self.follower.step)
         except Exception as exc:
             self._failed(exc)
             raise
-        now = self.clock()
-        self.last_poll = now
+        self.last_poll = self.clock()
         self._answered()
         self.listed.set()
-        # a removed version is no longer served, not even by its explicit ns/name@N
-        removed = [k for k in self._refs if k[1] not in listing.get(k[0], ())]
-        for k in removed:
-            del self._refs[k]
-        if listing == self.versions and not removed:
-            for key in listing:
-                self._listed_at[key] = now
-            return False
-        old = self.versions  # the models whose versions changed, on the board (protocol.md)
-        changed = {k for k in old.keys() | listing.keys() if old.get(k) != listing.get(k)}
-        changed.update(k for k, _ in removed)
-        self.versions = listing
-        self._listed_at = dict.fromkeys(listing, now)
-        for key in listing:
+        changed = self._apply(update)
+        if update.how != "poll":
+            log.info("catalog read whole (%s): %d models", update.how, len(self.versions))
+        # a full read also drops refs resolved by explicit version and removed since: their
+        # models changed for whoever holds them
+        changed |= self._drop_removed(
+            changed if update.full is None else {k for k, _ in self._refs}
+        )
+        for key in changed:
             self._missing.pop(key, None)
-        self.board.bump(changed)
-        return True
+        self._changed(changed)
+        return bool(changed)
+
+    def _apply(self, update: Update) -> set[str]:
+        if update.full is None:
+            return _feed.apply(self.versions, update.events, update.removed)
+        old, new = self.versions, update.full
+        changed = {k for k in new.keys() | old.keys() if old.get(k) != new.get(k)}
+        self.versions = new
+        return changed
 
     async def poll_forever(self) -> None:
         while True:

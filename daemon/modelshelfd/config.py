@@ -22,6 +22,7 @@ from typing import Any
 
 from modelshelf import __version__
 from modelshelf import paths as _paths
+from modelshelf.feed import OVERLAP_MS
 
 _GIB = 1 << 30
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
@@ -102,6 +103,13 @@ class Config:
     # how often the catalog lists the store's refs; also the age after which acquiring
     # "ns/name" (latest) re-checks the store
     ref_poll_seconds: float = 2.0
+    # how often the catalog lists every ref, reconciling what the change feed cannot show
+    # (refs written by publishers older than the feed, clocks further behind than
+    # ref_skew_seconds); between these, a poll reads only the feed's new events
+    ref_full_list_seconds: float = 300.0
+    # how far behind this daemon's clock a publisher's clock may be and its publishes still
+    # be seen at the next poll: each poll re-reads this much of the feed (at most 300)
+    ref_skew_seconds: float = 60.0
     # simultaneous connections on the client socket (admin socket: 16)
     max_connections: int = 1024
     # client connections one uid may hold at once, so that one user cannot take every slot
@@ -133,8 +141,27 @@ class Config:
     log_level: str = "INFO"
     # "text" (one sentence a line), "logfmt" or "json" (logformat.py)
     log_format: str = "text"
-    # host:port of the HTTP endpoint (/healthz, /metrics); empty disables it
+    # host:port of the HTTP endpoint (/healthz, /readyz, /metrics and the Open Inference
+    # Protocol under /v2); empty disables it
     http: str = ""
+    # bytes of one HTTP request body (an inference request, binary tensors included); a
+    # larger one is refused (413) before it is read
+    http_max_body: int = 64 << 20
+    # allow the Open Inference Protocol's repository extension (load = prefetch + pin, unload
+    # = unpin + evict) over HTTP, which has no peer credentials: anyone who reaches the port
+    # may then pin and evict. Off: those requests are refused (403)
+    http_admin: bool = False
+    # namespaces whose models HTTP serves (shell-style patterns); HTTP has no peer uid, so
+    # the namespaces table cannot apply to it
+    http_namespaces: tuple[str, ...] = ("*",)
+    # threads that run HTTP inferences; 0: the number of CPUs, at most 8
+    http_infer_threads: int = 0
+    # HTTP inference requests admitted at once (running or waiting for a thread); one more
+    # is answered 503 at once
+    http_infer_queue: int = 64
+    # seconds to answer one HTTP inference or repository request, reading the body and a cold
+    # fetch from the store included (other HTTP requests: 10 s)
+    http_infer_timeout: float = 60.0
     # seconds graceful shutdown waits for connections before closing them
     shutdown_timeout: float = 5.0
     # seconds a reply may wait for the peer to read it; a peer that stops reading its
@@ -295,6 +322,42 @@ def _uids(value: object) -> tuple[int, ...]:
     return tuple(_int(v) for v in value)
 
 
+def _bool(value: object) -> bool:
+    """true/false in TOML; in the environment and flags, true/false, 1/0, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off"):
+            return False
+    raise ConfigError(f"expected true or false, got {value!r}")
+
+
+MAX_HTTP_NAMESPACES = 1024  # patterns in http_namespaces
+
+
+def _patterns(value: object) -> tuple[str, ...]:
+    """Namespaces or shell-style patterns over them: a list, JSON or comma-separated."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = (
+            _json_or(text, list)
+            if text.startswith("[")
+            else [v for v in text.replace(",", " ").split() if v]
+        )
+    if not isinstance(value, list | tuple) or len(value) > MAX_HTTP_NAMESPACES:
+        raise ConfigError(
+            f"expected a list of at most {MAX_HTTP_NAMESPACES} namespaces or patterns like "
+            f"['acme', 'team-*'], got {value!r:.80}"
+        )
+    for item in value:
+        if not isinstance(item, str) or not 0 < len(item) <= 64 or "/" in item:
+            raise ConfigError(f"expected namespaces or patterns like 'acme', got {item!r:.80}")
+    return tuple(value)
+
+
 def _policy(value: object) -> str:
     if value not in ("cost", "lru"):
         raise ConfigError(f"expected 'cost' or 'lru', got {value!r}")
@@ -327,6 +390,8 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "client_held_bytes": parse_size,
     "client_held_models": _int,
     "ref_poll_seconds": _float,
+    "ref_full_list_seconds": _float,
+    "ref_skew_seconds": _float,
     "max_connections": _int,
     "max_connections_per_uid": _int,
     "idle_timeout": _float,
@@ -340,6 +405,12 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "log_format": _log_format,
     "policy": _policy,
     "http": _str,
+    "http_max_body": parse_size,
+    "http_admin": _bool,
+    "http_namespaces": _patterns,
+    "http_infer_threads": _int,
+    "http_infer_queue": _int,
+    "http_infer_timeout": _float,
     "shutdown_timeout": _float,
     "send_timeout": _float,
     "frame_timeout": _float,
@@ -444,18 +515,36 @@ def _with_defaults(values: dict[str, Any]) -> Config:
             raise ConfigError(f"http must be host:port with a port 1..65535, got {http!r}")
     for name in (
         "shutdown_timeout", "send_timeout", "frame_timeout", "idle_timeout", "store_retry_timeout",
+        "http_infer_timeout",
     ):  # fmt: skip
         if name in values and not values[name] > 0:
             raise ConfigError(f"{name} must be positive, got {values[name]}")
     poll = values.get("ref_poll_seconds", 2.0)
     if poll < 0.1:
         raise ConfigError(f"ref_poll_seconds must be at least 0.1, got {poll}")
+    full = values.get("ref_full_list_seconds", 300.0)
+    if full < poll:
+        raise ConfigError(
+            f"ref_full_list_seconds must be at least ref_poll_seconds ({poll}), got {full}"
+        )
+    skew = values.get("ref_skew_seconds", 60.0)
+    if not 0 <= skew <= OVERLAP_MS / 1000:
+        raise ConfigError(
+            f"ref_skew_seconds must be between 0 and {OVERLAP_MS // 1000} (the overlap "
+            f"`modelshelf gc` keeps before a snapshot), got {skew}"
+        )
     for name in (
         "max_connections", "max_connections_per_uid", "max_inflight_fetches",
-        "fetch_parallelism", "range_bytes", "client_held_models",
+        "fetch_parallelism", "range_bytes", "client_held_models", "http_infer_queue",
     ):  # fmt: skip
         if name in values and values[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {values[name]}")
+    if not 0 <= values.get("http_infer_threads", 0) <= 256:
+        raise ConfigError(
+            f"http_infer_threads must be 0 (derived) to 256, got {values['http_infer_threads']}"
+        )
+    if not 1024 <= values.get("http_max_body", 1024) <= 1 << 32:
+        raise ConfigError(f"http_max_body must be 1K to 4G, got {values['http_max_body']} bytes")
     if "max_connections_per_uid" not in values:
         values["max_connections_per_uid"] = max(1, values.get("max_connections", 1024) // 4)
     return Config(**values)

@@ -76,6 +76,9 @@ class Fetcher:
         self.policy, self.clock, self.stats = policy, clock, stats
         self.on_pressure = on_pressure
         self.on_copy: Callable[[Entry], object] = lambda entry: None  # a copy was added late
+        # an image was brought from a tier ("l2": its file copied into L1, "l3": the store)
+        # in so many seconds: the metrics' fetch histogram
+        self.on_fetched: Callable[[str, float], object] = lambda tier, seconds: None
         self.promotions: dict[str, asyncio.Task[None]] = {}  # in the background, by digest
         self.fetch_seconds: dict[str, float] = {}  # the last store read, until L2 has the copy
         self.inflight: dict[str, asyncio.Task[TierName]] = {}  # fetches, by digest
@@ -233,7 +236,9 @@ class Fetcher:
             )  # fmt: skip
             return None
         if from_l2:
-            self._loaded(self.l1, entry, time.monotonic() - started)
+            seconds = time.monotonic() - started
+            self._loaded(self.l1, entry, seconds)
+            self.on_fetched("l2", seconds)
         self.l1.add(SharedMemory.copy_of(segment))
         room.used = True
         return segment
@@ -382,6 +387,7 @@ class Fetcher:
                 self.stats["bytes_fetched"] += entry.size
                 # what reloading it into L2 costs: the store read (and its verification)
                 self.fetch_seconds[digest] = time.monotonic() - started
+                self.on_fetched("l3", self.fetch_seconds[digest])
             return made
         raise AssertionError("unreachable")
 

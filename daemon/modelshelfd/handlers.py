@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -18,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from modelshelf import __version__
+from modelshelf import __version__, feed
 from modelshelf import wire as _wire
 from modelshelf.errors import (
     AccessDenied,
@@ -44,6 +45,7 @@ log = logging.getLogger("modelshelfd.handlers")
 MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
 MAX_RELEASES = 512  # digests released by one message (a 64 KiB message holds about 900)
 MAX_CLIENT_ROWS = 256  # client connections listed by ``status`` (the largest leases first)
+MIN_EVENT_RETENTION = 600.0  # gc keeps the change feed's events this long at least
 MAX_GC_ROWS = 100  # staging objects listed by ``gc`` (``count`` and ``bytes`` cover them all)
 
 _refusals = RateLimited(log, interval=10.0)
@@ -140,6 +142,7 @@ def _ref(message: dict[str, Any], *, versioned: bool = True) -> ModelRef:
 
 
 async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    started = time.perf_counter()
     ref = _ref(message)
     if not state.config.allowed(ref.namespace, conn.uid, conn.gid, conn.groups):
         raise AccessDenied(
@@ -153,6 +156,7 @@ async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list
         return {"unchanged": True, "version": info.version, "digest": info.digest}, []
     lease = await state.shelf.acquire(info)
     conn.leases.setdefault(info.digest, []).append(lease)
+    state.metrics.acquired(lease.found.value, time.perf_counter() - started)
     return _acquired(state, info, lease.found, lease.copy), [lease.copy.fd]
 
 
@@ -214,6 +218,7 @@ def fast(
         except BadRequest:
             return False
     elif op == "acquire" and "have" not in message:
+        started = time.perf_counter()
         try:
             ref = parse_ref(message.get("model"))
         except InvalidModelName:
@@ -233,6 +238,7 @@ def fast(
         conn.leases.setdefault(info.digest, []).append(lease)
         fields = _acquired(state, info, TierName.L1, lease.copy)
         out = [lease.copy.fd]
+        state.metrics.acquired("l1", time.perf_counter() - started)
     else:
         return False
     reply = {"ok": True, **fields}
@@ -330,7 +336,8 @@ MAX_NAMES = 100_000  # names one ``names`` reply may list
 
 
 async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``)."""
+    """The catalog's model names matching a shell-style ``pattern`` (``"acme/*"``); with
+    ``"versions": true``, each one's versions too."""
     pattern = message.get("pattern", "*")
     if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
         raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
@@ -340,7 +347,42 @@ async def _names(state: ServerState, conn: Connection, message: Msg, fds: list[i
             f"{len(names)} models match {pattern!r}, more than {MAX_NAMES} in one reply: "
             "narrow the pattern"
         )
+    if message.get("versions") is True:  # and each one's versions, as the catalog knows them
+        return {"names": names, "versions": {n: state.catalog.versions[n] for n in names}}, []
     return {"names": names}, []
+
+
+MAX_MODEL_ROWS = 500  # rows of one ``models`` reply; the client pages on with ``offset``
+
+
+async def _models(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
+    """The catalog's models matching ``pattern``, from ``offset`` on: versions, and the latest
+    version's digest, size and publication (one ref read per model, cached for good)."""
+    pattern = message.get("pattern", "*")
+    if not isinstance(pattern, str) or not 0 < len(pattern) <= 256:
+        raise BadRequest(f"pattern must be a string of 1-256 characters, got {pattern!r:.40}")
+    offset = message.get("offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise BadRequest(f"offset must be a non-negative integer, got {offset!r:.40}")
+    names = state.catalog.matching(pattern)
+    page = [(key, state.catalog.versions.get(key) or []) for key in names[offset:]]
+    page = [(key, versions) for key, versions in page[:MAX_MODEL_ROWS] if versions]
+    found = await asyncio.gather(
+        *(state.catalog.resolve(parse_ref(f"{key}@{versions[-1]}")) for key, versions in page),
+        return_exceptions=True,
+    )
+    rows = []
+    for (key, versions), info in zip(page, found, strict=True):
+        row: dict[str, Any] = {"model": key, "versions": len(versions), "latest": versions[-1]}
+        if isinstance(info, RefInfo):
+            row.update(digest=info.digest, size=info.size, published=info.published)
+        elif isinstance(info, ModelshelfError):  # a ref unreadable now: listed, not hidden
+            row.update(digest=None, size=None, published=None, error=info.code)
+        else:
+            raise info
+        rows.append(row)
+    end = offset + MAX_MODEL_ROWS
+    return {"models": rows, "total": len(names), "next": end if end < len(names) else None}, []
 
 
 async def _prefetch(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
@@ -436,25 +478,37 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
         mapped = mmap.mmap(fds[0], size, prot=mmap.PROT_READ)
     except (OSError, ValueError) as exc:
         raise BadRequest(f"cannot map the descriptor sent: {exc}") from exc
+    if_changed = message.get("if_changed", False)
+    if not isinstance(if_changed, bool):
+        raise BadRequest(f"if_changed must be true or false, got {if_changed!r:.40}")
     try:
-        info = await asyncio.to_thread(state.store.publish, ref.namespace, ref.name, mapped)
+        info = await asyncio.to_thread(
+            state.store.publish, ref.namespace, ref.name, mapped, skip_unchanged=if_changed
+        )
     finally:
         with contextlib.suppress(BufferError):  # a view escaped in a traceback: GC unmaps
             mapped.close()
     versions = await asyncio.to_thread(state.store.versions, ref.namespace, ref.name)
     state.catalog.update(ref.key, versions)
-    log.info("published %s@%d (%s, %d bytes)", info.key, info.version, info.digest[:12], info.size)
+    if info.unchanged:
+        log.info("publish of %s: unchanged, the latest version %d holds the same image",
+                 info.key, info.version)  # fmt: skip
+    else:
+        log.info("published %s@%d (%s, %d bytes)", info.key, info.version, info.digest[:12],
+                 info.size)  # fmt: skip
     return {
         "model": info.key,
         "version": info.version,
         "digest": info.digest,
         "size": info.size,
+        "unchanged": info.unchanged,
     }, []
 
 
 async def _gc(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     """Delete (or with ``dry_run`` list) the store's staging objects not written for
-    ``older_than`` seconds: what publishes killed mid-upload left."""
+    ``older_than`` seconds: what publishes killed mid-upload left; then compact the change
+    feed (a snapshot, then the events older than ``event_retention`` removed)."""
     older_than = message.get("older_than", 3600)
     if isinstance(older_than, bool) or not isinstance(older_than, int | float):
         raise BadRequest(f"older_than must be a number of seconds, got {older_than!r:.40}")
@@ -463,8 +517,18 @@ async def _gc(state: ServerState, conn: Connection, message: Msg, fds: list[int]
     dry_run = message.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise BadRequest(f"dry_run must be true or false, got {dry_run!r:.40}")
+    retention = message.get("event_retention", 3600)
+    if isinstance(retention, bool) or not isinstance(retention, int | float):
+        raise BadRequest(f"event_retention must be a number of seconds, got {retention!r:.40}")
+    if not MIN_EVENT_RETENTION <= retention < 1e12:
+        raise BadRequest(
+            f"event_retention must be at least {MIN_EVENT_RETENTION:.0f} seconds, "
+            f"got {retention!r:.40}"
+        )
     stale = await asyncio.to_thread(state.store.collect_staged, float(older_than), dry_run=dry_run)
+    done = await asyncio.to_thread(feed.compact, state.store, float(retention), dry_run=dry_run)
     return {
+        "feed": dataclasses.asdict(done),
         "store": state.config.store,
         "dry_run": dry_run,
         "count": len(stale),
@@ -490,5 +554,6 @@ ADMIN_OPS: dict[str, Handler] = {
     "gc": _gc,
     "ping": _ping,
     "names": _names,
+    "models": _models,
 }
-READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping", "names"})  # audited at DEBUG
+READ_ONLY_OPS = frozenset({"status", "ls", "stats", "ping", "names", "models"})  # audited at DEBUG

@@ -1,13 +1,16 @@
-"""Optional HTTP endpoint (aiohttp): ``/healthz`` and ``/metrics`` (Prometheus text format).
+"""Optional HTTP endpoint (aiohttp): ``/healthz``, ``/readyz``, ``/metrics`` (Prometheus text
+format) and the Open Inference Protocol under ``/v2`` (``http_v2.py``).
 
 Enabled by the ``http`` key (``host:port``). Metrics are collected from the shelf at scrape
-time into a registry of this server's own, never a global one. HTTP status codes live here
-and nowhere else.
+time into the daemon's registry (``metrics.py``), never prometheus-client's global one. HTTP
+status codes live here and in ``http_v2.py``, nowhere else.
 
 Every HTTP peer is bounded like a socket peer: a request head must arrive within
 ``HEAD_TIMEOUT`` of the connection (or of the previous response), an unread body is drained
-for ``LINGER`` at most, answering (handler and write) takes ``REQUEST_TIMEOUT`` at most, and at
-most ``MAX_HTTP_CONNECTIONS`` are open at once. aiohttp's own log lines (a traceback per
+for ``LINGER`` at most, answering (handler and write) takes ``REQUEST_TIMEOUT`` at most (a POST
+under ``/v2``, an inference or a repository action that may fetch an image cold, takes
+``http_infer_timeout``, reading its body included), and at most ``MAX_HTTP_CONNECTIONS`` are
+open at once. aiohttp's own log lines (a traceback per
 malformed request by default) go through a rate limit, without the traceback when the peer's
 request was at fault.
 """
@@ -22,10 +25,11 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .http_v2 import OpenInference
 from .ratelog import RateLimited
 from .state import ServerState
 
@@ -108,12 +112,17 @@ class HttpEndpoint:
             raise ValueError(f"http address must be host:port, got {address!r}")
         self.host, self.port = host or "127.0.0.1", int(port)
         self.state = state
-        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry = state.metrics.registry
         self.registry.register(_ShelfCollector(state))
-        app = web.Application(middlewares=[self._bounded])
+        self.v2 = OpenInference(state)
+        # the body bound is checked by the /v2 handlers first, with the protocol's error
+        app = web.Application(
+            middlewares=[self._bounded, self.v2.errors], client_max_size=state.config.http_max_body
+        )
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        self.v2.routes(app.router)
         self._runner = web.AppRunner(
             app,
             access_log=None,
@@ -136,6 +145,7 @@ class HttpEndpoint:
         if self._server is not None:
             self._server.close()
         await self._runner.cleanup()
+        self.v2.close()
 
     def _protocol(self) -> asyncio.BaseProtocol:
         """A new connection's protocol: aiohttp's, or one that closes it beyond the limit."""
@@ -165,8 +175,10 @@ class HttpEndpoint:
         """Answer within REQUEST_TIMEOUT, writing included: a peer that does not read its
         responses must not hold a connection (and a task) forever."""
         raised: web.HTTPException | None = None
+        slow = request.method == "POST" and request.path.startswith("/v2/")
+        limit = self.state.config.http_infer_timeout if slow else REQUEST_TIMEOUT
         try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
+            async with asyncio.timeout(limit):
                 try:
                     response = await handler(request)
                 except web.HTTPException as exc:  # 404, 405: written here too, in bounded time
@@ -178,7 +190,7 @@ class HttpEndpoint:
             self.state.shelf.stats["http_timeouts"] += 1
             _limited.log(
                 logging.WARNING, "timeout", "HTTP %s %s not answered within %.0f s; closed",
-                request.method, request.path[:100], REQUEST_TIMEOUT,
+                request.method, request.path[:100], limit,
             )  # fmt: skip
             if request.transport is not None:
                 request.transport.abort()

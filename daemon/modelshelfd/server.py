@@ -41,6 +41,7 @@ from . import aiowire, handlers, machine, pressure, systemd
 from .catalog import Catalog
 from .config import Config, ConfigError, load_config
 from .connection import Connection, peer_groups
+from .follow import Follower
 from .pressure import MemoryWatch
 from .ratelog import RateLimited
 from .shelf import Shelf
@@ -114,11 +115,18 @@ class Server:
         shelf.l1.budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
         shelf.l1.max_copies = machine.segment_limit(descriptors, cfg.max_connections)
         memory = MemoryWatch(shelf.l1, machine.read_memory, board.raise_pressure, shelf.stats)
-        catalog = Catalog(store, board, cfg.ref_poll_seconds, stats=shelf.stats)
+        follower = Follower(
+            store,
+            skew_seconds=cfg.ref_skew_seconds,
+            full_list_seconds=cfg.ref_full_list_seconds,
+            stats=shelf.stats,
+        )
+        catalog = Catalog(store, board, cfg.ref_poll_seconds, stats=shelf.stats, follower=follower)
         warmer = Warmer(cfg.warm, catalog, shelf, cfg.max_inflight_fetches)
         self.state = state = ServerState(
             cfg, store, board, shelf, catalog, memory=memory, warmer=warmer
         )
+        shelf.fetcher.on_fetched = state.metrics.fetched
         keeper = systemd.Keeper()
         shelf.l1.keep, shelf.l1.drop = keeper.keep, keeper.drop
         await shelf.adopt(kept)
@@ -498,7 +506,8 @@ def _check_private_dir(directory: Path) -> None:
 # what SIGHUP may change; anything else (sockets, store, cache_dir, ...) needs a restart
 RELOADABLE = frozenset({
     "namespaces", "admin_uids", "log_level", "l1_bytes", "l2_bytes", "client_held_bytes",
-    "client_held_models", "ref_poll_seconds", "max_connections", "max_connections_per_uid",
+    "client_held_models", "ref_poll_seconds", "ref_full_list_seconds", "ref_skew_seconds",
+    "max_connections", "max_connections_per_uid",
     "idle_timeout", "frame_timeout", "send_timeout", "shutdown_timeout",
 })  # fmt: skip
 
@@ -529,6 +538,8 @@ def reload(server: Server, argv: Sequence[str] | None) -> None:
     state.shelf.quotas.shares = new.share
     logging.getLogger().setLevel(new.log_level)
     state.catalog.poll_seconds = new.ref_poll_seconds
+    state.catalog.follower.full_list_seconds = new.ref_full_list_seconds
+    state.catalog.follower.skew_ms = int(new.ref_skew_seconds * 1000)
     l1, l2 = state.shelf.l1, state.shelf.l2
     budget = machine.l1_budget(new.l1_bytes, machine.memory_limit())
     if state.memory is not None:

@@ -48,7 +48,8 @@ EVENTS = (
     "refused_store_unavailable", "refused_image_error", "refused_bad_request",
     "refused_invalid_name", "refused_internal", "descriptors_refused", "frames_timed_out",
     "connections_refused_uid", "connections_idle_closed", "http_refused", "http_timeouts",
-    "store_errors",
+    "http_infer_queue_full", "store_errors", "feed_malformed", "feed_reloads", "full_listings",
+    "catalog_requests",
 )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from modelshelf.store import Store
 from .catalog import Catalog
 from .config import Config
 from .connection import Connection
+from .metrics import Metrics
 from .pressure import MemoryWatch
 from .shelf import Shelf
 from .storage import Board
@@ -35,3 +36,4 @@ class ServerState:
     refused: int = 0  # connections refused at the limit
     memory: MemoryWatch | None = None  # L1's budget under memory pressure
     warmer: Warmer | None = None  # the warm list placed at start
+    metrics: Metrics = field(default_factory=Metrics)  # histograms and request counters

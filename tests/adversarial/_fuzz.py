@@ -1,5 +1,6 @@
-"""Shared pieces of the hypothesis tests: the open/verify/load pass every mutant goes through,
-and a strategy that mutates a manifest's JSON tree.
+"""Shared pieces of the hypothesis tests: the open/verify/load pass every mutant goes through
+(loading with each kernel built: numpy, and compiled where the extension is), and a strategy
+that mutates a manifest's JSON tree.
 
 The examples are bounded so each test module runs in seconds; set MODELSHELF_FUZZ_SCALE=100
 for a long hunt (every test's example count is multiplied by it).
@@ -15,9 +16,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 import modelshelf
+from modelshelf import _kernels
 from modelshelf.errors import ImageError
 from modelshelf.image import Image
 from modelshelf.runtime import registered_kinds
+from tests.kernels import using
+
+#: the kernels a mutant is loaded with (tests/unit/test_kernels.py fails a required build)
+BUILT_KERNELS = ("numpy", "compiled") if _kernels.BUILT is not None else ("numpy",)
 
 SCALE = int(os.environ.get("MODELSHELF_FUZZ_SCALE", "1"))
 SETTINGS = settings(
@@ -41,10 +47,12 @@ def consume(data: bytes) -> str:
     else:
         verified = True
     try:
-        model = modelshelf.load(image)
+        for kernel in BUILT_KERNELS:
+            with using(kernel):
+                model = modelshelf.load(image)
+            repr(model)
     except ImageError:
         return "load" if verified else "verify+load"
-    repr(model)
     return "ok" if verified else "verify"
 
 

@@ -3,8 +3,8 @@
 
 test_family_specs.py covers each kind through a bounded corpus, which these may fall outside
 of; here each has its own base image. A mutant must load or raise ManifestError, and one that
-loads must predict or raise ManifestError: a linear leaf's columns and terms are read at
-predict time, through bounds-checked gathers.
+loads must predict (with each kernel built) or raise ManifestError: a linear leaf's columns
+and terms are read at predict time, through bounds-checked gathers.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import modelshelf
 from modelshelf.errors import ModelshelfError
 from modelshelf.image import Image
 from tests.cases._case import dataset
+from tests.kernels import using
 
 from . import _raw
-from ._fuzz import SCALE, SETTINGS, consume, mutated_manifest
+from ._fuzz import BUILT_KERNELS, SCALE, SETTINGS, consume, mutated_manifest
 
 pytestmark = pytest.mark.slow  # fits four small boosters first
 
@@ -67,11 +68,13 @@ def test_booster_spec_mutations(images: dict[str, Image], data: st.DataObject) -
     mutant = _raw.assemble(arrays, manifest)
     if consume(mutant) != "ok":
         return
-    model = modelshelf.load(mutant)
-    rows = ROWS[:, : getattr(model, "n_features_in_", None) or 12]
-    for method in ("predict", "predict_proba", "decision_function"):
-        if hasattr(model, method):
-            # ManifestError for what loading could not check; other typed errors (a feature
-            # count the mutant changed) are fine too: never an IndexError or a TypeError.
-            with contextlib.suppress(ModelshelfError):
-                getattr(model, method)(rows)
+    for kernel in BUILT_KERNELS:
+        with using(kernel):
+            model = modelshelf.load(mutant)
+        rows = ROWS[:, : getattr(model, "n_features_in_", None) or 12]
+        for method in ("predict", "predict_proba", "decision_function"):
+            if hasattr(model, method):
+                # ManifestError for what loading could not check; other typed errors (a feature
+                # count the mutant changed) are fine too: never an IndexError or a TypeError.
+                with contextlib.suppress(ModelshelfError):
+                    getattr(model, method)(rows)

@@ -93,6 +93,8 @@ def test_base_is_a_working_model() -> None:
         (lambda m: _oh(m)["params"]["strings"][0].update(none=4), "none and nan must be < 4"),
         (lambda m: _oh(m)["params"]["strings"][0].update(nan=True), "parameter 'nan'"),
         (lambda m: _oh(m)["params"]["strings"][0].pop("arrays"), "missing array 'terms'"),
+        (lambda m: _oh(m)["params"].update(n_out=2**63 - 1), "n_out must lie in"),
+        (lambda m: _oh(m)["params"].update(n_out=-1), "n_out must lie in"),
         (lambda m: _ord(m)["params"].update(dtype="complex128"), "parameter 'dtype'"),
         (lambda m: _ord(m)["params"].update(handle_unknown="ignore"), "handle_unknown"),
     ],

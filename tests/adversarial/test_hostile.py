@@ -1,5 +1,6 @@
 """Every hostile file in tests/adversarial/files raises exactly its ImageError subclass, at the
-stage its case names, from a path, from bytes and through ``modelshelf.load``."""
+stage its case names, from a path, from bytes and through ``modelshelf.load`` (with each
+kernel: numpy and compiled)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _raises_exactly(
 
 
 @pytest.mark.parametrize("case", CASES, ids=_IDS)
-def test_hostile_file(case: Hostile) -> None:
+def test_hostile_file(case: Hostile, kernel: str) -> None:
     path = FILES / f"{case.name}{SUFFIX}"
     data = path.read_bytes()
     if case.stage == "open":

@@ -114,14 +114,16 @@ def test_http_healthz_and_metrics(shelf: Shelf, images: Images, private_s3) -> N
 
 def test_cli_publish_straight_to_a_store(shelf: Shelf, images: Images) -> None:
     daemon = shelf.make()
-    for expected in (1, 2):
-        out = cli(daemon, "publish", "ns/direct", str(images.path("ridge")), "--store", shelf.store)
-        assert f"ns/direct@{expected}" in out.stdout
+    publish = ("publish", "ns/direct", str(images.path("ridge")), "--store", shelf.store)
+    assert "published ns/direct@1" in cli(daemon, *publish).stdout
+    # the same bytes again: nothing new (issue 12, point 5), unless forced
+    assert cli(daemon, *publish).stdout.startswith("unchanged: ns/direct@1 already holds")
+    assert "published ns/direct@2" in cli(daemon, *publish, "--force").stdout
     assert Store(shelf.store).versions("ns", "direct") == [1, 2]
     # the daemon shares that store: it serves what was published around it
     assert daemon.client().model("ns/direct").predict(images.X).shape == (16,)
     bad = cli(daemon, "publish", "ns/direct@3", str(images.path("ridge")), check=False)
-    assert bad.returncode == 1 and "versions are assigned by publish" in bad.stderr
+    assert bad.returncode == 2 and "versions are assigned by publish" in bad.stderr
 
 
 def test_ls_of_a_large_shelf_comes_in_pages(shelf: Shelf) -> None:

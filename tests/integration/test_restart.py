@@ -207,4 +207,6 @@ def test_sighup_reloads_what_may_change_and_nothing_else(shelf: Shelf, images: I
     hup({"l1_bytes": "lots"}, "not reloaded, it is invalid: l1_bytes")
     hup({"socket": str(shelf.tmp / "other.sock")}, "socket change only with a restart")
     assert daemon.admin("status")["l1"]["budget"] == 32 << 20  # still the last good one
+    applied = {"l1_bytes": "32M", "namespaces": {"ns": {"uids": [0]}}}
+    hup({**applied, "ref_skew_seconds": 30.0}, "reloaded: ref_skew_seconds")  # the feed's too
     assert daemon.proc.poll() is None

@@ -36,7 +36,7 @@ def test_prefetch_takes_names_patterns_and_stdin(shelf: Shelf) -> None:
     assert bad.returncode == 3 and "nope/zzz" in bad.stderr and "[not_found]" in bad.stderr
     assert "prefetched 1 of 2 models" in bad.stdout
     none = cli(daemon, "prefetch", "zzz/*", check=False)
-    assert none.returncode == 1 and "matches no model" in none.stderr
+    assert none.returncode == 3 and "matches no model" in none.stderr
 
 
 def test_a_warm_list_is_placed_before_the_daemon_is_ready(shelf: Shelf) -> None:

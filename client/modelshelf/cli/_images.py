@@ -1,13 +1,13 @@
 """``modelshelf compile`` and ``modelshelf inspect``: making image files and looking inside them.
 
-``compile`` is publisher-side (it unpickles, so it needs the ``convert`` extra and a trusted
-file); ``inspect`` reads any image with numpy alone and never unpickles.
+``compile`` is publisher-side (it needs the ``convert`` extra): a joblib pickle (which it
+unpickles, so a trusted file only) or a ``.safetensors`` file (a tensor bundle; never executes
+anything). ``inspect`` reads any image with numpy alone and never unpickles.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -18,9 +18,11 @@ from ..errors import ChecksumError, ImageError, MissingDependencyError
 from ..image import Image
 from ..model import Model
 from ..runtime import METHODS
+from ._output import emit, size
 
 _COMPILE_HELP = """\
-Compile a fitted estimator saved with joblib (or pickle) into an image file.
+Compile a fitted estimator saved with joblib (or pickle), or a .safetensors file (a bundle of
+tensors, read without executing anything), into an image file.
 
 WARNING: loading a joblib/pickle file EXECUTES the code it contains. Compile only files that
 come from a trusted source (your own training job), on the publisher's machine. The image it
@@ -34,12 +36,15 @@ def add_commands(sub: Any) -> None:
     """Register ``compile`` and ``inspect`` on the CLI's subparsers."""
     p = sub.add_parser(
         "compile",
-        help="compile a joblib-pickled estimator into an image (executes the pickle: trusted "
-        "files only)",
+        help="compile a joblib-pickled estimator (executes the pickle: trusted files only) or a "
+        ".safetensors file into an image",
         description=_COMPILE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL.joblib", help="fitted estimator saved by joblib.dump")
+    p.add_argument(
+        "model", metavar="MODEL.joblib",
+        help="a fitted estimator saved by joblib.dump, or a .safetensors file",
+    )  # fmt: skip
     p.add_argument("-o", "--output", required=True, metavar="MODEL.msi", help="image to write")
     p.add_argument("--name", help="model name stored in the image (default: the file's stem)")
     p.add_argument(
@@ -55,11 +60,10 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser(
         "inspect",
         help="show an image's model, input schema, arrays and metadata; verify its checksum",
-        description="Validate an image file and describe it. Exit status 1 if the image is "
-        "invalid or its checksum does not match.",
+        description="Validate an image file and describe it. Exit status 8 if the image is "
+        "invalid or its checksum does not match (with --json, the report says MISMATCH).",
     )
     p.add_argument("file", metavar="FILE", help="image file")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_inspect)
 
 
@@ -79,17 +83,42 @@ def _compile(args: argparse.Namespace) -> int:
         if key in metadata:
             raise ValueError(f"metadata key {key!r} given twice")
         metadata[key] = value
-    estimator = _unpickle(source)
-    from .. import compile as compile_image
-
-    image = compile_image(estimator, metadata=metadata)
+    image, what = compile_file(source, metadata)
     model = Model(Image(image))  # refuse to write an image this runtime could not load
     _write_atomically(Path(args.output), image)
+    if args.json:
+        emit({"source": str(source), "compiled": what, "output": args.output, "kind": model.kind,
+              "size": len(image), "arrays": len(model.image.arrays)})  # fmt: skip
+        return 0
     print(
-        f"{source} ({type(estimator).__module__}.{type(estimator).__qualname__}) -> "
-        f"{args.output}: {model.kind}, {len(image):,} bytes, {len(model.image.arrays)} arrays"
+        f"{source} ({what}) -> {args.output}: {model.kind}, {size(len(image))}, "
+        f"{len(model.image.arrays)} arrays"
     )
     return 0
+
+
+def is_safetensors(path: Path) -> bool:
+    """A .safetensors file: by its suffix, or by its start (an 8-byte header length, then a
+    JSON object)."""
+    if path.suffix == ".safetensors":
+        return True
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") < 1e8
+
+
+def compile_file(source: Path, metadata: dict[str, str]) -> tuple[bytes, str]:
+    """Compile a .safetensors file or a joblib pickle into image bytes; also say what it was."""
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no such file")
+    from .. import compile as compile_image
+    from .. import compile_tensors
+
+    if is_safetensors(source):
+        return compile_tensors(source, metadata=metadata), "safetensors"
+    estimator = _unpickle(source)
+    what = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+    return compile_image(estimator, metadata=metadata), what
 
 
 def _unpickle(path: Path) -> Any:
@@ -134,8 +163,7 @@ def _inspect(args: argparse.Namespace) -> int:
     except ImageError as exc:
         raise type(exc)(f"{args.file}: {exc}") from exc
     if args.json:
-        json.dump(report, sys.stdout, indent=2, ensure_ascii=False)
-        print()
+        emit(report)
     else:
         _print_report(report)
     if not checksum_ok:
@@ -143,7 +171,7 @@ def _inspect(args: argparse.Namespace) -> int:
             f"modelshelf inspect: error: {args.file}: checksum MISMATCH, the image is corrupted",
             file=sys.stderr,
         )
-        return 1
+        return ChecksumError.exit_status
     return 0
 
 

@@ -3,7 +3,8 @@
 Names are ``ns/name[@version]``, shell-style patterns over the daemon's catalog (``'acme/*'``,
 quoted so that the shell leaves them alone) or ``-`` for names on stdin, one per line. They
 run over ``--parallel`` admin connections; a progress bar (tqdm, the ``cli`` extra) shows on a
-terminal, else one line per model. The exit status is that of the first failure's error.
+terminal or with ``--progress``, else one line per model. The exit status is that of the first
+failure's error.
 """
 
 from __future__ import annotations
@@ -18,37 +19,36 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..admin import AdminConnection
-from ..errors import ModelshelfError, for_code
+from ..errors import ModelNotFound, ModelshelfError, for_code
+from ._output import UsageError, progress_bar
 
 _GLOB = frozenset("*?[")
 
 
-def add_command(sub: Any, admin_arg: Any) -> None:
+def add_command(sub: Any) -> None:
     p = sub.add_parser(
         "prefetch",
         help="fetch NAMEs onto this node now (shared memory, else local disk)",
         description="Place models on this node now: NAMEs (ns/name[@version]), patterns over "
-        "the catalog ('acme/*', quoted), or - for names on stdin, one per line.",
+        "the catalog ('acme/*', quoted), or - for names on stdin, one per line. With --json: "
+        "one JSON object per model, then a summary.",
     )
     p.add_argument("models", metavar="NAME", nargs="+", help="ns/name[@version], 'ns/*' or -")
     p.add_argument(
         "--parallel", type=int, default=4, metavar="N",
         help="prefetches in flight at once (default 4; the daemon bounds its own fetches)",
     )  # fmt: skip
-    p.add_argument("--json", action="store_true", help="one JSON object per model, then a summary")
-    admin_arg(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not 1 <= args.parallel <= 16:
-        raise ValueError(
+        raise UsageError(
             f"--parallel must be 1..16 (the daemon takes 16 admin connections), got {args.parallel}"
         )
-    names = list(_expand(args.models, args.admin_socket))
+    names = list(_expand(args.models, args.admin_socket, quiet=args.json))
     if not names:
-        print("modelshelf prefetch: no model matches", file=sys.stderr)
-        return 1
+        raise ModelNotFound(f"no model matches {' '.join(args.models)}")
     local = threading.local()
     connections: list[AdminConnection] = []
     lock = threading.Lock()
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         return {"ok": True, **reply, "seconds": round(time.monotonic() - started, 3)}
 
     results: list[dict[str, Any]] = []
-    bar = _bar(len(names), quiet=args.json)
+    bar = progress_bar(args, len(names), unit="model")
     try:
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             for result in pool.map(prefetch, names):
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     return _summary(results, args.json)
 
 
-def _expand(entries: Iterable[str], admin_socket: str | None) -> Iterator[str]:
+def _expand(entries: Iterable[str], admin_socket: str | None, *, quiet: bool) -> Iterator[str]:
     seen: set[str] = set()
     for entry in entries:
         if entry == "-":
@@ -90,7 +90,7 @@ def _expand(entries: Iterable[str], admin_socket: str | None) -> Iterator[str]:
         elif _GLOB & set(entry):
             with AdminConnection(admin_socket) as admin:
                 found = admin.request({"op": "names", "pattern": entry})["names"]
-            if not found:
+            if not found and not quiet:  # in JSON, the summary (or the error) says it
                 print(f"modelshelf prefetch: {entry!r} matches no model", file=sys.stderr)
         else:
             found = [entry]
@@ -98,16 +98,6 @@ def _expand(entries: Iterable[str], admin_socket: str | None) -> Iterator[str]:
             if name not in seen:
                 seen.add(name)
                 yield name
-
-
-def _bar(total: int, *, quiet: bool) -> Any:
-    if quiet or not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the cli extra is not installed: a line per model instead
-        return None
-    return tqdm(total=total, unit="model", file=sys.stderr)
 
 
 def _report(result: dict[str, Any], as_json: bool, bar: Any) -> None:

@@ -1,13 +1,15 @@
-"""Shelf commands: ``publish`` and ``gc`` (on a store directly or through the daemon) and the
-operator's view of the node's daemon over its admin socket: status, ls, prefetch (many at
-once: _prefetch.py), evict, pin, unpin, rm, stats. Tables for people by default, ``--json``
-for scripts.
+"""Shelf commands: ``publish``, ``models`` and ``gc`` (on a store directly or through the
+daemon) and the operator's view of the node's daemon over its admin socket: status, ls, evict,
+pin, unpin, rm, stats (prefetch, many at once: _prefetch.py). Tables for people by default,
+sizes and durations in units; ``--json`` for scripts.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import datetime as dt
+import fnmatch
 import os
 import sys
 import time
@@ -16,62 +18,101 @@ from typing import Any
 
 from ..admin import AdminConnection
 from ..image import MAGIC, Image
-from ..names import parse_ref
-from . import _prefetch
+from ..names import ModelRef, parse_ref
+from ._output import UsageError, duration, emit, progress_bar, size, table
+
+_STORE_HELP = "file:///dir, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix"
 
 
 def add_commands(sub: Any) -> None:
     """Register the shelf commands on the CLI's subparsers."""
     p = sub.add_parser(
         "publish",
-        help="publish an image (or a joblib-pickled estimator, compiled here) as the next "
+        help="publish an image, a .safetensors file or a joblib-pickled estimator as the next "
         "version of NS/NAME",
         description="Publish FILE as the next version of NS/NAME: straight to an object store "
-        "with --store URL, else through the local daemon's admin socket. FILE is an image, or "
-        "an estimator saved by joblib (unpickling executes code: trusted files only).",
+        "with --store URL (streamed from the file, with a progress bar on a terminal), else "
+        "through the local daemon's admin socket. FILE is an image, a .safetensors file, or an "
+        "estimator saved by joblib (unpickling executes code: trusted files only); the last "
+        "two are compiled here first. If the latest version holds the same image, nothing is "
+        'published (exit status 0; --json says "unchanged": true) unless --force.',
     )
-    p.add_argument("model", metavar="NS/NAME")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--store", metavar="URL", help="file:///dir, s3://bucket/prefix, gs://, az://")
-    _admin_arg(p)
+    p.add_argument("model", metavar="NS/NAME", help="namespace/name; publish assigns the version")
+    p.add_argument(
+        "file", metavar="FILE",
+        help="an image (.msi), a .safetensors file, or an estimator saved by joblib.dump",
+    )  # fmt: skip
+    p.add_argument("--store", metavar="URL", help=f"publish straight to this store: {_STORE_HELP}")
+    p.add_argument(
+        "--force", action="store_true",
+        help="publish a new version even if the latest one holds the same image",
+    )  # fmt: skip
     p.set_defaults(run=_publish)
     p = sub.add_parser(
+        "models",
+        help="models published in the store: versions, latest size and date",
+        description="List the models published in the store that match GLOB (shell-style, "
+        "quoted: 'acme/*'): how many versions, and the latest one's size, publication date and "
+        "digest. Through the daemon's catalog, or with --store URL straight from a store.",
+    )
+    p.add_argument(
+        "pattern", metavar="GLOB", nargs="?", default="*",
+        help="shell-style pattern over ns/name (default: every model)",
+    )  # fmt: skip
+    p.add_argument("--store", metavar="URL", help=f"list this store directly: {_STORE_HELP}")
+    p.set_defaults(run=_models)
+    p = sub.add_parser(
         "gc",
-        help="delete the staging objects that publishes killed mid-upload left in the store",
+        help="delete the staging objects that publishes killed mid-upload left in the store, "
+        "and compact its change feed",
         description="Delete the store's staging objects (KEY#N: uploads that never completed) "
-        "not written for --older-than, and say how many bytes that freed: in the daemon's "
-        "store through its admin socket, or in --store URL directly. Images and refs are "
-        "never touched.",
+        "not written for --older-than, and say how many bytes that freed; then compact the "
+        "change feed (a snapshot of every ref, then the events older than --event-retention "
+        "removed): in the daemon's store through its admin socket, or in --store URL "
+        "directly. Images and refs are never touched.",
     )
     p.add_argument(
         "--older-than", type=_duration, default=3600.0, metavar="AGE",
         help="only objects not written for AGE: 90s, 30m, 1h (default), 2d, or seconds; a "
         "younger one may be a publish in progress",
     )  # fmt: skip
+    p.add_argument(
+        "--event-retention", type=_retention, default=3600.0, metavar="AGE",
+        help="compact the change feed: write a snapshot of every ref, then remove the events "
+        "older than AGE (default 1h, at least 10m: far more than a daemon's poll period and "
+        "clock-skew window; a daemon stopped longer reads the snapshot again)",
+    )  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
-    p.add_argument("--store", metavar="URL", help="file:///dir, s3://bucket/prefix, gs://, az://")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    _admin_arg(p)
+    p.add_argument("--store", metavar="URL", help=f"collect in this store directly: {_STORE_HELP}")
     p.set_defaults(run=_gc)
-    for name, helptext, run in (
-        ("status", "the daemon's state: tiers, budgets, connections, leases", _status),
-        ("ls", "images on this node: tiers, size, hits, last use, leases, versions", _ls),
-        ("stats", "the daemon's counters: hits and misses per tier, fetches, evictions", _stats),
-    ):
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("--json", action="store_true", help="print one JSON object")
-        _admin_arg(p)
-        p.set_defaults(run=run)
-    for name, helptext in (
-        ("evict", "drop NAME from shared memory, or --tier l2|all (held mappings stay valid)"),
-        ("pin", "keep NAME in shared memory: never evicted"),
-        ("unpin", "let NAME be evicted again"),
-        ("rm", "remove NAME's ref from the store (ns/name without @version: every version, "
-         "with --yes); its version numbers are never assigned again"),
+    for name, helptext, description, run in (
+        ("status", "the daemon's state: tiers, budgets, connections, leases",
+         "Show the daemon's state: its store, each tier's use of its budget, connections, "
+         "leases, and each client's leased bytes.", _status),
+        ("ls", "images on this node: tiers, size, hits, last use, leases, versions",
+         "List the images this node holds: the versions that resolve to each, size, tiers, "
+         "hits, last use, leases, pinned.", _ls),
+        ("stats", "the daemon's counters: hits and misses per tier, fetches, evictions",
+         "Show the daemon's event counters that have moved (docs/operations.md, "
+         "\"Counters\").", _stats),
     ):  # fmt: skip
-        p = sub.add_parser(name, help=helptext)
-        p.add_argument("model", metavar="NAME", help="ns/name[@version]")
-        p.add_argument("--json", action="store_true", help="print the daemon's reply as JSON")
+        p = sub.add_parser(name, help=helptext, description=description)
+        p.set_defaults(run=run)
+    for name, helptext, description in (
+        ("evict", "drop NAME from shared memory, or --tier l2|all (held mappings stay valid)",
+         "Drop NAME's image from shared memory (or --tier l2: from local disk; all: both). "
+         "Processes that map it keep their mapping. A pinned image is refused."),
+        ("pin", "keep NAME in shared memory: never evicted",
+         "Place NAME in shared memory (fetching it first if needed) and never evict it."),
+        ("unpin", "let NAME be evicted again", "Let NAME's image be evicted again."),
+        ("rm", "remove NAME's ref from the store (ns/name without @version: every version, "
+         "with --yes); its version numbers are never assigned again",
+         "Remove NAME's ref from the store; the image stays. ns/name without @version removes "
+         "every version: asked on a terminal, --yes in a script. A version number removed is "
+         "never assigned again."),
+    ):  # fmt: skip
+        p = sub.add_parser(name, help=helptext, description=description)
+        p.add_argument("model", metavar="NAME", help="ns/name[@version] (default: the latest)")
         if name == "rm":
             p.add_argument(
                 "--yes", action="store_true",
@@ -83,60 +124,167 @@ def add_commands(sub: Any) -> None:
                 "--tier", choices=("l1", "l2", "all"), default="l1",
                 help="l1: shared memory (default); l2: the local-disk copy; all: both",
             )  # fmt: skip
-        _admin_arg(p)
         p.set_defaults(run=_simple, op=name)
-    _prefetch.add_command(sub, _admin_arg)
-
-
-def _admin_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--admin-socket",
-        metavar="PATH",
-        help="the daemon's admin socket (default: $MODELSHELF_ADMIN_SOCKET or the runtime path)",
-    )
-
-
-def _image_fd(path: Path) -> tuple[int, bytes | None]:
-    """A read-only descriptor of FILE as an image (compiling it first if it is a pickle)."""
-    with open(path, "rb") as fh:
-        head = fh.read(len(MAGIC))
-    if head == MAGIC:
-        return os.open(path, os.O_RDONLY), None
-    from ._images import _unpickle
-
-    estimator = _unpickle(path)
-    from .. import compile as compile_image
-
-    image = compile_image(estimator, metadata={"name": path.stem})
-    Image(image)  # refuse to publish what this runtime could not load
-    fd = os.memfd_create("modelshelf-publish")
-    os.write(fd, image)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd, image
 
 
 def _publish(args: argparse.Namespace) -> int:
     ref = parse_ref(args.model)
     if ref.version is not None:
-        raise ValueError(f"{args.model}: versions are assigned by publish; give NS/NAME")
+        raise UsageError(f"{args.model}: versions are assigned by publish; give NS/NAME")
     path = Path(args.file)
-    fd, _ = _image_fd(path)
-    try:
-        if args.store:
-            from ..store import Store
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        is_image = fh.read(len(MAGIC)) == MAGIC
+    image: bytes | None = None
+    if not is_image:  # compiled here: the image is in memory anyway
+        from ._images import compile_file
 
-            with os.fdopen(os.dup(fd), "rb") as fh:
-                data = fh.read()
-            info = Store(args.store).publish(ref.namespace, ref.name, data)
-            version, digest, where = info.version, info.digest, args.store
-        else:
-            with AdminConnection(args.admin_socket) as admin:
-                reply = admin.request({"op": "publish", "model": ref.key}, (fd,))
-            version, digest, where = reply["version"], reply["digest"], "the daemon's store"
-    finally:
-        os.close(fd)
-    print(f"published {ref.key}@{version} ({digest[:12]}) to {where}")
+        # the same source compiled again is the same image (its "created" is the file's
+        # time), so that publishing it again is recognised as unchanged
+        os.environ.setdefault("SOURCE_DATE_EPOCH", str(int(path.stat().st_mtime)))
+        image, _ = compile_file(path, {"name": path.stem})
+        Image(image)  # refuse to publish what this runtime could not load
+    if args.store:
+        reply = _publish_to_store(args, ref, path, image)
+    else:
+        fd = os.open(path, os.O_RDONLY) if image is None else _memfd(image)
+        image = None  # the memfd is the copy the daemon reads
+        try:
+            reply = _publish_through_daemon(args, ref, fd)
+        finally:
+            os.close(fd)
+    if args.json:
+        emit(reply)
+    elif reply["unchanged"]:
+        print(
+            f"unchanged: {ref.key}@{reply['version']} already holds this image "
+            f"({reply['digest'][:12]}); nothing published (--force publishes a new version)"
+        )
+    else:
+        print(
+            f"published {ref.key}@{reply['version']} ({reply['digest'][:12]}, "
+            f"{size(reply['size'])}) to {reply['store']}"
+        )
     return 0
+
+
+def _publish_to_store(
+    args: argparse.Namespace, ref: ModelRef, path: Path, image: bytes | None
+) -> dict[str, Any]:
+    from ..store import Store
+
+    store = Store(args.store)
+    if image is not None:
+        info = store.publish(ref.namespace, ref.name, image, skip_unchanged=not args.force)
+    else:
+        total = path.stat().st_size
+        bar = progress_bar(
+            args, total, unit="B", unit_scale=True, unit_divisor=1024, desc=f"{ref.key}"
+        )
+        try:
+            info = store.publish_file(
+                ref.namespace, ref.name, path, skip_unchanged=not args.force,
+                progress=bar.update if bar is not None else None,
+            )  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.close()
+    return {
+        "model": info.key,
+        "version": info.version,
+        "digest": info.digest,
+        "size": info.size,
+        "unchanged": info.unchanged,
+        "store": args.store,
+    }
+
+
+def _memfd(image: bytes) -> int:
+    fd = os.memfd_create("modelshelf-publish")
+    view = memoryview(image)
+    while view:  # one write() moves at most about 2 GiB
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _publish_through_daemon(args: argparse.Namespace, ref: ModelRef, fd: int) -> dict[str, Any]:
+    sent = os.fstat(fd).st_size
+    message = {"op": "publish", "model": ref.key, "if_changed": not args.force}
+    with AdminConnection(args.admin_socket) as admin:
+        reply = admin.request(message, (fd,))
+    return {
+        "model": ref.key,
+        "version": reply["version"],
+        "digest": reply["digest"],
+        "size": reply.get("size", sent),
+        "unchanged": bool(reply.get("unchanged", False)),  # an older daemon never says
+        "store": "the daemon's store",
+    }
+
+
+def _models(args: argparse.Namespace) -> int:
+    if args.store:
+        rows = _models_in_store(args.store, args.pattern)
+    else:
+        rows = []
+        with AdminConnection(args.admin_socket) as admin:
+            offset: int | None = 0
+            while offset is not None:  # pages of at most one message
+                reply = admin.request({"op": "models", "pattern": args.pattern, "offset": offset})
+                rows.extend(reply["models"])
+                offset = reply.get("next")
+    if args.json:
+        emit(rows)
+        return 0
+    if not rows:
+        print(f"no model matches {args.pattern!r}", file=sys.stderr)
+        return 0
+    table_rows = [("MODEL", "LATEST", "VERSIONS", "SIZE", "PUBLISHED", "DIGEST")]
+    for r in rows:
+        table_rows.append(
+            (
+                r["model"],
+                f"@{r['latest']}",
+                str(r["versions"]),
+                size(r["size"]),
+                _when(r["published"]),
+                (r["digest"] or r.get("error") or "-")[:12],
+            )
+        )
+    table(table_rows)
+    return 0
+
+
+def _models_in_store(url: str, pattern: str) -> list[dict[str, Any]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..store import Store
+
+    store = Store(url)
+    listing = {k: v for k, v in store.list_refs().items() if fnmatch.fnmatchcase(k, pattern)}
+
+    def row(key: str) -> dict[str, Any]:
+        versions = listing[key]
+        namespace, name = key.split("/", 1)
+        info = store.ref(namespace, name, versions[-1])
+        return {"model": key, "versions": len(versions), "latest": versions[-1],
+                "digest": info.digest, "size": info.size, "published": info.published}  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(row, sorted(listing)))
+
+
+def _when(published: str | None) -> str:
+    """An ISO 8601 publication time as ``2026-11-29 22:40 UTC``."""
+    if not published:
+        return "-"
+    try:
+        when = dt.datetime.fromisoformat(published).astimezone(dt.UTC)
+    except ValueError:
+        return published
+    return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _call(args: argparse.Namespace, message: dict[str, Any]) -> dict[str, Any]:
@@ -153,16 +301,14 @@ def _simple(args: argparse.Namespace) -> int:
         message["tier"] = args.tier
     if args.op == "rm" and parse_ref(args.model).version is None:
         if not (args.yes or _confirm(f"remove every version of {args.model} from the store?")):
-            print(
-                f"modelshelf rm: error: {args.model} names every version of the model; give "
-                f"{args.model}@VERSION to remove one, or --yes to remove them all",
-                file=sys.stderr,
+            raise UsageError(
+                f"{args.model} names every version of the model; give "
+                f"{args.model}@VERSION to remove one, or --yes to remove them all"
             )
-            return 2
         message["all"] = True
     reply = _call(args, message)
     if args.json:
-        print(json.dumps(reply, indent=2, sort_keys=True))
+        emit(reply)
     else:
         print(" ".join(f"{k}={v}" for k, v in reply.items()))
     return 0
@@ -193,12 +339,26 @@ def _duration(text: str) -> float:
     return seconds
 
 
+MIN_EVENT_RETENTION = 600.0  # seconds: far above any poll period and clock-skew window
+
+
+def _retention(text: str) -> float:
+    seconds = _duration(text)
+    if seconds < MIN_EVENT_RETENTION:
+        raise argparse.ArgumentTypeError(f"the event retention must be at least 10m, got {text!r}")
+    return seconds
+
+
 def _gc(args: argparse.Namespace) -> int:
     if args.store:
+        from .. import feed
         from ..store import Store
 
-        stale = Store(args.store).collect_staged(args.older_than, dry_run=args.dry_run)
+        store = Store(args.store)
+        stale = store.collect_staged(args.older_than, dry_run=args.dry_run)
+        done = feed.compact(store, args.event_retention, dry_run=args.dry_run)
         reply: dict[str, Any] = {
+            "feed": dataclasses.asdict(done),
             "store": args.store,
             "dry_run": args.dry_run,
             "count": len(stale),
@@ -208,20 +368,36 @@ def _gc(args: argparse.Namespace) -> int:
             ],
         }
     else:
-        message = {"op": "gc", "older_than": args.older_than, "dry_run": args.dry_run}
+        message = {
+            "op": "gc",
+            "older_than": args.older_than,
+            "dry_run": args.dry_run,
+            "event_retention": args.event_retention,
+        }
         reply = _call(args, message)
     if args.json:
-        print(json.dumps(reply, indent=2, sort_keys=True))
+        emit(reply)
         return 0
     verb = "would remove" if reply["dry_run"] else "removed"
     print(
-        f"{verb} {reply['count']} staging objects, {_size(reply['bytes'])}"
+        f"{verb} {reply['count']} staging objects, {size(reply['bytes'])}"
         + (" (dry run: nothing deleted)" if reply["dry_run"] else " freed")
     )
     for item in reply["objects"]:
-        print(f"  {item['path']}  {_size(item['size'])}  written {item['age']} s ago")
+        print(f"  {item['path']}  {size(item['size'])}  written {duration(item['age'])} ago")
     if len(reply["objects"]) < reply["count"]:
         print(f"  ... and {reply['count'] - len(reply['objects'])} more")
+    compacted = reply.get("feed")
+    if compacted:  # a daemon older than the change feed leaves it out
+        print(
+            f"change feed: {verb} {compacted['events_removed']} events older than "
+            f"{args.event_retention:.0f} s and {compacted['snapshots_removed']} old snapshots"
+            + (
+                f"; snapshot of {compacted['models']} models written"
+                if compacted["snapshot"]
+                else ""
+            )
+        )
     if not str(reply["store"]).startswith("file:"):
         print(
             "note: a bucket also keeps the parts of multipart uploads killed midway, which no "
@@ -231,21 +407,12 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def _status(args: argparse.Namespace) -> int:
     r = _call(args, {"op": "status"})
     if args.json:
-        print(json.dumps(r, indent=2, sort_keys=True))
+        emit(r)
         return 0
-    print(f"{r['daemon']}  pid {r['pid']}  up {r['uptime']:.0f} s  instance {r['instance']}")
+    print(f"{r['daemon']}  pid {r['pid']}  up {duration(r['uptime'])}  instance {r['instance']}")
     since = r.get("store_unreachable_since")
     if since:
         down = time.strftime("%H:%M:%S", time.localtime(since))
@@ -254,23 +421,21 @@ def _status(args: argparse.Namespace) -> int:
         print(f"store        {r['store']}")
     for tier in ("l1", "l2"):
         t = r[tier]
-        used = f"{_size(t['bytes'])} of {_size(t['budget'])}"
+        used = f"{size(t['bytes'])} of {size(t['budget'])}"
         print(f"{tier.upper()}           {used}, {t['count']} images, "
-              f"{_size(t.get('leased_bytes', 0))} leased")  # fmt: skip
+              f"{size(t.get('leased_bytes', 0))} leased")  # fmt: skip
     c = r["connections"]
     print(f"connections  {c['client']} client, {c['admin']} admin; leases {r['leases']} "
-          f"({_size(r.get('leased_bytes', 0))}); fetching {r['inflight_fetches']}; "
+          f"({size(r.get('leased_bytes', 0))}); fetching {r['inflight_fetches']}; "
           f"generation {r['generation']}; pressure {r.get('pressure', 0)}")  # fmt: skip
     clients = r.get("clients") or []
     if clients:
-        table = [("PID", "UID", "LEASES", "LEASED")]
-        table += [
-            (str(x["pid"]), str(x["uid"]), str(x["leases"]), _size(x["leased_bytes"]))
+        rows = [("PID", "UID", "LEASES", "LEASED")]
+        rows += [
+            (str(x["pid"]), str(x["uid"]), str(x["leases"]), size(x["leased_bytes"]))
             for x in clients
         ]
-        widths = [max(len(row[i]) for row in table) for i in range(4)]
-        for row in table:
-            print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+        table([("  " + row[0], *row[1:]) for row in rows])
     return 0
 
 
@@ -283,35 +448,33 @@ def _ls(args: argparse.Namespace) -> int:
             rows.extend(reply["models"])
             offset = reply.get("next")
     if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
+        emit(rows)
         return 0
-    header = ("MODEL", "DIGEST", "SIZE", "TIERS", "HITS", "LAST USE", "LEASES", "PINNED")
-    table = [header]
+    cells = [("MODEL", "DIGEST", "SIZE", "TIERS", "HITS", "LAST USE", "LEASES", "PINNED")]
     for r in rows:
-        table.append(
+        cells.append(
             (
                 ",".join(r["models"]) or "-",
                 r["digest"][:12],
-                _size(r["size"]),
+                size(r["size"]),
                 "+".join(r["tiers"]) or "-",
                 str(r["hits"]),
-                f"{r['idle_seconds']:.0f} s ago",
+                f"{duration(r['idle_seconds'])} ago",
                 str(r["leases"]),
                 "yes" if r["pinned"] else "",
             )
         )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    table(cells)
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
     r = _call(args, {"op": "stats"})
     if args.json:
-        print(json.dumps(r, indent=2, sort_keys=True))
+        emit(r)
         return 0
     for key, value in sorted(r["counters"].items()):
-        print(f"{key:<24} {value}")
+        shown = size(value) if "bytes" in key else str(value)  # every other counter counts events
+        print(f"{key:<24} {shown}")
     print(f"{'generation':<24} {r['generation']}")
     return 0

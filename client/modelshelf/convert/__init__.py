@@ -62,7 +62,8 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
     schema: dict[str, Any] = {
         "type": text.input_type(spec),
         "n_features": int(getattr(estimator, "n_features_in_", 0))
-        or spec.get("params", {}).get("n_features"),
+        or spec.get("params", {}).get("n_features")
+        or (len(names) if names is not None else None),
         "feature_names": None if names is None else [str(n) for n in names],
     }
     if ctx.categories:  # format 1.1: a DataFrame's category columns are recoded

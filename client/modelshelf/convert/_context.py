@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -241,6 +242,16 @@ def _check_fitted(est: Any) -> None:
         ) from exc
 
 
+def _created() -> _dt.datetime:
+    """Now, or ``$SOURCE_DATE_EPOCH`` (the reproducible-builds convention) if set: the same
+    model compiled twice is then the same image, byte for byte (``modelshelf publish`` of a
+    pickle or .safetensors file sets it to the file's modification time)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
+    return _dt.datetime.now(_dt.UTC)
+
+
 def build_metadata(est: Any, metadata: Mapping[str, Any] | None, framework: str) -> dict[str, Any]:
     extra = dict(metadata or {})
     name = extra.pop("name", type(est).__name__)
@@ -256,7 +267,7 @@ def build_metadata(est: Any, metadata: Mapping[str, Any] | None, framework: str)
         "framework": framework,
         "framework_version": framework_version,
         "estimator": f"{type(est).__module__}.{type(est).__qualname__}",
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created": _created().isoformat(timespec="seconds").replace("+00:00", "Z"),
         "modelshelf_version": __version__,
         "extra": extra,
     }

@@ -10,10 +10,14 @@ where its feature's ``nan_value_treatment`` says ("AsFalse", and "AsIs" where th
 data had none: left; "AsTrue": right). Leaf values are summed in float64, then the bias is
 added; binary probabilities are ``1 / (1 + exp(-raw))``, multiclass ones a softmax.
 
-Refused, with the option named: categorical features (CatBoost turns them into target
-statistics computed from hashed strings), text and embedding features, non-symmetric trees
+Categorical features (``cat_features``) add a ``catboost_features`` step before the trees
+(convert/cboost_ctr.py): it hashes the categories as CatBoost does and computes the one-hot
+indicators and CTR values the trees split on; the image is then a pipeline of the two.
+
+Refused, with the option named: text and embedding features, non-symmetric trees
 (``grow_policy`` other than SymmetricTree), a scale other than 1 (``sum_models``,
-``set_scale_and_bias``), and losses whose prediction is not one of the above.
+``set_scale_and_bias``), CTR types outside runtime/catboost_ctr.py, and losses whose
+prediction is not one of the above.
 
 The converters register only when catboost imports.
 """
@@ -23,12 +27,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnsupportedModelError
 from ._context import Context, converter
+from .cboost_ctr import ctr_layout, features_spec
 from .trees import ForestBuilder, Tree, forest_spec
 
 # loss function -> what predict() applies to the raw sums (CatBoostRegressor's default
@@ -44,8 +50,22 @@ CLASSIFICATION_LOSSES = ("Logloss", "CrossEntropy", "MultiClass")
 NAN_RIGHT = {"AsFalse": False, "AsIs": False, "AsTrue": True}
 
 
+def _refuse_text(option: str, name: str) -> UnsupportedModelError:
+    what = option.replace("_", " ")
+    return UnsupportedModelError(
+        f"{name} with {what} ({option}) is not supported: CatBoost computes them with its own "
+        "tokenizers and estimators; turn them into numbers (or categories) before training, or "
+        "compile a scikit-learn pipeline that does"
+    )
+
+
 def export(model: Any) -> dict[str, Any]:
-    """The model's JSON export (CatBoost writes it only to a file)."""
+    """The model's JSON export (CatBoost writes it only to a file, and refuses to for text and
+    embedding features: those are refused first)."""
+    for option in ("text_features", "embedding_features"):
+        getter = getattr(model, f"get_{option[:-1]}_indices", None)
+        if getter is not None and len(getter()):
+            raise _refuse_text(option, type(model).__name__)
     with tempfile.TemporaryDirectory(prefix="modelshelf-catboost-") as tmp:
         path = os.path.join(tmp, "model.json")
         model.save_model(path, format="json")
@@ -55,23 +75,12 @@ def export(model: Any) -> dict[str, Any]:
 
 
 def parse(doc: dict[str, Any], name: str) -> tuple[ForestBuilder, dict[str, Any]]:
-    """The trees of a JSON export as a forest, and the facts: number of outputs, bias."""
+    """The trees of a JSON export as a forest, and the facts: number of outputs, bias, and
+    the ``catboost_features`` layout when the model has categorical features."""
     features = doc.get("features_info", {})
-    options = {
-        "categorical_features": "cat_features",
-        "text_features": "text_features",
-        "embedding_features": "embedding_features",
-    }
-    for kind, option in options.items():
-        if features.get(kind):
-            what = kind.replace("_", " ")
-            raise UnsupportedModelError(
-                f"{name} with {what} ({option}) is not supported: CatBoost computes them from "
-                "hashed values (one-hot splits on CityHash values of the strings, target "
-                "statistics over hashes of feature combinations); encode them as numbers before "
-                "training (for example with OrdinalEncoder), or compile a scikit-learn or "
-                "LightGBM model"
-            )
+    for option in ("text_features", "embedding_features"):
+        if features.get(option):
+            raise _refuse_text(option, name)
     if "oblivious_trees" not in doc:
         raise UnsupportedModelError(
             f"{name} with grow_policy other than 'SymmetricTree' (non-symmetric trees) is not "
@@ -83,39 +92,54 @@ def parse(doc: dict[str, Any], name: str) -> tuple[ForestBuilder, dict[str, Any]
             f"{name} with a scale of {scale} (sum_models or set_scale_and_bias) is not supported"
         )
     floats = features.get("float_features", [])
-    n_features = 1 + max((int(f["flat_feature_index"]) for f in floats), default=-1)
-    column = {int(f["feature_index"]): int(f["flat_feature_index"]) for f in floats}
+    cats = features.get("categorical_features", [])
+    n_features = 1 + max((int(f["flat_feature_index"]) for f in floats + cats), default=-1)
+    layout = ctr_layout(doc, name) if cats else None
+    if layout is None:
+        column = {int(f["feature_index"]): int(f["flat_feature_index"]) for f in floats}
+        width = n_features
+    else:
+        column = {int(f["feature_index"]): i for i, f in enumerate(floats)}
+        width = layout.n_out
     nan_right = {
         int(f["feature_index"]): NAN_RIGHT[str(f.get("nan_value_treatment", "AsIs"))]
         for f in floats
     }
+
+    def place(split: dict[str, Any]) -> tuple[int, float, bool]:
+        kind = split.get("split_type")
+        if kind == "FloatFeature":
+            index = int(split["float_feature_index"])
+            return column[index], float(np.float32(split["border"])), nan_right[index]
+        if layout is not None:
+            return layout.place(split)
+        raise UnsupportedModelError(f"{name}: a split of type {kind!r} is not supported")
+
     n_outputs = len(biases)
     builder = ForestBuilder(
-        n_features, threshold_dtype=np.float32, value_dtype=np.float64, input_cast="float32"
+        width, threshold_dtype=np.float32, value_dtype=np.float64, input_cast="float32"
     )
     for tree in doc["oblivious_trees"]:
-        for group, full in enumerate(_expand(tree, column, nan_right, n_outputs, name)):
+        for group, full in enumerate(_expand(tree, place, n_outputs, name)):
             builder.add(full, group)
     bias = np.asarray(biases, dtype=np.float64)
-    return builder, {"n_groups": n_outputs, "base": bias, "n_features": n_features}
+    facts = {"n_groups": n_outputs, "base": bias, "n_features": n_features, "layout": layout}
+    return builder, facts
 
 
 def _expand(
     tree: dict[str, Any],
-    column: dict[int, int],
-    nan_right: dict[int, bool],
+    place: Callable[[dict[str, Any]], tuple[int, float, bool]],
     n_outputs: int,
     name: str,
 ) -> list[Tree]:
     """One oblivious tree as full binary trees, one per output (nodes in breadth-first order:
     node i has children 2i+1 and 2i+2; level j tests ``splits[j]``)."""
-    splits = tree["splits"]
+    splits = tree.get("splits") or []  # a tree without splits (one leaf) has null
+    if not isinstance(splits, list):
+        raise UnsupportedModelError(f"{name}: splits of a tree are {type(splits).__name__}")
     depth = len(splits)
-    for split in splits:
-        if split.get("split_type") != "FloatFeature":
-            raise UnsupportedModelError(
-                f"{name}: a split of type {split.get('split_type')!r} is not supported"
-            )
+    placed = [place(split) for split in splits]
     values = np.asarray(tree["leaf_values"], dtype=np.float64)
     if len(values) != (n_outputs << depth):
         raise UnsupportedModelError(
@@ -130,12 +154,11 @@ def _expand(
     feature = np.zeros(n_nodes, dtype=np.int64)
     threshold = np.zeros(n_nodes, dtype=np.float32)
     missing_right = np.zeros(n_nodes, dtype=bool)
-    for j, split in enumerate(splits):
-        index = int(split["float_feature_index"])
+    for j, (col, border, nan_right) in enumerate(placed):
         at = (level == j) & ~is_leaf
-        feature[at] = column[index]
-        threshold[at] = np.float32(split["border"])
-        missing_right[at] = nan_right[index]
+        feature[at] = col
+        threshold[at] = np.float32(border)
+        missing_right[at] = nan_right
     # the leaf reached by bits b_0..b_{d-1} (b_j: the level-j split went right) is leaf
     # number sum b_j << j; in breadth-first order that leaf is node inner + the bits read
     # root first, so reverse the bits of each position
@@ -159,6 +182,45 @@ def _loss(doc: dict[str, Any]) -> str:
     return str(loss.get("type", "") if isinstance(loss, dict) else loss).split(":")[0]
 
 
+def _compose(
+    est: Any,
+    ctx: Context,
+    kind: str,
+    path: str,
+    builder: ForestBuilder,
+    facts: dict[str, Any],
+    params: dict[str, Any],
+    labels: Any = None,
+) -> dict[str, Any]:
+    """The forest's spec; with categorical features, a pipeline of the ``catboost_features``
+    step (which reads the table) and the forest (which reads what that step computes)."""
+    layout = facts["layout"]
+    if layout is None:
+        return forest_spec(
+            ctx, kind, path, builder, n_groups=facts["n_groups"],
+            arrays={"base": facts["base"]}, params={**params, "n_features": facts["n_features"]},
+            labels=labels,
+        )  # fmt: skip
+    if path != "model":
+        raise UnsupportedModelError(
+            f"{type(est).__name__} with cat_features at {path}: only a model "
+            "compiled on its own reads categories as CatBoost does (a step before it would "
+            "hand it numbers); compile the CatBoost model itself"
+        )
+    ctx.takes_strings = True
+    steps = [
+        features_spec(ctx, f"{path}/features", layout, facts["n_features"]),
+        forest_spec(
+            ctx, kind, f"{path}/trees", builder, n_groups=facts["n_groups"],
+            arrays={"base": facts["base"]}, params=params, labels=labels,
+        ),
+    ]  # fmt: skip
+    names = layout.feature_names
+    if names is not None:
+        ctx.describe_input(est, path, feature_names=names)
+    return ctx.spec("pipeline", path, params={"steps": steps})
+
+
 def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     doc = export(est)
     name = type(est).__name__
@@ -178,12 +240,8 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         "label_rule": "raw_gt_0" if binary else "argmax_raw",
         "label_column": not binary,  # CatBoost's multiclass predict gives a column
         "allow_nan": True,
-        "n_features": facts["n_features"],
     }
-    return forest_spec(
-        ctx, "boosted_classifier", path, builder, n_groups=facts["n_groups"],
-        arrays={"base": facts["base"]}, params=params, labels=classes,
-    )  # fmt: skip
+    return _compose(est, ctx, "boosted_classifier", path, builder, facts, params, classes)
 
 
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
@@ -196,16 +254,8 @@ def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             f"{name} with loss_function={loss!r} ({facts['n_groups']} outputs) is not "
             f"supported; supported: {', '.join(sorted(REGRESSION_LINKS))}"
         )
-    params = {
-        "methods": ["predict"],
-        "link": REGRESSION_LINKS[loss],
-        "allow_nan": True,
-        "n_features": facts["n_features"],
-    }
-    return forest_spec(
-        ctx, "boosted_regressor", path, builder, n_groups=1,
-        arrays={"base": facts["base"]}, params=params,
-    )  # fmt: skip
+    params = {"methods": ["predict"], "link": REGRESSION_LINKS[loss], "allow_nan": True}
+    return _compose(est, ctx, "boosted_regressor", path, builder, facts, params)
 
 
 try:

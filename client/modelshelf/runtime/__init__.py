@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import (  # noqa: F401
     boosted_linear,
     calibration,
+    catboost_ctr,
     compose,
     covariance,
     cross_decomposition,

@@ -243,6 +243,12 @@ class OneHotEncoder(_Encoder):
         codes = _vector(spec, "codes", len(categories.categories), "i")
         unknown = _vector(spec, "unknown", categories.n_features, "i")
         n_out = spec.param("n_out", int)
+        # each output column is some category's (or an unknown's): no more columns than those
+        spec.check(
+            0 <= n_out <= len(codes) + len(unknown),
+            f"n_out must lie in [0, {len(codes) + len(unknown)}] (categories and unknowns), "
+            f"got {n_out}",
+        )
         for role, arr in (("codes", codes), ("unknown", unknown)):
             spec.check(
                 arr.size == 0 or (int(arr.min()) >= -1 and int(arr.max()) < n_out),

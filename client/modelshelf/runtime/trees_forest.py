@@ -25,6 +25,11 @@ level per step, gathering each pair's node fields. A single row first walks its 
 how many is fixed at load by a cost model of numpy's per-call overhead and per-node work.
 Outputs are summed over trees in the library's order, starting from the base score, so sums
 agree to the last bit.
+
+Where the compiled kernels are built (modelshelf/_kernels), a ``Forest`` hands its arrays to
+the compiled ``Trees`` at load and ``raw`` calls it instead of the walks and sums here: the same
+working matrix in, the same sums out, bit for bit (linear leaves stay with numpy). This module
+stays the reference that the compiled kernel is tested against.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _kernels
 from ..errors import FeatureCountError, ManifestError
 from ._base import Spec
 from .trees_linear import LinearLeaves
@@ -74,6 +80,7 @@ class Forest:
         "feature",
         "groups",
         "input_dtype",
+        "kernel",
         "leaf_values",
         "level_offsets",
         "linear",
@@ -169,6 +176,13 @@ class Forest:
         self.table_levels, self.table_nodes = self._plan_one_row(level_offsets)
         self.level_offsets = level_offsets
         self.compact: list[bool] | None = None  # planned at the first batch: loads stay light
+        # The compiled sums (modelshelf/_kernels/trees.c), when built and given this layout;
+        # linear leaves stay with numpy.
+        self.kernel: Any = None
+        if self.linear is None:
+            self.kernel = _kernels.trees(
+                feature, threshold, child, missing, roots, groups, leaf_values, base, self.depth
+            )
 
     def _plan_compaction(self, level_offsets: np.ndarray) -> list[bool]:
         """Before which steps a batch drops its finished pairs: once a random walk (each side
@@ -216,7 +230,13 @@ class Forest:
         n = X.shape[0]
         rows = max(1, _BLOCK // len(self.roots))
         try:
-            if n <= rows:  # one block (single rows above all): no copy into ``out``
+            if self.kernel is not None:  # the same sums, compiled (blocks bound ``prepare``)
+                out = np.empty((n, self.n_outputs), dtype=self.dtype)
+                for start in range(0, n, rows):
+                    self.kernel.sum(
+                        self.prepare(X[start : start + rows]), out[start : start + rows]
+                    )
+            elif n <= rows:  # one block (single rows above all): no copy into ``out``
                 out = self._sum(self.leaves(self.prepare(X)), X)
             else:
                 out = np.empty((n, self.n_outputs), dtype=self.dtype)
@@ -224,7 +244,7 @@ class Forest:
                     block = X[start : start + rows]
                     leaves = self.leaves(self.prepare(block))
                     out[start : start + len(block)] = self._sum(leaves, block)
-        except IndexError as exc:  # numpy bounds-checks every gather: never a bad read
+        except IndexError as exc:  # numpy bounds-checks every gather, the kernel every index
             raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
         if divide and self.divisor != 1:
             out /= self.divisor
@@ -238,13 +258,16 @@ class Forest:
         with np.errstate(over="ignore"):  # float32 rounding of huge values gives inf, as in C
             W[:, :d] = X if self.input_dtype == self.work_dtype else X.astype(self.input_dtype)
         W[:, d] = -np.inf
+        # Encoded, categorical and zero-missing columns index the input columns only: never the
+        # sentinel, nor a category column not yet written (np.empty's leftovers).
+        inputs = W[:, :d]
         if self.encode_column is not None:
-            self._encode(W)
+            self._encode(inputs)
         if self.cat_column is not None:
-            W[:, d + 1 :] = self._categories(W[:, self.cat_column])
+            W[:, d + 1 :] = self._categories(inputs[:, self.cat_column])
         if self.zero_missing is not None:
             for column in self.zero_missing.tolist():
-                values = W[:, column]
+                values = inputs[:, column]
                 values[np.abs(values) <= LIGHTGBM_ZERO] = np.nan
         return W
 

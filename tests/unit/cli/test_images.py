@@ -22,13 +22,12 @@ from sklearn.preprocessing import StandardScaler
 import modelshelf
 from modelshelf.image import ImageBuilder
 
-SCRIPT = Path(sys.executable).with_name("modelshelf")
+# the code under test (PYTHONPATH), not the console script installed from another checkout
+SCRIPT = [sys.executable, "-m", "modelshelf.cli"]
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([*SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=120)
 
 
 class Unsupported(BaseEstimator):
@@ -59,7 +58,7 @@ def image_file(tmp_path: Path, iris: tuple[np.ndarray, np.ndarray]) -> Path:
 
 
 def test_script_is_installed() -> None:
-    assert SCRIPT.is_file()
+    assert Path(sys.executable).with_name("modelshelf").is_file()
     result = run("--help")
     assert result.returncode == 0
     assert "compile" in result.stdout and "inspect" in result.stdout
@@ -124,12 +123,17 @@ def test_compile_refuses_an_unsupported_estimator(
     joblib.dump(Unsupported().fit(iris[0]), src)
     out = tmp_path / "odd.msi"
     result = subprocess.run(
-        [str(SCRIPT), "compile", str(src), "-o", str(out)],
+        [*SCRIPT, "compile", str(src), "-o", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
         # so that the pickle's class, in this module, can be imported there too
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).parents[3]), os.environ.get("PYTHONPATH", "")]
+            ),
+        },
     )
     assert result.returncode == 1
     assert result.stderr.startswith("modelshelf compile: error: modelshelf cannot compile ")
@@ -142,11 +146,11 @@ def test_compile_reports_a_file_joblib_cannot_load(tmp_path: Path) -> None:
     src = tmp_path / "junk.joblib"
     src.write_bytes(b"this is not a pickle")
     result = run("compile", src, "-o", tmp_path / "junk.msi")
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input
     assert f"cannot load {src} with joblib" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     result = run("compile", tmp_path / "missing.joblib", "-o", tmp_path / "x.msi")
-    assert result.returncode == 1 and "no such file" in result.stderr
+    assert result.returncode == 2 and "no such file" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -208,11 +212,11 @@ def test_inspect_reports_a_checksum_mismatch(image_file: Path) -> None:
     data[-1] ^= 0x01  # inside the last array: the structure stays valid
     image_file.write_bytes(bytes(data))
     result = run("inspect", image_file, "--json")
-    assert result.returncode == 1
+    assert result.returncode == 8  # an invalid image
     assert json.loads(result.stdout)["checksum"]["verdict"] == "MISMATCH"
     assert "checksum MISMATCH" in result.stderr
     result = run("inspect", image_file)
-    assert result.returncode == 1 and "checksum:  MISMATCH" in result.stdout
+    assert result.returncode == 8 and "checksum:  MISMATCH" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -244,7 +248,7 @@ def test_inspect_refuses_an_unknown_model_kind(tmp_path: Path) -> None:
 
 def test_inspect_a_missing_file(tmp_path: Path) -> None:
     result = run("inspect", tmp_path / "nope.msi")
-    assert result.returncode == 1 and "No such file" in result.stderr
+    assert result.returncode == 2 and "No such file" in result.stderr
 
 
 def test_inspect_a_tensor_bundle(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ import pytest
 import modelshelf
 from modelshelf.store import Store
 
-SCRIPT = Path(sys.executable).with_name("modelshelf")
+# the code under test (PYTHONPATH), not the console script installed from another checkout
+SCRIPT = [sys.executable, "-m", "modelshelf.cli"]
 
 
 def run(
@@ -25,7 +26,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MODELSHELF_ADMIN_SOCKET": admin_socket}
     return subprocess.run(
-        [str(SCRIPT), *map(str, args)], capture_output=True, text=True, timeout=120, env=env,
+        [*SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=120, env=env,
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
 

@@ -52,9 +52,10 @@ def test_pipeline_schema_comes_from_its_first_step(iris: tuple[np.ndarray, np.nd
     assert manifest["input"] == {"type": "numeric", "n_features": 4, "feature_names": list("abcd")}
 
 
-def test_metadata(iris: tuple[np.ndarray, np.ndarray]) -> None:
+def test_metadata(iris: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
     import sklearn
 
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     est = LogisticRegression(max_iter=1000).fit(*iris)
     before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     meta = _manifest(est, metadata={"name": "churn", "team": "growth"})["metadata"]
@@ -68,6 +69,18 @@ def test_metadata(iris: tuple[np.ndarray, np.ndarray]) -> None:
     assert meta["created"].endswith("Z")
     created = dt.datetime.fromisoformat(meta["created"].replace("Z", "+00:00"))
     assert before <= created <= after
+
+
+def test_source_date_epoch_makes_compiling_reproducible(
+    iris: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With $SOURCE_DATE_EPOCH, the same model compiles to the same bytes (publish relies on
+    it to recognise a source published again: issue 12, point 5)."""
+    est = LogisticRegression(max_iter=1000).fit(*iris)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    first = modelshelf.compile(est, metadata={"name": "x"})
+    assert _manifest(est)["metadata"]["created"] == "2023-11-14T22:13:20Z"
+    assert modelshelf.compile(est, metadata={"name": "x"}) == first
 
 
 def test_default_name_is_the_estimator_class(iris: tuple[np.ndarray, np.ndarray]) -> None:

@@ -4,6 +4,9 @@ Labels must be identical; probabilities, decision values, regression outputs and
 must agree within each case's tolerance (1e-9 relative, 1e-6 where the model is float32).
 Methods the estimator lacks must be absent from the Model too. Inputs may be numeric arrays or
 lists of documents (text cases); sparse results are compared densified, after their dtypes.
+
+Every case runs on the numpy runtime; tree cases run again on the compiled kernels
+(``-compiled`` ids), which must also give the numpy runtime's results to the last bit.
 """
 
 from __future__ import annotations
@@ -15,7 +18,19 @@ import pytest
 
 import modelshelf
 from modelshelf.runtime import METHODS
-from tests.cases import CASES, Case
+from modelshelf.runtime.trees_forest import Forest
+from tests.cases import CASES, Case, catboost, trees
+from tests.kernels import same_bits, using
+
+# Cases whose models walk trees (outside trees.py and catboost.py: ensembles, meta-estimators
+# and pipelines holding trees, by their ids).
+TREE_WORDS = ("tree", "forest", "hgb", "adaboost", "boost", "xgb", "lgbm")
+TREE_CASES = {c.id for c in (*trees.CASES, *catboost.CASES)} | {
+    c.id for c in CASES if any(word in c.id for word in TREE_WORDS)
+}
+PARAMS = [pytest.param(c, "numpy", id=c.id) for c in CASES] + [
+    pytest.param(c, "compiled", id=f"{c.id}-compiled") for c in CASES if c.id in TREE_CASES
+]
 
 
 def _sk_has(est: object, method: str) -> bool:
@@ -24,10 +39,38 @@ def _sk_has(est: object, method: str) -> bool:
         return hasattr(est, method)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_matches_scikit_learn(case: Case) -> None:
+def forests(obj: object, seen: set[int] | None = None) -> list[Forest]:
+    """Every ``Forest`` reachable from a Model's executors."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or not type(obj).__module__.startswith(("modelshelf", "builtins")):
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, Forest):
+        return [obj]
+    if isinstance(obj, dict):
+        children: list[object] = list(obj.values())
+    elif isinstance(obj, list | tuple):
+        children = list(obj)
+    else:
+        children = list(getattr(obj, "__dict__", {}).values())
+        for cls in type(obj).__mro__:
+            children += [getattr(obj, s) for s in getattr(cls, "__slots__", ()) if hasattr(obj, s)]
+    return [f for child in children for f in forests(child, seen)]
+
+
+@pytest.mark.parametrize(("case", "kernel"), PARAMS)
+def test_matches_scikit_learn(case: Case, kernel: str) -> None:
     est, X = case.fit()
-    model = modelshelf.load(modelshelf.compile(est), verify=True)
+    image = modelshelf.compile(est)
+    with using(kernel):
+        model = modelshelf.load(image, verify=True)
+    reference = None
+    if kernel == "compiled":
+        # every forest the kernel can take is compiled (linear leaves stay with numpy; XGBoost's
+        # gblinear cases have none)
+        assert all(f.kernel is not None for f in forests(model) if f.linear is None)
+        with using("numpy"):
+            reference = modelshelf.load(image)
     compared = 0
     for method in METHODS:
         if not _sk_has(est, method):
@@ -38,6 +81,9 @@ def test_matches_scikit_learn(case: Case) -> None:
             warnings.simplefilter("ignore")
             expected = getattr(est, method)(X)
         actual = getattr(model, method)(X)
+        if reference is not None:
+            numpy_path = getattr(reference, method)(X)
+            assert same_bits(actual, numpy_path), f"{method}: compiled != numpy, bit for bit"
         if isinstance(expected, list):  # multi-output predict_proba: one array per output
             assert isinstance(actual, list) and len(actual) == len(expected), method
             for a, e in zip(actual, expected, strict=True):

@@ -33,6 +33,9 @@ class _EmptyStore:
     def list_refs(self) -> dict[str, list[int]]:
         return {}
 
+    def keys(self, prefix: str, after: str | None = None) -> list[str]:
+        return []  # a store without a change feed
+
 
 @pytest.fixture
 def board():
@@ -128,6 +131,10 @@ class _FlakyStore:
     def list_refs(self) -> dict[str, list[int]]:
         self._answer()
         return {"ns/m": [1]}
+
+    def keys(self, prefix: str, after: str | None = None) -> list[str]:
+        self._answer()
+        return []
 
     def ref(self, namespace: str, name: str, version: int) -> RefInfo:
         self._answer()

@@ -147,6 +147,10 @@ def test_default_paths_for_an_unprivileged_user(monkeypatch: pytest.MonkeyPatch)
         ('http = "127.0.0.1:99999"', r"http must be host:port with a port 1..65535"),
         ("ref_poll_seconds = nan", r"ref_poll_seconds: expected a finite number, got nan"),
         ("shutdown_timeout = inf", r"shutdown_timeout: expected a finite number"),
+        ('ref_full_list_seconds = "x"', r"ref_full_list_seconds: expected a"),
+        ("ref_full_list_seconds = 1", r"ref_full_list_seconds must be at least ref_poll_seconds"),
+        ("ref_skew_seconds = 301", r"ref_skew_seconds must be between 0 and 300"),
+        ("ref_skew_seconds = -1", r"ref_skew_seconds must be between 0 and 300"),
     ],
 )
 def test_every_value_is_type_checked_and_names_its_key(
@@ -168,6 +172,13 @@ def test_the_flags_refuse_what_the_file_refuses() -> None:
     for flags in (["--http", "127.0.0.1:99999"], ["--ref-poll-seconds", "nan"]):
         with pytest.raises(ConfigError):
             load_config(flags, {})
+
+
+def test_the_change_feed_keys_and_their_defaults() -> None:
+    c = load_config([], {})
+    assert (c.ref_full_list_seconds, c.ref_skew_seconds) == (300.0, 60.0)
+    c = load_config(["--ref-full-list-seconds", "60"], {"MODELSHELF_REF_SKEW_SECONDS": "0"})
+    assert (c.ref_full_list_seconds, c.ref_skew_seconds) == (60.0, 0.0)
 
 
 def test_connection_bounds_and_their_defaults() -> None:
@@ -244,3 +255,43 @@ def test_version_and_check_config(tmp_path) -> None:
     assert "s3cr3t" not in good.stdout
     bad = run("--check-config", "--l1-bytes", "lots")
     assert bad.returncode == 2 and "l1_bytes: expected a size" in bad.stderr and not bad.stdout
+
+
+def test_http_inference_keys_and_their_defaults(tmp_path: Path) -> None:
+    c = load_config([], {})
+    assert (c.http, c.http_admin, c.http_max_body, c.http_namespaces) == (
+        "",
+        False,
+        64 << 20,
+        ("*",),
+    )
+    assert (c.http_infer_threads, c.http_infer_queue, c.http_infer_timeout) == (0, 64, 60.0)
+    toml = (
+        'http = "127.0.0.1:9100"\nhttp_admin = true\nhttp_max_body = "1M"\n'
+        'http_namespaces = ["acme", "team-*"]\nhttp_infer_threads = 2\n'
+    )
+    c = load_config(["--config", _file(tmp_path, toml)], {})
+    assert (c.http_admin, c.http_max_body, c.http_namespaces) == (True, 1 << 20, ("acme", "team-*"))
+    assert c.http_infer_threads == 2
+    env = {"MODELSHELF_HTTP_ADMIN": "off", "MODELSHELF_HTTP_NAMESPACES": "a, b"}
+    c = load_config(["--config", _file(tmp_path, toml)], env)
+    assert (c.http_admin, c.http_namespaces) == (False, ("a", "b"))
+    assert load_config(["--http-namespaces", '["x"]'], {}).http_namespaces == ("x",)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('http_admin = "maybe"', r"http_admin: expected true or false, got 'maybe'"),
+        ("http_admin = 1", r"http_admin: expected true or false, got 1"),
+        ("http_max_body = 100", r"http_max_body must be 1K to 4G"),
+        ('http_max_body = "8G"', r"http_max_body must be 1K to 4G"),
+        ('http_namespaces = ["a/b"]', r"http_namespaces: expected namespaces or patterns"),
+        ("http_infer_threads = -1", r"http_infer_threads must be 0 \(derived\) to 256"),
+        ("http_infer_queue = 0", r"http_infer_queue must be at least 1"),
+        ("http_infer_timeout = 0", r"http_infer_timeout must be positive"),
+    ],
+)
+def test_http_inference_keys_are_checked(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(["--config", _file(tmp_path, toml + "\n")], {})

@@ -1,6 +1,7 @@
 """The tree runtime on hand-written images: layout semantics (docs/format.md, tree ensembles),
 summation order, categorical columns, manifest faults, and a reference interpreter run on
-random forests deep and wide enough to exercise compaction and row blocks."""
+random forests deep and wide enough to exercise compaction and row blocks. Every test runs on
+both kernels, numpy and compiled (tests/kernels.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import modelshelf
 from modelshelf.errors import FeatureCountError, ManifestError
 from modelshelf.image import ImageBuilder
 from modelshelf.runtime import trees_forest
+
+pytestmark = pytest.mark.usefixtures("kernel")
 
 S = 2  # the sentinel column of two-feature models
 
@@ -155,6 +158,25 @@ def test_encoded_categories() -> None:
     X = np.column_stack([[-2.5, 0.0, -0.0, 7.0, 1.0, np.nan, 2.0], np.full(7, 5.0)])
     assert model.predict(X).tolist() == [110, 130, 130, 130, 110, 110, 110]
     assert np.isnan(X[5, 0]) and X[1, 0] == 0.0  # the caller's X is untouched
+
+
+@pytest.mark.parametrize("role", ["cat_column", "encode_column", "zero_missing"])
+def test_category_and_missing_columns_are_input_columns(role: str) -> None:
+    # Column 3 of the working matrix is the category column itself, not written yet when it
+    # would be read: out of range for every column role, never a read of np.empty's leftovers.
+    arrays = two_trees(
+        feature=np.array([3, S, 1, S, S, S], np.int32),
+        cat_column=np.array([0], np.int32),
+        cat_offsets=np.array([0, 1], np.int32),
+        cat_words=np.array([0b110], np.uint32),
+    )
+    arrays[role] = np.array([3], np.int32)
+    if role == "encode_column":
+        arrays["encode_offsets"] = np.array([0, 1], np.int32)
+        arrays["encode_values"] = np.array([1.0])
+    model = regressor(arrays, category_cast="trunc")
+    with pytest.raises(ManifestError, match="out-of-range"):
+        model.predict(np.array([[1.0, 5.0]]))
 
 
 def test_zero_as_missing() -> None:

@@ -1,0 +1,110 @@
+"""Which kernels predict: the compiled ones (the C extension ``_native``, built from the C
+files next to this module) or the numpy runtime, the readable reference they mirror.
+
+The extension is optional: built from the source distribution with the system compiler when
+one is there (setup.py), absent otherwise, and then the numpy runtime serves alone, as this
+module says once at import in debug logging. ``MODELSHELF_KERNELS=numpy`` in the environment,
+read once at import, forces the numpy path even when the extension is built.
+
+The runtime asks this module for a family's compiled kernel at load (``trees``); ``None``
+means numpy serves that model: no extension, the variable, or a layout the kernel does not
+take (another dtype, a feature it lacks), never an error. Compiled kernels give the numpy
+path's results to the last bit; the exactness matrix runs tree cases through both.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BUILT", "ENV", "MODES", "active", "mode", "trees", "use"]
+
+ENV = "MODELSHELF_KERNELS"
+MODES = ("compiled", "numpy")
+
+_log = logging.getLogger(__name__)
+
+
+def _import_native() -> tuple[ModuleType | None, str]:
+    try:
+        return importlib.import_module(f"{__name__}._native"), ""
+    except ImportError as exc:  # not built (no compiler at install), or built for another ABI
+        return None, f"not built ({exc})"
+
+
+#: The compiled extension, or None when it was not built or does not import.
+BUILT, _why = _import_native()
+_wanted = os.environ.get(ENV, "").strip().lower() or "compiled"
+if _wanted not in MODES:
+    _log.warning("%s=%r is not one of %s: using the default", ENV, _wanted, "|".join(MODES))
+    _wanted = "compiled"
+_active: ModuleType | None = BUILT if _wanted == "compiled" else None
+if BUILT is None:
+    _log.debug("modelshelf kernels: numpy (the compiled extension is %s)", _why)
+elif _active is None:
+    _log.debug("modelshelf kernels: numpy (%s=numpy)", ENV)
+else:
+    _log.debug("modelshelf kernels: compiled (%s)", BUILT.__file__)
+
+
+def active() -> ModuleType | None:
+    """The compiled extension if it serves models loaded from now on, else None."""
+    return _active
+
+
+def mode() -> str:
+    """``"compiled"`` or ``"numpy"``: which kernels models loaded from now on use."""
+    return "compiled" if _active is not None else "numpy"
+
+
+def use(name: str) -> None:
+    """Switch the kernels of models loaded from now on (tests and benchmarks compare both;
+    models already loaded keep theirs). ``"compiled"`` needs the extension built."""
+    global _active
+    if name not in MODES:
+        raise ValueError(f"kernels must be one of {MODES}, not {name!r}")
+    if name == "compiled" and BUILT is None:
+        raise RuntimeError(f"the compiled kernels are {_why}")
+    _active = BUILT if name == "compiled" else None
+
+
+def trees(
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    child: np.ndarray,
+    missing: np.ndarray | None,
+    roots: np.ndarray,
+    groups: list[int],
+    leaf_values: np.ndarray | None,
+    base: np.ndarray | None,
+    depth: int,
+) -> Any | None:
+    """A forest's compiled sum kernel (``Trees``, trees.c), or None: numpy serves it."""
+    native = _active
+    if native is None:
+        return None
+    out_dtype = threshold.dtype if leaf_values is None else leaf_values.dtype
+    if base is not None:
+        if base.dtype.kind not in "fiu":
+            return None
+        with np.errstate(all="ignore"):  # as the numpy path's assignment into its sums casts
+            base = base.astype(out_dtype)
+    try:
+        return native.Trees(
+            feature,
+            threshold,
+            child,
+            missing,
+            roots,
+            np.asarray(groups, dtype=np.intp),
+            leaf_values,
+            base,
+            depth,
+        )
+    except (TypeError, ValueError):  # dtypes or layout it does not take: numpy reads any
+        return None

@@ -1,0 +1,24 @@
+/* The compiled kernels of modelshelf: declarations shared by module.c and one file per model
+ * family (trees.c). Each family mirrors its numpy reference in modelshelf/runtime/ and reads
+ * the same image arrays; see modelshelf/_kernels/__init__.py for how the runtime picks. */
+#ifndef MODELSHELF_KERNELS_H
+#define MODELSHELF_KERNELS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#ifndef MSK_MODULE
+#define NO_IMPORT_ARRAY
+#endif
+#define PY_ARRAY_UNIQUE_SYMBOL modelshelf_kernels_ARRAY_API
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+
+/* trees.c: the ``Trees`` type (a forest's node arrays, checked once, and its sum kernel). */
+extern PyTypeObject msk_TreesType;
+
+/* A 1-D or 2-D array argument that a kernel reads in place: C-contiguous, aligned, of
+ * ``type_num``, with ``ndim`` dimensions. Sets a TypeError naming ``role`` and returns 0 if not. */
+int msk_check_array(PyObject *obj, const char *role, int type_num, int ndim);
+
+#endif

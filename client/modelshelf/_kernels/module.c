@@ -1,0 +1,46 @@
+/* modelshelf._kernels._native: the compiled kernels' module. It only registers the family
+ * types (trees.c) and holds the helpers they share; the numpy runtime stays the reference. */
+#define MSK_MODULE /* this file imports numpy's C API; the others share its table */
+#include "kernels.h"
+
+int msk_check_array(PyObject *obj, const char *role, int type_num, int ndim) {
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a numpy array, found %s", role,
+                     Py_TYPE(obj)->tp_name);
+        return 0;
+    }
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    if (PyArray_TYPE(arr) != type_num || PyArray_NDIM(arr) != ndim ||
+        !PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) ||
+        !PyArray_ISNOTSWAPPED(arr)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: expected an aligned C-contiguous %d-D array of type %d, found %d-D "
+                     "of type %d",
+                     role, ndim, type_num, PyArray_NDIM(arr), PyArray_TYPE(arr));
+        return 0;
+    }
+    return 1;
+}
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "modelshelf._kernels._native",
+    .m_doc = "Compiled prediction kernels over image arrays (the numpy runtime is the reference).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    import_array();
+    if (PyType_Ready(&msk_TreesType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Trees", (PyObject *)&msk_TreesType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,105 @@
+"""The ``modelshelf`` command's comforts against a real daemon (issue 12, point 5): ``models``
+through the daemon's catalog, publishing unchanged bytes, JSON output and errors, exit
+statuses, and sizes and durations in units."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from typing import Any
+
+from modelshelf.cli._output import size
+from modelshelf.store import Store
+
+from .conftest import Daemon, Images, Shelf
+
+
+def cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelshelf.cli", *args],
+        capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+        env={
+            "MODELSHELF_ADMIN_SOCKET": daemon.admin_socket,
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),  # the code under test
+        },
+    )  # fmt: skip
+
+
+def as_json(proc: subprocess.CompletedProcess[str]) -> Any:
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_models_through_the_daemon(shelf: Shelf, images: Images) -> None:
+    store = Store(shelf.store)
+    store.publish("acme", "churn", images.bytes("logreg"))
+    store.publish("acme", "churn", images.bytes("pipe"))
+    store.publish("acme", "fraud", images.bytes("ridge"))
+    store.publish("other", "x", images.bytes("ridge"))
+    daemon = shelf.make()
+    rows = as_json(cli(daemon, "--json", "models"))
+    assert [r["model"] for r in rows] == ["acme/churn", "acme/fraud", "other/x"]
+    churn = rows[0]
+    latest = store.ref("acme", "churn", 2)
+    assert (churn["versions"], churn["latest"], churn["digest"]) == (2, 2, latest.digest)
+    assert (churn["size"], churn["published"]) == (latest.size, latest.published)
+    # the same rows as straight from the store
+    assert as_json(cli(daemon, "models", "--store", shelf.store, "--json")) == rows
+    text = cli(daemon, "models", "acme/*")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0].split()[:3] == ["MODEL", "LATEST", "VERSIONS"] and len(lines) == 3
+    assert lines[1].split()[:3] == ["acme/churn", "@2", "2"] and "KiB" in lines[1]
+    assert as_json(cli(daemon, "models", "nothing/*", "--json")) == []
+
+
+def test_publish_through_the_daemon_skips_unchanged_bytes(shelf: Shelf, images: Images) -> None:
+    daemon = shelf.make()
+    path = str(images.path("logreg"))
+    first = as_json(cli(daemon, "publish", "team/iris", path, "--json"))
+    assert (first["version"], first["unchanged"]) == (1, False)
+    assert first["size"] == len(images.bytes("logreg"))
+    again = cli(daemon, "publish", "team/iris", path)
+    assert again.returncode == 0 and again.stdout.startswith("unchanged: team/iris@1")
+    forced = as_json(cli(daemon, "--json", "publish", "team/iris", path, "--force"))
+    assert (forced["version"], forced["unchanged"]) == (2, False)
+    assert Store(shelf.store).versions("team", "iris") == [1, 2]
+    # a pickle compiled twice is the same image (created: the file's time): unchanged too
+    pickle = str(images.dir / "pipe.joblib")
+    assert as_json(cli(daemon, "publish", "team/pipe", pickle, "--json"))["version"] == 1
+    assert as_json(cli(daemon, "publish", "team/pipe", pickle, "--json"))["unchanged"] is True
+
+
+def test_json_errors_and_exit_statuses(shelf: Shelf, images: Images) -> None:
+    Store(shelf.store).publish("ns", "m", images.bytes("ridge"))
+    daemon = shelf.make()
+    for args in (["--json", "pin", "ns/absent"], ["pin", "ns/absent", "--json"]):
+        proc = cli(daemon, *args)
+        error = json.loads(proc.stdout)["error"]
+        assert proc.returncode == 3 and error["code"] == "not_found"
+        assert error["type"] == "ModelNotFound" and error["exit_status"] == 3
+    text = cli(daemon, "evict", "ns/m@7")
+    assert text.returncode == 3 and text.stderr.startswith("modelshelf evict: error: ")
+    assert as_json(cli(daemon, "--json", "pin", "ns/m"))["model"] == "ns/m"
+    assert as_json(cli(daemon, "unpin", "--json", "ns/m"))["version"] == 1
+
+
+def test_human_output_in_units(shelf: Shelf, images: Images) -> None:
+    Store(shelf.store).publish("ns", "m", images.bytes("ridge"))
+    daemon = shelf.make()
+    assert cli(daemon, "prefetch", "ns/m").returncode == 0
+    status = cli(daemon, "status").stdout
+    first = status.splitlines()[0]
+    assert " up " in first and any(first.split(" up ")[1].split()[1] == u for u in ("ms", "s"))
+    assert "KiB" in status and "MiB" in status  # L1 usage and budget
+    shown = size(len(images.bytes("ridge")))  # 776 B
+    ls = cli(daemon, "ls").stdout.splitlines()
+    assert ls[1].split()[0] == "ns/m@1" and f"  {shown}  " in ls[1]
+    assert re.search(r"  \d+(\.\d)? m?s ago  ", ls[1]), ls[1]
+    stats = cli(daemon, "stats").stdout
+    fetched = next(line for line in stats.splitlines() if line.startswith("bytes_fetched"))
+    assert fetched.endswith(f" {shown}")
