@@ -287,17 +287,24 @@ def _unimportable(keys: list[str]) -> dict[str, str]:
 
 
 def _kernels_available() -> str | None:
-    """None when ``modelshelf._kernels`` imports; else why not."""
+    """None when this checkout's compiled core serves models; else why not."""
     env = {k: v for k, v in os.environ.items() if k != "MODELSHELF_KERNELS"}
-    proc = subprocess.run(
-        [sys.executable, "-c", "import modelshelf._kernels"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
+    code = (
+        "import modelshelf\n"
+        "try:\n"
+        "    from modelshelf import _kernels\n"
+        "except ImportError as exc:\n"
+        "    print(f'{type(exc).__name__}: {exc}'); raise SystemExit\n"
+        "if not _kernels.__file__.startswith(modelshelf.__path__[0]):\n"
+        "    print(f'modelshelf._kernels comes from another checkout: {_kernels.__file__}')\n"
+        "elif getattr(_kernels, 'mode', lambda: 'numpy')() != 'compiled':\n"
+        "    print(f'the extension is not built ({_kernels.__file__})')\n"
     )
-    return None if proc.returncode == 0 else proc.stderr.strip().splitlines()[-1]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+    why = (proc.stdout + proc.stderr).strip()
+    return why.splitlines()[-1] if why else None
 
 
 def main() -> None:
@@ -330,8 +337,7 @@ def main() -> None:
     keys = [c.key for c in CONTENDERS]
     if no_kernels:
         keys.remove("ms-compiled")
-        print(f"note: modelshelf (compiled) skipped: modelshelf._kernels does not import "
-              f"({no_kernels})", flush=True)  # fmt: skip
+        print(f"note: modelshelf (compiled) skipped: {no_kernels}", flush=True)
     missing = _unimportable(keys)
     for key, why in missing.items():
         keys.remove(key)

@@ -279,8 +279,7 @@ def render(run: dict[str, Any]) -> str:
     )
     parts = [head]
     if run["kernels"]:
-        parts.append(f"modelshelf (compiled) not measured: `modelshelf._kernels` does not import "
-                     f"({run['kernels']}).")  # fmt: skip
+        parts.append(f"modelshelf (compiled) not measured: {run['kernels']}.")
     for key, why in run.get("missing", {}).items():
         parts.append(f"{_label(key)} not measured: its library does not import ({why}).")
     if skipped:

@@ -204,9 +204,17 @@ def _import(key: str) -> None:
 
 
 def _check_kernels(key: str) -> None:
-    """The compiled contender must run the compiled core, the numpy one must not."""
-    if key == "ms-compiled":
-        import modelshelf._kernels  # type: ignore[import-not-found]  # noqa: F401
+    """The compiled contender must run the compiled core, the numpy one must not (the
+    kernels module of this checkout: not one an editable install of another finds)."""
+    if not key.startswith("ms-"):
+        return
+    import modelshelf
+    from modelshelf import _kernels
+
+    mode = _kernels.mode()  # type: ignore[attr-defined]
+    want = "compiled" if key == "ms-compiled" else "numpy"
+    if mode != want or not _kernels.__file__.startswith(modelshelf.__path__[0]):
+        raise RuntimeError(f"{key}: kernels {mode} from {_kernels.__file__}, expected {want}")
 
 
 # --- workers -----------------------------------------------------------------------------------
