@@ -2,7 +2,7 @@
 own loaders, side by side in one run (issue 13, points 4 and 5).
 
     .venv/bin/pip install -e '.[bench]'          # the peers: onnxruntime, skl2onnx, ... (not CI)
-    nice -n 5 .venv/bin/python -m bench.peers    # ~16 min on a busy 2-core VM; bench/out/peers.*
+    nice -n 5 .venv/bin/python -m bench.peers    # ~22 min on a busy 2-core VM; bench/out/peers.*
     .venv/bin/python -m bench.peers --quick --models logreg,xgb-500   # a short run
 
 For each model of issue 13 (``bench/peers_models.py``) and each contender that can load it
