@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from sklearn.utils import murmurhash3_32 as sk_murmurhash3_32
 
 from modelshelf import _kernels
-from modelshelf.runtime.text import _count
+from modelshelf.runtime._sparse import from_dense
+from modelshelf.runtime.text import TfidfTransformer, _count
 from modelshelf.runtime.text_lookup import (
     Vocabulary,
     build_vocabulary,
@@ -213,3 +214,44 @@ def test_the_facade_leaves_other_layouts_and_the_numpy_mode_to_numpy() -> None:
     with using("numpy"):
         assert _kernels.vocabulary(arrays["terms"], arrays["runs"], arrays["columns"]) is None
         assert _kernels.hashing(8, True) is None
+
+
+@pytest.mark.parametrize("norm", [None, "l1", "l2"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("with_idf", [True, False])
+def test_weigh_equals_the_numpy_transformer_to_the_bit(
+    norm: str | None, dtype: type, with_idf: bool
+) -> None:
+    native = _native()
+    rng = np.random.default_rng(0)
+    n_rows, n_features = 40, 30
+    dense = rng.poisson(0.7, size=(n_rows, n_features)).astype(dtype)
+    dense[3] = 0  # an empty row
+    dense[5, :4] = [1e-30, 3e38, 7.0, 1e-45]  # tiny, huge (float32 overflow when squared)
+    idf = rng.uniform(1.0, 9.0, n_features) * 10.0 ** rng.integers(-3, 3, n_features)
+    idf[:3] = [np.inf, 0.0, np.nan]
+    csr = from_dense(dense)
+    with np.errstate(all="ignore"):
+        want = TfidfTransformer(idf if with_idf else None, n_features, False, norm).transform(csr)
+        data = csr.data.copy()
+        indices, indptr = csr.indices.astype(np.int64), csr.indptr.astype(np.int64)
+        native.weigh(
+            data, indices, indptr, idf if with_idf else None, {None: 0, "l1": 1, "l2": 2}[norm]
+        )
+    assert data.dtype == want.data.dtype and data.tobytes() == want.data.tobytes()
+
+
+def test_weigh_checks_its_indices() -> None:
+    native = _native()
+    data = np.ones(3)
+    with pytest.raises(IndexError, match="entry 2 has column 5"):
+        native.weigh(data, np.array([0, 1, 5]), np.array([0, 3]), np.ones(4), 2)
+    with pytest.raises(IndexError, match="entry 0 has column -1"):
+        native.weigh(data, np.array([-1, 1, 2]), np.array([0, 3]), np.ones(4), 2)
+    for indptr in ([1, 3], [0, 2], [0, 4], [0, 2, 1, 3]):
+        with pytest.raises(ValueError, match="indptr"):
+            native.weigh(data, np.array([0, 1, 2]), np.array(indptr), None, 2)
+    with pytest.raises(ValueError, match="norm"):
+        native.weigh(data, np.array([0, 1, 2]), np.array([0, 3]), None, 3)
+    with pytest.raises(TypeError, match="idf"):
+        native.weigh(data, np.array([0, 1, 2]), np.array([0, 3]), np.ones(4, np.float32), 2)

@@ -24,7 +24,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BUILT", "ENV", "MODES", "active", "hashing", "mode", "trees", "use", "vocabulary"]
+__all__ = [
+    "BUILT",
+    "ENV",
+    "MODES",
+    "active",
+    "hashing",
+    "mode",
+    "trees",
+    "use",
+    "vocabulary",
+    "weigh",
+    "weighs",
+]
 
 ENV = "MODELSHELF_KERNELS"
 MODES = ("compiled", "numpy")
@@ -141,3 +153,30 @@ def hashing(n_features: int, alternate_sign: bool) -> TextCounts | None:
         return hashed(features, lengths, n_features, alternate_sign)
 
     return counts
+
+
+_NORMS = {None: 0, "l1": 1, "l2": 2}
+
+
+def weighs(dtype: Any, idf: np.ndarray | None = None) -> bool:
+    """Whether ``weigh`` takes counts of ``dtype`` and that idf (float data, float64 idf)."""
+    return (
+        BUILT is not None
+        and np.dtype(dtype) in (np.float64, np.float32)
+        and (idf is None or (idf.dtype == np.float64 and idf.ndim == 1))
+    )
+
+
+def weigh(
+    data: np.ndarray,
+    indices: np.ndarray,
+    indptr: np.ndarray,
+    idf: np.ndarray | None,
+    norm: str | None,
+) -> None:
+    """CSR ``data`` (int64 ``indices`` and ``indptr``) times ``idf`` then row-normalised, in
+    place (``weigh``, text.c): only on what a compiled counts kernel returned."""
+    assert BUILT is not None
+    if idf is not None:
+        idf = np.ascontiguousarray(idf)
+    BUILT.weigh(data, indices, indptr, idf, _NORMS[norm])

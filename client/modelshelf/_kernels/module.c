@@ -28,6 +28,9 @@ static PyMethodDef native_methods[] = {
      "nnz): per document, the sorted hashed columns of its features and their signed sums."},
     {"murmurhash3_32", msk_murmurhash3_32, METH_O,
      "murmurhash3_32(bytes) -> int: MurmurHash3 x86 32-bit, seed 0, signed."},
+    {"weigh", msk_weigh, METH_VARARGS,
+     "weigh(data, indices, indptr, idf, norm): CSR data times idf (or None), then row norms "
+     "(0 none, 1 l1, 2 l2), in place."},
     {NULL, NULL, 0, NULL},
 };
 

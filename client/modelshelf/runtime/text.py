@@ -98,15 +98,23 @@ class _Vectorizer(Executor):
     def columns_of(self, features: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """(column, value) of every feature, column -1 dropping it; values None: all 1."""
 
-    def compiled_counts(self, docs: list[str | bytes]) -> CSRMatrix:
-        """``counts`` through the compiled kernel: every occurrence looked up or hashed in C."""
+    def compiled_counts(
+        self, docs: list[str | bytes], norm: str | None = None, idf: np.ndarray | None = None
+    ) -> CSRMatrix:
+        """``counts`` through the compiled kernel: every occurrence looked up or hashed in C;
+        then, for float data, the idf weights and the row ``norm`` in C too (``weigh``),
+        else with numpy (``TfidfTransformer``, ``normalize_rows``), by the caller."""
         assert self.kernel is not None
         features, _, lengths = self.analyzer.tokens(docs, distinct=False)
         indptr, columns, values, nnz = self.kernel(features, lengths)
-        data = values[:nnz].astype(self.dtype)
+        columns = columns[:nnz]
+        data = values[:nnz].astype(self.dtype)  # a new array: weighed in place
         if self.binary:
             data = np.ones_like(data)
-        return _csr_from_indptr(indptr, columns[:nnz], data, self.n_features)
+        if norm is not None or idf is not None:
+            assert _kernels.weighs(data.dtype, idf)
+            _kernels.weigh(data, columns, indptr, idf, norm)
+        return _csr_from_indptr(indptr, columns, data, self.n_features)
 
     def counts(self, docs: Any) -> CSRMatrix:
         docs = as_documents(docs)
@@ -158,9 +166,11 @@ class CountVectorizer(_Vectorizer):
     def columns_of(self, features: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         return self.vocabulary.lookup(features), None
 
-    def compiled_counts(self, docs: list[str | bytes]) -> CSRMatrix:
+    def compiled_counts(
+        self, docs: list[str | bytes], norm: str | None = None, idf: np.ndarray | None = None
+    ) -> CSRMatrix:
         try:
-            return super().compiled_counts(docs)
+            return super().compiled_counts(docs, norm, idf)
         except IndexError as exc:  # a column outside the vocabulary, as the numpy path says
             raise ManifestError(
                 f"vocabulary columns must lie in [0, {len(self.vocabulary)}): {exc}"
@@ -206,9 +216,11 @@ class HashingVectorizer(_Vectorizer):
             norm,
         )
 
-    def compiled_counts(self, docs: list[str | bytes]) -> CSRMatrix:
+    def compiled_counts(
+        self, docs: list[str | bytes], norm: str | None = None, idf: np.ndarray | None = None
+    ) -> CSRMatrix:
         try:
-            return super().compiled_counts(docs)
+            return super().compiled_counts(docs, norm, idf)
         except UnicodeEncodeError as exc:  # strict UTF-8, as the numpy path and scikit-learn
             raise InputTypeError(f"a token cannot be encoded as UTF-8 for hashing: {exc}") from exc
 
@@ -225,6 +237,8 @@ class HashingVectorizer(_Vectorizer):
         return columns, np.where(hashes >= 0, 1.0, -1.0)
 
     def transform(self, X: Any) -> CSRMatrix:
+        if self.kernel is not None and self.norm is not None and _kernels.weighs(self.dtype):
+            return self.compiled_counts(as_documents(X), norm=self.norm)
         out = self.counts(X)
         return out if self.norm is None else out.normalize_rows(self.norm)
 
@@ -295,4 +309,11 @@ class TfidfVectorizer(Executor):
         return cls(counts, tfidf)
 
     def transform(self, X: Any) -> CSRMatrix:
-        return self.tfidf.transform(self.counts.transform(X))
+        counts, tfidf = self.counts, self.tfidf
+        if (
+            counts.kernel is not None
+            and not tfidf.sublinear_tf  # np.log stays in numpy: C's log may round otherwise
+            and _kernels.weighs(counts.dtype, tfidf.idf)
+        ):
+            return counts.compiled_counts(as_documents(X), tfidf.norm, tfidf.idf)
+        return tfidf.transform(counts.transform(X))
