@@ -15,6 +15,10 @@
  *   ``str.encode``), column ``|h| % n_features``, value +1 or (alternate_sign, h < 0) -1,
  *   summed per (document, column) in float64: integers, exact in any order; a zero sum stays.
  *
+ * - ``weigh(data, indices, indptr, idf, norm)``: then, in place, tf-idf weights and the row
+ *   norm, the numpy path's float operations in its order (TfidfTransformer, normalize_rows);
+ *   sublinear tf (``np.log``) is left to numpy, whose log may round differently from C's.
+ *
  * Entries come sorted by column within each document, as the numpy path's sort gives them.
  * ``Vocab`` checks its runs once when made, in O(number of runs): lengths rising, counts
  * positive, runs tiling the blob in order without overflow, one column per term; a column read

@@ -8,7 +8,8 @@ per-term structure: the vocabulary stays the image's bytes.
 
 Where the compiled kernels are built (modelshelf/_kernels), a vectorizer takes at load the
 compiled counts of its family (text.c): the lookup or hashing of every occurrence and the
-per-document sorted counts, the numpy path's CSR to the last bit; analysis stays in Python.
+per-document sorted counts, then the idf weights and row norms of float data (not sublinear
+tf), the numpy path's CSR to the last bit; analysis stays in Python (``re``).
 """
 
 from __future__ import annotations
