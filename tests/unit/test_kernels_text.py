@@ -7,6 +7,7 @@ tests/adversarial/test_text_kernels.py feeds them hostile string tables.)"""
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -255,3 +256,23 @@ def test_weigh_checks_its_indices() -> None:
         native.weigh(data, np.array([0, 1, 2]), np.array([0, 3]), None, 3)
     with pytest.raises(TypeError, match="idf"):
         native.weigh(data, np.array([0, 1, 2]), np.array([0, 3]), np.ones(4, np.float32), 2)
+
+
+def test_threads_sharing_one_vocabulary_get_the_same_counts() -> None:
+    # The GIL is released while counting: threads run the same table at once.
+    native = _native()
+    terms = [f"t{i}" for i in range(5000)]
+    arrays = build_vocabulary({t: i for i, t in enumerate(terms)})
+    vocab = native.Vocab(arrays["terms"], arrays["runs"], arrays["columns"])
+    rng = random.Random(1)
+    features = [rng.choice(terms) + rng.choice(["", "", "x"]) for _ in range(20000)]
+    lengths = _lengths(5000, 5000, 10000)
+
+    def used(result: tuple[np.ndarray, np.ndarray, np.ndarray, int]) -> list[bytes]:
+        indptr, indices, values, nnz = result  # entries past nnz are not written
+        return [indptr.tobytes(), indices[:nnz].tobytes(), values[:nnz].tobytes()]
+
+    want = used(vocab.counts(features, lengths))
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: vocab.counts(features, lengths), range(8)))
+    assert all(used(r) == want for r in results)

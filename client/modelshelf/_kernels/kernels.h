@@ -18,8 +18,8 @@
 extern PyTypeObject msk_TreesType;
 
 /* text.c: the ``Vocab`` type (a vocabulary string table, its runs checked once, and its
- * counts kernel), the hashing vectorizer's counts, murmurhash3 of one buffer, and tf-idf
- * weighting with row norms (``weigh``). */
+ * counts kernel), the hashing vectorizer's counts and murmurhash3 of one buffer; text_weigh.c:
+ * tf-idf weighting with row norms (``weigh``). */
 extern PyTypeObject msk_VocabType;
 PyObject *msk_hashed_counts(PyObject *module, PyObject *args);
 PyObject *msk_murmurhash3_32(PyObject *module, PyObject *arg);

@@ -1,5 +1,6 @@
 /* modelshelf._kernels._native: the compiled kernels' module. It only registers the family
- * types (trees.c, text.c) and holds the helpers they share; the numpy runtime stays the reference. */
+ * types and functions (trees.c, text.c, text_weigh.c) and holds the helpers they share; the
+ * numpy runtime stays the reference. */
 #define MSK_MODULE /* this file imports numpy's C API; the others share its table */
 #include "kernels.h"
 
