@@ -7,10 +7,10 @@ module says once at import in debug logging. ``MODELSHELF_KERNELS=numpy`` in the
 read once at import, forces the numpy path even when the extension is built.
 
 The runtime asks this module for a family's compiled kernel at load (``trees``,
-``vocabulary``, ``hashing``); ``None``
-means numpy serves that model: no extension, the variable, or a layout the kernel does not
-take (another dtype, a feature it lacks), never an error. Compiled kernels give the numpy
-path's results to the last bit; the exactness matrix runs tree and text cases through both.
+``vocabulary``, ``hashing``); ``None`` means numpy serves that model: no extension, the
+variable, or a layout the kernel does not take (another dtype, a feature it lacks), never an
+error. Compiled kernels give the numpy path's results to the last bit; the exactness matrix
+runs tree and text cases through both.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def weigh(
     norm: str | None,
 ) -> None:
     """CSR ``data`` (int64 ``indices`` and ``indptr``) times ``idf`` then row-normalised, in
-    place (``weigh``, text.c): only on what a compiled counts kernel returned."""
+    place (``weigh``, text_weigh.c): only on what a compiled counts kernel returned."""
     assert BUILT is not None
     if idf is not None:
         idf = np.ascontiguousarray(idf)
