@@ -44,7 +44,17 @@ def using(kernel: str) -> Iterator[None]:
 
 
 def same_bits(actual: object, expected: object) -> bool:
-    """Equal to the last bit: same type, dtype, shape and bytes (floats: -0.0 is not 0.0)."""
+    """Equal to the last bit: same type, dtype, shape and bytes (floats: -0.0 is not 0.0);
+    sparse matrices (text vectorizers' CSR): same type, shape and data, indices and indptr."""
+    if hasattr(expected, "indptr"):
+        return (
+            type(actual) is type(expected)
+            and getattr(actual, "shape", None) == getattr(expected, "shape", None)
+            and all(
+                same_bits(getattr(actual, part), getattr(expected, part))
+                for part in ("data", "indices", "indptr")
+            )
+        )
     if isinstance(expected, list):
         return (
             isinstance(actual, list)

@@ -6,10 +6,11 @@ one is there (setup.py), absent otherwise, and then the numpy runtime serves alo
 module says once at import in debug logging. ``MODELSHELF_KERNELS=numpy`` in the environment,
 read once at import, forces the numpy path even when the extension is built.
 
-The runtime asks this module for a family's compiled kernel at load (``trees``); ``None``
-means numpy serves that model: no extension, the variable, or a layout the kernel does not
-take (another dtype, a feature it lacks), never an error. Compiled kernels give the numpy
-path's results to the last bit; the exactness matrix runs tree cases through both.
+The runtime asks this module for a family's compiled kernel at load (``trees``,
+``vocabulary``, ``hashing``); ``None`` means numpy serves that model: no extension, the
+variable, or a layout the kernel does not take (another dtype, a feature it lacks), never an
+error. Compiled kernels give the numpy path's results to the last bit; the exactness matrix
+runs tree and text cases through both.
 """
 
 from __future__ import annotations
@@ -17,12 +18,25 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BUILT", "ENV", "MODES", "active", "mode", "trees", "use"]
+__all__ = [
+    "BUILT",
+    "ENV",
+    "MODES",
+    "active",
+    "hashing",
+    "mode",
+    "trees",
+    "use",
+    "vocabulary",
+    "weigh",
+    "weighs",
+]
 
 ENV = "MODELSHELF_KERNELS"
 MODES = ("compiled", "numpy")
@@ -108,3 +122,61 @@ def trees(
         )
     except (TypeError, ValueError):  # dtypes or layout it does not take: numpy reads any
         return None
+
+
+#: ``(features, lengths) -> (indptr, indices, values, nnz)``: a text vectorizer's counts kernel.
+TextCounts = Callable[[list[str], np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, int]]
+
+
+def vocabulary(terms: np.ndarray, runs: np.ndarray, columns: np.ndarray) -> TextCounts | None:
+    """A vocabulary table's compiled counts (``Vocab.counts``, text.c), or None: numpy."""
+    native = _active
+    if native is None:
+        return None
+    try:
+        counts: TextCounts = native.Vocab(terms, runs, columns).counts
+    except (TypeError, ValueError):  # dtypes it does not take (the runs were checked at load)
+        return None
+    return counts
+
+
+def hashing(n_features: int, alternate_sign: bool) -> TextCounts | None:
+    """A hashing vectorizer's compiled counts (``hashed_counts``, text.c), or None: numpy."""
+    native = _active
+    if native is None:
+        return None
+    hashed = native.hashed_counts
+
+    def counts(
+        features: list[str], lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        return hashed(features, lengths, n_features, alternate_sign)
+
+    return counts
+
+
+_NORMS = {None: 0, "l1": 1, "l2": 2}
+
+
+def weighs(dtype: Any, idf: np.ndarray | None = None) -> bool:
+    """Whether ``weigh`` takes counts of ``dtype`` and that idf (float data, float64 idf)."""
+    return (
+        BUILT is not None
+        and np.dtype(dtype) in (np.float64, np.float32)
+        and (idf is None or (idf.dtype == np.float64 and idf.ndim == 1))
+    )
+
+
+def weigh(
+    data: np.ndarray,
+    indices: np.ndarray,
+    indptr: np.ndarray,
+    idf: np.ndarray | None,
+    norm: str | None,
+) -> None:
+    """CSR ``data`` (int64 ``indices`` and ``indptr``) times ``idf`` then row-normalised, in
+    place (``weigh``, text_weigh.c): only on what a compiled counts kernel returned."""
+    assert BUILT is not None
+    if idf is not None:
+        idf = np.ascontiguousarray(idf)
+    BUILT.weigh(data, indices, indptr, idf, _NORMS[norm])

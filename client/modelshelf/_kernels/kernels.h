@@ -17,6 +17,14 @@
 /* trees.c: the ``Trees`` type (a forest's node arrays, checked once, and its sum kernel). */
 extern PyTypeObject msk_TreesType;
 
+/* text.c: the ``Vocab`` type (a vocabulary string table, its runs checked once, and its
+ * counts kernel), the hashing vectorizer's counts and murmurhash3 of one buffer; text_weigh.c:
+ * tf-idf weighting with row norms (``weigh``). */
+extern PyTypeObject msk_VocabType;
+PyObject *msk_hashed_counts(PyObject *module, PyObject *args);
+PyObject *msk_murmurhash3_32(PyObject *module, PyObject *arg);
+PyObject *msk_weigh(PyObject *module, PyObject *args);
+
 /* A 1-D or 2-D array argument that a kernel reads in place: C-contiguous, aligned, of
  * ``type_num``, with ``ndim`` dimensions. Sets a TypeError naming ``role`` and returns 0 if not. */
 int msk_check_array(PyObject *obj, const char *role, int type_num, int ndim);

@@ -1,5 +1,6 @@
 /* modelshelf._kernels._native: the compiled kernels' module. It only registers the family
- * types (trees.c) and holds the helpers they share; the numpy runtime stays the reference. */
+ * types and functions (trees.c, text.c, text_weigh.c) and holds the helpers they share; the
+ * numpy runtime stays the reference. */
 #define MSK_MODULE /* this file imports numpy's C API; the others share its table */
 #include "kernels.h"
 
@@ -22,16 +23,29 @@ int msk_check_array(PyObject *obj, const char *role, int type_num, int ndim) {
     return 1;
 }
 
+static PyMethodDef native_methods[] = {
+    {"hashed_counts", msk_hashed_counts, METH_VARARGS,
+     "hashed_counts(features, lengths, n_features, alternate_sign) -> (indptr, indices, sums, "
+     "nnz): per document, the sorted hashed columns of its features and their signed sums."},
+    {"murmurhash3_32", msk_murmurhash3_32, METH_O,
+     "murmurhash3_32(bytes) -> int: MurmurHash3 x86 32-bit, seed 0, signed."},
+    {"weigh", msk_weigh, METH_VARARGS,
+     "weigh(data, indices, indptr, idf, norm): CSR data times idf (or None), then row norms "
+     "(0 none, 1 l1, 2 l2), in place."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "modelshelf._kernels._native",
     .m_doc = "Compiled prediction kernels over image arrays (the numpy runtime is the reference).",
     .m_size = -1,
+    .m_methods = native_methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
     import_array();
-    if (PyType_Ready(&msk_TreesType) < 0) {
+    if (PyType_Ready(&msk_TreesType) < 0 || PyType_Ready(&msk_VocabType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&native_module);
@@ -39,6 +53,10 @@ PyMODINIT_FUNC PyInit__native(void) {
         return NULL;
     }
     if (PyModule_AddObjectRef(module, "Trees", (PyObject *)&msk_TreesType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Vocab", (PyObject *)&msk_VocabType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -5,6 +5,11 @@
 weights and normalises counts; ``TfidfVectorizer`` chains the two. The analysis is in
 ``text_analysis``, the vocabulary table and murmurhash in ``text_lookup``. Loading builds no
 per-term structure: the vocabulary stays the image's bytes.
+
+Where the compiled kernels are built (modelshelf/_kernels), a vectorizer takes at load the
+compiled counts of its family (text.c): the lookup or hashing of every occurrence and the
+per-document sorted counts, then the idf weights and row norms of float data (not sublinear
+tf), the numpy path's CSR to the last bit; analysis stays in Python (``re``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _kernels
 from ..errors import FeatureCountError, InputTypeError, ManifestError
 from ._base import Executor, Spec, register
 from ._sparse import CSRMatrix, from_dense
@@ -51,6 +57,16 @@ def _csr(
     return CSRMatrix(values, columns.astype(index_dtype), indptr, (n_docs, n_features))
 
 
+def _csr_from_indptr(
+    indptr: np.ndarray, columns: np.ndarray, values: np.ndarray, n_features: int
+) -> CSRMatrix:
+    """CSR from a compiled kernel's parts, in ``_csr``'s index dtype."""
+    limit = np.iinfo(np.int32).max
+    index_dtype = np.int32 if len(values) <= limit and n_features <= limit else np.int64
+    shape = (len(indptr) - 1, n_features)
+    return CSRMatrix(values, columns.astype(index_dtype), indptr.astype(index_dtype), shape)
+
+
 def _count(
     doc_of: np.ndarray, columns: np.ndarray, n_docs: int, n_features: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,6 +86,8 @@ class _Vectorizer(Executor):
     methods = frozenset({"transform"})
     #: intern a batch's features before ``columns_of`` (worth it when a lookup is costly).
     distinct_features = True
+    #: the compiled counts (modelshelf/_kernels, text.c) taken at load, or None: numpy.
+    kernel: _kernels.TextCounts | None = None
 
     def __init__(self, analyzer: Analyzer, n_features: int, binary: bool, dtype: Any) -> None:
         self.analyzer = analyzer
@@ -81,8 +99,28 @@ class _Vectorizer(Executor):
     def columns_of(self, features: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         """(column, value) of every feature, column -1 dropping it; values None: all 1."""
 
+    def compiled_counts(
+        self, docs: list[str | bytes], norm: str | None = None, idf: np.ndarray | None = None
+    ) -> CSRMatrix:
+        """``counts`` through the compiled kernel: every occurrence looked up or hashed in C;
+        then, for float data, the idf weights and the row ``norm`` in C too (``weigh``),
+        else with numpy (``TfidfTransformer``, ``normalize_rows``), by the caller."""
+        assert self.kernel is not None
+        features, _, lengths = self.analyzer.tokens(docs, distinct=False)
+        indptr, columns, values, nnz = self.kernel(features, lengths)
+        columns = columns[:nnz]
+        data = values[:nnz].astype(self.dtype)  # a new array: weighed in place
+        if self.binary:
+            data = np.ones_like(data)
+        if norm is not None or idf is not None:
+            assert _kernels.weighs(data.dtype, idf)
+            _kernels.weigh(data, columns, indptr, idf, norm)
+        return _csr_from_indptr(indptr, columns, data, self.n_features)
+
     def counts(self, docs: Any) -> CSRMatrix:
         docs = as_documents(docs)
+        if self.kernel is not None:
+            return self.compiled_counts(docs)
         features, ids, lengths = self.analyzer.tokens(docs, distinct=self.distinct_features)
         columns, values = self.columns_of(features)
         doc_of = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
@@ -118,6 +156,7 @@ class CountVectorizer(_Vectorizer):
     ) -> None:
         super().__init__(analyzer, len(vocabulary), binary, dtype)
         self.vocabulary = vocabulary
+        self.kernel = _kernels.vocabulary(vocabulary.blob, vocabulary.runs, vocabulary.columns)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> CountVectorizer:
@@ -127,6 +166,16 @@ class CountVectorizer(_Vectorizer):
 
     def columns_of(self, features: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
         return self.vocabulary.lookup(features), None
+
+    def compiled_counts(
+        self, docs: list[str | bytes], norm: str | None = None, idf: np.ndarray | None = None
+    ) -> CSRMatrix:
+        try:
+            return super().compiled_counts(docs, norm, idf)
+        except IndexError as exc:  # a column outside the vocabulary, as the numpy path says
+            raise ManifestError(
+                f"vocabulary columns must lie in [0, {len(self.vocabulary)}): {exc}"
+            ) from exc
 
     def transform(self, X: Any) -> CSRMatrix:
         return self.counts(X)
@@ -152,6 +201,7 @@ class HashingVectorizer(_Vectorizer):
         super().__init__(analyzer, n_features, binary, dtype)
         self.alternate_sign = alternate_sign
         self.norm = norm
+        self.kernel = _kernels.hashing(n_features, alternate_sign)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> HashingVectorizer:
@@ -167,6 +217,14 @@ class HashingVectorizer(_Vectorizer):
             norm,
         )
 
+    def compiled_counts(
+        self, docs: list[str | bytes], norm: str | None = None, idf: np.ndarray | None = None
+    ) -> CSRMatrix:
+        try:
+            return super().compiled_counts(docs, norm, idf)
+        except UnicodeEncodeError as exc:  # strict UTF-8, as the numpy path and scikit-learn
+            raise InputTypeError(f"a token cannot be encoded as UTF-8 for hashing: {exc}") from exc
+
     def columns_of(self, features: list[str]) -> tuple[np.ndarray, np.ndarray]:
         try:
             keys = list(map(str.encode, features))  # strict UTF-8, in C
@@ -180,6 +238,8 @@ class HashingVectorizer(_Vectorizer):
         return columns, np.where(hashes >= 0, 1.0, -1.0)
 
     def transform(self, X: Any) -> CSRMatrix:
+        if self.kernel is not None and self.norm is not None and _kernels.weighs(self.dtype):
+            return self.compiled_counts(as_documents(X), norm=self.norm)
         out = self.counts(X)
         return out if self.norm is None else out.normalize_rows(self.norm)
 
@@ -250,4 +310,11 @@ class TfidfVectorizer(Executor):
         return cls(counts, tfidf)
 
     def transform(self, X: Any) -> CSRMatrix:
-        return self.tfidf.transform(self.counts.transform(X))
+        counts, tfidf = self.counts, self.tfidf
+        if (
+            counts.kernel is not None
+            and not tfidf.sublinear_tf  # np.log stays in numpy: C's log may round otherwise
+            and _kernels.weighs(counts.dtype, tfidf.idf)
+        ):
+            return counts.compiled_counts(as_documents(X), tfidf.norm, tfidf.idf)
+        return tfidf.transform(counts.transform(X))

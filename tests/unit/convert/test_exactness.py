@@ -5,7 +5,7 @@ must agree within each case's tolerance (1e-9 relative, 1e-6 where the model is 
 Methods the estimator lacks must be absent from the Model too. Inputs may be numeric arrays or
 lists of documents (text cases); sparse results are compared densified, after their dtypes.
 
-Every case runs on the numpy runtime; tree cases run again on the compiled kernels
+Every case runs on the numpy runtime; tree and text cases run again on the compiled kernels
 (``-compiled`` ids), which must also give the numpy runtime's results to the last bit.
 """
 
@@ -18,8 +18,9 @@ import pytest
 
 import modelshelf
 from modelshelf.runtime import METHODS
+from modelshelf.runtime.text import _Vectorizer
 from modelshelf.runtime.trees_forest import Forest
-from tests.cases import CASES, Case, catboost, trees
+from tests.cases import CASES, Case, catboost, text, trees
 from tests.kernels import same_bits, using
 
 # Cases whose models walk trees (outside trees.py and catboost.py: ensembles, meta-estimators
@@ -28,8 +29,12 @@ TREE_WORDS = ("tree", "forest", "hgb", "adaboost", "boost", "xgb", "lgbm")
 TREE_CASES = {c.id for c in (*trees.CASES, *catboost.CASES)} | {
     c.id for c in CASES if any(word in c.id for word in TREE_WORDS)
 }
+# Cases whose models count text: the vectorizers and pipelines from documents (a lone
+# TfidfTransformer takes counts, not documents).
+TEXT_CASES = {c.id for c in text.CASES if "tfidf-transformer" not in c.id}
+COMPILED_CASES = TREE_CASES | TEXT_CASES
 PARAMS = [pytest.param(c, "numpy", id=c.id) for c in CASES] + [
-    pytest.param(c, "compiled", id=f"{c.id}-compiled") for c in CASES if c.id in TREE_CASES
+    pytest.param(c, "compiled", id=f"{c.id}-compiled") for c in CASES if c.id in COMPILED_CASES
 ]
 
 
@@ -39,13 +44,23 @@ def _sk_has(est: object, method: str) -> bool:
         return hasattr(est, method)
 
 
-def forests(obj: object, seen: set[int] | None = None) -> list[Forest]:
+def forests(obj: object) -> list[Forest]:
     """Every ``Forest`` reachable from a Model's executors."""
+    return [f for f in reachable(obj, (Forest,)) if isinstance(f, Forest)]
+
+
+def vectorizers(obj: object) -> list[_Vectorizer]:
+    """Every text vectorizer (count or hashing) reachable from a Model's executors."""
+    return [v for v in reachable(obj, (_Vectorizer,)) if isinstance(v, _Vectorizer)]
+
+
+def reachable(obj: object, kinds: tuple[type, ...], seen: set[int] | None = None) -> list[object]:
+    """Every object of one of ``kinds`` reachable from a Model's executors."""
     seen = set() if seen is None else seen
     if id(obj) in seen or not type(obj).__module__.startswith(("modelshelf", "builtins")):
         return []
     seen.add(id(obj))
-    if isinstance(obj, Forest):
+    if isinstance(obj, kinds):
         return [obj]
     if isinstance(obj, dict):
         children: list[object] = list(obj.values())
@@ -55,7 +70,7 @@ def forests(obj: object, seen: set[int] | None = None) -> list[Forest]:
         children = list(getattr(obj, "__dict__", {}).values())
         for cls in type(obj).__mro__:
             children += [getattr(obj, s) for s in getattr(cls, "__slots__", ()) if hasattr(obj, s)]
-    return [f for child in children for f in forests(child, seen)]
+    return [f for child in children for f in reachable(child, kinds, seen)]
 
 
 @pytest.mark.parametrize(("case", "kernel"), PARAMS)
@@ -69,6 +84,10 @@ def test_matches_scikit_learn(case: Case, kernel: str) -> None:
         # every forest the kernel can take is compiled (linear leaves stay with numpy; XGBoost's
         # gblinear cases have none)
         assert all(f.kernel is not None for f in forests(model) if f.linear is None)
+        # and every vectorizer counts through the compiled lookup or hashing
+        assert all(v.kernel is not None for v in vectorizers(model))
+        if case.id in TEXT_CASES:
+            assert vectorizers(model), "a text case without a vectorizer"
         with using("numpy"):
             reference = modelshelf.load(image)
     compared = 0

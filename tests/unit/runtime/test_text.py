@@ -1,7 +1,8 @@
 """Text runtime: documents validation, murmurhash, the vocabulary table, vectorizer kernels.
 
 Kernels are built straight from compiled images (``runtime.build``), so these tests exercise
-the runtime without the Model layer; tests/cases/text.py covers the Model surface.
+the runtime without the Model layer; tests/cases/text.py covers the Model surface. The
+vectorizer tests run on both kernels (numpy, and the compiled counts of modelshelf/_kernels).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from modelshelf.runtime.text_lookup import (
     murmurhash3_32,
 )
 from tests.cases.text import corpus
+from tests.kernels import using
 
 
 def _kernel(est: Any, docs: list[Any] | None = None) -> Executor:
@@ -87,6 +89,7 @@ def test_a_table_is_not_a_list_of_documents() -> None:
         as_documents(_Frame())
 
 
+@pytest.mark.usefixtures("kernel")
 def test_undecodable_bytes_follow_decode_error() -> None:
     docs = ["café au lait", "plain text"]
     strict = _kernel(CountVectorizer(), docs)
@@ -151,7 +154,8 @@ def test_vocabulary_cost_is_within_budget() -> None:
 
 
 def test_vocabulary_views_share_the_image_bytes() -> None:
-    kernel = _kernel(CountVectorizer())
+    with using("numpy"):  # the numpy path's views (the compiled one reads the blob in C)
+        kernel = _kernel(CountVectorizer())
     assert isinstance(kernel, CountKernel)
     vocab = kernel.vocabulary
     assert not vocab.blob.flags.writeable
@@ -193,6 +197,7 @@ def _same(kernel: Executor, est: Any, docs: list[Any]) -> None:
     np.testing.assert_allclose(got.data, want.data, rtol=1e-12)
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize(
     "est",
     [
@@ -211,6 +216,7 @@ def test_kernels_produce_sklearns_exact_csr(est: Any) -> None:
     _same(kernel, est, ["", "zzz qqq", "   "])  # nothing known: empty rows
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("binary", [False, True])
 def test_hashing_keeps_entries_whose_signs_cancel(binary: bool) -> None:
     # With one column every character lands together and the signs cancel: SciPy keeps the
@@ -224,6 +230,7 @@ def test_hashing_keeps_entries_whose_signs_cancel(binary: bool) -> None:
     assert got.nnz == want.nnz
 
 
+@pytest.mark.usefixtures("kernel")
 def test_kernels_never_write_their_input() -> None:
     docs = ["Café Ölfarbe", "python numpy"]
     before = list(docs)
@@ -232,6 +239,7 @@ def test_kernels_never_write_their_input() -> None:
     assert docs == before
 
 
+@pytest.mark.usefixtures("kernel")
 def test_hashing_refuses_tokens_utf8_cannot_encode() -> None:
     kernel = _kernel(HashingVectorizer(n_features=8, analyzer="char"), ["x"])
     with pytest.raises(InputError):
