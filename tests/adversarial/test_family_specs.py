@@ -87,3 +87,34 @@ def test_family_spec_mutations(corpus: dict[str, Image], data: st.DataObject) ->
     arrays = list(image.arrays.items())
     manifest = data.draw(mutated_manifest(image.manifest, [n for n, _ in arrays]))
     assert consume(_raw.assemble(arrays, manifest)) in ("open", "load", "ok")
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_weights_narrower_than_the_features_are_a_manifest_error(kind: str) -> None:
+    """An image whose weight matrix takes fewer inputs than its manifest's features: the model
+    checks X against the manifest, the product finds the weights disagree (ManifestError, not
+    numpy's ValueError)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    from modelshelf.errors import ManifestError
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 5)), rng.integers(0, 2, 60)
+    est = LogisticRegression() if kind == "linear" else MLPClassifier((4,), max_iter=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        image = Image.open(modelshelf.compile(est.fit(X, y)))
+    arrays = [
+        (name, array[..., :-1] if array.ndim == 2 and array.shape[-1] == 5 else array)
+        for name, array in image.arrays.items()
+    ]
+    if kind == "mlp":  # the first layer's (inputs, units): drop an input row
+        arrays = [
+            (name, array[:-1] if array.ndim == 2 and array.shape[0] == 5 else array)
+            for name, array in image.arrays.items()
+        ]
+    model = modelshelf.load(_raw.assemble(arrays, image.manifest))
+    with pytest.raises(ManifestError, match="weights take 4 inputs"):
+        model.predict(X[:3])

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ManifestError
+
 # A dense product ``X @ W`` (m x k times k x n) runs on the calling thread in numpy's OpenBLAS
 # only while m * k * n <= 65536 * 4 (interface/gemm.c: SMP_THRESHOLD_MIN x
 # GEMM_MULTITHREAD_THRESHOLD). Above that OpenBLAS hands part of the work to its worker threads
@@ -32,6 +34,8 @@ def matmul(X: Any, W: np.ndarray) -> Any:
     if not isinstance(X, np.ndarray) or X.ndim != 2:
         return X @ W
     rows, k = X.shape
+    if k != W.shape[0]:  # X was checked against the manifest: the image's weights disagree
+        raise ManifestError(f"weights take {W.shape[0]} inputs, the model gives them {k}")
     n = W.shape[1] if W.ndim == 2 else 1
     if rows * k * n <= SINGLE_THREAD_CELLS:
         return X @ W
