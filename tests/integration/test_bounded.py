@@ -4,7 +4,6 @@ pressure trimming, and ShelfBusy only when every tier is really full."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import threading
@@ -138,15 +137,22 @@ class _Watch:
     def _run(self) -> None:
         while not self._stop.wait(0.02):
             self.max_l1 = max(self.max_l1, self.daemon.admin("status")["l1"]["bytes"])
-            shm = 0
-            seen = set()  # one segment may be open more than once (a fill, a mapping)
-            for _, path in self.daemon.segment_fds():
-                with contextlib.suppress(FileNotFoundError):  # evicted meanwhile
-                    st = path.stat()
-                    if st.st_ino not in seen:
-                        seen.add(st.st_ino)
-                        shm += st.st_blocks * 512
-            self.max_shm = max(self.max_shm, shm)
+            before = self._segments()
+            # a sample is one instant only if no segment came or went while it was taken (an
+            # eviction and the next fill inside one sample would count both)
+            if before is not None and before.keys() == (self._segments() or {}).keys():
+                self.max_shm = max(self.max_shm, sum(before.values()))
+
+    def _segments(self) -> dict[int, int] | None:
+        """Each open segment's inode and its pages in bytes; None if one closed meanwhile."""
+        found: dict[int, int] = {}  # one segment may be open more than once (a fill, a mapping)
+        for _, path in self.daemon.segment_fds():
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # evicted meanwhile
+                return None
+            found[st.st_ino] = st.st_blocks * 512
+        return found
 
     def stop(self) -> None:
         self._stop.set()
