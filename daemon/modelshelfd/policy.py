@@ -133,6 +133,7 @@ class _Seen:
     gap: float = 0.0  # smoothed seconds between uses
     gap2: float = 0.0  # smoothed square of them (their spread)
     cost: float | None = None  # measured seconds to load it from the tier below, smoothed
+    fit: _Gaps | None = None  # of ``gap`` and ``gap2``; None: to compute at the next need
 
 
 class CostAwarePolicy:
@@ -233,6 +234,7 @@ class CostAwarePolicy:
             seen.gap2 += a * (gap * gap - seen.gap2)
             seen.uses += 1
             seen.last = now
+            seen.fit = None
             mean = self._mean_gap
             self._mean_gap = gap if mean is None else mean + 0.01 * (gap - mean)
         self._remember(key, seen)
@@ -318,21 +320,29 @@ class CostAwarePolicy:
     def wait(self, key: str, now: float) -> float:
         """Expected seconds from ``now`` to the next use of ``key`` (the class docstring)."""
         seen = self._seen.get(key)
-        if seen is None:
-            return math.inf
+        return math.inf if seen is None else self._wait(seen, now)
+
+    def _wait(self, seen: _Seen, now: float) -> float:
         age = max(now - seen.last, 0.0)
         if seen.uses < 2:  # no gap yet: the mean gap of all images, a bursty prior
-            mean, cv2 = self._mean_gap or 3600.0, self.prior_cv2
+            gaps = _Gaps(self._mean_gap or 3600.0, self.prior_cv2)
+        elif seen.fit is not None:  # fitted once per use, not at every scan
+            gaps = seen.fit
         else:
             mean = max(seen.gap, 1e-3)
             cv2 = self.prior_cv2
             if seen.uses > 2:  # the spread of one gap is no spread
                 cv2 = min(max(seen.gap2 / (mean * mean) - 1.0, 0.0), self.max_cv2)
-        return _residual(mean, cv2, age) + self.idle_weight * age
+            gaps = seen.fit = _Gaps(mean, cv2)
+        return gaps.residual(age) + self.idle_weight * age
 
     def worth(self, key: str, size: int, now: float) -> float:
         """Reload seconds per byte per second of waiting: what keeping ``key`` saves."""
-        return self.cost(key, size) / (max(size, 1) * max(self.wait(key, now), 1e-6))
+        seen = self._seen.get(key)
+        if seen is None:
+            return 0.0
+        cost = seen.cost if seen.cost is not None else size / self.bandwidth
+        return cost / (max(size, 1) * max(self._wait(seen, now), 1e-6))
 
     def uses(self, key: str, now: float) -> int:
         """The uses of ``key`` the policy remembers (0: none)."""
@@ -374,14 +384,32 @@ class CostAwarePolicy:
             del self._seen[oldest]
 
 
+class _Gaps:
+    """Inter-arrival times of a given mean and squared coefficient of variation, as a renewal
+    process: its mean residual life at any age since the last arrival."""
+
+    __slots__ = ("long", "odds", "short")
+
+    def __init__(self, mean: float, cv2: float) -> None:
+        if cv2 <= 1.0:  # regular: due at the mean, then within ``mean * cv2`` (a gamma's tail)
+            self.odds = -1.0
+            self.short, self.long = mean * cv2, mean
+            return
+        # bursty: a balanced-means two-phase hyperexponential, probabilities p1, p2 and means
+        # mean / (2 p) (short gaps inside a burst, long ones between bursts)
+        p1 = 0.5 * (1.0 + math.sqrt((cv2 - 1.0) / (cv2 + 1.0)))
+        p2 = 1.0 - p1
+        self.odds = p2 / p1  # of the long phase against the short one, at age 0
+        self.short, self.long = mean / (2.0 * p1), mean / (2.0 * p2)
+
+    def residual(self, age: float) -> float:
+        if self.odds < 0:
+            return max(self.long - age, self.short)
+        # the phase given no arrival for ``age``: the short one fades as exp(-age / short)
+        w_short = 1.0 / (1.0 + self.odds * math.exp(min(age / self.short - age / self.long, 700.0)))
+        return w_short * self.short + (1.0 - w_short) * self.long
+
+
 def _residual(mean: float, cv2: float, age: float) -> float:
     """Mean residual life at ``age`` of inter-arrival times of this mean and squared CV."""
-    if cv2 <= 1.0:
-        return max(mean - age, mean * cv2)
-    # balanced-means two-phase hyperexponential: probabilities p1, p2, means mean / (2 p)
-    p1 = 0.5 * (1.0 + math.sqrt((cv2 - 1.0) / (cv2 + 1.0)))
-    p2 = 1.0 - p1
-    short, long = mean / (2.0 * p1), mean / (2.0 * p2)
-    # the phase given no use for ``age``: the short one fades as exp(-age / short)
-    w_short = 1.0 / (1.0 + p2 / p1 * math.exp(min(age / short - age / long, 700.0)))
-    return w_short * short + (1.0 - w_short) * long
+    return _Gaps(mean, cv2).residual(age)

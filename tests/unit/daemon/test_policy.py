@@ -247,3 +247,13 @@ def test_arguments_are_checked() -> None:
         CostAwarePolicy(0)
     with pytest.raises(ValueError, match="gap_smoothing"):
         CostAwarePolicy(10, gap_smoothing=0.0)
+
+
+def test_the_fit_of_the_gaps_follows_each_new_use() -> None:
+    """The fit is kept between uses (victims scan every resident): a new gap must refresh it."""
+    policy = CostAwarePolicy(100, idle_weight=0.0, gap_smoothing=0.5)
+    _use(policy, "a", 10, [0.0, 10.0, 20.0])
+    assert policy.wait("a", 20.0) == pytest.approx(10.0)  # regular, every 10 s
+    _use(policy, "a", 10, [120.0])  # a gap of 100: the mean is 55 now (squared CV 0.67)
+    assert policy.wait("a", 120.0) == pytest.approx(55.0)
+    assert policy.wait("a", 150.0) == pytest.approx(55.0 * (5050 / 55**2 - 1))  # past due
