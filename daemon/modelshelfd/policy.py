@@ -18,13 +18,16 @@ blocks; ``bench/policy.py`` replays traces through this very code.
 from __future__ import annotations
 
 import math
+import random
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 MAX_GHOSTS = 1 << 16  # images remembered after they left the tier (or before they entered it)
 DEFAULT_BANDWIDTH = 200e6  # bytes per second from the tier below, until one load is measured
+SAMPLE = 48  # evictable residents drawn per round of a victim search
+POOL = 16  # the lowest-worth ones kept between searches
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,12 @@ class CostAwarePolicy:
 
     Victims: lowest worth first at ``now``, then the fewest of them that free ``need``; copies
     the policy was never told about (adopted after a restart without ``on_insert``) go after
-    the known ones, least recently used first. Worth changes with time: victims are chosen by
-    a scan of the candidates (a few hundred to a few thousand per tier), not a heap.
+    the known ones, least recently used first. Worth changes with time, so no heap can keep the
+    order; a scan of every evictable image per call cost 1-4 ms in the daemon's event loop with
+    2,000 of them. Victims are searched as Redis approximates LRU: ``sample`` residents drawn
+    at random (``rng``, seeded: the same choices for the same calls) plus a ``pool`` of the
+    lowest found by the searches before, the lowest of those first (``_lowest``); a tier of at
+    most ``sample + pool`` residents is ranked exactly.
 
     Admission (L1): an image that fits in free room enters, and so does any image up to
     ``gate`` of the budget. A larger one must have been used ``proof`` times while the policy
@@ -188,6 +195,9 @@ class CostAwarePolicy:
         max_cv2: float = 64.0,
         smoothing: float = 0.3,
         max_ghosts: int = MAX_GHOSTS,
+        sample: int = SAMPLE,
+        pool: int = POOL,
+        rng: random.Random | None = None,
     ) -> None:
         if (
             budget <= 0
@@ -196,11 +206,14 @@ class CostAwarePolicy:
             or not 0 < gap_smoothing <= 1
             or proof < 1
             or idle_weight < 0
+            or sample < 1
+            or pool < 0
         ):
             raise ValueError(
                 "expected budget > 0, bandwidth > 0, 0 < smoothing <= 1, "
-                "0 < gap_smoothing <= 1, proof >= 1 and idle_weight >= 0, got "
-                f"{budget}, {bandwidth}, {smoothing}, {gap_smoothing}, {proof}, {idle_weight}"
+                "0 < gap_smoothing <= 1, proof >= 1, idle_weight >= 0, sample >= 1 and pool >= 0, "
+                f"got {budget}, {bandwidth}, {smoothing}, {gap_smoothing}, {proof}, "
+                f"{idle_weight}, {sample}, {pool}"
             )
         self.budget = budget
         self.gate = gate
@@ -211,6 +224,10 @@ class CostAwarePolicy:
         self.max_cv2 = max_cv2
         self.smoothing = smoothing
         self.max_ghosts = max_ghosts
+        self.sample = sample
+        self.pool = pool
+        self.rng = rng if rng is not None else random.Random(0)  # seeded: the same choices
+        self._pool: list[str] = []  # lowest-worth residents found by the last search
         # bytes and seconds of the loads, smoothed apart: their ratio, the bandwidth, is the
         # large loads' (the small ones' fixed part would drag it down)
         self._loaded = (float(bandwidth), 1.0)
@@ -277,15 +294,14 @@ class CostAwarePolicy:
         return self._outranks(candidate, candidate.size - free, now)
 
     def _outranks(self, candidate: Candidate, need: int, now: float) -> bool:
-        """Is the newcomer worth at least the last victim it would need?"""
+        """Is the newcomer worth at least the last victim it would need (from a sample of the
+        residents, as ``victims`` would choose them)?"""
         mine = self.worth(candidate.key, candidate.size, now)
         freed, top = 0, 0.0
-        for worth, _, size in sorted(
-            (self.worth(k, size, now), k, size) for k, size in self._residents.items()
-        ):
+        for worth, key in self._lowest(self._residents, now, peek=True):
             if freed >= need:
                 break
-            freed += size
+            freed += self._residents[key]
             top = worth
         return mine >= top
 
@@ -293,18 +309,17 @@ class CostAwarePolicy:
         if need <= 0:
             return []
         allowed = _by_key(candidates)
-        known = sorted(
-            (self.worth(k, c.size, now), k) for k, c in allowed.items() if k in self._residents
-        )
         chosen: list[tuple[str, int]] = []
         freed = 0
-        for _, key in known:
+        for _, key in self._lowest(allowed, now):
             if freed >= need:
                 break
-            chosen.append((key, allowed[key].size))
-            freed += allowed[key].size
+            size = allowed[key].size
+            chosen.append((key, size))
+            freed += size
         if freed < need:  # copies the policy never saw enter: least recently used first
-            unknown = [c for k, c in allowed.items() if k not in self._residents]
+            taken = {key for key, _ in chosen}
+            unknown = [c for k, c in allowed.items() if k not in self._residents and k not in taken]
             for c in sorted(unknown, key=lambda c: (c.last_use, c.key)):
                 if freed >= need:
                     break
@@ -314,6 +329,46 @@ class CostAwarePolicy:
         for key in out:
             self._residents.pop(key, None)
         return out
+
+    def _lowest(
+        self, allowed: Mapping[str, object], now: float, *, peek: bool = False
+    ) -> Iterator[tuple[float, str]]:
+        """Known evictable residents, about lowest worth first, without scanning them all.
+
+        Worth changes with time, so no order can be kept between calls; instead (Redis's
+        approximated LRU, with its pool): each round draws ``sample`` residents at random, adds
+        the ``pool`` lowest kept from the rounds before, computes their worth at ``now`` and
+        yields the lowest quarter of them (at least one), lowest first; the next lowest stay in
+        the pool for the next round or call. A tier with at most ``sample + pool`` residents is
+        ranked whole, exactly. ``peek``: choose without taking (the pool is left as it was).
+        Each round costs ``sample + pool`` worths, whatever the number of residents."""
+        residents = self._residents
+        keys = list(residents)
+        if len(keys) <= self.sample + self.pool:  # small: rank them all, exactly
+            yield from sorted((self.worth(k, residents[k], now), k) for k in keys if k in allowed)
+            return
+        pool = [k for k in self._pool if k in residents and k in allowed]
+        taken: set[str] = set()
+        rng = self.rng
+        while True:
+            drawn = set(pool)
+            for k in rng.sample(keys, self.sample):
+                if k in allowed and k in residents and k not in taken:
+                    drawn.add(k)
+            if not drawn:  # nothing evictable left in a sample: rank what is left exactly
+                rest = [k for k in keys if k in allowed and k in residents and k not in taken]
+                if not peek:
+                    self._pool = []
+                yield from sorted((self.worth(k, residents[k], now), k) for k in rest)
+                return
+            ranked = sorted((self.worth(k, residents[k], now), k) for k in drawn)
+            take = max(1, len(ranked) // 4)
+            pool = [k for _, k in ranked[take : take + self.pool]]
+            if not peek:
+                self._pool = pool
+            for worth, k in ranked[:take]:
+                taken.add(k)
+                yield worth, k
 
     # -- what it knows ------------------------------------------------------------------------
 

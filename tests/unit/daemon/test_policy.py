@@ -257,3 +257,39 @@ def test_the_fit_of_the_gaps_follows_each_new_use() -> None:
     _use(policy, "a", 10, [120.0])  # a gap of 100: the mean is 55 now (squared CV 0.67)
     assert policy.wait("a", 120.0) == pytest.approx(55.0)
     assert policy.wait("a", 150.0) == pytest.approx(55.0 * (5050 / 55**2 - 1))  # past due
+
+
+def _many(rng_seed: int, n: int = 2000) -> tuple[CostAwarePolicy, dict[str, Candidate]]:
+    import random
+
+    policy = CostAwarePolicy(10**12, bandwidth=1e6, rng=random.Random(rng_seed))
+    gen = random.Random(7)
+    cands = {}
+    for i in range(n):
+        key, size, t = f"k{i}", gen.randint(1, 1000), float(i)
+        policy.on_request(key, size, t)
+        policy.on_load(key, size, gen.uniform(0.01, 1.0), t)
+        policy.on_insert(key, size, t)
+        cands[key] = Candidate(key, size, t)
+    return policy, cands
+
+
+def test_victims_are_sampled_bounded_and_deterministic_with_a_seeded_rng(monkeypatch) -> None:
+    """With more residents than ``sample + pool``, a search computes the worth of a bounded
+    number of them, never picks one that is not a candidate (leased), frees what is needed,
+    mostly from the low end, and makes the same choices for the same seed."""
+    policy, cands = _many(1)
+    evictable = {k: c for i, (k, c) in enumerate(cands.items()) if i % 3}  # a third leased
+    calls = []
+    worth = policy.worth
+    monkeypatch.setattr(policy, "worth", lambda *a: calls.append(a) or worth(*a))
+    out = policy.victims(evictable, 1500, 3000.0)
+    assert out and set(out) <= set(evictable)
+    assert sum(cands[k].size for k in out) >= 1500
+    assert len(calls) <= 4 * (policy.sample + policy.pool)  # not the 2,000 of a scan
+    # the chosen are among the lowest-worth fifth of all candidates
+    ranked = sorted(evictable, key=lambda k: worth(k, cands[k].size, 3000.0))
+    low = set(ranked[: len(ranked) // 5])
+    assert sum(k in low for k in out) >= len(out) // 2
+    again, cands2 = _many(1)
+    assert again.victims({k: cands2[k] for k in evictable}, 1500, 3000.0) == out
