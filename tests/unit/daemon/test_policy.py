@@ -293,3 +293,24 @@ def test_victims_are_sampled_bounded_and_deterministic_with_a_seeded_rng(monkeyp
     assert sum(k in low for k in out) >= len(out) // 2
     again, cands2 = _many(1)
     assert again.victims({k: cands2[k] for k in evictable}, 1500, 3000.0) == out
+
+
+def test_the_tiers_view_of_evictable_copies_is_lazy_and_exact() -> None:
+    """The tier hands policies a mapping of the copies that may go: leased, pinned and busy
+    ones are not in it, by lookup, membership, iteration or values."""
+    from modelshelfd.tiers import Copy, TierName, _Evictable, cost
+
+    copies = {f"d{i}": Copy(TierName.L1, f"d{i}", 1000 * (i + 1)) for i in range(5)}
+    copies["d1"].leases = 1
+    copies["d2"].pinned = True
+    copies["d3"].busy = True
+    asked: list[str] = []
+    view = _Evictable(copies, lambda d: asked.append(d) or (float(d[1]), 2))
+    assert "d0" in view and "d1" not in view and "d2" not in view and "d3" not in view
+    assert asked == []  # membership builds nothing
+    assert view["d4"] == Candidate("d4", cost(5000), 4.0, 2)
+    with pytest.raises(KeyError):
+        view["d1"]
+    assert list(view) == ["d0", "d4"] and len(view) == 2
+    assert [c.key for c in view.values()] == ["d0", "d4"]
+    assert LRUPolicy().victims(view, 1, 0.0) == ["d0"]
