@@ -352,12 +352,16 @@ class CostAwarePolicy:
         pool = [k for k in self._pool if k in residents and k in allowed]
         taken: set[str] = set()
         rng = self.rng
+        budget = len(keys)  # worths to compute before a full ranking is the cheaper way
         while True:
             drawn = set(pool)
             for k in rng.sample(keys, self.sample):
                 if k in allowed and k in residents and k not in taken:
                     drawn.add(k)
-            if not drawn:  # nothing evictable left in a sample: rank what is left exactly
+            budget -= self.sample + self.pool
+            # nothing evictable left in a sample, or so many victims (a shrink under memory
+            # pressure) that sampling would cost more than a scan: rank what is left exactly
+            if not drawn or budget < 0:
                 rest = [k for k in keys if k in allowed and k in residents and k not in taken]
                 if not peek:
                     self._pool = []

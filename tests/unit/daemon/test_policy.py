@@ -314,3 +314,16 @@ def test_the_tiers_view_of_evictable_copies_is_lazy_and_exact() -> None:
     assert list(view) == ["d0", "d4"] and len(view) == 2
     assert [c.key for c in view.values()] == ["d0", "d4"]
     assert LRUPolicy().victims(view, 1, 0.0) == ["d0"]
+
+
+def test_a_search_for_many_victims_costs_no_more_than_a_scan(monkeypatch) -> None:
+    """Freeing half the tier (a shrink under pressure) falls back to one ranking of the rest:
+    the worths computed stay within about two scans, not one sample per victim."""
+    policy, cands = _many(3)
+    calls = []
+    worth = policy.worth
+    monkeypatch.setattr(policy, "worth", lambda *a: calls.append(a) or worth(*a))
+    need = sum(c.size for c in cands.values()) // 2
+    out = policy.victims(cands, need, 3000.0)
+    assert sum(cands[k].size for k in out) >= need
+    assert len(calls) <= 2 * len(cands) + policy.sample + policy.pool
