@@ -134,8 +134,8 @@ class Config:
     # models placed on the node at start, before the daemon is ready: names (ns/name,
     # ns/name@7) and shell-style patterns over the catalog (acme/*)
     warm: tuple[str, ...] = ()
-    # eviction and admission in L1 and L2: "cost" (GD* with measured reload costs, policy.py)
-    # or "lru" (least recently used; for comparison)
+    # eviction and admission in L1 and L2: "cost" (measured reload cost per byte over the
+    # expected wait for the next use, policy.py) or "lru" (least recently used; for comparison)
     policy: str = "cost"
     # DEBUG, INFO, WARNING, ERROR
     log_level: str = "INFO"

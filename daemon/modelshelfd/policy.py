@@ -7,23 +7,27 @@ or be served from the page cache (L2) for now. One policy object serves one tier
 costs differs per tier (a copy from disk into L1, a read from disk into the page cache, a fetch
 from the store into L2).
 
-``CostAwarePolicy`` (GreedyDual-Size-Frequency, GD*, with measured costs, a ghost list and
-a size gate at admission) is the daemon's; ``LRUPolicy`` is the plain baseline. Both implement
-``Policy``: the hooks ``on_request``, ``on_load``, ``on_insert`` and ``on_evict`` tell the
-policy what happened, ``victims`` and ``admit`` ask it to decide. Nothing here reads a clock,
-touches a file or blocks; ``bench/policy.py`` replays traces through this very code.
+``CostAwarePolicy`` (reload cost per byte over the expected time to the next use, from each
+image's own inter-arrival times, with measured costs, a ghost list and a size gate at admission)
+is the daemon's; ``LRUPolicy`` is the plain baseline. Both implement ``Policy``: the hooks
+``on_request``, ``on_load``, ``on_insert`` and ``on_evict`` tell the policy what happened,
+``victims`` and ``admit`` ask it to decide. Nothing here reads a clock, touches a file or
+blocks; ``bench/policy.py`` replays traces through this very code.
 """
 
 from __future__ import annotations
 
-import heapq
+import math
+import random
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 MAX_GHOSTS = 1 << 16  # images remembered after they left the tier (or before they entered it)
 DEFAULT_BANDWIDTH = 200e6  # bytes per second from the tier below, until one load is measured
+SAMPLE = 48  # evictable residents drawn per round of a victim search
+POOL = 16  # the lowest-worth ones kept between searches
 
 
 @dataclass(frozen=True)
@@ -124,49 +128,59 @@ class LRUPolicy:
 
 
 @dataclass
-class _Resident:
-    size: int
-    uses: float  # decayed count
-    last: float  # of the last use
-    cost: float  # seconds to bring it back from the tier below
-    measured: bool  # False: ``cost`` is the size over the tier's bandwidth
-    priority: float
-    seq: int  # the heap entry that is current; older ones are stale
+class _Seen:
+    """What the policy remembers of one image, resident or not (then a ghost)."""
 
-
-@dataclass
-class _Ghost:
-    uses: float
-    last: float
-    cost: float | None  # measured, smoothed; None: never loaded into this tier
+    last: float  # time of the last use
+    uses: int = 1  # uses seen (gaps + 1)
+    gap: float = 0.0  # smoothed seconds between uses
+    gap2: float = 0.0  # smoothed square of them (their spread)
+    cost: float | None = None  # measured seconds to load it from the tier below, smoothed
+    fit: _Gaps | None = None  # of ``gap`` and ``gap2``; None: to compute at the next need
 
 
 class CostAwarePolicy:
-    """GreedyDual-Size-Frequency (GD*) with measured reload costs; the daemon's policy.
+    """Reload cost per byte over the expected wait for the next use; the daemon's policy.
 
-    Priority of a resident image: ``H = L + (uses * cost / size) ** exponent``, set when it
-    enters the tier and at each use (GD*, the GreedyDual-Size-Frequency family member of Jin and
-    Bestavros: an exponent above 1 weighs what an image is worth against how long ago it was
-    used, the inflation; 2 measured best in ``bench/policy.py``, 1 is plain GDSF). ``cost`` is
-    the time to bring the image back from the tier below, measured per image at each load and
-    smoothed (``on_load``); before its first measurement, its size over the tier's measured
-    bandwidth (smoothed over all loads). ``uses`` counts the uses the policy remembers, resident
-    or not (the ghost list), each halved every ``half_life`` seconds of the injected clock
-    (None: never), so that yesterday's favourites fade. ``L``, the inflation, is raised to the
-    priority of each victim, so that images not used for a while age below new ones. Victims:
-    lowest ``H`` first, then the fewest of them that free ``need``; copies the policy was never
-    told about (adopted after a restart without ``on_insert``) go after the known ones, least
-    recently used first.
+    Worth of an image (higher stays): ``cost / (size * wait)``, the reload seconds a byte of it
+    saves per second it stays. ``cost`` is the time to bring the image back from the tier
+    below, measured per image at each load and smoothed (``on_load``); before its first
+    measurement, its size over the tier's measured bandwidth (smoothed over all loads).
+    ``wait`` is the expected seconds until its next use given the ``age`` since its last one,
+    from the image's own inter-arrival times (their mean ``m`` and squared coefficient of
+    variation ``c2``, both smoothed over about ``1 / gap_smoothing`` gaps) as the mean residual
+    life of a renewal process:
+
+    - bursty (``c2 > 1``): a two-phase hyperexponential with balanced means (short gaps inside
+      a burst, long ones between bursts); the longer the image has been idle, the likelier its
+      burst is over: ``wait`` grows from the short phase's mean to the long one's;
+    - regular (``c2 <= 1``): ``max(m - age, m * c2)`` (a gamma's residual life: due at the
+      mean, then soon);
+
+    plus ``idle_weight * age``: an image idle for longer than its history says has likely
+    changed its habits (a daily cycle, a retired model). An image seen once has no gaps: the
+    mean gap of all images (smoothed) and ``prior_cv2`` stand in. Unlike a frequency count,
+    this knows *when*: a model used in bursts is kept through its burst and let go soon after,
+    a regular one is kept until it is due. ``bench/policy.py`` measures it against
+    GreedyDual-Size-Frequency and the field's policies (docs/benchmarks.md).
+
+    Victims: lowest worth first at ``now``, then the fewest of them that free ``need``; copies
+    the policy was never told about (adopted after a restart without ``on_insert``) go after
+    the known ones, least recently used first. Worth changes with time, so no heap can keep the
+    order; a scan of every evictable image per call cost 1-4 ms in the daemon's event loop with
+    2,000 of them. Victims are searched as Redis approximates LRU: ``sample`` residents drawn
+    at random (``rng``, seeded: the same choices for the same calls) plus a ``pool`` of the
+    lowest found by the searches before, the lowest of those first (``_lowest``); a tier of at
+    most ``sample + pool`` residents is ranked exactly.
 
     Admission (L1): an image that fits in free room enters, and so does any image up to
-    ``gate`` of the budget. A larger one must have ``proof`` decayed uses (1.5: a second use
-    within a half-life) and a priority, were it to enter now, at least that of the last victim
-    it would need (the evictable ones are not known here: all residents count); until then it
-    is served from the page cache.
+    ``gate`` of the budget. A larger one must have been used ``proof`` times while the policy
+    remembered it (2: its second use; the ghost list) and be worth, now, at least the last
+    victim it would need (the evictable ones are not known here: all residents count); until
+    then it is served from the page cache.
 
-    State, all bounded: the residents (as many as the tier holds), a lazy heap of their
-    priorities (compacted at twice their number), the ghosts (``max_ghosts``, least recently
-    used forgotten first), ``L`` and the tier's bandwidth."""
+    State, all bounded: what it remembers of each image (residents, and ``max_ghosts`` others,
+    least recently used forgotten first) and the tier's bandwidth."""
 
     def __init__(
         self,
@@ -174,47 +188,73 @@ class CostAwarePolicy:
         *,
         bandwidth: float = DEFAULT_BANDWIDTH,
         gate: float = 0.05,
-        proof: float = 1.5,
-        half_life: float | None = 3600.0,
-        exponent: float = 2.0,
+        proof: int = 2,
+        gap_smoothing: float = 0.1,
+        idle_weight: float = 0.5,
+        prior_cv2: float = 4.0,
+        max_cv2: float = 64.0,
         smoothing: float = 0.3,
         max_ghosts: int = MAX_GHOSTS,
+        sample: int = SAMPLE,
+        pool: int = POOL,
+        rng: random.Random | None = None,
     ) -> None:
-        if budget <= 0 or bandwidth <= 0 or not 0 < smoothing <= 1 or proof < 1:
+        if (
+            budget <= 0
+            or bandwidth <= 0
+            or not 0 < smoothing <= 1
+            or not 0 < gap_smoothing <= 1
+            or proof < 1
+            or idle_weight < 0
+            or sample < 1
+            or pool < 0
+        ):
             raise ValueError(
-                f"expected budget > 0, bandwidth > 0, 0 < smoothing <= 1 and proof >= 1, got "
-                f"{budget}, {bandwidth}, {smoothing}, {proof}"
+                "expected budget > 0, bandwidth > 0, 0 < smoothing <= 1, "
+                "0 < gap_smoothing <= 1, proof >= 1, idle_weight >= 0, sample >= 1 and pool >= 0, "
+                f"got {budget}, {bandwidth}, {smoothing}, {gap_smoothing}, {proof}, "
+                f"{idle_weight}, {sample}, {pool}"
             )
         self.budget = budget
         self.gate = gate
         self.proof = proof
-        self.half_life = half_life
-        self.exponent = exponent
+        self.gap_smoothing = gap_smoothing
+        self.idle_weight = idle_weight
+        self.prior_cv2 = prior_cv2
+        self.max_cv2 = max_cv2
         self.smoothing = smoothing
         self.max_ghosts = max_ghosts
+        self.sample = sample
+        self.pool = pool
+        self.rng = rng if rng is not None else random.Random(0)  # seeded: the same choices
+        self._pool: list[str] = []  # lowest-worth residents found by the last search
         # bytes and seconds of the loads, smoothed apart: their ratio, the bandwidth, is the
         # large loads' (the small ones' fixed part would drag it down)
         self._loaded = (float(bandwidth), 1.0)
-        self.inflation = 0.0  # L
-        self._residents: dict[str, _Resident] = {}
-        self._ghosts: OrderedDict[str, _Ghost] = OrderedDict()  # oldest use first
-        self._heap: list[tuple[float, int, str]] = []  # (priority, seq, key), lazily deleted
-        self._seq = 0
+        self._mean_gap: float | None = None  # over all images: the prior of one seen once
+        self._residents: dict[str, int] = {}  # key -> size
+        self._seen: OrderedDict[str, _Seen] = OrderedDict()  # least recently used first
 
     # -- what happened ------------------------------------------------------------------------
 
     def on_request(self, key: str, size: int, now: float) -> None:
         """One use of the image that reached this tier (a hit or a miss)."""
-        resident = self._residents.get(key)
-        if resident is not None:
-            resident.uses = self._decayed(resident.uses, resident.last, now) + 1
-            resident.last = now
-            self._prioritize(key, resident)
-            return
-        ghost = self._ghosts.pop(key, None) or _Ghost(0.0, now, None)
-        ghost.uses = self._decayed(ghost.uses, ghost.last, now) + 1
-        ghost.last = now
-        self._remember(key, ghost)
+        seen = self._seen.pop(key, None)
+        if seen is None or seen.uses == 0:  # its first use (perhaps after a prefetch)
+            cost = None if seen is None else seen.cost
+            seen = _Seen(now, uses=1, cost=cost)
+        else:
+            gap = max(now - seen.last, 0.0)
+            # the first gaps are averaged evenly, later ones smoothed
+            a = max(1.0 / seen.uses, self.gap_smoothing)
+            seen.gap += a * (gap - seen.gap)
+            seen.gap2 += a * (gap * gap - seen.gap2)
+            seen.uses += 1
+            seen.last = now
+            seen.fit = None
+            mean = self._mean_gap
+            self._mean_gap = gap if mean is None else mean + 0.01 * (gap - mean)
+        self._remember(key, seen)
 
     def on_load(self, key: str, size: int, seconds: float, now: float) -> None:
         """The image took ``seconds`` to come from the tier below (measured by the tier)."""
@@ -222,34 +262,23 @@ class CostAwarePolicy:
         seconds = max(seconds, 0.0)
         nbytes, secs = self._loaded
         self._loaded = (nbytes + a * (size - nbytes), secs + a * (seconds - secs))
-        resident = self._residents.get(key)
-        if resident is not None:
-            old = resident.cost if resident.measured else seconds
-            resident.cost, resident.measured = old + a * (seconds - old), True
-            return
-        ghost = self._ghosts.get(key)
-        if ghost is None:
-            self._remember(key, _Ghost(0.0, now, seconds))
-        else:
-            old = seconds if ghost.cost is None else ghost.cost
-            ghost.cost = old + a * (seconds - old)
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = _Seen(now, uses=0)  # loaded without a use (a prefetch)
+            self._remember(key, seen)
+        old = seconds if seen.cost is None else seen.cost
+        seen.cost = old + a * (seconds - old)
 
     def on_insert(self, key: str, size: int, now: float) -> None:
         """The copy is in the tier (filled, verified, or adopted after a restart)."""
-        if key in self._residents:
-            return
-        ghost = self._ghosts.pop(key, None) or _Ghost(1.0, now, None)
-        cost = size / self.bandwidth if ghost.cost is None else ghost.cost
-        measured = ghost.cost is not None
-        uses = max(self._decayed(ghost.uses, ghost.last, now), 1.0)
-        resident = _Resident(max(size, 1), uses, now, cost, measured, 0.0, 0)
-        self._residents[key] = resident
-        self._prioritize(key, resident)
+        self._residents[key] = max(size, 1)
+        if key not in self._seen:
+            self._remember(key, _Seen(now, uses=0))
 
     def on_evict(self, key: str, now: float) -> None:
-        """The copy left the tier for another reason than ``victims`` (no inflation)."""
+        """The copy left the tier for another reason than ``victims`` (it stays a ghost)."""
         del now
-        self._forget(key)
+        self._residents.pop(key, None)
 
     # -- decisions ----------------------------------------------------------------------------
 
@@ -260,81 +289,137 @@ class CostAwarePolicy:
             return False
         if candidate.size <= self.gate * self.budget:
             return True
-        if self.uses(candidate.key, now) < self.proof - 1e-9:
+        if self.uses(candidate.key, now) < self.proof:
             return False
         return self._outranks(candidate, candidate.size - free, now)
 
     def _outranks(self, candidate: Candidate, need: int, now: float) -> bool:
-        """Would the newcomer's priority be at least that of the last victim it needs?"""
-        key, size = candidate.key, max(candidate.size, 1)
-        mine = self._worth(max(self.uses(key, now), 1.0), self.cost(key, size), size)
-        popped: list[tuple[float, int, str]] = []
+        """Is the newcomer worth at least the last victim it would need (from a sample of the
+        residents, as ``victims`` would choose them)?"""
+        mine = self.worth(candidate.key, candidate.size, now)
         freed, top = 0, 0.0
-        while freed < need and self._heap:
-            entry = heapq.heappop(self._heap)
-            resident = self._residents.get(entry[2])
-            if resident is None or resident.seq != entry[1]:
-                continue
-            popped.append(entry)
-            freed += resident.size
-            top = entry[0]
-        for entry in popped:
-            heapq.heappush(self._heap, entry)
+        for worth, key in self._lowest(self._residents, now, peek=True):
+            if freed >= need:
+                break
+            freed += self._residents[key]
+            top = worth
         return mine >= top
 
     def victims(self, candidates: Candidates, need: int, now: float) -> list[str]:
-        del now
         if need <= 0:
             return []
         allowed = _by_key(candidates)
         chosen: list[tuple[str, int]] = []
-        popped: list[tuple[float, int, str]] = []  # valid entries taken off the heap
         freed = 0
-        while freed < need and self._heap:
-            entry = heapq.heappop(self._heap)
-            _, seq, key = entry
-            resident = self._residents.get(key)
-            if resident is None or resident.seq != seq:
-                continue  # stale
-            popped.append(entry)
-            if key in allowed:
-                chosen.append((key, allowed[key].size))
-                freed += allowed[key].size
+        for _, key in self._lowest(allowed, now):
+            if freed >= need:
+                break
+            size = allowed[key].size
+            chosen.append((key, size))
+            freed += size
         if freed < need:  # copies the policy never saw enter: least recently used first
-            unknown = [c for k, c in allowed.items() if k not in self._residents]
+            taken = {key for key, _ in chosen}
+            unknown = [c for k, c in allowed.items() if k not in self._residents and k not in taken]
             for c in sorted(unknown, key=lambda c: (c.last_use, c.key)):
                 if freed >= need:
                     break
                 chosen.append((c.key, c.size))
                 freed += c.size
         out = [key for key, _ in _fewest(chosen, need)]
-        going = set(out)
-        for entry in popped:
-            if entry[2] in going:
-                self.inflation = max(self.inflation, entry[0])
-            else:
-                heapq.heappush(self._heap, entry)
         for key in out:
-            self._forget(key)
+            self._residents.pop(key, None)
         return out
+
+    def _lowest(
+        self, allowed: Mapping[str, object], now: float, *, peek: bool = False
+    ) -> Iterator[tuple[float, str]]:
+        """Known evictable residents, about lowest worth first, without scanning them all.
+
+        Worth changes with time, so no order can be kept between calls; instead (Redis's
+        approximated LRU, with its pool): each round draws ``sample`` residents at random, adds
+        the ``pool`` lowest kept from the rounds before, computes their worth at ``now`` and
+        yields the lowest one; the next lowest stay in the pool for the next round or call.
+        (Yielding the lowest quarter of each round, fewer rounds, cost 10% more reload seconds
+        at 20% of the working set in ``bench/policy.py``.) A tier with at most ``sample +
+        pool`` residents is ranked whole, exactly. ``peek``: choose without taking (the pool is
+        left as it was). Each round costs ``sample + pool`` worths, whatever the number of
+        residents: a search costs that per victim."""
+        residents = self._residents
+        keys = list(residents)
+        if len(keys) <= self.sample + self.pool:  # small: rank them all, exactly
+            yield from sorted((self.worth(k, residents[k], now), k) for k in keys if k in allowed)
+            return
+        pool = [k for k in self._pool if k in residents and k in allowed]
+        taken: set[str] = set()
+        rng = self.rng
+        budget = len(keys)  # worths to compute before a full ranking is the cheaper way
+        while True:
+            drawn = set(pool)
+            for k in rng.sample(keys, self.sample):
+                if k in allowed and k in residents and k not in taken:
+                    drawn.add(k)
+            budget -= self.sample + self.pool
+            # nothing evictable left in a sample, or so many victims (a shrink under memory
+            # pressure) that sampling would cost more than a scan: rank what is left exactly
+            if not drawn or budget < 0:
+                rest = [k for k in keys if k in allowed and k in residents and k not in taken]
+                if not peek:
+                    self._pool = []
+                yield from sorted((self.worth(k, residents[k], now), k) for k in rest)
+                return
+            ranked = sorted((self.worth(k, residents[k], now), k) for k in drawn)
+            pool = [k for _, k in ranked[1 : 1 + self.pool]]
+            if not peek:
+                self._pool = pool
+            worth, k = ranked[0]
+            taken.add(k)
+            yield worth, k
 
     # -- what it knows ------------------------------------------------------------------------
 
-    def uses(self, key: str, now: float) -> float:
-        """The uses of ``key`` the policy remembers, decayed to ``now`` (0: none)."""
-        known = self._residents.get(key) or self._ghosts.get(key)
-        return self._decayed(known.uses, known.last, now) if known is not None else 0.0
+    def wait(self, key: str, now: float) -> float:
+        """Expected seconds from ``now`` to the next use of ``key`` (the class docstring)."""
+        seen = self._seen.get(key)
+        return math.inf if seen is None else self._wait(seen, now)
 
-    def priority(self, key: str) -> float | None:
-        """The resident's ``H``; None if ``key`` is not resident."""
-        resident = self._residents.get(key)
-        return resident.priority if resident is not None else None
+    def _wait(self, seen: _Seen, now: float) -> float:
+        age = max(now - seen.last, 0.0)
+        if seen.uses < 2:  # no gap yet: the mean gap of all images, a bursty prior
+            gaps = _Gaps(self._mean_gap or 3600.0, self.prior_cv2)
+        elif seen.fit is not None:  # fitted once per use, not at every scan
+            gaps = seen.fit
+        else:
+            mean = max(seen.gap, 1e-3)
+            cv2 = self.prior_cv2
+            if seen.uses > 2:  # the spread of one gap is no spread
+                cv2 = min(max(seen.gap2 / (mean * mean) - 1.0, 0.0), self.max_cv2)
+            gaps = seen.fit = _Gaps(mean, cv2)
+        return gaps.residual(age) + self.idle_weight * age
+
+    def worth(self, key: str, size: int, now: float) -> float:
+        """Reload seconds per byte per second of waiting: what keeping ``key`` saves."""
+        seen = self._seen.get(key)
+        if seen is None:
+            return 0.0
+        cost = seen.cost if seen.cost is not None else size / self.bandwidth
+        return cost / (max(size, 1) * max(self._wait(seen, now), 1e-6))
+
+    def uses(self, key: str, now: float) -> int:
+        """The uses of ``key`` the policy remembers (0: none)."""
+        del now
+        seen = self._seen.get(key)
+        return seen.uses if seen is not None else 0
+
+    def priority(self, key: str, now: float) -> float | None:
+        """The resident's worth at ``now``; None if ``key`` is not resident."""
+        size = self._residents.get(key)
+        return self.worth(key, size, now) if size is not None else None
 
     def cost(self, key: str, size: int) -> float:
         """The seconds the policy expects a load of ``key`` from the tier below to take."""
-        known = self._residents.get(key) or self._ghosts.get(key)
-        if known is not None and known.cost is not None:
-            return known.cost
+        seen = self._seen.get(key)
+        if seen is not None and seen.cost is not None:
+            return seen.cost
         return size / self.bandwidth
 
     @property
@@ -348,30 +433,43 @@ class CostAwarePolicy:
 
     # -- bookkeeping --------------------------------------------------------------------------
 
-    def _decayed(self, uses: float, last: float, now: float) -> float:
-        if self.half_life is None or now <= last:
-            return uses
-        return uses * 0.5 ** ((now - last) / self.half_life)
+    def _remember(self, key: str, seen: _Seen) -> None:
+        self._seen[key] = seen
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.max_ghosts + len(self._residents):
+            oldest = next(iter(self._seen))
+            if oldest in self._residents:  # residents are never forgotten
+                self._seen.move_to_end(oldest)
+                continue
+            del self._seen[oldest]
 
-    def _worth(self, uses: float, cost: float, size: int) -> float:
-        return self.inflation + (uses * cost / size) ** self.exponent
 
-    def _prioritize(self, key: str, resident: _Resident) -> None:
-        self._seq += 1
-        resident.seq = self._seq
-        resident.priority = self._worth(resident.uses, resident.cost, resident.size)
-        heapq.heappush(self._heap, (resident.priority, resident.seq, key))
-        if len(self._heap) > 2 * len(self._residents) + 64:
-            self._heap = [(r.priority, r.seq, k) for k, r in self._residents.items()]
-            heapq.heapify(self._heap)
+class _Gaps:
+    """Inter-arrival times of a given mean and squared coefficient of variation, as a renewal
+    process: its mean residual life at any age since the last arrival."""
 
-    def _forget(self, key: str) -> None:
-        resident = self._residents.pop(key, None)
-        if resident is not None:
-            self._remember(key, _Ghost(resident.uses, resident.last, resident.cost))
+    __slots__ = ("long", "odds", "short")
 
-    def _remember(self, key: str, ghost: _Ghost) -> None:
-        self._ghosts[key] = ghost
-        self._ghosts.move_to_end(key)
-        while len(self._ghosts) > self.max_ghosts:
-            self._ghosts.popitem(last=False)
+    def __init__(self, mean: float, cv2: float) -> None:
+        if cv2 <= 1.0:  # regular: due at the mean, then within ``mean * cv2`` (a gamma's tail)
+            self.odds = -1.0
+            self.short, self.long = mean * cv2, mean
+            return
+        # bursty: a balanced-means two-phase hyperexponential, probabilities p1, p2 and means
+        # mean / (2 p) (short gaps inside a burst, long ones between bursts)
+        p1 = 0.5 * (1.0 + math.sqrt((cv2 - 1.0) / (cv2 + 1.0)))
+        p2 = 1.0 - p1
+        self.odds = p2 / p1  # of the long phase against the short one, at age 0
+        self.short, self.long = mean / (2.0 * p1), mean / (2.0 * p2)
+
+    def residual(self, age: float) -> float:
+        if self.odds < 0:
+            return max(self.long - age, self.short)
+        # the phase given no arrival for ``age``: the short one fades as exp(-age / short)
+        w_short = 1.0 / (1.0 + self.odds * math.exp(min(age / self.short - age / self.long, 700.0)))
+        return w_short * self.short + (1.0 - w_short) * self.long
+
+
+def _residual(mean: float, cv2: float, age: float) -> float:
+    """Mean residual life at ``age`` of inter-arrival times of this mean and squared CV."""
+    return _Gaps(mean, cv2).residual(age)

@@ -329,12 +329,12 @@ class Shelf:
                 "idle_seconds": round(now - entry.last_use, 3),
                 "leases": self.leases_of(entry.digest),
                 "pinned": self.pinned(entry.digest),
-                **self._weighed(entry),
+                **self._weighed(entry, now),
             }
             for entry in self.entries.values()
         ]
 
-    def _weighed(self, entry: Entry) -> dict[str, Any]:
+    def _weighed(self, entry: Entry, now: float) -> dict[str, Any]:
         """What the cost-aware policies think of the image: its priority in L1 (None if not
         resident) and the seconds reloading it into each tier costs, measured or estimated."""
         out: dict[str, Any] = {}
@@ -343,7 +343,7 @@ class Shelf:
             if isinstance(policy, CostAwarePolicy):
                 size = cost(entry.size)
                 out[f"{tier.name}_reload_seconds"] = round(policy.cost(entry.digest, size), 6)
-                out[f"{tier.name}_priority"] = policy.priority(entry.digest)
+                out[f"{tier.name}_priority"] = policy.priority(entry.digest, now)
         return out
 
     def oldest_l1_seconds(self) -> float:

@@ -19,7 +19,7 @@ import enum
 import mmap
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,56 @@ class Copy:
 
 
 Usage = Callable[[str], tuple[float, int]]  # digest -> (last use, hits)
+
+
+class _Evictable(Mapping[str, Candidate]):
+    """The tier's copies that may go (not leased, pinned or busy), by digest, as candidates
+    built on access: membership and lookup are O(1); iterating or ``len`` walk every copy."""
+
+    def __init__(self, copies: dict[str, Copy], usage: Usage) -> None:
+        self._copies, self._usage = copies, usage
+
+    @staticmethod
+    def _ok(c: Copy) -> bool:
+        return c.leases == 0 and not c.pinned and not c.busy
+
+    def __getitem__(self, digest: str) -> Candidate:
+        c = self._copies[digest]
+        if not self._ok(c):
+            raise KeyError(digest)
+        last_use, hits = self._usage(digest)
+        return Candidate(digest, cost(c.size), last_use, hits)
+
+    def __contains__(self, digest: object) -> bool:
+        c = self._copies.get(digest) if isinstance(digest, str) else None
+        return c is not None and self._ok(c)
+
+    def __iter__(self) -> Iterator[str]:
+        return (d for d, c in self._copies.items() if self._ok(c))
+
+    def __len__(self) -> int:
+        return sum(1 for c in self._copies.values() if self._ok(c))
+
+    def values(self) -> ValuesView[Candidate]:
+        return _Candidates(self)
+
+    def candidates(self) -> Iterator[Candidate]:
+        """All of them in one pass (what a policy that ranks them all, LRU, walks): no
+        lookup per copy, as fast as the list the tier built before."""
+        usage = self._usage
+        for d, c in self._copies.items():
+            if c.leases == 0 and not c.pinned and not c.busy:
+                last_use, hits = usage(d)
+                yield Candidate(d, cost(c.size), last_use, hits)
+
+
+class _Candidates(ValuesView[Candidate]):
+    _mapping: _Evictable
+
+    def __iter__(self) -> Iterator[Candidate]:
+        return self._mapping.candidates()
+
+
 PAGE = mmap.PAGESIZE
 SYNC_CLOSE_BYTES = 1 << 20  # smaller segments are freed on the loop, larger ones by the reaper
 
@@ -157,11 +207,9 @@ class Tier(ABC):
     def _make_room(self, need: int) -> None:
         if need <= 0:
             return
-        candidates = []
-        for c in self.copies.values():
-            if c.leases == 0 and not c.pinned and not c.busy:
-                last_use, hits = self.usage(c.digest)
-                candidates.append(Candidate(c.digest, cost(c.size), last_use, hits))
+        # a view, not a list: a policy that samples builds the few candidates it looks at
+        # (building all 2,000 took about 1 ms per eviction in the event loop)
+        candidates = _Evictable(self.copies, self.usage)
         for digest in self.policy.victims(candidates, need, self.clock()):
             self.evict(digest)
             self.evictions += 1
