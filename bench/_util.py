@@ -6,18 +6,42 @@ runs, in a process pinned to nothing (the machine has 2 cores; run benchmarks on
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
+
+
+def _spin(stop: Any) -> None:
+    while not stop.is_set():
+        pass
+
+
+@contextlib.contextmanager
+def spinning(n: int) -> Iterator[None]:
+    """``n`` processes spinning on the cores for the duration of the block (a busy node)."""
+    ctx = multiprocessing.get_context("fork")
+    stop = ctx.Event()
+    procs = [ctx.Process(target=_spin, args=(stop,), daemon=True) for _ in range(n)]
+    for p in procs:
+        p.start()
+    time.sleep(0.5 if n else 0)
+    try:
+        yield
+    finally:
+        stop.set()
+        for p in procs:
+            p.join()
 
 
 def median_time(fn: Callable[[], Any], *, repeat: int, number: int = 1) -> float:

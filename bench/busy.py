@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import multiprocessing
 import os
 import statistics
 import time
@@ -37,7 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from bench._util import OUT, ROOT, bar_plot, fmt_bytes, fmt_time, machine_summary, markdown_table
+from bench._util import (
+    OUT,
+    ROOT,
+    bar_plot,
+    fmt_bytes,
+    fmt_time,
+    machine_summary,
+    markdown_table,
+    spinning,
+)
 
 GAP = 0.002  # seconds of sleep before each timed call
 
@@ -74,28 +82,6 @@ def _models() -> list[tuple[str, Any, np.ndarray]]:
                 wide,
             ),
         ]
-
-
-def _spin(stop: Any) -> None:
-    while not stop.is_set():
-        pass
-
-
-@contextlib.contextmanager
-def _load(busy: int) -> Iterator[None]:
-    """``busy`` processes spinning on a core each, for the duration of the block."""
-    ctx = multiprocessing.get_context("fork")
-    stop = ctx.Event()
-    procs = [ctx.Process(target=_spin, args=(stop,), daemon=True) for _ in range(busy)]
-    for p in procs:
-        p.start()
-    time.sleep(0.5 if busy else 0)
-    try:
-        yield
-    finally:
-        stop.set()
-        for p in procs:
-            p.join()
 
 
 @contextlib.contextmanager
@@ -208,7 +194,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     layouts: dict[str, list[dict[str, Any]]] = {}
     for label, busy in (("idle", 0), ("busy", args.busy)):
-        with _load(busy):
+        with spinning(busy):
             layouts[label] = _layouts(args.samples)
             for model_id, est, model, method, rows, size, agree in models:
                 variants = _variants(est, model, method)

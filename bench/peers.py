@@ -31,20 +31,17 @@ For each model of issue 13 (``bench/peers_models.py``) and each contender that c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench import peers_report
-from bench._util import OUT, ROOT, run_worker
+from bench._util import OUT, ROOT, run_worker, spinning
 from bench.peers_models import MODELS, build
 from bench.peers_workers import BY_KEY, CONTENDERS
 
@@ -134,28 +131,6 @@ class Steady:
                 p.stdout.close()
 
 
-def _spin(stop: Any) -> None:
-    while not stop.is_set():
-        pass
-
-
-@contextlib.contextmanager
-def _busy(n: int) -> Iterator[None]:
-    """``n`` processes spinning on the cores for the duration of the block."""
-    ctx = multiprocessing.get_context("fork")
-    stop = ctx.Event()
-    procs = [ctx.Process(target=_spin, args=(stop,), daemon=True) for _ in range(n)]
-    for p in procs:
-        p.start()
-    time.sleep(0.5)
-    try:
-        yield
-    finally:
-        stop.set()
-        for p in procs:
-            p.join()
-
-
 def measure_steady(spec: dict[str, Any], paths: dict[str, str], args: Any) -> dict[str, Any]:
     steady = Steady(spec, paths)
     try:
@@ -166,7 +141,7 @@ def measure_steady(spec: dict[str, Any], paths: dict[str, str], args: Any) -> di
                 for v in steady.variants:
                     samples[v].append(steady.ask(v, rows=n, budget=args.budget))
             out[str(n)] = samples
-        with _busy(args.busy):
+        with spinning(args.busy):
             busy: dict[str, list[float]] = {v: [] for v in steady.variants}
             for _ in range(args.busy_samples):
                 for v in steady.variants:
