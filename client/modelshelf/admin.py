@@ -7,6 +7,7 @@ the reply's code (``modelshelf.errors.for_code``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import paths as _paths
@@ -50,10 +51,24 @@ class AdminConnection:
             "modelshelfd running? set MODELSHELF_ADMIN_SOCKET or --admin-socket"
         )
 
-    def request(self, message: dict[str, Any], fds: tuple[int, ...] = ()) -> dict[str, Any]:
+    def request(
+        self,
+        message: dict[str, Any],
+        fds: tuple[int, ...] = (),
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Send ``message`` and return its reply; progress frames that come before the reply
+        (``{"progress": done, "total": size}``, a publish asked ``"progress": true``) go to
+        ``progress(done, total)``."""
         _wire.send(self.sock, message, fds)
-        reply, got = _wire.recv(self.sock)
-        _wire.close_fds(got)
+        while True:
+            reply, got = _wire.recv(self.sock)
+            _wire.close_fds(got)
+            if "progress" not in reply or "ok" in reply:
+                break
+            if progress is not None:
+                progress(int(reply["progress"]), int(reply.get("total", 0)))
         if reply.get("ok") is not True:
             code = str(reply.get("error"))
             raise for_code(code)(f"{reply.get('message')} [{code}]")

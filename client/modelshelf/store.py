@@ -493,7 +493,7 @@ class Store:
         self,
         namespace: str,
         name: str,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | int,
         *,
         skip_unchanged: bool = False,
         progress: Callable[[int], None] | None = None,
@@ -504,12 +504,16 @@ class Store:
         second uploads it chunk by chunk, hashing again: if the file changed in between, the
         upload is abandoned before its last chunk (StoreError), so what is stored is always
         what was checked. ``progress(n)`` is called with each chunk's size as it is uploaded
-        (once with the whole size if the store holds these bytes already).
+        (once with the whole size if the store holds these bytes already). ``path`` may be an
+        open descriptor (read from its start, left open).
         """
         check_part(namespace)
         check_part(name, "name")
-        source = os.fspath(path)
-        with open(source, "rb") as fh:
+        # a descriptor (the daemon's publish: a file another uid may own) is read, not reopened
+        source = f"descriptor {path}" if isinstance(path, int) else os.fspath(path)
+        descriptor = isinstance(path, int)
+        with open(path if descriptor else source, "rb", closefd=not descriptor) as fh:
+            fh.seek(0)
             found = os.fstat(fh.fileno()).st_size
             if found < HEADER_SIZE:
                 raise TruncatedImageError(

@@ -12,7 +12,6 @@ import dataclasses
 import errno
 import json
 import logging
-import mmap
 import os
 import stat
 import time
@@ -487,20 +486,22 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
         )
     if size == 0:
         raise ImageError("the file sent is empty, not an image")
+    if_changed, progress = message.get("if_changed", False), message.get("progress", False)
+    for key, value in (("if_changed", if_changed), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise BadRequest(f"{key} must be true or false, got {value!r:.40}")
+    sent = [0]  # bytes uploaded so far, counted by the upload's thread
+    reporter = _Progress(state, conn, sent, size) if progress else None
     try:
-        mapped = mmap.mmap(fds[0], size, prot=mmap.PROT_READ)
-    except (OSError, ValueError) as exc:
-        raise BadRequest(f"cannot map the descriptor sent: {exc}") from exc
-    if_changed = message.get("if_changed", False)
-    if not isinstance(if_changed, bool):
-        raise BadRequest(f"if_changed must be true or false, got {if_changed!r:.40}")
-    try:
+        # streamed from the descriptor (read twice: checked, then uploaded while hashed
+        # again), never copied whole; a file changed in between is refused, not stored
         info = await asyncio.to_thread(
-            state.store.publish, ref.namespace, ref.name, mapped, skip_unchanged=if_changed
-        )
+            state.store.publish_file, ref.namespace, ref.name, fds[0],
+            skip_unchanged=if_changed, progress=lambda n: sent.__setitem__(0, sent[0] + n),
+        )  # fmt: skip
     finally:
-        with contextlib.suppress(BufferError):  # a view escaped in a traceback: GC unmaps
-            mapped.close()
+        if reporter is not None:
+            await reporter.stop()
     versions = await asyncio.to_thread(state.store.versions, ref.namespace, ref.name)
     state.catalog.update(ref.key, versions)
     if info.unchanged:
@@ -516,6 +517,35 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
         "size": info.size,
         "unchanged": info.unchanged,
     }, []
+
+
+class _Progress:
+    """Frames ``{"progress": bytes, "total": size}`` sent while a publish uploads, before its
+    reply (asked for with ``"progress": true``); stopped, never cancelled mid-frame."""
+
+    INTERVAL = 0.25  # seconds between frames
+
+    def __init__(self, state: ServerState, conn: Connection, sent: list[int], total: int) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run(state, conn, sent, total))
+
+    async def _run(self, state: ServerState, conn: Connection, sent: list[int], total: int) -> None:
+        reported = -1
+        while True:
+            stopping = self._stop.is_set()  # the last frame tells the upload's end
+            if sent[0] != reported:
+                reported = sent[0]
+                frame = {"progress": reported, "total": total}
+                await aiowire.send(conn.sock, frame, timeout=state.config.send_timeout)
+            if stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.INTERVAL)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError, TimeoutError):  # the reply's send will say it too
+            await self._task
 
 
 async def _gc(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:

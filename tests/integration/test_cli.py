@@ -103,3 +103,27 @@ def test_human_output_in_units(shelf: Shelf, images: Images) -> None:
     stats = cli(daemon, "stats").stdout
     fetched = next(line for line in stats.splitlines() if line.startswith("bytes_fetched"))
     assert fetched.endswith(f" {shown}")
+
+
+def test_publish_through_the_daemon_reports_its_upload(
+    shelf: Shelf, images: Images, tmp_path
+) -> None:
+    """With a progress bar, the daemon sends how much it has uploaded before its reply; the
+    file is streamed from the descriptor sent (a large image, so that there are chunks)."""
+    import numpy as np
+
+    import modelshelf
+
+    path = tmp_path / "big.msi"
+    path.write_bytes(modelshelf.compile_tensors({"w": np.arange(3_000_000, dtype=np.float64)}))
+    daemon = shelf.make(l1_bytes=64 << 20)
+    proc = cli(daemon, "publish", "acme/big", str(path), "--progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "published acme/big@1" in proc.stdout
+    total = size(path.stat().st_size)
+    assert re.search(r"acme/big: 100%", proc.stderr) and total.split()[0] in proc.stderr
+    client = daemon.client()
+    assert np.array_equal(client.tensors("acme/big")["w"], np.arange(3_000_000, dtype=np.float64))
+    # without the bar (JSON), no progress frames and the same reply
+    again = as_json(cli(daemon, "publish", "acme/big", str(path), "--json", "--force"))
+    assert again["version"] == 2 and again["size"] == path.stat().st_size

@@ -212,8 +212,18 @@ def _memfd(image: bytes) -> int:
 def _publish_through_daemon(args: argparse.Namespace, ref: ModelRef, fd: int) -> dict[str, Any]:
     sent = os.fstat(fd).st_size
     message = {"op": "publish", "model": ref.key, "if_changed": not args.force}
-    with AdminConnection(args.admin_socket) as admin:
-        reply = admin.request(message, (fd,))
+    bar = progress_bar(args, sent, unit="B", unit_scale=True, unit_divisor=1024, desc=ref.key)
+    if bar is not None:  # the daemon reports its upload as it goes
+        message["progress"] = True
+    try:
+        with AdminConnection(args.admin_socket) as admin:
+            reply = admin.request(
+                message, (fd,),
+                progress=(lambda done, _: bar.update(done - bar.n)) if bar is not None else None,
+            )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
     return {
         "model": ref.key,
         "version": reply["version"],
