@@ -15,7 +15,7 @@ from pathlib import Path
 
 from modelshelf.store import STAGING_GRACE, Store, sha256
 
-from .conftest import Daemon, Images, Shelf
+from .conftest import Daemon, Images, Shelf, wait_for
 
 HOUR = 3600.0
 
@@ -156,7 +156,9 @@ def test_gc_compacts_the_change_feed(shelf: Shelf, images: Images) -> None:
     reply = json.loads(cli("gc", "--json", "--store", shelf.store).stdout)  # straight to it
     assert reply["feed"]["snapshots_removed"] == 0 and reply["feed"]["models"] == 1
     later = shelf.make("b", ref_poll_seconds=0.2)
-    assert "catalog read whole (snapshot): 1 models" in later.logs()
+    wait_for(  # the daemon answers before its first read of the catalog is logged
+        lambda: "catalog read whole (snapshot): 1 models" in later.logs(), what="catalog read"
+    )
     assert later.client().model("ns/a").predict(images.X).shape == (16,)
     assert later.stats()["full_listings"] == 0
     refused = subprocess.run(
