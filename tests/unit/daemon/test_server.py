@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +36,24 @@ def test_a_private_directory_is_created_and_used(tmp_path: Path) -> None:
         assert stat.S_ISSOCK(path.stat().st_mode)
     finally:
         sock.close()
+
+
+def test_a_reply_over_the_frame_limit_becomes_a_counted_internal_error() -> None:
+    """Every listing op pages; should a reply still outgrow one frame, the client gets a typed
+    ``internal`` error (counted), not a closed connection."""
+    import collections
+    from types import SimpleNamespace
+
+    from modelshelf import wire
+    from modelshelfd.server import Server
+
+    stats: collections.Counter[str] = collections.Counter()
+    state: Any = SimpleNamespace(shelf=SimpleNamespace(stats=stats))
+    big = {"ok": True, "rows": ["x" * 1000] * 100}
+    with pytest.raises(wire.ProtocolError):
+        wire.encode(big)  # what the send would have raised
+    reply = Server._too_large(state, {"op": "ls", "id": 7}, big)
+    assert reply["ok"] is False and reply["error"] == "internal" and reply["id"] == 7
+    assert "exceeds the 65536-byte message limit" in reply["message"]
+    assert stats["refused_internal"] == 1
+    wire.encode(reply)  # the error itself fits
