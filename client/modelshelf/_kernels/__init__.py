@@ -6,6 +6,12 @@ one is there (setup.py), absent otherwise, and then the numpy runtime serves alo
 module says once at import in debug logging. ``MODELSHELF_KERNELS=numpy`` in the environment,
 read once at import, forces the numpy path even when the extension is built.
 
+``MODELSHELF_THREADS`` (default 1), read once at import, or ``set_threads(n)`` (also
+``modelshelf.set_threads``), lets one call of the compiled tree kernel split a large batch's rows
+over ``n`` threads (results are one thread's to the bit). One thread is the default because a
+node full of worker processes is where modelshelf runs: there a second thread only waits for a
+core that another process needs.
+
 The runtime asks this module for a family's compiled kernel at load (``trees``,
 ``vocabulary``, ``hashing``); ``None`` means numpy serves that model: no extension, the
 variable, or a layout the kernel does not take (another dtype, a feature it lacks), never an
@@ -28,9 +34,13 @@ __all__ = [
     "BUILT",
     "ENV",
     "MODES",
+    "THREADS_ENV",
     "active",
     "hashing",
     "mode",
+    "set_threads",
+    "sigmoid",
+    "threads",
     "trees",
     "use",
     "vocabulary",
@@ -40,6 +50,8 @@ __all__ = [
 
 ENV = "MODELSHELF_KERNELS"
 MODES = ("compiled", "numpy")
+THREADS_ENV = "MODELSHELF_THREADS"
+MAX_THREADS = 256
 
 _log = logging.getLogger(__name__)
 
@@ -64,6 +76,42 @@ elif _active is None:
     _log.debug("modelshelf kernels: numpy (%s=numpy)", ENV)
 else:
     _log.debug("modelshelf kernels: compiled (%s)", BUILT.__file__)
+
+
+def _threads_from_env() -> int:
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return 1
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_THREADS:
+        _log.warning(
+            "%s=%r is not a whole number from 1 to %d: using 1", THREADS_ENV, value, MAX_THREADS
+        )
+        return 1
+    return n
+
+
+_threads = _threads_from_env()
+
+
+def threads() -> int:
+    """The threads one call of a compiled tree kernel may use for a large batch."""
+    return _threads
+
+
+def set_threads(n: int) -> None:
+    """Let one call of a compiled tree kernel split a large batch's rows over ``n`` threads
+    (1 to 256; default 1, or ``MODELSHELF_THREADS``). It takes effect at the next call, for
+    models already loaded too. Small batches stay on the calling thread, and results are the
+    same to the bit whatever ``n``. Keep 1 on a node busy with worker processes: a second
+    thread then waits for a core."""
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"threads must be a whole number from 1 to {MAX_THREADS}, found {n!r}")
+    _threads = n
 
 
 def active() -> ModuleType | None:
@@ -97,8 +145,11 @@ def trees(
     leaf_values: np.ndarray | None,
     base: np.ndarray | None,
     depth: int,
+    n_features: int = -1,
+    input_cast: str = "float64",
 ) -> Any | None:
-    """A forest's compiled sum kernel (``Trees``, trees.c), or None: numpy serves it."""
+    """A forest's compiled sum kernel (``Trees``, trees.c), or None: numpy serves it.
+    ``n_features`` and ``input_cast`` enable ``raw`` (inputs cast in C)."""
     native = _active
     if native is None:
         return None
@@ -119,9 +170,22 @@ def trees(
             leaf_values,
             base,
             depth,
+            n_features=n_features,
+            input32=input_cast == "float32",
         )
     except (TypeError, ValueError):  # dtypes or layout it does not take: numpy reads any
         return None
+
+
+def sigmoid() -> Callable[[np.ndarray, np.ndarray], None] | None:
+    """The compiled binary sigmoid link (``sigmoid(raw, out)``, link.c: raw (n, 1) float32 or
+    float64, out (n, 2) of its dtype), or None: numpy computes it. None too where numpy's exp
+    loop was not found, since only it gives numpy's results."""
+    native = _active
+    if native is None or not native.sigmoid_loop:
+        return None
+    link: Callable[[np.ndarray, np.ndarray], None] = native.sigmoid
+    return link
 
 
 #: ``(features, lengths) -> (indptr, indices, values, nnz)``: a text vectorizer's counts kernel.

@@ -16,6 +16,13 @@
 
 /* trees.c: the ``Trees`` type (a forest's node arrays, checked once, and its sum kernel). */
 extern PyTypeObject msk_TreesType;
+PyObject *msk_trees_tune(PyObject *module, PyObject *args);
+
+/* link.c: numpy's float64 exp loop, found at import (``msk_find_exp``: 0 with an error set if
+ * numpy does not import; the loop may still be absent), and the binary sigmoid link. */
+int msk_find_exp(void);
+int msk_has_exp(void);
+PyObject *msk_sigmoid(PyObject *module, PyObject *args);
 
 /* text.c: the ``Vocab`` type (a vocabulary string table, its runs checked once, and its
  * counts kernel), the hashing vectorizer's counts and murmurhash3 of one buffer; text_weigh.c:

@@ -32,6 +32,12 @@ static PyMethodDef native_methods[] = {
     {"weigh", msk_weigh, METH_VARARGS,
      "weigh(data, indices, indptr, idf, norm): CSR data times idf (or None), then row norms "
      "(0 none, 1 l1, 2 l2), in place."},
+    {"sigmoid", msk_sigmoid, METH_VARARGS,
+     "sigmoid(raw, out): a binary classifier's [1 - p, p], p = 1 / (1 + exp(-raw)), in raw's "
+     "dtype (float32: XGBoost's rounding), with numpy's exp (only where sigmoid_loop)."},
+    {"_tune", msk_trees_tune, METH_VARARGS,
+     "_tune(block_rows=0, thread_pairs=0) -> (block_rows, thread_pairs): the tree kernel's "
+     "batch constants, for measurements; 0 keeps one."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -56,7 +62,9 @@ PyMODINIT_FUNC PyInit__native(void) {
         Py_DECREF(module);
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Vocab", (PyObject *)&msk_VocabType) < 0) {
+    if (PyModule_AddObjectRef(module, "Vocab", (PyObject *)&msk_VocabType) < 0 ||
+        !msk_find_exp() ||
+        PyModule_AddObjectRef(module, "sigmoid_loop", msk_has_exp() ? Py_True : Py_False) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -19,6 +19,8 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 
 typedef struct {
     PyObject_HEAD
@@ -32,7 +34,9 @@ typedef struct {
     const char *leaf_values;  /* NULL: a leaf's payload is its output */
     const char *base;         /* NULL: a sum starts from its first tree */
     int threshold_type, out_type;
+    int input_type, work_type; /* ``raw``: inputs cast to input_type, then to work_type */
     npy_intp n_nodes, n_trees, n_groups, width, n_rows, depth;
+    npy_intp n_features;       /* ``raw``: the inputs' columns (-1: ``sum`` only) */
 } Trees;
 
 enum { FAULT_ROOT = 1, FAULT_FEATURE, FAULT_CHILD, FAULT_PAYLOAD };
@@ -44,167 +48,7 @@ typedef struct {
     double payload;  /* or a leaf row, as stored */
 } Fault;
 
-/* ``k`` walks (at most LANES) in lockstep, lane i from ``nodes[i]`` over the working-matrix row
- * ``rows[i]``: their chains of dependent loads are independent, so the processor overlaps them,
- * where one walk at a time would wait for every load in turn. Lanes are the rows of a batch
- * through one tree, or, for fewer rows than lanes, consecutive trees of one row. ``nodes``
- * receives the node each lane reaches: a leaf (its own child) or where ``depth`` steps end.
- * 0 with ``fault`` set on a bad index. WT: the working matrix's type, TT: the thresholds'. */
-#define LANES 8
-#define DEFINE_WALK(WT, TT)                                                                   \
-    static inline int walk_##WT##_##TT(const Trees *self, const WT *const *rows, npy_intp m,  \
-                                       npy_intp k, npy_intp *nodes, Fault *fault) {          \
-        const TT *threshold = (const TT *)self->threshold;                                    \
-        for (npy_intp step = 0; step < self->depth; step++) {                                 \
-            int moving = 0;                                                                   \
-            for (npy_intp i = 0; i < k; i++) {                                                \
-                npy_intp node = nodes[i];                                                     \
-                npy_intp first = self->child[node];                                           \
-                if (first == node) {                                                          \
-                    continue; /* a leaf: its sentinel column would keep it there */           \
-                }                                                                             \
-                moving = 1;                                                                   \
-                npy_intp column = self->feature[node];                                        \
-                if ((npy_uintp)column >= (npy_uintp)m) {                                      \
-                    *fault = (Fault){FAULT_FEATURE, node, column, 0.0};                       \
-                    return 0;                                                                 \
-                }                                                                             \
-                WT x = rows[i][column];                                                       \
-                npy_intp right;                                                               \
-                if (isnan(x)) {                                                               \
-                    right = self->missing ? (self->missing[node >> 3] >> (node & 7)) & 1 : 0; \
-                } else {                                                                      \
-                    right = x > threshold[node];                                              \
-                }                                                                             \
-                npy_intp next = first + right;                                                \
-                if ((npy_uintp)next >= (npy_uintp)self->n_nodes) {                            \
-                    *fault = (Fault){FAULT_CHILD, node, next, 0.0};                           \
-                    return 0;                                                                 \
-                }                                                                             \
-                nodes[i] = next;                                                              \
-            }                                                                                 \
-            if (!moving) {                                                                    \
-                break;                                                                        \
-            }                                                                                 \
-        }                                                                                     \
-        return 1;                                                                             \
-    }
-
-DEFINE_WALK(double, double)
-DEFINE_WALK(double, float)
-DEFINE_WALK(float, double)
-DEFINE_WALK(float, float)
-
-/* The root of tree ``t``, checked. */
-#define ROOT(t, into)                                                                         \
-    do {                                                                                      \
-        npy_intp root_ = self->roots[t];                                                      \
-        if ((npy_uintp)root_ >= (npy_uintp)self->n_nodes) {                                   \
-            *fault = (Fault){FAULT_ROOT, (t), root_, 0.0};                                    \
-            return 0;                                                                         \
-        }                                                                                     \
-        (into) = root_;                                                                       \
-    } while (0)
-
-/* Adds the outputs of ``leaf`` to the row's outputs ``o`` (or sets them: the group's first tree
- * without a base). The leaf row is checked as numpy's astype(intp) then gather would take it:
- * truncated toward zero, so (-1, L) reads rows 0..L-1. */
-#define ADD(DT, o, leaf, set)                                                                 \
-    do {                                                                                      \
-        if (values == NULL) {                                                                 \
-            DT v_ = (DT)threshold[leaf];                                                      \
-            (o)[0] = (set) ? v_ : (o)[0] + v_;                                                \
-            break;                                                                            \
-        }                                                                                     \
-        double payload_ = (double)threshold[leaf];                                            \
-        if (!(payload_ > -1.0 && payload_ < (double)self->n_rows)) {                          \
-            *fault = (Fault){FAULT_PAYLOAD, (leaf), 0, payload_};                             \
-            return 0;                                                                         \
-        }                                                                                     \
-        const DT *v_ = values + (npy_intp)payload_ * w;                                       \
-        if (set) {                                                                            \
-            for (npy_intp j_ = 0; j_ < w; j_++) {                                             \
-                (o)[j_] = v_[j_];                                                             \
-            }                                                                                 \
-        } else {                                                                              \
-            for (npy_intp j_ = 0; j_ < w; j_++) {                                             \
-                (o)[j_] = (o)[j_] + v_[j_];                                                   \
-            }                                                                                 \
-        }                                                                                     \
-    } while (0)
-
-/* The sums of ``n`` rows of ``W`` (``m`` columns) into ``out`` (``n_out`` columns), group by
- * group. A batch walks trees outside and rows inside, LANES rows at a time: a tree's nodes stay
- * in cache while every row walks it. Fewer rows than lanes walk LANES trees at a time per row.
- * Either way each output receives its trees one after the other, in order. DT: the output
- * type (leaf values', or the thresholds' when payloads are outputs). */
-#define DEFINE_SUM(WT, TT, DT)                                                                \
-    static int sum_##WT##_##TT##_##DT(const Trees *self, const WT *W, npy_intp n,            \
-                                      npy_intp m, DT *out, npy_intp n_out, Fault *fault) {   \
-        const TT *threshold = (const TT *)self->threshold;                                    \
-        const DT *values = (const DT *)self->leaf_values;                                     \
-        const DT *base = (const DT *)self->base;                                              \
-        const npy_intp w = self->width;                                                       \
-        npy_intp nodes[LANES];                                                                \
-        const WT *rows[LANES];                                                                \
-        for (npy_intp g = 0; g < self->n_groups; g++) {                                       \
-            DT *column = out + g * w;                                                         \
-            npy_intp lo = self->groups[g], hi = self->groups[g + 1];                          \
-            if (base != NULL || lo == hi) {                                                   \
-                for (npy_intp r = 0; r < n; r++) {                                            \
-                    for (npy_intp j = 0; j < w; j++) {                                        \
-                        column[r * n_out + j] = base != NULL ? base[g * w + j] : (DT)0;       \
-                    }                                                                         \
-                }                                                                             \
-            }                                                                                 \
-            if (n < LANES) { /* lanes: trees */                                               \
-                for (npy_intp r = 0; r < n; r++) {                                            \
-                    DT *o = column + r * n_out;                                               \
-                    for (npy_intp t0 = lo; t0 < hi; t0 += LANES) {                            \
-                        npy_intp k = hi - t0 < LANES ? hi - t0 : LANES;                       \
-                        for (npy_intp i = 0; i < k; i++) {                                    \
-                            ROOT(t0 + i, nodes[i]);                                           \
-                            rows[i] = W + r * m;                                              \
-                        }                                                                     \
-                        if (!walk_##WT##_##TT(self, rows, m, k, nodes, fault)) {              \
-                            return 0;                                                         \
-                        }                                                                     \
-                        for (npy_intp i = 0; i < k; i++) {                                    \
-                            ADD(DT, o, nodes[i], base == NULL && t0 + i == lo);               \
-                        }                                                                     \
-                    }                                                                         \
-                }                                                                             \
-                continue;                                                                     \
-            }                                                                                 \
-            for (npy_intp t = lo; t < hi; t++) { /* lanes: rows */                            \
-                npy_intp root;                                                                \
-                ROOT(t, root);                                                                \
-                for (npy_intp r0 = 0; r0 < n; r0 += LANES) {                                  \
-                    npy_intp k = n - r0 < LANES ? n - r0 : LANES;                             \
-                    for (npy_intp i = 0; i < k; i++) {                                        \
-                        nodes[i] = root;                                                      \
-                        rows[i] = W + (r0 + i) * m;                                           \
-                    }                                                                         \
-                    if (!walk_##WT##_##TT(self, rows, m, k, nodes, fault)) {                  \
-                        return 0;                                                             \
-                    }                                                                         \
-                    for (npy_intp i = 0; i < k; i++) {                                        \
-                        ADD(DT, column + (r0 + i) * n_out, nodes[i], base == NULL && t == lo); \
-                    }                                                                         \
-                }                                                                             \
-            }                                                                                 \
-        }                                                                                     \
-        return 1;                                                                             \
-    }
-
-DEFINE_SUM(double, double, double)
-DEFINE_SUM(double, double, float)
-DEFINE_SUM(double, float, double)
-DEFINE_SUM(double, float, float)
-DEFINE_SUM(float, double, double)
-DEFINE_SUM(float, double, float)
-DEFINE_SUM(float, float, double)
-DEFINE_SUM(float, float, float)
+#include "trees_walk.h"
 
 /* -- the Python type ------------------------------------------------------------------------ */
 
@@ -304,12 +148,14 @@ static int check_shapes(Trees *self) {
 
 static PyObject *Trees_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     static char *keywords[] = {"feature", "threshold", "child", "missing", "roots",
-                               "groups",  "leaf_values", "base", "depth", NULL};
+                               "groups",  "leaf_values", "base", "depth", "n_features",
+                               "input32", NULL};
     PyObject *feature, *threshold, *child, *missing, *roots, *groups, *leaf_values, *base;
-    Py_ssize_t depth;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOOn:Trees", keywords, &feature,
+    Py_ssize_t depth, n_features = -1;
+    int input32 = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOOOOOOn|$np:Trees", keywords, &feature,
                                      &threshold, &child, &missing, &roots, &groups,
-                                     &leaf_values, &base, &depth)) {
+                                     &leaf_values, &base, &depth, &n_features, &input32)) {
         return NULL;
     }
     Trees *self = (Trees *)type->tp_alloc(type, 0);
@@ -335,6 +181,10 @@ static PyObject *Trees_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         return NULL;
     }
     self->depth = depth;
+    self->n_features = n_features < 0 ? -1 : n_features;
+    self->input_type = input32 ? NPY_FLOAT32 : NPY_FLOAT64;
+    /* numpy's result_type(thresholds, input cast) */
+    self->work_type = self->threshold_type == NPY_FLOAT32 && input32 ? NPY_FLOAT32 : NPY_FLOAT64;
     self->feature = (const npy_int32 *)PyArray_DATA(self->a_feature);
     self->child = (const npy_int32 *)PyArray_DATA(self->a_child);
     self->roots = (const npy_int32 *)PyArray_DATA(self->a_roots);
@@ -371,54 +221,314 @@ static PyObject *raise_fault(const Fault *fault) {
     return NULL;
 }
 
+/* -- running a batch: row blocks, threads ---------------------------------------------------- */
+
+/* Rows of inputs cast per block in ``raw``: the block's working rows stay in the first cache
+ * levels while every tree walks them. Changed for measurements only (``_tune``). */
+static npy_intp block_rows = 256;
+/* (tree, row) pairs each thread must have before a batch is split between threads: below it,
+ * starting and joining a thread costs more than it saves. */
+static npy_intp thread_pairs = 1 << 15;
+
+typedef struct {
+    const Trees *self;
+    const char *X;  /* the inputs (``raw``) or the working matrix (``sum``) */
+    int x_type;     /* X's dtype */
+    int prepared;   /* X is the working matrix */
+    int nan;        /* ``sum``: whether the working matrix holds a NaN */
+    npy_intp lo, hi; /* the rows of this job */
+    npy_intp d;     /* X's columns */
+    char *out;
+    npy_intp n_out;
+    double divisor; /* ``raw``: 1.0, or what the sums are divided by */
+    char *buffer;   /* ``raw``: block_rows working rows */
+    int ok;
+    Fault fault;
+} Job;
+
+/* Working rows of inputs: cast to the input type, then to the working type (exact or not, as
+ * numpy's astype rounds), and the sentinel column (-inf). Returns whether a value is NaN. */
+#define DEFINE_CAST(XT, IT, WT)                                                               \
+    static int cast_##XT##_##IT##_##WT(const XT *x, npy_intp n, npy_intp d, WT *w) {          \
+        int nan = 0;                                                                          \
+        for (npy_intp r = 0; r < n; r++) {                                                    \
+            for (npy_intp j = 0; j < d; j++) {                                                \
+                WT v = (WT)(IT)x[r * d + j];                                                  \
+                nan |= v != v;                                                                \
+                w[r * (d + 1) + j] = v;                                                       \
+            }                                                                                 \
+            w[r * (d + 1) + d] = (WT)-INFINITY;                                               \
+        }                                                                                     \
+        return nan;                                                                           \
+    }
+
+DEFINE_CAST(double, double, double)
+DEFINE_CAST(double, float, double)
+DEFINE_CAST(double, float, float)
+DEFINE_CAST(float, double, double)
+DEFINE_CAST(float, float, double)
+DEFINE_CAST(float, float, float)
+
+static int cast_rows(const Trees *self, int x_type, const char *X, npy_intp n, npy_intp d,
+                     char *w) {
+    int x32 = x_type == NPY_FLOAT32, i32 = self->input_type == NPY_FLOAT32;
+    int w32 = self->work_type == NPY_FLOAT32;
+    if (w32) {
+        return x32 ? cast_float_float_float((const float *)X, n, d, (float *)w)
+                   : cast_double_float_float((const double *)X, n, d, (float *)w);
+    }
+    if (x32) {
+        return i32 ? cast_float_float_double((const float *)X, n, d, (double *)w)
+                   : cast_float_double_double((const float *)X, n, d, (double *)w);
+    }
+    return i32 ? cast_double_float_double((const double *)X, n, d, (double *)w)
+               : cast_double_double_double((const double *)X, n, d, (double *)w);
+}
+
 #define DISPATCH_OUT(WT, TT)                                                                  \
     (self->out_type == NPY_FLOAT64                                                            \
-         ? sum_##WT##_##TT##_double(self, (const WT *)W, n, m, (double *)out, n_out, &fault)  \
-         : sum_##WT##_##TT##_float(self, (const WT *)W, n, m, (float *)out, n_out, &fault))
+         ? sum_##WT##_##TT##_double(self, (const WT *)W, n, m, (double *)out, n_out, nan,     \
+                                    fault)                                                    \
+         : sum_##WT##_##TT##_float(self, (const WT *)W, n, m, (float *)out, n_out, nan, fault))
 
-static PyObject *Trees_sum(Trees *self, PyObject *args) {
-    PyObject *w_obj, *out_obj;
-    if (!PyArg_ParseTuple(args, "OO:sum", &w_obj, &out_obj)) {
-        return NULL;
-    }
-    int w_type = PyArray_Check(w_obj) ? PyArray_TYPE((PyArrayObject *)w_obj) : NPY_FLOAT64;
-    if (!msk_check_array(w_obj, "W", is_float_type(w_type) ? w_type : NPY_FLOAT64, 2) ||
-        !msk_check_array(out_obj, "out", self->out_type, 2)) {
-        return NULL;
-    }
-    PyArrayObject *w_arr = (PyArrayObject *)w_obj, *out_arr = (PyArrayObject *)out_obj;
-    npy_intp n = PyArray_DIM(w_arr, 0), m = PyArray_DIM(w_arr, 1);
-    npy_intp n_out = PyArray_DIM(out_arr, 1);
-    if (PyArray_DIM(out_arr, 0) != n || n_out != self->n_groups * self->width) {
-        PyErr_SetString(PyExc_ValueError, "out must hold one row per row of W, one column per output");
-        return NULL;
-    }
-    if (!PyArray_ISWRITEABLE(out_arr) || PyArray_DATA(out_arr) == PyArray_DATA(w_arr)) {
-        PyErr_SetString(PyExc_ValueError, "out must be a writable array of its own");
-        return NULL;
-    }
-    const char *W = PyArray_BYTES(w_arr);
-    char *out = PyArray_BYTES(out_arr);
-    Fault fault = {0, 0, 0, 0.0};
-    int ok;
-    int tt = self->threshold_type;
-    Py_BEGIN_ALLOW_THREADS;
+static int sum_rows(const Trees *self, int w_type, const char *W, npy_intp n, npy_intp m,
+                    char *out, npy_intp n_out, int nan, Fault *fault) {
     if (w_type == NPY_FLOAT64) {
-        ok = tt == NPY_FLOAT64 ? DISPATCH_OUT(double, double) : DISPATCH_OUT(double, float);
-    } else {
-        ok = tt == NPY_FLOAT64 ? DISPATCH_OUT(float, double) : DISPATCH_OUT(float, float);
+        return self->threshold_type == NPY_FLOAT64 ? DISPATCH_OUT(double, double)
+                                                   : DISPATCH_OUT(double, float);
     }
-    Py_END_ALLOW_THREADS;
-    if (!ok) {
-        return raise_fault(&fault);
+    return self->threshold_type == NPY_FLOAT64 ? DISPATCH_OUT(float, double)
+                                               : DISPATCH_OUT(float, float);
+}
+
+static void run_job(Job *job) {
+    const Trees *self = job->self;
+    npy_intp out_size = self->out_type == NPY_FLOAT64 ? 8 : 4;
+    npy_intp x_size = job->x_type == NPY_FLOAT64 ? 8 : 4;
+    job->ok = 1;
+    if (job->prepared) {
+        job->ok = sum_rows(self, job->x_type, job->X + job->lo * job->d * x_size,
+                           job->hi - job->lo, job->d, job->out + job->lo * job->n_out * out_size,
+                           job->n_out, job->nan, &job->fault);
+        return;
+    }
+    for (npy_intp b = job->lo; b < job->hi && job->ok; b += block_rows) {
+        npy_intp nb = job->hi - b < block_rows ? job->hi - b : block_rows;
+        int nan = cast_rows(self, job->x_type, job->X + b * job->d * x_size, nb, job->d,
+                            job->buffer);
+        job->ok = sum_rows(self, self->work_type, job->buffer, nb, job->d + 1,
+                           job->out + b * job->n_out * out_size, job->n_out, nan, &job->fault);
+    }
+    if (!job->ok || job->divisor == 1.0) {
+        return;
+    }
+    npy_intp count = (job->hi - job->lo) * job->n_out;
+    if (self->out_type == NPY_FLOAT64) {
+        double *o = (double *)job->out + job->lo * job->n_out;
+        for (npy_intp i = 0; i < count; i++) {
+            o[i] = o[i] / job->divisor;
+        }
+    } else {
+        float *o = (float *)job->out + job->lo * job->n_out;
+        float divisor = (float)job->divisor;
+        for (npy_intp i = 0; i < count; i++) {
+            o[i] = o[i] / divisor;
+        }
+    }
+}
+
+static void *run_thread(void *job) {
+    run_job((Job *)job);
+    return NULL;
+}
+
+/* Runs ``proto`` over its rows on up to ``threads`` threads (the caller's one of them), rows
+ * split in contiguous chunks: every row is summed by one thread, in tree order, so the result
+ * is one thread's to the bit. Called without the GIL. Returns 0 and sets ``fault`` (the first
+ * chunk's in row order) on a bad index, -1 when memory runs out. */
+static int run_batch(const Job *proto, npy_intp threads, Fault *fault) {
+    const Trees *self = proto->self;
+    npy_intp n = proto->hi - proto->lo;
+    npy_intp most = n * self->n_trees / thread_pairs;
+    if (threads > most) {
+        threads = most;
+    }
+    if (threads > n / LANES) {
+        threads = n / LANES;
+    }
+    if (threads < 1) {
+        threads = 1;
+    }
+    npy_intp w_size = self->work_type == NPY_FLOAT64 ? 8 : 4;
+    npy_intp buffer = proto->prepared ? 0 : block_rows * (proto->d + 1) * w_size;
+    Job *jobs = calloc((size_t)threads, sizeof(Job));
+    char *buffers = buffer ? malloc((size_t)(threads * buffer)) : NULL;
+    pthread_t *ids = calloc((size_t)threads, sizeof(pthread_t));
+    char *started = calloc((size_t)threads, 1);
+    int result = 1;
+    if (jobs == NULL || ids == NULL || started == NULL || (buffer && buffers == NULL)) {
+        result = -1;
+        goto done;
+    }
+    for (npy_intp t = 0; t < threads; t++) {
+        jobs[t] = *proto;
+        jobs[t].lo = proto->lo + n * t / threads;
+        jobs[t].hi = proto->lo + n * (t + 1) / threads;
+        jobs[t].buffer = buffer ? buffers + t * buffer : NULL;
+    }
+    for (npy_intp t = 1; t < threads; t++) {
+        started[t] = pthread_create(&ids[t], NULL, run_thread, &jobs[t]) == 0;
+    }
+    run_job(&jobs[0]);
+    for (npy_intp t = 1; t < threads; t++) {
+        if (started[t]) {
+            pthread_join(ids[t], NULL);
+        } else {
+            run_job(&jobs[t]); /* no thread to be had: this one does its share */
+        }
+    }
+    for (npy_intp t = 0; t < threads; t++) {
+        if (!jobs[t].ok) {
+            *fault = jobs[t].fault;
+            result = 0;
+            break;
+        }
+    }
+done:
+    free(jobs);
+    free(buffers);
+    free(ids);
+    free(started);
+    return result;
+}
+
+static PyObject *finish_batch(int result, const Fault *fault) {
+    if (result < 0) {
+        return PyErr_NoMemory();
+    }
+    if (result == 0) {
+        return raise_fault(fault);
     }
     Py_RETURN_NONE;
 }
 
+/* ``out`` checked against ``n`` rows of this forest's outputs; 0 with an error set if not. */
+static int check_out(Trees *self, PyObject *out_obj, PyObject *in_obj, npy_intp n) {
+    if (!msk_check_array(out_obj, "out", self->out_type, 2)) {
+        return 0;
+    }
+    PyArrayObject *out_arr = (PyArrayObject *)out_obj;
+    if (PyArray_DIM(out_arr, 0) != n || PyArray_DIM(out_arr, 1) != self->n_groups * self->width) {
+        PyErr_SetString(PyExc_ValueError, "out must hold one row per input row, one column per output");
+        return 0;
+    }
+    if (!PyArray_ISWRITEABLE(out_arr) ||
+        PyArray_DATA(out_arr) == PyArray_DATA((PyArrayObject *)in_obj)) {
+        PyErr_SetString(PyExc_ValueError, "out must be a writable array of its own");
+        return 0;
+    }
+    return 1;
+}
+
+/* An input matrix's dtype, float32 or float64 (else float64, which the check then refuses). */
+static int float_type_of(PyObject *obj) {
+    int type_num = PyArray_Check(obj) ? PyArray_TYPE((PyArrayObject *)obj) : NPY_FLOAT64;
+    return is_float_type(type_num) ? type_num : NPY_FLOAT64;
+}
+
+static PyObject *Trees_sum(Trees *self, PyObject *args) {
+    PyObject *w_obj, *out_obj;
+    Py_ssize_t threads = 1;
+    if (!PyArg_ParseTuple(args, "OO|n:sum", &w_obj, &out_obj, &threads)) {
+        return NULL;
+    }
+    int w_type = float_type_of(w_obj);
+    if (!msk_check_array(w_obj, "W", w_type, 2)) {
+        return NULL;
+    }
+    PyArrayObject *w_arr = (PyArrayObject *)w_obj;
+    npy_intp n = PyArray_DIM(w_arr, 0), m = PyArray_DIM(w_arr, 1);
+    if (!check_out(self, out_obj, w_obj, n)) {
+        return NULL;
+    }
+    Job job = {.self = self, .X = PyArray_BYTES(w_arr), .x_type = w_type, .prepared = 1,
+               .lo = 0, .hi = n, .d = m, .out = PyArray_BYTES((PyArrayObject *)out_obj),
+               .n_out = self->n_groups * self->width, .divisor = 1.0};
+    Fault fault = {0, 0, 0, 0.0};
+    int result;
+    Py_BEGIN_ALLOW_THREADS;
+    npy_intp count = n * m;
+    for (npy_intp i = 0; i < count && !job.nan; i++) {
+        job.nan = w_type == NPY_FLOAT64 ? isnan(((const double *)job.X)[i])
+                                        : isnan(((const float *)job.X)[i]);
+    }
+    result = run_batch(&job, threads, &fault);
+    Py_END_ALLOW_THREADS;
+    return finish_batch(result, &fault);
+}
+
+static PyObject *Trees_raw(Trees *self, PyObject *args) {
+    PyObject *x_obj, *out_obj;
+    double divisor;
+    Py_ssize_t threads;
+    if (!PyArg_ParseTuple(args, "OOdn:raw", &x_obj, &out_obj, &divisor, &threads)) {
+        return NULL;
+    }
+    int x_type = float_type_of(x_obj);
+    if (!msk_check_array(x_obj, "X", x_type, 2)) {
+        return NULL;
+    }
+    PyArrayObject *x_arr = (PyArrayObject *)x_obj;
+    npy_intp n = PyArray_DIM(x_arr, 0), d = PyArray_DIM(x_arr, 1);
+    if (self->n_features < 0 || d != self->n_features) {
+        PyErr_Format(PyExc_ValueError, "X: expected %zd columns, found %zd",
+                     (Py_ssize_t)self->n_features, (Py_ssize_t)d);
+        return NULL;
+    }
+    if (!check_out(self, out_obj, x_obj, n)) {
+        return NULL;
+    }
+    Job job = {.self = self, .X = PyArray_BYTES(x_arr), .x_type = x_type, .lo = 0, .hi = n,
+               .d = d, .out = PyArray_BYTES((PyArrayObject *)out_obj),
+               .n_out = self->n_groups * self->width, .divisor = divisor};
+    Fault fault = {0, 0, 0, 0.0};
+    int result;
+    if (n <= LANES) { /* one block, one thread: no buffer to allocate, nor the GIL to release */
+        char buffer[LANES * 64 * 8];
+        if ((d + 1) * LANES * 8 <= (npy_intp)sizeof(buffer)) {
+            job.buffer = buffer;
+            run_job(&job);
+            return finish_batch(job.ok, &job.fault);
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS;
+    result = run_batch(&job, threads, &fault);
+    Py_END_ALLOW_THREADS;
+    return finish_batch(result, &fault);
+}
+
+/* _tune(block_rows, thread_pairs): the batch constants, for measurements; 0 keeps one. */
+PyObject *msk_trees_tune(PyObject *module, PyObject *args) {
+    Py_ssize_t block = 0, pairs = 0;
+    if (!PyArg_ParseTuple(args, "|nn:_tune", &block, &pairs)) {
+        return NULL;
+    }
+    if (block > 0) {
+        block_rows = block;
+    }
+    if (pairs > 0) {
+        thread_pairs = pairs;
+    }
+    return Py_BuildValue("nn", (Py_ssize_t)block_rows, (Py_ssize_t)thread_pairs);
+}
+
 static PyMethodDef Trees_methods[] = {
     {"sum", (PyCFunction)Trees_sum, METH_VARARGS,
-     "sum(W, out): per-group sums of leaf outputs (base first) of every row of the working "
-     "matrix W, written into out."},
+     "sum(W, out, threads=1): per-group sums of leaf outputs (base first) of every row of the "
+     "working matrix W, written into out."},
+    {"raw", (PyCFunction)Trees_raw, METH_VARARGS,
+     "raw(X, out, divisor, threads): the sums of the inputs X (n_features columns, float32 or "
+     "float64), cast and given the sentinel column here, divided by divisor, into out."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -427,7 +537,7 @@ PyTypeObject msk_TreesType = {
     .tp_basicsize = sizeof(Trees),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Trees(feature, threshold, child, missing, roots, groups, leaf_values, base, "
-              "depth): a forest's node arrays (docs/format.md), checked once, and its kernel.",
+              "depth, *, n_features=-1, input32=False): a forest's node arrays (docs/format.md), checked once, and its kernel.",
     .tp_new = Trees_new,
     .tp_dealloc = (destructor)Trees_dealloc,
     .tp_methods = Trees_methods,

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .. import _kernels
 from ._base import METHODS, Executor, Spec, register
 from ._math import softmax
 from .trees_forest import Forest
@@ -224,12 +225,20 @@ class BoostedClassifier(_Boosted):
             )
         executor.allow_nan = spec.param("allow_nan", bool)
         executor.label_column = spec.param("label_column", bool, False)
+        if k == 1 and link == "sigmoid" and scale == 1 and getattr(forest, "kernel", None):
+            executor.sigmoid = _kernels.sigmoid()  # the forest's sums are contiguous floats
         return executor
 
     rule: str = "argmax_proba"
     label_column: bool = False  # predict gives an (n, 1) column (CatBoost's multiclass)
+    # The compiled binary link (link.c), numpy's operations and exp to the bit, where built.
+    sigmoid: Any = None
 
     def _proba(self, raw: np.ndarray) -> np.ndarray:
+        if self.sigmoid is not None:
+            out = np.empty((len(raw), 2), dtype=raw.dtype)
+            self.sigmoid(raw, out)
+            return out
         prob = _apply_link(self.link, raw, self.scale)
         if raw.shape[1] > 1:
             return prob

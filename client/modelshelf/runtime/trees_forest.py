@@ -52,6 +52,8 @@ CATEGORY_CASTS = ("trunc", "floor")
 LIGHTGBM_ZERO = float(np.float32(1e-35))
 _MAX_DEPTH = 1 << 16
 _BLOCK = 1 << 16  # (tree, row) pairs per block: bounds temporaries, keeps them in cache
+_KERNEL_BLOCK = 1 << 14  # rows of a working matrix per compiled call: bounds its memory
+_KERNEL_INPUTS = (np.dtype(np.float64), np.dtype(np.float32))
 # The cost model choosing the kernels for one row, in nanoseconds, measured on the benchmark's
 # forests: a step of the level walk costs about seven numpy calls plus work per pair; the table
 # walk costs three passes over the nodes it covers, then one small gather per step.
@@ -87,6 +89,7 @@ class Forest:
         "missing",
         "n_features",
         "n_outputs",
+        "plain",
         "roots",
         "table_levels",
         "table_nodes",
@@ -181,8 +184,11 @@ class Forest:
         self.kernel: Any = None
         if self.linear is None:
             self.kernel = _kernels.trees(
-                feature, threshold, child, missing, roots, groups, leaf_values, base, self.depth
-            )
+                feature, threshold, child, missing, roots, groups, leaf_values, base, self.depth,
+                self.n_features, input_cast,
+            )  # fmt: skip
+        # Inputs need no more than a cast: the kernel's ``raw`` prepares them itself.
+        self.plain = cat_column is None and encode_column is None and self.zero_missing is None
 
     def _plan_compaction(self, level_offsets: np.ndarray) -> list[bool]:
         """Before which steps a batch drops its finished pairs: once a random walk (each side
@@ -228,14 +234,24 @@ class Forest:
                 f"the model expects {self.n_features} features per sample, got {X.shape[1]}"
             )
         n = X.shape[0]
+        kernel = self.kernel
+        if kernel is not None and self.plain and X.dtype in _KERNEL_INPUTS and X.flags.c_contiguous:
+            # The same sums, compiled, inputs cast and divided there too (numpy's astype and /).
+            out = np.empty((n, self.n_outputs), dtype=self.dtype)
+            divisor = float(self.dtype.type(self.divisor)) if divide else 1.0
+            try:
+                kernel.raw(X, out, divisor, _kernels.threads())
+            except IndexError as exc:
+                raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
+            return out
         rows = max(1, _BLOCK // len(self.roots))
         try:
-            if self.kernel is not None:  # the same sums, compiled (blocks bound ``prepare``)
+            if kernel is not None:  # compiled sums of a working matrix (blocks bound its size)
                 out = np.empty((n, self.n_outputs), dtype=self.dtype)
-                for start in range(0, n, rows):
-                    self.kernel.sum(
-                        self.prepare(X[start : start + rows]), out[start : start + rows]
-                    )
+                threads = _kernels.threads()
+                for start in range(0, n, _KERNEL_BLOCK):
+                    stop = start + _KERNEL_BLOCK
+                    kernel.sum(self.prepare(X[start:stop]), out[start:stop], threads)
             elif n <= rows:  # one block (single rows above all): no copy into ``out``
                 out = self._sum(self.leaves(self.prepare(X)), X)
             else:
