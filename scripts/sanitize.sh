@@ -2,7 +2,7 @@
 # Build the compiled kernels with AddressSanitizer and UndefinedBehaviorSanitizer and run, on
 # that build, the tests that drive them: the kernel tests, the tree and text runtimes', the
 # exactness matrix's tree and text cases on the compiled kernels and the adversarial tests that
-# load or predict trees or count text through hostile string tables (the encoders' and tabular
+# load or predict trees (split over threads too) or count text through hostile string tables (the encoders' and tabular
 # inputs' never reach the kernels). Any bad read, overflow
 # or undefined behaviour aborts the run. Needs gcc or clang with their sanitizer runtimes, and
 # .venv (scripts/test.sh creates it). Arguments go to both pytest runs (a -k that selects
@@ -48,7 +48,8 @@ assert built is not None and built.__file__ == sys.argv[1], built
 print("==> kernels:", built.__file__)' "$native"
 echo "==> pytest (kernels, tree and text runtimes, adversarial images, trees and text)"
 status=0
-"$PY" -m pytest -p no:cacheprovider -q tests/unit/test_kernels.py tests/unit/runtime/test_trees.py \
+"$PY" -m pytest -p no:cacheprovider -q tests/unit/test_kernels.py tests/unit/test_kernels_threads.py \
+  tests/unit/runtime/test_trees.py \
   tests/unit/test_kernels_text.py tests/unit/runtime/test_text.py tests/adversarial/test_text_kernels.py \
   tests/adversarial/test_tree_kernels.py tests/adversarial/test_boosters.py \
   tests/adversarial/test_hostile.py tests/adversarial/test_mutations.py \

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from ._kernels import get_threads, set_threads
 from ._version import __version__
 from .aio import AsyncClient
 from .client import Client
@@ -84,7 +85,9 @@ __all__ = [
     "__version__",
     "compile",
     "compile_tensors",
+    "get_threads",
     "load",
+    "set_threads",
 ]
 
 

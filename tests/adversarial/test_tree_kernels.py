@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelshelf
+from modelshelf import _kernels
 from modelshelf.errors import ModelshelfError
 from modelshelf.image import Image
 from tests.cases import trees
@@ -124,6 +125,28 @@ def test_hostile_node_arrays(images: dict[str, tuple[Image, np.ndarray]], data: 
     payload_rows = "leaf_values" in image.manifest["model"]["arrays"]
     if role not in INDEX_ROLES and not (role == "threshold" and payload_rows):
         assert _same(*outcomes), f"{name}: {role} mutated, kernels disagree: {outcomes}"
+
+
+@settings(SETTINGS, max_examples=100 * SCALE)
+@given(data=st.data())
+def test_hostile_node_arrays_under_threads(
+    images: dict[str, tuple[Image, np.ndarray]], data: Any
+) -> None:
+    """The rows split over 3 threads (any batch split, whatever its size) refuse a mutant as
+    one thread does, with a typed error raised after the join, or give the same outputs."""
+    name, mutant, role = data.draw(_mutant(images))
+    X = images[name][1]
+    one = _outcome(mutant, X, "compiled")
+    assert _kernels.BUILT is not None
+    block, pairs = _kernels.BUILT._tune()
+    _kernels.BUILT._tune(0, 1)
+    modelshelf.set_threads(3)
+    try:
+        threaded = _outcome(mutant, X, "compiled")
+    finally:
+        _kernels.BUILT._tune(block, pairs)
+        modelshelf.set_threads(1)
+    assert _same(one, threaded), f"{name}: {role} mutated, 1 and 3 threads disagree"
 
 
 @settings(SETTINGS, max_examples=150 * SCALE)

@@ -48,7 +48,9 @@ PUBLIC = [
     "__version__",
     "compile",
     "compile_tensors",
+    "get_threads",
     "load",
+    "set_threads",
 ]
 
 

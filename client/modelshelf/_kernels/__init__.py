@@ -36,11 +36,11 @@ __all__ = [
     "MODES",
     "THREADS_ENV",
     "active",
+    "get_threads",
     "hashing",
     "mode",
     "set_threads",
     "sigmoid",
-    "threads",
     "trees",
     "use",
     "vocabulary",
@@ -97,7 +97,7 @@ def _threads_from_env() -> int:
 _threads = _threads_from_env()
 
 
-def threads() -> int:
+def get_threads() -> int:
     """The threads one call of a compiled tree kernel may use for a large batch."""
     return _threads
 

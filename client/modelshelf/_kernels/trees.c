@@ -346,7 +346,7 @@ static void *run_thread(void *job) {
  * split in contiguous chunks: every row is summed by one thread, in tree order, so the result
  * is one thread's to the bit. Called without the GIL. Returns 0 and sets ``fault`` (the first
  * chunk's in row order) on a bad index, -1 when memory runs out. */
-static int run_batch(const Job *proto, npy_intp threads, Fault *fault) {
+static int run_batch(const Job *proto, npy_intp threads, Fault *fault, npy_intp *used) {
     const Trees *self = proto->self;
     npy_intp n = proto->hi - proto->lo;
     npy_intp most = n * self->n_trees / thread_pairs;
@@ -359,6 +359,7 @@ static int run_batch(const Job *proto, npy_intp threads, Fault *fault) {
     if (threads < 1) {
         threads = 1;
     }
+    *used = threads;
     npy_intp w_size = self->work_type == NPY_FLOAT64 ? 8 : 4;
     npy_intp buffer = proto->prepared ? 0 : block_rows * (proto->d + 1) * w_size;
     Job *jobs = calloc((size_t)threads, sizeof(Job));
@@ -402,14 +403,15 @@ done:
     return result;
 }
 
-static PyObject *finish_batch(int result, const Fault *fault) {
+/* The threads that ran, or the error. */
+static PyObject *finish_batch(int result, const Fault *fault, npy_intp used) {
     if (result < 0) {
         return PyErr_NoMemory();
     }
     if (result == 0) {
         return raise_fault(fault);
     }
-    Py_RETURN_NONE;
+    return PyLong_FromSsize_t((Py_ssize_t)used);
 }
 
 /* ``out`` checked against ``n`` rows of this forest's outputs; 0 with an error set if not. */
@@ -456,15 +458,16 @@ static PyObject *Trees_sum(Trees *self, PyObject *args) {
                .n_out = self->n_groups * self->width, .divisor = 1.0};
     Fault fault = {0, 0, 0, 0.0};
     int result;
+    npy_intp used = 1;
     Py_BEGIN_ALLOW_THREADS;
     npy_intp count = n * m;
     for (npy_intp i = 0; i < count && !job.nan; i++) {
         job.nan = w_type == NPY_FLOAT64 ? isnan(((const double *)job.X)[i])
                                         : isnan(((const float *)job.X)[i]);
     }
-    result = run_batch(&job, threads, &fault);
+    result = run_batch(&job, threads, &fault, &used);
     Py_END_ALLOW_THREADS;
-    return finish_batch(result, &fault);
+    return finish_batch(result, &fault, used);
 }
 
 static PyObject *Trees_raw(Trees *self, PyObject *args) {
@@ -493,18 +496,19 @@ static PyObject *Trees_raw(Trees *self, PyObject *args) {
                .n_out = self->n_groups * self->width, .divisor = divisor};
     Fault fault = {0, 0, 0, 0.0};
     int result;
+    npy_intp used = 1;
     if (n <= LANES) { /* one block, one thread: no buffer to allocate, nor the GIL to release */
         char buffer[LANES * 64 * 8];
         if ((d + 1) * LANES * 8 <= (npy_intp)sizeof(buffer)) {
             job.buffer = buffer;
             run_job(&job);
-            return finish_batch(job.ok, &job.fault);
+            return finish_batch(job.ok, &job.fault, 1);
         }
     }
     Py_BEGIN_ALLOW_THREADS;
-    result = run_batch(&job, threads, &fault);
+    result = run_batch(&job, threads, &fault, &used);
     Py_END_ALLOW_THREADS;
-    return finish_batch(result, &fault);
+    return finish_batch(result, &fault, used);
 }
 
 /* _tune(block_rows, thread_pairs): the batch constants, for measurements; 0 keeps one. */
@@ -524,10 +528,10 @@ PyObject *msk_trees_tune(PyObject *module, PyObject *args) {
 
 static PyMethodDef Trees_methods[] = {
     {"sum", (PyCFunction)Trees_sum, METH_VARARGS,
-     "sum(W, out, threads=1): per-group sums of leaf outputs (base first) of every row of the "
-     "working matrix W, written into out."},
+     "sum(W, out, threads=1) -> threads used: per-group sums of leaf outputs (base first) of "
+     "every row of the working matrix W, written into out."},
     {"raw", (PyCFunction)Trees_raw, METH_VARARGS,
-     "raw(X, out, divisor, threads): the sums of the inputs X (n_features columns, float32 or "
+     "raw(X, out, divisor, threads) -> threads used: the sums of the inputs X (n_features columns, float32 or "
      "float64), cast and given the sentinel column here, divided by divisor, into out."},
     {NULL, NULL, 0, NULL},
 };

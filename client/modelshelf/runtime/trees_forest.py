@@ -240,7 +240,7 @@ class Forest:
             out = np.empty((n, self.n_outputs), dtype=self.dtype)
             divisor = float(self.dtype.type(self.divisor)) if divide else 1.0
             try:
-                kernel.raw(X, out, divisor, _kernels.threads())
+                kernel.raw(X, out, divisor, _kernels.get_threads())
             except IndexError as exc:
                 raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
             return out
@@ -248,7 +248,7 @@ class Forest:
         try:
             if kernel is not None:  # compiled sums of a working matrix (blocks bound its size)
                 out = np.empty((n, self.n_outputs), dtype=self.dtype)
-                threads = _kernels.threads()
+                threads = _kernels.get_threads()
                 for start in range(0, n, _KERNEL_BLOCK):
                     stop = start + _KERNEL_BLOCK
                     kernel.sum(self.prepare(X[start:stop]), out[start:stop], threads)
