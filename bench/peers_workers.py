@@ -145,7 +145,7 @@ def _native(path: str, threads: int, model_id: str) -> Callable[[np.ndarray], An
 
 CONTENDERS = (
     Contender("ms-numpy", "modelshelf (numpy)", "image", (1,), "float64"),
-    Contender("ms-compiled", "modelshelf (compiled)", "image", (1,), "float64"),
+    Contender("ms-compiled", "modelshelf (compiled)", "image", (1, 2), "float64"),
     Contender("joblib", "joblib", "joblib", (1, 2), "float64"),
     Contender("joblib-mmap", "joblib mmap_mode=r", "joblib", (1, 2), "float64"),
     Contender("onnxruntime", "ONNX Runtime", "onnx", (1, 2), "float32"),
@@ -182,8 +182,9 @@ TREE_IDS = ("rf-200", "hgb-200", "lgbm-500", "xgb-500")
 
 
 def threads_for(contender: Contender, model_id: str) -> tuple[int, ...]:
-    """scikit-learn's linear models and MLP have no thread setting of their own (BLAS's)."""
-    if contender.key.startswith("joblib") and model_id not in TREE_IDS:
+    """scikit-learn's linear models and MLP have no thread setting of their own (BLAS's), nor
+    modelshelf's (its threads split a compiled tree kernel's rows)."""
+    if contender.key in ("joblib", "joblib-mmap", "ms-compiled") and model_id not in TREE_IDS:
         return (1,)
     return contender.threads
 
@@ -252,6 +253,16 @@ def _exactness(predict: Callable[[np.ndarray], Any], rows: np.ndarray, expected:
     return {"max_abs": diff, "ok": diff <= tol, "labels": labels, "tol": tol}
 
 
+def _setting(key: str, threads: int) -> Callable[[], None]:
+    """What a variant needs set in its process before it is timed: modelshelf's threads are a
+    process setting (``modelshelf.set_threads``), and one worker holds both settings."""
+    if key != "ms-compiled":
+        return lambda: None
+    import modelshelf
+
+    return lambda: modelshelf.set_threads(threads)
+
+
 def steady(args_json: str) -> None:
     """Hold every variant of one model; then answer commands, one JSON line each:
     ``{"v": variant, "rows": n, "budget": s}``: the mean time of enough calls to fill ``budget``
@@ -262,6 +273,7 @@ def steady(args_json: str) -> None:
     rows = np.load(args["rows"])
     expected = np.load(args["expected"])
     variants: dict[str, Callable[[np.ndarray], Any]] = {}
+    before: dict[str, Callable[[], None]] = {}
     exact: dict[str, Any] = {}
     for key, path in args["contenders"].items():
         _import(key)
@@ -269,9 +281,12 @@ def steady(args_json: str) -> None:
         c = BY_KEY[key]
         for n in threads_for(c, model_id):
             variants[f"{key}@{n}"] = LOADERS[key](path, n, model_id)
+            before[f"{key}@{n}"] = _setting(key, n)
+        before[f"{key}@1"]()
         exact[key] = _exactness(variants[f"{key}@1"], rows, expected, precision_for(c, model_id))
     inputs = {1: np.ascontiguousarray(rows[:1]), 1000: rows}
-    for fn in variants.values():  # warm: first-call costs are not steady latency
+    for variant, fn in variants.items():  # warm: first-call costs are not steady latency
+        before[variant]()
         fn(inputs[1])
         fn(inputs[1000])
     print(json.dumps({"variants": list(variants), "exact": exact}), flush=True)
@@ -281,6 +296,7 @@ def steady(args_json: str) -> None:
         if cmd.get("quit"):
             break
         fn, X = variants[cmd["v"]], inputs[cmd["rows"]]
+        before[cmd["v"]]()
         if "gap" in cmd:
             time.sleep(cmd["gap"])
             t0 = time.perf_counter()
