@@ -13,9 +13,17 @@
  *   ``roots`` order, sequential additions in the output dtype, as ``np.add.reduce`` over the
  *   tree axis does.
  *
+ * ``Trees.raw(X, out, divisor, threads)`` does the same from the inputs themselves, for forests
+ * whose working matrix is the inputs cast plus the sentinel column: rows are cast per block
+ * (numpy's astype rounding) into a buffer, walked, and the sums divided (random forests).
+ * Either call may split its rows over threads (``run_batch``): each row is summed by one
+ * thread in tree order, so results do not depend on the number of threads.
+ *
  * Every index read from the arrays (roots, features, children, leaf rows) is checked in the
  * loop before use; a bad one stops the kernel with IndexError, which the runtime reports as
- * ManifestError. Nothing is allocated while walking, and the GIL is released around it. */
+ * ManifestError (a thread's, after the join). Nothing is allocated while walking, and the GIL
+ * is released around it, except for a few rows: there the walk takes microseconds, and
+ * retaking the GIL from another thread could cost the caller more than the walk. */
 #include "kernels.h"
 
 #include <math.h>
@@ -497,7 +505,7 @@ static PyObject *Trees_raw(Trees *self, PyObject *args) {
     Fault fault = {0, 0, 0, 0.0};
     int result;
     npy_intp used = 1;
-    if (n <= LANES) { /* one block, one thread: no buffer to allocate, nor the GIL to release */
+    if (n <= LANES) { /* one thread, a stack buffer, the GIL kept (see the top of this file) */
         char buffer[LANES * 64 * 8];
         if ((d + 1) * LANES * 8 <= (npy_intp)sizeof(buffer)) {
             job.buffer = buffer;

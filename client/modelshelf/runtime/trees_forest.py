@@ -28,7 +28,10 @@ agree to the last bit.
 
 Where the compiled kernels are built (modelshelf/_kernels), a ``Forest`` hands its arrays to
 the compiled ``Trees`` at load and ``raw`` calls it instead of the walks and sums here: the same
-working matrix in, the same sums out, bit for bit (linear leaves stay with numpy). This module
+working matrix in, the same sums out, bit for bit (linear leaves stay with numpy). A forest
+without categorical, encoded or zero-missing columns gives the kernel its inputs as they are
+(``Trees.raw`` casts them and divides the sums itself); large batches may be split over threads
+(``modelshelf.set_threads``). This module
 stays the reference that the compiled kernel is tested against.
 """
 
