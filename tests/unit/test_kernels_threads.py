@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -147,3 +148,27 @@ def test_compiled_sigmoid_is_numpys_link(dtype: str) -> None:
         out = np.empty_like(expected[rows])
         sigmoid(np.ascontiguousarray(raw[rows]), out)
         assert same_bits(out, expected[rows])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"child": np.array([1, 1, 5, 3, 4, 5], np.int32)}, "node 2 leads to node 6"),
+        ({"feature": np.array([0, 2, 3, 2, 2, 2], np.int32)}, "node 2 reads column 3"),
+        ({"child": np.array([1, 1, 3, 3, 4, 6], np.int32)}, "node 5 leads to node 6"),
+    ],
+)
+def test_batches_walk_unchecked_only_where_every_index_is_in_range(
+    overrides: dict[str, Any], match: str
+) -> None:
+    """A batch of more than 8 rows checks every node's indices once, then walks without the
+    checks; an index out of range anywhere keeps them, and the batch fails as one row does."""
+    arrays = two_trees(**overrides)
+    with using("compiled"):
+        model = modelshelf.load(image("boosted_regressor", arrays, REGRESSOR))
+    X = np.tile([[1.0, 5.0]], (1000, 1))
+    for rows in (X[:1], X, X[:1]):
+        with pytest.raises(ManifestError, match=match):
+            model.predict(rows)
+    fine = modelshelf.load(image("boosted_regressor", two_trees(), REGRESSOR))
+    assert fine.predict(X).tolist() == [130.0] * 1000

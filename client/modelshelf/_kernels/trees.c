@@ -45,6 +45,7 @@ typedef struct {
     int input_type, work_type; /* ``raw``: inputs cast to input_type, then to work_type */
     npy_intp n_nodes, n_trees, n_groups, width, n_rows, depth;
     npy_intp n_features;       /* ``raw``: the inputs' columns (-1: ``sum`` only) */
+    int trust; /* ``raw``: 0 not known yet, 1 every index in range (all_in_range), -1 not */
 } Trees;
 
 enum { FAULT_ROOT = 1, FAULT_FEATURE, FAULT_CHILD, FAULT_PAYLOAD };
@@ -244,6 +245,7 @@ typedef struct {
     int x_type;     /* X's dtype */
     int prepared;   /* X is the working matrix */
     int nan;        /* ``sum``: whether the working matrix holds a NaN */
+    int trusted;    /* ``raw``: every node's indices are in range (``all_in_range``) */
     npy_intp lo, hi; /* the rows of this job */
     npy_intp d;     /* X's columns */
     char *out;
@@ -295,12 +297,13 @@ static int cast_rows(const Trees *self, int x_type, const char *X, npy_intp n, n
 
 #define DISPATCH_OUT(WT, TT)                                                                  \
     (self->out_type == NPY_FLOAT64                                                            \
-         ? sum_##WT##_##TT##_double(self, (const WT *)W, n, m, (double *)out, n_out, nan,     \
+         ? sum_##WT##_##TT##_double(self, (const WT *)W, n, m, (double *)out, n_out, flags,   \
                                     fault)                                                    \
-         : sum_##WT##_##TT##_float(self, (const WT *)W, n, m, (float *)out, n_out, nan, fault))
+         : sum_##WT##_##TT##_float(self, (const WT *)W, n, m, (float *)out, n_out, flags,     \
+                                   fault))
 
 static int sum_rows(const Trees *self, int w_type, const char *W, npy_intp n, npy_intp m,
-                    char *out, npy_intp n_out, int nan, Fault *fault) {
+                    char *out, npy_intp n_out, int flags, Fault *fault) {
     if (w_type == NPY_FLOAT64) {
         return self->threshold_type == NPY_FLOAT64 ? DISPATCH_OUT(double, double)
                                                    : DISPATCH_OUT(double, float);
@@ -317,15 +320,18 @@ static void run_job(Job *job) {
     if (job->prepared) {
         job->ok = sum_rows(self, job->x_type, job->X + job->lo * job->d * x_size,
                            job->hi - job->lo, job->d, job->out + job->lo * job->n_out * out_size,
-                           job->n_out, job->nan, &job->fault);
+                           job->n_out, job->nan ? WALK_NAN : 0, &job->fault);
         return;
     }
     for (npy_intp b = job->lo; b < job->hi && job->ok; b += block_rows) {
         npy_intp nb = job->hi - b < block_rows ? job->hi - b : block_rows;
-        int nan = cast_rows(self, job->x_type, job->X + b * job->d * x_size, nb, job->d,
-                            job->buffer);
+        int flags = cast_rows(self, job->x_type, job->X + b * job->d * x_size, nb, job->d,
+                              job->buffer)
+                        ? WALK_NAN
+                        : 0;
+        flags |= job->trusted ? WALK_TRUSTED : 0;
         job->ok = sum_rows(self, self->work_type, job->buffer, nb, job->d + 1,
-                           job->out + b * job->n_out * out_size, job->n_out, nan, &job->fault);
+                           job->out + b * job->n_out * out_size, job->n_out, flags, &job->fault);
     }
     if (!job->ok || job->divisor == 1.0) {
         return;
@@ -478,6 +484,22 @@ static PyObject *Trees_sum(Trees *self, PyObject *args) {
     return finish_batch(result, &fault, used);
 }
 
+/* Whether every node's indices are in range for the inputs' working rows (n_features + 1
+ * columns): its feature a column, its children nodes. A node that reads the sentinel column
+ * (-inf: never greater than a threshold, never NaN) only ever goes to its first child. Checked
+ * once, at the first batch of more than LANES rows (single rows keep the checks in the loop, so
+ * that loading stays O(number of arrays)); then ``raw`` walks without checks per step. */
+static int all_in_range(const Trees *self) {
+    npy_intp m = self->n_features + 1, n = self->n_nodes;
+    for (npy_intp i = 0; i < n; i++) {
+        npy_intp f = self->feature[i], c = self->child[i];
+        if ((npy_uintp)f >= (npy_uintp)m || c < 0 || c + (f != self->n_features) >= n) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static PyObject *Trees_raw(Trees *self, PyObject *args) {
     PyObject *x_obj, *out_obj;
     double divisor;
@@ -499,9 +521,13 @@ static PyObject *Trees_raw(Trees *self, PyObject *args) {
     if (!check_out(self, out_obj, x_obj, n)) {
         return NULL;
     }
+    if (self->trust == 0 && n > LANES) { /* with the GIL held: one caller decides */
+        self->trust = all_in_range(self) ? 1 : -1;
+    }
     Job job = {.self = self, .X = PyArray_BYTES(x_arr), .x_type = x_type, .lo = 0, .hi = n,
                .d = d, .out = PyArray_BYTES((PyArrayObject *)out_obj),
-               .n_out = self->n_groups * self->width, .divisor = divisor};
+               .n_out = self->n_groups * self->width, .divisor = divisor,
+               .trusted = self->trust == 1};
     Fault fault = {0, 0, 0, 0.0};
     int result;
     npy_intp used = 1;

@@ -11,14 +11,16 @@
  * takes the loop without the test. Every index is checked before it is used. */
 
 #define LANES 8
+enum { WALK_NAN = 1, WALK_TRUSTED = 2 };
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* One step of lane ``i``; NAN_RULE: whether a NaN input reads the node's missing bit. */
-#define STEP_LANE(WT, i, NAN_RULE)                                                                \
+/* One step of lane ``i``; NAN_RULE: whether a NaN input reads the node's missing bit; CHECK:
+ * whether the indices read are checked here (else ``Trees.checked`` found them all in range). */
+#define STEP_LANE(WT, i, NAN_RULE, CHECK)                                                     \
     do {                                                                                      \
         npy_intp node_ = nodes[i];                                                            \
         npy_intp column_ = feature[node_];                                                    \
-        if (UNLIKELY((npy_uintp)column_ >= (npy_uintp)m)) {                                   \
+        if (CHECK && UNLIKELY((npy_uintp)column_ >= (npy_uintp)m)) {                          \
             *fault = (Fault){FAULT_FEATURE, node_, column_, 0.0};                             \
             return 0;                                                                         \
         }                                                                                     \
@@ -28,7 +30,7 @@
             right_ = (missing[node_ >> 3] >> (node_ & 7)) & 1;                                \
         }                                                                                     \
         npy_intp next_ = child[node_] + right_;                                               \
-        if (UNLIKELY((npy_uintp)next_ >= n_nodes)) {                                          \
+        if (CHECK && UNLIKELY((npy_uintp)next_ >= n_nodes)) {                                 \
             *fault = (Fault){FAULT_CHILD, node_, next_, 0.0};                                 \
             return 0;                                                                         \
         }                                                                                     \
@@ -36,29 +38,37 @@
         nodes[i] = next_;                                                                     \
     } while (0)
 
-/* ``walk_WT_TT(self, rows, m, k, nodes, nan, fault)``: lanes 0..k-1 from ``nodes[i]`` over the
- * working-matrix row ``rows[i]`` (``m`` columns) until no lane moves or ``depth`` steps. */
+/* ``walk_WT_TT(self, rows, m, k, nodes, flags, fault)``: lanes 0..k-1 from ``nodes[i]`` over the
+ * working-matrix row ``rows[i]`` (``m`` columns) until no lane moves or ``depth`` steps.
+ * ``flags``: WALK_NAN, the rows may hold a NaN; WALK_TRUSTED, every node's indices were found
+ * in range for ``m`` columns beforehand (``all_in_range`` in trees.c), so steps skip the checks. */
 #define DEFINE_WALK(WT, TT)                                                                   \
     static inline int walk_##WT##_##TT(const Trees *self, const WT *const *rows, npy_intp m,  \
-                                       npy_intp k, npy_intp *nodes, int nan, Fault *fault) {  \
+                                       npy_intp k, npy_intp *nodes, int flags, Fault *fault) {  \
         const TT *threshold = (const TT *)self->threshold;                                    \
         const npy_int32 *feature = self->feature, *child = self->child;                       \
         const npy_uint8 *missing = self->missing;                                             \
         const npy_uintp n_nodes = (npy_uintp)self->n_nodes;                                   \
         const npy_intp depth = self->depth;                                                   \
-        const int nan_rule = nan && missing != NULL;                                          \
+        const int nan_rule = (flags & WALK_NAN) && missing != NULL;                                    \
+        const int trusted = (flags & WALK_TRUSTED) != 0;                                                   \
         for (npy_intp step = 0; step < depth; step++) {                                       \
             npy_intp moved = 0;                                                               \
-            if (k == LANES && !nan_rule) { /* the common case, unrolled */                    \
-                STEP_LANE(WT, 0, 0); STEP_LANE(WT, 1, 0); STEP_LANE(WT, 2, 0); STEP_LANE(WT, 3, 0);           \
-                STEP_LANE(WT, 4, 0); STEP_LANE(WT, 5, 0); STEP_LANE(WT, 6, 0); STEP_LANE(WT, 7, 0);           \
+            if (k == LANES && !nan_rule && trusted) { /* the common case, unrolled */         \
+                STEP_LANE(WT, 0, 0, 0); STEP_LANE(WT, 1, 0, 0); STEP_LANE(WT, 2, 0, 0);       \
+                STEP_LANE(WT, 3, 0, 0); STEP_LANE(WT, 4, 0, 0); STEP_LANE(WT, 5, 0, 0);       \
+                STEP_LANE(WT, 6, 0, 0); STEP_LANE(WT, 7, 0, 0);                               \
+            } else if (k == LANES && !nan_rule) {                                             \
+                STEP_LANE(WT, 0, 0, 1); STEP_LANE(WT, 1, 0, 1); STEP_LANE(WT, 2, 0, 1);       \
+                STEP_LANE(WT, 3, 0, 1); STEP_LANE(WT, 4, 0, 1); STEP_LANE(WT, 5, 0, 1);       \
+                STEP_LANE(WT, 6, 0, 1); STEP_LANE(WT, 7, 0, 1);                               \
             } else if (!nan_rule) {                                                           \
                 for (npy_intp i = 0; i < k; i++) {                                            \
-                    STEP_LANE(WT, i, 0);                                                          \
+                    STEP_LANE(WT, i, 0, 1);                                                   \
                 }                                                                             \
             } else {                                                                          \
                 for (npy_intp i = 0; i < k; i++) {                                            \
-                    STEP_LANE(WT, i, 1);                                                          \
+                    STEP_LANE(WT, i, 1, 1);                                                   \
                 }                                                                             \
             }                                                                                 \
             if (!moved) {                                                                     \
@@ -115,10 +125,10 @@ DEFINE_WALK(float, float)
  * group. A block walks trees outside and rows inside, LANES rows at a time: a tree's nodes stay
  * in cache while every row of the block walks it. Fewer rows than lanes walk LANES trees at a
  * time per row. Either way each output receives its trees one after the other, in order.
- * ``nan``: whether W may hold a NaN. */
+ * ``flags``: as the walk's. */
 #define DEFINE_SUM(WT, TT, DT)                                                                \
     static int sum_##WT##_##TT##_##DT(const Trees *self, const WT *W, npy_intp n,            \
-                                      npy_intp m, DT *out, npy_intp n_out, int nan,          \
+                                      npy_intp m, DT *out, npy_intp n_out, int flags,        \
                                       Fault *fault) {                                         \
         const TT *threshold = (const TT *)self->threshold;                                    \
         const DT *values = (const DT *)self->leaf_values;                                     \
@@ -147,7 +157,7 @@ DEFINE_WALK(float, float)
                         for (npy_intp i = 0; i < k; i++) {                                    \
                             ROOT(t0 + i, nodes[i]);                                           \
                         }                                                                     \
-                        if (!walk_##WT##_##TT(self, rows, m, k, nodes, nan, fault)) {         \
+                        if (!walk_##WT##_##TT(self, rows, m, k, nodes, flags, fault)) {         \
                             return 0;                                                         \
                         }                                                                     \
                         for (npy_intp i = 0; i < k; i++) {                                    \
@@ -166,7 +176,7 @@ DEFINE_WALK(float, float)
                         nodes[i] = root;                                                      \
                         rows[i] = W + (r0 + i) * m;                                           \
                     }                                                                         \
-                    if (!walk_##WT##_##TT(self, rows, m, k, nodes, nan, fault)) {             \
+                    if (!walk_##WT##_##TT(self, rows, m, k, nodes, flags, fault)) {             \
                         return 0;                                                             \
                     }                                                                         \
                     for (npy_intp i = 0; i < k; i++) {                                        \
