@@ -251,7 +251,8 @@ typedef struct {
     char *out;
     npy_intp n_out;
     double divisor; /* ``raw``: 1.0, or what the sums are divided by */
-    char *buffer;   /* ``raw``: block_rows working rows */
+    char *buffer;   /* ``raw``: ``block`` working rows */
+    npy_intp block; /* ``raw``: rows cast at a time (block_rows when the call began) */
     int ok;
     Fault fault;
 } Job;
@@ -323,8 +324,8 @@ static void run_job(Job *job) {
                            job->n_out, job->nan ? WALK_NAN : 0, &job->fault);
         return;
     }
-    for (npy_intp b = job->lo; b < job->hi && job->ok; b += block_rows) {
-        npy_intp nb = job->hi - b < block_rows ? job->hi - b : block_rows;
+    for (npy_intp b = job->lo; b < job->hi && job->ok; b += job->block) {
+        npy_intp nb = job->hi - b < job->block ? job->hi - b : job->block;
         int flags = cast_rows(self, job->x_type, job->X + b * job->d * x_size, nb, job->d,
                               job->buffer)
                         ? WALK_NAN
@@ -375,7 +376,8 @@ static int run_batch(const Job *proto, npy_intp threads, Fault *fault, npy_intp 
     }
     *used = threads;
     npy_intp w_size = self->work_type == NPY_FLOAT64 ? 8 : 4;
-    npy_intp buffer = proto->prepared ? 0 : block_rows * (proto->d + 1) * w_size;
+    npy_intp block = block_rows; /* read once: _tune may change it meanwhile */
+    npy_intp buffer = proto->prepared ? 0 : block * (proto->d + 1) * w_size;
     Job *jobs = calloc((size_t)threads, sizeof(Job));
     char *buffers = buffer ? malloc((size_t)(threads * buffer)) : NULL;
     pthread_t *ids = calloc((size_t)threads, sizeof(pthread_t));
@@ -390,6 +392,7 @@ static int run_batch(const Job *proto, npy_intp threads, Fault *fault, npy_intp 
         jobs[t].lo = proto->lo + n * t / threads;
         jobs[t].hi = proto->lo + n * (t + 1) / threads;
         jobs[t].buffer = buffer ? buffers + t * buffer : NULL;
+        jobs[t].block = block;
     }
     for (npy_intp t = 1; t < threads; t++) {
         started[t] = pthread_create(&ids[t], NULL, run_thread, &jobs[t]) == 0;
@@ -535,6 +538,7 @@ static PyObject *Trees_raw(Trees *self, PyObject *args) {
         char buffer[LANES * 64 * 8];
         if ((d + 1) * LANES * 8 <= (npy_intp)sizeof(buffer)) {
             job.buffer = buffer;
+            job.block = LANES;
             run_job(&job);
             return finish_batch(job.ok, &job.fault, 1);
         }
