@@ -56,7 +56,6 @@ LIGHTGBM_ZERO = float(np.float32(1e-35))
 _MAX_DEPTH = 1 << 16
 _BLOCK = 1 << 16  # (tree, row) pairs per block: bounds temporaries, keeps them in cache
 _KERNEL_BLOCK = 1 << 14  # rows of a working matrix per compiled call: bounds its memory
-_KERNEL_INPUTS = (np.dtype(np.float64), np.dtype(np.float32))
 # The cost model choosing the kernels for one row, in nanoseconds, measured on the benchmark's
 # forests: a step of the level walk costs about seven numpy calls plus work per pair; the table
 # walk costs three passes over the nodes it covers, then one small gather per step.
@@ -92,6 +91,7 @@ class Forest:
         "missing",
         "n_features",
         "n_outputs",
+        "out_divisor",
         "plain",
         "roots",
         "table_levels",
@@ -192,6 +192,8 @@ class Forest:
             )  # fmt: skip
         # Inputs need no more than a cast: the kernel's ``raw`` prepares them itself.
         self.plain = cat_column is None and encode_column is None and self.zero_missing is None
+        # numpy's ``out /= divisor`` divides by the divisor in the outputs' dtype
+        self.out_divisor = float(self.dtype.type(divisor))
 
     def _plan_compaction(self, level_offsets: np.ndarray) -> list[bool]:
         """Before which steps a batch drops its finished pairs: once a random walk (each side
@@ -238,15 +240,16 @@ class Forest:
             )
         n = X.shape[0]
         kernel = self.kernel
-        if kernel is not None and self.plain and X.dtype in _KERNEL_INPUTS and X.flags.c_contiguous:
+        if kernel is not None and self.plain:
             # The same sums, compiled, inputs cast and divided there too (numpy's astype and /).
             out = np.empty((n, self.n_outputs), dtype=self.dtype)
-            divisor = float(self.dtype.type(self.divisor)) if divide else 1.0
             try:
-                kernel.raw(X, out, divisor, _kernels.get_threads())
+                kernel.raw(X, out, self.out_divisor if divide else 1.0, _kernels.get_threads())
+                return out
             except IndexError as exc:
                 raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
-            return out
+            except TypeError:  # not C-contiguous float32 or float64: the working matrix below
+                pass
         rows = max(1, _BLOCK // len(self.roots))
         try:
             if kernel is not None:  # compiled sums of a working matrix (blocks bound its size)
