@@ -161,13 +161,14 @@ def test_compiled_sigmoid_is_numpys_link(dtype: str) -> None:
 def test_batches_walk_unchecked_only_where_every_index_is_in_range(
     overrides: dict[str, Any], match: str
 ) -> None:
-    """A batch of more than 8 rows checks every node's indices once, then walks without the
-    checks; an index out of range anywhere keeps them, and the batch fails as one row does."""
+    """A batch of more than 8 rows, or the second call, checks every node's indices once, then
+    walks without the checks; an index out of range anywhere keeps them, and calls fail as the
+    first did."""
     arrays = two_trees(**overrides)
     with using("compiled"):
         model = modelshelf.load(image("boosted_regressor", arrays, REGRESSOR))
     X = np.tile([[1.0, 5.0]], (1000, 1))
-    for rows in (X[:1], X, X[:1]):
+    for rows in (X[:1], X[:1], X[:1], X, X[:1]):  # the second call checks every index
         with pytest.raises(ManifestError, match=match):
             model.predict(rows)
     fine = modelshelf.load(image("boosted_regressor", two_trees(), REGRESSOR))

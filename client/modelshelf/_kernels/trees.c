@@ -46,6 +46,7 @@ typedef struct {
     npy_intp n_nodes, n_trees, n_groups, width, n_rows, depth;
     npy_intp n_features;       /* ``raw``: the inputs' columns (-1: ``sum`` only) */
     int trust; /* ``raw``: 0 not known yet, 1 every index in range (all_in_range), -1 not */
+    int calls; /* ``raw``: calls of a few rows before ``trust`` was known */
 } Trees;
 
 enum { FAULT_ROOT = 1, FAULT_FEATURE, FAULT_CHILD, FAULT_PAYLOAD };
@@ -490,8 +491,8 @@ static PyObject *Trees_sum(Trees *self, PyObject *args) {
 /* Whether every node's indices are in range for the inputs' working rows (n_features + 1
  * columns): its feature a column, its children nodes. A node that reads the sentinel column
  * (-inf: never greater than a threshold, never NaN) only ever goes to its first child. Checked
- * once, at the first batch of more than LANES rows (single rows keep the checks in the loop, so
- * that loading stays O(number of arrays)); then ``raw`` walks without checks per step. */
+ * once, at the first batch of more than LANES rows or the second call (not at load nor at the
+ * first prediction, so that they stay as fast); then ``raw`` walks without checks per step. */
 static int all_in_range(const Trees *self) {
     npy_intp m = self->n_features + 1, n = self->n_nodes;
     for (npy_intp i = 0; i < n; i++) {
@@ -524,7 +525,9 @@ static PyObject *Trees_raw(Trees *self, PyObject *args) {
     if (!check_out(self, out_obj, x_obj, n)) {
         return NULL;
     }
-    if (self->trust == 0 && n > LANES) { /* with the GIL held: one caller decides */
+    /* With the GIL held: one caller decides. Not at the first call of one row: its cost would
+     * fall on the load + first prediction that loads are measured by. */
+    if (self->trust == 0 && (n > LANES || self->calls++ > 0)) {
         self->trust = all_in_range(self) ? 1 : -1;
     }
     Job job = {.self = self, .X = PyArray_BYTES(x_arr), .x_type = x_type, .lo = 0, .hi = n,
