@@ -434,7 +434,7 @@ def test_docs_name_only_real_commands_and_settings(tmp_path: Path) -> None:
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     fields = {f"MODELSHELF_{name.upper()}" for name in Config.__dataclass_fields__}
     # the library's kernel switch, and the test suite's requirement of them (configuration.md)
-    kernels = {_kernels.ENV, "MODELSHELF_REQUIRE_KERNELS"}
+    kernels = {_kernels.ENV, _kernels.THREADS_ENV, "MODELSHELF_REQUIRE_KERNELS"}
     known = fields | {"MODELSHELF_CONFIG", *client_environment, *kernels}
     files = [*DOCS, KUBE / "README.md", UNIT, ROOT / "docker-compose.yml", *KUBE.glob("*.yaml")]
     files.append(ROOT / "examples" / "app" / "README.md")

@@ -9,6 +9,7 @@
  * (another numpy), ``sigmoid_loop`` is False and the runtime computes the link in numpy. */
 #include "kernels.h"
 
+#define NO_IMPORT_UFUNC /* only the PyUFuncObject layout: no ufunc C API calls */
 #include <numpy/ufuncobject.h>
 #include <string.h>
 
