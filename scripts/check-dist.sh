@@ -19,7 +19,7 @@ trap 'rm -rf "$tmp"' EXIT
 pip=(-m pip install --quiet --disable-pip-version-check)
 numpy=$("$PY" -c 'import numpy; print(numpy.__version__)')
 
-echo "==> building the sdist and the wheel from git archive HEAD ($(git rev-parse --short HEAD))"
+echo "==> [${SECONDS}s] building the sdist and the wheel from git archive HEAD ($(git rev-parse --short HEAD))"
 mkdir "$tmp/src"
 git archive --format=tar HEAD | tar -x -C "$tmp/src"
 "$PY" -m venv "$tmp/tools"
@@ -30,7 +30,7 @@ sdist=$(echo "$tmp"/dist/*.tar.gz)
 wheel=$(echo "$tmp"/dist/*.whl)
 if [ -n "${DIST_OUT:-}" ]; then mkdir -p "$DIST_OUT" && cp "$sdist" "$wheel" "$DIST_OUT"/; fi
 
-echo "==> contents: $(basename "$sdist"), $(basename "$wheel")"
+echo "==> [${SECONDS}s] contents: $(basename "$sdist"), $(basename "$wheel")"
 git ls-files >"$tmp/tracked"
 "$PY" - "$sdist" "$wheel" "$tmp/tracked" <<'PY'
 import re, sys, sysconfig, tarfile, zipfile
@@ -64,7 +64,7 @@ assert tag == [abi, abi, platform], f"wheel tags {tag}, expected {[abi, abi, pla
 print(f"    sdist: {len(files)} files, {len(sources)} C sources; wheel: {native[0]}, {'-'.join(tag)}")
 PY
 
-echo "==> test models, compiled and predicted by $PY (numpy $numpy, numpy runtime)"
+echo "==> [${SECONDS}s] test models, compiled and predicted by $PY (numpy $numpy, numpy runtime)"
 mkdir "$tmp/case"
 PYTHONPATH="$tmp/src/client" MODELSHELF_KERNELS=numpy "$PY" - "$tmp/case" <<'PY'
 import json, sys
@@ -150,7 +150,7 @@ PY
 check() {
   local name=$1 artifact=$2 expect=$3; shift 3
   local venv="$tmp/$name"
-  echo "==> $name: $(basename "$artifact") into a fresh venv${*:+ ($*)}"
+  echo "==> [${SECONDS}s] $name: $(basename "$artifact") into a fresh venv${*:+ ($*)}"
   "$PY" -m venv "$venv"
   "$venv/bin/python" "${pip[@]}" "numpy==$numpy"
   env "$@" "$venv/bin/python" "${pip[@]}" --no-deps "$artifact"
@@ -161,7 +161,7 @@ check wheel "$wheel" compiled
 check sdist "$sdist" compiled
 check no-compiler "$sdist" numpy CC=/bin/false
 
-echo "==> no-compiler: the import says why, in one line of debug logging"
+echo "==> [${SECONDS}s] no-compiler: the import says why, in one line of debug logging"
 venv="$tmp/no-compiler"
 if compgen -G "$venv/lib/python*/site-packages/modelshelf/_kernels/_native*" >/dev/null; then
   echo "CC=/bin/false still built the kernels: $(ls "$venv"/lib/python*/site-packages/modelshelf/_kernels/)" >&2
@@ -177,4 +177,4 @@ if [ "$(printf '%s\n' "$said" | wc -l)" -ne 1 ] || [[ "$said" != "$want"* ]]; th
   echo "expected exactly one line starting with '$want', found the above" >&2
   exit 1
 fi
-echo "==> dist OK"
+echo "==> [${SECONDS}s] dist OK"
