@@ -16,14 +16,15 @@ PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || command -v "$PY" >/dev/null || { echo "no $PY: run scripts/test.sh first" >&2; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/modelshelf-dist.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-pip=(-m pip install --quiet --disable-pip-version-check)
 numpy=$("$PY" -c 'import numpy; print(numpy.__version__)')
 
 echo "==> [${SECONDS}s] building the sdist and the wheel from git archive HEAD ($(git rev-parse --short HEAD))"
 mkdir "$tmp/src"
 git archive --format=tar HEAD | tar -x -C "$tmp/src"
 "$PY" -m venv "$tmp/tools"
-"$tmp/tools/bin/python" "${pip[@]}" build
+"$tmp/tools/bin/python" -m pip install --quiet --disable-pip-version-check build
+# the fresh venvs get no pip of their own (copying one in costs seconds each): this one installs
+pip=("$tmp/tools/bin/python" -m pip --disable-pip-version-check)
 (cd "$tmp/src" && "$tmp/tools/bin/python" -m build --outdir "$tmp/dist" .) >"$tmp/build.log" 2>&1 ||
   { cat "$tmp/build.log" >&2; echo "python -m build failed (log above)" >&2; exit 1; }
 sdist=$(echo "$tmp"/dist/*.tar.gz)
@@ -151,9 +152,9 @@ check() {
   local name=$1 artifact=$2 expect=$3; shift 3
   local venv="$tmp/$name"
   echo "==> [${SECONDS}s] $name: $(basename "$artifact") into a fresh venv${*:+ ($*)}"
-  "$PY" -m venv "$venv"
-  "$venv/bin/python" "${pip[@]}" "numpy==$numpy"
-  env "$@" "$venv/bin/python" "${pip[@]}" --no-deps "$artifact"
+  "$PY" -m venv --without-pip "$venv"
+  "${pip[@]}" --python "$venv/bin/python" install --quiet "numpy==$numpy"
+  env "$@" "${pip[@]}" --python "$venv/bin/python" install --quiet --no-deps "$artifact"
   (cd "$tmp/case" && env -u PYTHONPATH -u MODELSHELF_KERNELS "$venv/bin/python" "$tmp/verify.py" "$expect")
   (cd "$tmp/case" && env -u PYTHONPATH MODELSHELF_KERNELS=numpy "$venv/bin/python" "$tmp/verify.py" numpy)
 }
