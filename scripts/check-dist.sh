@@ -17,10 +17,11 @@ PY=${PYTHON:-.venv/bin/python}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/modelshelf-dist.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 numpy=$("$PY" -c 'import numpy; print(numpy.__version__)')
+rev=$(git rev-parse HEAD)
 
-echo "==> [${SECONDS}s] building the sdist and the wheel from git archive HEAD ($(git rev-parse --short HEAD))"
+echo "==> [${SECONDS}s] building the sdist and the wheel from git archive HEAD (${rev:0:12})"
 mkdir "$tmp/src"
-git archive --format=tar HEAD | tar -x -C "$tmp/src"
+git archive --format=tar "$rev" | tar -x -C "$tmp/src"
 "$PY" -m venv "$tmp/tools"
 "$tmp/tools/bin/python" -m pip install --quiet --disable-pip-version-check build
 # the fresh venvs get no pip of their own (copying one in costs seconds each): this one installs
@@ -32,7 +33,7 @@ wheel=$(echo "$tmp"/dist/*.whl)
 if [ -n "${DIST_OUT:-}" ]; then mkdir -p "$DIST_OUT" && cp "$sdist" "$wheel" "$DIST_OUT"/; fi
 
 echo "==> [${SECONDS}s] contents: $(basename "$sdist"), $(basename "$wheel")"
-git ls-files >"$tmp/tracked"
+git ls-tree -r --name-only "$rev" >"$tmp/tracked"  # what git archive exported
 "$PY" - "$sdist" "$wheel" "$tmp/tracked" <<'PY'
 import re, sys, sysconfig, tarfile, zipfile
 
