@@ -25,6 +25,7 @@ from modelshelf.cli import build_parser
 from modelshelf.client import ENVIRONMENT as client_environment
 from modelshelfd.config import Config, load_config, parse_size
 from modelshelfd.machine import L1_SHARE
+from tests.kernels import require
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -418,6 +419,96 @@ def test_every_image_is_pinned_to_an_exact_release() -> None:
             assert tag == __version__, f"{where}: {image} is built from this version"
         else:
             assert EXACT_TAG.fullmatch(tag), f"{where}: {image} is not an exact release"
+
+
+# -- release wheels -----------------------------------------------------------------------------
+
+
+WHEELS = ROOT / ".github" / "workflows" / "wheels.yml"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+CIBUILDWHEEL = PYPROJECT["tool"]["cibuildwheel"]
+NEWEST_PYTHON = (3, 13)  # the newest CPython the release wheels are built for
+
+
+def workflow(path: Path) -> dict[str, Any]:
+    """A GitHub workflow as GitHub reads it: its ``on:`` is the key "on" (YAML 1.1 says True)."""
+    doc: dict[Any, Any] = yaml.safe_load(path.read_text())
+    if True in doc:
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+def test_wheels_workflow_validates_against_the_github_workflow_schema() -> None:
+    """SchemaStore's schema of workflow files, as check-jsonschema vendors it (what
+    ``check-jsonschema --builtin-schema vendor.github-workflows`` checks)."""
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    vendor = files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads((vendor / "github-workflows.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    doc = workflow(WHEELS)
+    errors = [f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)]
+    assert not errors, errors
+    job = doc["jobs"]["wheels"]
+    broken = {**doc, "jobs": {**doc["jobs"], "wheels": {**job, "run-on": job["runs-on"]}}}
+    del broken["jobs"]["wheels"]["runs-on"]
+    assert any(validator.iter_errors(broken))
+
+
+def test_wheels_workflow_pins_every_action_to_a_release() -> None:
+    jobs = workflow(WHEELS)["jobs"].values()
+    uses = [step["uses"] for job in jobs for step in job["steps"] if "uses" in step]
+    assert any(use.startswith("pypa/cibuildwheel@") for use in uses), uses
+    for use in uses:
+        ref = use.partition("@")[2]
+        exact = re.fullmatch(r"v\d+\.\d+\.\d+|[0-9a-f]{40}", ref)
+        assert exact, f"{WHEELS.name}: {use} is not pinned to a release (vX.Y.Z) or a commit"
+
+
+def test_release_wheels_cover_every_supported_python_and_platform() -> None:
+    requires = re.fullmatch(r">=3\.(\d+)", PYPROJECT["project"]["requires-python"])
+    assert requires, "requires-python is no longer >=3.N: update [tool.cibuildwheel] build"
+    built = sorted(int(b.removeprefix("cp3").removesuffix("-*")) for b in CIBUILDWHEEL["build"])
+    assert built == list(range(int(requires[1]), NEWEST_PYTHON[1] + 1)), CIBUILDWHEEL["build"]
+    # glibc and musl Linux, and macOS, are skipped by no pattern
+    kept = ("manylinux", "musllinux", "macosx", "x86_64", "aarch64")
+    for skipped in CIBUILDWHEEL["skip"]:
+        assert not any(k in skipped for k in kept), f"skip {skipped!r} drops a release wheel"
+    assert set(CIBUILDWHEEL["macos"]["archs"]) == {"x86_64", "arm64"}
+    runners = workflow(WHEELS)["jobs"]["wheels"]["strategy"]["matrix"]["os"]
+    linux = [r for r in runners if r.startswith("ubuntu")]
+    assert any(r.endswith("-arm") for r in linux) and any(not r.endswith("-arm") for r in linux)
+    assert any(r.startswith("macos") for r in runners), runners
+
+
+def test_wheel_smoke_test_fails_a_wheel_without_compiled_kernels() -> None:
+    """cibuildwheel runs [tool.cibuildwheel] test-command on every wheel it builds: here it
+    passes on the compiled kernels and fails on the numpy runtime (what a wheel whose extension
+    was not built would serve)."""
+    require("compiled")
+    (command,) = CIBUILDWHEEL["test-command"]
+    argv = shlex.split(command)
+    assert argv[0] == "python"
+    env = {**os.environ, **CIBUILDWHEEL["test-environment"]}
+    ran = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout.startswith("compiled "), ran
+    env[_kernels.ENV] = "numpy"
+    ran = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True)
+    assert ran.returncode != 0 and "AssertionError" in ran.stderr, ran
+
+
+def test_version_names_the_kernels_that_serve() -> None:
+    """``modelshelf --version``: how an operator checks what an install serves (operations.md)."""
+    for mode in _kernels.MODES:
+        if mode == "compiled":
+            require(mode)
+        env = {**os.environ, _kernels.ENV: mode}
+        argv = [sys.executable, "-m", "modelshelf", "--version"]
+        ran = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+        assert ran.stdout == f"modelshelf {__version__} (kernels: {mode})\n", ran
 
 
 # -- docs ---------------------------------------------------------------------------------------
