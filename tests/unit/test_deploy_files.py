@@ -183,11 +183,31 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 # -- images -------------------------------------------------------------------------------------
 
 
+def assert_builds_the_kernels(dockerfile: Path) -> None:
+    """Two stages on one exact base: the wheel built where a C compiler is (the slim base has
+    none: the kernels would silently be missing), installed in the runtime stage, whose build
+    fails unless the compiled kernels serve."""
+    froms = instruction(dockerfile, "FROM")
+    assert len(froms) == 2, froms
+    build, runtime = froms
+    assert build.split()[1:] == ["AS", "build"], build
+    assert build.split()[0] == runtime, froms  # the wheel's ABI is the runtime's
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", runtime), runtime  # exact, pinned below
+    runs = instruction(dockerfile, "RUN")
+    assert any("apt-get install" in r and "gcc" in r for r in runs), runs
+    assert any("pip wheel --no-deps --wheel-dir /wheels ." in r for r in runs), runs
+    installs = [r for r in runs if "/wheels/modelshelf-*.whl)[daemon]" in r]
+    assert len(installs) == 1 and "k.mode() == 'compiled'" in installs[0], runs
+    copies = " ".join(instruction(dockerfile, "COPY"))
+    # everything the sdist's build reads (MANIFEST.in, setup.py: without them, no extension)
+    for copied in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "client", "daemon"):
+        assert copied in copies, (copied, copies)
+    assert "--from=build /wheels /wheels" in copies, copies
+
+
 def test_daemon_image_runs_as_10001_with_system_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     dockerfile = ROOT / "deploy" / "Dockerfile"
-    (base,) = instruction(dockerfile, "FROM")
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # exact, pinned below too
-    assert any("pip install '.[daemon]'" in run for run in instruction(dockerfile, "RUN"))
+    assert_builds_the_kernels(dockerfile)
     assert instruction(dockerfile, "USER") == ["10001:10001"]
     assert instruction(dockerfile, "ENTRYPOINT") == ['["modelshelfd"]']
     config = daemon_config(monkeypatch, IMAGE_ENV)
@@ -198,9 +218,8 @@ def test_daemon_image_runs_as_10001_with_system_paths(monkeypatch: pytest.Monkey
     runs = " ".join(instruction(dockerfile, "RUN"))
     for directory in ("/run/modelshelf", "/var/cache/modelshelf"):
         assert re.search(rf"install -d -o 10001 -g 10001 -m 07[05]{{2}}[^&]*{directory}", runs)
-    for copied in ("pyproject.toml", "client", "daemon"):
-        assert any(copied in c for c in instruction(dockerfile, "COPY"))
     app = ROOT / "examples" / "app" / "Dockerfile"
+    assert_builds_the_kernels(app)
     assert instruction(app, "USER") == ["10002:10002"]
     assert any("serve.py" in c and "publish.py" in c for c in instruction(app, "COPY"))
 
