@@ -69,21 +69,25 @@ PY
 echo "==> [${SECONDS}s] test models, compiled and predicted by $PY (numpy $numpy, numpy runtime)"
 mkdir "$tmp/case"
 PYTHONPATH="$tmp/src/client" MODELSHELF_KERNELS=numpy "$PY" - "$tmp/case" <<'PY'
-import json, sys
+import json, sys, warnings
 from pathlib import Path
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 
 import modelshelf
 
+warnings.simplefilter("ignore", ConvergenceWarning)  # a few epochs make a model all the same
 out = Path(sys.argv[1])
 rng = np.random.default_rng(13)
 X = rng.normal(size=(300, 6))
 y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+y3 = (X[:, 0] > 0) + (X[:, 3] > 0.5)  # three classes: the softmax link
 X_missing = np.where(rng.random(X.shape) < 0.1, np.nan, X)  # the missing-value rules
 words = "shelf model tree leaf root image kernel numpy wheel sdist byte bit node".split()
 texts = [" ".join(rng.choice(words, size=rng.integers(1, 9))) for _ in range(120)]
@@ -93,6 +97,8 @@ cases = {
     "boosting": (HistGradientBoostingRegressor(max_iter=20).fit(X_missing, X[:, 0]), X_missing, "predict"),
     "tfidf": (make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels), texts, "predict_proba"),
     "hashing": (make_pipeline(HashingVectorizer(n_features=2**10), LogisticRegression()).fit(texts, labels), texts, "predict_proba"),
+    "logistic": (LogisticRegression().fit(X, y3), X, "predict_proba"),
+    "mlp": (MLPClassifier((16,), max_iter=50, random_state=0).fit(X, y), X, "predict_proba"),
 }
 expected = {}
 for name, (estimator, inputs, method) in cases.items():
@@ -121,7 +127,7 @@ where = Path(modelshelf.__file__)
 assert where.is_relative_to(sys.prefix), f"modelshelf imported from {where}, not {sys.prefix}"
 assert _kernels.mode() == expect, f"kernels: expected {expect}, found {_kernels.mode()} ({_kernels._why})"
 served = set()  # the families a compiled kernel took at load
-for family in ("trees", "vocabulary", "hashing"):
+for family in ("trees", "vocabulary", "hashing", "dense", "dense_forward"):
     def spy(*args, _family=family, _kernel=getattr(_kernels, family)):
         kernel = _kernel(*args)
         if kernel is not None:
@@ -142,7 +148,7 @@ for name, method in json.loads(Path("cases.json").read_text()).items():
         at = tuple(int(i) for i in differ[0])
         sys.exit(f"{name}: {expect} kernels differ from the numpy runtime in {len(differ)} "
                  f"values, first at {at}: {got[at].item()!r} != {ref[at].item()!r}")
-wanted = {"trees", "vocabulary", "hashing"} if expect == "compiled" else set()
+wanted = {"trees", "vocabulary", "hashing", "dense", "dense_forward"} if expect == "compiled" else set()
 assert served == wanted, f"compiled kernels served {sorted(served)}, expected {sorted(wanted)}"
 print(f"    {expect}: {len(expected.files)} models, bit for bit the numpy runtime's predictions")
 PY
