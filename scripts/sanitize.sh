@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the compiled kernels with AddressSanitizer and UndefinedBehaviorSanitizer and run, on
-# that build, the tests that drive them: the kernel tests, the tree and text runtimes', the
-# exactness matrix's tree and text cases on the compiled kernels and the adversarial tests that
-# load or predict trees (split over threads too) or count text through hostile string tables (the encoders' and tabular
+# that build, the tests that drive them: the kernel tests, the tree, text, linear and MLP
+# runtimes', the exactness matrix's compiled cases (trees, text, linear models, MLPs) and the
+# adversarial tests that load or predict trees (split over threads too) or dense models or
+# count text through hostile string tables (the encoders' and tabular
 # inputs' never reach the kernels). Any bad read, overflow
 # or undefined behaviour aborts the run. Needs gcc or clang with their sanitizer runtimes, and
 # .venv (scripts/test.sh creates it). Arguments go to both pytest runs (a -k that selects
@@ -46,16 +47,18 @@ from modelshelf import _kernels
 built = _kernels.BUILT
 assert built is not None and built.__file__ == sys.argv[1], built
 print("==> kernels:", built.__file__)' "$native"
-echo "==> pytest (kernels, tree and text runtimes, adversarial images, trees and text)"
+echo "==> pytest (kernels, tree, text and dense runtimes, adversarial images, trees, text, dense)"
 status=0
 "$PY" -m pytest -p no:cacheprovider -q tests/unit/test_kernels.py tests/unit/test_kernels_threads.py \
   tests/unit/runtime/test_trees.py \
   tests/unit/test_kernels_text.py tests/unit/runtime/test_text.py tests/adversarial/test_text_kernels.py \
+  tests/unit/test_kernels_dense.py tests/unit/runtime/test_linear.py tests/unit/runtime/test_neural.py \
+  tests/adversarial/test_dense_kernels.py \
   tests/adversarial/test_tree_kernels.py tests/adversarial/test_boosters.py \
   tests/adversarial/test_hostile.py tests/adversarial/test_mutations.py \
   tests/adversarial/test_family_specs.py "$@" || status=$?
 [ "$status" -eq 0 ] || { [ "$status" -eq 5 ] && [ $# -gt 0 ]; } || exit "$status"  # 5: -k chose none
-echo "==> pytest (exactness matrix, tree and text cases on the compiled kernels)"
+echo "==> pytest (exactness matrix, tree, text, linear and MLP cases on the compiled kernels)"
 status=0
 "$PY" -m pytest -p no:cacheprovider -q tests/unit/convert/test_exactness.py -k compiled "$@" ||
   status=$?

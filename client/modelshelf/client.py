@@ -480,6 +480,10 @@ class Client:
             self.max_held_bytes = advised[0]  # type: ignore[assignment]
         if self._chosen[1] is None and _count(advised[1]):
             self.max_held_models = advised[1]  # type: ignore[assignment]
+        # The flusher starts with the connection, not with the first mapping: starting a thread
+        # waits until the new thread runs, which on a busy node took milliseconds of the first
+        # acquire (bench/peers.py, load + first prediction through the daemon).
+        self._start_flusher()
 
     def _disconnect(self) -> None:
         if self._sock is not None:

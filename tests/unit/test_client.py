@@ -169,6 +169,32 @@ def test_a_model_larger_than_the_budget_is_returned_not_kept(fake: FakeDaemon) -
     client.close()
 
 
+def test_the_release_thread_starts_with_the_connection_not_the_first_model(
+    fake: FakeDaemon,
+) -> None:
+    # Thread.start() waits until the new thread runs: on a busy node, milliseconds that the
+    # first acquire of a process must not pay (bench/peers.py, load + first prediction).
+    fake.acquire_reply["size"] = len(fake.image)
+    client = Client(fake.path, timeout=10)
+    client._connect()
+    flusher = client._flusher
+    assert flusher is not None and flusher.is_alive()
+    started = threading.Thread.start
+    calls: list[str] = []
+
+    def counting(self: threading.Thread) -> None:
+        calls.append(self.name)
+        started(self)
+
+    threading.Thread.start = counting  # type: ignore[method-assign]
+    try:
+        client.model("ns/m@1")
+    finally:
+        threading.Thread.start = started  # type: ignore[method-assign]
+    assert calls == [] and client._flusher is flusher
+    client.close()
+
+
 def test_the_timeout_comes_from_the_caller_or_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -25,6 +25,7 @@ from modelshelf.cli import build_parser
 from modelshelf.client import ENVIRONMENT as client_environment
 from modelshelfd.config import Config, load_config, parse_size
 from modelshelfd.machine import L1_SHARE
+from tests.kernels import require
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -182,11 +183,31 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 # -- images -------------------------------------------------------------------------------------
 
 
+def assert_builds_the_kernels(dockerfile: Path) -> None:
+    """Two stages on one exact base: the wheel built where a C compiler is (the slim base has
+    none: the kernels would silently be missing), installed in the runtime stage, whose build
+    fails unless the compiled kernels serve."""
+    froms = instruction(dockerfile, "FROM")
+    assert len(froms) == 2, froms
+    build, runtime = froms
+    assert build.split()[1:] == ["AS", "build"], build
+    assert build.split()[0] == runtime, froms  # the wheel's ABI is the runtime's
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", runtime), runtime  # exact, pinned below
+    runs = instruction(dockerfile, "RUN")
+    assert any("apt-get install" in r and "gcc" in r for r in runs), runs
+    assert any("pip wheel --no-deps --wheel-dir /wheels ." in r for r in runs), runs
+    installs = [r for r in runs if "/wheels/modelshelf-*.whl)[daemon]" in r]
+    assert len(installs) == 1 and "k.mode() == 'compiled'" in installs[0], runs
+    copies = " ".join(instruction(dockerfile, "COPY"))
+    # everything the sdist's build reads (MANIFEST.in, setup.py: without them, no extension)
+    for copied in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "client", "daemon"):
+        assert copied in copies, (copied, copies)
+    assert "--from=build /wheels /wheels" in copies, copies
+
+
 def test_daemon_image_runs_as_10001_with_system_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     dockerfile = ROOT / "deploy" / "Dockerfile"
-    (base,) = instruction(dockerfile, "FROM")
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base  # exact, pinned below too
-    assert any("pip install '.[daemon]'" in run for run in instruction(dockerfile, "RUN"))
+    assert_builds_the_kernels(dockerfile)
     assert instruction(dockerfile, "USER") == ["10001:10001"]
     assert instruction(dockerfile, "ENTRYPOINT") == ['["modelshelfd"]']
     config = daemon_config(monkeypatch, IMAGE_ENV)
@@ -197,9 +218,8 @@ def test_daemon_image_runs_as_10001_with_system_paths(monkeypatch: pytest.Monkey
     runs = " ".join(instruction(dockerfile, "RUN"))
     for directory in ("/run/modelshelf", "/var/cache/modelshelf"):
         assert re.search(rf"install -d -o 10001 -g 10001 -m 07[05]{{2}}[^&]*{directory}", runs)
-    for copied in ("pyproject.toml", "client", "daemon"):
-        assert any(copied in c for c in instruction(dockerfile, "COPY"))
     app = ROOT / "examples" / "app" / "Dockerfile"
+    assert_builds_the_kernels(app)
     assert instruction(app, "USER") == ["10002:10002"]
     assert any("serve.py" in c and "publish.py" in c for c in instruction(app, "COPY"))
 
@@ -418,6 +438,96 @@ def test_every_image_is_pinned_to_an_exact_release() -> None:
             assert tag == __version__, f"{where}: {image} is built from this version"
         else:
             assert EXACT_TAG.fullmatch(tag), f"{where}: {image} is not an exact release"
+
+
+# -- release wheels -----------------------------------------------------------------------------
+
+
+WHEELS = ROOT / ".github" / "workflows" / "wheels.yml"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+CIBUILDWHEEL = PYPROJECT["tool"]["cibuildwheel"]
+NEWEST_PYTHON = (3, 13)  # the newest CPython the release wheels are built for
+
+
+def workflow(path: Path) -> dict[str, Any]:
+    """A GitHub workflow as GitHub reads it: its ``on:`` is the key "on" (YAML 1.1 says True)."""
+    doc: dict[Any, Any] = yaml.safe_load(path.read_text())
+    if True in doc:
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+def test_wheels_workflow_validates_against_the_github_workflow_schema() -> None:
+    """SchemaStore's schema of workflow files, as check-jsonschema vendors it (what
+    ``check-jsonschema --builtin-schema vendor.github-workflows`` checks)."""
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    vendor = files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads((vendor / "github-workflows.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    doc = workflow(WHEELS)
+    errors = [f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(doc)]
+    assert not errors, errors
+    job = doc["jobs"]["wheels"]
+    broken = {**doc, "jobs": {**doc["jobs"], "wheels": {**job, "run-on": job["runs-on"]}}}
+    del broken["jobs"]["wheels"]["runs-on"]
+    assert any(validator.iter_errors(broken))
+
+
+def test_wheels_workflow_pins_every_action_to_a_release() -> None:
+    jobs = workflow(WHEELS)["jobs"].values()
+    uses = [step["uses"] for job in jobs for step in job["steps"] if "uses" in step]
+    assert any(use.startswith("pypa/cibuildwheel@") for use in uses), uses
+    for use in uses:
+        ref = use.partition("@")[2]
+        exact = re.fullmatch(r"v\d+\.\d+\.\d+|[0-9a-f]{40}", ref)
+        assert exact, f"{WHEELS.name}: {use} is not pinned to a release (vX.Y.Z) or a commit"
+
+
+def test_release_wheels_cover_every_supported_python_and_platform() -> None:
+    requires = re.fullmatch(r">=3\.(\d+)", PYPROJECT["project"]["requires-python"])
+    assert requires, "requires-python is no longer >=3.N: update [tool.cibuildwheel] build"
+    built = sorted(int(b.removeprefix("cp3").removesuffix("-*")) for b in CIBUILDWHEEL["build"])
+    assert built == list(range(int(requires[1]), NEWEST_PYTHON[1] + 1)), CIBUILDWHEEL["build"]
+    # glibc and musl Linux, and macOS, are skipped by no pattern
+    kept = ("manylinux", "musllinux", "macosx", "x86_64", "aarch64")
+    for skipped in CIBUILDWHEEL["skip"]:
+        assert not any(k in skipped for k in kept), f"skip {skipped!r} drops a release wheel"
+    assert set(CIBUILDWHEEL["macos"]["archs"]) == {"x86_64", "arm64"}
+    runners = workflow(WHEELS)["jobs"]["wheels"]["strategy"]["matrix"]["os"]
+    linux = [r for r in runners if r.startswith("ubuntu")]
+    assert any(r.endswith("-arm") for r in linux) and any(not r.endswith("-arm") for r in linux)
+    assert any(r.startswith("macos") for r in runners), runners
+
+
+def test_wheel_smoke_test_fails_a_wheel_without_compiled_kernels() -> None:
+    """cibuildwheel runs [tool.cibuildwheel] test-command on every wheel it builds: here it
+    passes on the compiled kernels and fails on the numpy runtime (what a wheel whose extension
+    was not built would serve)."""
+    require("compiled")
+    (command,) = CIBUILDWHEEL["test-command"]
+    argv = shlex.split(command)
+    assert argv[0] == "python"
+    env = {**os.environ, **CIBUILDWHEEL["test-environment"]}
+    ran = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout.startswith("compiled "), ran
+    env[_kernels.ENV] = "numpy"
+    ran = subprocess.run([sys.executable, *argv[1:]], env=env, capture_output=True, text=True)
+    assert ran.returncode != 0 and "AssertionError" in ran.stderr, ran
+
+
+def test_version_names_the_kernels_that_serve() -> None:
+    """``modelshelf --version``: how an operator checks what an install serves (operations.md)."""
+    for mode in _kernels.MODES:
+        if mode == "compiled":
+            require(mode)
+        env = {**os.environ, _kernels.ENV: mode}
+        argv = [sys.executable, "-m", "modelshelf", "--version"]
+        ran = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+        assert ran.stdout == f"modelshelf {__version__} (kernels: {mode})\n", ran
 
 
 # -- docs ---------------------------------------------------------------------------------------

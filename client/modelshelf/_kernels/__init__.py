@@ -13,10 +13,10 @@ node full of worker processes is where modelshelf runs: there a second thread on
 core that another process needs.
 
 The runtime asks this module for a family's compiled kernel at load (``trees``,
-``vocabulary``, ``hashing``); ``None`` means numpy serves that model: no extension, the
-variable, or a layout the kernel does not take (another dtype, a feature it lacks), never an
-error. Compiled kernels give the numpy path's results to the last bit; the exactness matrix
-runs tree and text cases through both.
+``vocabulary``, ``hashing``, ``dense``, ``dense_forward``); ``None`` means numpy serves that
+model: no extension, the variable, or a layout the kernel does not take (another dtype, a
+feature it lacks), never an error. Compiled kernels give the numpy path's results to the last
+bit; the exactness matrix runs tree, text, linear-model and MLP cases through both.
 """
 
 from __future__ import annotations
@@ -33,9 +33,12 @@ import numpy as np
 __all__ = [
     "BUILT",
     "ENV",
+    "LINKS",
     "MODES",
     "THREADS_ENV",
     "active",
+    "dense",
+    "dense_forward",
     "get_threads",
     "hashing",
     "mode",
@@ -244,3 +247,62 @@ def weigh(
     if idf is not None:
         idf = np.ascontiguousarray(idf)
     BUILT.weigh(data, indices, indptr, idf, _NORMS[norm])
+
+
+#: What follows a dense kernel's affine map, by name: dense.c's link numbers. "sigmoid2" is
+#: linear.sigmoid of one score column stacked as [1 - p, p]; the others are in place.
+LINKS = {"none": 0, "softmax": 1, "expit": 2, "tanh": 3, "relu": 4, "exp": 5, "sigmoid2": 6}
+
+#: ``X -> array or None``: a compiled dense forward pass; None: the numpy path serves this call.
+DenseCall = Callable[[Any], "np.ndarray | None"]
+
+_dense_checked = False
+
+
+def _dense_native() -> ModuleType | None:
+    """The extension if numpy's loops that the dense kernel calls were found (said once)."""
+    global _dense_checked
+    native = _active
+    if native is None:
+        return None
+    if not native.dense_ready():
+        if not _dense_checked:
+            _log.debug("modelshelf kernels: no dense kernel (numpy's float64 loops not found)")
+        _dense_checked = True
+        return None
+    return native
+
+
+def dense(W: np.ndarray, b: np.ndarray, cells: int, min_rows: int) -> Any | None:
+    """``X @ W + b`` and a link (``Dense.affine(X, LINKS[name])``, dense.c) in
+    ``_math.matmul``'s blocks (``cells``, ``min_rows``), or None: numpy serves this model (no
+    extension, the variable, arrays other than float64)."""
+    native = _dense_native()
+    if native is None:
+        return None
+    try:
+        return native.Dense(W, b, cells, min_rows)
+    except (TypeError, ValueError):  # dtypes or layouts it does not take: numpy reads any
+        return None
+
+
+def dense_forward(
+    layers: list[tuple[np.ndarray, np.ndarray]], hidden: str, output: str, cells: int, min_rows: int
+) -> DenseCall | None:
+    """An MLP's forward pass, ``(coef, intercept)`` per layer, the hidden and the output links
+    by name (``dense_forward``, dense.c), or None: numpy serves this model."""
+    chain = []
+    for coef, intercept in layers:
+        layer = dense(coef, intercept, cells, min_rows)
+        if layer is None:
+            return None
+        chain.append(layer)
+    native = _active
+    assert native is not None
+    call, layers_t, h, o = native.dense_forward, tuple(chain), LINKS[hidden], LINKS[output]
+
+    def forward(X: Any) -> np.ndarray | None:
+        result: np.ndarray | None = call(layers_t, X, h, o)
+        return result
+
+    return forward

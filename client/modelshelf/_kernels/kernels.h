@@ -32,6 +32,13 @@ PyObject *msk_hashed_counts(PyObject *module, PyObject *args);
 PyObject *msk_murmurhash3_32(PyObject *module, PyObject *arg);
 PyObject *msk_weigh(PyObject *module, PyObject *args);
 
+/* dense.c: the ``Dense`` type (an affine map X @ W + b and a link, by numpy's own float64
+ * loops), an MLP's forward pass over a chain of them, and whether numpy's loops were found. */
+extern PyTypeObject msk_DenseType;
+PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *msk_dense_ready(PyObject *module, PyObject *unused);
+PyObject *msk_dense_rows(PyObject *module, PyObject *args);
+
 /* A 1-D or 2-D array argument that a kernel reads in place: C-contiguous, aligned, of
  * ``type_num``, with ``ndim`` dimensions. Sets a TypeError naming ``role`` and returns 0 if not. */
 int msk_check_array(PyObject *obj, const char *role, int type_num, int ndim);

@@ -1,5 +1,5 @@
 /* modelshelf._kernels._native: the compiled kernels' module. It only registers the family
- * types and functions (trees.c, text.c, text_weigh.c) and holds the helpers they share; the
+ * types and functions (trees.c, text.c, text_weigh.c, dense.c) and holds the helpers they share; the
  * numpy runtime stays the reference. */
 #define MSK_MODULE /* this file imports numpy's C API; the others share its table */
 #include "kernels.h"
@@ -24,6 +24,14 @@ int msk_check_array(PyObject *obj, const char *role, int type_num, int ndim) {
 }
 
 static PyMethodDef native_methods[] = {
+    {"dense_forward", (PyCFunction)(void (*)(void))msk_dense_forward, METH_FASTCALL,
+     "dense_forward(layers, X, hidden, output) -> an MLP's output activations through a tuple "
+     "of Dense layers, or None where the numpy path must serve."},
+    {"dense_ready", msk_dense_ready, METH_NOARGS,
+     "dense_ready() -> whether numpy's float64 loops the Dense kernel calls were found."},
+    {"dense_rows", msk_dense_rows, METH_VARARGS,
+     "dense_rows(X, op) -> the row sums (op 0) or maxima (op 1) the dense kernel's softmax "
+     "computes, by numpy's loops (for tests)."},
     {"hashed_counts", msk_hashed_counts, METH_VARARGS,
      "hashed_counts(features, lengths, n_features, alternate_sign) -> (indptr, indices, sums, "
      "nnz): per document, the sorted hashed columns of its features and their signed sums."},
@@ -51,7 +59,8 @@ static struct PyModuleDef native_module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     import_array();
-    if (PyType_Ready(&msk_TreesType) < 0 || PyType_Ready(&msk_VocabType) < 0) {
+    if (PyType_Ready(&msk_TreesType) < 0 || PyType_Ready(&msk_VocabType) < 0 ||
+        PyType_Ready(&msk_DenseType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&native_module);
@@ -65,6 +74,10 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (PyModule_AddObjectRef(module, "Vocab", (PyObject *)&msk_VocabType) < 0 ||
         !msk_find_exp() ||
         PyModule_AddObjectRef(module, "sigmoid_loop", msk_has_exp() ? Py_True : Py_False) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Dense", (PyObject *)&msk_DenseType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

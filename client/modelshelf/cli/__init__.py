@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from .. import _kernels
 from .._version import __version__
 from . import _completion, _images, _prefetch, _shelf
 from ._output import UsageError
@@ -96,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"modelshelf {__version__}")
+    # which kernels serve (compiled, or numpy without the extension): how to check an install
+    version = f"modelshelf {__version__} (kernels: {_kernels.mode()})"
+    parser.add_argument("--version", action="version", version=version)
     _global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     _images.add_commands(sub)

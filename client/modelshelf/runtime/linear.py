@@ -11,14 +11,23 @@ Kernels compute what scikit-learn does (``X @ coef.T`` on the stored ``coef`` la
 normalisations), so that results agree to the last bits or within rounding: the product runs in
 row blocks that BLAS keeps on the calling thread (``_math.matmul``). They never write into model
 arrays.
+
+Where the compiled kernels are built, the affine map and the softmax or binary logistic link run
+in one call of the dense kernel (modelshelf/_kernels/dense.c), which performs these very
+operations through numpy's own loops and so gives these results to the bit; it answers None for
+what it does not take (a CSR input, another dtype, a floating-point warning to raise), and this
+code serves.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from .. import _kernels
 from ._base import Executor, Spec, method_set, register
-from ._math import matmul, softmax
+from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, matmul, softmax
 
 # How a linear classifier turns scores into probabilities.
 #   none           no predict_proba (hinge losses, ridge, perceptron, passive-aggressive)
@@ -66,6 +75,14 @@ class LinearClassifier(Executor):
         if proba != "none":
             methods |= {"predict_proba", "predict_log_proba"}
         self.methods = method_set(methods)
+        # The compiled affine map (or None), and the link of predict_proba it can fuse: softmax
+        # over 2-D scores, the binary sigmoid; the other links take its scores.
+        self.kernel: Any = _kernels.dense(coef.T, intercept, SINGLE_THREAD_CELLS, MIN_BLOCK_ROWS)
+        self.link = 0
+        if proba in ("softmax", "logistic") and coef.shape[0] > 1:
+            self.link = _kernels.LINKS["softmax"]
+        elif proba == "logistic" and coef.shape[0] == 1:
+            self.link = _kernels.LINKS["sigmoid2"]
 
     @classmethod
     def from_spec(cls, spec: Spec) -> LinearClassifier:
@@ -87,7 +104,9 @@ class LinearClassifier(Executor):
         return cls(coef, intercept, classes, proba, multilabel)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        scores = matmul(X, self.coef.T) + self.intercept
+        scores = None if self.kernel is None else self.kernel.affine(X, 0)
+        if scores is None:
+            scores = matmul(X, self.coef.T) + self.intercept
         return scores.reshape(-1) if scores.shape[1] == 1 else scores
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -99,6 +118,10 @@ class LinearClassifier(Executor):
         return self.classes_.take(indices, axis=0)  # type: ignore[union-attr]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.link and self.kernel is not None:
+            fused: np.ndarray | None = self.kernel.affine(X, self.link)
+            if fused is not None:
+                return fused
         scores = self.decision_function(X)
         if self.proba == "modified_huber":
             return _modified_huber_proba(scores)
@@ -150,6 +173,7 @@ class LinearRegressor(Executor):
     def __init__(self, coef: np.ndarray, intercept: np.ndarray) -> None:
         self.coef = coef
         self.intercept = intercept
+        self.kernel: Any = _kernels.dense(coef.T, intercept, SINGLE_THREAD_CELLS, MIN_BLOCK_ROWS)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> LinearRegressor:
@@ -160,7 +184,8 @@ class LinearRegressor(Executor):
         return cls(coef, intercept)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return matmul(X, self.coef.T) + self.intercept
+        out = None if self.kernel is None else self.kernel.affine(X, 0)
+        return matmul(X, self.coef.T) + self.intercept if out is None else out
 
 
 # What a child of OneVsRest contributes as its score (sklearn.multiclass._predict_binary).

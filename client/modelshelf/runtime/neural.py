@@ -5,6 +5,12 @@ float64 and C order: the layout ``activation @ coef`` wants, so a layer is BLAS 
 bytes (in row blocks that BLAS keeps on the calling thread, ``_math.matmul``). Hidden layers
 share one activation; the output activation follows from the target (classifiers) or the loss
 (regressors), as in scikit-learn.
+
+Where the compiled kernels are built, the whole forward pass with the output activation runs in
+one call of the dense kernel (modelshelf/_kernels/dense.c), which performs these very operations
+through numpy's own loops and so gives these results to the bit; it answers None for what it
+does not take (a CSR input, another dtype, a floating-point warning to raise), and this code
+serves.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import _kernels
 from ._base import Executor, Spec, register
-from ._math import expit, matmul, softmax
+from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, expit, matmul, softmax
 
 #: hidden-layer activations, applied in place to a fresh pre-activation array.
 HIDDEN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -27,6 +34,16 @@ HIDDEN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 TARGETS = ("binary", "multiclass", "multilabel")
 REGRESSOR_OUTPUTS = ("identity", "exp")  # squared_error, poisson
 MAX_LAYERS = 1024
+#: the dense kernel's link (_kernels.LINKS) for each hidden activation
+HIDDEN_LINKS = {"identity": "none", "logistic": "expit", "tanh": "tanh", "relu": "relu"}
+
+
+def _compiled(
+    layers: list[tuple[np.ndarray, np.ndarray]], hidden: str, output: str
+) -> _kernels.DenseCall | None:
+    return _kernels.dense_forward(
+        layers, HIDDEN_LINKS[hidden], output, SINGLE_THREAD_CELLS, MIN_BLOCK_ROWS
+    )
 
 
 def _layers(spec: Spec) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -82,6 +99,8 @@ class MLPClassifier(Executor):
         self.activation = activation
         self.target = target
         self.classes_ = classes
+        output = "softmax" if target == "multiclass" else "expit"
+        self.kernel = _compiled(layers, activation, output)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MLPClassifier:
@@ -104,6 +123,8 @@ class MLPClassifier(Executor):
         return cls(layers, activation, target, classes)
 
     def _output(self, X: np.ndarray) -> np.ndarray:
+        if self.kernel is not None and (fused := self.kernel(X)) is not None:
+            return fused
         out = _forward(self.layers, self.activation, X)
         if self.target == "multiclass":
             return softmax(out)
@@ -150,6 +171,7 @@ class MLPRegressor(Executor):
         self.layers = layers
         self.activation = activation
         self.output = output
+        self.kernel = _compiled(layers, activation, "exp" if output == "exp" else "none")
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MLPRegressor:
@@ -160,7 +182,10 @@ class MLPRegressor(Executor):
         )
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        out = _forward(self.layers, self.activation, X)
-        if self.output == "exp":
-            np.exp(out, out=out)
+        if self.kernel is not None and (fused := self.kernel(X)) is not None:
+            out = fused
+        else:
+            out = _forward(self.layers, self.activation, X)
+            if self.output == "exp":
+                np.exp(out, out=out)
         return out.ravel() if out.shape[1] == 1 else out

@@ -5,8 +5,9 @@ must agree within each case's tolerance (1e-9 relative, 1e-6 where the model is 
 Methods the estimator lacks must be absent from the Model too. Inputs may be numeric arrays or
 lists of documents (text cases); sparse results are compared densified, after their dtypes.
 
-Every case runs on the numpy runtime; tree and text cases run again on the compiled kernels
-(``-compiled`` ids), which must also give the numpy runtime's results to the last bit.
+Every case runs on the numpy runtime; tree, text, linear-model and MLP cases run again on the
+compiled kernels (``-compiled`` ids), which must also give the numpy runtime's results to the
+last bit (dense models on the whole input and on small batches of it too).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import pytest
 
 import modelshelf
 from modelshelf.runtime import METHODS
+from modelshelf.runtime.linear import LinearClassifier, LinearRegressor
+from modelshelf.runtime.neural import MLPClassifier, MLPRegressor
 from modelshelf.runtime.text import _Vectorizer
 from modelshelf.runtime.trees_forest import Forest
-from tests.cases import CASES, Case, catboost, text, trees
+from tests.cases import CASES, Case, catboost, linear, neural, text, trees
 from tests.kernels import same_bits, using
 
 # Cases whose models walk trees (outside trees.py and catboost.py: ensembles, meta-estimators
@@ -32,7 +35,15 @@ TREE_CASES = {c.id for c in (*trees.CASES, *catboost.CASES)} | {
 # Cases whose models count text: the vectorizers and pipelines from documents (a lone
 # TfidfTransformer takes counts, not documents).
 TEXT_CASES = {c.id for c in text.CASES if "tfidf-transformer" not in c.id}
-COMPILED_CASES = TREE_CASES | TEXT_CASES
+# Cases whose models hold linear models or MLPs (alone, in pipelines or meta-estimators).
+DENSE_KINDS = (LinearClassifier, LinearRegressor, MLPClassifier, MLPRegressor)
+DENSE_WORDS = ("logreg", "mlp", "ridge", "sgd", "lasso", "elasticnet", "svc", "svr", "linreg")
+DENSE_CASES = {c.id for c in (*linear.CASES, *neural.CASES)} | {
+    c.id for c in CASES if any(word in c.id for word in DENSE_WORDS)
+}
+COMPILED_CASES = TREE_CASES | TEXT_CASES | DENSE_CASES
+#: the small batches a dense case compares too (one row: the column blocks, a gemv)
+SMALL = (1, 2, 7)
 PARAMS = [pytest.param(c, "numpy", id=c.id) for c in CASES] + [
     pytest.param(c, "compiled", id=f"{c.id}-compiled") for c in CASES if c.id in COMPILED_CASES
 ]
@@ -52,6 +63,11 @@ def forests(obj: object) -> list[Forest]:
 def vectorizers(obj: object) -> list[_Vectorizer]:
     """Every text vectorizer (count or hashing) reachable from a Model's executors."""
     return [v for v in reachable(obj, (_Vectorizer,)) if isinstance(v, _Vectorizer)]
+
+
+def dense_executors(obj: object) -> list[object]:
+    """Every linear model and MLP reachable from a Model's executors."""
+    return reachable(obj, DENSE_KINDS)
 
 
 def reachable(obj: object, kinds: tuple[type, ...], seen: set[int] | None = None) -> list[object]:
@@ -88,6 +104,14 @@ def test_matches_scikit_learn(case: Case, kernel: str) -> None:
         assert all(v.kernel is not None for v in vectorizers(model))
         if case.id in TEXT_CASES:
             assert vectorizers(model), "a text case without a vectorizer"
+        # and every linear model and MLP whose arrays are float64 (as scikit-learn fits them)
+        for executor in dense_executors(model):
+            arrays = [a for layer in getattr(executor, "layers", []) for a in layer] or [
+                executor.coef,  # type: ignore[attr-defined]
+                executor.intercept,  # type: ignore[attr-defined]
+            ]
+            if all(a.dtype == np.float64 for a in arrays):
+                assert executor.kernel is not None, type(executor).__name__  # type: ignore[attr-defined]
         with using("numpy"):
             reference = modelshelf.load(image)
     compared = 0
@@ -103,6 +127,13 @@ def test_matches_scikit_learn(case: Case, kernel: str) -> None:
         if reference is not None:
             numpy_path = getattr(reference, method)(X)
             assert same_bits(actual, numpy_path), f"{method}: compiled != numpy, bit for bit"
+            if case.id in DENSE_CASES and not isinstance(X, list):
+                for n in SMALL:
+                    small = getattr(model, method)(X[:n])
+                    expected_small = getattr(reference, method)(X[:n])
+                    assert same_bits(small, expected_small), (
+                        f"{method}({n} rows): compiled != numpy"
+                    )
         if isinstance(expected, list):  # multi-output predict_proba: one array per output
             assert isinstance(actual, list) and len(actual) == len(expected), method
             for a, e in zip(actual, expected, strict=True):

@@ -1,0 +1,547 @@
+/* Dense affine maps, compiled: linear models and MLP layers (``matmul(X, W) + b``, then a link).
+ *
+ * The reference is the numpy runtime (modelshelf/runtime/linear.py, neural.py, _math.py), and
+ * this file does not reimplement its arithmetic: it calls numpy's OWN float64 inner loops (the
+ * ``functions`` of the ufuncs ``matmul``, ``add``, ``subtract``, ``divide``, ``maximum``, ``exp``
+ * and ``tanh``, the CPU-dispatched implementations numpy itself selected at import) with the
+ * dimensions and strides numpy's ufunc machinery passes them for the numpy path's calls, minus
+ * the Python and dispatch overhead. Results are therefore the numpy path's to the last bit:
+ *
+ * - the product follows ``_math.matmul``'s blocks exactly (whole, row blocks, or the one-row
+ *   column blocks; the cell bound and the minimum block come from Python), each block one call
+ *   of numpy's matmul loop with numpy's gufunc strides (a core dimension of size 1 gets stride
+ *   0, ufunc_object.c), so it takes the same gemm/gemv/dot/noblas route and BLAS keeps it on the
+ *   calling thread as the numpy path's does;
+ * - reductions are numpy's: a row sum is the ``add`` loop in reduce form over the whole row from
+ *   the identity 0.0 (numpy's pairwise sum), a row maximum the ``maximum`` loop in reduce form
+ *   over the rest of the row from its first element;
+ * - elementwise exact operations (negation, 1 - p, x >= 0) are plain C: IEEE gives their bits
+ *   (the build forbids fast-math and FMA contraction).
+ *
+ * numpy reports floating-point errors (overflow, invalid, division by zero) as warnings after
+ * each ufunc, as ``np.errstate`` says; the kernel does not: where one is raised it answers None
+ * and the numpy path recomputes, warnings included. Anything the kernel does not take (another
+ * dtype, an unaligned or byte-swapped array, a subclass, no rows) is None too, never an error. The loops are looked up once,
+ * on first use; where one is missing there is no dense kernel. The GIL is released around the
+ * arithmetic, after every array is allocated. */
+#include "kernels.h"
+
+#include <fenv.h>
+#include <string.h>
+
+#define NO_IMPORT_UFUNC /* only the PyUFuncObject layout: no ufunc C API calls */
+#include <numpy/ufuncobject.h>
+
+typedef void (*Loop)(char **args, npy_intp const *dimensions, npy_intp const *steps, void *data);
+
+typedef struct {
+    Loop fn;
+    void *data;
+} UfuncLoop;
+
+enum { U_MATMUL, U_ADD, U_SUBTRACT, U_DIVIDE, U_MAXIMUM, U_EXP, U_TANH, N_UFUNCS };
+static const char *const UFUNC_NAMES[N_UFUNCS] = {"matmul",  "add", "subtract", "divide",
+                                                  "maximum", "exp", "tanh"};
+static UfuncLoop loops[N_UFUNCS];
+static int loops_state; /* 0: not looked up, 1: found, -1: missing */
+
+/* The all-float64 loop of numpy's ufunc ``name``, or 0. */
+static int find_loop(PyObject *numpy, const char *name, UfuncLoop *into) {
+    PyObject *obj = PyObject_GetAttrString(numpy, name);
+    if (obj == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int found = 0;
+    if (strcmp(Py_TYPE(obj)->tp_name, "numpy.ufunc") == 0) {
+        PyUFuncObject *ufunc = (PyUFuncObject *)obj;
+        for (int i = 0; i < ufunc->ntypes && !found; i++) {
+            int all_double = 1;
+            for (int j = 0; j < ufunc->nargs; j++) {
+                all_double &= ufunc->types[i * ufunc->nargs + j] == NPY_DOUBLE;
+            }
+            if (all_double && ufunc->functions[i] != NULL) {
+                into->fn = (Loop)ufunc->functions[i];
+                into->data = ufunc->data ? ufunc->data[i] : NULL;
+                found = 1;
+            }
+        }
+    }
+    Py_DECREF(obj); /* numpy keeps its ufuncs (and their loops) for the process's life */
+    return found;
+}
+
+/* 1 when every loop is there (looked up once), else 0. */
+static int have_loops(void) {
+    if (loops_state != 0) {
+        return loops_state > 0;
+    }
+    loops_state = -1;
+    PyObject *numpy = PyImport_ImportModule("numpy");
+    if (numpy == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int ok = 1;
+    for (int u = 0; u < N_UFUNCS; u++) {
+        ok &= find_loop(numpy, UFUNC_NAMES[u], &loops[u]);
+    }
+    Py_DECREF(numpy);
+    loops_state = ok ? 1 : -1;
+    return ok;
+}
+
+PyObject *msk_dense_ready(PyObject *module, PyObject *unused) {
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(have_loops());
+}
+
+/* -- numpy's operations, as its ufunc machinery calls the loops -------------------------- */
+
+/* A gufunc core stride: 0 where the dimension is 1 (ufunc_object.c, "Force zero stride"). */
+#define CORE(dim, stride) ((dim) == 1 ? 0 : (stride))
+
+/* ``out (m x p) = a (m x n) @ b (n x p)``: one call of numpy's matmul loop, no outer loop. */
+static void matmul(const char *a, npy_intp as0, npy_intp as1, const char *b, npy_intp bs0,
+                   npy_intp bs1, char *out, npy_intp os0, npy_intp os1, npy_intp m, npy_intp n,
+                   npy_intp p) {
+    char *args[3] = {(char *)a, (char *)b, out};
+    npy_intp dims[4] = {1, m, n, p};
+    npy_intp steps[9] = {0, 0, 0, CORE(m, as0), CORE(n, as1), CORE(n, bs0),
+                         CORE(p, bs1), CORE(m, os0), CORE(p, os1)};
+    loops[U_MATMUL].fn(args, dims, steps, loops[U_MATMUL].data);
+}
+
+/* ``x[i] = x[i] OP y[i * y_step]``, i < n, by the binary ufunc ``u`` (y_step 0: a scalar). */
+static void binary(int u, double *x, const double *y, npy_intp y_step, npy_intp n) {
+    char *args[3] = {(char *)x, (char *)y, (char *)x};
+    npy_intp steps[3] = {sizeof(double), y_step, sizeof(double)};
+    loops[u].fn(args, &n, steps, loops[u].data);
+}
+
+/* ``x[i] = f(x[i])``, i < n, by the unary ufunc ``u`` (contiguous and in place, as numpy's
+ * ``f(a, out=a)``: the loops' SIMD paths). */
+static void unary(int u, double *x, npy_intp n) {
+    char *args[2] = {(char *)x, (char *)x};
+    npy_intp steps[2] = {sizeof(double), sizeof(double)};
+    loops[u].fn(args, &n, steps, loops[u].data);
+}
+
+/* ``*acc = *acc OP x[0] OP ... x[n-1]`` by the binary ufunc ``u`` in reduce form. */
+static void reduce(int u, double *acc, const double *x, npy_intp n) {
+    if (n <= 0) {
+        return;
+    }
+    char *args[3] = {(char *)acc, (char *)x, (char *)acc};
+    npy_intp steps[3] = {0, sizeof(double), 0};
+    loops[u].fn(args, &n, steps, loops[u].data);
+}
+
+/* _math.softmax over ``rows`` rows of ``m`` (C order), in place. */
+static void softmax(double *s, npy_intp rows, npy_intp m) {
+    for (npy_intp r = 0; r < rows; r++) { /* out = x - x.max(axis=1, keepdims=True) */
+        double *row = s + r * m;
+        double peak = row[0];
+        reduce(U_MAXIMUM, &peak, row + 1, m - 1);
+        binary(U_SUBTRACT, row, &peak, 0, m);
+    }
+    unary(U_EXP, s, rows * m); /* np.exp(out, out=out) */
+    for (npy_intp r = 0; r < rows; r++) { /* out /= out.sum(axis=1, keepdims=True) */
+        double *row = s + r * m;
+        double total = 0.0;
+        reduce(U_ADD, &total, row, m);
+        binary(U_DIVIDE, row, &total, 0, m);
+    }
+}
+
+/* How many values the link stages below take at once (the stack buffers' size). */
+#define CHUNK 256
+
+/* _math.expit, in place: 1 / (1 + exp(-x)) where x >= 0, exp(x) / (1 + exp(x)) elsewhere,
+ * each exp one of numpy's (an elementwise loop: chunks do not change a value). */
+static void expit(double *x, npy_intp n) {
+    double e[CHUNK];
+    for (npy_intp i0 = 0; i0 < n; i0 += CHUNK) {
+        npy_intp k = n - i0 < CHUNK ? n - i0 : CHUNK;
+        for (npy_intp i = 0; i < k; i++) {
+            double v = x[i0 + i];
+            e[i] = v >= 0 ? -v : v;
+        }
+        unary(U_EXP, e, k);
+        for (npy_intp i = 0; i < k; i++) {
+            x[i0 + i] = x[i0 + i] >= 0 ? 1.0 / (1.0 + e[i]) : e[i] / (1.0 + e[i]);
+        }
+    }
+}
+
+/* linear.sigmoid of ``n`` scores into (n, 2) probabilities [1 - p, p]; ``s`` is overwritten. */
+static void sigmoid2(double *s, npy_intp n, double *out) {
+    for (npy_intp i = 0; i < n; i++) {
+        s[i] = -s[i];
+    }
+    unary(U_EXP, s, n); /* np.exp(-x) */
+    for (npy_intp i = 0; i < n; i++) {
+        double p = 1.0 / (s[i] + 1.0); /* out += 1.0; np.divide(1.0, out) */
+        out[2 * i] = 1 - p;
+        out[2 * i + 1] = p;
+    }
+}
+
+/* Links: what follows the affine map (linear.py's and neural.py's, by number). */
+enum {
+    LINK_NONE,     /* scores as they are */
+    LINK_SOFTMAX,  /* _math.softmax */
+    LINK_EXPIT,    /* _math.expit */
+    LINK_TANH,     /* np.tanh(a, out=a) */
+    LINK_RELU,     /* np.maximum(a, 0, out=a) */
+    LINK_EXP,      /* np.exp(a, out=a) */
+    LINK_SIGMOID2, /* linear.sigmoid of one score column, then np.stack([1 - p, p], axis=1) */
+    N_LINKS
+};
+
+static const double ZERO = 0.0;
+
+/* Applies ``link`` to ``rows`` x ``m`` values in place (LINK_SIGMOID2: into ``out2``). */
+static void apply_link(int link, double *s, npy_intp rows, npy_intp m, double *out2) {
+    switch (link) {
+    case LINK_SOFTMAX:
+        softmax(s, rows, m);
+        break;
+    case LINK_EXPIT:
+        expit(s, rows * m);
+        break;
+    case LINK_TANH:
+        unary(U_TANH, s, rows * m);
+        break;
+    case LINK_RELU:
+        binary(U_MAXIMUM, s, &ZERO, 0, rows * m);
+        break;
+    case LINK_EXP:
+        unary(U_EXP, s, rows * m);
+        break;
+    case LINK_SIGMOID2:
+        sigmoid2(s, rows, out2);
+        break;
+    default:
+        break;
+    }
+}
+
+/* -- the Dense type ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyArrayObject *a_w, *a_b; /* kept alive while this object reads them */
+    const char *w;
+    const double *b;
+    npy_intp k, n, ws0, ws1, b_step;
+    int w_ndim;
+    npy_intp cells, min_rows; /* _math.SINGLE_THREAD_CELLS, _math.MIN_BLOCK_ROWS */
+} Dense;
+
+/* An aligned native float64 array of 1 or 2 dims, or 0. */
+static int is_double_array(PyObject *obj) {
+    if (!PyArray_CheckExact(obj)) {
+        return 0;
+    }
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    return PyArray_TYPE(arr) == NPY_DOUBLE && PyArray_ISALIGNED(arr) &&
+           PyArray_ISNOTSWAPPED(arr);
+}
+
+static void Dense_dealloc(Dense *self) {
+    Py_CLEAR(self->a_w);
+    Py_CLEAR(self->a_b);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Dense_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"W", "b", "cells", "min_rows", NULL};
+    PyObject *w_obj, *b_obj;
+    Py_ssize_t cells, min_rows;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnn:Dense", keywords, &w_obj, &b_obj, &cells,
+                                     &min_rows)) {
+        return NULL;
+    }
+    if (!have_loops()) {
+        PyErr_SetString(PyExc_TypeError, "numpy's float64 ufunc loops were not found");
+        return NULL;
+    }
+    if (!is_double_array(w_obj) || !is_double_array(b_obj)) {
+        PyErr_SetString(PyExc_TypeError, "W and b must be aligned native float64 ndarrays");
+        return NULL;
+    }
+    PyArrayObject *w = (PyArrayObject *)w_obj, *b = (PyArrayObject *)b_obj;
+    int w_ndim = PyArray_NDIM(w);
+    if (w_ndim < 1 || w_ndim > 2 || PyArray_NDIM(b) > 1 ||
+        !(PyArray_IS_C_CONTIGUOUS(w) || PyArray_IS_F_CONTIGUOUS(w)) ||
+        !PyArray_IS_C_CONTIGUOUS(b)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "W must be a contiguous 1-D or 2-D array, b a contiguous 0-D or 1-D one");
+        return NULL;
+    }
+    npy_intp k = PyArray_DIM(w, 0), n = w_ndim == 2 ? PyArray_DIM(w, 1) : 1;
+    npy_intp b_size = PyArray_SIZE(b);
+    if (k < 1 || n < 1 || !(b_size == n || b_size == 1) || cells < 1 || min_rows < 1 ||
+        (w_ndim == 1 && PyArray_NDIM(b) == 1 && b_size != 1)) {
+        PyErr_SetString(PyExc_ValueError, "W needs rows and columns, b one value or one per column");
+        return NULL;
+    }
+    Dense *self = (Dense *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(w_obj);
+    Py_INCREF(b_obj);
+    self->a_w = w;
+    self->a_b = b;
+    self->w = PyArray_BYTES(w);
+    self->b = (const double *)PyArray_DATA(b);
+    self->k = k;
+    self->n = n;
+    self->w_ndim = w_ndim;
+    self->ws0 = PyArray_STRIDE(w, 0);
+    self->ws1 = w_ndim == 2 ? PyArray_STRIDE(w, 1) : 0; /* a missing core dimension */
+    self->b_step = b_size == n && n > 1 ? (npy_intp)sizeof(double) : 0;
+    self->cells = cells;
+    self->min_rows = min_rows;
+    return (PyObject *)self;
+}
+
+/* ``out (rows x n, C order) = X @ W + b``, in _math.matmul's blocks; X's rows and columns
+ * ``xs0`` and ``xs1`` bytes apart (any strides: numpy's loop reads them as the numpy path's). */
+static void affine(const Dense *self, const char *x, npy_intp xs0, npy_intp xs1, npy_intp rows,
+                   double *out) {
+    const npy_intp k = self->k, n = self->n, d = sizeof(double);
+    const npy_intp kn = k * n; /* rows * k * n <= cells, without overflow: */
+    if (rows <= self->cells / kn) {
+        matmul(x, xs0, xs1, self->w, self->ws0, self->ws1, (char *)out, n * d, d, rows, k, n);
+    } else if (self->cells / kn >= self->min_rows) {
+        npy_intp block = self->cells / kn;
+        for (npy_intp start = 0; start < rows; start += block) {
+            npy_intp m = rows - start < block ? rows - start : block;
+            matmul(x + start * xs0, xs0, xs1, self->w, self->ws0, self->ws1,
+                   (char *)(out + start * n), n * d, d, m, k, n);
+        }
+    } else if (rows == 1 && self->w_ndim == 2 && self->cells / k >= 1) {
+        npy_intp width = self->cells / k; /* one row: blocks of W's columns */
+        for (npy_intp start = 0; start < n; start += width) {
+            npy_intp p = n - start < width ? n - start : width;
+            matmul(x, xs0, xs1, self->w + start * self->ws1, self->ws0, self->ws1,
+                   (char *)(out + start), n * d, d, 1, k, p);
+        }
+    } else {
+        matmul(x, xs0, xs1, self->w, self->ws0, self->ws1, (char *)out, n * d, d, rows, k, n);
+    }
+    for (npy_intp r = 0; r < rows; r++) { /* + intercept */
+        binary(U_ADD, out + r * n, self->b, self->b_step, n);
+    }
+}
+
+#define FP_ERRORS (FE_OVERFLOW | FE_INVALID | FE_DIVBYZERO)
+
+/* An input the kernel reads in place: an exact ndarray, float64, 2-D, aligned, native, with k
+ * columns and at least one row. Its strides may be any: numpy's gufunc machinery hands such an
+ * array's own strides to the matmul loop (it copies only unaligned or overlapping inputs). */
+static int takes(const Dense *self, PyObject *obj) {
+    if (!is_double_array(obj)) {
+        return 0;
+    }
+    PyArrayObject *x = (PyArrayObject *)obj;
+    return PyArray_NDIM(x) == 2 && PyArray_DIM(x, 1) == self->k && PyArray_DIM(x, 0) > 0;
+}
+
+/* A new C-ordered float64 array of ``ndim`` dims (rows, n). */
+static PyArrayObject *new_array(int ndim, npy_intp rows, npy_intp n) {
+    npy_intp dims[2] = {rows, n};
+    return (PyArrayObject *)PyArray_SimpleNew(ndim, dims, NPY_DOUBLE);
+}
+
+static PyObject *Dense_affine(Dense *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "affine(X, link) takes an array and a link number");
+        return NULL;
+    }
+    long link = PyLong_AsLong(args[1]);
+    if (link < 0 || link >= N_LINKS || (link == LINK_SIGMOID2 && self->n != 1)) {
+        PyErr_SetString(PyExc_ValueError, "link: unknown, or a sigmoid of more than one score");
+        return NULL;
+    }
+    if (!takes(self, args[0])) {
+        Py_RETURN_NONE;
+    }
+    PyArrayObject *x = (PyArrayObject *)args[0];
+    npy_intp rows = PyArray_DIM(x, 0);
+    /* numpy's shape: (rows,) for a 1-D W (a missing core dimension), else (rows, n) */
+    PyArrayObject *out = new_array(self->w_ndim, rows, self->n);
+    PyArrayObject *out2 = NULL;
+    if (out == NULL || (link == LINK_SIGMOID2 && (out2 = new_array(2, rows, 2)) == NULL)) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    const char *xd = PyArray_BYTES(x);
+    npy_intp xs0 = PyArray_STRIDE(x, 0), xs1 = PyArray_STRIDE(x, 1);
+    double *od = (double *)PyArray_DATA(out);
+    double *o2 = out2 ? (double *)PyArray_DATA(out2) : NULL;
+    int raised;
+    Py_BEGIN_ALLOW_THREADS;
+    feclearexcept(FE_ALL_EXCEPT);
+    affine(self, xd, xs0, xs1, rows, od);
+    raised = fetestexcept(FP_ERRORS);
+    if (!raised && link != LINK_NONE) {
+        apply_link((int)link, od, rows, self->n, o2);
+        /* linear.sigmoid ignores exp's overflow (np.errstate(over="ignore")) */
+        raised = fetestexcept(link == LINK_SIGMOID2 ? FE_INVALID | FE_DIVBYZERO : FP_ERRORS);
+    }
+    Py_END_ALLOW_THREADS;
+    if (PyErr_Occurred()) { /* numpy's matmul loop sets MemoryError when its buffer fails */
+        Py_DECREF(out);
+        Py_XDECREF(out2);
+        return NULL;
+    }
+    if (raised) { /* numpy would warn (or raise, by np.errstate): it recomputes */
+        Py_DECREF(out);
+        Py_XDECREF(out2);
+        Py_RETURN_NONE;
+    }
+    if (out2 != NULL) {
+        Py_DECREF(out);
+        return (PyObject *)out2;
+    }
+    return (PyObject *)out;
+}
+
+static PyMethodDef Dense_methods[] = {
+    {"affine", (PyCFunction)(void (*)(void))Dense_affine, METH_FASTCALL,
+     "affine(X, link) -> X @ W + b through the link (a number, see dense.c), or None where the "
+     "numpy path must serve (an input it does not take, a floating-point error)."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject msk_DenseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "modelshelf._kernels._native.Dense",
+    .tp_basicsize = sizeof(Dense),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Dense(W, b, cells, min_rows): an affine map X @ W + b over float64 image arrays, "
+              "computed by numpy's own loops in _math.matmul's blocks.",
+    .tp_new = Dense_new,
+    .tp_dealloc = (destructor)Dense_dealloc,
+    .tp_methods = Dense_methods,
+};
+
+/* dense_rows(X, op): the row reductions the softmax uses (op 0: sums, op 1: maxima) of a
+ * C-ordered float64 matrix, exposed so that tests hold them against numpy's. */
+PyObject *msk_dense_rows(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *obj;
+    int op;
+    if (!PyArg_ParseTuple(args, "Oi:dense_rows", &obj, &op)) {
+        return NULL;
+    }
+    if (!have_loops() || !msk_check_array(obj, "X", NPY_DOUBLE, 2) || (op != 0 && op != 1)) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "dense_rows: op is 0 (sums) or 1 (maxima)");
+        }
+        return NULL;
+    }
+    PyArrayObject *x = (PyArrayObject *)obj;
+    npy_intp rows = PyArray_DIM(x, 0), m = PyArray_DIM(x, 1);
+    if (m < 1) {
+        PyErr_SetString(PyExc_ValueError, "dense_rows: X needs columns");
+        return NULL;
+    }
+    PyArrayObject *out = new_array(1, rows, 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    const double *xd = (const double *)PyArray_DATA(x);
+    double *od = (double *)PyArray_DATA(out);
+    for (npy_intp r = 0; r < rows; r++) {
+        const double *row = xd + r * m;
+        if (op == 0) {
+            od[r] = 0.0;
+            reduce(U_ADD, od + r, row, m);
+        } else {
+            od[r] = row[0];
+            reduce(U_MAXIMUM, od + r, row + 1, m - 1);
+        }
+    }
+    return (PyObject *)out;
+}
+
+/* forward(layers, X, hidden, output): an MLP's forward pass (neural._forward and the output
+ * activation) through a tuple of Dense layers that chain; None where numpy must serve. */
+PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    enum { MAX_LAYERS = 1024 };
+    if (nargs != 4 || !PyTuple_Check(args[0]) || !PyLong_Check(args[2]) ||
+        !PyLong_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "forward(layers, X, hidden, output)");
+        return NULL;
+    }
+    Py_ssize_t n_layers = PyTuple_GET_SIZE(args[0]);
+    long hidden = PyLong_AsLong(args[2]), output = PyLong_AsLong(args[3]);
+    if (n_layers < 1 || n_layers > MAX_LAYERS || hidden < 0 || hidden >= LINK_SIGMOID2 ||
+        output < 0 || output >= LINK_SIGMOID2) {
+        PyErr_SetString(PyExc_ValueError, "forward: 1..1024 layers and links below SIGMOID2");
+        return NULL;
+    }
+    const Dense *layers[MAX_LAYERS];
+    for (Py_ssize_t i = 0; i < n_layers; i++) {
+        PyObject *layer = PyTuple_GET_ITEM(args[0], i);
+        if (!PyObject_TypeCheck(layer, &msk_DenseType)) {
+            PyErr_SetString(PyExc_TypeError, "forward: layers must be Dense");
+            return NULL;
+        }
+        layers[i] = (const Dense *)layer;
+        if (layers[i]->w_ndim != 2 || (i > 0 && layers[i]->k != layers[i - 1]->n)) {
+            PyErr_SetString(PyExc_ValueError, "forward: 2-D layers whose widths chain");
+            return NULL;
+        }
+    }
+    if (!takes(layers[0], args[1])) {
+        Py_RETURN_NONE;
+    }
+    npy_intp rows = PyArray_DIM((PyArrayObject *)args[1], 0);
+    /* every activation, allocated before the GIL goes: numpy makes one per layer too */
+    PyArrayObject *acts[MAX_LAYERS];
+    for (Py_ssize_t i = 0; i < n_layers; i++) {
+        acts[i] = new_array(2, rows, layers[i]->n);
+        if (acts[i] == NULL) {
+            for (Py_ssize_t j = 0; j < i; j++) {
+                Py_DECREF(acts[j]);
+            }
+            return NULL;
+        }
+    }
+    PyArrayObject *x = (PyArrayObject *)args[1];
+    const char *in = PyArray_BYTES(x);
+    npy_intp xs0 = PyArray_STRIDE(x, 0), xs1 = PyArray_STRIDE(x, 1);
+    int raised = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    feclearexcept(FE_ALL_EXCEPT);
+    for (Py_ssize_t i = 0; i < n_layers && !raised; i++) {
+        double *out = (double *)PyArray_DATA(acts[i]);
+        affine(layers[i], in, xs0, xs1, rows, out);
+        apply_link(i + 1 < n_layers ? (int)hidden : (int)output, out, rows, layers[i]->n, NULL);
+        raised = fetestexcept(FP_ERRORS);
+        in = (const char *)out; /* the next layer reads this C-ordered activation */
+        xs0 = layers[i]->n * (npy_intp)sizeof(double);
+        xs1 = sizeof(double);
+    }
+    Py_END_ALLOW_THREADS;
+    for (Py_ssize_t i = 0; i + 1 < n_layers; i++) {
+        Py_DECREF(acts[i]);
+    }
+    PyArrayObject *last = acts[n_layers - 1];
+    if (PyErr_Occurred()) {
+        Py_DECREF(last);
+        return NULL;
+    }
+    if (raised) {
+        Py_DECREF(last);
+        Py_RETURN_NONE;
+    }
+    return (PyObject *)last;
+}

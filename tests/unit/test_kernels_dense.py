@@ -1,0 +1,247 @@
+"""The compiled dense kernel (modelshelf/_kernels/dense.c) against the numpy runtime, to the
+last bit: linear classifiers (both links), regressors and MLPs on random shapes across
+``_math.matmul``'s blocks (whole, row blocks, one-row column blocks); the row reductions of its
+softmax against numpy's, by hypothesis; and the inputs it leaves to numpy. (The exactness
+matrix runs real models through both kernels; tests/adversarial/test_dense_kernels.py feeds
+them hostile arrays.)"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelshelf import _kernels
+from modelshelf.runtime import _math
+from modelshelf.runtime.linear import LinearClassifier, LinearRegressor
+from modelshelf.runtime.neural import MLPClassifier, MLPRegressor
+from tests.kernels import require, same_bits, using
+
+ROWS = (1, 2, 7, 31, 32, 33, 409, 410, 1000, 5000)
+
+
+@pytest.fixture(autouse=True)
+def _compiled() -> None:
+    require("compiled")
+
+
+def _pair(make: Any) -> tuple[Any, Any]:
+    """The same executor on the numpy path and on the compiled kernel."""
+    with using("numpy"):
+        reference = make()
+    with using("compiled"):
+        compiled = make()
+    return reference, compiled
+
+
+def _counting(executor: Any) -> list[bool]:
+    """Wraps the executor's kernel to record whether each call computed (not None)."""
+    kernel, calls = executor.kernel, []
+
+    class Counting:
+        def affine(self, X: Any, link: int) -> Any:
+            result = kernel.affine(X, link)
+            calls.append(result is not None)
+            return result
+
+        def __call__(self, X: Any) -> Any:
+            result = kernel(X)
+            calls.append(result is not None)
+            return result
+
+    executor.kernel = Counting()
+    return calls
+
+
+def _classifier(rng: np.random.Generator, k: int, n_classes: int, proba: str) -> Any:
+    n_scores = 1 if n_classes == 2 else n_classes
+    coef = rng.normal(size=(n_scores, k)) * rng.choice([1e-3, 1.0, 30.0])
+    intercept = rng.normal(size=n_scores)
+    classes = np.arange(n_classes)
+    return lambda: LinearClassifier(coef, intercept, classes, proba)
+
+
+@pytest.mark.parametrize("rows", ROWS)
+@pytest.mark.parametrize("proba", ["logistic", "softmax", "ovr", "modified_huber"])
+def test_linear_classifier_equals_numpy(rows: int, proba: str) -> None:
+    rng = np.random.default_rng([rows, len(proba)])
+    for k, n_classes in ((64, 10), (1, 2), (800, 20), (int(rng.integers(1, 801)), 3)):
+        n_classes = int(n_classes) if rows < 1000 else min(n_classes, 4)
+        reference, compiled = _pair(_classifier(rng, k, n_classes, proba))
+        X = rng.normal(size=(rows, k)) * rng.choice([1e-2, 1.0, 1e2])
+        calls = _counting(compiled)
+        for method in ("decision_function", "predict", "predict_proba", "predict_log_proba"):
+            expected, actual = getattr(reference, method)(X), getattr(compiled, method)(X)
+            assert same_bits(actual, expected), (method, rows, k, n_classes)
+        assert calls and all(calls), "the kernel left every call to numpy"
+
+
+@pytest.mark.parametrize("rows", ROWS)
+def test_linear_regressor_equals_numpy(rows: int) -> None:
+    rng = np.random.default_rng(rows)
+    k = int(rng.integers(1, 801))
+    shapes = [((k,), ()), ((k,), (1,)), ((1, k), (1,)), ((5, k), (5,)), ((3, k), (1,))]
+    for coef_shape, intercept_shape in shapes:
+        coef, intercept = rng.normal(size=coef_shape), rng.normal(size=intercept_shape)
+        reference, compiled = _pair(lambda c=coef, i=intercept: LinearRegressor(c, i))
+        X = rng.normal(size=(rows, k))
+        calls = _counting(compiled)
+        assert same_bits(compiled.predict(X), reference.predict(X)), (coef_shape, rows)
+        assert calls == [True]
+
+
+def _layers(rng: np.random.Generator, widths: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [
+        (rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b))
+        for a, b in itertools.pairwise(widths)
+    ]
+
+
+@pytest.mark.parametrize("rows", ROWS)
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+def test_mlp_equals_numpy(rows: int, activation: str) -> None:
+    rng = np.random.default_rng([rows, len(activation)])
+    cases: list[tuple[list[int], str, int]] = [
+        ([784, 160, 1], "binary", 2),  # ~1 MB: one-row column blocks, row blocks
+        ([int(rng.integers(1, 200)), 7, 1, 4], "multiclass", 4),  # a hidden width of 1
+        ([12, 9, 5], "multilabel", 5),
+    ]
+    for widths, target, n_classes in cases:
+        layers = _layers(rng, widths)
+        X = rng.normal(size=(rows, widths[0])) * 3
+        classes = np.arange(n_classes)
+        reference, compiled = _pair(
+            lambda la=layers, t=target, c=classes: MLPClassifier(la, activation, t, c)
+        )
+        calls = _counting(compiled)
+        for method in ("predict", "predict_proba", "predict_log_proba"):
+            expected, actual = getattr(reference, method)(X), getattr(compiled, method)(X)
+            assert same_bits(actual, expected), (method, widths, target)
+        assert calls and all(calls)
+        for output in ("identity", "exp"):
+            small = [(c / 4, b / 4) for c, b in layers]  # exp of the outputs stays finite
+            reference, compiled = _pair(lambda s=small, o=output: MLPRegressor(s, activation, o))
+            assert same_bits(compiled.predict(X), reference.predict(X)), (widths, output)
+
+
+def _branch(rows: int, k: int, n: int) -> str:
+    """Which of _math.matmul's branches ``rows`` x ``k`` times ``k`` x ``n`` takes."""
+    cells, least = _math.SINGLE_THREAD_CELLS, _math.MIN_BLOCK_ROWS
+    if rows * k * n <= cells:
+        return "whole"
+    if cells // (k * n) >= least:
+        return "row blocks"
+    return "column blocks" if rows == 1 and cells // k >= 1 else "left to BLAS"
+
+
+@pytest.mark.parametrize(
+    ("rows", "k", "n", "branch"),
+    [
+        (1, 64, 10, "whole"),
+        (1000, 64, 10, "row blocks"),
+        (410, 64, 10, "row blocks"),  # blocks of 409 rows: a last block of 1
+        (1, 700, 401, "column blocks"),
+        (1, 300000, 1, "left to BLAS"),  # a column wider than the cells
+        (3, 784, 160, "left to BLAS"),
+    ],
+)
+def test_every_block_plan_equals_numpy(rows: int, k: int, n: int, branch: str) -> None:
+    assert _branch(rows, k, n) == branch
+    rng = np.random.default_rng([rows, k, n])
+    coef, intercept = rng.normal(size=(n, k)), rng.normal(size=n)
+    reference, compiled = _pair(lambda: LinearRegressor(coef, intercept))
+    X = rng.normal(size=(rows, k))
+    calls = _counting(compiled)
+    assert same_bits(compiled.predict(X), reference.predict(X))
+    assert calls == [True]
+    if n > 2:
+        clf = _pair(lambda: LinearClassifier(coef, intercept, np.arange(n), "logistic"))
+        assert same_bits(clf[1].predict_proba(X), clf[0].predict_proba(X))
+
+
+SPECIAL = [0.0, -0.0, 5e-324, -5e-324, 2.2250738585072014e-308, np.inf, -np.inf, 1.0, -1.0]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(1, 64),
+    m=st.integers(1, 400),
+    seed=st.integers(0, 2**32 - 1),
+    spread=st.sampled_from([0, 3, 30, 300]),
+    specials=st.lists(st.sampled_from(SPECIAL), max_size=40),
+)
+def test_row_reductions_are_numpys(
+    rows: int, m: int, seed: int, spread: int, specials: list[float]
+) -> None:
+    # random signs and magnitudes (10^-spread .. 10^spread, subnormals at 300), then -0.0,
+    # subnormals and infinities at random places: the sums are numpy's pairwise sums
+    rng = np.random.default_rng(seed)
+    X = rng.choice([-1.0, 1.0], size=(rows, m)) * 10.0 ** rng.uniform(-spread, spread, (rows, m))
+    for value in specials:
+        X[rng.integers(rows), rng.integers(m)] = value
+    assert _kernels.BUILT is not None
+    with np.errstate(all="ignore"):
+        assert same_bits(_kernels.BUILT.dense_rows(X, 0), X.sum(axis=1, keepdims=True)[:, 0])
+        assert same_bits(_kernels.BUILT.dense_rows(X, 1), X.max(axis=1, keepdims=True)[:, 0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    m=st.integers(2, 20),
+    scale=st.sampled_from([1e-3, 1.0, 50.0, 800.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_softmax_equals_numpy(rows: int, m: int, scale: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 100))
+    reference, compiled = _pair(_classifier(rng, k, m, "softmax"))
+    X = rng.normal(size=(rows, k)) * scale
+    X[rng.random(X.shape) < 0.1] = -0.0
+    assert same_bits(compiled.predict_proba(X), reference.predict_proba(X))
+
+
+def test_inputs_it_does_not_take_go_to_numpy() -> None:
+    rng = np.random.default_rng(7)
+    reference, compiled = _pair(_classifier(rng, 16, 3, "logistic"))
+    X = rng.normal(size=(9, 16))
+    odd = np.empty(X.size * 8 + 1, np.uint8)[1:].view(np.float64).reshape(X.shape)
+    odd[:] = X
+    sub = X.view(type("Sub", (np.ndarray,), {}))  # a subclass: numpy's result keeps its type
+    for inputs in (X[:0], X.astype(np.float32), X.astype(">f8"), odd, sub):
+        assert compiled.kernel.affine(inputs, 0) is None
+        assert same_bits(compiled.predict_proba(inputs), reference.predict_proba(inputs))
+    # any strides of an aligned float64 array: numpy's loop reads them as numpy does
+    for inputs in (np.asfortranarray(X), np.hstack([X, X])[:, ::2], X[::-1], X[:, ::-1]):
+        assert compiled.kernel.affine(inputs, 0) is not None
+        assert same_bits(compiled.predict_proba(inputs), reference.predict_proba(inputs))
+
+
+def test_floating_point_errors_go_to_numpy_and_warn_there() -> None:
+    rng = np.random.default_rng(3)
+    coef = rng.normal(size=(3, 4))
+    intercept = np.array([np.inf, -np.inf, 0.0])
+    reference, compiled = _pair(lambda: LinearClassifier(coef, intercept, np.arange(3), "softmax"))
+    X = rng.normal(size=(2, 4))
+    X[0, 0] = np.inf  # inf - inf: numpy warns "invalid value"
+    assert compiled.kernel.affine(X, 1) is None
+    with pytest.warns(RuntimeWarning):
+        actual = compiled.predict_proba(X)
+    with np.errstate(all="ignore"):
+        assert same_bits(actual, reference.predict_proba(X))
+
+
+def test_other_dtypes_have_no_dense_kernel() -> None:
+    coef32 = np.ones((2, 3), np.float32)
+    with using("compiled"):
+        assert LinearClassifier(coef32, np.zeros(2), np.arange(2), "ovr").kernel is None
+        assert LinearRegressor(np.ones(3, np.int64), np.zeros(())).kernel is None
+        mlp = MLPRegressor([(np.ones((3, 2)), np.ones(2, np.float32))], "relu", "identity")
+        assert mlp.kernel is None
+        assert LinearRegressor(np.ones(3), np.zeros(())).kernel is not None
+    with using("numpy"):
+        assert LinearRegressor(np.ones(3), np.zeros(())).kernel is None
