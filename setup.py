@@ -52,6 +52,7 @@ def _extensions() -> list[Extension]:
     import numpy as np
 
     flags = shlex.split(os.environ.get("MODELSHELF_CFLAGS", ""))
+    threads = ["-pthread"] if os.name == "posix" else []
     return [
         Extension(
             "modelshelf._kernels._native",
@@ -59,8 +60,16 @@ def _extensions() -> list[Extension]:
             depends=[str(p) for p in Path("client/modelshelf/_kernels").glob("*.h")],
             include_dirs=[np.get_include()],
             # C11 for the kernels; never -ffast-math: results must match numpy to the bit.
-            extra_compile_args=["-std=c11", "-fno-fast-math", "-ffp-contract=off", *flags],
-            extra_link_args=flags,
+            # -pthread: the tree kernel's threads (MODELSHELF_THREADS); explicit, not left to
+            # what the interpreter happens to link
+            extra_compile_args=[
+                "-std=c11",
+                "-fno-fast-math",
+                "-ffp-contract=off",
+                *threads,
+                *flags,
+            ],
+            extra_link_args=[*threads, *flags],
         )
     ]
 

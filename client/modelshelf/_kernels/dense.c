@@ -32,7 +32,7 @@
 #define NO_IMPORT_UFUNC /* only the PyUFuncObject layout: no ufunc C API calls */
 #include <numpy/ufuncobject.h>
 
-typedef void (*Loop)(char **args, npy_intp const *dimensions, npy_intp const *steps, void *data);
+typedef MskLoop Loop;
 
 typedef struct {
     Loop fn;
@@ -45,24 +45,32 @@ static const char *const UFUNC_NAMES[N_UFUNCS] = {"matmul",  "add", "subtract", 
 static UfuncLoop loops[N_UFUNCS];
 static int loops_state; /* 0: not looked up, 1: found, -1: missing */
 
-/* The all-float64 loop of numpy's ufunc ``name``, or 0. */
-static int find_loop(PyObject *numpy, const char *name, UfuncLoop *into) {
+int msk_float64_loop(const char *name, MskLoop *fn, void **data) {
+    PyObject *numpy = PyImport_ImportModule("numpy");
+    if (numpy == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
     PyObject *obj = PyObject_GetAttrString(numpy, name);
+    Py_DECREF(numpy);
     if (obj == NULL) {
         PyErr_Clear();
         return 0;
     }
     int found = 0;
     if (strcmp(Py_TYPE(obj)->tp_name, "numpy.ufunc") == 0) {
+        /* a ufunc's legacy loop table: ``types`` holds nargs type numbers per loop */
         PyUFuncObject *ufunc = (PyUFuncObject *)obj;
-        for (int i = 0; i < ufunc->ntypes && !found; i++) {
+        for (int i = 0; ufunc->functions != NULL && ufunc->types != NULL && i < ufunc->ntypes &&
+                        !found;
+             i++) {
             int all_double = 1;
             for (int j = 0; j < ufunc->nargs; j++) {
                 all_double &= ufunc->types[i * ufunc->nargs + j] == NPY_DOUBLE;
             }
             if (all_double && ufunc->functions[i] != NULL) {
-                into->fn = (Loop)ufunc->functions[i];
-                into->data = ufunc->data ? ufunc->data[i] : NULL;
+                *fn = (Loop)ufunc->functions[i];
+                *data = ufunc->data ? ufunc->data[i] : NULL;
                 found = 1;
             }
         }
@@ -77,16 +85,10 @@ static int have_loops(void) {
         return loops_state > 0;
     }
     loops_state = -1;
-    PyObject *numpy = PyImport_ImportModule("numpy");
-    if (numpy == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
     int ok = 1;
     for (int u = 0; u < N_UFUNCS; u++) {
-        ok &= find_loop(numpy, UFUNC_NAMES[u], &loops[u]);
+        ok &= msk_float64_loop(UFUNC_NAMES[u], &loops[u].fn, &loops[u].data);
     }
-    Py_DECREF(numpy);
     loops_state = ok ? 1 : -1;
     return ok;
 }

@@ -18,8 +18,16 @@
 extern PyTypeObject msk_TreesType;
 PyObject *msk_trees_tune(PyObject *module, PyObject *args);
 
-/* link.c: numpy's float64 exp loop, found at import (``msk_find_exp``: 0 with an error set if
- * numpy does not import; the loop may still be absent), and the binary sigmoid link. */
+/* dense.c: numpy's own inner loop of the ufunc ``numpy.<name>`` whose operands are all float64
+ * (the CPU-dispatched one numpy itself calls), for kernels that must give numpy's bits. 1 and
+ * ``*fn``, ``*data`` set when found; 0 when not (or numpy does not import: error cleared). */
+typedef void (*MskLoop)(char **args, npy_intp const *dimensions, npy_intp const *steps,
+                        void *data);
+int msk_float64_loop(const char *name, MskLoop *fn, void **data);
+
+/* link.c: numpy's float64 exp loop, looked up at import (``msk_find_exp`` always succeeds:
+ * without the loop, ``msk_has_exp`` is 0 and the runtime computes the link in numpy), and the
+ * binary sigmoid link. */
 int msk_find_exp(void);
 int msk_has_exp(void);
 PyObject *msk_sigmoid(PyObject *module, PyObject *args);

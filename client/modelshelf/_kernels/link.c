@@ -9,37 +9,15 @@
  * (another numpy), ``sigmoid_loop`` is False and the runtime computes the link in numpy. */
 #include "kernels.h"
 
-#define NO_IMPORT_UFUNC /* only the PyUFuncObject layout: no ufunc C API calls */
-#include <numpy/ufuncobject.h>
-#include <string.h>
-
-static PyUFuncGenericFunction exp_loop = NULL;
+static MskLoop exp_loop = NULL;
 static void *exp_data = NULL;
 
 int msk_find_exp(void) {
-    PyObject *numpy = PyImport_ImportModule("numpy");
-    if (numpy == NULL) {
-        return 0;
+    /* numpy imports (this module's import did already); a missing loop leaves exp_loop NULL */
+    if (!msk_float64_loop("exp", &exp_loop, &exp_data)) {
+        exp_loop = NULL;
+        exp_data = NULL;
     }
-    PyObject *exp = PyObject_GetAttrString(numpy, "exp");
-    Py_DECREF(numpy);
-    if (exp == NULL) {
-        return 0;
-    }
-    /* A ufunc's legacy loop table: types holds nargs type numbers per loop. */
-    if (strcmp(Py_TYPE(exp)->tp_name, "numpy.ufunc") == 0) {
-        PyUFuncObject *ufunc = (PyUFuncObject *)exp;
-        if (ufunc->nin == 1 && ufunc->nout == 1 && ufunc->functions != NULL && ufunc->types != NULL) {
-            for (int i = 0; i < ufunc->ntypes; i++) {
-                if (ufunc->types[2 * i] == NPY_DOUBLE && ufunc->types[2 * i + 1] == NPY_DOUBLE) {
-                    exp_loop = ufunc->functions[i];
-                    exp_data = ufunc->data != NULL ? ufunc->data[i] : NULL;
-                    break;
-                }
-            }
-        }
-    }
-    Py_DECREF(exp); /* np.exp lives as long as numpy, which this module keeps imported */
     return 1;
 }
 
