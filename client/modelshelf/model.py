@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from . import _kernels
 from .errors import InputTypeError, ManifestError
 from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
 from .runtime._categories import CategoryTables, is_category
-from .runtime._input import as_table, is_frame
+from .runtime._input import as_table, is_frame, ready_float64
 from .runtime._sparse import publish
 from .runtime.text import as_documents
 
@@ -27,7 +28,10 @@ _INPUT_TYPES = ("numeric", "tabular", "text", "none")
 
 class _Method:
     """A model method that exists only where the compiled estimator had it (like sklearn's
-    ``available_if``): ``hasattr(model, "predict_proba")`` is False for a regressor."""
+    ``available_if``): ``hasattr(model, "predict_proba")`` is False for a regressor.
+
+    The first access builds the method and stores it on the model, where later lookups find it
+    before this descriptor (which defines no ``__set__``): a call then costs no lookup."""
 
     def __init__(self, doc: str) -> None:
         self.__doc__ = doc
@@ -42,19 +46,28 @@ class _Method:
         executor = model._executor
         if executor is None or not executor.supports(self.name):
             raise AttributeError(f"this {model.kind!r} model has no {self.name}()")
-        kernel: Callable[[np.ndarray], Any] = getattr(executor, self.name)
-        prepare = model._prepare
-
-        frame = model._pandas_columns if self.name == "transform" else None
-
-        def method(X: Any) -> Any:
-            # Sparse results (text vectorizers) reach the caller as SciPy CSR when installed.
-            out = publish(kernel(prepare(X)))
-            return out if frame is None else _as_frame(out, frame, X)
-
+        method = _bind(model, executor, self.name)
         method.__doc__ = self.__doc__
-        method.__name__ = self.name
+        model.__dict__[self.name] = method
         return method
+
+
+def _bind(model: Model, executor: Executor, name: str) -> Callable[[Any], Any]:
+    """``model.<name>``: the input checked (an already valid float64 array in one call, anything
+    else by ``Model._prepare``, which alone words refusals), the kernel, the output published."""
+    kernel: Callable[[Any], Any] = getattr(executor, name)
+    prepare = model._prepare
+    ready, width, allow_nan = model._ready, model._width, model._allow_nan
+    frame = model._pandas_columns if name == "transform" else None
+
+    def method(X: Any) -> Any:
+        arr = None if ready is None else ready(X, width, allow_nan)
+        # Sparse results (text vectorizers) reach the caller as SciPy CSR when installed.
+        out = publish(kernel(prepare(X) if arr is None else arr))
+        return out if frame is None else _as_frame(out, frame, X)
+
+    method.__name__ = name
+    return method
 
 
 class Model:
@@ -128,6 +141,12 @@ class Model:
                 "first step takes strings (an encoder or a column transformer)"
             )
         self._codes_only = self._input_type == "numeric" and _splits_on_codes(spec)
+        # The common input, a float64 array valid as it is, checked in one call (compiled with
+        # the kernels chosen at load); None for text, whose documents _prepare reads.
+        self._ready: Callable[[Any, int, bool], np.ndarray | None] | None = None
+        if self._executor is not None and self._input_type != "text":
+            self._ready = _kernels.float_input() or ready_float64
+        self._width = -1 if n_features is None else n_features
         image.compact()  # everything needed is built: keep the bytes, not their parse
 
     def _prepare(self, X: Any) -> Any:

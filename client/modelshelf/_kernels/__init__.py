@@ -37,8 +37,10 @@ __all__ = [
     "MODES",
     "THREADS_ENV",
     "active",
+    "all_finite",
     "dense",
     "dense_forward",
+    "float_input",
     "get_threads",
     "hashing",
     "mode",
@@ -136,6 +138,25 @@ def use(name: str) -> None:
     if name == "compiled" and BUILT is None:
         raise RuntimeError(f"the compiled kernels are {_why}")
     _active = BUILT if name == "compiled" else None
+
+
+#: ``(X, n_features, allow_nan) -> view or None``: a prediction input's common case (input.c).
+FloatInput = Callable[[Any, int, bool], "np.ndarray | None"]
+
+
+def float_input() -> FloatInput | None:
+    """The compiled check of a prediction input's common case (``float_input``, input.c):
+    a read-only view of an input that is valid as it is, None for "the Python checks decide";
+    or None itself: the numpy path (runtime/_input.py ``ready_float64``) checks."""
+    native = _active
+    return None if native is None else native.float_input
+
+
+def all_finite() -> Callable[[np.ndarray, bool], bool] | None:
+    """The compiled ``check_finite`` common case (``all_finite``, input.c): True when an
+    array holds no infinity (nor NaN unless allowed), False for "count and decide"; or None."""
+    native = _active
+    return None if native is None else native.all_finite
 
 
 def trees(

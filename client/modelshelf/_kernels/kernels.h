@@ -47,6 +47,11 @@ PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t 
 PyObject *msk_dense_ready(PyObject *module, PyObject *unused);
 PyObject *msk_dense_rows(PyObject *module, PyObject *args);
 
+/* input.c: a prediction input's common case checked in one call (``float_input``) and
+ * ``check_finite``'s (``all_finite``); either answers "valid" or "let the Python checks decide". */
+PyObject *msk_float_input(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+PyObject *msk_all_finite(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
 /* A 1-D or 2-D array argument that a kernel reads in place: C-contiguous, aligned, of
  * ``type_num``, with ``ndim`` dimensions. Sets a TypeError naming ``role`` and returns 0 if not. */
 int msk_check_array(PyObject *obj, const char *role, int type_num, int ndim);

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import _kernels
 from ..errors import (
     FeatureCountError,
     FeatureNamesError,
@@ -31,6 +32,29 @@ if TYPE_CHECKING:
     from ._categories import CategoryTables
 
 _SHOWN_NAMES = 8  # feature names quoted in a message; wide tables have thousands
+_FLOAT64 = np.dtype(np.float64)
+_isfinite = np.isfinite
+_every = np.logical_and.reduce
+
+
+def ready_float64(X: Any, n_features: int, allow_nan: bool) -> np.ndarray | None:
+    """What ``as_float_matrix(X, n_features)`` returns, when X is already a valid model input:
+    a native float64 2-D ndarray of ``n_features`` columns (-1: any) and at least one row,
+    all finite; else None, and ``as_float_matrix`` must decide (and word any refusal).
+
+    The numpy twin of the compiled ``float_input`` (_kernels/input.c), in the fewest numpy
+    calls (a sum would be one pass, but it warns where it overflows or meets inf - inf). With
+    ``allow_nan`` a NaN sends X to the full checks too, which let it through.
+    """
+    if type(X) is not np.ndarray or X.dtype is not _FLOAT64 or X.ndim != 2:
+        return None
+    rows, cols = X.shape
+    if not rows or (n_features >= 0 and cols != n_features) or not _every(_isfinite(X), None):
+        return None
+    if X.flags.writeable:
+        X = X.view()
+        X.flags.writeable = False
+    return X
 
 
 def column_names(X: Any) -> list[str] | None:
@@ -307,9 +331,18 @@ def _shorten(names: list[str]) -> str:
 
 def check_finite(arr: np.ndarray, *, allow_nan: bool) -> None:
     """Raise NonFiniteInputError for infinity, and for NaN unless ``allow_nan``."""
-    # min and max propagate NaN and cannot overflow: two SIMD passes in the common case, and no
-    # np.errstate, whose context manager costs more than both passes on a single row.
-    if arr.size == 0 or (math.isfinite(arr.min()) and math.isfinite(arr.max())):
+    # One pass in the common case: the compiled scan of a float64 or float32 block, else
+    # numpy's isfinite and one reduction, cheaper than min and max (which propagate NaN and
+    # serve objects); a sum would warn where it overflows, and np.errstate costs more than all.
+    native = _kernels.all_finite()
+    if native is not None and native(arr, allow_nan):
+        return
+    if arr.size == 0:
+        return
+    if arr.dtype.kind != "O":
+        if _every(_isfinite(arr), None):
+            return
+    elif math.isfinite(arr.min()) and math.isfinite(arr.max()):
         return
     n_inf = int(np.count_nonzero(np.isinf(arr)))
     if n_inf:

@@ -55,6 +55,11 @@ class Pipeline(Executor):
         self._check_before = [
             i > 0 and steps[i - 1].allow_nan and not step.allow_nan for i, step in enumerate(steps)
         ]
+        # The transforming steps' bound methods, looked up once for every call's dense run.
+        self._transforms = [
+            (step.transform, self._check_before[i])  # type: ignore[attr-defined]
+            for i, step in enumerate(self.transformers)
+        ]
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Pipeline:
@@ -74,6 +79,8 @@ class Pipeline(Executor):
         ``accepts_sparse``; any other step gets it dense, in row chunks when the whole batch
         would be large (the rest of the pipeline then runs chunk by chunk).
         """
+        if start == 0 and type(X) is np.ndarray:
+            return self._run_dense(method, X)
         for i in range(start, len(self.steps)):
             step = self.steps[i]
             if isinstance(X, CSRMatrix) and not getattr(step, "accepts_sparse", False):
@@ -86,6 +93,21 @@ class Pipeline(Executor):
                 return getattr(step, method)(X)
             X = step.transform(X)  # type: ignore[attr-defined]
         return X
+
+    def _run_dense(self, method: str | None, X: np.ndarray) -> Any:
+        """``_run`` for dense input, the common case, with the bound methods looked up at load;
+        from the first step that gets anything but a dense array on, ``_run`` itself."""
+        for i, (transform, check) in enumerate(self._transforms):
+            if check:
+                check_finite(X, allow_nan=False)
+            X = transform(X)
+            if type(X) is not np.ndarray:
+                return self._run(method, X, i + 1)
+        if self.final is None:
+            return X
+        if self._check_before[-1]:
+            check_finite(X, allow_nan=False)
+        return getattr(self.final, method or "transform")(X)
 
     def name_columns(self, names: list[str]) -> None:
         """Name the input columns in the first step's errors (see encoders.py)."""
