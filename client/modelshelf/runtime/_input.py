@@ -62,6 +62,10 @@ def column_names(X: Any) -> list[str] | None:
     columns = getattr(X, "columns", None)
     if columns is None or isinstance(X, np.ndarray):
         return None
+    for first in columns:  # a DataFrame's default names, numbers, are not listed whole
+        if not isinstance(first, str):
+            return None
+        break
     names = list(columns)
     if names and all(isinstance(n, str) for n in names):
         return names
@@ -98,7 +102,8 @@ def as_float_matrix(
         elif hasattr(X, "toarray") and hasattr(X, "tocsr"):
             arr = _densified(X)
         else:
-            arr = _as_array(X)
+            numbers = _frame_numbers(X)
+            arr = _as_array(X) if numbers is None else numbers
             if arr.dtype.kind == "O" and is_frame(X):  # nullable columns: pd.NA is NaN
                 arr = _stack([frame_column(column) for _, column in X.items()], len(X))
     if arr.dtype.kind in "USVMmc":
@@ -193,6 +198,9 @@ def _frame_objects(X: Any) -> np.ndarray:
     """A DataFrame as one array in one pass (pandas interleaves its blocks; a column at a time
     costs a Series each): numeric if every column is, else objects, with the nullable numeric
     columns' ``pd.NA`` made NaN and everything numeric if only those made it objects."""
+    arr = _frame_numbers(X)
+    if arr is not None:
+        return arr
     arr = _as_array(X)
     if arr.dtype.kind != "O":
         return arr
@@ -209,6 +217,21 @@ def _frame_objects(X: Any) -> np.ndarray:
         if all(getattr(d, "kind", "O") in "biuf" for d in dtypes):
             return arr.astype(np.float64)
     return arr
+
+
+def _frame_numbers(X: Any) -> np.ndarray | None:
+    """A DataFrame's numbers from its ``to_numpy()`` (pandas interleaves its blocks as for
+    ``np.asarray``), or None: not a DataFrame, or not all numbers (then ``np.asarray`` and the
+    nullable columns' handling decide). pandas' ``__array__`` builds a Series of the dtypes on
+    every call, which costs far more than the rest of a one-row prediction."""
+    to_numpy = getattr(X, "to_numpy", None)
+    if to_numpy is None or not is_frame(X):
+        return None
+    try:
+        arr = np.asarray(to_numpy())
+    except (ValueError, TypeError):
+        return None
+    return arr if arr.dtype.kind in "biuf" else None
 
 
 def _by_name(X: Any, names: list[str], expected: list[str], used: Any) -> list[np.ndarray]:
@@ -242,7 +265,12 @@ def as_numbers(X: np.ndarray, label: str, allow_nan: bool, why: str) -> np.ndarr
 
 def is_frame(X: Any) -> bool:
     """Whether ``X`` is DataFrame-like: ``columns``, ``dtypes`` and ``items()``."""
-    return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "items")
+    # Asked of the class first: pandas computes ``dtypes``, a Series, on every access.
+    return _has(X, "columns") and _has(X, "dtypes") and _has(X, "items")
+
+
+def _has(X: Any, name: str) -> bool:
+    return hasattr(type(X), name) or hasattr(X, name)
 
 
 def frame_column(column: Any) -> np.ndarray:

@@ -268,3 +268,59 @@ def test_methods_are_bound_once_and_absent_ones_stay_absent(images: dict[str, by
     scaler = modelshelf.load(images["scaler"])
     assert not hasattr(scaler, "predict") and not hasattr(scaler, "predict")
     assert type(model).predict_proba.__doc__ == predict.__doc__
+
+
+class Proxy:
+    """A DataFrame without ``to_numpy``: read through ``np.asarray`` and column by column, as
+    every DataFrame was before ``to_numpy`` served the numeric ones."""
+
+    def __init__(self, frame: Any) -> None:
+        self._frame = frame
+        self.columns, self.dtypes, self.iloc = frame.columns, frame.dtypes, frame.iloc
+
+    def items(self) -> Any:
+        return self._frame.items()
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self._frame.__array__(dtype, copy)
+
+
+COLUMN_DTYPES = ("float64", "float32", "int64", "bool", "Int64", "Float64", "boolean", "object")
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> Any:
+    pd = pytest.importorskip("pandas")
+    rows = draw(st.integers(1, 3))
+    columns = {}
+    for j in range(draw(st.integers(1, 4))):
+        dtype = draw(st.sampled_from(COLUMN_DTYPES))
+        values = draw(
+            st.lists(st.sampled_from((0.0, 1.0, -2.5, math.nan)), min_size=rows, max_size=rows)
+        )
+        if dtype in ("bool", "boolean"):
+            values = [v if math.isnan(v) else float(v != 0) for v in values]
+        if dtype in ("int64", "bool"):
+            values = [0.0 if math.isnan(v) else v for v in values]
+        if dtype in ("Int64", "boolean"):
+            values = [None if math.isnan(v) else int(v) for v in values]
+        if dtype == "object":
+            values = [draw(st.sampled_from(("a", 1.5, None))) for _ in values]
+        columns[draw(st.sampled_from((f"c{j}", j)))] = pd.Series(values).astype(dtype)
+    return pd.DataFrame(columns)
+
+
+@settings(max_examples=200, deadline=None)
+@given(frame=frames(), allow_nan=st.booleans())
+def test_dataframes_read_as_through_numpy(frame: Any, allow_nan: bool) -> None:
+    width = frame.shape[1]
+    with np.errstate(all="ignore"):
+        got = _outcome(lambda: as_float_matrix(frame, width, allow_nan=allow_nan))
+        expected = _outcome(lambda: as_float_matrix(Proxy(frame), width, allow_nan=allow_nan))
+    if isinstance(expected, tuple):
+        assert got == expected
+    else:
+        assert same_bits(got, expected)
