@@ -147,12 +147,14 @@ class Model:
         if self._executor is not None and self._input_type != "text":
             self._ready = _kernels.float_input() or ready_float64
         self._width = -1 if n_features is None else n_features
+        self._takes_vectors = bool(getattr(self._executor, "takes_vectors", False))
+        self._used_columns = getattr(self._executor, "used_columns", None)
         image.compact()  # everything needed is built: keep the bytes, not their parse
 
     def _prepare(self, X: Any) -> Any:
         if self._input_type == "text":
             return as_documents(X)
-        if getattr(self._executor, "takes_vectors", False) and np.ndim(X) == 1:
+        if self._takes_vectors and np.ndim(X) == 1:
             X = np.asarray(X).reshape(-1, 1)  # IsotonicRegression: a vector is one feature
         if self._codes_only and type(X) is not np.ndarray:
             _refuse_category_columns(X)
@@ -162,7 +164,7 @@ class Model:
                 self._n_features,
                 feature_names=self._feature_names,
                 allow_nan=self._allow_nan,
-                used=getattr(self._executor, "used_columns", None),
+                used=self._used_columns,
             )
         return as_float_matrix(
             X,
