@@ -1,17 +1,19 @@
 """Per-call overhead of a prediction (issue 13, point 5): this tree against a baseline commit.
 
-    .venv/bin/python -m bench.overhead --baseline main   # a table, also in bench/out/overhead.md
+    .venv/bin/python -m bench.overhead --baseline REF    # a table, also in bench/out/overhead.md
 
 The models of the peer benchmark (bench/peers_models.py: LogisticRegression and
 StandardScaler + LogisticRegression on digits, RandomForest 200, HistGradientBoosting 200,
 LightGBM 500 and XGBoost 500 on a 20-feature problem) are compiled once and each image is loaded
-by this tree's modelshelf and by the baseline's (``git archive <ref> client/modelshelf``,
+by this tree's modelshelf and by the baseline's (``git archive REF client/modelshelf``,
 imported as the package ``modelshelf_base`` with this tree's compiled extension, so that only
-the Python path differs), under each kernel (numpy, compiled). ``predict_proba`` is timed on
-1 row and on 1000 rows of float64 C-ordered input (``--inputs all`` adds float32, a pandas
-DataFrame and a list of one row). Within every repetition the contenders run in a shuffled
-order, each for a batch of calls; the table gives medians over repetitions of the process CPU
-time per call (``time.process_time``), and of the per-repetition ratio baseline / this tree.
+the Python path differs: REF's Python must call nothing this extension lacks, so take the
+commit this tree branched from, not a newer main), under each kernel (numpy, compiled).
+``predict_proba`` is timed on 1 row and on 1000 rows of float64 C-ordered input (``--inputs
+all`` adds float32, a pandas DataFrame and a list of one row). Within every repetition the
+contenders run in a shuffled order, each for a batch of calls; the table gives medians over
+repetitions of the process CPU time per call (``time.process_time``), and of the
+per-repetition ratio baseline / this tree.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def _per_call(fn: Callable[[], Any], calls: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default="main", help="git ref of the baseline")
+    parser.add_argument("--baseline", default="main", help="git ref of the baseline (main)")
     parser.add_argument("--reps", type=int, default=15, help="interleaved repetitions")
     parser.add_argument("--models", default="", help="comma-separated ids (default: all)")
     parser.add_argument("--inputs", choices=("float64", "all"), default="float64")

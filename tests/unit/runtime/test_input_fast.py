@@ -183,6 +183,25 @@ def test_the_compiled_checks_take_their_arguments_or_say_what_they_take() -> Non
     assert native.all_finite([1.0, math.inf], False) is False  # not an array: count and decide
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_scan_finds_a_value_in_every_lane_and_the_tail(dtype: Any) -> None:
+    """The compiled scan reads 8 cells at a time, then the rest one by one: any cell counts."""
+    require("compiled")
+    native = _kernels.BUILT
+    assert native is not None
+    info = np.finfo(dtype)
+    for n in range(1, 34):
+        for pos in range(n):
+            arr = np.zeros(n, dtype=dtype)
+            for value in (math.nan, math.inf, -math.inf):
+                arr[pos] = value
+                assert native.all_finite(arr, False) is False, (n, pos, value)
+                assert native.all_finite(arr, True) is math.isnan(value), (n, pos, value)
+            for value in (info.max, -info.max, info.smallest_subnormal, -0.0):
+                arr[pos] = value
+                assert native.all_finite(arr, False) is True, (n, pos, value)
+
+
 def test_large_inputs_are_scanned_whole() -> None:
     """Above the size where the scan lets other threads run, a NaN in the last cell is found."""
     X = np.zeros((3000, 40))
