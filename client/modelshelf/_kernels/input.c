@@ -91,7 +91,11 @@ PyObject *msk_float_input(PyObject *module, PyObject *const *args, Py_ssize_t na
     }
     Py_ssize_t n_features = PyLong_AsSsize_t(args[1]);
     if (n_features == -1 && PyErr_Occurred()) {
-        return NULL;
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return NULL;
+        }
+        PyErr_Clear(); /* a width no array has (a hostile manifest's): the Python checks say so */
+        Py_RETURN_NONE;
     }
     int allow_nan = PyObject_IsTrue(args[2]);
     if (allow_nan < 0) {

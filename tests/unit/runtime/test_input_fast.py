@@ -180,6 +180,7 @@ def test_the_compiled_checks_take_their_arguments_or_say_what_they_take() -> Non
         native.float_input(X, "3", False)
     assert native.float_input(X, 3, False).base is X
     assert native.float_input(X, 2, False) is None
+    assert native.float_input(X, 2**70, False) is None  # a hostile manifest's width
     assert native.all_finite([1.0, math.inf], False) is False  # not an array: count and decide
 
 
