@@ -54,7 +54,8 @@ class _Method:
 
 def _bind(model: Model, executor: Executor, name: str) -> Callable[[Any], Any]:
     """``model.<name>``: the input checked (an already valid float64 array in one call, anything
-    else by ``Model._prepare``, which alone words refusals), the kernel, the output published."""
+    else by ``_preparer``'s checks, which alone word refusals), the kernel, the output published.
+    Nothing here refers to the model: the method is stored on it (see ``_preparer``)."""
     kernel: Callable[[Any], Any] = getattr(executor, name)
     prepare = model._prepare
     ready, width, allow_nan = model._ready, model._width, model._allow_nan
@@ -142,38 +143,13 @@ class Model:
             )
         self._codes_only = self._input_type == "numeric" and _splits_on_codes(spec)
         # The common input, a float64 array valid as it is, checked in one call (compiled with
-        # the kernels chosen at load); None for text, whose documents _prepare reads.
+        # the kernels chosen at load); None for text, whose documents _preparer reads.
         self._ready: Callable[[Any, int, bool], np.ndarray | None] | None = None
         if self._executor is not None and self._input_type != "text":
             self._ready = _kernels.float_input() or ready_float64
         self._width = -1 if n_features is None else n_features
-        self._takes_vectors = bool(getattr(self._executor, "takes_vectors", False))
-        self._used_columns = getattr(self._executor, "used_columns", None)
+        self._prepare = _preparer(self)
         image.compact()  # everything needed is built: keep the bytes, not their parse
-
-    def _prepare(self, X: Any) -> Any:
-        if self._input_type == "text":
-            return as_documents(X)
-        if self._takes_vectors and np.ndim(X) == 1:
-            X = np.asarray(X).reshape(-1, 1)  # IsotonicRegression: a vector is one feature
-        if self._codes_only and type(X) is not np.ndarray:
-            _refuse_category_columns(X)
-        if self._objects:
-            return as_table(
-                X,
-                self._n_features,
-                feature_names=self._feature_names,
-                allow_nan=self._allow_nan,
-                used=self._used_columns,
-            )
-        return as_float_matrix(
-            X,
-            self._n_features,
-            feature_names=self._feature_names,
-            categories=self._categories,
-            allow_nan=self._allow_nan,
-            keep_float32=self._keep_float32,
-        )
 
     @functools.cached_property
     def metadata(self) -> Mapping[str, Any]:
@@ -209,6 +185,38 @@ class Model:
     def __repr__(self) -> str:
         name = self.metadata.get("name", "")
         return f"<modelshelf.Model {self.kind} {name!r} {self.image.size} bytes>"
+
+
+def _preparer(model: Model) -> Callable[[Any], Any]:
+    """``model``'s input checks and conversions (``X`` as its executor takes it), over values
+    read from the model once: the methods stored on the model hold this function, and a
+    reference back to the model would make a cycle that keeps its image mapped (and leased
+    from the daemon) until the garbage collector runs, not until the last reference goes."""
+    input_type, n_features, names = model._input_type, model._n_features, model._feature_names
+    categories, allow_nan, keep_float32 = model._categories, model._allow_nan, model._keep_float32
+    objects, codes_only = model._objects, model._codes_only
+    takes_vectors = bool(getattr(model._executor, "takes_vectors", False))
+    used = getattr(model._executor, "used_columns", None)
+
+    def prepare(X: Any) -> Any:
+        if input_type == "text":
+            return as_documents(X)
+        if takes_vectors and np.ndim(X) == 1:
+            X = np.asarray(X).reshape(-1, 1)  # IsotonicRegression: a vector is one feature
+        if codes_only and type(X) is not np.ndarray:
+            _refuse_category_columns(X)
+        if objects:
+            return as_table(X, n_features, feature_names=names, allow_nan=allow_nan, used=used)
+        return as_float_matrix(
+            X,
+            n_features,
+            feature_names=names,
+            categories=categories,
+            allow_nan=allow_nan,
+            keep_float32=keep_float32,
+        )
+
+    return prepare
 
 
 _MAX_OUTPUT_COLUMNS = 1 << 24  # names in output.columns; a wide one-hot output has thousands

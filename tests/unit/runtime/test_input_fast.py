@@ -6,7 +6,9 @@ with the same error and message, as the same model without it, under both kernel
 
 from __future__ import annotations
 
+import gc
 import math
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -344,3 +346,20 @@ def test_dataframes_read_as_through_numpy(frame: Any, allow_nan: bool) -> None:
         assert got == expected
     else:
         assert same_bits(got, expected)
+
+
+@pytest.mark.parametrize("name", ["logreg", "scaled", "scaler"])
+def test_a_model_whose_methods_were_used_is_freed_with_its_last_reference(
+    images: dict[str, bytes], name: str
+) -> None:
+    """The methods stored on a model refer to nothing that refers back to it: dropping it frees
+    it (and ends a daemon lease on its image) at once, not when the cycle collector runs."""
+    model = modelshelf.load(images[name])
+    getattr(model, _method(name))(np.zeros((1, N_FEATURES)))
+    gone = weakref.ref(model)
+    gc.disable()
+    try:
+        del model
+        assert gone() is None, gc.get_referrers(gone())
+    finally:
+        gc.enable()
