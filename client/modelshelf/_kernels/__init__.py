@@ -147,16 +147,15 @@ FloatInput = Callable[[Any, int, bool], "np.ndarray | None"]
 def float_input() -> FloatInput | None:
     """The compiled check of a prediction input's common case (``float_input``, input.c):
     a read-only view of an input that is valid as it is, None for "the Python checks decide";
-    or None itself: the numpy path (runtime/_input.py ``ready_float64``) checks."""
-    native = _active
-    return None if native is None else native.float_input
+    or None itself: the numpy path (runtime/_input.py ``ready_float64``) checks. An extension
+    built before input.c (a stale in-place build) has none: None too."""
+    return getattr(_active, "float_input", None)
 
 
 def all_finite() -> Callable[[np.ndarray, bool], bool] | None:
     """The compiled ``check_finite`` common case (``all_finite``, input.c): True when an
     array holds no infinity (nor NaN unless allowed), False for "count and decide"; or None."""
-    native = _active
-    return None if native is None else native.all_finite
+    return getattr(_active, "all_finite", None)
 
 
 def trees(
