@@ -29,7 +29,8 @@ echo "==> building the kernels with -fsanitize=address,undefined"
 "$CC" -shared -fPIC -std=c11 -O1 -g -fno-omit-frame-pointer -ffp-contract=off \
   -fsanitize=address,undefined -fno-sanitize-recover=all \
   -I"$py_include" -I"$np_include" client/modelshelf/_kernels/*.c -o "$native"
-nm -D "$native" | grep -q __asan_report_load || { echo "$native is not instrumented" >&2; exit 1; }
+# grep reads all of nm's output: with -q it may exit first, and pipefail sees nm's SIGPIPE
+nm -D "$native" | grep __asan_report_load >/dev/null || { echo "$native is not instrumented" >&2; exit 1; }
 
 # Python itself is not instrumented: the ASan runtime must be loaded first, and libstdc++ with
 # it (ASan intercepts C++ exceptions, which XGBoost throws while it fits). CPython never frees
