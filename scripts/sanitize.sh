@@ -27,7 +27,7 @@ print(sysconfig.get_paths()["include"], numpy.get_include(), sysconfig.get_confi
 native="$out/client/modelshelf/_kernels/_native$suffix"
 echo "==> building the kernels with -fsanitize=address,undefined"
 "$CC" -shared -fPIC -std=c11 -O1 -g -fno-omit-frame-pointer -ffp-contract=off \
-  -fsanitize=address,undefined -fno-sanitize-recover=all \
+  -fsanitize=address,undefined -fno-sanitize-recover=all -pthread \
   -I"$py_include" -I"$np_include" client/modelshelf/_kernels/*.c -o "$native"
 # grep reads all of nm's output: with -q it may exit first, and pipefail sees nm's SIGPIPE
 nm -D "$native" | grep __asan_report_load >/dev/null || { echo "$native is not instrumented" >&2; exit 1; }
