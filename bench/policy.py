@@ -64,7 +64,6 @@ class Trace:
     keys: np.ndarray  # int model ids 0..models-1
     sizes: np.ndarray  # int bytes
     costs: np.ndarray  # float seconds to bring the model from the tier below
-    groups: list[str] | None = None  # per model id: what it is used with (tenant, namespace)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -145,7 +144,6 @@ def azure_trace(
         all_keys,
         req_sizes,
         fixed + req_sizes / bandwidth,
-        [f"t{t}" for t in tenant_of],
     )
 
 
@@ -177,7 +175,6 @@ def csv_trace(path: Path, *, fixed: float = 0.03, bandwidth: float = 100e6) -> T
         np.asarray(keys, dtype=np.int64)[order],
         np.asarray(sizes, dtype=np.int64)[order],
         np.asarray(costs, dtype=np.float64)[order],
-        [name.partition("/")[0] for name in ids],  # the namespace, as the daemon tells it
     )
 
 
@@ -189,7 +186,6 @@ def run_modelshelf(trace: Trace, capacity: int, **options: Any) -> np.ndarray:
     the policy's keyword arguments, to try variants (``--policy-arg``)."""
     policy = CostAwarePolicy(capacity, **options)
     names = [str(k) for k in range(int(trace.keys.max()) + 1)]
-    groups = trace.groups or [None] * len(names)
     resident: dict[str, Candidate] = {}  # what the tier holds; all evictable here
     used = 0
     hits = np.zeros(len(trace), dtype=bool)
@@ -203,7 +199,7 @@ def run_modelshelf(trace: Trace, capacity: int, **options: Any) -> np.ndarray:
         )
     ):
         key = names[k]
-        policy.on_request(key, size, now, groups[k])
+        policy.on_request(key, size, now)
         if key in resident:
             hits[i] = True
             continue

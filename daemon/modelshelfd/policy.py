@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MAX_GHOSTS = 1 << 16  # images remembered after they left the tier (or before they entered it)
-MAX_GROUPS = 1 << 14  # groups (namespaces) whose last use is remembered
 DEFAULT_BANDWIDTH = 200e6  # bytes per second from the tier below, until one load is measured
 SAMPLE = 48  # evictable residents drawn per round of a victim search
 POOL = 16  # the lowest-worth ones kept between searches
@@ -53,9 +52,7 @@ class Policy(Protocol):
     (the copy is in the tier). ``on_evict`` reports a copy that left the tier for any other
     reason than ``victims`` (an admin evict, a failed validation, a removed image)."""
 
-    def on_request(self, key: str, size: int, now: float, group: str | None = None) -> None:
-        """``group``: what the image is used with (its namespace), if the tier knows it."""
-        ...
+    def on_request(self, key: str, size: int, now: float) -> None: ...
 
     def on_load(self, key: str, size: int, seconds: float, now: float) -> None: ...
 
@@ -102,7 +99,7 @@ class LRUPolicy:
     so that images used once never push out the working set. It keeps no state: the hooks do
     nothing, the tier's ``last_use`` and ``hits`` are all it reads."""
 
-    def on_request(self, key: str, size: int, now: float, group: str | None = None) -> None:
+    def on_request(self, key: str, size: int, now: float) -> None:
         pass
 
     def on_load(self, key: str, size: int, seconds: float, now: float) -> None:
@@ -135,7 +132,6 @@ class _Seen:
     """What the policy remembers of one image, resident or not (then a ghost)."""
 
     last: float  # time of the last use
-    group: str | None = None  # what it is used with (the namespace), if told
     uses: int = 1  # uses seen (gaps + 1)
     gap: float = 0.0  # smoothed seconds between uses
     gap2: float = 0.0  # smoothed square of them (their spread)
@@ -201,10 +197,6 @@ class CostAwarePolicy:
         max_ghosts: int = MAX_GHOSTS,
         sample: int = SAMPLE,
         pool: int = POOL,
-        group_idle: bool = False,
-        group_tau: float = 0.0,
-        group_cap: float = 4.0,
-        max_groups: int = MAX_GROUPS,
         rng: random.Random | None = None,
     ) -> None:
         if (
@@ -234,13 +226,6 @@ class CostAwarePolicy:
         self.max_ghosts = max_ghosts
         self.sample = sample
         self.pool = pool
-        self.group_idle = group_idle
-        self.max_groups = max_groups
-        self.group_tau = group_tau
-        self.group_cap = group_cap
-        self._groups: OrderedDict[str, float] = OrderedDict()  # group -> its last use
-        # group -> (first use, uses, decayed uses at its last use)
-        self._rates: dict[str, tuple[float, int, float]] = {}
         self.rng = rng if rng is not None else random.Random(0)  # seeded: the same choices
         self._pool: list[str] = []  # lowest-worth residents found by the last search
         # bytes and seconds of the loads, smoothed apart: their ratio, the bandwidth, is the
@@ -252,23 +237,12 @@ class CostAwarePolicy:
 
     # -- what happened ------------------------------------------------------------------------
 
-    def on_request(self, key: str, size: int, now: float, group: str | None = None) -> None:
+    def on_request(self, key: str, size: int, now: float) -> None:
         """One use of the image that reached this tier (a hit or a miss)."""
-        if group is not None:
-            last = self._groups.pop(group, None)
-            if self.group_tau > 0:
-                first, uses, fast = self._rates.get(group, (now, 0, 0.0))
-                if last is not None:
-                    fast *= math.exp(-max(now - last, 0.0) / self.group_tau)
-                self._rates[group] = (first, uses + 1, fast + 1.0)
-            self._groups[group] = now
-            if len(self._groups) > self.max_groups:
-                gone, _ = self._groups.popitem(last=False)
-                self._rates.pop(gone, None)
         seen = self._seen.pop(key, None)
         if seen is None or seen.uses == 0:  # its first use (perhaps after a prefetch)
             cost = None if seen is None else seen.cost
-            seen = _Seen(now, group, uses=1, cost=cost)
+            seen = _Seen(now, uses=1, cost=cost)
         else:
             gap = max(now - seen.last, 0.0)
             # the first gaps are averaged evenly, later ones smoothed
@@ -278,7 +252,6 @@ class CostAwarePolicy:
             seen.uses += 1
             seen.last = now
             seen.fit = None
-            seen.group = group
             mean = self._mean_gap
             self._mean_gap = gap if mean is None else mean + 0.01 * (gap - mean)
         self._remember(key, seen)
@@ -421,21 +394,7 @@ class CostAwarePolicy:
             if seen.uses > 2:  # the spread of one gap is no spread
                 cv2 = min(max(seen.gap2 / (mean * mean) - 1.0, 0.0), self.max_cv2)
             gaps = seen.fit = _Gaps(mean, cv2)
-        idle, factor = age, 1.0
-        if seen.group is not None:
-            last = self._groups.get(seen.group)
-            if last is not None and self.group_idle:  # its group still in use: not its night
-                idle = min(age, max(now - last, 0.0))
-            rate = self._rates.get(seen.group)
-            if last is not None and rate is not None:
-                first, uses, fast = rate
-                tau = self.group_tau
-                span = max(now - first, tau)
-                recent = fast * math.exp(-max(now - last, 0.0) / tau) / min(span, tau)
-                mean = uses / span
-                cap = self.group_cap
-                factor = min(max(mean / max(recent, mean / cap), 1.0 / cap), cap)
-        return (gaps.residual(age) + self.idle_weight * idle) * factor
+        return gaps.residual(age) + self.idle_weight * age
 
     def worth(self, key: str, size: int, now: float) -> float:
         """Reload seconds per byte per second of waiting: what keeping ``key`` saves."""
