@@ -306,6 +306,28 @@ def run_offline(trace: Trace, capacity: int) -> np.ndarray:
     return hits
 
 
+def run_static(trace: Trace, capacity: int) -> np.ndarray:
+    """A reference, not a policy: the cache holds from the start the models with the highest
+    ``(requests in the whole trace) x cost / size``, filled greedily to the budget; a model's
+    first request is a miss all the same. What a policy could do that knows how popular each
+    model is but not when it is used (under independent requests, the best online one)."""
+    models = int(trace.keys.max()) + 1
+    count = np.bincount(trace.keys, minlength=models).astype(np.float64)
+    size = np.zeros(models)
+    size[trace.keys] = trace.sizes
+    cost = np.zeros(models)
+    cost[trace.keys] = trace.costs
+    keep = np.zeros(models, dtype=bool)
+    used = 0.0
+    for m in np.argsort(-count * cost / np.maximum(size, 1.0), kind="stable"):
+        if count[m] and used + size[m] <= capacity:
+            keep[m] = True
+            used += size[m]
+    first = np.zeros(len(trace), dtype=bool)
+    first[np.unique(trace.keys, return_index=True)[1]] = True
+    return keep[trace.keys] & ~first
+
+
 # -- measures ---------------------------------------------------------------------------------
 
 
@@ -322,6 +344,7 @@ def ratios(trace: Trace, hits: np.ndarray) -> dict[str, float]:
 
 ONLINE = ("LRU", "S3-FIFO", "SIEVE", "LHD", "GDSF")  # libCacheSim's, the goals' anchors
 OFFLINE = "offline (cost/size Belady)"
+STATIC = "static"  # counts known in advance: ``run_static``
 
 
 def _isolated(run: Callable[[], np.ndarray], n: int) -> np.ndarray | None:
@@ -375,6 +398,8 @@ def simulate(
             out.setdefault("modelshelf", {})[f] = ratios(trace, hits)
         if wanted(OFFLINE):
             out.setdefault(OFFLINE, {})[f] = ratios(trace, run_offline(trace, capacity))
+        if only is not None and STATIC in only:  # a reference, on request only
+            out.setdefault(STATIC, {})[f] = ratios(trace, run_static(trace, capacity))
         for name, make in lcs.items():
             hits = _isolated(functools.partial(run_lcs, make, capacity, requests), len(trace))
             out.setdefault(name, {})[f] = None if hits is None else ratios(trace, hits)
@@ -531,7 +556,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--only",
         type=lambda text: frozenset(text.split(",")),
-        help="these policies only, comma-separated (modelshelf, offline, LRU, S3-FIFO, ...)",
+        help="these policies only, comma-separated (modelshelf, offline, LRU, S3-FIFO, ...; "
+        "and static, a reference that knows each model's request count, run only if named)",
     )
     p.add_argument(
         "--policy-arg",
