@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.policy                                  # Azure-shaped, 3 seeds
     .venv/bin/python -m bench.policy --trace my.csv --cache-fraction 0.2 --json
+    .venv/bin/python -m bench.policy --seeds 5 --only modelshelf,offline --policy-arg gate=0.1
 
 Replays a request trace through ``modelshelfd.policy.CostAwarePolicy`` (the very object the
 daemon drives, through the same hooks: ``on_request``, ``admit``, ``victims``, ``on_load``,
@@ -14,7 +15,10 @@ the daemon's policy does not admit is served from the page cache, a miss for thi
 Reports, per policy and cache share (mean over seeds, with the spread): the request miss
 ratio, the byte miss ratio, and the cost miss ratio (the reload seconds of the misses over the
 reload seconds of all requests). Prints a table, draws bench/out/policy.png (or --img), and
-with --json prints one JSON object instead.
+with --json prints one JSON object instead (``per_trace``: each seed's numbers). To try a
+variant of the daemon's policy: ``--policy-arg NAME=VALUE`` (its keyword arguments) and
+``--only`` (the policies to run: the offline heuristic and modelshelf take seconds per trace,
+libCacheSim's minutes).
 
 Traces: ``azure_trace`` is shaped like the Azure Functions 2019 trace (per-model daily rate
 with log10 ~ Normal(1.6, 1.77), gamma inter-arrivals with lognormal coefficients of variation,
@@ -177,9 +181,10 @@ def csv_trace(path: Path, *, fixed: float = 0.03, bandwidth: float = 100e6) -> T
 # -- policies ---------------------------------------------------------------------------------
 
 
-def run_modelshelf(trace: Trace, capacity: int) -> np.ndarray:
-    """Hits of the daemon's policy, driven as the tier and the fetcher drive it."""
-    policy = CostAwarePolicy(capacity)
+def run_modelshelf(trace: Trace, capacity: int, **options: Any) -> np.ndarray:
+    """Hits of the daemon's policy, driven as the tier and the fetcher drive it. ``options``:
+    the policy's keyword arguments, to try variants (``--policy-arg``)."""
+    policy = CostAwarePolicy(capacity, **options)
     names = [str(k) for k in range(int(trace.keys.max()) + 1)]
     resident: dict[str, Candidate] = {}  # what the tier holds; all evictable here
     used = 0
@@ -301,6 +306,28 @@ def run_offline(trace: Trace, capacity: int) -> np.ndarray:
     return hits
 
 
+def run_static(trace: Trace, capacity: int) -> np.ndarray:
+    """A reference, not a policy: the cache holds from the start the models with the highest
+    ``(requests in the whole trace) x cost / size``, filled greedily to the budget; a model's
+    first request is a miss all the same. What a policy could do that knows how popular each
+    model is but not when it is used (under independent requests, the best online one)."""
+    models = int(trace.keys.max()) + 1
+    count = np.bincount(trace.keys, minlength=models).astype(np.float64)
+    size = np.zeros(models)
+    size[trace.keys] = trace.sizes
+    cost = np.zeros(models)
+    cost[trace.keys] = trace.costs
+    keep = np.zeros(models, dtype=bool)
+    used = 0.0
+    for m in np.argsort(-count * cost / np.maximum(size, 1.0), kind="stable"):
+        if count[m] and used + size[m] <= capacity:
+            keep[m] = True
+            used += size[m]
+    first = np.zeros(len(trace), dtype=bool)
+    first[np.unique(trace.keys, return_index=True)[1]] = True
+    return keep[trace.keys] & ~first
+
+
 # -- measures ---------------------------------------------------------------------------------
 
 
@@ -317,6 +344,7 @@ def ratios(trace: Trace, hits: np.ndarray) -> dict[str, float]:
 
 ONLINE = ("LRU", "S3-FIFO", "SIEVE", "LHD", "GDSF")  # libCacheSim's, the goals' anchors
 OFFLINE = "offline (cost/size Belady)"
+STATIC = "static"  # counts known in advance: ``run_static``
 
 
 def _isolated(run: Callable[[], np.ndarray], n: int) -> np.ndarray | None:
@@ -344,18 +372,35 @@ def _isolated(run: Callable[[], np.ndarray], n: int) -> np.ndarray | None:
 
 
 def simulate(
-    trace: Trace, fractions: tuple[float, ...], say: Callable[[str], None]
+    trace: Trace,
+    fractions: tuple[float, ...],
+    say: Callable[[str], None],
+    *,
+    only: frozenset[str] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, dict[float, dict[str, float] | None]]:
-    """``{policy: {fraction: ratios or None (crashed)}}`` for one trace."""
-    requests = lcs_requests(trace)
+    """``{policy: {fraction: ratios or None (crashed)}}`` for one trace; ``only``: these
+    policies (by name; "offline" for the offline heuristic), ``options``: the daemon's
+    policy's keyword arguments."""
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only or (name == OFFLINE and "offline" in only)
+
+    lcs = {n: make for n, make in lcs_policies().items() if wanted(n)}
+    requests = lcs_requests(trace) if lcs else []
     ws = trace.working_set
     out: dict[str, dict[float, dict[str, float] | None]] = {}
     for f in fractions:
         capacity = max(1, int(f * ws))
         t0 = time.perf_counter()
-        out.setdefault("modelshelf", {})[f] = ratios(trace, run_modelshelf(trace, capacity))
-        out.setdefault(OFFLINE, {})[f] = ratios(trace, run_offline(trace, capacity))
-        for name, make in lcs_policies().items():
+        if wanted("modelshelf"):
+            hits = run_modelshelf(trace, capacity, **(options or {}))
+            out.setdefault("modelshelf", {})[f] = ratios(trace, hits)
+        if wanted(OFFLINE):
+            out.setdefault(OFFLINE, {})[f] = ratios(trace, run_offline(trace, capacity))
+        if only is not None and STATIC in only:  # a reference, on request only
+            out.setdefault(STATIC, {})[f] = ratios(trace, run_static(trace, capacity))
+        for name, make in lcs.items():
             hits = _isolated(functools.partial(run_lcs, make, capacity, requests), len(trace))
             out.setdefault(name, {})[f] = None if hits is None else ratios(trace, hits)
         say(f"  {trace.name}: {f:.0%} of the working set ({time.perf_counter() - t0:.0f} s)")
@@ -404,7 +449,7 @@ def goals(summary: dict[str, dict[float, dict[str, Any]]]) -> list[tuple[str, bo
                     f"{ms:.4f} vs LRU {lru:.4f} ({1 - ms / lru:.0%} below)",
                 )
             )
-        if f == 0.20:
+        if f == 0.20 and any(n in summary for n in ONLINE):
             others = {n: cost(n, f) for n in ONLINE}
             worse = [f"{n} {v:.4f}" for n, v in others.items() if v is not None and v <= ms]
             crashed = [
@@ -508,6 +553,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cache size as a share of the working set (repeatable; default 1,5,10,20,40%%)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
+    p.add_argument(
+        "--only",
+        type=lambda text: frozenset(text.split(",")),
+        help="these policies only, comma-separated (modelshelf, offline, LRU, S3-FIFO, ...; "
+        "and static, a reference that knows each model's request count, run only if named)",
+    )
+    p.add_argument(
+        "--policy-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a keyword argument of the daemon's policy (a variant: gate=0.1), repeatable",
+    )
     g = p.add_argument_group("generated traces (without --trace)")
     g.add_argument("--seeds", type=int, default=3, help="traces, seeds 0..N-1")
     g.add_argument("--models", type=int, default=1000)
@@ -522,6 +580,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _option(text: str) -> tuple[str, Any]:
+    """``gate=0.1`` -> ("gate", 0.1): a number (int or float), true/false, else the text."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--policy-arg: expected NAME=VALUE, got {text!r}")
+    for parse in (int, float):
+        try:
+            return name, parse(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return name, value.lower() == "true"
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -531,6 +604,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.json:
             print(message, file=sys.stderr, flush=True)
 
+    options = dict(_option(text) for text in args.policy_arg)
     if args.trace is not None:
         traces = [csv_trace(args.trace, fixed=args.fixed, bandwidth=args.bandwidth)]
     else:
@@ -551,7 +625,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{trace.name}: {len(trace):,} requests, {len(np.unique(trace.keys)):,} models, "
             f"working set {trace.working_set / 1e9:.2f} GB"
         )
-        runs.append(simulate(trace, fractions, say))
+        runs.append(simulate(trace, fractions, say, only=args.only, options=options))
     summary = summarize(runs)
     doc = {
         "trace": str(args.trace) if args.trace else "azure-like",
@@ -560,6 +634,10 @@ def main(argv: list[str] | None = None) -> None:
         "working_set": [t.working_set for t in traces],
         "cache_fractions": list(fractions),
         "machine": machine_summary(),
+        "policy_args": options,
+        "per_trace": {
+            name: {str(f): [r[name][f] for r in runs] for f in fractions} for name in runs[0]
+        },
     }
     if args.json:
         pick = fractions[0] if len(fractions) == 1 else None

@@ -28,6 +28,10 @@ MAX_GHOSTS = 1 << 16  # images remembered after they left the tier (or before th
 DEFAULT_BANDWIDTH = 200e6  # bytes per second from the tier below, until one load is measured
 SAMPLE = 48  # evictable residents drawn per round of a victim search
 POOL = 16  # the lowest-worth ones kept between searches
+# The defaults below were chosen on the azure-like traces of ``bench/policy.py`` (5 seeds, cost
+# miss ratio at 5% and 20% of the working set; docs/benchmarks.md, "Tried and measured").
+GATE = 0.1  # share of the budget up to which an image enters L1 on its first use
+IDLE_WEIGHT = 0.3  # seconds of expected wait added per second an image has been idle
 
 
 @dataclass(frozen=True)
@@ -187,10 +191,10 @@ class CostAwarePolicy:
         budget: int,
         *,
         bandwidth: float = DEFAULT_BANDWIDTH,
-        gate: float = 0.05,
+        gate: float = GATE,
         proof: int = 2,
         gap_smoothing: float = 0.1,
-        idle_weight: float = 0.5,
+        idle_weight: float = IDLE_WEIGHT,
         prior_cv2: float = 4.0,
         max_cv2: float = 64.0,
         smoothing: float = 0.3,

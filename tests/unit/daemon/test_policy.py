@@ -209,6 +209,24 @@ def test_large_image_waits_for_its_second_use_small_and_fitting_ones_enter() -> 
     assert policy.admit(large, free=0, now=60.0)  # proved itself (nothing resident to beat)
 
 
+def test_by_default_a_tenth_of_the_budget_is_large() -> None:
+    """The default gate: up to 10% of the budget enters a full L1 on its first use, above it
+    the page cache serves the first use (point 1 of issue 11: no scan of large models)."""
+    policy = CostAwarePolicy(1000)
+    for key, size in (("tenth", 100), ("more", 101)):
+        policy.on_request(key, size, 0.0)
+    assert policy.admit(Candidate("tenth", 100, 0.0), free=0, now=0.0)
+    assert not policy.admit(Candidate("more", 101, 0.0), free=0, now=0.0)
+
+
+def test_by_default_idle_time_adds_three_tenths_of_itself_to_the_wait() -> None:
+    """The default idle term, on a regular image (gaps of exactly 10 s): once it is overdue,
+    the wait is its floor (``m * c2`` = 0) plus 0.3 of the time since its last use."""
+    policy = CostAwarePolicy(100)
+    _use(policy, "k", 10, [0.0, 10.0, 20.0, 30.0])
+    assert policy.wait("k", 130.0) == pytest.approx(0.3 * 100.0, rel=1e-6)
+
+
 def test_a_large_image_must_outrank_the_victims_it_would_need() -> None:
     policy = CostAwarePolicy(100, gate=0.2, bandwidth=1.0)
     # three residents used every 10 s, just now: worth 1, 0.1, 1 per byte per 10 s of wait
