@@ -35,6 +35,7 @@ from bench._util import OUT, ROOT, markdown_table
 from bench.shelf_daemon import Daemon
 
 TREES = ("rf-200", "hgb-200", "lgbm-500", "xgb-500")
+_LABELS = ("daemon (this)", "daemon (base)", "load (this)", "load (base)", "tl2cgen")
 
 # The sample: a fresh interpreter; everything before the clock is what a serving process has
 # done long before its first model (imports, the rows, the connection).
@@ -206,8 +207,9 @@ def _table(
     rows = []
     for model in wanted:
         peer = results.get((model, "tl2cgen"))
-        for (m, label), samples in results.items():
-            if m != model:
+        for label in _LABELS:
+            samples = results.get((model, label))
+            if samples is None:
                 continue
             wall = statistics.median(s["wall"] for s in samples)
             cpu = statistics.median(s["cpu"] for s in samples)
