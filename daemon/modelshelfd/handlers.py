@@ -209,6 +209,7 @@ def fast(
         return False
     op = message.get("op")
     out: list[int] = []
+    took = -1.0  # an acquire's time to its reply, recorded once the reply is on its way
     if op == "ping":
         fields: dict[str, Any] = {}
     elif op == "release":
@@ -237,7 +238,7 @@ def fast(
         conn.leases.setdefault(info.digest, []).append(lease)
         fields = _acquired(state, info, TierName.L1, lease.copy)
         out = [lease.copy.fd]
-        state.metrics.acquired("l1", time.perf_counter() - started)
+        took = time.perf_counter() - started
     else:
         return False
     reply = {"ok": True, **fields}
@@ -245,6 +246,8 @@ def fast(
         reply["id"] = rid
     if not aiowire.send_now(conn.sock, reply, out):
         reader.fail(ProtocolError("the peer does not read its replies"))
+    if took >= 0:  # the histogram's lock and buckets after the reply, not before it
+        state.metrics.acquired("l1", took)
     return True
 
 

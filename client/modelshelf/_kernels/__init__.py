@@ -180,8 +180,11 @@ def trees(
     if base is not None:
         if base.dtype.kind not in "fiu":
             return None
-        with np.errstate(all="ignore"):  # as the numpy path's assignment into its sums casts
-            base = base.astype(out_dtype)
+        if base.dtype == out_dtype:
+            base = base.copy()  # no cast, nothing to warn about (errstate costs a fresh process)
+        else:
+            with np.errstate(all="ignore"):  # as the numpy path's assignment into its sums casts
+                base = base.astype(out_dtype)
     try:
         return native.Trees(
             feature,

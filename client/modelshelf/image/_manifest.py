@@ -60,17 +60,23 @@ def check_manifest(manifest: Any) -> None:
     _check_tree(manifest)
 
 
+def _is_object(value: Any) -> bool:
+    # a decoded manifest holds dicts: the Mapping ABC's check (cold in a fresh process) only
+    # for what the writer was given
+    return isinstance(value, (dict, Mapping))  # dict first: no ABC check for it
+
+
 def _check_top(manifest: Any) -> None:
-    if not isinstance(manifest, Mapping):
+    if not _is_object(manifest):
         raise ManifestError(f"manifest must be a JSON object, found {type(manifest).__name__}")
     model = manifest.get("model")
-    if not isinstance(model, Mapping):
+    if not _is_object(model):
         raise ManifestError("manifest field 'model' must be a JSON object")
     if not isinstance(model.get("kind"), str):
         raise ManifestError(f"manifest model 'kind' must be a string, found {model.get('kind')!r}")
-    if not isinstance(manifest.get("metadata"), Mapping):
+    if not _is_object(manifest.get("metadata")):
         raise ManifestError("manifest field 'metadata' must be a JSON object")
-    if not isinstance(manifest.get("input", {}), Mapping):
+    if not _is_object(manifest.get("input", {})):
         raise ManifestError("manifest field 'input' must be a JSON object when present")
 
 

@@ -167,19 +167,22 @@ class Forest:
         self.feature, self.threshold, self.child, self.missing = feature, threshold, child, missing
         self.roots, self.leaf_values, self.base, self.divisor = roots, leaf_values, base, divisor
         level_offsets = spec.array("level_offsets", ndim=1, kind="i", optional=True)
+        # A list of Python ints (one C call): checking and planning over a few dozen levels
+        # this way costs a load far less than numpy's per-call overhead did in a fresh process.
+        levels: list[int] | None = None if level_offsets is None else level_offsets.tolist()
         if not (
-            level_offsets is None
+            levels is None
             or (
-                level_offsets.shape == (self.depth + 2,)
-                and level_offsets[0] == 0
-                and level_offsets[-1] == n_nodes
-                and bool(np.all(level_offsets[1:] >= level_offsets[:-1]))
+                len(levels) == self.depth + 2
+                and levels[0] == 0
+                and levels[-1] == n_nodes
+                and all(a <= b for a, b in itertools.pairwise(levels))
             )
         ):
             spec.fail(
                 f"level_offsets must rise from 0 to {n_nodes} nodes in {self.depth + 2} values"
             )
-        self.table_levels, self.table_nodes = self._plan_one_row(level_offsets)
+        self.table_levels, self.table_nodes = self._plan_one_row(levels)
         self.level_offsets = level_offsets
         self.compact: list[bool] | None = None  # planned at the first batch: loads stay light
         # The compiled sums (modelshelf/_kernels/trees.c), when built and given this layout;
@@ -213,10 +216,11 @@ class Forest:
             plan.append(drop)
         return plan
 
-    def _plan_one_row(self, level_offsets: np.ndarray | None) -> tuple[int, int]:
+    def _plan_one_row(self, level_offsets: list[int] | None) -> tuple[int, int]:
         """How many levels of one row to walk by table (and over how many nodes), the rest by
         levels: the cheapest by the cost model. Without ``level_offsets`` nothing says where
-        levels end, so the table covers every node or none."""
+        levels end, so the table covers every node or none. (Python floats are the doubles
+        numpy computed this in: the same plan, without numpy's per-call cost at load.)"""
         depth, n_nodes = self.depth, len(self.feature)
         if not depth:
             return 0, 0
@@ -225,9 +229,9 @@ class Forest:
             gain = step_saved * depth - _TABLE_FIXED - _TABLE_NODE * n_nodes
             return (depth, n_nodes) if gain > 0 else (0, 0)
         nodes = level_offsets[1 : depth + 1]  # a table of L levels covers nodes[L - 1] nodes
-        cost = nodes * _TABLE_NODE - np.arange(1, depth + 1) * step_saved
-        best = int(cost.argmin())
-        return (best + 1, int(nodes[best])) if cost[best] + _TABLE_FIXED < 0 else (0, 0)
+        cost = [n * _TABLE_NODE - level * step_saved for level, n in enumerate(nodes, 1)]
+        best = cost.index(min(cost))  # the first of equal costs, as argmin took
+        return (best + 1, nodes[best]) if cost[best] + _TABLE_FIXED < 0 else (0, 0)
 
     # -- the public kernel -------------------------------------------------------------------
 

@@ -108,3 +108,24 @@ def test_manifest_size_limit_is_enforced_by_the_writer(monkeypatch: pytest.Monke
     monkeypatch.setattr(_format, "MAX_MANIFEST_SIZE", 100)
     with pytest.raises(ManifestError, match="limit is 100"):
         ImageBuilder().build({**BASE, "metadata": {"name": "x" * 100}})
+
+
+def test_objects_are_dicts_or_any_mapping() -> None:
+    """Decoded manifests hold dicts (checked without the Mapping ABC); the writer's check also
+    takes any mapping for the top level and its objects, and nothing else."""
+    from types import MappingProxyType
+
+    from modelshelf.image._manifest import check_manifest, decode_manifest
+
+    proxy = MappingProxyType
+    given = proxy({"model": proxy({"kind": "tensors"}), "metadata": proxy({}), "input": {}})
+    check_manifest(given)
+    assert decode_manifest(b'{"model":{"kind":"t"},"metadata":{}}')["model"] == {"kind": "t"}
+    for bad, match in (
+        ([], "must be a JSON object"),
+        ({"model": ["tensors"], "metadata": {}}, "'model' must be"),
+        ({"model": {"kind": "tensors"}, "metadata": "m"}, "'metadata' must be"),
+        ({"model": {"kind": "tensors"}, "metadata": {}, "input": 3}, "'input' must be"),
+    ):
+        with pytest.raises(ManifestError, match=match):
+            check_manifest(bad)

@@ -363,3 +363,44 @@ def test_sums_of_several_outputs_follow_tree_order_to_the_last_bit() -> None:
     for r in rows:
         expected += r
     assert np.array_equal(model.predict(np.zeros((4, 1))), np.tile(expected / n_trees, (4, 1)))
+
+
+def _numpy_plan(forest: Any, level_offsets: np.ndarray) -> tuple[int, int]:
+    """The one-row plan as numpy computed it before it moved to Python lists (a reference)."""
+    step_saved = (
+        trees_forest._WALK_STEP
+        + trees_forest._WALK_PAIR * len(forest.roots)
+        - trees_forest._TABLE_STEP
+    )
+    nodes = level_offsets[1 : forest.depth + 1]
+    cost = nodes * trees_forest._TABLE_NODE - np.arange(1, forest.depth + 1) * step_saved
+    best = int(cost.argmin())
+    fits = cost[best] + trees_forest._TABLE_FIXED < 0
+    return (best + 1, int(nodes[best])) if fits else (0, 0)
+
+
+def test_one_row_plan_is_numpys_plan() -> None:
+    """The load plans one row's table levels over a list of Python ints: the same choice, to
+    the level, as the numpy cost model over the array, on level sizes from a handful of nodes
+    (no table) to many (a table), ties included."""
+    model = regressor()
+    forest = model._executor.forest  # type: ignore[union-attr]
+    rng = np.random.default_rng(7)
+    seen = set()
+    for trial in range(400):
+        depth = int(rng.integers(1, 30))
+        scale = [1, 10, 1000, 100000][trial % 4]
+        sizes = rng.integers(0, scale, depth + 1)
+        if trial % 5 == 0:
+            # levels growing by exactly the nodes a level saves (500 roots): equal costs,
+            # the first of them wins
+            sizes[0], sizes[1:] = trial % 3, (4000 + 6 * 500 - 300) / 2.5
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+        forest.depth = depth
+        for n_roots in (1, 500):
+            forest.roots = np.zeros(n_roots, np.int32)
+            got = forest._plan_one_row(offsets.tolist())
+            assert got == _numpy_plan(forest, offsets), (depth, n_roots, offsets.tolist())
+            assert all(type(v) is int for v in got)
+            seen.add(got == (0, 0))
+    assert seen == {True, False}  # both outcomes were exercised
