@@ -210,6 +210,7 @@ def fast(
     op = message.get("op")
     out: list[int] = []
     took = -1.0  # an acquire's time to its reply, recorded once the reply is on its way
+    info: RefInfo | None = None  # a lease taken: its bookkeeping follows the reply
     if op == "ping":
         fields: dict[str, Any] = {}
     elif op == "release":
@@ -246,7 +247,11 @@ def fast(
         reply["id"] = rid
     if not aiowire.send_now(conn.sock, reply, out):
         reader.fail(ProtocolError("the peer does not read its replies"))
-    if took >= 0:  # the histogram's lock and buckets after the reply, not before it
+    if info is not None:
+        # After the reply, in this same callback: the policies' request, the hit counters and
+        # the histogram; no other request runs in between, and a failed send (the connection
+        # closes and releases the lease) is counted as today.
+        state.shelf.count_resident_hit(info)
         state.metrics.acquired("l1", took)
     return True
 

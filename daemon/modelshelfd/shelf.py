@@ -179,20 +179,28 @@ class Shelf:
         raise Busy(f"{ref.key}: the image keeps being evicted before it can be served; retry")
 
     def lease_if_resident(self, ref: RefInfo) -> Lease | None:
-        """The L1 hit, synchronously: one lease on the resident segment, or None."""
+        """The L1 hit, synchronously: one lease on the resident segment, or None. The caller
+        then calls ``count_resident_hit(ref)`` in the same callback (after its reply: nothing
+        in the reply depends on the policies' and the entry's counts)."""
         entry = self.entries.get(ref.digest)
         resident = self.l1.copies.get(ref.digest)
         if entry is None or entry.state is not State.READY or resident is None:
             return None
         if not self.quotas.allows(ref.namespace, self.l1, resident):
             return None
-        self._requested(ref)
         copy = self.l1.lease(ref.digest)
         if copy is None:
             return None
-        self._hit(entry, f"{ref.key}@{ref.version}", TierName.L1)
         self.quotas.take(ref.namespace, copy)
         return Lease(copy, TierName.L1, ref.namespace)
+
+    def count_resident_hit(self, ref: RefInfo) -> None:
+        """The bookkeeping of a lease from ``lease_if_resident``: the request for both
+        policies, the entry's hit and the tier's hit counter, as ``ensure`` counts an L1 hit."""
+        self._requested(ref)
+        entry = self.entries.get(ref.digest)
+        if entry is not None:  # always, in the callback that took the lease
+            self._hit(entry, f"{ref.key}@{ref.version}", TierName.L1)
 
     def _lease(self, digest: str, namespace: str) -> Copy | None:
         resident = self.l1.copies.get(digest)

@@ -583,3 +583,48 @@ async def test_the_cost_policy_learns_reload_costs_and_ls_shows_them(setup) -> N
         assert isinstance(lru.l1.policy, LRUPolicy) and "l1_priority" not in row
     finally:
         await _closed(lru)
+
+
+class _Counting(AdmitAll):
+    """Admits every image and counts the requests it is told of."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def on_request(self, key: str, size: int, now: float) -> None:
+        self.requests += 1
+
+
+async def test_a_resident_lease_counts_its_hit_as_the_ordinary_path_does(setup) -> None:
+    """The daemon's fast path takes the lease (``lease_if_resident``), replies, then counts the
+    hit (``count_resident_hit``): the lease alone changes no count, and the two together count
+    what an L1 hit through ``acquire`` counts."""
+    base, refs = setup
+    l1_policy, l2_policy = _Counting(), _Counting()
+    shelf = Shelf(base.config, base.store, policy=l1_policy, l2_policy=l2_policy)
+    ref = refs[0]
+    try:
+        shelf.release(await shelf.acquire(ref))  # fetched into L1
+        entry = shelf.entries[ref.digest]
+
+        def counts() -> tuple[int, ...]:
+            return (shelf.stats["l1_hits"], entry.hits, l1_policy.requests, l2_policy.requests)
+
+        before = counts()
+        shelf.release(await shelf.acquire(ref))  # an L1 hit through the ordinary path
+        ordinary = tuple(b - a for a, b in zip(before, counts(), strict=True))
+        assert ordinary == (1, 1, 1, 1)
+
+        before = counts()
+        lease = shelf.lease_if_resident(ref)
+        assert lease is not None and lease.found is TierName.L1 and lease.copy.leases == 1
+        assert counts() == before, "the lease alone must leave the counts to count_resident_hit"
+        shelf.count_resident_hit(ref)
+        fast = tuple(b - a for a, b in zip(before, counts(), strict=True))
+        assert fast == ordinary, f"fast path counted {fast}, the ordinary path {ordinary}"
+        assert f"{ref.key}@{ref.version}" in entry.labels
+        shelf.release(lease)
+        assert shelf.l1.copies[ref.digest].leases == 0
+        _exact(shelf)
+    finally:
+        await _closed(shelf)
