@@ -161,3 +161,23 @@ def test_manifest_mutations_predict(images: dict[str, tuple[Image, np.ndarray]],
         return
     for kernel in KERNELS:
         _outcome(mutant, X, kernel)  # only typed errors escape
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_writable_source_changed_after_load_does_not_reach_the_kernel(
+    images: dict[str, tuple[Image, np.ndarray]], kernel: str
+) -> None:
+    """The compiled walk checks every node index once (a model's first large batch or second
+    call) and trusts them after: a bytearray its caller overwrites with hostile indices after
+    that must not reach it (load copies writable memory), and the outputs stay the same."""
+    image, X = images["forest-rf-clf-nan"]
+    source = bytearray(image.buffer)
+    with using(kernel):
+        model = modelshelf.load(source)
+    before = [model.predict_proba(X), model.predict_proba(X)]  # checked, then trusted
+    child = image.arrays["model/child"]
+    start = child.ctypes.data - np.frombuffer(image.buffer, dtype=np.uint8).ctypes.data
+    hostile = np.full(child.shape, np.iinfo(child.dtype).max, dtype=child.dtype)
+    source[start : start + child.nbytes] = hostile.tobytes()
+    np.testing.assert_array_equal(model.predict_proba(X), before[1], strict=True)
+    np.testing.assert_array_equal(before[0], before[1], strict=True)

@@ -51,6 +51,13 @@ class Image:
 
     def __init__(self, buffer: Any, *, owner: Any = None) -> None:
         view = memoryview(buffer)
+        if _writable(view):
+            # The kernels check an image's indices once (at open, or at a model's first calls)
+            # and trust them after; memory the caller can still write could change under them.
+            # A writable buffer (bytearray, a writable memoryview or mmap) is copied once;
+            # bytes, read-only mappings and the daemon's sealed segments are used in place.
+            buffer = owner = view.tobytes()
+            view = memoryview(buffer)
         if view.format != "B" or view.ndim != 1:
             view = view.cast("B")
         view = view.toreadonly()
@@ -119,6 +126,20 @@ class Image:
 # Small images are prefaulted in one call: cheaper than a fault per page on first use, and
 # still bounded work. Larger ones are mapped lazily, so that opening stays O(number of arrays).
 PREFAULT_LIMIT = 64 << 10
+
+
+def _writable(view: memoryview) -> bool:
+    """Whether the memory behind ``view`` can still be written by its owner: the view itself,
+    or the object it exports (a read-only view of a bytearray is writable memory all the same)."""
+    if not view.readonly:
+        return True
+    base = view.obj
+    if base is None or base is view:
+        return False
+    try:
+        return not memoryview(base).readonly
+    except TypeError:  # not a buffer itself
+        return False
 
 
 def map_readonly(fd: int, size: int) -> mmap.mmap:

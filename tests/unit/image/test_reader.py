@@ -83,27 +83,56 @@ def test_every_source_gives_read_only_views_of_its_own_memory(
         with pytest.raises(ValueError, match="read-only"):
             arr[...] = 0
         assert np.shares_memory(arr, whole)
-    if not isinstance(source, str | pathlib.Path):
-        # the image's buffer is the caller's memory, not a copy of it
-        assert np.shares_memory(whole, np.frombuffer(source, dtype=np.uint8))
-    else:
+    if isinstance(source, str | pathlib.Path):
         assert isinstance(image.buffer.obj, mmap.mmap)  # mapped, not read
         with pytest.raises(TypeError):
             image.buffer.obj[0] = 0  # the mapping itself is read-only
+    elif memoryview(source).readonly:
+        # the image's buffer is the caller's memory, not a copy of it
+        assert np.shares_memory(whole, np.frombuffer(source, dtype=np.uint8))
+    else:
+        # memory the caller can still write is copied once: the kernels trust indices they
+        # checked once, so a later write to the source must not reach the image
+        assert not np.shares_memory(whole, np.frombuffer(source, dtype=np.uint8))
+        before = {name: arr.copy() for name, arr in image.arrays.items()}
+        writable = memoryview(source).cast("B")
+        writable[:] = b"\xff" * len(writable)
+        for name, arr in image.arrays.items():
+            np.testing.assert_array_equal(arr, before[name], strict=True)
     with pytest.raises(TypeError):
         image.arrays["w"] = np.zeros(1)  # type: ignore[index]
     assert image.buffer.readonly
 
 
-def test_views_see_writes_to_a_writable_source() -> None:
-    """Proof of no copy by observation: change the caller's bytes, the open image sees it."""
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda data: data,
+        memoryview,
+        lambda data: memoryview(data).toreadonly(),  # read-only view, writable memory behind it
+    ],
+    ids=["bytearray", "memoryview", "read-only memoryview"],
+)
+def test_writes_to_a_writable_source_never_reach_the_open_image(wrap: Any) -> None:
+    """Memory its caller can still write is copied once at open: the compiled kernels check an
+    image's indices once and trust them after."""
     data = bytearray(_image_bytes())
-    image = Image.open(data)
+    image = Image.open(wrap(data))
     w = image.arrays["w"]
     offset = _raw.entry(data, 0)["data_offset"]
+    before = w[0, 0]
     data[offset : offset + 8] = np.float64(-42.0).tobytes()
-    assert w[0, 0] == -42.0
-    assert not w.flags.writeable  # the view stays read-only even over writable memory
+    assert w[0, 0] == before != -42.0
+    assert not w.flags.writeable
+
+
+def test_views_see_the_callers_bytes_when_they_cannot_change() -> None:
+    """Proof of no copy by observation, for immutable memory: the image's arrays are views of
+    the caller's bytes object itself."""
+    data = _image_bytes()
+    image = Image.open(data)
+    whole = np.frombuffer(data, dtype=np.uint8)
+    assert all(np.shares_memory(a, whole) for a in image.arrays.values())
 
 
 def test_model_arrays_are_views_too() -> None:
