@@ -156,6 +156,7 @@ def test_views_are_aligned_in_memory_when_the_buffer_is() -> None:
     buf = np.zeros(len(data) + 64, dtype=np.uint8)
     start = -buf.ctypes.data % 64  # a 64-aligned start inside buf
     buf[start : start + len(data)] = np.frombuffer(data, np.uint8)
+    buf.flags.writeable = False  # writable memory would be copied (and aligned as bytes are)
     image = Image(memoryview(buf)[start : start + len(data)])
     assert all(a.ctypes.data % 64 == 0 for a in image.arrays.values())
 
