@@ -46,6 +46,19 @@ def test_a_publish_of_one_model_costs_no_round_trip_for_holders_of_others(
     x, y, y1 = client.model("ns/x"), client.model("ns/y"), client.model("ns/y@1")
     # ns/y@1 is ns/y: the second lease granted for it is given back (by the flusher)
     wait_for(lambda: daemon.admin("status")["leases"] == 2, what="one lease per mapping")
+    # A daemon still reading its catalog lists a name on demand, and that moves the name's
+    # counter while it answers: the client read the board before asking, so it asks once more
+    # (never a stale copy). Settle that first: every model held without a round trip.
+    refs = {"ns/x": x, "ns/y": y, "ns/y@1": y1}
+
+    def settled() -> bool:
+        sources = []
+        for ref, model in refs.items():
+            assert client.model(ref) is model
+            sources.append(client.last_source)
+        return sources == ["held"] * len(refs)
+
+    wait_for(settled, what="the three models held without a round trip")
     sent, hits = client._ids, _hits(daemon)  # _ids: requests this client has sent
 
     for i in range(10):  # another publisher, through this daemon and through the store
