@@ -4,6 +4,7 @@ and validated reads, and a compaction that never deletes before its snapshot exi
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -70,15 +71,23 @@ def test_publish_and_remove_write_events_in_time_order(make_store: Any, image: b
     info = store.publish("ns", "m", image)
     store.publish("ns", "m", image)
     store.remove("ns", "m", 1)
-    events = _events(store)
-    assert [(e.op, e.model, e.versions) for e in events] in (
-        [("publish", "ns/m", (1,)), ("publish", "ns/m", (2,)), ("remove", "ns/m", (1,))],
-        [("publish", "ns/m", (1,)), ("remove", "ns/m", (1,)), ("publish", "ns/m", (2,))],
-    )  # within one millisecond the random id orders them
-    assert abs(events[0].ms / 1000 - time.time()) < 60
-    body = json.loads(store.get_small(events[0].key, feed.MAX_EVENT_BYTES) or b"")
+    events = _events(store)  # in key order
+    written = [("publish", "ns/m", (1,)), ("publish", "ns/m", (2,)), ("remove", "ns/m", (1,))]
+    got = [(e.op, e.model, e.versions) for e in events]
+    assert sorted(got) == sorted(written)
+    # keys sort by time: events of different milliseconds come in the order they were written;
+    # within one millisecond the random id orders them
+    for a, b in itertools.pairwise(events):
+        assert a.ms <= b.ms
+        if a.ms < b.ms:
+            assert written.index((a.op, a.model, a.versions)) < written.index(
+                (b.op, b.model, b.versions)
+            )
+    first = events[got.index(written[0])]
+    assert abs(first.ms / 1000 - time.time()) < 60
+    body = json.loads(store.get_small(first.key, feed.MAX_EVENT_BYTES) or b"")
     assert body["digest"] == info.digest and body["size"] == info.size
-    assert body["id"] == events[0].key.rpartition("-")[2] and body["writer"].startswith("model")
+    assert body["id"] == first.key.rpartition("-")[2] and body["writer"].startswith("model")
     # keys that sort after an event's: exactly the ones written after it
     assert store.keys(feed.PREFIX, after=events[0].key) == [e.key for e in events[1:]]
 
