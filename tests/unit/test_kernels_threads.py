@@ -173,3 +173,14 @@ def test_batches_walk_unchecked_only_where_every_index_is_in_range(
             model.predict(rows)
     fine = modelshelf.load(image("boosted_regressor", two_trees(), REGRESSOR))
     assert fine.predict(X).tolist() == [130.0] * 1000
+
+
+def test_the_batch_constants_are_bounded() -> None:
+    """The measurement hook refuses a block that would size a buffer without bound."""
+    require("compiled")
+    assert _kernels.BUILT is not None
+    before = _kernels.BUILT._tune()
+    for bad in ((65537, 0), (-1, 0), (0, -1)):
+        with pytest.raises(ValueError, match="block rows must be 0"):
+            _kernels.BUILT._tune(*bad)
+    assert _kernels.BUILT._tune() == before

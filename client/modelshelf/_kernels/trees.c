@@ -236,6 +236,8 @@ static PyObject *raise_fault(const Fault *fault) {
 /* Rows of inputs cast per block in ``raw``: the block's working rows stay in the first cache
  * levels while every tree walks them. Changed for measurements only (``_tune``). */
 static npy_intp block_rows = 256;
+#define MAX_THREADS 256  /* modelshelf.set_threads' upper bound */
+#define MAX_BLOCK_ROWS 65536 /* _tune's: the per-thread buffer is block x (width + 1) values */
 /* (tree, row) pairs each thread must have before a batch is split between threads: below it,
  * starting and joining a thread costs more than it saves. */
 static npy_intp thread_pairs = 1 << 15;
@@ -366,6 +368,9 @@ static int run_batch(const Job *proto, npy_intp threads, Fault *fault, npy_intp 
     const Trees *self = proto->self;
     npy_intp n = proto->hi - proto->lo;
     npy_intp most = n * self->n_trees / thread_pairs;
+    if (threads > MAX_THREADS) { /* the setting's range (modelshelf.set_threads), whoever calls */
+        threads = MAX_THREADS;
+    }
     if (threads > most) {
         threads = most;
     }
@@ -556,6 +561,11 @@ static PyObject *Trees_raw(Trees *self, PyObject *args) {
 PyObject *msk_trees_tune(PyObject *module, PyObject *args) {
     Py_ssize_t block = 0, pairs = 0;
     if (!PyArg_ParseTuple(args, "|nn:_tune", &block, &pairs)) {
+        return NULL;
+    }
+    if (block > MAX_BLOCK_ROWS || pairs < 0 || block < 0) {
+        PyErr_Format(PyExc_ValueError, "_tune: block rows must be 0 (keep) to %d, pairs >= 0; got %zd, %zd",
+                     MAX_BLOCK_ROWS, block, pairs);
         return NULL;
     }
     if (block > 0) {

@@ -130,16 +130,19 @@ PREFAULT_LIMIT = 64 << 10
 
 def _writable(view: memoryview) -> bool:
     """Whether the memory behind ``view`` can still be written by its owner: the view itself,
-    or the object it exports (a read-only view of a bytearray is writable memory all the same)."""
+    the object it exports, or what that object is a view of (a read-only view of a bytearray,
+    or a read-only numpy view of one, is writable memory all the same)."""
     if not view.readonly:
         return True
-    base = view.obj
-    if base is None or base is view:
-        return False
-    try:
-        return not memoryview(base).readonly
-    except TypeError:  # not a buffer itself
-        return False
+    base: Any = view.obj
+    while base is not None and base is not view:
+        try:
+            if not memoryview(base).readonly:
+                return True
+        except TypeError:  # not a buffer itself
+            return False
+        base = base.base if isinstance(base, np.ndarray) else None  # numpy collapses chains
+    return False
 
 
 def map_readonly(fd: int, size: int) -> mmap.mmap:

@@ -104,14 +104,20 @@ def test_every_source_gives_read_only_views_of_its_own_memory(
     assert image.buffer.readonly
 
 
+def _read_only(arr: np.ndarray) -> np.ndarray:
+    arr.flags.writeable = False
+    return arr
+
+
 @pytest.mark.parametrize(
     "wrap",
     [
         lambda data: data,
         memoryview,
         lambda data: memoryview(data).toreadonly(),  # read-only view, writable memory behind it
+        lambda data: _read_only(np.frombuffer(data, dtype=np.uint8)),  # the same, through numpy
     ],
-    ids=["bytearray", "memoryview", "read-only memoryview"],
+    ids=["bytearray", "memoryview", "read-only memoryview", "read-only numpy view"],
 )
 def test_writes_to_a_writable_source_never_reach_the_open_image(wrap: Any) -> None:
     """Memory its caller can still write is copied once at open: the compiled kernels check an
