@@ -12,11 +12,12 @@ tiers are full of leases is the request refused (``Busy``). Fetches are single-f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,22 +162,42 @@ class Shelf:
     async def acquire(self, ref: RefInfo) -> Lease:
         """Take one lease on ``ref``'s image, from L1 if it is or can be made resident (and
         the namespace's L1 share allows), else from the L2 file. The caller must ``release``
-        the lease exactly once."""
+        the lease exactly once.
+
+        The image is held in both tiers from before its fetch to the lease (``Tier.hold``):
+        other requests' loads, which run on the loop between the fetch's end and this
+        coroutine's next step, never pick the copy it brought as their victim."""
         for _ in range(LEASE_ATTEMPTS):
-            found = await self.ensure(ref)
-            copy = self._lease(ref.digest, ref.namespace)
-            if copy is None and self._held_back(ref):
-                # over its share of a tier that has the image: the page cache serves it if the
-                # namespace's L2 share allows, from a file made of the segment if need be
-                await self.fetcher.copy_down(ref.digest)
+            with self._held(ref.digest):
+                found = await self.ensure(ref)
                 copy = self._lease(ref.digest, ref.namespace)
-                if copy is None:
-                    raise self._over_shares(ref)
+                if copy is None and self._held_back(ref):
+                    # over its share of a tier that has the image: the page cache serves it if
+                    # the namespace's L2 share allows, from a file made of the segment if need be
+                    await self.fetcher.copy_down(ref.digest)
+                    copy = self._lease(ref.digest, ref.namespace)
+                    if copy is None:
+                        raise self._over_shares(ref)
             if copy is not None:
                 self.quotas.take(ref.namespace, copy)
                 return Lease(copy, found, ref.namespace)
-            # evicted between the fetch and our turn on the loop: fetch again
+            # removed between the fetch and our turn on the loop (not as a victim: an admin
+            # eviction, an L2 file found unreadable): fetch again
         raise Busy(f"{ref.key}: the image keeps being evicted before it can be served; retry")
+
+    @contextlib.contextmanager
+    def _held(self, digest: str) -> Iterator[None]:
+        """Hold the image in both tiers for the block, given back however it ends (a lease,
+        an error, a cancelled or disconnected requester)."""
+        self.l1.hold(digest)
+        try:
+            self.l2.hold(digest)
+            try:
+                yield
+            finally:
+                self.l2.unhold(digest)
+        finally:
+            self.l1.unhold(digest)
 
     def lease_if_resident(self, ref: RefInfo) -> Lease | None:
         """The L1 hit, synchronously: one lease on the resident segment, or None. The caller

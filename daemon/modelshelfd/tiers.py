@@ -1,6 +1,7 @@
 """Tiers as objects: each tier accounts for its own copies, bytes, leases and evictions.
 
-    Tier            budget, reserve/unreserve, add/adopt, lease/release, evict, describe
+    Tier            budget, reserve/unreserve, add/adopt, hold/unhold, lease/release, evict,
+                    describe
     ├── SharedMemory    L1: sealed memfd segments (resident; handed out read-only)
     └── PageCache       L2: verified image files in cache_dir/images, handed out read-only
                         when shared memory cannot take an image (the kernel's page cache)
@@ -11,6 +12,11 @@ filled), each counted by what it really occupies: whole pages (``cost``), as sha
 the page cache do. ``used`` changes in exactly three places: ``reserve``/``unreserve``, ``adopt``
 and ``_free``. The policy only orders victims; the tier evicts them. Nothing here blocks except
 closing descriptors and unlinking names; filling copies happens in the shelf's threads.
+
+A copy is a victim only if nothing needs it: not leased, pinned, busy (being read or verified)
+or held. A hold is by digest, taken by a request for the whole of its wait, from before its
+fetch starts to its lease (or its giving up): the copy a fetch inserts is kept for the requests
+that waited for it even when other requests' loads run on the loop before they resume.
 """
 
 from __future__ import annotations
@@ -37,14 +43,16 @@ class TierName(enum.StrEnum):
 
 class TierFull(Exception):
     """A tier cannot take ``size`` more bytes: the image is larger than its budget, or what it
-    holds is leased, pinned or being read (``leased`` True: clients could free room)."""
+    holds is leased, pinned, being read or held for a waiting request (``leased`` True:
+    clients could free room)."""
 
     def __init__(self, tier: Tier, size: int, *, leased: bool, why: str = "") -> None:
         # cheap on purpose: raised on every reservation that fails, and caught by the fetcher,
         # which words the refusal a client sees (with the leased bytes) only when it refuses
         self.tier, self.size, self.leased = tier.name, size, leased
         if not why:
-            why = "full of leased, pinned or busy copies" if leased else "smaller than the image"
+            full = "full of leased, pinned, busy or held copies"
+            why = full if leased else "smaller than the image"
         super().__init__(f"{tier.name.upper()} is {why}: cannot place {size} bytes")
 
 
@@ -70,15 +78,18 @@ Usage = Callable[[str], tuple[float, int]]  # digest -> (last use, hits)
 
 
 class _Evictable(Mapping[str, Candidate]):
-    """The tier's copies that may go (not leased, pinned or busy), by digest, as candidates
-    built on access: membership and lookup are O(1); iterating or ``len`` walk every copy."""
+    """The tier's copies that may go (not leased, pinned, busy or held), by digest, as
+    candidates built on access: membership and lookup are O(1); iterating or ``len`` walk
+    every copy."""
 
-    def __init__(self, copies: dict[str, Copy], usage: Usage) -> None:
+    def __init__(
+        self, copies: dict[str, Copy], usage: Usage, holds: Mapping[str, int] | None = None
+    ) -> None:
         self._copies, self._usage = copies, usage
+        self._holds: Mapping[str, int] = holds if holds is not None else {}
 
-    @staticmethod
-    def _ok(c: Copy) -> bool:
-        return c.leases == 0 and not c.pinned and not c.busy
+    def _ok(self, c: Copy) -> bool:
+        return c.leases == 0 and not c.pinned and not c.busy and c.digest not in self._holds
 
     def __getitem__(self, digest: str) -> Candidate:
         c = self._copies[digest]
@@ -103,9 +114,9 @@ class _Evictable(Mapping[str, Candidate]):
     def candidates(self) -> Iterator[Candidate]:
         """All of them in one pass (what a policy that ranks them all, LRU, walks): no
         lookup per copy, as fast as the list the tier built before."""
-        usage = self._usage
+        usage, holds = self._usage, self._holds
         for d, c in self._copies.items():
-            if c.leases == 0 and not c.pinned and not c.busy:
+            if c.leases == 0 and not c.pinned and not c.busy and d not in holds:
                 last_use, hits = usage(d)
                 yield Candidate(d, cost(c.size), last_use, hits)
 
@@ -149,6 +160,9 @@ class Tier(ABC):
         self.used = 0
         self.copies: dict[str, Copy] = {}  # linked copies by digest
         self.retired: set[Copy] = set()  # evicted while leased
+        # digest -> requests waiting to lease it (``hold``): one per acquire in flight, so
+        # bounded as requests are (max_connections, http_infer_queue); empty when idle
+        self.holds: dict[str, int] = {}
         self.evictions = 0
         self.on_evict: Callable[[str], object] = lambda digest: None
 
@@ -209,7 +223,7 @@ class Tier(ABC):
             return
         # a view, not a list: a policy that samples builds the few candidates it looks at
         # (building all 2,000 took about 1 ms per eviction in the event loop)
-        candidates = _Evictable(self.copies, self.usage)
+        candidates = _Evictable(self.copies, self.usage, self.holds)
         for digest in self.policy.victims(candidates, need, self.clock()):
             self.evict(digest)
             self.evictions += 1
@@ -218,7 +232,21 @@ class Tier(ABC):
         self._close(copy)
         self.used -= cost(copy.size)
 
-    # -- leases -------------------------------------------------------------------------------
+    # -- holds and leases ----------------------------------------------------------------------
+
+    def hold(self, digest: str) -> None:
+        """One more request waits to lease the image: its copy here (now, or once a fetch or a
+        promotion adds it) is no victim until every hold is given back (``unhold``, in a
+        ``finally``: a leaked hold keeps the copy forever). The budget still holds: a tier full
+        of held copies refuses (``TierFull``) as one full of leases does."""
+        self.holds[digest] = self.holds.get(digest, 0) + 1
+
+    def unhold(self, digest: str) -> None:
+        left = self.holds[digest] - 1
+        if left:
+            self.holds[digest] = left
+        else:
+            del self.holds[digest]
 
     def lease(self, digest: str) -> Copy | None:
         """One more lease on the linked copy, with its descriptor open; None if absent."""

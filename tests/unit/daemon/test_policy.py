@@ -314,8 +314,8 @@ def test_victims_are_sampled_bounded_and_deterministic_with_a_seeded_rng(monkeyp
 
 
 def test_the_tiers_view_of_evictable_copies_is_lazy_and_exact() -> None:
-    """The tier hands policies a mapping of the copies that may go: leased, pinned and busy
-    ones are not in it, by lookup, membership, iteration or values."""
+    """The tier hands policies a mapping of the copies that may go: leased, pinned, busy and
+    held ones are not in it, by lookup, membership, iteration or values."""
     from modelshelfd.tiers import Copy, TierName, _Evictable, cost
 
     copies = {f"d{i}": Copy(TierName.L1, f"d{i}", 1000 * (i + 1)) for i in range(5)}
@@ -332,6 +332,13 @@ def test_the_tiers_view_of_evictable_copies_is_lazy_and_exact() -> None:
     assert list(view) == ["d0", "d4"] and len(view) == 2
     assert [c.key for c in view.values()] == ["d0", "d4"]
     assert LRUPolicy().victims(view, 1, 0.0) == ["d0"]
+    held = _Evictable(copies, lambda d: (float(d[1]), 2), {"d0": 1})  # a request waits for d0
+    assert "d0" not in held and "d4" in held
+    with pytest.raises(KeyError):
+        held["d0"]
+    assert list(held) == ["d4"] and len(held) == 1
+    assert [c.key for c in held.values()] == ["d4"]
+    assert LRUPolicy().victims(held, 1, 0.0) == ["d4"]
 
 
 def test_a_search_for_many_victims_costs_no_more_than_a_scan(monkeypatch) -> None:

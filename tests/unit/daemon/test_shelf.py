@@ -42,12 +42,13 @@ def _accounted(tier: Tier) -> int:
 
 def _exact(shelf: Shelf) -> None:
     """Every tier's count equals what it holds, and never exceeds its budget while nothing is
-    being filled."""
+    being filled; no copy is reserved for a request (none is waiting when this is called)."""
     busy = shelf.describe()
     for tier in (shelf.l1, shelf.l2):
         if not busy["inflight_fetches"] and not busy["promotions"]:
             assert tier.used == _accounted(tier), tier.name
         assert tier.used <= tier.budget, tier.name
+        assert not tier.holds, f"{tier.name}: reservations left with no request waiting"
     files = {p.name for p in shelf.disk.images.iterdir()}
     assert files == set(shelf.l2.copies)
 
@@ -627,4 +628,102 @@ async def test_a_resident_lease_counts_its_hit_as_the_ordinary_path_does(setup) 
         assert shelf.l1.copies[ref.digest].leases == 0
         _exact(shelf)
     finally:
+        await _closed(shelf)
+
+
+def _gate_waiters(shelf: Shelf, digest: str, monkeypatch) -> tuple[asyncio.Event, list[str]]:
+    """Keep every requester of ``digest`` between its fetch's end and its next step (the
+    lease) until the returned event is set: the interleaving in which other requests' loads
+    run on the loop first. The list gets one item per requester held there."""
+    gate, held = asyncio.Event(), []
+    real = shelf.fetcher.ensure
+
+    async def ensure(wanted: str, begin, end) -> TierName:
+        found = await real(wanted, begin, end)
+        if wanted == digest:
+            held.append(wanted)
+            await gate.wait()
+        return found
+
+    monkeypatch.setattr(shelf.fetcher, "ensure", ensure)
+    return gate, held
+
+
+def _one_at_a_time(base: Shelf, refs: list[RefInfo]) -> Shelf:
+    """L1 holds refs[1] or refs[2], never both; L2 holds both."""
+    config = dataclasses.replace(base.config, l1_bytes=cost(refs[2].size) + 100)
+    return Shelf(config, base.store, policy=AdmitAll())
+
+
+async def test_a_fresh_copy_is_not_a_victim_before_its_waiter_leases_it(setup, monkeypatch) -> None:
+    """The CI flake (ShelfBusy "keeps being evicted"): a fetch puts the image into L1, and
+    before its requester resumes another request's load needs the room. The fresh copy is
+    reserved for its requester, so the other load goes to the page cache; the requester then
+    leases the very copy its fetch made, with no second fetch."""
+    base, refs = setup
+    fresh, other = refs[1], refs[2]
+    shelf = _one_at_a_time(base, refs)
+    gate, held = _gate_waiters(shelf, fresh.digest, monkeypatch)
+    try:
+        waiter = asyncio.create_task(shelf.acquire(fresh))
+        await _until(lambda: held == [fresh.digest], "the fetch ended, its requester held")
+        made = shelf.l1.copies[fresh.digest]
+        racer = await shelf.acquire(other)  # wants L1 room; the only other copy is reserved
+        assert made.linked and shelf.l1.copies.get(fresh.digest) is made, (
+            "the fresh copy was evicted before its requester could lease it"
+        )
+        assert (racer.found, racer.copy.tier) == (TierName.L3, TierName.L2)
+        assert shelf.l1.used <= shelf.l1.budget and shelf.stats["l1_full"] == 1
+        gate.set()
+        lease = await waiter
+        assert lease.copy is made and lease.found is TierName.L3
+        assert shelf.stats["l3_fetches"] == 2 and shelf.stats["served_page_cache"] == 1
+        assert not shelf.l1.holds and not shelf.l2.holds
+        _exact(shelf)
+        # leased, then released: an ordinary copy again, which the next load may evict
+        shelf.release(lease)
+        shelf.release(racer)
+        served = await shelf.acquire(other)  # from L2; promoted into L1 in the background
+        await _settled(shelf)
+        assert fresh.digest not in shelf.l1.copies and not made.linked
+        assert other.digest in shelf.l1.copies
+        shelf.release(served)
+        _exact(shelf)
+    finally:
+        gate.set()
+        await _closed(shelf)
+
+
+async def test_a_cancelled_waiter_gives_its_reservation_back(setup, monkeypatch) -> None:
+    """Two requests wait on one fetch: the first going away (a disconnect) leaves the copy
+    reserved for the second; the second going away too leaves nothing reserved, and the next
+    load evicts the copy as any other. A leaked reservation would keep it forever."""
+    base, refs = setup
+    fresh, other = refs[1], refs[2]
+    shelf = _one_at_a_time(base, refs)
+    gate, held = _gate_waiters(shelf, fresh.digest, monkeypatch)
+    try:
+        first = asyncio.create_task(shelf.acquire(fresh))
+        second = asyncio.create_task(shelf.acquire(fresh))
+        await _until(lambda: len(held) == 2, "both requesters held after the fetch")
+        assert shelf.stats["fetch_waits"] == 1
+        made = shelf.l1.copies[fresh.digest]
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        racer = await shelf.acquire(other)
+        assert made.linked and (racer.found, racer.copy.tier) == (TierName.L3, TierName.L2)
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+        assert first.cancelled() and second.cancelled()
+        assert not shelf.l1.holds and not shelf.l2.holds
+        assert made.leases == 0
+        shelf.release(racer)
+        served = await shelf.acquire(other)  # from L2; its promotion may evict the copy now
+        await _settled(shelf)
+        assert fresh.digest not in shelf.l1.copies and not made.linked
+        assert other.digest in shelf.l1.copies
+        shelf.release(served)
+        _exact(shelf)
+    finally:
+        gate.set()
         await _closed(shelf)
