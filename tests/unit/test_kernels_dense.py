@@ -186,7 +186,11 @@ def test_row_reductions_are_numpys(
     assert _kernels.BUILT is not None
     with np.errstate(all="ignore"):
         assert same_bits(_kernels.BUILT.dense_rows(X, 0), X.sum(axis=1, keepdims=True)[:, 0])
-        assert same_bits(_kernels.BUILT.dense_rows(X, 1), X.max(axis=1, keepdims=True)[:, 0])
+        # the maxima of finite rows, equal up to the sign of a zero: the softmax subtracts them
+        # and exp(+0) == exp(-0) (its shift and output are held to numpy's bits below)
+        finite = np.isfinite(X).all(axis=1)
+        maxima = _kernels.BUILT.dense_rows(X, 1)[finite]
+        assert np.array_equal(maxima, X.max(axis=1)[finite])
 
 
 @settings(max_examples=100, deadline=None)
@@ -245,3 +249,45 @@ def test_other_dtypes_have_no_dense_kernel() -> None:
         assert LinearRegressor(np.ones(3), np.zeros(())).kernel is not None
     with using("numpy"):
         assert LinearRegressor(np.ones(3), np.zeros(())).kernel is None
+
+
+def test_an_overflow_before_a_relu_goes_to_numpy_and_warns_there() -> None:
+    # numpy's maximum loop clears every floating-point flag when it returns: the kernel tests
+    # the product's flags before the relu, as numpy warns right after its matmul
+    layers = [(np.full((2, 3), 1e300), np.zeros(3)), (np.ones((3, 1)), np.zeros(1))]
+    reference, compiled = _pair(lambda: MLPRegressor(layers, "relu", "identity"))
+    X = np.full((4, 2), 1e10)
+    assert compiled.kernel(X) is None
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        actual = compiled.predict(X)
+    with np.errstate(all="ignore"):
+        assert same_bits(actual, reference.predict(X))
+
+
+def test_an_overflow_in_the_softmax_shift_goes_to_numpy_and_warns_there() -> None:
+    # scores 1e308 and -1e308: x - max overflows in the second class; numpy warns
+    coef = np.zeros((3, 2))
+    intercept = np.array([1e308, -1e308, 0.0])
+    reference, compiled = _pair(lambda: LinearClassifier(coef, intercept, np.arange(3), "softmax"))
+    X = np.ones((5, 2))
+    assert compiled.kernel.affine(X, 1) is None
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        actual = compiled.predict_proba(X)
+    with np.errstate(all="ignore"):
+        assert same_bits(actual, reference.predict_proba(X))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_softmax_of_scores_that_are_not_finite_goes_to_numpy(bad: float) -> None:
+    # an image's weights may hold NaN or inf (no flag is raised on the way): numpy's maximum
+    # propagates NaN as it does, so such rows are numpy's to compute
+    rng = np.random.default_rng(5)
+    coef = rng.normal(size=(4, 6))
+    coef[2, 3] = bad
+    reference, compiled = _pair(
+        lambda: LinearClassifier(coef, np.zeros(4), np.arange(4), "softmax")
+    )
+    X = np.abs(rng.normal(size=(50, 6)))
+    assert compiled.kernel.affine(X, 1) is None
+    with np.errstate(all="ignore"):
+        assert same_bits(compiled.predict_proba(X), reference.predict_proba(X))

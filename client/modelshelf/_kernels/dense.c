@@ -2,21 +2,22 @@
  *
  * The reference is the numpy runtime (modelshelf/runtime/linear.py, neural.py, _math.py), and
  * this file does not reimplement its arithmetic: it calls numpy's OWN float64 inner loops (the
- * ``functions`` of the ufuncs ``matmul``, ``add``, ``subtract``, ``divide``, ``maximum``, ``exp``
- * and ``tanh``, the CPU-dispatched implementations numpy itself selected at import) with the
- * dimensions and strides numpy's ufunc machinery passes them for the numpy path's calls, minus
- * the Python and dispatch overhead. Results are therefore the numpy path's to the last bit:
+ * ``functions`` of the ufuncs ``matmul``, ``add``, ``maximum``, ``exp`` and ``tanh``, the
+ * CPU-dispatched implementations numpy itself selected at import) with the dimensions and
+ * strides numpy's ufunc machinery passes them for the numpy path's calls, minus the Python and
+ * dispatch overhead. Results are therefore the numpy path's to the last bit:
  *
  * - the product follows ``_math.matmul``'s blocks exactly (whole, row blocks, or the one-row
  *   column blocks; the cell bound and the minimum block come from Python), each block one call
  *   of numpy's matmul loop with numpy's gufunc strides (a core dimension of size 1 gets stride
  *   0, ufunc_object.c), so it takes the same gemm/gemv/dot/noblas route and BLAS keeps it on the
  *   calling thread as the numpy path's does;
- * - reductions are numpy's: a row sum is the ``add`` loop in reduce form over the whole row from
- *   the identity 0.0 (numpy's pairwise sum), a row maximum the ``maximum`` loop in reduce form
- *   over the rest of the row from its first element;
- * - elementwise exact operations (negation, 1 - p, x >= 0) are plain C: IEEE gives their bits
- *   (the build forbids fast-math and FMA contraction).
+ * - reductions whose order matters are numpy's: a row sum is the ``add`` loop in reduce form
+ *   over the whole row from the identity 0.0 (numpy's pairwise sum);
+ * - operations whose result does not depend on an order are plain C: IEEE gives their bits (the
+ *   build forbids fast-math and FMA contraction): elementwise adds, subtractions and divisions
+ *   (the intercept, the softmax's shift and normalisation), negation, 1 - p, x >= 0, and the
+ *   maximum of a finite row (see softmax).
  *
  * numpy reports floating-point errors (overflow, invalid, division by zero) as warnings after
  * each ufunc, as ``np.errstate`` says; the kernel does not: where one is raised it answers None
@@ -27,6 +28,7 @@
 #include "kernels.h"
 
 #include <fenv.h>
+#include <math.h>
 #include <string.h>
 
 #define NO_IMPORT_UFUNC /* only the PyUFuncObject layout: no ufunc C API calls */
@@ -39,9 +41,8 @@ typedef struct {
     void *data;
 } UfuncLoop;
 
-enum { U_MATMUL, U_ADD, U_SUBTRACT, U_DIVIDE, U_MAXIMUM, U_EXP, U_TANH, N_UFUNCS };
-static const char *const UFUNC_NAMES[N_UFUNCS] = {"matmul",  "add", "subtract", "divide",
-                                                  "maximum", "exp", "tanh"};
+enum { U_MATMUL, U_ADD, U_MAXIMUM, U_EXP, U_TANH, N_UFUNCS };
+static const char *const UFUNC_NAMES[N_UFUNCS] = {"matmul", "add", "maximum", "exp", "tanh"};
 static UfuncLoop loops[N_UFUNCS];
 static int loops_state; /* 0: not looked up, 1: found, -1: missing */
 
@@ -140,21 +141,47 @@ static void reduce(int u, double *acc, const double *x, npy_intp n) {
     loops[u].fn(args, &n, steps, loops[u].data);
 }
 
-/* _math.softmax over ``rows`` rows of ``m`` (C order), in place. */
-static void softmax(double *s, npy_intp rows, npy_intp m) {
+/* _math.softmax over ``rows`` rows of ``m`` finite scores (C order), in place; 0 (nothing
+ * written) where a score is not finite: numpy must serve (its maximum propagates NaN).
+ *
+ * The row maximum and the exact elementwise steps are plain C, the exp and the row sums numpy's
+ * loops. For finite values the maximum is the same whatever the order, up to the sign of a
+ * zero, and ``x - (+0)`` and ``x - (-0)`` differ at most in the sign of a zero that exp maps to
+ * 1 either way. ``x - peak`` and ``x / total`` are IEEE operations: numpy's SIMD loops compute
+ * the same bits (and raise the same overflow flag). C keeps the flags: numpy's ``maximum`` loop
+ * clears them all when it returns (loops_minmax), so calling it per row hid an overflow in the
+ * previous row's subtraction. */
+static double row_max(const double *row, npy_intp m) {
+    double peak = row[0];
+    for (npy_intp j = 1; j < m; j++) {
+        peak = row[j] > peak ? row[j] : peak;
+    }
+    return peak;
+}
+
+static int softmax(double *s, npy_intp rows, npy_intp m) {
+    for (npy_intp i = 0; i < rows * m; i++) {
+        if (!isfinite(s[i])) {
+            return 0;
+        }
+    }
     for (npy_intp r = 0; r < rows; r++) { /* out = x - x.max(axis=1, keepdims=True) */
         double *row = s + r * m;
-        double peak = row[0];
-        reduce(U_MAXIMUM, &peak, row + 1, m - 1);
-        binary(U_SUBTRACT, row, &peak, 0, m);
+        double peak = row_max(row, m);
+        for (npy_intp j = 0; j < m; j++) {
+            row[j] = row[j] - peak;
+        }
     }
     unary(U_EXP, s, rows * m); /* np.exp(out, out=out) */
     for (npy_intp r = 0; r < rows; r++) { /* out /= out.sum(axis=1, keepdims=True) */
         double *row = s + r * m;
         double total = 0.0;
         reduce(U_ADD, &total, row, m);
-        binary(U_DIVIDE, row, &total, 0, m);
+        for (npy_intp j = 0; j < m; j++) {
+            row[j] = row[j] / total;
+        }
     }
+    return 1;
 }
 
 /* How many values the link stages below take at once (the stack buffers' size). */
@@ -204,12 +231,12 @@ enum {
 
 static const double ZERO = 0.0;
 
-/* Applies ``link`` to ``rows`` x ``m`` values in place (LINK_SIGMOID2: into ``out2``). */
-static void apply_link(int link, double *s, npy_intp rows, npy_intp m, double *out2) {
+/* Applies ``link`` to ``rows`` x ``m`` values in place (LINK_SIGMOID2: into ``out2``); 0 where
+ * numpy must serve instead (a softmax of a score that is not finite). */
+static int apply_link(int link, double *s, npy_intp rows, npy_intp m, double *out2) {
     switch (link) {
     case LINK_SOFTMAX:
-        softmax(s, rows, m);
-        break;
+        return softmax(s, rows, m);
     case LINK_EXPIT:
         expit(s, rows * m);
         break;
@@ -228,6 +255,7 @@ static void apply_link(int link, double *s, npy_intp rows, npy_intp m, double *o
     default:
         break;
     }
+    return 1;
 }
 
 /* -- the Dense type ------------------------------------------------------------------------ */
@@ -336,8 +364,11 @@ static void affine(const Dense *self, const char *x, npy_intp xs0, npy_intp xs1,
     } else {
         matmul(x, xs0, xs1, self->w, self->ws0, self->ws1, (char *)out, n * d, d, rows, k, n);
     }
-    for (npy_intp r = 0; r < rows; r++) { /* + intercept */
-        binary(U_ADD, out + r * n, self->b, self->b_step, n);
+    const npy_intp step = self->b_step / (npy_intp)sizeof(double); /* + intercept (IEEE adds) */
+    for (npy_intp r = 0; r < rows; r++) {
+        for (npy_intp j = 0; j < n; j++) {
+            out[r * n + j] = out[r * n + j] + self->b[j * step];
+        }
     }
 }
 
@@ -392,9 +423,9 @@ static PyObject *Dense_affine(Dense *self, PyObject *const *args, Py_ssize_t nar
     affine(self, xd, xs0, xs1, rows, od);
     raised = fetestexcept(FP_ERRORS);
     if (!raised && link != LINK_NONE) {
-        apply_link((int)link, od, rows, self->n, o2);
         /* linear.sigmoid ignores exp's overflow (np.errstate(over="ignore")) */
-        raised = fetestexcept(link == LINK_SIGMOID2 ? FE_INVALID | FE_DIVBYZERO : FP_ERRORS);
+        raised = !apply_link((int)link, od, rows, self->n, o2) ||
+                 fetestexcept(link == LINK_SIGMOID2 ? FE_INVALID | FE_DIVBYZERO : FP_ERRORS);
     }
     Py_END_ALLOW_THREADS;
     if (PyErr_Occurred()) { /* numpy's matmul loop sets MemoryError when its buffer fails */
@@ -433,7 +464,8 @@ PyTypeObject msk_DenseType = {
 };
 
 /* dense_rows(X, op): the row reductions the softmax uses (op 0: sums, op 1: maxima) of a
- * C-ordered float64 matrix, exposed so that tests hold them against numpy's. */
+ * C-ordered float64 matrix, exposed so that tests hold them against numpy's (the maxima of
+ * finite rows; softmax leaves any other row to numpy). */
 PyObject *msk_dense_rows(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *obj;
@@ -465,8 +497,7 @@ PyObject *msk_dense_rows(PyObject *module, PyObject *args) {
             od[r] = 0.0;
             reduce(U_ADD, od + r, row, m);
         } else {
-            od[r] = row[0];
-            reduce(U_MAXIMUM, od + r, row + 1, m - 1);
+            od[r] = row_max(row, m);
         }
     }
     return (PyObject *)out;
@@ -526,8 +557,12 @@ PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t 
     for (Py_ssize_t i = 0; i < n_layers && !raised; i++) {
         double *out = (double *)PyArray_DATA(acts[i]);
         affine(layers[i], in, xs0, xs1, rows, out);
-        apply_link(i + 1 < n_layers ? (int)hidden : (int)output, out, rows, layers[i]->n, NULL);
+        /* before the link: numpy's maximum loop (relu) clears every flag when it returns */
         raised = fetestexcept(FP_ERRORS);
+        if (!raised) {
+            int link = i + 1 < n_layers ? (int)hidden : (int)output;
+            raised = apply_link(link, out, rows, layers[i]->n, NULL) ? fetestexcept(FP_ERRORS) : 1;
+        }
         in = (const char *)out; /* the next layer reads this C-ordered activation */
         xs0 = layers[i]->n * (npy_intp)sizeof(double);
         xs1 = sizeof(double);
