@@ -8,6 +8,7 @@ them hostile arrays.)"""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -43,8 +44,8 @@ def _counting(executor: Any) -> list[bool]:
     kernel, calls = executor.kernel, []
 
     class Counting:
-        def affine(self, X: Any, link: int) -> Any:
-            result = kernel.affine(X, link)
+        def affine(self, X: Any, *args: int) -> Any:
+            result = kernel.affine(X, *args)
             calls.append(result is not None)
             return result
 
@@ -186,7 +187,11 @@ def test_row_reductions_are_numpys(
     assert _kernels.BUILT is not None
     with np.errstate(all="ignore"):
         assert same_bits(_kernels.BUILT.dense_rows(X, 0), X.sum(axis=1, keepdims=True)[:, 0])
-        assert same_bits(_kernels.BUILT.dense_rows(X, 1), X.max(axis=1, keepdims=True)[:, 0])
+        # the maxima of finite rows, equal up to the sign of a zero: the softmax subtracts them
+        # and exp(+0) == exp(-0) (its shift and output are held to numpy's bits below)
+        finite = np.isfinite(X).all(axis=1)
+        maxima = _kernels.BUILT.dense_rows(X, 1)[finite]
+        assert np.array_equal(maxima, X.max(axis=1)[finite])
 
 
 @settings(max_examples=100, deadline=None)
@@ -245,3 +250,142 @@ def test_other_dtypes_have_no_dense_kernel() -> None:
         assert LinearRegressor(np.ones(3), np.zeros(())).kernel is not None
     with using("numpy"):
         assert LinearRegressor(np.ones(3), np.zeros(())).kernel is None
+
+
+def test_an_overflow_before_a_relu_goes_to_numpy_and_warns_there() -> None:
+    # numpy's maximum loop clears every floating-point flag when it returns: the kernel tests
+    # the product's flags before the relu, as numpy warns right after its matmul
+    layers = [(np.full((2, 3), 1e300), np.zeros(3)), (np.ones((3, 1)), np.zeros(1))]
+    reference, compiled = _pair(lambda: MLPRegressor(layers, "relu", "identity"))
+    X = np.full((4, 2), 1e10)
+    assert compiled.kernel(X) is None
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        actual = compiled.predict(X)
+    with np.errstate(all="ignore"):
+        assert same_bits(actual, reference.predict(X))
+
+
+def test_an_overflow_in_the_softmax_shift_goes_to_numpy_and_warns_there() -> None:
+    # scores 1e308 and -1e308: x - max overflows in the second class; numpy warns
+    coef = np.zeros((3, 2))
+    intercept = np.array([1e308, -1e308, 0.0])
+    reference, compiled = _pair(lambda: LinearClassifier(coef, intercept, np.arange(3), "softmax"))
+    X = np.ones((5, 2))
+    assert compiled.kernel.affine(X, 1) is None
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        actual = compiled.predict_proba(X)
+    with np.errstate(all="ignore"):
+        assert same_bits(actual, reference.predict_proba(X))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_softmax_of_scores_that_are_not_finite_goes_to_numpy(bad: float) -> None:
+    # an image's weights may hold NaN or inf (no flag is raised on the way): numpy's maximum
+    # propagates NaN as it does, so such rows are numpy's to compute
+    rng = np.random.default_rng(5)
+    coef = rng.normal(size=(4, 6))
+    coef[2, 3] = bad
+    reference, compiled = _pair(
+        lambda: LinearClassifier(coef, np.zeros(4), np.arange(4), "softmax")
+    )
+    X = np.abs(rng.normal(size=(50, 6)))
+    assert compiled.kernel.affine(X, 1) is None
+    with np.errstate(all="ignore"):
+        assert same_bits(compiled.predict_proba(X), reference.predict_proba(X))
+
+
+@pytest.fixture
+def threads() -> Iterator[None]:
+    yield
+    _kernels.set_threads(1)
+
+
+@pytest.mark.usefixtures("threads")
+@pytest.mark.parametrize("n_threads", [2, 3, 8])
+@pytest.mark.parametrize("rows", [409, 410, 818, 819, 1000, 5000])
+@pytest.mark.parametrize("proba", ["logistic", "softmax", "ovr"])
+def test_threads_split_row_blocks_to_one_threads_bits(
+    n_threads: int, rows: int, proba: str
+) -> None:
+    # 64 x 10 weights: blocks of 409 rows (SINGLE_THREAD_CELLS // 640), 2 classes: one score
+    rng = np.random.default_rng(rows * 7 + n_threads)
+    n_classes = 2 if proba == "logistic" else 10
+    reference, compiled = _pair(_classifier(rng, 64, n_classes, proba))
+    X = rng.normal(size=(rows, 64)) * 4
+    _kernels.set_threads(n_threads)
+    kernel = compiled.kernel
+    block = _math.SINGLE_THREAD_CELLS // (64 * (1 if n_classes == 2 else n_classes))
+    assert kernel._threads(X, n_threads) == min(n_threads, -(-rows // block))
+    calls = _counting(compiled)
+    assert same_bits(compiled.predict_proba(X), reference.predict_proba(X))
+    assert same_bits(compiled.decision_function(X), reference.decision_function(X))
+    assert all(calls)
+    # strided inputs stay on one thread (numpy's loop may copy them), with the same bits
+    wide = np.hstack([X, X])[:, ::2]
+    assert kernel._threads(wide, n_threads) == 1
+    assert same_bits(compiled.predict_proba(wide), reference.predict_proba(wide))
+
+
+@pytest.mark.usefixtures("threads")
+def test_a_floating_point_error_in_another_threads_rows_goes_to_numpy() -> None:
+    # flags are per thread: the intercept's add overflows in the last block's rows only, which
+    # the second thread computes (scores ~1e308 + 1.7e308); numpy warns "overflow in add"
+    rng = np.random.default_rng(11)
+    coef, classes = rng.uniform(1, 2, (10, 64)), np.arange(10)
+    intercept = np.full(10, 1.7e308)
+    reference, compiled = _pair(lambda: LinearClassifier(coef, intercept, classes, "softmax"))
+    X = rng.normal(size=(1000, 64))
+    X[-1, :] = 1e306
+    _kernels.set_threads(2)
+    assert compiled.kernel._threads(X, 2) == 2
+    assert compiled.kernel.affine(X[:-1], 0, 2) is not None
+    assert compiled.kernel.affine(X, 0, 2) is None
+    with pytest.warns(RuntimeWarning, match="overflow encountered in add"):
+        actual = compiled.decision_function(X)
+    with np.errstate(all="ignore"):
+        assert same_bits(actual, reference.decision_function(X))
+
+
+def test_the_thread_count_is_checked_and_capped_in_c() -> None:
+    rng = np.random.default_rng(2)
+    reference, compiled = _pair(_classifier(rng, 64, 10, "softmax"))
+    X = rng.normal(size=(2000, 64))
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="threads"):
+            compiled.kernel.affine(X, 1, bad)
+    with pytest.raises(TypeError):
+        compiled.kernel.affine(X, 1, 2.0)
+    # whoever passes more than modelshelf.set_threads allows gets at most one per block
+    assert compiled.kernel._threads(X, 10**6) == 5
+    assert same_bits(compiled.kernel.affine(X, 1, 10**6), reference.predict_proba(X))
+
+
+@pytest.mark.usefixtures("threads")
+def test_the_worker_pool_serves_concurrent_callers_and_forked_children() -> None:
+    # one call uses the pool at a time (the others run their parts on their own thread), and a
+    # forked child starts without the parent's workers: same bits everywhere
+    import os
+    import threading
+
+    rng = np.random.default_rng(4)
+    reference, compiled = _pair(_classifier(rng, 64, 10, "softmax"))
+    X = rng.normal(size=(3000, 64))
+    expected = reference.predict_proba(X)
+    _kernels.set_threads(3)
+    assert same_bits(compiled.predict_proba(X), expected)  # the pool starts here
+    pid = os.fork()
+    if pid == 0:  # the child: no workers until its first threaded call
+        os._exit(0 if same_bits(compiled.predict_proba(X), expected) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    results: list[bool] = []
+
+    def call() -> None:
+        results.extend(same_bits(compiled.predict_proba(X), expected) for _ in range(20))
+
+    callers = [threading.Thread(target=call) for _ in range(4)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+    assert results == [True] * 80

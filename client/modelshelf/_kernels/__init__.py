@@ -8,7 +8,8 @@ read once at import, forces the numpy path even when the extension is built.
 
 ``MODELSHELF_THREADS`` (default 1), read once at import, or ``set_threads(n)`` (also
 ``modelshelf.set_threads``), lets one call of the compiled tree kernel split a large batch's rows
-over ``n`` threads (results are one thread's to the bit). One thread is the default because a
+over ``n`` threads, and one call of the dense kernel (linear models) split the row blocks of its
+product (results are one thread's to the bit). One thread is the default because a
 node full of worker processes is where modelshelf runs: there a second thread only waits for a
 core that another process needs.
 
@@ -103,15 +104,17 @@ _threads = _threads_from_env()
 
 
 def get_threads() -> int:
-    """The threads one call of a compiled tree kernel may use for a large batch."""
+    """The threads one call of a compiled tree or linear kernel may use for a large batch."""
     return _threads
 
 
 def set_threads(n: int) -> None:
-    """Let one call of a compiled tree kernel split a large batch's rows over ``n`` threads
-    (1 to 256; default 1, or ``MODELSHELF_THREADS``). It takes effect at the next call, for
-    models already loaded too. Small batches stay on the calling thread, and results are the
-    same to the bit whatever ``n``. Keep 1 on a node busy with worker processes: a second
+    """Let one call of a compiled tree kernel split a large batch's rows over ``n`` threads,
+    and one call of a linear model's dense kernel the row blocks of its product (1 to 256;
+    default 1, or ``MODELSHELF_THREADS``). It takes effect at the next call, for models already
+    loaded too. Small batches stay on the calling thread (a linear model's below two of
+    ``_math.matmul``'s blocks; an MLP's layers stay on one thread), and results are the same to
+    the bit whatever ``n``. Keep 1 on a node busy with worker processes: a second
     thread then waits for a core."""
     global _threads
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:

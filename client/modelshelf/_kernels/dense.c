@@ -2,21 +2,22 @@
  *
  * The reference is the numpy runtime (modelshelf/runtime/linear.py, neural.py, _math.py), and
  * this file does not reimplement its arithmetic: it calls numpy's OWN float64 inner loops (the
- * ``functions`` of the ufuncs ``matmul``, ``add``, ``subtract``, ``divide``, ``maximum``, ``exp``
- * and ``tanh``, the CPU-dispatched implementations numpy itself selected at import) with the
- * dimensions and strides numpy's ufunc machinery passes them for the numpy path's calls, minus
- * the Python and dispatch overhead. Results are therefore the numpy path's to the last bit:
+ * ``functions`` of the ufuncs ``matmul``, ``add``, ``maximum``, ``exp`` and ``tanh``, the
+ * CPU-dispatched implementations numpy itself selected at import) with the dimensions and
+ * strides numpy's ufunc machinery passes them for the numpy path's calls, minus the Python and
+ * dispatch overhead. Results are therefore the numpy path's to the last bit:
  *
  * - the product follows ``_math.matmul``'s blocks exactly (whole, row blocks, or the one-row
  *   column blocks; the cell bound and the minimum block come from Python), each block one call
  *   of numpy's matmul loop with numpy's gufunc strides (a core dimension of size 1 gets stride
  *   0, ufunc_object.c), so it takes the same gemm/gemv/dot/noblas route and BLAS keeps it on the
  *   calling thread as the numpy path's does;
- * - reductions are numpy's: a row sum is the ``add`` loop in reduce form over the whole row from
- *   the identity 0.0 (numpy's pairwise sum), a row maximum the ``maximum`` loop in reduce form
- *   over the rest of the row from its first element;
- * - elementwise exact operations (negation, 1 - p, x >= 0) are plain C: IEEE gives their bits
- *   (the build forbids fast-math and FMA contraction).
+ * - reductions whose order matters are numpy's: a row sum is the ``add`` loop in reduce form
+ *   over the whole row from the identity 0.0 (numpy's pairwise sum);
+ * - operations whose result does not depend on an order are plain C: IEEE gives their bits (the
+ *   build forbids fast-math and FMA contraction): elementwise adds, subtractions and divisions
+ *   (the intercept, the softmax's shift and normalisation), negation, 1 - p, x >= 0, and the
+ *   maximum of a finite row (see softmax).
  *
  * numpy reports floating-point errors (overflow, invalid, division by zero) as warnings after
  * each ufunc, as ``np.errstate`` says; the kernel does not: where one is raised it answers None
@@ -27,6 +28,9 @@
 #include "kernels.h"
 
 #include <fenv.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NO_IMPORT_UFUNC /* only the PyUFuncObject layout: no ufunc C API calls */
@@ -39,9 +43,8 @@ typedef struct {
     void *data;
 } UfuncLoop;
 
-enum { U_MATMUL, U_ADD, U_SUBTRACT, U_DIVIDE, U_MAXIMUM, U_EXP, U_TANH, N_UFUNCS };
-static const char *const UFUNC_NAMES[N_UFUNCS] = {"matmul",  "add", "subtract", "divide",
-                                                  "maximum", "exp", "tanh"};
+enum { U_MATMUL, U_ADD, U_MAXIMUM, U_EXP, U_TANH, N_UFUNCS };
+static const char *const UFUNC_NAMES[N_UFUNCS] = {"matmul", "add", "maximum", "exp", "tanh"};
 static UfuncLoop loops[N_UFUNCS];
 static int loops_state; /* 0: not looked up, 1: found, -1: missing */
 
@@ -99,6 +102,8 @@ PyObject *msk_dense_ready(PyObject *module, PyObject *unused) {
     return PyBool_FromLong(have_loops());
 }
 
+#define FP_ERRORS (FE_OVERFLOW | FE_INVALID | FE_DIVBYZERO)
+
 /* -- numpy's operations, as its ufunc machinery calls the loops -------------------------- */
 
 /* A gufunc core stride: 0 where the dimension is 1 (ufunc_object.c, "Force zero stride"). */
@@ -140,21 +145,47 @@ static void reduce(int u, double *acc, const double *x, npy_intp n) {
     loops[u].fn(args, &n, steps, loops[u].data);
 }
 
-/* _math.softmax over ``rows`` rows of ``m`` (C order), in place. */
-static void softmax(double *s, npy_intp rows, npy_intp m) {
+/* _math.softmax over ``rows`` rows of ``m`` finite scores (C order), in place; 0 (nothing
+ * written) where a score is not finite: numpy must serve (its maximum propagates NaN).
+ *
+ * The row maximum and the exact elementwise steps are plain C, the exp and the row sums numpy's
+ * loops. For finite values the maximum is the same whatever the order, up to the sign of a
+ * zero, and ``x - (+0)`` and ``x - (-0)`` differ at most in the sign of a zero that exp maps to
+ * 1 either way. ``x - peak`` and ``x / total`` are IEEE operations: numpy's SIMD loops compute
+ * the same bits (and raise the same overflow flag). C keeps the flags: numpy's ``maximum`` loop
+ * clears them all when it returns (loops_minmax), so calling it per row hid an overflow in the
+ * previous row's subtraction. */
+static double row_max(const double *row, npy_intp m) {
+    double peak = row[0];
+    for (npy_intp j = 1; j < m; j++) {
+        peak = row[j] > peak ? row[j] : peak;
+    }
+    return peak;
+}
+
+static int softmax(double *s, npy_intp rows, npy_intp m) {
+    for (npy_intp i = 0; i < rows * m; i++) {
+        if (!isfinite(s[i])) {
+            return 0;
+        }
+    }
     for (npy_intp r = 0; r < rows; r++) { /* out = x - x.max(axis=1, keepdims=True) */
         double *row = s + r * m;
-        double peak = row[0];
-        reduce(U_MAXIMUM, &peak, row + 1, m - 1);
-        binary(U_SUBTRACT, row, &peak, 0, m);
+        double peak = row_max(row, m);
+        for (npy_intp j = 0; j < m; j++) {
+            row[j] = row[j] - peak;
+        }
     }
     unary(U_EXP, s, rows * m); /* np.exp(out, out=out) */
     for (npy_intp r = 0; r < rows; r++) { /* out /= out.sum(axis=1, keepdims=True) */
         double *row = s + r * m;
         double total = 0.0;
         reduce(U_ADD, &total, row, m);
-        binary(U_DIVIDE, row, &total, 0, m);
+        for (npy_intp j = 0; j < m; j++) {
+            row[j] = row[j] / total;
+        }
     }
+    return 1;
 }
 
 /* How many values the link stages below take at once (the stack buffers' size). */
@@ -204,12 +235,12 @@ enum {
 
 static const double ZERO = 0.0;
 
-/* Applies ``link`` to ``rows`` x ``m`` values in place (LINK_SIGMOID2: into ``out2``). */
-static void apply_link(int link, double *s, npy_intp rows, npy_intp m, double *out2) {
+/* Applies ``link`` to ``rows`` x ``m`` values in place (LINK_SIGMOID2: into ``out2``); 0 where
+ * numpy must serve instead (a softmax of a score that is not finite). */
+static int apply_link(int link, double *s, npy_intp rows, npy_intp m, double *out2) {
     switch (link) {
     case LINK_SOFTMAX:
-        softmax(s, rows, m);
-        break;
+        return softmax(s, rows, m);
     case LINK_EXPIT:
         expit(s, rows * m);
         break;
@@ -228,6 +259,7 @@ static void apply_link(int link, double *s, npy_intp rows, npy_intp m, double *o
     default:
         break;
     }
+    return 1;
 }
 
 /* -- the Dense type ------------------------------------------------------------------------ */
@@ -311,6 +343,16 @@ static PyObject *Dense_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     return (PyObject *)self;
 }
 
+/* ``out (rows x n, C order) += b``: IEEE adds, numpy's bits. */
+static void add_intercept(const Dense *self, double *out, npy_intp rows) {
+    const npy_intp n = self->n, step = self->b_step / (npy_intp)sizeof(double);
+    for (npy_intp r = 0; r < rows; r++) {
+        for (npy_intp j = 0; j < n; j++) {
+            out[r * n + j] = out[r * n + j] + self->b[j * step];
+        }
+    }
+}
+
 /* ``out (rows x n, C order) = X @ W + b``, in _math.matmul's blocks; X's rows and columns
  * ``xs0`` and ``xs1`` bytes apart (any strides: numpy's loop reads them as the numpy path's). */
 static void affine(const Dense *self, const char *x, npy_intp xs0, npy_intp xs1, npy_intp rows,
@@ -336,12 +378,188 @@ static void affine(const Dense *self, const char *x, npy_intp xs0, npy_intp xs1,
     } else {
         matmul(x, xs0, xs1, self->w, self->ws0, self->ws1, (char *)out, n * d, d, rows, k, n);
     }
-    for (npy_intp r = 0; r < rows; r++) { /* + intercept */
-        binary(U_ADD, out + r * n, self->b, self->b_step, n);
+    add_intercept(self, out, rows);
+}
+
+/* The rows of one product of ``_math.matmul``'s plan for ``rows`` rows when the plan is blocks
+ * of rows (at least two), else 0. */
+static npy_intp row_blocks(const Dense *self, npy_intp rows) {
+    const npy_intp kn = self->k * self->n;
+    if (rows <= self->cells / kn || self->cells / kn < self->min_rows) {
+        return 0;
+    }
+    return self->cells / kn;
+}
+
+/* W as numpy's matmul loop passes it to BLAS without a copy: 2-D, one stride a double, the
+ * other a whole number of doubles covering the other dimension (matmul.c's is_blasable2d). */
+static int blasable(const Dense *self) {
+    const npy_intp d = sizeof(double), k = self->k, n = self->n;
+    const npy_intp s0 = self->ws0, s1 = self->ws1;
+    return self->w_ndim == 2 && ((s1 == d && s0 % d == 0 && s0 >= n * d) ||
+                                 (s0 == d && s1 % d == 0 && s1 >= k * d));
+}
+
+/* One thread's share of a call: the products of the plan's row blocks from row ``lo`` (a
+ * multiple of ``block``) to ``hi``, the intercept and the link of those rows, and the
+ * floating-point flags this thread raised (flags are per thread) or 1 where numpy must serve. */
+typedef struct {
+    const Dense *self;
+    const char *x;
+    npy_intp xs0, xs1, lo, hi, block;
+    int link;
+    double *out, *out2;
+    int raised;
+} Part;
+
+static void run_part(Part *p) {
+    const Dense *self = p->self;
+    const npy_intp n = self->n, d = sizeof(double);
+    feclearexcept(FE_ALL_EXCEPT);
+    for (npy_intp start = p->lo; start < p->hi; start += p->block) {
+        npy_intp m = p->hi - start < p->block ? p->hi - start : p->block;
+        matmul(p->x + start * p->xs0, p->xs0, p->xs1, self->w, self->ws0, self->ws1,
+               (char *)(p->out + start * n), n * d, d, m, self->k, n);
+    }
+    add_intercept(self, p->out + p->lo * n, p->hi - p->lo);
+    p->raised = fetestexcept(FP_ERRORS);
+    if (!p->raised && p->link != LINK_NONE) {
+        double *out2 = p->out2 ? p->out2 + 2 * p->lo : NULL;
+        p->raised = !apply_link(p->link, p->out + p->lo * n, p->hi - p->lo, n, out2) ||
+                    fetestexcept(p->link == LINK_SIGMOID2 ? FE_INVALID | FE_DIVBYZERO : FP_ERRORS);
     }
 }
 
-#define FP_ERRORS (FE_OVERFLOW | FE_INVALID | FE_DIVBYZERO)
+/* -- the pool: worker threads kept between calls ------------------------------------------
+ *
+ * Starting a thread per call cost more than a 1000-row product (a new thread's first BLAS call
+ * sets up OpenBLAS's buffers for it): the workers start on first use, up to the threads asked
+ * for, and park on a condition variable between calls. One call uses the pool at a time; a
+ * call that finds it in use (another Python thread's) runs its parts on its own thread, with
+ * the same bits. A forked child starts with no workers (they do not exist there). */
+
+typedef struct {
+    pthread_t id;
+    pthread_mutex_t mu;
+    pthread_cond_t go, fin;
+    Part *part; /* the job, or NULL: parked */
+    int done;
+} Worker;
+
+static Worker workers[MSK_MAX_THREADS];
+static npy_intp n_workers;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void pool_forked(void) { /* in the child: the workers did not come along */
+    n_workers = 0;
+    pthread_mutex_init(&pool_mu, NULL);
+}
+
+static void pool_register_atfork(void) { pthread_atfork(NULL, NULL, pool_forked); }
+
+static void *worker_main(void *arg) {
+    Worker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->part == NULL) {
+            pthread_cond_wait(&w->go, &w->mu);
+        }
+        Part *part = w->part;
+        pthread_mutex_unlock(&w->mu);
+        run_part(part);
+        pthread_mutex_lock(&w->mu);
+        w->part = NULL;
+        w->done = 1;
+        pthread_cond_signal(&w->fin);
+    }
+    return NULL;
+}
+
+/* At least ``want`` workers running (called with pool_mu held); returns how many there are. */
+static npy_intp pool_grow(npy_intp want) {
+    pthread_once(&atfork_once, pool_register_atfork);
+    while (n_workers < want) {
+        Worker *w = &workers[n_workers];
+        if (pthread_mutex_init(&w->mu, NULL) != 0) {
+            break;
+        }
+        if (pthread_cond_init(&w->go, NULL) != 0) {
+            pthread_mutex_destroy(&w->mu);
+            break;
+        }
+        if (pthread_cond_init(&w->fin, NULL) != 0) {
+            pthread_cond_destroy(&w->go);
+            pthread_mutex_destroy(&w->mu);
+            break;
+        }
+        w->part = NULL;
+        w->done = 0;
+        pthread_attr_t attr;
+        int started = pthread_attr_init(&attr) == 0 &&
+                      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+                      pthread_create(&w->id, &attr, worker_main, w) == 0;
+        pthread_attr_destroy(&attr);
+        if (!started) {
+            pthread_cond_destroy(&w->fin);
+            pthread_cond_destroy(&w->go);
+            pthread_mutex_destroy(&w->mu);
+            break;
+        }
+        n_workers++;
+    }
+    return n_workers;
+}
+
+/* The call on up to ``threads`` threads (the caller's one of them): the plan's row blocks in
+ * contiguous runs, each block one product as on one thread, so every value is one thread's to
+ * the bit. Returns the flags raised, 1 where numpy must serve. */
+static int run_parts(const Part *proto, npy_intp rows, npy_intp threads) {
+    npy_intp blocks = (rows + proto->block - 1) / proto->block;
+    threads = threads < MSK_MAX_THREADS ? threads : MSK_MAX_THREADS;
+    threads = threads < blocks ? threads : blocks;
+    Part parts[MSK_MAX_THREADS];
+    for (npy_intp t = 0; t < threads; t++) {
+        parts[t] = *proto;
+        parts[t].lo = blocks * t / threads * proto->block;
+        npy_intp hi = blocks * (t + 1) / threads * proto->block;
+        parts[t].hi = hi < rows ? hi : rows;
+    }
+    npy_intp helpers = 0;
+    int pooled = pthread_mutex_trylock(&pool_mu) == 0;
+    if (pooled) {
+        npy_intp have = pool_grow(threads - 1);
+        helpers = have < threads - 1 ? have : threads - 1;
+        for (npy_intp t = 0; t < helpers; t++) {
+            Worker *w = &workers[t];
+            pthread_mutex_lock(&w->mu);
+            w->done = 0;
+            w->part = &parts[t + 1];
+            pthread_cond_signal(&w->go);
+            pthread_mutex_unlock(&w->mu);
+        }
+    }
+    run_part(&parts[0]);
+    for (npy_intp t = helpers + 1; t < threads; t++) {
+        run_part(&parts[t]); /* no worker to be had: this thread does its share */
+    }
+    for (npy_intp t = 0; t < helpers; t++) {
+        Worker *w = &workers[t];
+        pthread_mutex_lock(&w->mu);
+        while (!w->done) {
+            pthread_cond_wait(&w->fin, &w->mu);
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (pooled) {
+        pthread_mutex_unlock(&pool_mu);
+    }
+    int raised = 0;
+    for (npy_intp t = 0; t < threads; t++) {
+        raised |= parts[t].raised;
+    }
+    return raised;
+}
 
 /* An input the kernel reads in place: an exact ndarray, float64, 2-D, aligned, native, with k
  * columns and at least one row. Its strides may be any: numpy's gufunc machinery hands such an
@@ -360,12 +578,46 @@ static PyArrayObject *new_array(int ndim, npy_intp rows, npy_intp n) {
     return (PyArrayObject *)PyArray_SimpleNew(ndim, dims, NPY_DOUBLE);
 }
 
+/* The threads a call on ``x`` (taken) with ``threads`` allowed runs on: several only where the
+ * plan has several row blocks and numpy's matmul loop reads X and W in place (a buffer it
+ * failed to allocate would raise its MemoryError in another thread, where it is lost). */
+static npy_intp threads_for(const Dense *self, PyArrayObject *x, npy_intp threads) {
+    npy_intp block = row_blocks(self, PyArray_DIM(x, 0));
+    if (threads <= 1 || block == 0 || !PyArray_IS_C_CONTIGUOUS(x) || !blasable(self)) {
+        return 1;
+    }
+    npy_intp blocks = (PyArray_DIM(x, 0) + block - 1) / block;
+    threads = threads < MSK_MAX_THREADS ? threads : MSK_MAX_THREADS;
+    return threads < blocks ? threads : blocks;
+}
+
+/* _threads(X, threads): how many threads ``affine`` would run on (a test hook). */
+static PyObject *Dense_threads(Dense *self, PyObject *args) {
+    PyObject *obj;
+    Py_ssize_t threads;
+    if (!PyArg_ParseTuple(args, "On:_threads", &obj, &threads)) {
+        return NULL;
+    }
+    if (!takes(self, obj)) {
+        return PyLong_FromLong(0);
+    }
+    return PyLong_FromSsize_t(threads_for(self, (PyArrayObject *)obj, threads));
+}
+
 static PyObject *Dense_affine(Dense *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyLong_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "affine(X, link) takes an array and a link number");
+    if (nargs < 2 || nargs > 3 || !PyLong_Check(args[1]) || (nargs == 3 && !PyLong_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "affine(X, link[, threads]) takes an array, a link number and a count");
         return NULL;
     }
     long link = PyLong_AsLong(args[1]);
+    long threads = nargs == 3 ? PyLong_AsLong(args[2]) : 1;
+    if (threads < 1) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "threads: at least 1");
+        }
+        return NULL;
+    }
     if (link < 0 || link >= N_LINKS || (link == LINK_SIGMOID2 && self->n != 1)) {
         PyErr_SetString(PyExc_ValueError, "link: unknown, or a sigmoid of more than one score");
         return NULL;
@@ -387,14 +639,20 @@ static PyObject *Dense_affine(Dense *self, PyObject *const *args, Py_ssize_t nar
     double *od = (double *)PyArray_DATA(out);
     double *o2 = out2 ? (double *)PyArray_DATA(out2) : NULL;
     int raised;
+    npy_intp block = threads_for(self, x, threads) > 1 ? row_blocks(self, rows) : 0;
     Py_BEGIN_ALLOW_THREADS;
-    feclearexcept(FE_ALL_EXCEPT);
-    affine(self, xd, xs0, xs1, rows, od);
-    raised = fetestexcept(FP_ERRORS);
-    if (!raised && link != LINK_NONE) {
-        apply_link((int)link, od, rows, self->n, o2);
-        /* linear.sigmoid ignores exp's overflow (np.errstate(over="ignore")) */
-        raised = fetestexcept(link == LINK_SIGMOID2 ? FE_INVALID | FE_DIVBYZERO : FP_ERRORS);
+    if (block > 0) {
+        Part proto = {self, xd, xs0, xs1, 0, rows, block, (int)link, od, o2, 0};
+        raised = run_parts(&proto, rows, threads);
+    } else {
+        feclearexcept(FE_ALL_EXCEPT);
+        affine(self, xd, xs0, xs1, rows, od);
+        raised = fetestexcept(FP_ERRORS);
+        if (!raised && link != LINK_NONE) {
+            /* linear.sigmoid ignores exp's overflow (np.errstate(over="ignore")) */
+            raised = !apply_link((int)link, od, rows, self->n, o2) ||
+                     fetestexcept(link == LINK_SIGMOID2 ? FE_INVALID | FE_DIVBYZERO : FP_ERRORS);
+        }
     }
     Py_END_ALLOW_THREADS;
     if (PyErr_Occurred()) { /* numpy's matmul loop sets MemoryError when its buffer fails */
@@ -415,9 +673,12 @@ static PyObject *Dense_affine(Dense *self, PyObject *const *args, Py_ssize_t nar
 }
 
 static PyMethodDef Dense_methods[] = {
+    {"_threads", (PyCFunction)Dense_threads, METH_VARARGS,
+     "_threads(X, threads) -> the threads affine(X, link, threads) runs on (0: not taken)."},
     {"affine", (PyCFunction)(void (*)(void))Dense_affine, METH_FASTCALL,
-     "affine(X, link) -> X @ W + b through the link (a number, see dense.c), or None where the "
-     "numpy path must serve (an input it does not take, a floating-point error)."},
+     "affine(X, link[, threads]) -> X @ W + b through the link (a number, see dense.c), its "
+     "row blocks split over up to ``threads`` threads, or None where the numpy path must serve "
+     "(an input it does not take, a floating-point error)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -433,7 +694,8 @@ PyTypeObject msk_DenseType = {
 };
 
 /* dense_rows(X, op): the row reductions the softmax uses (op 0: sums, op 1: maxima) of a
- * C-ordered float64 matrix, exposed so that tests hold them against numpy's. */
+ * C-ordered float64 matrix, exposed so that tests hold them against numpy's (the maxima of
+ * finite rows; softmax leaves any other row to numpy). */
 PyObject *msk_dense_rows(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *obj;
@@ -465,8 +727,7 @@ PyObject *msk_dense_rows(PyObject *module, PyObject *args) {
             od[r] = 0.0;
             reduce(U_ADD, od + r, row, m);
         } else {
-            od[r] = row[0];
-            reduce(U_MAXIMUM, od + r, row + 1, m - 1);
+            od[r] = row_max(row, m);
         }
     }
     return (PyObject *)out;
@@ -526,8 +787,12 @@ PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t 
     for (Py_ssize_t i = 0; i < n_layers && !raised; i++) {
         double *out = (double *)PyArray_DATA(acts[i]);
         affine(layers[i], in, xs0, xs1, rows, out);
-        apply_link(i + 1 < n_layers ? (int)hidden : (int)output, out, rows, layers[i]->n, NULL);
+        /* before the link: numpy's maximum loop (relu) clears every flag when it returns */
         raised = fetestexcept(FP_ERRORS);
+        if (!raised) {
+            int link = i + 1 < n_layers ? (int)hidden : (int)output;
+            raised = apply_link(link, out, rows, layers[i]->n, NULL) ? fetestexcept(FP_ERRORS) : 1;
+        }
         in = (const char *)out; /* the next layer reads this C-ordered activation */
         xs0 = layers[i]->n * (npy_intp)sizeof(double);
         xs1 = sizeof(double);

@@ -42,6 +42,9 @@ PyObject *msk_weigh(PyObject *module, PyObject *args);
 
 /* dense.c: the ``Dense`` type (an affine map X @ W + b and a link, by numpy's own float64
  * loops), an MLP's forward pass over a chain of them, and whether numpy's loops were found. */
+/* modelshelf.set_threads' upper bound, which every kernel applies whoever calls it */
+#define MSK_MAX_THREADS 256
+
 extern PyTypeObject msk_DenseType;
 PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *msk_dense_ready(PyObject *module, PyObject *unused);

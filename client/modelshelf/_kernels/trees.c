@@ -236,7 +236,6 @@ static PyObject *raise_fault(const Fault *fault) {
 /* Rows of inputs cast per block in ``raw``: the block's working rows stay in the first cache
  * levels while every tree walks them. Changed for measurements only (``_tune``). */
 static npy_intp block_rows = 256;
-#define MAX_THREADS 256  /* modelshelf.set_threads' upper bound */
 #define MAX_BLOCK_ROWS 65536 /* _tune's: the per-thread buffer is block x (width + 1) values */
 /* (tree, row) pairs each thread must have before a batch is split between threads: below it,
  * starting and joining a thread costs more than it saves. */
@@ -368,8 +367,8 @@ static int run_batch(const Job *proto, npy_intp threads, Fault *fault, npy_intp 
     const Trees *self = proto->self;
     npy_intp n = proto->hi - proto->lo;
     npy_intp most = n * self->n_trees / thread_pairs;
-    if (threads > MAX_THREADS) { /* the setting's range (modelshelf.set_threads), whoever calls */
-        threads = MAX_THREADS;
+    if (threads > MSK_MAX_THREADS) { /* the setting's range (modelshelf.set_threads), whoever calls */
+        threads = MSK_MAX_THREADS;
     }
     if (threads > most) {
         threads = most;

@@ -104,7 +104,7 @@ class LinearClassifier(Executor):
         return cls(coef, intercept, classes, proba, multilabel)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        scores = None if self.kernel is None else self.kernel.affine(X, 0)
+        scores = None if self.kernel is None else self.kernel.affine(X, 0, _kernels.get_threads())
         if scores is None:
             scores = matmul(X, self.coef.T) + self.intercept
         return scores.reshape(-1) if scores.shape[1] == 1 else scores
@@ -119,7 +119,7 @@ class LinearClassifier(Executor):
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self.link and self.kernel is not None:
-            fused: np.ndarray | None = self.kernel.affine(X, self.link)
+            fused: np.ndarray | None = self.kernel.affine(X, self.link, _kernels.get_threads())
             if fused is not None:
                 return fused
         scores = self.decision_function(X)
@@ -184,7 +184,7 @@ class LinearRegressor(Executor):
         return cls(coef, intercept)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        out = None if self.kernel is None else self.kernel.affine(X, 0)
+        out = None if self.kernel is None else self.kernel.affine(X, 0, _kernels.get_threads())
         return matmul(X, self.coef.T) + self.intercept if out is None else out
 
 
