@@ -99,10 +99,15 @@ class Scaler(Executor):
         check_width(X, self.n_features, "this scaler")
         if isinstance(X, CSRMatrix):
             return self._sparse(X)
-        out = X.copy()
+        if self.center is not None and X.dtype == np.float64:
+            # the copy and the shift in one pass: X - center into a new C-ordered array
+            out = np.subtract(X, self.center, order="C")
+        else:
+            out = X.copy()
+            if self.center is not None:
+                cast = out.dtype == np.float32 and self.float32 == "cast"
+                out -= self.center.astype(np.float32) if cast else self.center
         cast = out.dtype == np.float32 and self.float32 == "cast"
-        if self.center is not None:
-            out -= self.center.astype(np.float32) if cast else self.center
         if self.scale is not None:
             out /= self.scale.astype(np.float32) if cast else self.scale
         if self.factor is not None:
