@@ -30,6 +30,8 @@
 #include <fenv.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -433,17 +435,23 @@ static void run_part(Part *p) {
 /* -- the pool: worker threads kept between calls ------------------------------------------
  *
  * Starting a thread per call cost more than a 1000-row product (a new thread's first BLAS call
- * sets up OpenBLAS's buffers for it): the workers start on first use, up to the threads asked
- * for, and park on a condition variable between calls. One call uses the pool at a time; a
- * call that finds it in use (another Python thread's) runs its parts on its own thread, with
- * the same bits. A forked child starts with no workers (they do not exist there). */
+ * sets up OpenBLAS's buffers for it), and so does waking a parked one on this VM (tens of us):
+ * the workers start on first use, up to the threads asked for; after a part a worker spins for
+ * SPIN_NS for the next before it parks on its condition variable, and a caller spins for its
+ * workers' parts (bounded too) before it sleeps, as OpenMP runtimes and OpenBLAS's own threads
+ * do. Threads are opt-in (modelshelf.set_threads): the default never starts a worker. One call
+ * uses the pool at a time; a call that finds it in use (another Python thread's) runs its parts
+ * on its own thread, with the same bits. A forked child starts with no workers. */
+
+#define SPIN_NS 200000L /* 0.2 ms */
 
 typedef struct {
     pthread_t id;
     pthread_mutex_t mu;
     pthread_cond_t go, fin;
-    Part *part; /* the job, or NULL: parked */
-    int done;
+    Part *part;              /* the job of number ``posted`` */
+    atomic_long posted;      /* jobs given, by the caller */
+    atomic_long finished;    /* jobs done, by the worker */
 } Worker;
 
 static Worker workers[MSK_MAX_THREADS];
@@ -458,20 +466,54 @@ static void pool_forked(void) { /* in the child: the workers did not come along 
 
 static void pool_register_atfork(void) { pthread_atfork(NULL, NULL, pool_forked); }
 
+static long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spins until ``*counter`` reaches ``want`` or SPIN_NS pass; 1 if it did. */
+static int spin_until(atomic_long *counter, long want) {
+    long deadline = 0;
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(counter, memory_order_acquire) >= want) {
+            return 1;
+        }
+        cpu_relax();
+        if ((i & 255) == 255) {
+            long t = now_ns();
+            if (deadline == 0) {
+                deadline = t + SPIN_NS;
+            } else if (t >= deadline) {
+                return 0;
+            }
+        }
+    }
+}
+
 static void *worker_main(void *arg) {
     Worker *w = arg;
-    pthread_mutex_lock(&w->mu);
+    long seen = 0;
     for (;;) {
-        while (w->part == NULL) {
-            pthread_cond_wait(&w->go, &w->mu);
+        if (!spin_until(&w->posted, seen + 1)) {
+            pthread_mutex_lock(&w->mu);
+            while (atomic_load(&w->posted) <= seen) {
+                pthread_cond_wait(&w->go, &w->mu);
+            }
+            pthread_mutex_unlock(&w->mu);
         }
-        Part *part = w->part;
-        pthread_mutex_unlock(&w->mu);
-        run_part(part);
-        pthread_mutex_lock(&w->mu);
-        w->part = NULL;
-        w->done = 1;
+        seen++;
+        run_part(w->part);
+        atomic_store_explicit(&w->finished, seen, memory_order_release);
+        pthread_mutex_lock(&w->mu); /* a caller that gave up spinning sleeps on ``fin`` */
         pthread_cond_signal(&w->fin);
+        pthread_mutex_unlock(&w->mu);
     }
     return NULL;
 }
@@ -494,7 +536,8 @@ static npy_intp pool_grow(npy_intp want) {
             break;
         }
         w->part = NULL;
-        w->done = 0;
+        atomic_init(&w->posted, 0);
+        atomic_init(&w->finished, 0);
         pthread_attr_t attr;
         int started = pthread_attr_init(&attr) == 0 &&
                       pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
@@ -533,8 +576,8 @@ static int run_parts(const Part *proto, npy_intp rows, npy_intp threads) {
         for (npy_intp t = 0; t < helpers; t++) {
             Worker *w = &workers[t];
             pthread_mutex_lock(&w->mu);
-            w->done = 0;
             w->part = &parts[t + 1];
+            atomic_fetch_add(&w->posted, 1);
             pthread_cond_signal(&w->go);
             pthread_mutex_unlock(&w->mu);
         }
@@ -545,11 +588,14 @@ static int run_parts(const Part *proto, npy_intp rows, npy_intp threads) {
     }
     for (npy_intp t = 0; t < helpers; t++) {
         Worker *w = &workers[t];
-        pthread_mutex_lock(&w->mu);
-        while (!w->done) {
-            pthread_cond_wait(&w->fin, &w->mu);
+        long want = atomic_load(&w->posted);
+        if (!spin_until(&w->finished, want)) {
+            pthread_mutex_lock(&w->mu);
+            while (atomic_load(&w->finished) < want) {
+                pthread_cond_wait(&w->fin, &w->mu);
+            }
+            pthread_mutex_unlock(&w->mu);
         }
-        pthread_mutex_unlock(&w->mu);
     }
     if (pooled) {
         pthread_mutex_unlock(&pool_mu);
