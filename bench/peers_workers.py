@@ -183,8 +183,11 @@ TREE_IDS = ("rf-200", "hgb-200", "lgbm-500", "xgb-500")
 
 def threads_for(contender: Contender, model_id: str) -> tuple[int, ...]:
     """scikit-learn's linear models and MLP have no thread setting of their own (BLAS's), nor
-    modelshelf's (its threads split a compiled tree kernel's rows)."""
-    if contender.key in ("joblib", "joblib-mmap", "ms-compiled") and model_id not in TREE_IDS:
+    has modelshelf for the MLP (its threads split a compiled tree kernel's rows and a linear
+    model's row blocks; an MLP's layers stay on one thread)."""
+    if contender.key in ("joblib", "joblib-mmap") and model_id not in TREE_IDS:
+        return (1,)
+    if contender.key == "ms-compiled" and model_id == "mlp-1mb":
         return (1,)
     return contender.threads
 
