@@ -47,6 +47,7 @@ from bench.peers_workers import BY_KEY, CONTENDERS
 
 MODELS_DIR = OUT / "peers_models"
 GAP = 0.002  # seconds of sleep before each call of the stall check
+SETTLE = 0.05  # seconds between steady samples: spinning threads of the last variant settle
 
 
 def _env(key: str) -> dict[str, str]:
@@ -139,6 +140,9 @@ def measure_steady(spec: dict[str, Any], paths: dict[str, str], args: Any) -> di
             samples: dict[str, list[float]] = {v: [] for v in steady.variants}
             for _ in range(args.repeat):
                 for v in steady.variants:
+                    # threads the previous variant left spinning (ONNX Runtime's pool,
+                    # OpenBLAS's, modelshelf's workers) would take a core from this sample
+                    time.sleep(SETTLE)
                     samples[v].append(steady.ask(v, rows=n, budget=args.budget))
             out[str(n)] = samples
         with spinning(args.busy):
