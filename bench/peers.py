@@ -47,7 +47,7 @@ from bench.peers_workers import BY_KEY, CONTENDERS
 
 MODELS_DIR = OUT / "peers_models"
 GAP = 0.002  # seconds of sleep before each call of the stall check
-SETTLE = 0.05  # seconds between steady samples: spinning threads of the last variant settle
+SETTLE = 0.12  # s between steady samples: OpenBLAS threads spin ~2^28 cycles (~90 ms) after work
 
 
 def _env(key: str) -> dict[str, str]:
