@@ -54,6 +54,7 @@ CATEGORY_CASTS = ("trunc", "floor")
 #: LightGBM's kZeroThreshold (the float 1e-35f, as a double): |x| <= this is "zero".
 LIGHTGBM_ZERO = float(np.float32(1e-35))
 _MAX_DEPTH = 1 << 16
+MAX_FEATURES = (1 << 31) - 2  # input columns: the sentinel column n_features fits an int32
 _BLOCK = 1 << 16  # (tree, row) pairs per block: bounds temporaries, keeps them in cache
 _KERNEL_BLOCK = 1 << 14  # rows of a working matrix per compiled call: bounds its memory
 # The cost model choosing the kernels for one row, in nanoseconds, measured on the benchmark's
@@ -124,6 +125,8 @@ class Forest:
         spec.check(self.width >= 1, "leaf_values needs at least one column")
 
         self.n_features = _count(spec, "n_features")
+        if self.n_features > MAX_FEATURES:  # node features are int32 indices
+            spec.fail(f"n_features {self.n_features} is above {MAX_FEATURES}")
         self.depth = _count(spec, "depth")
         if not (self.depth <= min(n_nodes, _MAX_DEPTH)):
             spec.fail(f"depth {self.depth} is impossible")

@@ -218,6 +218,8 @@ def test_out_of_range_indices_are_manifest_errors() -> None:
         (two_trees(), {"groups": [0, 2, 1, 2]}, "groups must be offsets"),
         (two_trees(), {"depth": 7}, "depth 7 is impossible"),
         (two_trees(), {"depth": -1}, "must be >= 0"),
+        (two_trees(), {"n_features": 1 << 70}, "is above"),  # hypothesis found it: C ssize_t
+        (two_trees(), {"n_features": 1 << 31}, "is above"),
         (two_trees(base=np.zeros(3)), {}, "one base per output"),
         (two_trees(), {"link": "cube"}, "not one of"),
         (two_trees(), {"methods": ["predict_proba"]}, "cannot provide"),
