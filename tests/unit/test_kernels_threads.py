@@ -101,6 +101,46 @@ def test_a_fault_in_any_thread_is_reported_after_the_join(bad_row: int) -> None:
         assert model.predict(X2).shape == (999,)
 
 
+@pytest.mark.usefixtures("split_any_batch")
+def test_the_kept_workers_serve_many_callers_thread_counts_and_forked_children() -> None:
+    # pool.c keeps its workers between calls and gives a worker a part of the call it was
+    # posted for only (its per-thread buffer is the call's): thread counts that go up and down,
+    # four Python threads calling at once (one uses the pool, the others run on their own
+    # thread), a dense model's calls in between, and a forked child: one thread's bits
+    import threading
+
+    rng = np.random.default_rng(9)
+    arrays, params, kind = _variant(rng, "float32", "float64", 3)
+    params["input_cast"] = "float32"
+    reference = _forest(arrays, params, kind, "numpy")
+    compiled = _forest(arrays, params, kind, "compiled")
+    X = rng.normal(size=(2003, 4)) * 3
+    X[rng.uniform(size=X.shape) < 0.1] = np.nan
+    expected = reference.raw(X)
+    for threads in (8, 2, 3, 1, 5):
+        _kernels.set_threads(threads)
+        assert same_bits(compiled.raw(X), expected), threads
+    _kernels.set_threads(3)
+    pid = os.fork()
+    if pid == 0:  # the child: none of the parent's workers, its own on its first call
+        os._exit(0 if same_bits(compiled.raw(X), expected) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    results: list[bool] = []
+
+    def call(n: int) -> None:
+        for i in range(15):
+            _kernels.set_threads(1 + (n + i) % 4)  # the setting is the process's: it moves
+            results.append(same_bits(compiled.raw(X), expected))
+
+    callers = [threading.Thread(target=call, args=(n,)) for n in range(4)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+    assert results == [True] * 60
+
+
 def test_set_threads_takes_whole_numbers_from_1_to_256() -> None:
     assert modelshelf.get_threads() == 1  # the default: one thread per call
     for bad in (0, -1, 257, True, 2.0, "2"):

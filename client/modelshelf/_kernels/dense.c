@@ -29,11 +29,7 @@
 
 #include <fenv.h>
 #include <math.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -434,206 +430,31 @@ static void run_part(Part *p) {
     }
 }
 
-/* -- the pool: worker threads kept between calls ------------------------------------------
- *
- * Starting a thread per call cost more than a 1000-row product (a new thread's first BLAS call
- * sets up OpenBLAS's buffers for it), and so does waking a parked one on this VM (tens of us):
- * the workers start on first use, up to the threads asked for, and after a call a worker spins
- * for SPIN_NS for the next before it parks on its condition variable, as OpenMP runtimes and
- * OpenBLAS's own threads do. Threads are opt-in (modelshelf.set_threads): the default never
- * starts a worker.
- *
- * A call's row blocks are claimed one at a time, by the caller and by any worker awake to help
- * (a compare-and-swap on one word: the job's generation, the next block, the number of blocks).
- * A worker that is not running (a busy node's other processes have the cores) claims nothing
- * and the caller computes the blocks itself: the call then waits only for blocks a worker has
- * begun. Every block is one product on one thread, so the bits are one thread's whoever claims
- * it. One call uses the pool at a time; a call that finds it in use (another Python thread's)
- * runs on its own thread. A forked child starts with no workers. */
-
-#define SPIN_NS 200000L /* 0.2 ms */
-#define CLAIM_BITS 20   /* blocks of one call at most 2^20 - 1 to be shared, else one thread */
-#define CLAIM_MASK ((UINT64_C(1) << CLAIM_BITS) - 1)
-
+/* One call's row blocks as pool units (pool.c): each block one product on one thread, so the
+ * bits are one thread's whoever computes it; each thread's flags ORed in. */
 typedef struct {
-    pthread_t id;
-    pthread_mutex_t mu;
-    pthread_cond_t go;
-    atomic_long posted; /* calls this worker was woken for */
-} Worker;
-
-static struct {
-    Part proto;           /* the call (its lo and hi unused); written before ``claim`` */
+    Part proto; /* the call (its lo and hi unused) */
     npy_intp rows;
-    _Atomic uint64_t claim; /* generation << 40 | next block << 20 | blocks */
-    atomic_long done;     /* blocks finished */
-    atomic_int raised;    /* flags of every block, ORed */
-    pthread_mutex_t mu;   /* with ``fin``: a caller that stops spinning sleeps there */
-    pthread_cond_t fin;
-} job = {.mu = PTHREAD_MUTEX_INITIALIZER, .fin = PTHREAD_COND_INITIALIZER};
+    atomic_int raised;
+} Blocks;
 
-static Worker workers[MSK_MAX_THREADS];
-static npy_intp n_workers;
-static uint64_t generation;
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void pool_forked(void) { /* in the child: the workers did not come along */
-    n_workers = 0;
-    pthread_mutex_init(&pool_mu, NULL);
-    pthread_mutex_init(&job.mu, NULL);
-    pthread_cond_init(&job.fin, NULL);
+static void run_block(void *ctx, npy_intp unit, npy_intp slot) {
+    (void)slot;
+    Blocks *blocks = ctx;
+    Part part = blocks->proto;
+    part.lo = unit * part.block;
+    part.hi = part.lo + part.block < blocks->rows ? part.lo + part.block : blocks->rows;
+    run_part(&part);
+    atomic_fetch_or_explicit(&blocks->raised, part.raised, memory_order_relaxed);
 }
 
-static void pool_register_atfork(void) { pthread_atfork(NULL, NULL, pool_forked); }
-
-static long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* Spins until ``*counter`` reaches ``want`` or SPIN_NS pass; 1 if it did. */
-static int spin_until(atomic_long *counter, long want) {
-    long deadline = 0;
-    for (unsigned i = 0;; i++) {
-        if (atomic_load_explicit(counter, memory_order_acquire) >= want) {
-            return 1;
-        }
-        cpu_relax();
-        if ((i & 255) == 255) {
-            long t = now_ns();
-            if (deadline == 0) {
-                deadline = t + SPIN_NS;
-            } else if (t >= deadline) {
-                return 0;
-            }
-        }
-    }
-}
-
-/* Claims and computes the current job's blocks until none is left. */
-static void claim_blocks(void) {
-    uint64_t seen = atomic_load_explicit(&job.claim, memory_order_acquire);
-    for (;;) {
-        uint64_t next = (seen >> CLAIM_BITS) & CLAIM_MASK, total = seen & CLAIM_MASK;
-        if (next >= total) {
-            return;
-        }
-        uint64_t claimed = seen + (UINT64_C(1) << CLAIM_BITS); /* next + 1 */
-        if (!atomic_compare_exchange_weak_explicit(&job.claim, &seen, claimed,
-                                                   memory_order_acq_rel, memory_order_acquire)) {
-            continue; /* ``seen`` now holds the word as it is */
-        }
-        /* the block is ours: the caller keeps the job as it is until every block is done */
-        Part part = job.proto;
-        part.lo = (npy_intp)next * part.block;
-        part.hi = part.lo + part.block < job.rows ? part.lo + part.block : job.rows;
-        run_part(&part);
-        atomic_fetch_or_explicit(&job.raised, part.raised, memory_order_relaxed);
-        if (atomic_fetch_add_explicit(&job.done, 1, memory_order_acq_rel) + 1 == (long)total) {
-            pthread_mutex_lock(&job.mu); /* the last block: a caller may sleep on ``fin`` */
-            pthread_cond_signal(&job.fin);
-            pthread_mutex_unlock(&job.mu);
-        }
-        seen = atomic_load_explicit(&job.claim, memory_order_acquire);
-    }
-}
-
-static void *worker_main(void *arg) {
-    Worker *w = arg;
-    long seen = 0;
-    for (;;) {
-        if (!spin_until(&w->posted, seen + 1)) {
-            pthread_mutex_lock(&w->mu);
-            while (atomic_load(&w->posted) <= seen) {
-                pthread_cond_wait(&w->go, &w->mu);
-            }
-            pthread_mutex_unlock(&w->mu);
-        }
-        seen = atomic_load(&w->posted);
-        claim_blocks();
-    }
-    return NULL;
-}
-
-/* At least ``want`` workers running (called with pool_mu held); returns how many there are. */
-static npy_intp pool_grow(npy_intp want) {
-    pthread_once(&atfork_once, pool_register_atfork);
-    while (n_workers < want) {
-        Worker *w = &workers[n_workers];
-        if (pthread_mutex_init(&w->mu, NULL) != 0) {
-            break;
-        }
-        if (pthread_cond_init(&w->go, NULL) != 0) {
-            pthread_mutex_destroy(&w->mu);
-            break;
-        }
-        atomic_init(&w->posted, 0);
-        /* signals stay with Python's threads: a worker starts with every signal blocked */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pthread_attr_t attr;
-        int started = pthread_attr_init(&attr) == 0 &&
-                      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
-                      pthread_create(&w->id, &attr, worker_main, w) == 0;
-        pthread_attr_destroy(&attr);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (!started) {
-            pthread_cond_destroy(&w->go);
-            pthread_mutex_destroy(&w->mu);
-            break;
-        }
-        n_workers++;
-    }
-    return n_workers;
-}
-
-/* The call on up to ``threads`` threads (the caller's one of them), its row blocks claimed one
- * at a time. Returns the flags raised, or 1 where numpy must serve. */
+/* The call on up to ``threads`` threads (the caller's one of them). Returns the flags raised,
+ * or 1 where numpy must serve. */
 static int run_parts(const Part *proto, npy_intp rows, npy_intp threads) {
-    npy_intp blocks = (rows + proto->block - 1) / proto->block;
-    threads = threads < MSK_MAX_THREADS ? threads : MSK_MAX_THREADS;
-    threads = threads < blocks ? threads : blocks;
-    if (blocks > (npy_intp)CLAIM_MASK || pthread_mutex_trylock(&pool_mu) != 0) {
-        Part part = *proto; /* one thread: the same blocks in turn */
-        run_part(&part);
-        return part.raised;
-    }
-    npy_intp helpers = pool_grow(threads - 1);
-    helpers = helpers < threads - 1 ? helpers : threads - 1;
-    job.proto = *proto;
-    job.rows = rows;
-    atomic_store(&job.done, 0);
-    atomic_store(&job.raised, 0);
-    generation = (generation + 1) & ((UINT64_C(1) << (64 - 2 * CLAIM_BITS)) - 1);
-    atomic_store_explicit(&job.claim, generation << (2 * CLAIM_BITS) | (uint64_t)blocks,
-                          memory_order_release);
-    for (npy_intp t = 0; t < helpers; t++) {
-        Worker *w = &workers[t];
-        pthread_mutex_lock(&w->mu);
-        atomic_fetch_add(&w->posted, 1);
-        pthread_cond_signal(&w->go);
-        pthread_mutex_unlock(&w->mu);
-    }
-    claim_blocks();
-    if (!spin_until(&job.done, (long)blocks)) {
-        pthread_mutex_lock(&job.mu);
-        while (atomic_load(&job.done) < (long)blocks) {
-            pthread_cond_wait(&job.fin, &job.mu);
-        }
-        pthread_mutex_unlock(&job.mu);
-    }
-    int raised = atomic_load(&job.raised);
-    pthread_mutex_unlock(&pool_mu);
-    return raised;
+    Blocks blocks = {.proto = *proto, .rows = rows};
+    atomic_init(&blocks.raised, 0);
+    msk_pool_run(run_block, &blocks, (rows + proto->block - 1) / proto->block, threads);
+    return atomic_load(&blocks.raised);
 }
 
 /* An input the kernel reads in place: an exact ndarray, float64, 2-D, aligned, native, with k

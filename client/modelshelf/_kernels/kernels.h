@@ -18,6 +18,15 @@
 extern PyTypeObject msk_TreesType;
 PyObject *msk_trees_tune(PyObject *module, PyObject *args);
 
+/* modelshelf.set_threads' upper bound, which every kernel applies whoever calls it */
+#define MSK_MAX_THREADS 256
+
+/* pool.c: ``units`` calls of ``unit(ctx, u, slot)``, each u once, on the calling thread (slot 0)
+ * and up to ``threads`` - 1 kept workers (slots 1 .. threads - 1); returns when all are done.
+ * Called without the GIL; ``unit`` must not touch Python. */
+typedef void (*MskUnit)(void *ctx, npy_intp unit, npy_intp slot);
+void msk_pool_run(MskUnit unit, void *ctx, npy_intp units, npy_intp threads);
+
 /* dense.c: numpy's own inner loop of the ufunc ``numpy.<name>`` whose operands are all float64
  * (the CPU-dispatched one numpy itself calls), for kernels that must give numpy's bits. 1 and
  * ``*fn``, ``*data`` set when found; 0 when not (or numpy does not import: error cleared). */
@@ -42,9 +51,6 @@ PyObject *msk_weigh(PyObject *module, PyObject *args);
 
 /* dense.c: the ``Dense`` type (an affine map X @ W + b and a link, by numpy's own float64
  * loops), an MLP's forward pass over a chain of them, and whether numpy's loops were found. */
-/* modelshelf.set_threads' upper bound, which every kernel applies whoever calls it */
-#define MSK_MAX_THREADS 256
-
 extern PyTypeObject msk_DenseType;
 PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 PyObject *msk_dense_ready(PyObject *module, PyObject *unused);

@@ -16,18 +16,17 @@
  * ``Trees.raw(X, out, divisor, threads)`` does the same from the inputs themselves, for forests
  * whose working matrix is the inputs cast plus the sentinel column: rows are cast per block
  * (numpy's astype rounding) into a buffer, walked, and the sums divided (random forests).
- * Either call may split its rows over threads (``run_batch``): each row is summed by one
- * thread in tree order, so results do not depend on the number of threads.
+ * Either call may split its rows over threads (``run_batch``, on pool.c's kept workers): each
+ * row is summed by one thread in tree order, so results do not depend on the number of threads.
  *
  * Every index read from the arrays (roots, features, children, leaf rows) is checked in the
  * loop before use; a bad one stops the kernel with IndexError, which the runtime reports as
- * ManifestError (a thread's, after the join). Nothing is allocated while walking, and the GIL
+ * ManifestError (a thread's, once every chunk is done). Nothing is allocated while walking, and the GIL
  * is released around it, except for a few rows: there the walk takes microseconds, and
  * retaking the GIL from another thread could cost the caller more than the walk. */
 #include "kernels.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -240,6 +239,7 @@ static npy_intp block_rows = 256;
 /* (tree, row) pairs each thread must have before a batch is split between threads: below it,
  * starting and joining a thread costs more than it saves. */
 static npy_intp thread_pairs = 1 << 15;
+#define CHUNKS_PER_THREAD 4 /* units of a split batch per thread: a late thread claims fewer */
 
 typedef struct {
     const Trees *self;
@@ -354,15 +354,26 @@ static void run_job(Job *job) {
     }
 }
 
-static void *run_thread(void *job) {
-    run_job((Job *)job);
-    return NULL;
+/* A batch's row chunks as pool units (pool.c): each unit its own job, on the buffer of the
+ * thread (slot) that runs it. */
+typedef struct {
+    Job *jobs;     /* one per unit, its rows set */
+    char *buffers; /* one ``buffer`` bytes per slot */
+    npy_intp buffer;
+} Chunks;
+
+static void run_chunk(void *ctx, npy_intp unit, npy_intp slot) {
+    Chunks *chunks = ctx;
+    Job *job = &chunks->jobs[unit];
+    job->buffer = chunks->buffer ? chunks->buffers + slot * chunks->buffer : NULL;
+    run_job(job);
 }
 
-/* Runs ``proto`` over its rows on up to ``threads`` threads (the caller's one of them), rows
- * split in contiguous chunks: every row is summed by one thread, in tree order, so the result
- * is one thread's to the bit. Called without the GIL. Returns 0 and sets ``fault`` (the first
- * chunk's in row order) on a bad index, -1 when memory runs out. */
+/* Runs ``proto`` over its rows on up to ``threads`` threads (the caller's one of them), in
+ * contiguous chunks (a few per thread) that the threads claim one at a time (pool.c): every
+ * row is summed by one thread, in tree order, so the result is one thread's to the bit. Called
+ * without the GIL. Returns 0 and sets ``fault`` (the first faulty chunk's, in row order) on a
+ * bad index, -1 when memory runs out. */
 static int run_batch(const Job *proto, npy_intp threads, Fault *fault, npy_intp *used) {
     const Trees *self = proto->self;
     npy_intp n = proto->hi - proto->lo;
@@ -380,39 +391,31 @@ static int run_batch(const Job *proto, npy_intp threads, Fault *fault, npy_intp 
         threads = 1;
     }
     *used = threads;
+    npy_intp units = threads == 1 ? 1 : threads * CHUNKS_PER_THREAD;
+    if (units > n / LANES && threads > 1) {
+        units = n / LANES; /* at least a lane group of rows each: n / LANES >= threads here */
+    }
     npy_intp w_size = self->work_type == NPY_FLOAT64 ? 8 : 4;
     npy_intp block = block_rows; /* read once: _tune may change it meanwhile */
     npy_intp buffer = proto->prepared ? 0 : block * (proto->d + 1) * w_size;
-    Job *jobs = calloc((size_t)threads, sizeof(Job));
+    Job *jobs = calloc((size_t)units, sizeof(Job));
     char *buffers = buffer ? malloc((size_t)(threads * buffer)) : NULL;
-    pthread_t *ids = calloc((size_t)threads, sizeof(pthread_t));
-    char *started = calloc((size_t)threads, 1);
     int result = 1;
-    if (jobs == NULL || ids == NULL || started == NULL || (buffer && buffers == NULL)) {
+    if (jobs == NULL || (buffer && buffers == NULL)) {
         result = -1;
         goto done;
     }
-    for (npy_intp t = 0; t < threads; t++) {
-        jobs[t] = *proto;
-        jobs[t].lo = proto->lo + n * t / threads;
-        jobs[t].hi = proto->lo + n * (t + 1) / threads;
-        jobs[t].buffer = buffer ? buffers + t * buffer : NULL;
-        jobs[t].block = block;
+    for (npy_intp u = 0; u < units; u++) {
+        jobs[u] = *proto;
+        jobs[u].lo = proto->lo + n * u / units;
+        jobs[u].hi = proto->lo + n * (u + 1) / units;
+        jobs[u].block = block;
     }
-    for (npy_intp t = 1; t < threads; t++) {
-        started[t] = pthread_create(&ids[t], NULL, run_thread, &jobs[t]) == 0;
-    }
-    run_job(&jobs[0]);
-    for (npy_intp t = 1; t < threads; t++) {
-        if (started[t]) {
-            pthread_join(ids[t], NULL);
-        } else {
-            run_job(&jobs[t]); /* no thread to be had: this one does its share */
-        }
-    }
-    for (npy_intp t = 0; t < threads; t++) {
-        if (!jobs[t].ok) {
-            *fault = jobs[t].fault;
+    Chunks chunks = {jobs, buffers, buffer};
+    msk_pool_run(run_chunk, &chunks, units, threads);
+    for (npy_intp u = 0; u < units; u++) {
+        if (!jobs[u].ok) {
+            *fault = jobs[u].fault;
             result = 0;
             break;
         }
@@ -420,8 +423,6 @@ static int run_batch(const Job *proto, npy_intp threads, Fault *fault, npy_intp 
 done:
     free(jobs);
     free(buffers);
-    free(ids);
-    free(started);
     return result;
 }
 
