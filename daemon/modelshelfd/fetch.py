@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
+import mmap
 import threading
 import time
 from collections import Counter
@@ -332,32 +332,33 @@ class Fetcher:
         """The L2 write of the L1 ``copy`` as a task of its own, if L2 can make room (no
         pressure signal if not: the image is served from L1 all the same); one per image at
         a time (the one in flight, if any, is returned). The copy is busy (not a victim) while
-        the write reads it; the write reads through a descriptor of its own (an admin eviction
-        meanwhile cannot close it). Both are given back when the task ends, however it ends."""
+        the write reads it, through a mapping made now (an admin eviction meanwhile, which
+        closes the copy's descriptor, cannot pull the bytes away); both are given back when the
+        task ends, however it ends."""
         digest = entry.digest
         if digest in self.l2_writes:
             return self.l2_writes[digest]
         if digest in self.l2.copies:
             return None
         try:
-            fd = os.dup(copy.fd)
-        except OSError as exc:  # out of descriptors: as a failed write, L2 misses this one
+            mapped = storage.Segment(copy.name, digest, copy.fd, copy.size).map()
+        except OSError as exc:  # out of memory: as a failed write, L2 misses this one
             self.stats["l2_write_errors"] += 1
             log.error("L2 write of %s failed, serving from L1 only: %s", digest[:12], exc)
             return None
-        segment = storage.Segment(copy.name, digest, fd, copy.size)
         if not self._try_reserve(self.l2, entry.size, signal=False):
             self.stats["l2_skipped"] += 1
-            segment.close()
+            mapped.close()
             return None
         copy.busy = True
-        task = asyncio.get_running_loop().create_task(self._write_l2(entry, segment, seconds))
+        task = asyncio.get_running_loop().create_task(self._write_l2(entry, mapped, seconds))
         self.l2_writes[digest] = task
 
         def done(task: asyncio.Task[None]) -> None:
             del self.l2_writes[digest]
             copy.busy = False
-            segment.close()
+            if not mapped.closed:  # cancelled before its thread ran (which unmaps it)
+                mapped.close()
             if not task.cancelled() and (exc := task.exception()) is not None:
                 log.error("L2 write of %s failed: %s", digest[:12], exc)
 
@@ -469,25 +470,23 @@ class Fetcher:
         if task is not None:
             await asyncio.wait([task])
 
-    async def _write_l2(
-        self, entry: Entry, segment: storage.Segment, seconds: float | None
-    ) -> None:
-        """Write the sealed segment to an L2 file in the room ``_spawn_write`` reserved (given
-        back unless the file is added). Cancelled (the daemon stops), the thread stops at its
-        next chunk and removes its temp file before this returns: nothing half-written is left
-        (and a daemon killed meanwhile leaves only a temp file, deleted at the next start)."""
+    async def _write_l2(self, entry: Entry, mapped: mmap.mmap, seconds: float | None) -> None:
+        """Write the sealed segment (``mapped``, unmapped by the thread when done) to an L2 file
+        in the room ``_spawn_write`` reserved (given back unless the file is added). Cancelled
+        (the daemon stops), the thread stops at its next chunk and removes its temp file before
+        this returns: nothing half-written is left (and a daemon killed meanwhile leaves only a
+        temp file, deleted at the next start)."""
         digest = entry.digest
         with self._room(self.l2, entry.size, granted=True) as held:
             abort = threading.Event()
 
             def write() -> None:
-                mapped = segment.map()
                 view = memoryview(mapped)
                 try:
                     self.disk.write(digest, view, abort=abort)
                 finally:
                     view.release()
-                    mapped.close()
+                    mapped.close()  # off the loop: unmapping a large segment takes a while
 
             work = asyncio.ensure_future(asyncio.to_thread(write))
             try:

@@ -158,6 +158,8 @@ def test_a_second_daemon_of_the_same_instance_refuses_to_start(
     daemon = shelf.make()
     client = daemon.client()
     model = client.model("ns/lr")
+    # the L2 write after the reply maps the segment (a descriptor of its own) until it ends
+    wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 write to end")
     segments = daemon.segments()
     proc = subprocess.run(
         [sys.executable, "-m", "modelshelfd", "--config", str(daemon.config_path)],

@@ -160,7 +160,7 @@ async def test_one_l2_write_per_image_and_what_needs_the_file_waits(setup) -> No
         copied = asyncio.create_task(shelf.fetcher.copy_down(ref.digest))
         shelf.release(first)
         shelf.release(second)
-        assert shelf.evict(ref.digest)  # the segment goes; the write reads its own descriptor
+        assert shelf.evict(ref.digest)  # the segment goes; the write reads its own mapping
         third = asyncio.create_task(shelf.acquire(ref))
         await asyncio.sleep(0.05)
         assert not copied.done() and not third.done()  # both wait for the write
