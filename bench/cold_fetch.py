@@ -1,6 +1,7 @@
 """First request of a cold image from a ``file://`` store: this tree's daemon against a baseline.
 
     .venv/bin/python -m bench.cold_fetch --baseline main --sizes 50,200 --repeat 7
+    .venv/bin/python -m bench.cold_fetch --baseline main --sizes 50,200 --repeat 5 --s3
 
 One daemon per contender (this tree, and ``git archive REF`` of the client and the daemon), the
 same store; per sample the image is evicted from L1 and L2 (``evict all``), then a fresh client
@@ -9,7 +10,8 @@ first-request latency (store read, verification, segment; and on the baseline th
 before the reply). "L2 file" is the time until the daemon lists the L2 copy (``ls``), "daemon
 CPU" the daemon's CPU time (/proc utime + stime) over the sample. The store's files stay in the
 page cache (the store read is the same for both; the write is what differs). Contenders
-alternate within each repetition; medians. Prints a Markdown table.
+alternate within each repetition; medians. Prints a Markdown table. ``--s3``: the store is a
+bucket of a moto server on loopback (in this process) instead of a directory.
 """
 
 from __future__ import annotations
@@ -90,13 +92,16 @@ def main() -> None:
     parser.add_argument("--baseline", default="main", help="git ref to compare against")
     parser.add_argument("--sizes", default="50,200", help="image sizes in MB, comma-separated")
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--s3", action="store_true", help="a moto S3 bucket as the store")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="cold-fetch-", dir=ROOT / "bench") as tmp:
         root = Path(tmp)
-        store_url = (root / "store").as_uri()
-        store = Store(store_url)
+        store_url, env, store = (root / "store").as_uri(), {}, None
+        if args.s3:
+            store_url, env, store = _moto()
+        store = store or Store(store_url)
         store.publish("ns", "warmup", modelshelf.compile_tensors({"w": np.zeros(16)}))
         for mb in sizes:
             w = rng.standard_normal((mb * 10**6) // 8)
@@ -106,7 +111,7 @@ def main() -> None:
             "base": _baseline(args.baseline, root / "base"),
         }
         daemons = {
-            name: Daemon(root / name, store_url, l1="2G", l2="4G", env={"PYTHONPATH": path})
+            name: Daemon(root / name, store_url, l1="2G", l2="4G", env={**env, "PYTHONPATH": path})
             for name, path in paths.items()
         }
         results: dict[tuple[int, str], list[dict[str, float]]] = {}
@@ -123,10 +128,43 @@ def main() -> None:
         _table(results, sizes, args)
 
 
+def _moto() -> tuple[str, dict[str, str], Store]:
+    """A bucket on a moto S3 server on loopback: its URL, the daemon's environment, and a
+    publisher's store (the pattern of tests/integration/conftest.py)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys).create_bucket(
+        Bucket="coldfetch"
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ALLOW_HTTP": "true",
+    }
+    options = {
+        "endpoint": endpoint,
+        "allow_http": True,
+        "access_key_id": "testing",
+        "secret_access_key": "testing",
+        "region": "us-east-1",
+    }
+    url = "s3://coldfetch/shelf"
+    return url, env, Store(url, options)
+
+
 def _table(
     results: dict[tuple[int, str], list[dict[str, float]]], sizes: list[int], args: Any
 ) -> None:
-    print(f"\nmedians of {args.repeat}; base = {args.baseline}\n")
+    where = "moto S3" if args.s3 else "file://"
+    print(f"\nmedians of {args.repeat}; base = {args.baseline}; store {where}\n")
     print(
         "| image | daemon | reply (first request) | L2 file in place | daemon CPU | reply / base |"
     )
