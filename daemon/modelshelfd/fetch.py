@@ -130,14 +130,17 @@ class Fetcher:
     async def drain(self, timeout: float) -> None:
         """Let fetches, promotions and L2 writes in flight finish (their threads cannot be
         interrupted) up to ``timeout`` seconds, then cancel what is left (an L2 write stops at
-        its next chunk and removes its temp file before its task ends)."""
-        tasks = [*self.inflight.values(), *self.promotions.values(), *self.l2_writes.values()]
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        its next chunk and removes its temp file before its task ends). A fetch that ends
+        meanwhile may start an L2 write: drained too, within the same deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        while tasks := [
+            *self.inflight.values(), *self.promotions.values(), *self.l2_writes.values()
+        ]:  # fmt: skip
+            _, pending = await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 0.0))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def load(self, entry: Entry) -> TierName:
         """Bring the image onto the node; the tier it was found in (L2 or L3)."""
