@@ -3,13 +3,16 @@
     from L2     make sure the file is verified and let the page cache serve this request;
                 promote the file into a new L1 segment in the background (if admitted and L1
                 can make room), for the requests that follow
-    from L3     read the store into a new L1 segment and write it to L2 (if admitted), else
-                straight into an L2 file; else into L1 after all; else refuse (``Busy``)
+    from L3     read the store into a new L1 segment (if admitted), the request is answered from
+                it and the segment is written to an L2 file in the background; else straight
+                into an L2 file; else into L1 after all; else refuse (``Busy``)
 
 Every copy is filled in reserved room (``Reservation``: given back unless the copy is added)
 and verified by ``storage`` before it is added to a tier; a store copy that fails validation is
 read once more. Blocking work runs in threads. Single flight: one fetch per image at a time,
 a task of its own that every requester awaits, at most ``max_inflight_fetches`` at once.
+Background work (promotions into L1, L2 writes of new segments) is single per image and bounded
+the same way; whatever needs its result waits for it (``settle``, ``load``, ``copy_down``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
+import mmap
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -80,6 +84,8 @@ class Fetcher:
         # in so many seconds: the metrics' fetch histogram
         self.on_fetched: Callable[[str, float], object] = lambda tier, seconds: None
         self.promotions: dict[str, asyncio.Task[None]] = {}  # in the background, by digest
+        # L2 files being written from new segments after their fetch replied, by digest
+        self.l2_writes: dict[str, asyncio.Task[None]] = {}
         self.fetch_seconds: dict[str, float] = {}  # the last store read, until L2 has the copy
         self.inflight: dict[str, asyncio.Task[TierName]] = {}  # fetches, by digest
         self._slots = asyncio.Semaphore(config.max_inflight_fetches)
@@ -122,19 +128,26 @@ class Fetcher:
             log.debug("fetch ended with %s: %s", type(exc).__name__, exc)
 
     async def drain(self, timeout: float) -> None:
-        """Let fetches and promotions in flight finish (their threads cannot be interrupted)
-        up to ``timeout`` seconds, then cancel what is left."""
-        tasks = [*self.inflight.values(), *self.promotions.values()]
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=max(timeout, 0.0))
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        """Let fetches, promotions and L2 writes in flight finish (their threads cannot be
+        interrupted) up to ``timeout`` seconds, then cancel what is left (an L2 write stops at
+        its next chunk and removes its temp file before its task ends). A fetch that ends
+        meanwhile may start an L2 write: drained too, within the same deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        while tasks := [
+            *self.inflight.values(), *self.promotions.values(), *self.l2_writes.values()
+        ]:  # fmt: skip
+            _, pending = await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 0.0))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def load(self, entry: Entry) -> TierName:
         """Bring the image onto the node; the tier it was found in (L2 or L3)."""
         digest = entry.digest
+        # an L2 file still being written (its L1 copy evicted meanwhile): the file, once there,
+        # serves this request; no second write of it races the first
+        await self._written(digest)
         l2 = self.l2.copies.get(digest)
         if l2 is not None and l2.size != entry.size:
             # an adopted L2 file of another length cannot hold this image: the ref's size is
@@ -208,8 +221,16 @@ class Fetcher:
         self.on_copy(entry)
 
     async def settle(self, digest: str) -> None:
-        """Wait for the image's promotion in flight, if any (``pin`` needs the L1 copy)."""
+        """Wait for the image's promotion and L2 write in flight, if any (``pin`` needs the L1
+        copy; ``prefetch`` reports the tiers the image ends up in)."""
         task = self.promotions.get(digest)
+        if task is not None:
+            await asyncio.wait([task])
+        await self._written(digest)
+
+    async def _written(self, digest: str) -> None:
+        """Wait for the image's L2 write in flight, if any (it ends however it ends)."""
+        task = self.l2_writes.get(digest)
         if task is not None:
             await asyncio.wait([task])
 
@@ -265,9 +286,11 @@ class Fetcher:
             # (which held room in L1) are done, whatever the policy said
             if (not admitted or last) and await self._store_to_l1(entry):
                 return
-            if last or not self.promotions:
+            # the L2 writes in flight hold room in L2 and their segments busy in L1
+            background = [*self.promotions.values(), *self.l2_writes.values()]
+            if last or not background:
                 break
-            await asyncio.wait(list(self.promotions.values()))
+            await asyncio.wait(background)
         raise self._refuse(entry)
 
     async def _store_to_l2(self, entry: Entry) -> bool:
@@ -282,20 +305,68 @@ class Fetcher:
             return True
 
     async def _store_to_l1(self, entry: Entry) -> bool:
+        """Into a new L1 segment; the request is answered from it as soon as it is added, its
+        L2 file is written in the background (``_write_l2_later``)."""
         with self._reserved(self.l1, entry.size) as room:
             if not room:
                 return False
             segment = await self._twice(entry, lambda fill: self._new_segment(entry, fill, room))
             if segment is None:
                 return False
-        copy = self.l1.copies[entry.digest]
-        copy.busy = True  # read by the L2 write below: not a victim meanwhile
-        try:
-            await self._write_l2(entry, segment)
-        finally:
-            copy.busy = False
-            self.fetch_seconds.pop(entry.digest, None)  # L2 may not have taken it
+        await self._write_l2_later(entry)
         return True
+
+    async def _write_l2_later(self, entry: Entry) -> None:
+        """Start writing the new segment to an L2 file in the background, L2 room reserved
+        now (as when the fetch waited for the write). At most ``max_inflight_fetches`` writes
+        at once: beyond, this fetch waits for one to end before it replies."""
+        digest = entry.digest
+        seconds = self.fetch_seconds.pop(digest, None)  # what reloading it into L2 costs
+        copy = self.l1.copies.get(digest)
+        while copy is not None and len(self.l2_writes) >= self.config.max_inflight_fetches:
+            await asyncio.wait(list(self.l2_writes.values()), return_when=asyncio.FIRST_COMPLETED)
+        if copy is None or self.l1.copies.get(digest) is not copy:
+            return  # evicted while this fetch waited for a write slot
+        self._spawn_write(entry, copy, seconds)
+
+    def _spawn_write(
+        self, entry: Entry, copy: Copy, seconds: float | None
+    ) -> asyncio.Task[None] | None:
+        """The L2 write of the L1 ``copy`` as a task of its own, if L2 can make room (no
+        pressure signal if not: the image is served from L1 all the same); one per image at
+        a time (the one in flight, if any, is returned). The copy is busy (not a victim) while
+        the write reads it, through a mapping made now (an admin eviction meanwhile, which
+        closes the copy's descriptor, cannot pull the bytes away); both are given back when the
+        task ends, however it ends."""
+        digest = entry.digest
+        if digest in self.l2_writes:
+            return self.l2_writes[digest]
+        if digest in self.l2.copies:
+            return None
+        try:
+            mapped = storage.Segment(copy.name, digest, copy.fd, copy.size).map()
+        except OSError as exc:  # out of memory: as a failed write, L2 misses this one
+            self.stats["l2_write_errors"] += 1
+            log.error("L2 write of %s failed, serving from L1 only: %s", digest[:12], exc)
+            return None
+        if not self._try_reserve(self.l2, entry.size, signal=False):
+            self.stats["l2_skipped"] += 1
+            mapped.close()
+            return None
+        copy.busy = True
+        task = asyncio.get_running_loop().create_task(self._write_l2(entry, mapped, seconds))
+        self.l2_writes[digest] = task
+
+        def done(task: asyncio.Task[None]) -> None:
+            del self.l2_writes[digest]
+            copy.busy = False
+            if not mapped.closed:  # cancelled before its thread ran (which unmaps it)
+                mapped.close()
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.error("L2 write of %s failed: %s", digest[:12], exc)
+
+        task.add_done_callback(done)
+        return task
 
     async def _to_disk(self, entry: Entry, fill: Fill) -> bool:
         await asyncio.to_thread(self.disk.create, entry.digest, entry.size, fill)
@@ -393,42 +464,54 @@ class Fetcher:
 
     async def copy_down(self, digest: str) -> None:
         """Give an image resident in L1 an L2 file too (written from its segment), if L2 can
-        take it: a namespace at its L1 share is served from the page cache."""
+        take it: a namespace at its L1 share is served from the page cache. The write in
+        flight (the fetch's), if any, is waited for, never raced."""
         resident = self.l1.copies.get(digest)
-        if resident is None or digest in self.l2.copies:
-            return
-        # our own descriptor of the sealed segment: an eviction meanwhile cannot close it
-        segment = storage.Segment(resident.name, digest, os.dup(resident.fd), resident.size)
-        try:
-            await self._write_l2(Entry(digest, resident.size), segment)
-        finally:
-            segment.close()
+        task = self.l2_writes.get(digest)
+        if task is None and resident is not None:
+            task = self._spawn_write(Entry(digest, resident.size), resident, None)
+        if task is not None:
+            await asyncio.wait([task])
 
-    async def _write_l2(self, entry: Entry, segment: storage.Segment) -> None:
-        if entry.digest in self.l2.copies:
-            return
-        # no pressure signal if L2 is full: the image is served from L1 all the same
-        with self._reserved(self.l2, entry.size, signal=False) as room:
-            if not room:
-                self.stats["l2_skipped"] += 1
-                return
+    async def _write_l2(self, entry: Entry, mapped: mmap.mmap, seconds: float | None) -> None:
+        """Write the sealed segment (``mapped``, unmapped by the thread when done) to an L2 file
+        in the room ``_spawn_write`` reserved (given back unless the file is added). Cancelled
+        (the daemon stops), the thread stops at its next chunk and removes its temp file before
+        this returns: nothing half-written is left (and a daemon killed meanwhile leaves only a
+        temp file, deleted at the next start)."""
+        digest = entry.digest
+        with self._room(self.l2, entry.size, granted=True) as held:
+            abort = threading.Event()
 
             def write() -> None:
-                mapped = segment.map()
                 view = memoryview(mapped)
                 try:
-                    self.disk.write(entry.digest, view)
+                    self.disk.write(digest, view, abort=abort)
                 finally:
                     view.release()
-                    mapped.close()
+                    mapped.close()  # off the loop: unmapping a large segment takes a while
 
+            work = asyncio.ensure_future(asyncio.to_thread(write))
             try:
-                await asyncio.to_thread(write)
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                abort.set()
+                await asyncio.wait([work])  # the temp file is gone once the thread returns
+                if work.exception() is None:  # it ended before it saw the abort: a whole file
+                    self._add_l2(entry, seconds, held)
+                else:
+                    log.info("L2 write of %s stopped: the daemon stops", digest[:12])
+                raise
             except OSError as exc:
                 self.stats["l2_write_errors"] += 1
                 # the image is verified and in L1: serve it anyway, L2 just misses this one
-                log.error("L2 write of %s failed, serving from L1 only: %s", entry.digest[:12], exc)
+                log.error("L2 write of %s failed, serving from L1 only: %s", digest[:12], exc)
                 return
-            self._loaded(self.l2, entry, self.fetch_seconds.pop(entry.digest, None))
-            self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
-            room.used = True
+            self._add_l2(entry, seconds, held)
+        self.on_copy(entry)  # the entry stays known if its L1 copy went meanwhile
+
+    def _add_l2(self, entry: Entry, seconds: float | None, room: Reservation) -> None:
+        """The L2 file of a sealed segment is in place: add it in its reserved ``room``."""
+        self._loaded(self.l2, entry, seconds)
+        self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
+        room.used = True

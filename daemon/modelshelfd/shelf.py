@@ -318,11 +318,12 @@ class Shelf:
         self.entries.setdefault(entry.digest, entry)
 
     async def settle(self, digest: str) -> None:
-        """Wait for what is still being placed for this image (a background promotion)."""
+        """Wait for what is still being placed for this image (a background promotion, the
+        L2 write of a segment just fetched)."""
         await self.fetcher.settle(digest)
 
     async def drain(self, timeout: float) -> None:
-        """Let fetches and promotions in flight finish, up to ``timeout`` seconds."""
+        """Let fetches, promotions and L2 writes in flight finish, up to ``timeout`` seconds."""
         await self.fetcher.drain(timeout)
 
     # -- admin --------------------------------------------------------------------------------
@@ -424,6 +425,7 @@ class Shelf:
             "leased_bytes": self.l1.leased_bytes() + self.l2.leased_bytes(),
             "inflight_fetches": len(self.fetcher.inflight),
             "promotions": len(self.fetcher.promotions),
+            "l2_writes": len(self.fetcher.l2_writes),
             "namespaces": self.quotas.describe((self.l1, self.l2)),
             "policy": self.config.policy,
             "l1_oldest_seconds": self.oldest_l1_seconds(),

@@ -346,7 +346,12 @@ class ForeignDirectory(OSError):
     """``cache_dir`` holds files the daemon did not create: it is not ours to clean."""
 
 
+class WriteAborted(Exception):
+    """An L2 write stopped because the daemon stops (its temp file removed)."""
+
+
 CACHE_MARKER = ".modelshelfd-cache"
+WRITE_CHUNK = 16 << 20  # bytes per write(2) of an L2 file: how soon an aborted write stops
 _LOCK_NAME = "lock"  # the server's lock file (in a marked directory since the marker exists)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TMP_NAME = re.compile(r"[0-9a-f]{64}\.(\d+\.[0-9a-f]{8}|[0-9a-f]{8}\.evicted)")
@@ -429,14 +434,17 @@ class Disk:
                 removed += 1
         return found, removed
 
-    def write(self, digest: str, data: memoryview) -> None:
+    def write(self, digest: str, data: memoryview, abort: threading.Event | None = None) -> None:
         """Write verified bytes atomically: temp file, rename. On failure (ENOSPC, EFBIG, ...)
-        no temp file is left and the error propagates."""
+        no temp file is left and the error propagates; once ``abort`` is set (the daemon
+        stops), the write stops at its next chunk the same way (``WriteAborted``)."""
 
         def copy(fd: int) -> None:
             pos = 0
             while pos < len(data):
-                pos += os.write(fd, data[pos : pos + (16 << 20)])
+                if abort is not None and abort.is_set():
+                    raise WriteAborted(f"L2 write of {digest[:12]} stopped at {pos} bytes")
+                pos += os.write(fd, data[pos : pos + WRITE_CHUNK])
 
         self._atomically(digest, copy)
 

@@ -85,12 +85,15 @@ def test_disk_tier_full(small_disk: Path, shelf: Shelf, images: Images) -> None:
     client = daemon.client()
     tensors = client.tensors("ns/blob")  # 4 MiB into a 1 MiB disk: served from L1 anyway
     assert tensors["w"].nbytes == 4 << 20
+    # the L2 write runs after the reply: it is over once status counts no write in flight
+    wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 write to end")
     assert daemon.stats()["l2_write_errors"] == 1
     assert list((small_disk / "cache" / "tmp").iterdir()) == []
     assert list((small_disk / "cache" / "images").iterdir()) == []
     assert daemon.admin("status")["l2"]["bytes"] == 0
     # a small image still fits and goes to disk
     client.model("ns/lr")
+    wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 write to end")
     assert len(list((small_disk / "cache" / "images").iterdir())) == 1
     assert "L2 write of" in daemon.logs()
 

@@ -74,14 +74,16 @@ def _fds() -> set[str]:
 
 def _daemon_fds(daemon, fd_dir: Path) -> int:
     """The daemon's descriptors besides one per L1 segment (linked or retired) and the one
-    admin connection asking, counted once earlier admin connections are gone."""
+    admin connection asking, counted once earlier admin connections are gone and no L2 write
+    runs (one writes after the reply: its mapping and temp file hold descriptors)."""
     with AdminConnection(daemon.admin_socket) as admin:
 
         def settled() -> dict | None:
             status = admin.request({"op": "status"})
-            return status if status["connections"]["admin"] == 1 else None
+            quiet = status["connections"]["admin"] == 1 and status["l2_writes"] == 0
+            return status if quiet else None
 
-        l1 = wait_for(settled, what="earlier admin connections closed")["l1"]
+        l1 = wait_for(settled, what="earlier admin connections closed, L2 writes ended")["l1"]
         return len(list(fd_dir.iterdir())) - l1["count"] - l1["retired"]
 
 

@@ -96,6 +96,8 @@ def test_eviction_never_unmaps_a_leased_image(shelf: Shelf, images: Images) -> N
     client = daemon.client()
     client.model("ns/r").predict(images.X)
     client.release("ns/r")  # nothing references it: unmapped, its lease ends
+    # its L2 file is written after the reply (its segment busy meanwhile, not a victim)
+    wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 writes to end")
     client.model("ns/p")  # first use while L1 is full: served from the page cache
     client.release("ns/p")
     client.model("ns/p")  # second use, admitted: the unleased ridge goes, the logreg stays

@@ -31,6 +31,7 @@ def test_sigkill_at_rest_then_restart_adopts_without_refetch(shelf: Shelf, image
     expected = model.predict_proba(images.X)
     daemon.admin("prefetch", model="ns/p")
     daemon.admin("evict", model="ns/p")  # now only on disk (L2)
+    wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 writes to end")
     daemon.kill()  # SIGKILL: no cleanup at all
     # the daemon is gone: held models keep predicting, cached ones come back without it
     np.testing.assert_array_equal(model.predict_proba(images.X), expected)
@@ -80,6 +81,26 @@ def test_sigkill_mid_fetch_leaves_nothing_servable(shelf: Shelf, images: Images,
     )
 
 
+def test_a_stop_during_an_l2_write_leaves_no_half_file(shelf: Shelf, images: Images) -> None:
+    """A cold image is answered before its L2 file is written; a stop right after the reply
+    (a deadline of 1 ms: a write still running is cancelled) leaves no temp file, and nothing in
+    images/ but the whole image; the next start adopts it verified, or fetches again."""
+    info = Store(shelf.store).publish("ns", "blob", images.bytes("blob48m"))
+    daemon = shelf.make(shutdown_timeout=0.001)
+    expected = modelshelf.load(images.path("blob48m")).tensors["w"]
+    np.testing.assert_array_equal(daemon.client().tensors("ns/blob")["w"], expected)
+    daemon.stop()
+    assert list((daemon.cache_dir / "tmp").iterdir()) == []
+    files = list((daemon.cache_dir / "images").iterdir())
+    stopped = "L2 write of" in daemon.logs()  # cancelled mid-write, else it ended first
+    assert [f.name for f in files] == ([] if stopped else [info.digest])
+    assert all(f.read_bytes() == images.bytes("blob48m") for f in files)
+    daemon.start()
+    assert daemon.stats()["adopted_l2"] == len(files)
+    np.testing.assert_array_equal(daemon.client().tensors("ns/blob")["w"], expected)
+    assert daemon.stats()["l3_fetches"] == (0 if files else 1)
+
+
 def test_corrupted_l2_file_is_discarded_and_fetched_again(shelf: Shelf, images: Images) -> None:
     info = Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
     daemon = shelf.make()
@@ -91,6 +112,7 @@ def test_corrupted_l2_file_is_discarded_and_fetched_again(shelf: Shelf, images: 
     path.write_bytes(bytes(data))
     daemon.start()
     assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)
+    wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 write to end")
     stats = daemon.stats()
     assert (stats["validation_failures"], stats["l3_fetches"]) == (1, 1)
     assert path.read_bytes() == images.bytes("logreg")  # replaced by a verified copy
@@ -136,6 +158,8 @@ def test_a_second_daemon_of_the_same_instance_refuses_to_start(
     daemon = shelf.make()
     client = daemon.client()
     model = client.model("ns/lr")
+    # the L2 write after the reply maps the segment (a descriptor of its own) until it ends
+    wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 write to end")
     segments = daemon.segments()
     proc = subprocess.run(
         [sys.executable, "-m", "modelshelfd", "--config", str(daemon.config_path)],
