@@ -22,6 +22,7 @@
 #include "kernels.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -86,6 +87,10 @@ static int spin_until(atomic_long *counter, long want) {
         }
         cpu_relax();
         if ((i & 255) == 255) {
+            /* a spinner woken onto its partner's core (the scheduler's wake-affine choice)
+             * must not take that core from it: yield, which returns at once when no other
+             * thread waits for this core */
+            sched_yield();
             long t = now_ns();
             if (deadline == 0) {
                 deadline = t + SPIN_NS;
