@@ -86,6 +86,8 @@ class Fetcher:
         self.promotions: dict[str, asyncio.Task[None]] = {}  # in the background, by digest
         # L2 files being written from new segments after their fetch replied, by digest
         self.l2_writes: dict[str, asyncio.Task[None]] = {}
+        self._aborts: dict[str, threading.Event] = {}  # theirs, by digest (cancel_write)
+        self._unwanted: set[str] = set()  # of those, evicted (admin) before they were added
         self.fetch_seconds: dict[str, float] = {}  # the last store read, until L2 has the copy
         self.inflight: dict[str, asyncio.Task[TierName]] = {}  # fetches, by digest
         self._slots = asyncio.Semaphore(config.max_inflight_fetches)
@@ -354,11 +356,16 @@ class Fetcher:
             mapped.close()
             return None
         copy.busy = True
-        task = asyncio.get_running_loop().create_task(self._write_l2(entry, mapped, seconds))
+        abort = threading.Event()  # set: the thread stops at its next chunk (cancel_write)
+        write = self._write_l2(entry, mapped, seconds, abort)
+        task = asyncio.get_running_loop().create_task(write)
         self.l2_writes[digest] = task
+        self._aborts[digest] = abort
 
         def done(task: asyncio.Task[None]) -> None:
             del self.l2_writes[digest]
+            del self._aborts[digest]
+            self._unwanted.discard(digest)
             copy.busy = False
             if not mapped.closed:  # cancelled before its thread ran (which unmaps it)
                 mapped.close()
@@ -473,7 +480,9 @@ class Fetcher:
         if task is not None:
             await asyncio.wait([task])
 
-    async def _write_l2(self, entry: Entry, mapped: mmap.mmap, seconds: float | None) -> None:
+    async def _write_l2(
+        self, entry: Entry, mapped: mmap.mmap, seconds: float | None, abort: threading.Event
+    ) -> None:
         """Write the sealed segment (``mapped``, unmapped by the thread when done) to an L2 file
         in the room ``_spawn_write`` reserved (given back unless the file is added). Cancelled
         (the daemon stops), the thread stops at its next chunk and removes its temp file before
@@ -481,7 +490,6 @@ class Fetcher:
         temp file, deleted at the next start)."""
         digest = entry.digest
         with self._room(self.l2, entry.size, granted=True) as held:
-            abort = threading.Event()
 
             def write() -> None:
                 view = memoryview(mapped)
@@ -497,18 +505,36 @@ class Fetcher:
             except asyncio.CancelledError:
                 abort.set()
                 await asyncio.wait([work])  # the temp file is gone once the thread returns
-                if work.exception() is None:  # it ended before it saw the abort: a whole file
-                    self._add_l2(entry, seconds, held)
+                if work.exception() is None and digest not in self._unwanted:
+                    self._add_l2(entry, seconds, held)  # it ended before it saw the abort
+                elif work.exception() is None:
+                    await asyncio.to_thread(self.disk.remove, digest)  # whole, but evicted
                 else:
                     log.info("L2 write of %s stopped: the daemon stops", digest[:12])
                 raise
+            except storage.WriteAborted:  # evicted (admin) while written: its temp file gone
+                log.info("L2 write of %s stopped: evicted from L2", digest[:12])
+                return
             except OSError as exc:
                 self.stats["l2_write_errors"] += 1
                 # the image is verified and in L1: serve it anyway, L2 just misses this one
                 log.error("L2 write of %s failed, serving from L1 only: %s", digest[:12], exc)
                 return
+            if digest in self._unwanted:  # evicted (admin) after the write's last chunk
+                await asyncio.to_thread(self.disk.remove, digest)
+                log.info("L2 write of %s ended after its eviction: file removed", digest[:12])
+                return
             self._add_l2(entry, seconds, held)
         self.on_copy(entry)  # the entry stays known if its L1 copy went meanwhile
+
+    def cancel_write(self, digest: str) -> bool:
+        """Stop the image's L2 write in flight (an admin eviction from L2): its file is never
+        added, and removed if the write ended before it saw the stop. False if none."""
+        if digest not in self.l2_writes:
+            return False
+        self._unwanted.add(digest)
+        self._aborts[digest].set()  # the task runs to its end: its L2 room is given back there
+        return True
 
     def _add_l2(self, entry: Entry, seconds: float | None, room: Reservation) -> None:
         """The L2 file of a sealed segment is in place: add it in its reserved ``room``."""

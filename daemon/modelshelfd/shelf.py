@@ -330,8 +330,11 @@ class Shelf:
 
     def evict(self, digest: str, tier: TierName = TierName.L1) -> bool:
         """Unlink the image's segment (L1) or remove its file (L2); its bytes stay counted
-        while leases remain, and mappings stay valid."""
-        return self.tier(tier).evict(digest)
+        while leases remain, and mappings stay valid. An L2 file still being written from a
+        new segment is stopped and never added (``Fetcher.cancel_write``)."""
+        if self.tier(tier).evict(digest):
+            return True
+        return tier is TierName.L2 and self.fetcher.cancel_write(digest)
 
     def pin(self, digest: str, pinned: bool) -> None:
         copy = self.l1.copies.get(digest)

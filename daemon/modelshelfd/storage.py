@@ -347,7 +347,8 @@ class ForeignDirectory(OSError):
 
 
 class WriteAborted(Exception):
-    """An L2 write stopped because the daemon stops (its temp file removed)."""
+    """An L2 write stopped because the daemon stops or the image was evicted from L2 while
+    it was written (its temp file removed)."""
 
 
 CACHE_MARKER = ".modelshelfd-cache"

@@ -225,3 +225,33 @@ async def test_l2_writes_in_flight_are_bounded(setup) -> None:
     assert writes.calls == 2 and set(shelf.l2.copies) == {refs[0].digest, refs[1].digest}
     await shelf.drain(10)
     shelf.close()
+
+
+@pytest.mark.parametrize("when", ["during", "after_last_chunk"])
+async def test_an_eviction_from_l2_stops_the_write_in_flight(setup, monkeypatch, when) -> None:
+    """An admin eviction from L2 while the image's file is being written: the write stops (or,
+    had it written its last chunk, its file is removed), nothing is added, the room is given
+    back and no temp file is left; the L1 copy keeps serving."""
+    shelf, refs = setup
+    ref = refs[2]
+    writes = HeldWrites(shelf.disk)
+    if when == "during":
+        monkeypatch.setattr(storage, "WRITE_CHUNK", 4096)  # many chunks: the abort is seen
+    before = shelf.l2.used
+    lease = await asyncio.wait_for(shelf.acquire(ref), timeout=HELD / 2)
+    try:
+        assert writes.started.wait(HELD)
+        if when == "after_last_chunk":
+            # the abort comes after the thread's last chunk: the file is renamed into place
+            # and must be removed, not added
+            shelf.fetcher._aborts[ref.digest].set = lambda: None  # type: ignore[method-assign]
+        assert shelf.evict(ref.digest, TierName.L2)
+    finally:
+        writes.go.set()
+    await shelf.settle(ref.digest)
+    assert ref.digest not in shelf.l2.copies and not shelf.fetcher.l2_writes
+    assert not shelf.disk.path(ref.digest).exists() and not _tmp_files(shelf)
+    assert shelf.l2.used == before
+    assert not shelf.l1.copies[ref.digest].busy and ref.digest in shelf.l1.copies
+    assert not shelf.evict(ref.digest, TierName.L2)  # nothing left to evict
+    shelf.release(lease)
