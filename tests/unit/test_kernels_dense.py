@@ -49,8 +49,8 @@ def _counting(executor: Any) -> list[bool]:
             calls.append(result is not None)
             return result
 
-        def __call__(self, X: Any) -> Any:
-            result = kernel(X)
+        def __call__(self, X: Any, *args: bool) -> Any:
+            result = kernel(X, *args)
             calls.append(result is not None)
             return result
 
@@ -389,3 +389,20 @@ def test_the_worker_pool_serves_concurrent_callers_and_forked_children() -> None
     for thread in callers:
         thread.join()
     assert results == [True] * 80
+
+
+def test_a_binary_mlp_gets_its_pair_of_probabilities_from_the_kernel() -> None:
+    # [1 - p, p] written by the kernel (neural.py's np.vstack([1 - p, p]).T, C-ordered): the
+    # same values; a pair of a layer with more than one output is refused
+    rng = np.random.default_rng(8)
+    layers = _layers(rng, [30, 12, 1])
+    reference, compiled = _pair(lambda: MLPClassifier(layers, "relu", "binary", np.arange(2)))
+    X = rng.normal(size=(300, 30)) * 3
+    pair = compiled.kernel(X, True)
+    assert pair is not None and pair.shape == (300, 2) and pair.flags.c_contiguous
+    assert same_bits(compiled.predict_proba(X), reference.predict_proba(X))
+    assert same_bits(compiled.predict_proba(X[:1]), reference.predict_proba(X[:1]))
+    wide = _kernels.dense_forward(_layers(rng, [30, 3]), "relu", "expit", 1 << 18, 32)
+    assert wide is not None
+    with pytest.raises(ValueError, match="one output"):
+        wide(X, True)

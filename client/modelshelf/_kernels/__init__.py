@@ -279,8 +279,9 @@ def weigh(
 #: linear.sigmoid of one score column stacked as [1 - p, p]; the others are in place.
 LINKS = {"none": 0, "softmax": 1, "expit": 2, "tanh": 3, "relu": 4, "exp": 5, "sigmoid2": 6}
 
-#: ``X -> array or None``: a compiled dense forward pass; None: the numpy path serves this call.
-DenseCall = Callable[[Any], "np.ndarray | None"]
+#: ``(X, pair) -> array or None``: a compiled dense forward pass (``pair``: one output ``p``
+#: as the columns ``[1 - p, p]``); None: the numpy path serves this call.
+DenseCall = Callable[..., "np.ndarray | None"]
 
 _dense_checked = False
 
@@ -327,8 +328,8 @@ def dense_forward(
     assert native is not None
     call, layers_t, h, o = native.dense_forward, tuple(chain), LINKS[hidden], LINKS[output]
 
-    def forward(X: Any) -> np.ndarray | None:
-        result: np.ndarray | None = call(layers_t, X, h, o)
+    def forward(X: Any, pair: bool = False) -> np.ndarray | None:
+        result: np.ndarray | None = call(layers_t, X, h, o, pair)
         return result
 
     return forward

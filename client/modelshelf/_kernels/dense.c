@@ -634,9 +634,13 @@ PyObject *msk_dense_rows(PyObject *module, PyObject *args) {
 PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     enum { MAX_LAYERS = 1024 };
-    if (nargs != 4 || !PyTuple_Check(args[0]) || !PyLong_Check(args[2]) ||
+    if (nargs < 4 || nargs > 5 || !PyTuple_Check(args[0]) || !PyLong_Check(args[2]) ||
         !PyLong_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "forward(layers, X, hidden, output)");
+        PyErr_SetString(PyExc_TypeError, "forward(layers, X, hidden, output[, pair])");
+        return NULL;
+    }
+    int pair = nargs == 5 ? PyObject_IsTrue(args[4]) : 0;
+    if (pair < 0) {
         return NULL;
     }
     Py_ssize_t n_layers = PyTuple_GET_SIZE(args[0]);
@@ -658,6 +662,10 @@ PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t 
             PyErr_SetString(PyExc_ValueError, "forward: 2-D layers whose widths chain");
             return NULL;
         }
+    }
+    if (pair && layers[n_layers - 1]->n != 1) {
+        PyErr_SetString(PyExc_ValueError, "forward: a pair of probabilities needs one output");
+        return NULL;
     }
     if (!takes(layers[0], args[1])) {
         Py_RETURN_NONE;
@@ -705,6 +713,19 @@ PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t 
     if (raised) {
         Py_DECREF(last);
         Py_RETURN_NONE;
+    }
+    if (pair) { /* a binary classifier's [1 - p, p] (neural.py: np.vstack([1 - p, p]).T) */
+        PyArrayObject *both = new_array(2, rows, 2);
+        if (both != NULL) {
+            const double *p = (const double *)PyArray_DATA(last);
+            double *o = (double *)PyArray_DATA(both);
+            for (npy_intp i = 0; i < rows; i++) {
+                o[2 * i] = 1 - p[i];
+                o[2 * i + 1] = p[i];
+            }
+        }
+        Py_DECREF(last);
+        return (PyObject *)both;
     }
     return (PyObject *)last;
 }

@@ -145,8 +145,11 @@ class MLPClassifier(Executor):
         return classes.take((out[:, 0] > 0.5).astype(np.intp), axis=0)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        binary = self.target == "binary"
+        if binary and self.kernel is not None and (pair := self.kernel(X, True)) is not None:
+            return pair  # [1 - p, p] from the kernel: the same values, C-ordered
         out = self._output(X)
-        if self.target == "binary":
+        if binary:
             p = out[:, 0]
             return np.vstack([1 - p, p]).T
         return out
