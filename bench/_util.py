@@ -194,3 +194,16 @@ def bar_plot(
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def extract(
+    ref: str, into: Path, paths: Sequence[str] = ("client/modelshelf", "daemon/modelshelfd")
+) -> Path:
+    """``paths`` of this repository at git ``ref``, extracted under ``into`` (a baseline to
+    measure against); ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, *paths], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into

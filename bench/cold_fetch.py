@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 import modelshelf
-from bench._util import ROOT
+from bench._util import ROOT, extract
 from bench.shelf_daemon import Daemon
 from modelshelf.client import Client
 from modelshelf.store import Store
@@ -38,13 +37,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def _baseline(ref: str, into: Path) -> str:
     """``PYTHONPATH`` of the client and daemon packages at ``ref``, extracted under ``into``."""
-    into.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "client/modelshelf", "daemon/modelshelfd"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    extract(ref, into)
     return f"{into / 'client'}:{into / 'daemon'}"
 
 

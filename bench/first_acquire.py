@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._util import OUT, ROOT, markdown_table
+from bench._util import OUT, ROOT, extract, markdown_table
 from bench.shelf_daemon import Daemon
 
 TREES = ("rf-200", "hgb-200", "lgbm-500", "xgb-500")
@@ -74,13 +74,7 @@ print(json.dumps({"wall": wall, "cpu": cpu, "module": where}))
 
 def _baseline(ref: str, into: Path) -> Path:
     """The client and daemon packages at ``ref`` under ``into``, with this tree's extension."""
-    into.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "client/modelshelf", "daemon/modelshelfd"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    extract(ref, into)
     kernels = ROOT / "client" / "modelshelf" / "_kernels"
     built = list(kernels.glob("_native*.so"))
     if not built:

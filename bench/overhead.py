@@ -22,7 +22,6 @@ import argparse
 import importlib.util
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._util import OUT, ROOT, markdown_table
+from bench._util import OUT, ROOT, extract, markdown_table
 from bench.peers_models import MODELS, _data, _fit
 
 _SKIP = ("mlp-1mb",)  # the kernel dominates; its overhead is LogisticRegression's
@@ -41,12 +40,7 @@ _SKIP = ("mlp-1mb",)  # the kernel dominates; its overhead is LogisticRegression
 
 def _baseline(ref: str, into: Path) -> ModuleType:
     """The client package at ``ref`` imported as ``modelshelf_base``."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", ref, "client/modelshelf"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    extract(ref, into, ("client/modelshelf",))
     package = into / "client" / "modelshelf"
     for so in (ROOT / "client" / "modelshelf" / "_kernels").glob("_native*.so"):
         shutil.copy(so, package / "_kernels" / so.name)
