@@ -97,6 +97,9 @@ def test_base_is_a_working_model() -> None:
         (lambda m: _oh(m)["params"].update(n_out=-1), "n_out must lie in"),
         (lambda m: _ord(m)["params"].update(dtype="complex128"), "parameter 'dtype'"),
         (lambda m: _ord(m)["params"].update(handle_unknown="ignore"), "handle_unknown"),
+        # hypothesis found it: a width of 2**63 reached np.zeros as a ValueError
+        (lambda m: m["model"]["params"].update(n_features=2**63), "'n_features' must be in"),
+        (lambda m: m["model"]["params"].update(n_features=-3), "'n_features' must be in"),
     ],
 )
 def test_hostile_encoder_fields_are_refused_at_load(edit: Any, match: str) -> None:

@@ -95,6 +95,10 @@ def build(raw: Any, arrays: Mapping[str, np.ndarray], path: str = "model") -> Ex
 T = TypeVar("T")
 
 
+#: the largest width or count a manifest may give (``Spec.count``): column indices are int32
+MAX_COUNT = (1 << 31) - 1
+
+
 class Spec:
     """Typed, bounds-checked access to one component spec; every fault is a ManifestError."""
 
@@ -157,6 +161,14 @@ class Spec:
             raise ManifestError(
                 f"{self.path}: parameter {key!r} is {value!r}, expected {_names(types)}"
             )
+        return value
+
+    def count(self, key: str, least: int = 0, most: int = MAX_COUNT) -> int:
+        """An integer parameter that sizes or counts something (a width, a number of
+        features), bounded before anything is allocated from it."""
+        value: int = self.param(key, int)
+        if not least <= value <= most:
+            self.fail(f"parameter {key!r} must be in {least}..{most}, found {value}")
         return value
 
     def choice(self, key: str, options: tuple[str, ...], default: Any = _MISSING) -> str:

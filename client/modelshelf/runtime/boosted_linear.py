@@ -27,7 +27,7 @@ class LinearMargins:
     def __init__(self, spec: Spec) -> None:
         coef = spec.array("coef", ndim=2, kind="f")
         intercept = spec.array("intercept", ndim=1, kind="f")
-        n_features = spec.param("n_features", int)
+        n_features = spec.count("n_features")
         spec.check(coef.dtype == np.float32 and intercept.dtype == np.float32, "float32 weights")
         spec.check(
             coef.shape == (n_features, len(intercept)) and len(intercept) >= 1,

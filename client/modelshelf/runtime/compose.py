@@ -181,7 +181,7 @@ class ColumnTransformer(Executor):
 
     @classmethod
     def from_spec(cls, spec: Spec) -> ColumnTransformer:
-        n = spec.param("n_features", int)
+        n = spec.count("n_features")
         raw_parts = spec.param("parts", list)
         built: list[tuple[str, np.ndarray, Executor | None, float | None]] = []
         for i, raw in enumerate(raw_parts):

@@ -77,8 +77,7 @@ class Scaler(Executor):
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Scaler:
-        n = spec.param("n_features", int)
-        spec.check(n >= 0, "n_features must be non-negative")
+        n = spec.count("n_features")
         clip = spec.param("clip", (list, type(None)), None)
         if clip is not None:
             spec.check(
@@ -151,7 +150,7 @@ class Normalizer(Executor):
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Normalizer:
-        return cls(spec.param("n_features", int), spec.choice("norm", ("l1", "l2", "max")))
+        return cls(spec.count("n_features"), spec.choice("norm", ("l1", "l2", "max")))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         check_width(X, self.n_features, "this normalizer")
@@ -203,7 +202,7 @@ class SimpleImputer(Executor):
 
     @classmethod
     def from_spec(cls, spec: Spec) -> SimpleImputer:
-        n = spec.param("n_features", int)
+        n = spec.count("n_features")
         missing = spec.param("missing_values", (int, float, type(None)))
         keep = _indices(spec, "keep", n)
         width = n if keep is None else len(keep)

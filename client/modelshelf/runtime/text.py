@@ -263,7 +263,7 @@ class TfidfTransformer(Executor):
     @classmethod
     def from_spec(cls, spec: Spec) -> TfidfTransformer:
         idf = spec.array("idf", ndim=1, optional=True)
-        n_features = spec.param("n_features", int)
+        n_features = spec.count("n_features")
         spec.check(idf is None or len(idf) == n_features, "idf needs one value per feature")
         norm = spec.param("norm", (str, type(None)), None) and spec.choice("norm", NORMS)
         return cls(idf, n_features, spec.param("sublinear_tf", bool), norm)
