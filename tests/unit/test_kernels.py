@@ -56,6 +56,38 @@ def test_the_environment_forces_numpy_and_import_logs_one_line() -> None:
     assert ("kernels: compiled" in lines[0]) == state["built"], lines
 
 
+STALE = """
+import json, sys, types
+stale = types.ModuleType("modelshelf._kernels._native")  # an extension of another checkout
+stale.__file__ = "/old/_native.so"
+if sys.argv[1] != "none":
+    stale.INTERFACE = int(sys.argv[1])
+sys.modules["modelshelf._kernels._native"] = stale
+import numpy as np
+import modelshelf
+from modelshelf import _kernels
+from modelshelf.runtime.neural import MLPClassifier
+mlp = MLPClassifier([(np.ones((3, 1)), np.zeros(1))], "relu", "binary", np.arange(2))
+print(json.dumps({"mode": _kernels.mode(), "built": _kernels.BUILT is not None,
+                  "proba": mlp.predict_proba(np.ones((2, 3))).tolist()}))
+"""
+
+
+@pytest.mark.parametrize("interface", ["none", "1", str(_kernels.INTERFACE + 1)])
+def test_an_extension_of_another_version_is_refused_with_a_warning(interface: str) -> None:
+    # a stale extension (a checkout updated without a rebuild) answers other calls: the numpy
+    # runtime serves, and a warning says how to rebuild
+    done = subprocess.run(
+        [sys.executable, "-c", STALE, interface], check=True, capture_output=True, text=True
+    )
+    state = json.loads(done.stdout.splitlines()[-1])
+    assert state["mode"] == "numpy" and not state["built"]
+    assert np.allclose(
+        state["proba"], [[1 - 1 / (1 + np.exp(-3))] * 1 + [1 / (1 + np.exp(-3))]] * 2
+    )
+    assert "built from another version" in done.stderr and "build_ext --inplace" in done.stderr
+
+
 def test_use_checks_its_argument() -> None:
     with pytest.raises(ValueError, match="one of"):
         _kernels.use("fortran")

@@ -62,14 +62,30 @@ MAX_THREADS = 256
 _log = logging.getLogger(__name__)
 
 
+#: The calls this facade makes of the extension (kernels.h's MSK_INTERFACE): an extension built
+#: from another checkout (a ``git pull`` without a rebuild) answers other calls, and is refused.
+INTERFACE = 2
+
+
 def _import_native() -> tuple[ModuleType | None, str]:
     try:
-        return importlib.import_module(f"{__name__}._native"), ""
+        native = importlib.import_module(f"{__name__}._native")
     except ImportError as exc:  # not built (no compiler at install), or built for another ABI
         return None, f"not built ({exc})"
+    found = getattr(native, "INTERFACE", None)
+    if found != INTERFACE:
+        _log.warning(
+            "modelshelf kernels: the compiled extension %s was built from another version of "
+            "modelshelf (interface %s, this code calls interface %d): the numpy runtime serves "
+            "(same results, slower); rebuild it with 'pip install -e .' or "
+            "'python setup.py build_ext --inplace'",
+            native.__file__, found, INTERFACE,
+        )  # fmt: skip
+        return None, f"stale (interface {found}, expected {INTERFACE})"
+    return native, ""
 
 
-#: The compiled extension, or None when it was not built or does not import.
+#: The compiled extension, or None when it was not built, does not import or is stale.
 BUILT, _why = _import_native()
 _wanted = os.environ.get(ENV, "").strip().lower() or "compiled"
 if _wanted not in MODES:

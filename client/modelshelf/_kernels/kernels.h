@@ -7,6 +7,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+/* The calls this extension answers, as a number the Python facade checks at import
+ * (``_kernels.INTERFACE``): bump both whenever a function's or a type's arguments or results
+ * change, so that an extension built from another checkout is refused, never called wrongly. */
+#define MSK_INTERFACE 2
+
 #ifndef MSK_MODULE
 #define NO_IMPORT_ARRAY
 #endif

@@ -84,7 +84,8 @@ PyMODINIT_FUNC PyInit__native(void) {
         Py_DECREF(module);
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Dense", (PyObject *)&msk_DenseType) < 0) {
+    if (PyModule_AddObjectRef(module, "Dense", (PyObject *)&msk_DenseType) < 0 ||
+        PyModule_AddIntConstant(module, "INTERFACE", MSK_INTERFACE) < 0) {
         Py_DECREF(module);
         return NULL;
     }
