@@ -16,13 +16,18 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade pip
 fi
-# Install (again) only when the extras, the build files or the compiled kernels' sources changed
-# since the last install (the editable install builds the C extension in place).
-sources=$(cat pyproject.toml setup.py client/modelshelf/_kernels/*.[ch] | cksum | cut -d' ' -f1)
-stamp=".venv/.modelshelf-$(echo "$EXTRAS" | tr ',' '-')-$sources"
-if [ ! -f "$stamp" ]; then
+# Install (again) when the extras or the build files changed since the last install with
+# these extras, or when the compiled kernels' sources are not those the extension in place was
+# built from (the editable install builds the C extension in place; a checkout that goes back
+# to sources installed before must rebuild too: the extension is the last one built).
+deps=$(cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
+kernels=$(cat client/modelshelf/_kernels/*.[ch] | cksum | cut -d' ' -f1)
+stamp=".venv/.modelshelf-$(echo "$EXTRAS" | tr ',' '-')-$deps"
+built=.venv/.modelshelf-kernels
+if [ ! -f "$stamp" ] || [ "$(cat "$built" 2>/dev/null)" != "$kernels" ]; then
   echo "==> installing modelshelf[$EXTRAS] into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check \
     -e ".[$EXTRAS]"
   touch "$stamp"
+  echo "$kernels" > "$built"
 fi
