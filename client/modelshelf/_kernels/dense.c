@@ -353,6 +353,18 @@ static void add_intercept(const Dense *self, double *out, npy_intp rows) {
     }
 }
 
+/* ``out``'s rows ``lo`` (a multiple of ``block``) to ``hi`` = X @ W, each block of ``block``
+ * rows one call of numpy's matmul loop (_math.matmul's row blocks). */
+static void by_row_blocks(const Dense *self, const char *x, npy_intp xs0, npy_intp xs1,
+                          npy_intp lo, npy_intp hi, npy_intp block, double *out) {
+    const npy_intp n = self->n, d = sizeof(double);
+    for (npy_intp start = lo; start < hi; start += block) {
+        npy_intp m = hi - start < block ? hi - start : block;
+        matmul(x + start * xs0, xs0, xs1, self->w, self->ws0, self->ws1,
+               (char *)(out + start * n), n * d, d, m, self->k, n);
+    }
+}
+
 /* ``out (rows x n, C order) = X @ W + b``, in _math.matmul's blocks; X's rows and columns
  * ``xs0`` and ``xs1`` bytes apart (any strides: numpy's loop reads them as the numpy path's). */
 static void affine(const Dense *self, const char *x, npy_intp xs0, npy_intp xs1, npy_intp rows,
@@ -362,12 +374,7 @@ static void affine(const Dense *self, const char *x, npy_intp xs0, npy_intp xs1,
     if (rows <= self->cells / kn) {
         matmul(x, xs0, xs1, self->w, self->ws0, self->ws1, (char *)out, n * d, d, rows, k, n);
     } else if (self->cells / kn >= self->min_rows) {
-        npy_intp block = self->cells / kn;
-        for (npy_intp start = 0; start < rows; start += block) {
-            npy_intp m = rows - start < block ? rows - start : block;
-            matmul(x + start * xs0, xs0, xs1, self->w, self->ws0, self->ws1,
-                   (char *)(out + start * n), n * d, d, m, k, n);
-        }
+        by_row_blocks(self, x, xs0, xs1, 0, rows, self->cells / kn, out);
     } else if (rows == 1 && self->w_ndim == 2 && self->cells / k >= 1) {
         npy_intp width = self->cells / k; /* one row: blocks of W's columns */
         for (npy_intp start = 0; start < n; start += width) {
@@ -389,6 +396,19 @@ static npy_intp row_blocks(const Dense *self, npy_intp rows) {
         return 0;
     }
     return self->cells / kn;
+}
+
+/* After the product, on the thread that made it: the flags it raised (numpy warns after
+ * its matmul, before the link: numpy's maximum loop, the relu, clears every flag), else the
+ * link's (linear.sigmoid ignores exp's overflow: np.errstate(over="ignore")); 1 where numpy
+ * must serve the link (a softmax of scores that are not finite). */
+static int linked(int link, double *s, npy_intp rows, npy_intp n, double *out2) {
+    int raised = fetestexcept(FP_ERRORS);
+    if (raised || link == LINK_NONE) {
+        return raised;
+    }
+    return !apply_link(link, s, rows, n, out2) ||
+           fetestexcept(link == LINK_SIGMOID2 ? FE_INVALID | FE_DIVBYZERO : FP_ERRORS);
 }
 
 /* W as numpy's matmul loop passes it to BLAS without a copy: 2-D, one stride a double, the
@@ -414,20 +434,12 @@ typedef struct {
 
 static void run_part(Part *p) {
     const Dense *self = p->self;
-    const npy_intp n = self->n, d = sizeof(double);
+    const npy_intp n = self->n;
     feclearexcept(FE_ALL_EXCEPT);
-    for (npy_intp start = p->lo; start < p->hi; start += p->block) {
-        npy_intp m = p->hi - start < p->block ? p->hi - start : p->block;
-        matmul(p->x + start * p->xs0, p->xs0, p->xs1, self->w, self->ws0, self->ws1,
-               (char *)(p->out + start * n), n * d, d, m, self->k, n);
-    }
+    by_row_blocks(self, p->x, p->xs0, p->xs1, p->lo, p->hi, p->block, p->out);
     add_intercept(self, p->out + p->lo * n, p->hi - p->lo);
-    p->raised = fetestexcept(FP_ERRORS);
-    if (!p->raised && p->link != LINK_NONE) {
-        double *out2 = p->out2 ? p->out2 + 2 * p->lo : NULL;
-        p->raised = !apply_link(p->link, p->out + p->lo * n, p->hi - p->lo, n, out2) ||
-                    fetestexcept(p->link == LINK_SIGMOID2 ? FE_INVALID | FE_DIVBYZERO : FP_ERRORS);
-    }
+    double *out2 = p->out2 ? p->out2 + 2 * p->lo : NULL;
+    p->raised = linked(p->link, p->out + p->lo * n, p->hi - p->lo, n, out2);
 }
 
 /* One call's row blocks as pool units (pool.c): each block one product on one thread, so the
@@ -543,12 +555,7 @@ static PyObject *Dense_affine(Dense *self, PyObject *const *args, Py_ssize_t nar
     } else {
         feclearexcept(FE_ALL_EXCEPT);
         affine(self, xd, xs0, xs1, rows, od);
-        raised = fetestexcept(FP_ERRORS);
-        if (!raised && link != LINK_NONE) {
-            /* linear.sigmoid ignores exp's overflow (np.errstate(over="ignore")) */
-            raised = !apply_link((int)link, od, rows, self->n, o2) ||
-                     fetestexcept(link == LINK_SIGMOID2 ? FE_INVALID | FE_DIVBYZERO : FP_ERRORS);
-        }
+        raised = linked((int)link, od, rows, self->n, o2);
     }
     Py_END_ALLOW_THREADS;
     if (PyErr_Occurred()) { /* numpy's matmul loop sets MemoryError when its buffer fails */
@@ -691,12 +698,8 @@ PyObject *msk_dense_forward(PyObject *module, PyObject *const *args, Py_ssize_t 
     for (Py_ssize_t i = 0; i < n_layers && !raised; i++) {
         double *out = (double *)PyArray_DATA(acts[i]);
         affine(layers[i], in, xs0, xs1, rows, out);
-        /* before the link: numpy's maximum loop (relu) clears every flag when it returns */
-        raised = fetestexcept(FP_ERRORS);
-        if (!raised) {
-            int link = i + 1 < n_layers ? (int)hidden : (int)output;
-            raised = apply_link(link, out, rows, layers[i]->n, NULL) ? fetestexcept(FP_ERRORS) : 1;
-        }
+        raised = linked(i + 1 < n_layers ? (int)hidden : (int)output, out, rows, layers[i]->n,
+                        NULL);
         in = (const char *)out; /* the next layer reads this C-ordered activation */
         xs0 = layers[i]->n * (npy_intp)sizeof(double);
         xs1 = sizeof(double);

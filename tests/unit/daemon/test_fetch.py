@@ -21,10 +21,10 @@ import pytest
 import modelshelf
 from modelshelf.store import RefInfo, Store
 from modelshelfd import storage
-from modelshelfd.config import load_config
 from modelshelfd.shelf import Shelf
 from modelshelfd.storage import SHM_DIR
 from modelshelfd.tiers import TierName, cost
+from tests.unit.daemon.test_shelf import _shelf, _until
 
 HELD = 10.0  # seconds a held write waits for the test at most (a hung test fails, not hangs)
 
@@ -55,20 +55,6 @@ class HeldWrites:
         disk._atomically = held  # type: ignore[method-assign]
 
 
-def _shelf(tmp_path: Path, store: Store, prefix: str, l1: int, l2: int) -> Shelf:
-    config = load_config(
-        [
-            "--cache-dir", str(tmp_path / "cache"),
-            "--shm-prefix", prefix,
-            "--l1-bytes", str(l1),
-            "--l2-bytes", str(l2),
-            "--socket", str(tmp_path / "s.sock"),
-        ],
-        {},
-    )  # fmt: skip
-    return Shelf(config, store)
-
-
 @pytest.fixture
 async def setup(tmp_path: Path):
     prefix = f"mst-fetch-{uuid.uuid4().hex[:8]}"
@@ -87,15 +73,6 @@ async def setup(tmp_path: Path):
 
 def _tmp_files(shelf: Shelf) -> list[Path]:
     return list(shelf.disk.tmp.iterdir())
-
-
-async def _until(predicate: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(HELD):
-            while not predicate():
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        raise AssertionError(f"waited {HELD} s for {what}") from None
 
 
 async def test_the_reply_comes_before_the_l2_write(setup) -> None:

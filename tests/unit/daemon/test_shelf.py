@@ -274,11 +274,13 @@ async def test_pressure_is_signalled_at_a_bounded_rate(setup) -> None:
 
 
 async def _until(predicate, what: str, timeout: float = 10.0) -> None:
-    """Yield to the loop until ``predicate()`` holds, or fail at the deadline."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
-    del what
+    """Yield to the loop until ``predicate()`` holds, or fail at the deadline, saying what for."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        raise AssertionError(f"waited {timeout:g} s for {what}") from None
 
 
 async def test_a_cancelled_requester_does_not_cancel_the_fetch(setup, monkeypatch) -> None:
