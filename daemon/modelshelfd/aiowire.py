@@ -20,6 +20,7 @@ import array
 import asyncio
 import collections
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +33,18 @@ MAX_QUEUED = 64  # pipelined requests waiting for a slow one; more is abuse
 MAX_QUEUED_BYTES = 256 * 1024
 FRAME_TIMEOUT = 5.0  # seconds from a message's first byte to its last: a real peer needs far less
 _READ = 256 * 1024
+# One read buffer per thread (each event loop reads on its own thread), reused by every
+# connection's callback: a fresh 256 KiB bytes per read costs an allocation (mmap-sized) and
+# its page faults, which on an idle daemon is most of the time to a reply.
+_scratch = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    view: memoryview | None = getattr(_scratch, "view", None)
+    if view is None:
+        view = _scratch.view = memoryview(bytearray(_READ))
+    return view
+
 
 Message = _wire.Message
 
@@ -116,7 +129,8 @@ class Reader:
         # one read per callback: a peer that streams requests cannot starve the others
         try:
             try:
-                data, ancillary, flags, _ = self.sock.recvmsg(_READ, _wire._ANCILLARY_SPACE)
+                view = _read_buffer()
+                n, ancillary, flags, _ = self.sock.recvmsg_into([view], _wire._ANCILLARY_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             fds = _wire.fds_from_ancillary(ancillary)
@@ -124,11 +138,11 @@ class Reader:
                 self._take(fds)
             if flags & _wire.MSG_CTRUNC:
                 raise ProtocolError("too many descriptors attached to one message")
-            if not data:
+            if not n:
                 if self._buf:
                     raise ProtocolError(f"connection closed mid-message ({len(self._buf)} bytes)")
                 raise EOFError("connection closed by peer")
-            self._buf += data
+            self._buf += view[:n]
             self._frame()
             self._arm()
         except (ProtocolError, EOFError, OSError) as exc:

@@ -192,6 +192,30 @@ def test_a_message_left_unfinished_is_timed_out(shelf: Shelf, images: Images) ->
     stalled.close()
 
 
+def test_messages_in_pieces_on_many_connections_at_once(shelf: Shelf, images: Images) -> None:
+    """The daemon reads every connection through one buffer: five connections each send two
+    pipelined requests cut at different bytes, the pieces interleaved across connections, and
+    every connection gets its own replies, in order."""
+    daemon = shelf.make()
+    socks = [raw_connect(daemon.socket) for _ in range(5)]
+    streams = []
+    for n, sock in enumerate(socks):
+        _hello(sock)
+        streams.append(
+            _wire.encode({"op": "ping", "id": 10 * n + 1})
+            + _wire.encode({"op": "ping", "id": 10 * n + 2})
+        )
+    cuts = [(0, 3 + n, 9 + 2 * n, len(s)) for n, s in enumerate(streams)]
+    for piece in range(3):
+        for sock, stream, cut in zip(socks, streams, cuts, strict=True):
+            sock.sendall(stream[cut[piece] : cut[piece + 1]])
+        time.sleep(0.05)  # each piece is its own read on the daemon's side
+    for n, sock in enumerate(socks):
+        assert _wire.recv(sock) == ({"ok": True, "id": 10 * n + 1}, [])
+        assert _wire.recv(sock) == ({"ok": True, "id": 10 * n + 2}, [])
+        sock.close()
+
+
 def test_an_idle_connection_without_leases_is_closed_and_the_client_reconnects(
     shelf: Shelf, images: Images
 ) -> None:
