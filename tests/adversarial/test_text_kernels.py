@@ -14,6 +14,7 @@ outside the blob.) Manifest mutations of the same images count documents too.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -149,3 +150,32 @@ def test_manifest_mutations_count(images: dict[str, Image], data: Any) -> None:
         return
     for kernel in KERNELS:
         _outcome(mutant, kernel)  # only typed errors escape
+
+
+@pytest.mark.parametrize("flags", [2**31, 2**40, -1, 128])
+def test_token_flags_outside_the_pattern_flags_are_refused(
+    images: dict[str, Image], flags: int
+) -> None:
+    """Found by the test above: 2**31 passed the check (``~`` of a RegexFlag keeps only the
+    other defined flags) and reached ``re.compile`` as an OverflowError."""
+    image = images["text-count-word"]
+    manifest = copy.deepcopy(image.manifest)
+    analyzer = _find_params_with(manifest, "token_flags")
+    analyzer["token_flags"] = flags
+    mutant = _raw.assemble(list(image.arrays.items()), manifest)
+    for kernel in KERNELS:
+        assert _outcome(mutant, kernel) == "ManifestError", kernel
+
+
+def _find_params_with(node: Any, key: str) -> dict[str, Any]:
+    """The first ``params`` object in a manifest that holds ``key``."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if key in item.get("params", {}):
+                return item["params"]  # type: ignore[no-any-return]
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    raise AssertionError(f"no params with {key!r}")

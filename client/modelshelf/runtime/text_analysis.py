@@ -23,7 +23,9 @@ ANALYZERS = ("word", "char", "char_wb")
 ACCENTS = ("ascii", "unicode")
 DECODE_ERRORS = ("strict", "ignore", "replace")
 # Flags a stored token pattern may carry; anything else (re.DEBUG, re.LOCALE) is refused.
-_PATTERN_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.UNICODE | re.VERBOSE | re.ASCII
+# A plain int: ``~`` of a RegexFlag keeps only the other defined flags, so a mask of it would
+# let bits no flag defines (2**31, which re.compile cannot take) through.
+_PATTERN_FLAGS = int(re.IGNORECASE | re.MULTILINE | re.DOTALL | re.UNICODE | re.VERBOSE | re.ASCII)
 _WHITE_SPACES = re.compile(r"\s\s+")
 
 
