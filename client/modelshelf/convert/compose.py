@@ -58,9 +58,12 @@ def _column_transformer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             }
         )
         arrays[f"columns_{i}"] = indices
-    return ctx.spec(
-        "column_transformer", path, arrays=arrays, params={"n_features": n, "parts": parts}
-    )
+    params: dict[str, Any] = {"n_features": n, "parts": parts}
+    if getattr(est, "sparse_output_", False):
+        # fixed at fit (sparse parts and a density below sparse_threshold): the parts are
+        # stacked as a sparse matrix at every transform
+        params["stack"] = "sparse"
+    return ctx.spec("column_transformer", path, arrays=arrays, params=params)
 
 
 def _column_indices(est: Any, name: str, key: Any, n: int) -> np.ndarray:

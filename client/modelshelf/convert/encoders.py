@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
-from ..runtime.encoders import ORDINAL_DTYPES
+from ..runtime.encoders import ONE_HOT_DTYPES, ORDINAL_DTYPES
 from ..runtime.text_lookup import build_vocabulary
 from ._context import Context, converter, unsupported
 
@@ -26,6 +26,9 @@ def _one_hot_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if handle_unknown not in ("error", "ignore", "infrequent_if_exist", "warn"):
         modes = "'error', 'ignore' or 'infrequent_if_exist'"
         raise unsupported(est, f"handle_unknown={handle_unknown!r}", f"use {modes}")
+    dtype = np.dtype(est.dtype).name
+    if dtype not in ONE_HOT_DTYPES:
+        raise unsupported(est, f"dtype={dtype}", f"use one of {', '.join(ONE_HOT_DTYPES)}")
     n_features = len(est.categories_)
     n_outs = list(est._n_features_outs)
     starts = np.cumsum([0, *n_outs])
@@ -61,6 +64,12 @@ def _one_hot_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         "handle_unknown": handle_unknown,
         "warn_unknown": bool(warn),
     }
+    if dtype != "float64":
+        params["dtype"] = dtype
+    if getattr(est, "sparse_output", False):
+        # scikit-learn's default: what follows computes on the nonzeros (a linear model's
+        # scores are their sum in column order), and so does the runtime
+        params["sparse_output"] = True
     if strings:
         params["strings"] = strings
     arrays |= {

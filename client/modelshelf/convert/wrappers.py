@@ -59,9 +59,9 @@ def _feature_union(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         weight = weights.get(name)
         parts.append({"name": name, "transformer": child, "weight": _weight(weight)})
         arrays[f"columns_{i}"] = np.arange(n, dtype=np.int64)
-    return ctx.spec(
-        "column_transformer", path, arrays=arrays, params={"n_features": n, "parts": parts}
-    )
+    # a union stacks sparsely whenever one part's output is sparse (decided at each transform)
+    params = {"n_features": n, "parts": parts, "stack": "sparse_if_any"}
+    return ctx.spec("column_transformer", path, arrays=arrays, params=params)
 
 
 def _identity(trans: Any) -> bool:

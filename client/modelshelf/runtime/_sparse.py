@@ -193,6 +193,33 @@ def concat_rows(parts: list[Any]) -> Any:
     )
 
 
+def hstack(parts: list[Any]) -> CSRMatrix:
+    """Dense arrays and ``CSRMatrix`` parts side by side as one CSR matrix, as
+    ``scipy.sparse.hstack(parts).tocsr()`` builds it: a dense part gives its nonzero cells (NaN
+    included, as ``nonzero`` counts it), a sparse one every stored value; each row holds its
+    entries part by part, so its column indices stay sorted."""
+    n = parts[0].shape[0]
+    dtype = np.result_type(*(p.dtype for p in parts))
+    rows, cols, values = [], [], []
+    offset = 0
+    for part in parts:
+        if isinstance(part, CSRMatrix):
+            r, c, v = part.row_ids(), part.indices, part.data
+        else:
+            r, c = np.nonzero(part)  # row-major
+            v = part[r, c]
+        rows.append(r)
+        cols.append(c.astype(np.intp) + offset)
+        values.append(v.astype(dtype, copy=False))
+        offset += part.shape[1]
+    row_ids = np.concatenate(rows)
+    order = np.argsort(row_ids, kind="stable")  # by row, parts kept in order
+    indptr = np.zeros(n + 1, dtype=np.intp)
+    np.cumsum(np.bincount(row_ids, minlength=n), out=indptr[1:])
+    data = np.concatenate(values)[order]
+    return CSRMatrix(data, np.concatenate(cols)[order], indptr, (n, offset))
+
+
 def publish(value: Any) -> Any:
     """What a Model method hands its caller: our CSR becomes ``scipy.sparse.csr_matrix``
     (zero-copy) when SciPy is installed, and stays a ``CSRMatrix`` otherwise."""

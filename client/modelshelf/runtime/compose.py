@@ -16,11 +16,12 @@ import numpy as np
 from ..errors import NonFiniteInputError, UnknownCategoryError
 from ._base import Executor, Spec, build, register
 from ._input import as_numbers, check_finite
-from ._sparse import DENSE_CHUNK_CELLS, CSRMatrix, concat_rows, dense_chunks
+from ._sparse import DENSE_CHUNK_CELLS, CSRMatrix, concat_rows, dense_chunks, hstack
 from .encoders import _Encoder
 from .preprocessing import check_width
 
 _TRANSFORM = frozenset({"transform"})
+STACKS = ("dense", "sparse", "sparse_if_any")  # how a column transformer joins its parts
 
 
 @register
@@ -167,6 +168,10 @@ class ColumnTransformer(Executor):
     Input may be a 2-D object array (a DataFrame mixing strings and numbers): parts whose
     transformer takes strings (encoders) get their columns as they are, every other part gets
     them as float64, checked as a numeric model's input is.
+
+    ``stack`` says how the outputs are put side by side, as scikit-learn does: "dense" (sparse
+    parts made dense), "sparse" (a ColumnTransformer whose ``sparse_output_`` was set at fit)
+    or "sparse_if_any" (a FeatureUnion: sparse when some part's output is).
     """
 
     kind = "column_transformer"
@@ -175,9 +180,10 @@ class ColumnTransformer(Executor):
     #: the input columns some part reads: a DataFrame needs only these, by name.
     used_columns: np.ndarray | None = None
 
-    def __init__(self, n_features: int, parts: list[_Part]) -> None:
+    def __init__(self, n_features: int, parts: list[_Part], stack: str = "dense") -> None:
         self.n_features = n_features
         self.parts = parts
+        self.stack = stack
 
     @classmethod
     def from_spec(cls, spec: Spec) -> ColumnTransformer:
@@ -229,7 +235,7 @@ class ColumnTransformer(Executor):
             )
             for name, cols, child, weight in built
         ]
-        out = cls(n, parts)
+        out = cls(n, parts, spec.choice("stack", STACKS, "dense"))
         out.allow_nan = allow_nan
         out.used_columns = taken
         return out
@@ -243,7 +249,7 @@ class ColumnTransformer(Executor):
             if name_columns is not None:
                 name_columns([names[int(c)] for c in part.indices])
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
+    def transform(self, X: np.ndarray) -> np.ndarray | CSRMatrix:
         check_width(X, self.n_features, "this column transformer")
         outputs = []
         mixed = X.dtype.kind == "O"
@@ -252,11 +258,18 @@ class ColumnTransformer(Executor):
             if mixed and not part.takes_objects:
                 Xp = _numeric(part, Xp)
             Y = Xp if part.transformer is None else _apply(part, Xp)
-            if part.weight is not None:
+            if part.weight is not None and isinstance(Y, CSRMatrix):
+                Y = Y.with_data(Y.data * part.weight)
+            elif part.weight is not None:
                 Y = Y * part.weight
             outputs.append(Y)
         if not outputs:
             return np.zeros((len(X), 0))
+        sparse = [isinstance(Y, CSRMatrix) for Y in outputs]
+        if self.stack == "sparse" or (self.stack == "sparse_if_any" and any(sparse)):
+            return hstack(outputs)
+        if any(sparse):
+            outputs = [Y.toarray() if isinstance(Y, CSRMatrix) else Y for Y in outputs]
         return np.hstack(outputs)  # always a new array, even for a single passthrough part
 
 

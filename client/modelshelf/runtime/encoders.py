@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InputTypeError, ManifestError, UnknownCategoryError
 from ._base import Executor, Spec, register
+from ._sparse import CSRMatrix
 from .preprocessing import check_width
 from .text_lookup import Vocabulary
 
@@ -209,9 +210,14 @@ class _Encoder(Executor):
 UNKNOWN_MODES = ("error", "ignore", "infrequent_if_exist", "warn")
 
 
+# Output dtypes a OneHotEncoder may have (scikit-learn's ``dtype``).
+ONE_HOT_DTYPES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8")
+
+
 @register
 class OneHotEncoder(_Encoder):
-    """One-hot encoding, dense float64 output.
+    """One-hot encoding in scikit-learn's ``dtype`` (float64 by default): sparse (a
+    ``CSRMatrix``) where scikit-learn's was (``sparse_output``, its default), dense otherwise.
 
     ``codes`` at each category's slot is the output column it sets, or -1 for none (a dropped
     category); infrequent grouping and drops are resolved at compile time into these codes.
@@ -229,6 +235,8 @@ class OneHotEncoder(_Encoder):
         n_out: int,
         handle_unknown: str,
         warn_unknown: bool,
+        sparse: bool = False,
+        dtype: str = "float64",
     ) -> None:
         super().__init__(categories)
         self.codes = codes
@@ -236,6 +244,8 @@ class OneHotEncoder(_Encoder):
         self.n_out = n_out
         self.handle_unknown = handle_unknown
         self.warn_unknown = warn_unknown
+        self.sparse = sparse
+        self.dtype = np.dtype(dtype)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> OneHotEncoder:
@@ -261,13 +271,14 @@ class OneHotEncoder(_Encoder):
             n_out,
             spec.choice("handle_unknown", UNKNOWN_MODES),
             spec.param("warn_unknown", bool, False),
+            spec.param("sparse_output", bool, False),
+            spec.choice("dtype", ONE_HOT_DTYPES, "float64"),
         )
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
+    def transform(self, X: np.ndarray) -> np.ndarray | CSRMatrix:
         check_width(X, self.n_features, "this one-hot encoder")
         n = len(X)
-        out = np.zeros((n, self.n_out))
-        rows = np.arange(n)
+        columns = np.empty((n, self.n_features), dtype=np.intp)  # each row's column per feature
         with_unknown = []
         for i in range(self.n_features):
             pos, found = self.categories.positions(X, i, self._label(i))
@@ -277,8 +288,8 @@ class OneHotEncoder(_Encoder):
                     raise self.categories.unknown_error(i, self._label(i), X[~found, i])
                 with_unknown.append(i)
                 col[~found] = self.unknown[i]
-            hit = col >= 0
-            out[rows[hit], col[hit]] = 1.0
+            columns[:, i] = col
+        out = self._encoded(columns)
         if with_unknown and self.warn_unknown:
             grouped = self.handle_unknown in ("infrequent_if_exist", "warn")
             then = "encoded as the infrequent category." if grouped else "encoded as all zeros"
@@ -289,6 +300,21 @@ class OneHotEncoder(_Encoder):
                 stacklevel=2,
             )
         return out
+
+    def _encoded(self, columns: np.ndarray) -> np.ndarray | CSRMatrix:
+        """The ones at ``columns`` (-1: none). Sparse as scikit-learn builds it: each row's
+        columns in feature order, which is ascending (feature i's outputs precede i + 1's)."""
+        hit = columns >= 0
+        n = len(columns)
+        if not self.sparse:
+            out = np.zeros((n, self.n_out), dtype=self.dtype)
+            rows = np.broadcast_to(np.arange(n)[:, None], columns.shape)
+            out[rows[hit], columns[hit]] = 1.0
+            return out
+        indptr = np.zeros(n + 1, dtype=np.intp)
+        np.cumsum(hit.sum(axis=1), out=indptr[1:])
+        indices = columns[hit]  # row-major: row by row, features in order
+        return CSRMatrix(np.ones(len(indices), self.dtype), indices, indptr, (n, self.n_out))
 
 
 # Output dtypes an OrdinalEncoder may have (scikit-learn's ``dtype``).
