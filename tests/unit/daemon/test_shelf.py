@@ -365,6 +365,7 @@ async def test_adoption_respects_budgets_that_shrank(setup) -> None:
         first.release(lease)
     held = sum(cost(r.size) for r in refs[:3])
     assert first.l1.used == held and first.l2.used == held
+    await _settled(first)  # the page-cache files are written after the replies (a stop drains)
     config = dataclasses.replace(first.config, l2_bytes=held // 2)
     second = Shelf(config, first.store)  # the "restarted" daemon: same cache
     try:
