@@ -54,6 +54,7 @@ status=0
   tests/unit/runtime/test_trees.py \
   tests/unit/test_kernels_text.py tests/unit/runtime/test_text.py tests/adversarial/test_text_kernels.py \
   tests/unit/test_kernels_dense.py tests/unit/runtime/test_linear.py tests/unit/runtime/test_neural.py \
+  tests/unit/runtime/test_onehot_sparse.py tests/unit/runtime/test_text_sparse.py \
   tests/adversarial/test_dense_kernels.py \
   tests/unit/runtime/test_input_fast.py \
   tests/adversarial/test_tree_kernels.py tests/adversarial/test_boosters.py \

@@ -406,3 +406,89 @@ def test_a_binary_mlp_gets_its_pair_of_probabilities_from_the_kernel() -> None:
     assert wide is not None
     with pytest.raises(ValueError, match="one output"):
         wide(X, True)
+
+
+def _csr(rng: np.random.Generator, rows: int, k: int, density: float, index: Any) -> Any:
+    """A random CSRMatrix of ``rows`` x ``k`` (some rows empty), its indices of dtype ``index``."""
+    from modelshelf.runtime._sparse import CSRMatrix
+
+    mask = rng.random((rows, k)) < density
+    mask[rng.random(rows) < 0.1] = False  # empty rows: their sums are 0.0, then the intercept
+    r, c = np.nonzero(mask)
+    data = rng.normal(size=len(r)) * rng.choice([1e-2, 1.0, 1e3], size=len(r))
+    indptr = np.zeros(rows + 1, dtype=index)
+    np.cumsum(np.bincount(r, minlength=rows), out=indptr[1:])
+    return CSRMatrix(data, c.astype(index), indptr, (rows, k))
+
+
+@pytest.mark.parametrize("rows", (1, 2, 33, 1000))
+@pytest.mark.parametrize("index", (np.int32, np.int64))
+def test_sparse_rows_equal_numpy(rows: int, index: Any) -> None:
+    """CSR rows (a one-hot encoding, a text vectorizer's) through the compiled affine map: each
+    output the row's products added in index order, as CSRMatrix @ W sums them, to the bit;
+    the one-row path (value by value) and the batch path (bincount) alike."""
+    rng = np.random.default_rng([rows, np.dtype(index).itemsize])
+    for k, n_classes, density in ((40, 2, 0.1), (300, 5, 0.02), (7, 33, 0.5), (1, 2, 1.0)):
+        for proba in ("logistic", "softmax", "ovr"):
+            reference, compiled = _pair(_classifier(rng, k, n_classes, proba))
+            X = _csr(rng, rows, k, density, index)
+            calls = _counting_sparse(compiled)
+            for method in ("decision_function", "predict", "predict_proba"):
+                expected, actual = getattr(reference, method)(X), getattr(compiled, method)(X)
+                assert same_bits(actual, expected), (method, rows, k, n_classes, proba)
+            n_scores = 1 if n_classes == 2 else n_classes
+            assert all(calls) == (n_scores <= 32) and calls, (calls, n_scores)
+    for coef_shape, intercept_shape in (((50,), ()), ((3, 50), (3,)), ((1, 50), (1,))):
+        coef, intercept = rng.normal(size=coef_shape), rng.normal(size=intercept_shape)
+        reference, compiled = _pair(lambda c=coef, i=intercept: LinearRegressor(c, i))
+        X = _csr(rng, rows, 50, 0.2, index)
+        assert same_bits(compiled.predict(X), reference.predict(X)), coef_shape
+
+
+def _counting_sparse(executor: Any) -> list[bool]:
+    kernel, calls = executor.kernel, []
+
+    class Counting:
+        def sparse(self, *args: Any) -> Any:
+            result = kernel.sparse(*args)
+            calls.append(result is not None)
+            return result
+
+    executor.kernel = Counting()
+    return calls
+
+
+def test_sparse_rows_it_does_not_take_go_to_numpy() -> None:
+    """Out-of-range indices or offsets, other dtypes, another width: None from the kernel, and
+    the numpy path answers (or refuses) as it would alone."""
+    from modelshelf.errors import InputShapeError
+    from modelshelf.runtime._sparse import CSRMatrix
+
+    rng = np.random.default_rng(11)
+    reference, compiled = _pair(_classifier(rng, 6, 3, "logistic"))
+    kernel = compiled.kernel
+    good = _csr(rng, 4, 6, 0.5, np.int64)
+    assert kernel.sparse(good.data, good.indices, good.indptr, 1) is not None
+    bad_index = good.indices.copy()
+    bad_index[0] = 6  # one past W's rows
+    assert kernel.sparse(good.data, bad_index, good.indptr, 0) is None
+    assert kernel.sparse(good.data, -1 - good.indices, good.indptr, 0) is None
+    for indptr in ([1, 2, 3, 4, len(good.data)], [0, 3, 2, 4, len(good.data)], [0, 1, 2, 3, 99]):
+        assert kernel.sparse(good.data, good.indices, np.array(indptr), 0) is None
+    assert kernel.sparse(good.data.astype(np.float32), good.indices, good.indptr, 0) is None
+    assert kernel.sparse(good.data, good.indices.astype(np.int16), good.indptr, 0) is None
+    assert kernel.sparse(good.data[::2], good.indices[::2], good.indptr, 0) is None
+    assert kernel.sparse(good.data, good.indices, good.indptr[:1], 0) is None  # no rows
+    wide = CSRMatrix(good.data, good.indices, good.indptr, (4, 7))  # another width
+    with pytest.raises(InputShapeError):
+        compiled.predict_proba(wide)
+    with pytest.raises(ValueError, match="link"):
+        kernel.sparse(good.data, good.indices, good.indptr, 99)
+    data = good.data.copy()
+    data[0] = 1e308  # the product overflows: numpy warns, so numpy serves
+    X = CSRMatrix(data, good.indices, good.indptr, good.shape)
+    coef = np.full((3, 6), 10.0)
+    reference, compiled = _pair(lambda: LinearClassifier(coef, np.zeros(3), np.arange(3), "ovr"))
+    assert compiled.kernel.sparse(X.data, X.indices, X.indptr, 0) is None
+    with np.errstate(all="ignore"):
+        assert same_bits(compiled.decision_function(X), reference.decision_function(X))

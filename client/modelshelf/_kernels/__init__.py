@@ -64,7 +64,7 @@ _log = logging.getLogger(__name__)
 
 #: The calls this facade makes of the extension (kernels.h's MSK_INTERFACE): an extension built
 #: from another checkout (a ``git pull`` without a rebuild) answers other calls, and is refused.
-INTERFACE = 2
+INTERFACE = 3
 
 
 def _import_native() -> tuple[ModuleType | None, str]:

@@ -575,6 +575,115 @@ static PyObject *Dense_affine(Dense *self, PyObject *const *args, Py_ssize_t nar
     return (PyObject *)out;
 }
 
+/* -- sparse rows: CSRMatrix @ W + b ------------------------------------------------------- */
+
+/* Up to this many output columns CSRMatrix.__matmul__ sums each column by ``bincount`` (the
+ * order below); wider products are numpy's to compute (runtime/_sparse.py, _BINCOUNT_COLUMNS). */
+#define SPARSE_COLUMNS 32
+
+/* A 1-D aligned native C-contiguous int32 or int64 ndarray's type number, else -1. */
+static int index_type(PyObject *obj) {
+    if (!PyArray_CheckExact(obj)) {
+        return -1;
+    }
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    int type = PyArray_TYPE(arr);
+    if ((type != NPY_INT32 && type != NPY_INT64) || PyArray_NDIM(arr) != 1 ||
+        !PyArray_ISALIGNED(arr) || !PyArray_ISNOTSWAPPED(arr) || !PyArray_IS_C_CONTIGUOUS(arr)) {
+        return -1;
+    }
+    return type;
+}
+
+static inline npy_int64 index_at(const void *a, int type, npy_intp i) {
+    return type == NPY_INT32 ? ((const npy_int32 *)a)[i] : ((const npy_int64 *)a)[i];
+}
+
+/* ``out (rows x n) = X @ W + b`` for the CSR rows (data, indices, indptr): each output its
+ * row's products ``data * W[index, j]`` added one by one in index order from 0.0 (the sums of
+ * CSRMatrix.__matmul__, which are SciPy's csr_matvecs order), then the intercept. 0 where an
+ * index or offset is out of range (numpy then serves, and says what is wrong). */
+static int sparse_affine(const Dense *self, const double *data, const void *indices, int itype,
+                         const void *indptr, int ptype, npy_intp rows, npy_intp nnz,
+                         double *out) {
+    const npy_intp k = self->k, n = self->n, step = self->b_step / (npy_intp)sizeof(double);
+    npy_int64 start = index_at(indptr, ptype, 0);
+    if (start != 0 || index_at(indptr, ptype, rows) != nnz) {
+        return 0;
+    }
+    for (npy_intp r = 0; r < rows; r++) {
+        npy_int64 stop = index_at(indptr, ptype, r + 1);
+        if (stop < start || stop > nnz) {
+            return 0;
+        }
+        for (npy_intp j = 0; j < n; j++) {
+            double acc = 0.0;
+            for (npy_int64 e = start; e < stop; e++) {
+                npy_int64 col = index_at(indices, itype, e);
+                if (col < 0 || col >= k) {
+                    return 0;
+                }
+                acc += data[e] * *(const double *)(self->w + col * self->ws0 + j * self->ws1);
+            }
+            out[r * n + j] = acc + self->b[j * step];
+        }
+        start = stop;
+    }
+    return 1;
+}
+
+/* sparse(data, indices, indptr, link): affine's result for a CSR matrix of rows x k. */
+static PyObject *Dense_sparse(Dense *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyLong_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "sparse(data, indices, indptr, link)");
+        return NULL;
+    }
+    long link = PyLong_AsLong(args[3]);
+    if (link < 0 || link >= N_LINKS || (link == LINK_SIGMOID2 && self->n != 1)) {
+        PyErr_SetString(PyExc_ValueError, "link: unknown, or a sigmoid of more than one score");
+        return NULL;
+    }
+    int itype = index_type(args[1]), ptype = index_type(args[2]);
+    if (self->n > SPARSE_COLUMNS || itype < 0 || ptype < 0 || !is_double_array(args[0]) ||
+        PyArray_NDIM((PyArrayObject *)args[0]) != 1 ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)args[0])) {
+        Py_RETURN_NONE;
+    }
+    PyArrayObject *data = (PyArrayObject *)args[0], *indices = (PyArrayObject *)args[1];
+    PyArrayObject *indptr = (PyArrayObject *)args[2];
+    npy_intp nnz = PyArray_DIM(data, 0), rows = PyArray_DIM(indptr, 0) - 1;
+    if (rows < 1 || PyArray_DIM(indices, 0) != nnz) {
+        Py_RETURN_NONE;
+    }
+    PyArrayObject *out = new_array(self->w_ndim, rows, self->n);
+    PyArrayObject *out2 = NULL;
+    if (out == NULL || (link == LINK_SIGMOID2 && (out2 = new_array(2, rows, 2)) == NULL)) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    double *od = (double *)PyArray_DATA(out);
+    double *o2 = out2 ? (double *)PyArray_DATA(out2) : NULL;
+    int ok, raised = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    feclearexcept(FE_ALL_EXCEPT);
+    ok = sparse_affine(self, (const double *)PyArray_DATA(data), PyArray_DATA(indices), itype,
+                       PyArray_DATA(indptr), ptype, rows, nnz, od);
+    if (ok) {
+        raised = linked((int)link, od, rows, self->n, o2);
+    }
+    Py_END_ALLOW_THREADS;
+    if (!ok || raised) { /* numpy serves: its errors and warnings are the numpy path's */
+        Py_DECREF(out);
+        Py_XDECREF(out2);
+        Py_RETURN_NONE;
+    }
+    if (out2 != NULL) {
+        Py_DECREF(out);
+        return (PyObject *)out2;
+    }
+    return (PyObject *)out;
+}
+
 static PyMethodDef Dense_methods[] = {
     {"_threads", (PyCFunction)Dense_threads, METH_VARARGS,
      "_threads(X, threads) -> the threads affine(X, link, threads) runs on (0: not taken)."},
@@ -582,6 +691,11 @@ static PyMethodDef Dense_methods[] = {
      "affine(X, link[, threads]) -> X @ W + b through the link (a number, see dense.c), its "
      "row blocks split over up to ``threads`` threads, or None where the numpy path must serve "
      "(an input it does not take, a floating-point error)."},
+    {"sparse", (PyCFunction)(void (*)(void))Dense_sparse, METH_FASTCALL,
+     "sparse(data, indices, indptr, link) -> affine's result for the CSR rows (data, indices, "
+     "indptr), each row's products summed in index order as CSRMatrix @ W does; None where "
+     "the numpy path must serve (more than 32 columns, an array it does not take, an index "
+     "out of range, a floating-point error)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,7 +10,7 @@
 /* The calls this extension answers, as a number the Python facade checks at import
  * (``_kernels.INTERFACE``): bump both whenever a function's or a type's arguments or results
  * change, so that an extension built from another checkout is refused, never called wrongly. */
-#define MSK_INTERFACE 2
+#define MSK_INTERFACE 3
 
 #ifndef MSK_MODULE
 #define NO_IMPORT_ARRAY

@@ -26,6 +26,9 @@ DENSE_CHUNK_CELLS = 1 << 22
 # Up to this many output columns, ``X @ W`` sums column by column in SciPy's exact order;
 # wider products (an MLP's first layer) use one segment reduction, equal within rounding.
 _BINCOUNT_COLUMNS = 32
+# A single row with at most this many stored values is summed value by value (one numpy add
+# each): cheaper than the batch's row bookkeeping for a one-row predict of a one-hot encoding.
+_SHORT_ROW = 16
 
 
 class CSRMatrix:
@@ -71,6 +74,8 @@ class CSRMatrix:
 
     def row_ids(self) -> np.ndarray:
         """The row of every stored value."""
+        if self.shape[0] == 1:
+            return np.zeros(len(self.data), dtype=np.intp)
         return np.repeat(np.arange(self.shape[0], dtype=np.intp), np.diff(self.indptr))
 
     def toarray(self) -> np.ndarray:
@@ -110,6 +115,8 @@ class CSRMatrix:
             )
         dtype = np.result_type(self.data.dtype, W.dtype)
         data = self.data.astype(dtype, copy=False)
+        if self.shape[0] == 1 and self.nnz <= _SHORT_ROW:
+            return self._one_row(data, W, dtype)
         if W.ndim == 1:
             return self.row_sums(data * W[self.indices])
         n, k = self.shape[0], W.shape[1]
@@ -129,6 +136,19 @@ class CSRMatrix:
         rows = self.row_ids()
         for j in range(k):
             out[:, j] = np.bincount(rows, weights=data * W[self.indices, j], minlength=n)
+        return out
+
+    def _one_row(self, data: np.ndarray, W: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+        """``self @ W`` of one short row (a one-row predict): its products added one by one in
+        index order, as SciPy does, without the row bookkeeping of a batch."""
+        if W.ndim == 1:
+            products, out = data * W[self.indices], np.zeros(1, dtype=dtype)
+            acc = out
+        else:
+            products, out = data[:, None] * W[self.indices], np.zeros((1, W.shape[1]), dtype)
+            acc = out[0]
+        for value in products:
+            acc += value
         return out
 
     def scale_columns(self, factors: np.ndarray) -> CSRMatrix:
@@ -212,12 +232,14 @@ def hstack(parts: list[Any]) -> CSRMatrix:
         cols.append(c.astype(np.intp) + offset)
         values.append(v.astype(dtype, copy=False))
         offset += part.shape[1]
+    data, indices = np.concatenate(values), np.concatenate(cols)
+    if n == 1:  # one row (a one-row predict): the parts' entries are already in order
+        return CSRMatrix(data, indices, np.array([0, len(data)], dtype=np.intp), (1, offset))
     row_ids = np.concatenate(rows)
     order = np.argsort(row_ids, kind="stable")  # by row, parts kept in order
     indptr = np.zeros(n + 1, dtype=np.intp)
     np.cumsum(np.bincount(row_ids, minlength=n), out=indptr[1:])
-    data = np.concatenate(values)[order]
-    return CSRMatrix(data, np.concatenate(cols)[order], indptr, (n, offset))
+    return CSRMatrix(data[order], indices[order], indptr, (n, offset))
 
 
 def publish(value: Any) -> Any:

@@ -311,9 +311,13 @@ class OneHotEncoder(_Encoder):
             rows = np.broadcast_to(np.arange(n)[:, None], columns.shape)
             out[rows[hit], columns[hit]] = 1.0
             return out
-        indptr = np.zeros(n + 1, dtype=np.intp)
-        np.cumsum(hit.sum(axis=1), out=indptr[1:])
-        indices = columns[hit]  # row-major: row by row, features in order
+        if hit.all():  # one column per feature in every row: no mask to apply
+            indices = columns.reshape(-1)
+            indptr = np.arange(n + 1, dtype=np.intp) * columns.shape[1]
+        else:
+            indptr = np.zeros(n + 1, dtype=np.intp)
+            np.cumsum(hit.sum(axis=1), out=indptr[1:])
+            indices = columns[hit]  # row-major: row by row, features in order
         return CSRMatrix(np.ones(len(indices), self.dtype), indices, indptr, (n, self.n_out))
 
 

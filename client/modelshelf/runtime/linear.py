@@ -28,6 +28,7 @@ import numpy as np
 from .. import _kernels
 from ._base import Executor, Spec, method_set, register
 from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, matmul, softmax
+from ._sparse import CSRMatrix
 
 # How a linear classifier turns scores into probabilities.
 #   none           no predict_proba (hinge losses, ridge, perceptron, passive-aggressive)
@@ -36,6 +37,20 @@ from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, matmul, softmax
 #   ovr            per-class sigmoid normalised over classes (liblinear, SGD log_loss)
 #   modified_huber SGDClassifier(loss="modified_huber")
 PROBA_MODES = ("none", "logistic", "softmax", "ovr", "modified_huber")
+
+
+def compiled_affine(kernel: Any, X: Any, link: int, width: int) -> np.ndarray | None:
+    """``X @ W + b`` through ``link`` by the compiled kernel (dense rows, or a CSRMatrix's
+    sparse ones, summed in index order), or None where the numpy path serves (no kernel, an
+    input it does not take, a floating-point error; a CSR of another width, which numpy
+    refuses with the reason)."""
+    if kernel is None:
+        return None
+    if isinstance(X, CSRMatrix):
+        if X.shape[1] != width:
+            return None
+        return kernel.sparse(X.data, X.indices, X.indptr, link)
+    return kernel.affine(X, link, _kernels.get_threads())
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -104,7 +119,7 @@ class LinearClassifier(Executor):
         return cls(coef, intercept, classes, proba, multilabel)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        scores = None if self.kernel is None else self.kernel.affine(X, 0, _kernels.get_threads())
+        scores = compiled_affine(self.kernel, X, 0, self.coef.shape[1])
         if scores is None:
             scores = matmul(X, self.coef.T) + self.intercept
         return scores.reshape(-1) if scores.shape[1] == 1 else scores
@@ -118,8 +133,8 @@ class LinearClassifier(Executor):
         return self.classes_.take(indices, axis=0)  # type: ignore[union-attr]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        if self.link and self.kernel is not None:
-            fused: np.ndarray | None = self.kernel.affine(X, self.link, _kernels.get_threads())
+        if self.link:
+            fused = compiled_affine(self.kernel, X, self.link, self.coef.shape[1])
             if fused is not None:
                 return fused
         scores = self.decision_function(X)
@@ -184,7 +199,7 @@ class LinearRegressor(Executor):
         return cls(coef, intercept)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        out = None if self.kernel is None else self.kernel.affine(X, 0, _kernels.get_threads())
+        out = compiled_affine(self.kernel, X, 0, self.coef.shape[-1])
         return matmul(X, self.coef.T) + self.intercept if out is None else out
 
 
