@@ -45,6 +45,18 @@ def _per_call(fn: Callable[[], Any], calls: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / calls, (time.process_time() - cpu) / calls
 
 
+def _cells(t_np: np.ndarray, t_c: np.ndarray) -> list[str]:
+    """Median times of the numpy and compiled kernels, and the median ratio with its quartiles
+    (bench/kernels_dense.py and bench/kernels_text.py)."""
+    ratio = t_np / t_c
+    q1, q3 = np.percentile(ratio, [25, 75])
+    return [
+        f"{np.median(t_np) * 1e6:.1f} us",
+        f"{np.median(t_c) * 1e6:.1f} us",
+        f"{np.median(ratio):.1f}x ({q1:.1f}-{q3:.1f})",
+    ]
+
+
 def _time(t: float) -> str:
     return f"{t * 1e6:.1f} us" if t < 1e-3 else f"{t * 1e3:.2f} ms"
 
