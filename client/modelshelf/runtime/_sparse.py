@@ -31,6 +31,13 @@ _BINCOUNT_COLUMNS = 32
 _SHORT_ROW = 16
 
 
+def index_dtype(nnz: int, n_cols: int) -> np.dtype[Any]:
+    """int32 indices and offsets unless the matrix outgrows them, as SciPy and scikit-learn
+    choose (a csr_matrix made from them keeps them, zero-copy)."""
+    limit = np.iinfo(np.int32).max
+    return np.dtype(np.int32 if nnz <= limit and n_cols <= limit else np.int64)
+
+
 class CSRMatrix:
     """Compressed sparse rows: row ``i`` holds ``data[indptr[i]:indptr[i+1]]`` at columns
     ``indices[indptr[i]:indptr[i+1]]`` (sorted, unique). Arrays may be read-only views."""
@@ -233,13 +240,15 @@ def hstack(parts: list[Any]) -> CSRMatrix:
         values.append(v.astype(dtype, copy=False))
         offset += part.shape[1]
     data, indices = np.concatenate(values), np.concatenate(cols)
+    itype = index_dtype(len(data), offset)
     if n == 1:  # one row (a one-row predict): the parts' entries are already in order
-        return CSRMatrix(data, indices, np.array([0, len(data)], dtype=np.intp), (1, offset))
+        indptr = np.array([0, len(data)], dtype=itype)
+        return CSRMatrix(data, indices.astype(itype), indptr, (1, offset))
     row_ids = np.concatenate(rows)
     order = np.argsort(row_ids, kind="stable")  # by row, parts kept in order
-    indptr = np.zeros(n + 1, dtype=np.intp)
+    indptr = np.zeros(n + 1, dtype=itype)
     np.cumsum(np.bincount(row_ids, minlength=n), out=indptr[1:])
-    return CSRMatrix(data[order], indices[order], indptr, (n, offset))
+    return CSRMatrix(data[order], indices[order].astype(itype), indptr, (n, offset))
 
 
 def publish(value: Any) -> Any:

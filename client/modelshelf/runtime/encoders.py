@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InputTypeError, ManifestError, UnknownCategoryError
 from ._base import Executor, Spec, register
-from ._sparse import CSRMatrix
+from ._sparse import CSRMatrix, index_dtype
 from .preprocessing import check_width
 from .text_lookup import Vocabulary
 
@@ -311,13 +311,14 @@ class OneHotEncoder(_Encoder):
             rows = np.broadcast_to(np.arange(n)[:, None], columns.shape)
             out[rows[hit], columns[hit]] = 1.0
             return out
+        itype = index_dtype(columns.size, self.n_out)  # at most one value per cell of columns
         if hit.all():  # one column per feature in every row: no mask to apply
-            indices = columns.reshape(-1)
-            indptr = np.arange(n + 1, dtype=np.intp) * columns.shape[1]
+            indices = columns.reshape(-1).astype(itype)
+            indptr = np.arange(n + 1, dtype=itype) * itype.type(columns.shape[1])
         else:
-            indptr = np.zeros(n + 1, dtype=np.intp)
+            indptr = np.zeros(n + 1, dtype=itype)
             np.cumsum(hit.sum(axis=1), out=indptr[1:])
-            indices = columns[hit]  # row-major: row by row, features in order
+            indices = columns[hit].astype(itype)  # row-major: row by row, features in order
         return CSRMatrix(np.ones(len(indices), self.dtype), indices, indptr, (n, self.n_out))
 
 

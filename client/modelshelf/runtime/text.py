@@ -22,7 +22,7 @@ import numpy as np
 from .. import _kernels
 from ..errors import FeatureCountError, InputTypeError, ManifestError
 from ._base import Executor, Spec, register
-from ._sparse import CSRMatrix, from_dense
+from ._sparse import CSRMatrix, from_dense, index_dtype
 from .text_analysis import Analyzer, as_documents
 from .text_lookup import Vocabulary, hashed_columns, murmurhash3_32
 
@@ -49,22 +49,19 @@ def _csr(
     rows: np.ndarray, columns: np.ndarray, values: np.ndarray, n_docs: int, n_features: int
 ) -> CSRMatrix:
     """CSR from entries already sorted by (row, column) with no duplicates."""
-    # int32 indices unless the matrix outgrows them, as scikit-learn chooses.
-    limit = np.iinfo(np.int32).max
-    index_dtype = np.int32 if len(values) <= limit and n_features <= limit else np.int64
-    indptr = np.zeros(n_docs + 1, dtype=index_dtype)
+    itype = index_dtype(len(values), n_features)
+    indptr = np.zeros(n_docs + 1, dtype=itype)
     np.cumsum(np.bincount(rows, minlength=n_docs), out=indptr[1:])
-    return CSRMatrix(values, columns.astype(index_dtype), indptr, (n_docs, n_features))
+    return CSRMatrix(values, columns.astype(itype), indptr, (n_docs, n_features))
 
 
 def _csr_from_indptr(
     indptr: np.ndarray, columns: np.ndarray, values: np.ndarray, n_features: int
 ) -> CSRMatrix:
     """CSR from a compiled kernel's parts, in ``_csr``'s index dtype."""
-    limit = np.iinfo(np.int32).max
-    index_dtype = np.int32 if len(values) <= limit and n_features <= limit else np.int64
+    itype = index_dtype(len(values), n_features)
     shape = (len(indptr) - 1, n_features)
-    return CSRMatrix(values, columns.astype(index_dtype), indptr.astype(index_dtype), shape)
+    return CSRMatrix(values, columns.astype(itype), indptr.astype(itype), shape)
 
 
 def _count(

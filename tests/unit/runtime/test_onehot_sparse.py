@@ -49,6 +49,7 @@ def _same_sparse(actual: Any, expected: Any) -> None:
     assert sparse.issparse(actual) and sparse.issparse(expected), (type(actual), type(expected))
     expected = expected.tocsr()
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    assert actual.indices.dtype == expected.indices.dtype == np.int32  # what scikit-learn has
     np.testing.assert_array_equal(actual.indptr, expected.indptr)
     np.testing.assert_array_equal(actual.indices, expected.indices)
     np.testing.assert_array_equal(actual.data, expected.data)
