@@ -22,6 +22,7 @@ from sklearn.feature_extraction.text import (
 )
 
 from ..runtime.text import DTYPES, TEXT_KINDS
+from ..runtime.text_analysis import MAX_NGRAM
 from ..runtime.text_lookup import build_vocabulary
 from ._context import Context, converter, unsupported
 
@@ -63,6 +64,10 @@ def _analysis(est: Any) -> dict[str, Any]:
         codecs.lookup(est.encoding)
     except LookupError as exc:
         raise unsupported(est, f"encoding={est.encoding!r}") from exc
+    if not 1 <= est.ngram_range[0] <= est.ngram_range[1] <= MAX_NGRAM:
+        raise unsupported(
+            est, f"ngram_range={est.ngram_range!r}", f"n-grams of 1 to {MAX_NGRAM} are supported"
+        )
     params: dict[str, Any] = {
         "analyzer": est.analyzer,
         "lowercase": bool(est.lowercase),

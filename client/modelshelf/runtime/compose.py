@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NonFiniteInputError, UnknownCategoryError
+from ..errors import ManifestError, NonFiniteInputError, UnknownCategoryError
 from ._base import Executor, Spec, build, register
 from ._input import as_numbers, check_finite
 from ._sparse import DENSE_CHUNK_CELLS, CSRMatrix, concat_rows, dense_chunks, hstack
@@ -22,6 +22,11 @@ from .preprocessing import check_width
 
 _TRANSFORM = frozenset({"transform"})
 STACKS = ("dense", "sparse", "sparse_if_any")  # how a column transformer joins its parts
+# A sparse row made dense for a step that needs it: 2**27 float64 values are 1 GiB (a hashing
+# vectorizer's default width is 2**20). An image asking for more would exhaust the client.
+MAX_DENSE_COLUMNS = 1 << 27
+# Input columns of a column transformer (a DataFrame's): its column masks are this wide.
+MAX_COLUMNS = 1 << 24
 
 
 @register
@@ -85,6 +90,7 @@ class Pipeline(Executor):
         for i in range(start, len(self.steps)):
             step = self.steps[i]
             if isinstance(X, CSRMatrix) and not getattr(step, "accepts_sparse", False):
+                _check_densify(X, f"pipeline step {i} ({step.kind}) takes dense rows")
                 if len(X) > 1 and X.shape[0] * X.shape[1] > DENSE_CHUNK_CELLS:
                     return concat_rows([self._run(method, part, i) for part in dense_chunks(X)])
                 X = X.toarray()
@@ -187,7 +193,7 @@ class ColumnTransformer(Executor):
 
     @classmethod
     def from_spec(cls, spec: Spec) -> ColumnTransformer:
-        n = spec.count("n_features")
+        n = spec.count("n_features", most=MAX_COLUMNS)
         raw_parts = spec.param("parts", list)
         built: list[tuple[str, np.ndarray, Executor | None, float | None]] = []
         for i, raw in enumerate(raw_parts):
@@ -269,8 +275,21 @@ class ColumnTransformer(Executor):
         if self.stack == "sparse" or (self.stack == "sparse_if_any" and any(sparse)):
             return hstack(outputs)
         if any(sparse):
+            for Y, part in zip(outputs, self.parts, strict=True):
+                if isinstance(Y, CSRMatrix):
+                    _check_densify(Y, f"column transformer part {part.name!r} is stacked dense")
             outputs = [Y.toarray() if isinstance(Y, CSRMatrix) else Y for Y in outputs]
         return np.hstack(outputs)  # always a new array, even for a single passthrough part
+
+
+def _check_densify(X: CSRMatrix, why: str) -> None:
+    """Refuse to make rows of more than MAX_DENSE_COLUMNS values dense (ManifestError)."""
+    if X.shape[1] > MAX_DENSE_COLUMNS:
+        raise ManifestError(
+            f"{why}, and its sparse input has {X.shape[1]:,} columns "
+            f"({X.shape[1] * X.dtype.itemsize / 2**30:.1f} GiB a row); modelshelf makes rows "
+            f"of at most {MAX_DENSE_COLUMNS:,} columns dense"
+        )
 
 
 def _numeric(part: _Part, Xp: np.ndarray) -> np.ndarray:

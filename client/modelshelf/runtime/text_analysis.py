@@ -27,6 +27,10 @@ DECODE_ERRORS = ("strict", "ignore", "replace")
 # let bits no flag defines (2**31, which re.compile cannot take) through.
 _PATTERN_FLAGS = int(re.IGNORECASE | re.MULTILINE | re.DOTALL | re.UNICODE | re.VERBOSE | re.ASCII)
 _WHITE_SPACES = re.compile(r"\s\s+")
+# The longest n-gram an analyzer makes. A document of L tokens (or characters) has about
+# L x (max_n - min_n) n-grams of up to max_n each: an image asking for (1, 2**31) would have a
+# client build gigabytes of strings per document. scikit-learn models use a few at most.
+MAX_NGRAM = 64
 
 
 def as_documents(X: Any) -> list[str | bytes]:
@@ -124,8 +128,9 @@ class Analyzer:
         spec.check(
             len(ngram) == 2
             and all(isinstance(n, int) and not isinstance(n, bool) for n in ngram)
-            and 1 <= ngram[0] <= ngram[1],
-            f"ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n, found {ngram}",
+            and 1 <= ngram[0] <= ngram[1] <= MAX_NGRAM,
+            f"ngram_range must be [min_n, max_n] with 1 <= min_n <= max_n <= {MAX_NGRAM}, "
+            f"found {ngram}",
         )
         encoding = spec.param("encoding", str, "utf-8")
         try:

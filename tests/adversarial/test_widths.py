@@ -1,0 +1,87 @@
+"""Widths and lengths in a manifest that would make a client allocate gigabytes are refused with
+a ManifestError (at load, or at the call that would need them), never a MemoryError or the
+kernel's OOM killer. Found by sweeping every integer parameter of every case of the exactness
+matrix to 2**31 - 1 and 2**40 under a 6 GiB address-space limit, and by the text mutation test
+at MODELSHELF_FUZZ_SCALE=10 (which, unlimited, had the test process killed at 24 GB).
+
+Each check runs in a child process whose address space is limited to 3 GiB: a regression fails
+there with MemoryError instead of exhausting the machine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import modelshelf
+from modelshelf.errors import UnsupportedModelError
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILD = textwrap.dedent(
+    """
+    import copy, resource, sys, warnings
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+    import numpy as np
+    import modelshelf
+    from modelshelf.errors import ManifestError
+    from modelshelf.image import Image
+    sys.path.insert(0, {root!r})
+    from tests.adversarial import _raw
+    from tests.cases import CASES
+    warnings.simplefilter("ignore")
+    case = next(c for c in CASES if c.id == {case!r})
+    est, X = case.fit()
+    image = Image.open(modelshelf.compile(est))
+    manifest = copy.deepcopy(image.manifest)
+    node = manifest
+    for key in {path!r}[:-1]:
+        node = node[key]
+    node[{path!r}[-1]] = {value!r}
+    try:
+        model = modelshelf.load(_raw.assemble(list(image.arrays.items()), manifest))
+        getattr(model, {method!r})(X[:3])
+    except ManifestError as exc:
+        print("REFUSED", exc)
+    else:
+        print("SERVED")
+    """
+)
+
+WIDE = [
+    # a column transformer as wide as an int32 allows: its column masks were 2 GiB each at load
+    ("compose-columns-random_cat", ("model", "params", "n_features"), 2**31 - 1, "transform"),
+    # a hashing vectorizer that wide before a step needing dense rows: 16 GiB for one row
+    (
+        "text-pipe-hashing-gbm",
+        ("model", "params", "steps", 0, "params", "n_features"),
+        2**31 - 1,
+        "predict",
+    ),
+    # n-grams up to 2**31 tokens or characters: every n-gram of every length of a document
+    ("text-count-char", ("model", "params", "ngram_range", 1), 2**31 - 1, "transform"),
+    ("text-count-word", ("model", "params", "ngram_range", 1), 2**20, "transform"),
+]
+
+
+@pytest.mark.parametrize(("case", "path", "value", "method"), WIDE, ids=[w[0] for w in WIDE])
+def test_widths_that_would_exhaust_the_client_are_refused(
+    case: str, path: tuple[object, ...], value: int, method: str
+) -> None:
+    code = CHILD.format(root=str(ROOT), case=case, path=path, value=value, method=method)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("REFUSED"), proc.stdout
+
+
+def test_the_converter_refuses_ngrams_longer_than_the_runtime_takes() -> None:
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    est = CountVectorizer(analyzer="char", ngram_range=(1, 65)).fit(["a tiny corpus", "of two"])
+    with pytest.raises(UnsupportedModelError, match="ngram_range"):
+        modelshelf.compile(est)
+    modelshelf.compile(CountVectorizer(analyzer="char", ngram_range=(1, 64)).fit(["ok", "yes"]))
