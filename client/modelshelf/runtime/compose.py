@@ -22,9 +22,9 @@ from .preprocessing import check_width
 
 _TRANSFORM = frozenset({"transform"})
 STACKS = ("dense", "sparse", "sparse_if_any")  # how a column transformer joins its parts
-# A sparse row made dense for a step that needs it: 2**27 float64 values are 1 GiB (a hashing
+# A sparse row made dense for a step that needs it: 2**24 float64 values are 128 MiB (a hashing
 # vectorizer's default width is 2**20). An image asking for more would exhaust the client.
-MAX_DENSE_COLUMNS = 1 << 27
+MAX_DENSE_COLUMNS = 1 << 24
 # Input columns of a column transformer (a DataFrame's): its column masks are this wide.
 MAX_COLUMNS = 1 << 24
 
