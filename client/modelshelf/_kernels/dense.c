@@ -512,6 +512,22 @@ static PyObject *Dense_threads(Dense *self, PyObject *args) {
     return PyLong_FromSsize_t(threads_for(self, (PyArrayObject *)obj, threads));
 }
 
+/* A call's result: None where numpy must serve (``numpy_serves``: it recomputes, with its
+ * warnings or errors), else the pair of probabilities ``out2`` where the link made one, else
+ * ``out``; the references not returned are dropped. */
+static PyObject *answer(PyArrayObject *out, PyArrayObject *out2, int numpy_serves) {
+    if (numpy_serves) {
+        Py_DECREF(out);
+        Py_XDECREF(out2);
+        Py_RETURN_NONE;
+    }
+    if (out2 != NULL) {
+        Py_DECREF(out);
+        return (PyObject *)out2;
+    }
+    return (PyObject *)out;
+}
+
 static PyObject *Dense_affine(Dense *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs < 2 || nargs > 3 || !PyLong_Check(args[1]) || (nargs == 3 && !PyLong_Check(args[2]))) {
         PyErr_SetString(PyExc_TypeError,
@@ -563,16 +579,7 @@ static PyObject *Dense_affine(Dense *self, PyObject *const *args, Py_ssize_t nar
         Py_XDECREF(out2);
         return NULL;
     }
-    if (raised) { /* numpy would warn (or raise, by np.errstate): it recomputes */
-        Py_DECREF(out);
-        Py_XDECREF(out2);
-        Py_RETURN_NONE;
-    }
-    if (out2 != NULL) {
-        Py_DECREF(out);
-        return (PyObject *)out2;
-    }
-    return (PyObject *)out;
+    return answer(out, out2, raised);
 }
 
 /* -- sparse rows: CSRMatrix @ W + b ------------------------------------------------------- */
@@ -672,16 +679,7 @@ static PyObject *Dense_sparse(Dense *self, PyObject *const *args, Py_ssize_t nar
         raised = linked((int)link, od, rows, self->n, o2);
     }
     Py_END_ALLOW_THREADS;
-    if (!ok || raised) { /* numpy serves: its errors and warnings are the numpy path's */
-        Py_DECREF(out);
-        Py_XDECREF(out2);
-        Py_RETURN_NONE;
-    }
-    if (out2 != NULL) {
-        Py_DECREF(out);
-        return (PyObject *)out2;
-    }
-    return (PyObject *)out;
+    return answer(out, out2, !ok || raised); /* numpy's errors and warnings are its own */
 }
 
 static PyMethodDef Dense_methods[] = {
