@@ -237,7 +237,11 @@ class Reader:
 def send_now(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> bool:
     """Send a whole reply without waiting; False if the socket could not take all of it (a
     peer that does not read its replies)."""
-    data = _wire.encode(message)
+    return send_frame_now(sock, _wire.encode(message), fds)
+
+
+def send_frame_now(sock: socket.socket, data: bytes, fds: Sequence[int] = ()) -> bool:
+    """``send_now`` of a message already framed (``modelshelf.wire.encode``'s bytes)."""
     ancillary = [(_wire.SOL_SOCKET, _wire.SCM_RIGHTS, array.array("i", fds))] if fds else []
     try:
         return sock.sendmsg([data], ancillary) == len(data)
