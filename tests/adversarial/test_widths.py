@@ -1,11 +1,12 @@
-"""Widths and lengths in a manifest that would make a client allocate gigabytes are refused with
-a ManifestError (at load, or at the call that would need them), never a MemoryError or the
-kernel's OOM killer. Found by sweeping every integer parameter of every case of the exactness
-matrix to 2**31 - 1 and 2**40 under a 6 GiB address-space limit, and by the text mutation test
+"""Parameters in a manifest that would make a client allocate gigabytes, or fail with an
+untyped exception, are refused with a ManifestError (at load, or at the call that would need
+them), never a MemoryError, the kernel's OOM killer or a stray KeyError. Found by sweeping every
+integer, float and string parameter of every case of the exactness matrix (2**31 - 1, 2**40,
+1e308, 5e-324, "" and the like) under a 6 GiB address-space limit, and by the text mutation test
 at MODELSHELF_FUZZ_SCALE=10 (which, unlimited, had the test process killed at 24 GB).
 
-Each check runs in a child process whose address space is limited to 3 GiB: a regression fails
-there with MemoryError instead of exhausting the machine."""
+The width checks run in a child process whose address space is limited to 3 GiB: a regression
+fails there with MemoryError instead of exhausting the machine."""
 
 from __future__ import annotations
 
@@ -85,3 +86,42 @@ def test_the_converter_refuses_ngrams_longer_than_the_runtime_takes() -> None:
     with pytest.raises(UnsupportedModelError, match="ngram_range"):
         modelshelf.compile(est)
     modelshelf.compile(CountVectorizer(analyzer="char", ngram_range=(1, 64)).fit(["ok", "yes"]))
+
+
+def test_an_empty_norm_is_checked_not_taken_for_none() -> None:
+    """Found by the same sweep over string parameters: ``"norm": ""`` passed as "no norm" (an
+    empty string is falsy) and reached the compiled weighing as a KeyError."""
+    import copy
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from modelshelf.errors import ManifestError
+    from modelshelf.image import Image
+
+    from . import _raw
+
+    est = TfidfVectorizer().fit(["one document", "and another document"])
+    image = Image.open(modelshelf.compile(est))
+    manifest = copy.deepcopy(image.manifest)
+    manifest["model"]["params"]["tfidf"]["params"]["norm"] = ""
+    with pytest.raises(ManifestError, match="norm"):
+        modelshelf.load(_raw.assemble(list(image.arrays.items()), manifest))
+
+
+def test_a_zero_divergence_divides_as_numpy_does() -> None:
+    """Found by the sweep over float parameters: an NMF whose beta makes the divergence at
+    initialisation 0 divided a Python float by it (ZeroDivisionError); scikit-learn divides
+    numpy floats (inf or nan, and numpy's warning) and carries on: so does the runtime."""
+    import warnings
+
+    import numpy as np
+    from sklearn.decomposition import NMF
+
+    X = np.abs(np.random.default_rng(0).normal(size=(30, 6)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = NMF(2, solver="mu", beta_loss=5e-324, max_iter=50, init="random", random_state=0)
+        est.fit(X)
+        expected = est.transform(X[:5])
+        actual = modelshelf.load(modelshelf.compile(est)).transform(X[:5])
+    np.testing.assert_array_equal(actual, expected)

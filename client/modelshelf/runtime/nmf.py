@@ -28,11 +28,13 @@ EPSILON = float(np.finfo(np.float32).eps)  # sklearn.decomposition._nmf.EPSILON
 _EPS64 = float(np.finfo(np.float64).eps)
 
 
-def beta_divergence(X: np.ndarray, W: np.ndarray, H: np.ndarray, beta: float) -> float:
-    """``_beta_divergence(X, W, H, beta, square_root=True)`` for dense X."""
+def beta_divergence(X: np.ndarray, W: np.ndarray, H: np.ndarray, beta: float) -> np.float64:
+    """``_beta_divergence(X, W, H, beta, square_root=True)`` for dense X: a numpy float, as
+    scikit-learn's, so that the progress ratio divides as numpy does (by a zero divergence: inf
+    or nan and numpy's warning, where Python floats would raise ZeroDivisionError)."""
     if beta == 2:
         diff = np.ravel(X - np.dot(W, H), order="K")
-        return float(np.sqrt(np.dot(diff, diff) / 2.0 * 2))
+        return np.float64(np.sqrt(np.dot(diff, diff) / 2.0 * 2))
     WH = np.dot(W, H)
     WH_data = WH.ravel()
     X_data = X.ravel()
@@ -54,7 +56,7 @@ def beta_divergence(X: np.ndarray, W: np.ndarray, H: np.ndarray, beta: float) ->
         res = (X_data**beta).sum() - beta * sum_X_WH
         res += sum_WH_beta * (beta - 1)
         res /= beta * (beta - 1)
-    return float(np.sqrt(2 * max(res, 0)))
+    return np.float64(np.sqrt(2 * max(res, 0)))
 
 
 @register

@@ -45,6 +45,14 @@ def _dtype(spec: Spec) -> np.dtype[Any]:
     return np.dtype(spec.choice("dtype", DTYPES))
 
 
+def _norm(spec: Spec) -> str | None:
+    """The ``norm`` parameter: absent or null, else one of NORMS (an empty string too is
+    checked, not taken for "no norm")."""
+    if spec.param("norm", (str, type(None)), None) is None:
+        return None
+    return str(spec.choice("norm", NORMS))
+
+
 def _csr(
     rows: np.ndarray, columns: np.ndarray, values: np.ndarray, n_docs: int, n_features: int
 ) -> CSRMatrix:
@@ -204,7 +212,7 @@ class HashingVectorizer(_Vectorizer):
     def from_spec(cls, spec: Spec) -> HashingVectorizer:
         n_features = spec.param("n_features", int)
         spec.check(1 <= n_features <= np.iinfo(np.int32).max, f"bad n_features {n_features}")
-        norm = spec.param("norm", (str, type(None)), None) and spec.choice("norm", NORMS)
+        norm = _norm(spec)
         return cls(
             Analyzer.from_spec(spec),
             n_features,
@@ -262,7 +270,7 @@ class TfidfTransformer(Executor):
         idf = spec.array("idf", ndim=1, optional=True)
         n_features = spec.count("n_features")
         spec.check(idf is None or len(idf) == n_features, "idf needs one value per feature")
-        norm = spec.param("norm", (str, type(None)), None) and spec.choice("norm", NORMS)
+        norm = _norm(spec)
         return cls(idf, n_features, spec.param("sublinear_tf", bool), norm)
 
     def transform(self, X: Any) -> CSRMatrix:
