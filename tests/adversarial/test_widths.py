@@ -125,3 +125,27 @@ def test_a_zero_divergence_divides_as_numpy_does() -> None:
         expected = est.transform(X[:5])
         actual = modelshelf.load(modelshelf.compile(est)).transform(X[:5])
     np.testing.assert_array_equal(actual, expected)
+
+
+def test_a_voting_regressor_whose_estimators_disagree_in_shape_is_refused() -> None:
+    """Found by the sweep over bool parameters: a DummyRegressor child told not to ravel gave
+    (n, 1) beside the others' (n,), and numpy's ValueError escaped; now a ManifestError."""
+    import copy
+
+    from modelshelf.errors import ManifestError
+    from modelshelf.image import Image
+    from tests.cases import CASES
+
+    from . import _raw
+
+    case = next(c for c in CASES if c.id == "ensemble-nested-voting-regressor")
+    est, X = case.fit()
+    image = Image.open(modelshelf.compile(est))
+    manifest = copy.deepcopy(image.manifest)
+    dummy = next(
+        e for e in manifest["model"]["params"]["estimators"] if "ravel" in e.get("params", {})
+    )
+    dummy["params"]["ravel"] = False
+    model = modelshelf.load(_raw.assemble(list(image.arrays.items()), manifest))
+    with pytest.raises(ManifestError, match="one value per row"):
+        model.predict(X[:4])

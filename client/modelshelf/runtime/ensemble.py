@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ManifestError
 from ._base import Executor, Spec, method_set, register
 from ._delegate import PREDICTING, all_allow_nan, call, columns, count, methods_param
 from ._math import softmax
@@ -130,7 +131,14 @@ class VotingRegressor(Executor):
         return cls(children, _weights(spec, len(children)))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray([call(child, "predict", X) for child in self.children]).T
+        outputs = [call(child, "predict", X) for child in self.children]
+        for i, y in enumerate(outputs):
+            if np.shape(y) != (len(X),):  # an image whose estimators disagree in shape
+                raise ManifestError(
+                    f"voting regressor: estimator {i} ({self.children[i].kind}) predicts shape "
+                    f"{np.shape(y)} for {len(X)} rows; each must give one value per row"
+                )
+        return np.asarray(outputs).T
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.average(self.transform(X), axis=1, weights=self.weights)
