@@ -147,5 +147,27 @@ def test_a_voting_regressor_whose_estimators_disagree_in_shape_is_refused() -> N
     )
     dummy["params"]["ravel"] = False
     model = modelshelf.load(_raw.assemble(list(image.arrays.items()), manifest))
-    with pytest.raises(ManifestError, match="one value per row"):
+    with pytest.raises(ManifestError, match="must share one shape"):
+        model.predict(X[:4])
+
+
+def test_a_multi_output_regressor_whose_estimators_disagree_in_shape_is_refused() -> None:
+    """The same sweep, lists extended: a tree child given one more output group predicts (n, 2)
+    beside its siblings' (n,); numpy's ValueError escaped, now a ManifestError."""
+    import copy
+
+    from modelshelf.errors import ManifestError
+    from modelshelf.image import Image
+    from tests.cases import CASES
+
+    from . import _raw
+
+    case = next(c for c in CASES if c.id == "multioutput-regressor-tree")
+    est, X = case.fit()
+    image = Image.open(modelshelf.compile(est))
+    manifest = copy.deepcopy(image.manifest)
+    groups = manifest["model"]["params"]["estimators"][0]["params"]["groups"]
+    groups.append(groups[-1])  # an empty second group: a second output column
+    model = modelshelf.load(_raw.assemble(list(image.arrays.items()), manifest))
+    with pytest.raises(ManifestError, match="must share one shape"):
         model.predict(X[:4])

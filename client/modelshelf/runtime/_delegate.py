@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ManifestError
 from ._base import METHODS, Executor, Spec
 
 PREDICTING = ("predict", "predict_proba", "predict_log_proba", "decision_function")
@@ -21,6 +22,19 @@ MAX_COUNT = 1 << 24
 
 def call(child: Executor, method: str, X: Any) -> Any:
     return getattr(child, method)(X)
+
+
+def same_shape(outputs: list[Any], rows: int, parent: str, method: str) -> list[Any]:
+    """``outputs`` (one per child), once they are checked to share one shape whose first
+    dimension is ``rows``, as the parent stacks or adds them: children of an image that differ
+    there (numpy would fail, or broadcast) are a ManifestError."""
+    shapes = {np.shape(y) for y in outputs}
+    if len(shapes) != 1 or next(iter(shapes))[:1] != (rows,):
+        raise ManifestError(
+            f"{parent}: its estimators' {method} outputs have shapes {sorted(shapes)} for "
+            f"{rows} rows; they must share one shape, one value (or row) per input row"
+        )
+    return outputs
 
 
 def count(spec: Spec, key: str, low: int = 0, high: int = MAX_COUNT) -> int:

@@ -12,9 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ManifestError
 from ._base import Executor, Spec, method_set, register
-from ._delegate import PREDICTING, all_allow_nan, call, columns, count, methods_param
+from ._delegate import (
+    PREDICTING,
+    all_allow_nan,
+    call,
+    columns,
+    count,
+    methods_param,
+    same_shape,
+)
 from ._math import softmax
 
 
@@ -132,13 +139,7 @@ class VotingRegressor(Executor):
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         outputs = [call(child, "predict", X) for child in self.children]
-        for i, y in enumerate(outputs):
-            if np.shape(y) != (len(X),):  # an image whose estimators disagree in shape
-                raise ManifestError(
-                    f"voting regressor: estimator {i} ({self.children[i].kind}) predicts shape "
-                    f"{np.shape(y)} for {len(X)} rows; each must give one value per row"
-                )
-        return np.asarray(outputs).T
+        return np.asarray(same_shape(outputs, len(X), "voting regressor", "predict")).T
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.average(self.transform(X), axis=1, weights=self.weights)
@@ -285,7 +286,8 @@ class Bagging(Executor):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         if self.labels is None:
-            total = sum(call(child, "predict", X[:, f]) for child, f in self._parts())
+            outputs = [call(child, "predict", X[:, f]) for child, f in self._parts()]
+            total = sum(same_shape(outputs, len(X), "bagging", "predict"))
             return total / len(self.children)
         indices = np.argmax(self.predict_proba(X), axis=1)
         return self.labels.take(indices, axis=0)
@@ -408,7 +410,8 @@ class AdaBoostRegressor(Executor):
         return cls(children, weights)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        predictions = np.array([call(child, "predict", X) for child in self.children]).T
+        outputs = [call(child, "predict", X) for child in self.children]
+        predictions = np.array(same_shape(outputs, len(X), "AdaBoost", "predict")).T
         sorted_idx = np.argsort(predictions, axis=1)
         weight_cdf = np.cumsum(self.weights[sorted_idx], axis=1)
         median_or_above = weight_cdf >= 0.5 * weight_cdf[:, -1][:, np.newaxis]

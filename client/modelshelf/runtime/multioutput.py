@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._base import Executor, Spec, method_set, register
-from ._delegate import PREDICTING, all_allow_nan, call, count, methods_param, response
+from ._delegate import PREDICTING, all_allow_nan, call, count, methods_param, response, same_shape
 from .preprocessing import check_width
 
 _SCORES = ("decision_function", "predict_proba", "predict")
@@ -49,7 +49,8 @@ class MultiOutput(Executor):
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray([call(child, "predict", X) for child in self.children]).T
+        outputs = [call(child, "predict", X) for child in self.children]
+        return np.asarray(same_shape(outputs, len(X), "multi-output estimator", "predict")).T
 
     def predict_proba(self, X: np.ndarray) -> list[np.ndarray]:
         return [call(child, "predict_proba", X) for child in self.children]
