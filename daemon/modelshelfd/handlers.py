@@ -238,7 +238,7 @@ def fast(
             return False
         conn.leases.setdefault(info.digest, []).append(lease)
         out = [lease.copy.fd]
-        frame = _l1_reply(state, info, rid)
+        frame = _l1_reply(state, info, lease.copy, rid)
         took = time.perf_counter() - started
     else:
         return False
@@ -278,24 +278,14 @@ def _parsed(raw: object) -> ModelRef:
     return ref
 
 
-def _l1_reply(state: ServerState, info: RefInfo, rid: int | None) -> bytes:
-    """The framed reply to an acquire the fast path served from L1: exactly
+def _l1_reply(state: ServerState, info: RefInfo, copy: Copy, rid: int | None) -> bytes:
+    """The framed reply to an acquire the fast path served from L1 (``copy``): exactly
     ``wire.encode({"ok": True, **_acquired(...), "id": rid})``, its fields' JSON remembered
-    per image and catalog generation."""
-    generation = state.catalog.generation
-    key = (info.digest, info.key, info.version, generation)
+    per image and catalog generation (the fast path's copies are all L1 segments)."""
+    key = (info.digest, info.key, info.version, state.catalog.generation)
     head = _l1_replies.get(key)
     if head is None:
-        fields = {
-            "ok": True,
-            "model": info.key,
-            "version": info.version,
-            "digest": info.digest,
-            "size": info.size,
-            "tier": TierName.L1.value,
-            "served": TierName.L1.value,
-            "generation": generation,
-        }
+        fields = {"ok": True, **_acquired(state, info, TierName.L1, copy)}
         head = _wire.encode(fields)[_wire.LENGTH.size : -1]  # the object without its "}"
         if len(_l1_replies) >= _MAX_REMEMBERED:
             _l1_replies.clear()

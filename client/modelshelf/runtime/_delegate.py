@@ -38,11 +38,8 @@ def same_shape(outputs: list[Any], rows: int, parent: str, method: str) -> list[
 
 
 def count(spec: Spec, key: str, low: int = 0, high: int = MAX_COUNT) -> int:
-    """An integer parameter in [low, high]."""
-    value: int = spec.param(key, int)
-    if not low <= value <= high:
-        spec.fail(f"parameter {key!r} is {value}, expected {low}..{high}")
-    return value
+    """An integer parameter in [low, high] (``Spec.count``, with the children's bound)."""
+    return spec.count(key, low, high)
 
 
 def methods_param(spec: Spec, allowed: Iterable[str], children: Iterable[Executor]) -> list[str]:

@@ -31,9 +31,9 @@ def test_an_l1_reply_is_the_encoded_reply(rid: int | None, generation: int) -> N
     if rid is not None:
         reply["id"] = rid
     for _ in range(2):  # fresh, then remembered
-        assert handlers._l1_reply(state, info, rid) == wire.encode(reply)
+        assert handlers._l1_reply(state, info, copy, rid) == wire.encode(reply)
     other = RefInfo("acme", "churn.v2", 13, "cd" * 32, 1)  # another version: its own reply
-    assert wire.decode_body(handlers._l1_reply(state, other, rid)[4:])["version"] == 13
+    assert wire.decode_body(handlers._l1_reply(state, other, copy, rid)[4:])["version"] == 13
 
 
 def test_a_parsed_reference_is_parse_refs_and_bad_ones_stay_refused() -> None:
@@ -53,5 +53,6 @@ def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     state = _state(1)
     for i in range(50):
         handlers._parsed(f"ns/model-{i}")
-        handlers._l1_reply(state, RefInfo("ns", f"model-{i}", 1, f"{i:064x}", 10), i)
+        info = RefInfo("ns", f"model-{i}", 1, f"{i:064x}", 10)
+        handlers._l1_reply(state, info, SimpleNamespace(tier=TierName.L1), i)
         assert len(handlers._refs) <= 8 and len(handlers._l1_replies) <= 8
