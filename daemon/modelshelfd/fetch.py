@@ -357,8 +357,14 @@ class Fetcher:
             return None
         copy.busy = True
         abort = threading.Event()  # set: the thread stops at its next chunk (cancel_write)
-        write = self._write_l2(entry, mapped, seconds, abort)
-        task = asyncio.get_running_loop().create_task(write)
+        started = False
+
+        async def write() -> None:
+            nonlocal started
+            started = True  # the room reserved above is _write_l2's to give back from here
+            await self._write_l2(entry, mapped, seconds, abort)
+
+        task = asyncio.get_running_loop().create_task(write())
         self.l2_writes[digest] = task
         self._aborts[digest] = abort
 
@@ -367,6 +373,8 @@ class Fetcher:
             del self._aborts[digest]
             self._unwanted.discard(digest)
             copy.busy = False
+            if not started:  # cancelled before it ran (drain at shutdown): room never used
+                self.l2.unreserve(entry.size)
             if not mapped.closed:  # cancelled before its thread ran (which unmaps it)
                 mapped.close()
             if not task.cancelled() and (exc := task.exception()) is not None:

@@ -250,6 +250,30 @@ async def test_both_tiers_full_of_leases_is_busy_and_says_why(setup) -> None:
         await _closed(shelf)
 
 
+async def test_an_l2_write_cancelled_before_it_ran_gives_its_room_back(setup) -> None:
+    """Shutdown's drain cancels the L2 writes still pending; one cancelled before its task
+    ever ran had its room reserved (at spawn) and must give it back, not leave it counted."""
+    base, refs = setup
+    shelf = Shelf(base.config, base.store)
+    try:
+        lease = await shelf.acquire(refs[0])
+        assert lease.copy.tier is TierName.L1
+        await _settled(shelf)
+        assert shelf.l2.evict(refs[0].digest)  # the L1 copy may now be written again
+        before = (shelf.l2.used, shelf.l2.pending)
+        task = shelf.fetcher._spawn_write(shelf.entries[refs[0].digest], lease.copy, None)
+        assert task is not None and shelf.l2.pending == before[1] + 1  # its room reserved
+        task.cancel()  # before the loop ever ran it
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled() and not shelf.fetcher.l2_writes
+        assert (shelf.l2.used, shelf.l2.pending) == before
+        assert not lease.copy.busy and not shelf.disk.path(refs[0].digest).exists()
+        shelf.release(lease)
+        _exact(shelf)
+    finally:
+        await _closed(shelf)
+
+
 async def test_pressure_is_signalled_at_a_bounded_rate(setup) -> None:
     base, refs = setup
     now = [100.0]
