@@ -98,12 +98,16 @@ class Inference:
         cfg = state.config
         threads = cfg.http_infer_threads or min(MAX_THREADS, os.cpu_count() or 1)
         self.threads = threads
-        self.limit = cfg.http_infer_queue
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="modelshelfd-infer")
         self.admitted = 0  # requests holding a slot: reading, queued, acquiring or running
         self.body_bytes = 0  # bytes of request bodies admitted requests may hold
         self.body_budget = BODY_BUDGET * cfg.http_max_body
         self._metadata: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+
+    @property
+    def limit(self) -> int:
+        """Requests admitted at once: ``http_infer_queue``, as reloaded (SIGHUP)."""
+        return self.state.config.http_infer_queue
 
     def close(self) -> None:
         """Stop taking work; threads running finish (their leases are released on the loop

@@ -528,12 +528,14 @@ def _check_private_dir(directory: Path) -> None:
         )
 
 
-# what SIGHUP may change; anything else (sockets, store, cache_dir, ...) needs a restart
+# what SIGHUP may change; anything else (sockets, store, cache_dir, the HTTP address, its
+# threads and body limit, ...) needs a restart. The http_* keys here are read per request.
 RELOADABLE = frozenset({
     "namespaces", "admin_uids", "log_level", "l1_bytes", "l2_bytes", "client_held_bytes",
     "client_held_models", "ref_poll_seconds", "ref_full_list_seconds", "ref_skew_seconds",
     "max_connections", "max_connections_per_uid",
     "idle_timeout", "frame_timeout", "send_timeout", "shutdown_timeout",
+    "http_admin", "http_namespaces", "http_infer_queue", "http_infer_timeout",
 })  # fmt: skip
 
 

@@ -687,6 +687,48 @@ def test_http_serves_only_the_namespaces_it_is_given(shelf: Shelf, models: Model
     assert status == 200 and [row["name"] for row in index] == ["team-a:iris"], index
 
 
+def test_sighup_changes_what_http_serves_in_place(shelf: Shelf, models: Models) -> None:
+    """http_namespaces, http_admin and http_infer_queue are read per request: a reload applies
+    them to the running endpoint (revoking a namespace must not wait for a restart); its
+    address still needs one, and then nothing is applied."""
+    import signal
+    import tomllib
+
+    from .conftest import write_config
+
+    server = _serve(shelf, None, http_namespaces=["team-*"])
+    Store(shelf.store).publish("acme", "iris", models.images["iris"])
+    daemon, proc = server.daemon, server.daemon.proc
+    assert proc is not None
+    values = tomllib.loads(daemon.config_path.read_text())
+    request = {"inputs": [_tensor([1, 4], "FP64", [5.0, 3.0, 1.5, 0.2])]}
+
+    def hup(changes: dict[str, Any], expect: str) -> None:
+        before = daemon.logs().count(expect)
+        write_config(daemon.config_path, {**values, **changes})
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.logs().count(expect) > before, what=expect)
+
+    assert server.json("POST", "/v2/models/acme:iris/infer", request)[0] == 403
+    assert server.json("POST", "/v2/repository/models/acme:iris/load")[0] == 403
+    opened = {"http_namespaces": ["acme"], "http_admin": True, "http_infer_queue": 7}
+    hup(opened, "configuration reloaded: http_admin, http_infer_queue, http_namespaces")
+    status, body = server.json("POST", "/v2/models/acme:iris/infer", request)
+    assert status == 200 and body["outputs"][0]["data"] == [0], body
+    assert server.json("POST", "/v2/repository/models/acme:iris/load")[0] == 200
+    assert server.json("POST", "/v2/repository/models/acme:iris/unload")[0] == 200
+    # revoked again: refused at once, the connection and the process unchanged
+    hup(
+        {"http_namespaces": ["team-*"]},
+        "configuration reloaded: http_admin, http_infer_queue, http_namespaces",
+    )
+    status, body = server.json("POST", "/v2/models/acme:iris/infer", request)
+    assert status == 403 and "http_namespaces" in body["error"], body
+    hup({"http": f"127.0.0.1:{_free_port()}"}, "http change only with a restart")
+    assert server.json("POST", "/v2/models/acme:iris/infer", request)[0] == 403  # as before
+    assert proc.poll() is None
+
+
 def test_an_inference_past_its_deadline_gives_its_lease_and_slot_back(
     shelf: Shelf, models: Models
 ) -> None:
