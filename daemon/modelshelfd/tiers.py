@@ -111,6 +111,10 @@ class _Evictable(Mapping[str, Candidate]):
     def values(self) -> ValuesView[Candidate]:
         return _Candidates(self)
 
+    def bytes(self) -> int:
+        """What evicting them all would free (one pass, no candidate built)."""
+        return sum(cost(c.size) for c in self._copies.values() if self._ok(c))
+
     def candidates(self) -> Iterator[Candidate]:
         """All of them in one pass (what a policy that ranks them all, LRU, walks): no
         lookup per copy, as fast as the list the tier built before."""
@@ -181,11 +185,16 @@ class Tier(ABC):
 
     def reserve(self, size: int) -> None:
         """Count ``size`` bytes for a copy about to be filled, evicting unleased, unpinned
-        copies the policy picks if needed; TierFull if the room cannot be made."""
+        copies the policy picks if needed; TierFull if the room cannot be made, and then
+        nothing is evicted (the copies that may go would not free enough: evicting them would
+        cost their reloads and place nothing)."""
         need = cost(size)
         if need > self.budget:
             raise TierFull(self, size, leased=False)
-        self._make_room(self.used + need - self.budget)
+        short = self.used + need - self.budget
+        if short > 0 and _Evictable(self.copies, self.usage, self.holds).bytes() < short:
+            raise TierFull(self, size, leased=True)
+        self._make_room(short)
         if self._count() >= self.max_copies:
             self._make_room(1)  # one victim, whatever its size
         if self.used + need > self.budget:
