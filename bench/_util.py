@@ -10,6 +10,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -207,3 +208,20 @@ def extract(
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
+
+
+def baseline_kernels(ref: str, into: Path) -> None:
+    """The compiled extension of ``ref``'s own C sources, built in place in ``into`` (where
+    ``extract`` put ``ref``'s client): an extension of this tree's sources may answer another
+    interface, which the baseline's facade refuses (it would run numpy)."""
+    extract(ref, into, ("setup.py",))
+    build = into / "build"
+    subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "-b", str(build), "-t", str(build)],
+        cwd=into, check=True, capture_output=True,
+    )  # fmt: skip
+    built = list(build.glob("modelshelf/_kernels/_native*.so"))
+    if not built:
+        raise SystemExit(f"the compiled extension of {ref} could not be built in {build}")
+    for so in built:
+        shutil.copy(so, into / "client" / "modelshelf" / "_kernels" / so.name)

@@ -10,9 +10,9 @@ numpy and its library (modelshelf, or tl2cgen), loads the rows and, for the daem
 (``Client._connect()``: once per process, not per model); then the clock runs over
 ``client.model(ref).predict_proba(one_row)``, ``modelshelf.load(image).predict_proba(one_row)``
 or tl2cgen's ``Predictor`` (dlopen) + ``predict`` of one row. The baseline is ``git archive REF
-client/modelshelf daemon/modelshelfd`` with this tree's compiled extension copied in: a daemon
-of its own runs from it, and its clients import it (the compiled kernels on both sides, so only
-the Python and the daemon differ). Within every repetition the contenders run in a shuffled
+client/modelshelf daemon/modelshelfd`` with its own compiled extension built in place
+(``baseline_kernels``): a daemon of its own runs from it, and its clients import it (the
+compiled kernels on both sides). Within every repetition the contenders run in a shuffled
 order; the table gives medians of wall time (what the caller waits, the daemon's work
 included) and of the worker's CPU time, and the median per-repetition ratio to tl2cgen.
 """
@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._util import OUT, ROOT, extract, markdown_table
+from bench._util import OUT, ROOT, baseline_kernels, extract, markdown_table
 from bench.shelf_daemon import Daemon
 
 TREES = ("rf-200", "hgb-200", "lgbm-500", "xgb-500")
@@ -73,14 +72,9 @@ print(json.dumps({"wall": wall, "cpu": cpu, "module": where}))
 
 
 def _baseline(ref: str, into: Path) -> Path:
-    """The client and daemon packages at ``ref`` under ``into``, with this tree's extension."""
+    """The client and daemon packages at ``ref`` under ``into``, with their own extension."""
     extract(ref, into)
-    kernels = ROOT / "client" / "modelshelf" / "_kernels"
-    built = list(kernels.glob("_native*.so"))
-    if not built:
-        raise SystemExit(f"no compiled extension in {kernels}: run setup.py build_ext --inplace")
-    for so in built:
-        shutil.copy(so, into / "client" / "modelshelf" / "_kernels" / so.name)
+    baseline_kernels(ref, into)
     return into
 
 

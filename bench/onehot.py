@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._util import OUT, ROOT, extract, markdown_table
+from bench._util import OUT, ROOT, baseline_kernels, extract, markdown_table
 
 WORKER = r"""
 import json, statistics, sys, time, tracemalloc
@@ -138,8 +138,7 @@ def main() -> None:
         runtimes = {"modelshelf (this)": {**env, "PYTHONPATH": str(ROOT / "client")}}
         if args.baseline:
             base = extract(args.baseline, Path(tmp) / "base", ("client/modelshelf",))
-            for so in (ROOT / "client" / "modelshelf" / "_kernels").glob("_native*.so"):
-                (base / "client" / "modelshelf" / "_kernels" / so.name).write_bytes(so.read_bytes())
+            baseline_kernels(args.baseline, base)
             runtimes[f"modelshelf ({args.baseline})"] = {
                 **env, "PYTHONPATH": str(base / "client")
             }  # fmt: skip

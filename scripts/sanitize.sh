@@ -59,6 +59,7 @@ status=0
   tests/unit/runtime/test_input_fast.py \
   tests/adversarial/test_tree_kernels.py tests/adversarial/test_boosters.py \
   tests/adversarial/test_hostile.py tests/adversarial/test_mutations.py \
+  tests/unit/image/test_reader_compiled.py \
   tests/adversarial/test_family_specs.py "$@" || status=$?
 [ "$status" -eq 0 ] || { [ "$status" -eq 5 ] && [ $# -gt 0 ]; } || exit "$status"  # 5: -k chose none
 echo "==> pytest (exactness matrix, tree, text, linear and MLP cases on the compiled kernels)"

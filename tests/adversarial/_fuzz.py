@@ -31,12 +31,52 @@ SETTINGS = settings(
 )
 
 
+def layout(image: Image) -> tuple[Any, ...]:
+    """What opening an image read: its header's fields and every array's name, dtype, shape,
+    strides, address, flags and the memory it views."""
+    arrays = [
+        (
+            name, arr.dtype.str, arr.shape, arr.strides, arr.__array_interface__["data"][0],
+            arr.flags.writeable, arr.flags.c_contiguous, arr.flags.f_contiguous,
+            arr.flags.aligned, arr.flags.owndata, _memory(arr),
+        )
+        for name, arr in image.arrays.items()
+    ]  # fmt: skip
+    return (image.size, image.version, image.checksum, image._manifest_span, arrays)
+
+
+def _memory(arr: Any) -> int:
+    """The object whose memory ``arr`` views (through memoryviews of memoryviews)."""
+    base = arr.base
+    while isinstance(base, memoryview):
+        base = base.obj
+    return id(base)
+
+
+def opened(data: bytes) -> Image | None:
+    """``Image.open(data)`` with each kernel built: the compiled reader (image.c) must read
+    exactly what the Python one reads, or refuse with exactly its error. The image, or None
+    where it is refused (ImageError)."""
+    outcomes: list[tuple[Any, ...]] = []
+    image = None
+    for kernel in BUILT_KERNELS:
+        with using(kernel):
+            try:
+                image = Image.open(data)
+            except ImageError as exc:
+                outcomes.append((kernel, type(exc), str(exc)))
+                image = None
+            else:
+                outcomes.append((kernel, layout(image)))
+    assert all(o[1:] == outcomes[0][1:] for o in outcomes), outcomes
+    return image
+
+
 def consume(data: bytes) -> str:
     """Open, verify and load ``data``; return how far it got. ImageError is the only
     exception caught: anything else propagates and fails the calling test."""
-    try:
-        image = Image.open(data)
-    except ImageError:
+    image = opened(data)
+    if image is None:
         return "open"
     for arr in image.arrays.values():
         arr.tobytes()  # every view lies inside the buffer

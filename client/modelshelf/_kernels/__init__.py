@@ -44,6 +44,7 @@ __all__ = [
     "float_input",
     "get_threads",
     "hashing",
+    "image_arrays",
     "mode",
     "set_threads",
     "sigmoid",
@@ -64,7 +65,7 @@ _log = logging.getLogger(__name__)
 
 #: The calls this facade makes of the extension (kernels.h's MSK_INTERFACE): an extension built
 #: from another checkout (a ``git pull`` without a rebuild) answers other calls, and is refused.
-INTERFACE = 3
+INTERFACE = 4
 
 
 def _import_native() -> tuple[ModuleType | None, str]:
@@ -159,6 +160,32 @@ def use(name: str) -> None:
     _active = BUILT if name == "compiled" else None
 
 
+def _image_reader(native: ModuleType | None) -> Any:
+    """The extension's image reader if it reads the layout and limits of image/_format.py."""
+    from ..image import _format as f
+
+    read = getattr(native, "image_arrays", None)
+    wanted = {name: getattr(f, name) for name in getattr(native, "IMAGE_FORMAT", {})}
+    if read is None or wanted != native.IMAGE_FORMAT:  # type: ignore[union-attr]
+        return None
+    return read
+
+
+_image_arrays = _image_reader(BUILT)
+
+#: (image_size, major, minor, checksum, manifest_offset, manifest_length, arrays)
+ImageRead = tuple[int, int, int, int, int, int, dict[str, np.ndarray]]
+#: ``view -> ImageRead``, or None: the Python reader serves (image.c)
+ImageArrays = Callable[[memoryview], ImageRead | None]
+
+
+def image_arrays() -> ImageArrays | None:
+    """The compiled reader of an image's header and array table (``image_arrays``, image.c),
+    or None: image/_reader.py reads them (the numpy path, no extension, or one built for
+    another layout). It reads only images it finds valid, as the same read-only views."""
+    return _image_arrays if _active is not None else None
+
+
 #: ``(X, n_features, allow_nan) -> view or None``: a prediction input's common case (input.c).
 FloatInput = Callable[[Any, int, bool], "np.ndarray | None"]
 
@@ -199,9 +226,7 @@ def trees(
     if base is not None:
         if base.dtype.kind not in "fiu":
             return None
-        if base.dtype == out_dtype:
-            base = base.copy()  # no cast, nothing to warn about (errstate costs a fresh process)
-        else:
+        if base.dtype != out_dtype:  # the image's own array as it is, if no cast is needed
             with np.errstate(all="ignore"):  # as the numpy path's assignment into its sums casts
                 base = base.astype(out_dtype)
     try:
@@ -211,7 +236,7 @@ def trees(
             child,
             missing,
             roots,
-            np.asarray(groups, dtype=np.intp),
+            groups,
             leaf_values,
             base,
             depth,

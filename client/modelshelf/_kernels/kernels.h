@@ -10,7 +10,7 @@
 /* The calls this extension answers, as a number the Python facade checks at import
  * (``_kernels.INTERFACE``): bump both whenever a function's or a type's arguments or results
  * change, so that an extension built from another checkout is refused, never called wrongly. */
-#define MSK_INTERFACE 3
+#define MSK_INTERFACE 4
 
 #ifndef MSK_MODULE
 #define NO_IMPORT_ARRAY
@@ -18,6 +18,11 @@
 #define PY_ARRAY_UNIQUE_SYMBOL modelshelf_kernels_ARRAY_API
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
+
+/* image.c: an image's header and array table as numpy views (``image_arrays``), None where
+ * the Python reader must serve; ``msk_image_format`` lists the layout and limits it reads. */
+PyObject *msk_image_arrays(PyObject *module, PyObject *view);
+PyObject *msk_image_format(void);
 
 /* trees.c: the ``Trees`` type (a forest's node arrays, checked once, and its sum kernel). */
 extern PyTypeObject msk_TreesType;

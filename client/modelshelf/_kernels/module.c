@@ -50,6 +50,10 @@ static PyMethodDef native_methods[] = {
     {"sigmoid", msk_sigmoid, METH_VARARGS,
      "sigmoid(raw, out): a binary classifier's [1 - p, p], p = 1 / (1 + exp(-raw)), in raw's "
      "dtype (float32: XGBoost's rounding), with numpy's exp (only where sigmoid_loop)."},
+    {"image_arrays", msk_image_arrays, METH_O,
+     "image_arrays(view) -> (image_size, major, minor, checksum, manifest_offset, "
+     "manifest_length, arrays) of an image's read-only bytes, or None: the Python reader "
+     "(image/_reader.py) then reads it and says what is wrong."},
     {"_tune", msk_trees_tune, METH_VARARGS,
      "_tune(block_rows=0, thread_pairs=0) -> (block_rows, thread_pairs): the tree kernel's "
      "batch constants, for measurements; 0 keeps one."},
@@ -84,7 +88,10 @@ PyMODINIT_FUNC PyInit__native(void) {
         Py_DECREF(module);
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Dense", (PyObject *)&msk_DenseType) < 0 ||
+    PyObject *format = msk_image_format();
+    int added = format != NULL && PyModule_AddObjectRef(module, "IMAGE_FORMAT", format) == 0;
+    Py_XDECREF(format);
+    if (!added || PyModule_AddObjectRef(module, "Dense", (PyObject *)&msk_DenseType) < 0 ||
         PyModule_AddIntConstant(module, "INTERFACE", MSK_INTERFACE) < 0) {
         Py_DECREF(module);
         return NULL;

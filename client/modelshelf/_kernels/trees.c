@@ -32,12 +32,12 @@
 typedef struct {
     PyObject_HEAD
     /* the arrays, kept alive while this object reads them (NULL where absent) */
-    PyArrayObject *a_feature, *a_threshold, *a_child, *a_missing, *a_roots, *a_groups,
-        *a_leaf_values, *a_base;
+    PyArrayObject *a_feature, *a_threshold, *a_child, *a_missing, *a_roots, *a_leaf_values,
+        *a_base;
     const npy_int32 *feature, *child, *roots;
     const char *threshold;   /* float32 or float64: split thresholds, leaf payloads */
     const npy_uint8 *missing; /* NULL: NaN goes to the first child */
-    const npy_intp *groups;   /* n_groups + 1 offsets into roots */
+    npy_intp *groups;         /* n_groups + 1 offsets into roots (owned: PyMem) */
     const char *leaf_values;  /* NULL: a leaf's payload is its output */
     const char *base;         /* NULL: a sum starts from its first tree */
     int threshold_type, out_type;
@@ -82,7 +82,6 @@ static int take_array(PyObject *obj, const char *role, const int *types, int ndi
 }
 
 static const int INT32[] = {NPY_INT32, 0};
-static const int INTP[] = {NPY_INTP, 0};
 static const int UINT8[] = {NPY_UINT8, 0};
 static const int FLOATS[] = {NPY_FLOAT64, NPY_FLOAT32, 0};
 
@@ -92,7 +91,8 @@ static int Trees_clear(Trees *self) {
     Py_CLEAR(self->a_child);
     Py_CLEAR(self->a_missing);
     Py_CLEAR(self->a_roots);
-    Py_CLEAR(self->a_groups);
+    PyMem_Free(self->groups);
+    self->groups = NULL;
     Py_CLEAR(self->a_leaf_values);
     Py_CLEAR(self->a_base);
     return 0;
@@ -106,6 +106,37 @@ static void Trees_dealloc(Trees *self) {
 static int fail(const char *message) {
     PyErr_SetString(PyExc_ValueError, message);
     return 0;
+}
+
+/* ``groups`` (a list or tuple of ints: the offsets of each output group's trees, as the
+ * manifest gives them, no numpy array built for them at load) copied into ``self->groups``. */
+static int take_groups(Trees *self, PyObject *groups) {
+    PyObject *seq = PySequence_Fast(groups, "groups: expected a list of offsets");
+    if (seq == NULL) {
+        return 0;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    self->groups = n > 0 ? PyMem_New(npy_intp, n) : NULL;
+    if (n > 0 && self->groups == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return 0;
+    }
+    self->n_groups = n - 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        Py_ssize_t v = PyLong_Check(item) ? PyLong_AsSsize_t(item) : -1;
+        if (v == -1 && !PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "groups: expected offsets from 0");
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return 0;
+        }
+        self->groups[i] = (npy_intp)v;
+    }
+    Py_DECREF(seq);
+    return 1;
 }
 
 /* Shapes against each other, as trees_forest.Forest checks them: what the loops rely on. */
@@ -122,12 +153,9 @@ static int check_shapes(Trees *self) {
     if (self->a_missing && PyArray_DIM(self->a_missing, 0) != (self->n_nodes + 7) / 8) {
         return fail("missing must pack one bit per node");
     }
-    npy_intp n_offsets = PyArray_DIM(self->a_groups, 0);
-    if (n_offsets < 2) {
+    if (self->n_groups < 1) {
         return fail("groups needs at least two offsets");
     }
-    self->n_groups = n_offsets - 1;
-    self->groups = (const npy_intp *)PyArray_DATA(self->a_groups);
     if (self->groups[0] != 0 || self->groups[self->n_groups] != self->n_trees) {
         return fail("groups must run from 0 to the number of trees");
     }
@@ -176,7 +204,7 @@ static PyObject *Trees_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         !take_array(child, "child", INT32, 1, &self->a_child) ||
         (missing != Py_None && !take_array(missing, "missing", UINT8, 1, &self->a_missing)) ||
         !take_array(roots, "roots", INT32, 1, &self->a_roots) ||
-        !take_array(groups, "groups", INTP, 1, &self->a_groups) ||
+        !take_groups(self, groups) ||
         (leaf_values != Py_None &&
          !take_array(leaf_values, "leaf_values", FLOATS, 2, &self->a_leaf_values)) ||
         (base != Py_None && !take_array(base, "base", FLOATS, 1, &self->a_base)) ||

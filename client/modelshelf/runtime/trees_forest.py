@@ -53,6 +53,14 @@ INPUT_CASTS = ("float32", "float64")
 CATEGORY_CASTS = ("trunc", "floor")
 #: LightGBM's kZeroThreshold (the float 1e-35f, as a double): |x| <= this is "zero".
 LIGHTGBM_ZERO = float(np.float32(1e-35))
+# Built at import: the first np.dtype or np.result_type call in a process costs ~10 us each,
+# which a fresh process's first model load would pay (bench/first_acquire.py).
+_CASTS = {cast: np.dtype(cast) for cast in INPUT_CASTS}
+_WORK = {
+    (np.dtype(t), cast): np.result_type(np.dtype(t), _CASTS[cast])
+    for t in ("float16", "float32", "float64")
+    for cast in INPUT_CASTS
+}
 _MAX_DEPTH = 1 << 16
 MAX_FEATURES = (1 << 31) - 2  # input columns: the sentinel column n_features fits an int32
 _BLOCK = 1 << 16  # (tree, row) pairs per block: bounds temporaries, keeps them in cache
@@ -147,8 +155,10 @@ class Forest:
         spec.check(divisor > 0, "divisor must be positive")
 
         input_cast = spec.choice("input_cast", INPUT_CASTS, "float64")
-        self.input_dtype = np.dtype(input_cast)
-        self.work_dtype = np.result_type(threshold.dtype, self.input_dtype)
+        self.input_dtype = _CASTS[input_cast]
+        self.work_dtype = _WORK.get((threshold.dtype, input_cast)) or np.result_type(
+            threshold.dtype, self.input_dtype
+        )
         self.dtype = threshold.dtype if leaf_values is None else leaf_values.dtype
 
         cat_column = spec.array("cat_column", ndim=1, kind="i", optional=True)
@@ -199,7 +209,7 @@ class Forest:
         # Inputs need no more than a cast: the kernel's ``raw`` prepares them itself.
         self.plain = cat_column is None and encode_column is None and self.zero_missing is None
         # numpy's ``out /= divisor`` divides by the divisor in the outputs' dtype
-        self.out_divisor = float(self.dtype.type(divisor))
+        self.out_divisor = 1.0 if divisor == 1 else float(self.dtype.type(divisor))
 
     def _plan_compaction(self, level_offsets: np.ndarray) -> list[bool]:
         """Before which steps a batch drops its finished pairs: once a random walk (each side
