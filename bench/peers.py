@@ -297,7 +297,13 @@ def main() -> None:
     parser.add_argument("--busy-samples", type=int, help="calls per variant, busy (30; 20)")
     parser.add_argument("--processes", type=int, help="processes holding the model (4; 2)")
     parser.add_argument("--rebuild", action="store_true", help="refit and reconvert the models")
+    parser.add_argument(
+        "--report", action="store_true", help="render peers.md and the plots again from peers.json"
+    )
     args = parser.parse_args()
+    if args.report:
+        _write(json.loads((OUT / "peers.json").read_text()))
+        return
     # defaults, and --quick's: a flag given on the command line wins over both
     settings = {"repeat": (11, 5), "budget": (0.02, 0.01), "load_repeat": (5, 3)}
     settings.update(busy_samples=(30, 20), processes=(4, 2))
@@ -353,6 +359,11 @@ def main() -> None:
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "peers.json").write_text(json.dumps(run, indent=1) + "\n")
+    _write(run)
+
+
+def _write(run: dict[str, Any]) -> None:
+    """peers.md and the plots of ``run`` (as measured, or as read back by ``--report``)."""
     text = peers_report.render(run)
     print(text)
     (OUT / "peers.md").write_text(text + "\n")

@@ -19,6 +19,7 @@ from bench.peers_workers import BY_KEY
 
 SHELF = ("ms-numpy", "ms-compiled")
 STALL = 2.0  # a call above this multiple of the median is a stall
+DEFAULT_THREADS = 1  # modelshelf as shipped: MODELSHELF_THREADS unset (modelshelf._kernels)
 
 
 def _label(key: str) -> str:
@@ -164,10 +165,24 @@ def _stalls(ts: list[float]) -> dict[str, float]:
     }
 
 
-def busy_values(spec: dict[str, Any], key: str) -> dict[str, float] | None:
-    """The stall statistics of the contender's setting with the lowest busy median."""
-    found = [_stalls(ts) for v, ts in spec["steady"]["busy"].items() if v.split("@")[0] == key]
+def busy_values(
+    spec: dict[str, Any], key: str, threads: int | None = None
+) -> dict[str, float] | None:
+    """The stall statistics of the contender's setting with the lowest busy median, or of its
+    setting at ``threads`` threads."""
+    found = [
+        {**_stalls(ts), "threads": int(v.split("@")[1])}
+        for v, ts in spec["steady"]["busy"].items()
+        if v.split("@")[0] == key and (threads is None or v == f"{key}@{threads}")
+    ]
     return min(found, key=lambda s: s["p50"]) if found else None
+
+
+def _stall_cell(s: dict[str, float]) -> str:
+    return (
+        f"p99 {s['p99'] / s['p50']:.1f}x, max {s['max'] / s['p50']:.1f}x "
+        f"({s['stalls']}/{s['n']} calls > 2x)"
+    )
 
 
 def _busy_table(run: dict[str, Any]) -> str:
@@ -211,11 +226,15 @@ def _verdicts(run: dict[str, Any], v1: Any, v1000: Any) -> str:
                     else ("met" if float(cell.split("x")[0]) <= 1.0 else "missed")
                 )
 
-            s = busy_values(spec, key)
-            assert s is not None
-            stall = f"p99 {s['p99'] / s['p50']:.1f}x, max {s['max'] / s['p50']:.1f}x"
-            stall += f" ({s['stalls']}/{s['n']} calls > 2x)"
+            # judged as shipped: one thread, the default (MODELSHELF_THREADS), which the docs
+            # keep for a busy node; the faster setting is shown beside it when it differs
+            s = busy_values(spec, key, DEFAULT_THREADS) or busy_values(spec, key)
+            fastest = busy_values(spec, key)
+            assert s is not None and fastest is not None
+            stall = f"{s['threads']:g}t: {_stall_cell(s)}"
             stall_ok = "met" if s["stalls"] == 0 else "**missed**"
+            if fastest["threads"] != s["threads"]:
+                stall_ok += f"; {fastest['threads']:g}t: {_stall_cell(fastest)}"
             load = "-"
             if spec["tree"]:
                 values = _first_values(spec)
@@ -235,7 +254,7 @@ def _verdicts(run: dict[str, Any], v1: Any, v1000: Any) -> str:
             "contender",
             "1 row / best peer (<= 1.0x)",
             "1000 rows / best peer (<= 1.0x)",
-            "busy 1000 rows: no call > 2x median",
+            "busy 1000 rows: no call > 2x median (at 1 thread, the default)",
             "load + first via daemon / tl2cgen (<= 1.0x)",
         ],
         rows,
