@@ -111,10 +111,6 @@ class _Evictable(Mapping[str, Candidate]):
     def values(self) -> ValuesView[Candidate]:
         return _Candidates(self)
 
-    def bytes(self) -> int:
-        """What evicting them all would free (one pass, no candidate built)."""
-        return sum(cost(c.size) for c in self._copies.values() if self._ok(c))
-
     def candidates(self) -> Iterator[Candidate]:
         """All of them in one pass (what a policy that ranks them all, LRU, walks): no
         lookup per copy, as fast as the list the tier built before."""
@@ -191,10 +187,8 @@ class Tier(ABC):
         need = cost(size)
         if need > self.budget:
             raise TierFull(self, size, leased=False)
-        short = self.used + need - self.budget
-        if short > 0 and _Evictable(self.copies, self.usage, self.holds).bytes() < short:
+        if not self._make_room(self.used + need - self.budget):
             raise TierFull(self, size, leased=True)
-        self._make_room(short)
         if self._count() >= self.max_copies:
             self._make_room(1)  # one victim, whatever its size
         if self.used + need > self.budget:
@@ -224,18 +218,29 @@ class Tier(ABC):
         self.policy.on_insert(copy.digest, cost(copy.size), self.clock())
 
     def shrink(self) -> None:
-        """Evict down to the budget (which may have shrunk since the copies were adopted)."""
-        self._make_room(self.used - self.budget)
+        """Evict down to the budget (which may have shrunk since the copies were adopted), or
+        as near as the copies that may go allow."""
+        self._make_room(self.used - self.budget, partial=True)
 
-    def _make_room(self, need: int) -> None:
+    def _make_room(self, need: int, *, partial: bool = False) -> bool:
+        """Evict the policy's victims for ``need`` bytes; if they would not free that much,
+        evict none of them (they stay, and the policy is told so) unless ``partial``: False."""
         if need <= 0:
-            return
+            return True
         # a view, not a list: a policy that samples builds the few candidates it looks at
         # (building all 2,000 took about 1 ms per eviction in the event loop)
         candidates = _Evictable(self.copies, self.usage, self.holds)
-        for digest in self.policy.victims(candidates, need, self.clock()):
+        now = self.clock()
+        victims = self.policy.victims(candidates, need, now)
+        sizes = [cost(self.copies[digest].size) for digest in victims]
+        if sum(sizes) < need and not partial:
+            for digest, size in zip(victims, sizes, strict=True):
+                self.policy.on_insert(digest, size, now)  # still resident: victims forgot it
+            return False
+        for digest in victims:
             self.evict(digest)
             self.evictions += 1
+        return sum(sizes) >= need
 
     def _free(self, copy: Copy) -> None:
         self._close(copy)

@@ -506,9 +506,12 @@ async def test_a_reservation_that_cannot_be_made_evicts_nothing(setup) -> None:
         l1 = shelf.l1
         l1.copies[refs[1].digest].busy = True  # as while its L2 write reads it
         before = (set(l1.copies), l1.used, l1.pending, l1.evictions)
+        residents = len(l1.policy)  # type: ignore[arg-type]
         with pytest.raises(TierFull):
             l1.reserve(budget)  # needs both copies gone: one may not go
         assert (set(l1.copies), l1.used, l1.pending, l1.evictions) == before
+        assert len(l1.policy) == residents  # type: ignore[arg-type]  # still ranked as residents
+        assert l1.policy.priority(refs[0].digest, shelf.clock()) is not None  # type: ignore[attr-defined]
         l1.copies[refs[1].digest].busy = False
         l1.reserve(budget)  # now it can: both go, and only then
         assert not l1.copies and l1.evictions == 2 and l1.pending == 1
