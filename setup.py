@@ -31,6 +31,14 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # no compiler at all (distutils' errors vary by platform)
             self._warn(exc)
 
+    def build_extensions(self) -> None:
+        # The interpreter's own link flags may carry its build's library path as an rpath
+        # (pyenv's do): the extension needs only libc, and a wheel must not name this machine.
+        linker = getattr(self.compiler, "linker_so", None)
+        if linker:
+            self.compiler.linker_so = [a for a in linker if not a.startswith("-Wl,-rpath")]
+        super().build_extensions()
+
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)

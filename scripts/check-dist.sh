@@ -63,6 +63,15 @@ platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
 tag = wheel.rsplit("-", 3)[1:]
 tag[-1] = tag[-1].removesuffix(".whl")
 assert tag == [abi, abi, platform], f"wheel tags {tag}, expected {[abi, abi, platform]}"
+# the extension needs only libc: no rpath naming the machine that built it (setup.py drops
+# the interpreter's own); readelf comes with the compiler's binutils
+import shutil, subprocess, tempfile
+if shutil.which("readelf"):
+    with tempfile.TemporaryDirectory() as d, zipfile.ZipFile(wheel) as whl:
+        so = whl.extract(native[0], d)
+        dynamic = subprocess.run(["readelf", "-d", so], capture_output=True, text=True).stdout
+    paths = [line for line in dynamic.splitlines() if "RPATH" in line or "RUNPATH" in line]
+    assert not paths, f"the wheel's extension carries a library path: {paths}"
 print(f"    sdist: {len(files)} files, {len(sources)} C sources; wheel: {native[0]}, {'-'.join(tag)}")
 PY
 
