@@ -165,8 +165,12 @@ def _image_reader(native: ModuleType | None) -> Any:
     from ..image import _format as f
 
     read = getattr(native, "image_arrays", None)
-    wanted = {name: getattr(f, name) for name in getattr(native, "IMAGE_FORMAT", {})}
-    if read is None or wanted != native.IMAGE_FORMAT:  # type: ignore[union-attr]
+    layout = getattr(native, "IMAGE_FORMAT", None)
+    if read is None or not isinstance(layout, dict):
+        return None
+    differ = sorted(k for k, v in layout.items() if getattr(f, k, None) != v)
+    if differ:
+        _log.debug("modelshelf kernels: the Python image reader serves (%s differ)", differ)
         return None
     return read
 

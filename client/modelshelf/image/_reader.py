@@ -76,13 +76,11 @@ class Image:
                 header["image_size"], header["major"], header["minor"], header["checksum"],
                 header["manifest_offset"], header["manifest_length"], arrays,
             )  # fmt: skip
-        self.size: int = read[0]
-        self.version: tuple[int, int] = (read[1], read[2])
-        self.checksum: int = read[3]
-        self._manifest_span: tuple[int, int] = (read[4], read[5])
-        self.arrays: Mapping[str, np.ndarray] = MappingProxyType(read[6])
-        self._manifest: dict[str, Any] | None = None
-        self._manifest = self.manifest
+        self.size, major, minor, self.checksum, start, length, arrays = read
+        self.version: tuple[int, int] = (major, minor)
+        self.arrays: Mapping[str, np.ndarray] = MappingProxyType(arrays)
+        self._manifest_span = (start, length)
+        self._manifest: dict[str, Any] | None = decode_manifest(bytes(view[start : start + length]))
 
     @property
     def manifest(self) -> dict[str, Any]:

@@ -156,9 +156,10 @@ class Forest:
 
         input_cast = spec.choice("input_cast", INPUT_CASTS, "float64")
         self.input_dtype = _CASTS[input_cast]
-        self.work_dtype = _WORK.get((threshold.dtype, input_cast)) or np.result_type(
-            threshold.dtype, self.input_dtype
-        )
+        work = _WORK.get((threshold.dtype, input_cast))
+        if work is None:  # a threshold dtype the table lacks
+            work = np.result_type(threshold.dtype, self.input_dtype)
+        self.work_dtype = work
         self.dtype = threshold.dtype if leaf_values is None else leaf_values.dtype
 
         cat_column = spec.array("cat_column", ndim=1, kind="i", optional=True)

@@ -9,6 +9,7 @@ memory they keep alive). Everything else is None, and the Python reader says wha
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -42,6 +43,20 @@ def test_the_extension_reads_the_format_of_this_reader() -> None:
         assert _kernels.image_arrays() is not None
     with using("numpy"):
         assert _kernels.image_arrays() is None  # MODELSHELF_KERNELS=numpy: Python reads
+
+
+def test_an_extension_built_for_another_layout_is_not_used() -> None:
+    """The facade compares the extension's layout and limits with _format.py's: one value
+    off (or one name this reader does not define) and the Python reader serves."""
+    _compiled()
+    built = _kernels.BUILT
+    assert built is not None and _kernels._image_reader(built) is built.image_arrays
+    for changed in ({"MAX_ARRAYS": f.MAX_ARRAYS + 1}, {"NO_SUCH_LIMIT": 1}):
+        other = SimpleNamespace(
+            image_arrays=built.image_arrays, IMAGE_FORMAT={**built.IMAGE_FORMAT, **changed}
+        )
+        assert _kernels._image_reader(other) is None, changed  # type: ignore[arg-type]
+    assert _kernels._image_reader(None) is None
 
 
 arrays = st.lists(
