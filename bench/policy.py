@@ -33,7 +33,10 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import inspect
 import json
+import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -64,6 +67,7 @@ class Trace:
     keys: np.ndarray  # int model ids 0..models-1
     sizes: np.ndarray  # int bytes
     costs: np.ndarray  # float seconds to bring the model from the tier below
+    notes: tuple[str, ...] = ()  # what the reader changed, said to the user
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -147,34 +151,88 @@ def azure_trace(
     )
 
 
+def _number(text: str | None, what: str, where: str) -> float:
+    try:
+        value = float(text if text is not None else "")
+    except ValueError:
+        raise SystemExit(f"{where}: {what} must be a number, got {text!r}") from None
+    if not np.isfinite(value):
+        raise SystemExit(f"{where}: {what} must be finite, got {text!r}")
+    return value
+
+
 def csv_trace(path: Path, *, fixed: float = 0.03, bandwidth: float = 100e6) -> Trace:
-    """``time,model,size[,cost]`` rows (a header line); without ``cost``, the reload seconds
-    are ``fixed + size / bandwidth``. Rows are replayed in time order (stable)."""
-    ids: dict[str, int] = {}
+    """``time,model,size[,cost]`` rows (a header line); without ``cost`` (or with it empty),
+    the reload seconds are ``fixed + size / bandwidth``. Rows are replayed in time order
+    (stable). Every row is checked, and a bad one stops the replay with its line: a time and a
+    cost that are finite numbers (cost >= 0), a size in whole bytes > 0 and a model name. A
+    model whose size changes is a new version: each size is replayed as an image of its own
+    (cached apart, as the daemon caches ``model@1`` and ``model@2``), and the trace's ``notes``
+    say how many models that was."""
+    ids: dict[tuple[str, int], int] = {}
+    sized: dict[str, set[int]] = {}  # model -> its sizes
     times, keys, sizes, costs = [], [], [], []
-    with path.open(newline="") as fh:
+    try:
+        fh = path.open(newline="")
+    except OSError as exc:
+        raise SystemExit(f"{path}: cannot read the trace: {exc.strerror or exc}") from None
+    with fh:
         reader = csv.DictReader(fh)
         missing = {"time", "model", "size"} - set(reader.fieldnames or ())
         if missing:
             raise SystemExit(
-                f"{path}: expected the columns time,model,size[,cost]; {missing} missing"
+                f"{path}: expected the columns time,model,size[,cost] in a header line; "
+                f"{', '.join(sorted(missing))} missing (found {reader.fieldnames})"
             )
-        for row in reader:
-            size = int(float(row["size"]))
-            times.append(float(row["time"]))
-            keys.append(ids.setdefault(row["model"], len(ids)))
-            sizes.append(size)
-            cost = row.get("cost")
-            costs.append(float(cost) if cost not in (None, "") else fixed + size / bandwidth)
+        try:
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                if None in row or any(v is None for v in row.values()):
+                    raise SystemExit(
+                        f"{where}: expected {len(reader.fieldnames or ())} fields, "
+                        "found a different number"
+                    )
+                model = row["model"].strip()
+                if not model:
+                    raise SystemExit(f"{where}: the model name is empty")
+                size = _number(row["size"], "size", where)
+                if size <= 0 or not size.is_integer():
+                    raise SystemExit(
+                        f"{where}: size must be a whole number of bytes > 0, got {row['size']!r}"
+                    )
+                sized.setdefault(model, set()).add(int(size))
+                cost_text = row.get("cost")
+                if cost_text in (None, ""):
+                    cost = fixed + size / bandwidth
+                else:
+                    cost = _number(cost_text, "cost", where)
+                    if cost < 0:
+                        raise SystemExit(f"{where}: cost must be >= 0 seconds, got {cost_text!r}")
+                times.append(_number(row["time"], "time", where))
+                keys.append(ids.setdefault((model, int(size)), len(ids)))
+                sizes.append(int(size))
+                costs.append(cost)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise SystemExit(f"{path}:{reader.line_num}: not a CSV trace: {exc}") from None
     if not keys:
         raise SystemExit(f"{path}: no requests")
     order = np.argsort(np.asarray(times), kind="stable")
+    changed = sum(len(s) > 1 for s in sized.values())
+    notes = (
+        (
+            f"{changed:,} of {len(sized):,} models change size in the trace: each size is "
+            f"replayed as an image of its own ({len(ids):,} images)",
+        )
+        if changed
+        else ()
+    )
     return Trace(
         path.name,
         np.asarray(times, dtype=np.float64)[order],
         np.asarray(keys, dtype=np.int64)[order],
         np.asarray(sizes, dtype=np.int64)[order],
         np.asarray(costs, dtype=np.float64)[order],
+        notes,
     )
 
 
@@ -347,28 +405,62 @@ OFFLINE = "offline (cost/size Belady)"
 STATIC = "static"  # counts known in advance: ``run_static``
 
 
-def _isolated(run: Callable[[], np.ndarray], n: int) -> np.ndarray | None:
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LCS_STAMP = re.compile(r"^\[(\w+)\]\s+\S+ \S+\s+(\S+)\s+\(tid=\d+\):\s*")
+
+
+def _messages(raw: bytes) -> list[str]:
+    """libCacheSim's stderr, one entry per distinct message with its count ("12 x WARN
+    cache.c:160: ... larger than cache size 1060"): its C code logs per request."""
+    counts: dict[str, int] = {}
+    for line in _ANSI.sub("", raw.decode("utf-8", "replace")).splitlines():
+        line = line.strip()
+        if line:
+            stamp = _LCS_STAMP.match(line)
+            if stamp:
+                line = f"{stamp.group(1)} {stamp.group(2)}: {line[stamp.end() :]}"
+            line = re.sub(
+                r"^(WARN [^:]+:\d+): \d+ req, obj \d+, size \d+ larger",
+                r"\1: an object larger",
+                line,
+            )
+            counts[line] = counts.get(line, 0) + 1
+    return [f"{n} x {text}" for text, n in counts.items()]
+
+
+def _isolated(run: Callable[[], np.ndarray], n: int) -> tuple[np.ndarray | None, list[str]]:
     """Run a libCacheSim replay in a forked child: its C code may die of a signal (LHD can
-    raise SIGFPE on multi-GB objects); None then, reported as a crash, not a number."""
+    raise SIGFPE on multi-GB objects); None then, reported as a crash, not a number. Its C
+    code's messages (to stderr, one per request for an object larger than the cache) are
+    collected, counted and returned instead of flooding the terminal."""
     import multiprocessing
+    import signal
+    import tempfile
 
     ctx = multiprocessing.get_context("fork")
     receive, send = ctx.Pipe(duplex=False)
+    with tempfile.TemporaryFile() as log:
 
-    def child() -> None:
-        send.send_bytes(np.packbits(run()).tobytes())
+        def child() -> None:
+            sys.stderr.flush()
+            os.dup2(log.fileno(), 2)
+            send.send_bytes(np.packbits(run()).tobytes())
 
-    proc = ctx.Process(target=child)
-    proc.start()
-    send.close()
-    try:
-        data = receive.recv_bytes()
-    except EOFError:
-        data = None
-    proc.join()
+        proc = ctx.Process(target=child)
+        proc.start()
+        send.close()
+        try:
+            data = receive.recv_bytes()
+        except EOFError:
+            data = None
+        proc.join()
+        log.seek(0)
+        messages = _messages(log.read(1 << 20))
     if data is None or proc.exitcode != 0:
-        return None
-    return np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=n).astype(bool)
+        code = proc.exitcode or 0
+        why = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return None, [*messages, f"crashed: {why}"]
+    return np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=n).astype(bool), messages
 
 
 def simulate(
@@ -378,10 +470,12 @@ def simulate(
     *,
     only: frozenset[str] | None = None,
     options: dict[str, Any] | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, dict[float, dict[str, float] | None]]:
     """``{policy: {fraction: ratios or None (crashed)}}`` for one trace; ``only``: these
     policies (by name; "offline" for the offline heuristic), ``options``: the daemon's
-    policy's keyword arguments."""
+    policy's keyword arguments; ``notes`` gets what libCacheSim said (counted) and why a run
+    crashed."""
 
     def wanted(name: str) -> bool:
         return only is None or name in only or (name == OFFLINE and "offline" in only)
@@ -401,8 +495,10 @@ def simulate(
         if only is not None and STATIC in only:  # a reference, on request only
             out.setdefault(STATIC, {})[f] = ratios(trace, run_static(trace, capacity))
         for name, make in lcs.items():
-            hits = _isolated(functools.partial(run_lcs, make, capacity, requests), len(trace))
-            out.setdefault(name, {})[f] = None if hits is None else ratios(trace, hits)
+            got, said = _isolated(functools.partial(run_lcs, make, capacity, requests), len(trace))
+            out.setdefault(name, {})[f] = None if got is None else ratios(trace, got)
+            if notes is not None:
+                notes += [f"{trace.name}, {name} at {f:.0%}: {m}" for m in said]
         say(f"  {trace.name}: {f:.0%} of the working set ({time.perf_counter() - t0:.0f} s)")
     return out
 
@@ -540,6 +636,30 @@ def plot(summary: dict[str, dict[float, dict[str, Any]]], path: Path, title: str
 # -- command line -----------------------------------------------------------------------------
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a share of the working set above 0 and at most 1 (0.2 for 20%), got {text}"
+        )
+    return value
+
+
+def _names(text: str) -> frozenset[str]:
+    known = {"modelshelf", "offline", STATIC, *ONLINE, "Belady"}
+    names = frozenset(n.strip() for n in text.split(",") if n.strip())
+    unknown = sorted(names - known)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown policy {', '.join(map(repr, unknown)) or '(none named)'}; "
+            f"expected some of {', '.join(sorted(known))}"
+        )
+    return names
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=(__doc__ or "").split("\n")[0],
@@ -548,14 +668,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trace", type=Path, help="a CSV file time,model,size[,cost] to replay")
     p.add_argument(
         "--cache-fraction",
-        type=float,
+        type=_fraction,
         action="append",
         help="cache size as a share of the working set (repeatable; default 1,5,10,20,40%%)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
     p.add_argument(
         "--only",
-        type=lambda text: frozenset(text.split(",")),
+        type=_names,
         help="these policies only, comma-separated (modelshelf, offline, LRU, S3-FIFO, ...; "
         "and static, a reference that knows each model's request count, run only if named)",
     )
@@ -595,6 +715,27 @@ def _option(text: str) -> tuple[str, Any]:
     return name, value
 
 
+def policy_options(texts: list[str]) -> dict[str, Any]:
+    """``--policy-arg`` texts as the daemon's policy's keyword arguments, checked against its
+    signature and its own argument checks before any trace is read."""
+    options = dict(_option(text) for text in texts)
+    known = set(inspect.signature(CostAwarePolicy).parameters) - {"budget", "rng"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise SystemExit(
+            f"--policy-arg: {', '.join(unknown)} is not a keyword of the daemon's policy; "
+            f"expected one of {', '.join(sorted(known))}"
+        )
+    for name, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SystemExit(f"--policy-arg {name}: expected a number, got {value!r}")
+    try:
+        CostAwarePolicy(1, **options)
+    except ValueError as exc:
+        raise SystemExit(f"--policy-arg: {exc}") from None
+    return options
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.perf_counter()
@@ -604,7 +745,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.json:
             print(message, file=sys.stderr, flush=True)
 
-    options = dict(_option(text) for text in args.policy_arg)
+    options = policy_options(args.policy_arg)
     if args.trace is not None:
         traces = [csv_trace(args.trace, fixed=args.fixed, bandwidth=args.bandwidth)]
     else:
@@ -620,12 +761,20 @@ def main(argv: list[str] | None = None) -> None:
             for seed in range(args.seeds)
         ]
     runs = []
+    notes: list[str] = []
     for trace in traces:
         say(
             f"{trace.name}: {len(trace):,} requests, {len(np.unique(trace.keys)):,} models, "
             f"working set {trace.working_set / 1e9:.2f} GB"
         )
-        runs.append(simulate(trace, fractions, say, only=args.only, options=options))
+        for note in trace.notes:
+            say(f"  {note}")
+        notes += [f"{trace.name}: {note}" for note in trace.notes]
+        said: list[str] = []
+        runs.append(simulate(trace, fractions, say, only=args.only, options=options, notes=said))
+        for note in said:
+            say(f"  {note}")
+        notes += said
     summary = summarize(runs)
     doc = {
         "trace": str(args.trace) if args.trace else "azure-like",
@@ -635,6 +784,7 @@ def main(argv: list[str] | None = None) -> None:
         "cache_fractions": list(fractions),
         "machine": machine_summary(),
         "policy_args": options,
+        "notes": notes,
         "per_trace": {
             name: {str(f): [r[name][f] for r in runs] for f in fractions} for name in runs[0]
         },
