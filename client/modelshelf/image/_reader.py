@@ -54,12 +54,20 @@ class Image:
     )
 
     def __init__(self, buffer: Any, *, owner: Any = None) -> None:
-        view = memoryview(buffer)
-        if _writable(view):
+        try:
+            view = memoryview(buffer)
+        except TypeError:
+            raise TypeError(
+                "Image() expects the bytes of an image (bytes, a read-only mmap, a memoryview "
+                f"or a numpy array of them), got {type(buffer).__name__}; "
+                "Image.open(path) reads a file"
+            ) from None
+        if _writable(view) or not view.c_contiguous:
             # The kernels check an image's indices once (at open, or at a model's first calls)
             # and trust them after; memory the caller can still write could change under them.
             # A writable buffer (bytearray, a writable memoryview or mmap) is copied once;
             # bytes, read-only mappings and the daemon's sealed segments are used in place.
+            # So is a strided view (its bytes in order: the arrays' views need one run).
             buffer = owner = view.tobytes()
             view = memoryview(buffer)
         if view.format != "B" or view.ndim != 1:

@@ -133,6 +133,28 @@ def test_writes_to_a_writable_source_never_reach_the_open_image(wrap: Any) -> No
     assert not w.flags.writeable
 
 
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_a_strided_read_only_view_opens_as_its_bytes_in_order(kernel: str) -> None:
+    """A strided view is a run of bytes in order too (was numpy's BufferError): it is copied
+    into one, as a writable buffer is."""
+    data = _image_bytes()
+    doubled = np.repeat(np.frombuffer(data, dtype=np.uint8), 2)
+    doubled.flags.writeable = False
+    strided = memoryview(doubled)[::2]
+    assert strided.readonly and not strided.c_contiguous
+    with using(kernel):
+        image = Image(strided)
+    for name, arr in ARRAYS.items():
+        np.testing.assert_array_equal(image.arrays[name], arr)
+    assert not image.arrays["w"].flags.writeable
+
+
+@pytest.mark.parametrize("source", ["a path", None, 5])
+def test_what_is_not_a_buffer_is_refused_saying_what_was_expected(source: Any) -> None:
+    with pytest.raises(TypeError, match=r"expects the bytes of an image .* Image.open\(path\)"):
+        Image(source)
+
+
 def test_views_see_the_callers_bytes_when_they_cannot_change() -> None:
     """Proof of no copy by observation, for immutable memory: the image's arrays are views of
     the caller's bytes object itself."""
