@@ -29,6 +29,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .config import Config
 from .http_v2 import OpenInference
 from .ratelog import RateLimited
 from .state import ServerState
@@ -62,6 +63,19 @@ class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
             _limited.log(min(level, logging.INFO), f"peer/{msg}", f"{msg}: %.200s", *args, flat)
         else:
             _limited.log(level, f"{level}/{msg}", str(msg), *args, exc_info=exc)
+
+
+class _Listener:
+    """An address's listening servers: each connection goes to the endpoint in charge, which a
+    reload may swap without closing a socket (closing one while asyncio accepts on it can
+    leave a connection accepted and never served)."""
+
+    def __init__(self, endpoint: HttpEndpoint) -> None:
+        self.endpoint: HttpEndpoint | None = endpoint  # None: retiring, refuse
+        self.servers: list[asyncio.Server] = []
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        return _Refuse() if self.endpoint is None else self.endpoint._protocol()
 
 
 class _ShelfCollector(Collector):
@@ -106,18 +120,24 @@ class _ShelfCollector(Collector):
 class HttpEndpoint:
     """The optional aiohttp server: ``/healthz`` and ``/metrics`` over the server's state."""
 
-    def __init__(self, state: ServerState, address: str) -> None:
+    def __init__(self, state: ServerState, address: str, config: Config | None = None) -> None:
+        """``config``: what to build it by (the body limit, the inference threads), the
+        state's unless a reload builds it before it applies its configuration."""
+        cfg = config if config is not None else state.config
         host, sep, port = address.rpartition(":")
         if not sep or not port.isdigit():
             raise ValueError(f"http address must be host:port, got {address!r}")
         self.host, self.port = host or "127.0.0.1", int(port)
+        self.address = address
         self.state = state
         self.registry = state.metrics.registry
-        self.registry.register(_ShelfCollector(state))
-        self.v2 = OpenInference(state)
+        if not state.metrics.shelf_collected:  # once per daemon: a reload's endpoint shares it
+            self.registry.register(_ShelfCollector(state))
+            state.metrics.shelf_collected = True
+        self.v2 = OpenInference(state, cfg)
         # the body bound is checked by the /v2 handlers first, with the protocol's error
         app = web.Application(
-            middlewares=[self._bounded, self.v2.errors], client_max_size=state.config.http_max_body
+            middlewares=[self._bounded, self.v2.errors], client_max_size=cfg.http_max_body
         )
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -133,19 +153,52 @@ class HttpEndpoint:
             max_field_size=MAX_LINE,
             max_headers=MAX_HEADERS,
         )
-        self._server: asyncio.Server | None = None
+        self._listener: _Listener | None = None
         self._unregistered = 0  # connections accepted that aiohttp has not registered yet
 
-    async def start(self) -> None:
+    async def start(self, handover: HttpEndpoint | None = None) -> None:
+        """Listen on ``host:port`` (OSError if it cannot be bound), or take over ``handover``'s
+        listening sockets, on the same address (a reload that changes the body limit or the
+        threads): connections go to this endpoint from now on, none is refused meanwhile."""
         await self._runner.setup()
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self.host, self.port)
+        if handover is not None and handover._listener is not None:
+            self._listener, handover._listener = handover._listener, None
+            self._listener.endpoint = self
+            return
+        listener = _Listener(self)
+        try:
+            loop = asyncio.get_running_loop()
+            listener.servers.append(await loop.create_server(listener, self.host, self.port))
+        except BaseException:
+            await self.stop()
+            raise
+        self._listener = listener
+
+    async def retire(self) -> None:
+        """Stop, once a reload's endpoint took over: the connections this one accepted before
+        may still be sending their first request (for ``HEAD_TIMEOUT`` at most); they are
+        served, and then it stops (its idle keep-alive connections closed, the requests in
+        progress finished)."""
+        try:
+            if self._listener is not None:  # not taken over (moved, or switched off):
+                self._listener.endpoint = None  # refused from now, the sockets closed after
+            await asyncio.sleep(HEAD_TIMEOUT)
+        finally:
+            await self.stop()
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        await self._runner.cleanup()
-        self.v2.close()
+        """Stop accepting (unless another endpoint took the sockets over), let the requests
+        in progress finish (aiohttp's shutdown timeout), then stop the inference threads."""
+        try:
+            if self._listener is not None:
+                for server in self._listener.servers:
+                    server.close()
+                self._listener = None
+            while self._unregistered:  # accepted by this endpoint: aiohttp registers them
+                await asyncio.sleep(0)  # next, and then lets them finish below
+            await self._runner.cleanup()
+        finally:
+            self.v2.close()
 
     def _protocol(self) -> asyncio.BaseProtocol:
         """A new connection's protocol: aiohttp's, or one that closes it beyond the limit."""
@@ -222,7 +275,8 @@ class HttpEndpoint:
 
 
 class _Refuse(asyncio.Protocol):
-    """A connection beyond MAX_HTTP_CONNECTIONS: closed as soon as it is made."""
+    """A connection beyond MAX_HTTP_CONNECTIONS, or to an address a reload let go of: closed
+    as soon as it is made."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport.close()

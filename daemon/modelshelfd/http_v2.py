@@ -32,6 +32,7 @@ from modelshelf.errors import (
     StoreError,
 )
 
+from .config import Config
 from .errors import BadRequest
 from .inference import Inference, QueueFull, protocol_name
 from .oip import JsonTooLarge
@@ -84,9 +85,9 @@ def error(status: int, message: str) -> web.Response:
 class OpenInference:
     """The ``/v2`` routes of the HTTP endpoint."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, config: Config | None = None) -> None:
         self.state = state
-        self.inference = Inference(state)
+        self.inference = Inference(state, config)
 
     def routes(self, router: web.UrlDispatcher) -> None:
         get, post = router.add_get, router.add_post

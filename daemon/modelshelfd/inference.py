@@ -34,6 +34,7 @@ from modelshelf.model import Model, load
 from modelshelf.names import ModelRef, check_part, parse_ref
 from modelshelf.store import RefInfo
 
+from .config import Config
 from .errors import Busy
 from .oip import MAX_ELEMENTS, InferRequest, Tensor, TensorError, encode_response, parse_request
 from .state import ServerState
@@ -93,9 +94,11 @@ def parse_name(name: str, version: str | None = None) -> ModelRef:
 class Inference:
     """Models resolved, leased, mapped and run for the HTTP endpoint (no HTTP in here)."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, config: Config | None = None) -> None:
+        """``config``: the configuration to size it by (threads, bodies held at once), the
+        state's unless a reload builds the endpoint before it applies its configuration."""
         self.state = state
-        cfg = state.config
+        cfg = config if config is not None else state.config
         threads = cfg.http_infer_threads or min(MAX_THREADS, os.cpu_count() or 1)
         self.threads = threads
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="modelshelfd-infer")

@@ -29,6 +29,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
+        self.shelf_collected = False  # the HTTP endpoint's shelf collector is registered
         self.acquire_seconds = Histogram(
             "modelshelf_acquire_seconds",
             "Seconds to serve one acquire (a lease on an image), by the tier the image was in",

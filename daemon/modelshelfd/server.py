@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
 import logging
@@ -73,6 +74,7 @@ class Server:
         self._lock_fd = -1
         self._http: HttpEndpoint | None = None
         self.should_exit = asyncio.Event()
+        self.reloading = asyncio.Lock()  # SIGHUP: one reload at a time
         self._open: collections.Counter[str] = collections.Counter()  # connections by kind
         self._per_uid: collections.Counter[int] = collections.Counter()  # client connections
         self._in_progress = 0  # requests being handled, on every connection
@@ -199,6 +201,22 @@ class Server:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def replace_http(self, config: Config) -> None:
+        """Serve HTTP as ``config`` says, for a reload: on a new address (bound first: if it
+        cannot be, OSError and nothing changed), on the same one with another body limit or
+        thread count (its listening sockets handed over: no connection refused meanwhile), or
+        not at all. The endpoint replaced stops in the background: it accepts no more, and
+        its requests in progress finish."""
+        old, endpoint = self._http, None
+        if config.http:
+            from .http import HttpEndpoint
+
+            endpoint = HttpEndpoint(self._ready(), config.http, config)
+            await endpoint.start(old if old is not None and old.address == config.http else None)
+        self._http = endpoint
+        if old is not None:
+            self._spawn(old.retire())
 
     # -- connections --------------------------------------------------------------------------
 
@@ -528,39 +546,62 @@ def _check_private_dir(directory: Path) -> None:
         )
 
 
-# what SIGHUP may change; anything else (sockets, store, cache_dir, the HTTP address, its
-# threads and body limit, ...) needs a restart. The http_* keys here are read per request.
+# what SIGHUP may change; anything else (sockets, store, cache_dir, ...) needs a restart. The
+# http_* keys other than these three are read per request; these three replace the endpoint.
+HTTP_ENDPOINT = frozenset({"http", "http_max_body", "http_infer_threads"})
 RELOADABLE = frozenset({
     "namespaces", "admin_uids", "log_level", "l1_bytes", "l2_bytes", "client_held_bytes",
     "client_held_models", "ref_poll_seconds", "ref_full_list_seconds", "ref_skew_seconds",
     "max_connections", "max_connections_per_uid",
     "idle_timeout", "frame_timeout", "send_timeout", "shutdown_timeout",
     "http_admin", "http_namespaces", "http_infer_queue", "http_infer_timeout",
+    *HTTP_ENDPOINT,
 })  # fmt: skip
 
 
-def reload(server: Server, argv: Sequence[str] | None) -> None:
+async def reload(server: Server, argv: Sequence[str] | None) -> None:
     """SIGHUP: read the configuration again (file, environment, the same flags) and apply
-    what may change while running; an invalid file, or a change that needs a restart, is
-    logged and nothing is applied."""
-    old, state = server.config, server.state
-    try:
-        new = load_config(argv)
-    except ConfigError as exc:
-        log.error("SIGHUP: configuration not reloaded, it is invalid: %s", exc)
-        return
-    changed = sorted(
-        f.name for f in dataclasses.fields(Config) if getattr(new, f.name) != getattr(old, f.name)
-    )
-    fixed = [name for name in changed if name not in RELOADABLE]
-    if fixed:
-        log.error(
-            "SIGHUP: configuration not reloaded: %s change only with a restart", ", ".join(fixed)
+    what may change while running; an invalid file, a change that needs a restart, or an HTTP
+    address that cannot be bound, is logged and nothing is applied. Reloads run one at a
+    time."""
+    async with server.reloading:
+        old, state = server.config, server.state
+        try:
+            new = load_config(argv)
+        except ConfigError as exc:
+            log.error("SIGHUP: configuration not reloaded, it is invalid: %s", exc)
+            return
+        changed = sorted(
+            f.name
+            for f in dataclasses.fields(Config)
+            if getattr(new, f.name) != getattr(old, f.name)
         )
-        return
-    if state is None or not changed:
-        log.info("SIGHUP: configuration unchanged")
-        return
+        fixed = [name for name in changed if name not in RELOADABLE]
+        if fixed:
+            log.error(
+                "SIGHUP: configuration not reloaded: %s change only with a restart",
+                ", ".join(fixed),
+            )
+            return
+        if state is None or not changed:
+            log.info("SIGHUP: configuration unchanged")
+            return
+        if HTTP_ENDPOINT.intersection(changed):
+            try:  # first: the one step that can fail
+                await server.replace_http(new)
+            except OSError as exc:
+                log.error(
+                    "SIGHUP: configuration not reloaded: cannot serve HTTP on %s: %s%s",
+                    new.http, exc.strerror or exc,
+                    " (the address in use may be this daemon's own, on another host name for "
+                    "the same port: a restart moves it)" if exc.errno == errno.EADDRINUSE else "",
+                )  # fmt: skip
+                return
+        _apply(server, state, new)
+        log.info("SIGHUP: configuration reloaded: %s", ", ".join(changed))
+
+
+def _apply(server: Server, state: ServerState, new: Config) -> None:
     server.config = state.config = state.shelf.config = state.shelf.fetcher.config = new
     state.shelf.quotas.shares = new.share
     logging.getLogger().setLevel(new.log_level)
@@ -577,7 +618,6 @@ def reload(server: Server, argv: Sequence[str] | None) -> None:
     l1.max_copies = machine.segment_limit(soft, new.max_connections)
     l1.shrink()
     l2.shrink()
-    log.info("SIGHUP: configuration reloaded: %s", ", ".join(changed))
 
 
 async def _main(config: Config, argv: Sequence[str] | None) -> None:
@@ -586,7 +626,7 @@ async def _main(config: Config, argv: Sequence[str] | None) -> None:
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, server.should_exit.set)
-    loop.add_signal_handler(signal.SIGHUP, reload, server, argv)
+    loop.add_signal_handler(signal.SIGHUP, lambda: server._spawn(reload(server, argv)))
     try:
         await server.startup()
         await server.serve()

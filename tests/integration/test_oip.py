@@ -689,8 +689,8 @@ def test_http_serves_only_the_namespaces_it_is_given(shelf: Shelf, models: Model
 
 def test_sighup_changes_what_http_serves_in_place(shelf: Shelf, models: Models) -> None:
     """http_namespaces, http_admin and http_infer_queue are read per request: a reload applies
-    them to the running endpoint (revoking a namespace must not wait for a restart); its
-    address still needs one, and then nothing is applied."""
+    them to the running endpoint (revoking a namespace must not wait for a restart); a change
+    that needs a restart (the store here) applies nothing, these included."""
     import signal
     import tomllib
 
@@ -724,9 +724,108 @@ def test_sighup_changes_what_http_serves_in_place(shelf: Shelf, models: Models) 
     )
     status, body = server.json("POST", "/v2/models/acme:iris/infer", request)
     assert status == 403 and "http_namespaces" in body["error"], body
-    hup({"http": f"127.0.0.1:{_free_port()}"}, "http change only with a restart")
+    hup(
+        {"http_namespaces": ["acme"], "store": (shelf.tmp / "elsewhere").as_uri()},
+        "store change only with a restart",
+    )
     assert server.json("POST", "/v2/models/acme:iris/infer", request)[0] == 403  # as before
     assert proc.poll() is None
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_sighup_moves_the_http_endpoint_and_changes_its_limits_without_refusing_a_request(
+    shelf: Shelf, models: Models
+) -> None:
+    """http, http_max_body and http_infer_threads build a new endpoint: on the same address
+    its listening socket is handed over (requests arriving meanwhile are all answered), on a
+    new one it is bound first (an address that cannot be bound applies nothing, the old
+    endpoint serves on); the old endpoint stops, and /metrics still says each metric once."""
+    import signal
+    import tomllib
+
+    from .conftest import write_config
+
+    server = _serve(shelf, None, http_max_body=2048, http_infer_threads=1)
+    Store(shelf.store).publish("acme", "iris", models.images["iris"])
+    daemon, proc = server.daemon, server.daemon.proc
+    assert proc is not None
+    values = tomllib.loads(daemon.config_path.read_text())
+
+    def hup(changes: dict[str, Any], expect: str) -> None:
+        values.update(changes)
+        before = daemon.logs().count(expect)
+        write_config(daemon.config_path, values)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.logs().count(expect) > before, what=expect)
+
+    rows = 150  # a JSON body of about 3 KB: over 2048 bytes
+    request = {"inputs": [_tensor([rows, 4], "FP64", [5.0, 3.0, 1.5, 0.2] * rows)]}
+    assert len(json.dumps(request)) > 2048
+    status, body = server.json("POST", "/v2/models/acme:iris/infer", request)
+    assert status == 413 and "http_max_body" in body["error"], body
+
+    # the same address, a larger body limit and two threads, while requests keep arriving
+    answered: list[int | str] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            try:
+                answered.append(server.raw("GET", "/healthz")[0])
+            except OSError as exc:  # refused, reset: what a handover must not do
+                answered.append(repr(exc))
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        hup(
+            {"http_max_body": "1M", "http_infer_threads": 2},
+            "configuration reloaded: http_infer_threads, http_max_body",
+        )
+        wait_for(lambda: len(answered) > 20, what="requests after the reload")
+    finally:
+        stop.set()
+        asker.join()
+    assert set(answered) == {200}, sorted(set(map(str, answered)))  # none refused or failed
+    status, body = server.json("POST", "/v2/models/acme:iris/infer", request)
+    assert status == 200 and body["outputs"][0]["data"] == [0] * rows, body
+
+    # a new address: bound first, the old one let go
+    old_port, port = server.port, _free_port()
+    hup({"http": f"127.0.0.1:{port}"}, "configuration reloaded: http")
+    moved = Server(daemon, port, f"http://127.0.0.1:{port}")
+    assert moved.json("POST", "/v2/models/acme:iris/infer", request)[0] == 200
+    wait_for(lambda: _refused(old_port), what="the old address to be let go")
+
+    # an address in use: nothing applied (not even the queue), the endpoint serves on
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        hup(
+            {"http": f"127.0.0.1:{busy}", "http_infer_queue": 1},
+            f"configuration not reloaded: cannot serve HTTP on 127.0.0.1:{busy}",
+        )
+    assert moved.json("POST", "/v2/models/acme:iris/infer", request)[0] == 200
+    assert daemon.logs().count("configuration reloaded") == 2
+
+    # off, then on again: one collector of the shelf's metrics, whatever the endpoints
+    values["http_infer_queue"] = 64
+    hup({"http": ""}, "configuration reloaded: http")
+    wait_for(lambda: _refused(port), what="the endpoint to stop")
+    again = _free_port()
+    hup({"http": f"127.0.0.1:{again}"}, "configuration reloaded: http")
+    status, _, text = Server(daemon, again, f"http://127.0.0.1:{again}").raw("GET", "/metrics")
+    assert status == 200 and text.decode().count("# TYPE modelshelf_l1_bytes gauge") == 1
+    assert proc.poll() is None
+    assert "Traceback" not in daemon.logs()
 
 
 def test_an_inference_past_its_deadline_gives_its_lease_and_slot_back(
