@@ -198,7 +198,8 @@ def _compose(
     if layout is None:
         return forest_spec(
             ctx, kind, path, builder, n_groups=facts["n_groups"],
-            arrays={"base": facts["base"]}, params={**params, "n_features": facts["n_features"]},
+            arrays={"base": facts["base"]},
+            params={**params, "n_features": facts["n_features"], "base_last": True},
             labels=labels,
         )  # fmt: skip
     if path != "model":
@@ -212,7 +213,8 @@ def _compose(
         features_spec(ctx, f"{path}/features", layout, facts["n_features"]),
         forest_spec(
             ctx, kind, f"{path}/trees", builder, n_groups=facts["n_groups"],
-            arrays={"base": facts["base"]}, params=params, labels=labels,
+            arrays={"base": facts["base"]}, params={**params, "base_last": True},
+            labels=labels,
         ),
     ]  # fmt: skip
     names = layout.feature_names

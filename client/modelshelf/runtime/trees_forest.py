@@ -23,8 +23,8 @@ The traversal (runtime/trees_walk.py) advances a (trees x rows) vector of node i
 level per step, gathering each pair's node fields. A single row first walks its first levels
 (all of them for a small forest) through a table of every node's next node, decided at once;
 how many is fixed at load by a cost model of numpy's per-call overhead and per-node work.
-Outputs are summed over trees in the library's order, starting from the base score, so sums
-agree to the last bit.
+Outputs are summed over trees in the library's order, starting from the base score (CatBoost:
+from zero, its bias added to the sum, ``base_last``), so sums agree to the last bit.
 
 Where the compiled kernels are built (modelshelf/_kernels), a ``Forest`` hands its arrays to
 the compiled ``Trees`` at load and ``raw`` calls it instead of the walks and sums here: the same
@@ -78,6 +78,7 @@ class Forest:
 
     __slots__ = (
         "base",
+        "bias",
         "cat_cast",
         "cat_column",
         "cat_offsets",
@@ -153,6 +154,11 @@ class Forest:
         spec.check(base is None or base.shape == (self.n_outputs,), "one base per output")
         divisor = spec.param("divisor", (int, float), 1)
         spec.check(divisor > 0, "divisor must be positive")
+        # CatBoost adds its bias to the trees' sum; the others start the sum from their base
+        base_last = spec.param("base_last", bool, False)
+        spec.check(not base_last or divisor == 1, "base_last takes no divisor")
+        self.bias = base if base_last else None
+        base = None if base_last else base
 
         input_cast = spec.choice("input_cast", INPUT_CASTS, "float64")
         self.input_dtype = _CASTS[input_cast]
@@ -263,6 +269,8 @@ class Forest:
             out = np.empty((n, self.n_outputs), dtype=self.dtype)
             try:
                 kernel.raw(X, out, self.out_divisor if divide else 1.0, _kernels.get_threads())
+                if self.bias is not None:
+                    out += self.bias
                 return out
             except IndexError as exc:
                 raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
@@ -288,6 +296,8 @@ class Forest:
             raise ManifestError(f"tree arrays hold out-of-range indices: {exc}") from exc
         if divide and self.divisor != 1:
             out /= self.divisor
+        if self.bias is not None:
+            out += self.bias
         return out
 
     def prepare(self, X: np.ndarray) -> np.ndarray:

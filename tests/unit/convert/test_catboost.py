@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 import modelshelf
 from modelshelf.errors import FeatureNamesError, InputTypeError, UnsupportedModelError
 from modelshelf.runtime.catboost_ctr import category_hashes
+from tests.kernels import same_bits, using
 
 _CB = {
     "iterations": 5,
@@ -180,3 +181,22 @@ def test_nan_where_training_had_none_goes_where_catboost_sends_it(data) -> None:
     Xt[::3, 0] = np.nan
     model = modelshelf.load(modelshelf.compile(est))
     np.testing.assert_allclose(model.predict_proba(Xt), est.predict_proba(Xt), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_sums_are_catboost_s_to_the_bit_the_bias_added_last(kernel: str) -> None:
+    """CatBoost sums the trees from zero and adds its bias to the sum (``scale_and_bias``);
+    starting from the bias rounds differently, an ulp on many rows."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(500, 4))
+    y = X[:, 0] + np.sin(X[:, 1])
+    regressor = cb.CatBoostRegressor(**{**_CB, "iterations": 20}).fit(X, y)
+    assert regressor.get_scale_and_bias()[1] != 0
+    frame = pd.DataFrame({"x": X[:, 0], "y": X[:, 1], "c": np.where(X[:, 2] > 0, "a", "b")})
+    categorical = cb.CatBoostRegressor(**{**_CB, "iterations": 20}, cat_features=["c"])
+    categorical.fit(frame, y + (frame["c"] == "a"))
+    with using(kernel):
+        got = modelshelf.load(modelshelf.compile(regressor)).predict(X)
+        through_categories = modelshelf.load(modelshelf.compile(categorical)).predict(frame)
+    assert same_bits(got, regressor.predict(X))
+    assert same_bits(through_categories, categorical.predict(frame))
