@@ -188,34 +188,19 @@ static int softmax(double *s, npy_intp rows, npy_intp m) {
     return 1;
 }
 
-/* How many values the link stages below take at once (the stack buffers' size). */
-#define CHUNK 256
 
-/* _math.expit, in place: 1 / (1 + exp(-x)) where x >= 0, exp(x) / (1 + exp(x)) elsewhere,
- * each exp one of numpy's (an elementwise loop: chunks do not change a value). */
+/* _math.expit, in place: scipy's expit, 1 / (1 + exp(-x)) with libm's exp (as scipy calls it;
+ * numpy's SIMD exp differs in the last bit on some values). */
 static void expit(double *x, npy_intp n) {
-    double e[CHUNK];
-    for (npy_intp i0 = 0; i0 < n; i0 += CHUNK) {
-        npy_intp k = n - i0 < CHUNK ? n - i0 : CHUNK;
-        for (npy_intp i = 0; i < k; i++) {
-            double v = x[i0 + i];
-            e[i] = v >= 0 ? -v : v;
-        }
-        unary(U_EXP, e, k);
-        for (npy_intp i = 0; i < k; i++) {
-            x[i0 + i] = x[i0 + i] >= 0 ? 1.0 / (1.0 + e[i]) : e[i] / (1.0 + e[i]);
-        }
+    for (npy_intp i = 0; i < n; i++) {
+        x[i] = 1.0 / (1.0 + exp(-x[i]));
     }
 }
 
-/* linear.sigmoid of ``n`` scores into (n, 2) probabilities [1 - p, p]; ``s`` is overwritten. */
-static void sigmoid2(double *s, npy_intp n, double *out) {
+/* linear.sigmoid of ``n`` scores into (n, 2) probabilities [1 - p, p]: _math.expit. */
+static void sigmoid2(const double *s, npy_intp n, double *out) {
     for (npy_intp i = 0; i < n; i++) {
-        s[i] = -s[i];
-    }
-    unary(U_EXP, s, n); /* np.exp(-x) */
-    for (npy_intp i = 0; i < n; i++) {
-        double p = 1.0 / (s[i] + 1.0); /* out += 1.0; np.divide(1.0, out) */
+        double p = 1.0 / (1.0 + exp(-s[i]));
         out[2 * i] = 1 - p;
         out[2 * i + 1] = p;
     }

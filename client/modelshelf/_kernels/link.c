@@ -3,11 +3,17 @@
  * ``_apply_link`` and ``BoostedClassifier._proba`` compute them, to the bit.
  *
  * Elementwise arithmetic is IEEE in C as in numpy; ``exp`` is not: numpy's own (SIMD) exp and
- * libm's differ in the last bit for some inputs. So this calls numpy's float64 ``exp`` inner
- * loop itself, found once at import among the loops of ``np.exp`` (the one from double to
- * double), over the same contiguous buffer numpy's call would give it. Without that loop
- * (another numpy), ``sigmoid_loop`` is False and the runtime computes the link in numpy. */
+ * libm's differ in the last bit for some inputs. Float64 margins are scikit-learn's (scipy's
+ * expit), LightGBM's or CatBoost's, and all of them call libm's exp: so does this (and
+ * ``_math.exp_libm``, through ``math.exp``). Float32 margins are XGBoost's, whose exp the
+ * runtime takes as numpy's float64 exp rounded to float32: this calls numpy's float64 ``exp``
+ * inner loop itself for them, found once at import among the loops of ``np.exp`` (the one
+ * from double to double), over the same contiguous buffer numpy's call would give it. Without
+ * that loop (another numpy), ``sigmoid_loop`` is False and the runtime computes the link in
+ * numpy. */
 #include "kernels.h"
+
+#include <math.h>
 
 static MskLoop exp_loop = NULL;
 static void *exp_data = NULL;
@@ -60,15 +66,11 @@ PyObject *msk_sigmoid(PyObject *module, PyObject *args) {
     for (npy_intp lo = 0; lo < n; lo += CHUNK) {
         npy_intp k = n - lo < CHUNK ? n - lo : CHUNK;
         if (type_num == NPY_FLOAT64) {
-            /* 1.0 / (1.0 + np.exp(-raw)); out[:, 0] = 1 - out[:, 1] */
+            /* 1.0 / (1.0 + exp_libm(-raw)); out[:, 0] = 1 - out[:, 1] */
             const double *r = (const double *)PyArray_DATA(raw) + lo;
             double *o = (double *)PyArray_DATA(out) + 2 * lo;
             for (npy_intp i = 0; i < k; i++) {
-                e[i] = -r[i];
-            }
-            exp_inplace(e, k);
-            for (npy_intp i = 0; i < k; i++) {
-                double p = 1.0 / (1.0 + e[i]);
+                double p = 1.0 / (1.0 + exp(-r[i]));
                 o[2 * i + 1] = p;
                 o[2 * i] = 1.0 - p;
             }

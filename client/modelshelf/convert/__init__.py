@@ -78,7 +78,24 @@ def compile(estimator: Any, *, metadata: Mapping[str, str] | None = None) -> byt
     output = _output(estimator)
     if output is not None:
         manifest["output"] = output
-    return ctx.builder.build(manifest)
+    image = ctx.builder.build(manifest)
+    _loads(image, estimator)
+    return image
+
+
+def _loads(image: bytes, estimator: Any) -> None:
+    """Refuse what the runtime would refuse: an image is only handed out if it loads (the
+    executors' checks of shapes, classes and links run here, not at a user's first load)."""
+    from ..errors import ImageError
+    from ..model import load
+
+    try:
+        load(image)
+    except ImageError as exc:
+        raise UnsupportedModelError(
+            f"{type(estimator).__name__}: the image built for it would not load ({exc}); "
+            "it is refused at compile time rather than at load"
+        ) from exc
 
 
 def _output(est: Any) -> dict[str, Any] | None:

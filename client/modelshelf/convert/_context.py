@@ -14,6 +14,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import UnsupportedModelError
 from ..image import ImageBuilder
+from ..runtime._base import MAX_LABEL_WIDTH
 from ..runtime.text_lookup import build_vocabulary
 
 Converter = Callable[[Any, "Context", str], dict[str, Any]]
@@ -207,11 +208,14 @@ def category(est: Any, column: int, name: str, values: Any, unknown: str) -> Cat
 
 
 def encode_labels(classes: np.ndarray) -> np.ndarray | dict[str, Any]:
-    """Numeric labels as an array; string labels as a JSON list (keeping str vs object)."""
+    """Numeric labels as an array; string labels as a JSON list (keeping str vs object, and
+    the width of a numpy string dtype: predictions come in the estimator's own ``<U21``)."""
     if classes.dtype.kind in "biuf":
         return classes
     if classes.dtype.kind == "U":
-        return {"dtype": "str", "strings": [str(c) for c in classes]}
+        width = classes.dtype.itemsize // 4
+        encoded: dict[str, Any] = {"dtype": "str", "strings": [str(c) for c in classes]}
+        return encoded if width > MAX_LABEL_WIDTH else {**encoded, "width": width}
     if classes.dtype.kind == "O":
         values = list(classes)
         if all(isinstance(v, str) for v in values):

@@ -35,9 +35,9 @@ _IDENTITY = (
 )
 LINKS = {
     **dict.fromkeys(_IDENTITY, "identity"),
-    **dict.fromkeys(("poisson", "gamma", "tweedie"), "exp"),
+    **dict.fromkeys(("poisson", "gamma", "tweedie"), "libm_exp"),  # LightGBM calls C's exp
     **dict.fromkeys(("binary", "cross_entropy"), "sigmoid"),
-    "multiclass": "softmax",
+    "multiclass": "libm_softmax",
     "multiclassova": "ovr_sigmoid",
 }
 _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2

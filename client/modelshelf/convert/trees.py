@@ -443,6 +443,12 @@ def _hist_gradient_boosting(est: Any, ctx: Context, path: str) -> dict[str, Any]
     }
     n_groups = est.n_trees_per_iteration_
     if isinstance(est, HistGradientBoostingClassifier):
+        if len(est.classes_) < 2:
+            raise UnsupportedModelError(
+                f"HistGradientBoostingClassifier fitted on one class ({est.classes_.tolist()}) "
+                "is not supported: scikit-learn gives it two probability columns for one class "
+                "label; fit it on at least two classes"
+            )
         params["label_rule"] = "raw_gt_0" if n_groups == 1 else "argmax_raw"
         return forest_spec(
             ctx, "boosted_classifier", path, builder, n_groups=n_groups, arrays=arrays,

@@ -14,13 +14,33 @@ import numpy as np
 
 MAGIC: Final = b"\x89MSHELF\n"
 VERSION_MAJOR: Final = 1
-VERSION_MINOR: Final = 1  # the newest minor this reader knows; writers pick minor_for()
+VERSION_MINOR: Final = 2  # the newest minor this reader knows; writers pick minor_for()
 
 
 def minor_for(manifest: Any) -> int:
-    """The lowest minor version whose features ``manifest`` uses: 1.1 added tabular input."""
+    """The lowest minor version whose features ``manifest`` uses: 1.1 added tabular input,
+    1.2 a forest's ``base_last``, the ``libm_*`` links and the ``width`` of string labels."""
+    if _uses_1_2(manifest.get("model")):
+        return 2
     schema = manifest.get("input")
     return 1 if isinstance(schema, Mapping) and schema.get("type") == "tabular" else 0
+
+
+def _uses_1_2(node: Any) -> bool:
+    if isinstance(node, Mapping):
+        params = node.get("params")
+        if isinstance(params, Mapping) and (
+            params.get("base_last") is True
+            or params.get("link") in ("libm_exp", "libm_softmax")
+            or any(
+                isinstance(v, Mapping) and "width" in v and "strings" in v for v in params.values()
+            )
+        ):
+            return True
+        return any(_uses_1_2(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_uses_1_2(v) for v in node)
+    return False
 
 
 # Header: magic, major, minor, flags, image_size, checksum, array_count, table_offset,

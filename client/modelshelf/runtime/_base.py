@@ -97,6 +97,7 @@ T = TypeVar("T")
 
 #: the largest width or count a manifest may give (``Spec.count``): column indices are int32
 MAX_COUNT = (1 << 31) - 1
+MAX_LABEL_WIDTH = 1 << 12  # characters of a string label dtype (``<U21``: 21)
 
 
 class Spec:
@@ -201,7 +202,20 @@ class Spec:
             return out
         if dtype != "str":
             raise ManifestError(f"{self.path}: labels {key!r} dtype {dtype!r} is not str/object")
-        return np.array(strings, dtype=str)
+        width = value.get("width")
+        if width is None:  # images before format 1.2's width: as wide as the longest
+            return np.array(strings, dtype=str)
+        longest = max(map(len, strings), default=0)
+        if (
+            not isinstance(width, int)
+            or isinstance(width, bool)
+            or not max(longest, 1) <= width <= MAX_LABEL_WIDTH
+        ):
+            raise ManifestError(
+                f"{self.path}: labels {key!r} width must be an integer from the longest label "
+                f"({longest}) to {MAX_LABEL_WIDTH}, found {width!r}"
+            )
+        return np.array(strings, dtype=f"<U{width}")
 
     def check(self, condition: bool, message: str) -> None:
         if not condition:

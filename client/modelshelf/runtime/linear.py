@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import _kernels
 from ._base import Executor, Spec, method_set, register
-from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, matmul, softmax
+from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, expit, matmul, softmax
 from ._sparse import CSRMatrix
 
 # How a linear classifier turns scores into probabilities.
@@ -54,16 +54,10 @@ def compiled_affine(kernel: Any, X: Any, link: int, width: int) -> np.ndarray | 
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """``1 / (1 + exp(-x))`` in a new array, as ``scipy.special.expit`` computes it.
-
-    Unlike ``_math.expit`` this keeps SciPy's exact zero below x = -709.78 (where exp(-x)
-    overflows) instead of a subnormal: that zero decides scikit-learn's all-zero-row
-    normalisations and ``log(0) = -inf`` in predict_log_proba.
-    """
-    with np.errstate(over="ignore"):
-        out = np.exp(-x)
-    out += 1.0
-    return np.divide(1.0, out, out=out)
+    """``scipy.special.expit``, as scikit-learn's binary and one-vs-rest probabilities use it:
+    ``_math.expit`` (libm's exp; SciPy's exact zero below x = -709.78, where exp(-x) overflows,
+    decides scikit-learn's all-zero-row normalisations and ``log(0) = -inf``)."""
+    return expit(x)
 
 
 @register
@@ -114,7 +108,10 @@ class LinearClassifier(Executor):
             spec.check(proba == "none", "a multilabel linear classifier has no probabilities")
         else:
             need = 1 if len(classes) == 2 else len(classes)
-            if not (len(classes) >= 2 and n_scores == need):
+            spec.check(
+                len(classes) >= 2, f"a linear classifier needs 2 classes or more, found {classes!r}"
+            )
+            if n_scores != need:
                 spec.fail(f"{len(classes)} classes need {need} coef rows, found {n_scores}")
         return cls(coef, intercept, classes, proba, multilabel)
 

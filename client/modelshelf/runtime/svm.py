@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import Executor, Spec, method_set, register
+from ._math import exp_libm
 
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
 TYPES = ("classifier", "regressor", "one_class")
@@ -276,9 +277,9 @@ def _sigmoid_predict(dec: np.ndarray, a: float, b: float) -> np.ndarray:
     fapb = dec * a + b
     out = np.empty_like(fapb)
     pos = fapb >= 0
-    e = np.exp(-fapb[pos])
+    e = exp_libm(-fapb[pos])  # libsvm's C calls libm's exp
     out[pos] = e / (1.0 + e)
-    out[~pos] = 1.0 / (1 + np.exp(fapb[~pos]))
+    out[~pos] = 1.0 / (1 + exp_libm(fapb[~pos]))
     return out
 
 

@@ -20,10 +20,16 @@ import numpy as np
 
 from .. import _kernels
 from ._base import METHODS, Executor, Spec, register
-from ._math import softmax
+from ._math import exp_libm, softmax, softmax_libm
 from .trees_forest import Forest
 
-LINKS = ("identity", "exp", "sigmoid", "softmax", "ovr_sigmoid", "argmax", "scipy_softmax")
+# "exp" and "softmax" are numpy's (scikit-learn's links); "libm_exp" and "libm_softmax" the C
+# library's exp (LightGBM's); "sigmoid" and "ovr_sigmoid" in float64 are scipy's expit or
+# LightGBM's, both libm's exp.
+LINKS = (
+    "identity", "exp", "sigmoid", "softmax", "ovr_sigmoid", "argmax", "scipy_softmax",
+    "libm_exp", "libm_softmax",
+)  # fmt: skip
 LABEL_RULES = ("raw_ge_0", "raw_gt_0", "proba_gt_half", "argmax_proba", "argmax_raw")
 # XGBClassifier's multi:softmax: predict gives the argmax's index as int32 (classes 0..K-1).
 INDEX_RULE = "argmax_raw_int32"
@@ -130,12 +136,17 @@ def _apply_link(link: str, raw: np.ndarray, scale: float) -> np.ndarray:
         return _link_float32(link, raw)
     if link == "softmax":
         return softmax(raw.copy())
-    with np.errstate(over="ignore"):
-        if link == "exp":
+    if link == "libm_softmax":
+        return softmax_libm(raw)
+    if link == "libm_exp":
+        return exp_libm(raw)
+    if link == "exp":
+        with np.errstate(over="ignore"):
             return np.exp(raw)
-        # 1 / (1 + exp(-x)), the formula of scipy's expit and of LightGBM, not _math.expit's
-        # two-branch one: results then differ only where numpy's exp differs from libm's.
-        return 1.0 / (1.0 + np.exp(-(raw if scale == 1 else raw * scale)))
+    # 1 / (1 + exp(-x)) with libm's exp: scipy's expit and LightGBM's sigmoid alike
+    out = exp_libm(-(raw if scale == 1 else raw * scale))
+    out += 1.0
+    return np.divide(1.0, out, out=out)
 
 
 def _exp_float32(x: np.ndarray) -> np.ndarray:
@@ -185,6 +196,8 @@ class _Boosted(Executor):
     def _parts(cls, spec: Spec, supported: frozenset[str]) -> tuple[Margins, str, float, Any]:
         forest = cls._margins(spec)
         link = spec.choice("link", LINKS)
+        if link in ("libm_exp", "libm_softmax"):
+            spec.check(getattr(forest, "dtype", None) == np.float64, f"link {link!r} needs float64")
         scale = spec.param("sigmoid_scale", (int, float), 1.0)
         return forest, link, float(scale), _methods(spec, supported)
 
@@ -208,11 +221,18 @@ class BoostedClassifier(_Boosted):
         classes = spec.labels()
         k = forest.n_outputs
         spec.check(
-            len(classes) >= 2 and k == (1 if len(classes) == 2 else len(classes)),
+            len(classes) >= 2, f"a boosted classifier needs 2 classes or more, found {classes!r}"
+        )
+        spec.check(
+            k == (1 if len(classes) == 2 else len(classes)),
             f"{len(classes)} classes need {1 if len(classes) == 2 else len(classes)} sums, "
             f"the trees give {k}",
         )
-        links = ("sigmoid", "identity") if k == 1 else ("softmax", "ovr_sigmoid", "scipy_softmax")
+        links = (
+            ("sigmoid", "identity")
+            if k == 1
+            else ("softmax", "ovr_sigmoid", "scipy_softmax", "libm_softmax")
+        )
         spec.check(link in links, f"link {link!r} for {k} sums")
         executor = cls(forest, link, scale, methods)
         executor.classes_ = classes

@@ -177,3 +177,19 @@ def test_text_models_take_documents() -> None:
     manifest = _manifest(pipe)
     assert manifest["input"]["type"] == "text"
     assert manifest["input"]["n_features"] is None
+
+
+def test_an_image_the_runtime_would_refuse_is_refused_at_compile(
+    iris: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """The image is loaded once before it is handed out: an estimator whose state the runtime
+    cannot take (here: tampered into one class) fails at compile, with the runtime's reason,
+    never at a user's first load."""
+    X, y = iris
+    est = LogisticRegression(max_iter=500).fit(X, y)
+    est.classes_ = est.classes_[:1]
+    with pytest.raises(UnsupportedModelError) as refused:
+        modelshelf.compile(est)
+    message = str(refused.value)
+    assert "LogisticRegression: the image built for it would not load" in message
+    assert "needs 2 classes or more" in message

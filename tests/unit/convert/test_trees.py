@@ -284,3 +284,11 @@ def test_level_order_and_every_one_row_plan(make: Any) -> None:
         forest.table_levels, forest.table_nodes = levels, int(offsets[levels])
         one = np.vstack([model.predict_proba(X_test[i : i + 1]) for i in range(len(X_test))])
         assert np.array_equal(one, batch), levels
+
+
+def test_a_histogram_classifier_of_one_class_is_refused_at_compile() -> None:
+    """scikit-learn fits it and predicts two probability columns for its one label."""
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    est = HistGradientBoostingClassifier(max_iter=3).fit(X, np.zeros(60, dtype=int))
+    with pytest.raises(UnsupportedModelError, match=r"one class \(\[0\]\).*at least two classes"):
+        modelshelf.compile(est)
