@@ -99,8 +99,18 @@ def _loads(image: bytes, estimator: Any) -> None:
 
 
 def _output(est: Any) -> dict[str, Any] | None:
-    """``set_output(transform="pandas")``: the transform's output names, for a DataFrame."""
-    config = getattr(est, "_sklearn_output_config", {}).get("transform", "default")
+    """``set_output(transform="pandas")``: the transform's output names, for a DataFrame. A
+    pipeline's transform returns what its last step's does (``Pipeline.set_output`` sets its
+    steps' configuration, not its own)."""
+    from sklearn.pipeline import Pipeline
+
+    last = est
+    while isinstance(last, Pipeline):
+        steps = [s for _, s in last.steps if s is not None and not _is_passthrough(s)]
+        if not steps:
+            return None
+        last = steps[-1]
+    config = getattr(last, "_sklearn_output_config", {}).get("transform", "default")
     if config == "default" or not hasattr(est, "transform"):
         return None
     if config != "pandas":
@@ -109,6 +119,10 @@ def _output(est: Any) -> dict[str, Any] | None:
             "use set_output(transform='pandas') or 'default'"
         )
     return {"transform": "pandas", "columns": [str(n) for n in est.get_feature_names_out()]}
+
+
+def _is_passthrough(step: Any) -> bool:
+    return isinstance(step, str) and step == "passthrough"
 
 
 def _fitted_names(est: Any) -> Any:

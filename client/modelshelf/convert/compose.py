@@ -42,6 +42,17 @@ def _column_transformer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     for name, fitted, columns in est.transformers_:
         if _is(fitted, "drop") or _is(given.get(name), "drop"):
             continue
+        # One scalar column (a name or an index) hands the transformer a 1-D column: the
+        # documents of a text vectorizer, scikit-learn's way of vectorizing a text column.
+        one_column = isinstance(columns, str | int | np.integer) and not isinstance(columns, bool)
+        if one_column and not _takes_documents(fitted):
+            raise unsupported(
+                est,
+                f"transformer {name!r} takes the single column {columns!r}, which scikit-learn "
+                "hands it as a 1-D column (only a text vectorizer, or a pipeline that starts "
+                "with one, reads a 1-D column)",
+                f"select [{columns!r}] to give it a 2-D column",
+            )
         indices = _column_indices(est, name, columns, n)
         if indices.size == 0:
             continue  # scikit-learn neither fits nor calls a transformer without columns
@@ -50,13 +61,14 @@ def _column_transformer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         if not _is(given.get(name), "passthrough"):
             child = ctx.convert(fitted, f"{path}/{i}")
         weight = weights.get(name)
-        parts.append(
-            {
-                "name": name,
-                "transformer": child,
-                "weight": None if weight is None else float(weight),
-            }
-        )
+        part: dict[str, Any] = {
+            "name": name,
+            "transformer": child,
+            "weight": None if weight is None else float(weight),
+        }
+        if one_column:
+            part["one_column"] = True
+        parts.append(part)
         arrays[f"columns_{i}"] = indices
     params: dict[str, Any] = {"n_features": n, "parts": parts}
     if getattr(est, "sparse_output_", False):
@@ -66,18 +78,24 @@ def _column_transformer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     return ctx.spec("column_transformer", path, arrays=arrays, params=params)
 
 
+def _takes_documents(transformer: Any) -> bool:
+    """A text vectorizer, or a pipeline whose first step is one: it reads a 1-D column."""
+    from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+
+    while isinstance(transformer, Pipeline):
+        steps = [s for _, s in transformer.steps if s is not None and not _is(s, "passthrough")]
+        if not steps:
+            return False
+        transformer = steps[0]
+    return isinstance(transformer, CountVectorizer | HashingVectorizer)  # Tfidf: a Count
+
+
 def _column_indices(est: Any, name: str, key: Any, n: int) -> np.ndarray:
     """The input column indices ``key`` selects, as scikit-learn resolved them at fit time:
     names (a DataFrame's), ``make_column_selector`` and other callables, ints, slices of
     either, boolean masks. Images store the indices; names are checked on the whole input."""
     if isinstance(key, str | int | np.integer) and not isinstance(key, bool):
-        # One scalar column hands the transformer a 1-D column (a text column, typically).
-        raise unsupported(
-            est,
-            f"transformer {name!r} takes the single column {key!r}, which scikit-learn hands "
-            "it as a 1-D column",
-            f"select [{key!r}] to give it a 2-D column",
-        )
+        key = [key]  # one column (a text vectorizer's documents: see the caller)
     resolved = getattr(est, "_transformer_to_input_indices", {}).get(name)
     if resolved is not None:
         return np.asarray(resolved, dtype=np.int64).reshape(-1)

@@ -26,7 +26,7 @@ from sklearn.preprocessing import (
 )
 
 from ._context import Context, converter, unsupported
-from .encoders import _numeric_categories
+from .encoders import _categories
 
 
 def _n_features(est: Any) -> int:
@@ -153,21 +153,22 @@ def _kbins(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 def _target_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     n_features = len(est.categories_)
     n_columns = len(est.classes_) if est.target_type_ == "multiclass" else 1
-    categories = [_numeric_categories(est, i, c) for i, c in enumerate(est.categories_)]
+    # numbers or strings per column, as the other encoders store them
+    arrays, strings = _categories(est, ctx, path)
     # encodings_ lists feature 0's columns (one per class when multiclass), then feature 1's...
     encodings = [
         np.column_stack([est.encodings_[i * n_columns + c] for c in range(n_columns)])
         for i in range(n_features)
     ]
+    arrays |= {
+        "encodings": np.concatenate(encodings).astype(np.float64),
+        "unknown": np.asarray(est.target_mean_, dtype=np.float64).reshape(n_columns),
+    }
     return ctx.spec(
         "target_encoder",
         path,
-        arrays={
-            "categories": np.concatenate(categories),
-            "offsets": np.cumsum([0, *map(len, categories)]).astype(np.int64),
-            "encodings": np.concatenate(encodings).astype(np.float64),
-            "unknown": np.asarray(est.target_mean_, dtype=np.float64).reshape(n_columns),
-        },
+        arrays=arrays,
+        params={"strings": strings} if strings else None,
         labels=est.classes_,  # None for a continuous target
     )
 

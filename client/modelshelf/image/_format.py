@@ -19,7 +19,8 @@ VERSION_MINOR: Final = 2  # the newest minor this reader knows; writers pick min
 
 def minor_for(manifest: Any) -> int:
     """The lowest minor version whose features ``manifest`` uses: 1.1 added tabular input,
-    1.2 a forest's ``base_last``, the ``libm_*`` links and the ``width`` of string labels."""
+    1.2 a forest's ``base_last``, the ``libm_*`` links, the ``width`` of string labels and a
+    column transformer's ``one_column`` parts."""
     if _uses_1_2(manifest.get("model")):
         return 2
     schema = manifest.get("input")
@@ -28,6 +29,8 @@ def minor_for(manifest: Any) -> int:
 
 def _uses_1_2(node: Any) -> bool:
     if isinstance(node, Mapping):
+        if node.get("one_column") is True:  # a column transformer's part
+            return True
         params = node.get("params")
         if isinstance(params, Mapping) and (
             params.get("base_last") is True

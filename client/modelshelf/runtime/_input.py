@@ -58,18 +58,33 @@ def ready_float64(X: Any, n_features: int, allow_nan: bool) -> np.ndarray | None
 
 
 def column_names(X: Any) -> list[str] | None:
-    """Column names of a DataFrame-like input (anything with string ``columns``), else None."""
+    """Column names of a DataFrame-like input (anything with string ``columns``), else None
+    (no names at all, or names that are none of them strings: a DataFrame's default numbers,
+    read by position as scikit-learn reads them). Names that are strings only in part, or that
+    repeat, raise FeatureNamesError, as scikit-learn refuses them: which column is meant is
+    not known."""
     columns = getattr(X, "columns", None)
     if columns is None or isinstance(X, np.ndarray):
         return None
-    for first in columns:  # a DataFrame's default names, numbers, are not listed whole
-        if not isinstance(first, str):
-            return None
-        break
     names = list(columns)
-    if names and all(isinstance(n, str) for n in names):
-        return names
-    return None
+    strings = sum(isinstance(n, str) for n in names)
+    if strings == 0:
+        return None
+    if strings < len(names):
+        kinds = sorted({type(n).__name__ for n in names})
+        raise FeatureNamesError(
+            f"column names must all be strings to be read by name, got names of types {kinds} "
+            f"([{', '.join(map(repr, names[:_SHOWN_NAMES]))}"
+            f"{', ...' if len(names) > _SHOWN_NAMES else ''}]); name every column with a string "
+            "(X.columns = X.columns.astype(str)) or pass an array to predict by position"
+        )
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise FeatureNamesError(
+            f"column names appear more than once: {twice[:_SHOWN_NAMES]}; "
+            "which of them the model should read is not known: give each column its own name"
+        )
+    return names
 
 
 def as_float_matrix(

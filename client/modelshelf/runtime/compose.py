@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ManifestError, NonFiniteInputError, UnknownCategoryError
+from ..errors import InputTypeError, ManifestError, NonFiniteInputError, UnknownCategoryError
 from ._base import Executor, Spec, build, register
 from ._input import as_numbers, check_finite
 from ._sparse import DENSE_CHUNK_CELLS, CSRMatrix, concat_rows, dense_chunks, hstack
@@ -155,7 +155,7 @@ class _Part:
     """One transformer of a column transformer, with the input columns it takes."""
 
     name: str
-    columns: np.ndarray | slice  # a slice where the columns are a contiguous run
+    columns: np.ndarray | slice | int  # a slice for a contiguous run; an int: one 1-D column
     indices: np.ndarray
     transformer: Executor | None  # None: passthrough
     weight: float | None
@@ -195,7 +195,7 @@ class ColumnTransformer(Executor):
     def from_spec(cls, spec: Spec) -> ColumnTransformer:
         n = spec.count("n_features", most=MAX_COLUMNS)
         raw_parts = spec.param("parts", list)
-        built: list[tuple[str, np.ndarray, Executor | None, float | None]] = []
+        built: list[tuple[str, np.ndarray, Executor | None, float | None, bool]] = []
         for i, raw in enumerate(raw_parts):
             spec.check(isinstance(raw, dict), f"parts[{i}] must be an object")
             name = raw.get("name")
@@ -211,7 +211,16 @@ class ColumnTransformer(Executor):
                 cols.size > 0 and int(cols.min()) >= 0 and int(cols.max()) < n,
                 f"parts[{i}] must select columns in [0, {n})",
             )
+            one_column = raw.get("one_column", False)
+            spec.check(
+                isinstance(one_column, bool) and (not one_column or cols.size == 1),
+                f"parts[{i}].one_column must be a boolean, true for one column only",
+            )
             raw_child = raw.get("transformer")
+            spec.check(
+                not one_column or raw_child is not None,
+                f"parts[{i}]: a single column (one_column) needs a transformer",
+            )
             child = None
             if raw_child is not None:
                 child = build(raw_child, spec.arrays, f"{spec.path}.parts[{i}].transformer")
@@ -220,26 +229,31 @@ class ColumnTransformer(Executor):
                 )
                 if isinstance(child, _Encoder):  # name the columns as the caller sees them
                     child.input_columns = cols
-            built.append((name, cols, child, None if weight is None else float(weight)))
+            built.append((name, cols, child, None if weight is None else float(weight), one_column))
         # NaN is acceptable in a column unless every part that takes it rejects NaN.
         taken = np.zeros(n, dtype=bool)
         accepting = np.zeros(n, dtype=bool)
-        for _, cols, child, _ in built:
+        for _, cols, child, _, one_column in built:
             taken[cols] = True
-            if child is None or child.allow_nan:
+            if child is None or child.allow_nan or one_column:  # documents: the child says
                 accepting[cols] = True
         allow_nan = bool((accepting | ~taken).any())
         parts = [
             _Part(
                 name,
-                _as_slice(cols),
+                # one column: X[:, c], the 1-D column of documents scikit-learn hands a
+                # text vectorizer, which checks each one itself
+                int(cols[0]) if one_column else _as_slice(cols),
                 cols,
                 child,
                 weight,
-                check_nan=allow_nan and child is not None and not child.allow_nan,
-                takes_objects=getattr(child, "accepts_objects", False),
+                check_nan=allow_nan
+                and child is not None
+                and not child.allow_nan
+                and not one_column,
+                takes_objects=one_column or getattr(child, "accepts_objects", False),
             )
-            for name, cols, child, weight in built
+            for name, cols, child, weight, one_column in built
         ]
         out = cls(n, parts, spec.choice("stack", STACKS, "dense"))
         out.allow_nan = allow_nan
@@ -318,6 +332,11 @@ def _apply(part: _Part, Xp: np.ndarray) -> np.ndarray:
         ) from exc
     except UnknownCategoryError as exc:
         raise UnknownCategoryError(f"transformer {part.name!r}: {exc}") from exc
+    except InputTypeError as exc:  # a text column's documents, say
+        if str(exc).startswith("transformer "):
+            raise
+        columns = _shorten([int(c) for c in part.indices[:9]], len(part.indices))
+        raise InputTypeError(f"transformer {part.name!r} (input columns {columns}): {exc}") from exc
 
 
 def _as_slice(cols: np.ndarray) -> np.ndarray | slice:

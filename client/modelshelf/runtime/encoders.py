@@ -18,6 +18,7 @@ strings and numbers: numeric columns are then read as float64, string columns va
 
 from __future__ import annotations
 
+import datetime
 import warnings
 from typing import Any
 
@@ -33,6 +34,14 @@ _TRANSFORM = frozenset({"transform"})
 _SHOWN = 10  # categories quoted in a message
 
 
+# Values that are never a string column's category: numbers and dates (an unknown string, or
+# another object such as pandas' NA, is an unknown category, as scikit-learn finds it).
+_NOT_CATEGORIES = (
+    int, float, complex, np.number, np.bool_, bytes,
+    datetime.date, datetime.timedelta, np.datetime64, np.timedelta64,
+)  # fmt: skip
+
+
 class StringColumn:
     """The string categories of one column: their vocabulary, and the positions of None and
     NaN among the column's ``size`` categories (-1: not seen at fit)."""
@@ -43,8 +52,10 @@ class StringColumn:
         self.none = none
         self.nan = nan
 
-    def positions(self, values: np.ndarray) -> np.ndarray:
-        """Each value's position among the categories, -1 where it is none of them."""
+    def positions(self, values: np.ndarray, label: str) -> np.ndarray:
+        """Each value's position among the categories, -1 where it is none of them. A number
+        or a date raises InputTypeError: where strings were fitted it is a mistake, not an
+        unknown category (scikit-learn refuses a numeric or datetime column there)."""
         items = values.tolist()
         out = np.full(len(items), -1, dtype=np.int64)
         strings, where = [], []
@@ -56,6 +67,12 @@ class StringColumn:
                 out[j] = self.none
             elif isinstance(v, float) and v != v:  # scikit-learn's is_scalar_nan
                 out[j] = self.nan
+            elif isinstance(v, _NOT_CATEGORIES):
+                raise InputTypeError(
+                    f"{label}: expected strings (the encoder was fitted on strings there), got "
+                    f"{v!r} of type {type(v).__name__} in row {j}; convert the column to str "
+                    "(X[column].astype(str)) if these are categories"
+                )
         if strings:
             out[where] = self.vocabulary.lookup(strings)
         return out
@@ -129,17 +146,28 @@ class Categories:
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
         table = self.strings.get(i)
         if table is not None:
-            pos = table.positions(X[:, i])
+            pos = table.positions(X[:, i], label)
             found = pos >= 0
             pos[~found] = 0
             return pos, found
-        x = _numbers(X[:, i], label)
+        column = X[:, i]
+        strings = None
+        if column.dtype.kind == "O":  # a string is an unknown category here, never parsed
+            strings = np.fromiter(map(_is_text, column.tolist()), dtype=bool, count=len(column))
+            if strings.any():
+                column = np.where(strings, np.nan, column)
+            else:
+                strings = None
+        x = _numbers(column, label)
         cats = self.categories[lo:hi]
         pos = np.searchsorted(cats, x)  # sorts NaN last, as the categories are
         np.minimum(pos, hi - lo - 1, out=pos)
         found = cats[pos] == x
         if np.isnan(cats[-1]):
             found |= np.isnan(x) & (pos == hi - lo - 1)
+        if strings is not None:
+            found &= ~strings
+            pos[strings] = 0
         return pos, found
 
     def unknown_error(self, i: int, label: str, values: np.ndarray) -> UnknownCategoryError:
@@ -147,7 +175,10 @@ class Categories:
         table = self.strings.get(i)
         if table is None:
             known = [_show(v) for v in self.categories[lo : min(hi, lo + _SHOWN)].tolist()]
-            unseen = [_show(v) for v in np.unique(_numbers(values, label))[:5].tolist()]
+            if values.dtype.kind == "O":  # strings among them: shown as given
+                unseen = sorted({_show(v) for v in values.tolist()})[:5]
+            else:
+                unseen = [_show(v) for v in np.unique(_numbers(values, label))[:5].tolist()]
         else:
             known = [_show(table.category(p)) for p in range(min(hi - lo, _SHOWN))]
             unseen = sorted({_show(v) for v in values.tolist()})[:5]
@@ -158,6 +189,10 @@ class Categories:
             f"{label}: value {unseen[0]} is not one of the {hi - lo} categories seen at fit "
             f"time [{', '.join(known)}{more}]{others}"
         )
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str | bytes)
 
 
 def _numbers(x: np.ndarray, label: str) -> np.ndarray:
@@ -381,3 +416,55 @@ def _vector(spec: Spec, role: str, n: int, kind: str) -> np.ndarray:
     arr: np.ndarray = spec.array(role, ndim=1, kind=kind)
     spec.check(arr.shape == (n,), f"array {role!r} must hold {n} values, found {arr.shape}")
     return arr
+
+
+@register
+class TargetEncoder(_Encoder):
+    """Each category replaced by its fitted encoding (one column, or one per class).
+
+    Feature ``i``'s categories are read as the other encoders' (numbers sorted, NaN last if
+    seen; strings through the column's string table), their encodings are the same rows of
+    ``encodings`` (total, c); a value never seen gets ``unknown`` (the target mean, (c,)).
+    Labels are present for a binary (c = 1) or multiclass (c = classes) target.
+    """
+
+    kind = "target_encoder"
+
+    def __init__(
+        self,
+        categories: Categories,
+        encodings: np.ndarray,
+        unknown: np.ndarray,
+        classes: np.ndarray | None,
+    ) -> None:
+        super().__init__(categories)
+        self.encodings = encodings
+        self.unknown = unknown
+        self.classes_ = classes
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> TargetEncoder:
+        categories = Categories.from_spec(spec)
+        encodings = spec.array("encodings", ndim=2)
+        spec.check(
+            len(encodings) == len(categories.categories) and encodings.shape[1] >= 1,
+            "encodings must hold one row per category",
+        )
+        unknown = _vector(spec, "unknown", encodings.shape[1], "f")
+        classes = None
+        if "classes" in spec.raw.get("arrays", {}) or "classes" in spec.raw.get("params", {}):
+            classes = spec.labels()
+            need = 1 if len(classes) == 2 else len(classes)
+            spec.check(encodings.shape[1] == need, f"{len(classes)} classes need {need} columns")
+        return cls(categories, encodings, unknown, classes)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_width(X, self.n_features, "this target encoder")
+        c = self.encodings.shape[1]
+        out = np.empty((len(X), self.n_features * c))
+        for i in range(self.n_features):
+            pos, found = self.categories.positions(X, i, self._label(i))
+            block = out[:, i * c : (i + 1) * c]
+            block[:] = self.encodings[int(self.categories.offsets[i]) + pos]
+            block[~found] = self.unknown
+        return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnknownCategoryError
+from ..errors import NonFiniteInputError, UnknownCategoryError
 from ._base import Executor, Spec, register
 from ._ndtri import norm_ppf
 from .preprocessing import _TRANSFORM, _maybe_vector, _vector, check_width
@@ -97,6 +97,14 @@ class PowerTransformer(Executor):
                 # a float64 lambda (not a Python float) decides the precision, as in SciPy
                 out[:, i] = fn(X[:, i], np.float64(self.lambdas[i]))
         if self.mean is not None:
+            if np.isinf(out).any():  # scikit-learn's standardization refuses it too
+                row, column = (int(k[0]) for k in np.nonzero(np.isinf(out)))
+                raise NonFiniteInputError(
+                    f"the {self.method} transform of column {column} overflows to infinity "
+                    f"for the value {float(X[row, column])!r} in row {row} (lambda "
+                    f"{float(self.lambdas[column]):.6g}): it is beyond what this power "
+                    "transformer can standardize, as in scikit-learn"
+                )
             out -= self.mean
             out /= self.scale
         return out

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import NonFiniteInputError
 from ._base import Executor, Spec, register
 from ._sparse import CSRMatrix, from_dense
-from .preprocessing import _TRANSFORM, _indices, _vector, check_width
+from .preprocessing import _TRANSFORM, _indices, _is_nan, check_width
 
 # Polynomial expansions: highest degree, and most output columns, an image may ask for.
 MAX_DEGREE = 64
@@ -157,6 +157,9 @@ class MissingIndicator(Executor):
         self.error_on_new = error_on_new
         self.sparse = sparse
         self.allow_nan = missing is None  # with a number as marker scikit-learn rejects NaN
+        # Fitted on strings or numbers alike (scikit-learn keeps no dtype): with NaN as the
+        # marker, strings reach it as they are and only float NaN is missing (``X != X``).
+        self.accepts_objects = missing is None
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MissingIndicator:
@@ -175,7 +178,10 @@ class MissingIndicator(Executor):
 
     def transform(self, X: np.ndarray) -> np.ndarray | CSRMatrix:
         check_width(X, self.n_features, "this missing-value indicator")
-        mask = np.isnan(X) if self.missing is None else np.equal(X, self.missing)
+        if X.dtype.kind == "O":
+            mask = _is_nan(X).astype(bool)
+        else:
+            mask = np.isnan(X) if self.missing is None else np.equal(X, self.missing)
         if self.error_on_new:
             seen = np.zeros(self.n_features, dtype=bool)
             seen[self.features] = True
@@ -275,65 +281,3 @@ class KBinsDiscretizer(Executor):
         indptr = np.arange(0, n * self.n_features + 1, self.n_features, dtype=np.int64)
         data = np.ones(n * self.n_features, dtype=dtype)
         return CSRMatrix(data, cols.reshape(-1).astype(np.int32), indptr, (n, self.columns[-1]))
-
-
-@register
-class TargetEncoder(Executor):
-    """Each numeric category replaced by its fitted encoding (one column, or one per class).
-
-    Feature ``i``'s sorted categories (NaN last, if seen) are
-    ``categories[offsets[i]:offsets[i + 1]]`` and their encodings the same rows of
-    ``encodings`` (total, c); a value never seen gets ``unknown`` (the target mean, (c,)).
-    Labels are present for a binary (c = 1) or multiclass (c = classes) target.
-    """
-
-    kind = "target_encoder"
-    methods = _TRANSFORM
-    allow_nan = True  # NaN is a category: known if seen at fit, else unknown
-
-    def __init__(
-        self,
-        categories: np.ndarray,
-        offsets: np.ndarray,
-        encodings: np.ndarray,
-        unknown: np.ndarray,
-        classes: np.ndarray | None,
-    ) -> None:
-        self.categories = categories
-        self.classes_ = classes
-        self.offsets = offsets
-        self.encodings = encodings
-        self.unknown = unknown
-        self.n_features = len(offsets) - 1
-
-    @classmethod
-    def from_spec(cls, spec: Spec) -> TargetEncoder:
-        categories = spec.array("categories", ndim=1)
-        offsets = _offsets(spec, len(categories), strict=True)
-        encodings = spec.array("encodings", ndim=2)
-        unknown = _vector(spec, "unknown", encodings.shape[1])
-        spec.check(
-            len(encodings) == len(categories) and encodings.shape[1] >= 1,
-            "encodings must hold one row per category",
-        )
-        classes = None
-        if "classes" in spec.raw.get("arrays", {}) or "classes" in spec.raw.get("params", {}):
-            classes = spec.labels()
-            need = 1 if len(classes) == 2 else len(classes)
-            spec.check(encodings.shape[1] == need, f"{len(classes)} classes need {need} columns")
-        return cls(categories, offsets, encodings, unknown, classes)
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        check_width(X, self.n_features, "this target encoder")
-        c = self.encodings.shape[1]
-        out = np.empty((len(X), self.n_features * c))
-        for i in range(self.n_features):
-            lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
-            cats = self.categories[lo:hi]
-            x = X[:, i]
-            pos = np.minimum(np.searchsorted(cats, x), hi - lo - 1)  # NaN sorts last
-            found = (cats[pos] == x) | (np.isnan(x) & np.isnan(cats[pos]))
-            block = out[:, i * c : (i + 1) * c]
-            block[:] = self.encodings[lo + pos]
-            block[~found] = self.unknown
-        return out

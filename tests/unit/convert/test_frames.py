@@ -241,7 +241,8 @@ def test_refusals_name_the_option_and_the_way_out() -> None:
     message = str(info.value)
     assert message == (
         "ColumnTransformer: transformer 'p' takes the single column 'plan', which "
-        "scikit-learn hands it as a 1-D column cannot be compiled; select ['plan'] to give it a "
+        "scikit-learn hands it as a 1-D column (only a text vectorizer, or a pipeline that "
+        "starts with one, reads a 1-D column) cannot be compiled; select ['plan'] to give it a "
         "2-D column"
     )
 

@@ -1,0 +1,205 @@
+"""DataFrame recipes found by an independent probe: a text column inside a ColumnTransformer,
+TargetEncoder and MissingIndicator on strings, and frames whose columns cannot be read by name
+(repeated or partly non-string names) or whose values cannot be the fitted strings (numbers,
+dates): each predicts as scikit-learn does, or is refused with what to do."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.impute import MissingIndicator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
+
+import modelshelf
+from modelshelf.errors import FeatureNamesError, InputTypeError, UnsupportedModelError
+from tests.kernels import same_bits, using
+
+RNG = np.random.default_rng(0)
+WORDS = np.array(["good film", "bad plot", "great acting", "boring", "loved it", "awful end"])
+FRAME = pd.DataFrame(
+    {
+        "review": WORDS[RNG.integers(0, 6, 200)],
+        "age": RNG.normal(40, 10, 200),
+        "plan": RNG.choice(["basic", "pro"], 200).astype(object),
+        "title": WORDS[RNG.integers(0, 6, 200)],
+    }
+)
+LIKED = np.isin(FRAME["review"], ["good film", "great acting", "loved it"]).astype(int)
+
+
+@pytest.fixture(scope="module")
+def reviews() -> tuple[object, bytes]:
+    """scikit-learn's recipe: a text vectorizer given one column by name."""
+    columns = ColumnTransformer(
+        [
+            ("text", TfidfVectorizer(), "review"),
+            ("num", StandardScaler(), ["age"]),
+            ("cat", OneHotEncoder(), ["plan"]),
+        ]
+    )
+    est = make_pipeline(columns, LogisticRegression()).fit(FRAME, LIKED)
+    return est, modelshelf.compile(est)
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_a_text_column_in_a_column_transformer_predicts_as_scikit_learn(
+    reviews: tuple[object, bytes], kernel: str
+) -> None:
+    est, image = reviews
+    with using(kernel):
+        model = modelshelf.load(image)
+        assert same_bits(model.predict_proba(FRAME), est.predict_proba(FRAME))  # type: ignore[attr-defined]
+        shuffled = FRAME[["plan", "title", "age", "review"]]  # by name, extra columns ignored
+        assert same_bits(model.predict(shuffled), est.predict(shuffled))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_a_text_column_by_index_and_through_a_pipeline(kernel: str) -> None:
+    columns = ColumnTransformer(
+        [
+            ("words", CountVectorizer(), 0),
+            ("topics", make_pipeline(TfidfVectorizer(), TruncatedSVD(2, random_state=0)), "title"),
+        ]
+    )
+    est = make_pipeline(columns, LogisticRegression()).fit(FRAME, LIKED)
+    with using(kernel):
+        model = modelshelf.load(modelshelf.compile(est))
+        assert same_bits(model.predict_proba(FRAME), est.predict_proba(FRAME))
+
+
+def test_a_number_in_the_text_column_names_the_part(reviews: tuple[object, bytes]) -> None:
+    model = modelshelf.load(reviews[1])
+    bad = FRAME.iloc[:3].copy()
+    bad["review"] = [1.5, "fine", "ok"]
+    with pytest.raises(InputTypeError, match=r"transformer 'text' .*document 0 is float"):
+        model.predict(bad)
+
+
+def test_a_single_column_for_anything_but_text_is_refused_saying_why() -> None:
+    est = ColumnTransformer([("s", StandardScaler(), ["age"])]).fit(FRAME)
+    est.transformers_[0] = ("s", est.transformers_[0][1], "age")
+    with pytest.raises(UnsupportedModelError, match=r"only a text vectorizer.*select \['age'\]"):
+        modelshelf.compile(est)
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+@pytest.mark.parametrize("target", ["continuous", "binary", "multiclass"])
+def test_target_encoder_on_strings_is_exact(kernel: str, target: str) -> None:
+    X = pd.DataFrame(
+        {
+            "city": RNG.choice(["oslo", "paris", "rome", None], 300).astype(object),
+            "n": RNG.integers(0, 5, 300),
+        }
+    )
+    y = {
+        "continuous": RNG.normal(size=300),
+        "binary": (RNG.random(300) > 0.5).astype(int),
+        "multiclass": RNG.integers(0, 3, 300),
+    }[target]
+    est = TargetEncoder(random_state=0).fit(X, y)
+    unseen = pd.DataFrame({"city": ["oslo", "berlin", None, np.nan], "n": [0, 9, 1, 2]})
+    with using(kernel):
+        model = modelshelf.load(modelshelf.compile(est))
+        for rows in (X, unseen):
+            assert same_bits(model.transform(rows), est.transform(rows))
+    numbers = pd.DataFrame({"city": [5, 6], "n": [0, 1]}).astype({"city": object})
+    with pytest.raises(InputTypeError, match=r"column 'city': expected strings .* got 5"):
+        model.transform(numbers)
+
+
+def test_missing_indicator_on_strings_transforms_as_scikit_learn() -> None:
+    X = pd.DataFrame({"a": ["x", None, np.nan, "y"] * 5, "b": [1.0, np.nan, 2.0, 3.0] * 5})
+    est = MissingIndicator(features="all").fit(X)
+    model = modelshelf.load(modelshelf.compile(est))
+    assert same_bits(model.transform(X), est.transform(X))
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [(pd.Timestamp("2024-01-01"), "Timestamp"), (7, "int"), (2.5, "float"), (True, "bool")],
+)
+def test_a_number_or_a_date_where_strings_were_fitted_is_refused(
+    reviews: tuple[object, bytes], value: object, kind: str
+) -> None:
+    rows = FRAME.iloc[:3].copy()
+    rows["plan"] = pd.Series([value] * 3, dtype=object, index=rows.index)
+    with pytest.raises(InputTypeError, match=rf"column 'plan': expected strings .* type {kind}"):
+        modelshelf.load(reviews[1]).predict(rows)
+
+
+def test_pandas_na_in_a_string_column_is_still_an_unknown_category() -> None:
+    est = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(FRAME[["plan"]])
+    rows = pd.DataFrame({"plan": pd.Series(["pro", pd.NA], dtype=object)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = est.transform(rows)
+    assert same_bits(modelshelf.load(modelshelf.compile(est)).transform(rows), expected)
+
+
+@pytest.mark.parametrize(
+    ("columns", "says"),
+    [
+        (["age", "plan", "age"], r"column names appear more than once: \['age'\]"),
+        (["age", "plan", 0], r"column names must all be strings .* \['int', 'str'\]"),
+    ],
+)
+def test_columns_that_cannot_be_read_by_name_are_refused(
+    reviews: tuple[object, bytes], columns: list[object], says: str
+) -> None:
+    est = make_pipeline(StandardScaler(), LogisticRegression()).fit(FRAME[["age"]], LIKED)
+    frame = pd.DataFrame(RNG.normal(size=(3, 3)), columns=columns)
+    for model in (modelshelf.load(modelshelf.compile(est)), modelshelf.load(reviews[1])):
+        with pytest.raises(FeatureNamesError, match=says):
+            model.predict(frame)
+
+
+def test_a_pipeline_set_to_pandas_output_transforms_into_a_dataframe() -> None:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import PolynomialFeatures
+
+    X = FRAME[["age"]].assign(half=FRAME["age"] / 2)
+    for est in (
+        make_pipeline(SimpleImputer(), StandardScaler()),
+        make_pipeline(StandardScaler(), PolynomialFeatures(2)),
+    ):
+        est.set_output(transform="pandas").fit(X)
+        got = modelshelf.load(modelshelf.compile(est)).transform(X.iloc[:5])
+        pd.testing.assert_frame_equal(got, est.transform(X.iloc[:5]))
+
+
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_a_string_is_an_unknown_category_where_numbers_were_fitted(kernel: str) -> None:
+    """'1' is not the category 1: scikit-learn finds it unknown, it is never parsed."""
+    from sklearn.preprocessing import OrdinalEncoder
+
+    X = pd.DataFrame({"n": [1, 2, 10] * 10, "b": [True, False, True] * 10})
+    rows = pd.DataFrame({"n": pd.Series(["1", 2, "10"], dtype=object), "b": ["True", True, False]})
+    for est in (
+        OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(X),
+        OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1).fit(X),
+    ):
+        with using(kernel):
+            got = modelshelf.load(modelshelf.compile(est)).transform(rows)
+        assert same_bits(got, est.transform(rows)), type(est).__name__
+
+
+def test_a_power_transform_that_overflows_is_refused_as_scikit_learn_refuses_it() -> None:
+    from sklearn.preprocessing import PowerTransformer
+
+    from modelshelf.errors import NonFiniteInputError
+
+    x = 10 - RNG.lognormal(0, 0.6, size=(300, 1))  # left-skewed: lambda near 8
+    est = PowerTransformer().fit(x)
+    with pytest.raises(ValueError, match="infinity"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # its own overflow, before it raises
+        est.transform([[1e50]])
+    with pytest.raises(NonFiniteInputError, match=r"overflows to infinity for the value 1e\+50"):
+        modelshelf.load(modelshelf.compile(est)).transform(np.array([[1e50]]))
