@@ -65,7 +65,7 @@ _log = logging.getLogger(__name__)
 
 #: The calls this facade makes of the extension (kernels.h's MSK_INTERFACE): an extension built
 #: from another checkout (a ``git pull`` without a rebuild) answers other calls, and is refused.
-INTERFACE = 4
+INTERFACE = 5
 
 
 def _import_native() -> tuple[ModuleType | None, str]:
@@ -253,10 +253,9 @@ def trees(
 
 def sigmoid() -> Callable[[np.ndarray, np.ndarray], None] | None:
     """The compiled binary sigmoid link (``sigmoid(raw, out)``, link.c: raw (n, 1) float32 or
-    float64, out (n, 2) of its dtype), or None: numpy computes it. None too where numpy's exp
-    loop was not found, since only it gives numpy's results."""
+    float64, out (n, 2) of its dtype), or None: numpy computes it."""
     native = _active
-    if native is None or not native.sigmoid_loop:
+    if native is None:
         return None
     link: Callable[[np.ndarray, np.ndarray], None] = native.sigmoid
     return link

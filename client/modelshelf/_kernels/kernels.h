@@ -10,7 +10,7 @@
 /* The calls this extension answers, as a number the Python facade checks at import
  * (``_kernels.INTERFACE``): bump both whenever a function's or a type's arguments or results
  * change, so that an extension built from another checkout is refused, never called wrongly. */
-#define MSK_INTERFACE 4
+#define MSK_INTERFACE 5
 
 #ifndef MSK_MODULE
 #define NO_IMPORT_ARRAY
@@ -44,11 +44,7 @@ typedef void (*MskLoop)(char **args, npy_intp const *dimensions, npy_intp const 
                         void *data);
 int msk_float64_loop(const char *name, MskLoop *fn, void **data);
 
-/* link.c: numpy's float64 exp loop, looked up at import (``msk_find_exp`` always succeeds:
- * without the loop, ``msk_has_exp`` is 0 and the runtime computes the link in numpy), and the
- * binary sigmoid link. */
-int msk_find_exp(void);
-int msk_has_exp(void);
+/* link.c: the binary sigmoid link, with the C library's exp and expf. */
 PyObject *msk_sigmoid(PyObject *module, PyObject *args);
 
 /* text.c: the ``Vocab`` type (a vocabulary string table, its runs checked once, and its

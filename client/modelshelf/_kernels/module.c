@@ -49,7 +49,7 @@ static PyMethodDef native_methods[] = {
      "(0 none, 1 l1, 2 l2), in place."},
     {"sigmoid", msk_sigmoid, METH_VARARGS,
      "sigmoid(raw, out): a binary classifier's [1 - p, p], p = 1 / (1 + exp(-raw)), in raw's "
-     "dtype (float32: XGBoost's rounding), with numpy's exp (only where sigmoid_loop)."},
+     "dtype (float32: XGBoost's rounding), with the C library's exp (float32: expf)."},
     {"image_arrays", msk_image_arrays, METH_O,
      "image_arrays(view) -> (image_size, major, minor, checksum, manifest_offset, "
      "manifest_length, arrays) of an image's read-only bytes, or None: the Python reader "
@@ -82,9 +82,7 @@ PyMODINIT_FUNC PyInit__native(void) {
         Py_DECREF(module);
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Vocab", (PyObject *)&msk_VocabType) < 0 ||
-        !msk_find_exp() ||
-        PyModule_AddObjectRef(module, "sigmoid_loop", msk_has_exp() ? Py_True : Py_False) < 0) {
+    if (PyModule_AddObjectRef(module, "Vocab", (PyObject *)&msk_VocabType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -78,6 +78,49 @@ def exp_libm(x: np.ndarray) -> np.ndarray:
     return out.reshape(values.shape)
 
 
+def _c_expf() -> Any:
+    """The C library's ``expf`` through ctypes (the interpreter has libm loaded), or None."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        names = [ctypes.util.find_library("m"), None]  # None: the process's own symbols
+        for name in names:
+            try:
+                fn = ctypes.CDLL(name).expf
+            except (OSError, AttributeError):
+                continue
+            fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+            return fn
+    except ImportError:
+        pass
+    return None
+
+
+_EXPF: Any = None  # found at the first float32 link: most processes never need it
+_EXPF_LOOKED = False
+
+
+def expf_libm(x: np.ndarray) -> np.ndarray:
+    """The C library's ``expf`` of every value, in a new float32 array of x's shape.
+
+    XGBoost's float32 links call it; glibc's is not correctly rounded (it differs from
+    ``float32(exp(float64(x)))`` on about 6 values in 10,000), and numpy's float32 exp is
+    neither. Through ctypes, one call per value (about 0.3 us): the compiled kernels call it
+    from C. Where ctypes cannot find it, the correctly rounded value stands in (it differs
+    from the C library's only on such values).
+    """
+    global _EXPF, _EXPF_LOOKED
+    if not _EXPF_LOOKED:
+        _EXPF, _EXPF_LOOKED = _c_expf(), True
+    values = np.asarray(x, dtype=np.float32)
+    if _EXPF is None:
+        with np.errstate(over="ignore"):
+            return np.exp(values.astype(np.float64)).astype(np.float32)
+    flat = values.ravel().tolist()
+    return np.fromiter(map(_EXPF, flat), dtype=np.float32, count=len(flat)).reshape(values.shape)
+
+
 def expit(x: np.ndarray) -> np.ndarray:
     """``scipy.special.expit``: ``1 / (1 + exp(-x))`` with libm's exp, in a new float64 array
     (0 below x = -709.78, where exp(-x) overflows, as in SciPy)."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _kernels
 from ._base import METHODS, Executor, Spec, register
-from ._math import exp_libm, softmax, softmax_libm
+from ._math import exp_libm, expf_libm, softmax, softmax_libm
 from .trees_forest import Forest
 
 # "exp" and "softmax" are numpy's (scikit-learn's links); "libm_exp" and "libm_softmax" the C
@@ -150,9 +150,8 @@ def _apply_link(link: str, raw: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _exp_float32(x: np.ndarray) -> np.ndarray:
-    """C's expf, correctly rounded (numpy's float32 exp can be one ulp away)."""
-    with np.errstate(over="ignore"):
-        return np.exp(x.astype(np.float64)).astype(np.float32)
+    """The C library's ``expf``, as XGBoost calls it (``_math.expf_libm``)."""
+    return expf_libm(x)
 
 
 def _link_float32(link: str, raw: np.ndarray) -> np.ndarray:
