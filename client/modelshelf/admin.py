@@ -7,6 +7,7 @@ the reply's code (``modelshelf.errors.for_code``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from . import paths as _paths
 from . import trust as _trust
 from . import wire as _wire
 from ._version import __version__
-from .errors import DaemonUnavailable, ShelfError, for_code
+from .errors import AccessDenied, DaemonUnavailable, ShelfError, for_code
 
 __all__ = ["AdminConnection"]
 
@@ -45,7 +46,13 @@ class AdminConnection:
             self.sock.close()
             raise self._unavailable(exc) from exc
 
-    def _unavailable(self, exc: BaseException) -> DaemonUnavailable:
+    def _unavailable(self, exc: BaseException) -> ShelfError:
+        if isinstance(exc, PermissionError):  # the socket is there, for the daemon's admins
+            return AccessDenied(
+                f"the admin socket {self.path} refuses this user (uid {os.getuid()}): it is "
+                "for the daemon's own uid and admin_uids; run as one of them (sudo), or ask "
+                "an administrator to add this uid to admin_uids"
+            )
         return DaemonUnavailable(
             f"no modelshelf daemon answers on the admin socket {self.path} ({exc}); is "
             "modelshelfd running? set MODELSHELF_ADMIN_SOCKET or --admin-socket"

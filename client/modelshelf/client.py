@@ -49,7 +49,7 @@ from .errors import (
     StoreError,
     for_code,
 )
-from .image import Image
+from .image import MAX_IMAGE_SIZE, Image
 from .image._reader import map_readonly
 from .model import Model
 from .names import parse_ref
@@ -76,6 +76,7 @@ PRESSURE_IDLE = 1.0  # seconds: under pressure, held models unused this long are
 MAX_RELEASES = 256  # digests released by one message (the daemon takes up to 512)
 RECONNECTS = 1  # a request whose connection broke is sent again once, on a new connection
 FLUSH_DELAY = 0.05  # seconds the flusher waits for the application's next request to carry them
+WATCH_INTERVAL = 1.0  # seconds between the flusher's looks at the connection (Client._watch)
 _SIZE = re.compile(r"\s*(\d+)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 
 
@@ -157,6 +158,7 @@ class Client:
         self.max_held_bytes = DEFAULT_HELD_BYTES if max_held_bytes is None else max_held_bytes
         self.max_held_models = DEFAULT_HELD_MODELS if max_held_models is None else max_held_models
         self._lock = threading.RLock()
+        _CLIENTS.add(self)
         self._sock: _socket.socket | None = None
         self._board: BoardView | None = None
         self._epoch = 0
@@ -350,7 +352,7 @@ class Client:
             return model
         try:
             mapped = map_readonly(fd, size)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, OverflowError) as exc:
             raise ProtocolError(f"cannot map the image the daemon sent: {exc}") from exc
         lease = _Lease(digest, self._epoch)
         weakref.finalize(mapped, self._releases.put, lease)
@@ -367,7 +369,8 @@ class Client:
         board. The board is read before the request: a change the daemon makes while it
         answers leaves the stamp behind, and costs one more round trip, never a stale copy."""
         try:
-            if self._sock is None:
+            if self._sock is None or self._board is None:  # never, or no longer, connected
+                self._disconnect()
                 self._connect()
             board = self._board
             assert board is not None
@@ -409,6 +412,10 @@ class Client:
                 source = str(reply.get("tier", ""))
             except (KeyError, ValueError, TypeError) as exc:
                 raise ProtocolError(f"malformed acquire reply: {exc}") from exc
+            if not 0 < size <= MAX_IMAGE_SIZE:
+                raise ProtocolError(
+                    f"malformed acquire reply: size {size} is not in 1..{MAX_IMAGE_SIZE}"
+                )
             model = self._map(digest, fds[0], size)
         except BaseException:
             # the daemon took a lease for this reply: give it back, or it lives as long as
@@ -423,6 +430,33 @@ class Client:
         self._hold(key, _Held(model, digest, version, size, slot, stamp, fixed, now))
         self.last_source = source
         return model
+
+    def _forked(self) -> None:
+        """In a child just forked (``os.register_at_fork``): a new lock (another thread of the
+        parent may have held this one: the child would wait for it forever), and none of the
+        parent's connection, leases or held models (``_check_fork``). The inherited socket is
+        closed at once: the daemon sees the parent's connection end when the parent does."""
+        self._lock = threading.RLock()
+        self._check_fork()
+
+    def _watch(self) -> None:
+        """The flusher, every WATCH_INTERVAL: a daemon that went away without a word (kill -9,
+        OOM) never moves its board again, and a held "latest" model would be served as it is
+        forever, whatever a new daemon has. End of file on the connection (the daemon exited,
+        or closed an idle connection and the leases with it) unhooks the board: the next
+        ``model()`` of a held model asks again, on a new connection."""
+        sock = self._sock
+        if sock is None or self._pid != os.getpid():
+            return
+        try:
+            if sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT):
+                return  # a reply on its way: alive
+        except (BlockingIOError, InterruptedError):
+            return  # nothing to read: alive
+        except OSError:
+            pass  # closed under us, or reset: as good as gone
+        if self._sock is sock:
+            self._board = None
 
     def _check_fork(self) -> None:
         if os.getpid() != self._pid:  # the parent's connection and leases are not ours
@@ -555,6 +589,18 @@ class Client:
         )
 
 
+_CLIENTS: weakref.WeakSet[Client] = weakref.WeakSet()  # for the fork hook below
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_CLIENTS):
+        client._forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _unchanged(board: BoardView | None, held: _Held) -> bool:
     """Does ``board`` still say what it said when ``held`` was last confirmed?"""
     if board is None:
@@ -597,9 +643,12 @@ def _flush_forever(client_ref: weakref.ref[Client], releases: _Releases) -> None
     """The flusher thread: send ended leases that no request carried within FLUSH_DELAY. It
     holds the client only weakly, and ends with it."""
     while True:
-        if not releases.wake.wait(timeout=5.0):
-            if client_ref() is None:
+        if not releases.wake.wait(timeout=WATCH_INTERVAL):
+            client = client_ref()
+            if client is None:
                 return
+            client._watch()
+            del client
             continue
         time.sleep(FLUSH_DELAY)
         releases.wake.clear()

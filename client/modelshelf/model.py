@@ -295,10 +295,14 @@ def load(source: Source | Image, *, verify: bool = False) -> Model:
     """Load a model from an image: bytes, bytearray, memoryview, mmap, or a file path.
 
     The image's structure is always validated; ``verify=True`` also checks its CRC-32, which
-    reads every byte. An immutable source (bytes, a read-only memoryview or mmap, a path, which
-    is mapped read-only) is not copied: the model's arrays are views over it. A writable one
-    (bytearray, a writable memoryview or mmap) is copied once: the compiled kernels check an
-    image's indices once and trust them after, so its bytes must not change under them.
+    reads every byte. An immutable source (bytes, a read-only memoryview or mmap) is not
+    copied: the model's arrays are views over it. A writable one (bytearray, a writable
+    memoryview or mmap) is copied once: the compiled kernels check an image's indices once and
+    trust them after, so its bytes must not change under them. A path is mapped read-only, not
+    copied: while the model is in use, do not truncate the file (the process would die of
+    SIGBUS at its next read) or rewrite it in place (the model would change under it); to
+    replace it, write a new file and rename it over the old one (the daemon's images are
+    sealed and never change).
     """
     image = source if isinstance(source, Image) else Image.open(source)
     if verify:

@@ -214,7 +214,11 @@ class Store:
         max_retries: int = 3,
         retry_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        create: bool = True,
     ) -> None:
+        """``create``: a file:// store's directory is created if missing (a publish); False
+        (a command that only reads or tidies): a missing one is a StoreError, never an empty
+        store made of a typo."""
         try:
             import obstore
             from obstore.store import from_url
@@ -248,6 +252,12 @@ class Store:
         self._root: Path | None = None  # a file:// store's directory: kept private
         if scheme == "file":
             self._root = Path(urlparse(url).path)
+            if not create and not self._root.is_dir():
+                what = "is not a directory" if self._root.exists() else "does not exist"
+                raise StoreError(
+                    f"store URL {url!r}: {self._root} {what}; a file store is a directory "
+                    "(publishing creates it): check the URL"
+                )
             _private_root(self._root)
         with _translate(f"opening store {url}"):
             self._store = from_url(url, **kwargs)

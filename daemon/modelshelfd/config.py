@@ -15,6 +15,7 @@ import math
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -479,6 +480,24 @@ def load_config(
     return _with_defaults(values)
 
 
+_STORE_SCHEMES = ("file", "s3", "gs", "az")  # modelshelf.store.SCHEMES but "memory" (tests)
+
+
+def _check_store_url(url: str) -> None:
+    """What the daemon would refuse at start, refused with the configuration (exit 2)."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in _STORE_SCHEMES:
+        raise ConfigError(
+            f"store must be a URL of {', '.join(s + '://' for s in _STORE_SCHEMES)}, got "
+            f"{url!r}" + (" (a local directory is file:///path)" if url.startswith("/") else "")
+        )
+    if parsed.scheme == "file":
+        if parsed.netloc or not parsed.path.startswith("/"):
+            raise ConfigError(f"store {url!r}: a file store is file:///absolute/path")
+    elif not parsed.netloc:
+        raise ConfigError(f"store {url!r}: name the bucket ({parsed.scheme}://bucket/prefix)")
+
+
 def _with_defaults(values: dict[str, Any]) -> Config:
     socket = values.get("socket") or str(_paths.runtime_dir() / _paths.SOCKET_NAME)
     values["socket"] = socket
@@ -486,6 +505,7 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         Path(socket).parent / _paths.ADMIN_SOCKET_NAME
     )
     values["store"] = values.get("store") or _paths.default_store_url()
+    _check_store_url(values["store"])
     values["cache_dir"] = values.get("cache_dir") or str(_paths.default_cache_dir())
     if not values.get("shm_prefix"):
         # uid + hash of the socket path: two daemons (two sockets) never share segment names

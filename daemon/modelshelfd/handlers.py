@@ -496,6 +496,12 @@ async def _unpin(state: ServerState, conn: Connection, message: Msg, fds: list[i
 
 async def _rm(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     ref = _ref(message)
+    if str(message.get("model", "")).endswith("@latest"):  # parsed as "no version": all
+        raise BadRequest(
+            f"{ref.key}@latest would remove whichever version is newest when the request "
+            f"arrives; name it ({ref.key}@VERSION), or remove every version ({ref.key} with "
+            '"all": true)'
+        )
     if ref.version is None and message.get("all") is not True:
         raise BadRequest(
             f'{ref.key} without a version removes every version; send "all": true to mean '
@@ -512,6 +518,10 @@ async def _stats(state: ServerState, conn: Connection, message: Msg, fds: list[i
     counters = state.shelf.counters()
     counters["connections_refused"] = state.refused
     return {"counters": counters, "generation": state.catalog.generation}, []
+
+
+# model key -> [the lock its publishes take in turn, how many wait or run]
+_PUBLISHING: dict[str, list[Any]] = {}
 
 
 async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
@@ -538,14 +548,24 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
             raise BadRequest(f"{key} must be true or false, got {value!r:.40}")
     sent = [0]  # bytes uploaded so far, counted by the upload's thread
     reporter = _Progress(state, conn, sent, size) if progress else None
+    entry = _PUBLISHING.setdefault(ref.key, [asyncio.Lock(), 0])
+    entry[1] += 1  # publishes of this model waiting or running here
+    lock: asyncio.Lock = entry[0]
     try:
-        # streamed from the descriptor (read twice: checked, then uploaded while hashed
-        # again), never copied whole; a file changed in between is refused, not stored
-        info = await asyncio.to_thread(
-            state.store.publish_file, ref.namespace, ref.name, fds[0],
-            skip_unchanged=if_changed, progress=lambda n: sent.__setitem__(0, sent[0] + n),
-        )  # fmt: skip
+        # one publish of a model at a time on this node: "unchanged" is decided against the
+        # version the one before it made (six concurrent publishes of the same bytes made up
+        # to five versions); other models publish meanwhile
+        async with lock:
+            # streamed from the descriptor (read twice: checked, then uploaded while hashed
+            # again), never copied whole; a file changed in between is refused, not stored
+            info = await asyncio.to_thread(
+                state.store.publish_file, ref.namespace, ref.name, fds[0],
+                skip_unchanged=if_changed, progress=lambda n: sent.__setitem__(0, sent[0] + n),
+            )  # fmt: skip
     finally:
+        entry[1] -= 1
+        if not entry[1]:
+            del _PUBLISHING[ref.key]
         if reporter is not None:
             await reporter.stop()
     versions = await asyncio.to_thread(state.store.versions, ref.namespace, ref.name)

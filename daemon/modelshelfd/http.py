@@ -52,10 +52,16 @@ class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
     without a traceback; anything else keeps its traceback. aiohttp's messages are its own
     constant strings, so they are safe rate-limit keys."""
 
+    def __init__(self, logger: logging.Logger, stats: Any) -> None:
+        super().__init__(logger, {})
+        self.stats = stats  # the shelf's counters: every refusal is counted
+
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, HttpProcessingError):  # refused by the HTTP parser (400, 413, ...)
+            self.stats["http_bad_requests"] += 1
         if not self.isEnabledFor(level):
             return
-        exc = kwargs.get("exc_info")
         if isinstance(exc, HttpProcessingError):
             # the peer's fault, not ours: at most INFO, one line (the parser's message spans
             # several, with the peer's bytes quoted)
@@ -87,7 +93,9 @@ class _ShelfCollector(Collector):
         counters = CounterMetricFamily(
             "modelshelf_events", "Shelf events since start, by kind", labels=["event"]
         )
-        for event, value in sorted(shelf.counters().items()):
+        events = shelf.counters()
+        events["connections_refused"] = self.state.refused  # as `modelshelf stats` has it
+        for event, value in sorted(events.items()):
             counters.add_metric([event], value)
         yield counters
         described = shelf.describe()
@@ -146,7 +154,7 @@ class HttpEndpoint:
         self._runner = web.AppRunner(
             app,
             access_log=None,
-            logger=_AiohttpLog(logging.getLogger("aiohttp.server")),
+            logger=_AiohttpLog(logging.getLogger("aiohttp.server"), state.shelf.stats),
             keepalive_timeout=HEAD_TIMEOUT,  # also bounds the wait for the first request head
             lingering_time=LINGER,
             max_line_size=MAX_LINE,
@@ -173,6 +181,11 @@ class HttpEndpoint:
             await self.stop()
             raise
         self._listener = listener
+
+    @property
+    def listening(self) -> bool:
+        """Does it hold its address's listening sockets (not handed over, not closed)?"""
+        return self._listener is not None
 
     async def retire(self) -> None:
         """Stop, once a reload's endpoint took over: the connections this one accepted before

@@ -34,7 +34,7 @@ from modelshelf.errors import (
 
 from .config import Config
 from .errors import BadRequest
-from .inference import Inference, QueueFull, protocol_name
+from .inference import Inference, QueueFull, Slot, protocol_name
 from .oip import JsonTooLarge
 from .ratelog import RateLimited
 from .state import ServerState
@@ -190,10 +190,15 @@ class OpenInference:
                 info = await self.inference.resolve(
                     request.match_info["name"], request.match_info.get("version")
                 )
-                # admitted before the body is read: bodies held at once are bounded too
+                # admitted before the body is read: bodies held at once are bounded too (a
+                # chunked body, of no declared length, counts what has arrived: four slow
+                # uploads must not hold the whole budget with nothing sent)
                 declared = request.content_length
-                slot = self.inference.admit(limit if declared is None else min(declared, limit))
-                body = await self._body(request, limit)
+                slot = self.inference.admit(0 if declared is None else min(declared, limit))
+                if declared is None:
+                    body = await self._chunked_body(request, limit, slot)
+                else:
+                    body = await self._body(request, limit)
                 head, binary = await self.inference.infer(
                     info, body, request.headers.get(HEADER_LENGTH), slot
                 )
@@ -217,31 +222,48 @@ class OpenInference:
             metrics.infer_requests.labels(outcome).inc()
             metrics.infer_seconds.observe(time.perf_counter() - started)
 
+    async def _chunked_body(self, request: web.Request, limit: int, slot: Slot) -> bytes:
+        """A body without a declared length, read as it arrives, each piece counted against
+        the bodies' budget (``Inference.grow``) and the whole against ``limit``."""
+        parts: list[bytes] = []
+        total = 0
+        async for chunk in request.content.iter_chunked(1 << 16):
+            total += len(chunk)
+            if total > limit:
+                raise BodyTooLarge(
+                    f"the request body is more than this server takes ({limit}, http_max_body)"
+                )
+            self.inference.grow(slot, len(chunk))
+            parts.append(chunk)
+        return b"".join(parts)
+
     @staticmethod
-    async def _body(request: web.Request, limit: int) -> bytes:
+    async def _body(request: web.Request, limit: int, what: str = "http_max_body") -> bytes:
         """The request's body, refused before it is read when it says it is over ``limit``
-        (a chunked body is cut at ``limit`` by aiohttp: the application's client_max_size)."""
+        (a chunked body is cut at ``limit`` by aiohttp: the application's client_max_size);
+        ``what`` names the limit in the refusal."""
         declared = request.content_length
         if declared is not None and declared > limit:
             raise BodyTooLarge(
                 f"the request body is {declared} bytes, more than this server takes "
-                f"({limit}, http_max_body)"
+                f"({limit}, {what})"
             )
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             body = None
         if body is None or len(body) > limit:  # chunked, without a length to check first
-            raise BodyTooLarge(
-                f"the request body is more than this server takes ({limit}, http_max_body)"
-            )
+            raise BodyTooLarge(f"the request body is more than this server takes ({limit}, {what})")
         return body
 
     # -- repository extension -----------------------------------------------------------------
 
     async def _parameters(self, request: web.Request) -> dict[str, Any]:
         """A repository request's optional JSON body (bounded): its fields, or {}."""
-        body = await self._body(request, MAX_SMALL_BODY)
+        body = await self._body(
+            request, min(MAX_SMALL_BODY, self.state.config.http_max_body),
+            "a repository request's parameters",
+        )  # fmt: skip
         if not body.strip():
             return {}
         try:

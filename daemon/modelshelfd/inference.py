@@ -142,17 +142,35 @@ class Inference:
         """A slot for one request whose body takes ``nbytes``, taken before the body is read:
         at most ``http_infer_queue`` requests, and at most ``BODY_BUDGET`` request bodies'
         worth of bytes (``http_max_body`` each), are admitted at once; beyond, QueueFull."""
-        if self.admitted >= self.limit or self.body_bytes + nbytes > self.body_budget:
+        if self.admitted >= self.limit:
             self.state.shelf.stats["http_infer_queue_full"] += 1
             raise QueueFull(
                 f"all {self.limit} inference slots are taken ({self.admitted} requests "
                 f"admitted, {self.body_bytes} body bytes held, {self.threads} threads); retry "
                 "later, or raise http_infer_queue"
             )
+        self._check_bodies(nbytes)
         self.admitted += 1
         self.body_bytes += nbytes
         self.state.metrics.infer_in_progress.inc()
         return Slot(nbytes)
+
+    def _check_bodies(self, nbytes: int) -> None:
+        if self.body_bytes + nbytes > self.body_budget:
+            self.state.shelf.stats["http_infer_queue_full"] += 1
+            raise QueueFull(
+                f"the request bodies being read already hold {self.body_bytes} of the "
+                f"{self.body_budget} bytes this endpoint reads at once ({BODY_BUDGET} x "
+                f"http_max_body); this one needs {nbytes} more: retry later, or send smaller "
+                "requests (binary tensors are a quarter of JSON's size)"
+            )
+
+    def grow(self, slot: Slot, nbytes: int) -> None:
+        """``nbytes`` more of a body read as it arrives (chunked: no length to admit it by);
+        QueueFull if the bodies being read would hold more than their budget."""
+        self._check_bodies(nbytes)
+        self.body_bytes += nbytes
+        slot.nbytes += nbytes
 
     def free(self, slot: Slot) -> None:
         """Give the slot back, unless a thread still uses it (then the thread's end does)."""

@@ -73,6 +73,7 @@ class Server:
         self._bound: list[str] = []
         self._lock_fd = -1
         self._http: HttpEndpoint | None = None
+        self._retiring: set[HttpEndpoint] = set()  # replaced by a reload, finishing requests
         self.should_exit = asyncio.Event()
         self.reloading = asyncio.Lock()  # SIGHUP: one reload at a time
         self._open: collections.Counter[str] = collections.Counter()  # connections by kind
@@ -213,10 +214,21 @@ class Server:
             from .http import HttpEndpoint
 
             endpoint = HttpEndpoint(self._ready(), config.http, config)
-            await endpoint.start(old if old is not None and old.address == config.http else None)
+            # the address's listener: the running endpoint's, or one a reload switched off
+            # moments ago that still holds it while it lets its connections finish
+            owners = [old, *self._retiring] if old is not None else list(self._retiring)
+            handover = next((e for e in owners if e.address == config.http and e.listening), None)
+            await endpoint.start(handover)
         self._http = endpoint
         if old is not None:
-            self._spawn(old.retire())
+            self._retiring.add(old)
+            self._spawn(self._retire(old))
+
+    async def _retire(self, endpoint: HttpEndpoint) -> None:
+        try:
+            await endpoint.retire()
+        finally:
+            self._retiring.discard(endpoint)
 
     # -- connections --------------------------------------------------------------------------
 

@@ -281,6 +281,8 @@ class Tier(ABC):
             self._free(copy)
         else:
             self._idle(copy)
+            if self.used > self.budget:  # a smaller budget (SIGHUP, memory pressure) that
+                self.shrink()  # leases kept out of reach: this copy may go now
 
     def evict(self, digest: str) -> bool:
         """Unlink the copy; its bytes stay counted while leases remain."""

@@ -234,3 +234,25 @@ def test_sighup_reloads_what_may_change_and_nothing_else(shelf: Shelf, images: I
     applied = {"l1_bytes": "32M", "namespaces": {"ns": {"uids": [0]}}}
     hup({**applied, "ref_skew_seconds": 30.0}, "reloaded: ref_skew_seconds")  # the feed's too
     assert daemon.proc.poll() is None
+
+
+def test_after_a_sigkill_a_held_latest_model_learns_the_new_version(
+    shelf: Shelf, images: Images
+) -> None:
+    """A daemon killed without a word never moves its board again: a held "latest" model was
+    served from it forever. The client notices its connection ended (the flusher looks every
+    second) and asks the daemon now running, which has version 2."""
+    store = Store(shelf.store)
+    store.publish("ns", "m", images.bytes("logreg"))
+    daemon = shelf.make()
+    client = daemon.client()
+    first = client.model("ns/m")
+    daemon.kill()
+    daemon.start()
+    store.publish("ns", "m", images.bytes("pipe"))
+    assert first.metadata.get("name") == "logreg"
+    wait_for(  # version 2's image
+        lambda: client.model("ns/m").metadata.get("name") == "pipe", what="the held model to be v2"
+    )
+    del first  # its mapping ends: only version 2's lease stays, on the new connection
+    wait_for(lambda: daemon.admin("status")["leases"] == 1, what="one lease")

@@ -477,3 +477,22 @@ def test_the_daemon_uid_a_client_expects(shelf: Shelf, images: Images, socket_di
             fake.communicate()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_user_refused_by_the_admin_socket_is_told_access_is_denied(
+    shelf: Shelf, socket_dir: Path
+) -> None:
+    """The admin socket is 0600: another user's connect fails with EACCES, which is not "no
+    daemon answers" (what the command line said before)."""
+    other = user("msfclient")
+    daemon = shelf.make(socket=str(socket_dir / "s.sock"), socket_mode=0o666)
+    out = other.run(
+        f"""
+        try:
+            modelshelf.admin.AdminConnection({daemon.admin_socket!r}, timeout=10)
+        except modelshelf.errors.ShelfError as exc:
+            print(type(exc).__name__, exc.code, exc.exit_status, str(exc))
+        """
+    )
+    assert out.startswith("AccessDenied access_denied 4 the admin socket"), out
+    assert "admin_uids" in out

@@ -26,7 +26,11 @@ def test_prefetch_takes_names_patterns_and_stdin(shelf: Shelf) -> None:
     daemon = shelf.make()
     out = cli(daemon, "prefetch", "acme/*", "other/x", "--json").stdout.splitlines()
     rows = [json.loads(line) for line in out]
-    assert rows[-1] == {"summary": {"models": 7, "placed": 7, "fetched_from_store": 7, "failed": 0}}
+    assert rows[-1] == {
+        "summary": {
+            "models": 7, "placed": 7, "fetched_from_store": 7, "failed": 0, "unmatched_patterns": 0
+        }
+    }  # fmt: skip
     assert sorted(r["model"] for r in rows[:-1]) == [*[f"acme/m{i}" for i in range(6)], "other/x"]
     assert all(r["ok"] and r["tier"] == "l3" and "l1" in r["tiers"] for r in rows[:-1])
     # names on stdin (blank lines skipped, each name once); two are on the node already

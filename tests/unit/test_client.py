@@ -91,6 +91,17 @@ def test_an_unusable_acquire_reply_gives_the_lease_back(fake: FakeDaemon) -> Non
     assert ops == [("hello", None), ("acquire", None), ("release", "ab" * 32)]
 
 
+@pytest.mark.parametrize("size", [0, -5, 1 << 70])
+def test_an_impossible_size_in_an_acquire_reply_is_a_protocol_error(
+    fake: FakeDaemon, size: int
+) -> None:
+    fake.acquire_reply["size"] = size  # was a bare OverflowError from mmap
+    client = Client(fake.path, timeout=10)
+    with pytest.raises(ProtocolError, match=f"size {size} is not in 1"):
+        client.model("ns/m")
+    client.close()
+
+
 def test_a_forked_child_never_uses_the_parents_connection(fake: FakeDaemon) -> None:
     fake.acquire_reply["size"] = len(fake.image)
     client = Client(fake.path, timeout=10)

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ChecksumError, ImageError, MissingDependencyError
-from ..image import Image
+from ..errors import BadMagicError, ChecksumError, ImageError, MissingDependencyError
+from ..image import MAGIC, Image
 from ..model import Model
 from ..runtime import METHODS
 from ._output import emit, size
@@ -108,9 +108,21 @@ def is_safetensors(path: Path) -> bool:
 
 
 def compile_file(source: Path, metadata: dict[str, str]) -> tuple[bytes, str]:
-    """Compile a .safetensors file or a joblib pickle into image bytes; also say what it was."""
+    """Compile a .safetensors file or a joblib pickle into image bytes; also say what it was.
+    A file named as an image (.msi) is never unpickled: one that is not an image is corrupt,
+    or not what its name says (a pickle renamed .msi runs its code when loaded)."""
+    if source.is_dir():
+        raise IsADirectoryError(f"{source}: a directory, not a model file")
     if not source.is_file():
         raise FileNotFoundError(f"{source}: no such file")
+    if source.stat().st_size == 0:
+        raise ValueError(f"{source}: an empty file, not a model")
+    if source.suffix.lower() == ".msi":
+        raise BadMagicError(
+            f"{source}: named as an image (.msi) but it does not start with an image's magic "
+            f"{MAGIC!r}: corrupt, or not an image; it was not unpickled (a pickled estimator "
+            "to compile goes by its own name: .joblib, .pkl)"
+        )
     from .. import compile as compile_image
     from .. import compile_tensors
 

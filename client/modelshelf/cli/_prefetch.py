@@ -46,7 +46,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--parallel must be 1..16 (the daemon takes 16 admin connections), got {args.parallel}"
         )
-    names = list(_expand(args.models, args.admin_socket, quiet=args.json))
+    unmatched: list[str] = []  # patterns that match no model: reported, and exit 3
+    names = list(_expand(args.models, args.admin_socket, unmatched))
+    for pattern in unmatched:
+        message = f"{pattern!r} matches no model"
+        if not args.json:
+            print(f"modelshelf prefetch: {message}", file=sys.stderr, flush=True)
+        elif names:  # else the error object alone says it
+            line = {"pattern": pattern, "ok": False, "code": "not_found", "error": message}
+            print(json.dumps(line, sort_keys=True), flush=True)
     if not names:
         raise ModelNotFound(f"no model matches {' '.join(args.models)}")
     local = threading.local()
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         for admin in connections:
             admin.close()
-    return _summary(results, args.json)
+    return _summary(results, args.json, unmatched)
 
 
 def _names(admin_socket: str | None, pattern: str) -> Iterator[str]:
@@ -92,15 +100,17 @@ def _names(admin_socket: str | None, pattern: str) -> Iterator[str]:
             offset = reply.get("next")
 
 
-def _expand(entries: Iterable[str], admin_socket: str | None, *, quiet: bool) -> Iterator[str]:
+def _expand(
+    entries: Iterable[str], admin_socket: str | None, unmatched: list[str]
+) -> Iterator[str]:
     seen: set[str] = set()
     for entry in entries:
         if entry == "-":
             found: Iterable[str] = (line.strip() for line in sys.stdin if line.strip())
         elif _GLOB & set(entry):
             found = list(_names(admin_socket, entry))
-            if not found and not quiet:  # in JSON, the summary (or the error) says it
-                print(f"modelshelf prefetch: {entry!r} matches no model", file=sys.stderr)
+            if not found:
+                unmatched.append(entry)
         else:
             found = [entry]
         for name in found:
@@ -126,9 +136,9 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _summary(results: list[dict[str, Any]], as_json: bool) -> int:
+def _summary(results: list[dict[str, Any]], as_json: bool, unmatched: list[str]) -> int:
     """Print the summary; the exit status of the first failure's error (docs/operations.md,
-    "Exit statuses"), else 0."""
+    "Exit statuses"), else not found's if a pattern matched no model, else 0."""
     failed = [r for r in results if not r["ok"]]
     fetched = sum(1 for r in results if r["ok"] and r["tier"] == "l3")
     summary = {
@@ -136,6 +146,7 @@ def _summary(results: list[dict[str, Any]], as_json: bool) -> int:
         "placed": len(results) - len(failed),
         "fetched_from_store": fetched,
         "failed": len(failed),
+        "unmatched_patterns": len(unmatched),
     }
     if as_json:
         print(json.dumps({"summary": summary}, sort_keys=True))
@@ -144,4 +155,6 @@ def _summary(results: list[dict[str, Any]], as_json: bool) -> int:
             f"prefetched {summary['placed']} of {summary['models']} models "
             f"({fetched} from the store, the others already on this node); {len(failed)} failed"
         )
-    return for_code(failed[0]["code"]).exit_status if failed else 0
+    if failed:
+        return for_code(failed[0]["code"]).exit_status
+    return ModelNotFound.exit_status if unmatched else 0

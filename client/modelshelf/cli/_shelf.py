@@ -132,6 +132,8 @@ def _publish(args: argparse.Namespace) -> int:
     if ref.version is not None:
         raise UsageError(f"{args.model}: versions are assigned by publish; give NS/NAME")
     path = Path(args.file)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a directory, not a model file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     with open(path, "rb") as fh:
@@ -272,7 +274,7 @@ def _models_in_store(url: str, pattern: str) -> list[dict[str, Any]]:
 
     from ..store import Store
 
-    store = Store(url)
+    store = Store(url, create=False)
     listing = {k: v for k, v in store.list_refs().items() if fnmatch.fnmatchcase(k, pattern)}
 
     def row(key: str) -> dict[str, Any]:
@@ -309,11 +311,18 @@ def _simple(args: argparse.Namespace) -> int:
     message: dict[str, Any] = {"op": args.op, "model": args.model}
     if getattr(args, "tier", None):
         message["tier"] = args.tier
+    if args.op == "rm" and args.model.endswith("@latest"):
+        key = parse_ref(args.model).key
+        raise UsageError(
+            f"{args.model}: rm takes a version's number ({key}@VERSION: modelshelf models "
+            f"{key} lists them), or {key} with --yes for every version; @latest would remove "
+            "whichever is newest when the daemon gets the request"
+        )
     if args.op == "rm" and parse_ref(args.model).version is None:
         if not (args.yes or _confirm(f"remove every version of {args.model} from the store?")):
             raise UsageError(
                 f"{args.model} names every version of the model; give "
-                f"{args.model}@VERSION to remove one, or --yes to remove them all"
+                f"{parse_ref(args.model).key}@VERSION to remove one, or --yes to remove them all"
             )
         message["all"] = True
     reply = _call(args, message)
@@ -364,7 +373,7 @@ def _gc(args: argparse.Namespace) -> int:
         from .. import feed
         from ..store import Store
 
-        store = Store(args.store)
+        store = Store(args.store, create=False)
         stale = store.collect_staged(args.older_than, dry_run=args.dry_run)
         done = feed.compact(store, args.event_retention, dry_run=args.dry_run)
         reply: dict[str, Any] = {

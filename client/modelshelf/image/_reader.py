@@ -10,8 +10,10 @@ sooner); any other image is read here, which says what is wrong.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -25,6 +27,7 @@ from ..errors import (
     BadMagicError,
     ChecksumError,
     HeaderError,
+    ImageError,
     TruncatedImageError,
     UnsupportedVersionError,
 )
@@ -106,7 +109,10 @@ class Image:
 
     @classmethod
     def open(cls, source: Source, *, verify: bool = False) -> Image:
-        """Open ``source``: a bytes-like object, an mmap, or a path (mapped read-only)."""
+        """Open ``source``: a bytes-like object, an mmap, or a path (mapped read-only, not
+        copied: while the image is in use the file must not be truncated, which would kill the
+        process with SIGBUS at its next read, nor rewritten in place, which would change the
+        model under it; replace a file by writing a new one and renaming it over the old)."""
         if isinstance(source, str | os.PathLike):
             image = cls._open_path(os.fspath(source))
         else:
@@ -117,9 +123,19 @@ class Image:
 
     @classmethod
     def _open_path(cls, path: str) -> Image:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(
+                    errno.EISDIR, "an image is a file; this is a directory", path
+                )
+            if not stat.S_ISREG(st.st_mode):
+                raise ImageError(
+                    f"{path}: not a regular file (a FIFO, socket or device); an image is a file"
+                )
+            size = st.st_size
             if size < f.HEADER_SIZE:
                 raise TruncatedImageError(
                     f"{path}: {size} bytes is shorter than the {f.HEADER_SIZE}-byte image header"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,20 @@ def test_http_inference_keys_and_their_defaults(tmp_path: Path) -> None:
 def test_http_inference_keys_are_checked(tmp_path: Path, toml: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(["--config", _file(tmp_path, toml + "\n")], {})
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("ftp://x/y", "store must be a URL of file://, s3://, gs://, az://"),
+        ("/abs/no/scheme", "a local directory is file:///path"),
+        ("s3://", "name the bucket"),
+        ("gs://", "name the bucket"),
+        ("file://host/x", "a file store is file:///absolute/path"),
+    ],
+)
+def test_a_store_url_the_daemon_cannot_open_is_a_configuration_error(url: str, says: str) -> None:
+    """Refused with the configuration (exit 2, --check-config too), not at start (exit 1)
+    after the cache directory was marked."""
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_config(["--store", url], {})

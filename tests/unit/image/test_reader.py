@@ -172,6 +172,18 @@ def test_model_arrays_are_views_too() -> None:
     assert all(not a.flags.writeable for a in model.tensors.values())
 
 
+def test_a_fifo_or_a_directory_is_refused_at_once(tmp_path: pathlib.Path) -> None:
+    """Opening a FIFO waited for a writer forever; a directory gave a bare ENODEV."""
+    import os
+
+    fifo = tmp_path / "pipe.msi"
+    os.mkfifo(fifo)
+    with pytest.raises(modelshelf.errors.ImageError, match="not a regular file"):
+        modelshelf.load(fifo)
+    with pytest.raises(IsADirectoryError, match="an image is a file"):
+        modelshelf.load(tmp_path)
+
+
 def test_short_file_is_truncated(tmp_path: pathlib.Path) -> None:
     for size in (0, 1, 63):
         path = tmp_path / f"short{size}"

@@ -1,0 +1,231 @@
+"""What an independent operator's probe found, against a real daemon and the real command
+line: a pickle named .msi is never unpickled, `rm ns/name@latest` never removes every version,
+concurrent publishes of the same bytes make one version, a budget shrunk under leases is met
+once they end, an image larger than every tier says so, a non-admin user is told access is
+denied, a pattern matching nothing is reported in JSON too, `connections_refused` reaches
+/metrics, FP32/FP16 overflow is refused as the input's fault, a reload can switch HTTP off and
+on again at once, and read-only commands never create a store from a typo."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import tomllib
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelshelf.errors import ShelfBusy, ShelfError
+from modelshelf.store import Store
+
+from .conftest import Images, Shelf, wait_for, write_config
+from .test_cli import cli
+from .test_oip import _free_port
+
+
+class _Planted:
+    """Unpickling this writes a marker file: the proof that a pickle ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path(self.marker).write_text, ("unpickled",))
+
+
+def test_a_pickle_named_msi_is_refused_not_unpickled(shelf: Shelf, tmp_path: Path) -> None:
+    daemon = shelf.make()
+    marker = tmp_path / "ran"
+    planted = tmp_path / "model.msi"
+    planted.write_bytes(pickle.dumps(_Planted(str(marker))))
+    proc = cli(daemon, "publish", "ns/m", str(planted))
+    assert proc.returncode != 0 and "not unpickled" in proc.stderr.replace("was not", "not")
+    assert not marker.exists()
+    empty = tmp_path / "empty.joblib"
+    empty.write_bytes(b"")
+    proc = cli(daemon, "publish", "ns/m", str(empty))
+    assert proc.returncode == 2 and "an empty file" in proc.stderr
+    proc = cli(daemon, "publish", "ns/m", str(tmp_path))
+    assert proc.returncode == 2 and "a directory" in proc.stderr
+
+
+def test_rm_at_latest_is_refused_and_removes_nothing(shelf: Shelf, images: Images) -> None:
+    store = Store(shelf.store)
+    for name in ("logreg", "pipe"):
+        store.publish("ns", "m", images.bytes(name))
+    daemon = shelf.make()
+    proc = cli(daemon, "rm", "ns/m@latest", "--yes")
+    assert proc.returncode == 2 and "rm takes a version's number" in proc.stderr
+    with pytest.raises(ShelfError, match=r"ns/m@latest would remove whichever"):
+        daemon.admin("rm", model="ns/m@latest", all=True)  # the daemon refuses it too
+    assert store.versions("ns", "m") == [1, 2]
+
+
+def test_concurrent_publishes_of_the_same_bytes_make_one_version(
+    shelf: Shelf, images: Images, tmp_path: Path
+) -> None:
+    daemon = shelf.make()
+    path = tmp_path / "m.msi"
+    path.write_bytes(images.bytes("logreg"))
+    results: list[subprocess.CompletedProcess[str]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cli(daemon, "publish", "ns/m", str(path))))
+        for _ in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    assert Store(shelf.store).versions("ns", "m") == [1]
+    assert sum("unchanged" in r.stdout for r in results) == 5
+
+
+def test_a_budget_shrunk_under_leases_is_met_when_they_end(shelf: Shelf, images: Images) -> None:
+    store = Store(shelf.store)
+    names = ("logreg", "pipe", "ridge")
+    for name in names:
+        store.publish("ns", name, images.bytes(name))
+    daemon = shelf.make(log_level="INFO")
+    client = daemon.client()
+    held = [client.model(f"ns/{name}") for name in names]
+    values = tomllib.loads(daemon.config_path.read_text())
+    write_config(daemon.config_path, {**values, "l1_bytes": 4096})
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "l1_bytes" in daemon.logs().split("reloaded:")[-1], what="the reload")
+
+    def l1() -> dict[str, int]:
+        return dict(daemon.admin("status")["l1"])
+
+    assert l1()["budget"] == 4096 and l1()["bytes"] > 4096  # leased: they stay
+    del held
+    client.close()
+    wait_for(lambda: l1()["bytes"] <= 4096, what="L1 back within its budget")
+
+
+def test_an_image_larger_than_every_tier_says_so(shelf: Shelf, images: Images) -> None:
+    Store(shelf.store).publish("ns", "big", images.bytes("blob48m"))
+    daemon = shelf.make(l1_bytes="1M", l2_bytes="2M")
+    with pytest.raises(ShelfBusy, match="larger than both tiers"):
+        daemon.admin("prefetch", model="ns/big")
+    assert daemon.stats()["refused_too_large"] == 1
+
+
+def test_a_pattern_matching_nothing_is_reported_in_json_and_exits_3(
+    shelf: Shelf, images: Images
+) -> None:
+    Store(shelf.store).publish("ns", "m", images.bytes("logreg"))
+    daemon = shelf.make()
+    wait_for(lambda: daemon.admin("names", pattern="ns/*")["names"], what="the catalog")
+    proc = cli(daemon, "--json", "prefetch", "zzz/*", "ns/m")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {"pattern": "zzz/*", "ok": False, "code": "not_found"}.items() <= lines[0].items()
+    assert lines[-1]["summary"]["unmatched_patterns"] == 1 and proc.stderr == ""
+
+
+def test_metrics_count_refused_connections_and_float_overflow_is_the_inputs(
+    shelf: Shelf, images: Images
+) -> None:
+    Store(shelf.store).publish("ns", "m", images.bytes("logreg"))
+    port = _free_port()
+    daemon = shelf.make(http=f"127.0.0.1:{port}", max_connections=1)
+    first = daemon.client()
+    first.model("ns/m")
+    refused = subprocess.run(
+        [sys.executable, "-c", "import modelshelf.client as c, sys; "
+         f"c.Client({daemon.socket!r}, timeout=5).model('ns/m')"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    assert 'modelshelf_events_total{event="connections_refused"} 1.0' in text
+    body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32",
+                        "data": [1e300, 2.0, 3.0, 4.0]}]}  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v2/models/ns:m/infer", data=json.dumps(body).encode()
+    )
+    try:
+        urllib.request.urlopen(request, timeout=30)
+        raise AssertionError("FP32 1e300 was accepted")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 400 and "does not fit FP32" in exc.read().decode()
+    assert "RuntimeWarning" not in daemon.logs()
+
+
+def test_http_switched_off_then_on_again_at_once(shelf: Shelf) -> None:
+    port = _free_port()
+    daemon = shelf.make(http=f"127.0.0.1:{port}", log_level="INFO")
+    values = tomllib.loads(daemon.config_path.read_text())
+    assert daemon.proc is not None
+    for address, reloads in (("", 1), (f"127.0.0.1:{port}", 2)):
+        write_config(daemon.config_path, {**values, "http": address})
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda n=reloads: daemon.logs().count("configuration reloaded: http") == n,
+            what=f"reload {reloads}",
+        )
+    assert "not reloaded" not in daemon.logs()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as r:
+        assert r.status == 200
+
+
+def test_read_only_commands_never_create_a_store_from_a_typo(shelf: Shelf, tmp_path: Path) -> None:
+    daemon = shelf.make()
+    typo = tmp_path / "typo"
+    for args in (("models", "--store"), ("gc", "--dry-run", "--store")):
+        proc = cli(daemon, *args, typo.as_uri())
+        assert proc.returncode == 7 and "does not exist" in proc.stderr, proc.stderr
+    assert not typo.exists()
+
+
+def test_slow_chunked_uploads_do_not_hold_the_body_budget(shelf: Shelf, images: Images) -> None:
+    """A chunked body has no length to reserve: it counts what has arrived. Four uploads left
+    open held the whole budget (4 x http_max_body) with nothing sent, and every other
+    inference got 503."""
+    import socket
+
+    Store(shelf.store).publish("ns", "m", images.bytes("logreg"))
+    port = _free_port()
+    daemon = shelf.make(http=f"127.0.0.1:{port}")
+    head = (
+        b"POST /v2/models/ns:m/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"inp\r\n'
+    )
+    slow = []
+    try:
+        for _ in range(6):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.sendall(head)  # and nothing more
+            slow.append(sock)
+        body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64",
+                            "data": [5.0, 3.0, 1.5, 0.2]}]}  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v2/models/ns:m/infer", data=json.dumps(body).encode()
+        )
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert r.status == 200
+        assert daemon.stats().get("http_infer_queue_full", 0) == 0
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_requests_the_http_parser_refuses_are_counted(shelf: Shelf) -> None:
+    import socket
+
+    port = _free_port()
+    daemon = shelf.make(http=f"127.0.0.1:{port}")
+    for raw in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nContent-Length: -5\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            sock.sendall(raw)
+            assert sock.recv(64).startswith(b"HTTP/1.0 400")
+    wait_for(lambda: daemon.stats().get("http_bad_requests") == 2, what="two counted")
