@@ -433,6 +433,7 @@ def _isolated(run: Callable[[], np.ndarray], n: int) -> tuple[np.ndarray | None,
     raise SIGFPE on multi-GB objects); None then, reported as a crash, not a number. Its C
     code's messages (to stderr, one per request for an object larger than the cache) are
     collected, counted and returned instead of flooding the terminal."""
+    import faulthandler
     import multiprocessing
     import signal
     import tempfile
@@ -442,6 +443,7 @@ def _isolated(run: Callable[[], np.ndarray], n: int) -> tuple[np.ndarray | None,
     with tempfile.TemporaryFile() as log:
 
         def child() -> None:
+            faulthandler.disable()  # a crash here is reported by its signal, not a dump
             sys.stderr.flush()
             os.dup2(log.fileno(), 2)
             send.send_bytes(np.packbits(run()).tobytes())

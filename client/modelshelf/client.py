@@ -25,6 +25,7 @@ import collections
 import contextlib
 import os
 import re
+import select
 import socket as _socket
 import threading
 import time
@@ -77,6 +78,8 @@ MAX_RELEASES = 256  # digests released by one message (the daemon takes up to 51
 RECONNECTS = 1  # a request whose connection broke is sent again once, on a new connection
 FLUSH_DELAY = 0.05  # seconds the flusher waits for the application's next request to carry them
 WATCH_INTERVAL = 1.0  # seconds between the flusher's looks at the connection (Client._watch)
+# the daemon closed its end, or the connection broke (POLLRDHUP: Linux's peer shutdown)
+_GONE = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 _SIZE = re.compile(r"\s*(\d+)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 
 
@@ -448,13 +451,15 @@ class Client:
         sock = self._sock
         if sock is None or self._pid != os.getpid():
             return
+        # poll, never recv: the socket has a timeout, and a recv would wait that long first
+        poller = select.poll()
         try:
-            if sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT):
-                return  # a reply on its way: alive
-        except (BlockingIOError, InterruptedError):
-            return  # nothing to read: alive
-        except OSError:
-            pass  # closed under us, or reset: as good as gone
+            poller.register(sock, _GONE | select.POLLIN)
+            events = poller.poll(0)
+        except (OSError, ValueError):  # closed under us
+            return
+        if not events or not events[0][1] & _GONE:
+            return  # nothing, or a reply on its way: alive
         if self._sock is sock:
             self._board = None
 

@@ -449,6 +449,19 @@ def load_config(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
     """Build the Config from the file, then the environment, then ``argv`` flags."""
+    return _with_defaults(_converted(config_sources(argv, environ)))
+
+
+#: keys whose bytes are derived from the machine (a share, or the default) at each load
+DERIVED = ("l1_bytes", "l2_bytes", "client_held_bytes")
+
+
+def config_sources(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The values as given (file, environment, flags), before conversion and defaults: what
+    a reload compares for the keys whose bytes the machine decides (``DERIVED``: "25%" or
+    absent stays the same setting, even where the free space it is a share of has moved)."""
     env = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
     raw: dict[str, Any] = {}
@@ -470,6 +483,10 @@ def load_config(
         value = getattr(args, name)
         if value is not None:
             raw[name] = value
+    return raw
+
+
+def _converted(raw: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, convert in _CONVERT.items():
         if name in raw:
@@ -477,7 +494,7 @@ def load_config(
                 values[name] = convert(raw[name])
             except ConfigError as exc:
                 raise ConfigError(f"{name}: {exc}") from None
-    return _with_defaults(values)
+    return values
 
 
 _STORE_SCHEMES = ("file", "s3", "gs", "az")  # modelshelf.store.SCHEMES but "memory" (tests)
@@ -522,6 +539,9 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         values["l2_bytes"] = int(
             values["l2_bytes"].fraction * _free_disk(Path(values["cache_dir"]))
         )
+    for name in ("l1_bytes", "l2_bytes"):
+        if values.get(name, 1) == 0:  # a share that rounds to nothing ("1e-12%")
+            raise ConfigError(f"{name} comes to 0 bytes: give a larger share")
     if "l1_bytes" not in values:
         values["l1_bytes"] = _default_l1()
     if "l2_bytes" not in values:

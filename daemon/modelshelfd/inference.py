@@ -380,7 +380,38 @@ def describe(model: Model) -> dict[str, Any]:
         elif method == "transform":
             shape = [-1, -1]
         outputs.append({"name": method, "datatype": datatype, "shape": shape})
+    if kind == "numeric" and 0 < features <= MAX_PROBE_FEATURES:
+        outputs = _probed(model, features, outputs)
     return {"inputs": inputs, "outputs": outputs}
+
+
+MAX_PROBE_FEATURES = 1 << 14  # a numeric model's outputs are read off one row of zeros
+
+
+def _probed(model: Model, features: int, guessed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outputs as an inference gives them: each method run once on a row of zeros (the
+    labels' dtype, IsolationForest's and KMeans' integer labels, a multi-target regressor's
+    columns). A method that answers a list (a multi-output classifier's probabilities) cannot
+    be a tensor: it is left out, as inference refuses it; one that refuses zeros keeps the
+    guess made from the manifest."""
+    from .oip import datatype_of
+
+    row = np.zeros((1, features))
+    out = []
+    for entry in guessed:
+        try:
+            value = getattr(model, entry["name"])(row)
+        except Exception:  # zeros outside the model's domain (Box-Cox): the guess stands
+            out.append(entry)
+            continue
+        if not isinstance(value, np.ndarray):
+            continue  # a list of arrays: no tensor answers it
+        try:
+            datatype = datatype_of(value)
+        except TensorError:
+            datatype = "BYTES"
+        out.append({"name": entry["name"], "datatype": datatype, "shape": [-1, *value.shape[1:]]})
+    return out
 
 
 def _category_columns(schema: dict[str, Any]) -> set[int] | None:
@@ -461,9 +492,14 @@ def model_input(model: Model, tensors: list[Tensor]) -> Any:
     if kind == "none":
         raise TensorError("this image is a tensor bundle: it takes no input")
     names = schema.get("feature_names")
-    if len(tensors) == 1 and not (
-        isinstance(names, list) and len(names) == 1 and tensors[0].name in names
-    ):
+    # one tensor named as a feature, of one column, is that feature's (the others missing,
+    # unless it is the only one); any other single tensor is the whole [rows, features] input
+    per_feature = (
+        isinstance(names, list)
+        and tensors[0].name in names
+        and (tensors[0].array.ndim == 1 or tensors[0].array.shape[-1:] == (1,))
+    )
+    if len(tensors) == 1 and not per_feature:
         return _single(kind, tensors[0])
     if not isinstance(names, list):
         raise TensorError(

@@ -41,7 +41,7 @@ from modelshelf.store import Store
 
 from . import aiowire, handlers, machine, pressure, systemd
 from .catalog import Catalog
-from .config import Config, ConfigError, load_config
+from .config import DERIVED, Config, ConfigError, config_sources, load_config
 from .connection import Connection, peer_groups
 from .follow import Follower
 from .pressure import MemoryWatch
@@ -76,6 +76,7 @@ class Server:
         self._retiring: set[HttpEndpoint] = set()  # replaced by a reload, finishing requests
         self.should_exit = asyncio.Event()
         self.reloading = asyncio.Lock()  # SIGHUP: one reload at a time
+        self.sources: dict[str, Any] | None = None  # the configuration as given (reload)
         self._open: collections.Counter[str] = collections.Counter()  # connections by kind
         self._per_uid: collections.Counter[int] = collections.Counter()  # client connections
         self._in_progress = 0  # requests being handled, on every connection
@@ -580,9 +581,17 @@ async def reload(server: Server, argv: Sequence[str] | None) -> None:
         old, state = server.config, server.state
         try:
             new = load_config(argv)
+            sources = config_sources(argv)
         except ConfigError as exc:
             log.error("SIGHUP: configuration not reloaded, it is invalid: %s", exc)
             return
+        # a share ("50%") or a default is the same setting as before, whatever the machine
+        # says now (L2's own files fill the disk it is a share of): its bytes stay
+        before = server.sources
+        same = {n for n in DERIVED if before is not None and sources.get(n) == before.get(n)}
+        if "l1_bytes" not in same:
+            same.discard("client_held_bytes")  # derived from L1's budget when not given
+        new = dataclasses.replace(new, **{name: getattr(old, name) for name in same})
         changed = sorted(
             f.name
             for f in dataclasses.fields(Config)
@@ -610,6 +619,7 @@ async def reload(server: Server, argv: Sequence[str] | None) -> None:
                 )  # fmt: skip
                 return
         _apply(server, state, new)
+        server.sources = sources
         log.info("SIGHUP: configuration reloaded: %s", ", ".join(changed))
 
 
@@ -634,6 +644,8 @@ def _apply(server: Server, state: ServerState, new: Config) -> None:
 
 async def _main(config: Config, argv: Sequence[str] | None) -> None:
     server = Server(config)
+    with contextlib.suppress(ConfigError):  # read just now: a change since is the reload's
+        server.sources = config_sources(argv)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:

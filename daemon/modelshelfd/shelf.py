@@ -50,7 +50,7 @@ EVENTS = (
     "refused_invalid_name", "refused_internal", "descriptors_refused", "frames_timed_out",
     "connections_refused_uid", "connections_idle_closed", "http_refused", "http_timeouts",
     "http_infer_queue_full", "store_errors", "feed_malformed", "feed_reloads", "full_listings",
-    "catalog_requests",
+    "catalog_requests", "http_bad_requests", "refused_too_large",
 )  # fmt: skip
 
 
@@ -342,6 +342,8 @@ class Shelf:
             raise Busy(f"image {digest[:12]} is not in L1 (it did not fit); cannot pin it")
         if copy is not None:
             copy.pinned = pinned
+            if not pinned and self.l1.used > self.l1.budget:
+                self.l1.shrink()  # a budget shrunk under pins is met once they go
 
     def pinned(self, digest: str) -> bool:
         copy = self.l1.copies.get(digest)

@@ -74,3 +74,24 @@ def test_a_forked_child_does_not_keep_its_parents_leases(shelf: Shelf, images: I
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+
+
+def test_an_idle_client_still_releases_at_once_and_keeps_its_board(
+    shelf: Shelf, images: Images
+) -> None:
+    """The release thread's look at the connection (every second) must never wait: a recv on
+    the socket waited out its timeout (10 s), holding back every release meanwhile, then took
+    the live daemon for gone."""
+    import gc
+
+    Store(shelf.store).publish("ns", "m", images.bytes("logreg"))
+    daemon = shelf.make()
+    client = daemon.client()
+    model = client.model("ns/m")
+    time.sleep(2.5)  # idle: the thread has looked at least twice
+    assert client._board is not None
+    client.release("ns/m")
+    del model
+    gc.collect()
+    wait_for(lambda: daemon.admin("status")["leases"] == 0, timeout=3.0, what="the release")
+    assert client._board is not None

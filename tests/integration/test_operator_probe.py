@@ -9,6 +9,7 @@ on again at once, and read-only commands never create a store from a typo."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import signal
 import subprocess
@@ -27,6 +28,18 @@ from modelshelf.store import Store
 from .conftest import Images, Shelf, wait_for, write_config
 from .test_cli import cli
 from .test_oip import _free_port
+
+
+def _infer_refused(port: int, model: str, body: dict[str, Any]) -> tuple[int, str]:
+    """The status and message of an inference the endpoint must refuse."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v2/models/{model}/infer", data=json.dumps(body).encode()
+    )
+    try:
+        urllib.request.urlopen(request, timeout=30)
+    except urllib.error.HTTPError as exc:
+        return exc.code, str(json.loads(exc.read())["error"])
+    raise AssertionError(f"{model}: the inference was accepted")
 
 
 class _Planted:
@@ -150,14 +163,8 @@ def test_metrics_count_refused_connections_and_float_overflow_is_the_inputs(
     assert 'modelshelf_events_total{event="connections_refused"} 1.0' in text
     body = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32",
                         "data": [1e300, 2.0, 3.0, 4.0]}]}  # fmt: skip
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v2/models/ns:m/infer", data=json.dumps(body).encode()
-    )
-    try:
-        urllib.request.urlopen(request, timeout=30)
-        raise AssertionError("FP32 1e300 was accepted")
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 400 and "does not fit FP32" in exc.read().decode()
+    status, message = _infer_refused(port, "ns:m", body)
+    assert status == 400 and "does not fit FP32" in message
     assert "RuntimeWarning" not in daemon.logs()
 
 
@@ -229,3 +236,99 @@ def test_requests_the_http_parser_refuses_are_counted(shelf: Shelf) -> None:
             sock.sendall(raw)
             assert sock.recv(64).startswith(b"HTTP/1.0 400")
     wait_for(lambda: daemon.stats().get("http_bad_requests") == 2, what="two counted")
+
+
+def test_one_feature_tensor_of_several_says_which_are_missing(shelf: Shelf) -> None:
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    import modelshelf
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 4)), columns=["a", "b", "c", "d"])
+    est = LogisticRegression().fit(frame, (frame["a"] > 0).astype(int))
+    Store(shelf.store).publish("ns", "named", modelshelf.compile(est))
+    port = _free_port()
+    shelf.make(http=f"127.0.0.1:{port}")
+    body = {"inputs": [{"name": "a", "shape": [2], "datatype": "FP64", "data": [0.5, -1.0]}]}
+    status, message = _infer_refused(port, "ns:named", body)
+    assert status == 400 and message.startswith("features missing from the inputs: b, c, d")
+
+
+def test_metadata_outputs_are_what_inference_answers(shelf: Shelf) -> None:
+    import numpy as np
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import IsolationForest, RandomForestClassifier
+    from sklearn.linear_model import Ridge
+
+    import modelshelf
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    models = {
+        "iso": IsolationForest(n_estimators=5, random_state=0).fit(X),
+        "km": KMeans(3, n_init=1, random_state=0).fit(X),
+        "ridge2": Ridge().fit(X, X[:, :2]),
+        "multi": RandomForestClassifier(3, random_state=0).fit(X, (X[:, :2] > 0).astype(int)),
+    }
+    store = Store(shelf.store)
+    for name, est in models.items():
+        store.publish("ns", name, modelshelf.compile(est))
+    port = _free_port()
+    shelf.make(http=f"127.0.0.1:{port}")
+    base = f"http://127.0.0.1:{port}/v2/models/ns:"
+    for name in models:
+        with urllib.request.urlopen(base + name, timeout=30) as r:
+            outputs = {o["name"]: o for o in json.loads(r.read())["outputs"]}
+        assert "predict_proba" not in outputs or name != "multi"  # a list: no tensor
+        body = {
+            "inputs": [{"name": "input", "shape": [2, 3], "datatype": "FP64", "data": [0.1] * 6}],
+            "outputs": [{"name": method} for method in outputs],
+        }
+        request = urllib.request.Request(base + name + "/infer", data=json.dumps(body).encode())
+        with urllib.request.urlopen(request, timeout=30) as r:
+            answered = json.loads(r.read())["outputs"]
+        for out in answered:
+            meta = outputs[out["name"]]
+            assert meta["datatype"] == out["datatype"], (name, out["name"], meta)
+            assert meta["shape"][1:] == out["shape"][1:], (name, out["name"], meta)
+
+
+def test_a_reload_keeps_a_share_budget_the_disk_moved_under(shelf: Shelf) -> None:
+    """l2_bytes = "50%" is a share of the free space at start: a SIGHUP with the same file is
+    no change, however full the disk has become (L2's own files fill it)."""
+    daemon = shelf.make(l2_bytes="50%", log_level="INFO")
+    budget = daemon.admin("status")["l2"]["budget"]
+    filler = shelf.tmp / "filler"
+    with open(filler, "wb") as fh:
+        fh.write(b"\0" * (64 << 20))
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: configuration" in daemon.logs(), what="the reload")
+        assert "SIGHUP: configuration unchanged" in daemon.logs(), daemon.logs()[-500:]
+        assert daemon.admin("status")["l2"]["budget"] == budget
+    finally:
+        filler.unlink()
+
+
+def test_a_budget_shrunk_under_pins_is_met_when_they_go(shelf: Shelf, images: Images) -> None:
+    store = Store(shelf.store)
+    names = ("logreg", "pipe", "ridge")
+    for name in names:
+        store.publish("ns", name, images.bytes(name))
+    daemon = shelf.make(log_level="INFO")
+    for name in names:
+        daemon.admin("pin", model=f"ns/{name}")
+    values = tomllib.loads(daemon.config_path.read_text())
+    write_config(daemon.config_path, {**values, "l1_bytes": 4096})
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "l1_bytes" in daemon.logs().split("reloaded:")[-1], what="the reload")
+    assert daemon.admin("status")["l1"]["bytes"] > 4096  # pinned: they stay
+    for name in names:
+        daemon.admin("unpin", model=f"ns/{name}")
+    assert daemon.admin("status")["l1"]["bytes"] <= 4096

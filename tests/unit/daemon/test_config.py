@@ -313,3 +313,8 @@ def test_a_store_url_the_daemon_cannot_open_is_a_configuration_error(url: str, s
     after the cache directory was marked."""
     with pytest.raises(ConfigError, match=re.escape(says)):
         load_config(["--store", url], {})
+
+
+def test_a_share_that_comes_to_nothing_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="l1_bytes comes to 0 bytes"):
+        load_config(["--l1-bytes", "1e-12%"], {})
