@@ -12,7 +12,7 @@ namespaces are served as before.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .tiers import Copy, Tier, TierName, cost
 
@@ -59,15 +59,20 @@ class Quotas:
                 del self.leases[key]
                 del self.pinned[key]
 
-    def describe(self, tiers: tuple[Tier, ...]) -> dict[str, dict[str, dict[str, int | float]]]:
-        """{namespace: {tier: {"leased_bytes", "share", "budget"}}} for namespaces with shares
-        or leases counted."""
+    def describe(
+        self, tiers: tuple[Tier, ...], configured: Iterable[str] = ()
+    ) -> dict[str, dict[str, dict[str, int | float]]]:
+        """{namespace: {tier: {"leased_bytes", "share", "budget"}}} for every namespace with a
+        share: those ``configured`` (the namespaces table, "*" aside) whether they lease
+        anything or not, and any other that leases through the "*" rule's shares."""
         out: dict[str, dict[str, dict[str, int | float]]] = {}
-        for (namespace, name), pinned in sorted(self.pinned.items()):
-            tier = next(t for t in tiers if t.name is name)
-            share = self.shares(namespace, name)
-            if share is None:
-                continue
-            row = {"leased_bytes": pinned, "share": share, "budget": int(share * tier.budget)}
-            out.setdefault(namespace, {})[name.value] = row
+        leasing = {namespace for namespace, _ in self.pinned}
+        for namespace in sorted({*(n for n in configured if n != "*"), *leasing}):
+            for tier in tiers:
+                share = self.shares(namespace, tier.name)
+                if share is None:
+                    continue
+                pinned = self.pinned.get((namespace, tier.name), 0)
+                row = {"leased_bytes": pinned, "share": share, "budget": int(share * tier.budget)}
+                out.setdefault(namespace, {})[tier.name.value] = row
         return out

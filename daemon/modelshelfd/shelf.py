@@ -431,7 +431,7 @@ class Shelf:
             "inflight_fetches": len(self.fetcher.inflight),
             "promotions": len(self.fetcher.promotions),
             "l2_writes": len(self.fetcher.l2_writes),
-            "namespaces": self.quotas.describe((self.l1, self.l2)),
+            "namespaces": self.quotas.describe((self.l1, self.l2), self.config.namespaces),
             "policy": self.config.policy,
             "l1_oldest_seconds": self.oldest_l1_seconds(),
         }

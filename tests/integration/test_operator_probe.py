@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -332,3 +333,13 @@ def test_a_budget_shrunk_under_pins_is_met_when_they_go(shelf: Shelf, images: Im
     for name in names:
         daemon.admin("unpin", model=f"ns/{name}")
     assert daemon.admin("status")["l1"]["bytes"] <= 4096
+
+
+def test_status_lists_every_namespace_with_a_share_leased_or_not(shelf: Shelf) -> None:
+    rule = {"uids": [0], "l1_share": 0.25, "l2_share": 0.5}
+    daemon = shelf.make(namespaces={"team": rule, "other": {"uids": [0]}})
+    status = daemon.admin("status")["namespaces"]
+    assert set(status) == {"team"} and set(status["team"]) == {"l1", "l2"}
+    assert status["team"]["l1"]["leased_bytes"] == 0 and status["team"]["l1"]["share"] == 0.25
+    text = cli(daemon, "status").stdout
+    assert re.search(r"team\s+L1\s+0 B\s+25%", text) and re.search(r"team\s+L2\s+0 B\s+50%", text)

@@ -447,6 +447,21 @@ def _status(args: argparse.Namespace) -> int:
     print(f"connections  {c['client']} client, {c['admin']} admin; leases {r['leases']} "
           f"({size(r.get('leased_bytes', 0))}); fetching {r['inflight_fetches']}; "
           f"generation {r['generation']}; pressure {r.get('pressure', 0)}")  # fmt: skip
+    shares = r.get("namespaces") or {}
+    if shares:  # namespaces with a share of a tier: what their leases hold of it
+        held = [("NAMESPACE", "TIER", "LEASED", "SHARE", "ALLOWS")]
+        held += [
+            (
+                ns,
+                t.upper(),
+                size(row["leased_bytes"]),
+                f"{row['share']:.0%}",
+                size(row["budget"]),
+            )
+            for ns, tiers in sorted(shares.items())
+            for t, row in sorted(tiers.items())
+        ]
+        table([("  " + row[0], *row[1:]) for row in held])
     clients = r.get("clients") or []
     if clients:
         rows = [("PID", "UID", "LEASES", "LEASED")]
