@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from . import logformat
-from .config import ConfigError, build_parser, load_config
+from .config import ConfigError, build_parser, config_from_sources, config_sources
 
 _SECRET = re.compile(r"secret|token|password|credential|key", re.IGNORECASE)
 
@@ -46,7 +46,8 @@ def tame_malloc() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     tame_malloc()
     try:
-        config = load_config(argv)
+        sources = config_sources(argv)
+        config = config_from_sources(sources)
     except ConfigError as exc:
         print(f"modelshelfd: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .server import StartupError, run
 
     try:
-        run(config, argv)
+        run(config, argv, sources)
     except StartupError as exc:
         logging.getLogger("modelshelfd").error("cannot start: %s", exc)
         return 1

@@ -449,7 +449,12 @@ def load_config(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
     """Build the Config from the file, then the environment, then ``argv`` flags."""
-    return _with_defaults(_converted(config_sources(argv, environ)))
+    return config_from_sources(config_sources(argv, environ))
+
+
+def config_from_sources(raw: dict[str, Any]) -> Config:
+    """The Config of values as given (``config_sources``): converted, checked, defaulted."""
+    return _with_defaults(_converted(raw))
 
 
 #: keys whose bytes are derived from the machine (a share, or the default) at each load

@@ -520,10 +520,6 @@ async def _stats(state: ServerState, conn: Connection, message: Msg, fds: list[i
     return {"counters": counters, "generation": state.catalog.generation}, []
 
 
-# model key -> [the lock its publishes take in turn, how many wait or run]
-_PUBLISHING: dict[str, list[Any]] = {}
-
-
 async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     ref = _ref(message, versioned=False)
     if len(fds) != 1:
@@ -548,7 +544,7 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
             raise BadRequest(f"{key} must be true or false, got {value!r:.40}")
     sent = [0]  # bytes uploaded so far, counted by the upload's thread
     reporter = _Progress(state, conn, sent, size) if progress else None
-    entry = _PUBLISHING.setdefault(ref.key, [asyncio.Lock(), 0])
+    entry = state.publishing.setdefault(ref.key, [asyncio.Lock(), 0])
     entry[1] += 1  # publishes of this model waiting or running here
     lock: asyncio.Lock = entry[0]
     try:
@@ -565,7 +561,7 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
     finally:
         entry[1] -= 1
         if not entry[1]:
-            del _PUBLISHING[ref.key]
+            del state.publishing[ref.key]
         if reporter is not None:
             await reporter.stop()
     versions = await asyncio.to_thread(state.store.versions, ref.namespace, ref.name)

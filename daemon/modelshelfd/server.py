@@ -41,7 +41,7 @@ from modelshelf.store import Store
 
 from . import aiowire, handlers, machine, pressure, systemd
 from .catalog import Catalog
-from .config import DERIVED, Config, ConfigError, config_sources, load_config
+from .config import DERIVED, Config, ConfigError, config_from_sources, config_sources
 from .connection import Connection, peer_groups
 from .follow import Follower
 from .pressure import MemoryWatch
@@ -580,8 +580,8 @@ async def reload(server: Server, argv: Sequence[str] | None) -> None:
     async with server.reloading:
         old, state = server.config, server.state
         try:
-            new = load_config(argv)
-            sources = config_sources(argv)
+            sources = config_sources(argv)  # read once: what is compared is what is applied
+            new = config_from_sources(sources)
         except ConfigError as exc:
             log.error("SIGHUP: configuration not reloaded, it is invalid: %s", exc)
             return
@@ -642,10 +642,9 @@ def _apply(server: Server, state: ServerState, new: Config) -> None:
     l2.shrink()
 
 
-async def _main(config: Config, argv: Sequence[str] | None) -> None:
+async def _main(config: Config, argv: Sequence[str] | None, sources: dict[str, Any] | None) -> None:
     server = Server(config)
-    with contextlib.suppress(ConfigError):  # read just now: a change since is the reload's
-        server.sources = config_sources(argv)
+    server.sources = sources
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
@@ -660,6 +659,10 @@ async def _main(config: Config, argv: Sequence[str] | None) -> None:
             loop.remove_signal_handler(sig)
 
 
-def run(config: Config, argv: Sequence[str] | None = None) -> None:
-    """Run the daemon until SIGTERM or SIGINT; ``argv`` is read again on SIGHUP."""
-    asyncio.run(_main(config, argv))
+def run(
+    config: Config, argv: Sequence[str] | None = None, sources: dict[str, Any] | None = None
+) -> None:
+    """Run the daemon until SIGTERM or SIGINT; ``argv`` is read again on SIGHUP. ``sources``:
+    the values ``config`` was built from (``config_sources``), which a reload compares with
+    its own for the budgets the machine decides (None: a reload computes them again)."""
+    asyncio.run(_main(config, argv, sources))

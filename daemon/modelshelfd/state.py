@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelshelf.store import Store
 
@@ -37,3 +38,6 @@ class ServerState:
     memory: MemoryWatch | None = None  # L1's budget under memory pressure
     warmer: Warmer | None = None  # the warm list placed at start
     metrics: Metrics = field(default_factory=Metrics)  # histograms and request counters
+    # model key -> [the lock its publishes take in turn, how many wait or run]: an entry
+    # lives while a publish of that model does
+    publishing: dict[str, list[Any]] = field(default_factory=dict)

@@ -320,7 +320,7 @@ def weigh(
 
 
 #: What follows a dense kernel's affine map, by name: dense.c's link numbers. "sigmoid2" is
-#: linear.sigmoid of one score column stacked as [1 - p, p]; the others are in place.
+#: _math.expit of one score column stacked as [1 - p, p]; the others are in place.
 LINKS = {"none": 0, "softmax": 1, "expit": 2, "tanh": 3, "relu": 4, "exp": 5, "sigmoid2": 6}
 
 #: ``(X, pair) -> array or None``: a compiled dense forward pass (``pair``: one output ``p``

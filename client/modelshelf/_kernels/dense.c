@@ -197,7 +197,7 @@ static void expit(double *x, npy_intp n) {
     }
 }
 
-/* linear.sigmoid of ``n`` scores into (n, 2) probabilities [1 - p, p]: _math.expit. */
+/* _math.expit of ``n`` scores into (n, 2) probabilities [1 - p, p]. */
 static void sigmoid2(const double *s, npy_intp n, double *out) {
     for (npy_intp i = 0; i < n; i++) {
         double p = 1.0 / (1.0 + exp(-s[i]));
@@ -214,7 +214,7 @@ enum {
     LINK_TANH,     /* np.tanh(a, out=a) */
     LINK_RELU,     /* np.maximum(a, 0, out=a) */
     LINK_EXP,      /* np.exp(a, out=a) */
-    LINK_SIGMOID2, /* linear.sigmoid of one score column, then np.stack([1 - p, p], axis=1) */
+    LINK_SIGMOID2, /* _math.expit of one score column, then np.stack([1 - p, p], axis=1) */
     N_LINKS
 };
 
@@ -385,7 +385,7 @@ static npy_intp row_blocks(const Dense *self, npy_intp rows) {
 
 /* After the product, on the thread that made it: the flags it raised (numpy warns after
  * its matmul, before the link: numpy's maximum loop, the relu, clears every flag), else the
- * link's (linear.sigmoid ignores exp's overflow: np.errstate(over="ignore")); 1 where numpy
+ * link's (its overflow in libm's exp gives 0 or 1, as _math.expit's does); 1 where numpy
  * must serve the link (a softmax of scores that are not finite). */
 static int linked(int link, double *s, npy_intp rows, npy_intp n, double *out2) {
     int raised = fetestexcept(FP_ERRORS);

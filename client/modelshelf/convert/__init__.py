@@ -106,7 +106,7 @@ def _output(est: Any) -> dict[str, Any] | None:
 
     last = est
     while isinstance(last, Pipeline):
-        steps = [s for _, s in last.steps if s is not None and not _is_passthrough(s)]
+        steps = [s for _, s in last.steps if s is not None and not compose._is(s, "passthrough")]
         if not steps:
             return None
         last = steps[-1]
@@ -119,10 +119,6 @@ def _output(est: Any) -> dict[str, Any] | None:
             "use set_output(transform='pandas') or 'default'"
         )
     return {"transform": "pandas", "columns": [str(n) for n in est.get_feature_names_out()]}
-
-
-def _is_passthrough(step: Any) -> bool:
-    return isinstance(step, str) and step == "passthrough"
 
 
 def _fitted_names(est: Any) -> Any:

@@ -83,17 +83,18 @@ def _c_expf() -> Any:
     try:
         import ctypes
         import ctypes.util
-
-        names = [ctypes.util.find_library("m"), None]  # None: the process's own symbols
-        for name in names:
-            try:
-                fn = ctypes.CDLL(name).expf
-            except (OSError, AttributeError):
-                continue
-            fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
-            return fn
     except ImportError:
-        pass
+        return None
+    # the process's own symbols first (the interpreter links libm); find_library, which may
+    # run ldconfig, only where they lack it
+    for find in (False, True):
+        try:
+            library = ctypes.CDLL(ctypes.util.find_library("m") if find else None)
+            fn = library.expf
+        except (OSError, AttributeError, TypeError):
+            continue
+        fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+        return fn
     return None
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import ManifestError
 from ._base import Executor, Spec, build, method_set, register
 from ._delegate import call, methods_param
-from .linear import sigmoid
+from ._math import expit
 
 _RESPONSES = ("decision_function", "predict_proba")
 
@@ -129,7 +129,7 @@ class CalibratedClassifier(Executor):
             column = scores[:, j]
             if m.sigmoid is not None:
                 a, b = m.sigmoid
-                proba[:, m.targets[j]] = sigmoid(-(a[j] * column + b[j]))
+                proba[:, m.targets[j]] = expit(-(a[j] * column + b[j]))
             else:
                 x, y, offsets, bounds = m.isotonic  # type: ignore[misc]
                 part = slice(int(offsets[j]), int(offsets[j + 1]))

@@ -325,18 +325,11 @@ def _apply(part: _Part, Xp: np.ndarray) -> np.ndarray:
         if part.check_nan:
             check_finite(Xp, allow_nan=False)
         return part.transformer.transform(Xp)  # type: ignore[union-attr]
-    except NonFiniteInputError as exc:
+    except (NonFiniteInputError, InputTypeError) as exc:  # NaN, a text column's documents...
         columns = _shorten([int(c) for c in part.indices[:9]], len(part.indices))
-        raise NonFiniteInputError(
-            f"transformer {part.name!r} (input columns {columns}): {exc}"
-        ) from exc
+        raise type(exc)(f"transformer {part.name!r} (input columns {columns}): {exc}") from exc
     except UnknownCategoryError as exc:
         raise UnknownCategoryError(f"transformer {part.name!r}: {exc}") from exc
-    except InputTypeError as exc:  # a text column's documents, say
-        if str(exc).startswith("transformer "):
-            raise
-        columns = _shorten([int(c) for c in part.indices[:9]], len(part.indices))
-        raise InputTypeError(f"transformer {part.name!r} (input columns {columns}): {exc}") from exc
 
 
 def _as_slice(cols: np.ndarray) -> np.ndarray | slice:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import Executor, Spec, method_set, register
-from ._math import softmax
-from .linear import sigmoid
+from ._math import expit, softmax
 
 _CLASSIFIER_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 
@@ -91,7 +90,7 @@ class LinearDiscriminant(Executor):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         scores = self.decision_function(X)
         if scores.ndim == 1:
-            prob = sigmoid(scores)
+            prob = expit(scores)
             return np.stack([1 - prob, prob], axis=1)
         return softmax(scores)
 

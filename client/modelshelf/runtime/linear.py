@@ -53,13 +53,6 @@ def compiled_affine(kernel: Any, X: Any, link: int, width: int) -> np.ndarray | 
     return kernel.affine(X, link, _kernels.get_threads())
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """``scipy.special.expit``, as scikit-learn's binary and one-vs-rest probabilities use it:
-    ``_math.expit`` (libm's exp; SciPy's exact zero below x = -709.78, where exp(-x) overflows,
-    decides scikit-learn's all-zero-row normalisations and ``log(0) = -inf``)."""
-    return expit(x)
-
-
 @register
 class LinearClassifier(Executor):
     """A linear classifier: decision function, then the link the estimator used."""
@@ -141,7 +134,7 @@ class LinearClassifier(Executor):
             if scores.ndim == 1:
                 scores = np.c_[-scores, scores]
             return softmax(scores)
-        prob = sigmoid(scores)
+        prob = expit(scores)  # scipy's: its exact 0 below -709.78 gives log(0) = -inf
         if prob.ndim == 1:
             return np.stack([1 - prob, prob], axis=1)
         return _normalize_uniform(prob)

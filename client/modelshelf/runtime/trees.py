@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import _kernels
 from ._base import METHODS, Executor, Spec, register
-from ._math import exp_libm, expf_libm, softmax, softmax_libm
+from ._math import exp_libm, expf_libm, expit, softmax, softmax_libm
 from .trees_forest import Forest
 
 # "exp" and "softmax" are numpy's (scikit-learn's links); "libm_exp" and "libm_softmax" the C
@@ -144,26 +144,19 @@ def _apply_link(link: str, raw: np.ndarray, scale: float) -> np.ndarray:
         with np.errstate(over="ignore"):
             return np.exp(raw)
     # 1 / (1 + exp(-x)) with libm's exp: scipy's expit and LightGBM's sigmoid alike
-    out = exp_libm(-(raw if scale == 1 else raw * scale))
-    out += 1.0
-    return np.divide(1.0, out, out=out)
-
-
-def _exp_float32(x: np.ndarray) -> np.ndarray:
-    """The C library's ``expf``, as XGBoost calls it (``_math.expf_libm``)."""
-    return expf_libm(x)
+    return expit(raw if scale == 1 else raw * scale)
 
 
 def _link_float32(link: str, raw: np.ndarray) -> np.ndarray:
     """XGBoost's transforms, operation for operation (common/math.h)."""
     one = np.float32(1)
     if link == "exp":
-        return _exp_float32(raw)
+        return expf_libm(raw)
     if link == "softmax":  # expf(x - max), summed in double, divided in float
-        e = _exp_float32(raw - raw.max(axis=1, keepdims=True))
+        e = expf_libm(raw - raw.max(axis=1, keepdims=True))
         total = np.add.reduce(e.T.astype(np.float64), axis=0).astype(np.float32)
         return e / total[:, None]
-    return one / (one + _exp_float32(-raw))  # sigmoid
+    return one / (one + expf_libm(-raw))  # sigmoid
 
 
 class Margins(Protocol):

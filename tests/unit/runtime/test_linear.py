@@ -28,7 +28,7 @@ from sklearn.utils.extmath import softmax
 import modelshelf
 from modelshelf.errors import ManifestError, UnsupportedModelError
 from modelshelf.image import ImageBuilder
-from modelshelf.runtime.linear import sigmoid
+from modelshelf.runtime._math import expit as sigmoid
 from tests.cases._case import dataset, fit_on, library_output
 
 METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
