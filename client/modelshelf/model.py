@@ -206,7 +206,14 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
         if codes_only and type(X) is not np.ndarray:
             _refuse_category_columns(X)
         if objects:
-            return as_table(X, n_features, feature_names=names, allow_nan=allow_nan, used=used)
+            return as_table(
+                X,
+                n_features,
+                feature_names=names,
+                allow_nan=allow_nan,
+                used=used,
+                keep_float32=keep_float32,
+            )
         return as_float_matrix(
             X,
             n_features,

@@ -164,6 +164,7 @@ def as_table(
     feature_names: Sequence[str] | None = None,
     allow_nan: bool = False,
     used: np.ndarray | None = None,
+    keep_float32: bool = False,
 ) -> np.ndarray:
     """``X`` for a model that takes strings: ``as_float_matrix(X)`` when every column is
     numeric, else a 2-D object array of ``n_features`` columns (numeric columns of a DataFrame
@@ -171,9 +172,10 @@ def as_table(
 
     ``used`` (a column transformer's mask of the columns it reads): a DataFrame's columns are
     then taken by name, as scikit-learn's column transformer takes them, in any order, extra
-    ones ignored, and only those it reads required."""
+    ones ignored, and only those it reads required. ``keep_float32``: a float32 array stays
+    float32, as in ``as_float_matrix``."""
     if type(X) is np.ndarray and X.dtype.kind in "biuf":
-        return as_float_matrix(X, n_features, allow_nan=allow_nan)
+        return as_float_matrix(X, n_features, allow_nan=allow_nan, keep_float32=keep_float32)
     if is_frame(X):
         names = column_names(X)
         fitted = None if feature_names is None else list(feature_names)

@@ -54,7 +54,11 @@ class Pipeline(Executor):
         self.allow_nan = steps[0].allow_nan if steps else True
         self.accepts_objects = bool(steps) and getattr(steps[0], "accepts_objects", False)
         self.used_columns = getattr(steps[0], "used_columns", None) if steps else None
-        self.keeps_float32 = bool(steps) and all(getattr(s, "keeps_float32", False) for s in steps)
+        # float32 input stays float32 through the steps that keep it, as in scikit-learn; the
+        # first step that computes in float64 gets it widened (what numpy's promotion of its
+        # float64 arrays does there).
+        self.keeps_float32 = bool(steps) and getattr(steps[0], "keeps_float32", False)
+        self._widen_before = [not getattr(step, "keeps_float32", False) for step in steps]
         # A step that accepted NaN may hand it on; check before the next step that rejects it,
         # as that step's own validation would in scikit-learn. A step that rejected NaN got
         # finite input and gives finite output.
@@ -96,6 +100,7 @@ class Pipeline(Executor):
                 X = X.toarray()
             if self._check_before[i]:
                 check_finite(X.data if isinstance(X, CSRMatrix) else X, allow_nan=False)
+            X = self._widened(i, X)
             if step is self.final and method is not None:
                 return getattr(step, method)(X)
             X = step.transform(X)  # type: ignore[attr-defined]
@@ -107,14 +112,17 @@ class Pipeline(Executor):
         for i, (transform, check) in enumerate(self._transforms):
             if check:
                 check_finite(X, allow_nan=False)
-            X = transform(X)
+            X = transform(self._widened(i, X))
             if type(X) is not np.ndarray:
                 return self._run(method, X, i + 1)
         if self.final is None:
             return X
         if self._check_before[-1]:
             check_finite(X, allow_nan=False)
-        return getattr(self.final, method or "transform")(X)
+        return getattr(self.final, method or "transform")(self._widened(len(self.steps) - 1, X))
+
+    def _widened(self, i: int, X: Any) -> Any:
+        return widened(X) if self._widen_before[i] else X
 
     def name_columns(self, names: list[str]) -> None:
         """Name the input columns in the first step's errors (see encoders.py)."""
@@ -183,6 +191,9 @@ class ColumnTransformer(Executor):
     kind = "column_transformer"
     methods = _TRANSFORM
     accepts_objects = True
+    # float32 columns reach the parts that keep float32 as they are (the others get float64)
+    # and are passed through as they are: the stack's dtype is numpy's promotion of the parts'.
+    keeps_float32 = True
     #: the input columns some part reads: a DataFrame needs only these, by name.
     used_columns: np.ndarray | None = None
 
@@ -296,6 +307,16 @@ class ColumnTransformer(Executor):
         return np.hstack(outputs)  # always a new array, even for a single passthrough part
 
 
+def widened(X: Any) -> Any:
+    """``X`` in float64 if it came through in float32, for a step that computes in float64
+    (what numpy's promotion against that step's float64 arrays does in scikit-learn)."""
+    if getattr(X, "dtype", None) != np.float32:
+        return X
+    if isinstance(X, CSRMatrix):
+        return X.with_data(X.data.astype(np.float64))
+    return np.asarray(X, dtype=np.float64)
+
+
 def _check_densify(X: CSRMatrix, why: str) -> None:
     """Refuse to make rows of more than MAX_DENSE_COLUMNS values dense (ManifestError)."""
     if X.shape[1] > MAX_DENSE_COLUMNS:
@@ -324,6 +345,8 @@ def _apply(part: _Part, Xp: np.ndarray) -> np.ndarray:
     try:
         if part.check_nan:
             check_finite(Xp, allow_nan=False)
+        if not getattr(part.transformer, "keeps_float32", False):
+            Xp = widened(Xp)
         return part.transformer.transform(Xp)  # type: ignore[union-attr]
     except (NonFiniteInputError, InputTypeError) as exc:  # NaN, a text column's documents...
         columns = _shorten([int(c) for c in part.indices[:9]], len(part.indices))

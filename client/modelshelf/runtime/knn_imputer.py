@@ -55,6 +55,7 @@ class KNNImputer(Executor):
 
     kind = "knn_imputer"
     methods = _TRANSFORM
+    keeps_float32 = True  # distances and means as scikit-learn computes them on float32 rows
 
     def __init__(
         self,

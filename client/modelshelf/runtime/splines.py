@@ -78,6 +78,7 @@ class SplineTransformer(Executor):
 
     kind = "spline_transformer"
     methods = _TRANSFORM
+    keeps_float32 = True  # evaluated in float64, stored in the input's dtype
 
     def __init__(
         self,

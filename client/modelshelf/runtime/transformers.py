@@ -51,6 +51,7 @@ class PolynomialFeatures(Executor):
 
     kind = "polynomial_features"
     methods = _TRANSFORM
+    keeps_float32 = True  # the products are computed in the input's dtype
 
     def __init__(
         self, n: int, min_degree: int, max_degree: int, interaction_only: bool, bias: bool
@@ -121,6 +122,7 @@ class Binarizer(Executor):
 
     kind = "binarizer"
     methods = _TRANSFORM
+    keeps_float32 = True
 
     def __init__(self, n_features: int, threshold: float) -> None:
         self.n_features = n_features
@@ -241,6 +243,7 @@ class KBinsDiscretizer(Executor):
 
     kind = "kbins_discretizer"
     methods = _TRANSFORM
+    keeps_float32 = True  # bins in the input's dtype unless the image fixes one
 
     def __init__(
         self, edges: np.ndarray, offsets: np.ndarray, encode: str, dtype: str | None
