@@ -12,7 +12,9 @@ under ``/v2``, an inference or a repository action that may fetch an image cold,
 ``http_infer_timeout``, reading its body included), and at most ``MAX_HTTP_CONNECTIONS`` are
 open at once. aiohttp's own log lines (a traceback per
 malformed request by default) go through a rate limit, without the traceback when the peer's
-request was at fault.
+request was at fault. A request the HTTP parser refuses (a malformed line or header, a bad
+length) is answered as every other refusal is, ``{"error": "<message>"}`` in JSON, not
+aiohttp's plain text.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .config import Config
-from .http_v2 import OpenInference
+from .http_v2 import OpenInference, error
 from .ratelog import RateLimited
 from .state import ServerState
 
@@ -69,6 +73,34 @@ class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
             _limited.log(min(level, logging.INFO), f"peer/{msg}", f"{msg}: %.200s", *args, flat)
         else:
             _limited.log(level, f"{level}/{msg}", str(msg), *args, exc_info=exc)
+
+
+class _JsonErrors(RequestHandler):
+    """aiohttp's connection handler, answering what its parser refuses (and its own 500s) in
+    the protocol's JSON error shape: a client of the Open Inference Protocol reads every
+    refusal alike."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)  # logs; raises if sent
+        if status >= 500:
+            text = f"{HTTPStatus(plain.status).phrase.lower()}: the daemon's log has the cause"
+        else:
+            reason = " ".join(str(message or getattr(exc, "message", "") or "").split())
+            text = f"the HTTP request is malformed: {reason[:200] or 'refused by the parser'}"
+        response = error(plain.status, text)
+        response.force_close()  # as aiohttp's own: the stream may be out of step
+        return response
+
+
+def _json_errors(server: web.Server) -> RequestHandler:
+    """A connection handler of ``server``, as ``server()`` makes one, answering in JSON."""
+    return _JsonErrors(server, loop=server._loop, **server._kwargs)
 
 
 class _Listener:
@@ -223,7 +255,7 @@ class HttpEndpoint:
             # after the callback scheduled here): count them until then
             self._unregistered += 1
             asyncio.get_running_loop().call_soon(self._registered)
-            return server()
+            return _json_errors(server)
         self.state.shelf.stats["http_refused"] += 1
         _limited.log(
             logging.WARNING, "refused", "HTTP connection refused: %d are open already",

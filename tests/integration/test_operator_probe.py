@@ -233,16 +233,33 @@ def test_slow_chunked_uploads_do_not_hold_the_body_budget(shelf: Shelf, images: 
             sock.close()
 
 
-def test_requests_the_http_parser_refuses_are_counted(shelf: Shelf) -> None:
+def test_requests_the_http_parser_refuses_are_counted_and_answered_in_json(
+    shelf: Shelf,
+) -> None:
+    """Refusals of aiohttp's parser were its plain text ("400, message: ..."); every other
+    refusal of the HTTP API is the protocol's ``{"error": ...}``."""
     import socket
 
     port = _free_port()
     daemon = shelf.make(http=f"127.0.0.1:{port}")
-    for raw in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nContent-Length: -5\r\n\r\n"):
+    raws = (
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        b"POST /v2/models/ns:m/infer HTTP/1.1\r\nHost: x\r\n" + b"X: " + b"a" * 9000 + b"\r\n\r\n",
+    )
+    for raw in raws:
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             sock.sendall(raw)
-            assert sock.recv(64).startswith(b"HTTP/1.0 400")
-    wait_for(lambda: daemon.stats().get("http_bad_requests") == 2, what="two counted")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 4"), head
+        assert b"Content-Type: application/json" in head, head
+        message = json.loads(body)["error"]
+        assert message.startswith("the HTTP request is malformed: "), message
+        assert "\n" not in message and len(message) < 300
+    wait_for(lambda: daemon.stats().get("http_bad_requests") == len(raws), what="all counted")
 
 
 def test_one_feature_tensor_of_several_says_which_are_missing(shelf: Shelf) -> None:
