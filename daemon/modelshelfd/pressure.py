@@ -67,6 +67,7 @@ class MemoryWatch:
                 self.l1.budget = target
                 self.stats["l1_shrinks"] += 1
             self.l1.shrink()
+            self.stats["pressure_signals"] += 1  # every raise of the board's counter counts
             self.on_pressure()
         elif reading.used < LOW * reading.limit and reading.stall <= STALL:
             if self.pressed:

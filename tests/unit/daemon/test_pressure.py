@@ -40,6 +40,8 @@ def test_pressed_readings_shrink_l1_and_evict_what_is_not_leased() -> None:
     assert tier.budget == int(pressure.FLOOR * 100 * PAGE)  # 1,500 pages over: down to the floor
     assert tier.used == 10 * PAGE and list(tier.copies) == [f"{0:064x}"]  # the leased one stays
     assert watch.stats["memory_pressure"] == 1 and watch.stats["l1_shrinks"] == 1
+    # the clients were signalled: counted as every pressure signal is (operations.md)
+    assert watch.stats["pressure_signals"] == 1
 
 
 def test_a_small_excess_takes_one_step_and_a_stall_counts_as_pressure() -> None:
