@@ -182,7 +182,12 @@ def as_table(
         if used is not None and names is not None and fitted is not None and names != fitted:
             columns = _by_name(X, names, fitted, used)
             if all(c.dtype.kind in "biuf" for c in columns):
-                return as_float_matrix(_stack(columns, len(X)), n_features, allow_nan=allow_nan)
+                return as_float_matrix(
+                    _stack(columns, len(X)),
+                    n_features,
+                    allow_nan=allow_nan,
+                    keep_float32=keep_float32,
+                )
             arr = np.empty((len(X), len(columns)), dtype=object)
             for j, column in enumerate(columns):
                 arr[:, j] = column
@@ -191,13 +196,15 @@ def as_table(
                 _check_names(names, list(feature_names))
             arr = _frame_objects(X)
             if arr.dtype.kind != "O":
-                return as_float_matrix(arr, n_features, allow_nan=allow_nan)
+                return as_float_matrix(
+                    arr, n_features, allow_nan=allow_nan, keep_float32=keep_float32
+                )
     else:
         arr = _as_array(X)
         if arr.dtype.kind in "US":  # a list's numbers became strings too: read it as objects
             arr = arr.astype(object) if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
         if arr.dtype.kind != "O":
-            return as_float_matrix(arr, n_features, allow_nan=allow_nan)
+            return as_float_matrix(arr, n_features, allow_nan=allow_nan, keep_float32=keep_float32)
     if arr.ndim != 2 or arr.shape[0] == 0:
         return as_float_matrix(arr, n_features)  # raises the shape error
     if n_features is not None and arr.shape[1] != n_features:
