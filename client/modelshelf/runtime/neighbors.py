@@ -51,7 +51,7 @@ class TrainingSet:
         fit_X = spec.array("fit_X", ndim=2)
         metric = spec.choice("metric", METRICS)
         p = float(spec.param("p", (int, float), 2))
-        spec.check(len(fit_X) >= 1, "fit_X holds no training rows")
+        spec.check(fit_X.shape[0] >= 1 and fit_X.shape[1] >= 1, "fit_X holds no training rows")
         spec.check(metric != "minkowski" or p >= 1, f"minkowski needs p >= 1, found {p}")
         fit_norms = None
         if metric == "euclidean":
@@ -63,6 +63,11 @@ class TrainingSet:
         """(rows, screening distances from X[rows] to every training row, their per-row error
         bound), a block of at most ``_CHUNK_ELEMENTS`` at a time. The screening distances are
         exact (bound 0) except for euclidean, where they are squared and approximate."""
+        if X.shape[1] != self.fit_X.shape[1]:  # an image at odds with its own input width
+            raise ManifestError(
+                f"the training rows (fit_X) have {self.fit_X.shape[1]} columns, the model gives "
+                f"them {X.shape[1]}"
+            )
         exact = self.metric not in ("euclidean", "cosine")
         per_row = self.fit_X.size if exact else len(self.fit_X)
         step = max(1, _CHUNK_ELEMENTS // max(1, per_row))
@@ -163,7 +168,9 @@ def _targets(spec: Spec, task: str, n_train: int) -> tuple[np.ndarray, np.ndarra
         spec.check(len(classes) >= 1, "a classifier needs at least one class")
         if y.shape != (n_train,) or (n_train and not 0 <= y.min() <= y.max() < len(classes)):
             spec.fail(f"y needs one class index in [0, {len(classes)}) per training row")
-        return y, classes
+        # indices combine with intp arithmetic (a uint64 one would make them floats); the
+        # writer stores int64, so this is a view but for an odd image
+        return y.astype(np.intp, copy=False), classes
     y = spec.array("y", ndim=(1, 2))
     spec.check(y.shape[0] == n_train, f"y needs one row per training row ({n_train})")
     return y, None

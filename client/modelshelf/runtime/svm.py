@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ManifestError
 from ._base import Executor, Spec, method_set, register
 from ._math import exp_libm
 
@@ -94,6 +95,7 @@ class SupportVectorMachine(Executor):
     @classmethod
     def from_spec(cls, spec: Spec) -> SupportVectorMachine:
         sv = spec.array("support_vectors", ndim=2)
+        spec.check(sv.shape[1] >= 1, "support_vectors have no columns")
         dual_coef = spec.array("dual_coef", ndim=2)
         intercept = spec.array("intercept", ndim=1)
         kernel = spec.choice("kernel", KERNELS)
@@ -162,6 +164,10 @@ class SupportVectorMachine(Executor):
     def kernel_values(self, X: np.ndarray) -> np.ndarray:
         """K(X, support vectors), (n_samples, n_sv), as libsvm's ``k_function``."""
         sv = self.support_vectors
+        if X.shape[1] != sv.shape[1]:  # an image at odds with its own input width
+            raise ManifestError(
+                f"the support vectors have {sv.shape[1]} columns, the model gives them {X.shape[1]}"
+            )
         if self.kernel != "rbf":
             dot = X @ sv.T
             if self.kernel == "linear":

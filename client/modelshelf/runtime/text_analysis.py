@@ -135,7 +135,7 @@ class Analyzer:
         encoding = spec.param("encoding", str, "utf-8")
         try:
             "".encode(encoding)
-        except LookupError as exc:
+        except (LookupError, ValueError) as exc:  # ValueError: a NUL in the name
             raise ManifestError(f"{spec.path}: unknown encoding {encoding!r}") from exc
         return cls(
             analyzer=analyzer,

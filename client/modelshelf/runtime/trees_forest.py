@@ -63,6 +63,7 @@ _WORK = {
 }
 _MAX_DEPTH = 1 << 16
 MAX_FEATURES = (1 << 31) - 2  # input columns: the sentinel column n_features fits an int32
+MAX_OUTPUTS = 1 << 16  # outputs a forest sums (classes x targets): far above any model's
 _BLOCK = 1 << 16  # (tree, row) pairs per block: bounds temporaries, keeps them in cache
 _KERNEL_BLOCK = 1 << 14  # rows of a working matrix per compiled call: bounds its memory
 # The cost model choosing the kernels for one row, in nanoseconds, measured on the benchmark's
@@ -132,6 +133,8 @@ class Forest:
         leaf_values = spec.array("leaf_values", ndim=2, kind="f", optional=True)
         self.width = 1 if leaf_values is None else leaf_values.shape[1]
         spec.check(self.width >= 1, "leaf_values needs at least one column")
+        # a table of no rows serves no leaf, and would let a declared width size the output
+        spec.check(leaf_values is None or len(leaf_values) >= 1, "leaf_values has no rows")
 
         self.n_features = _count(spec, "n_features")
         if self.n_features > MAX_FEATURES:  # node features are int32 indices
@@ -150,6 +153,8 @@ class Forest:
             spec.fail(f"groups must be offsets from 0 to {n_trees} trees, found {groups}")
         self.groups: list[int] = groups
         self.n_outputs = (len(groups) - 1) * self.width
+        if self.n_outputs > MAX_OUTPUTS:  # each prediction allocates rows x outputs
+            spec.fail(f"{self.n_outputs} outputs is above {MAX_OUTPUTS}")
         base = spec.array("base", ndim=1, optional=True)
         spec.check(base is None or base.shape == (self.n_outputs,), "one base per output")
         divisor = spec.param("divisor", (int, float), 1)
@@ -182,7 +187,7 @@ class Forest:
             spec.check(len(self.encode_offsets) == len(encode_column) + 1, "encode_offsets: E + 1")
         self.encode_column = encode_column
         self.zero_missing = spec.array("zero_missing", ndim=1, kind="i", optional=True)
-        self.linear = LinearLeaves.from_spec(spec, leaf_values)
+        self.linear = LinearLeaves.from_spec(spec, leaf_values, self.n_features)
 
         self.feature, self.threshold, self.child, self.missing = feature, threshold, child, missing
         self.roots, self.leaf_values, self.base, self.divisor = roots, leaf_values, base, divisor

@@ -29,7 +29,9 @@ class LinearLeaves:
         self.const, self.offsets, self.feature, self.coeff = const, offsets, feature, coeff
 
     @classmethod
-    def from_spec(cls, spec: Spec, leaf_values: np.ndarray | None) -> LinearLeaves | None:
+    def from_spec(
+        cls, spec: Spec, leaf_values: np.ndarray | None, n_features: int
+    ) -> LinearLeaves | None:
         const = spec.array("linear_const", ndim=1, kind="f", optional=True)
         if const is None:
             return None
@@ -49,6 +51,12 @@ class LinearLeaves:
             f"linear_offsets must run from 0 to {len(feature)} terms",
         )
         spec.check(len(coeff) == len(feature), "one linear_coeff per linear_feature")
+        # every leaf's count of terms (a prediction's steps) and every term's column bounded
+        spec.check(bool(np.all(offsets[1:] >= offsets[:-1])), "linear_offsets must not decrease")
+        spec.check(
+            len(feature) == 0 or (int(feature.min()) >= 0 and int(feature.max()) < n_features),
+            f"linear_feature must name input columns in [0, {n_features})",
+        )
         return cls(const, offsets, feature, coeff)
 
     def outputs(self, rows: np.ndarray, X: np.ndarray, plain: np.ndarray) -> np.ndarray:
