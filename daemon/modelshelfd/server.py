@@ -116,8 +116,10 @@ class Server:
             raise StartupError(str(exc)) from exc
         (disk.root / STORE_RECORD).write_text(cfg.store + "\n")  # seen: never again created empty
         board = Board(cfg.shm_prefix)
+        budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
+        cfg = self.config = held_advice(cfg, self.sources, budget)
         shelf = Shelf(cfg, store, disk=disk, on_pressure=board.raise_pressure)
-        shelf.l1.budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
+        shelf.l1.budget = budget
         shelf.l1.max_copies = machine.segment_limit(descriptors, cfg.max_connections)
         memory = MemoryWatch(shelf.l1, machine.read_memory, board.raise_pressure, shelf.stats)
         follower = Follower(
@@ -153,8 +155,9 @@ class Server:
             await self._http.start()
         log.info(
             "ready: pid %d, socket %s, admin %s, store %s, shm prefix %s, L1 %d bytes, L2 %d "
-            "bytes", os.getpid(), cfg.socket, cfg.admin_socket, cfg.store, cfg.shm_prefix,
-            cfg.l1_bytes, cfg.l2_bytes,
+            "bytes, clients hold up to %d bytes each", os.getpid(), cfg.socket,
+            cfg.admin_socket, cfg.store, cfg.shm_prefix, shelf.l1.budget, cfg.l2_bytes,
+            cfg.client_held_bytes,
         )  # fmt: skip
         self._spawn(_tell_systemd(state))
 
@@ -592,6 +595,9 @@ async def reload(server: Server, argv: Sequence[str] | None) -> None:
         if "l1_bytes" not in same:
             same.discard("client_held_bytes")  # derived from L1's budget when not given
         new = dataclasses.replace(new, **{name: getattr(old, name) for name in same})
+        budget = machine.l1_budget(new.l1_bytes, machine.memory_limit())
+        if "client_held_bytes" not in same:
+            new = held_advice(new, sources, budget)
         changed = sorted(
             f.name
             for f in dataclasses.fields(Config)
@@ -618,12 +624,26 @@ async def reload(server: Server, argv: Sequence[str] | None) -> None:
                     "the same port: a restart moves it)" if exc.errno == errno.EADDRINUSE else "",
                 )  # fmt: skip
                 return
-        _apply(server, state, new)
+        _apply(server, state, new, budget)
         server.sources = sources
         log.info("SIGHUP: configuration reloaded: %s", ", ".join(changed))
 
 
-def _apply(server: Server, state: ServerState, new: Config) -> None:
+def held_advice(config: Config, sources: dict[str, Any] | None, budget: int) -> Config:
+    """``config`` with the clients' held-bytes advice an eighth of the L1 budget in force,
+    ``budget``, when the operator gave none: an ``l1_bytes`` above the memory limit's share is
+    capped at start, and the default advice follows the cap (an eighth of the configured
+    bytes would let two workers lease all of L1)."""
+    if sources is not None:
+        given = "client_held_bytes" in sources
+    else:  # built without its sources (tests): the advice is the default if it equals it
+        given = config.client_held_bytes != config.l1_bytes // 8
+    if given or budget >= config.l1_bytes:
+        return config
+    return dataclasses.replace(config, client_held_bytes=max(1, budget // 8))
+
+
+def _apply(server: Server, state: ServerState, new: Config, budget: int) -> None:
     server.config = state.config = state.shelf.config = state.shelf.fetcher.config = new
     state.shelf.quotas.shares = new.share
     logging.getLogger().setLevel(new.log_level)
@@ -631,7 +651,6 @@ def _apply(server: Server, state: ServerState, new: Config) -> None:
     state.catalog.follower.full_list_seconds = new.ref_full_list_seconds
     state.catalog.follower.skew_ms = int(new.ref_skew_seconds * 1000)
     l1, l2 = state.shelf.l1, state.shelf.l2
-    budget = machine.l1_budget(new.l1_bytes, machine.memory_limit())
     if state.memory is not None:
         state.memory.configured = budget
         budget = min(budget, l1.budget) if state.memory.pressed else budget

@@ -360,3 +360,32 @@ def test_status_lists_every_namespace_with_a_share_leased_or_not(shelf: Shelf) -
     assert status["team"]["l1"]["leased_bytes"] == 0 and status["team"]["l1"]["share"] == 0.25
     text = cli(daemon, "status").stdout
     assert re.search(r"team\s+L1\s+0 B\s+25%", text) and re.search(r"team\s+L2\s+0 B\s+50%", text)
+
+
+def test_the_default_held_advice_follows_l1_capped_to_the_memory_limit(
+    shelf: Shelf, images: Images
+) -> None:
+    """l1_bytes above 75% of the memory limit is capped at start; the clients' default held
+    bytes were an eighth of the configured bytes (two workers could lease all of L1), and the
+    ready line named the uncapped L1. A reload that moves l1_bytes keeps the advice capped."""
+    Store(shelf.store).publish("ns", "logreg", images.bytes("logreg"))
+
+    def advised(daemon: Daemon) -> int:
+        client = daemon.client()
+        client.model("ns/logreg")  # connected: the daemon's advice taken
+        return int(client.held()["max_bytes"])
+
+    daemon = shelf.make(l1_bytes="64T", log_level="INFO")
+    budget = _l1(daemon)["budget"]
+    assert budget < 64 << 40
+    assert advised(daemon) == budget // 8
+    ready = next(line for line in daemon.logs().splitlines() if "ready:" in line)
+    assert f"L1 {budget} bytes" in ready and f"up to {budget // 8} bytes" in ready, ready
+    values = tomllib.loads(daemon.config_path.read_text())
+    write_config(daemon.config_path, {**values, "l1_bytes": "128T"})
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded:" in daemon.logs(), what="the reload")
+    assert advised(daemon) == budget // 8
+    given = shelf.make("b", l1_bytes="64T", client_held_bytes="1M")  # the operator's, as given
+    assert advised(given) == 1 << 20
