@@ -201,6 +201,64 @@ def _private_root(root: Path) -> None:
         )  # fmt: skip
 
 
+def _store_kwargs(
+    options: Mapping[str, Any], max_retries: int, retry_timeout: float
+) -> dict[str, Any]:
+    """obstore's ``from_url`` arguments: the retry policy, the store's config keys and the
+    HTTP client's options, both from ``options``."""
+    kwargs: dict[str, Any] = {
+        "retry_config": {
+            "max_retries": max_retries,
+            "retry_timeout": dt.timedelta(seconds=retry_timeout),
+            "backoff": {
+                "init_backoff": dt.timedelta(milliseconds=50),
+                "max_backoff": dt.timedelta(seconds=1),
+                "base": 2,
+            },
+        }
+    }
+    config = {k: v for k, v in options.items() if k not in _CLIENT_OPTIONS}
+    client = {k: v for k, v in options.items() if k in _CLIENT_OPTIONS}
+    if config:
+        kwargs["config"] = config
+    if client:
+        kwargs["client_options"] = client
+    return kwargs
+
+
+def check_options(
+    url: str, options: Mapping[str, Any], *, max_retries: int = 3, retry_timeout: float = 10.0
+) -> None:
+    """Raise StoreError if the store at ``url`` would not open with ``options`` (an unknown
+    key, a value of the wrong type, a missing account): obstore builds the store, which
+    contacts nothing. A file:// store takes none (obstore would ignore them) and is not
+    opened here: its directory may not exist yet."""
+    if urlparse(url).scheme == "file":
+        if options:
+            raise StoreError(
+                f"a file:// store takes no options, got {sorted(options)}: they are for "
+                "s3://, gs:// and az:// stores"
+            )
+        return
+    try:
+        from obstore.store import from_url
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the object store needs the 'store' extra (pip install 'modelshelf[store]'): {exc}"
+        ) from exc
+    kwargs = _store_kwargs(options, max_retries, retry_timeout)
+    try:
+        from_url(url, **kwargs)
+    except Exception as exc:  # obstore's, or a TypeError naming no key: find the key
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        for key, value in options.items():
+            try:
+                from_url(url, **_store_kwargs({key: value}, max_retries, retry_timeout))
+            except Exception:
+                raise StoreError(f"{key}: {first}") from None  # never the value: a secret
+        raise StoreError(f"{url}: {first}") from None
+
+
 class Store:
     """One object store, opened from a URL: ``file:///path``, ``s3://bucket/prefix``, ``gs://``,
     ``az://``. S3 endpoint, region and credentials come from the AWS_* environment variables or
@@ -232,23 +290,7 @@ class Store:
         self.url = url
         self.clock = clock  # wall clock of the change feed's keys (feed.py); tests skew it
         self._ob = obstore
-        kwargs: dict[str, Any] = {
-            "retry_config": {
-                "max_retries": max_retries,
-                "retry_timeout": dt.timedelta(seconds=retry_timeout),
-                "backoff": {
-                    "init_backoff": dt.timedelta(milliseconds=50),
-                    "max_backoff": dt.timedelta(seconds=1),
-                    "base": 2,
-                },
-            }
-        }
-        config = {k: v for k, v in (options or {}).items() if k not in _CLIENT_OPTIONS}
-        client = {k: v for k, v in (options or {}).items() if k in _CLIENT_OPTIONS}
-        if config:
-            kwargs["config"] = config
-        if client:
-            kwargs["client_options"] = client
+        kwargs = _store_kwargs(options or {}, max_retries, retry_timeout)
         self._root: Path | None = None  # a file:// store's directory: kept private
         if scheme == "file":
             self._root = Path(urlparse(url).path)

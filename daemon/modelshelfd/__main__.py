@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -43,6 +44,18 @@ def tame_malloc() -> bool:
     return True
 
 
+def _without_password(value: object) -> object:
+    """A URL's password (``http://user:pass@proxy``) as ``<hidden>``; anything else as is."""
+    if not isinstance(value, str) or "@" not in value:
+        return value
+    parts = urllib.parse.urlsplit(value)
+    if parts.password is None:
+        return value
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}:<hidden>@{host}" if parts.username else f"<hidden>@{host}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     tame_malloc()
     try:
@@ -54,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if build_parser().parse_args(argv).check_config:
         effective = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
         effective["store_options"] = {  # credentials are checked, never printed
-            k: "<hidden>" if _SECRET.search(k) else v for k, v in config.store_options.items()
+            k: "<hidden>" if _SECRET.search(k) else _without_password(v)
+            for k, v in config.store_options.items()
         }
         print(json.dumps(effective, indent=2, sort_keys=True, default=str))
         return 0

@@ -194,7 +194,7 @@ class Config:
 
 
 def _int(value: object) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, bool | float):  # a float would be cut to an integer silently
         raise ConfigError(f"expected an integer, got {value!r}")
     try:
         return int(value, 0) if isinstance(value, str) else int(value)  # type: ignore[call-overload]
@@ -256,9 +256,19 @@ _RULE_KEYS = {"uids", "gids", "l1_share", "l2_share"}
 
 
 def _namespaces(value: object) -> dict[str, dict[str, Any]]:
+    from modelshelf.errors import InvalidModelName
+    from modelshelf.names import check_part
+
     table = _json_or(value, dict)
     out: dict[str, dict[str, Any]] = {}
     for ns, rule in table.items():
+        if ns != "*":  # looked up by exact name: any other key would never match
+            try:
+                check_part(ns)
+            except InvalidModelName as exc:
+                raise ConfigError(
+                    f"{exc}: a key is one namespace, or '*' for every other one"
+                ) from None
         if not isinstance(rule, dict) or set(rule) - _RULE_KEYS:
             raise ConfigError(
                 f"namespaces.{ns}: expected {{uids = [...], gids = [...]}} with optional "
@@ -271,7 +281,10 @@ def _namespaces(value: object) -> dict[str, dict[str, Any]]:
                 raise ConfigError(
                     f"namespaces.{ns}.{k}: expected a list of ids like [1001], got {given!r}"
                 )
-            parsed[k] = tuple(_int(i) for i in given)
+            try:
+                parsed[k] = tuple(_id(i) for i in given)
+            except ConfigError as exc:
+                raise ConfigError(f"{ns}.{k}: {exc}") from exc
         for k in ("l1_share", "l2_share"):
             if k in rule:
                 try:
@@ -315,12 +328,22 @@ def _warm(value: object) -> tuple[str, ...]:
     return tuple(out)
 
 
+MAX_ID = (1 << 32) - 2  # uid_t and gid_t; -1 (2**32 - 1) means "no id" to the kernel
+
+
+def _id(value: object) -> int:
+    number = _int(value)
+    if not 0 <= number <= MAX_ID:
+        raise ConfigError(f"expected a user or group id in 0..{MAX_ID}, got {value!r}")
+    return number
+
+
 def _uids(value: object) -> tuple[int, ...]:
     if isinstance(value, str):
         value = [v for v in value.replace(",", " ").split() if v]
     if not isinstance(value, list | tuple):
         raise ConfigError(f"expected a list of uids, got {value!r}")
-    return tuple(_int(v) for v in value)
+    return tuple(_id(v) for v in value)
 
 
 def _bool(value: object) -> bool:
@@ -580,7 +603,7 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         )
     for name in (
         "max_connections", "max_connections_per_uid", "max_inflight_fetches",
-        "fetch_parallelism", "range_bytes", "client_held_models", "http_infer_queue",
+        "fetch_parallelism", "client_held_models", "http_infer_queue",
     ):  # fmt: skip
         if name in values and values[name] < 1:
             raise ConfigError(f"{name} must be at least 1, got {values[name]}")
@@ -592,7 +615,44 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         raise ConfigError(f"http_max_body must be 1K to 4G, got {values['http_max_body']} bytes")
     if "max_connections_per_uid" not in values:
         values["max_connections_per_uid"] = max(1, values.get("max_connections", 1024) // 4)
+    elif values["max_connections_per_uid"] > values.get("max_connections", 1024):
+        raise ConfigError(
+            f"max_connections_per_uid ({values['max_connections_per_uid']}) is above "
+            f"max_connections ({values.get('max_connections', 1024)}): lower it, or raise "
+            "max_connections"
+        )
+    if not MIN_RANGE <= values.get("range_bytes", MIN_RANGE) <= MAX_RANGE:
+        raise ConfigError(
+            f"range_bytes must be {MIN_RANGE >> 10}K to {MAX_RANGE >> 30}G (one store request "
+            f"per range), got {values['range_bytes']} bytes"
+        )
+    retries = values.get("store_max_retries", 3)
+    if not 0 <= retries <= MAX_RETRIES:
+        raise ConfigError(f"store_max_retries must be 0 to {MAX_RETRIES}, got {retries}")
+    _check_store_options(values)
     return Config(**values)
+
+
+MIN_RANGE, MAX_RANGE = 64 << 10, 1 << 30  # bytes of one ranged read of the store
+MAX_RETRIES = 100
+
+
+def _check_store_options(values: dict[str, Any]) -> None:
+    """``store_options`` as the daemon will open the store with them (unknown keys, values of
+    the wrong type), refused with the configuration; nothing is contacted or created."""
+    from modelshelf.errors import ShelfError
+    from modelshelf.store import check_options
+
+    options = values.get("store_options") or {}
+    try:
+        check_options(
+            values["store"],
+            options,
+            max_retries=values.get("store_max_retries", 3),
+            retry_timeout=values.get("store_retry_timeout", 10.0),
+        )
+    except ShelfError as exc:
+        raise ConfigError(f"store_options: {exc}") from None
 
 
 def _memory_limit() -> int:

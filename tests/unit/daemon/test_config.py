@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from modelshelfd.config import Config, ConfigError, load_config, parse_size
+from tests.integration.conftest import write_config
 
 
 def _file(tmp_path: Path, text: str) -> str:
@@ -247,15 +249,39 @@ def test_version_and_check_config(tmp_path) -> None:
     )
     good = run(
         "--check-config", "--l1-bytes", "64M", "--cache-dir", str(tmp_path),
-        MODELSHELF_STORE_OPTIONS='{"region": "eu", "aws_secret_access_key": "s3cr3t"}',
+        "--store", "s3://bucket/prefix",
+        MODELSHELF_STORE_OPTIONS=json.dumps(
+            {"region": "eu", "aws_access_key_id": "id", "aws_secret_access_key": "s3cr3t",
+             "proxy_url": "http://me:pr0xy@proxy:3128", "endpoint": "http://minio:9000"}
+        ),
     )  # fmt: skip
     assert good.returncode == 0, good.stderr
     effective = json.loads(good.stdout)
     assert effective["l1_bytes"] == 64 << 20 and effective["cache_dir"] == str(tmp_path)
-    assert effective["store_options"] == {"region": "eu", "aws_secret_access_key": "<hidden>"}
-    assert "s3cr3t" not in good.stdout
+    assert effective["store_options"] == {
+        "region": "eu",
+        "aws_access_key_id": "<hidden>",  # a key name that says so: hidden too
+        "aws_secret_access_key": "<hidden>",
+        "proxy_url": "http://me:<hidden>@proxy:3128",  # a password in a URL was printed
+        "endpoint": "http://minio:9000",
+    }
+    assert "s3cr3t" not in good.stdout and "pr0xy" not in good.stdout
     bad = run("--check-config", "--l1-bytes", "lots")
     assert bad.returncode == 2 and "l1_bytes: expected a size" in bad.stderr and not bad.stdout
+    # what the daemon's store would refuse at start is refused here, the key named, no value
+    for options, says in (
+        ({"endpont": "http://x"}, "endpont: Configuration key: 'endpont' is not valid"),
+        ({"region": 5}, "region: 'int' object is not an instance of 'str'"),
+    ):
+        bad = run(
+            "--check-config",
+            "--store",
+            "s3://bucket/p",
+            MODELSHELF_STORE_OPTIONS=json.dumps(options),
+        )
+        assert bad.returncode == 2 and says in bad.stderr, bad.stderr
+    bad = run("--check-config", MODELSHELF_STORE_OPTIONS='{"region": "eu"}')  # file://
+    assert bad.returncode == 2 and "a file:// store takes no options" in bad.stderr
 
 
 def test_http_inference_keys_and_their_defaults(tmp_path: Path) -> None:
@@ -318,3 +344,30 @@ def test_a_store_url_the_daemon_cannot_open_is_a_configuration_error(url: str, s
 def test_a_share_that_comes_to_nothing_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="l1_bytes comes to 0 bytes"):
         load_config(["--l1-bytes", "1e-12%"], {})
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({"store_max_retries": -1}, "store_max_retries must be 0 to 100"),
+        ({"range_bytes": "1"}, "range_bytes must be 64K to 1G"),
+        ({"namespaces": {"Acme": {"uids": [1]}}}, "invalid namespace 'Acme'"),
+        ({"namespaces": {"acme*": {"uids": [1]}}}, "invalid namespace 'acme*'"),
+        ({"namespaces": {"acme/churn": {"uids": [1]}}}, "a key is one namespace"),
+        ({"namespaces": {"acme": {"uids": [-5]}}}, "acme.uids: expected a user or group id"),
+        ({"namespaces": {"acme": {"gids": [1 << 32]}}}, "acme.gids: expected a user or group"),
+        ({"namespaces": {"acme": {"uids": [1.5]}}}, "expected an integer, got 1.5"),
+        ({"admin_uids": "-1"}, "expected a user or group id in 0..4294967294"),
+        ({"max_connections": 10, "max_connections_per_uid": 20}, "is above max_connections"),
+    ],
+)
+def test_settings_that_could_never_apply_are_refused(
+    tmp_path: Path, given: dict[str, Any], says: str
+) -> None:
+    """Accepted before: a namespace key that can never match (the table is looked up by exact
+    name), impossible ids, a float cut to an integer, a negative retry count (the store then
+    failed at start, exit 1, naming no key), one store request per byte."""
+    path = tmp_path / "c.toml"
+    write_config(path, {"cache_dir": str(tmp_path / "cache"), **given})
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_config(["--config", str(path)], {})
