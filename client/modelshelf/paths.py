@@ -34,7 +34,11 @@ def default_socket() -> str:
 
 
 def default_admin_socket() -> str:
-    return os.environ.get("MODELSHELF_ADMIN_SOCKET") or str(runtime_dir() / ADMIN_SOCKET_NAME)
+    """``MODELSHELF_ADMIN_SOCKET``, else ``admin.sock`` next to the client socket, as the
+    daemon places it (so a ``MODELSHELF_SOCKET`` that moves the daemon moves both)."""
+    return os.environ.get("MODELSHELF_ADMIN_SOCKET") or str(
+        Path(default_socket()).parent / ADMIN_SOCKET_NAME
+    )
 
 
 def default_cache_dir() -> Path:

@@ -121,7 +121,9 @@ def _audit(conn: Connection, op: object, message: Msg, reply: dict[str, Any]) ->
     else:
         outcome = f"refused [{reply['error']}]"
     level = logging.DEBUG if kind in READ_ONLY_OPS else logging.INFO
-    fields = {"op": kind, "model": repr(model)[:200], "uid": conn.uid, "pid": conn.pid}
+    # the field is the name as given (JSON and logfmt escape it); the sentence quotes it
+    shown = model[:200] if isinstance(model, str) else None if model is None else repr(model)[:200]
+    fields = {"op": kind, "model": shown, "uid": conn.uid, "pid": conn.pid}
     audit.log(
         level, "%s by uid %d (pid %d): %s", what, conn.uid, conn.pid, outcome,
         extra={**fields, "outcome": outcome},

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -78,6 +79,13 @@ def _status(exc: BaseException) -> tuple[int, str]:
     return 500, "internal"
 
 
+# /v2/models/acme/churn[/...]: a name spelled ns/name, as the client, CLI and X-Model spell it
+_SLASHED = re.compile(
+    r"/v2/models/(?P<ns>[a-z0-9][a-z0-9._-]*)/(?P<name>(?!(?:versions|ready|infer)(?:/|$))"
+    r"[a-z0-9][a-z0-9._-]*)(?P<rest>(?:/.*)?)"
+)
+
+
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -122,7 +130,14 @@ class OpenInference:
             self.state.metrics.refused.labels(
                 "not_found" if exc.status == 404 else "bad_request"
             ).inc()
-            return error(exc.status, f"{request.method} {request.path[:200]}: {exc.reason}")
+            hint = ""
+            slashed = _SLASHED.fullmatch(request.path)
+            if exc.status == 404 and slashed:  # the shelf's own spelling, ns/name
+                hint = (
+                    f"; a model is named namespace:name here ("
+                    f"/v2/models/{slashed['ns'][:64]}:{slashed['name'][:64]}{slashed['rest'][:64]})"
+                )
+            return error(exc.status, f"{request.method} {request.path[:200]}: {exc.reason}{hint}")
         except Exception as exc:
             response, outcome = self._refusal(request, exc)
             self.state.metrics.refused.labels(outcome).inc()
@@ -317,5 +332,5 @@ class OpenInference:
             peer = request.remote or "?"
             audit.info(
                 "http %s %r by %s: %s", op, name[:200], peer, outcome,
-                extra={"op": f"http_{op}", "model": repr(name)[:200], "outcome": outcome},
+                extra={"op": f"http_{op}", "model": name[:200], "peer": peer, "outcome": outcome},
             )  # fmt: skip

@@ -1,25 +1,29 @@
 """The daemon's log lines: plain text (the default), logfmt or JSON (``log_format``).
 
 Structured lines carry ``time``, ``level``, ``logger`` and ``message``, plus the fields a call
-passed in ``extra`` (the audit log's ``op``, ``model``, ``uid``, ``pid``, ``outcome``), so that
-a log pipeline can select admin actions by caller without parsing sentences.
+passed in ``extra`` (the audit log's ``op``, ``model``, ``uid``, ``pid``, ``peer``, ``outcome``),
+so that a log pipeline can select admin actions by caller or model without parsing sentences.
+``time`` is ISO 8601 in UTC with milliseconds.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
 from typing import Any
 
 TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-FIELDS = ("op", "model", "uid", "pid", "outcome")  # extra fields a record may carry
+FIELDS = ("op", "model", "uid", "pid", "peer", "outcome")  # extra fields a record may carry
 _BARE = re.compile(r"[A-Za-z0-9_.:/@+-]+")
 
 
 def _fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "time": formatter.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+        "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+            timespec="milliseconds"
+        ),
         "level": record.levelname,
         "logger": record.name,
         "message": record.getMessage(),

@@ -332,7 +332,9 @@ class Shelf:
         """Unlink the image's segment (L1) or remove its file (L2); its bytes stay counted
         while leases remain, and mappings stay valid. An L2 file still being written from a
         new segment is stopped and never added (``Fetcher.cancel_write``)."""
-        if self.tier(tier).evict(digest):
+        held = self.tier(tier)
+        if held.evict(digest):
+            held.evictions += 1  # counted as the budget's evictions are (operations.md)
             return True
         return tier is TierName.L2 and self.fetcher.cancel_write(digest)
 

@@ -103,6 +103,14 @@ def test_human_output_in_units(shelf: Shelf, images: Images) -> None:
     stats = cli(daemon, "stats").stdout
     fetched = next(line for line in stats.splitlines() if line.startswith("bytes_fetched"))
     assert fetched.endswith(f" {shown}")
+    # the counters that moved, as documented; 40-odd zeros were listed
+    assert not any(line.split()[-1] == "0" for line in stats.splitlines()[:-2]), stats
+    assert "other counters at 0; --json lists every counter" in stats
+    # `modelshelf evict` counts as the budget's evictions do (they stayed 0)
+    for tier in ("l1", "l2"):
+        assert "evicted=True" in cli(daemon, "evict", "ns/m", "--tier", tier).stdout
+    counters = as_json(cli(daemon, "stats", "--json"))["counters"]
+    assert counters["l1_evictions"] == 1 == counters["l2_evictions"]
 
 
 def test_publish_through_the_daemon_reports_its_upload(

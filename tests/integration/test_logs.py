@@ -21,7 +21,9 @@ def test_json_logs_carry_the_caller_of_admin_actions(shelf: Shelf, images: Image
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
     (action,) = [r for r in records if r["logger"] == "modelshelfd.audit" and r["op"] == "prefetch"]
     assert (action["uid"], action["pid"]) == (os.getuid(), os.getpid())
-    assert action["model"] == "'ns/lr'" and action["outcome"].startswith("ok")
+    # the name as given: a pipeline filters on model == "ns/lr" (it was "'ns/lr'")
+    assert action["model"] == "ns/lr" and action["outcome"].startswith("ok")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", action["time"])
 
 
 def test_logfmt_lines_are_key_value_pairs(shelf: Shelf) -> None:

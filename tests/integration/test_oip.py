@@ -539,6 +539,13 @@ def test_malformed_unknown_and_misnamed(server: Server) -> None:
     assert server.json("POST", "/v2/models/acme:iris/versions/9/infer", request)[0] == 404
     status, body = server.json("POST", "/v2/models/acme%2Firis/infer", request)
     assert status == 400 and "namespace:name" in body["error"]
+    # the shelf's own ns/name spelling: a bare "Not Found" before, now it says how to name it
+    for method, path in (("POST", "/v2/models/acme/iris/infer"), ("GET", "/v2/models/acme/iris")):
+        status, body = server.json(method, path, request if method == "POST" else None)
+        assert status == 404 and "named namespace:name here" in body["error"], body
+        assert path.replace("acme/iris", "acme:iris") in body["error"]
+    status, body = server.json("GET", "/v2/models/acme:iris/nothing")
+    assert status == 404 and "namespace:name" not in body["error"]
     status, body = server.json("GET", "/v2/no/such/route")
     assert status == 404 and set(body) == {"error"}
     status, body = server.json("DELETE", "/v2/models/acme:iris")

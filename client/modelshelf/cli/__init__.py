@@ -80,7 +80,8 @@ def _global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )  # fmt: skip
     group.add_argument(
         "--admin-socket", metavar="PATH", default=default(None),
-        help="the daemon's admin socket (default: $MODELSHELF_ADMIN_SOCKET or the runtime path)",
+        help="the daemon's admin socket (default: $MODELSHELF_ADMIN_SOCKET, else admin.sock "
+        "next to $MODELSHELF_SOCKET or the runtime path)",
     )  # fmt: skip
     group.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=default(None),

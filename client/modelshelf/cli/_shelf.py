@@ -93,8 +93,8 @@ def add_commands(sub: Any) -> None:
          "List the images this node holds: the versions that resolve to each, size, tiers, "
          "hits, last use, leases, pinned.", _ls),
         ("stats", "the daemon's counters: hits and misses per tier, fetches, evictions",
-         "Show the daemon's event counters that have moved (docs/operations.md, "
-         "\"Counters\").", _stats),
+         "Show the daemon's event counters that have moved; --json lists every one "
+         "(docs/operations.md, \"Counters\").", _stats),
     ):  # fmt: skip
         p = sub.add_parser(name, help=helptext, description=description)
         p.set_defaults(run=run)
@@ -112,7 +112,12 @@ def add_commands(sub: Any) -> None:
          "never assigned again."),
     ):  # fmt: skip
         p = sub.add_parser(name, help=helptext, description=description)
-        p.add_argument("model", metavar="NAME", help="ns/name[@version] (default: the latest)")
+        named = (
+            "ns/name@version, or ns/name for every version (with --yes)"
+            if name == "rm"
+            else "ns/name[@version] (default: the latest)"
+        )
+        p.add_argument("model", metavar="NAME", help=named)
         if name == "rm":
             p.add_argument(
                 "--yes", action="store_true",
@@ -507,8 +512,13 @@ def _stats(args: argparse.Namespace) -> int:
     if args.json:
         emit(r)
         return 0
-    for key, value in sorted(r["counters"].items()):
-        shown = size(value) if "bytes" in key else str(value)  # every other counter counts events
-        print(f"{key:<24} {shown}")
+    counters = r["counters"]
+    for key, value in sorted(counters.items()):
+        if value:  # the ones that moved; --json has every one
+            shown = size(value) if "bytes" in key else str(value)  # the rest count events
+            print(f"{key:<24} {shown}")
     print(f"{'generation':<24} {r['generation']}")
+    still = sum(1 for value in counters.values() if not value)
+    if still:
+        print(f"({still} other counters at 0; --json lists every counter)")
     return 0

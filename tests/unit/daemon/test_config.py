@@ -129,6 +129,9 @@ def test_default_paths_for_an_unprivileged_user(monkeypatch: pytest.MonkeyPatch)
     assert _paths.default_store_url() == "file:///home/u/.local/share/modelshelf/store"
     monkeypatch.setenv("MODELSHELF_SOCKET", "/x/s.sock")
     assert _paths.default_socket() == "/x/s.sock"
+    # next to it, as the daemon places it: the CLI looked in the runtime directory
+    assert _paths.default_admin_socket() == "/x/admin.sock"
+    assert load_config([], {"MODELSHELF_SOCKET": "/x/s.sock"}).admin_socket == "/x/admin.sock"
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.delenv("MODELSHELF_SOCKET")
     assert _paths.default_socket() == "/run/modelshelf/modelshelf.sock"
