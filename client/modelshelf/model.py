@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
-from .errors import InputTypeError, ManifestError
+from .errors import InputTypeError, ManifestError, UnsupportedModelError
 from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
@@ -61,7 +61,13 @@ def _bind(model: Model, executor: Executor, name: str) -> Callable[[Any], Any]:
     ready, width, allow_nan = model._ready, model._width, model._allow_nan
     frame = model._pandas_columns if name == "transform" else None
 
-    def method(X: Any) -> Any:
+    def method(X: Any, **options: Any) -> Any:
+        if options:  # scikit-learn's return_std, return_cov, routed params...
+            raise UnsupportedModelError(
+                f"{name}() of a compiled model takes X only, got {', '.join(sorted(options))}: "
+                f"the image holds what {name}(X) computes, nothing else; ask the original "
+                "estimator for the rest"
+            )
         arr = None if ready is None else ready(X, width, allow_nan)
         # Sparse results (text vectorizers) reach the caller as SciPy CSR when installed.
         out = publish(kernel(prepare(X) if arr is None else arr))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import NonFiniteInputError
 from ._base import Executor, Spec, method_set, register
 from ._math import expit, softmax
 
@@ -191,6 +192,7 @@ class NearestCentroid(Executor):
         self.classes_ = classes
         self.metric = metric
         self.nearest = nearest
+        self.defined = bool(np.isfinite(scale).all())  # NaN: fitted with one row per class
         if metric == "euclidean":
             self.methods = method_set(_CLASSIFIER_METHODS)
         else:
@@ -218,6 +220,13 @@ class NearestCentroid(Executor):
         )
 
     def scores(self, X: np.ndarray) -> np.ndarray:
+        if not self.defined:
+            raise NonFiniteInputError(
+                "this NearestCentroid's within-class deviations are not numbers (it was fitted "
+                "with one sample per class): its scores, probabilities and prior-weighted "
+                "predictions are undefined, and scikit-learn refuses them too (Input contains "
+                "NaN); predict() with uniform priors still answers"
+            )
         X = X / self.scale
         distances = _euclidean(X, self.scaled_centroids)
         distances **= 2

@@ -61,6 +61,7 @@ class Identity(Executor):
     """
 
     kind = "identity"
+    keeps_float32 = True
     methods = frozenset({"transform"})
 
     def __init__(self, n_features: int | None, allow_nan: bool) -> None:

@@ -69,6 +69,7 @@ class AdditiveChi2(Executor):
     """
 
     kind = "additive_chi2"
+    keeps_float32 = True
     methods = _TRANSFORM
 
     def __init__(self, n_features: int, steps: int, interval: float) -> None:

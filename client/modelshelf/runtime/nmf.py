@@ -64,6 +64,7 @@ class NMF(Executor):
     """W for X given ``components`` (k, n), by the fitted estimator's solver (see the module)."""
 
     kind = "nmf"
+    keeps_float32 = True  # MiniBatchNMF answers float32 (NMF refuses it in scikit-learn)
     methods = _TRANSFORM
 
     def __init__(

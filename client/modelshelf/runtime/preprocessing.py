@@ -141,6 +141,7 @@ class Normalizer(Executor):
     """Scale each row to unit l1, l2 or max norm; rows of (near) zero norm are left as they are."""
 
     kind = "normalizer"
+    keeps_float32 = True  # norms computed in the input's dtype, as row_norms does
     methods = _TRANSFORM
     accepts_sparse = True
 
@@ -181,6 +182,7 @@ class SimpleImputer(Executor):
     """
 
     kind = "simple_imputer"
+    keeps_float32 = True  # the fill values cast to the input's dtype
     methods = _TRANSFORM
 
     def __init__(

@@ -27,6 +27,7 @@ class FeatureSelection(Executor):
     """
 
     kind = "feature_selection"
+    keeps_float32 = True  # the kept columns, as they are
 
     def __init__(self, n_features: int, cols: np.ndarray, estimator: Executor | None) -> None:
         self.n_features = n_features

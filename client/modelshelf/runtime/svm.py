@@ -185,7 +185,13 @@ class SupportVectorMachine(Executor):
         return np.exp(out, out=out)
 
     def libsvm_decision(self, X: np.ndarray) -> np.ndarray:
-        """libsvm's decision values: one column per class pair (i < j), or one column."""
+        """libsvm's decision values: one column per class pair (i < j), or one column.
+        A kernel that overflows gives inf or NaN, as libsvm's C does, without numpy's
+        warnings."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._decision(X)
+
+    def _decision(self, X: np.ndarray) -> np.ndarray:
         K = self.kernel_values(X)
         if self.svm_type != "classifier":
             return (K @ self.dual_coef[0] + self.intercept[0]).reshape(-1, 1)
@@ -237,7 +243,10 @@ class SupportVectorMachine(Executor):
         for i in range(k):
             for j in range(i + 1, k):
                 prob = _sigmoid_predict(dec[:, p], self.prob_a[p], self.prob_b[p])  # type: ignore[index]
-                prob = np.minimum(np.maximum(prob, _MIN_PROB), 1 - _MIN_PROB)
+                # libsvm's min(max(p, m), 1 - m), its templates x > y ? x : y and x < y ? x : y:
+                # a NaN decision (an overflowing kernel) becomes m, not NaN
+                prob = np.where(prob > _MIN_PROB, prob, _MIN_PROB)
+                prob = np.where(prob < 1 - _MIN_PROB, prob, 1 - _MIN_PROB)
                 pairwise[:, i, j] = prob
                 pairwise[:, j, i] = 1 - prob
                 p += 1

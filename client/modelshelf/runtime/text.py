@@ -254,6 +254,7 @@ class TfidfTransformer(Executor):
     """``tf * idf`` then the row norm, on CSR counts (or a dense count matrix)."""
 
     kind = "tfidf_transformer"
+    keeps_float32 = True
     methods = frozenset({"transform"})
     accepts_sparse = True
 
