@@ -35,12 +35,15 @@ from modelshelf.store import Store
 from . import storage
 from .config import Config
 from .entry import Entry
-from .errors import Busy
+from .errors import OUT_OF_DESCRIPTORS, Busy, out_of_descriptors
 from .policy import Candidate, Policy
+from .ratelog import RateLimited
 from .storage import Disk
 from .tiers import Copy, PageCache, SharedMemory, Tier, TierFull, TierName, cost
 
 log = logging.getLogger("modelshelfd.shelf")
+# a full disk or shared memory fails every image alike: one line per kind per 10 s, counted
+_limited = RateLimited(log, interval=10.0)
 
 PRESSURE_INTERVAL = 0.1  # seconds between two pressure signals to the clients
 STORE_ATTEMPTS = 2  # reads of an image whose store copy fails validation, before refusing it
@@ -186,16 +189,23 @@ class Fetcher:
         log.warning("L2 copy of %s discarded: %s", entry.digest[:12], exc)
         self.l2.evict(entry.digest)
 
-    def _promote_later(self, entry: Entry, l2: Copy) -> None:
+    def _promote_later(
+        self, entry: Entry, l2: Copy, *, admit: bool = True
+    ) -> asyncio.Task[None] | None:
         """Start copying the L2 file into a new segment (reserved now) if the policy admits
-        the image and L1 can make room; at most one promotion per image at a time."""
+        the image (or ``admit`` is False: a pin asks for L1) and L1 can make room; at most one
+        promotion per image at a time. The promotion's task, if one runs."""
         digest = entry.digest
-        if digest in self.promotions or digest in self.l1.copies:
-            return
-        if len(self.promotions) >= self.config.max_inflight_fetches:
-            return  # bounded like fetches; a later request promotes it
-        if not (self._admit(entry) and self._try_reserve(self.l1, entry.size)):
-            return
+        if digest in self.promotions:
+            return self.promotions[digest]
+        if digest in self.l1.copies:
+            return None
+        if admit and len(self.promotions) >= self.config.max_inflight_fetches:
+            return None  # bounded like fetches; a later request promotes it
+        if admit and not self._admit(entry):
+            return None
+        if not self._try_reserve(self.l1, entry.size):
+            return None
         l2.busy = True  # read by the copy: not a victim meanwhile
         task = asyncio.get_running_loop().create_task(self._promote(entry, l2))
         self.promotions[digest] = task
@@ -207,6 +217,16 @@ class Fetcher:
                 log.error("promotion of %s failed: %s", digest[:12], exc)
 
         task.add_done_callback(done)
+        return task
+
+    async def to_l1(self, entry: Entry) -> None:
+        """Copy the image's verified L2 file into L1 whatever the admission policy says, if
+        L1 can make room (a pin: the operator asked for it), and wait for it."""
+        l2 = self.l2.copies.get(entry.digest)
+        if l2 is not None and l2.verified:
+            task = self._promote_later(entry, l2, admit=False)
+            if task is not None:
+                await asyncio.wait([task])
 
     async def _promote(self, entry: Entry, l2: Copy) -> None:
         """The background copy of ``_promote_later``, in the L1 room it reserved."""
@@ -253,7 +273,8 @@ class Fetcher:
             raise
         except OSError as exc:  # out of memory (ENOSPC, ENOMEM) or of descriptors (EMFILE)
             self.stats["shm_errors"] += 1
-            log.error(
+            _limited.log(
+                logging.ERROR, f"shm/{exc.errno}",
                 "cannot place image %s in shared memory (%s); serving it from local disk",
                 entry.digest[:12], exc,
             )  # fmt: skip
@@ -281,9 +302,20 @@ class Fetcher:
         admitted = self._admit(entry)
         if admitted and await self._store_to_l1(entry):
             return
+        disk_error: OSError | None = None
         for last in (False, True):
-            if await self._store_to_l2(entry):
-                return
+            try:
+                if await self._store_to_l2(entry):
+                    return
+            except OSError as exc:  # the cache disk (full, read-only, failing): L1 may still
+                if exc.errno in OUT_OF_DESCRIPTORS:
+                    raise out_of_descriptors(exc) from exc
+                disk_error = exc
+                self.stats["l2_write_errors"] += 1
+                _limited.log(
+                    logging.ERROR, f"l2-write/{exc.errno}", "L2 write of %s failed: %s",
+                    entry.digest[:12], exc,
+                )  # fmt: skip
             # L1 after all if the policy kept the image out; after the promotions in flight
             # (which held room in L1) are done, whatever the policy said
             if (not admitted or last) and await self._store_to_l1(entry):
@@ -293,6 +325,13 @@ class Fetcher:
             if last or not background:
                 break
             await asyncio.wait(background)
+        if disk_error is not None:
+            raise Busy(
+                f"image {entry.digest[:12]} of {entry.size} bytes cannot be written to the cache "
+                f"disk ({disk_error.strerror or disk_error}) and shared memory cannot take it "
+                f"(L1 {self.l1.used} of {self.l1.budget} bytes, {self.l1.leased_bytes()} "
+                "leased); retry later; operators: free space under cache_dir or lower l2_bytes"
+            )
         raise self._refuse(entry)
 
     async def _store_to_l2(self, entry: Entry) -> bool:
@@ -349,7 +388,10 @@ class Fetcher:
             mapped = storage.Segment(copy.name, digest, copy.fd, copy.size).map()
         except OSError as exc:  # out of memory: as a failed write, L2 misses this one
             self.stats["l2_write_errors"] += 1
-            log.error("L2 write of %s failed, serving from L1 only: %s", digest[:12], exc)
+            _limited.log(
+                logging.ERROR, f"l2-write/{exc.errno}",
+                "L2 write of %s failed, serving from L1 only: %s", digest[:12], exc,
+            )  # fmt: skip
             return None
         if not self._try_reserve(self.l2, entry.size, signal=False):
             self.stats["l2_skipped"] += 1
@@ -378,7 +420,9 @@ class Fetcher:
             if not mapped.closed:  # cancelled before its thread ran (which unmaps it)
                 mapped.close()
             if not task.cancelled() and (exc := task.exception()) is not None:
-                log.error("L2 write of %s failed: %s", digest[:12], exc)
+                _limited.log(
+                    logging.ERROR, "l2-write", "L2 write of %s failed: %s", digest[:12], exc
+                )
 
         task.add_done_callback(done)
         return task
@@ -403,7 +447,7 @@ class Fetcher:
         except TierFull as full:
             self.stats[f"{tier.name}_full"] += 1
             if full.leased and signal:
-                self._pressure()
+                self.signal_pressure()
             return False
         return True
 
@@ -423,7 +467,7 @@ class Fetcher:
             if granted and not room.used:
                 tier.unreserve(size)
 
-    def _pressure(self) -> None:
+    def signal_pressure(self) -> None:
         """Ask clients to trim idle held models (at most every PRESSURE_INTERVAL seconds)."""
         now = self.clock()
         if now - self._last_pressure >= PRESSURE_INTERVAL:
@@ -534,7 +578,10 @@ class Fetcher:
             except OSError as exc:
                 self.stats["l2_write_errors"] += 1
                 # the image is verified and in L1: serve it anyway, L2 just misses this one
-                log.error("L2 write of %s failed, serving from L1 only: %s", digest[:12], exc)
+                _limited.log(
+                    logging.ERROR, f"l2-write/{exc.errno}",
+                    "L2 write of %s failed, serving from L1 only: %s", digest[:12], exc,
+                )  # fmt: skip
                 return
             if digest in self._unwanted:  # evicted (admin) after the write's last chunk
                 await asyncio.to_thread(self.disk.remove, digest)

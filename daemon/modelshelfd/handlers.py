@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import errno
 import json
 import logging
 import os
@@ -33,12 +32,11 @@ from modelshelf.store import RefInfo
 from . import aiowire
 from .aiowire import Reader
 from .connection import Connection
-from .errors import BadRequest, Busy
+from .errors import OUT_OF_DESCRIPTORS, BadRequest, out_of_descriptors
 from .ratelog import RateLimited
 from .state import ServerState
 from .tiers import Copy, TierName
 
-OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 log = logging.getLogger("modelshelfd.handlers")
 
 MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
@@ -76,10 +74,7 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
     except Exception as exc:
         out = []
         if isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS:
-            exc = Busy(
-                f"the daemon is out of file descriptors ({exc.strerror}); retry later; operators: "
-                "raise its LimitNOFILE (ulimit -n) or lower max_connections"
-            )
+            exc = out_of_descriptors(exc)
         code = exc.code if isinstance(exc, ModelshelfError) else "internal"
         text = str(exc) or type(exc).__name__
         state.shelf.stats[f"refused_{code}"] += 1
@@ -485,6 +480,8 @@ async def _pin(state: ServerState, conn: Connection, message: Msg, fds: list[int
     info = await state.catalog.resolve(_ref(message))
     found = await state.shelf.ensure(info)
     await state.shelf.settle(info.digest)  # a promotion into L1 may still be running
+    # a large image on its first use stays out of L1 by the admission rule: a pin asks for it
+    await state.shelf.to_l1(info.digest)
     state.shelf.pin(info.digest, True)
     return _placed(state, info, found), []
 

@@ -144,7 +144,12 @@ class _ShelfCollector(Collector):
             ("pressure", self.state.board.pressure, "Pressure signals raised to clients"),
             ("inflight_fetches", described["inflight_fetches"], "Fetches in progress"),
             ("connections", len(self.state.connections), "Open connections"),
-            ("generation", self.state.catalog.generation, "Catalog generation"),
+            # a random 63-bit start moving by 1: a float keeps 53 bits, so the low ones
+            (
+                "generation",
+                self.state.catalog.generation % (1 << 53),
+                "Catalog generation (modulo 2**53): changes on every publish and removal",
+            ),
             ("store_reachable", int(self.state.catalog.reachable), "1 while the store answers"),
             (
                 "l1_oldest_seconds",

@@ -43,6 +43,7 @@ from . import aiowire, handlers, machine, pressure, systemd
 from .catalog import Catalog
 from .config import DERIVED, Config, ConfigError, config_from_sources, config_sources
 from .connection import Connection, peer_groups
+from .errors import OUT_OF_DESCRIPTORS
 from .follow import Follower
 from .pressure import MemoryWatch
 from .ratelog import RateLimited
@@ -82,6 +83,9 @@ class Server:
         self._in_progress = 0  # requests being handled, on every connection
         self._quiet = asyncio.Event()  # set while none is
         self._quiet.set()
+        # a descriptor held in reserve for the admin socket: out of descriptors (EMFILE), it is
+        # let go to accept one operator's connection, so that status still answers
+        self._spare = -1
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -148,6 +152,7 @@ class Server:
             self._listeners.append(listener)
             self._bound.append(path)
             self._spawn(self._accept(listener, kind))
+        self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         if cfg.http:
             from .http import HttpEndpoint
 
@@ -246,12 +251,11 @@ class Server:
         limit = self.config.max_connections if kind == "client" else MAX_ADMIN_CONNECTIONS
         per_uid = self.config.max_connections_per_uid
         while True:
-            try:
-                sock, _ = await loop.sock_accept(listener)
-            except OSError as exc:  # EMFILE and friends: back off instead of spinning
-                log.error("accept on the %s socket failed: %s", kind, exc)
-                await asyncio.sleep(0.1)
+            accepted = await self._accept_one(loop, listener, kind)
+            if accepted is None:
+                await asyncio.sleep(0.1)  # EMFILE and friends: back off instead of spinning
                 continue
+            sock = accepted
             # sock_accept returns at once while connections are queued: without a turn of the
             # loop here, a flood of connections would starve every connection already accepted
             await asyncio.sleep(0)
@@ -295,6 +299,25 @@ class Server:
             if kind == "client":
                 self._per_uid[uid] += 1
             self._spawn(self._serve(conn))
+
+    async def _accept_one(
+        self, loop: asyncio.AbstractEventLoop, listener: socket.socket, kind: str
+    ) -> socket.socket | None:
+        """The next connection, or None when accept fails (logged at a bounded rate). Out of
+        descriptors, the admin socket lets go of its reserve to take one operator's connection
+        (taken back when an admin connection ends): status answers on a node at its limit."""
+        try:
+            return (await loop.sock_accept(listener))[0]
+        except OSError as exc:
+            if kind == "admin" and exc.errno in OUT_OF_DESCRIPTORS and self._spare >= 0:
+                os.close(self._spare)
+                self._spare = -1
+                with contextlib.suppress(OSError):
+                    return (await loop.sock_accept(listener))[0]
+            _refusals.log(
+                logging.ERROR, f"accept/{kind}", "accept on the %s socket failed: %s", kind, exc
+            )
+            return None
 
     async def _next_request(self, conn: Connection, reader: aiowire.Reader) -> aiowire.Message:
         """The connection's next request. A client connection that holds no lease and sends
@@ -424,6 +447,9 @@ class Server:
             conn.sock.close()
             state.connections.discard(conn)
             self._open[conn.kind] -= 1
+            if conn.kind == "admin" and self._spare < 0:  # the reserve, given to an operator
+                with contextlib.suppress(OSError):
+                    self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             if conn.kind == "client":
                 self._per_uid[conn.uid] -= 1
                 if not self._per_uid[conn.uid]:
@@ -503,6 +529,8 @@ async def _watch_memory(watch: MemoryWatch) -> None:
     while True:
         try:
             watch.tick()
+        except OSError as exc:  # /proc unreadable now (out of descriptors): a line, no trace
+            _refusals.log(logging.WARNING, "memory-watch", "memory watch cannot read: %s", exc)
         except Exception:  # a reading gone wrong must not end the watch
             log.exception("memory watch")
         await asyncio.sleep(pressure.INTERVAL)

@@ -27,7 +27,7 @@ from modelshelf.store import RefInfo, Store
 from . import storage
 from .config import Config
 from .entry import Entry, State
-from .errors import Busy
+from .errors import OUT_OF_DESCRIPTORS, Busy, out_of_descriptors
 from .fetch import Fetcher
 from .policy import CostAwarePolicy, LRUPolicy, Policy
 from .quota import Quotas
@@ -177,6 +177,9 @@ class Shelf:
                     await self.fetcher.copy_down(ref.digest)
                     copy = self._lease(ref.digest, ref.namespace)
                     if copy is None:
+                        # the namespace's clients hold the share: ask them to let go of their
+                        # idle models, as a tier full of leases does (else it stays full)
+                        self.fetcher.signal_pressure()
                         raise self._over_shares(ref)
             if copy is not None:
                 self.quotas.take(ref.namespace, copy)
@@ -235,7 +238,10 @@ class Shelf:
             return None
         try:
             copy = self.l2.lease(digest)
-        except OSError as exc:  # removed or unreadable behind our back: fetch it again
+        except OSError as exc:
+            if exc.errno in OUT_OF_DESCRIPTORS:  # the daemon's limit, not the copy's fault
+                raise out_of_descriptors(exc) from exc
+            # removed or unreadable behind our back: fetch it again
             log.warning("L2 copy of %s cannot be opened, discarded: %s", digest[:12], exc)
             self.l2.evict(digest)
             return None
@@ -337,6 +343,12 @@ class Shelf:
             held.evictions += 1  # counted as the budget's evictions are (operations.md)
             return True
         return tier is TierName.L2 and self.fetcher.cancel_write(digest)
+
+    async def to_l1(self, digest: str) -> None:
+        """Into L1 from the page cache, past the admission policy (``pin``)."""
+        entry = self.entries.get(digest)
+        if entry is not None and digest not in self.l1.copies:
+            await self.fetcher.to_l1(entry)
 
     def pin(self, digest: str, pinned: bool) -> None:
         copy = self.l1.copies.get(digest)

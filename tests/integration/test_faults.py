@@ -20,7 +20,7 @@ import pytest
 import modelshelf
 from modelshelf import wire as _wire
 from modelshelf.client import Client
-from modelshelf.errors import AccessDenied, InvalidModelName, ShelfError, StoreError
+from modelshelf.errors import AccessDenied, InvalidModelName, ShelfBusy, ShelfError, StoreError
 from modelshelf.store import Store
 
 from .conftest import Images, Shelf, raw_connect, run_client, wait_for
@@ -96,6 +96,32 @@ def test_disk_tier_full(small_disk: Path, shelf: Shelf, images: Images) -> None:
     wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 write to end")
     assert len(list((small_disk / "cache" / "images").iterdir())) == 1
     assert "L2 write of" in daemon.logs()
+
+
+def test_a_full_cache_disk_refuses_what_only_it_could_hold_as_busy(
+    small_disk: Path, shelf: Shelf, images: Images
+) -> None:
+    """An image larger than L1 goes straight to an L2 file: on a full disk that was an
+    ``internal`` error with a bare errno and a traceback; now ``busy`` naming the disk, counted
+    in l2_write_errors, logged once per kind every 10 s. An image L1 can take still goes there
+    on its first use, whatever the admission rule said (it had failed the same way)."""
+    store = Store(shelf.store)
+    store.publish("ns", "big", images.bytes("blob4m"))
+    store.publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(cache_dir=str(small_disk / "cache"), l1_bytes="2M")
+    filler = small_disk / "filler"
+    with contextlib.suppress(OSError), open(filler, "wb") as fh:
+        while True:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+    client = daemon.client()
+    for _ in range(3):
+        with pytest.raises(ShelfBusy, match="cannot be written to the cache disk"):
+            client.tensors("ns/big")
+    assert client.model("ns/lr").predict(images.X).shape == (len(images.X),)
+    counters = daemon.stats()
+    assert counters.get("refused_internal", 0) == 0 and counters["l2_write_errors"] >= 3
+    assert daemon.logs().count("L2 write of") == 1 and "Traceback" not in daemon.logs()
 
 
 def _frame(body: bytes) -> bytes:
@@ -384,6 +410,44 @@ def test_a_low_descriptor_limit_bounds_l1_and_every_model_is_served(
     assert daemon.proc is not None
     assert len(os.listdir(f"/proc/{daemon.proc.pid}/fd")) < 96
     client.close()
+
+
+def test_out_of_descriptors_is_busy_loses_nothing_and_status_still_answers(
+    shelf: Shelf, images: Images
+) -> None:
+    """A client holding more page-cache models than the daemon has descriptors for: each
+    request over the limit is ``busy`` saying so. Before, the daemon deleted the valid L2
+    files it could not open (EMFILE taken for a damaged file), refused the rest as a store
+    outage, logged a traceback a second, and its admin socket stopped answering."""
+    store = Store(shelf.store)
+    for i in range(140):
+        store.publish("ns", f"t{i}", modelshelf.compile_tensors({"w": np.full(64, float(i))}))
+    daemon = shelf.make(preexec=_descriptors(96))
+    client = Client(daemon.socket, max_held_models=256)
+    for i in range(140):  # every image onto the node (L1 keeps 16 of them)
+        client.tensors(f"ns/t{i}")
+        client.release(f"ns/t{i}")
+    wait_for(lambda: daemon.admin("status")["l2"]["count"] == 140, what="every L2 file")
+    held, refused = [], []
+    for i in range(140):
+        try:
+            held.append(client.tensors(f"ns/t{i}"))
+        except ShelfBusy as exc:
+            refused.append(str(exc))
+    assert refused and held  # the limit is met, and what fits is served
+    assert all("out of file descriptors" in text for text in refused), refused[:3]
+    status = daemon.admin("status")  # the operator gets in, through the reserve
+    assert status["l2"]["count"] == 140 and status["store_reachable"]
+    counters = daemon.stats()
+    assert counters.get("refused_store_unavailable", 0) == 0
+    assert counters["refused_busy"] == len(refused)
+    assert "discarded" not in daemon.logs() and "Traceback" not in daemon.logs()
+    del held
+    client.close()
+    fresh = Client(daemon.socket, max_held_models=2)  # the descriptors are back: all served
+    for i in range(140):
+        np.testing.assert_array_equal(fresh.tensors(f"ns/t{i}")["w"], np.full(64, float(i)))
+    fresh.close()
 
 
 def test_hostile_release_lists_are_bounded_and_never_release_what_is_not_theirs(

@@ -16,13 +16,17 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+import modelshelf
+from modelshelf.client import Client
 from modelshelf.errors import ShelfBusy, ShelfError
 from modelshelf.store import Store
 
@@ -389,3 +393,64 @@ def test_the_default_held_advice_follows_l1_capped_to_the_memory_limit(
     assert advised(daemon) == budget // 8
     given = shelf.make("b", l1_bytes="64T", client_held_bytes="1M")  # the operator's, as given
     assert advised(given) == 1 << 20
+
+
+def test_a_namespace_at_its_share_asks_its_clients_to_let_go(shelf: Shelf) -> None:
+    """Refused at its share, a namespace's clients were never signalled (pressure_signals
+    stayed 0): they kept their idle models, and every later request was refused. As a tier full
+    of leases does, the refusal raises the pressure: after a second idle, the next is served."""
+    store = Store(shelf.store)
+    for i in range(20):
+        store.publish("ns", f"t{i}", modelshelf.compile_tensors({"w": np.full(7000, float(i))}))
+    rule = {"uids": [0], "l1_share": 0.25, "l2_share": 0.25}
+    daemon = shelf.make(l1_bytes="1M", l2_bytes="1M", namespaces={"ns": rule})
+    client = Client(daemon.socket, max_held_bytes=16 << 20)
+    refused_at = None
+    for i in range(20):
+        try:
+            client.tensors(f"ns/t{i}")
+        except ShelfBusy as exc:
+            assert "holds its share" in str(exc)
+            refused_at = i
+            break
+    assert refused_at is not None
+    assert daemon.stats()["pressure_signals"] >= 1
+    time.sleep(1.5)  # the held models are idle for more than a second: dropped at the next call
+    for i in range(refused_at, refused_at + 3):
+        client.tensors(f"ns/t{i}")
+    client.close()
+
+
+def test_a_pin_places_a_large_image_the_admission_rule_kept_out(shelf: Shelf) -> None:
+    """An image over a tenth of L1 on its first use is served from the page cache (the
+    admission rule); a pin of it was refused "not in L1 (it did not fit)" until asked twice."""
+    store = Store(shelf.store)
+    for i in range(8):
+        store.publish("ns", f"s{i}", modelshelf.compile_tensors({"w": np.full(4000, float(i))}))
+    store.publish("ns", "big", modelshelf.compile_tensors({"w": np.zeros(6000)}))
+    daemon = shelf.make(l1_bytes="256K", policy="cost")
+    client = Client(daemon.socket, max_held_models=1)
+    for i in range(8):
+        client.tensors(f"ns/s{i}")  # L1 full of images nobody holds
+    client.close()
+    reply = daemon.admin("pin", model="ns/big")
+    assert "l1" in reply["tiers"], reply
+    (row,) = [r for r in daemon.admin("ls")["models"] if r["models"][0] == "ns/big@1"]
+    assert row["pinned"]
+
+
+def test_the_generation_gauge_moves_with_the_catalog(shelf: Shelf, images: Images) -> None:
+    """The catalog generation starts at a random 63-bit number: as a float, /metrics lost
+    its low bits and the gauge never moved on a publish."""
+    port = _free_port()
+    daemon = shelf.make(http=f"127.0.0.1:{port}", ref_poll_seconds=0.1)
+
+    def gauge() -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+            text = r.read().decode()
+        return float(re.search(r"^modelshelf_generation (\S+)$", text, re.M)[1])  # type: ignore[index]
+
+    before = gauge()
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    wait_for(lambda: gauge() != before, what="the gauge to move")
+    assert gauge() == daemon.admin("status")["generation"] % (1 << 53)
