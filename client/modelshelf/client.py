@@ -24,7 +24,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import re
 import select
 import socket as _socket
 import threading
@@ -39,6 +38,7 @@ import numpy as np
 from . import paths as _paths
 from . import trust as _trust
 from . import wire as _wire
+from ._size import FORM, parse_size
 from ._version import __version__
 from .board import PRESSURE_AT, BoardView
 from .errors import (
@@ -80,7 +80,6 @@ FLUSH_DELAY = 0.05  # seconds the flusher waits for the application's next reque
 WATCH_INTERVAL = 1.0  # seconds between the flusher's looks at the connection (Client._watch)
 # the daemon closed its end, or the connection broke (POLLRDHUP: Linux's peer shutdown)
 _GONE = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
-_SIZE = re.compile(r"\s*(\d+)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 
 
 class _Lease:
@@ -633,15 +632,19 @@ def _count(value: object) -> bool:
 
 
 def _env_size(name: str, *, suffixes: bool = True) -> int | None:
-    """``MODELSHELF_MAX_HELD_BYTES=268435456`` or ``256M``; unset or empty: None."""
+    """``MODELSHELF_MAX_HELD_BYTES=268435456``, ``256M`` or ``1.5G``, as the daemon reads its
+    sizes (``modelshelf._size``); unset or empty: None."""
     raw = os.environ.get(name, "")
     if not raw:
         return None
-    m = _SIZE.fullmatch(raw)
-    if m is None or (not suffixes and not raw.strip().isdigit()):
-        form = "a size like 268435456, '256M' or '1G'" if suffixes else "an integer like 256"
-        raise ValueError(f"{name} must be {form}, got {raw!r}")
-    return int(m[1]) * 1024 ** "_kmgt".index(m[2].lower() or "_")
+    if not suffixes:
+        if not raw.strip().isdigit():
+            raise ValueError(f"{name} must be an integer like 256, got {raw!r}")
+        return int(raw)
+    try:
+        return parse_size(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be {FORM}: {exc}") from None
 
 
 def _flush_forever(client_ref: weakref.ref[Client], releases: _Releases) -> None:

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelshelf import __version__
+from modelshelf import __version__, _size
 from modelshelf import paths as _paths
 from modelshelf.feed import OVERLAP_MS
 
 _GIB = 1 << 30
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.IGNORECASE)
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -35,21 +34,12 @@ class ConfigError(ValueError):
 
 
 def parse_size(value: object) -> int:
-    """``4096``, ``"512M"``, ``"8G"``, ``"1.5GiB"`` -> bytes. A fraction of a byte (``"1.5"``)
-    is an error, not a rounding."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        size = value
-    elif isinstance(value, str) and (m := _SIZE.fullmatch(value)):
-        power = "_kmgt".index(m[2].lower() or "_")
-        exact = float(m[1]) * 1024**power
-        if exact != int(exact):
-            raise ConfigError(f"expected a whole number of bytes, got {value!r}")
-        size = int(exact)
-    else:
-        raise ConfigError(f"expected a size like 4096, '512M' or '8G', got {value!r}")
-    if size < 0:
-        raise ConfigError(f"size must be non-negative, got {value!r}")
-    return size
+    """``4096``, ``"512M"``, ``"8G"``, ``"1.5GiB"`` -> bytes (``modelshelf._size``, which the
+    client's MODELSHELF_MAX_HELD_BYTES shares). A fraction of a byte is an error."""
+    try:
+        return _size.parse_size(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)

@@ -358,6 +358,16 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TMP_NAME = re.compile(r"[0-9a-f]{64}\.(\d+\.[0-9a-f]{8}|[0-9a-f]{8}\.evicted)")
 
 
+def _remove_stray(path: Path) -> int:
+    """Remove a file the daemon left (1); a directory is never the daemon's: left alone, said
+    once (0). A directory there stopped the start with a bare IsADirectoryError."""
+    if path.is_dir() and not path.is_symlink():
+        log.warning("%s is a directory the daemon did not make: left alone (remove it)", path)
+        return 0
+    path.unlink(missing_ok=True)
+    return 1
+
+
 class Disk:
     """L2: ``cache_dir/images/<digest>`` files, written to ``cache_dir/tmp`` then renamed.
 
@@ -424,15 +434,13 @@ class Disk:
             raise ForeignDirectory(f"cache_dir {self.root} lost its {CACHE_MARKER} marker")
         removed = 0
         for stray in self.tmp.iterdir():
-            stray.unlink(missing_ok=True)
-            removed += 1
+            removed += _remove_stray(stray)
         found: dict[str, int] = {}
         for f in self.images.iterdir():
             if len(f.name) == 64 and all(c in "0123456789abcdef" for c in f.name) and f.is_file():
                 found[f.name] = f.stat().st_size
             else:
-                f.unlink(missing_ok=True)
-                removed += 1
+                removed += _remove_stray(f)
         return found, removed
 
     def write(self, digest: str, data: memoryview, abort: threading.Event | None = None) -> None:

@@ -145,7 +145,7 @@ def test_held_budgets_come_from_the_caller_the_environment_or_the_daemon(
     [
         ("MODELSHELF_MAX_HELD_BYTES", "lots"),
         ("MODELSHELF_MAX_HELD_BYTES", "-5"),
-        ("MODELSHELF_MAX_HELD_BYTES", "1.5G"),
+        ("MODELSHELF_MAX_HELD_BYTES", "1.5"),  # a fraction of a byte
         ("MODELSHELF_MAX_HELD_MODELS", "10k"),
         ("MODELSHELF_MAX_HELD_MODELS", "10b"),
     ],
@@ -156,6 +156,12 @@ def test_a_malformed_budget_in_the_environment_names_it(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValueError, match=rf"{variable} must be .* got '{re.escape(value)}'"):
         Client("/nonexistent.sock")
+
+
+def test_the_environment_takes_sizes_as_the_daemon_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "1.5G" was refused by the client and accepted by the daemon's configuration."""
+    monkeypatch.setenv("MODELSHELF_MAX_HELD_BYTES", "1.5G")
+    assert Client("/nonexistent.sock").max_held_bytes == 3 << 29
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "1G", True])

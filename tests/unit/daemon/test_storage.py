@@ -317,6 +317,21 @@ def test_a_foreign_cache_dir_is_refused_and_left_alone(tmp_path: Path, layout: s
     assert (root / layout).read_text() == "precious\n"
 
 
+def test_a_directory_among_the_daemons_files_is_left_alone(tmp_path: Path) -> None:
+    """Someone's directory under tmp/ or images/ stopped the start with a bare
+    IsADirectoryError; it is not the daemon's to delete: left, said, the rest scanned."""
+    disk = storage.Disk(str(tmp_path / "cache"))
+    digest = "cd" * 32
+    (disk.images / digest).write_bytes(b"xy")
+    (disk.tmp / "someones").mkdir()
+    (disk.tmp / "someones" / "notes").write_text("precious\n")
+    (disk.images / "a-dir").mkdir()
+    (disk.tmp / "stray").write_text("x")
+    assert disk.scan() == ({digest: 2}, 1)
+    assert (disk.tmp / "someones" / "notes").read_text() == "precious\n"
+    assert (disk.images / "a-dir").is_dir()
+
+
 def test_scan_deletes_nothing_without_the_marker(tmp_path: Path) -> None:
     disk = storage.Disk(str(tmp_path / "cache"))
     (disk.images / "stray").write_text("x")
