@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputShapeError
+from ..errors import InputShapeError, ManifestError
 
 # Densifying more than this many cells at once for a kernel that needs dense input is done in
 # row chunks instead (1000 documents x 300k terms would otherwise be 2.4 GB of float64).
@@ -117,8 +117,11 @@ class CSRMatrix:
         """``self @ W`` for a dense 1-D or 2-D ``W``: a dense result, as SciPy gives."""
         W = np.asarray(other)
         if W.ndim not in (1, 2) or W.shape[0] != self.shape[1]:
-            raise InputShapeError(
-                f"cannot multiply a {self.shape} sparse matrix by an array of shape {W.shape}"
+            # sparse rows come from a step of the model (callers' scipy matrices are read
+            # dense): the image's steps disagree, not the caller's input
+            raise ManifestError(
+                f"weights take {W.shape[0] if W.ndim else 0} inputs, the model's sparse rows "
+                f"give them {self.shape[1]}"
             )
         dtype = np.result_type(self.data.dtype, W.dtype)
         data = self.data.astype(dtype, copy=False)

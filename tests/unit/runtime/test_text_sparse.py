@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from modelshelf.errors import InputShapeError
+from modelshelf.errors import InputShapeError, ManifestError
 from modelshelf.runtime._sparse import CSRMatrix, dense_chunks, from_dense, publish, to_dense
 
 
@@ -59,7 +59,9 @@ def test_matmul_with_transposed_readonly_weights() -> None:
 
 
 def test_matmul_rejects_wrong_width() -> None:
-    with pytest.raises(InputShapeError, match="cannot multiply"):
+    """Sparse rows come from a step of the model: a width the next step's weights do not take
+    is the image's fault (it blamed the caller's input)."""
+    with pytest.raises(ManifestError, match="weights take 5 inputs, the model's sparse rows"):
         from_dense(_random()) @ np.ones(5)
 
 
