@@ -38,7 +38,6 @@ import numpy as np
 from . import paths as _paths
 from . import trust as _trust
 from . import wire as _wire
-from ._size import FORM, parse_size
 from ._version import __version__
 from .board import PRESSURE_AT, BoardView
 from .errors import (
@@ -54,6 +53,7 @@ from .image import MAX_IMAGE_SIZE, Image
 from .image._reader import map_readonly
 from .model import Model
 from .names import parse_ref
+from .sizes import FORM, parse_size
 
 __all__ = ["Client"]
 
@@ -633,7 +633,7 @@ def _count(value: object) -> bool:
 
 def _env_size(name: str, *, suffixes: bool = True) -> int | None:
     """``MODELSHELF_MAX_HELD_BYTES=268435456``, ``256M`` or ``1.5G``, as the daemon reads its
-    sizes (``modelshelf._size``); unset or empty: None."""
+    sizes (``modelshelf.sizes``); unset or empty: None."""
     raw = os.environ.get(name, "")
     if not raw:
         return None

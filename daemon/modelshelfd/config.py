@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelshelf import __version__, _size
+from modelshelf import __version__, sizes
 from modelshelf import paths as _paths
 from modelshelf.feed import OVERLAP_MS
 
@@ -34,10 +34,10 @@ class ConfigError(ValueError):
 
 
 def parse_size(value: object) -> int:
-    """``4096``, ``"512M"``, ``"8G"``, ``"1.5GiB"`` -> bytes (``modelshelf._size``, which the
+    """``4096``, ``"512M"``, ``"8G"``, ``"1.5GiB"`` -> bytes (``modelshelf.sizes``, which the
     client's MODELSHELF_MAX_HELD_BYTES shares). A fraction of a byte is an error."""
     try:
-        return _size.parse_size(value)
+        return sizes.parse_size(value)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

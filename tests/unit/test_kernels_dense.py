@@ -461,7 +461,7 @@ def _counting_sparse(executor: Any) -> list[bool]:
 def test_sparse_rows_it_does_not_take_go_to_numpy() -> None:
     """Out-of-range indices or offsets, other dtypes, another width: None from the kernel, and
     the numpy path answers (or refuses) as it would alone."""
-    from modelshelf.errors import InputShapeError
+    from modelshelf.errors import ManifestError
     from modelshelf.runtime._sparse import CSRMatrix
 
     rng = np.random.default_rng(11)
@@ -480,7 +480,7 @@ def test_sparse_rows_it_does_not_take_go_to_numpy() -> None:
     assert kernel.sparse(good.data[::2], good.indices[::2], good.indptr, 0) is None
     assert kernel.sparse(good.data, good.indices, good.indptr[:1], 0) is None  # no rows
     wide = CSRMatrix(good.data, good.indices, good.indptr, (4, 7))  # another width
-    with pytest.raises(InputShapeError):
+    with pytest.raises(ManifestError, match="weights take 6 inputs"):  # a step's rows: the image
         compiled.predict_proba(wide)
     with pytest.raises(ValueError, match="link"):
         kernel.sparse(good.data, good.indices, good.indptr, 99)
