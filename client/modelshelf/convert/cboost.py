@@ -123,7 +123,16 @@ def parse(doc: dict[str, Any], name: str) -> tuple[ForestBuilder, dict[str, Any]
         for group, full in enumerate(_expand(tree, place, n_outputs, name)):
             builder.add(full, group)
     bias = np.asarray(biases, dtype=np.float64)
-    facts = {"n_groups": n_outputs, "base": bias, "n_features": n_features, "layout": layout}
+    # fitted on a DataFrame, the features carry its column names (CatBoost matches a frame's
+    # columns by them); on an array their ids are empty
+    ids = [
+        str(f.get("feature_id", "")) for f in sorted(floats, key=lambda f: f["flat_feature_index"])
+    ]
+    names = ids if layout is None and len(ids) == n_features and all(ids) else None
+    facts = {
+        "n_groups": n_outputs, "base": bias, "n_features": n_features, "layout": layout,
+        "feature_names": names,
+    }  # fmt: skip
     return builder, facts
 
 
@@ -196,6 +205,8 @@ def _compose(
     step (which reads the table) and the forest (which reads what that step computes)."""
     layout = facts["layout"]
     if layout is None:
+        if facts["feature_names"] is not None:  # a frame's columns then go by name, as CatBoost's
+            ctx.describe_input(est, path, feature_names=facts["feature_names"])
         return forest_spec(
             ctx, kind, path, builder, n_groups=facts["n_groups"],
             arrays={"base": facts["base"]},
@@ -235,6 +246,14 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     if binary != (len(classes) == 2):
         raise UnsupportedModelError(
             f"{name}: {facts['n_groups']} raw outputs for {len(classes)} classes"
+        )
+    threshold = getattr(est, "get_probability_threshold", lambda: 0.5)()
+    if binary and threshold is not None and float(threshold) != 0.5:
+        # its predict labels by this threshold, saved with the model: the image labels at 0.5
+        raise UnsupportedModelError(
+            f"{name} with a probability threshold of {threshold} (set_probability_threshold) "
+            "is not supported: compile it with the default 0.5 and compare predict_proba with "
+            "the threshold in your code"
         )
     params = {
         "methods": ["predict", "predict_proba", "predict_log_proba"],

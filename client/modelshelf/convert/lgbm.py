@@ -8,6 +8,9 @@ LightGBM compares float64 inputs ``x <= threshold`` (left), with a missing type 
 - Zero: NaN and every |x| <= 1e-35 go to the default side. The runtime turns such values of
   those features into NaN first (``zero_missing``), which makes this the NaN rule.
 
+Every |x| <= 1e-35 (kZeroThreshold) is 0.0 to LightGBM's predictor: a threshold within that
+band is moved to the band's edge on its side of 0, so that the raw comparison agrees.
+
 A categorical split sends ``int(x)`` (truncated toward zero) left iff its bit is set; negative
 values, NaN and categories beyond the bitset go right: unseen categories are not an error.
 Leaf outputs are summed in float64 in tree order; ``average_output`` (random forest mode)
@@ -41,6 +44,8 @@ LINKS = {
     "multiclassova": "ovr_sigmoid",
 }
 _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
+_ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold, a float
+_BELOW_ZERO_BAND = float(np.nextafter(-_ZERO_THRESHOLD, -np.inf))
 
 
 def parse(text: str) -> tuple[ForestBuilder, dict[str, Any]]:
@@ -214,6 +219,10 @@ def _tree(block: dict[str, str], builder: ForestBuilder, splits: list[np.ndarray
     none = missing_type == _MISSING_NONE
     missing_right[none] = threshold[none] < 0  # NaN reads as 0.0
     numeric = (decision & 1) == 0
+    # LightGBM reads every |x| <= kZeroThreshold as 0.0 before any split: a threshold within
+    # that band compares as its side of 0 does (x = -1e-35 exactly went left of -1e-35)
+    band = numeric & (threshold >= -_ZERO_THRESHOLD) & (threshold < _ZERO_THRESHOLD)
+    threshold[band] = np.where(threshold[band] < 0, _BELOW_ZERO_BAND, _ZERO_THRESHOLD)
     splits.append(np.stack([feature[numeric], missing_type[numeric]]))
 
     categorical = np.flatnonzero(decision & 1).tolist()

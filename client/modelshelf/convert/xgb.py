@@ -271,9 +271,18 @@ _CLASSIFIER_RULES = {
 }
 
 
+def _check_missing(est: Any) -> None:
+    """Only NaN marks missing values: ``missing`` a NaN of any float type (numpy's float32
+    NaN was refused), nothing else."""
+    missing = est.missing
+    if isinstance(missing, bool) or not isinstance(missing, float | np.floating):
+        raise unsupported(est, f"missing={missing!r} (only NaN marks missing values)")
+    if not np.isnan(missing):
+        raise unsupported(est, f"missing={missing!r} (only NaN marks missing values)")
+
+
 def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
-    if not isinstance(est.missing, float) or not np.isnan(est.missing):
-        raise unsupported(est, f"missing={est.missing!r} (only NaN marks missing values)")
+    _check_missing(est)
     learner = _learner(est.get_booster())
     objective = learner["objective"]["name"]
     if objective not in _CLASSIFIER_RULES or objective.startswith("multi:") != (est.n_classes_ > 2):
@@ -289,8 +298,7 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     """XGBRegressor, XGBRFRegressor, and XGBRanker, whose predict gives the raw scores."""
-    if not isinstance(est.missing, float) or not np.isnan(est.missing):
-        raise unsupported(est, f"missing={est.missing!r} (only NaN marks missing values)")
+    _check_missing(est)
     learner = _learner(est.get_booster())
     objective = learner["objective"]["name"]
     link = OBJECTIVES.get(objective, ("", ""))[0]
