@@ -28,13 +28,13 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .config import Config
-from .http_v2 import OpenInference, error
+from .http_v2 import OUTCOME, OpenInference, error
 from .ratelog import RateLimited
 from .state import ServerState
 
@@ -64,6 +64,10 @@ class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
         exc = kwargs.get("exc_info")
         if isinstance(exc, HttpProcessingError):  # refused by the HTTP parser (400, 413, ...)
             self.stats["http_bad_requests"] += 1
+        if isinstance(exc, RequestPayloadError | ConnectionError):
+            # the rest of a body that does not decode, or a peer gone, drained after the
+            # answer (the handler answered and counted it): the peer's doing, a debug line
+            level, exc = logging.DEBUG, None
         if not self.isEnabledFor(level):
             return
         if isinstance(exc, HttpProcessingError):
@@ -280,6 +284,7 @@ class HttpEndpoint:
         raised: web.HTTPException | None = None
         slow = request.method == "POST" and request.path.startswith("/v2/")
         limit = self.state.config.http_infer_timeout if slow else REQUEST_TIMEOUT
+        timed_out = False
         try:
             async with asyncio.timeout(limit):
                 try:
@@ -290,6 +295,7 @@ class HttpEndpoint:
                     await response.prepare(request)
                     await response.write_eof()
         except TimeoutError:
+            timed_out = True
             self.state.shelf.stats["http_timeouts"] += 1
             _limited.log(
                 logging.WARNING, "timeout", "HTTP %s %s not answered within %.0f s; closed",
@@ -298,6 +304,10 @@ class HttpEndpoint:
             if request.transport is not None:
                 request.transport.abort()
             raise web.HTTPServiceUnavailable() from None  # never written: the peer is gone
+        finally:
+            outcome = request.get(OUTCOME)  # an inference: counted once its answer is written
+            if outcome is not None:
+                self.state.metrics.infer_requests.labels("timeout" if timed_out else outcome).inc()
         if raised is not None:
             raise raised  # aiohttp expects it raised; it is written already
         return response

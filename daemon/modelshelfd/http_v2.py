@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from modelshelf import __version__
 from modelshelf.errors import (
@@ -47,6 +49,7 @@ _limited = RateLimited(log, interval=10.0)
 SERVER_NAME = "modelshelfd"
 EXTENSIONS = ("model_repository", "binary_tensor_data")
 HEADER_LENGTH = "Inference-Header-Content-Length"
+OUTCOME = "modelshelf.outcome"  # the request's key for an inference's outcome
 MAX_SMALL_BODY = 64 << 10  # bytes of a repository request's body (parameters only)
 
 
@@ -62,6 +65,10 @@ def _status(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and the outcome label of an error."""
     if isinstance(exc, BodyTooLarge | JsonTooLarge):
         return 413, "too_large"
+    if isinstance(exc, ConnectionResetError):  # the peer went away mid-body: nobody to answer
+        return 499, "disconnected"
+    if isinstance(exc, HttpProcessingError | RequestPayloadError):  # a body that does not decode
+        return 400, "bad_request"
     if isinstance(exc, QueueFull):
         return 503, "queue_full"
     if isinstance(exc, ModelNotFound):
@@ -146,6 +153,9 @@ class OpenInference:
     def _refusal(self, request: web.Request, exc: Exception) -> tuple[web.Response, str]:
         status, outcome = _status(exc)
         text = str(exc) or type(exc).__name__
+        if isinstance(exc, HttpProcessingError | RequestPayloadError):
+            reason = " ".join(str(getattr(exc, "message", "") or exc).split())[:200]
+            text = f"the request body cannot be read: {reason}"
         what = f"{request.method} {request.path[:200]!r}"
         if outcome == "internal":
             _limited.log(
@@ -209,6 +219,8 @@ class OpenInference:
                 # chunked body, of no declared length, counts what has arrived: four slow
                 # uploads must not hold the whole budget with nothing sent)
                 declared = request.content_length
+                if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+                    declared = None  # its length is the compressed one: count what it inflates to
                 slot = self.inference.admit(0 if declared is None else min(declared, limit))
                 if declared is None:
                     body = await self._chunked_body(request, limit, slot)
@@ -234,7 +246,7 @@ class OpenInference:
                 },
             )
         finally:
-            metrics.infer_requests.labels(outcome).inc()
+            request[OUTCOME] = outcome  # counted once written (http.py): a write may time out
             metrics.infer_seconds.observe(time.perf_counter() - started)
 
     async def _chunked_body(self, request: web.Request, limit: int, slot: Slot) -> bytes:

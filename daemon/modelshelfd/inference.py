@@ -36,7 +36,15 @@ from modelshelf.store import RefInfo
 
 from .config import Config
 from .errors import Busy
-from .oip import MAX_ELEMENTS, InferRequest, Tensor, TensorError, encode_response, parse_request
+from .oip import (
+    MAX_ELEMENTS,
+    InferRequest,
+    Tensor,
+    TensorError,
+    check_response_size,
+    encode_response,
+    parse_request,
+)
 from .state import ServerState
 from .tiers import TierName
 
@@ -249,7 +257,7 @@ class Inference:
 
         def work(model: Model) -> tuple[bytes, bytes]:
             request = parse_request(body, header_length)
-            outputs = infer(model, request)
+            outputs = infer(model, request, limit)
             return encode_response(name, version, request, outputs, limit)
 
         return await self.run(info, work, slot)
@@ -452,9 +460,13 @@ def _datatype(array: np.ndarray) -> str:
         return "BYTES"
 
 
-def infer(model: Model, request: InferRequest) -> list[tuple[str, np.ndarray]]:
+def infer(
+    model: Model, request: InferRequest, limit: int | None = None
+) -> list[tuple[str, np.ndarray]]:
     """Run the methods the request asks for (by default ``predict``, else ``transform``) on
-    the input the request's tensors make; the outputs in the order asked."""
+    the input the request's tensors make; the outputs in the order asked. ``limit``: the
+    response's bytes at most (http_max_body); a sparse output that could not fit is refused
+    before it is made dense."""
     offered = methods(model)
     names = [r.name for r in request.outputs] if request.outputs else default_outputs(model)
     for name in names:
@@ -465,11 +477,11 @@ def infer(model: Model, request: InferRequest) -> list[tuple[str, np.ndarray]]:
     X = model_input(model, request.inputs)
     out = []
     for name in names:
-        out.append((name, _as_output(getattr(model, name)(X), name)))
+        out.append((name, _as_output(getattr(model, name)(X), name, limit)))
     return out
 
 
-def _as_output(value: Any, name: str) -> np.ndarray:
+def _as_output(value: Any, name: str, limit: int | None = None) -> np.ndarray:
     if isinstance(value, list | tuple):
         raise TensorError(
             f"{name} of this model gives one array per output (multi-output); the protocol "
@@ -479,6 +491,9 @@ def _as_output(value: Any, name: str) -> np.ndarray:
         rows, cols = value.shape
         if rows * cols > MAX_ELEMENTS:
             raise TensorError(f"{name} gives a {rows}x{cols} sparse matrix, too large to send")
+        if limit is not None:
+            # two bytes a value at least, whichever encoding is asked for ("0," in JSON)
+            check_response_size(name, rows * cols, min(value.dtype.itemsize, 2), limit)
         value = value.toarray()
     if hasattr(value, "to_numpy"):  # a DataFrame (set_output(transform="pandas"))
         value = value.to_numpy()
@@ -550,6 +565,11 @@ def _single(kind: str, tensor: Tensor) -> Any:
                 f"{list(tensor.shape)}"
             )
         return list(array)
+    if kind == "numeric" and tensor.datatype == "BYTES":  # as the per-feature path refuses it
+        raise TensorError(
+            "this model takes numbers only: BYTES inputs are for text or tables; send FP64 "
+            "(or another numeric datatype)"
+        )
     if tensor.datatype == "BOOL":
         array = array.astype(np.float64)
     return array

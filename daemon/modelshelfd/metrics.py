@@ -20,7 +20,7 @@ TIERS_FROM = ("l2", "l3")  # where a fetched image came from: its L2 file, the s
 # how an HTTP inference request ended; "ok" and one per error kind (http.py maps them)
 INFER_OUTCOMES = (
     "ok", "bad_request", "not_found", "access_denied", "busy", "queue_full",
-    "store_unavailable", "image_error", "too_large", "timeout", "internal",
+    "store_unavailable", "image_error", "too_large", "timeout", "disconnected", "internal",
 )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -91,10 +92,18 @@ def _reject_constant(name: str) -> Any:
     raise TensorError(f"{name} is not JSON; a number must be finite")
 
 
+def _bounded_int(text: str) -> int:
+    """A JSON integer; longer than any datatype's range, refused before converting (Python's
+    own limit names the daemon's settings)."""
+    if len(text) > 40:
+        raise TensorError(f"an integer of {len(text)} digits is out of every datatype's range")
+    return int(text)
+
+
 def loads(data: bytes | memoryview, what: str = "request") -> Any:
     """Strict JSON: no NaN or Infinity; nesting too deep for the parser is a TensorError."""
     try:
-        return json.loads(bytes(data), parse_constant=_reject_constant)
+        return json.loads(bytes(data), parse_constant=_reject_constant, parse_int=_bounded_int)
     except TensorError:
         raise
     except RecursionError:
@@ -103,13 +112,16 @@ def loads(data: bytes | memoryview, what: str = "request") -> Any:
         raise TensorError(f"the {what} is not valid JSON: {str(exc)[:200]}") from None
 
 
+_BYTE_COUNT = re.compile(r"\s*[0-9]{1,20}\s*")
+
+
 def parse_request(body: bytes, header_length: str | None) -> InferRequest:
     """Decode an inference request: ``body`` is the whole HTTP body, ``header_length`` the
     ``Inference-Header-Content-Length`` header (None without the binary extension)."""
     if header_length is None:
         head, binary = memoryview(body), memoryview(b"")
     else:
-        if not header_length.strip().isdigit() or len(header_length) > 20:
+        if _BYTE_COUNT.fullmatch(header_length) is None:  # ASCII digits ('²' is a digit too)
             raise TensorError(
                 f"Inference-Header-Content-Length must be a byte count, got {header_length!r:.40}"
             )
@@ -333,9 +345,12 @@ def _from_json(
     try:
         with np.errstate(over="raise"):  # not numpy's warning on stderr: a typed refusal
             return np.array(flat, dtype=DTYPES[datatype].newbyteorder("=")).reshape(shape)
-    except (OverflowError, ValueError, FloatingPointError) as exc:
+    except (OverflowError, ValueError, FloatingPointError):
+        widest = datatype in ("FP64", "INT64", "UINT64")
         raise TensorError(
-            f"input {name!r}: a value does not fit {datatype}: {exc}; send a wider datatype"
+            f"input {name!r}: a value does not fit {datatype}"
+            + ("" if widest else ": send a wider datatype")
+            + (" (this is the widest of its kind: the value is out of range)" if widest else "")
         ) from None
 
 
@@ -429,6 +444,17 @@ def encode_output(name: str, array: np.ndarray, binary: bool) -> tuple[dict[str,
     return out, b""
 
 
+def check_response_size(name: str, elements: int, least: int, limit: int) -> None:
+    """Refuse an output of ``elements`` values taking at least ``least`` bytes each (binary:
+    the item size; JSON: two, a digit and a comma) before it is made or encoded, when it could
+    not fit the ``limit`` bytes of a response."""
+    if elements * least > limit:
+        raise TensorError(
+            f"{name} gives {elements} values, more than a response of {limit} bytes "
+            "(http_max_body) can hold: ask for fewer rows or fewer outputs"
+        )
+
+
 def encode_response(
     model_name: str,
     model_version: str,
@@ -444,7 +470,10 @@ def encode_response(
         body["id"] = request.id
     tensors, parts, size = [], [], 0
     for name, array in outputs:
-        tensor, raw = encode_output(name, array, binary_of.get(name, request.binary_default))
+        binary = binary_of.get(name, request.binary_default)
+        # before encoding: JSON's list of numbers takes tens of bytes an element in memory
+        check_response_size(name, array.size, array.itemsize if binary else 2, limit - size)
+        tensor, raw = encode_output(name, array, binary)
         size += len(raw)
         if size > limit:
             break
