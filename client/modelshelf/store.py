@@ -52,7 +52,7 @@ from .errors import (
     StoreError,
     TruncatedImageError,
 )
-from .image import HEADER_SIZE, MAX_IMAGE_SIZE, Image
+from .image import HEADER_SIZE, MAX_IMAGE_SIZE, Image, _format
 from .names import ModelRef, check_part
 
 log = logging.getLogger("modelshelf.store")
@@ -63,6 +63,7 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 # obstore's local store writes <key>#<n> and renames it into place: a publish killed
 # mid-upload leaves it behind, and obstore's own listings never show it
 _STAGED = re.compile(r"[^#/]+#\d+")
+_TREES = ("images", "refs", "versions")  # where staging objects may be, in any store
 STAGING_GRACE = 600.0  # seconds: a staging file untouched this long has no live writer
 _MAX_RACE = 1000  # create-only attempts before giving up on a version number
 UPLOAD_CHUNK = 8 << 20  # bytes read from a file at a time by publish_file: what it holds
@@ -259,6 +260,40 @@ def check_options(
         raise StoreError(f"{url}: {first}") from None
 
 
+def _leading_copy(fd: int, size: int) -> mmap.mmap:
+    """A read-only mapping of ``size`` bytes holding the file's header, array table, names and
+    manifest (what ``Image()`` reads to check the structure) and zeros after them (the arrays,
+    which it does not read): a private memfd, which nobody can truncate under us. Its zeros
+    cost no memory; the leading bytes are bounded by the format's limits."""
+    lead = HEADER_SIZE
+    head = os.pread(fd, _format.HEADER.size, 0)
+    if len(head) == _format.HEADER.size:
+        fields = _format.HEADER.unpack(head)
+        lead = max(lead, fields[9] + fields[10])  # manifest_offset + manifest_length
+    lead = min(lead, size, _MAX_LEAD)  # Image() refuses a header past the limits anyway
+    memfd = os.memfd_create("modelshelf-publish-check", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(memfd, size)
+        pos = 0
+        while pos < lead:
+            data = os.pread(fd, min(UPLOAD_CHUNK, lead - pos), pos)
+            if not data:  # shorter now than at fstat: the check sees zeros, and refuses
+                break
+            os.pwrite(memfd, data, pos)
+            pos += len(data)
+        return mmap.mmap(memfd, size, prot=mmap.PROT_READ)
+    finally:
+        os.close(memfd)
+
+
+_MAX_LEAD = (
+    HEADER_SIZE
+    + _format.MAX_ARRAYS * _format.ENTRY_SIZE
+    + _format.MAX_STRINGS_SIZE
+    + _format.MAX_MANIFEST_SIZE
+)
+
+
 class Store:
     """One object store, opened from a URL: ``file:///path``, ``s3://bucket/prefix``, ``gs://``,
     ``az://``. S3 endpoint, region and credentials come from the AWS_* environment variables or
@@ -410,8 +445,10 @@ class Store:
         now = time.time()
         found: list[Staged] = []
         if self._root is not None:
-            top = self._root / "images" if digest else self._root
-            for parent, _, files in os.walk(top):  # obstore's listings hide them
+            # the store's own trees only, as in a bucket: never any other file of the directory
+            tops = ["images"] if digest else list(_TREES)
+            walked = (w for top in tops for w in os.walk(self._root / top))
+            for parent, _, files in walked:  # obstore's listings hide them
                 for leaf in files:
                     path = Path(parent) / leaf
                     with contextlib.suppress(FileNotFoundError):
@@ -430,6 +467,18 @@ class Store:
         if digest is not None:
             found = [s for s in found if s.path.startswith(f"images/{digest}#")]
         return sorted((s for s in found if s.age >= older_than), key=lambda s: s.path)
+
+    def check_is_store(self) -> None:
+        """StoreError unless a ``file://`` store's directory holds a store (one of its trees)
+        or nothing: gc pointed at another directory by a typo must touch nothing there."""
+        root = self._root
+        if root is None or not any(root.iterdir()):
+            return
+        if not any((root / top).is_dir() for top in (*_TREES, "events")):
+            raise StoreError(
+                f"{root} is not a modelshelf store (it has none of {', '.join(_TREES)}, events): "
+                "check the URL; nothing was changed"
+            )
 
     def collect_staged(
         self, older_than: float, *, dry_run: bool = False, digest: str | None = None
@@ -571,8 +620,9 @@ class Store:
                 raise TruncatedImageError(
                     f"{source}: {found} bytes is shorter than the {HEADER_SIZE}-byte image header"
                 )
-            # the structure only: mapped, and no array is read
-            mapped = mmap.mmap(fh.fileno(), found, prot=mmap.PROT_READ)
+            # the structure only, from a private copy of the file's leading bytes: a mapping of
+            # the file itself faults (SIGBUS, the whole process) if another one truncates it
+            mapped = _leading_copy(fh.fileno(), found)
             try:
                 image = Image(mapped)  # its size is the file's: neither shorter nor longer
                 size, checksum = image.size, image.checksum

@@ -107,6 +107,29 @@ def test_gc_through_the_daemon_and_on_a_store(shelf: Shelf, images: Images) -> N
     assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)
 
 
+def test_gc_touches_nothing_outside_the_stores_trees(shelf: Shelf, images: Images) -> None:
+    """A file:// store's gc walked its whole directory: files named like staging objects
+    elsewhere were deleted, and pointed at the parent directory by a typo it deleted the
+    operator's files there and wrote a snapshot into it."""
+    home = shelf.tmp / "home"
+    (home / "photos").mkdir(parents=True)
+    store_url = (home / "store").as_uri()
+    Store(store_url).publish("ns", "lr", images.bytes("logreg"))
+    precious = [home / "photos" / "holiday#1", home / "notes#2", home / "store" / "notes#3"]
+    for path in precious:
+        path.write_text("precious\n")
+        _age(path, 2 * 24 * HOUR)
+    refused = subprocess.run(
+        [sys.executable, "-m", "modelshelf.cli", "gc", "--store", home.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "is not a modelshelf store" in refused.stderr
+    out = cli("gc", "--older-than", "0", "--store", store_url).stdout
+    assert out.startswith("removed 0 staging objects"), out
+    assert all(path.read_text() == "precious\n" for path in precious)
+    assert not (home / "events").exists()
+
+
 def test_gc_on_s3(images: Images, s3) -> None:
     """A bucket holds staging objects only when copied from a file store (``aws s3 sync``);
     gc finds and deletes them there too, and nothing else."""

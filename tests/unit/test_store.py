@@ -246,3 +246,35 @@ def test_refs_published_before_claims_keep_their_numbers(tmp_path: Path, image: 
         (tmp_path / "s" / "refs" / "ns" / "m" / f"{v:020d}").write_bytes(body)
     assert store.publish("ns", "m", image).version == 4
     assert store.resolve(parse_ref("ns/m@3")).digest == info.digest
+
+
+def test_a_file_truncated_while_its_structure_is_checked_is_refused_not_a_crash(
+    tmp_path: Path, image: bytes
+) -> None:
+    """The structure check mapped the file: truncated by another process meanwhile (``cp``
+    over it), the read faulted and SIGBUS killed the process, the daemon when it published a
+    client's descriptor. The truncation is made to land exactly there, in a child process."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "model.msi"
+    path.write_bytes(image)
+    code = f"""
+import os
+from modelshelf import store as s
+real = s.Image
+def truncating(buffer, **kw):
+    os.truncate({str(path)!r}, 0)  # between the fstat and the structure's reads
+    return real(buffer, **kw)
+s.Image = truncating
+try:
+    s.Store({(tmp_path / "store").as_uri()!r}).publish_file("ns", "m", {str(path)!r})
+except Exception as exc:
+    print("refused", type(exc).__name__, exc)
+else:
+    print("published")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-1000:])
+    assert proc.stdout.startswith("refused"), proc.stdout
+    assert Store((tmp_path / "store").as_uri()).list_refs() == {}

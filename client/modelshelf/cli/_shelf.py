@@ -379,6 +379,7 @@ def _gc(args: argparse.Namespace) -> int:
         from ..store import Store
 
         store = Store(args.store, create=False)
+        store.check_is_store()  # a typo's directory: not a file deleted, not a snapshot written
         stale = store.collect_staged(args.older_than, dry_run=args.dry_run)
         done = feed.compact(store, args.event_retention, dry_run=args.dry_run)
         reply: dict[str, Any] = {
