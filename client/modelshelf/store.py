@@ -718,17 +718,27 @@ class Store:
     def remove(self, namespace: str, name: str, version: int | None = None) -> list[int]:
         """Delete one version's ref (or every version's); images stay, other refs may share
         them, and the versions' claims stay, so their numbers are never assigned again.
-        Return the versions removed."""
+        Return the versions this call removed (one that a removal running alongside removed
+        first is its to announce); their removal events are written even if the store fails
+        midway."""
         versions = self.versions(namespace, name) if version is None else [version]
         if version is not None:
             self.ref(namespace, name, version)  # ModelNotFound if absent
         if not versions:
             raise ModelNotFound(f"no model {namespace}/{name} in the store {self.url}")
-        with _translate(f"removing {namespace}/{name}"):
-            for v in versions:
-                self._ob.delete(self._store, ref_path(namespace, name, v))
-        _feed.removed(self, namespace, name, versions)
-        return versions
+        deleted: list[int] = []
+        try:
+            with _translate(f"removing {namespace}/{name}"):
+                for v in versions:
+                    try:
+                        self._ob.delete(self._store, ref_path(namespace, name, v))
+                    except FileNotFoundError:  # a removal running alongside took it: its own
+                        continue
+                    deleted.append(v)
+        finally:  # what was deleted is announced, even if the store failed midway
+            if deleted:
+                _feed.removed(self, namespace, name, deleted)
+        return deleted
 
     # -- small objects by key (the change feed, feed.py) ----------------------------------
 

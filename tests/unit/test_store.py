@@ -278,3 +278,32 @@ else:
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-1000:])
     assert proc.stdout.startswith("refused"), proc.stdout
     assert Store((tmp_path / "store").as_uri()).list_refs() == {}
+
+
+def test_removing_every_version_alongside_another_removal(tmp_path: Path, image: bytes) -> None:
+    """A removal of one version ran alongside `rm ns/name`: the local store's "not found" on
+    the ref the other took stopped the loop (ModelNotFound, exit 3), the refs after it stayed,
+    and the ones deleted were never announced (other daemons served them for minutes)."""
+    import types
+
+    from modelshelf import feed
+    from modelshelf.store import ref_path
+
+    store = Store((tmp_path / "s").as_uri())
+    for _ in range(3):
+        store.publish("ns", "m", image)
+    assert store.versions("ns", "m") == [1, 2, 3]
+    real = store._ob
+
+    def delete(target: object, path: str) -> None:
+        if path == ref_path("ns", "m", 1):  # the other removal takes version 2 meanwhile
+            (tmp_path / "s" / ref_path("ns", "m", 2)).unlink()
+        real.delete(target, path)
+
+    store._ob = types.SimpleNamespace(delete=delete, list=real.list, put=real.put, get=real.get)
+    assert store.remove("ns", "m") == [1, 3]
+    store._ob = real
+    assert store.versions("ns", "m") == []
+    events = [feed.read_event(store, key) for key in store.keys("events/") if feed.is_event(key)]
+    removed = [v for e in events if e.op == "remove" for v in e.versions]
+    assert sorted(removed) == [1, 3]
