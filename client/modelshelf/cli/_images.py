@@ -107,14 +107,26 @@ def is_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") < 1e8
 
 
+def check_model_file(path: Path) -> None:
+    """Refuse what is not a regular file, saying what it is (a missing file, a directory, a
+    FIFO or a device: "no such file" said the wrong thing of the last two)."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: a directory, not a model file")
+    if path.is_file():
+        return
+    if path.exists():
+        raise ValueError(
+            f"{path}: not a regular file (a FIFO, a socket or a device): give an image, a "
+            ".safetensors file or a joblib pickle"
+        )
+    raise FileNotFoundError(f"{path}: no such file")
+
+
 def compile_file(source: Path, metadata: dict[str, str]) -> tuple[bytes, str]:
     """Compile a .safetensors file or a joblib pickle into image bytes; also say what it was.
     A file named as an image (.msi) is never unpickled: one that is not an image is corrupt,
     or not what its name says (a pickle renamed .msi runs its code when loaded)."""
-    if source.is_dir():
-        raise IsADirectoryError(f"{source}: a directory, not a model file")
-    if not source.is_file():
-        raise FileNotFoundError(f"{source}: no such file")
+    check_model_file(source)
     if source.stat().st_size == 0:
         raise ValueError(f"{source}: an empty file, not a model")
     if source.suffix.lower() == ".msi":
@@ -140,8 +152,7 @@ def _unpickle(path: Path) -> Any:
         raise MissingDependencyError(
             f"compiling needs the 'convert' extra (pip install 'modelshelf[convert]'): {exc}"
         ) from exc
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    check_model_file(path)
     try:
         return joblib.load(path)
     except Exception as exc:  # unpickling can raise anything; report it on one line

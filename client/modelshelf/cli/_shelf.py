@@ -137,10 +137,9 @@ def _publish(args: argparse.Namespace) -> int:
     if ref.version is not None:
         raise UsageError(f"{args.model}: versions are assigned by publish; give NS/NAME")
     path = Path(args.file)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: a directory, not a model file")
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    from ._images import check_model_file
+
+    check_model_file(path)
     with open(path, "rb") as fh:
         is_image = fh.read(len(MAGIC)) == MAGIC
     image: bytes | None = None

@@ -153,6 +153,21 @@ def test_compile_reports_a_file_joblib_cannot_load(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no such file" in result.stderr
 
 
+
+def test_a_fifo_or_a_device_is_not_a_regular_file_not_a_missing_one(tmp_path: Path) -> None:
+    """A FIFO or /dev/null was reported as "no such file"."""
+    import os
+
+    fifo = tmp_path / "model.msi"
+    os.mkfifo(fifo)
+    for args in (
+        ("compile", "/dev/null", "-o", tmp_path / "x.msi"),
+        ("publish", "t/a", fifo, "--store", (tmp_path / "s").as_uri()),
+    ):
+        result = run(*args)
+        assert result.returncode == 2 and "not a regular file" in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(
     ("meta", "message"),
     [("novalue", "expected KEY=VALUE"), ("=x", "expected KEY=VALUE"), ("name=x", "--name")],
