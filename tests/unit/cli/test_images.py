@@ -153,7 +153,6 @@ def test_compile_reports_a_file_joblib_cannot_load(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no such file" in result.stderr
 
 
-
 def test_a_fifo_or_a_device_is_not_a_regular_file_not_a_missing_one(tmp_path: Path) -> None:
     """A FIFO or /dev/null was reported as "no such file"."""
     import os
