@@ -258,8 +258,13 @@ def compact(store: Store, retention: float, *, dry_run: bool = False) -> Compact
     than the cutoff minus OVERLAP_MS and the snapshots older than the previous one. The
     snapshot is written create-only before anything is deleted: a daemon that starts
     meanwhile finds either the old snapshot and every event after it, or the new one (and
-    reads again if what it read vanishes)."""
-    cutoff = int((store.clock() - retention) * 1000)
+    reads again if what it read vanishes). The cutoff is taken from the earlier of this host's
+    clock and the store's: a gc host ahead of the publishers would otherwise write a snapshot
+    that claims events they have not written yet."""
+    now = store.clock()
+    if not dry_run:  # a host whose clock is ahead would cut events publishers have not written
+        now = min(now, store.store_time())
+    cutoff = int((now - retention) * 1000)
     listing = store.list_refs()  # after the cutoff is fixed: it holds every earlier event
     keys = store.keys(PREFIX)
     old = [k for k in keys if is_event(k) and event_ms(k) < cutoff - OVERLAP_MS]

@@ -32,6 +32,7 @@ import logging
 import mmap
 import os
 import re
+import secrets
 import socket
 import stat
 import time
@@ -770,6 +771,21 @@ class Store:
                 self._put(path, data, mode="create")
             except (AlreadyExistsError, PreconditionError) as exc:
                 raise StoreError(f"{path}: already exists") from exc
+
+    def store_time(self) -> float:
+        """The store's own clock, in seconds: a bucket's, the modification time of a small
+        object written now and deleted; a ``file://`` store's is its host's (``clock``). gc
+        takes its cutoff from it, not from a host whose clock may be ahead of the bucket's."""
+        if self._root is not None:
+            return self.clock()
+        path = f"clock/{secrets.token_hex(8)}"
+        self.create(path, b"")
+        try:
+            with _translate(f"reading {path}"):
+                return float(self._ob.head(self._store, path)["last_modified"].timestamp())
+        finally:  # its own object: not one of the deletions a caller makes (gc counts those)
+            with _translate(f"deleting {path}"), contextlib.suppress(FileNotFoundError):
+                self._ob.delete(self._store, path)
 
     def delete(self, path: str) -> None:
         """Delete one object (absent already: nothing to do)."""

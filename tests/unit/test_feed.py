@@ -198,6 +198,22 @@ def test_events_near_the_cutoff_are_kept_for_the_skew_window(tmp_path: Path, ima
     assert feed.compact(store, retention=3600).events_removed == 0
 
 
+def test_a_gc_host_whose_clock_is_ahead_cuts_by_the_buckets_clock(
+    moto_endpoint: str, image: bytes
+) -> None:
+    """gc on a host two hours ahead of the bucket wrote a snapshot whose cutoff was in
+    everyone else's future: every daemon re-read the catalog at each poll, and a publish from
+    a host on time (its event before that cutoff) stayed unseen until the full listing. (A
+    file:// store's clock is its host's.)"""
+    ahead = _s3(moto_endpoint, clock=lambda: time.time() + 7200)
+    ahead.publish("ns", "a", image)
+    before = time.time()
+    done = feed.compact(ahead, retention=3600)
+    assert int((before - 3600) * 1000) - 5000 <= done.cutoff_ms
+    assert done.cutoff_ms <= int((time.time() - 3600) * 1000) + 5000
+    assert feed.compact(ahead, retention=3600, dry_run=True).cutoff_ms > done.cutoff_ms
+
+
 def test_apply_keeps_a_version_removed_before_its_publish_was_read() -> None:
     def ev(op: str, model: str, *versions: int) -> feed.Event:
         return feed.Event(f"events/{0:016d}-{uuid.uuid4().hex[:16]}", op, model, versions)
