@@ -86,6 +86,9 @@ def _analysis(est: Any) -> dict[str, Any]:
         # scikit-learn compiles the pattern with no flags: inline flags travel inside it.
         params["token_flags"] = 0
         stop = est.get_stop_words()
+        if stop is not None and not all(isinstance(w, str) for w in stop):
+            # scikit-learn compares tokens with them: a non-string never matches one
+            stop = [w for w in stop if isinstance(w, str)]
         params["stop_words"] = None if stop is None else sorted(stop)
     return params
 
@@ -98,6 +101,12 @@ def _dtype(est: Any) -> str:
 
 
 def _counts_spec(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    odd = [term for term in est.vocabulary_ if not isinstance(term, str)]
+    if odd:  # scikit-learn never matches a token with it; str() of it would match "None"
+        raise unsupported(
+            est, f"a vocabulary term that is not a string ({odd[0]!r})",
+            "give the vocabulary as strings",
+        )  # fmt: skip
     vocabulary = {str(term): int(column) for term, column in est.vocabulary_.items()}
     return ctx.spec(
         "count_vectorizer",
@@ -140,6 +149,14 @@ def _tfidf_transformer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 
 @converter(HashingVectorizer)
 def _hashing_vectorizer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
+    kind = np.dtype(est.dtype).kind
+    if est.alternate_sign and kind in "bu":
+        # scikit-learn casts each signed value before summing a column: +1 and -1 make True
+        # (or overflow an unsigned type), not the 0 of their sum
+        raise unsupported(
+            est, f"dtype={np.dtype(est.dtype).name} with alternate_sign=True",
+            "use a float dtype, or alternate_sign=False",
+        )  # fmt: skip
     return ctx.spec(
         "hashing_vectorizer",
         path,

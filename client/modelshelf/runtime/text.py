@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import _kernels
-from ..errors import FeatureCountError, InputTypeError, ManifestError
+from ..errors import FeatureCountError, InputTypeError, ManifestError, NonFiniteInputError
 from ._base import Executor, Spec, register
 from ._sparse import CSRMatrix, from_dense, index_dtype
 from .text_analysis import Analyzer, as_documents
@@ -286,6 +286,12 @@ class TfidfTransformer(Executor):
         else:
             data = data.copy()  # the input may be the caller's, or read-only
         if self.sublinear_tf:
+            if (data < 0).any():  # log of a negative value: NaN where scikit-learn refuses it
+                raise NonFiniteInputError(
+                    "this tf-idf transform takes the log of each count (sublinear_tf) and a "
+                    "count is negative (a hashing vectorizer's alternate signs, or the "
+                    "caller's input): the result would be NaN, which scikit-learn refuses too"
+                )
             with np.errstate(divide="ignore"):
                 np.log(data, out=data)
             data += 1.0

@@ -169,10 +169,15 @@ class Analyzer:
         if isinstance(doc, bytes):
             try:
                 return doc.decode(self.encoding, self.decode_error)
-            except UnicodeDecodeError as exc:
+            except UnicodeError as exc:  # some codecs raise the base class, or ignore no error
+                where = (
+                    f" ({exc.reason} at byte {exc.start})"
+                    if isinstance(exc, UnicodeDecodeError)
+                    else f" ({exc})"
+                )
                 raise InputTypeError(
-                    f"document {index} is not valid {self.encoding} ({exc.reason} at byte "
-                    f"{exc.start}); the model was compiled with decode_error='strict'"
+                    f"document {index} is not valid {self.encoding}{where}: decoding with "
+                    f"decode_error={self.decode_error!r} fails, as in scikit-learn"
                 ) from exc
         return doc
 
