@@ -30,7 +30,10 @@ class AsyncClient:
         held = self.client.held_model(ref)
         if held is not None:
             return held
-        return await asyncio.to_thread(self.client.model, ref)
+        # a worker thread outlives a cancelled task: closed meanwhile, it must not reconnect
+        # and take leases nobody will release
+        closes = self.client._closes
+        return await asyncio.to_thread(self.client._model, ref, closes)
 
     async def tensors(self, ref: str) -> Mapping[str, np.ndarray]:
         return (await self.model(ref)).tensors

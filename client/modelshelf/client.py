@@ -175,6 +175,7 @@ class Client:
         self._releases = _Releases()
         self._flusher: threading.Thread | None = None
         self._pressure = 0
+        self._closes = 0  # close() calls: an AsyncClient's waiting worker must not reconnect
         self._ids = 0
         self.instance = ""
         self.trims = 0  # held models dropped because the daemon raised pressure
@@ -186,7 +187,16 @@ class Client:
     # -- public surface -----------------------------------------------------------------------
 
     def model(self, ref: str) -> Model:
-        """The model ``"ns/name"`` (latest) or ``"ns/name@7"``, mapped read-only."""
+        """The model ``"ns/name"`` (latest) or ``"ns/name@7"``, mapped read-only.
+
+        One client speaks to the daemon one request at a time: a call waits for the requests
+        of other threads before its own, up to ``timeout`` (DaemonUnavailable beyond), so it
+        takes at most about twice ``timeout``."""
+        return self._model(ref, None)
+
+    def _model(self, ref: str, closes: int | None) -> Model:
+        """``model``; ``closes``: the count of ``close`` calls when the caller asked (an
+        AsyncClient's worker thread): a close since then refuses, never reconnects."""
         model = self.held_model(ref)
         if model is not None:
             return model
@@ -194,7 +204,15 @@ class Client:
         key = str(parsed)
         if len(self._keys) < 65536:  # bounded: callers may build names dynamically
             self._keys[ref] = key
-        with self._lock:
+        if not self._lock.acquire(timeout=self.timeout):
+            raise DaemonUnavailable(
+                f"{ref}: this client's other requests held its connection for more than "
+                f"{self.timeout:g} s (the daemon may be stuck or fetching a large image "
+                "cold); retry, or use a Client per thread for independent requests"
+            )
+        try:
+            if closes is not None and closes != self._closes:
+                raise DaemonUnavailable(f"{ref}: the client was closed while this request waited")
             self._check_fork()
             self._trim_if_pressed()
             held = self._held.get(key)
@@ -204,11 +222,13 @@ class Client:
                 self.last_source = "held"
                 return held.model
             return self._acquire(key, parsed.key, held, fixed=parsed.version is not None)
+        finally:
+            self._lock.release()
 
     def held_model(self, ref: str) -> Model | None:
         """The model if this process holds it and the board says it is still current: no
-        round trip, no lock, no blocking (what ``AsyncClient`` answers on the event loop);
-        None otherwise (``model`` then asks the daemon)."""
+        round trip, no blocking (the lock only tried, what ``AsyncClient`` answers on the
+        event loop); None otherwise (``model`` then asks the daemon)."""
         # dict reads are atomic: a held model whose board is unchanged
         key = self._keys.get(ref, "")
         held = self._held.get(key)
@@ -222,8 +242,14 @@ class Client:
         if not fresh:
             return None
         held.last_use = time.monotonic()
-        with contextlib.suppress(KeyError):  # another thread dropped it meanwhile
-            self._held.move_to_end(key)
+        # the held set's order is changed under the lock only: a thread trimming it iterates
+        # it (an OrderedDict moved meanwhile raises); busy, the order waits for the next call
+        if self._lock.acquire(blocking=False):
+            try:
+                with contextlib.suppress(KeyError):  # another thread dropped it meanwhile
+                    self._held.move_to_end(key)
+            finally:
+                self._lock.release()
         self.last_source = "held"
         return held.model
 
@@ -255,6 +281,7 @@ class Client:
     def close(self) -> None:
         """Close the connection (the daemon drops every lease). Models stay usable."""
         with self._lock:
+            self._closes += 1
             self._check_fork()
             self._held.clear()
             self._held_bytes = 0
