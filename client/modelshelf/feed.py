@@ -263,7 +263,9 @@ def compact(store: Store, retention: float, *, dry_run: bool = False) -> Compact
     that claims events they have not written yet."""
     now = store.clock()
     if not dry_run:  # a host whose clock is ahead would cut events publishers have not written
-        now = min(now, store.store_time())
+        # the bucket's time is whole seconds (S3's Last-Modified): a host on time keeps its
+        # own milliseconds (two compactions in one second must not share a cutoff)
+        now = min(now, store.store_time() + 1.0)
     cutoff = int((now - retention) * 1000)
     listing = store.list_refs()  # after the cutoff is fixed: it holds every earlier event
     keys = store.keys(PREFIX)
