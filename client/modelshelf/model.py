@@ -61,12 +61,14 @@ def _bind(model: Model, executor: Executor, name: str) -> Callable[[Any], Any]:
     ready, width, allow_nan = model._ready, model._width, model._allow_nan
     frame = model._pandas_columns if name == "transform" else None
 
-    def method(X: Any, **options: Any) -> Any:
-        if options:  # scikit-learn's return_std, return_cov, routed params...
+    # scikit-learn's keywords, named (a **kwargs dict would cost every call): any other is
+    # Python's TypeError, naming Model.<method>
+    def method(X: Any, *, return_std: Any = None, return_cov: Any = None) -> Any:
+        if return_std is not None or return_cov is not None:
+            asked = "return_std" if return_std is not None else "return_cov"
             raise UnsupportedModelError(
-                f"{name}() of a compiled model takes X only, got {', '.join(sorted(options))}: "
-                f"the image holds what {name}(X) computes, nothing else; ask the original "
-                "estimator for the rest"
+                f"{name}() of a compiled model takes X only, got {asked}: the image holds "
+                f"what {name}(X) computes, nothing else; ask the original estimator for the rest"
             )
         arr = None if ready is None else ready(X, width, allow_nan)
         # Sparse results (text vectorizers) reach the caller as SciPy CSR when installed.
@@ -74,6 +76,7 @@ def _bind(model: Model, executor: Executor, name: str) -> Callable[[Any], Any]:
         return out if frame is None else _as_frame(out, frame, X)
 
     method.__name__ = name
+    method.__qualname__ = f"Model.{name}"
     return method
 
 

@@ -616,7 +616,7 @@ def _with_defaults(values: dict[str, Any]) -> Config:
             f"range_bytes must be {MIN_RANGE >> 10}K to {MAX_RANGE >> 30}G (one store request "
             f"per range), got {values['range_bytes']} bytes"
         )
-    retries = values.get("store_max_retries", 3)
+    retries = values.get("store_max_retries", Config.store_max_retries)
     if not 0 <= retries <= MAX_RETRIES:
         raise ConfigError(f"store_max_retries must be 0 to {MAX_RETRIES}, got {retries}")
     _check_store_options(values)
@@ -638,8 +638,8 @@ def _check_store_options(values: dict[str, Any]) -> None:
         check_options(
             values["store"],
             options,
-            max_retries=values.get("store_max_retries", 3),
-            retry_timeout=values.get("store_retry_timeout", 10.0),
+            max_retries=values.get("store_max_retries", Config.store_max_retries),
+            retry_timeout=values.get("store_retry_timeout", Config.store_retry_timeout),
         )
     except ShelfError as exc:
         raise ConfigError(f"store_options: {exc}") from None

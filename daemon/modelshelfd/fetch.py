@@ -311,11 +311,7 @@ class Fetcher:
                 if exc.errno in OUT_OF_DESCRIPTORS:
                     raise out_of_descriptors(exc) from exc
                 disk_error = exc
-                self.stats["l2_write_errors"] += 1
-                _limited.log(
-                    logging.ERROR, f"l2-write/{exc.errno}", "L2 write of %s failed: %s",
-                    entry.digest[:12], exc,
-                )  # fmt: skip
+                self._write_failed(entry.digest, exc, "")
             # L1 after all if the policy kept the image out; after the promotions in flight
             # (which held room in L1) are done, whatever the policy said
             if (not admitted or last) and await self._store_to_l1(entry):
@@ -387,11 +383,7 @@ class Fetcher:
         try:
             mapped = storage.Segment(copy.name, digest, copy.fd, copy.size).map()
         except OSError as exc:  # out of memory: as a failed write, L2 misses this one
-            self.stats["l2_write_errors"] += 1
-            _limited.log(
-                logging.ERROR, f"l2-write/{exc.errno}",
-                "L2 write of %s failed, serving from L1 only: %s", digest[:12], exc,
-            )  # fmt: skip
+            self._write_failed(digest, exc)
             return None
         if not self._try_reserve(self.l2, entry.size, signal=False):
             self.stats["l2_skipped"] += 1
@@ -430,6 +422,17 @@ class Fetcher:
     async def _to_disk(self, entry: Entry, fill: Fill) -> bool:
         await asyncio.to_thread(self.disk.create, entry.digest, entry.size, fill)
         return True
+
+    def _write_failed(
+        self, digest: str, exc: OSError, served: str = ", serving from L1 only"
+    ) -> None:
+        """An L2 write that failed (a full or failing disk, no memory to map the segment):
+        counted, and logged once per kind of error every 10 s."""
+        self.stats["l2_write_errors"] += 1
+        _limited.log(
+            logging.ERROR, f"l2-write/{exc.errno}", "L2 write of %s failed%s: %s",
+            digest[:12], served, exc,
+        )  # fmt: skip
 
     def _admit(self, entry: Entry) -> bool:
         """Does the policy let the image into L1 now? (Else the page cache serves it.)"""
@@ -576,12 +579,8 @@ class Fetcher:
                 log.info("L2 write of %s stopped: evicted from L2", digest[:12])
                 return
             except OSError as exc:
-                self.stats["l2_write_errors"] += 1
                 # the image is verified and in L1: serve it anyway, L2 just misses this one
-                _limited.log(
-                    logging.ERROR, f"l2-write/{exc.errno}",
-                    "L2 write of %s failed, serving from L1 only: %s", digest[:12], exc,
-                )  # fmt: skip
+                self._write_failed(digest, exc)
                 return
             if digest in self._unwanted:  # evicted (admin) after the write's last chunk
                 await asyncio.to_thread(self.disk.remove, digest)

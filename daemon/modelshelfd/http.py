@@ -103,7 +103,9 @@ class _JsonErrors(RequestHandler):
 
 
 def _json_errors(server: web.Server) -> RequestHandler:
-    """A connection handler of ``server``, as ``server()`` makes one, answering in JSON."""
+    """A connection handler of ``server``, as ``server()`` makes one, answering in JSON.
+    aiohttp has no hook for its handler class: its private ``_loop`` and ``_kwargs`` are what
+    ``Server.__call__`` passes (tests/integration/test_operator_probe.py fails if they move)."""
     return _JsonErrors(server, loop=server._loop, **server._kwargs)
 
 

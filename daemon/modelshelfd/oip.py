@@ -346,12 +346,12 @@ def _from_json(
         with np.errstate(over="raise"):  # not numpy's warning on stderr: a typed refusal
             return np.array(flat, dtype=DTYPES[datatype].newbyteorder("=")).reshape(shape)
     except (OverflowError, ValueError, FloatingPointError):
-        widest = datatype in ("FP64", "INT64", "UINT64")
-        raise TensorError(
-            f"input {name!r}: a value does not fit {datatype}"
-            + ("" if widest else ": send a wider datatype")
-            + (" (this is the widest of its kind: the value is out of range)" if widest else "")
-        ) from None
+        advice = (
+            " (the widest of its kind: the value is out of range)"
+            if datatype in ("FP64", "INT64", "UINT64")
+            else ": send a wider datatype"
+        )
+        raise TensorError(f"input {name!r}: a value does not fit {datatype}{advice}") from None
 
 
 def _outputs(value: object, binary_default: bool) -> list[Requested] | None:

@@ -193,6 +193,9 @@ class Server:
             state.shelf.close()
             state.board.bump()  # clients holding "latest" ask again and find the new daemon
             state.board.close()
+        if self._spare >= 0:
+            os.close(self._spare)
+            self._spare = -1
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
         log.info("stopped")
@@ -251,11 +254,10 @@ class Server:
         limit = self.config.max_connections if kind == "client" else MAX_ADMIN_CONNECTIONS
         per_uid = self.config.max_connections_per_uid
         while True:
-            accepted = await self._accept_one(loop, listener, kind)
-            if accepted is None:
+            sock = await self._accept_one(loop, listener, kind)
+            if sock is None:
                 await asyncio.sleep(0.1)  # EMFILE and friends: back off instead of spinning
                 continue
-            sock = accepted
             # sock_accept returns at once while connections are queued: without a turn of the
             # loop here, a flood of connections would starve every connection already accepted
             await asyncio.sleep(0)

@@ -67,7 +67,7 @@ class Pipeline(Executor):
         ]
         # The transforming steps' bound methods, looked up once for every call's dense run.
         self._transforms = [
-            (step.transform, self._check_before[i])  # type: ignore[attr-defined]
+            (step.transform, self._check_before[i], self._widen_before[i])  # type: ignore[attr-defined]
             for i, step in enumerate(self.transformers)
         ]
 
@@ -100,7 +100,8 @@ class Pipeline(Executor):
                 X = X.toarray()
             if self._check_before[i]:
                 check_finite(X.data if isinstance(X, CSRMatrix) else X, allow_nan=False)
-            X = self._widened(i, X)
+            if self._widen_before[i]:
+                X = widened(X)
             if step is self.final and method is not None:
                 return getattr(step, method)(X)
             X = step.transform(X)  # type: ignore[attr-defined]
@@ -109,20 +110,21 @@ class Pipeline(Executor):
     def _run_dense(self, method: str | None, X: np.ndarray) -> Any:
         """``_run`` for dense input, the common case, with the bound methods looked up at load;
         from the first step that gets anything but a dense array on, ``_run`` itself."""
-        for i, (transform, check) in enumerate(self._transforms):
+        for i, (transform, check, widen) in enumerate(self._transforms):
             if check:
                 check_finite(X, allow_nan=False)
-            X = transform(self._widened(i, X))
+            if widen and X.dtype is _FLOAT32:  # inline: float64, the common case, costs a test
+                X = X.astype(np.float64)
+            X = transform(X)
             if type(X) is not np.ndarray:
                 return self._run(method, X, i + 1)
         if self.final is None:
             return X
         if self._check_before[-1]:
             check_finite(X, allow_nan=False)
-        return getattr(self.final, method or "transform")(self._widened(len(self.steps) - 1, X))
-
-    def _widened(self, i: int, X: Any) -> Any:
-        return widened(X) if self._widen_before[i] else X
+        if self._widen_before[-1] and X.dtype is _FLOAT32:
+            X = X.astype(np.float64)
+        return getattr(self.final, method or "transform")(X)
 
     def name_columns(self, names: list[str]) -> None:
         """Name the input columns in the first step's errors (see encoders.py)."""
@@ -305,6 +307,9 @@ class ColumnTransformer(Executor):
                     _check_densify(Y, f"column transformer part {part.name!r} is stacked dense")
             outputs = [Y.toarray() if isinstance(Y, CSRMatrix) else Y for Y in outputs]
         return np.hstack(outputs)  # always a new array, even for a single passthrough part
+
+
+_FLOAT32 = np.dtype(np.float32)  # native float32: the one dtype object (what the door keeps)
 
 
 def widened(X: Any) -> Any:
