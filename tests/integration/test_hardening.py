@@ -101,6 +101,9 @@ def test_descriptors_are_read_only_private_and_never_leak(shelf: Shelf, images: 
     assert stat.S_IMODE(os.fstat(fds[0]).st_mode) == 0o600
     _wire.close_fds(fds)
     sock.close()
+    # the L2 write after the reply holds a descriptor of the segment until it ends: a listing
+    # of the daemon's descriptors taken meanwhile may name one closed before its stat
+    wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 write to end")
     for label, path in daemon.segment_fds():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, label
     assert daemon.proc is not None
