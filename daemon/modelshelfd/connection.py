@@ -23,6 +23,7 @@ class Connection:
     gid: int
     groups: frozenset[int] = frozenset()  # supplementary groups, read at accept
     leases: dict[str, list[Lease]] = field(default_factory=dict)  # by digest
+    handing: list[Lease] = field(default_factory=list)  # leases going out with the next reply
     busy: bool = False  # a request of it is being handled
 
 

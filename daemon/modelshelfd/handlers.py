@@ -152,8 +152,9 @@ async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list
         return {"unchanged": True, "version": info.version, "digest": info.digest}, []
     lease = await state.shelf.acquire(info)
     conn.leases.setdefault(info.digest, []).append(lease)
+    conn.handing.append(lease)  # an L2 lease's own descriptor: closed once the reply is sent
     state.metrics.acquired(lease.found.value, time.perf_counter() - started)
-    return _acquired(state, info, lease.found, lease.copy), [lease.copy.fd]
+    return _acquired(state, info, lease.found, lease.copy), [lease.fd]
 
 
 async def _release(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
@@ -234,7 +235,7 @@ def fast(
         if lease is None:
             return False
         conn.leases.setdefault(info.digest, []).append(lease)
-        out = [lease.copy.fd]
+        out = [lease.fd]
         frame = _l1_reply(state, info, lease.copy, rid)
         took = time.perf_counter() - started
     else:

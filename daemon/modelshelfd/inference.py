@@ -202,7 +202,7 @@ class Inference:
             self.state.metrics.acquired(lease.found.value, loop.time() - started)
             copy = lease.copy
             try:
-                future: Future[T] = self.pool.submit(_mapped, copy.fd, copy.size, work)
+                future: Future[T] = self.pool.submit(_mapped, lease.fd, copy.size, work)
             except RuntimeError:  # the pool is shut down: the daemon is stopping
                 self.state.shelf.release(lease)
                 raise QueueFull("the daemon is shutting down") from None

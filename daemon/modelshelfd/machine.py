@@ -183,7 +183,7 @@ def raise_descriptor_limit() -> int:
     return soft
 
 
-DESCRIPTOR_RESERVE = 64  # listeners, logs, the store's sockets, fetches in flight, L2 leases
+DESCRIPTOR_RESERVE = 64  # listeners, logs, the store's sockets, fetches, L2 files being sent
 
 
 def segment_limit(descriptors: int, max_connections: int) -> int:

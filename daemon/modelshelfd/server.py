@@ -431,6 +431,9 @@ class Server:
                         await aiowire.send(conn.sock, reply, timeout=self.config.send_timeout)
                 finally:
                     self._busy(conn, False)
+                    for lease in conn.handing:  # sent (the client has its own) or never will be
+                        state.shelf.handed(lease)
+                    conn.handing.clear()
         except (EOFError, ConnectionError, TimeoutError):
             pass
         except ProtocolError as exc:

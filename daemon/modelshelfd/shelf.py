@@ -60,14 +60,22 @@ L1_BANDWIDTH = 2e9
 L2_BANDWIDTH = 200e6
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Lease:
-    """One lease: the copy whose descriptor the client maps, the tier the image was found in
-    when the request came (L1, L2 or L3), and the namespace it was taken through."""
+    """One lease: the copy the client maps, the tier the image was found in when the request
+    came (L1, L2 or L3), the namespace it was taken through, and the descriptor to hand out:
+    an L1 segment's own (the tier keeps it), or for an L2 file one opened for this lease
+    alone and closed once it is handed out (``Shelf.handed``) or the lease ends, so that the
+    daemon holds no descriptor per leased file."""
 
     copy: Copy
     found: TierName
     namespace: str = ""
+    own_fd: int = -1
+
+    @property
+    def fd(self) -> int:
+        return self.own_fd if self.copy.tier is TierName.L2 else self.copy.fd
 
 
 class Shelf:
@@ -170,20 +178,20 @@ class Shelf:
         for _ in range(LEASE_ATTEMPTS):
             with self._held(ref.digest):
                 found = await self.ensure(ref)
-                copy = self._lease(ref.digest, ref.namespace)
-                if copy is None and self._held_back(ref):
+                lease = self._lease(ref.digest, ref.namespace, found)
+                if lease is None and self._held_back(ref):
                     # over its share of a tier that has the image: the page cache serves it if
                     # the namespace's L2 share allows, from a file made of the segment if need be
                     await self.fetcher.copy_down(ref.digest)
-                    copy = self._lease(ref.digest, ref.namespace)
-                    if copy is None:
+                    lease = self._lease(ref.digest, ref.namespace, found)
+                    if lease is None:
                         # the namespace's clients hold the share: ask them to let go of their
                         # idle models, as a tier full of leases does (else it stays full)
                         self.fetcher.signal_pressure()
                         raise self._over_shares(ref)
-            if copy is not None:
-                self.quotas.take(ref.namespace, copy)
-                return Lease(copy, found, ref.namespace)
+            if lease is not None:
+                self.quotas.take(ref.namespace, lease.copy)
+                return lease
             # removed between the fetch and our turn on the loop (not as a victim: an admin
             # eviction, an L2 file found unreadable): fetch again
         raise Busy(f"{ref.key}: the image keeps being evicted before it can be served; retry")
@@ -226,30 +234,33 @@ class Shelf:
         if entry is not None:  # always, in the callback that took the lease
             self._hit(entry, f"{ref.key}@{ref.version}", TierName.L1)
 
-    def _lease(self, digest: str, namespace: str) -> Copy | None:
+    def _lease(self, digest: str, namespace: str, found: TierName) -> Lease | None:
         resident = self.l1.copies.get(digest)
         if resident is not None and self.quotas.allows(namespace, self.l1, resident):
             copy = self.l1.lease(digest)
             if copy is not None:
                 self.stats["served_l1"] += 1
-                return copy
+                return Lease(copy, found, namespace)
         cached = self.l2.copies.get(digest)
         if cached is None or not self.quotas.allows(namespace, self.l2, cached):
             return None
+        copy = self.l2.lease(digest)
+        if copy is None:
+            return None
         try:
-            copy = self.l2.lease(digest)
+            fd = self.disk.open(digest)
         except OSError as exc:
+            self.l2.release(copy)
             if exc.errno in OUT_OF_DESCRIPTORS:  # the daemon's limit, not the copy's fault
                 raise out_of_descriptors(exc) from exc
             # removed or unreadable behind our back: fetch it again
             log.warning("L2 copy of %s cannot be opened, discarded: %s", digest[:12], exc)
             self.l2.evict(digest)
             return None
-        if copy is not None:
-            self.stats["served_page_cache"] += 1
-            if resident is not None:
-                self.stats["share_fallbacks"] += 1
-        return copy
+        self.stats["served_page_cache"] += 1
+        if resident is not None:
+            self.stats["share_fallbacks"] += 1
+        return Lease(copy, found, namespace, fd)
 
     def _held_back(self, ref: RefInfo) -> bool:
         """Is the image on the node, but the namespace at its share of a tier holding it?"""
@@ -271,7 +282,18 @@ class Shelf:
             "bytes); its clients hold the leases: release models, or raise its l1_share/l2_share"
         )
 
+    def handed(self, lease: Lease) -> None:
+        """The lease's descriptor went out (the client holds its own now): an L2 file's,
+        opened for this lease, is closed; the lease itself lasts until ``release``."""
+        fd, lease.own_fd = lease.own_fd, -1
+        if fd >= 0:
+            if lease.copy.linked:
+                os.close(fd)  # a file still in images/: no blocks can be freed by this close
+            else:
+                self.reaper.close(fd)  # may be the last reference to a deleted file
+
     def release(self, lease: Lease) -> None:
+        self.handed(lease)
         copy = lease.copy
         self.quotas.give_back(lease.namespace, copy)
         self.tier(copy.tier).release(copy)

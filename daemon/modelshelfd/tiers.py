@@ -58,9 +58,10 @@ class TierFull(Exception):
 
 @dataclass(eq=False)
 class Copy:
-    """One image's bytes in one tier. ``fd`` is the read-only descriptor handed to clients
-    (-1 while none is open); ``linked`` is False once evicted (the name or file is gone, the
-    bytes live until the last lease ends)."""
+    """One image's bytes in one tier. ``fd`` is an L1 segment's read-only descriptor, handed
+    to clients (-1 once closed; an L2 copy has none: each lease opens the file, ``Lease``);
+    ``linked`` is False once evicted (the name or file is gone, the bytes live until the last
+    lease ends)."""
 
     tier: TierName
     digest: str
@@ -263,12 +264,10 @@ class Tier(ABC):
             del self.holds[digest]
 
     def lease(self, digest: str) -> Copy | None:
-        """One more lease on the linked copy, with its descriptor open; None if absent."""
+        """One more lease on the linked copy; None if absent."""
         copy = self.copies.get(digest)
         if copy is None or not copy.verified:
             return None
-        if copy.fd < 0:
-            self._open(copy)
         copy.leases += 1
         return copy
 
@@ -279,10 +278,8 @@ class Tier(ABC):
         if not copy.linked:
             self.retired.discard(copy)
             self._free(copy)
-        else:
-            self._idle(copy)
-            if self.used > self.budget:  # a smaller budget (SIGHUP, memory pressure) that
-                self.shrink()  # leases kept out of reach: this copy may go now
+        elif self.used > self.budget:  # a smaller budget (SIGHUP, memory pressure) that
+            self.shrink()  # leases kept out of reach: this copy may go now
 
     def evict(self, digest: str) -> bool:
         """Unlink the copy; its bytes stay counted while leases remain."""
@@ -329,14 +326,6 @@ class Tier(ABC):
     # -- the tier's own resources ---------------------------------------------------------------
 
     @abstractmethod
-    def _open(self, copy: Copy) -> None:
-        """Open ``copy.fd`` (read-only) for handing out."""
-
-    @abstractmethod
-    def _idle(self, copy: Copy) -> None:
-        """The last lease on a linked copy ended."""
-
-    @abstractmethod
     def _unlink(self, copy: Copy) -> None:
         """Remove the copy's name so nobody new can reach it."""
 
@@ -363,12 +352,6 @@ class SharedMemory(Tier):
         super().add(copy)
         self.keep(copy.digest, copy.fd)
 
-    def _open(self, copy: Copy) -> None:
-        raise AssertionError(f"segment {copy.name} has no descriptor")  # kept while linked
-
-    def _idle(self, copy: Copy) -> None:
-        pass
-
     def _unlink(self, copy: Copy) -> None:
         # a sealed memfd has no name: no one new reaches it once the tier forgets it, and the
         # descriptor store lets go of it too
@@ -385,8 +368,9 @@ class SharedMemory(Tier):
 
 
 class PageCache(Tier):
-    """L2: image files on local disk. A file is opened only while leased (no descriptor per
-    cached image); a file removed while leased stays counted until its last lease ends."""
+    """L2: image files on local disk. The tier keeps no descriptor: a lease opens the file for
+    its hand-off and closes it once handed out (``Shelf.handed``); a file removed while leased
+    stays counted until its last lease ends (its clients' mappings keep its blocks)."""
 
     name = TierName.L2
 
@@ -394,16 +378,8 @@ class PageCache(Tier):
         super().__init__(*args, **kwargs)  # budget, policy, clock, usage, reaper
         self.disk = disk
 
-    def _open(self, copy: Copy) -> None:
-        copy.fd = self.disk.open(copy.digest)
-
-    def _idle(self, copy: Copy) -> None:
-        self._close(copy)
-
     def _unlink(self, copy: Copy) -> None:
         self.disk.retire(copy.digest, self.reaper)
 
     def _close(self, copy: Copy) -> None:
-        if copy.fd >= 0:
-            self.reaper.close(copy.fd)  # the last reference to a deleted file frees its blocks
-            copy.fd = -1
+        pass  # no descriptor kept (each lease's own is closed by the shelf)

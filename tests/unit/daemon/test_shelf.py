@@ -24,7 +24,7 @@ from modelshelfd.config import load_config
 from modelshelfd.entry import State
 from modelshelfd.errors import Busy
 from modelshelfd.policy import Candidate, LRUPolicy
-from modelshelfd.shelf import Shelf
+from modelshelfd.shelf import Lease, Shelf
 from modelshelfd.storage import SHM_DIR
 from modelshelfd.tiers import Copy, Tier, TierFull, TierName, cost
 
@@ -54,8 +54,8 @@ def _exact(shelf: Shelf) -> None:
     assert set(shelf.l2.copies) <= files <= set(shelf.l2.copies) | set(shelf.fetcher.l2_writes)
 
 
-def _map(copy: Copy) -> mmap.mmap:
-    return mmap.mmap(copy.fd, copy.size, prot=mmap.PROT_READ)
+def _map(lease: Lease) -> mmap.mmap:
+    return mmap.mmap(lease.fd, lease.copy.size, prot=mmap.PROT_READ)
 
 
 def _shelf(tmp_path: Path, store: Store, prefix: str, l1: int, l2: int, **kw) -> Shelf:
@@ -115,7 +115,7 @@ async def test_accounting_through_random_operations(setup) -> None:
                 assert leased[1] + cost(ref.size) > shelf.l2.budget
                 refused += 1
                 continue
-            assert lease.copy.leases >= 1 and lease.copy.fd >= 0
+            assert lease.copy.leases >= 1 and lease.fd >= 0
             held.append(lease)
         elif action < 0.8 and held:
             shelf.release(held.pop(rng.randrange(len(held))))
@@ -143,7 +143,7 @@ async def test_a_leased_segment_outlives_its_eviction(setup) -> None:
     shelf.evict(refs[0].digest)
     assert not segment.linked and segment in shelf.l1.retired and segment.fd >= 0
     assert shelf.l1.used == cost(refs[0].size)  # still counted while leased
-    mapped = _map(segment)
+    mapped = _map(lease)
     assert modelshelf.load(mapped).tensors["w"][0] == 0.0
     shelf.release(lease)
     assert segment.fd == -1 and shelf.l1.used == 0
@@ -168,12 +168,12 @@ async def test_shared_memory_full_of_leases_serves_the_page_cache(setup) -> None
         other = await shelf.acquire(refs[1])  # would fit L1, were it not leased
         assert (other.found, other.copy.tier) == (TierName.L3, TierName.L2)
         assert signals == [1] and shelf.stats["pressure_signals"] == 1
-        flags = os.fstat(other.copy.fd)
+        flags = os.fstat(other.fd)
         assert flags.st_size == refs[1].size and flags.st_mode & 0o077 == 0
-        assert fcntl.fcntl(other.copy.fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        assert fcntl.fcntl(other.fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
         with pytest.raises(OSError):
-            os.write(other.copy.fd, b"x")
-        mapped = _map(other.copy)
+            os.write(other.fd, b"x")
+        mapped = _map(other)
         assert modelshelf.load(mapped).tensors["w"][0] == 1.0
         mapped.close()
         assert shelf.stats["served_page_cache"] == 2 and shelf.stats["l3_to_l2"] == 2
@@ -197,6 +197,71 @@ async def test_shared_memory_full_of_leases_serves_the_page_cache(setup) -> None
         await _closed(shelf)
 
 
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_page_cache_lease_holds_no_descriptor_once_handed_out(setup) -> None:
+    """Each L2 lease opens the file for its hand-off and closes it once handed out: leases on
+    many files cost the daemon no descriptor each (they used to: one per leased file, which a
+    node of thousands of page-cache models ran out of). The lease stays counted, the file
+    stays on disk, and the mapping a client made stays valid."""
+    base, refs = setup
+    refs = refs[:3]  # all three fit in L2 together
+    config = dataclasses.replace(base.config, l1_bytes=1)  # everything is served from L2
+    shelf = Shelf(config, base.store)
+    try:
+        for ref in refs:  # fetched once, so that the baseline below has no fetch in flight
+            shelf.release(await shelf.acquire(ref))
+        await _settled(shelf)
+        before = _open_descriptors()
+        leases, maps = [], []
+        for ref in refs * 3:  # three leases on each file
+            lease = await shelf.acquire(ref)
+            assert lease.copy.tier is TierName.L2 and lease.fd >= 0
+            maps.append(_map(lease))  # what the client does with its copy of the descriptor
+            shelf.handed(lease)
+            assert lease.fd == -1
+            leases.append(lease)
+        assert _open_descriptors() == before + len(maps)  # Python's mmap keeps a dup of its own
+        assert shelf.l2.describe()["leases"] == 3 * len(refs)
+        assert all(shelf.l2.copies[r.digest].leases == 3 for r in refs)
+        shelf.handed(leases[0])  # again: nothing to close, and no other descriptor is hit
+        shelf.l2.evict(refs[0].digest)  # evicted while leased: counted until the last release
+        assert shelf.l2.describe()["retired"] == 1
+        for i, mapped in enumerate(maps):  # image i holds w[0] == i
+            assert modelshelf.load(mapped).tensors["w"][0] == i % len(refs)
+        for lease in leases:
+            shelf.release(lease)
+        await _settled(shelf)
+        assert shelf.l2.describe()["leases"] == 0 and not shelf.l2.retired
+        for mapped in maps:
+            mapped.close()
+        assert _open_descriptors() == before
+        _exact(shelf)
+    finally:
+        await _closed(shelf)
+
+
+async def test_a_lease_released_before_its_hand_off_closes_its_descriptor(setup) -> None:
+    """A reply never sent (the client went away): the release closes the lease's descriptor."""
+    base, refs = setup
+    config = dataclasses.replace(base.config, l1_bytes=1)
+    shelf = Shelf(config, base.store)
+    try:
+        shelf.release(await shelf.acquire(refs[1]))
+        await _settled(shelf)
+        before = _open_descriptors()
+        lease = await shelf.acquire(refs[1])
+        assert lease.fd >= 0 and _open_descriptors() == before + 1
+        shelf.release(lease)
+        assert lease.fd == -1 and _open_descriptors() == before
+        shelf.handed(lease)  # the server's hand-off after a failed send: nothing left to close
+        assert _open_descriptors() == before
+    finally:
+        await _closed(shelf)
+
+
 async def test_an_l2_file_removed_while_mapped_stays_counted(setup) -> None:
     base, refs = setup
     config = dataclasses.replace(base.config, l1_bytes=1)  # everything is served from L2
@@ -205,7 +270,7 @@ async def test_an_l2_file_removed_while_mapped_stays_counted(setup) -> None:
         lease = await shelf.acquire(refs[2])
         copy = lease.copy
         assert copy.tier is TierName.L2
-        mapped = _map(copy)
+        mapped = _map(lease)
         assert shelf.l2.evict(refs[2].digest)  # the file is gone from the directory ...
         assert not shelf.disk.path(refs[2].digest).exists()
         assert copy in shelf.l2.retired and shelf.l2.used == cost(refs[2].size)  # still counted
@@ -213,7 +278,7 @@ async def test_an_l2_file_removed_while_mapped_stays_counted(setup) -> None:
         again = await shelf.acquire(refs[2])  # a new copy is fetched beside the retired one
         assert again.copy is not copy and shelf.l2.used == 2 * cost(refs[2].size)
         shelf.release(lease)
-        assert shelf.l2.used == cost(refs[2].size) and copy.fd == -1 and not shelf.l2.retired
+        assert shelf.l2.used == cost(refs[2].size) and lease.fd == -1 and not shelf.l2.retired
         assert modelshelf.load(mapped).tensors["w"].shape == (1500,)
         mapped.close()
         shelf.release(again)
@@ -454,7 +519,7 @@ async def test_an_adopted_l2_file_is_verified_before_the_page_cache_serves_it(se
         lease = await second.acquire(ref)
         assert lease.copy.tier is TierName.L2 and lease.found is TierName.L3
         assert second.stats["validation_failures"] == 1
-        mapped = _map(lease.copy)
+        mapped = _map(lease)
         assert modelshelf.load(mapped, verify=True).tensors["w"][0] == 3.0
         mapped.close()
         second.release(lease)
