@@ -49,6 +49,7 @@ from .errors import (
     ChecksumError,
     MissingDependencyError,
     ModelNotFound,
+    ShelfBusy,
     ShelfError,
     StoreError,
     TruncatedImageError,
@@ -171,7 +172,22 @@ def _translate(what: str, reachable: Callable[[str], None] | None = None) -> Ite
         raise ModelNotFound(f"{what}: not found in the store") from exc
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if _out_of_descriptors(exc):  # this process's limit: the store itself may be fine
+            raise ShelfBusy(
+                f"{what}: out of file descriptors ({first}); retry later, or raise the "
+                "process's descriptor limit (ulimit -n, systemd's LimitNOFILE)"
+            ) from exc
         raise StoreError(f"{what}: the object store failed: {first}") from exc
+
+
+# obstore reports the operating system's error in its text: "Too many open files (os error 24)"
+_OS_OUT_OF_DESCRIPTORS = re.compile(rf"\(os error (?:{errno.EMFILE}|{errno.ENFILE})\)")
+
+
+def _out_of_descriptors(exc: Exception) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    return _OS_OUT_OF_DESCRIPTORS.search(str(exc)) is not None
 
 
 def _private_dir(path: Path) -> bool:

@@ -47,3 +47,50 @@ def test_a_vanished_store_directory_is_unreachable(tmp_path: Path, how: str) -> 
         store.ref("ns", "m", 1)
     with pytest.raises(StoreError):
         store.read_image(info.digest, bytearray(info.size))
+
+
+_OUT_OF_DESCRIPTORS = """
+import os, resource, sys
+import numpy as np
+from modelshelf.errors import ShelfBusy, StoreError
+from modelshelf.store import Store
+
+store = Store(sys.argv[1])
+info = store.ref("ns", "m", 1)
+buf = bytearray(info.size)
+held = []
+resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, 4096))
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+try:
+    store.read_image(info.digest, buf)
+except ShelfBusy as exc:
+    print("busy", exc)
+except StoreError as exc:
+    print("store", exc)
+for fd in held:
+    os.close(fd)
+store.read_image(info.digest, buf)
+print("read", bytes(buf).hex())
+"""
+
+
+def test_a_process_out_of_descriptors_is_busy_not_a_store_outage(tmp_path: Path) -> None:
+    """EMFILE while the store is read is this process's limit (the daemon's, at its limit):
+    ShelfBusy saying so, not StoreError, which the daemon answers as the store being down."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "s"
+    image = modelshelf.compile_tensors({"w": np.zeros(10)})
+    Store(root.as_uri()).publish("ns", "m", image)
+    out = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_DESCRIPTORS, root.as_uri()],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert out[0].startswith("busy ") and "out of file descriptors" in out[0], out
+    assert "os error 24" in out[0] and "ulimit -n" in out[0]
+    assert out[1] == f"read {bytes(image).hex()}"  # the limit lifted: the same store reads
