@@ -526,8 +526,17 @@ class Client:
         except (OSError, EOFError, ProtocolError) as exc:
             sock.close()
             raise self._unavailable(exc) from exc
+        except BaseException:  # interrupted: the socket is not kept
+            sock.close()
+            raise
         try:
             self._raise_for(reply)
+            if reply.get("socket") == "admin":
+                raise DaemonUnavailable(
+                    f"{self.socket_path} is the daemon's admin socket; clients connect to its "
+                    "client socket ('socket' in the daemon's configuration): point "
+                    "MODELSHELF_SOCKET (or Client(socket=...)) at that one"
+                )
             if len(fds) != 1:
                 raise ProtocolError(f"hello reply carried {len(fds)} descriptors, expected 1")
             board = BoardView(fds[0])
@@ -576,9 +585,19 @@ class Client:
                 if attempt == RECONNECTS or not retry or isinstance(exc, TimeoutError):
                     raise self._unavailable(exc) from exc
                 continue
-            except ProtocolError:
+            except BaseException:
+                # a protocol error, or an exception that interrupted the wait (Ctrl-C, a signal
+                # handler's timeout): the reply may still come, and the next request on this
+                # connection would read it as its own
                 self._disconnect()
                 raise
+            if reply.get("id") != self._ids:  # never an answer to another request
+                _wire.close_fds(fds)
+                self._disconnect()
+                raise ProtocolError(
+                    f"the daemon answered request {reply.get('id')!r:.20} where {self._ids} was "
+                    "asked; the connection is dropped and the next call reconnects"
+                )
             try:
                 self._raise_for(reply)
             except BaseException:

@@ -404,6 +404,7 @@ class Server:
                 "protocol": _wire.PROTOCOL_VERSION,
                 "daemon": f"modelshelfd/{__version__}",
                 "instance": self.config.shm_prefix,
+                "socket": conn.kind,  # a client pointed at the admin socket can say so
                 "generation": state.board.generation,
                 # what each client should keep mapped for reuse, unless told otherwise
                 "held_bytes": self.config.client_held_bytes,

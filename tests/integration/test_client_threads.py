@@ -115,3 +115,50 @@ async def test_a_close_stops_the_acquires_still_waiting_for_the_connection(shelf
     await asyncio.sleep(1.0)  # the worker had its turn: refused, not reconnected
     assert client.client._sock is None
     assert daemon.admin("status")["leases"] == 0
+
+
+class _Interrupted(Exception):
+    """What a signal handler raises: Celery's soft time limit, an alarm-based timeout."""
+
+
+@pytest.mark.parametrize("op", ["model", "release"])
+def test_a_request_interrupted_while_it_waits_never_shifts_the_replies(
+    shelf: Shelf, op: str
+) -> None:
+    """An exception raised into the wait (a signal handler's) left the connection open with
+    the reply unread: each later request read the one before's reply, and ``model("ns/t2")``
+    returned t1's image (held under t2's name). The interrupted connection is dropped now,
+    and a reply with another request's id is never taken."""
+    _publish(shelf, 5)
+    daemon = shelf.make()
+    assert daemon.proc is not None
+    client = Client(daemon.socket, timeout=10)
+    client.model("ns/t0")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    daemon.proc.send_signal(signal.SIGSTOP)  # the daemon slow to answer
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(_Interrupted):
+            if op == "model":
+                client.model("ns/t1")
+            else:
+                client.release("ns/t0")
+                client.model("ns/t1")  # the release is sent with the next acquire
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        daemon.proc.send_signal(signal.SIGCONT)
+    time.sleep(0.5)  # the daemon's answer to the interrupted request has come
+    for i in (2, 3, 4, 1):
+        np.testing.assert_array_equal(client.model(f"ns/t{i}").tensors["w"], np.full(8, float(i)))
+    client.close()
+
+
+def test_a_client_pointed_at_the_admin_socket_says_so(shelf: Shelf) -> None:
+    daemon = shelf.make()
+    with pytest.raises(DaemonUnavailable, match=r"is the daemon's admin socket.*MODELSHELF_SOCKET"):
+        Client(daemon.admin_socket).model("ns/t0")
