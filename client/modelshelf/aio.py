@@ -25,6 +25,9 @@ class AsyncClient:
     def __init__(self, socket: str | None = None, **kwargs: Any) -> None:
         self.client = Client(socket, **kwargs)
 
+    def __reduce__(self) -> Any:
+        return self.client.__reduce__()  # refused as its Client is: a connection
+
     async def model(self, ref: str) -> Model:
         """The model ``"ns/name"`` or ``"ns/name@7"``; held ones without leaving the loop."""
         held = self.client.held_model(ref)

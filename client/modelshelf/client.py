@@ -293,6 +293,13 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a modelshelf Client is a connection to the daemon: it cannot be pickled or "
+            "copied; create one in each process (a forked child may keep using its "
+            "parent's) and send model references ('ns/name@version') between processes"
+        )
+
     def __repr__(self) -> str:
         state = "connected" if self._sock is not None else "disconnected"
         return (
@@ -659,17 +666,21 @@ def _unchanged(board: BoardView | None, held: _Held) -> bool:
     return (board.serial, words[board.at], words[held.slot]) == held.stamp
 
 
+MAX_TIMEOUT = 1e9  # seconds: the socket's timeout must be finite
+
+
 def _timeout(value: float | None) -> float:
+    expects = f"a number of seconds above 0 and below {MAX_TIMEOUT:.0f}, like 10 or 2.5"
     if value is None:
         raw = os.environ.get("MODELSHELF_TIMEOUT", "")
         try:
             value = float(raw) if raw else DEFAULT_TIMEOUT
         except ValueError:
-            raise ValueError(
-                f"MODELSHELF_TIMEOUT must be seconds like 10 or 2.5, got {raw!r}"
-            ) from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e9:
-        raise ValueError(f"the timeout must be a positive number of seconds, got {value!r}")
+            value = None
+        if value is None or not 0 < value < MAX_TIMEOUT:
+            raise ValueError(f"MODELSHELF_TIMEOUT must be {expects}, got {raw!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < MAX_TIMEOUT:
+        raise ValueError(f"the timeout must be {expects}, got {value!r}")
     return float(value)
 
 
@@ -684,7 +695,7 @@ def _env_size(name: str, *, suffixes: bool = True) -> int | None:
     if not raw:
         return None
     if not suffixes:
-        if not raw.strip().isdigit():
+        if not (raw.strip().isascii() and raw.strip().isdigit()):
             raise ValueError(f"{name} must be an integer like 256, got {raw!r}")
         return int(raw)
     try:

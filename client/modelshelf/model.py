@@ -191,6 +191,13 @@ class Model:
         out[:] = self._feature_names
         return out
 
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a modelshelf Model is a view of its image's memory: it cannot be pickled or "
+            "copied; send its reference ('ns/name@version') to the worker and acquire it "
+            "there with modelshelf.Client().model(ref) (or load its file with modelshelf.load)"
+        )
+
     def __repr__(self) -> str:
         name = self.metadata.get("name", "")
         return f"<modelshelf.Model {self.kind} {name!r} {self.image.size} bytes>"

@@ -530,7 +530,7 @@ class Store:
         out = []
         for item in items:
             leaf = str(item["path"])[len(prefix) :]
-            if len(leaf) == 20 and leaf.isdigit():
+            if len(leaf) == 20 and leaf.isascii() and leaf.isdigit():
                 out.append(int(leaf))
         return sorted(out)
 
@@ -543,7 +543,11 @@ class Store:
         out: dict[str, list[int]] = {}
         for item in items:
             parts = str(item["path"]).split("/")
-            if len(parts) != 4 or len(parts[3]) != 20 or not parts[3].isdigit():
+            if (
+                len(parts) != 4
+                or len(parts[3]) != 20
+                or not (parts[3].isascii() and parts[3].isdigit())
+            ):
                 continue
             try:
                 check_part(parts[1])

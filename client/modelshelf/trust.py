@@ -33,7 +33,7 @@ def daemon_uid_from_env() -> int | None:
     raw = os.environ.get(ENVIRONMENT, "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ValueError(f"{ENVIRONMENT} must be a numeric uid like 998, got {raw!r}")
     return int(raw)
 

@@ -176,7 +176,7 @@ class HttpEndpoint:
         state's unless a reload builds it before it applies its configuration."""
         cfg = config if config is not None else state.config
         host, sep, port = address.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or not (port.isascii() and port.isdigit()):
             raise ValueError(f"http address must be host:port, got {address!r}")
         self.host, self.port = host or "127.0.0.1", int(port)
         self.address = address

@@ -55,7 +55,11 @@ def watchdog_interval() -> float | None:
     """Seconds between ``WATCHDOG=1`` pings (half of ``$WATCHDOG_USEC``), None if not asked."""
     usec = os.environ.get("WATCHDOG_USEC", "")
     pid = os.environ.get("WATCHDOG_PID", "")
-    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+    if (
+        not (usec.isascii() and usec.isdigit())
+        or int(usec) == 0
+        or (pid and pid != str(os.getpid()))
+    ):
         return None
     return int(usec) / 2e6
 
@@ -84,7 +88,7 @@ def passed_segments() -> dict[str, int]:
     names = os.environ.get("LISTEN_FDNAMES", "").split(":")
     for key in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
         os.environ.pop(key, None)
-    n = int(count) if count.isdigit() else 0
+    n = int(count) if count.isascii() and count.isdigit() else 0
     found: dict[str, int] = {}
     for i in range(n):
         fd = LISTEN_FDS_START + i

@@ -148,6 +148,12 @@ def test_held_budgets_come_from_the_caller_the_environment_or_the_daemon(
         ("MODELSHELF_MAX_HELD_BYTES", "1.5"),  # a fraction of a byte
         ("MODELSHELF_MAX_HELD_MODELS", "10k"),
         ("MODELSHELF_MAX_HELD_MODELS", "10b"),
+        ("MODELSHELF_MAX_HELD_MODELS", "\u00b2"),  # a digit to str.isdigit, not to int()
+        ("MODELSHELF_TIMEOUT", "nan"),
+        ("MODELSHELF_TIMEOUT", "inf"),
+        ("MODELSHELF_TIMEOUT", "0"),
+        ("MODELSHELF_TIMEOUT", "1e9"),
+        ("MODELSHELF_TIMEOUT", "5s"),
     ],
 )
 def test_a_malformed_budget_in_the_environment_names_it(
@@ -221,8 +227,10 @@ def test_the_timeout_comes_from_the_caller_or_the_environment(
     assert Client("/nonexistent.sock", timeout=1).timeout == 1.0
     for bad in ("soon", "-1", "nan", "0"):
         monkeypatch.setenv("MODELSHELF_TIMEOUT", bad)
-        with pytest.raises(ValueError, match=r"MODELSHELF_TIMEOUT|timeout must be a positive"):
+        with pytest.raises(ValueError, match=r"MODELSHELF_TIMEOUT must be a number of seconds"):
             Client("/nonexistent.sock")
+    with pytest.raises(ValueError, match=r"the timeout must be .* below 1000000000, .* got 0"):
+        Client("/nonexistent.sock", timeout=0)
 
 
 def _acquires(fake: FakeDaemon) -> int:
@@ -274,3 +282,30 @@ def test_a_board_too_small_is_refused_clearly(fake: FakeDaemon) -> None:
         client.model("ns/m")
     assert _acquires(fake) == 0
     client.close()
+
+
+def test_clients_models_and_images_refuse_pickling_and_copying_saying_why(tmp_path) -> None:
+    """They map memory or hold a connection: pickle's own error named CPython internals
+    ("cannot pickle 'mmap.mmap' object"), and copy.copy(client) returned a second Client on
+    the same socket whose close emptied the first one's held set (a probe)."""
+    import copy
+    import pickle
+
+    import numpy as np
+
+    import modelshelf
+    from modelshelf import AsyncClient, Client
+
+    path = tmp_path / "m.msi"
+    path.write_bytes(modelshelf.compile_tensors({"w": np.zeros(4)}))
+    model = modelshelf.load(path)
+    client = Client(str(tmp_path / "nobody.sock"))
+    for thing, says in (
+        (model, "a modelshelf Model is a view"),
+        (model.image, "a modelshelf Image is a view"),
+        (client, "a modelshelf Client is a connection"),
+        (AsyncClient(str(tmp_path / "nobody.sock")), "a modelshelf Client is a connection"),
+    ):
+        for how in (pickle.dumps, copy.copy, copy.deepcopy):
+            with pytest.raises(TypeError, match=says):
+                how(thing)

@@ -46,7 +46,7 @@ def test_daemon_uid_from_env(monkeypatch: pytest.MonkeyPatch, raw: str, uid: int
     assert trust.daemon_uid_from_env() == uid
 
 
-@pytest.mark.parametrize("raw", ["-1", "modelshelf", "1.5"])
+@pytest.mark.parametrize("raw", ["-1", "modelshelf", "1.5", "\u00b2"])
 def test_a_malformed_daemon_uid_names_the_variable(
     monkeypatch: pytest.MonkeyPatch, raw: str
 ) -> None:

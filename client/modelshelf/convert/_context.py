@@ -251,7 +251,7 @@ def _created() -> _dt.datetime:
     model compiled twice is then the same image, byte for byte (``modelshelf publish`` of a
     pickle or .safetensors file sets it to the file's modification time)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if epoch.isdigit():
+    if epoch.isascii() and epoch.isdigit():
         return _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
     return _dt.datetime.now(_dt.UTC)
 

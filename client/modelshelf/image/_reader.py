@@ -56,6 +56,12 @@ class Image:
         "version",
     )
 
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a modelshelf Image is a view of mapped memory: it cannot be pickled or copied; "
+            "send its model reference ('ns/name@version') or file path and map it again there"
+        )
+
     def __init__(self, buffer: Any, *, owner: Any = None) -> None:
         try:
             view = memoryview(buffer)
