@@ -19,6 +19,7 @@ strings and numbers: numeric columns are then read as float64, string columns va
 from __future__ import annotations
 
 import datetime
+import numbers
 import warnings
 from typing import Any
 
@@ -152,8 +153,10 @@ class Categories:
             return pos, found
         column = X[:, i]
         strings = None
-        if column.dtype.kind == "O":  # a string is an unknown category here, never parsed
-            strings = np.fromiter(map(_is_text, column.tolist()), dtype=bool, count=len(column))
+        if column.dtype.kind == "O":
+            # anything but a number is an unknown category here, as scikit-learn compares
+            # objects: a string is never parsed, and None or pd.NA is not the NaN category
+            strings = np.fromiter(map(_not_number, column.tolist()), dtype=bool, count=len(column))
             if strings.any():
                 column = np.where(strings, np.nan, column)
             else:
@@ -191,8 +194,8 @@ class Categories:
         )
 
 
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str | bytes)
+def _not_number(value: Any) -> bool:
+    return not isinstance(value, numbers.Number)
 
 
 def _numbers(x: np.ndarray, label: str) -> np.ndarray:

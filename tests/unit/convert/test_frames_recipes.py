@@ -191,6 +191,42 @@ def test_a_string_is_an_unknown_category_where_numbers_were_fitted(kernel: str) 
         assert same_bits(got, est.transform(rows)), type(est).__name__
 
 
+@pytest.mark.parametrize("kernel", ["numpy", "compiled"])
+def test_none_and_pd_na_are_unknown_where_numbers_with_nan_were_fitted(kernel: str) -> None:
+    """A request decoded from JSON gives an object column with None: scikit-learn compares
+    objects, and None (or pd.NA) is not the NaN category; it was read as NaN (the NaN column
+    set, a different prediction after the encoder), and pd.NA was refused."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.preprocessing import OrdinalEncoder
+
+    X = pd.DataFrame({"f": [0.5, 1.5, np.nan, 0.5, 1.5, 2.0] * 5, "g": np.arange(30.0)})
+    y = np.arange(30.0)
+    rows = pd.DataFrame(
+        {"f": pd.Series([0.5, None, np.nan, pd.NA, 2], dtype=object), "g": np.arange(5.0)}
+    )
+    ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    encoders = (OneHotEncoder(handle_unknown="ignore", sparse_output=False), ordinal)
+    for est in encoders:
+        est.fit(X)
+        with using(kernel):
+            model = modelshelf.load(modelshelf.compile(est))
+            assert same_bits(model.transform(rows), est.transform(rows)), type(est).__name__
+            listed = rows.astype(object).values.tolist()
+            assert same_bits(model.transform(listed), est.transform(rows)), type(est).__name__
+    pipe = make_pipeline(
+        ColumnTransformer([("f", ordinal, ["f"])], remainder="passthrough"),
+        HistGradientBoostingRegressor(max_iter=5, min_samples_leaf=1),
+    ).fit(X, y)
+    with using(kernel):
+        got = modelshelf.load(modelshelf.compile(pipe)).predict(rows)
+    assert same_bits(got, pipe.predict(rows))
+    strict = OneHotEncoder(sparse_output=False).fit(X)
+    with pytest.raises(ValueError, match="None"):
+        strict.transform(rows.iloc[:2])
+    with pytest.raises(ValueError, match="value None is not one of the 4 categories"):
+        modelshelf.load(modelshelf.compile(strict)).transform(rows.iloc[:2])
+
+
 def test_a_power_transform_that_overflows_is_refused_as_scikit_learn_refuses_it() -> None:
     from sklearn.preprocessing import PowerTransformer
 
