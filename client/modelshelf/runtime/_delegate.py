@@ -60,6 +60,29 @@ def all_allow_nan(children: Iterable[Executor]) -> bool:
     return all(child.allow_nan for child in children)
 
 
+def hand_on_objects(parent: Executor, children: list[Executor]) -> None:
+    """A meta-estimator that gives ``X`` to its children as it is takes mixed columns
+    (strings, a DataFrame of them) when every child does, as scikit-learn's would: it then
+    reads the columns any child reads, and names them in each child's errors. One numeric
+    child and it takes numbers, as before."""
+    if not children or not all(getattr(c, "accepts_objects", False) for c in children):
+        return
+    masks = [getattr(c, "used_columns", None) for c in children]
+    used = None
+    if all(m is not None for m in masks) and len({np.shape(m) for m in masks}) == 1:
+        used = np.logical_or.reduce([np.asarray(m, dtype=bool) for m in masks])
+    parent.accepts_objects = True
+    parent.used_columns = used
+    parent.name_columns = lambda names: _name_children(children, names)
+
+
+def _name_children(children: list[Executor], names: list[str]) -> None:
+    for child in children:
+        name_columns = getattr(child, "name_columns", None)
+        if name_columns is not None:
+            name_columns(names)
+
+
 def columns(spec: Spec, role: str, n: int, *, empty: bool = False) -> np.ndarray:
     """An index array of columns in [0, n)."""
     cols: np.ndarray = spec.array(role, ndim=1, kind="iu")

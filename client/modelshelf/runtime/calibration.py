@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ManifestError
 from ._base import Executor, Spec, build, method_set, register
-from ._delegate import call, methods_param
+from ._delegate import call, hand_on_objects, methods_param
 from ._math import expit
 
 _RESPONSES = ("decision_function", "predict_proba")
@@ -104,6 +104,7 @@ class CalibratedClassifier(Executor):
         self.members = members
         self.classes_ = self.labels = classes
         self.allow_nan = all(m.estimator.allow_nan for m in members)
+        hand_on_objects(self, [m.estimator for m in members])
 
     @classmethod
     def from_spec(cls, spec: Spec) -> CalibratedClassifier:
@@ -184,6 +185,7 @@ class ThresholdClassifier(Executor):
         self.threshold = threshold
         self.label_map = label_map
         self.allow_nan = estimator.allow_nan
+        hand_on_objects(self, [estimator])
 
     @classmethod
     def from_spec(cls, spec: Spec) -> ThresholdClassifier:

@@ -19,6 +19,7 @@ from ._delegate import (
     call,
     columns,
     count,
+    hand_on_objects,
     methods_param,
     same_shape,
 )
@@ -73,6 +74,7 @@ class VotingClassifier(Executor):
         names = {"predict", "transform", "predict_proba"} if soft else {"predict", "transform"}
         self.methods = method_set(names)
         self.allow_nan = all_allow_nan(children)
+        hand_on_objects(self, children)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> VotingClassifier:
@@ -128,6 +130,7 @@ class VotingRegressor(Executor):
         self.children = children
         self.weights = weights
         self.allow_nan = all_allow_nan(children)
+        hand_on_objects(self, children)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> VotingRegressor:
@@ -171,6 +174,8 @@ class Stacking(Executor):
         self.drop_first = drop_first
         self.classes_ = self.labels = classes
         self.allow_nan = all_allow_nan(children) and (not passthrough or final.allow_nan)
+        if not passthrough:  # passthrough stacks X itself beside the predictions: numbers
+            hand_on_objects(self, children)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Stacking:

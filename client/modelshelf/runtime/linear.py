@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _kernels
 from ._base import Executor, Spec, method_set, register
+from ._delegate import hand_on_objects
 from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, expit, matmul, softmax
 from ._sparse import CSRMatrix
 
@@ -230,6 +231,7 @@ class OneVsRest(Executor):
         # The children validate their own input in sklearn: NaN passes only if all accept it.
         self.allow_nan = all(child.allow_nan for child in children)
         self.accepts_sparse = all(getattr(c, "accepts_sparse", False) for c in children)
+        hand_on_objects(self, children)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> OneVsRest:

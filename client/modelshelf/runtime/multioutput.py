@@ -14,7 +14,16 @@ from typing import Any
 import numpy as np
 
 from ._base import Executor, Spec, method_set, register
-from ._delegate import PREDICTING, all_allow_nan, call, count, methods_param, response, same_shape
+from ._delegate import (
+    PREDICTING,
+    all_allow_nan,
+    call,
+    count,
+    hand_on_objects,
+    methods_param,
+    response,
+    same_shape,
+)
 from .preprocessing import check_width
 
 _SCORES = ("decision_function", "predict_proba", "predict")
@@ -30,6 +39,7 @@ class MultiOutput(Executor):
     def __init__(self, children: list[Executor]) -> None:
         self.children = children
         self.allow_nan = all_allow_nan(children)
+        hand_on_objects(self, children)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MultiOutput:
@@ -141,6 +151,7 @@ class OneVsOne(Executor):
         self.classes_ = self.labels = classes
         self.threshold = threshold
         self.allow_nan = all_allow_nan(children)
+        # numbers only: scikit-learn's OneVsOneClassifier validates X as numbers itself
 
     @classmethod
     def from_spec(cls, spec: Spec) -> OneVsOne:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ManifestError
 from ._base import Executor, Spec, register
-from ._delegate import call
+from ._delegate import call, hand_on_objects
 
 _INVERSE_STEPS = ("sub", "div", "mul", "add")
 
@@ -92,6 +92,7 @@ class TransformedTarget(Executor):
         self.steps = steps
         self.squeeze = squeeze
         self.allow_nan = regressor.allow_nan
+        hand_on_objects(self, [regressor])
 
     @classmethod
     def from_spec(cls, spec: Spec) -> TransformedTarget:

@@ -239,3 +239,86 @@ def test_a_power_transform_that_overflows_is_refused_as_scikit_learn_refuses_it(
         est.transform([[1e50]])
     with pytest.raises(NonFiniteInputError, match=r"overflows to infinity for the value 1e\+50"):
         modelshelf.load(modelshelf.compile(est)).transform(np.array([[1e50]]))
+
+
+def _customers_pipeline(final: object) -> object:
+    from sklearn.impute import SimpleImputer
+
+    return make_pipeline(
+        ColumnTransformer(
+            [
+                ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age"]),
+                ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan", "title"]),
+            ]
+        ),
+        final,
+    )
+
+
+def _wrapped() -> list[tuple[str, object, np.ndarray]]:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import StackingClassifier, VotingClassifier, VotingRegressor
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import FixedThresholdClassifier
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.multioutput import MultiOutputRegressor
+
+    lr = LogisticRegression
+    three = np.asarray(FRAME["title"].map({w: i % 3 for i, w in enumerate(WORDS)}))
+    age = FRAME["age"].to_numpy()
+    return [
+        ("calibrated", CalibratedClassifierCV(_customers_pipeline(lr())), LIKED),
+        (
+            "voting",
+            VotingClassifier(
+                [("a", _customers_pipeline(lr())), ("b", _customers_pipeline(lr(C=0.1)))],
+                voting="soft",
+            ),
+            LIKED,
+        ),
+        ("stacking", StackingClassifier([("a", _customers_pipeline(lr()))]), LIKED),
+        ("one-vs-rest", OneVsRestClassifier(_customers_pipeline(lr())), three),
+        ("threshold", FixedThresholdClassifier(_customers_pipeline(lr()), threshold=0.3), LIKED),
+        (
+            "target",
+            TransformedTargetRegressor(_customers_pipeline(Ridge()), transformer=StandardScaler()),
+            age,
+        ),
+        ("voting-regressor", VotingRegressor([("a", _customers_pipeline(Ridge()))]), age),
+        ("multi-output", MultiOutputRegressor(_customers_pipeline(Ridge())), np.c_[age, -age]),
+    ]
+
+
+@pytest.mark.parametrize(("name", "est", "y"), _wrapped(), ids=[w[0] for w in _wrapped()])
+def test_meta_estimators_around_a_dataframe_pipeline_are_exact(
+    name: str, est: object, y: np.ndarray
+) -> None:
+    """The README's DataFrame recipe inside calibration, voting, stacking, one-vs-rest,
+    a threshold, a target transform or per-output models: each was refused at compile ("tabular
+    input needs ... a model whose first step takes strings"), though its first step does."""
+    from sklearn.base import clone
+
+    fitted = clone(est).fit(FRAME, y)
+    model = modelshelf.load(modelshelf.compile(fitted))
+    rows = FRAME.iloc[:40]
+    for method in ("predict", "predict_proba", "decision_function"):
+        if hasattr(fitted, method) and hasattr(model, method):
+            assert same_bits(getattr(model, method)(rows), getattr(fitted, method)(rows)), method
+    shuffled = rows[["title", "plan", "review", "age"]]  # by name, as scikit-learn reads it
+    assert same_bits(model.predict(shuffled), fitted.predict(shuffled))
+    with pytest.raises(FeatureNamesError, match="plan"):
+        model.predict(rows.drop(columns=["plan"]))
+
+
+def test_a_meta_estimator_over_a_numbers_only_column_transformer_reads_the_frame() -> None:
+    """A child that reads only numeric columns, by name, beside one that reads strings."""
+    from sklearn.ensemble import VotingClassifier
+
+    numeric = make_pipeline(
+        ColumnTransformer([("num", StandardScaler(), ["age"])]), LogisticRegression()
+    )
+    est = VotingClassifier([("a", _customers_pipeline(LogisticRegression())), ("b", numeric)])
+    est.fit(FRAME, LIKED)
+    model = modelshelf.load(modelshelf.compile(est))
+    assert same_bits(model.predict(FRAME), est.predict(FRAME))
