@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ManifestError
+from ..errors import ManifestError, UnsupportedModelError
 from ._base import METHODS, Executor, Spec
 
 PREDICTING = ("predict", "predict_proba", "predict_log_proba", "decision_function")
@@ -98,7 +98,18 @@ def columns(spec: Spec, role: str, n: int, *, empty: bool = False) -> np.ndarray
 def response(child: Executor, method: str, X: np.ndarray) -> np.ndarray:
     """scikit-learn's ``_get_response_values`` of a binary classifier (positive class
     ``classes_[-1]``) or a regressor: one score per sample."""
-    out = call(child, method, X)
+    out = np.asarray(call(child, method, X))
     if method in ("predict_proba", "predict_log_proba"):
-        return np.asarray(out)[:, -1]
-    return np.asarray(out)
+        if out.ndim != 2 or out.shape[1] < 2:
+            raise UnsupportedModelError(
+                f"{child.kind}: its {method} has {out.shape[-1] if out.ndim == 2 else 1} "
+                "column where a score of the positive class is needed: it was fitted on one "
+                "class (scikit-learn refuses this too); refit with both classes, or use "
+                "chain_method='predict'"
+            )
+        classes = getattr(child, "classes_", None)
+        # the column of classes_[-1]: the first of a classifier fitted on one class that
+        # answers two columns anyway (an MLP), the last otherwise
+        at = len(classes) - 1 if isinstance(classes, np.ndarray) and len(classes) < 2 else -1
+        return out[:, at]
+    return out

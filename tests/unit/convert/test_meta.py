@@ -77,6 +77,30 @@ def test_multiclass_chain_label_is_refused() -> None:
     _refused(est, "ClassifierChain", "more than 2 classes")
 
 
+def test_a_chain_link_fitted_on_one_class_answers_as_scikit_learn() -> None:
+    """A label every training row has: an MLP link answers two probability columns anyway,
+    and scikit-learn takes the one of classes_[-1], its first (the last was taken: 1 - p,
+    and with chain_method='predict_proba' the later links read it); a link that answers one
+    column is refused by both."""
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neural_network import MLPClassifier
+
+    X = IRIS[0]
+    Y = np.column_stack([IRIS[1] == 0, np.ones(len(X), dtype=int), IRIS[1] == 2]).astype(int)
+    for method in ("predict", "predict_proba"):
+        mlp = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2000, random_state=0)
+        est = ClassifierChain(mlp, chain_method=method).fit(X, Y)
+        model = modelshelf.load(modelshelf.compile(est))
+        np.testing.assert_array_equal(model.predict_proba(X), est.predict_proba(X))
+        np.testing.assert_array_equal(model.predict(X), est.predict(X))
+    est = ClassifierChain(GaussianNB(), chain_method="predict_proba").fit(X, Y)
+    model = modelshelf.load(modelshelf.compile(est))
+    with pytest.raises(ValueError, match="two classes"):
+        est.predict(X)
+    with pytest.raises(UnsupportedModelError, match="fitted on one class"):
+        model.predict(X)
+
+
 def test_union_of_nothing_is_refused() -> None:
     est = FeatureUnion([("a", "drop")]).fit(IRIS[0])
     _refused(est, "FeatureUnion", "'drop'")
