@@ -15,7 +15,7 @@ from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
 from .runtime._categories import CategoryTables, is_category
-from .runtime._input import as_table, is_frame, ready_float64
+from .runtime._input import as_table, is_frame, is_sparse, ready_float64
 from .runtime._sparse import publish
 from .runtime.text import as_documents
 
@@ -213,6 +213,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     objects, codes_only = model._objects, model._codes_only
     takes_vectors = bool(getattr(model._executor, "takes_vectors", False))
     used = getattr(model._executor, "used_columns", None)
+    sparse_differs = None if model._executor is None else model._executor.sparse_differs
 
     def prepare(X: Any) -> Any:
         if input_type == "text":
@@ -221,6 +222,12 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
             X = np.asarray(X).reshape(-1, 1)  # IsotonicRegression: a vector is one feature
         if codes_only and type(X) is not np.ndarray:
             _refuse_category_columns(X)
+        if sparse_differs is not None and type(X) is not np.ndarray and is_sparse(X):
+            raise InputTypeError(
+                f"this model answers a scipy.sparse matrix as the dense array it stands for, "
+                f"and scikit-learn answers it otherwise here ({sparse_differs}): pass "
+                "X.toarray() for the dense answer, or predict with scikit-learn"
+            )
         if objects:
             return as_table(
                 X,

@@ -39,6 +39,9 @@ class Executor(ABC):
     methods: frozenset[str] = frozenset()
     #: True if NaN may reach this component's input (imputers, scalers, trees with missing support).
     allow_nan: bool = False
+    #: why scikit-learn answers a scipy.sparse batch otherwise than the dense array it stands
+    #: for (the model then refuses sparse input: it answers the dense one only); None: alike
+    sparse_differs: str | None = None
     #: class labels for classifiers, None otherwise
     #: (a list of arrays for multi-output classifiers, as scikit-learn has it).
     classes_: np.ndarray | list[np.ndarray] | None = None

@@ -54,6 +54,14 @@ class Pipeline(Executor):
         self.allow_nan = steps[0].allow_nan if steps else True
         self.accepts_objects = bool(steps) and getattr(steps[0], "accepts_objects", False)
         self.used_columns = getattr(steps[0], "used_columns", None) if steps else None
+        # sparse input reaches the first step, and the steps after it while each step before
+        # keeps it sparse (those that accept it: scaling, selection)
+        for step in steps:
+            if step.sparse_differs is not None:
+                self.sparse_differs = step.sparse_differs
+                break
+            if not getattr(step, "accepts_sparse", False):
+                break
         # float32 input stays float32 through the steps that keep it, as in scikit-learn; the
         # first step that computes in float64 gets it widened (what numpy's promotion of its
         # float64 arrays does there).
@@ -271,6 +279,12 @@ class ColumnTransformer(Executor):
         out = cls(n, parts, spec.choice("stack", STACKS, "dense"))
         out.allow_nan = allow_nan
         out.used_columns = taken
+        # each part gets its columns of a sparse batch sparse, as scikit-learn slices them
+        out.sparse_differs = next(
+            (p.transformer.sparse_differs for p in parts if p.transformer is not None
+             and p.transformer.sparse_differs is not None),
+            None,
+        )  # fmt: skip
         return out
 
     def name_columns(self, names: list[str]) -> None:

@@ -134,6 +134,7 @@ class QuantileTransformer(Executor):
 
     kind = "quantile_transformer"
     methods = _TRANSFORM
+    sparse_differs = "a QuantileTransformer maps a sparse matrix's stored entries only"
     allow_nan = True
     keeps_float32 = True  # interpolated in float64, stored into a copy of float32 input
 

@@ -74,6 +74,12 @@ class Scaler(Executor):
         self.factor = factor
         self.offset = offset
         self.clip = clip
+        if center is not None or offset is not None:
+            self.sparse_differs = (
+                "a scaler that centers or shifts (StandardScaler with_mean, RobustScaler "
+                "with_centering, MinMaxScaler): scikit-learn only scales a sparse matrix, or "
+                "refuses it"
+            )
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Scaler:
