@@ -88,7 +88,15 @@ def _threshold(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             f"an estimator with {len(classes)} classes",
             "thresholds apply to binary classifiers",
         )
-    response = _check_response_method(base, est._get_response_method()).__name__
+    try:
+        response = _check_response_method(base, est._get_response_method()).__name__
+    except AttributeError as exc:  # scikit-learn fits it, and fails at the first prediction
+        raise refuse(
+            est,
+            f"response_method={est.response_method!r} over {type(base).__name__}",
+            f"{exc} (scikit-learn's own predict fails on it too); use a response method the "
+            "estimator has, or 'auto'",
+        ) from exc
     if hasattr(est, "best_threshold_"):  # TunedThresholdClassifierCV
         pos_label = est._curve_scorer._get_pos_label()
         threshold = float(est.best_threshold_)

@@ -192,7 +192,7 @@ class NearestCentroid(Executor):
         self.classes_ = classes
         self.metric = metric
         self.nearest = nearest
-        self.defined = bool(np.isfinite(scale).all())  # NaN: fitted with one row per class
+        self.defined = not np.isnan(scale).any()  # NaN: fitted with one row per class
         if metric == "euclidean":
             self.methods = method_set(_CLASSIFIER_METHODS)
         else:

@@ -347,7 +347,7 @@ class AdaBoostClassifier(Executor):
         self.children = children
         self.weights = weights
         self.classes_ = self.labels = classes
-        self.allow_nan = all_allow_nan(children)
+        self.allow_nan = False  # scikit-learn's AdaBoost validates X itself: never NaN
 
     @classmethod
     def from_spec(cls, spec: Spec) -> AdaBoostClassifier:
@@ -403,7 +403,7 @@ class AdaBoostRegressor(Executor):
     def __init__(self, children: list[Executor], weights: np.ndarray) -> None:
         self.children = children
         self.weights = weights
-        self.allow_nan = all_allow_nan(children)
+        self.allow_nan = False  # scikit-learn's AdaBoost validates X itself: never NaN
 
     @classmethod
     def from_spec(cls, spec: Spec) -> AdaBoostRegressor:

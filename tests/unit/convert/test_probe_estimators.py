@@ -65,3 +65,49 @@ def test_a_nearest_centroid_of_one_row_per_class_refuses_its_scores() -> None:
             getattr(est, method)(X[3:9])
         with pytest.raises(NonFiniteInputError, match="one sample per class"):
             getattr(model, method)(X[3:9])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_nearest_centroid_whose_deviations_overflow_answers_as_scikit_learn() -> None:
+    """Features near 1e154: the squared deviations overflow to inf (not NaN), scikit-learn
+    answers (x / inf = 0, uniform scores); it was refused as 'fitted with one sample per
+    class', which it was not."""
+    big = X * 1e154
+    y = (X[:, 0] > 0).astype(int)
+    est = NearestCentroid().fit(big, y)
+    assert np.isinf(est.within_class_std_dev_).all()
+    model = modelshelf.load(modelshelf.compile(est))
+    for method in ("predict", "predict_proba", "predict_log_proba", "decision_function"):
+        np.testing.assert_array_equal(
+            getattr(model, method)(big[:5]), getattr(est, method)(big[:5])
+        )
+
+
+def test_adaboost_refuses_nan_as_scikit_learn_does() -> None:
+    """scikit-learn's AdaBoost validates X itself; its trees would take NaN, and the image
+    answered every method for a row with NaN."""
+    from sklearn.ensemble import AdaBoostClassifier, AdaBoostRegressor
+
+    y = (X[:, 0] > 0).astype(int)
+    row = X[:2].copy()
+    row[0, 1] = np.nan
+    for est in (AdaBoostClassifier(n_estimators=5), AdaBoostRegressor(n_estimators=5)):
+        est.fit(X, y)
+        model = modelshelf.load(modelshelf.compile(est))
+        with pytest.raises(ValueError, match="NaN"):
+            est.predict(row)
+        with pytest.raises(NonFiniteInputError):
+            model.predict(row)
+
+
+def test_a_threshold_over_a_response_its_estimator_lacks_is_refused_at_compile() -> None:
+    """scikit-learn fits FixedThresholdClassifier(LinearSVC(), response_method='predict_proba')
+    and fails at its first prediction; compile raised a bare AttributeError (the CLI printed a
+    traceback in --json mode)."""
+    from sklearn.model_selection import FixedThresholdClassifier
+    from sklearn.svm import LinearSVC
+
+    y = (X[:, 0] > 0).astype(int)
+    est = FixedThresholdClassifier(LinearSVC(), response_method="predict_proba").fit(X, y)
+    with pytest.raises(UnsupportedModelError, match="response_method='predict_proba' over"):
+        modelshelf.compile(est)
