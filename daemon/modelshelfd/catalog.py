@@ -136,11 +136,28 @@ class Catalog:
             version = listed[-1]
         info = self._refs.get((key, version))
         if info is None:
-            # a ref that fails is counted but does not mark the store unreachable: the store
-            # may have answered with a malformed ref; listings (and the poller) decide
-            info = await self._ask(self.store.ref, ref.namespace, ref.name, version, listing=False)
+            try:
+                info = await self._read_ref(ref, version)
+            except ModelNotFound:
+                # the feed or the last listing named a version whose ref is not there (an
+                # event is no proof of a ref: protocol.md; a removal whose event was lost):
+                # list the model, and resolve "latest" to what the listing says
+                versions = await self._ask(self.store.versions, ref.namespace, ref.name)
+                self.update(key, versions)
+                if ref.version is not None or not versions or versions[-1] == version:
+                    raise
+                log.info(
+                    "%s@%d is listed but has no ref; latest is @%d", key, version, versions[-1]
+                )
+                version = versions[-1]
+                info = await self._read_ref(ref, version)
             self._refs[(key, version)] = info
         return info
+
+    async def _read_ref(self, ref: ModelRef, version: int) -> RefInfo:
+        # a ref that fails is counted but does not mark the store unreachable: the store may
+        # have answered with a malformed ref; listings (and the poller) decide
+        return await self._ask(self.store.ref, ref.namespace, ref.name, version, listing=False)
 
     def _fresh(self, key: str) -> float:
         """When the versions of a known model were last read from the store: by the last poll

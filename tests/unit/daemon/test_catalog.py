@@ -88,6 +88,32 @@ async def test_a_removed_version_is_not_served_after_the_next_poll(
     assert (await catalog.resolve(parse_ref("ns/m"))).version == 1
 
 
+async def test_latest_listed_without_a_ref_resolves_to_the_latest_that_has_one(
+    board: Board, tmp_path: Path
+) -> None:
+    """The feed (or a removal whose event was lost) named a version whose ref is not there:
+    "latest" answered not_found, and a client holding the model lost it, until the next full
+    listing (5 minutes). An event is no proof of a ref (protocol.md): the model is listed
+    again and latest resolves to what the listing says."""
+    image = modelshelf.compile_tensors({"w": np.arange(10, dtype=np.float64)})
+    root = tmp_path / "s"
+    store = Store(root.as_uri())
+    store.publish("ns", "m", image)
+    store.publish("ns", "m", image)
+    catalog = Catalog(store, board, poll_seconds=300.0)
+    await catalog.poll_once()
+    assert catalog.versions["ns/m"] == [1, 2]
+    (root / "refs" / "ns" / "m" / f"{2:020d}").unlink()  # behind the feed's back
+    info = await catalog.resolve(parse_ref("ns/m"))
+    assert info.version == 1 and catalog.versions["ns/m"] == [1]
+    with pytest.raises(ModelNotFound):
+        await catalog.resolve(parse_ref("ns/m@2"))
+    (root / "refs" / "ns" / "m" / f"{1:020d}").unlink()
+    catalog._refs.clear()
+    with pytest.raises(ModelNotFound):  # nothing left: not found, as before
+        await catalog.resolve(parse_ref("ns/m"))
+
+
 async def test_a_change_moves_only_that_models_counter(board: Board, tmp_path: Path) -> None:
     """A publish or a removal, seen by the poll or made through this daemon, moves the counter
     of that model's slot; the epoch (every model) stands still (issue 14, point 2)."""
