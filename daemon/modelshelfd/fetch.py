@@ -47,6 +47,9 @@ _limited = RateLimited(log, interval=10.0)
 
 PRESSURE_INTERVAL = 0.1  # seconds between two pressure signals to the clients
 STORE_ATTEMPTS = 2  # reads of an image whose store copy fails validation, before refusing it
+# times a fetch that found both tiers full waits for another fetch's fill to end (its room then
+# holds an unleased copy that may go), before it is refused
+FILL_WAITS = 16
 
 Fill = Callable[[memoryview], None]
 T = TypeVar("T")
@@ -94,6 +97,8 @@ class Fetcher:
         self.fetch_seconds: dict[str, float] = {}  # the last store read, until L2 has the copy
         self.inflight: dict[str, asyncio.Task[TierName]] = {}  # fetches, by digest
         self._slots = asyncio.Semaphore(config.max_inflight_fetches)
+        self.filling = 0  # rooms reserved for copies being filled (_room)
+        self._fill_ended = asyncio.Event()
         self._last_pressure = float("-inf")
 
     async def ensure(
@@ -303,7 +308,8 @@ class Fetcher:
         if admitted and await self._store_to_l1(entry):
             return
         disk_error: OSError | None = None
-        for last in (False, True):
+        last, fill_waits = False, 0
+        while True:
             try:
                 if await self._store_to_l2(entry):
                     return
@@ -318,9 +324,17 @@ class Fetcher:
                 return
             # the L2 writes in flight hold room in L2 and their segments busy in L1
             background = [*self.promotions.values(), *self.l2_writes.values()]
-            if last or not background:
+            if background and not last:
+                last = True
+                await asyncio.wait(background)
+            elif self.filling and disk_error is None and fill_waits < FILL_WAITS:
+                # other fetches hold the room (nothing leased may be why the tiers are full):
+                # once one is filled its copy, unleased, may go for this one
+                last, fill_waits = True, fill_waits + 1
+                self._fill_ended.clear()
+                await self._fill_ended.wait()
+            else:
                 break
-            await asyncio.wait(background)
         if disk_error is not None:
             raise Busy(
                 f"image {entry.digest[:12]} of {entry.size} bytes cannot be written to the cache "
@@ -449,7 +463,7 @@ class Fetcher:
             tier.reserve(size)
         except TierFull as full:
             self.stats[f"{tier.name}_full"] += 1
-            if full.leased and signal:
+            if full.leased and signal and tier.leased_bytes():  # clients could let go
                 self.signal_pressure()
             return False
         return True
@@ -464,11 +478,16 @@ class Fetcher:
     @contextlib.contextmanager
     def _room(self, tier: Tier, size: int, *, granted: bool) -> Iterator[Reservation]:
         room = Reservation(granted=granted)
+        if granted:
+            self.filling += 1
         try:
             yield room
         finally:
-            if granted and not room.used:
-                tier.unreserve(size)
+            if granted:
+                if not room.used:
+                    tier.unreserve(size)
+                self.filling -= 1
+                self._fill_ended.set()  # fetches waiting for room try again
 
     def signal_pressure(self) -> None:
         """Ask clients to trim idle held models (at most every PRESSURE_INTERVAL seconds)."""
@@ -488,11 +507,20 @@ class Fetcher:
                 "placed here, however idle the shelf; raise l1_bytes or l2_bytes above its size "
                 "(from L2 it is served through the page cache)"
             )
+        leased = l1.leased_bytes() + l2.leased_bytes()
+        pinned = sum(_pinned(tier) for tier in (l1, l2))
+        why = []
+        if leased:
+            why.append("clients hold the leases: lower their MODELSHELF_MAX_HELD_BYTES")
+        if pinned:
+            why.append("models are pinned: unpin some")
+        if not why:
+            why.append("images being fetched or written hold the room: retry in a moment")
         return Busy(
             f"every tier is full: cannot place image {entry.digest[:12]} of {entry.size} bytes "
-            f"(L1 {l1.used} of {l1.budget} bytes, {l1.leased_bytes()} leased; L2 {l2.used} of "
-            f"{l2.budget} bytes, {l2.leased_bytes()} leased); clients hold the leases: lower "
-            "their MODELSHELF_MAX_HELD_BYTES, or raise l1_bytes/l2_bytes"
+            f"(L1 {l1.used} of {l1.budget} bytes, {l1.leased_bytes()} leased, {_pinned(l1)} "
+            f"pinned; L2 {l2.used} of {l2.budget} bytes, {l2.leased_bytes()} leased, "
+            f"{_pinned(l2)} pinned); {'; '.join(why)}; or raise l1_bytes/l2_bytes"
         )
 
     def _segment_name(self, digest: str) -> str:
@@ -603,3 +631,8 @@ class Fetcher:
         self._loaded(self.l2, entry, seconds)
         self.l2.add(Copy(TierName.L2, entry.digest, entry.size))
         room.used = True
+
+
+def _pinned(tier: Tier) -> int:
+    """Bytes of the tier's pinned copies that no lease holds (those count as leased)."""
+    return sum(cost(c.size) for c in tier.copies.values() if c.pinned and not c.leases)

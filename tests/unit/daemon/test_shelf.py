@@ -11,6 +11,7 @@ import mmap
 import os
 import random
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -858,4 +859,37 @@ async def test_a_cancelled_waiter_gives_its_reservation_back(setup, monkeypatch)
         _exact(shelf)
     finally:
         gate.set()
+        await _closed(shelf)
+
+
+async def test_cold_fetches_that_overlap_wait_for_each_other_rather_than_refuse(setup) -> None:
+    """A slow store and three cold images where L2 holds two and L1 none: the third fetch
+    found L2's room reserved by the other two and was refused busy ("clients hold the leases",
+    with nothing leased) and every client told to trim. It waits for a fill to end now, and
+    evicts that unleased copy."""
+    base, refs = setup
+    images = refs[5:8]
+    l2 = cost(images[1].size) + cost(images[2].size) + 4096
+    config = dataclasses.replace(base.config, l1_bytes=1, l2_bytes=l2)
+    signals: list[int] = []
+    shelf = Shelf(config, base.store, on_pressure=lambda: signals.append(1))
+    read = shelf.fetcher.store.read_image
+
+    def slow(*args, **kwargs):  # a distant bucket: each read takes a while
+        time.sleep(0.3)
+        return read(*args, **kwargs)
+
+    shelf.fetcher.store.read_image = slow  # type: ignore[method-assign]
+
+    async def use(ref: RefInfo) -> None:  # a client that maps the model, predicts, lets go
+        lease = await shelf.acquire(ref)
+        assert lease.copy.tier is TierName.L2 and lease.copy.digest == ref.digest
+        shelf.release(lease)
+
+    try:
+        await asyncio.gather(*(use(r) for r in images))
+        assert shelf.stats["l2_full"] >= 1  # the third did meet a full L2
+        assert not signals
+        _exact(shelf)
+    finally:
         await _closed(shelf)
