@@ -49,7 +49,7 @@ from .pressure import MemoryWatch
 from .ratelog import RateLimited
 from .shelf import Shelf
 from .state import ServerState
-from .storage import Board, Disk
+from .storage import STORE_RECORD, Board, Disk
 from .warm import Warmer
 
 if TYPE_CHECKING:
@@ -510,9 +510,6 @@ def _status_line(state: ServerState) -> str:
         f"L2 {l2.used // mib}/{l2.budget // mib} MiB ({len(l2.copies)} images), "
         f"{len(state.connections)} connections"
     )
-
-
-STORE_RECORD = "store"  # in cache_dir: the store URL this cache was filled from
 
 
 def _refuse_a_vanished_file_store(url: str, record: Path) -> None:

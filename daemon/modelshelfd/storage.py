@@ -208,6 +208,12 @@ def remove_legacy_segments(prefix: str) -> int:
     for entry in sorted(SHM_DIR.iterdir()):
         if pattern.fullmatch(entry.name) is None:
             continue
+        try:  # never opened unless it is a file of ours: a FIFO planted under this name by
+            st = entry.lstat()  # another user would block the open, and the daemon's start
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            continue  # not ours (/dev/shm is sticky: nobody else can swap one of ours)
         try:
             shm = posix_ipc.SharedMemory(f"/{entry.name}", read_only=True)
         except (posix_ipc.ExistentialError, posix_ipc.PermissionsError):
@@ -353,6 +359,7 @@ class WriteAborted(Exception):
 
 CACHE_MARKER = ".modelshelfd-cache"
 WRITE_CHUNK = 16 << 20  # bytes per write(2) of an L2 file: how soon an aborted write stops
+STORE_RECORD = "store"  # in cache_dir: the store URL this cache was filled from (server.py)
 _LOCK_NAME = "lock"  # the server's lock file (in a marked directory since the marker exists)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _TMP_NAME = re.compile(r"[0-9a-f]{64}\.(\d+\.[0-9a-f]{8}|[0-9a-f]{8}\.evicted)")
@@ -386,10 +393,35 @@ class Disk:
         self.tmp = self.root / "tmp"
         self.marker = self.root / CACHE_MARKER
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._check_private()
         if not self.marker.is_file():
             self._claim()
         for d in (self.images, self.tmp):
             d.mkdir(mode=0o700, exist_ok=True)
+
+    def _check_private(self) -> None:
+        """``cache_dir`` must be the daemon's and writable by it alone: anyone else who can
+        write there could plant links that make the daemon delete or overwrite files outside
+        it (it deletes strays in tmp/ at start), or swap the images it serves from the page
+        cache. Refused, untouched, otherwise."""
+        st = os.stat(self.root)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise ForeignDirectory(
+                f"cache_dir {self.root} is owned by uid {st.st_uid} with mode "
+                f"{stat.S_IMODE(st.st_mode):o}; it must belong to the daemon's uid "
+                f"({os.geteuid()}) and be writable by it alone, or another user could make the "
+                "daemon delete or overwrite files, or serve their bytes as a model: create it "
+                "as the daemon's user (mkdir -m 700), or point cache_dir elsewhere (nothing "
+                "here was changed)"
+            )
+        for name in ("images", "tmp", _LOCK_NAME, STORE_RECORD, CACHE_MARKER):
+            path = self.root / name
+            if path.is_symlink():
+                raise ForeignDirectory(
+                    f"cache_dir {self.root} holds a symbolic link {name} -> "
+                    f"{os.readlink(path)}; the daemon makes these itself and never follows "
+                    "links there: remove it (nothing here was changed)"
+                )
 
     def _claim(self) -> None:
         """Mark ``root`` as ours if nothing in it can be anyone else's; else refuse."""

@@ -282,6 +282,58 @@ def test_an_l2_file_longer_than_the_image_is_refused(tmp_path: Path, image: byte
     assert out == image
 
 
+def test_a_fifo_planted_under_this_instances_name_never_blocks_the_start(prefix: str) -> None:
+    """Any local user may create <prefix>-board in /dev/shm (the prefix follows from the
+    daemon's uid and socket path): as a FIFO, the legacy cleanup's open blocked for ever and
+    the daemon never started (SIGTERM did not stop it). Only files of ours are opened now."""
+    fifo = storage.SHM_DIR / f"{prefix}-board"
+    os.mkfifo(fifo, 0o600)
+    try:
+        script = (
+            f"from modelshelfd import storage; print(storage.remove_legacy_segments({prefix!r}))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+        )
+        assert out.stdout.strip() == "0" and stat.S_ISFIFO(fifo.lstat().st_mode)
+    finally:
+        fifo.unlink()
+
+
+@pytest.mark.parametrize("owner", ["another user", "group-writable", "world-writable"])
+def test_a_cache_dir_others_can_write_is_refused_and_left_alone(tmp_path: Path, owner: str) -> None:
+    """Whoever can write in cache_dir can plant links there (tmp -> /etc: the start-up
+    cleanup deleted every file in it) or swap images/ (their bytes served as a tenant's model);
+    the daemon used any directory it found empty or with a marker (a probe, as root)."""
+    root = tmp_path / "cache"
+    root.mkdir(mode=0o700)
+    if owner == "another user":
+        os.chown(root, 54321, 54321)
+    else:
+        os.chmod(root, 0o770 if owner == "group-writable" else 0o777)
+    (root / storage.CACHE_MARKER).write_text("planted\n")
+    with pytest.raises(storage.ForeignDirectory, match="writable by it alone"):
+        storage.Disk(str(root))
+    assert sorted(p.name for p in root.iterdir()) == [storage.CACHE_MARKER]
+
+
+@pytest.mark.parametrize("name", ["tmp", "images", "lock", "store"])
+def test_a_link_in_cache_dir_is_refused_and_never_followed(tmp_path: Path, name: str) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_text("keep me\n")
+    storage.Disk(str(tmp_path / "cache"))  # made and marked by the daemon
+    link = tmp_path / "cache" / name
+    if link.is_dir():
+        link.rmdir()
+    elif link.exists():
+        link.unlink()
+    link.symlink_to(victim if name in ("tmp", "images") else victim / "precious")
+    with pytest.raises(storage.ForeignDirectory, match="symbolic link"):
+        storage.Disk(str(tmp_path / "cache"))
+    assert (victim / "precious").read_text() == "keep me\n"
+
+
 def test_cache_dir_is_marked_when_created_or_empty(tmp_path: Path) -> None:
     new = storage.Disk(str(tmp_path / "new"))
     assert new.marker.is_file() and stat.S_IMODE(new.marker.stat().st_mode) == 0o600
@@ -345,7 +397,8 @@ def test_a_dedicated_filesystem_is_taken_despite_its_lost_and_found(tmp_path: Pa
     """A disk mounted at cache_dir brings its own lost+found; nothing else may be there."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
+    options = "size=1m,mode=0755"  # a disk's root: root's, not writable by others
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], check=True)
     try:
         (mount / "lost+found").mkdir()
         assert storage.Disk(str(mount)).marker.is_file()
