@@ -30,7 +30,7 @@ from collections.abc import Callable, MutableMapping
 from typing import Any, TypeVar
 
 from modelshelf import feed as _feed
-from modelshelf.errors import ModelNotFound, StoreError
+from modelshelf.errors import ModelNotFound, ShelfBusy, StoreError
 from modelshelf.names import ModelRef
 from modelshelf.store import RefInfo, Store
 
@@ -261,6 +261,9 @@ class Catalog:
     def _failed(self, exc: Exception, *, listing: bool = True) -> None:
         """The store did not answer: count it, log at a bounded rate and, for a listing,
         remember since when it is unreachable."""
+        if isinstance(exc, ShelfBusy):  # the daemon's own limit (descriptors), not the store
+            _outages.log(logging.WARNING, "busy", "reading the store failed: %s", exc)
+            return
         self.stats["store_errors"] += 1
         cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
         kind = type(cause).__name__

@@ -49,7 +49,8 @@ PRESSURE_INTERVAL = 0.1  # seconds between two pressure signals to the clients
 STORE_ATTEMPTS = 2  # reads of an image whose store copy fails validation, before refusing it
 # times a fetch that found both tiers full waits for another fetch's fill to end (its room then
 # holds an unleased copy that may go), before it is refused
-FILL_WAITS = 16
+FILL_WAITS = 8
+ROOM_WAIT = 0.25  # seconds, at most, of each of those waits (2 s in all)
 
 Fill = Callable[[memoryview], None]
 T = TypeVar("T")
@@ -98,7 +99,10 @@ class Fetcher:
         self.inflight: dict[str, asyncio.Task[TierName]] = {}  # fetches, by digest
         self._slots = asyncio.Semaphore(config.max_inflight_fetches)
         self.filling = 0  # rooms reserved for copies being filled (_room)
-        self._fill_ended = asyncio.Event()
+        # set when room may have come free: a fill ended, a request let go of its hold, a
+        # lease ended (``room_changed``); fetches that found the tiers full wait for it
+        self._room_changed = asyncio.Event()
+        self._waiting: dict[str, int] = {}  # fetches waiting for room, by digest
         self._last_pressure = float("-inf")
 
     async def ensure(
@@ -327,12 +331,20 @@ class Fetcher:
             if background and not last:
                 last = True
                 await asyncio.wait(background)
-            elif self.filling and disk_error is None and fill_waits < FILL_WAITS:
-                # other fetches hold the room (nothing leased may be why the tiers are full):
-                # once one is filled its copy, unleased, may go for this one
+            elif disk_error is None and fill_waits < FILL_WAITS and self._passing(entry):
+                # other fetches, or requests about to lease what they fetched, hold the room
+                # (nothing leased may be why the tiers are full): once they are done, their
+                # copies, if unleased, may go for this one
                 last, fill_waits = True, fill_waits + 1
-                self._fill_ended.clear()
-                await self._fill_ended.wait()
+                self._room_changed.clear()
+                self._waiting[entry.digest] = self._waiting.get(entry.digest, 0) + 1
+                try:  # bounded: a wait that sees no change ends too, and counts as a round
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._room_changed.wait(), ROOM_WAIT)
+                finally:
+                    self._waiting[entry.digest] -= 1
+                    if not self._waiting[entry.digest]:
+                        del self._waiting[entry.digest]
             else:
                 break
         if disk_error is not None:
@@ -487,7 +499,23 @@ class Fetcher:
                 if not room.used:
                     tier.unreserve(size)
                 self.filling -= 1
-                self._fill_ended.set()  # fetches waiting for room try again
+                self.room_changed()
+
+    def room_changed(self) -> None:
+        """Room may have come free (a fill ended, a hold or a lease was given back): the
+        fetches waiting for it try again."""
+        self._room_changed.set()
+
+    def _passing(self, entry: Entry) -> bool:
+        """Is room held for a moment only: copies being filled, or held by other requests
+        between their fetch and their lease?"""
+        # the holds of the requests that wait for a fetch which itself waits are not
+        # passing: two such fetches would wait for each other
+        return bool(self.filling) or any(
+            d != entry.digest and d not in self._waiting
+            for tier in (self.l1, self.l2)
+            for d in tier.holds
+        )
 
     def signal_pressure(self) -> None:
         """Ask clients to trim idle held models (at most every PRESSURE_INTERVAL seconds)."""

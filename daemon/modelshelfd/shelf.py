@@ -209,6 +209,7 @@ class Shelf:
                 self.l2.unhold(digest)
         finally:
             self.l1.unhold(digest)
+            self.fetcher.room_changed()
 
     def lease_if_resident(self, ref: RefInfo) -> Lease | None:
         """The L1 hit, synchronously: one lease on the resident segment, or None. The caller
@@ -297,6 +298,7 @@ class Shelf:
         copy = lease.copy
         self.quotas.give_back(lease.namespace, copy)
         self.tier(copy.tier).release(copy)
+        self.fetcher.room_changed()
         if not copy.linked:
             self._forget_if_empty(copy.digest)
 

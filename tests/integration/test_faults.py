@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -437,6 +438,12 @@ def test_a_client_can_hold_more_page_cache_models_than_the_daemon_has_descriptor
     client.close()
 
 
+def _still(directory: str) -> bool:
+    before = sorted(os.listdir(directory))
+    time.sleep(0.3)
+    return sorted(os.listdir(directory)) == before
+
+
 def test_out_of_descriptors_is_busy_loses_nothing_and_status_still_answers(
     shelf: Shelf, images: Images
 ) -> None:
@@ -448,7 +455,7 @@ def test_out_of_descriptors_is_busy_loses_nothing_and_status_still_answers(
     store = Store(shelf.store)
     for i in range(140):
         store.publish("ns", f"t{i}", modelshelf.compile_tensors({"w": np.full(64, float(i))}))
-    daemon = shelf.make(preexec=_descriptors(96))
+    daemon = shelf.make(preexec=_descriptors(96), ref_poll_seconds=3600, ref_full_list_seconds=3600)
     assert daemon.proc is not None
     pid = daemon.proc.pid
     client = Client(daemon.socket, max_held_models=256)
@@ -457,9 +464,12 @@ def test_out_of_descriptors_is_busy_loses_nothing_and_status_still_answers(
         client.release(f"ns/t{i}")
     wait_for(lambda: daemon.admin("status")["l2"]["count"] == 140, what="every L2 file")
     wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 writes")
-    # the daemon at its limit: every descriptor it may open is open
-    in_use = len(os.listdir(f"/proc/{pid}/fd"))
-    resource.prlimit(pid, resource.RLIMIT_NOFILE, (in_use, 96))
+    # the daemon at its limit: a new descriptor takes the lowest free number, and the limit
+    # is that number (once the reaper's closes are done: the count holds still)
+    wait_for(lambda: _still(f"/proc/{pid}/fd"), what="the daemon's descriptors to settle")
+    numbers = {int(n) for n in os.listdir(f"/proc/{pid}/fd")}
+    lowest_free = min(set(range(max(numbers) + 2)) - numbers)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free, 96))
     held, refused = [], []
     for i in range(140):
         try:
