@@ -63,9 +63,20 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float: 1e999 would be inf, which no reply can echo (not JSON)."""
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise ValueError(f"the number {text[:40]} is beyond a 64-bit float")
+    return value
+
+
+_INF = float("inf")
+
+
 # Built once: json.dumps/loads with options build a new coder (and scanner) on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, parse_float=_finite)
 
 
 def connect(path: str, timeout: float) -> socket.socket:

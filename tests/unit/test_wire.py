@@ -50,6 +50,10 @@ def test_eof_between_messages(pair) -> None:
         (struct.pack(">I", 3) + b"[1]", "JSON object"),
         (struct.pack(">I", 2) + b"\xff\xfe", "UTF-8 JSON"),
         (struct.pack(">I", 11) + b'{"a": NaN }', "UTF-8 JSON"),
+        # a number beyond a float is inf, which a reply echoing it cannot encode: the daemon
+        # logged a traceback per request and answered nothing (a probe)
+        (struct.pack(">I", 11) + b'{"id":1e999}', "beyond a 64-bit float"),
+        (struct.pack(">I", 12) + b'{"id":-1e999}', "beyond a 64-bit float"),
         (struct.pack(">I", 10) + b"{}", "mid-message"),
     ],
 )
