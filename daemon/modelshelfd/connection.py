@@ -24,6 +24,7 @@ class Connection:
     groups: frozenset[int] = frozenset()  # supplementary groups, read at accept
     leases: dict[str, list[Lease]] = field(default_factory=dict)  # by digest
     handing: list[Lease] = field(default_factory=list)  # leases going out with the next reply
+    lease_count: int = 0  # leases held, all digests: at most MAX_LEASES
     busy: bool = False  # a request of it is being handled
 
 

@@ -650,3 +650,41 @@ def test_memory_pressure_shrinks_l1_and_it_grows_back(shelf: Shelf, images: Imag
         for d in shelf.daemons:  # the group can go once nothing runs in it
             d.stop()
         group.rmdir()
+
+
+def test_the_leases_of_a_connection_are_bounded(shelf: Shelf, images: Images) -> None:
+    """A peer that acquires without end (closing each descriptor, never releasing) grew the
+    daemon by ~120 bytes a lease without limit: 400,000 leases, 46 MiB (a probe). Past
+    MAX_LEASES a connection is refused busy saying why, on both paths (the L1 fast path and
+    the ordinary one); a release makes room again, and other connections are not affected."""
+    from modelshelfd.handlers import MAX_LEASES
+
+    store = Store(shelf.store)
+    store.publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    sock = raw_connect(daemon.socket)
+    _hello(sock)
+    batch = 64
+    replies: list[dict[str, object]] = []
+    for start in range(0, MAX_LEASES + 2, batch):  # pipelined, as the probe did
+        n = min(batch, MAX_LEASES + 2 - start)
+        for _ in range(n):
+            _wire.send(sock, {"op": "acquire", "model": "ns/lr"})
+        for _ in range(n):
+            reply, fds = _wire.recv(sock)
+            _wire.close_fds(fds)
+            replies.append(reply)
+    assert all(r.get("ok") for r in replies[:MAX_LEASES])
+    for reply in replies[MAX_LEASES:]:
+        assert reply.get("error") == "busy" and "the most one may" in str(reply["message"])
+    assert daemon.admin("status")["l1"]["leases"] == MAX_LEASES
+    _wire.send(sock, {"op": "release", "digest": replies[0]["digest"]})
+    assert _wire.recv(sock)[0]["ok"]
+    _wire.send(sock, {"op": "acquire", "model": "ns/lr"})
+    reply, fds = _wire.recv(sock)
+    _wire.close_fds(fds)
+    assert reply["ok"], reply
+    other = daemon.client()
+    assert other.model("ns/lr").predict(images.X).shape == (16,)
+    sock.close()
+    wait_for(lambda: daemon.admin("status")["l1"]["leases"] == 1, what="the leases to go")
