@@ -566,6 +566,10 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         values["l2_bytes"] = _default_l2(Path(values["cache_dir"]))
     if "client_held_bytes" not in values:
         values["client_held_bytes"] = values["l1_bytes"] // 8
+    if "http_namespaces" not in values and values.get("namespaces"):
+        # the socket's rules cannot apply to HTTP (no peer uid): where they restrict, HTTP
+        # serves only what the operator lists, never every tenant to every local user
+        values["http_namespaces"] = ()
     http = values.get("http")
     if http:
         match = re.fullmatch(r"[\w.\-\[\]:]*:(\d{1,5})", http)

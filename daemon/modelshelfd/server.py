@@ -119,6 +119,8 @@ class Server:
         except ShelfError as exc:
             raise StartupError(str(exc)) from exc
         (disk.root / STORE_RECORD).write_text(cfg.store + "\n")  # seen: never again created empty
+        if cfg.http and cfg.namespaces:
+            _say_what_http_serves(cfg.http_namespaces)
         board = Board(cfg.shm_prefix)
         budget = machine.l1_budget(cfg.l1_bytes, machine.memory_limit())
         cfg = self.config = held_advice(cfg, self.sources, budget)
@@ -576,6 +578,21 @@ def _bind(path: str, mode: int) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+def _say_what_http_serves(patterns: tuple[str, ...]) -> None:
+    """With ``namespaces`` restricting the socket, HTTP (no peer uid, open to every local
+    user on loopback) serves what ``http_namespaces`` lists: say so at start."""
+    if not patterns:
+        log.info(
+            "HTTP inference serves no namespace: 'namespaces' restricts the socket and HTTP has "
+            "no peer uid to check; list in http_namespaces those every local user may use"
+        )
+    elif "*" in patterns:
+        log.warning(
+            "HTTP serves every namespace to whoever reaches it (http_namespaces = ['*']), "
+            "though 'namespaces' restricts the socket: on loopback, that is every local user"
+        )
 
 
 def _check_private_dir(directory: Path) -> None:

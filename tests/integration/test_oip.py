@@ -694,6 +694,27 @@ def test_http_serves_only_the_namespaces_it_is_given(shelf: Shelf, models: Model
     assert status == 200 and [row["name"] for row in index] == ["team-a:iris"], index
 
 
+def test_where_namespaces_restrict_the_socket_http_serves_only_what_is_listed(
+    shelf: Shelf, models: Models
+) -> None:
+    """HTTP has no peer uid: with a namespaces table and http_namespaces left out, every local
+    user listed and ran every tenant's model over loopback, the socket's rules notwithstanding
+    (a probe, as real users). It serves none now and says so at start; ['*'] is a warning."""
+    import os
+
+    rules = {"acme": {"uids": [os.getuid()]}}
+    server = _serve(shelf, None, namespaces=rules)
+    Store(shelf.store).publish("acme", "iris", models.images["iris"])
+    request = {"inputs": [_tensor([1, 4], "FP64", [5.0, 3.0, 1.5, 0.2])]}
+    status, body = server.json("POST", "/v2/models/acme:iris/infer", request)
+    assert status == 403 and "http_namespaces" in body["error"], body
+    assert server.json("POST", "/v2/repository/index") == (200, [])
+    assert "HTTP inference serves no namespace" in server.daemon.logs()
+    opened = _serve(shelf, None, name="b", namespaces=rules, http_namespaces=["*"])
+    assert opened.json("POST", "/v2/models/acme:iris/infer", request)[0] == 200
+    assert "HTTP serves every namespace to whoever reaches it" in opened.daemon.logs()
+
+
 def test_sighup_changes_what_http_serves_in_place(shelf: Shelf, models: Models) -> None:
     """http_namespaces, http_admin and http_infer_queue are read per request: a reload applies
     them to the running endpoint (revoking a namespace must not wait for a restart); a change
