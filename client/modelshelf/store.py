@@ -210,7 +210,14 @@ def _private_root(root: Path) -> None:
         probe = probe.parent
     for directory in reversed(missing):
         _private_dir(directory)
-    mode = stat.S_IMODE(root.stat().st_mode)
+    st = root.stat()
+    mode = stat.S_IMODE(st.st_mode)
+    if not missing and st.st_uid not in (os.geteuid(), 0):
+        log.warning(
+            "the file store %s belongs to uid %d, not to this process (uid %d): its owner may "
+            "publish into and remove from every namespace it serves; use a store directory "
+            "of this uid's (or root's)", root, st.st_uid, os.geteuid(),
+        )  # fmt: skip
     if not missing and mode & 0o077:
         log.warning(
             "the file store %s has mode %o: other local users may read every model in it; "

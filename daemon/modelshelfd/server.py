@@ -440,6 +440,8 @@ class Server:
         except (EOFError, ConnectionError, TimeoutError):
             pass
         except ProtocolError as exc:
+            if self.state is not None:
+                self.state.shelf.stats["protocol_errors"] += 1
             _refusals.log(
                 logging.INFO, f"protocol/{conn.kind}",
                 "closing %s connection of pid %d (uid %d): %s", conn.kind, conn.pid, conn.uid, exc,

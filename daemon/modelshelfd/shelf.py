@@ -50,7 +50,7 @@ EVENTS = (
     "refused_invalid_name", "refused_internal", "descriptors_refused", "frames_timed_out",
     "connections_refused_uid", "connections_idle_closed", "http_refused", "http_timeouts",
     "http_infer_queue_full", "store_errors", "feed_malformed", "feed_reloads", "full_listings",
-    "catalog_requests", "http_bad_requests", "refused_too_large",
+    "catalog_requests", "http_bad_requests", "refused_too_large", "protocol_errors",
 )  # fmt: skip
 
 

@@ -688,3 +688,16 @@ def test_the_leases_of_a_connection_are_bounded(shelf: Shelf, images: Images) ->
     assert other.model("ns/lr").predict(images.X).shape == (16,)
     sock.close()
     wait_for(lambda: daemon.admin("status")["l1"]["leases"] == 1, what="the leases to go")
+
+
+def test_malformed_messages_are_counted(shelf: Shelf) -> None:
+    """A peer flooding garbage was visible only in a rate-limited log line (a probe)."""
+    daemon = shelf.make()
+    bad = [struct.pack(">I", 0), struct.pack(">I", 1 << 30), struct.pack(">I", 3) + b"[1]"]
+    for raw in bad:
+        sock = raw_connect(daemon.socket)
+        _hello(sock)
+        sock.sendall(raw)
+        wait_for(lambda s=sock: _closed(s), what="the connection closed")
+        sock.close()
+    wait_for(lambda: daemon.stats().get("protocol_errors") == len(bad), what="the count")

@@ -94,3 +94,17 @@ def test_a_process_out_of_descriptors_is_busy_not_a_store_outage(tmp_path: Path)
     assert out[0].startswith("busy ") and "out of file descriptors" in out[0], out
     assert "os error 24" in out[0] and "ulimit -n" in out[0]
     assert out[1] == f"read {bytes(image).hex()}"  # the limit lifted: the same store reads
+
+
+def test_a_file_store_of_another_uid_is_reported(tmp_path: Path, caplog) -> None:
+    """Its owner may publish into every namespace the daemon serves (a probe's constant-7 model
+    reached a tenant); only its mode was looked at."""
+    import logging
+    import os
+
+    root = tmp_path / "s"
+    root.mkdir(mode=0o700)
+    os.chown(root, 54321, 54321)  # the tests run as root
+    with caplog.at_level(logging.WARNING, logger="modelshelf"):
+        Store(root.as_uri())
+    assert "belongs to uid 54321" in caplog.text
