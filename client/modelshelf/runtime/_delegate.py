@@ -69,11 +69,14 @@ def hand_on_objects(parent: Executor, children: list[Executor]) -> None:
         return
     masks = [getattr(c, "used_columns", None) for c in children]
     used = None
-    if all(m is not None for m in masks) and len({np.shape(m) for m in masks}) == 1:
-        used = np.logical_or.reduce([np.asarray(m, dtype=bool) for m in masks])
-    parent.accepts_objects = True
-    parent.used_columns = used
-    parent.name_columns = lambda names: _name_children(children, names)
+    if all(m is not None for m in masks):
+        arrays = [np.asarray(m, dtype=bool) for m in masks]
+        if len({a.shape for a in arrays}) == 1:
+            used = np.logical_or.reduce(arrays)
+    # attributes the Model looks up with getattr (an executor that takes strings has them)
+    setattr(parent, "accepts_objects", True)  # noqa: B010
+    setattr(parent, "used_columns", used)  # noqa: B010
+    setattr(parent, "name_columns", lambda names: _name_children(children, names))  # noqa: B010
 
 
 def _name_children(children: list[Executor], names: list[str]) -> None:
