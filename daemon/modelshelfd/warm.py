@@ -10,6 +10,7 @@ failed (a failure is logged and counted, never retried here: the next acquire fe
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import time
 from typing import Any
@@ -25,6 +26,41 @@ log = logging.getLogger("modelshelfd.warm")
 _GLOB = frozenset("*?[")
 
 
+SHOWN_UNMATCHED = 10  # patterns named in the log when nothing matches them, then a count
+
+
+def expand(entries: tuple[str, ...], catalog: list[str]) -> list[str]:
+    """``entries`` with their patterns matched against the ``catalog``'s names, in order, each
+    name once. A pattern whose namespace is literal (``acme/*``) is matched against that
+    namespace's names only."""
+    by_namespace: dict[str, list[str]] = {}
+    for name in sorted(catalog):
+        by_namespace.setdefault(name.partition("/")[0], []).append(name)
+    out: dict[str, None] = {}
+    unmatched: list[str] = []
+    for entry in entries:
+        if not _GLOB & set(entry):
+            out[entry] = None
+            continue
+        namespace, slash, _ = entry.partition("/")
+        pool = by_namespace.get(namespace, []) if slash and not _GLOB & set(namespace) else catalog
+        matches = [name for name in pool if fnmatch.fnmatchcase(name, entry)]
+        if not matches:
+            unmatched.append(entry)
+        out.update(dict.fromkeys(sorted(matches)))
+    if unmatched:
+        shown = ", ".join(repr(p) for p in unmatched[:SHOWN_UNMATCHED])
+        more = (
+            f" and {len(unmatched) - SHOWN_UNMATCHED} more"
+            if len(unmatched) > SHOWN_UNMATCHED
+            else ""
+        )
+        log.warning(
+            "warm: no model in the catalog matches %s%s (%d patterns)", shown, more, len(unmatched)
+        )
+    return list(out)
+
+
 class Warmer:
     """Places the warm list and says how far it got."""
 
@@ -37,20 +73,15 @@ class Warmer:
 
     def names(self) -> list[str]:
         """The list with its patterns expanded against the catalog (each name once)."""
-        out: dict[str, None] = {}
-        for entry in self.entries:
-            matches = self.catalog.matching(entry) if _GLOB & set(entry) else [entry]
-            if not matches:
-                log.warning("warm: %r matches no model in the catalog", entry)
-            out.update(dict.fromkeys(matches))
-        return list(out)
+        return expand(self.entries, list(self.catalog.versions))
 
     async def run(self) -> None:
         if self.ready:
             return
         started = time.monotonic()
         await self.catalog.listed.wait()
-        names = self.names()
+        # patterns x names: seconds for thousands of each, never on the event loop
+        names = await asyncio.to_thread(expand, self.entries, list(self.catalog.versions))
         self.total = len(names)
         gate = asyncio.Semaphore(self.parallel)
         await asyncio.gather(*(self._place(name, gate) for name in names))

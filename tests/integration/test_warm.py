@@ -52,7 +52,7 @@ def test_a_warm_list_is_placed_before_the_daemon_is_ready(shelf: Shelf) -> None:
     assert status["warm"]["failed"] == 1 and daemon.stats()["warm_failures"] == 1
     assert status["l1"]["count"] == 6
     logs = daemon.logs()
-    assert "'gone/*' matches no model" in logs and "other/missing not placed" in logs
+    assert "no model in the catalog matches 'gone/*'" in logs and "other/missing not placed" in logs
     assert "warm: 6 of 7 models placed (1 failed)" in logs
     client = daemon.client()
     assert client.tensors("acme/m3")["w"][0] == 3.0

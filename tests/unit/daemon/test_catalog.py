@@ -197,3 +197,21 @@ async def test_an_unreachable_store_is_not_an_empty_one(board: Board) -> None:
     assert catalog.reachable and catalog.health()["store_error"] == ""
     with pytest.raises(ModelNotFound):  # the store answers again: "not there" is an answer
         await catalog.resolve(parse_ref("ns/other"))
+
+
+def test_the_warm_list_is_expanded_by_namespace_once_per_name(caplog) -> None:
+    """10,000 patterns over a catalog of thousands were matched on the event loop, every
+    pattern against every name (seconds to minutes of a daemon that answered nothing), and
+    each one that matched nothing logged a line of its own."""
+    import logging
+
+    from modelshelfd.warm import expand
+
+    catalog = [f"ns{i % 30}/model-{i:05d}" for i in range(3000)]
+    entries = ("ns1/model-0000*", "ns2/model-00002", "*/model-0299[0-9]", "ns1/model-00001")
+    entries += tuple(f"ns{i}/other-*" for i in range(2000))
+    with caplog.at_level(logging.WARNING, logger="modelshelfd.warm"):
+        names = expand(entries, catalog)
+    assert names[:2] == ["ns1/model-00001", "ns2/model-00002"]
+    assert names[2:] == sorted(f"ns{i % 30}/model-{i:05d}" for i in range(2990, 3000))
+    assert len(caplog.records) == 1 and "(2000 patterns)" in caplog.text
