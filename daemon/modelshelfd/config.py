@@ -8,12 +8,14 @@ on its field below and in docs/configuration.md. Defaults work unprivileged with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import re
+import stat
 import tomllib
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -662,12 +664,29 @@ def _default_l1() -> int:
 
 
 def _free_disk(cache_dir: Path) -> int:
+    """The room L2 may take a share of: the free space under ``cache_dir`` and the images L2
+    already holds there (a restart must find the budget it left, not one its own files made
+    smaller: each restart of a node whose L2 filled its disk shrank it, and evicted)."""
     import psutil
 
     probe = cache_dir
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    return int(psutil.disk_usage(str(probe)).free)
+    return int(psutil.disk_usage(str(probe)).free) + _cached_bytes(cache_dir / "images")
+
+
+def _cached_bytes(images: Path) -> int:
+    total = 0
+    try:
+        with os.scandir(images) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode):
+                        total += st.st_blocks * 512
+    except OSError:  # none yet (or not readable: the daemon will say so at start)
+        return 0
+    return total
 
 
 def _default_l2(cache_dir: Path) -> int:

@@ -374,3 +374,32 @@ def test_settings_that_could_never_apply_are_refused(
     write_config(path, {"cache_dir": str(tmp_path / "cache"), **given})
     with pytest.raises(ConfigError, match=re.escape(says)):
         load_config(["--config", str(path)], {})
+
+
+def test_l2_shares_count_the_images_l2_already_holds(tmp_path: Path) -> None:
+    """A share of the free space under cache_dir ("50%", or the default half) left out L2's
+    own files: every restart of a node whose L2 filled its disk computed a smaller budget and
+    evicted adopted images, read from the store again (a probe: 32 MiB, then 21 MiB)."""
+    import subprocess
+
+    import psutil
+
+    from modelshelfd import config as config_mod
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(disk)], check=True
+    )
+    try:
+        images = disk / "cache" / "images"
+        before = config_mod._free_disk(disk / "cache")
+        images.mkdir(parents=True)
+        (images / ("a" * 64)).write_bytes(b"x" * (3 << 20))
+        (images / "link").symlink_to(images / ("a" * 64))  # counted once
+        assert config_mod._cached_bytes(images) == 3 << 20
+        assert psutil.disk_usage(str(disk)).free <= before - (3 << 20)
+        # the same room as before, but for the two directories' own pages
+        assert before - 8192 <= config_mod._free_disk(disk / "cache") <= before
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
