@@ -462,6 +462,9 @@ class Fetcher:
 
     def _admit(self, entry: Entry) -> bool:
         """Does the policy let the image into L1 now? (Else the page cache serves it.)"""
+        if cost(entry.size) > self.l1.budget:  # no policy's choice: it can never fit
+            self.stats["l1_full"] += 1
+            return False
         candidate = Candidate(entry.digest, cost(entry.size), entry.last_use, entry.hits)
         if self.policy.admit(candidate, self.l1.budget - self.l1.used, self.clock()):
             return True

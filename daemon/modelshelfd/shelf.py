@@ -231,6 +231,7 @@ class Shelf:
         """The bookkeeping of a lease from ``lease_if_resident``: the request for both
         policies, the entry's hit and the tier's hit counter, as ``ensure`` counts an L1 hit."""
         self._requested(ref)
+        self.stats["served_l1"] += 1  # as _lease counts the ordinary path's
         entry = self.entries.get(ref.digest)
         if entry is not None:  # always, in the callback that took the lease
             self._hit(entry, f"{ref.key}@{ref.version}", TierName.L1)

@@ -701,3 +701,16 @@ def test_malformed_messages_are_counted(shelf: Shelf) -> None:
         wait_for(lambda s=sock: _closed(s), what="the connection closed")
         sock.close()
     wait_for(lambda: daemon.stats().get("protocol_errors") == len(bad), what="the count")
+
+
+def test_every_l1_lease_counts_as_served_from_l1(shelf: Shelf, images: Images) -> None:
+    """The fast path (an L1 hit answered without a task switch) left served_l1 out: five
+    acquires, l1_hits 4, served_l1 1 (a probe): the page cache's share looked far larger."""
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    for _ in range(5):
+        with Client(daemon.socket) as client:
+            client.model("ns/lr")
+    counters = daemon.stats()
+    assert counters["served_l1"] == 5 and counters["served_page_cache"] == 0
+    assert counters["l1_hits"] + counters["l3_hits"] == 5

@@ -893,3 +893,18 @@ async def test_cold_fetches_that_overlap_wait_for_each_other_rather_than_refuse(
         _exact(shelf)
     finally:
         await _closed(shelf)
+
+
+async def test_an_image_larger_than_l1_counts_as_l1_full_not_as_kept_out(setup) -> None:
+    """The policy never had a choice: 'l1_not_admitted' (kept out on its first use while L1
+    was full) counted it at every use, with L1 empty, and 'l1_full' never (a probe)."""
+    base, refs = setup
+    config = dataclasses.replace(base.config, l1_bytes=cost(refs[0].size))
+    shelf = Shelf(config, base.store)
+    try:
+        for _ in range(2):
+            shelf.release(await shelf.acquire(refs[7]))
+        assert shelf.stats["l1_full"] == 2 and shelf.stats["l1_not_admitted"] == 0
+        assert shelf.stats["served_page_cache"] == 2
+    finally:
+        await _closed(shelf)
