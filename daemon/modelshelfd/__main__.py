@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import json
 import logging
 import os
@@ -65,6 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modelshelfd: configuration error: {exc}", file=sys.stderr)
         return 2
     if build_parser().parse_args(argv).check_config:
+        # what the daemon would run with: l1_bytes capped below the memory limit (the warning
+        # on stderr) and the clients' advice that follows it
+        logging.basicConfig(level=logging.WARNING, format="modelshelfd: %(message)s")
+        from . import machine
+        from .server import held_advice
+
+        budget = machine.l1_budget(config.l1_bytes, machine.memory_limit())
+        config = dataclasses.replace(held_advice(config, sources, budget), l1_bytes=budget)
         effective = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
         effective["store_options"] = {  # credentials are checked, never printed
             k: "<hidden>" if _SECRET.search(k) else _without_password(v)

@@ -342,7 +342,7 @@ async def _status(state: ServerState, conn: Connection, message: Msg, fds: list[
         "pressure": state.board.pressure,
         "memory": None if state.memory is None else state.memory.describe(),
         "warm": None if state.warmer is None else state.warmer.describe(),
-        "ready": state.warmer is None or state.warmer.ready,
+        "ready": state.readiness()["ready"],
         **state.shelf.describe(),
         "clients": _clients(state),
     }, []

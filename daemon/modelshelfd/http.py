@@ -324,10 +324,7 @@ class HttpEndpoint:
     async def _readyz(self, request: web.Request) -> web.Response:
         """Ready to take traffic: the store has answered a listing and the warm list is
         placed (``/healthz`` says whether the store answers now)."""
-        warmer = self.state.warmer
-        listed = self.state.catalog.listed.is_set()
-        warm = warmer is None or warmer.ready
-        body = {"ready": listed and warm, "catalog_listed": listed, "warm": warm}
+        body = self.state.readiness()
         return web.json_response(body, status=200 if body["ready"] else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:

@@ -185,8 +185,7 @@ class OpenInference:
 
     async def _ready(self, request: web.Request) -> web.Response:
         """The same readiness as ``/readyz``: the store listed and the warm list placed."""
-        warmer = self.state.warmer
-        ready = self.state.catalog.listed.is_set() and (warmer is None or warmer.ready)
+        ready = self.state.readiness()["ready"]
         return web.json_response({"live": True, "ready": ready}, status=200 if ready else 503)
 
     async def _model_metadata(self, request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import modelshelf
 from modelshelf.store import Store
@@ -82,6 +83,27 @@ def test_readyz_waits_for_the_warm_list(shelf: Shelf) -> None:
     body = wait_for(ready, what="/readyz 200")
     assert body == {"ready": True, "catalog_listed": True, "warm": True}
     assert daemon.admin("status")["warm"]["placed"] == 3
+
+
+def test_status_is_not_ready_before_the_store_was_listed(shelf: Shelf) -> None:
+    """With no warm list, status said ready while the store had never answered (every first
+    acquire refused), and /readyz said 503: one readiness now (a probe)."""
+    import urllib.error
+    import urllib.request
+
+    from .test_admin import _free_port
+
+    port = _free_port()
+    daemon = shelf.make(
+        store="s3://nowhere/models",
+        env={"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "x",
+             "AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"},
+        http=f"127.0.0.1:{port}",
+    )  # fmt: skip
+    assert daemon.admin("status")["ready"] is False
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    assert refused.value.code == 503
 
 
 def test_names_come_in_pages_however_many_match(shelf: Shelf) -> None:

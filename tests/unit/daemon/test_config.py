@@ -285,6 +285,15 @@ def test_version_and_check_config(tmp_path) -> None:
         assert bad.returncode == 2 and says in bad.stderr, bad.stderr
     bad = run("--check-config", MODELSHELF_STORE_OPTIONS='{"region": "eu"}')  # file://
     assert bad.returncode == 2 and "a file:// store takes no options" in bad.stderr
+    # what the daemon runs with: l1_bytes capped below the memory limit, and said so (it
+    # printed the uncapped 100% and an advice a third larger than the daemon's; a probe)
+    from modelshelfd import machine
+
+    whole = run("--check-config", "--l1-bytes", "100%", "--cache-dir", str(tmp_path))
+    effective = json.loads(whole.stdout)
+    cap = int(machine.memory_limit() * machine.L1_SHARE)
+    assert effective["l1_bytes"] == cap and effective["client_held_bytes"] == cap // 8
+    assert "L1 is limited to" in whole.stderr
 
 
 def test_http_inference_keys_and_their_defaults(tmp_path: Path) -> None:
