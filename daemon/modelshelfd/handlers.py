@@ -25,6 +25,7 @@ from modelshelf.errors import (
     InvalidModelName,
     ModelshelfError,
     ProtocolError,
+    StoreError,
 )
 from modelshelf.names import ModelRef, parse_ref
 from modelshelf.store import RefInfo
@@ -578,8 +579,13 @@ async def _publish(state: ServerState, conn: Connection, message: Msg, fds: list
             del state.publishing[ref.key]
         if reporter is not None:
             await reporter.stop()
-    versions = await asyncio.to_thread(state.store.versions, ref.namespace, ref.name)
-    state.catalog.update(ref.key, versions)
+    try:  # this daemon's own catalog, at once (the poll would see it too, a little later)
+        versions = await asyncio.to_thread(state.store.versions, ref.namespace, ref.name)
+    except StoreError as exc:  # the version exists: say so, never "the publish failed"
+        log.warning("published %s@%d; listing it for this daemon's catalog failed (the next poll "
+                    "lists it): %s", info.key, info.version, exc)  # fmt: skip
+    else:
+        state.catalog.update(ref.key, versions)
     if info.unchanged:
         log.info("publish of %s: unchanged, the latest version %d holds the same image",
                  info.key, info.version)  # fmt: skip
