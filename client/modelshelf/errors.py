@@ -226,6 +226,11 @@ class StoreError(ShelfError):
     exit_status = 7
 
 
+class MalformedRef(StoreError):
+    """The store answered with a ref modelshelf cannot read: its publisher or an operator must
+    fix or remove it (retrying does not help)."""
+
+
 class UnsupportedModelError(ModelshelfError, TypeError):
     """compile() was given an estimator, or an option of one, that it cannot compile."""
 

@@ -47,6 +47,8 @@ from urllib.parse import urlparse
 from . import feed as _feed
 from .errors import (
     ChecksumError,
+    ImageError,
+    MalformedRef,
     MissingDependencyError,
     ModelNotFound,
     ShelfBusy,
@@ -164,7 +166,7 @@ def _translate(what: str, reachable: Callable[[str], None] | None = None) -> Ite
     store itself is gone)."""
     try:
         yield
-    except ShelfError:
+    except (ShelfError, ImageError):
         raise
     except FileNotFoundError as exc:  # obstore's NotFoundError subclasses it
         if reachable is not None:
@@ -188,6 +190,15 @@ def _out_of_descriptors(exc: Exception) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in (errno.EMFILE, errno.ENFILE)
     return _OS_OUT_OF_DESCRIPTORS.search(str(exc)) is not None
+
+
+def _check_length(what: str, actual: int, size: int) -> None:
+    """A stored image of the wrong length is a damaged copy (ImageError: read again, then
+    refused as image_error), not a store that failed (which a retry later may fix)."""
+    if actual < size:
+        raise TruncatedImageError(f"{what}: the store holds {actual} bytes, the ref says {size}")
+    if actual > size:
+        raise ChecksumError(f"{what}: the store holds {actual} bytes, the ref says {size}")
 
 
 def _private_dir(path: Path) -> bool:
@@ -431,19 +442,20 @@ class Store:
         with _translate(what, self._reachable):
             if size <= range_bytes:
                 result = self._ob.get(self._store, path)
-                actual = int(result.meta["size"])
-                if actual != size:
-                    raise StoreError(f"{what}: the store holds {actual} bytes, expected {size}")
+                _check_length(what, int(result.meta["size"]), size)
                 pos = 0
                 for chunk in result:
                     n = len(chunk)
                     if pos + n > size:
-                        raise StoreError(f"{what}: longer than the expected {size} bytes")
+                        raise ChecksumError(f"{what}: longer than the expected {size} bytes")
                     view[pos : pos + n] = memoryview(chunk).cast("B")
                     pos += n
-                if pos != size:
+                if pos != size:  # the store said one length and sent another
                     raise StoreError(f"{what}: got {pos} bytes, expected {size}")
                 return
+            # the object's length first: a shorter one fails its last ranges as a store error
+            # would, and a longer one would pass on its first bytes
+            _check_length(what, int(self._ob.head(self._store, path)["size"]), size)
 
             def fetch(start: int) -> None:
                 end = min(size, start + range_bytes)
@@ -586,7 +598,7 @@ class Store:
             if not HEADER_SIZE <= size <= MAX_IMAGE_SIZE:
                 raise ValueError(f"size {size} is outside {HEADER_SIZE}..{MAX_IMAGE_SIZE}")
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise StoreError(f"{what}: the ref in the store is malformed: {exc}") from exc
+            raise MalformedRef(f"{what}: the ref in the store is malformed: {exc}") from exc
         return RefInfo(
             namespace,
             name,

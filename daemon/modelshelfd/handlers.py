@@ -23,6 +23,7 @@ from modelshelf.errors import (
     AccessDenied,
     ImageError,
     InvalidModelName,
+    MalformedRef,
     ModelshelfError,
     ProtocolError,
     StoreError,
@@ -96,7 +97,11 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
             # the store's own error names buckets, paths and endpoints: operators read it in
             # the log line above (or through the admin socket), clients get what it means
             text = (
-                f"{op}: the object store is unavailable and the image is not on this node; "
+                f"{op}: the store holds a malformed ref for this model: retrying will not help; "
+                "its publisher or an operator must publish it again or remove the version "
+                "(the daemon's log has which)"
+                if isinstance(exc, MalformedRef)
+                else f"{op}: the object store is unavailable and the image is not on this node; "
                 "retry later (the daemon's log has the store's error)"
             )
         reply = {"ok": False, "error": code, "message": text}

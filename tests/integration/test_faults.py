@@ -714,3 +714,27 @@ def test_every_l1_lease_counts_as_served_from_l1(shelf: Shelf, images: Images) -
     counters = daemon.stats()
     assert counters["served_l1"] == 5 and counters["served_page_cache"] == 0
     assert counters["l1_hits"] + counters["l3_hits"] == 5
+
+
+def test_a_truncated_store_copy_is_an_image_error_not_an_outage(shelf: Shelf, images: Images):
+    """A stored image shorter than its ref was answered store_unavailable ('retry later', for
+    ever) with no validation failure counted; a malformed ref said nothing of it (a probe)."""
+    from modelshelf.errors import ImageError
+    from modelshelf.store import image_path
+
+    store = Store(shelf.store)
+    info = store.publish("ns", "lr", images.bytes("logreg"))
+    store.publish("ns", "r", images.bytes("ridge"))
+    root = Path(shelf.store.removeprefix("file://"))
+    damaged = root / image_path(info.digest)
+    damaged.write_bytes(damaged.read_bytes()[: info.size // 2])
+    (root / "refs" / "ns" / "r" / f"{2:020d}").write_text("{not json")
+    daemon = shelf.make()
+    client = Client(daemon.socket)
+    with pytest.raises(ImageError, match="the ref says"):
+        client.model("ns/lr")
+    with pytest.raises(StoreError, match="malformed ref for this model"):
+        client.model("ns/r@2")
+    client.close()
+    counters = daemon.stats()
+    assert counters["validation_failures"] == 2 and counters["refused_image_error"] == 1
