@@ -71,6 +71,8 @@ class Follower:
         self.offset_ms: int | None = None  # None: the catalog must be read whole first
         self._window: dict[str, Event] = {}  # events seen, by key, while in the window
         self._bad: collections.OrderedDict[str, None] = collections.OrderedDict()
+        # snapshots the catalog was read whole for, once each (bounded as _bad)
+        self._reread: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._full_at = float("-inf")
 
     def step(self) -> Update:
@@ -94,15 +96,22 @@ class Follower:
         assert self.offset_ms is not None
         start = self._now_ms()
         keys = self._keys(self.offset_ms)
-        snapshots = _feed.snapshots(keys)
+        # a snapshot already found malformed, or already read again for (its cutoff is then
+        # ahead of any position: a snapshot dated in the future), is no news: reading the
+        # catalog whole at every poll for it was a full listing per poll on every node
+        snapshots = [k for k in self._snapshots(keys) if k not in self._reread]
         if snapshots:
             cutoff = _feed.snapshot_cutoff(snapshots[-1]) or 0
             if cutoff - _feed.OVERLAP_MS > self.offset_ms:
                 self.stats["feed_reloads"] += 1
-                log.warning(
-                    "this daemon is behind the change feed (a compaction removed events it had "
-                    "not read): reading the catalog again"
-                )
+                self._reread[snapshots[-1]] = None
+                while len(self._reread) > MAX_BAD_KEYS:
+                    self._reread.popitem(last=False)
+                _malformed.log(
+                    logging.WARNING, "behind",
+                    "this daemon is behind the change feed (%s: a compaction removed events it "
+                    "had not read): reading the catalog again", snapshots[-1],
+                )  # fmt: skip
                 return self.load()
         events, vanished = self._read(keys)
         if vanished:  # removed by a compaction between the listing and the read
@@ -117,7 +126,7 @@ class Follower:
         snapshot (or no usable one)."""
         for _ in range(LOAD_ATTEMPTS):
             start = self._now_ms()
-            snapshots = _feed.snapshots(self._list(_feed.PREFIX, _feed.SNAPSHOT_PREFIX))
+            snapshots = self._snapshots(self._list(_feed.PREFIX, _feed.SNAPSHOT_PREFIX))
             if not snapshots:
                 return self.full()
             newest = snapshots[-1]
@@ -135,7 +144,7 @@ class Follower:
                                newest, skipped)  # fmt: skip
             self._window.clear()
             keys = self._keys(snapshot.cutoff_ms - self.skew_ms)
-            if _feed.snapshots(keys)[-1:] != [newest]:
+            if self._snapshots(keys)[-1:] != [newest]:
                 continue  # a newer snapshot was written meanwhile
             events, vanished = self._read(keys)
             if vanished:
@@ -208,6 +217,11 @@ class Follower:
             else:
                 self._bad_object(key, result)
         return events, vanished
+
+    def _snapshots(self, keys: list[str]) -> list[str]:
+        """The snapshot keys among ``keys``, oldest first, but those found malformed (each is
+        read once, counted and logged once)."""
+        return [k for k in _feed.snapshots(keys) if k not in self._bad]
 
     def _bad_object(self, key: str, exc: Exception) -> None:
         self.stats["feed_malformed"] += 1

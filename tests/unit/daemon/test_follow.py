@@ -240,6 +240,40 @@ def test_hostile_objects_are_skipped_and_counted_once(tmp_path: Path, image: byt
     assert _run(follower, models).how == "listing" and models == {"ns/fine": [1]}
 
 
+@pytest.mark.parametrize("body", [b"garbage{", None], ids=["malformed", "valid"])
+def test_a_snapshot_dated_in_the_future_is_read_once_not_at_every_poll(
+    tmp_path: Path, image: bytes, body: bytes | None
+) -> None:
+    """One snapshot whose key's cutoff is an hour ahead (a foreign object, a gc host's clock):
+    every poll found it ahead of the position, read it again and listed every ref, counted it
+    malformed again and logged 'a compaction removed events' (a probe: 9 full listings in 10
+    polls). Once, now; the next polls are one request each."""
+    store = Store((tmp_path / "s").as_uri())
+    store.publish("ns", "a", image)
+    counting = Counting(store)
+    clocks = Clocks()
+    follower = _follower(counting, clocks)
+    models: dict[str, list[int]] = {}
+    _run(follower, models)
+    ahead = int(clocks.wall * 1000) + 3_600_000
+    key = f"events/snapshot-{ahead:016d}-deadbeef.json"
+    if body is None:  # a well-formed one, of the catalog as it is
+        feed.compact(store, retention=0)
+        written = [k for k in store.keys("events/") if k.startswith("events/snapshot-")][-1]
+        store.create(key, store.get_small(written, 1 << 20))
+    else:
+        store.create(key, body)
+    for _ in range(10):
+        clocks.advance(2)
+        _run(follower, models)
+    assert models == {"ns/a": [1]}
+    assert follower.stats["feed_reloads"] == 1
+    assert follower.stats["feed_malformed"] == (1 if body else 0)
+    counting.calls.clear()
+    clocks.advance(2)
+    assert _run(follower, models).how == "poll" and dict(counting.calls) == {"keys": 1}
+
+
 async def test_the_catalog_tells_the_board_which_models_changed(
     tmp_path: Path, image: bytes
 ) -> None:
