@@ -133,11 +133,7 @@ def as_float_matrix(
                 f"expected numeric input, got objects that do not convert to float: {exc}"
             ) from exc
     if arr.ndim != 2:
-        hint = " (for one sample, use X.reshape(1, -1))" if arr.ndim == 1 else ""
-        raise InputShapeError(
-            f"expected a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
-            f"shape {arr.shape}{hint}"
-        )
+        raise _not_2d(arr)
     if arr.shape[0] == 0:
         raise InputShapeError(f"expected at least 1 sample, got shape {arr.shape}")
     if n_features is not None and arr.shape[1] != n_features:
@@ -205,7 +201,9 @@ def as_table(
             arr = arr.astype(object) if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
         if arr.dtype.kind != "O":
             return as_float_matrix(arr, n_features, allow_nan=allow_nan, keep_float32=keep_float32)
-    if arr.ndim != 2 or arr.shape[0] == 0:
+    if arr.ndim != 2:  # before any conversion: one row of strings is a shape mistake
+        raise _not_2d(arr)
+    if arr.shape[0] == 0:
         return as_float_matrix(arr, n_features)  # raises the shape error
     if n_features is not None and arr.shape[1] != n_features:
         raise FeatureCountError(
@@ -216,6 +214,14 @@ def as_table(
         arr = arr.view()
         arr.flags.writeable = False
     return arr
+
+
+def _not_2d(arr: np.ndarray) -> InputShapeError:
+    hint = " (for one sample, use X.reshape(1, -1), or a list of one row)" if arr.ndim == 1 else ""
+    return InputShapeError(
+        f"expected a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
+        f"shape {arr.shape}{hint}"
+    )
 
 
 def _frame_objects(X: Any) -> np.ndarray:

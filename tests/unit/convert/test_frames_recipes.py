@@ -349,3 +349,17 @@ def test_a_float64_dataframe_through_a_scaler_or_imputer_is_exact(kernel: str) -
                 if hasattr(est, method):
                     got = getattr(model, method)(frame)
                     assert same_bits(got, getattr(est, method)(frame)), (est, method)
+
+
+def test_one_row_given_flat_to_a_model_that_takes_strings_is_a_shape_error(
+    reviews: tuple[object, bytes],
+) -> None:
+    """A list, a tuple, a Series (df.iloc[0]): 'expected numeric input ... could not convert
+    string to float' blamed the strings, which this model takes (a probe)."""
+    from modelshelf.errors import InputShapeError
+
+    model = modelshelf.load(reviews[1])
+    row = FRAME.iloc[0]
+    for flat in (list(row), tuple(row), row, np.asarray(row, dtype=object)):
+        with pytest.raises(InputShapeError, match=r"1-D shape \(4,\).*reshape\(1, -1\)"):
+            model.predict(flat)
