@@ -281,7 +281,12 @@ def _as_frame(out: Any, columns: list[str], X: Any) -> Any:
             f"output names {len(columns)} columns, the transform made {getattr(out, 'shape', '?')}"
         )
     index = X.index if is_frame(X) and len(getattr(X, "index", ())) == len(out) else None
-    return pd.DataFrame(out, columns=columns, index=index)
+    frame = pd.DataFrame(out, columns=columns, index=index)
+    if getattr(getattr(out, "dtype", None), "kind", "") == "O":
+        # strings beside numbers: scikit-learn stacks each part's frame, its numeric columns
+        # float64; one object array made every column object
+        frame = frame.infer_objects()
+    return frame
 
 
 def _splits_on_codes(spec: Any) -> bool:

@@ -363,3 +363,20 @@ def test_one_row_given_flat_to_a_model_that_takes_strings_is_a_shape_error(
     for flat in (list(row), tuple(row), row, np.asarray(row, dtype=object)):
         with pytest.raises(InputShapeError, match=r"1-D shape \(4,\).*reshape\(1, -1\)"):
             model.predict(flat)
+
+
+def test_pandas_output_of_strings_beside_numbers_keeps_the_numbers_numeric() -> None:
+    """One object array made every column object: select_dtypes('number') found none of the
+    numeric part's columns, which scikit-learn gives as float64 (a probe)."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.impute import SimpleImputer
+
+    X = FRAME[["plan", "age"]].assign(income=FRAME["age"] * 3)
+    X.loc[::5, "plan"] = None
+    est = make_column_transformer(
+        (SimpleImputer(strategy="most_frequent"), ["plan"]),
+        (SimpleImputer(), ["age", "income"]),
+    ).set_output(transform="pandas")
+    est.fit(X)
+    got = modelshelf.load(modelshelf.compile(est)).transform(X.iloc[:7])
+    pd.testing.assert_frame_equal(got, est.transform(X.iloc[:7]))
