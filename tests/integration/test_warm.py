@@ -104,6 +104,7 @@ def test_status_is_not_ready_before_the_store_was_listed(shelf: Shelf) -> None:
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10)
     assert refused.value.code == 503
+    refused.value.close()  # the error holds the response open
 
 
 def test_names_come_in_pages_however_many_match(shelf: Shelf) -> None:
