@@ -51,6 +51,7 @@ def check_daemon(sock: socket.socket, path: str, daemon_uid: int | None) -> None
         me = os.getuid()
         directory = os.path.dirname(os.path.realpath(path))
         owner, unsafe = _owner(directory)
+        unsafe = unsafe or _links(path)
         if uid in (0, me) or (uid == owner and not unsafe):
             return
         expected = f"root or this process's uid {me}"
@@ -68,6 +69,35 @@ def check_daemon(sock: socket.socket, path: str, daemon_uid: int | None) -> None
         "It may be an impostor: remove that socket's directory if it is not yours, or set "
         f"{ENVIRONMENT} (Client(daemon_uid=...)) to the daemon's uid"
     )
+
+
+def _links(path: str) -> str:
+    """Why a symbolic link on the way to ``path`` (the socket included) does not vouch for
+    the daemon ("" if none is in the way): a link is as good as its owner, who may point it
+    anywhere, at a directory of their own that passes every other check. A link of root's or
+    the client's own is followed, and its target walked the same way."""
+    me = os.getuid()
+    parts = [p for p in os.path.abspath(path).split(os.sep) if p]
+    probe, followed = os.sep, 0
+    while parts:
+        probe = os.path.join(probe, parts.pop(0))
+        try:
+            st = os.lstat(probe)
+        except OSError:
+            return f"{probe} cannot be read"
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid not in (0, me):
+                return f"{probe} is a symbolic link of uid {st.st_uid}"
+            followed += 1
+            if followed > _MAX_LINKS:
+                return f"{path} goes through more than {_MAX_LINKS} symbolic links"
+            target = os.path.join(os.path.dirname(probe), os.readlink(probe))
+            parts = [p for p in os.path.normpath(target).split(os.sep) if p] + parts
+            probe = os.sep
+    return ""
+
+
+_MAX_LINKS = 40  # as the kernel's own bound on a path
 
 
 def _owner(directory: str) -> tuple[int | None, str]:

@@ -36,6 +36,28 @@ def test_only_root_and_the_owner_may_own_the_way_up(tmp_path: Path) -> None:
     assert trust._owner(str(own)) == (4321, f"{top} belongs to uid 5555")
 
 
+def test_a_symbolic_link_of_another_user_on_the_way_does_not_vouch(tmp_path: Path) -> None:
+    """/tmp/modelshelf-<uid> planted as a link to the planter's own home (every directory of
+    it theirs or root's, none writable by others): the socket's directory, resolved, passed,
+    and a client trusted their daemon (a probe, as real users). Links of root's or the
+    client's own are followed, and their targets walked the same way."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    (home / "modelshelf.sock").touch()
+    link = tmp_path / "modelshelf-1000"
+    link.symlink_to(home)
+    assert trust._links(str(link / "modelshelf.sock")) == ""  # the client's own (root) link
+    os.lchown(link, 4321, 4321)
+    assert trust._links(str(link / "modelshelf.sock")) == (f"{link} is a symbolic link of uid 4321")
+    socket_link = home / "s.sock"  # a socket that is itself another user's link
+    socket_link.symlink_to(home / "modelshelf.sock")
+    os.lchown(socket_link, 4321, 4321)
+    assert trust._links(str(socket_link)).endswith("is a symbolic link of uid 4321")
+    ours = tmp_path / "ours"
+    ours.symlink_to(link)  # root's link to another user's link: walked, and refused
+    assert trust._links(str(ours / "modelshelf.sock")).endswith("symbolic link of uid 4321")
+
+
 def test_the_root_directory_vouches_for_root() -> None:
     assert trust._owner("/") == (0, "")
 
