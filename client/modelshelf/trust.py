@@ -51,7 +51,7 @@ def check_daemon(sock: socket.socket, path: str, daemon_uid: int | None) -> None
         me = os.getuid()
         directory = os.path.dirname(os.path.realpath(path))
         owner, unsafe = _owner(directory)
-        unsafe = unsafe or _links(path)
+        unsafe = unsafe or foreign_links(path)
         if uid in (0, me) or (uid == owner and not unsafe):
             return
         expected = f"root or this process's uid {me}"
@@ -71,7 +71,7 @@ def check_daemon(sock: socket.socket, path: str, daemon_uid: int | None) -> None
     )
 
 
-def _links(path: str) -> str:
+def foreign_links(path: str) -> str:
     """Why a symbolic link on the way to ``path`` (the socket included) does not vouch for
     the daemon ("" if none is in the way): a link is as good as its owner, who may point it
     anywhere, at a directory of their own that passes every other check. A link of root's or

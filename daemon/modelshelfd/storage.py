@@ -30,6 +30,7 @@ import posix_ipc
 from modelshelf import board as _board
 from modelshelf.errors import ChecksumError
 from modelshelf.image import Image
+from modelshelf.trust import foreign_links
 
 log = logging.getLogger("modelshelfd.storage")
 
@@ -375,6 +376,34 @@ def _remove_stray(path: Path) -> int:
     return 1
 
 
+def _private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents 0700 whatever the umask (under ``UMask=000`` a
+    parent made 0777 let anyone rename the cache away and plant another)."""
+    missing = []
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+            os.chmod(directory, 0o700)
+
+
+def _unsafe_way(directory: Path) -> str:
+    """Why ``directory`` or one above it lets another user replace what is below ("" if none
+    does): each must be root's or the daemon's, and writable by others only if sticky
+    (/tmp: then only the entry's owner may rename it, and that one is checked as ours)."""
+    me = os.geteuid()
+    for probe in (directory, *directory.parents):
+        st = probe.stat()
+        if st.st_uid not in (0, me):
+            return f"{probe} belongs to uid {st.st_uid}"
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            return f"{probe} is writable by others (mode {stat.S_IMODE(st.st_mode):o})"
+    return ""
+
+
 class Disk:
     """L2: ``cache_dir/images/<digest>`` files, written to ``cache_dir/tmp`` then renamed.
 
@@ -392,7 +421,7 @@ class Disk:
         self.images = self.root / "images"
         self.tmp = self.root / "tmp"
         self.marker = self.root / CACHE_MARKER
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_dirs(self.root)
         self._check_private()
         if not self.marker.is_file():
             self._claim()
@@ -404,6 +433,21 @@ class Disk:
         write there could plant links that make the daemon delete or overwrite files outside
         it (it deletes strays in tmp/ at start), or swap the images it serves from the page
         cache. Refused, untouched, otherwise."""
+        unsafe = foreign_links(str(self.root))
+        if unsafe:
+            raise ForeignDirectory(
+                f"cache_dir {self.root}: {unsafe}, so another user could swap the directory "
+                "for one of theirs (and their files would be served as models): give it a path "
+                "through directories of root's or the daemon's own (nothing here was changed)"
+            )
+        unsafe = _unsafe_way(self.root.resolve().parent)
+        if unsafe:  # a container's volume may be so (a Kubernetes emptyDir is 0777)
+            log.warning(
+                "cache_dir %s: %s, so another user who can reach it could rename the cache "
+                "away and plant another; fine for a volume nobody else mounts (a pod's "
+                "emptyDir), else give cache_dir a path through directories of root's or the "
+                "daemon's own", self.root, unsafe,
+            )  # fmt: skip
         st = os.stat(self.root)
         if st.st_uid != os.geteuid() or st.st_mode & 0o022:
             raise ForeignDirectory(

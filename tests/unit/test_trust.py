@@ -46,16 +46,18 @@ def test_a_symbolic_link_of_another_user_on_the_way_does_not_vouch(tmp_path: Pat
     (home / "modelshelf.sock").touch()
     link = tmp_path / "modelshelf-1000"
     link.symlink_to(home)
-    assert trust._links(str(link / "modelshelf.sock")) == ""  # the client's own (root) link
+    assert trust.foreign_links(str(link / "modelshelf.sock")) == ""  # the client's own (root) link
     os.lchown(link, 4321, 4321)
-    assert trust._links(str(link / "modelshelf.sock")) == (f"{link} is a symbolic link of uid 4321")
+    assert trust.foreign_links(str(link / "modelshelf.sock")) == (
+        f"{link} is a symbolic link of uid 4321"
+    )
     socket_link = home / "s.sock"  # a socket that is itself another user's link
     socket_link.symlink_to(home / "modelshelf.sock")
     os.lchown(socket_link, 4321, 4321)
-    assert trust._links(str(socket_link)).endswith("is a symbolic link of uid 4321")
+    assert trust.foreign_links(str(socket_link)).endswith("is a symbolic link of uid 4321")
     ours = tmp_path / "ours"
     ours.symlink_to(link)  # root's link to another user's link: walked, and refused
-    assert trust._links(str(ours / "modelshelf.sock")).endswith("symbolic link of uid 4321")
+    assert trust.foreign_links(str(ours / "modelshelf.sock")).endswith("symbolic link of uid 4321")
 
 
 def test_the_root_directory_vouches_for_root() -> None:

@@ -407,3 +407,39 @@ def test_a_dedicated_filesystem_is_taken_despite_its_lost_and_found(tmp_path: Pa
             storage.Disk(str(tmp_path / "plain"))
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_cache_dir_another_user_could_swap_is_refused(tmp_path: Path) -> None:
+    """Its own owner and mode passed, but another user's link on the way (retargeted once
+    the daemon ran: their files were served as a tenant's model; a probe, as real users)."""
+    target = tmp_path / "real"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "cache"
+    link.symlink_to(target)
+    os.lchown(link, 54321, 54321)
+    with pytest.raises(storage.ForeignDirectory, match="symbolic link of uid 54321"):
+        storage.Disk(str(link))
+    assert list(target.iterdir()) == []
+
+
+def test_a_cache_dir_under_a_parent_anyone_may_write_is_reported(tmp_path: Path, caplog) -> None:
+    """Anyone may rename what is in it (and plant another cache): said at start; a container
+    volume nobody else mounts is so (a Kubernetes emptyDir is 0777), hence not refused."""
+    import logging
+
+    open_parent = tmp_path / "open"
+    open_parent.mkdir()
+    open_parent.chmod(0o777)  # not sticky
+    with caplog.at_level(logging.WARNING, logger="modelshelfd"):
+        storage.Disk(str(open_parent / "cache"))
+    assert "is writable by others (mode 777)" in caplog.text
+
+
+def test_missing_parents_of_cache_dir_are_made_private_whatever_the_umask(tmp_path: Path):
+    old = os.umask(0)
+    try:
+        disk = storage.Disk(str(tmp_path / "a" / "b" / "cache"))
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "a", tmp_path / "a" / "b", disk.root):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
