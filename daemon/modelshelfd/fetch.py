@@ -47,10 +47,11 @@ _limited = RateLimited(log, interval=10.0)
 
 PRESSURE_INTERVAL = 0.1  # seconds between two pressure signals to the clients
 STORE_ATTEMPTS = 2  # reads of an image whose store copy fails validation, before refusing it
-# times a fetch that found both tiers full waits for another fetch's fill to end (its room then
-# holds an unleased copy that may go), before it is refused
-FILL_WAITS = 8
-ROOM_WAIT = 0.25  # seconds, at most, of each of those waits (2 s in all)
+# seconds a fetch that found both tiers full may wait, in all, for the room held only for a
+# moment (fills, requests between their fetch and their lease) before it is refused; it tries
+# again whenever room may have come free, at most every ROOM_RETRY seconds
+ROOM_WAIT = 2.0
+ROOM_RETRY = 0.01
 
 Fill = Callable[[memoryview], None]
 T = TypeVar("T")
@@ -312,7 +313,8 @@ class Fetcher:
         if admitted and await self._store_to_l1(entry):
             return
         disk_error: OSError | None = None
-        last, fill_waits = False, 0
+        last, deadline = False, None
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 if await self._store_to_l2(entry):
@@ -331,16 +333,25 @@ class Fetcher:
             if background and not last:
                 last = True
                 await asyncio.wait(background)
-            elif disk_error is None and fill_waits < FILL_WAITS and self._passing(entry):
+            elif (
+                disk_error is None
+                and self._passing(entry)
+                and (deadline is None or loop.time() < deadline)
+            ):
                 # other fetches, or requests about to lease what they fetched, hold the room
                 # (nothing leased may be why the tiers are full): once they are done, their
-                # copies, if unleased, may go for this one
-                last, fill_waits = True, fill_waits + 1
+                # copies, if unleased, may go for this one. Bounded in time, not in wake-ups:
+                # every lease that ends anywhere wakes this
+                last = True
+                deadline = loop.time() + ROOM_WAIT if deadline is None else deadline
                 self._room_changed.clear()
                 self._waiting[entry.digest] = self._waiting.get(entry.digest, 0) + 1
-                try:  # bounded: a wait that sees no change ends too, and counts as a round
+                try:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._room_changed.wait(), ROOM_WAIT)
+                        await asyncio.wait_for(
+                            self._room_changed.wait(), max(0.0, deadline - loop.time())
+                        )
+                    await asyncio.sleep(ROOM_RETRY)  # a burst of releases: one try for them
                 finally:
                     self._waiting[entry.digest] -= 1
                     if not self._waiting[entry.digest]:
@@ -538,8 +549,9 @@ class Fetcher:
                 "placed here, however idle the shelf; raise l1_bytes or l2_bytes above its size "
                 "(from L2 it is served through the page cache)"
             )
-        leased = l1.leased_bytes() + l2.leased_bytes()
-        pinned = sum(_pinned(tier) for tier in (l1, l2))
+        fits = [tier for tier in (l1, l2) if cost(entry.size) <= tier.budget]
+        leased = sum(tier.leased_bytes() for tier in fits)  # where it could have gone
+        pinned = sum(_pinned(tier) for tier in fits)
         why = []
         if leased:
             why.append("clients hold the leases: lower their MODELSHELF_MAX_HELD_BYTES")

@@ -866,7 +866,8 @@ async def test_cold_fetches_that_overlap_wait_for_each_other_rather_than_refuse(
     """A slow store and three cold images where L2 holds two and L1 none: the third fetch
     found L2's room reserved by the other two and was refused busy ("clients hold the leases",
     with nothing leased) and every client told to trim. It waits for a fill to end now, and
-    evicts that unleased copy."""
+    evicts that unleased copy; bounded in time, not in wake-ups (on a node with lease traffic
+    the first bound, 8 wake-ups, ran out in milliseconds: a second probe)."""
     base, refs = setup
     images = refs[5:8]
     l2 = cost(images[1].size) + cost(images[2].size) + 4096
@@ -886,8 +887,17 @@ async def test_cold_fetches_that_overlap_wait_for_each_other_rather_than_refuse(
         assert lease.copy.tier is TierName.L2 and lease.copy.digest == ref.digest
         shelf.release(lease)
 
+    async def churn() -> None:  # leases ending elsewhere on a busy node: each wakes the wait
+        while True:
+            shelf.fetcher.room_changed()
+            await asyncio.sleep(0.001)
+
     try:
-        await asyncio.gather(*(use(r) for r in images))
+        other = asyncio.get_running_loop().create_task(churn())
+        try:
+            await asyncio.gather(*(use(r) for r in images))
+        finally:
+            other.cancel()
         assert shelf.stats["l2_full"] >= 1  # the third did meet a full L2
         assert not signals
         _exact(shelf)
