@@ -66,7 +66,7 @@ class StringColumn:
                 where.append(j)
             elif v is None:
                 out[j] = self.none
-            elif isinstance(v, float) and v != v:  # scikit-learn's is_scalar_nan
+            elif isinstance(v, float | np.floating) and v != v:  # is_scalar_nan: any real NaN
                 out[j] = self.nan
             elif isinstance(v, _NOT_CATEGORIES):
                 raise InputTypeError(

@@ -269,7 +269,9 @@ class KBinsDiscretizer(Executor):
         # scikit-learn's dtype option casts the input first; without one, float32 stays
         dtype = self.dtype or (X.dtype if X.dtype == np.float32 else np.dtype(np.float64))
         Xt = X.astype(dtype, copy=False)
-        bins = np.empty(X.shape, dtype=np.int64)
+        # X's memory order, as scikit-learn's copy of X it writes the bins into: a linear model
+        # after it sums in that order (C-ordered, a few rows in 300 differed in the last bits)
+        bins = np.empty_like(X, dtype=np.int64)
         for j in range(self.n_features):
             inner = self.edges[int(self.offsets[j]) : int(self.offsets[j + 1])]
             bins[:, j] = np.searchsorted(inner, Xt[:, j], side="right")

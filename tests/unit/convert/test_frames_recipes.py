@@ -380,3 +380,40 @@ def test_pandas_output_of_strings_beside_numbers_keeps_the_numbers_numeric() -> 
     est.fit(X)
     got = modelshelf.load(modelshelf.compile(est)).transform(X.iloc[:7])
     pd.testing.assert_frame_equal(got, est.transform(X.iloc[:7]))
+
+
+def test_kbins_into_a_linear_model_on_a_float64_dataframe_is_exact() -> None:
+    """KBinsDiscretizer(encode='ordinal') wrote C-ordered bins where scikit-learn keeps the
+    DataFrame's F order: a Ridge after it differed in the last bits (a second probe)."""
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.preprocessing import KBinsDiscretizer
+
+    rng = np.random.default_rng(1)
+    scales = np.array([1, 10, 100, 0.1, 5, 1000])
+    frame = pd.DataFrame(rng.normal(size=(300, 6)) * scales + 3, columns=list("abcdef"))
+    bins = KBinsDiscretizer(n_bins=4, encode="ordinal").fit(frame)
+    assert bins.transform(frame).flags.f_contiguous
+    assert modelshelf.load(modelshelf.compile(bins)).transform(frame).flags.f_contiguous
+    for seed in range(3):
+        y = frame.to_numpy() @ np.random.default_rng(seed).normal(size=6) * 1e3
+        for final in (Ridge(), LinearRegression()):
+            kbins = KBinsDiscretizer(n_bins=5, encode="ordinal", strategy="quantile")
+            est = make_pipeline(kbins, final).fit(frame, y)
+            got = modelshelf.load(modelshelf.compile(est)).predict(frame)
+            assert same_bits(got, est.predict(frame)), (seed, final)
+
+
+def test_a_float32_nan_is_missing_in_a_string_column() -> None:
+    """np.float32('nan') in an object column was refused ('expected strings') where
+    scikit-learn, and modelshelf for float('nan'), read it as missing (a second probe)."""
+    from sklearn.preprocessing import OrdinalEncoder
+
+    X = pd.DataFrame({"plan": ["basic", "pro", np.nan, "basic"] * 5})
+    rows = pd.DataFrame({"plan": pd.Series([np.float32("nan")], dtype=object)})
+    assert type(rows["plan"].iloc[0]) is np.float32
+    for est in (
+        OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(X),
+        OrdinalEncoder().fit(X),
+    ):
+        got = modelshelf.load(modelshelf.compile(est)).transform(rows)
+        assert same_bits(got, est.transform(rows)), type(est).__name__
