@@ -44,8 +44,9 @@ log = logging.getLogger("modelshelfd.handlers")
 MAX_LABELS = 16  # names listed per image in ``ls`` (``model_count`` says how many there are)
 MAX_RELEASES = 512  # digests released by one message (a 64 KiB message holds about 900)
 # leases one connection may hold (a client holds one per image it maps): about 1 MiB of the
-# daemon's memory at most, bounded in all by max_connections
+# daemon's memory at most; and all the connections of one uid together (about 8 MiB)
 MAX_LEASES = 8192
+MAX_LEASES_PER_UID = 65536
 MAX_CLIENT_ROWS = 256  # client connections listed by ``status`` (the largest leases first)
 MIN_EVENT_RETENTION = 600.0  # gc keeps the change feed's events this long at least
 MAX_GC_ROWS = 100  # staging objects listed by ``gc`` (``count`` and ``bytes`` cover them all)
@@ -165,9 +166,15 @@ async def _acquire(state: ServerState, conn: Connection, message: Msg, fds: list
             "models it no longer maps (the client library does, as their mappings end), or "
             "use more connections"
         )
+    if state.uid_leases[conn.uid] >= MAX_LEASES_PER_UID:
+        raise Busy(
+            f"the connections of uid {conn.uid} hold {state.uid_leases[conn.uid]} leases, the "
+            "most one uid may: release models its processes no longer map"
+        )
     lease = await state.shelf.acquire(info)
     conn.leases.setdefault(info.digest, []).append(lease)
     conn.lease_count += 1
+    state.uid_leases[conn.uid] += 1
     conn.handing.append(lease)  # an L2 lease's own descriptor: closed once the reply is sent
     state.metrics.acquired(lease.found.value, time.perf_counter() - started)
     return _acquired(state, info, lease.found, lease.copy), [lease.fd]
@@ -209,6 +216,7 @@ def _release_one(state: ServerState, conn: Connection, digest: str) -> bool:
         return False
     state.shelf.release(held.pop())
     conn.lease_count -= 1
+    state.uid_leases[conn.uid] -= 1
     if not held:
         del conn.leases[digest]
     return True
@@ -248,13 +256,14 @@ def fast(
         info = state.catalog.cached(ref)
         if info is None or not state.config.allowed(ref.namespace, conn.uid, conn.gid, conn.groups):
             return False
-        if conn.lease_count >= MAX_LEASES:
+        if conn.lease_count >= MAX_LEASES or state.uid_leases[conn.uid] >= MAX_LEASES_PER_UID:
             return False  # the ordinary path refuses it, saying why
         lease = state.shelf.lease_if_resident(info)
         if lease is None:
             return False
         conn.leases.setdefault(info.digest, []).append(lease)
         conn.lease_count += 1
+        state.uid_leases[conn.uid] += 1
         out = [lease.fd]
         frame = _l1_reply(state, info, lease.copy, rid)
         took = time.perf_counter() - started

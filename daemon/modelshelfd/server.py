@@ -454,6 +454,12 @@ class Server:
                 for lease in leases:
                     state.shelf.release(lease)
             conn.leases.clear()
+            left = state.uid_leases[conn.uid] - conn.lease_count
+            if left > 0:
+                state.uid_leases[conn.uid] = left
+            else:
+                state.uid_leases.pop(conn.uid, None)
+            conn.lease_count = 0
             conn.sock.close()
             state.connections.discard(conn)
             self._open[conn.kind] -= 1

@@ -7,6 +7,7 @@ serves and closes connections and runs the lifecycle.
 
 from __future__ import annotations
 
+import collections
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ class ServerState:
     memory: MemoryWatch | None = None  # L1's budget under memory pressure
     warmer: Warmer | None = None  # the warm list placed at start
     metrics: Metrics = field(default_factory=Metrics)  # histograms and request counters
+    # leases held by each uid's connections together (handlers.MAX_LEASES_PER_UID)
+    uid_leases: collections.Counter[int] = field(default_factory=collections.Counter)
     # model key -> [the lock its publishes take in turn, how many wait or run]: an entry
     # lives while a publish of that model does
     publishing: dict[str, list[Any]] = field(default_factory=dict)

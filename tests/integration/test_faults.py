@@ -738,3 +738,43 @@ def test_a_truncated_store_copy_is_an_image_error_not_an_outage(shelf: Shelf, im
     client.close()
     counters = daemon.stats()
     assert counters["validation_failures"] == 2 and counters["refused_image_error"] == 1
+
+
+def test_the_leases_of_one_uid_are_bounded_across_its_connections(
+    shelf: Shelf, images: Images
+) -> None:
+    """The per-connection bound alone let one uid hold 256 x 8,192 leases (the daemon grew
+    from 49 to 292 MiB; a second probe). Its connections together stop at
+    MAX_LEASES_PER_UID; another uid (root's admin socket here) is not affected, and the
+    tally goes with the connections."""
+    from modelshelfd.handlers import MAX_LEASES, MAX_LEASES_PER_UID
+
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    socks = []
+    for _ in range(MAX_LEASES_PER_UID // MAX_LEASES):
+        sock = raw_connect(daemon.socket)
+        _hello(sock)
+        for _batch in range(MAX_LEASES // 64):  # pipelined, within the daemon's bound
+            for _ in range(64):
+                _wire.send(sock, {"op": "acquire", "model": "ns/lr"})
+            for _ in range(64):
+                reply, fds = _wire.recv(sock)
+                _wire.close_fds(fds)
+                assert reply.get("ok"), reply
+        socks.append(sock)
+    extra = raw_connect(daemon.socket)
+    _hello(extra)
+    _wire.send(extra, {"op": "acquire", "model": "ns/lr"})
+    reply, fds = _wire.recv(extra)
+    _wire.close_fds(fds)
+    assert reply.get("error") == "busy" and "the most one uid may" in reply["message"], reply
+    socks.pop().close()
+    wait_for(lambda: daemon.admin("status")["leases"] <= MAX_LEASES_PER_UID - MAX_LEASES,
+             what="a connection's leases to go")  # fmt: skip
+    _wire.send(extra, {"op": "acquire", "model": "ns/lr"})
+    reply, fds = _wire.recv(extra)
+    _wire.close_fds(fds)
+    assert reply.get("ok"), reply
+    for sock in (*socks, extra):
+        sock.close()
