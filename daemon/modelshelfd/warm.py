@@ -68,6 +68,8 @@ class Warmer:
         self.entries, self.catalog, self.shelf = entries, catalog, shelf
         self.parallel = max(1, parallel)
         self.total = self.placed = self.failed = 0
+        self.resident = 0  # of those placed, how many were still on the node at the end
+        self._digests: list[str] = []
         self.ready = not entries
         self.seconds = 0.0
 
@@ -86,11 +88,22 @@ class Warmer:
         gate = asyncio.Semaphore(self.parallel)
         await asyncio.gather(*(self._place(name, gate) for name in names))
         self.seconds = time.monotonic() - started
+        self.resident = sum(
+            1 for d in set(self._digests) if d in self.shelf.l1.copies or d in self.shelf.l2.copies
+        )
         self.ready = True
         log.info(
             "warm: %d of %d models placed (%d failed) in %.1f s; ready",
             self.placed, self.total, self.failed, self.seconds,
         )  # fmt: skip
+        if self.resident < len(set(self._digests)):
+            log.warning(
+                "warm: only %d of the %d images placed are still on the node: the warm list is "
+                "larger than L1 and L2 (%d and %d bytes), and later ones evicted earlier ones; "
+                "shorten it, or raise l1_bytes/l2_bytes",
+                self.resident, len(set(self._digests)), self.shelf.l1.budget,
+                self.shelf.l2.budget,
+            )  # fmt: skip
 
     async def _place(self, name: str, gate: asyncio.Semaphore) -> None:
         async with gate:
@@ -99,6 +112,7 @@ class Warmer:
                 await self.shelf.ensure(info)
                 await self.shelf.settle(info.digest)
                 self.placed += 1
+                self._digests.append(info.digest)
             except ModelshelfError as exc:
                 self.failed += 1
                 self.shelf.stats["warm_failures"] += 1
@@ -109,6 +123,7 @@ class Warmer:
             "ready": self.ready,
             "models": self.total,
             "placed": self.placed,
+            "resident": self.resident,
             "failed": self.failed,
             "seconds": round(self.seconds, 3),
         }

@@ -142,3 +142,20 @@ def test_names_come_in_pages_however_many_match(shelf: Shelf) -> None:
     rows = rows["models"] if isinstance(rows, dict) else rows
     assert [r["model"] for r in rows] == names
     assert "internal" not in daemon.logs()
+
+
+def test_a_warm_list_larger_than_the_tiers_says_so(shelf: Shelf) -> None:
+    """Every model placed, and 'ready', but later placements evicted earlier ones: half the
+    list was not on the node, and nothing said so (a second probe)."""
+    import numpy as np
+
+    store = Store(shelf.store)
+    for i in range(40):
+        store.publish("big", f"m{i}", modelshelf.compile_tensors({"w": np.full(16384, float(i))}))
+    daemon = shelf.make(warm=["big/*"], l1_bytes="512K", l2_bytes="1M")
+    wait_for(lambda: daemon.admin("status")["ready"], what="the warm list placed")
+    warm = daemon.admin("status")["warm"]
+    assert warm["placed"] == 40 and warm["resident"] < 40
+    assert f"only {warm['resident']} of the 40 images placed are still on the node" in (
+        daemon.logs()
+    )
