@@ -169,10 +169,17 @@ def _numeric_categories(est: Any, column: int, cats: np.ndarray) -> np.ndarray:
         cats = cats.astype(np.float64)
     if cats.dtype.kind not in "biuf":
         kinds = sorted({type(c).__name__ for c in cats.tolist()})
+        numbers_and_none = cats.dtype.kind == "O" and all(
+            c is None or (isinstance(c, numbers.Real) and not isinstance(c, bool))
+            for c in cats.tolist()
+        )
         raise unsupported(
             est,
             f"categories of types {kinds} in column {column}",
-            "give each column numbers or strings (missing values as None or NaN)",
+            "a column of numbers takes NaN as its missing value, not None (refit on "
+            "X[column].astype(float))"
+            if numbers_and_none
+            else "give each column numbers, or strings (strings take None or NaN as missing)",
         )
     out = cats.astype(np.float64)
     finite = out[~np.isnan(out)]

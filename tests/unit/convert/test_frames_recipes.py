@@ -417,3 +417,15 @@ def test_a_float32_nan_is_missing_in_a_string_column() -> None:
     ):
         got = modelshelf.load(modelshelf.compile(est)).transform(rows)
         assert same_bits(got, est.transform(rows)), type(est).__name__
+
+
+def test_numbers_with_none_as_missing_are_refused_saying_to_use_nan() -> None:
+    """The refusal advised 'missing values as None or NaN', which the user had done (a
+    second probe): numbers take NaN."""
+    from sklearn.preprocessing import OrdinalEncoder
+
+    X = pd.DataFrame({"n": pd.Series([1.0, 2.0, 1.0, None], dtype=object)})
+    est = OrdinalEncoder().fit(X)
+    with pytest.raises(UnsupportedModelError, match=r"takes NaN as its missing value, not None"):
+        modelshelf.compile(est)
+    modelshelf.compile(OrdinalEncoder().fit(X.astype(float)))  # the way out works
