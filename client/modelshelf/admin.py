@@ -7,7 +7,9 @@ the reply's code (``modelshelf.errors.for_code``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -20,28 +22,66 @@ from .errors import AccessDenied, DaemonUnavailable, ShelfError, for_code
 __all__ = ["AdminConnection"]
 
 
+HELLO_TIMEOUT = 10.0  # seconds for the daemon to answer a connection's hello
+DEFAULT_TIMEOUT = 120.0  # seconds for a request (a publish reads the whole file meanwhile)
+
+
+def _timeout() -> float:
+    raw = os.environ.get("MODELSHELF_ADMIN_TIMEOUT", "")
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 1e9:
+        raise ValueError(
+            f"MODELSHELF_ADMIN_TIMEOUT must be seconds above 0 and below 1000000000, like 120, "
+            f"got {raw!r}"
+        )
+    return value
+
+
 class AdminConnection:
     """A synchronous connection to the daemon's admin socket. ``daemon_uid``: the uid the
     daemon must run as, checked before anything is sent, as ``Client`` does
     (``modelshelf.trust``; default ``$MODELSHELF_DAEMON_UID``)."""
 
     def __init__(
-        self, path: str | None = None, timeout: float = 120.0, *, daemon_uid: int | None = None
+        self,
+        path: str | None = None,
+        timeout: float | None = None,
+        *,
+        daemon_uid: int | None = None,
     ) -> None:
         self.path = path or _paths.default_admin_socket()
         if daemon_uid is None:
             daemon_uid = _trust.daemon_uid_from_env()
+        timeout = _timeout() if timeout is None else timeout
+        # a daemon that is up answers its hello at once: one that accepts and says nothing is
+        # stuck, and is said so within HELLO_TIMEOUT, not the requests' own (long) timeout
         try:
-            self.sock = _wire.connect(self.path, timeout)
+            self.sock = _wire.connect(self.path, min(timeout, HELLO_TIMEOUT))
         except OSError as exc:
             raise self._unavailable(exc) from exc
         try:
             _trust.check_daemon(self.sock, self.path, daemon_uid)
             hello = {"op": "hello", "protocol": _wire.PROTOCOL_VERSION}
-            self.request({**hello, "client": f"modelshelf-cli/{__version__}"})
+            # refused (busy): the daemon said why before closing, read below
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                _wire.send(self.sock, {**hello, "client": f"modelshelf-cli/{__version__}"})
+            self._reply()
+            self.sock.settimeout(timeout)
         except ShelfError:  # the daemon answered, or is not trusted (both are also OSErrors)
             self.sock.close()
             raise
+        except TimeoutError as exc:
+            self.sock.close()
+            raise DaemonUnavailable(
+                f"the daemon on the admin socket {self.path} accepted the connection but did "
+                f"not answer within {min(timeout, HELLO_TIMEOUT):g} s: it may be stuck or "
+                "overloaded (its log, and 'systemctl status modelshelfd', say more)"
+            ) from exc
         except (OSError, EOFError) as exc:
             self.sock.close()
             raise self._unavailable(exc) from exc
@@ -69,6 +109,9 @@ class AdminConnection:
         (``{"progress": done, "total": size}``, a publish asked ``"progress": true``) go to
         ``progress(done, total)``."""
         _wire.send(self.sock, message, fds)
+        return self._reply(progress)
+
+    def _reply(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         while True:
             reply, got = _wire.recv(self.sock)
             _wire.close_fds(got)
@@ -82,6 +125,9 @@ class AdminConnection:
         return reply
 
     def close(self) -> None:
+        """Close the connection; a request another thread waits on returns at once (EOF)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
     def __enter__(self) -> AdminConnection:

@@ -275,8 +275,9 @@ class Server:
             if self._open[kind] >= limit:
                 message = (
                     f"the daemon already serves its limit of {limit} {kind} connections; retry "
-                    "later, or raise max_connections"
-                )
+                    + ("later, or raise max_connections" if kind == "client" else
+                       "when another admin command (a prefetch with --parallel) is done")
+                )  # fmt: skip
             # the daemon's own uid is not limited: its processes could stop the daemon anyway,
             # and with the default socket mode (0600) no other uid can connect at all
             elif kind == "client" and uid != os.getuid() and self._per_uid[uid] >= per_uid:

@@ -206,3 +206,56 @@ def test_admin_requests_are_logged_with_the_callers_uid_and_pid(
     ):
         assert line in logs, line
     assert "audit: status" not in logs
+
+
+def test_admin_commands_on_a_stuck_or_full_daemon_say_so_quickly(
+    shelf: Shelf, images: Images
+) -> None:
+    """A daemon that accepts and never answers held every admin command 120 s (no setting
+    shortened it); a prefetch did not stop on Ctrl-C (it waited for every queued name); at the
+    16 admin connections, other commands said 'no modelshelf daemon answers' (exit 6) where
+    the daemon had said busy (second probe)."""
+    import signal
+    import time
+
+    from modelshelf.wire import PROTOCOL_VERSION
+
+    store = Store(shelf.store)
+    for i in range(8):
+        store.publish("ns", f"m{i}", images.bytes("logreg"))
+    daemon = shelf.make()
+    assert daemon.proc is not None
+    held = [AdminConnection(daemon.admin_socket) for _ in range(16)]  # the admin socket's limit
+    try:
+        full = cli(daemon, "status", check=False)
+        assert full.returncode == 5 and "limit of 16 admin connections" in full.stderr, full
+        assert "max_connections" not in full.stderr
+    finally:
+        for admin in held:
+            admin.close()
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        stuck = subprocess.run(
+            [sys.executable, "-m", "modelshelf.cli", "status"], capture_output=True, text=True,
+            env={"MODELSHELF_ADMIN_SOCKET": daemon.admin_socket, "PATH": "/usr/bin:/bin",
+                 "MODELSHELF_ADMIN_TIMEOUT": "2", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert time.monotonic() - started < 15
+        assert stuck.returncode == 6 and "did not answer within 2 s" in stuck.stderr, stuck
+        prefetch = subprocess.Popen(
+            [sys.executable, "-m", "modelshelf.cli", "prefetch", *(f"ns/m{i}" for i in range(8))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={"MODELSHELF_ADMIN_SOCKET": daemon.admin_socket, "PATH": "/usr/bin:/bin",
+                 "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+        )  # fmt: skip
+        time.sleep(2)  # its first connections wait for the stuck daemon
+        prefetch.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        assert prefetch.wait(timeout=30) == 130
+        assert time.monotonic() - started < 3
+        prefetch.communicate()
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    assert cli(daemon, "status").returncode == 0 and PROTOCOL_VERSION

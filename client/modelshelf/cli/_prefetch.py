@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..admin import AdminConnection
@@ -77,16 +77,43 @@ def run(args: argparse.Namespace) -> int:
 
     results: list[dict[str, Any]] = []
     bar = progress_bar(args, len(names), unit="model")
+    # daemon threads, not an executor: Ctrl-C must not wait for the requests in flight (an
+    # executor's threads are joined at exit, and it waited for every queued name too)
+    todo: queue.SimpleQueue[tuple[int, str] | None] = queue.SimpleQueue()
+    done: queue.SimpleQueue[tuple[int, dict[str, Any] | BaseException]] = queue.SimpleQueue()
+    for item in enumerate(names):
+        todo.put(item)
+    workers = min(args.parallel, len(names))
+    for _ in range(workers):
+        todo.put(None)
+
+    def work() -> None:
+        while (item := todo.get()) is not None:
+            i, name = item
+            try:
+                done.put((i, prefetch(name)))
+            except BaseException as exc:  # no connection: the command fails with it
+                done.put((i, exc))
+
+    for _ in range(workers):
+        threading.Thread(target=work, name="modelshelf-prefetch", daemon=True).start()
     try:
-        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            for result in pool.map(prefetch, names):
+        ready: dict[int, dict[str, Any]] = {}
+        for _ in names:
+            i, outcome = done.get()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            ready[i] = outcome
+            while len(results) in ready:  # reported in the order given
+                result = ready.pop(len(results))
                 results.append(result)
                 _report(result, args.json, bar)
     finally:
         if bar is not None:
             bar.close()
-        for admin in connections:
-            admin.close()
+        with lock:  # ends the requests in flight at once
+            for admin in connections:
+                admin.close()
     return _summary(results, args.json, unmatched)
 
 
