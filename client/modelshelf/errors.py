@@ -226,6 +226,14 @@ class StoreError(ShelfError):
     exit_status = 7
 
 
+class InvalidStoreURL(StoreError, ValueError):
+    """The store URL cannot name a store (a typo, a relative file path, no bucket), or a file
+    store's directory is not there: bad input, never an outage to retry."""
+
+    code = "bad_input"
+    exit_status = 2
+
+
 class MalformedRef(StoreError):
     """The store answered with a ref modelshelf cannot read: its publisher or an operator must
     fix or remove it (retrying does not help)."""

@@ -48,6 +48,7 @@ from . import feed as _feed
 from .errors import (
     ChecksumError,
     ImageError,
+    InvalidStoreURL,
     MalformedRef,
     MissingDependencyError,
     ModelNotFound,
@@ -354,9 +355,16 @@ class Store:
             raise MissingDependencyError(
                 f"the object store needs the 'store' extra (pip install 'modelshelf[store]'): {exc}"
             ) from exc
-        scheme = urlparse(url).scheme
+        parsed = urlparse(url)
+        scheme = parsed.scheme
         if scheme not in SCHEMES:
-            raise StoreError(f"store URL {url!r}: expected one of {', '.join(SCHEMES)}://")
+            raise InvalidStoreURL(f"store URL {url!r}: expected one of {', '.join(SCHEMES)}://")
+        if scheme == "file" and (parsed.netloc or not parsed.path.startswith("/")):
+            raise InvalidStoreURL(
+                f"store URL {url!r}: a file store is file:///absolute/dir (three slashes)"
+            )
+        if scheme in ("s3", "gs", "az") and not parsed.netloc:
+            raise InvalidStoreURL(f"store URL {url!r}: name the bucket ({scheme}://bucket/prefix)")
         self.url = url
         self.clock = clock  # wall clock of the change feed's keys (feed.py); tests skew it
         self._ob = obstore
@@ -366,7 +374,7 @@ class Store:
             self._root = Path(urlparse(url).path)
             if not create and not self._root.is_dir():
                 what = "is not a directory" if self._root.exists() else "does not exist"
-                raise StoreError(
+                raise InvalidStoreURL(
                     f"store URL {url!r}: {self._root} {what}; a file store is a directory "
                     "(publishing creates it): check the URL"
                 )

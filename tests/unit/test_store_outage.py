@@ -108,3 +108,22 @@ def test_a_file_store_of_another_uid_is_reported(tmp_path: Path, caplog) -> None
     with caplog.at_level(logging.WARNING, logger="modelshelf"):
         Store(root.as_uri())
     assert "belongs to uid 54321" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://x", "expected one of"),
+        ("file://relative/path", "file:///absolute/dir"),
+        ("s3://", "name the bucket"),
+        ("file:///proc/no-modelshelf-store", "does not exist"),  # nobody can create it
+    ],
+)
+def test_a_store_url_that_cannot_name_a_store_is_bad_input(url: str, says: str) -> None:
+    """A typo was an outage (store_unavailable, exit 7): a script retrying on 7 retried it
+    for ever, and obstore's 'Unable to recognise URL' did not say the form (second probe)."""
+    from modelshelf.errors import InvalidStoreURL
+
+    with pytest.raises(InvalidStoreURL, match=says) as info:
+        Store(url, create=False)  # as the CLI opens a store it reads
+    assert (info.value.code, info.value.exit_status) == ("bad_input", 2)
