@@ -93,7 +93,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    _exit_now_if_threads_linger()
     return 0
+
+
+def _exit_now_if_threads_linger() -> None:
+    """The daemon has stopped (sockets, segments, files closed): a thread still blocked in a
+    store read (a slow or stuck store) must not keep the process, and its cache lock, for
+    minutes. Exit without joining it."""
+    import threading
+
+    lingering = [
+        t for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and not t.daemon
+    ]  # fmt: skip
+    if lingering:
+        logging.getLogger("modelshelfd").info(
+            "exiting without waiting for %d thread(s) still in store reads", len(lingering)
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

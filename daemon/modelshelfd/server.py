@@ -175,7 +175,10 @@ class Server:
         log.info("shutting down")
         systemd.notify("STOPPING=1")
         if self._http is not None:
-            await self._http.stop()
+            # bounded: a client that sent half a body held the whole stop for its 60 s
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.shutdown_timeout):
+                    await self._http.stop()
         for listener in self._listeners:
             listener.close()
         for path in self._bound:
@@ -198,8 +201,8 @@ class Server:
         if self._spare >= 0:
             os.close(self._spare)
             self._spare = -1
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
+        # the cache lock stays held until the process exits (with a store read still in
+        # flight, another daemon must not start on this cache_dir meanwhile)
         log.info("stopped")
 
     def _busy(self, conn: Connection, busy: bool) -> None:
@@ -531,7 +534,11 @@ def _refuse_a_vanished_file_store(url: str, record: Path) -> None:
     if parsed.scheme != "file" or Path(parsed.path).exists():
         return
     with contextlib.suppress(OSError):
-        if record.read_text().strip() == url:
+        recorded = urlparse(record.read_text().strip())
+        # the same directory however written (a trailing slash, a '.' or '//' in the path)
+        if recorded.scheme == "file" and os.path.normpath(recorded.path) == os.path.normpath(
+            parsed.path
+        ):
             raise StartupError(
                 f"the store directory {parsed.path} is missing, but this daemon's cache was "
                 f"filled from it: restore it (or mount it), or, to start from an empty store, "
@@ -741,4 +748,14 @@ def run(
     """Run the daemon until SIGTERM or SIGINT; ``argv`` is read again on SIGHUP. ``sources``:
     the values ``config`` was built from (``config_sources``), which a reload compares with
     its own for the budgets the machine decides (None: a reload computes them again)."""
-    asyncio.run(_main(config, argv, sources))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_main(config, argv, sources))
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()  # its threads are not waited for: main() exits without a store read
+        # still in flight (a slow store held the stopped daemon for minutes: asyncio.run
+        # joins them)

@@ -889,3 +889,27 @@ def test_an_inference_past_its_deadline_gives_its_lease_and_slot_back(
     assert server.daemon.admin("status")["leases"] == 0
     # the one slot is free again
     assert server.json("POST", "/v2/models/acme:iris/infer", small)[0] == 200
+
+
+def test_a_stop_is_not_held_by_a_client_that_sent_half_a_body(shelf: Shelf, models: Models) -> None:
+    """The HTTP endpoint's stop waited for a request whose body never finished (its 60 s
+    inference deadline), and the daemon kept serving on its sockets meanwhile; a second
+    SIGTERM changed nothing (a second probe). The stop is bounded by shutdown_timeout."""
+    import signal
+    import time
+
+    server = _serve(shelf, models, shutdown_timeout=1.0)
+    proc = server.daemon.proc
+    assert proc is not None
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    head = (
+        "POST /v2/models/acme:iris/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+        "\r\nContent-Length: 1000\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b'{"inputs": [')
+    time.sleep(0.5)  # the request is being read
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert time.monotonic() - started < 10
+    sock.close()

@@ -214,6 +214,15 @@ def test_a_restart_while_the_file_store_is_gone_is_refused_not_an_empty_store(
     )  # fmt: skip
     assert proc.returncode == 1 and "store directory" in proc.stderr and "is missing" in proc.stderr
     assert not root.exists()  # not created empty
+    # the same directory written otherwise (a trailing slash): refused too (a second probe
+    # found the guard compared the URLs' text, and the daemon created the store empty)
+    proc = subprocess.run(
+        [sys.executable, "-m", "modelshelfd", "--config", str(daemon.config_path),
+         "--store", shelf.store + "/"],
+        env=daemon.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "is missing" in proc.stderr, proc.stderr
+    assert not root.exists()
     root.with_name("away").rename(root)
     daemon.start()
     assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)
