@@ -108,8 +108,15 @@ class AdminConnection:
         """Send ``message`` and return its reply; progress frames that come before the reply
         (``{"progress": done, "total": size}``, a publish asked ``"progress": true``) go to
         ``progress(done, total)``."""
-        _wire.send(self.sock, message, fds)
-        return self._reply(progress)
+        try:
+            _wire.send(self.sock, message, fds)
+            return self._reply(progress)
+        except (EOFError, ConnectionError) as exc:  # stopped or killed meanwhile: one line
+            raise DaemonUnavailable(
+                f"the daemon on the admin socket {self.path} closed the connection before it "
+                f"answered {message.get('op')!r} (it stopped or was killed meanwhile): check "
+                "whether it took effect (modelshelf status, models) before you retry"
+            ) from exc
 
     def _reply(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
         while True:

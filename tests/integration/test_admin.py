@@ -259,3 +259,25 @@ def test_admin_commands_on_a_stuck_or_full_daemon_say_so_quickly(
     finally:
         daemon.proc.send_signal(signal.SIGCONT)
     assert cli(daemon, "status").returncode == 0 and PROTOCOL_VERSION
+
+
+def test_a_daemon_gone_mid_request_is_one_line_not_a_traceback(
+    shelf: Shelf, images: Images
+) -> None:
+    """publish --json through a daemon killed meanwhile printed a traceback (EOFError) and
+    nothing on stdout (a second probe)."""
+    import signal
+    import threading
+
+    daemon = shelf.make()
+    assert daemon.proc is not None
+    proc = daemon.proc
+    admin = AdminConnection(daemon.admin_socket)
+    proc.send_signal(signal.SIGSTOP)  # the request waits ...
+    threading.Timer(0.5, lambda: proc.send_signal(signal.SIGKILL)).start()  # ... then gone
+    try:
+        with pytest.raises(ShelfError, match="closed the connection before it answered 'stats'"):
+            admin.request({"op": "stats"})
+    finally:
+        admin.close()
+        proc.wait(timeout=30)
