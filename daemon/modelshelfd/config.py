@@ -351,6 +351,7 @@ def _bool(value: object) -> bool:
     raise ConfigError(f"expected true or false, got {value!r}")
 
 
+MAX_SOCKET_PATH = 107  # bytes of a Unix socket's path (sun_path holds 108 with the NUL)
 MAX_HTTP_NAMESPACES = 1024  # patterns in http_namespaces
 
 
@@ -541,6 +542,12 @@ def _with_defaults(values: dict[str, Any]) -> Config:
     values["admin_socket"] = values.get("admin_socket") or str(
         Path(socket).parent / _paths.ADMIN_SOCKET_NAME
     )
+    for key in ("socket", "admin_socket"):  # the kernel's sun_path: 108 bytes with its NUL
+        if len(os.fsencode(values[key])) > MAX_SOCKET_PATH:
+            raise ConfigError(
+                f"{key} {values[key]!r} is {len(os.fsencode(values[key]))} bytes long; a Unix "
+                f"socket's path takes at most {MAX_SOCKET_PATH}: choose a shorter one"
+            )
     values["store"] = values.get("store") or _paths.default_store_url()
     _check_store_url(values["store"])
     values["cache_dir"] = values.get("cache_dir") or str(_paths.default_cache_dir())

@@ -178,6 +178,8 @@ class HttpEndpoint:
         host, sep, port = address.rpartition(":")
         if not sep or not (port.isascii() and port.isdigit()):
             raise ValueError(f"http address must be host:port, got {address!r}")
+        if host.startswith("[") and host.endswith("]"):  # [::1]:9464, as URLs write IPv6
+            host = host[1:-1]
         self.host, self.port = host or "127.0.0.1", int(port)
         self.address = address
         self.state = state

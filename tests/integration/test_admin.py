@@ -281,3 +281,18 @@ def test_a_daemon_gone_mid_request_is_one_line_not_a_traceback(
     finally:
         admin.close()
         proc.wait(timeout=30)
+
+
+def test_http_on_a_bracketed_ipv6_address_starts(shelf: Shelf) -> None:
+    """'[::1]:PORT' passed the configuration check and the start failed with gaierror (the
+    brackets went to the resolver; a second probe)."""
+    import socket
+    import urllib.request
+
+    probe = socket.socket(socket.AF_INET6)
+    probe.bind(("::1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    shelf.make(http=f"[::1]:{port}")
+    with urllib.request.urlopen(f"http://[::1]:{port}/healthz", timeout=10) as reply:
+        assert reply.status == 200

@@ -412,3 +412,13 @@ def test_l2_shares_count_the_images_l2_already_holds(tmp_path: Path) -> None:
         assert before - 8192 <= config_mod._free_disk(disk / "cache") <= before
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_socket_path_longer_than_a_unix_socket_takes_is_a_configuration_error() -> None:
+    """--check-config passed it and the start failed with 'OSError: AF_UNIX path too long',
+    naming neither the key nor the limit (a second probe)."""
+    long = "/tmp/" + "d" * 100 + "/s.sock"
+    with pytest.raises(ConfigError, match=r"socket '/tmp/d+/s.sock' is 112 bytes long.*107"):
+        load_config([], {"MODELSHELF_SOCKET": long})
+    with pytest.raises(ConfigError, match=r"admin_socket .* at most 107"):
+        load_config([], {"MODELSHELF_ADMIN_SOCKET": long})
