@@ -281,6 +281,7 @@ def test_a_daemon_gone_mid_request_is_one_line_not_a_traceback(
     finally:
         admin.close()
         proc.wait(timeout=30)
+        daemon.log_handle.close()
 
 
 def test_http_on_a_bracketed_ipv6_address_starts(shelf: Shelf) -> None:
