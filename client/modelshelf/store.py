@@ -212,16 +212,23 @@ def _private_dir(path: Path) -> bool:
     return True
 
 
-def _private_root(root: Path) -> None:
-    """Create a file:// store's directory (and its missing parents) 0700. One that exists and
-    is open to other users is reported, never changed: it is not ours to change."""
+def make_private_dirs(path: Path) -> bool:
+    """Create ``path`` and its missing parents 0700 whatever the umask (a parent made 0777
+    under umask 000 would let anyone rename what is below); False if ``path`` existed."""
     missing = []
-    probe = root
+    probe = path
     while not probe.exists() and probe != probe.parent:
         missing.append(probe)
         probe = probe.parent
     for directory in reversed(missing):
         _private_dir(directory)
+    return bool(missing)
+
+
+def _private_root(root: Path) -> None:
+    """Create a file:// store's directory (and its missing parents) 0700. One that exists and
+    is open to other users is reported, never changed: it is not ours to change."""
+    missing = make_private_dirs(root)
     st = root.stat()
     mode = stat.S_IMODE(st.st_mode)
     if not missing and st.st_uid not in (os.geteuid(), 0):

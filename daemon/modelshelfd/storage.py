@@ -30,6 +30,7 @@ import posix_ipc
 from modelshelf import board as _board
 from modelshelf.errors import ChecksumError
 from modelshelf.image import Image
+from modelshelf.store import make_private_dirs
 from modelshelf.trust import foreign_links
 
 log = logging.getLogger("modelshelfd.storage")
@@ -376,20 +377,6 @@ def _remove_stray(path: Path) -> int:
     return 1
 
 
-def _private_dirs(path: Path) -> None:
-    """Create ``path`` and its missing parents 0700 whatever the umask (under ``UMask=000`` a
-    parent made 0777 let anyone rename the cache away and plant another)."""
-    missing = []
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        missing.append(probe)
-        probe = probe.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=0o700)
-            os.chmod(directory, 0o700)
-
-
 def _unsafe_way(directory: Path) -> str:
     """Why ``directory`` or one above it lets another user replace what is below ("" if none
     does): each must be root's or the daemon's, and writable by others only if sticky
@@ -421,7 +408,7 @@ class Disk:
         self.images = self.root / "images"
         self.tmp = self.root / "tmp"
         self.marker = self.root / CACHE_MARKER
-        _private_dirs(self.root)
+        make_private_dirs(self.root)  # whatever the umask
         self._check_private()
         if not self.marker.is_file():
             self._claim()
