@@ -22,6 +22,7 @@ from .errors import AccessDenied, DaemonUnavailable, ShelfError, for_code
 __all__ = ["AdminConnection"]
 
 
+ENVIRONMENT = ("MODELSHELF_ADMIN_TIMEOUT",)  # the CLI's own; MODELSHELF_ADMIN_SOCKET is a setting
 HELLO_TIMEOUT = 10.0  # seconds for the daemon to answer a connection's hello
 DEFAULT_TIMEOUT = 120.0  # seconds for a request (a publish reads the whole file meanwhile)
 

@@ -911,5 +911,6 @@ def test_a_stop_is_not_held_by_a_client_that_sent_half_a_body(shelf: Shelf, mode
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
+    server.daemon.log_handle.close()  # as the harness's stop does
     assert time.monotonic() - started < 10
     sock.close()

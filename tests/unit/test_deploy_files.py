@@ -21,6 +21,7 @@ import yaml
 
 from modelshelf import __version__, _kernels
 from modelshelf import paths as _paths
+from modelshelf.admin import ENVIRONMENT as admin_environment
 from modelshelf.cli import build_parser
 from modelshelf.client import ENVIRONMENT as client_environment
 from modelshelfd.config import Config, load_config, parse_size
@@ -545,7 +546,7 @@ def test_docs_name_only_real_commands_and_settings(tmp_path: Path) -> None:
     fields = {f"MODELSHELF_{name.upper()}" for name in Config.__dataclass_fields__}
     # the library's kernel switch, and the test suite's requirement of them (configuration.md)
     kernels = {_kernels.ENV, _kernels.THREADS_ENV, "MODELSHELF_REQUIRE_KERNELS"}
-    known = fields | {"MODELSHELF_CONFIG", *client_environment, *kernels}
+    known = fields | {"MODELSHELF_CONFIG", *client_environment, *admin_environment, *kernels}
     files = [*DOCS, KUBE / "README.md", UNIT, ROOT / "docker-compose.yml", *KUBE.glob("*.yaml")]
     files.append(ROOT / "examples" / "app" / "README.md")
     # a command as typed: at a line's start, after a prompt, sudo, `--` or a backtick, or as
