@@ -27,22 +27,6 @@ HELLO_TIMEOUT = 10.0  # seconds for the daemon to answer a connection's hello
 DEFAULT_TIMEOUT = 120.0  # seconds for a request (a publish reads the whole file meanwhile)
 
 
-def _timeout() -> float:
-    raw = os.environ.get("MODELSHELF_ADMIN_TIMEOUT", "")
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < 1e9:
-        raise ValueError(
-            f"MODELSHELF_ADMIN_TIMEOUT must be seconds above 0 and below 1000000000, like 120, "
-            f"got {raw!r}"
-        )
-    return value
-
-
 class AdminConnection:
     """A synchronous connection to the daemon's admin socket. ``daemon_uid``: the uid the
     daemon must run as, checked before anything is sent, as ``Client`` does
@@ -58,7 +42,8 @@ class AdminConnection:
         self.path = path or _paths.default_admin_socket()
         if daemon_uid is None:
             daemon_uid = _trust.daemon_uid_from_env()
-        timeout = _timeout() if timeout is None else timeout
+        if timeout is None:
+            timeout = _wire.seconds_from_env("MODELSHELF_ADMIN_TIMEOUT", DEFAULT_TIMEOUT)
         # a daemon that is up answers its hello at once: one that accepts and says nothing is
         # stuck, and is said so within HELLO_TIMEOUT, not the requests' own (long) timeout
         try:

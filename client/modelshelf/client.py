@@ -666,21 +666,18 @@ def _unchanged(board: BoardView | None, held: _Held) -> bool:
     return (board.serial, words[board.at], words[held.slot]) == held.stamp
 
 
-MAX_TIMEOUT = 1e9  # seconds: the socket's timeout must be finite
-
-
 def _timeout(value: float | None) -> float:
-    expects = f"a number of seconds above 0 and below {MAX_TIMEOUT:.0f}, like 10 or 2.5"
     if value is None:
-        raw = os.environ.get("MODELSHELF_TIMEOUT", "")
-        try:
-            value = float(raw) if raw else DEFAULT_TIMEOUT
-        except ValueError:
-            value = None
-        if value is None or not 0 < value < MAX_TIMEOUT:
-            raise ValueError(f"MODELSHELF_TIMEOUT must be {expects}, got {raw!r}")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < MAX_TIMEOUT:
-        raise ValueError(f"the timeout must be {expects}, got {value!r}")
+        return _wire.seconds_from_env("MODELSHELF_TIMEOUT", DEFAULT_TIMEOUT)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value < _wire.MAX_TIMEOUT
+    ):
+        raise ValueError(
+            f"the timeout must be a number of seconds above 0 and below "
+            f"{_wire.MAX_TIMEOUT:.0f}, like 10 or 2.5, got {value!r}"
+        )
     return float(value)
 
 

@@ -15,7 +15,7 @@ from .image import Image
 from .image._reader import Source
 from .runtime import Executor, as_float_matrix, build
 from .runtime._categories import CategoryTables, is_category
-from .runtime._input import as_table, is_frame, is_sparse, ready_float64
+from .runtime._input import as_table, is_frame, is_scipy_sparse, ready_float64
 from .runtime._sparse import publish
 from .runtime.text import as_documents
 
@@ -222,7 +222,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
             X = np.asarray(X).reshape(-1, 1)  # IsotonicRegression: a vector is one feature
         if codes_only and type(X) is not np.ndarray:
             _refuse_category_columns(X)
-        if sparse_differs is not None and type(X) is not np.ndarray and is_sparse(X):
+        if sparse_differs is not None and type(X) is not np.ndarray and is_scipy_sparse(X):
             raise InputTypeError(
                 f"this model answers a scipy.sparse matrix as the dense array it stands for, "
                 f"and scikit-learn answers it otherwise here ({sparse_differs}): pass "

@@ -193,6 +193,21 @@ def _out_of_descriptors(exc: Exception) -> bool:
     return _OS_OUT_OF_DESCRIPTORS.search(str(exc)) is not None
 
 
+def check_url(url: str) -> None:
+    """InvalidStoreURL unless ``url`` can name a store: a known scheme, a file store's absolute
+    path (``file:///dir``), a bucket's name (``s3://bucket/prefix``). Contacts nothing."""
+    parsed = urlparse(url)
+    scheme = parsed.scheme
+    if scheme not in SCHEMES:
+        raise InvalidStoreURL(f"store URL {url!r}: expected one of {', '.join(SCHEMES)}://")
+    if scheme == "file" and (parsed.netloc or not parsed.path.startswith("/")):
+        raise InvalidStoreURL(
+            f"store URL {url!r}: a file store is file:///absolute/path (three slashes)"
+        )
+    if scheme in ("s3", "gs", "az") and not parsed.netloc:
+        raise InvalidStoreURL(f"store URL {url!r}: name the bucket ({scheme}://bucket/prefix)")
+
+
 def _check_length(what: str, actual: int, size: int) -> None:
     """A stored image of the wrong length is a damaged copy (ImageError: read again, then
     refused as image_error), not a store that failed (which a retry later may fix)."""
@@ -362,16 +377,8 @@ class Store:
             raise MissingDependencyError(
                 f"the object store needs the 'store' extra (pip install 'modelshelf[store]'): {exc}"
             ) from exc
-        parsed = urlparse(url)
-        scheme = parsed.scheme
-        if scheme not in SCHEMES:
-            raise InvalidStoreURL(f"store URL {url!r}: expected one of {', '.join(SCHEMES)}://")
-        if scheme == "file" and (parsed.netloc or not parsed.path.startswith("/")):
-            raise InvalidStoreURL(
-                f"store URL {url!r}: a file store is file:///absolute/dir (three slashes)"
-            )
-        if scheme in ("s3", "gs", "az") and not parsed.netloc:
-            raise InvalidStoreURL(f"store URL {url!r}: name the bucket ({scheme}://bucket/prefix)")
+        check_url(url)
+        scheme = urlparse(url).scheme
         self.url = url
         self.clock = clock  # wall clock of the change feed's keys (feed.py); tests skew it
         self._ob = obstore

@@ -49,10 +49,12 @@ def check_daemon(sock: socket.socket, path: str, daemon_uid: int | None) -> None
         expected = f"uid {daemon_uid} (daemon_uid, or {ENVIRONMENT})"
     else:
         me = os.getuid()
+        if uid in (0, me):
+            return
         directory = os.path.dirname(os.path.realpath(path))
         owner, unsafe = _owner(directory)
         unsafe = unsafe or foreign_links(path)
-        if uid in (0, me) or (uid == owner and not unsafe):
+        if uid == owner and not unsafe:
             return
         expected = f"root or this process's uid {me}"
         if owner is None:

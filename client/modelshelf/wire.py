@@ -167,3 +167,24 @@ def close_fds(fds: Sequence[int]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+MAX_TIMEOUT = 1e9  # seconds: a socket's timeout must be finite
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """``$name`` as a timeout in seconds (``default`` if unset or empty); a ValueError naming
+    the variable, the range and what was found otherwise."""
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < MAX_TIMEOUT:
+        raise ValueError(
+            f"{name} must be a number of seconds above 0 and below {MAX_TIMEOUT:.0f}, like "
+            f"{default:g}, got {raw!r}"
+        )
+    return value

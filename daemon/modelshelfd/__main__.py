@@ -102,7 +102,12 @@ def _exit_now_if_threads_linger() -> None:
     store read (a slow or stuck store) must not keep the process, and its cache lock, for
     minutes. Exit without joining it."""
     import threading
+    import time
 
+    deadline = time.monotonic() + 1.0  # idle workers told to end (loop.close) end at once
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
     lingering = [
         t for t in threading.enumerate()
         if t is not threading.main_thread() and t.is_alive() and not t.daemon

@@ -529,11 +529,13 @@ def _check_store_url(url: str) -> None:
             f"store must be a URL of {', '.join(s + '://' for s in _STORE_SCHEMES)}, got "
             f"{url!r}" + (" (a local directory is file:///path)" if url.startswith("/") else "")
         )
-    if parsed.scheme == "file":
-        if parsed.netloc or not parsed.path.startswith("/"):
-            raise ConfigError(f"store {url!r}: a file store is file:///absolute/path")
-    elif not parsed.netloc:
-        raise ConfigError(f"store {url!r}: name the bucket ({parsed.scheme}://bucket/prefix)")
+    from modelshelf.errors import ShelfError
+    from modelshelf.store import check_url
+
+    try:
+        check_url(url)  # the shape the Store itself requires
+    except ShelfError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _with_defaults(values: dict[str, Any]) -> Config:

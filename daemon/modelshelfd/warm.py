@@ -69,13 +69,9 @@ class Warmer:
         self.parallel = max(1, parallel)
         self.total = self.placed = self.failed = 0
         self.resident = 0  # of those placed, how many were still on the node at the end
-        self._digests: list[str] = []
+        self._digests: set[str] = set()
         self.ready = not entries
         self.seconds = 0.0
-
-    def names(self) -> list[str]:
-        """The list with its patterns expanded against the catalog (each name once)."""
-        return expand(self.entries, list(self.catalog.versions))
 
     async def run(self) -> None:
         if self.ready:
@@ -89,19 +85,19 @@ class Warmer:
         await asyncio.gather(*(self._place(name, gate) for name in names))
         self.seconds = time.monotonic() - started
         self.resident = sum(
-            1 for d in set(self._digests) if d in self.shelf.l1.copies or d in self.shelf.l2.copies
+            1 for d in self._digests if d in self.shelf.l1.copies or d in self.shelf.l2.copies
         )
         self.ready = True
         log.info(
             "warm: %d of %d models placed (%d failed) in %.1f s; ready",
             self.placed, self.total, self.failed, self.seconds,
         )  # fmt: skip
-        if self.resident < len(set(self._digests)):
+        if self.resident < len(self._digests):
             log.warning(
                 "warm: only %d of the %d images placed are still on the node: the warm list is "
                 "larger than L1 and L2 (%d and %d bytes), and later ones evicted earlier ones; "
                 "shorten it, or raise l1_bytes/l2_bytes",
-                self.resident, len(set(self._digests)), self.shelf.l1.budget,
+                self.resident, len(self._digests), self.shelf.l1.budget,
                 self.shelf.l2.budget,
             )  # fmt: skip
 
@@ -112,7 +108,7 @@ class Warmer:
                 await self.shelf.ensure(info)
                 await self.shelf.settle(info.digest)
                 self.placed += 1
-                self._digests.append(info.digest)
+                self._digests.add(info.digest)
             except ModelshelfError as exc:
                 self.failed += 1
                 self.shelf.stats["warm_failures"] += 1

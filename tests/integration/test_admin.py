@@ -218,8 +218,6 @@ def test_admin_commands_on_a_stuck_or_full_daemon_say_so_quickly(
     import signal
     import time
 
-    from modelshelf.wire import PROTOCOL_VERSION
-
     store = Store(shelf.store)
     for i in range(8):
         store.publish("ns", f"m{i}", images.bytes("logreg"))
@@ -258,7 +256,7 @@ def test_admin_commands_on_a_stuck_or_full_daemon_say_so_quickly(
         prefetch.communicate()
     finally:
         daemon.proc.send_signal(signal.SIGCONT)
-    assert cli(daemon, "status").returncode == 0 and PROTOCOL_VERSION
+    assert cli(daemon, "status").returncode == 0  # answered again once it runs
 
 
 def test_a_daemon_gone_mid_request_is_one_line_not_a_traceback(

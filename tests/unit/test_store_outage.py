@@ -114,7 +114,7 @@ def test_a_file_store_of_another_uid_is_reported(tmp_path: Path, caplog) -> None
     ("url", "says"),
     [
         ("http://x", "expected one of"),
-        ("file://relative/path", "file:///absolute/dir"),
+        ("file://relative/path", "file:///absolute/path"),
         ("s3://", "name the bucket"),
         ("file:///proc/no-modelshelf-store", "does not exist"),  # nobody can create it
     ],

@@ -114,7 +114,7 @@ def as_float_matrix(
             _check_names(names, list(feature_names))
         if categories is not None and is_frame(X):
             arr = categories.frame_matrix(X, names)
-        elif is_sparse(X):
+        elif is_scipy_sparse(X):
             arr = _densified(X)
         else:
             numbers = _frame_numbers(X)
@@ -170,7 +170,7 @@ def as_table(
     then taken by name, as scikit-learn's column transformer takes them, in any order, extra
     ones ignored, and only those it reads required. ``keep_float32``: a float32 array stays
     float32, as in ``as_float_matrix``."""
-    if (type(X) is np.ndarray and X.dtype.kind in "biuf") or is_sparse(X):  # numbers only
+    if (type(X) is np.ndarray and X.dtype.kind in "biuf") or is_scipy_sparse(X):  # numbers only
         return as_float_matrix(X, n_features, allow_nan=allow_nan, keep_float32=keep_float32)
     if is_frame(X):
         names = column_names(X)
@@ -322,7 +322,7 @@ def _stack(columns: list[np.ndarray], n_rows: int) -> np.ndarray:
 MAX_DENSE_CELLS = 1 << 26  # a sparse batch becomes at most 512 MiB of float64
 
 
-def is_sparse(X: Any) -> bool:
+def is_scipy_sparse(X: Any) -> bool:
     """A scipy.sparse matrix (or array), by its methods: scipy is not imported for it."""
     return hasattr(X, "toarray") and hasattr(X, "tocsr")
 
