@@ -16,6 +16,10 @@ again, and what it cannot resolve fails with StoreError (``store_unavailable``),
 ModelNotFound. A ref read that fails is counted but decides nothing (the store may have answered
 with a malformed ref). The next successful poll marks the store reachable again. Failures are
 counted (``store_errors``) and logged at a bounded rate.
+
+What the catalog knows is saved in ``cache_dir`` when it changes (saved.py), and a daemon whose
+first listing fails serves from the saved copy, as a running daemon serves from its last
+listing, until the store answers.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import fnmatch
 import logging
 import time
 from collections.abc import Callable, MutableMapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from modelshelf import feed as _feed
@@ -34,6 +39,7 @@ from modelshelf.errors import ModelNotFound, ShelfBusy, StoreError
 from modelshelf.names import ModelRef
 from modelshelf.store import RefInfo, Store
 
+from . import saved
 from .follow import Follower, Update
 from .ratelog import RateLimited
 from .storage import Board
@@ -59,7 +65,9 @@ class Catalog:
         stats: MutableMapping[str, int] | None = None,
         *,
         follower: Follower | None = None,
+        saved_in: Path | None = None,
     ) -> None:
+        """``saved_in``: the daemon's cache_dir, where the catalog is saved (None: not saved)."""
         self.store = store
         self.board = board
         self.poll_seconds = poll_seconds
@@ -75,6 +83,10 @@ class Catalog:
         self.last_error = ""  # the store's own message: for operators only (it names the store)
         self.error_kind = ""  # the class of the last failure, safe to show anyone
         self.unreachable_since: float | None = None  # wall-clock time of the first failure
+        self._saved_in = saved_in
+        self._unsaved = False  # changed since the last save
+        self._restore_tried = False
+        self.restored_at: float | None = None  # serving a saved catalog written then (Unix time)
 
     @property
     def reachable(self) -> bool:
@@ -86,6 +98,7 @@ class Catalog:
             "store_reachable": self.reachable,
             "store_unreachable_since": self.unreachable_since,
             "store_error": self.error_kind,
+            "catalog_saved_at": self.restored_at,  # set while serving a saved catalog
         }
 
     @property
@@ -152,6 +165,7 @@ class Catalog:
                 version = versions[-1]
                 info = await self._read_ref(ref, version)
             self._refs[(key, version)] = info
+            self._unsaved = True
         return info
 
     async def _read_ref(self, ref: ModelRef, version: int) -> RefInfo:
@@ -202,6 +216,7 @@ class Catalog:
                 self.versions.pop(key, None)
             self._drop_removed({key})
             self._changed({key})
+            self._unsaved = True
 
     def _changed(self, names: set[str]) -> None:
         """The one place that tells the board which models changed (protocol.md, "The
@@ -229,6 +244,9 @@ class Catalog:
             raise
         self.last_poll = self.clock()
         self._answered()
+        if self.restored_at is not None:
+            log.info("the catalog saved in cache_dir is replaced by the store's")
+            self.restored_at = None
         self.listed.set()
         changed = self._apply(update)
         if update.how != "poll":
@@ -241,6 +259,7 @@ class Catalog:
         for key in changed:
             self._missing.pop(key, None)
         self._changed(changed)
+        self._unsaved |= bool(changed)
         return bool(changed)
 
     def _apply(self, update: Update) -> set[str]:
@@ -253,10 +272,70 @@ class Catalog:
 
     async def poll_forever(self) -> None:
         while True:
-            with contextlib.suppress(Exception):  # the store being down must not stop the poller
+            try:
                 if await self.poll_once():
                     log.info("catalog changed: generation %d", self.generation)
+            except Exception:  # the store being down must not stop the poller
+                if not self.listed.is_set():
+                    await self._restore()
+            await self._save()
             await asyncio.sleep(self.poll_seconds)
+
+    async def _save(self) -> None:
+        """Save what the catalog knows if it changed (a thread writes it; the copies are
+        taken here, in the loop). A failure is logged and tried again at the next poll."""
+        if self._saved_in is None or not self._unsaved or self.restored_at is not None:
+            return
+        versions = {key: list(listed) for key, listed in self.versions.items()}
+        self._unsaved = False
+        try:
+            await asyncio.to_thread(self._write, versions, dict(self._refs))
+        except OSError as exc:
+            self._unsaved = True
+            _outages.log(logging.WARNING, "save", "saving the catalog in cache_dir failed: %s", exc)
+
+    def save_now(self) -> None:
+        """Save at once if anything changed (the daemon stops)."""
+        if self._saved_in is not None and self._unsaved and self.restored_at is None:
+            with contextlib.suppress(OSError):
+                self._write(self.versions, self._refs)
+                self._unsaved = False
+
+    def _write(self, versions: dict[str, list[int]], refs: dict[Any, RefInfo]) -> None:
+        assert self._saved_in is not None
+        path = self._saved_in / saved.CATALOG_RECORD
+        saved.save(path, self._saved_in / "tmp", self.store.url, versions, refs)
+
+    async def _restore(self) -> None:
+        """The store did not answer the first listing of this daemon: serve the catalog saved
+        by the one before (once; never while the store answers)."""
+        if self._saved_in is None or self._restore_tried:
+            return
+        self._restore_tried = True
+        path = self._saved_in / saved.CATALOG_RECORD
+        try:
+            found = await asyncio.to_thread(saved.load, path, self.store.url)
+        except saved.SavedCatalogError as exc:
+            log.warning(
+                "store unreachable at start, and the catalog saved in %s cannot be used (%s): "
+                "no model resolves until the store answers", path, exc,
+            )  # fmt: skip
+            return
+        if found is None:
+            log.warning("store unreachable at start and no catalog saved in %s: no model "
+                        "resolves until the store answers", path)  # fmt: skip
+            return
+        self.versions = found.versions
+        self._refs.update(found.refs)
+        self.restored_at = found.saved_at
+        self.listed.set()
+        self._changed(set(found.versions))
+        log.warning(
+            "store unreachable at start: serving the catalog saved at %s (%d models, %d "
+            "versions resolved) until it answers; what was published or removed since is not "
+            "known", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found.saved_at)),
+            len(found.versions), len(found.refs),
+        )  # fmt: skip
 
     def _failed(self, exc: Exception, *, listing: bool = True) -> None:
         """The store did not answer: count it, log at a bounded rate and, for a listing,

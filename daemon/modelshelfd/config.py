@@ -478,11 +478,15 @@ DERIVED = ("l1_bytes", "l2_bytes", "client_held_bytes")
 
 
 def config_sources(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overridden: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The values as given (file, environment, flags), before conversion and defaults: what
     a reload compares for the keys whose bytes the machine decides (``DERIVED``: "25%" or
-    absent stays the same setting, even where the free space it is a share of has moved)."""
+    absent stays the same setting, even where the free space it is a share of has moved).
+    ``overridden`` receives the keys the file sets to another value than the environment or a
+    flag, which win: {key: "MODELSHELF_KEY" or "--key"} (a reload says so)."""
     env = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
     raw: dict[str, Any] = {}
@@ -496,15 +500,33 @@ def config_sources(
         unknown = set(raw) - set(_CONVERT)
         if unknown:
             raise ConfigError(f"{path}: unknown keys {sorted(unknown)}")
+    in_file = dict(raw)
     for name in _CONVERT:
         value = env.get(f"MODELSHELF_{name.upper()}")
         if value is not None and value != "":
             raw[name] = value
+            _note_override(overridden, in_file, name, value, f"MODELSHELF_{name.upper()}")
     for name in _CONVERT:
         value = getattr(args, name)
         if value is not None:
             raw[name] = value
+            _note_override(overridden, in_file, name, value, f"--{name.replace('_', '-')}")
     return raw
+
+
+def _note_override(
+    overridden: dict[str, str] | None, in_file: dict[str, Any], name: str, value: Any, by: str
+) -> None:
+    if overridden is None or name not in in_file:
+        return
+    try:
+        differs = _CONVERT[name](in_file[name]) != _CONVERT[name](value)
+    except ConfigError:
+        differs = True  # one of them is invalid: the conversion of the winner says so
+    if differs:
+        overridden[name] = by
+    else:
+        overridden.pop(name, None)
 
 
 def _converted(raw: dict[str, Any]) -> dict[str, Any]:

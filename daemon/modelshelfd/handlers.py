@@ -353,6 +353,7 @@ async def _status(state: ServerState, conn: Connection, message: Msg, fds: list[
         "store_reachable": state.catalog.reachable,
         "store_unreachable_since": state.catalog.unreachable_since,
         "store_error": state.catalog.last_error,  # the store's own message (names it): admins
+        "catalog_saved_at": state.catalog.restored_at,  # serving the catalog saved in cache_dir
         "connections": {"client": kinds.count("client"), "admin": kinds.count("admin")},
         "pressure": state.board.pressure,
         "memory": None if state.memory is None else state.memory.describe(),
@@ -513,6 +514,8 @@ async def _pin(state: ServerState, conn: Connection, message: Msg, fds: list[int
     # a large image on its first use stays out of L1 by the admission rule: a pin asks for it
     await state.shelf.to_l1(info.digest)
     state.shelf.pin(info.digest, True)
+    if state.pins is not None:  # a pin lasts until unpin, across restarts
+        await _save_pins(state.pins.add, f"{info.key}@{info.version}", info.digest)
     return _placed(state, info, found), []
 
 
@@ -520,7 +523,17 @@ async def _unpin(state: ServerState, conn: Connection, message: Msg, fds: list[i
     info = await state.catalog.resolve(_ref(message))
     state.shelf.entry(info.digest)
     state.shelf.pin(info.digest, False)
+    if state.pins is not None:
+        await _save_pins(state.pins.drop, info.digest)
     return {"model": info.key, "version": info.version}, []
+
+
+async def _save_pins(change: Callable[..., Any], *args: Any) -> None:
+    try:
+        await asyncio.to_thread(change, *args)
+    except OSError as exc:  # the pin holds until the daemon stops; the next one lacks it
+        log.warning("saving the pins in cache_dir failed (a restart will not pin again "
+                    "what changed now): %s", exc)  # fmt: skip
 
 
 async def _rm(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:

@@ -47,6 +47,7 @@ from .errors import OUT_OF_DESCRIPTORS
 from .follow import Follower
 from .pressure import MemoryWatch
 from .ratelog import RateLimited
+from .saved import Pins, SavedCatalogError
 from .shelf import Shelf
 from .state import ServerState
 from .storage import STORE_RECORD, Board, Disk
@@ -134,10 +135,23 @@ class Server:
             full_list_seconds=cfg.ref_full_list_seconds,
             stats=shelf.stats,
         )
-        catalog = Catalog(store, board, cfg.ref_poll_seconds, stats=shelf.stats, follower=follower)
-        warmer = Warmer(cfg.warm, catalog, shelf, cfg.max_inflight_fetches)
+        catalog = Catalog(
+            store,
+            board,
+            cfg.ref_poll_seconds,
+            stats=shelf.stats,
+            follower=follower,
+            saved_in=disk.root,
+        )
+        pins = Pins(disk.root)
+        try:
+            pinned = pins.load()
+        except SavedCatalogError as exc:
+            log.warning("the pins saved in %s are not used: %s", pins.path, exc)
+            pinned = []
+        warmer = Warmer(cfg.warm, catalog, shelf, cfg.max_inflight_fetches, pins, pinned)
         self.state = state = ServerState(
-            cfg, store, board, shelf, catalog, memory=memory, warmer=warmer
+            cfg, store, board, shelf, catalog, memory=memory, warmer=warmer, pins=pins
         )
         shelf.fetcher.on_fetched = state.metrics.fetched
         keeper = systemd.Keeper()
@@ -195,6 +209,7 @@ class Server:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if state is not None:
+            state.catalog.save_now()
             state.shelf.close()
             state.board.bump()  # clients holding "latest" ask again and find the new daemon
             state.board.close()
@@ -647,11 +662,18 @@ async def reload(server: Server, argv: Sequence[str] | None) -> None:
     async with server.reloading:
         old, state = server.config, server.state
         try:
-            sources = config_sources(argv)  # read once: what is compared is what is applied
+            overridden: dict[str, str] = {}
+            sources = config_sources(argv, overridden=overridden)  # what is compared is applied
             new = config_from_sources(sources)
         except ConfigError as exc:
             log.error("SIGHUP: configuration not reloaded, it is invalid: %s", exc)
             return
+        for name, by in sorted(overridden.items()):
+            # an edit the daemon cannot see: its environment and flags were fixed at start
+            log.warning(
+                "SIGHUP: the config file sets %s, but %s, given at start, overrides it: "
+                "restart without %s for the file's value to apply", name, by, by,
+            )  # fmt: skip
         # a share ("50%") or a default is the same setting as before, whatever the machine
         # says now (L2's own files fill the disk it is a share of): its bytes stay
         before = server.sources

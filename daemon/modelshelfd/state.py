@@ -19,6 +19,7 @@ from .config import Config
 from .connection import Connection
 from .metrics import Metrics
 from .pressure import MemoryWatch
+from .saved import Pins
 from .shelf import Shelf
 from .storage import Board
 from .warm import Warmer
@@ -38,6 +39,7 @@ class ServerState:
     refused: int = 0  # connections refused at the limit
     memory: MemoryWatch | None = None  # L1's budget under memory pressure
     warmer: Warmer | None = None  # the warm list placed at start
+    pins: Pins | None = None  # the versions pinned, saved in cache_dir
     metrics: Metrics = field(default_factory=Metrics)  # histograms and request counters
     # leases held by each uid's connections together (handlers.MAX_LEASES_PER_UID)
     uid_leases: collections.Counter[int] = field(default_factory=collections.Counter)

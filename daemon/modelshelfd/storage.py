@@ -33,6 +33,8 @@ from modelshelf.image import Image
 from modelshelf.store import make_private_dirs
 from modelshelf.trust import foreign_links
 
+from .saved import CATALOG_RECORD, PINS_RECORD
+
 log = logging.getLogger("modelshelfd.storage")
 
 SHM_DIR = Path("/dev/shm")
@@ -445,7 +447,8 @@ class Disk:
                 "as the daemon's user (mkdir -m 700), or point cache_dir elsewhere (nothing "
                 "here was changed)"
             )
-        for name in ("images", "tmp", _LOCK_NAME, STORE_RECORD, CACHE_MARKER):
+        own = ("images", "tmp", _LOCK_NAME, STORE_RECORD, CATALOG_RECORD, PINS_RECORD, CACHE_MARKER)
+        for name in own:
             path = self.root / name
             if path.is_symlink():
                 raise ForeignDirectory(

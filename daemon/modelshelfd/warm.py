@@ -5,6 +5,9 @@
 admin ``prefetch`` (into L1 if the policy and the budget allow, else L2), at most
 ``max_inflight_fetches`` at a time. The daemon is **ready** once every one is placed or has
 failed (a failure is logged and counted, never retried here: the next acquire fetches it).
+
+The versions pinned before the restart (``saved.Pins``) are placed in L1 and pinned again the
+same way, after the warm list and before the daemon is ready.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import logging
 import time
 from typing import Any
 
-from modelshelf.errors import ModelshelfError
+from modelshelf.errors import ModelNotFound, ModelshelfError
 from modelshelf.names import parse_ref
 
 from .catalog import Catalog
+from .saved import Pins
 from .shelf import Shelf
 
 log = logging.getLogger("modelshelfd.warm")
@@ -64,13 +68,24 @@ def expand(entries: tuple[str, ...], catalog: list[str]) -> list[str]:
 class Warmer:
     """Places the warm list and says how far it got."""
 
-    def __init__(self, entries: tuple[str, ...], catalog: Catalog, shelf: Shelf, parallel: int):
+    def __init__(
+        self,
+        entries: tuple[str, ...],
+        catalog: Catalog,
+        shelf: Shelf,
+        parallel: int,
+        pins: Pins | None = None,
+        pinned: list[str] | None = None,
+    ):
+        """``pins``: the node's pins, and ``pinned`` those the daemon before saved."""
         self.entries, self.catalog, self.shelf = entries, catalog, shelf
         self.parallel = max(1, parallel)
         self.total = self.placed = self.failed = 0
         self.resident = 0  # of those placed, how many were still on the node at the end
         self._digests: set[str] = set()
-        self.ready = not entries
+        self.pins, self.pinned = pins, pinned or []
+        self.repinned = 0
+        self.ready = not entries and not self.pinned
         self.seconds = 0.0
 
     async def run(self) -> None:
@@ -83,6 +98,7 @@ class Warmer:
         self.total = len(names)
         gate = asyncio.Semaphore(self.parallel)
         await asyncio.gather(*(self._place(name, gate) for name in names))
+        await self._pin_again()
         self.seconds = time.monotonic() - started
         self.resident = sum(
             1 for d in self._digests if d in self.shelf.l1.copies or d in self.shelf.l2.copies
@@ -114,6 +130,33 @@ class Warmer:
                 self.shelf.stats["warm_failures"] += 1
                 log.warning("warm: %s not placed: %s", name, exc)
 
+    async def _pin_again(self) -> None:
+        """Pin again what was pinned before the restart: a version the store no longer has
+        is dropped, one that cannot be placed now is kept for the next start (both said)."""
+        if self.pins is None or not self.pinned:
+            return
+        kept = []
+        for ref in self.pinned:
+            try:
+                info = await self.catalog.resolve(parse_ref(ref))
+                await self.shelf.ensure(info)
+                await self.shelf.settle(info.digest)
+                await self.shelf.to_l1(info.digest)
+                self.shelf.pin(info.digest, True)
+                self.pins.refs[ref] = info.digest
+                self.repinned += 1
+            except ModelNotFound as exc:
+                log.warning("pin of %s dropped, the store no longer has it: %s", ref, exc)
+            except ModelshelfError as exc:
+                kept.append(ref)
+                log.warning("%s not pinned again (kept for the next start): %s", ref, exc)
+        try:
+            await asyncio.to_thread(self.pins.keep, kept)
+        except OSError as exc:
+            log.warning("saving the pins failed: %s", exc)
+        log.info("pinned again %d of the %d versions pinned before", self.repinned,
+                 len(self.pinned))  # fmt: skip
+
     def describe(self) -> dict[str, Any]:
         return {
             "ready": self.ready,
@@ -121,5 +164,6 @@ class Warmer:
             "placed": self.placed,
             "resident": self.resident,
             "failed": self.failed,
+            "pinned_again": self.repinned,
             "seconds": round(self.seconds, 3),
         }

@@ -344,6 +344,28 @@ def test_a_reload_keeps_a_share_budget_the_disk_moved_under(shelf: Shelf) -> Non
         filler.unlink()
 
 
+def test_a_reload_says_when_the_environment_overrides_the_edited_key(shelf: Shelf) -> None:
+    """The file's edit of a key the environment sets is not applied, and the reload says why
+    (a probe found "configuration unchanged" and nothing more); an edit of another key
+    applies as before."""
+    daemon = shelf.make(log_level="INFO", env={"MODELSHELF_IDLE_TIMEOUT": "300"})
+    text = daemon.config_path.read_text()
+    daemon.config_path.write_text(text + "idle_timeout = 30.0\n")
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP: configuration" in daemon.logs(), what="the reload")
+    assert "SIGHUP: configuration unchanged" in daemon.logs()
+    assert (
+        "the config file sets idle_timeout, but MODELSHELF_IDLE_TIMEOUT, given at start, "
+        "overrides it" in daemon.logs()
+    )
+    # the same value in the file and the environment: nothing to say
+    daemon.config_path.write_text(text + "idle_timeout = 300\nsend_timeout = 7.0\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded: send_timeout" in daemon.logs(), what="the reload")
+    assert daemon.logs().count("overrides it") == 1
+
+
 def test_a_budget_shrunk_under_pins_is_met_when_they_go(shelf: Shelf, images: Images) -> None:
     for name in _THREE:
         Store(shelf.store).publish("ns", name, images.bytes(name))

@@ -256,3 +256,37 @@ def test_after_a_sigkill_a_held_latest_model_learns_the_new_version(
     )
     del first  # its mapping ends: only version 2's lease stays, on the new connection
     wait_for(lambda: daemon.admin("status")["leases"] == 1, what="one lease")
+
+
+def _pinned(daemon) -> set[str]:  # type: ignore[no-untyped-def]
+    rows = daemon.admin("ls")["models"]
+    return {m for row in rows if row["pinned"] for m in row["models"]}
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_pins_survive_a_restart_until_unpinned(shelf: Shelf, images: Images, how: str) -> None:
+    """A pin lasts until unpin, not until the daemon stops (a probe found every pin gone
+    after a restart, silently): pinned again before the daemon is ready; a pinned version the
+    store no longer has is dropped, said in the log; an unpin is remembered too."""
+    store = Store(shelf.store)
+    for name, image in (("a", "logreg"), ("b", "logreg_c"), ("b", "ridge"), ("gone", "pipe")):
+        store.publish("ns", name, images.bytes(image))
+    daemon = shelf.make(log_level="INFO")
+    for ref in ("ns/a", "ns/b@1", "ns/gone"):
+        daemon.admin("pin", model=ref)
+    assert _pinned(daemon) == {"ns/a@1", "ns/b@1", "ns/gone@1"}
+    daemon.kill() if how == "killed" else daemon.stop()
+    store.remove("ns", "gone")
+    daemon.start()
+    wait_for(lambda: daemon.admin("status")["ready"], what="ready")
+    assert _pinned(daemon) >= {"ns/a@1", "ns/b@1"}
+    assert daemon.admin("status")["warm"]["pinned_again"] == 2
+    assert "pin of ns/gone@1 dropped" in daemon.logs()
+    with pytest.raises(modelshelf.errors.ShelfError, match="is pinned"):
+        daemon.admin("evict", model="ns/a")
+    daemon.admin("unpin", model="ns/a")
+    daemon.stop()
+    daemon.start()
+    wait_for(lambda: daemon.admin("status")["ready"], what="ready")
+    assert _pinned(daemon) == {"ns/b@1"}
+    assert (daemon.cache_dir / "pins.json").stat().st_mode & 0o777 == 0o600

@@ -441,6 +441,11 @@ def _status(args: argparse.Namespace) -> int:
     if since:
         down = time.strftime("%H:%M:%S", time.localtime(since))
         print(f"store        {r['store']}  (unreachable since {down}: {r['store_error']})")
+        saved = r.get("catalog_saved_at")
+        if saved:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(saved))
+            print(f"catalog      saved at {when} by the daemon before (the store has not "
+                  "answered since this daemon started)")  # fmt: skip
     else:
         print(f"store        {r['store']}")
     for tier in ("l1", "l2"):

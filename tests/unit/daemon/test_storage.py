@@ -317,7 +317,7 @@ def test_a_cache_dir_others_can_write_is_refused_and_left_alone(tmp_path: Path, 
     assert sorted(p.name for p in root.iterdir()) == [storage.CACHE_MARKER]
 
 
-@pytest.mark.parametrize("name", ["tmp", "images", "lock", "store"])
+@pytest.mark.parametrize("name", ["tmp", "images", "lock", "store", "catalog.json", "pins.json"])
 def test_a_link_in_cache_dir_is_refused_and_never_followed(tmp_path: Path, name: str) -> None:
     victim = tmp_path / "victim"
     victim.mkdir()

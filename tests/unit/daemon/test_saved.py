@@ -1,0 +1,155 @@
+"""The catalog saved in cache_dir (saved.py): written atomically, read back as it was, and
+refused whole (never half used) when it is another store's, damaged, oversized or a link."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelshelf.store import RefInfo
+from modelshelfd import saved
+from modelshelfd.saved import CATALOG_RECORD, SavedCatalogError
+
+STORE = "s3://bucket/shelf"
+DIGEST = "ab" * 32
+
+
+def _write(tmp_path: Path) -> Path:
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    versions = {"acme/churn": [1, 3], "beta/x": [7]}
+    refs = {
+        ("acme/churn", 3): RefInfo("acme", "churn", 3, DIGEST, 4096, "2026-11-30", "ci"),
+        ("beta/x", 7): RefInfo("beta", "x", 7, "cd" * 32, 100_000),
+    }
+    saved.save(tmp_path / CATALOG_RECORD, tmp_path / "tmp", STORE, versions, refs)
+    return tmp_path / CATALOG_RECORD
+
+
+def test_a_saved_catalog_reads_back_as_it_was(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert list((tmp_path / "tmp").iterdir()) == []  # renamed into place
+    found = saved.load(path, STORE)
+    assert found is not None
+    assert found.versions == {"acme/churn": [1, 3], "beta/x": [7]}
+    assert found.refs[("acme/churn", 3)] == RefInfo(
+        "acme", "churn", 3, DIGEST, 4096, "2026-11-30", "ci"
+    )
+    assert set(found.refs) == {("acme/churn", 3), ("beta/x", 7)}
+    assert saved.load(tmp_path / "absent.json", STORE) is None
+
+
+def test_another_stores_catalog_is_never_used(tmp_path: Path) -> None:
+    with pytest.raises(SavedCatalogError, match="saved for the store"):
+        saved.load(_write(tmp_path), "s3://other/shelf")
+
+
+def _mutated(tmp_path: Path, change: Any) -> Path:
+    path = _write(tmp_path)
+    body = json.loads(path.read_text())
+    change(body)
+    path.write_text(json.dumps(body))
+    return path
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b.update(format=2),
+        lambda b: b.update(saved_at="yesterday"),
+        lambda b: b.update(versions=[]),
+        lambda b: b["versions"].update({"../etc/passwd": [1]}),
+        lambda b: b["versions"].update({"acme/Upper": [1]}),
+        lambda b: b["versions"].update({"acme/x": []}),
+        lambda b: b["versions"].update({"acme/x": [3, 1]}),
+        lambda b: b["versions"].update({"acme/x": [0]}),
+        lambda b: b["versions"].update({"acme/x": [True]}),
+        lambda b: b["versions"].update({"acme/x": [2**64]}),
+        lambda b: b["refs"][0].__setitem__(3, "../../x"),
+        lambda b: b["refs"][0].__setitem__(4, -1),
+        lambda b: b["refs"][0].__setitem__(4, 1 << 60),
+        lambda b: b["refs"][0].__setitem__(4, 4096.0),
+        lambda b: b["refs"][0].__setitem__(0, None),
+        lambda b: b["refs"][0].__setitem__(5, 3),
+        lambda b: b["refs"][0].pop(),
+        lambda b: b.pop("refs"),
+    ],
+)
+def test_a_damaged_catalog_is_refused_whole(tmp_path: Path, change: Any) -> None:
+    with pytest.raises(SavedCatalogError):
+        saved.load(_mutated(tmp_path, change), STORE)
+
+
+def test_refs_of_versions_no_longer_listed_are_dropped(tmp_path: Path) -> None:
+    path = _mutated(tmp_path, lambda b: b["versions"].update({"acme/churn": [1]}))
+    found = saved.load(path, STORE)
+    assert found is not None and ("acme/churn", 3) not in found.refs
+
+
+def test_truncated_oversized_and_linked_files_are_refused(tmp_path: Path, monkeypatch) -> None:
+    path = _write(tmp_path)
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(SavedCatalogError, match="malformed"):
+        saved.load(path, STORE)
+    path.write_bytes(b"\xff\xfe" + raw)
+    with pytest.raises(SavedCatalogError, match="malformed"):
+        saved.load(path, STORE)
+    path.write_bytes(raw)
+    monkeypatch.setattr(saved, "MAX_SAVED_BYTES", len(raw) - 1)
+    with pytest.raises(SavedCatalogError, match="at most"):
+        saved.load(path, STORE)
+    monkeypatch.undo()
+    elsewhere = tmp_path / "elsewhere.json"
+    path.rename(elsewhere)
+    path.symlink_to(elsewhere)
+    with pytest.raises(SavedCatalogError, match="cannot open"):
+        saved.load(path, STORE)
+
+
+def test_a_failed_save_leaves_the_old_catalog_and_no_temp_file(tmp_path: Path, monkeypatch) -> None:
+    path = _write(tmp_path)
+    before = path.read_bytes()
+
+    def full(fd: int, data: Any) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(saved.os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        saved.save(path, tmp_path / "tmp", STORE, {"a/b": [1]}, {})
+    assert path.read_bytes() == before and list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"format": 2, "pins": []}',
+        b'{"format": 1, "pins": "ns/a@1"}',
+        b'{"format": 1, "pins": ["ns/a"]}',  # a pin is of a version
+        b'{"format": 1, "pins": ["../x@1"]}',
+        b'{"format": 1, "pins": [1]}',
+    ],
+)
+def test_a_damaged_pin_list_is_refused_whole(tmp_path: Path, body: bytes) -> None:
+    (tmp_path / "pins.json").write_bytes(body)
+    with pytest.raises(SavedCatalogError):
+        saved.Pins(tmp_path).load()
+
+
+def test_pins_are_saved_by_reference_and_dropped_by_image(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    pins = saved.Pins(tmp_path)
+    assert pins.load() == []
+    pins.add("ns/a@1", DIGEST)
+    pins.add("ns/alias@3", DIGEST)  # the same bytes under another name
+    pins.add("ns/b@2", "cd" * 32)
+    assert saved.Pins(tmp_path).load() == ["ns/a@1", "ns/alias@3", "ns/b@2"]
+    assert sorted(pins.drop(DIGEST)) == ["ns/a@1", "ns/alias@3"]
+    pins.keep(["ns/c@9"])  # not placed at this start: kept for the next
+    assert saved.Pins(tmp_path).load() == ["ns/b@2", "ns/c@9"]
+    assert list((tmp_path / "tmp").iterdir()) == []
