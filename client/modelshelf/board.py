@@ -26,6 +26,7 @@ import sys
 from typing import Final
 
 from .errors import ProtocolError
+from .wire import local_shortage
 
 __all__ = ["BoardView", "slot_hash"]
 
@@ -97,7 +98,8 @@ class BoardView:
         try:
             self.map = mmap.mmap(fd, length, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
         except (OSError, ValueError) as exc:
-            raise ProtocolError(f"cannot map the daemon's board: {exc}") from exc
+            shortage = local_shortage("cannot map the daemon's board", exc)
+            raise shortage or ProtocolError(f"cannot map the daemon's board: {exc}") from exc
         self.at = at // COUNTER.size
         # an index into a cast view costs a fraction of a struct call: this is every held
         # model's check; the length is a multiple of 8, and the board little-endian

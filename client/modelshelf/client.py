@@ -389,7 +389,8 @@ class Client:
         try:
             mapped = map_readonly(fd, size)
         except (ValueError, OSError, OverflowError) as exc:
-            raise ProtocolError(f"cannot map the image the daemon sent: {exc}") from exc
+            shortage = _wire.local_shortage("cannot map the image the daemon sent", exc)
+            raise shortage or ProtocolError(f"cannot map the image the daemon sent: {exc}") from exc
         lease = _Lease(digest, self._epoch)
         weakref.finalize(mapped, self._releases.put, lease)
         self._leases[digest] = lease

@@ -180,7 +180,20 @@ def _translate(what: str, reachable: Callable[[str], None] | None = None) -> Ite
                 f"{what}: out of file descriptors ({first}); retry later, or raise the "
                 "process's descriptor limit (ulimit -n, systemd's LimitNOFILE)"
             ) from exc
+        if _out_of_memory(exc):  # the same: this process, not the store
+            raise ShelfBusy(
+                f"{what}: out of memory ({first}); retry later, or raise the process's memory "
+                "limit (systemd's MemoryMax, the container's limit, ulimit -v)"
+            ) from exc
         raise StoreError(f"{what}: the object store failed: {first}") from exc
+
+
+def _out_of_memory(exc: Exception) -> bool:
+    """MemoryError, ENOMEM, or a thread the interpreter could not start (its stack is memory:
+    "can't start new thread")."""
+    if isinstance(exc, MemoryError) or getattr(exc, "errno", None) == errno.ENOMEM:
+        return True
+    return isinstance(exc, RuntimeError) and "can't start new thread" in str(exc)
 
 
 # obstore reports the operating system's error in its text: "Too many open files (os error 24)"

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import json
 import os
+import resource
 import socket
 import struct
 import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-from .errors import ProtocolError
+from .errors import ProtocolError, ShelfBusy
 
 PROTOCOL_VERSION: Final = 1
 MAX_MESSAGE: Final = 64 * 1024
@@ -141,7 +143,7 @@ def _recv_exact(sock: socket.socket, n: int, fds: list[int], *, allow_eof: bool)
         data, ancillary, flags, _ = sock.recvmsg(remaining, _ANCILLARY_SPACE)
         fds.extend(fds_from_ancillary(ancillary))
         if flags & MSG_CTRUNC:
-            raise ProtocolError("too many descriptors attached to one message")
+            raise _truncated()
         if not data:
             if allow_eof and remaining == n and not chunks:
                 raise EOFError("connection closed by peer")
@@ -149,6 +151,44 @@ def _recv_exact(sock: socket.socket, n: int, fds: list[int], *, allow_eof: bool)
         chunks.append(data)
         remaining -= len(data)
     return b"".join(chunks)
+
+
+def _truncated() -> Exception:
+    """The kernel dropped descriptors of a message: this process at its descriptor limit (no
+    slot for them: its own shortage, said as such), or more than one message may carry."""
+    try:
+        held = len(os.listdir("/proc/self/fd")) - 1  # less the one listdir held
+    except OSError as exc:
+        if exc.errno not in (errno.EMFILE, errno.ENFILE):
+            return ProtocolError("too many descriptors attached to one message")
+        held = -1  # none left even to look
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if held < 0 or held + 4 >= limit:
+        return out_of_descriptors("the descriptor the daemon sent was dropped by the kernel")
+    return ProtocolError("too many descriptors attached to one message")
+
+
+def out_of_descriptors(what: str) -> ShelfBusy:
+    """This process's shortage of descriptors, with its limit and the ways out."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return ShelfBusy(
+        f"{what}: this process is out of file descriptors (its limit is {limit}, ulimit -n); "
+        "close files it no longer needs, hold fewer models (each mapped model keeps one: "
+        "Client(max_held_models=...)), or raise the limit"
+    )
+
+
+def local_shortage(what: str, exc: BaseException) -> ShelfBusy | None:
+    """``exc`` as this process's own shortage (descriptors, memory), or None if it is not."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.EMFILE, errno.ENFILE):
+        return out_of_descriptors(what)
+    if code == errno.ENOMEM or isinstance(exc, MemoryError):
+        return ShelfBusy(
+            f"{what}: this process is out of memory or address space ({exc}); raise its "
+            "limit (ulimit -v, the container's memory limit) or hold fewer models"
+        )
+    return None
 
 
 def fds_from_ancillary(ancillary: list[tuple[int, int, bytes]]) -> list[int]:

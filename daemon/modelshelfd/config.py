@@ -560,6 +560,27 @@ def _check_store_url(url: str) -> None:
         raise ConfigError(str(exc)) from None
 
 
+MAX_SECONDS = 1e9  # a timeout beyond it (31 years) is no bound at all, and overflows timers
+
+
+def _check_store_apart(store: str, cache_dir: str) -> None:
+    """A ``file://`` store may not share a directory with the cache, nor lie inside it or
+    around it: both keep ``images/<digest>`` files, and the daemon deletes its own (eviction,
+    strays), which would delete the store's only copy of a published model."""
+    parsed = urllib.parse.urlparse(store)
+    if parsed.scheme != "file":
+        return
+    ours = os.path.realpath(cache_dir)
+    theirs = os.path.realpath(urllib.parse.unquote(parsed.path))
+    if ours == theirs or os.path.commonpath([ours, theirs]) in (ours, theirs):
+        raise ConfigError(
+            f"store {store!r} and cache_dir {cache_dir!r} overlap: the daemon deletes files in "
+            "cache_dir (evicted copies, strays), and the store's images would be among them; "
+            "give them separate directories (e.g. /var/lib/modelshelf/store and "
+            "/var/cache/modelshelf)"
+        )
+
+
 def _with_defaults(values: dict[str, Any]) -> Config:
     socket = values.get("socket") or str(_paths.runtime_dir() / _paths.SOCKET_NAME)
     values["socket"] = socket
@@ -572,9 +593,16 @@ def _with_defaults(values: dict[str, Any]) -> Config:
                 f"{key} {values[key]!r} is {len(os.fsencode(values[key]))} bytes long; a Unix "
                 f"socket's path takes at most {MAX_SOCKET_PATH}: choose a shorter one"
             )
+    if os.path.abspath(values["socket"]) == os.path.abspath(values["admin_socket"]):
+        raise ConfigError(
+            f"socket and admin_socket are the same path ({values['socket']!r}): the admin "
+            "socket would replace the clients' one; give admin_socket another path (or leave "
+            "it out: admin.sock beside the socket)"
+        )
     values["store"] = values.get("store") or _paths.default_store_url()
     _check_store_url(values["store"])
     values["cache_dir"] = values.get("cache_dir") or str(_paths.default_cache_dir())
+    _check_store_apart(values["store"], values["cache_dir"])
     if not values.get("shm_prefix"):
         # uid + hash of the socket path: two daemons (two sockets) never share segment names
         tag = hashlib.sha256(os.path.abspath(socket).encode()).hexdigest()[:8]
@@ -612,8 +640,10 @@ def _with_defaults(values: dict[str, Any]) -> Config:
         "shutdown_timeout", "send_timeout", "frame_timeout", "idle_timeout", "store_retry_timeout",
         "http_infer_timeout",
     ):  # fmt: skip
-        if name in values and not values[name] > 0:
-            raise ConfigError(f"{name} must be positive, got {values[name]}")
+        if name in values and not 0 < values[name] <= MAX_SECONDS:
+            raise ConfigError(
+                f"{name} must be positive and at most {MAX_SECONDS:.0f} s, got {values[name]}"
+            )
     poll = values.get("ref_poll_seconds", 2.0)
     if poll < 0.1:
         raise ConfigError(f"ref_poll_seconds must be at least 0.1, got {poll}")

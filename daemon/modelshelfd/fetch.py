@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import mmap
@@ -322,6 +323,12 @@ class Fetcher:
             except OSError as exc:  # the cache disk (full, read-only, failing): L1 may still
                 if exc.errno in OUT_OF_DESCRIPTORS:
                     raise out_of_descriptors(exc) from exc
+                if exc.errno == errno.ENOMEM:  # the bytes are read into memory first: not disk
+                    raise Busy(
+                        f"the daemon is out of memory fetching image {entry.digest[:12]} of "
+                        f"{entry.size} bytes ({exc.strerror}); retry later; operators: raise "
+                        "its memory limit (MemoryMax, the container's limit, ulimit -v)"
+                    ) from exc
                 disk_error = exc
                 self._write_failed(entry.digest, exc, "")
             # L1 after all if the policy kept the image out; after the promotions in flight

@@ -120,6 +120,8 @@ def _audit(conn: Connection, op: object, message: Msg, reply: dict[str, Any]) ->
     the op, its model and the outcome. Reads are logged at DEBUG, everything else at INFO."""
     kind = op if isinstance(op, str) and op in ADMIN_OPS else "other"
     model = message.get("model")
+    if kind == "gc" and message.get("dry_run") is True:
+        kind = "gc --dry-run"  # deleted nothing: the record must not read as if it had
     what = kind if model is None else f"{kind} {model!r:.200}"  # repr: no forged log lines
     if reply["ok"]:
         outcome = "ok" + "".join(f", {k} {reply[k]}" for k in _AUDITED if k in reply)

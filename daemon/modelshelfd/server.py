@@ -87,6 +87,7 @@ class Server:
         # a descriptor held in reserve for the admin socket: out of descriptors (EMFILE), it is
         # let go to accept one operator's connection, so that status still answers
         self._spare = -1
+        self._client_spare = -1  # another, to answer a client "busy" when out of descriptors
 
     # -- phases -------------------------------------------------------------------------------
 
@@ -169,6 +170,7 @@ class Server:
             self._bound.append(path)
             self._spawn(self._accept(listener, kind))
         self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self._client_spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         if cfg.http:
             from .http import HttpEndpoint
 
@@ -213,9 +215,10 @@ class Server:
             state.shelf.close()
             state.board.bump()  # clients holding "latest" ask again and find the new daemon
             state.board.close()
-        if self._spare >= 0:
-            os.close(self._spare)
-            self._spare = -1
+        for spare in (self._spare, self._client_spare):
+            if spare >= 0:
+                os.close(spare)
+        self._spare = self._client_spare = -1
         # the cache lock stays held until the process exits (with a store read still in
         # flight, another daemon must not start on this cache_dir meanwhile)
         log.info("stopped")
@@ -271,8 +274,6 @@ class Server:
     async def _accept(self, listener: socket.socket, kind: str) -> None:
         state = self._ready()
         loop = asyncio.get_running_loop()
-        limit = self.config.max_connections if kind == "client" else MAX_ADMIN_CONNECTIONS
-        per_uid = self.config.max_connections_per_uid
         while True:
             sock = await self._accept_one(loop, listener, kind)
             if sock is None:
@@ -290,6 +291,9 @@ class Server:
                 log.info("dropping a %s connection at accept: %s", kind, exc)
                 sock.close()
                 continue
+            # read at each accept: a reload (SIGHUP) changes them
+            limit = self.config.max_connections if kind == "client" else MAX_ADMIN_CONNECTIONS
+            per_uid = self.config.max_connections_per_uid
             if self._open[kind] >= limit:
                 message = (
                     f"the daemon already serves its limit of {limit} {kind} connections; retry "
@@ -337,10 +341,37 @@ class Server:
                 self._spare = -1
                 with contextlib.suppress(OSError):
                     return (await loop.sock_accept(listener))[0]
+            if kind == "client" and exc.errno in OUT_OF_DESCRIPTORS and self._client_spare >= 0:
+                self._refuse_one_client(listener)
             _refusals.log(
                 logging.ERROR, f"accept/{kind}", "accept on the %s socket failed: %s", kind, exc
             )
             return None
+
+    def _refuse_one_client(self, listener: socket.socket) -> None:
+        """Out of descriptors: let go of the client reserve for as long as it takes to accept
+        the next client and answer it busy, saying why (it would otherwise wait out its timeout
+        on a connection the kernel queued and nobody reads)."""
+        os.close(self._client_spare)
+        self._client_spare = -1
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            sock = None
+        if sock is not None:
+            with sock:
+                limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                message = (
+                    f"the daemon is out of file descriptors (its limit is {limit}: connections, "
+                    "L1 images and store reads each take one); retry later, and raise its "
+                    "LimitNOFILE (ulimit -n) or lower max_connections"
+                )
+                self._ready().refused += 1
+                with contextlib.suppress(OSError):
+                    sock.setblocking(False)
+                    sock.send(_wire.encode(_error(None, "busy", message)))
+        with contextlib.suppress(OSError):
+            self._client_spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
     async def _next_request(self, conn: Connection, reader: aiowire.Reader) -> aiowire.Message:
         """The connection's next request. A client connection that holds no lease and sends

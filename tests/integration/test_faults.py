@@ -24,7 +24,7 @@ from modelshelf.client import Client
 from modelshelf.errors import AccessDenied, InvalidModelName, ShelfBusy, ShelfError, StoreError
 from modelshelf.store import Store
 
-from .conftest import Images, Shelf, raw_connect, run_client, wait_for
+from .conftest import Daemon, Images, Shelf, raw_connect, run_client, wait_for
 
 
 def test_store_unreachable(shelf: Shelf, images: Images, private_s3) -> None:
@@ -250,6 +250,127 @@ def test_connections_are_bounded(shelf: Shelf, images: Images) -> None:
     assert "limit of 8 client connections" in daemon.logs()
     for s in held:
         s.close()
+
+
+def test_a_reload_changes_the_connection_limits_at_the_next_accept(shelf: Shelf) -> None:
+    """SIGHUP logged 'reloaded: max_connections' and the old limit stayed (read once, before
+    the accept loop)."""
+    import signal
+
+    daemon = shelf.make(max_connections=2, log_level="INFO")
+    with contextlib.ExitStack() as closing:
+        for _ in range(2):
+            _hello(closing.enter_context(raw_connect(daemon.socket)))
+        with pytest.raises(ShelfBusy, match="limit of 2 client connections"):
+            daemon.client().model("ns/none")
+        daemon.config_path.write_text(
+            daemon.config_path.read_text().replace("max_connections = 2", "max_connections = 3")
+        )
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded: max_connections" in daemon.logs(), what="the reload")
+        _hello(closing.enter_context(raw_connect(daemon.socket)))  # let in
+        with pytest.raises(ShelfBusy, match="limit of 3 client connections"):
+            daemon.client().model("ns/none")
+
+
+def test_a_client_beyond_the_daemons_descriptors_is_answered_busy_at_once(
+    shelf: Shelf,
+) -> None:
+    """With connections holding every descriptor, the next client waited its whole timeout
+    on a connection the kernel had queued and nobody read ('did not answer')."""
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+    daemon = shelf.make(preexec=few_descriptors)
+    with contextlib.ExitStack() as closing:
+        _fill_descriptors(daemon, closing)
+
+
+def _fill_descriptors(daemon: Daemon, closing: contextlib.ExitStack) -> None:
+    held = []
+    for _ in range(48):
+        s = closing.enter_context(raw_connect(daemon.socket))
+        with contextlib.suppress(BrokenPipeError):  # a refusal may close it first
+            _wire.send(s, {"op": "hello", "protocol": 1})
+        reply, fds = _wire.recv(s)
+        _wire.close_fds(fds)
+        if not reply["ok"]:  # refused: the daemon is out of descriptors
+            assert reply["error"] == "busy" and "out of file descriptors" in reply["message"]
+            assert "limit is 48" in reply["message"] and "LimitNOFILE" in reply["message"]
+            s.close()
+            break
+        held.append(s)
+    else:
+        raise AssertionError("48 connections were all let in with 48 descriptors")
+    started = time.monotonic()
+    with Client(daemon.socket, timeout=20) as client, pytest.raises(ShelfBusy, match="out of"):
+        client.model("ns/none")
+    assert time.monotonic() - started < 5  # not the client's timeout
+    assert daemon.admin("status")["connections"]["client"] == len(held)  # the admin answers
+    for s in held:
+        s.close()
+    wait_for(lambda: daemon.admin("status")["connections"]["client"] == 0, what="closed")
+    with pytest.raises(modelshelf.errors.ModelNotFound):  # served again
+        daemon.client().model("ns/none")
+
+
+def test_a_client_at_its_descriptor_limit_is_told_so(shelf: Shelf, images: Images) -> None:
+    """The kernel drops the descriptor the daemon sends to a process with no free slot: it
+    was reported as the daemon breaking the protocol ('too many descriptors attached')."""
+    store = Store(shelf.store)
+    store.publish("ns", "a", images.bytes("logreg"))
+    store.publish("ns", "b", images.bytes("ridge"))
+    daemon = shelf.make()
+    body = """
+    import os, resource
+    client.model("ns/a")  # connected, the board mapped
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    junk = []
+    try:
+        while True:
+            junk.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError:
+        pass
+    result = []
+    for _ in range(2):
+        try:
+            client.model("ns/b")
+            result.append("served")
+        except modelshelf.ShelfError as exc:
+            result.append([type(exc).__name__, str(exc)])
+    for fd in junk:
+        os.close(fd)
+    result.append(list(client.model("ns/b").predict(np.ones((1, 4))).shape))
+    """
+    *refused, served = run_client(daemon.socket, body)
+    for name, message in refused:
+        assert name == "ShelfBusy", (name, message)
+        assert "this process is out of file descriptors (its limit is 64" in message
+    assert served == [1]  # once descriptors are free again
+
+
+def test_a_daemon_out_of_memory_says_so(shelf: Shelf, images: Images) -> None:
+    """ENOMEM from the buffer a fetch fills was reported as a full cache disk ('free space
+    under cache_dir'), and a thread the store reads could not start as a store outage."""
+
+    def little_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (360 << 20, 360 << 20))
+
+    Store(shelf.store).publish("ns", "big", images.bytes("blob48m"))
+    daemon = shelf.make(preexec=little_memory, l1_bytes="16M")
+    with Client(daemon.socket, timeout=60) as client:
+        with pytest.raises(ShelfBusy) as refused:
+            for _ in range(20):  # address space runs out at one of these
+                client.tensors("ns/big")
+                client.close()
+                daemon.admin("evict", model="ns/big", tier="all")
+        message = str(refused.value)
+    assert "out of memory" in message and "memory limit" in message, message
+    assert "cache disk" not in message and "free space" not in message
+    assert "the object store failed" not in daemon.logs()
+    assert daemon.admin("status")["store_reachable"] is True
 
 
 def test_access_control(shelf: Shelf, images: Images) -> None:

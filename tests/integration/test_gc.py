@@ -96,6 +96,10 @@ def test_gc_through_the_daemon_and_on_a_store(shelf: Shelf, images: Images) -> N
     dry = json.loads(cli("gc", "--dry-run", "--json", daemon=daemon).stdout)
     assert (dry["count"], dry["bytes"], dry["dry_run"]) == (1, size, True)
     assert dry["objects"][0]["path"] == f"images/{staged.name}" and staged.exists()
+    # the audit record of a dry run says so (it read as the deletion a real gc logs)
+    audited = [line for line in daemon.logs().splitlines() if "modelshelfd.audit: gc" in line]
+    assert "gc --dry-run by uid" in audited[-1] and "ok, count 1" in audited[-1]
+    assert not any("gc by uid" in line and "count 1" in line for line in audited)
     out = cli("gc", daemon=daemon).stdout
     assert out.startswith("removed 1 staging objects") and "freed" in out
     assert f"images/{staged.name}" in out and not staged.exists()

@@ -182,6 +182,14 @@ def _numeric_categories(est: Any, column: int, cats: np.ndarray) -> np.ndarray:
             else "give each column numbers, or strings (strings take None or NaN as missing)",
         )
     out = cats.astype(np.float64)
+    if cats.dtype.kind in "iu" and any(
+        int(f) != c for f, c in zip(out.tolist(), cats.tolist(), strict=True) if abs(c) > 2**53
+    ):
+        raise unsupported(
+            est,
+            f"integer categories of column {column} beyond 2**53 that are not exact doubles",
+            "use integers of at most 2**53 in magnitude, or strings",
+        )
     finite = out[~np.isnan(out)]
     if not np.all(np.diff(finite) > 0) or np.isnan(out[: len(finite)]).any():
         raise unsupported(

@@ -285,6 +285,14 @@ def _classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     _check_missing(est)
     learner = _learner(est.get_booster())
     objective = learner["objective"]["name"]
+    targets = int(learner["learner_model_param"].get("num_target", "1"))
+    if targets > 1:  # fitted on a label matrix: one binary model per column
+        raise unsupported(
+            est,
+            f"a multi-label target ({targets} label columns)",
+            "wrap it in sklearn.multioutput.MultiOutputClassifier(XGBClassifier(...)) and fit "
+            "that: it compiles, one model per label",
+        )
     if objective not in _CLASSIFIER_RULES or objective.startswith("multi:") != (est.n_classes_ > 2):
         raise unsupported(est, f"objective={objective!r} for {est.n_classes_} classes")
     link, rule = _CLASSIFIER_RULES[objective]

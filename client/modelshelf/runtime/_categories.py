@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import FeatureCountError, InputTypeError, ManifestError, UnknownCategoryError
 from ._base import Spec
+from ._input import frame_column
 from .text_lookup import Vocabulary
 
 TABLES = ("numbers", "strings", "codes")
@@ -161,7 +162,8 @@ class CategoryTables:
                 out[:, j] = self._recode(table, column.array, _label(names, j))
             elif table is None or table.table == "codes":
                 # Without recorded categories the libraries read numbers as codes.
-                out[:, j] = _numbers_or_raise(np.asarray(column))
+                # nullable columns (boolean, Int64, Float64) read pd.NA as missing
+                out[:, j] = _numbers_or_raise(frame_column(column))
             else:
                 raise InputTypeError(
                     f"{_label(names, j)} was a 'category' column when the model was fitted, "

@@ -141,6 +141,12 @@ def as_float_matrix(
             f"expected {n_features} features per sample, got {arr.shape[1]} "
             f"(input shape {arr.shape})"
         )
+    if keep_float32 and arr.dtype.kind == "f" and arr.dtype.itemsize == 2:
+        raise InputTypeError(
+            "got float16 input: scikit-learn computes this model's first step in float16 (it "
+            "keeps its input's dtype), modelshelf does not; convert it first (X.astype("
+            "np.float32) or np.float64), and both answer alike"
+        )
     if keep_float32 and arr.dtype == np.float32 and arr.dtype.isnative:
         arr = arr.view()
         arr.flags.writeable = False
@@ -170,6 +176,8 @@ def as_table(
     then taken by name, as scikit-learn's column transformer takes them, in any order, extra
     ones ignored, and only those it reads required. ``keep_float32``: a float32 array stays
     float32, as in ``as_float_matrix``."""
+    if type(X) is np.ndarray and X.dtype.kind in "iu" and _beyond_doubles(X):
+        X = X.astype(object)  # the encoders compare integers beyond 2**53 as integers
     if (type(X) is np.ndarray and X.dtype.kind in "biuf") or is_scipy_sparse(X):  # numbers only
         return as_float_matrix(X, n_features, allow_nan=allow_nan, keep_float32=keep_float32)
     if is_frame(X):
@@ -177,7 +185,9 @@ def as_table(
         fitted = None if feature_names is None else list(feature_names)
         if used is not None and names is not None and fitted is not None and names != fitted:
             columns = _by_name(X, names, fitted, used)
-            if all(c.dtype.kind in "biuf" for c in columns):
+            if all(c.dtype.kind in "biuf" for c in columns) and not any(
+                c.dtype.kind in "iu" and _beyond_doubles(c) for c in columns
+            ):
                 return as_float_matrix(
                     _stack(columns, len(X)),
                     n_features,
@@ -191,7 +201,11 @@ def as_table(
             if feature_names is not None:
                 _check_names(names, list(feature_names))
             arr = _frame_objects(X)
-            if arr.dtype.kind != "O":
+            if arr.dtype.kind != "O" and _big_integer_columns(X, arr):
+                arr = np.empty(X.shape, dtype=object)  # as above: integers stay integers
+                for j, (_, column) in enumerate(X.items()):
+                    arr[:, j] = frame_column(column)
+            elif arr.dtype.kind != "O":
                 return as_float_matrix(
                     arr, n_features, allow_nan=allow_nan, keep_float32=keep_float32
                 )
@@ -221,6 +235,29 @@ def _not_2d(arr: np.ndarray) -> InputShapeError:
     return InputShapeError(
         f"expected a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
         f"shape {arr.shape}{hint}"
+    )
+
+
+_EXACT = 2**53  # integers up to this magnitude are exact doubles
+
+
+def _beyond_doubles(x: np.ndarray) -> bool:
+    """Integers that a double cannot hold exactly (64-bit IDs): as float64, an unseen one may
+    equal a category seen at fit, where scikit-learn's encoders compare the integers."""
+    return bool(x.size) and bool(((x > _EXACT) | (x < -_EXACT)).any())
+
+
+def _big_integer_columns(X: Any, numbers: np.ndarray) -> bool:
+    """Whether an integer column of the DataFrame ``X`` (read as ``numbers``) is beyond
+    doubles: looked at column by column only if some number is at least 2**53 (a rounded
+    integer is too), and never where the DataFrame holds no integers."""
+    if numbers.dtype.kind in "iu":
+        return _beyond_doubles(numbers)
+    if numbers.dtype.kind != "f" or not numbers.size or not (np.abs(numbers) >= _EXACT).any():
+        return False
+    return any(
+        isinstance(d, np.dtype) and d.kind in "iu" and _beyond_doubles(X.iloc[:, j].to_numpy())
+        for j, d in enumerate(X.dtypes)
     )
 
 

@@ -151,7 +151,7 @@ class Categories:
             found = pos >= 0
             pos[~found] = 0
             return pos, found
-        column = X[:, i]
+        column = original = X[:, i]
         strings = None
         if column.dtype.kind == "O":
             # anything but a number is an unknown category here, as scikit-learn compares
@@ -168,6 +168,7 @@ class Categories:
         found = cats[pos] == x
         if np.isnan(cats[-1]):
             found |= np.isnan(x) & (pos == hi - lo - 1)
+        found &= ~_rounded_onto(original, cats[pos], found)
         if strings is not None:
             found &= ~strings
             pos[strings] = 0
@@ -192,6 +193,41 @@ class Categories:
             f"{label}: value {unseen[0]} is not one of the {hi - lo} categories seen at fit "
             f"time [{', '.join(known)}{more}]{others}"
         )
+
+
+_EXACT = 2**53  # integers up to this magnitude are exact doubles
+
+
+def _rounded_onto(original: np.ndarray, matched: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Where an integer beyond 2**53 was found only because its double is a category's: an
+    unseen 64-bit ID that rounds to a fitted one is unknown to scikit-learn, which compares
+    the integers (the categories are exact: compile refuses others)."""
+    kind = original.dtype.kind
+    if kind == "i":
+        big = found & ((original > _EXACT) | (original < -_EXACT))
+    elif kind == "u":
+        big = found & (original > _EXACT)
+    elif kind == "O":
+        big = found & np.fromiter(
+            (_big_integer(v) for v in original.tolist()), dtype=bool, count=len(original)
+        )
+    else:
+        return np.zeros(len(original), dtype=bool)
+    rows = np.flatnonzero(big)
+    if len(rows):
+        big[rows] = [
+            int(v) != int(c)
+            for v, c in zip(original[rows].tolist(), matched[rows].tolist(), strict=True)
+        ]
+    return big
+
+
+def _big_integer(value: Any) -> bool:
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and abs(int(value)) > _EXACT
+    )
 
 
 def _not_number(value: Any) -> bool:

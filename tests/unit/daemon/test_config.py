@@ -422,3 +422,34 @@ def test_a_socket_path_longer_than_a_unix_socket_takes_is_a_configuration_error(
         load_config([], {"MODELSHELF_SOCKET": long})
     with pytest.raises(ConfigError, match=r"admin_socket .* at most 107"):
         load_config([], {"MODELSHELF_ADMIN_SOCKET": long})
+
+
+@pytest.mark.parametrize("key", ["store_retry_timeout", "idle_timeout", "shutdown_timeout"])
+def test_a_timeout_beyond_any_timer_is_a_configuration_error(key: str) -> None:
+    """1e300 passed the checks, then killed the daemon at start with an OverflowError
+    traceback (exit 1: systemd restarted it in a loop)."""
+    with pytest.raises(ConfigError, match=f"{key} must be positive and at most"):
+        load_config([f"--{key.replace('_', '-')}", "1e300"], {})
+
+
+def test_the_admin_socket_may_not_be_the_clients_socket(tmp_path: Path) -> None:
+    """The admin socket replaced the clients' one; the daemon said ready, nobody could use it."""
+    path = str(tmp_path / "s.sock")
+    with pytest.raises(ConfigError, match="same path"):
+        load_config(["--socket", path, "--admin-socket", path], {})
+    with pytest.raises(ConfigError, match="same path"):  # spelled otherwise, the same file
+        load_config(["--socket", path, "--admin-socket", f"{tmp_path}/./s.sock"], {})
+
+
+@pytest.mark.parametrize("where", ["same", "store inside", "cache inside"])
+def test_a_file_store_may_not_share_the_cache_directory(tmp_path: Path, where: str) -> None:
+    """Both keep images/<digest>: evicting the L2 copy deleted the store's only copy."""
+    cache, store = {
+        "same": (tmp_path / "ms", tmp_path / "ms"),
+        "store inside": (tmp_path / "ms", tmp_path / "ms" / "store"),
+        "cache inside": (tmp_path / "ms" / "cache", tmp_path / "ms"),
+    }[where]
+    with pytest.raises(ConfigError, match="overlap"):
+        load_config(["--cache-dir", str(cache), "--store", store.as_uri()], {})
+    beside = load_config(["--cache-dir", str(tmp_path / "cache"), "--store", store.as_uri()], {})
+    assert beside.cache_dir == str(tmp_path / "cache")
