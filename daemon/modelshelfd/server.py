@@ -71,8 +71,7 @@ class Server:
         self.config = config
         self.state: ServerState | None = None  # built by startup
         self._tasks: set[asyncio.Task[None]] = set()
-        self._listeners: list[socket.socket] = []
-        self._bound: list[str] = []
+        self._listening: dict[str, _Listening] = {}  # socket path -> what serves it
         self._lock_fd = -1
         self._http: HttpEndpoint | None = None
         self._retiring: set[HttpEndpoint] = set()  # replaced by a reload, finishing requests
@@ -165,10 +164,8 @@ class Server:
             (cfg.socket, cfg.socket_mode, "client"),
             (cfg.admin_socket, 0o600, "admin"),
         ):
-            listener = _bind(path, mode)
-            self._listeners.append(listener)
-            self._bound.append(path)
-            self._spawn(self._accept(listener, kind))
+            self._listen(path, mode, kind)
+        self._spawn(self._watch_sockets())
         self._spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._client_spare = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         if cfg.http:
@@ -195,10 +192,10 @@ class Server:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.shutdown_timeout):
                     await self._http.stop()
-        for listener in self._listeners:
-            listener.close()
-        for path in self._bound:
-            with contextlib.suppress(FileNotFoundError):
+        for path, listening in self._listening.items():
+            listening.task.cancel()
+            listening.sock.close()
+            if listening.ours(path):  # never a successor's socket bound at the same path
                 os.unlink(path)
         deadline = time.monotonic() + self.config.shutdown_timeout
         with contextlib.suppress(TimeoutError):  # requests in progress finish, up to the deadline
@@ -266,6 +263,51 @@ class Server:
             self._retiring.discard(endpoint)
 
     # -- connections --------------------------------------------------------------------------
+
+    def _listen(self, path: str, mode: int, kind: str) -> None:
+        sock = _bind(path, mode)
+        st = os.lstat(path)
+        task = asyncio.get_running_loop().create_task(self._accept(sock, kind))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        self._listening[path] = _Listening(sock, kind, mode, (st.st_dev, st.st_ino), task)
+
+    async def _watch_sockets(self) -> None:
+        """The sockets' paths must keep naming this daemon's sockets: a socket (or its whole
+        directory: /tmp cleaners) removed under a running daemon left it up, healthy by every
+        check, and unreachable by any new client. Removed: bound again (with the checks of
+        the start). Replaced by another file: said, never touched, and the daemon not ready."""
+        state = self._ready()
+        while True:
+            await asyncio.sleep(SOCKET_CHECK_SECONDS)
+            lost = set()
+            for path, listening in list(self._listening.items()):
+                if listening.ours(path):
+                    continue
+                if os.path.lexists(path):
+                    lost.add(path)
+                    _refusals.log(
+                        logging.ERROR, f"socket/{path}", "the %s socket %s is no longer this "
+                        "daemon's (another file is there now): new clients cannot reach it. "
+                        "Left alone; remove that file and it is bound again", listening.kind,
+                        path,
+                    )  # fmt: skip
+                    continue
+                try:
+                    listening.task.cancel()
+                    listening.sock.close()
+                    self._listen(path, listening.mode, listening.kind)
+                except (OSError, StartupError) as exc:
+                    lost.add(path)
+                    _refusals.log(
+                        logging.ERROR, f"socket/{path}", "the %s socket %s was removed and "
+                        "cannot be bound again: %s", listening.kind, path, exc,
+                    )  # fmt: skip
+                    continue
+                state.shelf.stats["sockets_rebound"] += 1
+                log.warning("the %s socket %s was removed under the daemon: bound again",
+                            listening.kind, path)  # fmt: skip
+            state.sockets_lost = lost
 
     def _ready(self) -> ServerState:
         assert self.state is not None, "the server has not started"
@@ -622,6 +664,27 @@ def _refuse_if_live(path: str) -> None:
         raise StartupError(f"another daemon is listening on {path}")
     finally:
         probe.close()
+
+
+SOCKET_CHECK_SECONDS = 5.0  # how often the sockets' paths are checked (``_watch_sockets``)
+
+
+@dataclasses.dataclass
+class _Listening:
+    """A socket the daemon listens on: which file it is, and the task that accepts."""
+
+    sock: socket.socket
+    kind: str
+    mode: int
+    ident: tuple[int, int]  # (st_dev, st_ino) of the bound path
+    task: asyncio.Task[None]
+
+    def ours(self, path: str) -> bool:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        return stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == self.ident
 
 
 def _bind(path: str, mode: int) -> socket.socket:

@@ -48,7 +48,8 @@ EVENTS = (
     "release_unknown", "refused_busy", "refused_not_found", "refused_access_denied",
     "refused_store_unavailable", "refused_image_error", "refused_bad_request",
     "refused_invalid_name", "refused_internal", "descriptors_refused", "frames_timed_out",
-    "connections_refused_uid", "connections_idle_closed", "http_refused", "http_timeouts",
+    "connections_refused_uid", "connections_idle_closed", "sockets_rebound", "http_refused",
+    "http_timeouts",
     "http_infer_queue_full", "store_errors", "feed_malformed", "feed_reloads", "full_listings",
     "catalog_requests", "http_bad_requests", "refused_too_large", "protocol_errors",
 )  # fmt: skip

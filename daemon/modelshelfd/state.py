@@ -46,10 +46,17 @@ class ServerState:
     # model key -> [the lock its publishes take in turn, how many wait or run]: an entry
     # lives while a publish of that model does
     publishing: dict[str, list[Any]] = field(default_factory=dict)
+    sockets_lost: set[str] = field(default_factory=set)  # paths no longer naming our sockets
 
     def readiness(self) -> dict[str, bool]:
         """Ready to take traffic: the store has answered a listing (names resolve) and the
         warm list is placed. One answer for ``status``, ``/readyz`` and the OIP's ready."""
         listed = self.catalog.listed.is_set()
         warm = self.warmer is None or self.warmer.ready
-        return {"ready": listed and warm, "catalog_listed": listed, "warm": warm}
+        sockets = not self.sockets_lost
+        return {
+            "ready": listed and warm and sockets,
+            "catalog_listed": listed,
+            "warm": warm,
+            "sockets": sockets,
+        }

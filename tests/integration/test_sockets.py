@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -496,3 +497,34 @@ def test_a_user_refused_by_the_admin_socket_is_told_access_is_denied(
     )
     assert out.startswith("AccessDenied access_denied 4 the admin socket"), out
     assert "admin_uids" in out
+
+
+def test_a_socket_removed_under_the_daemon_is_bound_again(shelf: Shelf, images: Images) -> None:
+    """Removed (a /tmp cleaner): the daemon ran on, healthy by every check, unreachable by any
+    new client, and a new daemon could not start (the cache lock)."""
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(log_level="INFO")
+    directory = Path(daemon.socket).parent
+    held = daemon.client()
+    model = held.model("ns/lr")
+    for path in (daemon.socket, daemon.admin_socket):
+        os.unlink(path)
+    wait_for(lambda: os.path.exists(daemon.socket) and os.path.exists(daemon.admin_socket),
+             timeout=15, what="the sockets bound again")  # fmt: skip
+    assert stat.S_IMODE(os.stat(daemon.admin_socket).st_mode) == 0o600
+    with Client(daemon.socket) as fresh:
+        assert fresh.model("ns/lr").predict(images.X).shape == (16,)
+    assert model.predict(images.X).shape == (16,)  # the connection that was there stays
+    assert daemon.stats()["sockets_rebound"] == 2
+    assert "socket " + daemon.socket + " was removed under the daemon: bound again" in daemon.logs()
+    # another file where the socket was: left alone, said, not ready until it goes
+    os.unlink(daemon.socket)
+    Path(daemon.socket).write_text("not yours")
+    wait_for(lambda: "is no longer this daemon's" in daemon.logs(), timeout=15, what="said")
+    assert daemon.admin("status")["ready"] is False
+    assert Path(daemon.socket).read_text() == "not yours"
+    os.unlink(daemon.socket)
+    wait_for(lambda: daemon.admin("status")["ready"], timeout=15, what="ready again")
+    assert directory.is_dir()
+    daemon.stop()
+    assert not os.path.exists(daemon.socket)  # its own, removed at the stop

@@ -81,7 +81,7 @@ def test_readyz_waits_for_the_warm_list(shelf: Shelf) -> None:
             return {}
 
     body = wait_for(ready, what="/readyz 200")
-    assert body == {"ready": True, "catalog_listed": True, "warm": True}
+    assert body == {"ready": True, "catalog_listed": True, "warm": True, "sockets": True}
     assert daemon.admin("status")["warm"]["placed"] == 3
 
 
