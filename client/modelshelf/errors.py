@@ -242,9 +242,13 @@ class MalformedRef(StoreError):
 class UnsupportedModelError(ModelshelfError, TypeError):
     """compile() was given an estimator, or an option of one, that it cannot compile."""
 
+    code = "unsupported_model"  # the command line's --json errors; never on the socket
+
 
 class MissingDependencyError(ModelshelfError, ImportError):
     """An optional dependency (an extra of the modelshelf distribution) is not installed."""
+
+    code = "missing_dependency"
 
 
 def for_code(code: str) -> type[ModelshelfError]:

@@ -135,3 +135,17 @@ def test_publish_through_the_daemon_reports_its_upload(
     # without the bar (JSON), no progress frames and the same reply
     again = as_json(cli(daemon, "publish", "acme/big", str(path), "--json", "--force"))
     assert again["version"] == 2 and again["size"] == path.stat().st_size
+
+
+def test_a_corrupt_image_published_through_the_daemon_names_the_file(
+    shelf: Shelf, images: Images
+) -> None:
+    """The daemon checks the descriptor it is sent: its refusal named no file."""
+    daemon = shelf.make()
+    bad = shelf.tmp / "bad.msi"
+    data = bytearray(images.bytes("logreg"))
+    data[-1] ^= 0xFF  # the last array's bytes: the checksum no longer matches
+    bad.write_bytes(bytes(data))
+    result = cli(daemon, "publish", "ns/bad", str(bad))
+    assert result.returncode == 8, result.stderr
+    assert result.stderr.startswith(f"modelshelf publish: error: {bad}: image checksum")

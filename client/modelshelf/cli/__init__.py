@@ -59,6 +59,12 @@ class _Parser(argparse.ArgumentParser):
 
     json_errors = False  # set by main() from the raw arguments: parsing may be what failed
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # no abbreviations: "--js" read as --json, and a new option would change what an
+        # abbreviation in someone's script means
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         if self.json_errors:
             _json_error("UsageError", "usage", f"{self.prog}: {message}", 2)
@@ -113,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # file names that are not UTF-8 (surrogates once decoded) are printed escaped, JSON
+    # included ("\\udce9" is a JSON escape), rather than ending the command with a traceback
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     args_list = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args_list[: args_list.index("--") if "--" in args_list else None]
     _Parser.json_errors = as_json

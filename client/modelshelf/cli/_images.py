@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from ..errors import BadMagicError, ChecksumError, ImageError, MissingDependency
 from ..image import MAGIC, Image
 from ..model import Model
 from ..runtime import METHODS
-from ._output import emit, size
+from ._output import UsageError, emit, size
 
 _COMPILE_HELP = """\
 Compile a fitted estimator saved with joblib (or pickle), or a .safetensors file (a bundle of
@@ -78,23 +79,42 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def _compile(args: argparse.Namespace) -> int:
     source = Path(args.model)
-    metadata = {"name": args.name or source.stem}
+    metadata = {"name": args.name or text_of(source.stem)}
     for key, value in args.meta:
         if key in metadata:
             raise ValueError(f"metadata key {key!r} given twice")
         metadata[key] = value
-    image, what = compile_file(source, metadata)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image, what = compile_file(source, metadata)
+    said = said_once(caught)
     model = Model(Image(image))  # refuse to write an image this runtime could not load
     _write_atomically(Path(args.output), image)
-    if args.json:
+    if args.json:  # the warnings in the document: nothing on stderr
         emit({"source": str(source), "compiled": what, "output": args.output, "kind": model.kind,
-              "size": len(image), "arrays": len(model.image.arrays)})  # fmt: skip
+              "size": len(image), "arrays": len(model.image.arrays),
+              "warnings": said})  # fmt: skip
         return 0
+    for line in said:
+        print(f"modelshelf compile: warning: {line}", file=sys.stderr)
     print(
         f"{source} ({what}) -> {args.output}: {model.kind}, {size(len(image))}, "
         f"{len(model.image.arrays)} arrays"
     )
     return 0
+
+
+def text_of(name: str) -> str:
+    """A file name as text an image's manifest can hold: bytes that are not UTF-8 (decoded as
+    surrogates) become U+FFFD. Such a name was refused as 'not valid Unicode'."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def said_once(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Warnings raised while loading and compiling (a pickle from another scikit-learn
+    version), each once, on one line."""
+    lines = (f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}" for w in caught)
+    return list(dict.fromkeys(line for line in lines if line))
 
 
 def is_safetensors(path: Path) -> bool:
@@ -129,6 +149,13 @@ def compile_file(source: Path, metadata: dict[str, str]) -> tuple[bytes, str]:
     check_model_file(source)
     if source.stat().st_size == 0:
         raise ValueError(f"{source}: an empty file, not a model")
+    with open(source, "rb") as fh:
+        if fh.read(len(MAGIC)) == MAGIC:
+            raise ValueError(
+                f"{source} is an image already: nothing to compile (modelshelf inspect "
+                "describes it, modelshelf publish publishes it as it is)"
+            )
+    _check_source_date_epoch()
     if source.suffix.lower() == ".msi":
         raise BadMagicError(
             f"{source}: named as an image (.msi) but it does not start with an image's magic "
@@ -143,6 +170,17 @@ def compile_file(source: Path, metadata: dict[str, str]) -> tuple[bytes, str]:
     estimator = _unpickle(source)
     what = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
     return compile_image(estimator, metadata=metadata), what
+
+
+def _check_source_date_epoch() -> None:
+    """$SOURCE_DATE_EPOCH, if set, must be whole seconds: another value made a library fail
+    inside the unpickling, and the error blamed the pickle."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and not (epoch.isascii() and epoch.isdigit()):
+        raise UsageError(
+            f"SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 (digits), got {epoch!r}: "
+            "fix it or unset it"
+        )
 
 
 def _unpickle(path: Path) -> Any:

@@ -11,12 +11,15 @@ import dataclasses
 import datetime as dt
 import fnmatch
 import os
+import re
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..admin import AdminConnection
+from ..errors import ImageError
 from ..image import MAGIC, Image
 from ..names import ModelRef, parse_ref
 from ._output import UsageError, duration, emit, progress_bar, size, table
@@ -143,13 +146,20 @@ def _publish(args: argparse.Namespace) -> int:
     with open(path, "rb") as fh:
         is_image = fh.read(len(MAGIC)) == MAGIC
     image: bytes | None = None
+    said: list[str] = []  # warnings of the compile (a pickle of another library version)
     if not is_image:  # compiled here: the image is in memory anyway
-        from ._images import compile_file
+        from ._images import compile_file, said_once, text_of
 
         # the same source compiled again is the same image (its "created" is the file's
         # time), so that publishing it again is recognised as unchanged
         os.environ.setdefault("SOURCE_DATE_EPOCH", str(int(path.stat().st_mtime)))
-        image, _ = compile_file(path, {"name": path.stem})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            image, _ = compile_file(path, {"name": text_of(path.stem)})
+        said = said_once(caught)
+        if not args.json:  # --json: in the document, nothing on stderr
+            for line in said:
+                print(f"modelshelf publish: warning: {line}", file=sys.stderr)
         Image(image)  # refuse to publish what this runtime could not load
     if args.store:
         reply = _publish_to_store(args, ref, path, image)
@@ -158,10 +168,13 @@ def _publish(args: argparse.Namespace) -> int:
         image = None  # the memfd is the copy the daemon reads
         try:
             reply = _publish_through_daemon(args, ref, fd)
+        except ImageError as exc:  # the daemon checked the descriptor: name the file
+            shown = re.sub(r"^descriptor \d+: ", "", str(exc))  # the daemon's own number
+            raise type(exc)(f"{path}: {shown}") from exc
         finally:
             os.close(fd)
     if args.json:
-        emit(reply)
+        emit({**reply, "warnings": said})
     elif reply["unchanged"]:
         print(
             f"unchanged: {ref.key}@{reply['version']} already holds this image "
@@ -242,7 +255,7 @@ def _publish_through_daemon(args: argparse.Namespace, ref: ModelRef, fd: int) ->
 
 def _models(args: argparse.Namespace) -> int:
     if args.store:
-        rows = _models_in_store(args.store, args.pattern)
+        rows = _models_in_store(args.store, args.pattern, args.json)
     else:
         rows = []
         with AdminConnection(args.admin_socket) as admin:
@@ -273,9 +286,10 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _models_in_store(url: str, pattern: str) -> list[dict[str, Any]]:
+def _models_in_store(url: str, pattern: str, json_mode: bool) -> list[dict[str, Any]]:
     from concurrent.futures import ThreadPoolExecutor
 
+    from ..errors import MalformedRef, ModelNotFound
     from ..store import Store
 
     store = Store(url, create=False)
@@ -284,9 +298,16 @@ def _models_in_store(url: str, pattern: str) -> list[dict[str, Any]]:
     def row(key: str) -> dict[str, Any]:
         versions = listing[key]
         namespace, name = key.split("/", 1)
-        info = store.ref(namespace, name, versions[-1])
-        return {"model": key, "versions": len(versions), "latest": versions[-1],
-                "digest": info.digest, "size": info.size, "published": info.published}  # fmt: skip
+        listed = {"model": key, "versions": len(versions), "latest": versions[-1]}
+        try:
+            info = store.ref(namespace, name, versions[-1])
+        except (MalformedRef, ModelNotFound) as exc:
+            # one unreadable ref: that model's row says so, as the daemon's does; every other
+            # model is still listed (one malformed ref emptied the whole listing)
+            if not json_mode:
+                print(f"modelshelf models: warning: {exc}", file=sys.stderr)
+            return {**listed, "digest": None, "size": None, "published": None, "error": exc.code}
+        return {**listed, "digest": info.digest, "size": info.size, "published": info.published}
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(row, sorted(listing)))

@@ -250,10 +250,17 @@ def _created() -> _dt.datetime:
     """Now, or ``$SOURCE_DATE_EPOCH`` (the reproducible-builds convention) if set: the same
     model compiled twice is then the same image, byte for byte (``modelshelf publish`` of a
     pickle or .safetensors file sets it to the file's modification time)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if epoch.isascii() and epoch.isdigit():
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None:
+        return _dt.datetime.now(_dt.UTC)
+    if not (epoch.isascii() and epoch.isdigit()):  # the convention: malformed is an error
+        raise ValueError(
+            f"SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 (digits), got {epoch!r}"
+        )
+    try:
         return _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
-    return _dt.datetime.now(_dt.UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"SOURCE_DATE_EPOCH {epoch} is out of range: {exc}") from None
 
 
 def build_metadata(est: Any, metadata: Mapping[str, Any] | None, framework: str) -> dict[str, Any]:

@@ -291,3 +291,89 @@ def test_inspect_a_tabular_image(tmp_path: Path) -> None:
     assert "(format 1.1)" in result.stdout
     assert "input:     tabular, 2 features, 1 categorical" in result.stdout
     assert "features:  c, x" in result.stdout
+
+
+# -- found by the last probes of the command line (each failed before its fix) -------------------
+
+
+def test_compile_of_an_image_says_it_is_one(image_file: Path, tmp_path: Path) -> None:
+    """Refused as 'does not start with an image's magic: corrupt' (it does start with it)."""
+    renamed = tmp_path / "iris.bin"  # whatever its name: never unpickled
+    renamed.write_bytes(image_file.read_bytes())
+    for source in (image_file, renamed):
+        result = run("compile", source, "-o", tmp_path / "again.msi")
+        assert result.returncode == 2, result.stderr
+        assert "is an image already: nothing to compile" in result.stderr
+    assert not (tmp_path / "again.msi").exists()
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path: Path, pipeline: Any) -> None:
+    """Refused 'manifest string ... is not valid Unicode' (the name went into the image), and
+    printing the name ended --json with a traceback."""
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.joblib"
+    joblib.dump(pipeline, raw.decode("utf-8", "surrogateescape"))
+    out = tmp_path / "out.msi"
+    for extra in ([], ["--json"]):
+        result = subprocess.run(
+            [*SCRIPT, *extra, "compile", raw, "-o", str(out)],
+            capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == b""
+    report = json.loads(result.stdout)
+    assert report["source"].endswith("caf\udce9.joblib")  # escaped in JSON, read back
+    assert modelshelf.load(out).metadata["name"] == "caf\ufffd"
+
+
+def test_a_malformed_source_date_epoch_is_named(tmp_path: Path, pipeline: Any) -> None:
+    """It was reported as the pickle failing to load (a library read it while unpickling)."""
+    joblib.dump(pipeline, tmp_path / "p.joblib")
+    result = subprocess.run(
+        [*SCRIPT, "compile", str(tmp_path / "p.joblib"), "-o", str(tmp_path / "p.msi")],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "SOURCE_DATE_EPOCH": "yesterday"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "SOURCE_DATE_EPOCH must be whole seconds" in result.stderr
+    assert "'yesterday'" in result.stderr and "joblib" not in result.stderr
+
+
+def test_a_pickle_of_another_version_warns_in_the_document_with_json(
+    tmp_path: Path, pipeline: Any
+) -> None:
+    """scikit-learn's InconsistentVersionWarning went to stderr, which --json keeps empty."""
+    import sklearn
+
+    src = tmp_path / "old.joblib"
+    joblib.dump(pipeline, src)
+    ours = sklearn.__version__.encode()
+    older = b"0" * len(ours)  # the same length: the pickle's framing holds
+    src.write_bytes(src.read_bytes().replace(ours, older))
+    result = run("--json", "compile", src, "-o", tmp_path / "old.msi")
+    assert result.returncode == 0 and result.stderr == ""
+    said = json.loads(result.stdout)["warnings"]
+    # one per estimator unpickled (the pipeline and its two steps), each on one line
+    assert len(said) == 3 and all(w.startswith("InconsistentVersionWarning: ") for w in said)
+    result = run("compile", src, "-o", tmp_path / "old.msi")
+    assert result.returncode == 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3
+    assert all(line.startswith("modelshelf compile: warning: Inconsistent") for line in lines)
+
+
+def test_an_abbreviated_option_is_refused() -> None:
+    """'--js' was read as --json: a new option could change what a script's abbreviation means."""
+    result = run("--js", "status")
+    assert result.returncode == 2 and "unrecognized arguments: --js" in result.stderr
+
+
+def test_json_refusals_of_a_model_carry_their_own_code(tmp_path: Path) -> None:
+    """They carried 'internal' (a bug, per the protocol's codes)."""
+    from modelshelf.errors import MissingDependencyError, UnsupportedModelError
+
+    assert UnsupportedModelError.code == "unsupported_model"
+    assert MissingDependencyError.code == "missing_dependency"
+    joblib.dump({"not": "an estimator"}, tmp_path / "d.joblib")
+    result = run("--json", "compile", tmp_path / "d.joblib", "-o", tmp_path / "d.msi")
+    error = json.loads(result.stdout)["error"]
+    assert (error["code"], error["exit_status"]) == ("unsupported_model", 1), error

@@ -90,3 +90,24 @@ def test_publish_to_a_store_needs_none_of_the_daemons_server_packages(tmp_path: 
     )
     assert done.returncode == 0, done.stderr
     assert "published ns/w@1" in done.stdout
+
+
+def test_models_in_a_store_lists_the_others_when_one_ref_is_malformed(tmp_path: Path) -> None:
+    """One malformed ref made `models --store` fail whole: nothing listed."""
+    url = (tmp_path / "s").as_uri()
+    store = Store(url)
+    image = modelshelf.compile_tensors({"w": np.zeros(4)})
+    for name in ("a", "b", "c"):
+        store.publish("ns", name, image)
+    ref = tmp_path / "s" / "refs" / "ns" / "b" / f"{1:020d}"
+    assert ref.is_file()
+    ref.write_text("{not json")
+    listed = run("--json", "models", "--store", url)
+    assert listed.returncode == 0 and listed.stderr == ""
+    rows = {row["model"]: row for row in json.loads(listed.stdout)}
+    assert set(rows) == {"ns/a", "ns/b", "ns/c"}
+    assert rows["ns/b"]["digest"] is None and rows["ns/b"]["error"] == "store_unavailable"
+    assert rows["ns/a"]["digest"] == rows["ns/c"]["digest"] is not None
+    text = run("models", "--store", url)
+    assert text.returncode == 0 and "ns/a" in text.stdout and "ns/c" in text.stdout
+    assert "ns/b@1: the ref in the store is malformed" in text.stderr
