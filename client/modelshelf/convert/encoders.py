@@ -58,7 +58,7 @@ def _one_hot_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     warn = handle_unknown == "warn" or (
         est.drop is not None and handle_unknown in ("ignore", "infrequent_if_exist")
     )
-    arrays, strings = _categories(est, ctx, path)
+    arrays, strings, integers = _categories(est, ctx, path)
     params: dict[str, Any] = {
         "n_out": int(starts[-1]),
         "handle_unknown": handle_unknown,
@@ -72,6 +72,8 @@ def _one_hot_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         params["sparse_output"] = True
     if strings:
         params["strings"] = strings
+    if integers:
+        params["integer_columns"] = integers
     arrays |= {
         "codes": np.concatenate(codes).astype(np.int64),
         "unknown": np.asarray(unknown, dtype=np.int64),
@@ -100,7 +102,7 @@ def _ordinal_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
             out[x_int == missing[i]] = float(est.encoded_missing_value)
         values.append(out)
     unknown = np.nan if est.unknown_value is None else float(est.unknown_value)
-    arrays, strings = _categories(est, ctx, path)
+    arrays, strings, integers = _categories(est, ctx, path)
     arrays |= {
         "values": np.concatenate(values),
         "unknown": np.full(len(values), unknown),
@@ -108,15 +110,18 @@ def _ordinal_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     params: dict[str, Any] = {"handle_unknown": est.handle_unknown, "dtype": dtype}
     if strings:
         params["strings"] = strings
+    if integers:
+        params["integer_columns"] = integers
     return ctx.spec("ordinal_encoder", path, arrays=arrays, params=params)
 
 
 def _categories(
     est: Any, ctx: Context, path: str
-) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
-    """The ``categories`` and ``offsets`` arrays, and the string tables (stored under
-    ``path``) of the columns whose categories are strings."""
-    slots, strings = [], []
+) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], list[int]]:
+    """The ``categories`` and ``offsets`` arrays, the string tables (stored under ``path``)
+    of the columns whose categories are strings, and the columns whose categories are
+    integers (integer input beyond 2**53 is compared with them as integers: ``params``)."""
+    slots, strings, integers = [], [], []
     for i, cats in enumerate(est.categories_):
         cats = np.asarray(cats)
         if cats.dtype.kind in "US" or (
@@ -125,14 +130,17 @@ def _categories(
             strings.append(_string_table(est, ctx, f"{path}/strings_{i}", i, cats))
             slots.append(np.full(len(cats), np.nan))
         else:
-            slots.append(_numeric_categories(est, i, cats))
+            numbers_of, integral = _numeric_categories(est, i, cats)
+            slots.append(numbers_of)
+            if integral:
+                integers.append(i)
     if strings:
         ctx.takes_strings = True
     arrays = {
         "categories": np.concatenate(slots),
         "offsets": np.cumsum([0, *map(len, slots)]).astype(np.int64),
     }
-    return arrays, strings
+    return arrays, strings, integers
 
 
 def _string_table(est: Any, ctx: Context, base: str, column: int, cats: np.ndarray) -> dict:
@@ -159,13 +167,17 @@ def _string_table(est: Any, ctx: Context, base: str, column: int, cats: np.ndarr
     return entry
 
 
-def _numeric_categories(est: Any, column: int, cats: np.ndarray) -> np.ndarray:
-    """Column ``column``'s categories as float64, or UnsupportedModelError if they are not
-    numbers (or would not stay distinct and sorted as doubles)."""
+def _numeric_categories(est: Any, column: int, cats: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Column ``column``'s categories as float64, and whether they are integers (scikit-learn
+    then compares integer input as integers); UnsupportedModelError if they are not numbers
+    (or would not stay distinct and sorted as doubles, or exact)."""
     cats = np.asarray(cats)
+    integers = cats.tolist() if cats.dtype.kind in "iu" else None
     if cats.dtype.kind == "O" and all(
         isinstance(c, numbers.Real) and not isinstance(c, bool) for c in cats
     ):
+        if all(isinstance(c, numbers.Integral) for c in cats):
+            integers = [int(c) for c in cats]  # Python ints, compared as integers
         cats = cats.astype(np.float64)
     if cats.dtype.kind not in "biuf":
         kinds = sorted({type(c).__name__ for c in cats.tolist()})
@@ -182,8 +194,8 @@ def _numeric_categories(est: Any, column: int, cats: np.ndarray) -> np.ndarray:
             else "give each column numbers, or strings (strings take None or NaN as missing)",
         )
     out = cats.astype(np.float64)
-    if cats.dtype.kind in "iu" and any(
-        int(f) != c for f, c in zip(out.tolist(), cats.tolist(), strict=True) if abs(c) > 2**53
+    if integers is not None and any(
+        int(f) != c for f, c in zip(out.tolist(), integers, strict=True) if abs(c) > 2**53
     ):
         raise unsupported(
             est,
@@ -197,4 +209,4 @@ def _numeric_categories(est: Any, column: int, cats: np.ndarray) -> np.ndarray:
             f"categories of column {column} that are not distinct doubles",
             "use integers of at most 2**53 in magnitude, or strings",
         )
-    return out
+    return out, integers is not None

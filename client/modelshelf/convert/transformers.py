@@ -154,7 +154,7 @@ def _target_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     n_features = len(est.categories_)
     n_columns = len(est.classes_) if est.target_type_ == "multiclass" else 1
     # numbers or strings per column, as the other encoders store them
-    arrays, strings = _categories(est, ctx, path)
+    arrays, strings, integers = _categories(est, ctx, path)
     # encodings_ lists feature 0's columns (one per class when multiclass), then feature 1's...
     encodings = [
         np.column_stack([est.encodings_[i * n_columns + c] for c in range(n_columns)])
@@ -168,7 +168,7 @@ def _target_encoder(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         "target_encoder",
         path,
         arrays=arrays,
-        params={"strings": strings} if strings else None,
+        params={"strings": strings, "integer_columns": integers} if strings or integers else None,
         labels=est.classes_,  # None for a continuous target
     )
 

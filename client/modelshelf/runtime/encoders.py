@@ -99,11 +99,16 @@ class Categories:
     """Every input column's categories (see the module docstring)."""
 
     def __init__(
-        self, categories: np.ndarray, offsets: np.ndarray, strings: dict[int, StringColumn]
+        self,
+        categories: np.ndarray,
+        offsets: np.ndarray,
+        strings: dict[int, StringColumn],
+        integers: frozenset[int] = frozenset(),
     ) -> None:
         self.categories = categories
         self.offsets = offsets
         self.strings = strings
+        self.integers = integers  # columns whose categories are integers
         self.n_features = len(offsets) - 1
 
     @classmethod
@@ -139,7 +144,12 @@ class Categories:
             )
             none, nan = (-1 if s is None else s for s in slots)
             strings[column] = StringColumn(vocabulary, size, none, nan)
-        return cls(categories, offsets, strings)
+        integers = spec.param("integer_columns", list, [])
+        spec.check(
+            all(type(c) is int and 0 <= c < n and c not in strings for c in integers),
+            f"integer_columns must list numeric columns of the {n}",
+        )
+        return cls(categories, offsets, strings, frozenset(integers))
 
     def positions(self, X: np.ndarray, i: int, label: str) -> tuple[np.ndarray, np.ndarray]:
         """(position of each value of column ``i``, whether it is a known category); unknown
@@ -168,7 +178,8 @@ class Categories:
         found = cats[pos] == x
         if np.isnan(cats[-1]):
             found |= np.isnan(x) & (pos == hi - lo - 1)
-        found &= ~_rounded_onto(original, cats[pos], found)
+        if i in self.integers:  # as scikit-learn: integers against integer categories
+            found &= ~_rounded_onto(original, cats[pos], found)
         if strings is not None:
             found &= ~strings
             pos[strings] = 0
@@ -201,7 +212,8 @@ _EXACT = 2**53  # integers up to this magnitude are exact doubles
 def _rounded_onto(original: np.ndarray, matched: np.ndarray, found: np.ndarray) -> np.ndarray:
     """Where an integer beyond 2**53 was found only because its double is a category's: an
     unseen 64-bit ID that rounds to a fitted one is unknown to scikit-learn, which compares
-    the integers (the categories are exact: compile refuses others)."""
+    integers with integer categories (exact: compile refuses others). Float categories are
+    compared as doubles there, integer input included: not called for them."""
     kind = original.dtype.kind
     if kind == "i":
         big = found & ((original > _EXACT) | (original < -_EXACT))

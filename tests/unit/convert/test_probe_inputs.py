@@ -144,3 +144,23 @@ def test_a_multi_label_xgboost_classifier_is_refused_with_the_way_out() -> None:
     wrapped = MultiOutputClassifier(xgboost.XGBClassifier(n_estimators=4)).fit(X, Y)
     model = modelshelf.load(modelshelf.compile(wrapped))
     assert np.array_equal(wrapped.predict(X), model.predict(X))
+
+
+def test_ids_fitted_as_python_ints_and_as_floats_compare_as_scikit_learn_does() -> None:
+    """A second probe: Python-int categories (an object column) beyond 2**53 compiled with
+    their rounded doubles (seen IDs came out unknown); float categories queried with int64
+    IDs were compared as integers, where scikit-learn promotes them to doubles."""
+    objects = np.array([B, B + 2, 2**60], dtype=object).reshape(-1, 1)
+    est = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1).fit(objects)
+    query = np.array([B + 2, 2**60, B + 1, 2**60 + 1], dtype=object).reshape(-1, 1)
+    expected, got = _both(est, query)
+    assert np.array_equal(expected, got)
+    inexact = np.array([2**60 + 1, 7], dtype=object).reshape(-1, 1)
+    with pytest.raises(UnsupportedModelError, match="beyond 2\\*\\*53"):
+        modelshelf.compile(OrdinalEncoder().fit(inexact))
+    ids = np.array([[2**60 + 1], [2**60], [5]], dtype=np.int64)
+    for wrap in (lambda a: a, lambda a: pd.DataFrame({"id": a.ravel()})):
+        floats = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+        floats.fit(wrap(np.array([[2.0**60], [5.0]])))
+        expected, got = _both(floats, wrap(ids))
+        assert np.array_equal(expected, got), (expected, got)
