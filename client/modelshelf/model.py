@@ -211,6 +211,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     input_type, n_features, names = model._input_type, model._n_features, model._feature_names
     categories, allow_nan, keep_float32 = model._categories, model._allow_nan, model._keep_float32
     objects, codes_only = model._objects, model._codes_only
+    widen_float16 = bool(getattr(model._executor, "widens_float16", False))
     takes_vectors = bool(getattr(model._executor, "takes_vectors", False))
     used = getattr(model._executor, "used_columns", None)
     sparse_differs = None if model._executor is None else model._executor.sparse_differs
@@ -236,6 +237,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
                 allow_nan=allow_nan,
                 used=used,
                 keep_float32=keep_float32,
+                widen_float16=widen_float16,
             )
         return as_float_matrix(
             X,
@@ -244,6 +246,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
             categories=categories,
             allow_nan=allow_nan,
             keep_float32=keep_float32,
+            widen_float16=widen_float16,
         )
 
     return prepare

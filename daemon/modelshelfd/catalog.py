@@ -66,8 +66,10 @@ class Catalog:
         *,
         follower: Follower | None = None,
         saved_in: Path | None = None,
+        identity: str = "",
     ) -> None:
-        """``saved_in``: the daemon's cache_dir, where the catalog is saved (None: not saved)."""
+        """``saved_in``: the daemon's cache_dir, where the catalog is saved (None: not saved);
+        ``identity``: which store it is (``saved.store_identity``; default its URL)."""
         self.store = store
         self.board = board
         self.poll_seconds = poll_seconds
@@ -84,6 +86,7 @@ class Catalog:
         self.error_kind = ""  # the class of the last failure, safe to show anyone
         self.unreachable_since: float | None = None  # wall-clock time of the first failure
         self._saved_in = saved_in
+        self._identity = identity or store.url
         self._unsaved = False  # changed since the last save
         self._restore_tried = False
         self.restored_at: float | None = None  # serving a saved catalog written then (Unix time)
@@ -304,7 +307,7 @@ class Catalog:
     def _write(self, versions: dict[str, list[int]], refs: dict[Any, RefInfo]) -> None:
         assert self._saved_in is not None
         path = self._saved_in / saved.CATALOG_RECORD
-        saved.save(path, self._saved_in / "tmp", self.store.url, versions, refs)
+        saved.save(path, self._saved_in / "tmp", self._identity, versions, refs)
 
     async def _restore(self) -> None:
         """The store did not answer the first listing of this daemon: serve the catalog saved
@@ -314,7 +317,7 @@ class Catalog:
         self._restore_tried = True
         path = self._saved_in / saved.CATALOG_RECORD
         try:
-            found = await asyncio.to_thread(saved.load, path, self.store.url)
+            found = await asyncio.to_thread(saved.load, path, self._identity)
         except saved.SavedCatalogError as exc:
             log.warning(
                 "store unreachable at start, and the catalog saved in %s cannot be used (%s): "

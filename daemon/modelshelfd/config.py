@@ -593,7 +593,7 @@ def _with_defaults(values: dict[str, Any]) -> Config:
                 f"{key} {values[key]!r} is {len(os.fsencode(values[key]))} bytes long; a Unix "
                 f"socket's path takes at most {MAX_SOCKET_PATH}: choose a shorter one"
             )
-    if os.path.abspath(values["socket"]) == os.path.abspath(values["admin_socket"]):
+    if os.path.realpath(values["socket"]) == os.path.realpath(values["admin_socket"]):
         raise ConfigError(
             f"socket and admin_socket are the same path ({values['socket']!r}): the admin "
             "socket would replace the clients' one; give admin_socket another path (or leave "

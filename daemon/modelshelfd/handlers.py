@@ -517,22 +517,25 @@ async def _pin(state: ServerState, conn: Connection, message: Msg, fds: list[int
     await state.shelf.to_l1(info.digest)
     state.shelf.pin(info.digest, True)
     if state.pins is not None:  # a pin lasts until unpin, across restarts
-        await _save_pins(state.pins.add, f"{info.key}@{info.version}", info.digest)
+        await _save_pins(state, state.pins.add(f"{info.key}@{info.version}", info.digest))
     return _placed(state, info, found), []
 
 
 async def _unpin(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await state.catalog.resolve(_ref(message))
-    state.shelf.entry(info.digest)
+    ref = f"{info.key}@{info.version}"
+    if state.pins is None or ref not in state.pins.kept:  # a kept pin may not be on the node
+        state.shelf.entry(info.digest)  # not_found if it is not on this node
     state.shelf.pin(info.digest, False)
     if state.pins is not None:
-        await _save_pins(state.pins.drop, info.digest)
+        await _save_pins(state, state.pins.drop(info.digest, ref))
     return {"model": info.key, "version": info.version}, []
 
 
-async def _save_pins(change: Callable[..., Any], *args: Any) -> None:
+async def _save_pins(state: ServerState, snapshot: tuple[int, bytes]) -> None:
+    assert state.pins is not None
     try:
-        await asyncio.to_thread(change, *args)
+        await asyncio.to_thread(state.pins.write, snapshot)
     except OSError as exc:  # the pin holds until the daemon stops; the next one lacks it
         log.warning("saving the pins in cache_dir failed (a restart will not pin again "
                     "what changed now): %s", exc)  # fmt: skip

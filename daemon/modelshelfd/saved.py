@@ -18,7 +18,10 @@ import json
 import os
 import re
 import secrets
+import stat
+import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,30 @@ FORMAT = 1
 MAX_SAVED_BYTES = 512 << 20  # a million refs take about 200 MB
 MAX_VERSION = 2**63 - 1
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+_LOCATION = re.compile(r"endpoint|region|account|bucket|container|url", re.IGNORECASE)
+_SECRET = re.compile(r"secret|key|token|password|sas|credential", re.IGNORECASE)
+_LOCATION_VARIABLES = (
+    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT", "AWS_REGION",
+    "AWS_DEFAULT_REGION", "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ENDPOINT",
+    "GOOGLE_CLOUD_STORAGE_ENDPOINT",
+)  # fmt: skip
+
+
+def store_identity(url: str, options: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    """Which store a catalog was read from: its URL, and where it points (the endpoint, region
+    and account, from the options or the environment; never a secret). The same
+    ``s3://bucket/prefix`` on another endpoint is another store: its saved catalog must not
+    name this one's models."""
+    parts = [url]
+    parts += [
+        f"{key}={options[key]}"
+        for key in sorted(options)
+        if _LOCATION.search(key) and not _SECRET.search(key)
+    ]
+    parts += [f"{name}={environ[name]}" for name in _LOCATION_VARIABLES if environ.get(name)]
+    return " ".join(parts)
 
 
 class SavedCatalogError(ValueError):
@@ -86,25 +113,36 @@ def write_atomically(path: Path, tmpdir: Path, data: bytes) -> None:
         raise
 
 
-def load(path: Path, store: str) -> SavedCatalog | None:
-    """The catalog saved at ``path`` for ``store``; None if there is none. Raises
-    SavedCatalogError if it cannot be used."""
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of the regular file ``path`` (None if there is none), at most ``limit``;
+    SavedCatalogError for anything else: a link, a FIFO (opened without blocking: one
+    hung the start), a directory, a device, a larger file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise SavedCatalogError(f"cannot open it: {exc}") from exc
+        raise SavedCatalogError(f"cannot open it: {exc.strerror}") from exc
     try:
-        size = os.fstat(fd).st_size
-        if size > MAX_SAVED_BYTES:
-            raise SavedCatalogError(f"it is {size} bytes, at most {MAX_SAVED_BYTES}")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SavedCatalogError("it is not a regular file (the daemon writes one)")
+        if st.st_size > limit:
+            raise SavedCatalogError(f"it is {st.st_size} bytes, at most {limit}")
         with os.fdopen(fd, "rb", closefd=False) as f:
-            raw = f.read(MAX_SAVED_BYTES + 1)
+            return f.read(limit + 1)
     except OSError as exc:
-        raise SavedCatalogError(f"cannot read it: {exc}") from exc
+        raise SavedCatalogError(f"cannot read it: {exc.strerror}") from exc
     finally:
         os.close(fd)
+
+
+def load(path: Path, store: str) -> SavedCatalog | None:
+    """The catalog saved at ``path`` for ``store`` (its identity: ``store_identity``); None
+    if there is none. Raises SavedCatalogError if it cannot be used."""
+    raw = read_regular(path, MAX_SAVED_BYTES)
+    if raw is None:
+        return None
     try:
         return _parse(json.loads(raw), store)
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
@@ -192,20 +230,14 @@ class Pins:
         self.tmpdir = root / "tmp"
         self.refs: dict[str, str] = {}  # "ns/name@N" -> digest (many names may share one)
         self.kept: list[str] = []  # saved pins not placed at this start (``keep``)
+        self._taken = self._written = 0  # snapshots taken, and the newest written
+        self._writing = threading.Lock()
 
     def load(self) -> list[str]:
         """The references saved by the daemon before; raises SavedCatalogError if unusable."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
+        raw = read_regular(self.path, MAX_PINS * 200)
+        if raw is None:
             return []
-        except OSError as exc:
-            raise SavedCatalogError(f"cannot open it: {exc}") from exc
-        try:
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                raw = f.read(MAX_PINS * 200 + 1)
-        finally:
-            os.close(fd)
         try:
             body = json.loads(raw)
             if not isinstance(body, dict) or body.get("format") != FORMAT:
@@ -220,27 +252,39 @@ class Pins:
             raise SavedCatalogError(f"malformed: {exc}") from exc
         return list(dict.fromkeys(refs))
 
-    def add(self, ref: str, digest: str) -> None:
+    # The changes are made on the event loop, each taking a snapshot in order; the writes run
+    # in threads, one at a time, and a snapshot older than the one written is never written
+    # (two pins saved at once could land in either order: an unpin undone at the restart).
+
+    def add(self, ref: str, digest: str) -> tuple[int, bytes]:
         self.refs[ref] = digest
-        self._save()
+        self.kept = [k for k in self.kept if k != ref]
+        return self._snapshot()
 
-    def drop(self, digest: str) -> list[str]:
-        """Forget every reference to ``digest`` (an unpin is of the image); the ones dropped."""
-        gone = [ref for ref, d in self.refs.items() if d == digest]
-        for ref in gone:
-            del self.refs[ref]
-        if gone:
-            self._save()
-        return gone
+    def drop(self, digest: str, ref: str) -> tuple[int, bytes]:
+        """Forget every reference to ``digest`` (an unpin is of the image), and ``ref`` if it
+        is a pin kept for the next start (one not placed at this one)."""
+        for name in [name for name, d in self.refs.items() if d == digest]:
+            del self.refs[name]
+        self.kept = [k for k in self.kept if k != ref]
+        return self._snapshot()
 
-    def keep(self, refs: list[str]) -> None:
+    def keep(self, refs: list[str]) -> tuple[int, bytes]:
         """Pins of the daemon before that could not be placed at this start (the store is
         down, L1 is full of leases): kept in the file for the next start, not pinned now."""
-        self.kept = refs
-        self._save()
+        self.kept = list(refs)
+        return self._snapshot()
 
-    def _save(self) -> None:
+    def _snapshot(self) -> tuple[int, bytes]:
+        self._taken += 1
         refs = sorted(set(self.refs) | set(self.kept))
-        write_atomically(
-            self.path, self.tmpdir, json.dumps({"format": FORMAT, "pins": refs}).encode()
-        )
+        return self._taken, json.dumps({"format": FORMAT, "pins": refs}).encode()
+
+    def write(self, snapshot: tuple[int, bytes]) -> None:
+        """Write a snapshot (from any thread), unless a newer one was written already."""
+        number, data = snapshot
+        with self._writing:
+            if number <= self._written:
+                return
+            write_atomically(self.path, self.tmpdir, data)
+            self._written = number

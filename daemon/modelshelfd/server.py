@@ -47,7 +47,7 @@ from .errors import OUT_OF_DESCRIPTORS
 from .follow import Follower
 from .pressure import MemoryWatch
 from .ratelog import RateLimited
-from .saved import Pins, SavedCatalogError
+from .saved import Pins, SavedCatalogError, store_identity
 from .shelf import Shelf
 from .state import ServerState
 from .storage import STORE_RECORD, Board, Disk
@@ -142,6 +142,7 @@ class Server:
             stats=shelf.stats,
             follower=follower,
             saved_in=disk.root,
+            identity=store_identity(cfg.store, cfg.store_options, os.environ),
         )
         pins = Pins(disk.root)
         try:

@@ -151,7 +151,7 @@ class Warmer:
                 kept.append(ref)
                 log.warning("%s not pinned again (kept for the next start): %s", ref, exc)
         try:
-            await asyncio.to_thread(self.pins.keep, kept)
+            await asyncio.to_thread(self.pins.write, self.pins.keep(kept))
         except OSError as exc:
             log.warning("saving the pins failed: %s", exc)
         log.info("pinned again %d of the %d versions pinned before", self.repinned,

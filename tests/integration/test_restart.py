@@ -290,3 +290,26 @@ def test_pins_survive_a_restart_until_unpinned(shelf: Shelf, images: Images, how
     wait_for(lambda: daemon.admin("status")["ready"], what="ready")
     assert _pinned(daemon) == {"ns/b@1"}
     assert (daemon.cache_dir / "pins.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_unpin_of_a_pin_kept_for_the_next_start_is_remembered(
+    shelf: Shelf, images: Images
+) -> None:
+    """A pin not placed at a start (L1 too small now) is kept for the next; its unpin
+    answered ok and the next start pinned it again all the same (a second probe)."""
+    Store(shelf.store).publish("ns", "big", images.bytes("blob4m"))
+    daemon = shelf.make(l1_bytes="16M", log_level="INFO")
+    daemon.admin("pin", model="ns/big")
+    daemon.stop()
+    config = daemon.config_path.read_text()
+    daemon.config_path.write_text(config.replace('l1_bytes = "16M"', 'l1_bytes = "2M"'))
+    daemon.start()
+    wait_for(lambda: daemon.admin("status")["ready"], what="ready")
+    assert "ns/big@1 not pinned again (kept for the next start)" in daemon.logs()
+    daemon.admin("unpin", model="ns/big")
+    daemon.stop()
+    daemon.config_path.write_text(config)
+    daemon.start()
+    wait_for(lambda: daemon.admin("status")["ready"], what="ready")
+    assert _pinned(daemon) == set()
+    assert daemon.admin("status")["warm"]["pinned_again"] == 0

@@ -95,11 +95,14 @@ def as_float_matrix(
     categories: CategoryTables | None = None,
     allow_nan: bool = False,
     keep_float32: bool = False,
+    widen_float16: bool = False,
 ) -> np.ndarray:
     """Return ``X`` as a 2-D float64 array with ``n_features`` columns, or raise an InputError.
 
     ``keep_float32``: float32 input stays float32 (models whose output keeps its dtype in
-    scikit-learn: the scalers).
+    scikit-learn: the scalers); float16 input is then refused (scikit-learn computes in
+    float16 there), unless ``widen_float16`` (the first step widens it to float64 there too:
+    KBinsDiscretizer).
 
     A DataFrame's category columns are recoded through ``categories`` when the model has them
     (runtime/_categories.py); any other input is read as it is, its values being codes.
@@ -141,7 +144,7 @@ def as_float_matrix(
             f"expected {n_features} features per sample, got {arr.shape[1]} "
             f"(input shape {arr.shape})"
         )
-    if keep_float32 and arr.dtype.kind == "f" and arr.dtype.itemsize == 2:
+    if keep_float32 and not widen_float16 and arr.dtype.kind == "f" and arr.dtype.itemsize == 2:
         raise InputTypeError(
             "got float16 input: scikit-learn computes this model's first step in float16 (it "
             "keeps its input's dtype), modelshelf does not; convert it first (X.astype("
@@ -167,6 +170,7 @@ def as_table(
     allow_nan: bool = False,
     used: np.ndarray | None = None,
     keep_float32: bool = False,
+    widen_float16: bool = False,
 ) -> np.ndarray:
     """``X`` for a model that takes strings: ``as_float_matrix(X)`` when every column is
     numeric, else a 2-D object array of ``n_features`` columns (numeric columns of a DataFrame
@@ -179,7 +183,13 @@ def as_table(
     if type(X) is np.ndarray and X.dtype.kind in "iu" and _beyond_doubles(X):
         X = X.astype(object)  # the encoders compare integers beyond 2**53 as integers
     if (type(X) is np.ndarray and X.dtype.kind in "biuf") or is_scipy_sparse(X):  # numbers only
-        return as_float_matrix(X, n_features, allow_nan=allow_nan, keep_float32=keep_float32)
+        return as_float_matrix(
+            X,
+            n_features,
+            allow_nan=allow_nan,
+            keep_float32=keep_float32,
+            widen_float16=widen_float16,
+        )
     if is_frame(X):
         names = column_names(X)
         fitted = None if feature_names is None else list(feature_names)
@@ -193,6 +203,7 @@ def as_table(
                     n_features,
                     allow_nan=allow_nan,
                     keep_float32=keep_float32,
+                    widen_float16=widen_float16,
                 )
             arr = np.empty((len(X), len(columns)), dtype=object)
             for j, column in enumerate(columns):
@@ -207,14 +218,24 @@ def as_table(
                     arr[:, j] = frame_column(column)
             elif arr.dtype.kind != "O":
                 return as_float_matrix(
-                    arr, n_features, allow_nan=allow_nan, keep_float32=keep_float32
+                    arr,
+                    n_features,
+                    allow_nan=allow_nan,
+                    keep_float32=keep_float32,
+                    widen_float16=widen_float16,
                 )
     else:
         arr = _as_array(X)
         if arr.dtype.kind in "US":  # a list's numbers became strings too: read it as objects
             arr = arr.astype(object) if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
         if arr.dtype.kind != "O":
-            return as_float_matrix(arr, n_features, allow_nan=allow_nan, keep_float32=keep_float32)
+            return as_float_matrix(
+                arr,
+                n_features,
+                allow_nan=allow_nan,
+                keep_float32=keep_float32,
+                widen_float16=widen_float16,
+            )
     if arr.ndim != 2:  # before any conversion: one row of strings is a shape mistake
         raise _not_2d(arr)
     if arr.shape[0] == 0:

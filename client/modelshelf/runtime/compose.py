@@ -66,6 +66,7 @@ class Pipeline(Executor):
         # first step that computes in float64 gets it widened (what numpy's promotion of its
         # float64 arrays does there).
         self.keeps_float32 = bool(steps) and getattr(steps[0], "keeps_float32", False)
+        self.widens_float16 = bool(steps) and getattr(steps[0], "widens_float16", False)
         self._widen_before = [not getattr(step, "keeps_float32", False) for step in steps]
         # A step that accepted NaN may hand it on; check before the next step that rejects it,
         # as that step's own validation would in scikit-learn. A step that rejected NaN got

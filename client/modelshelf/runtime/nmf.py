@@ -65,6 +65,7 @@ class NMF(Executor):
 
     kind = "nmf"
     keeps_float32 = True  # MiniBatchNMF answers float32 (NMF refuses it in scikit-learn)
+    widens_float16 = True  # scikit-learn reads float16 as float64 here
     methods = _TRANSFORM
 
     def __init__(

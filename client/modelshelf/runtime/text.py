@@ -255,6 +255,7 @@ class TfidfTransformer(Executor):
 
     kind = "tfidf_transformer"
     keeps_float32 = True
+    widens_float16 = True  # scikit-learn reads float16 as float64 here
     methods = frozenset({"transform"})
     accepts_sparse = True
 

@@ -244,6 +244,7 @@ class KBinsDiscretizer(Executor):
     kind = "kbins_discretizer"
     methods = _TRANSFORM
     keeps_float32 = True  # bins in the input's dtype unless the image fixes one
+    widens_float16 = True  # scikit-learn reads float16 as float64 here
 
     def __init__(
         self, edges: np.ndarray, offsets: np.ndarray, encode: str, dtype: str | None

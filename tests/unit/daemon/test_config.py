@@ -439,6 +439,9 @@ def test_the_admin_socket_may_not_be_the_clients_socket(tmp_path: Path) -> None:
         load_config(["--socket", path, "--admin-socket", path], {})
     with pytest.raises(ConfigError, match="same path"):  # spelled otherwise, the same file
         load_config(["--socket", path, "--admin-socket", f"{tmp_path}/./s.sock"], {})
+    (tmp_path / "run").symlink_to(tmp_path)  # /var/run -> /run
+    with pytest.raises(ConfigError, match="same path"):
+        load_config(["--socket", path, "--admin-socket", str(tmp_path / "run" / "s.sock")], {})
 
 
 @pytest.mark.parametrize("where", ["same", "store inside", "cache inside"])
