@@ -301,35 +301,54 @@ def _strings(items: Sequence[bytes | str], name: str) -> np.ndarray:
     return arr
 
 
-def _flatten(data: object, count: int, name: str) -> list[Any]:
-    """Nested lists flattened in row-major order, without recursion, at most ``count`` items."""
+def _flatten(data: object, shape: tuple[int, ...], count: int, name: str) -> list[Any]:
+    """``data`` in row-major order: a flat list of ``count`` items, or lists nested exactly as
+    ``shape`` says (walked without recursion). Nesting that does not follow the shape (rows of
+    5 and 3 values for a shape [2, 4]) is refused: it was re-cut and predicted on."""
     if not isinstance(data, list):
         raise TensorError(f"input {name!r}: data must be a list (flat or nested)")
+    if not any(isinstance(item, list) for item in data):  # flat
+        if len(data) != count:
+            raise TensorError(
+                f"input {name!r}: the shape holds {count} elements, data gives {len(data)}"
+            )
+        return list(data)
+    if not shape or len(data) != shape[0]:  # nested data for a scalar, or another length
+        raise _misnested(name, shape, (), data)
     out: list[Any] = []
-    stack: list[Any] = [iter(data)]
+    stack: list[tuple[Any, tuple[int, ...]]] = [(iter(enumerate(data)), ())]
     while stack:
-        for item in stack[-1]:
-            if isinstance(item, list):
-                if len(stack) > MAX_DIMS:
-                    raise TensorError(f"input {name!r}: data is nested deeper than {MAX_DIMS}")
-                stack.append(iter(item))
+        items, at = stack[-1]
+        for i, item in items:
+            where = (*at, i)
+            if len(where) < len(shape):  # a list of the next dimension's length
+                if not isinstance(item, list) or len(item) != shape[len(where)]:
+                    raise _misnested(name, shape, where, item)
+                stack.append((iter(enumerate(item)), where))
                 break
-            if len(out) == count:
-                raise TensorError(f"input {name!r}: data holds more than the shape's {count}")
+            if isinstance(item, list):
+                raise _misnested(name, shape, where, item)
             out.append(item)
         else:
             stack.pop()
-    if len(out) != count:
-        raise TensorError(
-            f"input {name!r}: the shape holds {count} elements, data gives {len(out)}"
-        )
     return out
+
+
+def _misnested(name: str, shape: tuple[int, ...], where: tuple[int, ...], found: Any) -> Exception:
+    depth = len(where)
+    expected = f"a list of {shape[depth]} values" if depth < len(shape) else "a value"
+    got = f"a list of {len(found)}" if isinstance(found, list) else type(found).__name__
+    return TensorError(
+        f"input {name!r}: data nested otherwise than its shape {list(shape)}: at "
+        f"{list(where) or 'the top'}, expected {expected}, found {got}; give the data flat "
+        "(row-major) or nested exactly as the shape"
+    )
 
 
 def _from_json(
     data: object, datatype: str, shape: tuple[int, ...], count: int, name: str
 ) -> np.ndarray:
-    flat = _flatten(data, count, name)
+    flat = _flatten(data, shape, count, name)
     if datatype == "BYTES":
         if not all(isinstance(v, str) for v in flat):
             raise TensorError(f"input {name!r}: BYTES data must be strings in JSON")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import tempfile
 import warnings
@@ -46,7 +47,11 @@ def add_commands(sub: Any) -> None:
         "model", metavar="MODEL.joblib",
         help="a fitted estimator saved by joblib.dump, or a .safetensors file",
     )  # fmt: skip
-    p.add_argument("-o", "--output", required=True, metavar="MODEL.msi", help="image to write")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="MODEL.msi",
+        help="image to write (replaced atomically; '-' for stdout; a device or a link is "
+        "written to or through, never replaced)",
+    )  # fmt: skip
     p.add_argument("--name", help="model name stored in the image (default: the file's stem)")
     p.add_argument(
         "--meta",
@@ -89,7 +94,9 @@ def _compile(args: argparse.Namespace) -> int:
         image, what = compile_file(source, metadata)
     said = said_once(caught)
     model = Model(Image(image))  # refuse to write an image this runtime could not load
-    _write_atomically(Path(args.output), image)
+    if args.output == "-" and args.json:
+        raise UsageError("-o - writes the image to stdout, where --json writes its report")
+    write_output(args.output, image)
     if args.json:  # the warnings in the document: nothing on stderr
         emit({"source": str(source), "compiled": what, "output": args.output, "kind": model.kind,
               "size": len(image), "arrays": len(model.image.arrays),
@@ -98,10 +105,34 @@ def _compile(args: argparse.Namespace) -> int:
     for line in said:
         print(f"modelshelf compile: warning: {line}", file=sys.stderr)
     print(
-        f"{source} ({what}) -> {args.output}: {model.kind}, {size(len(image))}, "
-        f"{len(model.image.arrays)} arrays"
+        f"{source} ({what}) -> {'stdout' if args.output == '-' else args.output}: "
+        f"{model.kind}, {size(len(image))}, {len(model.image.arrays)} arrays",
+        file=sys.stderr if args.output == "-" else sys.stdout,  # stdout holds the image
     )
     return 0
+
+
+def write_output(output: str, data: bytes) -> None:
+    """Write the image where ``-o`` says: ``-`` is stdout; a device or FIFO (/dev/null,
+    /dev/stdout) is written to, never replaced; a symbolic link is written through (its target
+    replaced, the link kept); a regular file is replaced atomically. As root, -o /dev/null
+    replaced the device with a file, and -o link.msi the link with one."""
+    if output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    path = Path(output)
+    try:
+        st = os.stat(path)  # through links
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{path}: a directory; give the image's file name")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(path, "wb") as fh:  # a device, a FIFO, a terminal: as it is
+            fh.write(data)
+        return
+    _write_atomically(Path(os.path.realpath(path)) if path.is_symlink() else path, data)
 
 
 def text_of(name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -377,3 +378,36 @@ def test_json_refusals_of_a_model_carry_their_own_code(tmp_path: Path) -> None:
     result = run("--json", "compile", tmp_path / "d.joblib", "-o", tmp_path / "d.msi")
     error = json.loads(result.stdout)["error"]
     assert (error["code"], error["exit_status"]) == ("unsupported_model", 1), error
+
+
+def test_compile_output_writes_to_devices_and_through_links(tmp_path: Path, pipeline: Any) -> None:
+    """-o replaced whatever the path was with a regular file: as root, -o /dev/null replaced
+    the device, -o link.msi the link; -o - made a file named '-'. Shown on private copies
+    (a device node made here, a link to /proc/self/fd/1)."""
+    src = tmp_path / "p.joblib"
+    joblib.dump(pipeline, src)
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a copy of /dev/null (root)
+    stdout = tmp_path / "stdout"
+    stdout.symlink_to("/proc/self/fd/1")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "target.msi").write_text("old")
+    link = tmp_path / "link.msi"
+    link.symlink_to(tmp_path / "real" / "target.msi")
+    for out in (null, link):
+        assert run("compile", src, "-o", out).returncode == 0
+    assert stat.S_ISCHR(os.lstat(null).st_mode)
+    assert link.is_symlink() and modelshelf.load(link).kind == "pipeline"
+    result = subprocess.run(
+        [*SCRIPT, "compile", str(src), "-o", str(stdout)], capture_output=True, timeout=120
+    )
+    assert result.returncode == 0 and stdout.is_symlink()
+    assert result.stdout.startswith(b"\x89MSHELF")  # through the link, to this process's stdout
+    result = subprocess.run(
+        [*SCRIPT, "compile", str(src), "-o", "-"], capture_output=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0 and not (tmp_path / "-").exists()
+    assert modelshelf.load(result.stdout).kind == "pipeline"
+    assert b"-> stdout" in result.stderr  # the summary goes to stderr
+    refused = run("--json", "compile", src, "-o", "-")
+    assert refused.returncode == 2 and "stdout" in json.loads(refused.stdout)["error"]["message"]

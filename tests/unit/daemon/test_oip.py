@@ -141,8 +141,28 @@ HOSTILE = {
         "BYTES elements, more than 4194304",
     ),
     "data too short": ({"inputs": [_input(shape=[2, 2])]}, "holds 4 elements, data gives 2"),
-    "data too long": ({"inputs": [_input(shape=[1, 1])]}, "more than the shape's 1"),
-    "nested too deep": ({"inputs": [_input(data=[[[[[[[[[[1.0]]]]]]]]]])]}, "nested deeper"),
+    "data too long": ({"inputs": [_input(shape=[1, 1])]}, "holds 1 elements, data gives 2"),
+    "nested too deep": (
+        {"inputs": [_input(data=[[[[[[[[[[1.0]]]]]]]]]])]},
+        "nested otherwise than its shape",
+    ),
+    # a probe: ragged rows were re-cut to the shape and predicted on
+    "ragged rows": (
+        {"inputs": [_input(shape=[2, 4], data=[[1.0] * 5, [1.0] * 3])]},
+        r"at \[0\], expected a list of 4 values, found a list of 5",
+    ),
+    "rows of rows": (
+        {"inputs": [_input(shape=[2, 2], data=[[[1.0, 2.0]] * 2, [[1.0, 2.0]] * 2])]},
+        r"at \[0, 0\], expected a value, found a list of 2",
+    ),
+    "a row too few": (
+        {"inputs": [_input(shape=[3, 2], data=[[1.0, 2.0], [1.0, 2.0]])]},
+        "at the top, expected a list of 3 values, found a list of 2",
+    ),
+    "flat and nested mixed": (
+        {"inputs": [_input(shape=[2, 2], data=[1.0, 2.0, [1.0, 2.0]])]},
+        "nested otherwise than its shape",
+    ),
     "bool as number": ({"inputs": [_input(data=[True, False])]}, "must be numbers"),
     "float as int": ({"inputs": [_input(datatype="INT32")]}, "must be integers"),
     "number as bytes": ({"inputs": [_input(datatype="BYTES")]}, "must be strings"),
