@@ -17,7 +17,7 @@ import json
 import math
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -453,14 +453,31 @@ def encode_output(name: str, array: np.ndarray, binary: bool) -> tuple[dict[str,
                 items.append(str(value))
         out["data"] = items
         return out, b""
-    values = flat.tolist()
-    if datatype.startswith("FP") and not all(math.isfinite(v) for v in values):
-        raise TensorError(
-            f"output {name!r} holds NaN or infinite values, which JSON cannot carry; ask for "
-            "it with binary_data"
-        )
-    out["data"] = values
+    out["data"] = JsonNumbers(flat, name, datatype.startswith("FP"))
     return out, b""
+
+
+JSON_CHUNK = 1 << 15  # values encoded at a time: the GIL is held for milliseconds, not seconds
+
+
+class JsonNumbers:
+    """An output's numbers as JSON text, made in chunks by ``encode_response``: one
+    ``tolist()`` and one ``json.dumps`` over a million values held the GIL for seconds (the
+    event loop, and so every client of the daemon, waited), and built a response far larger
+    than the limit before it was refused."""
+
+    def __init__(self, flat: np.ndarray, name: str, finite: bool) -> None:
+        self.flat, self.name, self.finite = flat, name, finite
+
+    def chunks(self) -> Iterator[str]:
+        for start in range(0, len(self.flat), JSON_CHUNK):
+            values = self.flat[start : start + JSON_CHUNK].tolist()
+            if self.finite and not all(math.isfinite(v) for v in values):
+                raise TensorError(
+                    f"output {self.name!r} holds NaN or infinite values, which JSON cannot "
+                    "carry; ask for it with binary_data"
+                )
+            yield json.dumps(values, separators=(",", ":"))[1:-1]
 
 
 def check_response_size(name: str, elements: int, least: int, limit: int) -> None:
@@ -488,21 +505,41 @@ def encode_response(
     if request.id is not None:
         body["id"] = request.id
     tensors, parts, size = [], [], 0
+    too_large = TensorError(
+        f"the response would take more than {limit} bytes (http_max_body): ask for fewer "
+        "rows or fewer outputs, or for the outputs as binary_data"
+    )
     for name, array in outputs:
         binary = binary_of.get(name, request.binary_default)
-        # before encoding: JSON's list of numbers takes tens of bytes an element in memory
+        # before encoding: a value takes at least its item size in binary, two bytes in JSON
         check_response_size(name, array.size, array.itemsize if binary else 2, limit - size)
         tensor, raw = encode_output(name, array, binary)
-        size += len(raw)
+        data = tensor.pop("data", None)
+        text = json.dumps(tensor, separators=(",", ":"), allow_nan=False)
+        if data is not None:  # spliced in: the numbers made chunk by chunk, bounded as made
+            pieces = [text[:-1], ',"data":[']
+            size += len(text) + 10
+            chunks = data.chunks() if isinstance(data, JsonNumbers) else _one(data)
+            for i, chunk in enumerate(chunks):
+                size += len(chunk) + 1
+                if size > limit:
+                    raise too_large
+                pieces.append(("," if i else "") + chunk)
+            pieces.append("]}")
+            text = "".join(pieces)
+        size += len(raw) + len(text)
         if size > limit:
-            break
-        tensors.append(tensor)
+            raise too_large
+        tensors.append(text)
         parts.append(raw)
-    body["outputs"] = tensors
-    head = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-    if size + len(head) > limit:
-        raise TensorError(
-            f"the response would take more than {limit} bytes (http_max_body): ask for fewer "
-            "rows or fewer outputs"
-        )
-    return head, b"".join(parts)
+    body["outputs"] = []
+    head = json.dumps(body, separators=(",", ":"), allow_nan=False)
+    head = head[: -len("[]}")] + "[" + ",".join(tensors) + "]}"
+    if len(head) + sum(map(len, parts)) > limit:
+        raise too_large
+    return head.encode(), b"".join(parts)
+
+
+def _one(data: list[Any]) -> Iterator[str]:
+    """BYTES as JSON strings: one chunk (their count is bounded by the request's)."""
+    yield json.dumps(data, separators=(",", ":"))[1:-1]

@@ -77,11 +77,11 @@ def test_bytes_and_several_inputs(binary: bool) -> None:
     binary=st.booleans(),
 )
 def test_responses_decode_with_tritonclient(array: np.ndarray, binary: bool) -> None:
+    request = oip.InferRequest([], [oip.Requested("y", binary)], False, "id")
     if array.dtype.kind == "f" and not np.isfinite(array).all() and not binary:
         with pytest.raises(TensorError, match="binary_data"):
-            oip.encode_output("y", array, binary)
+            encode_response("ns:m", "3", request, [("y", array)], 1 << 30)
         return
-    request = oip.InferRequest([], [oip.Requested("y", binary)], False, "id")
     head, raw = encode_response("ns:m", "3", request, [("y", array)], 1 << 30)
     result = tritonclient.InferenceServerClient.parse_response_body(
         head + raw, header_length=len(head) if raw else None
@@ -273,3 +273,24 @@ def test_the_json_part_is_bounded() -> None:
         parse_request(body, None)
     with pytest.raises(oip.JsonTooLarge):
         parse_request(body + b"\0" * 8, str(len(body)))
+
+
+def test_a_json_response_is_made_in_chunks_and_stops_at_its_limit() -> None:
+    """A probe: a million values went through one tolist() and one json.dumps (the GIL held
+    for seconds: every client of the daemon waited), and a response far over the limit was
+    built whole (about 830 MiB for a 12 MB request) before it was refused."""
+    import tracemalloc
+
+    request = oip.InferRequest([], [oip.Requested("y", False)], False, None)
+    values = np.random.default_rng(0).standard_normal(oip.JSON_CHUNK * 3 + 5)
+    head, raw = encode_response("ns:m", "1", request, [("y", values)], 1 << 30)
+    assert raw == b"" and json.loads(head)["outputs"][0]["data"] == values.tolist()
+    big = np.random.default_rng(1).standard_normal(400_000)  # ~8 MB of JSON, 0.8 MB at least
+    tracemalloc.start()
+    try:
+        with pytest.raises(TensorError, match="more than 1048576 bytes"):
+            encode_response("ns:m", "1", request, [("y", big)], 1 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, peak  # about the limit and a chunk, not the whole response
