@@ -524,6 +524,9 @@ def model_input(model: Model, tensors: list[Tensor]) -> Any:
     columns = _columns(tensors, names)
     if _category_columns(schema) is not None:
         return _category_frame(columns, names)
+    if all(c.dtype == np.float32 for c in columns):
+        # as a DataFrame of float32 columns reads: float32 (the scalers keep it), not float64
+        return np.column_stack(columns)
     if all(c.dtype.kind in "biuf" for c in columns):
         return np.column_stack([c.astype(np.float64) for c in columns])
     if kind != "tabular":

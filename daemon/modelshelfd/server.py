@@ -397,18 +397,18 @@ class Server:
         on a connection the kernel queued and nobody reads)."""
         os.close(self._client_spare)
         self._client_spare = -1
-        try:
-            sock, _ = listener.accept()
-        except OSError:
-            sock = None
-        if sock is not None:
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        message = (
+            f"the daemon is out of file descriptors (its limit is {limit}: connections, L1 "
+            "images and store reads each take one); retry later, and raise its LimitNOFILE "
+            "(ulimit -n) or lower max_connections"
+        )
+        for _ in range(REFUSED_PER_TURN):  # the clients queued now, each in its turn
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                break
             with sock:
-                limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-                message = (
-                    f"the daemon is out of file descriptors (its limit is {limit}: connections, "
-                    "L1 images and store reads each take one); retry later, and raise its "
-                    "LimitNOFILE (ulimit -n) or lower max_connections"
-                )
                 self._ready().refused += 1
                 with contextlib.suppress(OSError):
                     sock.setblocking(False)
@@ -667,6 +667,7 @@ def _refuse_if_live(path: str) -> None:
         probe.close()
 
 
+REFUSED_PER_TURN = 256  # clients answered busy per turn of the loop when out of descriptors
 SOCKET_CHECK_SECONDS = 5.0  # how often the sockets' paths are checked (``_watch_sockets``)
 
 

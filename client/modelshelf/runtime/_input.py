@@ -180,16 +180,20 @@ def as_table(
     then taken by name, as scikit-learn's column transformer takes them, in any order, extra
     ones ignored, and only those it reads required. ``keep_float32``: a float32 array stays
     float32, as in ``as_float_matrix``."""
-    if type(X) is np.ndarray and X.dtype.kind in "iu" and _beyond_doubles(X):
-        X = X.astype(object)  # the encoders compare integers beyond 2**53 as integers
-    if (type(X) is np.ndarray and X.dtype.kind in "biuf") or is_scipy_sparse(X):  # numbers only
+
+    def numbers(arr: Any) -> np.ndarray:
         return as_float_matrix(
-            X,
+            arr,
             n_features,
             allow_nan=allow_nan,
             keep_float32=keep_float32,
             widen_float16=widen_float16,
         )
+
+    if type(X) is np.ndarray and X.dtype.kind in "iu" and _beyond_doubles(X):
+        X = X.astype(object)  # the encoders compare integers beyond 2**53 as integers
+    if (type(X) is np.ndarray and X.dtype.kind in "biuf") or is_scipy_sparse(X):  # numbers only
+        return numbers(X)
     if is_frame(X):
         names = column_names(X)
         fitted = None if feature_names is None else list(feature_names)
@@ -198,13 +202,7 @@ def as_table(
             if all(c.dtype.kind in "biuf" for c in columns) and not any(
                 c.dtype.kind in "iu" and _beyond_doubles(c) for c in columns
             ):
-                return as_float_matrix(
-                    _stack(columns, len(X)),
-                    n_features,
-                    allow_nan=allow_nan,
-                    keep_float32=keep_float32,
-                    widen_float16=widen_float16,
-                )
+                return numbers(_stack(columns, len(X)))
             arr = np.empty((len(X), len(columns)), dtype=object)
             for j, column in enumerate(columns):
                 arr[:, j] = column
@@ -217,25 +215,13 @@ def as_table(
                 for j, (_, column) in enumerate(X.items()):
                     arr[:, j] = frame_column(column)
             elif arr.dtype.kind != "O":
-                return as_float_matrix(
-                    arr,
-                    n_features,
-                    allow_nan=allow_nan,
-                    keep_float32=keep_float32,
-                    widen_float16=widen_float16,
-                )
+                return numbers(arr)
     else:
         arr = _as_array(X)
         if arr.dtype.kind in "US":  # a list's numbers became strings too: read it as objects
             arr = arr.astype(object) if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
         if arr.dtype.kind != "O":
-            return as_float_matrix(
-                arr,
-                n_features,
-                allow_nan=allow_nan,
-                keep_float32=keep_float32,
-                widen_float16=widen_float16,
-            )
+            return numbers(arr)
     if arr.ndim != 2:  # before any conversion: one row of strings is a shape mistake
         raise _not_2d(arr)
     if arr.shape[0] == 0:
