@@ -518,16 +518,16 @@ def encode_response(
         text = json.dumps(tensor, separators=(",", ":"), allow_nan=False)
         if data is not None:  # spliced in: the numbers made chunk by chunk, bounded as made
             pieces = [text[:-1], ',"data":[']
-            size += len(text) + 10
+            made = len(text) + 10  # the tensor's other fields, ',"data":[' and ']}'
             chunks = data.chunks() if isinstance(data, JsonNumbers) else _one(data)
             for i, chunk in enumerate(chunks):
-                size += len(chunk) + 1
-                if size > limit:
+                made += len(chunk) + 1
+                if size + made > limit:
                     raise too_large
                 pieces.append(("," if i else "") + chunk)
             pieces.append("]}")
             text = "".join(pieces)
-        size += len(raw) + len(text)
+        size += len(raw) + len(text) + 1  # and the comma between outputs
         if size > limit:
             raise too_large
         tensors.append(text)

@@ -128,10 +128,13 @@ def test_tensors_are_read_only_views_of_the_image(logreg: LogisticRegression) ->
     buf = modelshelf.compile(logreg)
     model = modelshelf.load(buf)
     whole = np.frombuffer(buf, dtype=np.uint8)
-    assert set(model.tensors) >= {"model/coef", "model/intercept", "model/classes"}
+    # scikit-learn >= 1.9 keeps coef_ column-major: stored as its transpose, role "coef.T"
+    coef = "model/coef.T" if logreg.coef_.flags.f_contiguous else "model/coef"
+    assert set(model.tensors) >= {coef, "model/intercept", "model/classes"}
     for arr in model.tensors.values():
         assert not arr.flags.writeable and np.shares_memory(arr, whole)
-    np.testing.assert_array_equal(model.tensors["model/coef"], logreg.coef_)
+    stored = model.tensors[coef]
+    np.testing.assert_array_equal(stored.T if coef.endswith(".T") else stored, logreg.coef_)
     with pytest.raises(TypeError):
         model.tensors["x"] = np.zeros(1)
 

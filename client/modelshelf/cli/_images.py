@@ -49,8 +49,8 @@ def add_commands(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument(
         "-o", "--output", required=True, metavar="MODEL.msi",
-        help="image to write (replaced atomically; '-' for stdout; a device or a link is "
-        "written to or through, never replaced)",
+        help="image to write (replaced atomically; '-' for stdout; a device, or a link of "
+        "yours or root's, is written to or through, never replaced)",
     )  # fmt: skip
     p.add_argument("--name", help="model name stored in the image (default: the file's stem)")
     p.add_argument(
@@ -114,14 +114,24 @@ def _compile(args: argparse.Namespace) -> int:
 
 def write_output(output: str, data: bytes) -> None:
     """Write the image where ``-o`` says: ``-`` is stdout; a device or FIFO (/dev/null,
-    /dev/stdout) is written to, never replaced; a symbolic link is written through (its target
-    replaced, the link kept); a regular file is replaced atomically. As root, -o /dev/null
+    /dev/stdout) is written to, never replaced; a symbolic link of this user's or root's is
+    written through (its target replaced, the link kept), another user's refused; a regular
+    file is replaced atomically. As root, -o /dev/null
     replaced the device with a file, and -o link.msi the link with one."""
     if output == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return
     path = Path(output)
+    if path.is_symlink():
+        owner = os.lstat(path).st_uid
+        if owner not in (os.geteuid(), 0):
+            # another user's link (planted in /tmp, say) would have root's image written over
+            # whatever it points at: never followed, as the kernel's protected_symlinks does
+            raise PermissionError(
+                f"{path} is a symbolic link of uid {owner}, not yours: not followed (another "
+                "user could point it at any file); remove it or give another path"
+            )
     try:
         st = os.stat(path)  # through links
     except FileNotFoundError:

@@ -99,8 +99,17 @@ class Context:
         """Build a component spec, storing ``arrays`` (None values skipped) under ``path``."""
         refs = {}
         for role, value in (arrays or {}).items():
-            if value is not None:
-                refs[role] = self.builder.add(f"{path}/{role}", value)
+            if value is None:
+                continue
+            if _column_major(value):
+                # kept in the estimator's own memory order: numpy chooses its BLAS route (and
+                # so the order of the additions, the last bits) by the operands' layout, and
+                # scikit-learn >= 1.9 keeps LogisticRegression's coef_ column-major. Stored as
+                # its row-major transpose under the role "<role>.T", read back as a view: a
+                # reader that does not know the suffix misses the role and refuses the image,
+                # never reads the transpose as the array
+                role, value = f"{role}{TRANSPOSED}", value.T
+            refs[role] = self.builder.add(f"{path}/{role}", value)
         out_params = dict(params or {})
         if labels is not None:
             encoded = encode_labels(np.asarray(labels))
@@ -244,6 +253,19 @@ def _check_fitted(est: Any) -> None:
         raise UnsupportedModelError(
             f"{type(est).__name__} is not fitted; call fit() before compile()"
         ) from exc
+
+
+TRANSPOSED = ".T"  # the suffix of a role stored as the transpose of its array (runtime/_base)
+
+
+def _column_major(value: Any) -> bool:
+    """A 2-D array laid out column by column (and not also row by row: one row or column)."""
+    return (
+        isinstance(value, np.ndarray)
+        and value.ndim == 2
+        and value.flags.f_contiguous
+        and not value.flags.c_contiguous
+    )
 
 
 def _created() -> _dt.datetime:

@@ -129,6 +129,9 @@ class Spec:
     ) -> Any:
         """The array playing ``role``; ``kind`` is the allowed numpy dtype kinds ('f', 'iu'...)."""
         name = self._refs.get(role)
+        transposed = name is None and f"{role}.T" in self._refs
+        if transposed:  # stored as the row-major transpose of a column-major array
+            name = self._refs[f"{role}.T"]
         if name is None:
             if optional:
                 return None
@@ -136,6 +139,10 @@ class Spec:
         arr = self.arrays.get(name) if isinstance(name, str) else None
         if arr is None:
             raise ManifestError(f"{self.path}: array {role!r} names {name!r}, which is not stored")
+        if transposed:
+            if arr.ndim != 2:
+                raise ManifestError(f"{self.path}: array {role}.T must be 2-D, the transpose")
+            arr = arr.T
         allowed = (ndim,) if isinstance(ndim, int) else ndim
         if allowed is not None and arr.ndim not in allowed:
             raise ManifestError(

@@ -197,7 +197,8 @@ def test_inspect_describes_the_image(image_file: Path) -> None:
     assert "classes:   a, b, c" in out
     assert "name: iris" in out and "extra.team: search" in out
     assert "predict_proba" in out
-    assert "model/coef" in out and "float64" in out and "3x4" in out and "96 B" in out
+    # stored as the transpose of scikit-learn's column-major coef_ (its memory order, kept)
+    assert "model/coef.T" in out and "float64" in out and "4x3" in out and "96 B" in out
 
 
 def test_inspect_json(image_file: Path) -> None:
@@ -213,10 +214,11 @@ def test_inspect_json(image_file: Path) -> None:
     assert report["metadata"]["name"] == "iris"
     assert report["metadata"]["extra"] == {"team": "search"}
     arrays = {a["name"]: a for a in report["arrays"]}
-    assert arrays["model/coef"] == {
-        "name": "model/coef",
+    # scikit-learn's column-major coef_, stored as its row-major transpose (role "coef.T")
+    assert arrays["model/coef.T"] == {
+        "name": "model/coef.T",
         "dtype": "float64",
-        "shape": [3, 4],
+        "shape": [4, 3],
         "bytes": 96,
     }
     assert report["array_bytes"] == sum(a["bytes"] for a in report["arrays"])
@@ -411,3 +413,20 @@ def test_compile_output_writes_to_devices_and_through_links(tmp_path: Path, pipe
     assert b"-> stdout" in result.stderr  # the summary goes to stderr
     refused = run("--json", "compile", src, "-o", "-")
     assert refused.returncode == 2 and "stdout" in json.loads(refused.stdout)["error"]["message"]
+
+
+def test_compile_output_never_follows_another_users_link(tmp_path: Path, pipeline: Any) -> None:
+    """A second probe: writing through links let another user's link, planted in /tmp, aim
+    root's image at a root-only file (it became the image, mode 0644)."""
+    src = tmp_path / "p.joblib"
+    joblib.dump(pipeline, src)
+    secret = tmp_path / "secret"
+    secret.write_text("root only")
+    secret.chmod(0o600)
+    planted = tmp_path / "model.msi"
+    planted.symlink_to(secret)
+    os.lchown(planted, 54321, 54321)  # another user's link (root may make one so)
+    result = run("compile", src, "-o", planted)
+    assert result.returncode == 4, result.stderr
+    assert "symbolic link of uid 54321" in result.stderr
+    assert secret.read_text() == "root only" and stat.S_IMODE(secret.stat().st_mode) == 0o600

@@ -189,3 +189,31 @@ def test_float16_is_widened_where_scikit_learn_widens_it() -> None:
         expected = expected.toarray() if hasattr(expected, "toarray") else expected
         got = got.toarray() if hasattr(got, "toarray") else got
         assert expected.dtype == got.dtype and np.array_equal(expected, got)
+
+
+def test_one_row_predictions_of_multi_output_linear_models_are_bit_identical() -> None:
+    """scikit-learn 1.9 keeps LogisticRegression's coef_ column-major; the image kept it
+    row-major, and numpy's one-row product took another BLAS route: 57-135 rows in 150 differed
+    in the last bit (batches agreed). The image keeps the estimator's memory order now."""
+    from sklearn.datasets import load_diabetes, load_iris
+    from sklearn.linear_model import Ridge, RidgeClassifier
+    from sklearn.svm import LinearSVC
+
+    X, y = load_iris(return_X_y=True)
+    Xd, yd = load_diabetes(return_X_y=True)
+    for est, XX, yy, method in (
+        (LogisticRegression(max_iter=500), X, y, "predict_proba"),
+        (LinearSVC(), X, y, "decision_function"),
+        (RidgeClassifier(), X, y, "decision_function"),
+        (Ridge(), Xd, np.c_[yd, -yd], "predict"),
+    ):
+        est.fit(XX, yy)
+        model = modelshelf.load(modelshelf.compile(est))
+        ours, theirs = getattr(model, method), getattr(est, method)
+        differ = [
+            i
+            for i in range(len(XX))
+            if not np.array_equal(ours(XX[i : i + 1]), theirs(XX[i : i + 1]))
+        ]
+        assert differ == [], (type(est).__name__, len(differ))
+        assert np.array_equal(ours(XX), theirs(XX))

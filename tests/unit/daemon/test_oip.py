@@ -294,3 +294,21 @@ def test_a_json_response_is_made_in_chunks_and_stops_at_its_limit() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20, peak  # about the limit and a chunk, not the whole response
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_response_of_exactly_the_limit_is_sent_and_one_byte_less_refuses_it(
+    binary: bool,
+) -> None:
+    """The chunked encoding counted a JSON output twice: a response of N bytes was refused
+    under any limit below about 2N (a second probe)."""
+    request = oip.InferRequest(
+        [], [oip.Requested("y", binary), oip.Requested("z", False)], False, "7"
+    )
+    outputs = [("y", np.arange(5000.0) / 7), ("z", np.arange(3, dtype=np.int64))]
+    head, raw = encode_response("ns:m", "1", request, outputs, 1 << 30)
+    exact = len(head) + len(raw)
+    again = encode_response("ns:m", "1", request, outputs, exact)
+    assert again == (head, raw)
+    with pytest.raises(TensorError, match="more than"):
+        encode_response("ns:m", "1", request, outputs, exact - 1)
