@@ -239,6 +239,11 @@ class MalformedRef(StoreError):
     fix or remove it (retrying does not help)."""
 
 
+class ImageMissing(StoreError):
+    """A ref in the store names an image the store does not hold (deleted or lost there): the
+    model must be published again or the version removed (retrying does not help)."""
+
+
 class UnsupportedModelError(ModelshelfError, TypeError):
     """compile() was given an estimator, or an option of one, that it cannot compile."""
 

@@ -36,3 +36,23 @@ class BadRequest(ShelfError):
     """An unknown op, or a missing or ill-typed field (answered as ``bad_request``)."""
 
     code = "bad_request"
+
+
+def store_refusal(exc: BaseException) -> str:
+    """What a client is told of a store failure: the store's own message names buckets, paths
+    and endpoints (operators read it in the log), so clients get what it means."""
+    from modelshelf.errors import ImageMissing, MalformedRef
+
+    if isinstance(exc, MalformedRef):
+        return (
+            "the store holds a malformed ref for this model: retrying will not help; its "
+            "publisher or an operator must publish it again or remove the version (the "
+            "daemon's log has which)"
+        )
+    if isinstance(exc, ImageMissing):
+        return (
+            "the store's ref for this model names an image the store does not hold: retrying "
+            "will not help; its publisher must publish it again, or an operator remove the "
+            "version (the daemon's log has which)"
+        )
+    return "the object store is unavailable and the image is not on this node; retry later"

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from modelshelf.errors import ImageError
+from modelshelf.errors import ImageError, ImageMissing, ModelNotFound
 from modelshelf.store import Store
 
 from . import storage
@@ -582,9 +582,16 @@ class Fetcher:
         cfg, digest = self.config, entry.digest
 
         def fill(view: memoryview) -> None:
-            self.store.read_image(
-                digest, view, parallelism=cfg.fetch_parallelism, range_bytes=cfg.range_bytes
-            )
+            try:
+                self.store.read_image(
+                    digest, view, parallelism=cfg.fetch_parallelism, range_bytes=cfg.range_bytes
+                )
+            except ModelNotFound as exc:  # the model is there (its ref named this image)
+                raise ImageMissing(
+                    f"image {digest[:12]} is named by the model's ref, but the store does not "
+                    "hold it (deleted or lost there): publish the model again, or remove that "
+                    "version (modelshelf rm); retrying will not help"
+                ) from exc
 
         for attempt in range(1, STORE_ATTEMPTS + 1):
             self.stats["l3_fetches"] += 1

@@ -22,6 +22,7 @@ from modelshelf import wire as _wire
 from modelshelf.errors import (
     AccessDenied,
     ImageError,
+    ImageMissing,
     InvalidModelName,
     MalformedRef,
     ModelshelfError,
@@ -34,7 +35,7 @@ from modelshelf.store import RefInfo
 from . import aiowire
 from .aiowire import Reader
 from .connection import Connection
-from .errors import OUT_OF_DESCRIPTORS, BadRequest, Busy, out_of_descriptors
+from .errors import OUT_OF_DESCRIPTORS, BadRequest, Busy, out_of_descriptors, store_refusal
 from .ratelog import RateLimited
 from .state import ServerState
 from .tiers import Copy, TierName
@@ -97,14 +98,9 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
         if code == "store_unavailable" and conn.kind == "client":
             # the store's own error names buckets, paths and endpoints: operators read it in
             # the log line above (or through the admin socket), clients get what it means
-            text = (
-                f"{op}: the store holds a malformed ref for this model: retrying will not help; "
-                "its publisher or an operator must publish it again or remove the version "
-                "(the daemon's log has which)"
-                if isinstance(exc, MalformedRef)
-                else f"{op}: the object store is unavailable and the image is not on this node; "
-                "retry later (the daemon's log has the store's error)"
-            )
+            text = f"{op}: {store_refusal(exc)}"
+            if not isinstance(exc, MalformedRef | ImageMissing):
+                text += " (the daemon's log has the store's error)"
         reply = {"ok": False, "error": code, "message": text}
     finally:
         _wire.close_fds(fds)

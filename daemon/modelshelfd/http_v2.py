@@ -36,7 +36,7 @@ from modelshelf.errors import (
 )
 
 from .config import Config
-from .errors import BadRequest
+from .errors import BadRequest, store_refusal
 from .inference import Inference, QueueFull, Slot, protocol_name
 from .oip import JsonTooLarge
 from .ratelog import RateLimited
@@ -170,7 +170,7 @@ class OpenInference:
             )
         if outcome == "store_unavailable":
             # the store's own message names buckets and endpoints: the log has it
-            text = "the object store is unavailable and the image is not on this node; retry later"
+            text = store_refusal(exc)
         return error(status, text), outcome
 
     # -- health and metadata ------------------------------------------------------------------

@@ -360,7 +360,17 @@ def _from_json(
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in flat):
             raise TensorError(f"input {name!r}: {datatype} data must be integers")
     elif not all(isinstance(v, int | float) and not isinstance(v, bool) for v in flat):
-        raise TensorError(f"input {name!r}: {datatype} data must be numbers")
+        missing = (
+            " (null: JSON has no NaN; send missing values as binary data)"
+            if any(v is None for v in flat)
+            else ""
+        )
+        raise TensorError(f"input {name!r}: {datatype} data must be numbers{missing}")
+    elif not all(math.isfinite(v) for v in flat):  # 1e400 parses as infinity
+        raise TensorError(
+            f"input {name!r}: {datatype} data holds a number beyond any float (1e400 reads as "
+            "infinity); JSON carries finite numbers only: send infinity or NaN as binary data"
+        )
     try:
         with np.errstate(over="raise"):  # not numpy's warning on stderr: a typed refusal
             return np.array(flat, dtype=DTYPES[datatype].newbyteorder("=")).reshape(shape)

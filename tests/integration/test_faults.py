@@ -899,3 +899,14 @@ def test_the_leases_of_one_uid_are_bounded_across_its_connections(
     assert reply.get("ok"), reply
     for sock in (*socks, extra):
         sock.close()
+
+
+def test_an_image_lost_under_its_ref_is_not_a_missing_model(shelf: Shelf, images: Images) -> None:
+    """The store lists the model and its ref names an image the store no longer holds: it was
+    answered not_found ('image ...: not found in the store'), as if the model did not exist."""
+    info = Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    (shelf.tmp / "store" / "images" / info.digest).unlink()
+    daemon = shelf.make()
+    with pytest.raises(StoreError, match="names an image the store does not hold: retrying"):
+        daemon.client().model("ns/lr")
+    assert daemon.admin("status")["store_reachable"] is True  # the store answers

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -49,6 +49,15 @@ def duration(seconds: float | None) -> str:
 def emit(document: Any) -> None:
     """One JSON document on stdout (``--json``)."""
     print(json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False), flush=True)
+
+
+def pairs(fields: Mapping[str, Any]) -> str:
+    """``key=value`` pairs on one line; a list as its items joined by commas (was its repr,
+    ``tiers=['l1', 'l2']``)."""
+    return " ".join(
+        f"{k}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}"
+        for k, v in fields.items()
+    )
 
 
 def table(rows: Sequence[Sequence[str]]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..admin import AdminConnection
 from ..errors import ModelNotFound, ModelshelfError, for_code
-from ._output import UsageError, progress_bar
+from ._output import UsageError, pairs, progress_bar
 
 _GLOB = frozenset("*?[")
 
@@ -154,7 +154,7 @@ def _report(result: dict[str, Any], as_json: bool, bar: Any) -> None:
         line = f"modelshelf prefetch: {result['model']}: {result['error']}"
         (bar.write if bar is not None else _stderr)(line)
     elif bar is None:  # the fields as the other admin commands print them
-        print(" ".join(f"{k}={v}" for k, v in result.items() if k != "ok"), flush=True)
+        print(pairs({k: v for k, v in result.items() if k != "ok"}), flush=True)
     if bar is not None:
         bar.update(1)
 

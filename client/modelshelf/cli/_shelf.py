@@ -22,7 +22,7 @@ from ..admin import AdminConnection
 from ..errors import ImageError
 from ..image import MAGIC, Image
 from ..names import ModelRef, parse_ref
-from ._output import UsageError, duration, emit, progress_bar, size, table
+from ._output import UsageError, duration, emit, pairs, progress_bar, size, table
 
 _STORE_HELP = "file:///dir, s3://bucket/prefix, gs://bucket/prefix or az://container/prefix"
 
@@ -354,7 +354,7 @@ def _simple(args: argparse.Namespace) -> int:
     if args.json:
         emit(reply)
     else:
-        print(" ".join(f"{k}={v}" for k, v in reply.items()))
+        print(pairs(reply))
     return 0
 
 

@@ -217,6 +217,16 @@ def test_json_that_is_not_json() -> None:
         (b'{"inputs": [NaN]}', "not JSON; a number must be finite"),
         (b"[" * 200_000 + b"]" * 200_000, "nested too deeply|not valid JSON"),
         (b"\xff\xfe", "not valid JSON"),
+        # a probe: 1e400 parsed as infinity, which the client never sent; null was refused
+        # without saying that NaN travels as binary data
+        (
+            b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1e400, 1]}]}',
+            "beyond any float .1e400 reads as infinity",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [null, 1]}]}',
+            "null: JSON has no NaN; send missing values as binary data",
+        ),
     ):
         with pytest.raises(TensorError, match=reason):
             parse_request(body, None)
