@@ -96,8 +96,10 @@ def save(
 
 
 def write_atomically(path: Path, tmpdir: Path, data: bytes) -> None:
-    """``data`` into a new file of ``tmpdir`` (cleared at start if a crash leaves it), renamed
-    over ``path``: a reader finds the old file or the new one, never a part."""
+    """``data`` into a new file of ``tmpdir`` (cleared at start if a crash leaves it), synced,
+    renamed over ``path``, and the directory synced: a reader finds the old file or the new
+    one, never a part, and a power loss after the call keeps the new one (a pin list is
+    state, not a cache)."""
     tmp = tmpdir / f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -105,12 +107,18 @@ def write_atomically(path: Path, tmpdir: Path, data: bytes) -> None:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
+            os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def read_regular(path: Path, limit: int) -> bytes | None:

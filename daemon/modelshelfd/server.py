@@ -668,7 +668,7 @@ def _refuse_if_live(path: str) -> None:
 
 
 REFUSED_PER_TURN = 256  # clients answered busy per turn of the loop when out of descriptors
-SOCKET_CHECK_SECONDS = 5.0  # how often the sockets' paths are checked (``_watch_sockets``)
+SOCKET_CHECK_SECONDS = 1.0  # how often the sockets' paths are checked (two lstat calls: nothing)
 
 
 @dataclasses.dataclass
