@@ -47,6 +47,7 @@ from .storage import Board
 log = logging.getLogger("modelshelfd.catalog")
 
 MAX_MISSING = 4096  # names remembered as absent; client input, so bounded
+SAVE_SECONDS = 5.0  # the catalog is written at most this often (and at a stop)
 OUTAGE_LOG_SECONDS = 60.0  # one line per kind of store failure this often, while it lasts
 
 _outages = RateLimited(log, interval=OUTAGE_LOG_SECONDS)
@@ -88,6 +89,7 @@ class Catalog:
         self._saved_in = saved_in
         self._identity = identity or store.url
         self._unsaved = False  # changed since the last save
+        self._saved_at = float("-inf")  # clock() of the last save
         self._restore_tried = False
         self.restored_at: float | None = None  # serving a saved catalog written then (Unix time)
 
@@ -289,8 +291,11 @@ class Catalog:
         taken here, in the loop). A failure is logged and tried again at the next poll."""
         if self._saved_in is None or not self._unsaved or self.restored_at is not None:
             return
+        if self.clock() - self._saved_at < SAVE_SECONDS:  # a busy node resolves refs all day
+            return
         versions = {key: list(listed) for key, listed in self.versions.items()}
         self._unsaved = False
+        self._saved_at = self.clock()
         try:
             await asyncio.to_thread(self._write, versions, dict(self._refs))
         except OSError as exc:

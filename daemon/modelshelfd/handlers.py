@@ -37,6 +37,7 @@ from .aiowire import Reader
 from .connection import Connection
 from .errors import OUT_OF_DESCRIPTORS, BadRequest, Busy, out_of_descriptors, store_refusal
 from .ratelog import RateLimited
+from .saved import MAX_PINS
 from .state import ServerState
 from .tiers import Copy, TierName
 
@@ -507,13 +508,19 @@ async def _evict(state: ServerState, conn: Connection, message: Msg, fds: list[i
 
 async def _pin(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await state.catalog.resolve(_ref(message))
+    ref = f"{info.key}@{info.version}"
+    if state.pins is not None and ref not in state.pins.refs and state.pins.full():
+        # the pin list is read back whole at the next start: never written beyond its bound
+        raise BadRequest(
+            f"this node holds {MAX_PINS} pins, its limit; unpin some before pinning {ref}"
+        )
     found = await state.shelf.ensure(info)
     await state.shelf.settle(info.digest)  # a promotion into L1 may still be running
     # a large image on its first use stays out of L1 by the admission rule: a pin asks for it
     await state.shelf.to_l1(info.digest)
     state.shelf.pin(info.digest, True)
     if state.pins is not None:  # a pin lasts until unpin, across restarts
-        await _save_pins(state, state.pins.add(f"{info.key}@{info.version}", info.digest))
+        await _save_pins(state, state.pins.add(ref, info.digest))
     return _placed(state, info, found), []
 
 

@@ -153,6 +153,8 @@ def load(path: Path, store: str) -> SavedCatalog | None:
         return None
     try:
         return _parse(json.loads(raw), store)
+    except SavedCatalogError:
+        raise  # another store's: said as such, not as malformed
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise SavedCatalogError(f"malformed: {exc}") from exc
 
@@ -263,6 +265,10 @@ class Pins:
     # The changes are made on the event loop, each taking a snapshot in order; the writes run
     # in threads, one at a time, and a snapshot older than the one written is never written
     # (two pins saved at once could land in either order: an unpin undone at the restart).
+
+    def full(self) -> bool:
+        """As many pins as a restart reads back (``MAX_PINS``): ``pin`` refuses more."""
+        return len(set(self.refs) | set(self.kept)) >= MAX_PINS
 
     def add(self, ref: str, digest: str) -> tuple[int, bytes]:
         self.refs[ref] = digest

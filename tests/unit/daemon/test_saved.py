@@ -197,3 +197,22 @@ def test_the_store_identity_is_where_it_points_not_its_secrets() -> None:
     assert len({a, b, env, url}) == 4
     assert "S" not in a.split() and "secret" not in a and "HOME" not in env
     assert saved.store_identity(url, {}, {}) == url
+
+
+def test_the_pin_list_never_grows_past_what_a_restart_reads_back(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """More than MAX_PINS saved and the next start refused the whole list: pin refuses first."""
+    monkeypatch.setattr(saved, "MAX_PINS", 2)
+    (tmp_path / "tmp").mkdir()
+    pins = saved.Pins(tmp_path)
+    pins.write(pins.add("ns/a@1", DIGEST))
+    assert not pins.full()
+    pins.write(pins.keep(["ns/k@1"]))  # kept pins count too
+    assert pins.full()
+    assert saved.Pins(tmp_path).load() == ["ns/a@1", "ns/k@1"]
+
+
+def test_another_stores_catalog_is_said_as_such_not_as_malformed(tmp_path: Path) -> None:
+    with pytest.raises(SavedCatalogError, match=r"^saved for the store"):
+        saved.load(_write(tmp_path), "s3://other/shelf")
