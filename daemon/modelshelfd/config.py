@@ -572,7 +572,7 @@ def _check_store_apart(store: str, cache_dir: str) -> None:
         return
     ours = os.path.realpath(cache_dir)
     theirs = os.path.realpath(urllib.parse.unquote(parsed.path))
-    if ours == theirs or os.path.commonpath([ours, theirs]) in (ours, theirs):
+    if os.path.commonpath([ours, theirs]) in (ours, theirs):  # the same, or one in the other
         raise ConfigError(
             f"store {store!r} and cache_dir {cache_dir!r} overlap: the daemon deletes files in "
             "cache_dir (evicted copies, strays), and the store's images would be among them; "

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import BadMagicError, ChecksumError, ImageError, MissingDependencyError
 from ..image import MAGIC, Image
+from ..image._manifest import source_date_epoch
 from ..model import Model
 from ..runtime import METHODS
 from ._output import UsageError, emit, size
@@ -154,8 +155,10 @@ def text_of(name: str) -> str:
 def said_once(caught: list[warnings.WarningMessage]) -> list[str]:
     """Warnings raised while loading and compiling (a pickle from another scikit-learn
     version), each once, on one line."""
-    lines = (f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}" for w in caught)
-    return list(dict.fromkeys(line for line in lines if line))
+    lines = (
+        f"{w.category.__name__}: {(str(w.message).strip().splitlines() or [''])[0]}" for w in caught
+    )
+    return list(dict.fromkeys(lines))
 
 
 def is_safetensors(path: Path) -> bool:
@@ -196,7 +199,7 @@ def compile_file(source: Path, metadata: dict[str, str]) -> tuple[bytes, str]:
                 f"{source} is an image already: nothing to compile (modelshelf inspect "
                 "describes it, modelshelf publish publishes it as it is)"
             )
-    _check_source_date_epoch()
+    source_date_epoch()  # malformed, it made a library fail inside the unpickling: said first
     if source.suffix.lower() == ".msi":
         raise BadMagicError(
             f"{source}: named as an image (.msi) but it does not start with an image's magic "
@@ -211,17 +214,6 @@ def compile_file(source: Path, metadata: dict[str, str]) -> tuple[bytes, str]:
     estimator = _unpickle(source)
     what = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
     return compile_image(estimator, metadata=metadata), what
-
-
-def _check_source_date_epoch() -> None:
-    """$SOURCE_DATE_EPOCH, if set, must be whole seconds: another value made a library fail
-    inside the unpickling, and the error blamed the pickle."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch is not None and not (epoch.isascii() and epoch.isdigit()):
-        raise UsageError(
-            f"SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 (digits), got {epoch!r}: "
-            "fix it or unset it"
-        )
 
 
 def _unpickle(path: Path) -> Any:

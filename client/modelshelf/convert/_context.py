@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import UnsupportedModelError
 from ..image import ImageBuilder
+from ..image._manifest import source_date_epoch
 from ..runtime._base import MAX_LABEL_WIDTH
 from ..runtime.text_lookup import build_vocabulary
 
@@ -272,17 +272,7 @@ def _created() -> _dt.datetime:
     """Now, or ``$SOURCE_DATE_EPOCH`` (the reproducible-builds convention) if set: the same
     model compiled twice is then the same image, byte for byte (``modelshelf publish`` of a
     pickle or .safetensors file sets it to the file's modification time)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch is None:
-        return _dt.datetime.now(_dt.UTC)
-    if not (epoch.isascii() and epoch.isdigit()):  # the convention: malformed is an error
-        raise ValueError(
-            f"SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 (digits), got {epoch!r}"
-        )
-    try:
-        return _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise ValueError(f"SOURCE_DATE_EPOCH {epoch} is out of range: {exc}") from None
+    return source_date_epoch() or _dt.datetime.now(_dt.UTC)
 
 
 def build_metadata(est: Any, metadata: Mapping[str, Any] | None, framework: str) -> dict[str, Any]:

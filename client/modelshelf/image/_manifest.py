@@ -9,8 +9,10 @@ object and whose optional ``input`` is an object.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -137,3 +139,19 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(
     parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
 )
+
+
+def source_date_epoch() -> _dt.datetime | None:
+    """``$SOURCE_DATE_EPOCH`` as a time, None if unset; ValueError if malformed (the
+    convention: an error, never ignored). The command line checks it before unpickling."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None:
+        return None
+    if not (epoch.isascii() and epoch.isdigit()):
+        raise ValueError(
+            f"SOURCE_DATE_EPOCH must be whole seconds since 1970-01-01 (digits), got {epoch!r}"
+        )
+    try:
+        return _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"SOURCE_DATE_EPOCH {epoch} is out of range: {exc}") from None
