@@ -58,6 +58,24 @@ def _dense_coef(est: Any) -> np.ndarray:
     return coef
 
 
+def _intercept(est: Any, coef: np.ndarray) -> np.ndarray:
+    """``intercept_`` in its fitted dtype: the sum in scikit-learn takes numpy's promotion of
+    it (float32 scores plus a float64 intercept are float64). The Python float 0.0 of a model
+    without an intercept is a weak scalar there, so it takes the coefficients' dtype."""
+    value = est.intercept_
+    if type(value) is float or type(value) is int:
+        return np.asarray(value, dtype=coef.dtype)
+    intercept = np.asarray(value)
+    if intercept.dtype.kind != "f":
+        raise unsupported(est, f"intercept_ of dtype {intercept.dtype}")
+    return intercept
+
+
+def _float32_params(coef: np.ndarray) -> dict[str, Any]:
+    """``keeps_float32`` for a model fitted on float32: float32 input stays float32 in it."""
+    return {"keeps_float32": True} if coef.dtype == np.float32 else {}
+
+
 def _classifier_spec(
     est: Any, ctx: Context, path: str, proba: str, *, multilabel: bool = False
 ) -> dict[str, Any]:
@@ -65,8 +83,8 @@ def _classifier_spec(
     if coef.ndim == 1:
         coef = coef.reshape(1, -1)
     # intercept_ is the scalar 0.0 without fit_intercept; adding zeros changes no bit.
-    intercept = np.broadcast_to(np.asarray(est.intercept_, dtype=np.float64), coef.shape[:1])
-    params: dict[str, Any] = {"proba": proba}
+    intercept = np.broadcast_to(_intercept(est, coef), coef.shape[:1])
+    params: dict[str, Any] = {"proba": proba, **_float32_params(coef)}
     if multilabel:
         params["multilabel"] = True
     return ctx.spec(
@@ -148,10 +166,15 @@ def _ridge_classifier(est: Any, ctx: Context, path: str) -> dict[str, Any]:
 )
 def _regressor(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     coef = _dense_coef(est)
-    intercept = np.asarray(est.intercept_, dtype=np.float64)
+    intercept = _intercept(est, coef)
     if coef.ndim not in (1, 2) or intercept.ndim > 1:
         raise unsupported(est, f"coef_ of shape {coef.shape} with intercept_ {intercept.shape}")
-    return ctx.spec("linear_regressor", path, arrays={"coef": coef, "intercept": intercept})
+    return ctx.spec(
+        "linear_regressor",
+        path,
+        arrays={"coef": coef, "intercept": intercept},
+        params=_float32_params(coef),
+    )
 
 
 _TARGETS = {"binary": "binary", "multiclass": "multiclass", "multilabel-indicator": "multilabel"}

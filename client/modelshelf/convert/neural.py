@@ -1,8 +1,9 @@
 """MLPClassifier and MLPRegressor to ``mlp_classifier`` / ``mlp_regressor`` specs.
 
-Weights are stored as float64 in the layout the forward pass multiplies by: scikit-learn's
-``coefs_[i]`` (n_in, n_out). Models fitted on float32 are widened here, once: at predict time
-scikit-learn widens them on every call for float64 input, so the results are the same.
+Weights are stored in their fitted dtype (float64, or float32 for a model fitted on float32) and
+the layout the forward pass multiplies by: scikit-learn's ``coefs_[i]`` (n_in, n_out), C order.
+A float32 model keeps float32 input float32 (the runtime's ``keeps_float32``) and widens the
+rest, as numpy's promotion does in scikit-learn.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ._context import Context, converter, unsupported
 # LabelBinarizer.y_type_ -> the target kinds the runtime knows, and their output activation.
 _TARGETS = {"binary": "binary", "multiclass": "multiclass", "multilabel-indicator": "multilabel"}
 _OUTPUT = {"binary": "logistic", "multiclass": "softmax", "multilabel": "logistic"}
+_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 
 def _layers(est: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -25,8 +27,15 @@ def _layers(est: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         raise unsupported(est, f"activation={est.activation!r}")
     arrays: dict[str, np.ndarray] = {}
     for i, (coef, intercept) in enumerate(zip(est.coefs_, est.intercepts_, strict=True)):
-        arrays[f"coef_{i}"] = np.ascontiguousarray(coef, dtype=np.float64)
-        arrays[f"intercept_{i}"] = np.asarray(intercept, dtype=np.float64)
+        coef, intercept = np.asarray(coef), np.asarray(intercept)
+        if coef.dtype not in _DTYPES or intercept.dtype != coef.dtype:
+            raise unsupported(
+                est,
+                f"layer {i} of dtypes {coef.dtype} and {intercept.dtype}",
+                "fit it on float64 or float32 data",
+            )
+        arrays[f"coef_{i}"] = np.ascontiguousarray(coef)
+        arrays[f"intercept_{i}"] = intercept
     return arrays, {"n_layers": len(est.coefs_), "activation": est.activation}
 
 

@@ -14,17 +14,33 @@ import numpy as np
 
 MAGIC: Final = b"\x89MSHELF\n"
 VERSION_MAJOR: Final = 1
-VERSION_MINOR: Final = 2  # the newest minor this reader knows; writers pick minor_for()
+VERSION_MINOR: Final = 3  # the newest minor this reader knows; writers pick minor_for()
 
 
 def minor_for(manifest: Any) -> int:
     """The lowest minor version whose features ``manifest`` uses: 1.1 added tabular input,
     1.2 a forest's ``base_last``, the ``libm_*`` links, the ``width`` of string labels and a
-    column transformer's ``one_column`` parts."""
-    if _uses_1_2(manifest.get("model")):
+    column transformer's ``one_column`` parts, 1.3 the ``keeps_float32`` of models fitted on
+    float32."""
+    model = manifest.get("model")
+    if _has_param(model, "keeps_float32"):
+        return 3
+    if _uses_1_2(model):
         return 2
     schema = manifest.get("input")
     return 1 if isinstance(schema, Mapping) and schema.get("type") == "tabular" else 0
+
+
+def _has_param(node: Any, key: str) -> bool:
+    """Whether any spec in the model tree has ``params[key]`` true."""
+    if isinstance(node, Mapping):
+        params = node.get("params")
+        if isinstance(params, Mapping) and params.get(key) is True:
+            return True
+        return any(_has_param(v, key) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_param(v, key) for v in node)
+    return False
 
 
 def _uses_1_2(node: Any) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _kernels
 from ..errors import ManifestError
 
 # A dense product ``X @ W`` (m x k times k x n) runs on the calling thread in numpy's OpenBLAS
@@ -128,6 +129,24 @@ def expit(x: np.ndarray) -> np.ndarray:
     out = exp_libm(-np.asarray(x, dtype=np.float64))
     out += 1.0
     return np.divide(1.0, out, out=out)
+
+
+def expit_keeping(x: np.ndarray) -> np.ndarray:
+    """``scipy.special.expit`` in x's own precision, as scikit-learn calls it on scores that kept
+    float32: float32 as ``1 / (1 + expf(-x))`` with the C library's expf (SciPy's float loop),
+    anything else as ``expit``. A new array."""
+    if getattr(x, "dtype", None) != np.float32:
+        return expit(x)
+    values = np.ascontiguousarray(x)
+    link = _kernels.sigmoid()
+    if link is not None:  # link.c: the same expression, in C
+        pair = np.empty((values.size, 2), dtype=np.float32)
+        link(values.reshape(-1, 1), pair)
+        # C-ordered, as SciPy's: BLAS may sum a strided operand of the next layer otherwise
+        return np.ascontiguousarray(pair[:, 1]).reshape(values.shape)
+    out = expf_libm(-values)
+    out += np.float32(1)
+    return np.divide(np.float32(1), out, out=out)
 
 
 def softmax_libm(x: np.ndarray) -> np.ndarray:

@@ -17,6 +17,13 @@ in one call of the dense kernel (modelshelf/_kernels/dense.c), which performs th
 operations through numpy's own loops and so gives these results to the bit; it answers None for
 what it does not take (a CSR input, another dtype, a floating-point warning to raise), and this
 code serves.
+
+A model fitted on float32 data keeps float32 coefficients, and its image says so
+(``keeps_float32``): float32 input then stays float32, as scikit-learn keeps it, and numpy's
+promotion does the rest as it does there (``X @ coef.T`` in float32, plus an intercept in its
+fitted dtype: float32, or float64 where the estimator keeps one, SGD and Perceptron). Any other
+input is widened to float64 first, which is what numpy does to it against float32 coefficients.
+Images without the param (compiled before it) read float32 input as float64, as they did.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import numpy as np
 from .. import _kernels
 from ._base import Executor, Spec, method_set, register
 from ._delegate import hand_on_objects
-from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, expit, matmul, softmax
+from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, expit_keeping, matmul, softmax
 from ._sparse import CSRMatrix
 
 # How a linear classifier turns scores into probabilities.
@@ -68,12 +75,14 @@ class LinearClassifier(Executor):
         classes: np.ndarray,
         proba: str,
         multilabel: bool = False,
+        keeps_float32: bool = False,
     ) -> None:
         self.coef = coef
         self.intercept = intercept
         self.classes_ = classes
         self.proba = proba
         self.multilabel = multilabel
+        self.keeps_float32 = keeps_float32 and coef.dtype == np.float32
         methods = {"predict", "decision_function"}
         if proba != "none":
             methods |= {"predict_proba", "predict_log_proba"}
@@ -94,6 +103,7 @@ class LinearClassifier(Executor):
         classes = spec.labels()
         proba = spec.choice("proba", PROBA_MODES)
         multilabel = spec.param("multilabel", bool, False)
+        keeps_float32 = spec.param("keeps_float32", bool, False)
         n_scores = coef.shape[0]
         spec.check(intercept.shape == (n_scores,), "intercept must have one value per score row")
         if multilabel:
@@ -107,7 +117,7 @@ class LinearClassifier(Executor):
             )
             if n_scores != need:
                 spec.fail(f"{len(classes)} classes need {need} coef rows, found {n_scores}")
-        return cls(coef, intercept, classes, proba, multilabel)
+        return cls(coef, intercept, classes, proba, multilabel, keeps_float32)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         scores = compiled_affine(self.kernel, X, 0, self.coef.shape[1])
@@ -135,7 +145,7 @@ class LinearClassifier(Executor):
             if scores.ndim == 1:
                 scores = np.c_[-scores, scores]
             return softmax(scores)
-        prob = expit(scores)  # scipy's: its exact 0 below -709.78 gives log(0) = -inf
+        prob = expit_keeping(scores)  # scipy's: its exact 0 below -709.78 gives log(0) = -inf
         if prob.ndim == 1:
             return np.stack([1 - prob, prob], axis=1)
         return _normalize_uniform(prob)
@@ -158,8 +168,11 @@ def _normalize_uniform(prob: np.ndarray) -> np.ndarray:
 
 
 def _modified_huber_proba(scores: np.ndarray) -> np.ndarray:
-    """SGDClassifier's modified-Huber probabilities: (clip(score, -1, 1) + 1) / 2."""
+    """SGDClassifier's modified-Huber probabilities: (clip(score, -1, 1) + 1) / 2 (binary: in
+    float64 whatever the scores' dtype, as scikit-learn fills a float64 array)."""
     prob = np.clip(scores, -1, 1)
+    if prob.ndim == 1:
+        prob = prob.astype(np.float64)
     prob += 1.0
     prob /= 2.0
     if prob.ndim == 1:
@@ -176,9 +189,12 @@ class LinearRegressor(Executor):
     accepts_sparse = True
     methods = frozenset({"predict"})
 
-    def __init__(self, coef: np.ndarray, intercept: np.ndarray) -> None:
+    def __init__(
+        self, coef: np.ndarray, intercept: np.ndarray, keeps_float32: bool = False
+    ) -> None:
         self.coef = coef
         self.intercept = intercept
+        self.keeps_float32 = keeps_float32 and coef.dtype == np.float32
         self.kernel: Any = _kernels.dense(coef.T, intercept, SINGLE_THREAD_CELLS, MIN_BLOCK_ROWS)
 
     @classmethod
@@ -187,7 +203,7 @@ class LinearRegressor(Executor):
         intercept = spec.array("intercept", ndim=(0, 1))
         n_targets = 1 if coef.ndim == 1 else coef.shape[0]
         spec.check(intercept.size in (1, n_targets), "intercept must have one value per target")
-        return cls(coef, intercept)
+        return cls(coef, intercept, spec.param("keeps_float32", bool, False))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         out = compiled_affine(self.kernel, X, 0, self.coef.shape[-1])
@@ -231,6 +247,8 @@ class OneVsRest(Executor):
         # The children validate their own input in sklearn: NaN passes only if all accept it.
         self.allow_nan = all(child.allow_nan for child in children)
         self.accepts_sparse = all(getattr(c, "accepts_sparse", False) for c in children)
+        # Children fitted on float32 keep float32 input in sklearn, and so does their stack.
+        self.keeps_float32 = all(getattr(c, "keeps_float32", False) for c in children)
         hand_on_objects(self, children)
 
     @classmethod

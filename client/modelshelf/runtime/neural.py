@@ -1,8 +1,8 @@
 """Neural networks: MLPClassifier and MLPRegressor forward passes.
 
 A spec stores one ``coef_<i>`` (n_in, n_out) and one ``intercept_<i>`` (n_out,) per layer, in
-float64 and C order: the layout ``activation @ coef`` wants, so a layer is BLAS over the image's
-bytes (in row blocks that BLAS keeps on the calling thread, ``_math.matmul``). Hidden layers
+the fitted dtype and C order: the layout ``activation @ coef`` wants, so a layer is BLAS over the
+image's bytes (in row blocks that BLAS keeps on the calling thread, ``_math.matmul``). Hidden layers
 share one activation; the output activation follows from the target (classifiers) or the loss
 (regressors), as in scikit-learn.
 
@@ -11,6 +11,10 @@ one call of the dense kernel (modelshelf/_kernels/dense.c), which performs these
 through numpy's own loops and so gives these results to the bit; it answers None for what it
 does not take (a CSR input, another dtype, a floating-point warning to raise), and this code
 serves.
+
+A network fitted on float32 (every layer float32) keeps float32 input float32 and computes in
+float32 as scikit-learn does (its logistic through the C library's expf, as SciPy's float loop);
+any other input is widened to float64, which numpy's promotion does to it there too.
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ import numpy as np
 
 from .. import _kernels
 from ._base import Executor, Spec, register
-from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, expit, matmul, softmax
+from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, expit_keeping, matmul, softmax
 
 #: hidden-layer activations, applied in place to a fresh pre-activation array.
 HIDDEN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "identity": lambda a: a,
-    "logistic": expit,
+    "logistic": expit_keeping,
     "tanh": lambda a: np.tanh(a, out=a),
     "relu": lambda a: np.maximum(a, 0, out=a),
 }
@@ -68,6 +72,11 @@ def _layers(spec: Spec) -> list[tuple[np.ndarray, np.ndarray]]:
     return layers
 
 
+def _all_float32(layers: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Whether the network was fitted on float32: then float32 input stays float32."""
+    return all(c.dtype == np.float32 and b.dtype == np.float32 for c, b in layers)
+
+
 def _forward(layers: list[tuple[np.ndarray, np.ndarray]], hidden: str, X: np.ndarray) -> np.ndarray:
     """The last layer's pre-activation, as ``BaseMultilayerPerceptron._forward_pass_fast``."""
     activation = X
@@ -101,6 +110,7 @@ class MLPClassifier(Executor):
         self.classes_ = classes
         output = "softmax" if target == "multiclass" else "expit"
         self.kernel = _compiled(layers, activation, output)
+        self.keeps_float32 = _all_float32(layers)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MLPClassifier:
@@ -130,7 +140,7 @@ class MLPClassifier(Executor):
             return softmax(out)
         # numpy's exp may differ from scipy's expit in the last bit, but near p = 1 that bit is
         # absorbed by 1 + exp(-z), so p and scikit-learn's log(1 - p) still agree there.
-        return expit(out)
+        return expit_keeping(out)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         out = self._output(X)
@@ -175,6 +185,7 @@ class MLPRegressor(Executor):
         self.activation = activation
         self.output = output
         self.kernel = _compiled(layers, activation, "exp" if output == "exp" else "none")
+        self.keeps_float32 = _all_float32(layers)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MLPRegressor:

@@ -20,8 +20,22 @@ from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_regression
 from sklearn.impute import KNNImputer, MissingIndicator, SimpleImputer
 from sklearn.kernel_approximation import AdditiveChi2Sampler
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import (
+    BayesianRidge,
+    ElasticNet,
+    Lars,
+    Lasso,
+    LinearRegression,
+    LogisticRegression,
+    Perceptron,
+    Ridge,
+    RidgeClassifier,
+    SGDClassifier,
+    SGDRegressor,
+)
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline, make_union
 from sklearn.preprocessing import (
     Binarizer,
@@ -192,3 +206,107 @@ def test_a_float32_dataframe_stays_float32_through_a_column_transformer_by_name(
         expected, actual = est.transform(given), model.transform(given)
         assert actual.dtype == expected.dtype
         np.testing.assert_array_equal(actual, expected)
+
+
+REG = X @ np.array([1.5, -2.0, 0.5, 3.0]) + np.sin(X[:, 0])
+THREE = np.digitize(REG, np.quantile(REG, [0.33, 0.66]))
+#: (id, estimator, target): fitted on float32, scikit-learn keeps float32 coefficients and
+#: answers float32 input in float32 (or float64 where it keeps a float64 intercept).
+FITTED_ON_FLOAT32: list[tuple[str, Callable[[], Any], np.ndarray]] = [
+    ("ridge", Ridge, REG),
+    ("ridge-no-intercept", lambda: Ridge(fit_intercept=False), REG),
+    ("ridge-two-targets", Ridge, np.c_[REG, -REG]),
+    ("linear-regression", LinearRegression, REG),
+    ("lasso", lambda: Lasso(alpha=0.01), REG),
+    ("elastic-net", lambda: ElasticNet(alpha=0.01), REG),
+    ("bayesian-ridge", BayesianRidge, REG),
+    ("lars", Lars, REG),
+    ("sgd-regressor", lambda: SGDRegressor(random_state=0), REG),
+    ("logistic-binary", LogisticRegression, LABELS),
+    ("logistic-multiclass", LogisticRegression, THREE),
+    ("logistic-no-intercept", lambda: LogisticRegression(fit_intercept=False), THREE),
+    ("logistic-saga", lambda: LogisticRegression(solver="saga", max_iter=2000), LABELS),
+    ("sgd-log-binary", lambda: SGDClassifier(loss="log_loss", random_state=0), LABELS),
+    ("sgd-log-multiclass", lambda: SGDClassifier(loss="log_loss", random_state=0), THREE),
+    ("sgd-huber-binary", lambda: SGDClassifier(loss="modified_huber", random_state=0), LABELS),
+    (
+        "sgd-huber-multiclass",
+        lambda: SGDClassifier(loss="modified_huber", random_state=0),
+        THREE,
+    ),
+    ("perceptron", lambda: Perceptron(random_state=0), THREE),
+    ("ridge-classifier", RidgeClassifier, THREE),
+    ("ridge-classifier-binary", RidgeClassifier, LABELS),
+    (
+        "mlp-regressor-relu",
+        lambda: MLPRegressor(hidden_layer_sizes=(8,), max_iter=200, random_state=0),
+        REG,
+    ),
+    (
+        "mlp-regressor-logistic",
+        lambda: MLPRegressor(
+            hidden_layer_sizes=(8, 5), activation="logistic", max_iter=200, random_state=0
+        ),
+        REG,
+    ),
+    (
+        "mlp-classifier-tanh",
+        lambda: MLPClassifier((6,), activation="tanh", max_iter=200, random_state=0),
+        THREE,
+    ),
+    (
+        "mlp-classifier-binary-logistic",
+        lambda: MLPClassifier((6,), activation="logistic", max_iter=200, random_state=0),
+        LABELS,
+    ),
+    (
+        "scaler-logistic",
+        lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+        THREE,
+    ),
+    ("ovr-logistic", lambda: OneVsRestClassifier(LogisticRegression()), THREE),
+    ("ovr-logistic-binary", lambda: OneVsRestClassifier(LogisticRegression()), LABELS),
+    ("ovr-ridge-classifier", lambda: OneVsRestClassifier(RidgeClassifier()), THREE),
+    (
+        "scaler-mlp",
+        lambda: make_pipeline(StandardScaler(), MLPClassifier((5,), max_iter=100)),
+        LABELS,
+    ),
+]
+PREDICTING = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+
+
+@pytest.mark.parametrize(
+    ("make", "target"),
+    [(c[1], c[2]) for c in FITTED_ON_FLOAT32],
+    ids=[c[0] for c in FITTED_ON_FLOAT32],
+)
+def test_models_fitted_on_float32_answer_as_scikit_learn(
+    make: Callable[[], Any], target: np.ndarray
+) -> None:
+    """Fitted on float32, linear models and MLPs compute float32 input in float32 in
+    scikit-learn: they were answered in float64 (a Ridge 1.4e-6 away, in another dtype; a
+    logistic regression's probabilities likewise). float64 and integer input still widen."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = make().fit(X.astype(np.float32), target)
+    model = modelshelf.load(modelshelf.compile(est))
+    for rows in (X_TEST.astype(np.float32), X_TEST, np.round(X_TEST).astype(np.int64)):
+        for method in PREDICTING:
+            if not hasattr(est, method):
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = getattr(est, method)(rows)
+            actual = getattr(model, method)(rows)
+            where = f"{method} of {rows.dtype}"
+            assert actual.dtype == expected.dtype, where
+            np.testing.assert_array_equal(actual, expected, err_msg=where)
+
+
+def test_a_float32_linear_image_says_its_version() -> None:
+    """``keeps_float32`` is format 1.3: images of float64 models are still written as 1.0."""
+    fitted32 = Ridge().fit(X.astype(np.float32), REG)
+    fitted64 = Ridge().fit(X, REG)
+    assert Image.open(modelshelf.compile(fitted32)).version == (1, 3)
+    assert Image.open(modelshelf.compile(fitted64)).version == (1, 0)
