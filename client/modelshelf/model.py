@@ -215,6 +215,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     takes_vectors = bool(getattr(model._executor, "takes_vectors", False))
     used = getattr(model._executor, "used_columns", None)
     sparse_differs = None if model._executor is None else model._executor.sparse_differs
+    float32_differs = _float32_differs(model._executor, keep_float32)
 
     def prepare(X: Any) -> Any:
         if input_type == "text":
@@ -239,6 +240,13 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
                 keep_float32=keep_float32,
                 widen_float16=widen_float16,
             )
+        if float32_differs is not None and (narrow := _narrow_floats(X)) is not None:
+            refit = ", or refit the model on float64 data" if "fitted" in float32_differs else ""
+            raise InputTypeError(
+                f"{narrow} input: {float32_differs}, and scikit-learn computes {narrow} input "
+                "in float32 there, which modelshelf does not: pass X.astype(np.float64) "
+                f"(answered as scikit-learn answers float64 input){refit}"
+            )
         return as_float_matrix(
             X,
             n_features,
@@ -250,6 +258,34 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
         )
 
     return prepare
+
+
+def _narrow_floats(X: Any) -> str | None:
+    """``"float32"`` or ``"float16"`` if scikit-learn would read ``X`` as an array of floats
+    narrower than float64 (an array of them, or a DataFrame whose columns all are), else None."""
+    dtype = getattr(X, "dtype", None)
+    dtypes = [dtype] if dtype is not None else getattr(X, "dtypes", None)
+    try:
+        found = {np.dtype(d) for d in dtypes} if dtypes is not None else set()
+    except TypeError:  # a pandas extension dtype: not a numpy float
+        return None
+    if len(found) != 1:
+        return None
+    (only,) = found
+    return only.name if only.kind == "f" and only.itemsize < 8 else None
+
+
+def _float32_differs(executor: Any, keep_float32: bool) -> str | None:
+    """Why float32 input would be answered otherwise than scikit-learn answers it, or None:
+    a part fitted on float32 that computes in float64 (``float32_differs``), or parts that
+    compute float32 as scikit-learn does behind one that widens it first."""
+    if executor is None:
+        return None
+    if executor.float32_differs is not None:
+        return executor.float32_differs
+    if executor.float32_fitted and not keep_float32:
+        return f"parts fitted on float32 data are inside a {executor.kind}, which widens it"
+    return None
 
 
 _MAX_OUTPUT_COLUMNS = 1 << 24  # names in output.columns; a wide one-hot output has thousands

@@ -85,7 +85,21 @@ class Context:
         if fn is None:
             raise _unknown_class(est)
         _check_fitted(est)
-        return fn(est, self, path)
+        fitted32 = _float32_attribute(est)
+        name = type(est).__name__
+        if fitted32 is not None and name in FLOAT32_REFUSED:
+            raise unsupported(
+                est,
+                f"a model fitted on float32 data ({fitted32} is float32)",
+                "refit it on float64 data (X.astype(np.float64)): scikit-learn then computes "
+                "it in float64, as modelshelf does; fitted on float32 it computes in float32 "
+                "even for float64 input",
+            )
+        spec = fn(est, self, path)
+        if fitted32 is not None and name not in FLOAT32_EXACT:
+            # float64 input is answered as scikit-learn does; float32 input is refused
+            spec.setdefault("params", {})["fitted_float32"] = True
+        return spec
 
     def spec(
         self,
@@ -238,6 +252,81 @@ def encode_labels(classes: np.ndarray) -> np.ndarray | dict[str, Any]:
     raise UnsupportedModelError(
         f"class labels of dtype {classes.dtype} must be all numbers or all strings"
     )
+
+
+#: estimators that compute float32 input as scikit-learn does when fitted on float32 (checked
+#: by fitting the exactness matrix on float32: tests/unit/runtime/test_float32.py). Any other
+#: estimator with a float32 array among its attributes is marked ``fitted_float32``: the model
+#: answers float64 input and refuses float32 input.
+FLOAT32_EXACT = frozenset(
+    {
+        # linear models and MLPs keep float32 weights and compute float32 input in float32
+        *[
+            "ARDRegression",
+            "BayesianRidge",
+            "ElasticNet",
+            "ElasticNetCV",
+            "HuberRegressor",
+            "Lars",
+            "LarsCV",
+            "Lasso",
+            "LassoCV",
+            "LassoLars",
+            "LassoLarsCV",
+            "LassoLarsIC",
+            "LinearRegression",
+            "LinearSVC",
+            "LinearSVR",
+            "LogisticRegression",
+            "LogisticRegressionCV",
+            "MultiTaskElasticNet",
+            "MultiTaskElasticNetCV",
+            "MultiTaskLasso",
+            "MultiTaskLassoCV",
+            "OrthogonalMatchingPursuit",
+            "OrthogonalMatchingPursuitCV",
+            "PassiveAggressiveClassifier",
+            "PassiveAggressiveRegressor",
+            "Perceptron",
+            "Ridge",
+            "RidgeCV",
+            "RidgeClassifier",
+            "RidgeClassifierCV",
+            "SGDClassifier",
+            "SGDRegressor",
+            "TheilSenRegressor",
+            "MLPClassifier",
+            "MLPRegressor",
+        ],
+        # transformers whose float32 arithmetic follows scikit-learn's (issue 10, point 2)
+        *[
+            "IsotonicRegression",
+            "OrdinalEncoder",
+            "OneHotEncoder",
+            "RobustScaler",
+            "StandardScaler",
+            "MinMaxScaler",
+            "MaxAbsScaler",
+            "SimpleImputer",
+            "TfidfTransformer",
+            "TfidfVectorizer",
+        ],
+    }
+)
+#: fitted on float32, these compute in float32 even for float64 input: refused at compile
+FLOAT32_REFUSED = frozenset(
+    {"BayesianGaussianMixture", "GaussianMixture", "GaussianNB", "MiniBatchNMF", "PowerTransformer"}
+)
+
+
+def _float32_attribute(est: Any) -> str | None:
+    """The name of a float32 array among ``est``'s own attributes (or in a list of them, as
+    an MLP's ``coefs_``), or None: the mark of a model fitted on float32 data."""
+    for key, value in vars(est).items():
+        items = value if isinstance(value, list | tuple) else (value,)
+        if any(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in items):
+            return key
+    return None
 
 
 def _check_fitted(est: Any) -> None:

@@ -20,10 +20,10 @@ VERSION_MINOR: Final = 3  # the newest minor this reader knows; writers pick min
 def minor_for(manifest: Any) -> int:
     """The lowest minor version whose features ``manifest`` uses: 1.1 added tabular input,
     1.2 a forest's ``base_last``, the ``libm_*`` links, the ``width`` of string labels and a
-    column transformer's ``one_column`` parts, 1.3 the ``keeps_float32`` of models fitted on
-    float32."""
+    column transformer's ``one_column`` parts, 1.3 the ``keeps_float32`` and ``fitted_float32``
+    of models fitted on float32."""
     model = manifest.get("model")
-    if _has_param(model, "keeps_float32"):
+    if _has_param(model, "keeps_float32") or _has_param(model, "fitted_float32"):
         return 3
     if _uses_1_2(model):
         return 2

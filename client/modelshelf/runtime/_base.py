@@ -42,6 +42,13 @@ class Executor(ABC):
     #: why scikit-learn answers a scipy.sparse batch otherwise than the dense array it stands
     #: for (the model then refuses sparse input: it answers the dense one only); None: alike
     sparse_differs: str | None = None
+    #: float32 input: scikit-learn computes it in float32 in this part, or in one inside it,
+    #: and this runtime does not: which part and why (the model refuses float32 input; set by
+    #: ``build`` from the spec's ``fitted_float32``, or by the class)
+    float32_differs: str | None = None
+    #: a part inside was fitted on float32 and computes float32 input as scikit-learn does
+    #: (``keeps_float32`` from its weights): float32 input must reach it as float32
+    float32_fitted: bool = False
     #: class labels for classifiers, None otherwise
     #: (a list of arrays for multi-output classifiers, as scikit-learn has it).
     classes_: np.ndarray | list[np.ndarray] | None = None
@@ -92,7 +99,17 @@ def build(raw: Any, arrays: Mapping[str, np.ndarray], path: str = "model") -> Ex
             f"{path}: unknown model kind {kind!r}; this modelshelf knows "
             f"{', '.join(registered_kinds())} (a newer modelshelf may know more)"
         )
-    return cls.from_spec(Spec(raw, arrays, path))
+    spec = Spec(raw, arrays, path)
+    executor = cls.from_spec(spec)
+    parts = spec.built
+    differs = next((c.float32_differs for c in parts if c.float32_differs is not None), None)
+    if spec.param("fitted_float32", bool, False):
+        differs = f"{path} ({kind}) was fitted on float32 data"
+    if differs is not None:
+        executor.float32_differs = differs
+    if any(c.float32_fitted for c in parts):
+        executor.float32_fitted = True
+    return executor
 
 
 T = TypeVar("T")
@@ -106,7 +123,7 @@ MAX_LABEL_WIDTH = 1 << 12  # characters of a string label dtype (``<U21``: 21)
 class Spec:
     """Typed, bounds-checked access to one component spec; every fault is a ManifestError."""
 
-    __slots__ = ("_arrays", "_params", "_refs", "arrays", "path", "raw")
+    __slots__ = ("_arrays", "_params", "_refs", "arrays", "built", "path", "raw")
 
     def __init__(self, raw: dict[str, Any], arrays: Mapping[str, np.ndarray], path: str) -> None:
         self.raw = raw
@@ -118,6 +135,7 @@ class Spec:
             raise ManifestError(f"{path}: 'arrays' and 'params' must be JSON objects")
         self._refs = refs
         self._params = params
+        self.built: list[Executor] = []  # the children built through child() and children()
 
     def array(
         self,
@@ -191,11 +209,16 @@ class Spec:
         return value
 
     def child(self, key: str) -> Executor:
-        return build(self.param(key, dict), self.arrays, f"{self.path}.{key}")
+        built = build(self.param(key, dict), self.arrays, f"{self.path}.{key}")
+        self.built.append(built)
+        return built
 
     def children(self, key: str) -> list[Executor]:
         items = self.param(key, list)
-        return [build(item, self.arrays, f"{self.path}.{key}[{i}]") for i, item in enumerate(items)]
+        path = f"{self.path}.{key}"
+        built = [build(item, self.arrays, f"{path}[{i}]") for i, item in enumerate(items)]
+        self.built.extend(built)
+        return built
 
     def labels(self, key: str = "classes") -> np.ndarray:
         """Class labels: a stored numeric array, or a JSON list of strings."""

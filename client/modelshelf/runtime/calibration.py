@@ -41,6 +41,7 @@ def _member(spec: Spec, i: int, raw: Any, k: int) -> _Member:
     if not isinstance(raw, dict):
         spec.fail(f"members[{i}] must be an object")
     estimator = build(raw.get("estimator"), spec.arrays, f"{spec.path}.members[{i}].estimator")
+    spec.built.append(estimator)
     response = raw.get("response")
     method = raw.get("method")
     if response not in _RESPONSES or not estimator.supports(response):

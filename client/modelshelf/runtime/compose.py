@@ -68,6 +68,7 @@ class Pipeline(Executor):
         self.keeps_float32 = bool(steps) and getattr(steps[0], "keeps_float32", False)
         self.widens_float16 = bool(steps) and getattr(steps[0], "widens_float16", False)
         self._widen_before = [not getattr(step, "keeps_float32", False) for step in steps]
+        self._final_fitted32 = self.final is not None and self.final.float32_fitted
         # A step that accepted NaN may hand it on; check before the next step that rejects it,
         # as that step's own validation would in scikit-learn. A step that rejected NaN got
         # finite input and gives finite output.
@@ -119,6 +120,7 @@ class Pipeline(Executor):
     def _run_dense(self, method: str | None, X: np.ndarray) -> Any:
         """``_run`` for dense input, the common case, with the bound methods looked up at load;
         from the first step that gets anything but a dense array on, ``_run`` itself."""
+        given32 = self._final_fitted32 and X.dtype is _FLOAT32
         for i, (transform, check, widen) in enumerate(self._transforms):
             if check:
                 check_finite(X, allow_nan=False)
@@ -133,6 +135,15 @@ class Pipeline(Executor):
             check_finite(X, allow_nan=False)
         if self._widen_before[-1] and X.dtype is _FLOAT32:
             X = X.astype(np.float64)
+        if given32 and X.dtype is not _FLOAT32:
+            # scikit-learn's steps hand float32 on here: its final step, fitted on float32,
+            # computes in float32; a step of this runtime widened it
+            raise InputTypeError(
+                f"float32 input: the final step ({self.final.kind}) was fitted on float32 "
+                "and scikit-learn hands it float32 here, which a step before it does not in "
+                "modelshelf: pass X.astype(np.float64) (answered as scikit-learn answers "
+                "float64 input), or refit the model on float64 data"
+            )
         return getattr(self.final, method or "transform")(X)
 
     def name_columns(self, names: list[str]) -> None:
@@ -246,6 +257,7 @@ class ColumnTransformer(Executor):
             child = None
             if raw_child is not None:
                 child = build(raw_child, spec.arrays, f"{spec.path}.parts[{i}].transformer")
+                spec.built.append(child)
                 spec.check(
                     child.supports("transform"), f"parts[{i}] ({child.kind}) cannot transform"
                 )

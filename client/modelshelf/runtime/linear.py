@@ -82,7 +82,7 @@ class LinearClassifier(Executor):
         self.classes_ = classes
         self.proba = proba
         self.multilabel = multilabel
-        self.keeps_float32 = keeps_float32 and coef.dtype == np.float32
+        self.keeps_float32 = self.float32_fitted = keeps_float32 and coef.dtype == np.float32
         methods = {"predict", "decision_function"}
         if proba != "none":
             methods |= {"predict_proba", "predict_log_proba"}
@@ -194,7 +194,7 @@ class LinearRegressor(Executor):
     ) -> None:
         self.coef = coef
         self.intercept = intercept
-        self.keeps_float32 = keeps_float32 and coef.dtype == np.float32
+        self.keeps_float32 = self.float32_fitted = keeps_float32 and coef.dtype == np.float32
         self.kernel: Any = _kernels.dense(coef.T, intercept, SINGLE_THREAD_CELLS, MIN_BLOCK_ROWS)
 
     @classmethod

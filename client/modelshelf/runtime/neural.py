@@ -110,7 +110,7 @@ class MLPClassifier(Executor):
         self.classes_ = classes
         output = "softmax" if target == "multiclass" else "expit"
         self.kernel = _compiled(layers, activation, output)
-        self.keeps_float32 = _all_float32(layers)
+        self.keeps_float32 = self.float32_fitted = _all_float32(layers)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MLPClassifier:
@@ -185,7 +185,7 @@ class MLPRegressor(Executor):
         self.activation = activation
         self.output = output
         self.kernel = _compiled(layers, activation, "exp" if output == "exp" else "none")
-        self.keeps_float32 = _all_float32(layers)
+        self.keeps_float32 = self.float32_fitted = _all_float32(layers)
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MLPRegressor:

@@ -15,11 +15,18 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.compose import make_column_transformer
-from sklearn.decomposition import MiniBatchNMF, TruncatedSVD
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.decomposition import PCA, MiniBatchNMF, TruncatedSVD
+from sklearn.discriminant_analysis import (
+    LinearDiscriminantAnalysis,
+    QuadraticDiscriminantAnalysis,
+)
+from sklearn.ensemble import VotingClassifier
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_regression
 from sklearn.impute import KNNImputer, MissingIndicator, SimpleImputer
 from sklearn.kernel_approximation import AdditiveChi2Sampler
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import (
     BayesianRidge,
     ElasticNet,
@@ -33,7 +40,9 @@ from sklearn.linear_model import (
     SGDClassifier,
     SGDRegressor,
 )
+from sklearn.mixture import GaussianMixture
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline, make_union
@@ -310,3 +319,88 @@ def test_a_float32_linear_image_says_its_version() -> None:
     fitted64 = Ridge().fit(X, REG)
     assert Image.open(modelshelf.compile(fitted32)).version == (1, 3)
     assert Image.open(modelshelf.compile(fitted64)).version == (1, 0)
+    marked = Image.open(modelshelf.compile(PCA(2).fit(X.astype(np.float32))))  # fitted_float32
+    assert marked.version == (1, 3)
+
+
+#: fitted on float32, these compute float32 input otherwise than this runtime: float64 input is
+#: answered as scikit-learn answers it, float32 input refused (found by fitting the exactness
+#: matrix on float32: each answered float64 where scikit-learn answers float32, or other bits)
+FLOAT32_INPUT_REFUSED: list[tuple[str, Callable[[], Any], str]] = [
+    ("pca", lambda: PCA(2), "transform"),
+    ("truncated-svd", lambda: TruncatedSVD(2, random_state=0), "transform"),
+    ("knn-classifier", lambda: KNeighborsClassifier(3, metric="cosine"), "predict_proba"),
+    ("lda", LinearDiscriminantAnalysis, "predict_proba"),
+    ("qda", QuadraticDiscriminantAnalysis, "predict_proba"),
+    ("kernel-ridge", lambda: KernelRidge(kernel="rbf"), "predict"),
+    (
+        "voting-of-float32-logistic",
+        lambda: VotingClassifier(
+            [("a", LogisticRegression()), ("b", LogisticRegression(C=0.1))], voting="soft"
+        ),
+        "predict_proba",
+    ),
+    ("scaler-pca", lambda: make_pipeline(StandardScaler(), PCA(2)), "transform"),
+    (
+        "union-then-float32-logistic",  # the union's PCA part widens: the final step gets float64
+        lambda: make_pipeline(make_union(StandardScaler(), PCA(2)), LogisticRegression()),
+        "predict_proba",
+    ),
+    ("pls", lambda: PLSRegression(2), "predict"),  # float32 in place whatever the fit
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "method"),
+    [(c[1], c[2]) for c in FLOAT32_INPUT_REFUSED],
+    ids=[c[0] for c in FLOAT32_INPUT_REFUSED],
+)
+def test_float32_input_is_refused_where_a_float32_fit_would_answer_otherwise(
+    make: Callable[[], Any], method: str
+) -> None:
+    """They answered float32 input in float64 (or other last bits) while scikit-learn answers
+    in float32: now refused with the way out; float64 input is answered exactly as before."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = make().fit(X.astype(np.float32), LABELS)
+    model = modelshelf.load(modelshelf.compile(est))
+    with pytest.raises(
+        modelshelf.InputTypeError, match=r"float32 input: .*X\.astype\(np\.float64\)"
+    ):
+        getattr(model, method)(X_TEST.astype(np.float32))
+    pd = pytest.importorskip("pandas")
+    for narrow in (pd.DataFrame(X_TEST.astype(np.float32)), X_TEST.astype(np.float16)):
+        with pytest.raises(modelshelf.InputTypeError, match=r"X\.astype\(np\.float"):
+            getattr(model, method)(narrow)
+    for rows in (X_TEST, pd.DataFrame(X_TEST), np.round(X_TEST).astype(np.int32)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = getattr(est, method)(rows)
+        actual = getattr(model, method)(rows)
+        assert actual.dtype == expected.dtype
+        np.testing.assert_allclose(actual, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        GaussianNB,
+        lambda: MiniBatchNMF(2, random_state=0),
+        PowerTransformer,
+        lambda: GaussianMixture(2, random_state=0),
+    ],
+    ids=["gaussian-nb", "minibatch-nmf", "power-transformer", "gaussian-mixture"],
+)
+def test_models_that_compute_in_float32_whatever_the_input_are_refused_at_compile(
+    make: Callable[[], Any],
+) -> None:
+    """Fitted on float32, these compute in float32 even for float64 input (GaussianNB's
+    log-variances 1.2e-7 away, a GaussianMixture's scores 2.4e-7): refused, with the way out;
+    fitted on float64, compiled."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = make().fit(POSITIVE.astype(np.float32), LABELS)
+        refit = make().fit(POSITIVE, LABELS)
+    with pytest.raises(modelshelf.UnsupportedModelError, match=r"fitted on float32 data .*float64"):
+        modelshelf.compile(est)
+    modelshelf.compile(refit)
