@@ -230,6 +230,13 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
                 f"and scikit-learn answers it otherwise here ({sparse_differs}): pass "
                 "X.toarray() for the dense answer, or predict with scikit-learn"
             )
+        if float32_differs is not None and (narrow := _narrow_floats(X)) is not None:
+            refit = ", or refit the model on float64 data" if "fitted" in float32_differs else ""
+            raise InputTypeError(
+                f"{narrow} input: {float32_differs}, and scikit-learn computes {narrow} input "
+                "in float32 there, which modelshelf does not: pass X.astype(np.float64) "
+                f"(answered as scikit-learn answers float64 input){refit}"
+            )
         if objects:
             return as_table(
                 X,
@@ -239,13 +246,6 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
                 used=used,
                 keep_float32=keep_float32,
                 widen_float16=widen_float16,
-            )
-        if float32_differs is not None and (narrow := _narrow_floats(X)) is not None:
-            refit = ", or refit the model on float64 data" if "fitted" in float32_differs else ""
-            raise InputTypeError(
-                f"{narrow} input: {float32_differs}, and scikit-learn computes {narrow} input "
-                "in float32 there, which modelshelf does not: pass X.astype(np.float64) "
-                f"(answered as scikit-learn answers float64 input){refit}"
             )
         return as_float_matrix(
             X,

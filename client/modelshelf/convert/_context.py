@@ -320,13 +320,22 @@ FLOAT32_REFUSED = frozenset(
 
 
 def _float32_attribute(est: Any) -> str | None:
-    """The name of a float32 array among ``est``'s own attributes (or in a list of them, as
-    an MLP's ``coefs_``), or None: the mark of a model fitted on float32 data."""
+    """The name of a float32 array among ``est``'s own attributes (numpy or scipy.sparse, or
+    in a list of them, as an MLP's ``coefs_``), or None: the mark of a model fitted on float32
+    data."""
     for key, value in vars(est).items():
         items = value if isinstance(value, list | tuple) else (value,)
-        if any(isinstance(v, np.ndarray) and v.dtype == np.float32 for v in items):
+        if any(_is_float32_array(v) for v in items):
             return key
     return None
+
+
+def _is_float32_array(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype == np.float32
+    # a scipy.sparse matrix (a random projection's components_), without importing scipy
+    dtype = getattr(value, "dtype", None) if hasattr(value, "tocsr") else None
+    return isinstance(dtype, np.dtype) and dtype == np.float32
 
 
 def _check_fitted(est: Any) -> None:

@@ -46,6 +46,9 @@ class Executor(ABC):
     #: and this runtime does not: which part and why (the model refuses float32 input; set by
     #: ``build`` from the spec's ``fitted_float32``, or by the class)
     float32_differs: str | None = None
+    #: this composite widens float32 for each part that does not keep it (pipelines, column
+    #: transformers), as scikit-learn's numpy promotion does, instead of handing X on as it is
+    routes_float32: bool = False
     #: a part inside was fitted on float32 and computes float32 input as scikit-learn does
     #: (``keeps_float32`` from its weights): float32 input must reach it as float32
     float32_fitted: bool = False
@@ -105,6 +108,12 @@ def build(raw: Any, arrays: Mapping[str, np.ndarray], path: str = "model") -> Ex
     differs = next((c.float32_differs for c in parts if c.float32_differs is not None), None)
     if spec.param("fitted_float32", bool, False):
         differs = f"{path} ({kind}) was fitted on float32 data"
+    elif differs is None and not executor.routes_float32:
+        # scikit-learn's meta-estimators hand X on as it is: a part that computes float32 in
+        # float32 would get it there, and gets it widened here (this one does not keep it)
+        kept = next((c for c in parts if getattr(c, "keeps_float32", False)), None)
+        if kept is not None and not getattr(executor, "keeps_float32", False):
+            differs = f"{path} ({kind}) hands it to a {kept.kind} that keeps float32"
     if differs is not None:
         executor.float32_differs = differs
     if any(c.float32_fitted for c in parts):

@@ -39,6 +39,7 @@ class Pipeline(Executor):
     """
 
     kind = "pipeline"
+    routes_float32 = True  # the first step gets the input; each next step what it is handed
     accepts_sparse = True  # each step gets sparse input only if it accepts it (see _run)
 
     def __init__(self, steps: list[Executor], final_passthrough: bool) -> None:
@@ -65,7 +66,8 @@ class Pipeline(Executor):
         # float32 input stays float32 through the steps that keep it, as in scikit-learn; the
         # first step that computes in float64 gets it widened (what numpy's promotion of its
         # float64 arrays does there).
-        self.keeps_float32 = bool(steps) and getattr(steps[0], "keeps_float32", False)
+        # (a pipeline of no step hands its input back as it is: float32 stays float32)
+        self.keeps_float32 = not steps or getattr(steps[0], "keeps_float32", False)
         self.widens_float16 = bool(steps) and getattr(steps[0], "widens_float16", False)
         self._widen_before = [not getattr(step, "keeps_float32", False) for step in steps]
         self._final_fitted32 = self.final is not None and self.final.float32_fitted
@@ -91,7 +93,7 @@ class Pipeline(Executor):
             spec.check(step.supports("transform"), f"step {i} ({step.kind}) cannot transform")
         return cls(steps, final_passthrough == "passthrough")
 
-    def _run(self, method: str | None, X: Any, start: int = 0) -> Any:
+    def _run(self, method: str | None, X: Any, start: int = 0, given32: bool = False) -> Any:
         """Transform through the steps from ``start`` on, then call ``method`` of the final
         step (``method`` None: a final-passthrough pipeline, transform only).
 
@@ -101,18 +103,22 @@ class Pipeline(Executor):
         """
         if start == 0 and type(X) is np.ndarray:
             return self._run_dense(method, X)
+        given32 = given32 or (start == 0 and getattr(X, "dtype", None) == _FLOAT32)
         for i in range(start, len(self.steps)):
             step = self.steps[i]
             if isinstance(X, CSRMatrix) and not getattr(step, "accepts_sparse", False):
                 _check_densify(X, f"pipeline step {i} ({step.kind}) takes dense rows")
                 if len(X) > 1 and X.shape[0] * X.shape[1] > DENSE_CHUNK_CELLS:
-                    return concat_rows([self._run(method, part, i) for part in dense_chunks(X)])
+                    parts = dense_chunks(X)
+                    return concat_rows([self._run(method, p, i, given32) for p in parts])
                 X = X.toarray()
             if self._check_before[i]:
                 check_finite(X.data if isinstance(X, CSRMatrix) else X, allow_nan=False)
             if self._widen_before[i]:
                 X = widened(X)
             if step is self.final and method is not None:
+                if given32:
+                    self._refuse_widened(X)
                 return getattr(step, method)(X)
             X = step.transform(X)  # type: ignore[attr-defined]
         return X
@@ -128,23 +134,27 @@ class Pipeline(Executor):
                 X = X.astype(np.float64)
             X = transform(X)
             if type(X) is not np.ndarray:
-                return self._run(method, X, i + 1)
+                return self._run(method, X, i + 1, given32)
         if self.final is None:
             return X
         if self._check_before[-1]:
             check_finite(X, allow_nan=False)
         if self._widen_before[-1] and X.dtype is _FLOAT32:
             X = X.astype(np.float64)
-        if given32 and X.dtype is not _FLOAT32:
-            # scikit-learn's steps hand float32 on here: its final step, fitted on float32,
-            # computes in float32; a step of this runtime widened it
+        if given32:
+            self._refuse_widened(X)
+        return getattr(self.final, method or "transform")(X)
+
+    def _refuse_widened(self, X: Any) -> None:
+        """Float32 input reached the final step widened: scikit-learn's steps hand it float32
+        there, and the final step, fitted on float32, computes it in float32."""
+        if getattr(X, "dtype", None) != _FLOAT32 and self.final is not None:
             raise InputTypeError(
                 f"float32 input: the final step ({self.final.kind}) was fitted on float32 "
                 "and scikit-learn hands it float32 here, which a step before it does not in "
                 "modelshelf: pass X.astype(np.float64) (answered as scikit-learn answers "
                 "float64 input), or refit the model on float64 data"
             )
-        return getattr(self.final, method or "transform")(X)
 
     def name_columns(self, names: list[str]) -> None:
         """Name the input columns in the first step's errors (see encoders.py)."""
@@ -211,6 +221,7 @@ class ColumnTransformer(Executor):
     """
 
     kind = "column_transformer"
+    routes_float32 = True  # each part gets its columns widened unless it keeps float32
     methods = _TRANSFORM
     accepts_objects = True
     # float32 columns reach the parts that keep float32 as they are (the others get float64)

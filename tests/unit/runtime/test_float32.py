@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import make_column_transformer
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.decomposition import PCA, MiniBatchNMF, TruncatedSVD
@@ -45,7 +46,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.pipeline import make_pipeline, make_union
+from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.preprocessing import (
     Binarizer,
     FunctionTransformer,
@@ -347,6 +348,13 @@ FLOAT32_INPUT_REFUSED: list[tuple[str, Callable[[], Any], str]] = [
         "predict_proba",
     ),
     ("pls", lambda: PLSRegression(2), "predict"),  # float32 in place whatever the fit
+    (
+        "columns-onehot-pca",  # an encoder part: the input is read as a table, checked too
+        lambda: make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore", sparse_output=False), [3]), (PCA(2), [0, 1])
+        ),
+        "transform",
+    ),
 ]
 
 
@@ -404,3 +412,51 @@ def test_models_that_compute_in_float32_whatever_the_input_are_refused_at_compil
     with pytest.raises(modelshelf.UnsupportedModelError, match=r"fitted on float32 data .*float64"):
         modelshelf.compile(est)
     modelshelf.compile(refit)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: VotingClassifier(
+            [
+                ("scaled", make_pipeline(StandardScaler(), LogisticRegression())),
+                ("nb", GaussianNB()),
+            ],
+            voting="soft",
+        ),
+        lambda: CalibratedClassifierCV(make_pipeline(StandardScaler(), LogisticRegression())),
+    ],
+    ids=["voting", "calibrated"],
+)
+def test_meta_estimators_refuse_float32_their_parts_would_compute_in_float32(
+    make: Callable[[], Any],
+) -> None:
+    """scikit-learn's meta-estimators hand X on as it is: a scaler inside scales float32 input
+    in float32. These widened it first and answered 1e-8 away on every value (fitted on
+    float64 all the same); float32 input is refused now, float64 answered as before."""
+    est = make().fit(X, THREE)
+    model = modelshelf.load(modelshelf.compile(est))
+    with pytest.raises(modelshelf.InputTypeError, match=r"keeps float32.*X\.astype\(np\.float64\)"):
+        model.predict_proba(X_TEST.astype(np.float32))
+    np.testing.assert_allclose(
+        model.predict_proba(X_TEST), est.predict_proba(X_TEST), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_a_pipeline_of_no_step_hands_float32_back() -> None:
+    """``Pipeline([("p", "passthrough")])`` answered float32 input in float64."""
+    model = modelshelf.load(modelshelf.compile(Pipeline([("p", "passthrough")]).fit(X)))
+    rows = X_TEST.astype(np.float32)
+    assert model.transform(rows).dtype == np.float32
+    np.testing.assert_array_equal(model.transform(rows), rows)
+
+
+def test_a_one_vs_rest_of_scaled_pipelines_hands_them_float32() -> None:
+    """Its children all keep float32: it does too, and answers as scikit-learn does."""
+    est = OneVsRestClassifier(make_pipeline(StandardScaler(), LogisticRegression())).fit(X, THREE)
+    model = modelshelf.load(modelshelf.compile(est))
+    rows = X_TEST.astype(np.float32)
+    for method in ("predict", "predict_proba", "decision_function"):
+        expected, actual = getattr(est, method)(rows), getattr(model, method)(rows)
+        assert actual.dtype == expected.dtype
+        np.testing.assert_array_equal(actual, expected)
