@@ -216,6 +216,9 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     used = getattr(model._executor, "used_columns", None)
     sparse_differs = None if model._executor is None else model._executor.sparse_differs
     float32_differs = _float32_differs(model._executor, keep_float32)
+    na_refused = None if model._executor is None else model._executor.na_refused
+    if model._pandas_columns is not None:
+        na_refused = None  # set_output(transform="pandas"): the column stays in a DataFrame
 
     def prepare(X: Any) -> Any:
         if input_type == "text":
@@ -230,6 +233,8 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
                 f"and scikit-learn answers it otherwise here ({sparse_differs}): pass "
                 "X.toarray() for the dense answer, or predict with scikit-learn"
             )
+        if na_refused is not None and is_frame(X):
+            _refuse_na_passed_through(X, na_refused, names)
         if float32_differs is not None and (narrow := _narrow_floats(X)) is not None:
             refit = ", or refit the model on float64 data" if "fitted" in float32_differs else ""
             raise InputTypeError(
@@ -258,6 +263,31 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
         )
 
     return prepare
+
+
+def _refuse_na_passed_through(X: Any, columns: tuple[int, ...], names: list[str] | None) -> None:
+    """scikit-learn's ColumnTransformer refuses a nullable column (Int64, Float64, boolean...)
+    that holds pd.NA where a part passes it through to its numpy output: so does this."""
+    import pandas as pd  # X is a DataFrame: pandas is imported already
+
+    for j in columns:
+        if names is not None:
+            if j >= len(names) or names[j] not in X.columns:
+                continue  # the names are checked, and reported, when X is read
+            column = X[names[j]]
+        elif j < X.shape[1]:
+            column = X.iloc[:, j]
+        else:
+            continue
+        if not isinstance(column, pd.Series):  # a name twice: read and reported later
+            continue
+        if getattr(column.dtype, "na_value", None) is pd.NA and pd.NA in column.values:
+            raise InputTypeError(
+                f"column {column.name!r} has dtype {column.dtype} and holds pd.NA, and the "
+                "column transformer passes it through to a numpy array: scikit-learn refuses "
+                "this (ValueError); pass the column as float64 with NaN for missing "
+                f"(X.astype({{{column.name!r}: 'float64'}})), as scikit-learn asks"
+            )
 
 
 def _narrow_floats(X: Any) -> str | None:

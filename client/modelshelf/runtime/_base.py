@@ -49,6 +49,9 @@ class Executor(ABC):
     #: this composite widens float32 for each part that does not keep it (pipelines, column
     #: transformers), as scikit-learn's numpy promotion does, instead of handing X on as it is
     routes_float32: bool = False
+    #: input columns a column transformer passes through as they are: scikit-learn refuses a
+    #: DataFrame's nullable column there that holds pd.NA (its numpy output would hold pd.NA)
+    na_refused: tuple[int, ...] | None = None
     #: a part inside was fitted on float32 and computes float32 input as scikit-learn does
     #: (``keeps_float32`` from its weights): float32 input must reach it as float32
     float32_fitted: bool = False

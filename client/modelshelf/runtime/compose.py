@@ -55,6 +55,7 @@ class Pipeline(Executor):
         self.allow_nan = steps[0].allow_nan if steps else True
         self.accepts_objects = bool(steps) and getattr(steps[0], "accepts_objects", False)
         self.used_columns = getattr(steps[0], "used_columns", None) if steps else None
+        self.na_refused = steps[0].na_refused if steps else None
         # sparse input reaches the first step, and the steps after it while each step before
         # keeps it sparse (those that accept it: scaling, selection)
         for step in steps:
@@ -303,6 +304,9 @@ class ColumnTransformer(Executor):
         out = cls(n, parts, spec.choice("stack", STACKS, "dense"))
         out.allow_nan = allow_nan
         out.used_columns = taken
+        if out.stack != "sparse_if_any":  # scikit-learn's ColumnTransformer, not FeatureUnion
+            passed = sorted({int(c) for p in parts if p.transformer is None for c in p.indices})
+            out.na_refused = tuple(passed) or None
         # each part gets its columns of a sparse batch sparse, as scikit-learn slices them
         out.sparse_differs = next(
             (p.transformer.sparse_differs for p in parts if p.transformer is not None

@@ -4,13 +4,16 @@ category column, float16 input."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 import modelshelf
 from modelshelf.errors import UnsupportedModelError
@@ -217,3 +220,58 @@ def test_one_row_predictions_of_multi_output_linear_models_are_bit_identical() -
         ]
         assert differ == [], (type(est).__name__, len(differ))
         assert np.array_equal(ours(XX), theirs(XX))
+
+
+NULLABLE = pd.DataFrame(
+    {
+        "a": [1.0, 2.0, 3.0, 4.0] * 5,
+        "b": pd.array([1, 2, None, 4] * 5, dtype="Int64"),
+        "c": pd.array([1.5, None, 2.0, 4.0] * 5, dtype="Float64"),
+        "d": pd.array([True, None, False, True] * 5, dtype="boolean"),
+    }
+)
+
+FILL = {"b": 0, "c": 0.0, "d": False}
+
+
+@pytest.mark.parametrize(
+    ("make", "passed"),
+    [
+        (
+            lambda: ColumnTransformer([("s", StandardScaler(), ["a"])], remainder="passthrough"),
+            "bcd",
+        ),
+        (
+            lambda: ColumnTransformer(
+                [("s", StandardScaler(), ["a", "b", "c"]), ("p", "passthrough", ["d"])]
+            ),
+            "d",
+        ),
+        (
+            lambda: make_pipeline(
+                ColumnTransformer([("s", StandardScaler(), ["a", "b"])], remainder="passthrough"),
+                HistGradientBoostingRegressor(max_iter=3),
+            ),
+            "cd",
+        ),
+    ],
+    ids=["remainder", "explicit", "in-a-pipeline"],
+)
+def test_pd_na_passed_through_a_column_transformer_is_refused_as_scikit_learn_does(
+    make: Any, passed: str
+) -> None:
+    """scikit-learn refuses a nullable column holding pd.NA that a part passes through to its
+    numpy output (ValueError); the model answered it as NaN. Scaled columns (NaN accepted)
+    and a filled passthrough column are answered as before."""
+    est = make().fit(NULLABLE.fillna(FILL), np.arange(len(NULLABLE), dtype=float))
+    model = modelshelf.load(modelshelf.compile(est))
+    method = "transform" if hasattr(est, "transform") else "predict"
+    with pytest.raises(ValueError, match=r"pandas\.NA"):
+        getattr(est, method)(NULLABLE)
+    with pytest.raises(modelshelf.InputTypeError, match=f"column '{passed[0]}' .* holds pd.NA"):
+        getattr(model, method)(NULLABLE)
+    filled = NULLABLE.assign(**{c: NULLABLE[c].fillna(FILL[c]) for c in passed})
+    np.testing.assert_allclose(
+        np.asarray(getattr(model, method)(filled), dtype=float),
+        np.asarray(getattr(est, method)(filled), dtype=float),
+    )
