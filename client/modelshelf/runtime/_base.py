@@ -49,6 +49,9 @@ class Executor(ABC):
     #: this composite widens float32 for each part that does not keep it (pipelines, column
     #: transformers), as scikit-learn's numpy promotion does, instead of handing X on as it is
     routes_float32: bool = False
+    #: whether float32 input is computed with, not only handed on (``computes_float32``);
+    #: None: as ``keeps_float32`` says
+    float32_arithmetic: bool | None = None
     #: input columns a column transformer passes through as they are: scikit-learn refuses a
     #: DataFrame's nullable column there that holds pd.NA (its numpy output would hold pd.NA)
     na_refused: tuple[int, ...] | None = None
@@ -94,6 +97,16 @@ def registered_kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def computes_float32(executor: Executor) -> bool:
+    """Whether ``executor`` answers float32 input otherwise than the same values in float64:
+    it keeps float32 and computes with it (``float32_arithmetic``, by default whether it keeps
+    float32; False for those that only hand columns on, such as a feature selection)."""
+    value = getattr(executor, "float32_arithmetic", None)
+    if value is None:
+        return bool(getattr(executor, "keeps_float32", False))
+    return bool(value)
+
+
 def build(raw: Any, arrays: Mapping[str, np.ndarray], path: str = "model") -> Executor:
     """Build the executor tree described by ``raw`` over ``arrays``."""
     if not isinstance(raw, dict):
@@ -114,7 +127,7 @@ def build(raw: Any, arrays: Mapping[str, np.ndarray], path: str = "model") -> Ex
     elif differs is None and not executor.routes_float32:
         # scikit-learn's meta-estimators hand X on as it is: a part that computes float32 in
         # float32 would get it there, and gets it widened here (this one does not keep it)
-        kept = next((c for c in parts if getattr(c, "keeps_float32", False)), None)
+        kept = next((c for c in parts if computes_float32(c)), None)
         if kept is not None and not getattr(executor, "keeps_float32", False):
             differs = f"{path} ({kind}) hands it to a {kept.kind} that keeps float32"
     if differs is not None:

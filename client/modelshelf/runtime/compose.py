@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputTypeError, ManifestError, NonFiniteInputError, UnknownCategoryError
-from ._base import Executor, Spec, build, register
+from ._base import Executor, Spec, build, computes_float32, register
 from ._input import as_numbers, check_finite
 from ._sparse import DENSE_CHUNK_CELLS, CSRMatrix, concat_rows, dense_chunks, hstack
 from .encoders import _Encoder
@@ -72,6 +72,14 @@ class Pipeline(Executor):
         self.widens_float16 = bool(steps) and getattr(steps[0], "widens_float16", False)
         self._widen_before = [not getattr(step, "keeps_float32", False) for step in steps]
         self._final_fitted32 = self.final is not None and self.final.float32_fitted
+        # float32 reaches the steps while they keep it: does any compute with it?
+        self.float32_arithmetic = False
+        for step in steps:
+            if not getattr(step, "keeps_float32", False):
+                break
+            if computes_float32(step):
+                self.float32_arithmetic = True
+                break
         # A step that accepted NaN may hand it on; check before the next step that rejects it,
         # as that step's own validation would in scikit-learn. A step that rejected NaN got
         # finite input and gives finite output.
@@ -304,6 +312,9 @@ class ColumnTransformer(Executor):
         out = cls(n, parts, spec.choice("stack", STACKS, "dense"))
         out.allow_nan = allow_nan
         out.used_columns = taken
+        out.float32_arithmetic = any(
+            p.transformer is not None and computes_float32(p.transformer) for p in parts
+        )
         if out.stack != "sparse_if_any":  # scikit-learn's ColumnTransformer, not FeatureUnion
             passed = sorted({int(c) for p in parts if p.transformer is None for c in p.indices})
             out.na_refused = tuple(passed) or None

@@ -62,6 +62,7 @@ class Identity(Executor):
 
     kind = "identity"
     keeps_float32 = True
+    float32_arithmetic = False  # X as it is
     methods = frozenset({"transform"})
 
     def __init__(self, n_features: int | None, allow_nan: bool) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import _kernels
-from ._base import Executor, Spec, method_set, register
+from ._base import Executor, Spec, computes_float32, method_set, register
 from ._delegate import hand_on_objects
 from ._math import MIN_BLOCK_ROWS, SINGLE_THREAD_CELLS, expit_keeping, matmul, softmax
 from ._sparse import CSRMatrix
@@ -249,6 +249,7 @@ class OneVsRest(Executor):
         self.accepts_sparse = all(getattr(c, "accepts_sparse", False) for c in children)
         # Children fitted on float32 keep float32 input in sklearn, and so does their stack.
         self.keeps_float32 = all(getattr(c, "keeps_float32", False) for c in children)
+        self.float32_arithmetic = any(computes_float32(c) for c in children)
         hand_on_objects(self, children)
 
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._base import Executor, Spec, method_set, register
+from ._base import Executor, Spec, computes_float32, method_set, register
 from ._delegate import PREDICTING, call, columns, count, methods_param
 from .preprocessing import check_width
 
@@ -33,6 +33,8 @@ class FeatureSelection(Executor):
         self.n_features = n_features
         self.columns = cols
         self.estimator = estimator
+        # the columns are handed on as they are: float32 computes only in the estimator
+        self.float32_arithmetic = estimator is not None and computes_float32(estimator)
         if estimator is not None:
             self.classes_ = estimator.classes_
 

@@ -460,3 +460,18 @@ def test_a_one_vs_rest_of_scaled_pipelines_hands_them_float32() -> None:
         expected, actual = getattr(est, method)(rows), getattr(model, method)(rows)
         assert actual.dtype == expected.dtype
         np.testing.assert_array_equal(actual, expected)
+
+
+def test_a_meta_estimator_over_a_selection_answers_float32() -> None:
+    """A feature selection hands float32 columns on as they are: a meta-estimator over it
+    answers float32 input (scikit-learn's numpy promotion then widens it, in its own memory
+    order: the last bits of a float64 product), and is not refused."""
+    est = VotingClassifier(
+        [("kbest", make_pipeline(SelectKBest(f_regression, k=2), LogisticRegression()))],
+        voting="soft",
+    ).fit(X, THREE)
+    model = modelshelf.load(modelshelf.compile(est))
+    rows = X_TEST.astype(np.float32)
+    np.testing.assert_allclose(
+        model.predict_proba(rows), est.predict_proba(rows), rtol=1e-9, atol=1e-12
+    )
