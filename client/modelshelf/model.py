@@ -216,6 +216,14 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     used = getattr(model._executor, "used_columns", None)
     sparse_differs = None if model._executor is None else model._executor.sparse_differs
     float32_differs = _float32_differs(model._executor, keep_float32)
+    executor = model._executor
+    float32_fitted = executor is not None and executor.float32_fitted
+    # a root that computes float32 input in float32 as numpy promotes it (a linear model or
+    # MLP fitted on float32): bool, small integers and float16 become float32 first
+    narrows = bool(getattr(executor, "narrows_small", False))
+    watch_dtype = float32_differs is not None or float32_fitted or narrows or keep_float32
+    float32_parts = () if executor is None else executor.float32_parts
+    widen_float16 = widen_float16 or narrows  # then made float32, below
     na_refused = None if model._executor is None else model._executor.na_refused
     if model._pandas_columns is not None:
         na_refused = None  # set_output(transform="pandas"): the column stays in a DataFrame
@@ -235,13 +243,27 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
             )
         if na_refused is not None and is_frame(X):
             _refuse_na_passed_through(X, na_refused, names)
-        if float32_differs is not None and (narrow := _narrow_floats(X)) is not None:
+        seen = _seen_dtype(X) if watch_dtype and type(X) is not np.ndarray else None
+        if type(X) is np.ndarray and watch_dtype:
+            seen = X.dtype
+        if float32_differs is not None and _narrow(seen):
             refit = ", or refit the model on float64 data" if "fitted" in float32_differs else ""
             raise InputTypeError(
-                f"{narrow} input: {float32_differs}, and scikit-learn computes {narrow} input "
-                "in float32 there, which modelshelf does not: pass X.astype(np.float64) "
+                f"{seen} input: {float32_differs}, and scikit-learn keeps {seen} there and "
+                "computes with it, which modelshelf does not: pass X.astype(np.float64) "
                 f"(answered as scikit-learn answers float64 input){refit}"
             )
+        if float32_parts and not _narrow(seen) and is_frame(X):
+            _refuse_narrow_parts(X, float32_parts, names)
+        if float32_fitted and seen == np.float32 and is_scipy_sparse(X):
+            raise InputTypeError(
+                "float32 sparse input: scikit-learn multiplies it as a sparse float32 matrix "
+                "(its own order of sums), and modelshelf as the dense array it stands for: "
+                "pass X.toarray() (answered as scikit-learn answers it)"
+            )
+        if narrows and _small(seen) and seen != np.float32 and type(X) is np.ndarray:
+            # bool, small integers and float16 times float32 weights are float32 in numpy
+            X = X.astype(np.float32)
         if objects:
             return as_table(
                 X,
@@ -252,7 +274,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
                 keep_float32=keep_float32,
                 widen_float16=widen_float16,
             )
-        return as_float_matrix(
+        matrix = as_float_matrix(
             X,
             n_features,
             feature_names=names,
@@ -261,6 +283,16 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
             keep_float32=keep_float32,
             widen_float16=widen_float16,
         )
+        if (
+            matrix.dtype != np.float32
+            and ((keep_float32 and seen == np.float32) or (narrows and _small(seen)))
+            and not is_scipy_sparse(X)
+        ):
+            # a DataFrame mixing float32 with narrower columns, a list of float32 rows, a
+            # big-endian float32 array: float32 in scikit-learn (every value is exact in it)
+            matrix = matrix.astype(np.float32)
+            matrix.flags.writeable = False
+        return matrix
 
     return prepare
 
@@ -290,19 +322,65 @@ def _refuse_na_passed_through(X: Any, columns: tuple[int, ...], names: list[str]
             )
 
 
-def _narrow_floats(X: Any) -> str | None:
-    """``"float32"`` or ``"float16"`` if scikit-learn would read ``X`` as an array of floats
-    narrower than float64 (an array of them, or a DataFrame whose columns all are), else None."""
+def _refuse_narrow_parts(
+    X: Any, parts: tuple[tuple[str, np.ndarray], ...], names: list[str] | None
+) -> None:
+    """A DataFrame of mixed dtypes is read as float64; scikit-learn's column transformer gives
+    each part its own columns, float32 (or float16) when all of them are: refused there."""
+    dtypes = list(X.dtypes)
+    positions = {str(c): i for i, c in enumerate(X.columns)}
+    for name, indices in parts:
+        try:
+            taken = [
+                dtypes[positions[names[int(j)]] if names is not None else int(j)] for j in indices
+            ]
+            narrow = np.result_type(*[np.dtype(d) for d in taken]) if taken else None
+        except (KeyError, IndexError, TypeError):  # names and widths are reported later
+            continue
+        if _narrow(narrow):
+            raise InputTypeError(
+                f"a DataFrame of mixed dtypes: the column transformer's part {name!r} takes "
+                f"only {narrow} columns, and scikit-learn computes it in {narrow} there, while "
+                "modelshelf reads the frame as float64: pass X.astype(np.float64) (answered as "
+                "scikit-learn answers it)"
+            )
+
+
+def _seen_dtype(X: Any) -> np.dtype | None:
+    """The dtype scikit-learn's validation would give ``X``: an array's (scipy.sparse too),
+    numpy's promotion of a DataFrame's column dtypes, a list's as numpy reads it; None where it
+    cannot tell (a pandas extension dtype, objects)."""
     dtype = getattr(X, "dtype", None)
-    dtypes = [dtype] if dtype is not None else getattr(X, "dtypes", None)
+    if dtype is not None:
+        return dtype if isinstance(dtype, np.dtype) else None
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None:
+        if isinstance(X, list | tuple):
+            try:
+                return np.asarray(X).dtype
+            except (ValueError, TypeError):  # ragged: read and reported later
+                return None
+        return None
     try:
-        found = {np.dtype(d) for d in dtypes} if dtypes is not None else set()
-    except TypeError:  # a pandas extension dtype: not a numpy float
+        found = [np.dtype(d) for d in dtypes]
+    except TypeError:  # a pandas extension dtype: not a numpy number
         return None
-    if len(found) != 1:
+    if not found or any(d.kind not in "biuf" for d in found):
         return None
-    (only,) = found
-    return only.name if only.kind == "f" and only.itemsize < 8 else None
+    return np.result_type(*found)
+
+
+def _narrow(dtype: np.dtype | None) -> bool:
+    """float32 or float16: floats that scikit-learn may compute with as they are."""
+    return dtype is not None and dtype.kind == "f" and dtype.itemsize < 8
+
+
+def _small(dtype: np.dtype | None) -> bool:
+    """A dtype numpy promotes to float32 against float32 weights (bool, 8- and 16-bit
+    integers, float16, float32)."""
+    return dtype is not None and (
+        (dtype.kind in "biu" and dtype.itemsize <= 2) or (dtype.kind == "f" and dtype.itemsize <= 4)
+    )
 
 
 def _float32_differs(executor: Any, keep_float32: bool) -> str | None:

@@ -75,7 +75,21 @@ def _column_transformer(est: Any, ctx: Context, path: str) -> dict[str, Any]:
         # fixed at fit (sparse parts and a density below sparse_threshold): the parts are
         # stacked as a sparse matrix at every transform
         params["stack"] = "sparse"
+    if _pandas_output(est):
+        # scikit-learn then keeps passed-through columns in a DataFrame, pd.NA included
+        params["pandas_output"] = True
     return ctx.spec("column_transformer", path, arrays=arrays, params=params)
+
+
+def _pandas_output(est: Any) -> bool:
+    """Whether ``set_output(transform="pandas")`` applies to ``est`` (directly, or through
+    the pipeline it is a step of: set_output configures the steps)."""
+    from sklearn.utils._set_output import _get_output_config
+
+    try:
+        return bool(_get_output_config("transform", est)["dense"] == "pandas")
+    except (AttributeError, KeyError, TypeError, ValueError):  # another scikit-learn's internals
+        return False
 
 
 def _takes_documents(transformer: Any) -> bool:

@@ -21,9 +21,9 @@ def minor_for(manifest: Any) -> int:
     """The lowest minor version whose features ``manifest`` uses: 1.1 added tabular input,
     1.2 a forest's ``base_last``, the ``libm_*`` links, the ``width`` of string labels and a
     column transformer's ``one_column`` parts, 1.3 the ``keeps_float32`` and ``fitted_float32``
-    of models fitted on float32."""
+    of models fitted on float32 and a column transformer's ``pandas_output``."""
     model = manifest.get("model")
-    if _has_param(model, "keeps_float32") or _has_param(model, "fitted_float32"):
+    if any(_has_param(model, key) for key in ("keeps_float32", "fitted_float32", "pandas_output")):
         return 3
     if _uses_1_2(model):
         return 2

@@ -49,6 +49,13 @@ class Executor(ABC):
     #: this composite widens float32 for each part that does not keep it (pipelines, column
     #: transformers), as scikit-learn's numpy promotion does, instead of handing X on as it is
     routes_float32: bool = False
+    #: validates as scikit-learn's linear models and MLPs do (numbers kept as they are) with
+    #: float32 weights: bool, 8- and 16-bit integers and float16 are float32 by numpy's
+    #: promotion there, and the model reads them so
+    narrows_small: bool = False
+    #: a column transformer's parts that compute float32 (name, input columns): a DataFrame
+    #: mixing float32 columns with others is float32 for a part of only float32 columns there
+    float32_parts: tuple[tuple[str, np.ndarray], ...] = ()
     #: whether float32 input is computed with, not only handed on (``computes_float32``);
     #: None: as ``keeps_float32`` says
     float32_arithmetic: bool | None = None

@@ -56,6 +56,8 @@ class Pipeline(Executor):
         self.accepts_objects = bool(steps) and getattr(steps[0], "accepts_objects", False)
         self.used_columns = getattr(steps[0], "used_columns", None) if steps else None
         self.na_refused = steps[0].na_refused if steps else None
+        self.narrows_small = bool(steps) and steps[0].narrows_small
+        self.float32_parts = steps[0].float32_parts if steps else ()
         # sparse input reaches the first step, and the steps after it while each step before
         # keeps it sparse (those that accept it: scaling, selection)
         for step in steps:
@@ -315,7 +317,16 @@ class ColumnTransformer(Executor):
         out.float32_arithmetic = any(
             p.transformer is not None and computes_float32(p.transformer) for p in parts
         )
-        if out.stack != "sparse_if_any":  # scikit-learn's ColumnTransformer, not FeatureUnion
+        # parts that compute float32 input in float32 (or are marked as answering it
+        # otherwise): scikit-learn gives each its own columns, float32 if all of them are
+        out.float32_parts = tuple(
+            (p.name, p.indices)
+            for p in parts
+            if p.transformer is not None
+            and (computes_float32(p.transformer) or p.transformer.float32_differs is not None)
+        )
+        pandas_output = spec.param("pandas_output", bool, False)
+        if out.stack != "sparse_if_any" and not pandas_output:  # not a FeatureUnion's stack
             passed = sorted({int(c) for p in parts if p.transformer is None for c in p.indices})
             out.na_refused = tuple(passed) or None
         # each part gets its columns of a sparse batch sparse, as scikit-learn slices them

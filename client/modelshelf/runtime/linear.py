@@ -83,6 +83,7 @@ class LinearClassifier(Executor):
         self.proba = proba
         self.multilabel = multilabel
         self.keeps_float32 = self.float32_fitted = keeps_float32 and coef.dtype == np.float32
+        self.narrows_small = self.keeps_float32
         methods = {"predict", "decision_function"}
         if proba != "none":
             methods |= {"predict_proba", "predict_log_proba"}
@@ -195,6 +196,7 @@ class LinearRegressor(Executor):
         self.coef = coef
         self.intercept = intercept
         self.keeps_float32 = self.float32_fitted = keeps_float32 and coef.dtype == np.float32
+        self.narrows_small = self.keeps_float32
         self.kernel: Any = _kernels.dense(coef.T, intercept, SINGLE_THREAD_CELLS, MIN_BLOCK_ROWS)
 
     @classmethod
@@ -250,6 +252,7 @@ class OneVsRest(Executor):
         # Children fitted on float32 keep float32 input in sklearn, and so does their stack.
         self.keeps_float32 = all(getattr(c, "keeps_float32", False) for c in children)
         self.float32_arithmetic = any(computes_float32(c) for c in children)
+        self.narrows_small = all(c.narrows_small for c in children)
         hand_on_objects(self, children)
 
     @classmethod

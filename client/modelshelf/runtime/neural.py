@@ -111,6 +111,7 @@ class MLPClassifier(Executor):
         output = "softmax" if target == "multiclass" else "expit"
         self.kernel = _compiled(layers, activation, output)
         self.keeps_float32 = self.float32_fitted = _all_float32(layers)
+        self.narrows_small = self.keeps_float32
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MLPClassifier:
@@ -186,6 +187,7 @@ class MLPRegressor(Executor):
         self.output = output
         self.kernel = _compiled(layers, activation, "exp" if output == "exp" else "none")
         self.keeps_float32 = self.float32_fitted = _all_float32(layers)
+        self.narrows_small = self.keeps_float32
 
     @classmethod
     def from_spec(cls, spec: Spec) -> MLPRegressor:

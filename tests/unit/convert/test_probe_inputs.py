@@ -275,3 +275,16 @@ def test_pd_na_passed_through_a_column_transformer_is_refused_as_scikit_learn_do
         np.asarray(getattr(model, method)(filled), dtype=float),
         np.asarray(getattr(est, method)(filled), dtype=float),
     )
+
+
+def test_pd_na_passed_through_to_pandas_output_inside_a_pipeline_is_answered() -> None:
+    """With set_output(transform="pandas") on the pipeline, its column transformer keeps the
+    passed-through column in a DataFrame and scikit-learn answers; the model refused it (the
+    pandas output was looked for at the root only)."""
+    est = make_pipeline(
+        ColumnTransformer([("s", StandardScaler(), ["a"])], remainder="passthrough"),
+        HistGradientBoostingRegressor(max_iter=3),
+    ).set_output(transform="pandas")
+    est.fit(NULLABLE.fillna(FILL), np.arange(len(NULLABLE), dtype=float))
+    model = modelshelf.load(modelshelf.compile(est))
+    np.testing.assert_allclose(model.predict(NULLABLE), est.predict(NULLABLE))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.cluster import KMeans
 from sklearn.compose import make_column_transformer
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.decomposition import PCA, MiniBatchNMF, TruncatedSVD
@@ -475,3 +476,72 @@ def test_a_meta_estimator_over_a_selection_answers_float32() -> None:
     np.testing.assert_allclose(
         model.predict_proba(rows), est.predict_proba(rows), rtol=1e-9, atol=1e-12
     )
+
+
+def _fit32(est: Any, target: np.ndarray = LABELS) -> tuple[Any, modelshelf.Model]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X.astype(np.float32), target)
+    return est, modelshelf.load(modelshelf.compile(est))
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        np.round(np.abs(X_TEST) * 20).astype(np.uint8),  # pixels
+        np.round(X_TEST * 100).astype(np.int16),
+        X_TEST > 0,
+        X_TEST.astype(np.float16),
+        X_TEST.astype(">f4"),  # big-endian float32
+    ],
+    ids=["uint8", "int16", "bool", "float16", "big-endian-float32"],
+)
+def test_narrow_input_to_float32_weights_is_float32_as_numpy_promotes_it(rows: np.ndarray) -> None:
+    """uint8 pixels times float32 weights are float32 in numpy: scikit-learn's linear models
+    and MLPs fitted on float32 answered them in float32 and the images in float64 (an
+    SGDClassifier's scores 0.039 away); float16 was refused, big-endian float32 widened."""
+    for make, method in (
+        (LogisticRegression, "predict_proba"),
+        (Ridge, "predict"),
+        (lambda: SGDClassifier(random_state=0), "decision_function"),
+        (lambda: MLPClassifier((5,), max_iter=50, random_state=0), "predict_proba"),
+    ):
+        est, model = _fit32(make())
+        expected, actual = getattr(est, method)(rows), getattr(model, method)(rows)
+        assert actual.dtype == expected.dtype, (make, rows.dtype)
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_float32_seen_through_lists_mixed_frames_and_sparse_is_refused_where_it_differs() -> None:
+    """scikit-learn reads a list of float32 rows, or a DataFrame of float32 and int8 columns,
+    as float32, and multiplies a float32 CSR sparse: each got past the float32 refusal."""
+    pd = pytest.importorskip("pandas")
+    sparse = pytest.importorskip("scipy.sparse")
+    _, kmeans = _fit32(KMeans(2, n_init=2, random_state=0))
+    rows32 = X_TEST.astype(np.float32)
+    mixed = pd.DataFrame(rows32).assign(flag=np.ones(len(rows32), dtype=np.int8))
+    with pytest.raises(modelshelf.InputTypeError, match="kmeans"):
+        kmeans.transform(list(rows32))
+    est = KMeans(2, n_init=2, random_state=0).fit(mixed.to_numpy(np.float32))
+    with pytest.raises(modelshelf.InputTypeError, match="kmeans"):
+        modelshelf.load(modelshelf.compile(est)).transform(mixed)
+    _, sgd = _fit32(SGDClassifier(random_state=0))
+    with pytest.raises(modelshelf.InputTypeError, match=r"sparse .*X\.toarray\(\)"):
+        sgd.decision_function(sparse.csr_matrix(rows32))
+
+
+def test_a_mixed_frame_whose_column_transformer_part_takes_only_float32_is_refused() -> None:
+    """scikit-learn gives each part its own columns: a scaler over the float32 columns of a
+    float32/float64 DataFrame (the usual parquet) scales in float32; the model read the frame
+    as float64 and answered 1e-7 away."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    est = make_column_transformer((StandardScaler(), ["a", "b"]), (PCA(1), ["c", "d"])).fit(frame)
+    model = modelshelf.load(modelshelf.compile(est))
+    test = pd.DataFrame(X_TEST, columns=["a", "b", "c", "d"])
+    mixed = test.astype({"a": np.float32, "b": np.float32})
+    with pytest.raises(modelshelf.InputTypeError, match="part 'standardscaler' takes only float32"):
+        model.transform(mixed)
+    np.testing.assert_allclose(model.transform(test), est.transform(test), rtol=1e-9)
+    partly = test.astype({"a": np.float32})  # the scaler's columns are not all float32
+    np.testing.assert_allclose(model.transform(partly), est.transform(partly), rtol=1e-9)
