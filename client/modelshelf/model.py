@@ -215,8 +215,8 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     takes_vectors = bool(getattr(model._executor, "takes_vectors", False))
     used = getattr(model._executor, "used_columns", None)
     sparse_differs = None if model._executor is None else model._executor.sparse_differs
-    float32_differs = _float32_differs(model._executor, keep_float32)
     executor = model._executor
+    float32_differs = _float32_differs(executor, keep_float32)
     float32_fitted = executor is not None and executor.float32_fitted
     # a root that computes float32 input in float32 as numpy promotes it (a linear model or
     # MLP fitted on float32): bool, small integers and float16 become float32 first
@@ -224,7 +224,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     watch_dtype = float32_differs is not None or float32_fitted or narrows or keep_float32
     float32_parts = () if executor is None else executor.float32_parts
     widen_float16 = widen_float16 or narrows  # then made float32, below
-    na_refused = None if model._executor is None else model._executor.na_refused
+    na_refused = None if executor is None else executor.na_refused
     if model._pandas_columns is not None:
         na_refused = None  # set_output(transform="pandas"): the column stays in a DataFrame
 
@@ -243,9 +243,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
             )
         if na_refused is not None and is_frame(X):
             _refuse_na_passed_through(X, na_refused, names)
-        seen = _seen_dtype(X) if watch_dtype and type(X) is not np.ndarray else None
-        if type(X) is np.ndarray and watch_dtype:
-            seen = X.dtype
+        seen = _seen_dtype(X) if watch_dtype else None
         if float32_differs is not None and _narrow(seen):
             refit = ", or refit the model on float64 data" if "fitted" in float32_differs else ""
             raise InputTypeError(
