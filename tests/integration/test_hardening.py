@@ -75,7 +75,11 @@ def _fds() -> set[str]:
 def _daemon_fds(daemon, fd_dir: Path) -> int:
     """The daemon's descriptors besides one per L1 segment (linked or retired) and the one
     admin connection asking, counted once earlier admin connections are gone and no L2 write
-    runs (one writes after the reply: its mapping and temp file hold descriptors)."""
+    runs (one writes after the reply: its mapping and temp file hold descriptors).
+
+    The daemon opens files for a moment on its own (the catalog's atomic save, the socket
+    check each second, /proc and cgroup readings): the count is the least of a few samples
+    over a quarter second, which a leaked descriptor, held for good, still raises."""
     with AdminConnection(daemon.admin_socket) as admin:
 
         def settled() -> dict | None:
@@ -83,8 +87,12 @@ def _daemon_fds(daemon, fd_dir: Path) -> int:
             quiet = status["connections"]["admin"] == 1 and status["l2_writes"] == 0
             return status if quiet else None
 
-        l1 = wait_for(settled, what="earlier admin connections closed, L2 writes ended")["l1"]
-        return len(list(fd_dir.iterdir())) - l1["count"] - l1["retired"]
+        counts = []
+        for _ in range(5):
+            l1 = wait_for(settled, what="earlier admin connections closed, L2 writes ended")["l1"]
+            counts.append(len(list(fd_dir.iterdir())) - l1["count"] - l1["retired"])
+            time.sleep(0.05)
+        return min(counts)
 
 
 def test_descriptors_are_read_only_private_and_never_leak(shelf: Shelf, images: Images) -> None:

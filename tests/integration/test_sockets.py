@@ -124,23 +124,25 @@ def test_descriptors_sent_to_the_client_socket_are_closed_on_arrival(
     good.model("ns/lr")
     before = _daemon_fds(daemon, fd_dir)
     hostile = raw_connect(daemon.socket)
-    _hello(hostile)
-    r, w = os.pipe()
-    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r] * _wire.MAX_FDS))]
-    hostile.sendall(_wire.LENGTH.pack(_wire.MAX_MESSAGE))  # a message begun, never finished
-    sent = 0
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        for _ in range(600):  # 2,400 descriptors if the daemon took them all
-            hostile.sendmsg([b"\0"], rights)
-            sent += 1
-    os.close(r)
-    os.close(w)
-    assert _closed(hostile), "the daemon keeps the connection"
-    assert _daemon_fds(daemon, fd_dir) == before
-    assert daemon.stats()["descriptors_refused"] >= _wire.MAX_FDS
-    assert good.model("ns/lr@1").predict(images.X).shape == (16,)
-    assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)
-    hostile.close()
+    try:
+        _hello(hostile)
+        r, w = os.pipe()
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [r] * _wire.MAX_FDS))]
+        hostile.sendall(_wire.LENGTH.pack(_wire.MAX_MESSAGE))  # a message begun, never finished
+        sent = 0
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for _ in range(600):  # 2,400 descriptors if the daemon took them all
+                hostile.sendmsg([b"\0"], rights)
+                sent += 1
+        os.close(r)
+        os.close(w)
+        assert _closed(hostile), "the daemon keeps the connection"
+        assert _daemon_fds(daemon, fd_dir) == before
+        assert daemon.stats()["descriptors_refused"] >= _wire.MAX_FDS
+        assert good.model("ns/lr@1").predict(images.X).shape == (16,)
+        assert daemon.client().model("ns/lr").predict(images.X).shape == (16,)
+    finally:
+        hostile.close()
 
 
 def test_descriptors_on_the_admin_socket_are_bounded(shelf: Shelf, images: Images) -> None:
