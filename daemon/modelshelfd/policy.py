@@ -426,6 +426,11 @@ class CostAwarePolicy:
             return seen.cost
         return size / self.bandwidth
 
+    def measured(self, key: str) -> bool:
+        """Whether ``cost(key, ...)`` is measured (a load of ``key`` was timed), not estimated."""
+        seen = self._seen.get(key)
+        return seen is not None and seen.cost is not None
+
     @property
     def bandwidth(self) -> float:
         """Bytes per second of the loads from the tier below, smoothed."""

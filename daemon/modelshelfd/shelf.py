@@ -418,6 +418,7 @@ class Shelf:
             if isinstance(policy, CostAwarePolicy):
                 size = cost(entry.size)
                 out[f"{tier.name}_reload_seconds"] = round(policy.cost(entry.digest, size), 6)
+                out[f"{tier.name}_reload_measured"] = policy.measured(entry.digest)
                 out[f"{tier.name}_priority"] = policy.priority(entry.digest, now)
         return out
 

@@ -99,7 +99,11 @@ def test_human_output_in_units(shelf: Shelf, images: Images) -> None:
     shown = size(len(images.bytes("ridge")))  # 776 B
     ls = cli(daemon, "ls").stdout.splitlines()
     assert ls[1].split()[0] == "ns/m@1" and f"  {shown}  " in ls[1]
-    assert re.search(r"  \d+(\.\d)? m?s ago  ", ls[1]), ls[1]
+    assert re.search(r"  \d+(\.\d)? [mu]?s ago  ", ls[1]), ls[1]
+    # the cost policy's view: the priority in the top tier and both reload times, measured
+    assert ls[0].split()[-3:] == ["PRIORITY", "RELOAD", "L1/L2"], ls[0]
+    weighed = re.search(r"  (\S+) l1  ~\d+ [mu]?s/\d+ [mu]?s$", ls[1])
+    assert weighed and float(weighed[1]) > 0, ls[1]  # into L1 from the store: ~, not measured
     stats = cli(daemon, "stats").stdout
     fetched = next(line for line in stats.splitlines() if line.startswith("bytes_fetched"))
     assert fetched.endswith(f" {shown}")

@@ -31,10 +31,13 @@ def size(n: int | float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """``0.25`` -> ``250 ms``, ``42`` -> ``42 s``, ``200`` -> ``3.3 min``, then h and d."""
+    """``0.0004`` -> ``400 us``, ``0.25`` -> ``250 ms``, ``42`` -> ``42 s``, ``200`` ->
+    ``3.3 min``, then h and d."""
     if seconds is None:
         return "-"
     s = float(seconds)
+    if s < 0.001:
+        return f"{s * 1e6:.0f} us"
     if s < 1:
         return f"{s * 1000:.0f} ms"
     if s < 60:

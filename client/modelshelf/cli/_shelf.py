@@ -92,9 +92,13 @@ def add_commands(sub: Any) -> None:
         ("status", "the daemon's state: tiers, budgets, connections, leases",
          "Show the daemon's state: its store, each tier's use of its budget, connections, "
          "leases, and each client's leased bytes.", _status),
-        ("ls", "images on this node: tiers, size, hits, last use, leases, versions",
+        ("ls", "images on this node: tiers, size, hits, last use, leases, priority, reload cost",
          "List the images this node holds: the versions that resolve to each, size, tiers, "
-         "hits, last use, leases, pinned.", _ls),
+         "hits, last use, leases, pinned; with the cost-aware policy also PRIORITY, the "
+         "image's worth in the highest tier holding it (the lowest is evicted first), and "
+         "RELOAD L1/L2, the time bringing it back into shared memory / onto local disk takes, "
+         "as measured at its last load (~: estimated from its size and the tier's speed, "
+         "before a first measurement).", _ls),
         ("stats", "the daemon's counters: hits and misses per tier, fetches, evictions",
          "Show the daemon's event counters that have moved; --json lists every one "
          "(docs/operations.md, \"Counters\").", _stats),
@@ -515,22 +519,41 @@ def _ls(args: argparse.Namespace) -> int:
     if args.json:
         emit(rows)
         return 0
-    cells = [("MODEL", "DIGEST", "SIZE", "TIERS", "HITS", "LAST USE", "LEASES", "PINNED")]
+    weighed = any("l1_reload_seconds" in r for r in rows)  # not with policy = "lru"
+    head = ("MODEL", "DIGEST", "SIZE", "TIERS", "HITS", "LAST USE", "LEASES", "PINNED")
+    cells = [head + (("PRIORITY", "RELOAD L1/L2") if weighed else ())]
     for r in rows:
+        row = (
+            ",".join(r["models"]) or "-",
+            r["digest"][:12],
+            size(r["size"]),
+            "+".join(r["tiers"]) or "-",
+            str(r["hits"]),
+            f"{duration(r['idle_seconds'])} ago",
+            str(r["leases"]),
+            "yes" if r["pinned"] else "",
+        )
         cells.append(
-            (
-                ",".join(r["models"]) or "-",
-                r["digest"][:12],
-                size(r["size"]),
-                "+".join(r["tiers"]) or "-",
-                str(r["hits"]),
-                f"{duration(r['idle_seconds'])} ago",
-                str(r["leases"]),
-                "yes" if r["pinned"] else "",
-            )
+            (*row, _priority(r), f"{_reload(r, 'l1')}/{_reload(r, 'l2')}") if weighed else row
         )
     table(cells)
     return 0
+
+
+def _priority(row: dict[str, Any]) -> str:
+    """The image's priority in the highest tier that holds it: what the policy evicts by."""
+    for tier in ("l1", "l2"):
+        value = row.get(f"{tier}_priority")
+        if value is not None:
+            return f"{value:.2e} {tier}"
+    return "-"
+
+
+def _reload(row: dict[str, Any], tier: str) -> str:
+    seconds = row.get(f"{tier}_reload_seconds")
+    if seconds is None:
+        return "-"
+    return ("" if row.get(f"{tier}_reload_measured") else "~") + duration(seconds)
 
 
 def _stats(args: argparse.Namespace) -> int:

@@ -186,11 +186,13 @@ def test_a_load_before_any_use_is_remembered_then_counted_from_the_first_use() -
 def test_cost_is_measured_per_image_smoothed_and_the_size_over_bandwidth_before() -> None:
     policy = CostAwarePolicy(1000 * MB, bandwidth=100 * MB, smoothing=0.5)
     assert policy.cost("a", 50 * MB) == pytest.approx(0.5)  # no measurement: the default
+    assert not policy.measured("a")
     policy.on_load("a", 50 * MB, 0.25, now=0.0)  # 200 MB/s measured
-    assert policy.cost("a", 50 * MB) == pytest.approx(0.25)
+    assert policy.cost("a", 50 * MB) == pytest.approx(0.25) and policy.measured("a")
     # bytes and seconds smoothed apart: (100 + 50) / 2 MB over (1 + 0.25) / 2 s
     assert policy.bandwidth == pytest.approx(120 * MB)
     assert policy.cost("b", 300 * MB) == pytest.approx(2.5)  # the tier's measured bandwidth
+    assert not policy.measured("b")
     policy.on_insert("a", 50 * MB, now=0.0)
     policy.on_load("a", 50 * MB, 0.75, now=1.0)
     assert policy.cost("a", 50 * MB) == pytest.approx(0.5)

@@ -705,9 +705,17 @@ async def test_the_cost_policy_learns_reload_costs_and_ls_shows_them(setup) -> N
     assert type(shelf.l1.policy).__name__ == "CostAwarePolicy"
     lease = await shelf.acquire(refs[0])
     shelf.release(lease)
+    await _settled(shelf)  # the L2 copy written after the reply
     row = next(r for r in shelf.listing(4) if r["digest"] == refs[0].digest)
     assert row["l1_priority"] is not None and row["l1_priority"] > 0
     assert row["l2_reload_seconds"] > 0 and row["l1_reload_seconds"] > 0
+    # fetched from the store into L1: the store read is measured, a load from L2 not yet
+    assert row["l2_reload_measured"] is True and row["l1_reload_measured"] is False
+    assert shelf.evict(refs[0].digest)
+    shelf.release(await shelf.acquire(refs[0]))  # from L2 this time: measured
+    await _settled(shelf)  # promoted into L1 after the reply
+    row = next(r for r in shelf.listing(4) if r["digest"] == refs[0].digest)
+    assert row["l1_reload_measured"] is True and row["l1_priority"] > 0
     assert shelf.describe()["l1_oldest_seconds"] >= 0
     lru = Shelf(dataclasses.replace(shelf.config, policy="lru"), shelf.store)
     try:
