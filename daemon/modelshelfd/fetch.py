@@ -33,7 +33,7 @@ from typing import TypeVar
 from modelshelf.errors import ImageError, ImageMissing, ModelNotFound
 from modelshelf.store import Store
 
-from . import storage
+from . import machine, storage
 from .config import Config
 from .entry import Entry
 from .errors import OUT_OF_DESCRIPTORS, Busy, out_of_descriptors
@@ -98,6 +98,9 @@ class Fetcher:
         self._aborts: dict[str, threading.Event] = {}  # theirs, by digest (cancel_write)
         self._unwanted: set[str] = set()  # of those, evicted (admin) before they were added
         self.fetch_seconds: dict[str, float] = {}  # the last store read, until L2 has the copy
+        # bytes the daemon may still map (None: no RLIMIT_AS), and what store reads hold of it
+        self.address_space_left: Callable[[], int | None] = machine.address_space_left
+        self._mapping = 0
         self.inflight: dict[str, asyncio.Task[TierName]] = {}  # fetches, by digest
         self._slots = asyncio.Semaphore(config.max_inflight_fetches)
         self.filling = 0  # rooms reserved for copies being filled (_room)
@@ -597,7 +600,8 @@ class Fetcher:
             self.stats["l3_fetches"] += 1
             started = time.monotonic()
             try:
-                made = await make(fill)
+                with self._address_space(entry):
+                    made = await make(fill)
             except ImageError as exc:
                 self.stats["validation_failures"] += 1
                 log.warning(
@@ -616,6 +620,37 @@ class Fetcher:
                 self.on_fetched("l3", self.fetch_seconds[digest])
             return made
         raise AssertionError("unreachable")
+
+    @contextlib.contextmanager
+    def _address_space(self, entry: Entry) -> Iterator[None]:
+        """Room in the daemon's address space for a store read of ``entry``, held while it
+        runs: under an address-space limit (``RLIMIT_AS``) the store's client aborts the whole
+        daemon when an allocation fails, so a read that could come near the limit, with the
+        reads in flight counted, is refused ``Busy`` first."""
+        cfg = self.config
+        need = machine.fetch_address_space(entry.size, cfg.fetch_parallelism, cfg.range_bytes)
+        left = self.address_space_left()
+        if left is not None and need > left - self._mapping:
+            self.stats["address_space_refusals"] += 1
+            _limited.log(
+                logging.ERROR, "address-space",
+                "refused fetching image %s of %d bytes: it maps up to %d bytes and the "
+                "address-space limit (ulimit -v, LimitAS=) leaves %d (%d held by fetches in "
+                "flight); raise or remove that limit, or lower fetch_parallelism or range_bytes",
+                entry.digest[:12], entry.size, need, left, self._mapping,
+            )  # fmt: skip
+            raise Busy(
+                f"the daemon is out of memory: fetching image {entry.digest[:12]} of "
+                f"{entry.size} bytes needs about {need} bytes of address space and its limit "
+                f"leaves {max(0, left - self._mapping)}; retry later; operators: raise or remove "
+                "the daemon's address-space limit (ulimit -v, LimitAS=) and bound its memory "
+                "with a cgroup limit (MemoryMax=) instead"
+            )
+        self._mapping += need
+        try:
+            yield
+        finally:
+            self._mapping -= need
 
     async def copy_down(self, digest: str) -> None:
         """Give an image resident in L1 an L2 file too (written from its segment), if L2 can

@@ -169,6 +169,44 @@ def l1_budget(configured: int, limit: int) -> int:
     return configured
 
 
+def address_space_left() -> int | None:
+    """Bytes the daemon may still map under its address-space limit (``RLIMIT_AS``: ``ulimit
+    -v``, systemd's ``LimitAS=``): the limit less its virtual size now; None without a limit.
+    Under one, an allocation the object store's client (Rust) cannot make aborts the process
+    instead of raising: the fetcher asks first (``fetch_address_space``)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return int(soft) - int(psutil.Process().memory_info().vms)
+
+
+ADDRESS_SPACE_MARGIN = 32 << 20  # the reply, a thread or two, Python's own allocations
+
+
+def fetch_address_space(size: int, parallelism: int, range_bytes: int) -> int:
+    """Address space a store read of an image of ``size`` bytes maps at most: the image's
+    own mapping, and per range read at once its buffer and its thread's stack."""
+    stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    if stack == resource.RLIM_INFINITY or stack <= 0:
+        stack = 8 << 20  # glibc's default for threads when the stack is unlimited
+    ranges = min(max(1, parallelism), max(1, -(-size // max(1, range_bytes))))
+    return size + ranges * (min(size, range_bytes) + stack) + ADDRESS_SPACE_MARGIN
+
+
+def warn_address_space_limit() -> None:
+    """Say at start that an address-space limit is set: a cgroup memory limit is the bound
+    to use (the daemon sizes L1 under it); under ``RLIMIT_AS`` fetches near it are refused."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        log.warning(
+            "the daemon runs under an address-space limit of %d bytes (ulimit -v, LimitAS=): "
+            "fetches that would come near it are refused 'out of memory', since the object "
+            "store's client aborts the process when an allocation fails; a cgroup memory "
+            "limit (MemoryMax=, the container's memory limit) is the one to set instead",
+            soft,
+        )  # fmt: skip
+
+
 def raise_descriptor_limit() -> int:
     """Raise the soft RLIMIT_NOFILE to the hard one (every L1 segment is a descriptor);
     returns the soft limit now in force."""

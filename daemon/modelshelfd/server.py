@@ -100,6 +100,7 @@ class Server:
         cfg = self.config
         kept = systemd.passed_segments()  # L1 segments systemd kept for us, before any open
         descriptors = machine.raise_descriptor_limit()  # one per connection and per L1 image
+        machine.warn_address_space_limit()
         disk = Disk(cfg.cache_dir)  # refuses a directory it did not create, touching nothing
         # one daemon per instance: refuse before touching its segments, sockets or files
         self._lock_fd = _lock(Path(cfg.cache_dir) / "lock")

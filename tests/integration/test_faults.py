@@ -351,6 +351,42 @@ def test_a_client_at_its_descriptor_limit_is_told_so(shelf: Shelf, images: Image
     assert served == [1]  # once descriptors are free again
 
 
+def test_a_fetch_past_the_address_space_limit_is_refused_and_the_daemon_lives(
+    shelf: Shelf, images: Images
+) -> None:
+    """Under ``ulimit -v`` (RLIMIT_AS) the store's client (Rust) aborted the whole daemon on an
+    allocation it could not make ("memory allocation of 8388608 bytes failed"). The daemon
+    says at start that the limit is set, and refuses a fetch the limit leaves no room for as
+    busy, out of memory, counted, alive for everyone; with room again, the fetch is served.
+    The limit is lowered on the running daemon (prlimit) to just above its size now, so the
+    test does not depend on where a limit set at start would bite."""
+
+    def a_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 40, resource.RLIM_INFINITY))
+
+    Store(shelf.store).publish("ns", "big", images.bytes("blob48m"))
+    Store(shelf.store).publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make(preexec=a_limit, l1_bytes="16M")
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+    assert "address-space limit of 1099511627776 bytes" in daemon.logs()
+    held = daemon.client().model("ns/lr")
+    size = int(Path(f"/proc/{pid}/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    resource.prlimit(pid, resource.RLIMIT_AS, (size + (100 << 20), resource.RLIM_INFINITY))
+    try:
+        with Client(daemon.socket, timeout=60) as client, pytest.raises(ShelfBusy) as refused:
+            client.tensors("ns/big")  # maps 48 MiB, and 6 ranges of 8 MiB with their stacks
+    finally:
+        resource.prlimit(pid, resource.RLIMIT_AS, (resource.RLIM_INFINITY,) * 2)
+    message = str(refused.value)
+    assert "out of memory" in message and "address-space limit" in message, message
+    assert daemon.stats()["address_space_refusals"] == 1
+    assert "refused fetching image" in daemon.logs() and "ulimit -v" in daemon.logs()
+    assert held.predict(images.X).shape == (16,)  # the daemon lives, what it served stays
+    with Client(daemon.socket, timeout=60) as client:
+        assert client.tensors("ns/big")["w"].nbytes == 48 << 20  # room again: served
+
+
 def test_access_control(shelf: Shelf, images: Images) -> None:
     store = Store(shelf.store)
     store.publish("secret", "lr", images.bytes("logreg"))

@@ -67,3 +67,30 @@ def test_l1_is_kept_below_the_limit_with_a_warning(caplog: pytest.LogCaptureFixt
 def test_segments_get_what_connections_and_the_reserve_leave() -> None:
     assert machine.segment_limit(1 << 20, 1024) == (1 << 20) - 1024 - machine.DESCRIPTOR_RESERVE
     assert machine.segment_limit(96, 1024) == 16
+
+
+def test_a_store_read_maps_the_image_and_a_buffer_and_stack_per_range_at_once() -> None:
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    stack = 8 << 20 if soft in (resource.RLIM_INFINITY, 0) else soft  # a thread's stack
+    margin = machine.ADDRESS_SPACE_MARGIN
+    assert machine.fetch_address_space(1000, 8, 8 << 20) == 1000 + (1000 + stack) + margin
+    # 48 MiB in ranges of 8 MiB, 8 at once: 6 ranges, each its buffer and its thread's stack
+    assert machine.fetch_address_space(48 << 20, 8, 8 << 20) == (48 << 20) + 6 * (16 << 20) + margin
+    assert machine.fetch_address_space(48 << 20, 2, 8 << 20) == (48 << 20) + 2 * (16 << 20) + margin
+
+
+def test_address_space_left_is_none_without_a_limit_and_shrinks_with_one() -> None:
+    import resource
+
+    if resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY:
+        assert machine.address_space_left() is None
+    size = psutil.Process().memory_info().vms
+    saved = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (size + (1 << 30), saved[1]))
+    try:
+        left = machine.address_space_left()
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, saved)
+    assert left is not None and 0 < left <= 1 << 30
