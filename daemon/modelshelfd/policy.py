@@ -22,7 +22,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 MAX_GHOSTS = 1 << 16  # images remembered after they left the tier (or before they entered it)
 DEFAULT_BANDWIDTH = 200e6  # bytes per second from the tier below, until one load is measured
@@ -440,11 +440,46 @@ class CostAwarePolicy:
     def __len__(self) -> int:
         return len(self._residents)
 
+    # -- across a restart ---------------------------------------------------------------------
+
+    def learned(self, now: float, limit: int = MAX_GHOSTS) -> dict[str, Any]:
+        """What the policy has learned, as plain data a later run gives ``restore``: the
+        tier's load rate, the mean gap of all images and, for the ``limit`` images used last,
+        their uses, gaps, measured cost and seconds since their last use (times relative to
+        ``now``: another run's clock has another origin). Residents are the tier's to say."""
+        images: dict[str, list[Any]] = {}
+        for key in reversed(self._seen):  # most recently used first
+            if len(images) >= limit:
+                break
+            seen = self._seen[key]
+            images[key] = [seen.uses, seen.gap, seen.gap2, seen.cost, max(now - seen.last, 0.0)]
+        return {"loaded": list(self._loaded), "mean_gap": self._mean_gap, "images": images}
+
+    def restore(self, learned: Mapping[str, Any], now: float, *, elapsed: float = 0.0) -> None:
+        """Take back what ``learned`` returned in an earlier run (checked by the caller:
+        ``learned.py``), ``elapsed`` seconds ago: each image's last use is that much older.
+        What this run has learned already is kept; residents are not touched."""
+        nbytes, secs = learned["loaded"]
+        self._loaded = (float(nbytes), float(secs))
+        if self._mean_gap is None and learned["mean_gap"] is not None:
+            self._mean_gap = float(learned["mean_gap"])
+        seen = dict(self._seen)
+        for key, (uses, gap, gap2, cost, age) in learned["images"].items():
+            if key not in seen:
+                seen[key] = _Seen(now - age - elapsed, int(uses), gap, gap2, cost)
+        # least recently used first, as ``_remember`` keeps them; then as many as it keeps
+        self._seen = OrderedDict(sorted(seen.items(), key=lambda item: item[1].last))
+        self._trim()
+
     # -- bookkeeping --------------------------------------------------------------------------
 
     def _remember(self, key: str, seen: _Seen) -> None:
         self._seen[key] = seen
         self._seen.move_to_end(key)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Forget the least recently used ghosts beyond ``max_ghosts``."""
         while len(self._seen) > self.max_ghosts + len(self._residents):
             oldest = next(iter(self._seen))
             if oldest in self._residents:  # residents are never forgotten

@@ -32,6 +32,7 @@ from modelshelf.names import check_part, parse_ref
 from modelshelf.store import RefInfo
 
 CATALOG_RECORD = "catalog.json"  # in cache_dir
+LEARNED_RECORD = "learned.json"  # in cache_dir: what the policies learned (learned.py)
 FORMAT = 1
 MAX_SAVED_BYTES = 512 << 20  # a million refs take about 200 MB
 MAX_VERSION = 2**63 - 1

@@ -39,7 +39,7 @@ from modelshelf import wire as _wire
 from modelshelf.errors import ProtocolError, ShelfError
 from modelshelf.store import Store
 
-from . import aiowire, handlers, machine, pressure, systemd
+from . import aiowire, handlers, learned, machine, pressure, systemd
 from .catalog import Catalog
 from .config import DERIVED, Config, ConfigError, config_from_sources, config_sources
 from .connection import Connection, peer_groups
@@ -161,6 +161,7 @@ class Server:
         await shelf.adopt(kept)
         self._spawn(catalog.poll_forever())
         self._spawn(_watch_memory(memory))
+        self._spawn(_keep_learned(shelf))
         self._spawn(warmer.run())
         for path, mode, kind in (
             (cfg.socket, cfg.socket_mode, "client"),
@@ -211,6 +212,10 @@ class Server:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if state is not None:
             state.catalog.save_now()
+            try:
+                state.shelf.learned_now()()
+            except OSError as exc:
+                _learned_failed(exc)
             state.shelf.close()
             state.board.bump()  # clients holding "latest" ask again and find the new daemon
             state.board.close()
@@ -634,6 +639,22 @@ def _refuse_a_vanished_file_store(url: str, record: Path) -> None:
                 f"filled from it: restore it (or mount it), or, to start from an empty store, "
                 f"delete {record}"
             )
+
+
+async def _keep_learned(shelf: Shelf) -> None:
+    """Write what the policies learned every ``learned.SAVE_SECONDS`` (and at the stop):
+    a daemon killed rather than stopped loses no more than that."""
+    while True:
+        await asyncio.sleep(learned.SAVE_SECONDS)
+        write = shelf.learned_now()
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:  # the cache disk full or failing: next time, perhaps
+            _learned_failed(exc)
+
+
+def _learned_failed(exc: OSError) -> None:
+    _refusals.log(logging.WARNING, "learned", "saving what the policies learned failed: %s", exc)
 
 
 async def _watch_memory(watch: MemoryWatch) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from modelshelf.errors import ImageError, ModelNotFound
 from modelshelf.store import RefInfo, Store
 
-from . import storage
+from . import learned, storage
 from .config import Config
 from .entry import Entry, State
 from .errors import OUT_OF_DESCRIPTORS, Busy, out_of_descriptors
@@ -133,7 +133,12 @@ class Shelf:
         left in /dev/shm for this instance is removed."""
         legacy = await asyncio.to_thread(storage.remove_legacy_segments, self.config.shm_prefix)
         files, strays = await asyncio.to_thread(self.disk.scan)
+        before = await asyncio.to_thread(self._read_learned)
         now = self.clock()
+        if before is not None:  # first: the copies adopted below are ranked on it
+            for name, policy in self._learning().items():
+                if name in before.policies:
+                    policy.restore(before.policies[name], now, elapsed=before.elapsed)
         for digest, fd in (segments or {}).items():
             name = storage.segment_name(self.config.shm_prefix, digest)
             try:
@@ -151,6 +156,11 @@ class Shelf:
         for digest, size in files.items():
             self.entries.setdefault(digest, Entry(digest, size, last_use=now))
             self.l2.adopt(Copy(TierName.L2, digest, size, verified=False))
+        if before is not None:
+            for digest, (hits, age) in before.entries.items():
+                entry = self.entries.get(digest)
+                if entry is not None:
+                    entry.hits, entry.last_use = hits, now - age - before.elapsed
         self.l1.shrink()  # the budgets may have shrunk since the previous run
         self.l2.shrink()
         self._forget_empty()
@@ -160,6 +170,34 @@ class Shelf:
             "/dev/shm segments removed)",
             self.stats["adopted_l1"], len(files), strays, legacy,
         )  # fmt: skip
+
+    def _learning(self) -> dict[str, CostAwarePolicy]:
+        """The policies that learn (the cost-aware ones; LRU learns nothing), by tier name."""
+        tiers = (self.l1, self.l2)
+        return {t.name.value: t.policy for t in tiers if isinstance(t.policy, CostAwarePolicy)}
+
+    def _read_learned(self) -> learned.Learned | None:
+        try:
+            return learned.load(self.disk.root, tuple(self._learning()))
+        except learned.LearnedError as exc:
+            log.warning("what the daemon learned before its restart (learned.json in %s) is not "
+                        "used: %s; its images are ranked on estimates until used again",
+                        self.disk.root, exc)  # fmt: skip
+            return None
+
+    def learned_now(self) -> Callable[[], None]:
+        """What the policies and the hit counts hold now, taken on the event loop; the call
+        returned writes it to ``cache_dir`` (blocking: run it in a thread, or at the stop)."""
+        now = self.clock()
+        policies = {name: policy.learned(now) for name, policy in self._learning().items()}
+        used = sorted(self.entries.values(), key=lambda e: e.last_use, reverse=True)
+        entries = {
+            e.digest: (e.hits, max(now - e.last_use, 0.0))
+            for e in used[: learned.MAX_IMAGES]
+            if e.hits
+        }
+        root = self.disk.root
+        return lambda: learned.save(root, policies, entries)
 
     def close(self) -> None:
         """Close every descriptor (clients' mappings stay valid)."""

@@ -33,7 +33,7 @@ from modelshelf.image import Image
 from modelshelf.store import make_private_dirs
 from modelshelf.trust import foreign_links
 
-from .saved import CATALOG_RECORD, PINS_RECORD
+from .saved import CATALOG_RECORD, LEARNED_RECORD, PINS_RECORD
 
 log = logging.getLogger("modelshelfd.storage")
 
@@ -447,7 +447,10 @@ class Disk:
                 "as the daemon's user (mkdir -m 700), or point cache_dir elsewhere (nothing "
                 "here was changed)"
             )
-        own = ("images", "tmp", _LOCK_NAME, STORE_RECORD, CATALOG_RECORD, PINS_RECORD, CACHE_MARKER)
+        own = (
+            "images", "tmp", _LOCK_NAME, STORE_RECORD, CATALOG_RECORD, PINS_RECORD,
+            LEARNED_RECORD, CACHE_MARKER,
+        )  # fmt: skip
         for name in own:
             path = self.root / name
             if path.is_symlink():

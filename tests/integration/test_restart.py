@@ -313,3 +313,42 @@ def test_an_unpin_of_a_pin_kept_for_the_next_start_is_remembered(
     wait_for(lambda: daemon.admin("status")["ready"], what="ready")
     assert _pinned(daemon) == set()
     assert daemon.admin("status")["warm"]["pinned_again"] == 0
+
+
+def _rows(daemon) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    return {r["digest"]: r for r in daemon.admin("ls")["models"]}
+
+
+def test_what_the_policies_learned_survives_a_restart(shelf: Shelf, images: Images) -> None:
+    """A restarted daemon ranked its adopted images on estimates: no hits, a last use at the
+    start, reload times guessed from sizes. What the policies learned (measured reload times
+    per tier, uses, gaps) and the hit counts are written at the stop and read back before
+    the L2 files are adopted; a file it cannot use is said in the log and ignored."""
+    store = Store(shelf.store)
+    ref = store.publish("ns", "lr", images.bytes("logreg"))
+    daemon = shelf.make()
+    client = daemon.client()
+    for _ in range(3):
+        client.model("ns/lr")
+        client.release("ns/lr")
+    wait_for(lambda: daemon.admin("status")["l2_writes"] == 0, what="the L2 write to end")
+    daemon.admin("evict", model="ns/lr")
+    client.model("ns/lr")  # from L2 this time: the L1 reload is measured
+    client.close()
+    wait_for(lambda: _rows(daemon)[ref.digest]["l1_reload_measured"], what="the promotion")
+    before = _rows(daemon)[ref.digest]
+    assert before["hits"] == 4 and before["l2_reload_measured"]
+    daemon.stop()
+    daemon.start()
+    after = _rows(daemon)[ref.digest]
+    assert after["tiers"] == ["l2"] and after["hits"] == 4
+    assert after["idle_seconds"] >= before["idle_seconds"]  # the time down counts as idle
+    for tier in ("l1", "l2"):
+        assert after[f"{tier}_reload_measured"], tier
+        assert after[f"{tier}_reload_seconds"] == before[f"{tier}_reload_seconds"], tier
+    daemon.stop()
+    (daemon.cache_dir / "learned.json").write_text('{"format": 1, "saved_at": "x"}')
+    daemon.start()
+    assert "is not used: malformed: saved_at must be a number" in daemon.logs()
+    after = _rows(daemon)[ref.digest]
+    assert after["hits"] == 0 and not after["l1_reload_measured"]

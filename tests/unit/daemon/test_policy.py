@@ -354,3 +354,41 @@ def test_a_search_for_many_victims_costs_no_more_than_a_scan(monkeypatch) -> Non
     out = policy.victims(cands, need, 3000.0)
     assert sum(cands[k].size for k in out) >= need
     assert len(calls) <= 2 * len(cands) + policy.sample + policy.pool
+
+
+def test_what_it_learned_survives_a_restart_with_the_downtime_as_idle_time() -> None:
+    """``learned`` then ``restore`` in a new policy (another clock origin): the same costs,
+    uses, waits and worths, each image idle for as long again as the daemon was down."""
+    before = CostAwarePolicy(100 * MB, bandwidth=100 * MB, max_ghosts=8)
+    for t, key in enumerate(["a", "b", "a", "c", "a", "b"]):
+        before.on_request(key, MB, float(t * 10))
+        before.on_load(key, MB, 0.01 * (t + 1), float(t * 10))
+    before.on_insert("a", MB, 50.0)
+    data = before.learned(60.0)
+    after = CostAwarePolicy(100 * MB, bandwidth=100 * MB, max_ghosts=8)
+    after.restore(data, now=1000.0, elapsed=30.0)  # down 30 s, a clock 940 s ahead
+    assert after.bandwidth == pytest.approx(before.bandwidth)
+    for key in ("a", "b", "c"):
+        assert after.measured(key) and after.cost(key, MB) == before.cost(key, MB)
+        assert after.uses(key, 0.0) == before.uses(key, 0.0)
+        assert after.wait(key, 1000.0) == pytest.approx(before.wait(key, 90.0))
+        assert after.worth(key, MB, 1000.0) == pytest.approx(before.worth(key, MB, 90.0))
+    assert after.priority("a", 1000.0) is None  # residents are the tier's to say (on_insert)
+    assert not after.measured("d") and after.wait("d", 1000.0) == float("inf")
+
+
+def test_restore_keeps_what_this_run_learned_and_its_bound() -> None:
+    old = CostAwarePolicy(100 * MB, max_ghosts=4)
+    for i in range(4):
+        old.on_request(f"k{i}", MB, float(i))
+        old.on_load(f"k{i}", MB, 1.0, float(i))
+    new = CostAwarePolicy(100 * MB, max_ghosts=4)
+    new.on_request("n", MB, 2.5)
+    new.on_request("m", MB, 2.6)
+    new.on_request("k0", MB, 3.0)
+    new.on_load("k0", MB, 9.0, 3.0)  # measured in this run: kept over the old one
+    new.restore(old.learned(4.0), now=3.0)  # old k1, k2, k3 last used at 0, 1 and 2 here
+    assert new.cost("k0", MB) == 9.0
+    # 4 remembered at most, the least recently used forgotten: k1 and k2
+    assert [new.uses(k, 0.0) for k in ("k1", "k2", "k3", "n", "m", "k0")] == [0, 0, 1, 1, 1, 1]
+    assert new.measured("k3") and new.cost("k3", MB) == 1.0
