@@ -98,6 +98,8 @@ class Fetcher:
         self._aborts: dict[str, threading.Event] = {}  # theirs, by digest (cancel_write)
         self._unwanted: set[str] = set()  # of those, evicted (admin) before they were added
         self.fetch_seconds: dict[str, float] = {}  # the last store read, until L2 has the copy
+        # seconds spent bringing images into each tier: L1 from L2 files, L2 (or L1) from the store
+        self.reload_seconds = {"l1": 0.0, "l2": 0.0}
         # bytes the daemon may still map (None: no RLIMIT_AS), and what store reads hold of it
         self.address_space_left: Callable[[], int | None] = machine.address_space_left
         self._mapping = 0
@@ -296,10 +298,17 @@ class Fetcher:
         if from_l2:
             seconds = time.monotonic() - started
             self._loaded(self.l1, entry, seconds)
-            self.on_fetched("l2", seconds)
+            self.stats["l1_bytes_loaded"] += entry.size
+            self._fetched("l2", seconds)
         self.l1.add(SharedMemory.copy_of(segment))
         room.used = True
         return segment
+
+    def _fetched(self, source: str, seconds: float) -> None:
+        """An image came from ``source`` ("l2": its file into L1; "l3": the store) in
+        ``seconds``: the reload seconds of the tier it came into, and the metrics' histogram."""
+        self.reload_seconds["l1" if source == "l2" else "l2"] += seconds
+        self.on_fetched(source, seconds)
 
     def _loaded(self, tier: Tier, entry: Entry, seconds: float | None) -> None:
         """Tell ``tier``'s policy how long bringing the image from the tier below took."""
@@ -617,7 +626,7 @@ class Fetcher:
                 self.stats["bytes_fetched"] += entry.size
                 # what reloading it into L2 costs: the store read (and its verification)
                 self.fetch_seconds[digest] = time.monotonic() - started
-                self.on_fetched("l3", self.fetch_seconds[digest])
+                self._fetched("l3", self.fetch_seconds[digest])
             return made
         raise AssertionError("unreachable")
 

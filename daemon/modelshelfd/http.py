@@ -133,9 +133,17 @@ class _ShelfCollector(Collector):
         )
         events = shelf.counters()
         events["connections_refused"] = self.state.refused  # as `modelshelf stats` has it
+        reload = CounterMetricFamily(
+            "modelshelf_reload_seconds",
+            "Seconds spent bringing images into a tier: l1 from their L2 files, l2 from the store",
+            labels=["tier"],
+        )
+        for tier in ("l1", "l2"):
+            reload.add_metric([tier], events.pop(f"{tier}_reload_seconds"))
         for event, value in sorted(events.items()):
             counters.add_metric([event], value)
         yield counters
+        yield reload
         described = shelf.describe()
         for tier in ("l1", "l2"):
             for field in ("bytes", "budget", "count", "leased_bytes"):

@@ -40,7 +40,8 @@ LEASE_ATTEMPTS = 4  # fetches of an image evicted again before it could be lease
 
 # counters that exist from the start (0, not absent): docs/operations.md says what each means
 EVENTS = (
-    "l1_hits", "l2_hits", "l3_hits", "served_l1", "served_page_cache", "promotions",
+    "l1_hits", "l2_hits", "l3_hits", "l1_misses", "l2_misses", "l1_bytes_loaded", "served_l1",
+    "served_page_cache", "promotions",
     "l3_fetches", "l3_to_l2", "fetch_waits", "bytes_fetched", "l1_full", "l2_full",
     "l1_not_admitted", "share_fallbacks", "memory_pressure", "l1_shrinks",
     "warm_failures", "adopted_l1",
@@ -369,6 +370,8 @@ class Shelf:
         entry = self.entries.get(ref.digest)
         if entry is not None:  # else evicted already: the caller fetches again
             self._hit(entry, label, found)
+            self.stats["l1_misses"] += found is not TierName.L1
+            self.stats["l2_misses"] += found is TierName.L3
         return found
 
     def _begin(self, ref: RefInfo) -> Entry:
@@ -498,9 +501,18 @@ class Shelf:
             if c is not None and c.digest == digest
         )
 
-    def counters(self) -> dict[str, int]:
-        """Every event counter (docs/operations.md), the tiers' evictions included."""
-        return {**self.stats, "l1_evictions": self.l1.evictions, "l2_evictions": self.l2.evictions}
+    def counters(self) -> dict[str, int | float]:
+        """Every event counter (docs/operations.md), the tiers' evictions and reload seconds
+        included."""
+        reload = {
+            f"{t}_reload_seconds": round(s, 6) for t, s in self.fetcher.reload_seconds.items()
+        }
+        return {
+            **self.stats,
+            "l1_evictions": self.l1.evictions,
+            "l2_evictions": self.l2.evictions,
+            **reload,
+        }
 
     def describe(self) -> dict[str, Any]:
         return {

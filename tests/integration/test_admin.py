@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -60,6 +61,13 @@ def test_cli_commands(shelf: Shelf, images: Images) -> None:
     assert {r["models"][0]: r["tiers"] for r in rows} == {"ns/lr@1": ["l2"], "ns/p@1": ["l1", "l2"]}
     stats = json.loads(cli(daemon, "stats", "--json").stdout)["counters"]
     assert stats["l1_evictions"] == 1 and stats["l3_fetches"] == 2
+    # misses per tier: every request not served from L1 missed it; from the store, both
+    assert stats["l1_misses"] == stats["l2_hits"] + stats["l3_hits"] == 3
+    assert stats["l2_misses"] == stats["l3_hits"] == 2
+    assert stats["l1_bytes_loaded"] == len(images.bytes("pipe"))  # promoted from its L2 file
+    assert stats["l1_reload_seconds"] > 0 and stats["l2_reload_seconds"] > 0
+    shown = cli(daemon, "stats").stdout
+    assert re.search(r"^l2_reload_seconds +\d+ [mu]?s$", shown, re.M), shown
     assert "l3_fetches" in cli(daemon, "stats").stdout
     refused = cli(daemon, "rm", "ns/lr", check=False)  # every version: not without --yes
     assert refused.returncode == 2 and "--yes to remove them all" in refused.stderr
@@ -105,6 +113,13 @@ def test_http_healthz_and_metrics(shelf: Shelf, images: Images, private_s3) -> N
     with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
         text = r.read().decode()
     assert 'modelshelf_events_total{event="l3_fetches"} 1.0' in text
+    # a miss of both tiers, and the seconds the store read took (the fetch histogram's sum)
+    assert 'modelshelf_events_total{event="l1_misses"} 1.0' in text
+    assert 'modelshelf_events_total{event="l2_misses"} 1.0' in text
+    assert 'modelshelf_reload_seconds_total{tier="l1"} 0.0' in text
+    store_read = float(text.split('modelshelf_reload_seconds_total{tier="l2"} ')[1].split()[0])
+    fetch_sum = float(text.split('modelshelf_fetch_seconds_sum{tier="l3"} ')[1].split()[0])
+    assert store_read > 0 and abs(store_read - fetch_sum) < 1e-5
     assert f"modelshelf_l1_bytes {float(cost(len(images.bytes('logreg'))))}" in text
     private_s3.server.stop()
     wait_for(lambda: daemon.admin("status")["store_error"], what="the poller notices")

@@ -564,7 +564,12 @@ def _stats(args: argparse.Namespace) -> int:
     counters = r["counters"]
     for key, value in sorted(counters.items()):
         if value:  # the ones that moved; --json has every one
-            shown = size(value) if "bytes" in key else str(value)  # the rest count events
+            if "bytes" in key:
+                shown = size(value)
+            elif key.endswith("_seconds"):
+                shown = duration(value)
+            else:
+                shown = str(value)  # the rest count events
             print(f"{key:<24} {shown}")
     print(f"{'generation':<24} {r['generation']}")
     still = sum(1 for value in counters.values() if not value)
