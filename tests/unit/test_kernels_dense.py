@@ -131,12 +131,12 @@ def test_mlp_equals_numpy(rows: int, activation: str) -> None:
 
 def _branch(rows: int, k: int, n: int) -> str:
     """Which of _math.matmul's branches ``rows`` x ``k`` times ``k`` x ``n`` takes."""
-    cells, least = _math.SINGLE_THREAD_CELLS, _math.MIN_BLOCK_ROWS
-    if rows * k * n <= cells:
+    if rows * k * n <= _math.SINGLE_THREAD_CELLS:
         return "whole"
-    if cells // (k * n) >= least:
+    if _math.row_block(rows, k, n):
         return "row blocks"
-    return "column blocks" if rows == 1 and cells // k >= 1 else "left to BLAS"
+    columns = _math.SINGLE_THREAD_CELLS // k >= _math.MIN_BLOCK_ROWS
+    return "column blocks" if rows == 1 and columns else "left to BLAS"
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,9 @@ def _branch(rows: int, k: int, n: int) -> str:
     [
         (1, 64, 10, "whole"),
         (1000, 64, 10, "row blocks"),
-        (410, 64, 10, "row blocks"),  # blocks of 409 rows: a last block of 1
+        (770, 64, 10, "row blocks"),  # blocks of 384 rows (409 in whole 48s), then 2 rows
+        (769, 64, 10, "row blocks"),  # a single row left goes with the block before
+        (1000, 8, 683, "left to BLAS"),  # 47 rows per block: fewer than 48
         (1, 700, 401, "column blocks"),
         (1, 300000, 1, "left to BLAS"),  # a column wider than the cells
         (3, 784, 160, "left to BLAS"),
@@ -302,20 +304,22 @@ def threads() -> Iterator[None]:
 
 @pytest.mark.usefixtures("threads")
 @pytest.mark.parametrize("n_threads", [2, 3, 8])
-@pytest.mark.parametrize("rows", [409, 410, 818, 819, 1000, 5000])
+@pytest.mark.parametrize("rows", [410, 768, 769, 770, 1000, 5000])
 @pytest.mark.parametrize("proba", ["logistic", "softmax", "ovr"])
 def test_threads_split_row_blocks_to_one_threads_bits(
     n_threads: int, rows: int, proba: str
 ) -> None:
-    # 64 x 10 weights: blocks of 409 rows (SINGLE_THREAD_CELLS // 640), 2 classes: one score
+    # 64 x 10 weights: blocks of 384 rows (SINGLE_THREAD_CELLS // 640 in 48s), 2 classes: one
+    # score (blocks of 4,080 rows)
     rng = np.random.default_rng(rows * 7 + n_threads)
     n_classes = 2 if proba == "logistic" else 10
     reference, compiled = _pair(_classifier(rng, 64, n_classes, proba))
     X = rng.normal(size=(rows, 64)) * 4
     _kernels.set_threads(n_threads)
     kernel = compiled.kernel
-    block = _math.SINGLE_THREAD_CELLS // (64 * (1 if n_classes == 2 else n_classes))
-    assert kernel._threads(X, n_threads) == min(n_threads, -(-rows // block))
+    block = _math.row_block(rows, 64, 1 if n_classes == 2 else n_classes)
+    blocks = rows // block + (rows % block > 1) if block else 1
+    assert kernel._threads(X, n_threads) == min(n_threads, blocks)
     calls = _counting(compiled)
     assert same_bits(compiled.predict_proba(X), reference.predict_proba(X))
     assert same_bits(compiled.decision_function(X), reference.decision_function(X))
@@ -356,7 +360,7 @@ def test_the_thread_count_is_checked_and_capped_in_c() -> None:
     with pytest.raises(TypeError):
         compiled.kernel.affine(X, 1, 2.0)
     # whoever passes more than modelshelf.set_threads allows gets at most one per block
-    assert compiled.kernel._threads(X, 10**6) == 5
+    assert compiled.kernel._threads(X, 10**6) == 6  # 5 blocks of 384 rows and 80
     assert same_bits(compiled.kernel.affine(X, 1, 10**6), reference.predict_proba(X))
 
 

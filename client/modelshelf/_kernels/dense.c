@@ -338,16 +338,35 @@ static void add_intercept(const Dense *self, double *out, npy_intp rows) {
     }
 }
 
+/* Where the row block starting at ``start`` ends, of ``block`` rows up to ``hi``: a single
+ * row left goes with it (_math.block_stop). */
+static npy_intp block_stop(npy_intp start, npy_intp block, npy_intp hi) {
+    npy_intp stop = hi - start < block ? hi : start + block;
+    return hi - stop == 1 ? hi : stop;
+}
+
+/* The row blocks of ``rows`` rows (the last takes a single row left over). */
+static npy_intp count_blocks(npy_intp rows, npy_intp block) {
+    return rows / block + (rows % block > 1);
+}
+
 /* ``out``'s rows ``lo`` (a multiple of ``block``) to ``hi`` = X @ W, each block of ``block``
  * rows one call of numpy's matmul loop (_math.matmul's row blocks). */
 static void by_row_blocks(const Dense *self, const char *x, npy_intp xs0, npy_intp xs1,
                           npy_intp lo, npy_intp hi, npy_intp block, double *out) {
     const npy_intp n = self->n, d = sizeof(double);
-    for (npy_intp start = lo; start < hi; start += block) {
-        npy_intp m = hi - start < block ? hi - start : block;
+    for (npy_intp start = lo, stop; start < hi; start = stop) {
+        stop = block_stop(start, block, hi);
         matmul(x + start * xs0, xs0, xs1, self->w, self->ws0, self->ws1,
-               (char *)(out + start * n), n * d, d, m, self->k, n);
+               (char *)(out + start * n), n * d, d, stop - start, self->k, n);
     }
+}
+
+/* The rows of each block of ``_math.matmul``'s plan for ``rows`` rows when the plan is row
+ * blocks: a whole number of ``min_rows`` (_math.row_block), else 0. */
+static npy_intp row_blocks(const Dense *self, npy_intp rows) {
+    const npy_intp cells = self->cells / (self->k * self->n);
+    return rows <= cells ? 0 : cells / self->min_rows * self->min_rows;
 }
 
 /* ``out (rows x n, C order) = X @ W + b``, in _math.matmul's blocks; X's rows and columns
@@ -358,29 +377,20 @@ static void affine(const Dense *self, const char *x, npy_intp xs0, npy_intp xs1,
     const npy_intp kn = k * n; /* rows * k * n <= cells, without overflow: */
     if (rows <= self->cells / kn) {
         matmul(x, xs0, xs1, self->w, self->ws0, self->ws1, (char *)out, n * d, d, rows, k, n);
-    } else if (self->cells / kn >= self->min_rows) {
-        by_row_blocks(self, x, xs0, xs1, 0, rows, self->cells / kn, out);
-    } else if (rows == 1 && self->w_ndim == 2 && self->cells / k >= 1) {
-        npy_intp width = self->cells / k; /* one row: blocks of W's columns */
-        for (npy_intp start = 0; start < n; start += width) {
-            npy_intp p = n - start < width ? n - start : width;
+    } else if (row_blocks(self, rows) > 0) {
+        by_row_blocks(self, x, xs0, xs1, 0, rows, row_blocks(self, rows), out);
+    } else if (rows == 1 && self->w_ndim == 2 && self->cells / k / self->min_rows > 0) {
+        /* one row: blocks of W's columns, whole ``min_rows`` of them (_math.matmul) */
+        npy_intp width = self->cells / k / self->min_rows * self->min_rows;
+        for (npy_intp start = 0, stop; start < n; start = stop) {
+            stop = block_stop(start, width, n);
             matmul(x, xs0, xs1, self->w + start * self->ws1, self->ws0, self->ws1,
-                   (char *)(out + start), n * d, d, 1, k, p);
+                   (char *)(out + start), n * d, d, 1, k, stop - start);
         }
     } else {
         matmul(x, xs0, xs1, self->w, self->ws0, self->ws1, (char *)out, n * d, d, rows, k, n);
     }
     add_intercept(self, out, rows);
-}
-
-/* The rows of one product of ``_math.matmul``'s plan for ``rows`` rows when the plan is blocks
- * of rows (at least two), else 0. */
-static npy_intp row_blocks(const Dense *self, npy_intp rows) {
-    const npy_intp kn = self->k * self->n;
-    if (rows <= self->cells / kn || self->cells / kn < self->min_rows) {
-        return 0;
-    }
-    return self->cells / kn;
 }
 
 /* After the product, on the thread that made it: the flags it raised (numpy warns after
@@ -440,7 +450,7 @@ static void run_block(void *ctx, npy_intp unit, npy_intp slot) {
     Blocks *blocks = ctx;
     Part part = blocks->proto;
     part.lo = unit * part.block;
-    part.hi = part.lo + part.block < blocks->rows ? part.lo + part.block : blocks->rows;
+    part.hi = block_stop(part.lo, part.block, blocks->rows);
     run_part(&part);
     atomic_fetch_or_explicit(&blocks->raised, part.raised, memory_order_relaxed);
 }
@@ -450,7 +460,7 @@ static void run_block(void *ctx, npy_intp unit, npy_intp slot) {
 static int run_parts(const Part *proto, npy_intp rows, npy_intp threads) {
     Blocks blocks = {.proto = *proto, .rows = rows};
     atomic_init(&blocks.raised, 0);
-    msk_pool_run(run_block, &blocks, (rows + proto->block - 1) / proto->block, threads);
+    msk_pool_run(run_block, &blocks, count_blocks(rows, proto->block), threads);
     return atomic_load(&blocks.raised);
 }
 
@@ -479,7 +489,7 @@ static npy_intp threads_for(const Dense *self, PyArrayObject *x, npy_intp thread
     if (threads <= 1 || block == 0 || !PyArray_IS_C_CONTIGUOUS(x) || !blasable(self)) {
         return 1;
     }
-    npy_intp blocks = (PyArray_DIM(x, 0) + block - 1) / block;
+    npy_intp blocks = count_blocks(PyArray_DIM(x, 0), block);
     threads = threads < MSK_MAX_THREADS ? threads : MSK_MAX_THREADS;
     return threads < blocks ? threads : blocks;
 }

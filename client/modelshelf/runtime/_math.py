@@ -19,17 +19,39 @@ from ..errors import ManifestError
 # does not matter (X @ coef.T and X @ coef.T.copy() stall alike); the size of each call does.
 #: cells (m * k * n) of one product that OpenBLAS keeps on the calling thread.
 SINGLE_THREAD_CELLS = 65536 * 4
-#: fewer rows per call than this cost more in repeated packing of W than a stall would save, so
-#: products of many rows whose k * n exceeds SINGLE_THREAD_CELLS / MIN_BLOCK_ROWS (8192 weights)
-#: are left whole, to BLAS's own threading.
-MIN_BLOCK_ROWS = 32
+#: Row blocks are a whole number of this many rows, and at least one such: fewer rows per call
+#: cost more in repeated packing of W than a stall would save, so products of many rows whose
+#: k * n exceeds SINGLE_THREAD_CELLS / MIN_BLOCK_ROWS (5461 weights) are left whole, to BLAS's
+#: own threading. Whole multiples keep the bits of one call: BLAS's kernels compute rows in
+#: tiles (of 2, 4, 8, 12, 16 or 24 rows on the CPUs numpy's OpenBLAS targets) and the rows of a
+#: partial tile by another code path, so a block starting at row 131 put one row per block
+#: through it and changed its last bit (a probe: 15 of 5,000 MLP predictions; blocks of 48
+#: rows start where one call's tiles do). A single row left at the end goes with the block
+#: before it: alone it would be a vector product (gemv), another sum.
+MIN_BLOCK_ROWS = 48
+
+
+def row_block(rows: int, k: int, n: int) -> int:
+    """The rows of each of ``matmul``'s row blocks for ``rows`` x ``k`` times ``k`` x ``n``,
+    or 0 where the product is one call (small enough, or too few rows per block)."""
+    cells = SINGLE_THREAD_CELLS // max(k * n, 1)
+    if rows <= cells:
+        return 0
+    return cells // MIN_BLOCK_ROWS * MIN_BLOCK_ROWS
+
+
+def block_stop(start: int, block: int, rows: int) -> int:
+    """Where the row block starting at ``start`` ends (a single row left goes with it)."""
+    stop = min(start + block, rows)
+    return rows if rows - stop == 1 else stop
 
 
 def matmul(X: Any, W: np.ndarray) -> Any:
     """``X @ W`` for a dense 2-D ``X`` and a 1-D or 2-D ``W``, in blocks small enough that BLAS
-    computes each on the calling thread: blocks of rows; for a single row (a one-row predict),
-    blocks of W's columns. Each output is the same sum as in one call, so the result equals it
-    within rounding (a block may take a different BLAS kernel than the whole did).
+    computes each on the calling thread: blocks of rows (``row_block``), the bits of one call
+    on one BLAS thread; for a single row (a one-row predict), blocks of W's columns. (One call
+    on several BLAS threads splits the rows among them where it likes: its last bits depend on
+    the thread count, scikit-learn's as much as anyone's.)
 
     Anything else (a ``CSRMatrix``, a 1-D ``X``) is ``X @ W`` unchanged.
     """
@@ -41,19 +63,29 @@ def matmul(X: Any, W: np.ndarray) -> Any:
     n = W.shape[1] if W.ndim == 2 else 1
     if rows * k * n <= SINGLE_THREAD_CELLS:
         return X @ W
-    block = SINGLE_THREAD_CELLS // max(k * n, 1)
-    if block >= MIN_BLOCK_ROWS:
+    block = row_block(rows, k, n)
+    if block:
         out = np.empty((rows, *W.shape[1:]), dtype=np.result_type(X, W))
-        for start in range(0, rows, block):
-            np.matmul(X[start : start + block], W, out=out[start : start + block])
+        start = 0
+        while start < rows:
+            stop = block_stop(start, block, rows)
+            np.matmul(X[start:stop], W, out=out[start:stop])
+            start = stop
         return out
-    width = SINGLE_THREAD_CELLS // max(k, 1)
-    if rows == 1 and W.ndim == 2 and width >= 1:
+    width = SINGLE_THREAD_CELLS // max(k, 1) // MIN_BLOCK_ROWS * MIN_BLOCK_ROWS
+    dtype = np.result_type(X, W)
+    if rows == 1 and W.ndim == 2 and width >= 1 and dtype == np.float64:
         # A vector-matrix product streams W once whatever the split: column blocks cost nothing
         # (with more rows, narrow column panels would make BLAS far slower than a stall).
-        out = np.empty((1, n), dtype=np.result_type(X, W))
-        for start in range(0, n, width):
-            np.matmul(X, W[:, start : start + width], out=out[:, start : start + width])
+        # Whole 48s of columns too, a single one left going with the block before (row_block).
+        # Not in float32: OpenBLAS's sgemv over a C-ordered W sums some columns in another
+        # order when it gets fewer of them (found on 1 in 2 random shapes, any panel width).
+        out = np.empty((1, n), dtype=dtype)
+        start = 0
+        while start < n:
+            stop = block_stop(start, width, n)
+            np.matmul(X, W[:, start:stop], out=out[:, start:stop])
+            start = stop
         return out
     return X @ W
 
