@@ -154,8 +154,14 @@ class Model:
         # The common input, a float64 array valid as it is, checked in one call (compiled with
         # the kernels chosen at load); None for text, whose documents _preparer reads.
         self._ready: Callable[[Any, int, bool], np.ndarray | None] | None = None
+        # a root that validates X cast to float32 (scikit-learn's trees): no value beyond its range
+        self._within_float32 = bool(self._executor is not None and self._executor.float32_range)
         if self._executor is not None and self._input_type != "text":
-            self._ready = _kernels.float_input() or ready_float64
+            ready = _kernels.float_input() or ready_float64
+            if self._within_float32:
+                self._ready = lambda X, width, allow_nan: ready(X, width, allow_nan, True)
+            else:
+                self._ready = ready
         self._width = -1 if n_features is None else n_features
         self._prepare = _preparer(self)
         image.compact()  # everything needed is built: keep the bytes, not their parse
@@ -210,6 +216,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     from the daemon) until the garbage collector runs, not until the last reference goes."""
     input_type, n_features, names = model._input_type, model._n_features, model._feature_names
     categories, allow_nan, keep_float32 = model._categories, model._allow_nan, model._keep_float32
+    within_float32 = model._within_float32
     objects, codes_only = model._objects, model._codes_only
     widen_float16 = bool(getattr(model._executor, "widens_float16", False))
     takes_vectors = bool(getattr(model._executor, "takes_vectors", False))
@@ -280,6 +287,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
             allow_nan=allow_nan,
             keep_float32=keep_float32,
             widen_float16=widen_float16,
+            within_float32=within_float32,
         )
         if (
             matrix.dtype != np.float32

@@ -190,8 +190,9 @@ def image_arrays() -> ImageArrays | None:
     return _image_arrays if _active is not None else None
 
 
-#: ``(X, n_features, allow_nan) -> view or None``: a prediction input's common case (input.c).
-FloatInput = Callable[[Any, int, bool], "np.ndarray | None"]
+#: ``(X, n_features, allow_nan[, within_float32]) -> view or None``: a prediction input's
+#: common case (input.c).
+FloatInput = Callable[..., "np.ndarray | None"]
 
 
 def float_input() -> FloatInput | None:

@@ -1,9 +1,11 @@
 /* Input checks, compiled: the common case of a prediction's input validation in one C call.
  *
- * ``float_input(X, n_features, allow_nan)`` answers for an exact ``numpy.ndarray`` that is 2-D,
+ * ``float_input(X, n_features, allow_nan[, within_float32])`` answers for an exact
+ * ``numpy.ndarray`` that is 2-D,
  * native float64, aligned and contiguous (C or Fortran order), with at least one row,
  * ``n_features`` columns (-1: any) and only finite values (``allow_nan``: no infinity, NaN
- * allowed): it returns what modelshelf/runtime/_input.py ``as_float_matrix`` would, a
+ * allowed; ``within_float32``: no finite value that float32 rounds to infinity): it returns
+ * what modelshelf/runtime/_input.py ``as_float_matrix`` would, a
  * read-only view of X (X itself when X is read-only already). For anything else it returns
  * None, never an error: the Python checks then run, and they alone raise, so every refusal
  * keeps its message. ``all_finite(arr, allow_nan)`` is ``check_finite``'s common case: True
@@ -64,6 +66,21 @@ DEFINE_SCAN(scan_f64, uint64_t, 0x7ff0000000000000ull, 0x0010000000000000ull,
             0x7fffffffffffffffull, 0x7ff0000000000000ull)
 DEFINE_SCAN(scan_f32, uint32_t, 0x7f800000u, 0x00800000u, 0x7fffffffu, 0x7f800000u)
 
+/* 1 if no finite float64 value's magnitude rounds to infinity in float32 (|v| >= 2**128 -
+ * 2**103; scikit-learn's trees cast X to float32 and then refuse infinity there), by an integer
+ * compare of the bits without the sign (ordered as the magnitudes are). NaN and infinity pass:
+ * the finiteness scan decides on them. */
+#define MSK_F32_ROUNDS_TO_INF 0x47effffff0000000ull
+MSK_SCAN_CLONES static int scan_f32_range(const char *data, npy_intp n) {
+    uint64_t bad = 0, b;
+    for (npy_intp i = 0; i < n; i++) {
+        memcpy(&b, data + i * (npy_intp)sizeof(uint64_t), sizeof(uint64_t));
+        b &= 0x7fffffffffffffffull;
+        bad |= (uint64_t)(b >= MSK_F32_ROUNDS_TO_INF) & (uint64_t)(b < 0x7ff0000000000000ull);
+    }
+    return bad == 0;
+}
+
 /* ``scan`` over ``n`` cells of ``data``, without the GIL when the array is large. */
 static int scan(int type_num, const char *data, npy_intp n, int allow_nan) {
     int ok;
@@ -84,9 +101,14 @@ static int scannable(PyArrayObject *arr, int type_num) {
 
 PyObject *msk_float_input(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 3) {
+    if (nargs != 3 && nargs != 4) {
         PyErr_Format(PyExc_TypeError,
-                     "float_input(X, n_features, allow_nan) takes 3 arguments, got %zd", nargs);
+                     "float_input(X, n_features, allow_nan[, within_float32]) takes 3 or 4 "
+                     "arguments, got %zd", nargs);
+        return NULL;
+    }
+    int within_float32 = nargs == 4 ? PyObject_IsTrue(args[3]) : 0;
+    if (within_float32 < 0) {
         return NULL;
     }
     Py_ssize_t n_features = PyLong_AsSsize_t(args[1]);
@@ -114,6 +136,9 @@ PyObject *msk_float_input(PyObject *module, PyObject *const *args, Py_ssize_t na
     }
     if (!scan(NPY_FLOAT64, PyArray_BYTES(arr), rows * cols, allow_nan)) {
         Py_RETURN_NONE;
+    }
+    if (within_float32 && !scan_f32_range(PyArray_BYTES(arr), rows * cols)) {
+        Py_RETURN_NONE; /* the Python checks word the refusal */
     }
     if (!PyArray_ISWRITEABLE(arr)) {
         Py_INCREF(arr);

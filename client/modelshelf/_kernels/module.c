@@ -38,9 +38,10 @@ static PyMethodDef native_methods[] = {
     {"murmurhash3_32", msk_murmurhash3_32, METH_O,
      "murmurhash3_32(bytes) -> int: MurmurHash3 x86 32-bit, seed 0, signed."},
     {"float_input", (PyCFunction)(void (*)(void))msk_float_input, METH_FASTCALL,
-     "float_input(X, n_features, allow_nan) -> read-only view of X, or None: X is a valid "
-     "model input as it is (2-D native float64, contiguous, n_features columns, -1 any, "
-     "finite), else None and the Python checks decide."},
+     "float_input(X, n_features, allow_nan[, within_float32]) -> read-only view of X, or None: "
+     "X is a valid model input as it is (2-D native float64, contiguous, n_features columns, "
+     "-1 any, finite; within_float32: none that float32 rounds to infinity), else None and the "
+     "Python checks decide."},
     {"all_finite", (PyCFunction)(void (*)(void))msk_all_finite, METH_FASTCALL,
      "all_finite(arr, allow_nan) -> bool: True if a contiguous float64 or float32 array has "
      "no infinity (and no NaN unless allowed); False also for arrays it does not read."},

@@ -88,6 +88,7 @@ class ForestBuilder:
         self.input_cast = input_cast
         self.category_cast = category_cast
         self.inline = width == 1 and self.value_dtype == self.threshold_dtype
+        self.float32_range = False  # the library refuses values float32 makes infinite
         self.trees: list[tuple[int, Tree]] = []
         self.cat_columns: list[int] = []
         self.cat_sets: list[np.ndarray] = []
@@ -171,6 +172,8 @@ class ForestBuilder:
             "groups": groups,
             "input_cast": self.input_cast,
         }
+        if self.float32_range:
+            params["float32_range"] = True
         if self.cat_columns:
             arrays["cat_column"] = np.asarray(self.cat_columns, dtype=np.int32)
             sizes = [len(w) for w in self.cat_sets]
@@ -309,8 +312,14 @@ def _sklearn_tree(
     )
 
 
-def _sklearn_builder(n_features: int, width: int) -> ForestBuilder:
-    return ForestBuilder(n_features, threshold_dtype=np.float32, width=width, input_cast="float32")
+def _sklearn_builder(n_features: int, width: int, *, refuses_beyond: bool = True) -> ForestBuilder:
+    """Trees compared in float32, as scikit-learn's; ``refuses_beyond``: its validation refuses
+    values that float32 makes infinite (all but IsolationForest, which does not check)."""
+    builder = ForestBuilder(
+        n_features, threshold_dtype=np.float32, width=width, input_cast="float32"
+    )
+    builder.float32_range = refuses_beyond
+    return builder
 
 
 @converter(
@@ -481,7 +490,7 @@ def _isolation_forest(est: Any, ctx: Context, path: str) -> dict[str, Any]:
     from sklearn.ensemble._iforest import _average_path_length
 
     subsample = est._max_features != est.n_features_in_
-    builder = _sklearn_builder(est.n_features_in_, 1)
+    builder = _sklearn_builder(est.n_features_in_, 1, refuses_beyond=False)  # no check there
     for t, features, depths, average in zip(
         est.estimators_,
         est.estimators_features_,

@@ -37,7 +37,14 @@ _isfinite = np.isfinite
 _every = np.logical_and.reduce
 
 
-def ready_float64(X: Any, n_features: int, allow_nan: bool) -> np.ndarray | None:
+#: float32 rounds a float64 of this magnitude or more to infinity (2**128 - 2**103: a tie
+#: rounds to even, up): scikit-learn's trees cast X to float32 and refuse the infinity
+FLOAT32_ROUNDS_TO_INF = 2.0**128 - 2.0**103
+
+
+def ready_float64(
+    X: Any, n_features: int, allow_nan: bool, within_float32: bool = False
+) -> np.ndarray | None:
     """What ``as_float_matrix(X, n_features)`` returns, when X is already a valid model input:
     a native float64 2-D ndarray of ``n_features`` columns (-1: any) and at least one row,
     all finite; else None, and ``as_float_matrix`` must decide (and word any refusal).
@@ -50,6 +57,8 @@ def ready_float64(X: Any, n_features: int, allow_nan: bool) -> np.ndarray | None
         return None
     rows, cols = X.shape
     if not rows or (n_features >= 0 and cols != n_features) or not _every(_isfinite(X), None):
+        return None
+    if within_float32 and not _every(np.abs(X) < FLOAT32_ROUNDS_TO_INF, None):
         return None
     if X.flags.writeable:
         X = X.view()
@@ -96,8 +105,12 @@ def as_float_matrix(
     allow_nan: bool = False,
     keep_float32: bool = False,
     widen_float16: bool = False,
+    within_float32: bool = False,
 ) -> np.ndarray:
     """Return ``X`` as a 2-D float64 array with ``n_features`` columns, or raise an InputError.
+
+    ``within_float32``: a finite value that float32 rounds to infinity is refused (scikit-learn's
+    trees validate X cast to float32).
 
     ``keep_float32``: float32 input stays float32 (models whose output keeps its dtype in
     scikit-learn: the scalers); float16 input is then refused (scikit-learn computes in
@@ -159,7 +172,23 @@ def as_float_matrix(
         arr = arr.view()
         arr.flags.writeable = False
     check_finite(arr, allow_nan=allow_nan)
+    if within_float32:
+        _check_float32_range(arr)
     return arr
+
+
+def _check_float32_range(arr: np.ndarray) -> None:
+    with np.errstate(invalid="ignore"):  # NaN compares False: let through, as checked before
+        beyond = np.abs(arr) >= FLOAT32_ROUNDS_TO_INF
+    if beyond.any():
+        row, column = (int(i) for i in np.argwhere(beyond)[0])
+        raise NonFiniteInputError(
+            f"expected values within float32's range (|x| < 3.4028235e+38), got "
+            f"X[{row}, {column}] = {float(arr[row, column])!r} ({int(beyond.sum())} cell(s)): "
+            "scikit-learn's trees compare in float32, where it is infinity, and refuse it "
+            "('Input X contains infinity or a value too large for dtype('float32')'); clip "
+            "or impute such values first"
+        )
 
 
 def as_table(

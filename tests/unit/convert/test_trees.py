@@ -15,12 +15,17 @@ import numpy as np
 import pytest
 import xgboost
 from sklearn.ensemble import (
+    AdaBoostClassifier,
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
+    IsolationForest,
     RandomForestClassifier,
     RandomForestRegressor,
 )
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 import modelshelf
@@ -144,6 +149,55 @@ def test_gradient_boosting_rejects_nan_others_accept_it() -> None:
     for est in (DecisionTreeRegressor(), RandomForestRegressor(n_estimators=3)):
         est.fit(X, y)
         np.testing.assert_array_equal(compiled(est).predict(X_nan), est.predict(X_nan))
+
+
+_BEYOND = 2.0**128 - 2.0**103  # float32 rounds this and above to infinity (a tie: to even)
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize(
+    "make",
+    [
+        DecisionTreeClassifier,
+        lambda: RandomForestClassifier(n_estimators=3, random_state=0),
+        lambda: ExtraTreesRegressor(n_estimators=3, random_state=0),
+        lambda: GradientBoostingRegressor(n_estimators=3),
+        lambda: AdaBoostClassifier(n_estimators=3),
+        lambda: make_pipeline(SimpleImputer(), RandomForestRegressor(n_estimators=3)),
+    ],
+    ids=["tree", "forest", "extra-trees", "gradient-boosting", "adaboost", "pipeline"],
+)
+def test_values_float32_makes_infinite_are_refused_as_scikit_learn_refuses_them(make: Any) -> None:
+    """scikit-learn's trees cast X to float32 and refuse infinity there: 1e308 and the
+    smallest magnitude that rounds up are refused (a probe found them answered as infinity),
+    the largest that does not is answered as scikit-learn answers it; as a list and a frame
+    too, on both kernels."""
+    X, y, X_test = dataset("random_clf")
+    est = make().fit(X, y)
+    model = compiled(est)
+    for value in (1e308, -1e308, _BEYOND, -_BEYOND):
+        rows = X_test[:3].copy()
+        rows[1, 2] = value
+        with pytest.raises(ValueError, match="too large for dtype"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.predict(rows)
+        for given in (rows, rows.tolist(), rows[:, ::-1][:, ::-1], rows[1:2]):
+            with pytest.raises(NonFiniteInputError, match=r"X\[\d, 2\] = -?1e\+308|3.40282356"):
+                model.predict(given)
+    within = X_test[:3].copy()
+    within[1, 2] = np.nextafter(_BEYOND, 0.0)
+    np.testing.assert_array_equal(model.predict(within), est.predict(within))
+
+
+def test_isolation_forest_does_not_check_and_answers_as_it_does() -> None:
+    X, _, X_test = dataset("random_clf")
+    est = IsolationForest(n_estimators=5, random_state=0).fit(X)
+    rows = X_test[:3].copy()
+    rows[1, 2] = 1e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = est.score_samples(rows)
+    np.testing.assert_array_equal(compiled(est).score_samples(rows), expected)
 
 
 def test_categorical_models_really_split_on_categories() -> None:

@@ -174,8 +174,10 @@ def test_the_compiled_checks_take_their_arguments_or_say_what_they_take() -> Non
     native = _kernels.BUILT
     assert native is not None
     X = np.zeros((2, 3))
-    with pytest.raises(TypeError, match="takes 3 arguments, got 2"):
+    with pytest.raises(TypeError, match="takes 3 or 4 arguments, got 2"):
         native.float_input(X, 3)
+    with pytest.raises(TypeError, match="takes 3 or 4 arguments, got 5"):
+        native.float_input(X, 3, False, True, 1)
     with pytest.raises(TypeError, match="takes 2 arguments, got 1"):
         native.all_finite(X)
     with pytest.raises(TypeError):
@@ -184,6 +186,34 @@ def test_the_compiled_checks_take_their_arguments_or_say_what_they_take() -> Non
     assert native.float_input(X, 2, False) is None
     assert native.float_input(X, 2**70, False) is None  # a hostile manifest's width
     assert native.all_finite([1.0, math.inf], False) is False  # not an array: count and decide
+
+
+def test_within_float32_finds_what_float32_makes_infinite_in_any_cell() -> None:
+    """``within_float32`` (scikit-learn's trees): a finite value of 2**128 - 2**103 or more in
+    magnitude, which float32 rounds to infinity, anywhere, sends X to the Python checks; the
+    largest below it, NaN (with ``allow_nan``) and the numpy twin agree."""
+    require("compiled")
+    native = _kernels.BUILT
+    assert native is not None
+    beyond = 2.0**128 - 2.0**103
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.float32(beyond)) and np.isfinite(np.float32(np.nextafter(beyond, 0)))
+    for n in (1, 7, 8, 9, 33):
+        for pos in range(n):
+            for value, refused in (
+                (beyond, True),
+                (-1e308, True),
+                (np.nextafter(beyond, 0), False),
+            ):
+                X = np.ones((1, n))
+                X[0, pos] = value
+                for ready in (native.float_input, ready_float64):
+                    got = ready(X, n, False, True)
+                    assert (got is None) is refused, (n, pos, value, ready)
+                assert native.float_input(X, n, False) is not None  # not asked: answered
+    X = np.array([[np.nan, 1.0]])
+    assert native.float_input(X, 2, True, True) is not None
+    assert ready_float64(X, 2, True, True) is None  # the numpy twin sends NaN to the checks
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
