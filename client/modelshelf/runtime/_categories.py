@@ -178,12 +178,15 @@ class CategoryTables:
         codes = np.asarray(column.codes, dtype=np.intp)
         known = table.recode(categories)
         unknown = known < 0
-        if unknown.any() and table.unknown == "error":
+        if table.unknown == "error" and unknown.any():
             shown = categories[unknown][:_SHOWN].tolist()
             raise UnknownCategoryError(
                 f"{label} has categories the model was not fitted with: {shown} "
-                f"({int(unknown.sum())} in all); the library refuses them too: map them to a "
-                "known category, or to NaN (missing), before predicting"
+                f"({int(unknown.sum())} in all); XGBoost refuses such a frame ('not in the "
+                "training set'), whether rows hold them or not, though some of its paths "
+                "answer such rows as its first category: remove them from the column's "
+                "categories, mapping rows to a known category or to NaN (missing), before "
+                "predicting (each answered as XGBoost answers it)"
             )
         known[unknown] = np.nan
         # A row's code -1 is pandas' missing value: NaN, the model's missing value too.

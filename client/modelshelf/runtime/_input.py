@@ -157,6 +157,13 @@ def as_float_matrix(
             f"expected {n_features} features per sample, got {arr.shape[1]} "
             f"(input shape {arr.shape})"
         )
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+        raise InputTypeError(
+            f"got {arr.dtype} (long double) input: scikit-learn computes linear models and MLPs "
+            "in long double and casts it for others (rounding once where float64 would round "
+            "twice), modelshelf computes in float64: pass X.astype(np.float64), answered as "
+            "scikit-learn answers float64 input"
+        )
     if keep_float32 and not widen_float16 and arr.dtype.kind == "f" and arr.dtype.itemsize == 2:
         raise InputTypeError(
             "got float16 input: scikit-learn computes this model's first step in float16 (it "

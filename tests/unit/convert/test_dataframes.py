@@ -210,6 +210,13 @@ def test_xgboost_refuses_unseen_categories(
         outputs(model, flavour, test)
     with pytest.raises(UnknownCategoryError, match=r"column 'string'.*\['zz'\]"):
         image.predict(test)
+    # declared in the dtype but held by no row: refused too, as XGBoost refuses it
+    unused = X[:20].copy()
+    unused["string"] = unused["string"].cat.add_categories(["zz"])
+    with pytest.raises(xgb.core.XGBoostError, match="not in the training set"):
+        outputs(model, flavour, unused)
+    with pytest.raises(UnknownCategoryError, match="not in the training set"):
+        image.predict(unused)
     # Only the declared categories matter, as in XGBoost: a subset of them is fine.
     subset = X[:20].copy()
     subset["number"] = subset["number"].cat.set_categories([10, 20])

@@ -197,6 +197,23 @@ def test_numeric_forms_become_float64(X: Any) -> None:
     np.testing.assert_array_equal(out, np.asarray(X, dtype=np.float64))
 
 
+def test_long_double_is_refused_with_the_way_out() -> None:
+    """scikit-learn computes long double in long double (linear models, MLPs) or casts it once
+    (trees: straight to float32); a probe found it answered in float64, other values."""
+    X = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.longdouble)
+    if np.dtype(np.longdouble).itemsize <= 8:
+        pytest.skip("long double is float64 on this platform")
+    with pytest.raises(InputTypeError, match=r"long double.*X\.astype\(np\.float64\)"):
+        as_float_matrix(X, 3)
+    from sklearn.linear_model import LogisticRegression
+
+    import modelshelf
+
+    est = LogisticRegression().fit(np.array([[0.0, 1, 2], [1, 0, 2], [2, 1, 0]]), [0, 1, 1])
+    with pytest.raises(InputTypeError, match="long double"):
+        modelshelf.load(modelshelf.compile(est)).predict_proba(X)
+
+
 def test_bools_become_zero_and_one() -> None:
     out = as_float_matrix(np.array([[True, False, True]]), 3)
     assert out.tolist() == [[1.0, 0.0, 1.0]]
