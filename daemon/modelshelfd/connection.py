@@ -26,6 +26,9 @@ class Connection:
     handing: list[Lease] = field(default_factory=list)  # leases going out with the next reply
     lease_count: int = 0  # leases held, all digests: at most MAX_LEASES
     busy: bool = False  # a request of it is being handled
+    # an admin connection in the slots kept for status and other read-only ops (beyond the
+    # admin limit: a prefetch holding every slot must not make the daemon look dead)
+    read_only: bool = False
 
 
 def peer_groups(pid: int) -> frozenset[int]:

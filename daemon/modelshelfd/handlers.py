@@ -75,6 +75,12 @@ async def handle(state: ServerState, conn: Connection, message: Msg, fds: list[i
         handler = table.get(op) if isinstance(op, str) else None
         if handler is None:
             raise BadRequest(f"unknown op {op!r:.40} on the {conn.kind} socket")
+        if conn.read_only and op not in READ_ONLY_OPS:
+            raise Busy(
+                "every admin connection is in use (a prefetch with --parallel, or other "
+                f"commands): this one, kept for {', '.join(sorted(READ_ONLY_OPS))}, cannot "
+                f"run {op!r}; retry when another admin command is done"
+            )
         fields, out = await handler(state, conn, message, fds)
         reply: dict[str, Any] = {"ok": True, **fields}
     except ProtocolError:

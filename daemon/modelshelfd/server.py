@@ -60,6 +60,9 @@ log = logging.getLogger("modelshelfd")
 
 HELLO_TIMEOUT = 10.0  # a peer that connects and says nothing does not keep a slot forever
 MAX_ADMIN_CONNECTIONS = 16
+# admin connections beyond the limit kept for the read-only ops (status, ls, stats...): the
+# liveness probe's `modelshelf status` answers while a prefetch holds every other slot
+ADMIN_READ_ONLY_SLOTS = 4
 _PEERCRED = struct.Struct("3i")
 _refusals = RateLimited(log, interval=10.0)
 
@@ -343,10 +346,14 @@ class Server:
             # read at each accept: a reload (SIGHUP) changes them
             limit = self.config.max_connections if kind == "client" else MAX_ADMIN_CONNECTIONS
             per_uid = self.config.max_connections_per_uid
-            if self._open[kind] >= limit:
+            read_only = kind == "admin" and self._open[kind] >= limit
+            if read_only and self._open[kind] < limit + ADMIN_READ_ONLY_SLOTS:
+                message = ""  # one of the slots kept for status and the other read-only ops
+            elif self._open[kind] >= limit:
                 message = (
-                    f"the daemon already serves its limit of {limit} {kind} connections; retry "
-                    + ("later, or raise max_connections" if kind == "client" else
+                    f"the daemon already serves its limit of {limit} {kind} connections"
+                    + ("; retry later, or raise max_connections" if kind == "client" else
+                       f" (and the {ADMIN_READ_ONLY_SLOTS} kept for status, ls and stats); retry "
                        "when another admin command (a prefetch with --parallel) is done")
                 )  # fmt: skip
             # the daemon's own uid is not limited: its processes could stop the daemon anyway,
@@ -369,7 +376,7 @@ class Server:
                     sock.send(_wire.encode(_error(None, "busy", message)))
                 sock.close()
                 continue
-            conn = Connection(sock, kind, pid, uid, gid, peer_groups(pid))
+            conn = Connection(sock, kind, pid, uid, gid, peer_groups(pid), read_only=read_only)
             state.connections.add(conn)
             self._open[kind] += 1
             if kind == "client":

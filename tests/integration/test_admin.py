@@ -240,6 +240,13 @@ def test_admin_commands_on_a_stuck_or_full_daemon_say_so_quickly(
     assert daemon.proc is not None
     held = [AdminConnection(daemon.admin_socket) for _ in range(16)]  # the admin socket's limit
     try:
+        # status, ls and stats still answer: a prefetch holding every slot made the liveness
+        # probe's `modelshelf status` fail and the daemon look dead (a probe)
+        assert cli(daemon, "status").returncode == 0
+        assert cli(daemon, "ls").returncode == 0
+        busy = cli(daemon, "prefetch", "ns/m0", check=False)
+        assert busy.returncode == 5 and "kept for" in busy.stderr and "'prefetch'" in busy.stderr
+        held += [AdminConnection(daemon.admin_socket) for _ in range(4)]  # the 4 kept, taken
         full = cli(daemon, "status", check=False)
         assert full.returncode == 5 and "limit of 16 admin connections" in full.stderr, full
         assert "max_connections" not in full.stderr
