@@ -180,12 +180,14 @@ class Server:
             self._http = HttpEndpoint(state, cfg.http)
             await self._http.start()
         log.info(
-            "ready: pid %d, socket %s, admin %s, store %s, shm prefix %s, L1 %d bytes, L2 %d "
-            "bytes, clients hold up to %d bytes each", os.getpid(), cfg.socket,
+            "listening: pid %d, socket %s, admin %s, store %s, shm prefix %s, L1 %d bytes, L2 "
+            "%d bytes, clients hold up to %d bytes each (ready once the catalog is listed and "
+            "the warm list placed)", os.getpid(), cfg.socket,
             cfg.admin_socket, cfg.store, cfg.shm_prefix, shelf.l1.budget, cfg.l2_bytes,
             cfg.client_held_bytes,
         )  # fmt: skip
         self._spawn(_tell_systemd(state))
+        self._spawn(_say_ready(state))
 
     async def serve(self) -> None:
         await self.should_exit.wait()
@@ -601,6 +603,14 @@ def _lock(path: Path) -> int:
 
 
 STATUS_SECONDS = 5.0  # between STATUS= notifications to systemd
+
+
+async def _say_ready(state: ServerState) -> None:
+    """One log line when the daemon first takes traffic: the catalog listed, the warm list
+    placed (the line at start says it listens, not that it is ready)."""
+    while not state.readiness()["ready"]:
+        await asyncio.sleep(0.1)
+    log.info("ready: %d models in the catalog", len(state.catalog.versions))
 
 
 async def _tell_systemd(state: ServerState) -> None:

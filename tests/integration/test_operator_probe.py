@@ -406,7 +406,7 @@ def test_the_default_held_advice_follows_l1_capped_to_the_memory_limit(
     budget = _l1(daemon)["budget"]
     assert budget < 64 << 40
     assert advised(daemon) == budget // 8
-    ready = next(line for line in daemon.logs().splitlines() if "ready:" in line)
+    ready = next(line for line in daemon.logs().splitlines() if "listening:" in line)
     assert f"L1 {budget} bytes" in ready and f"up to {budget // 8} bytes" in ready, ready
     values = tomllib.loads(daemon.config_path.read_text())
     write_config(daemon.config_path, {**values, "l1_bytes": "128T"})

@@ -55,6 +55,12 @@ def test_a_warm_list_is_placed_before_the_daemon_is_ready(shelf: Shelf) -> None:
     logs = daemon.logs()
     assert "no model in the catalog matches 'gone/*'" in logs and "other/missing not placed" in logs
     assert "warm: 6 of 7 models placed (1 failed)" in logs
+    # the log says "listening" at start and "ready" once the warm list is placed, in order
+    # (it said "ready" before the catalog was even listed); status's text says so too
+    logs = wait_for(lambda: "ready: " in daemon.logs() and daemon.logs(), what="ready logged")
+    assert logs.index("listening: pid") < logs.index("warm: 6 of 7") < logs.index("ready: ")
+    shown = cli(daemon, "status").stdout
+    assert "ready        yes (warm list: 6 of 7 models placed, 1 failed" in shown, shown
     client = daemon.client()
     assert client.tensors("acme/m3")["w"][0] == 3.0
     assert client.last_source == "l1"  # placed before anyone asked
@@ -101,6 +107,7 @@ def test_status_is_not_ready_before_the_store_was_listed(shelf: Shelf) -> None:
         http=f"127.0.0.1:{port}",
     )  # fmt: skip
     assert daemon.admin("status")["ready"] is False
+    assert "ready        no: starting (the catalog is being listed)" in cli(daemon, "status").stdout
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10)
     assert refused.value.code == 503

@@ -462,6 +462,7 @@ def _status(args: argparse.Namespace) -> int:
         emit(r)
         return 0
     print(f"{r['daemon']}  pid {r['pid']}  up {duration(r['uptime'])}  instance {r['instance']}")
+    print(f"ready        {_readiness(r)}")
     since = r.get("store_unreachable_since")
     if since:
         down = time.strftime("%H:%M:%S", time.localtime(since))
@@ -478,6 +479,8 @@ def _status(args: argparse.Namespace) -> int:
         used = f"{size(t['bytes'])} of {size(t['budget'])}"
         print(f"{tier.upper()}           {used}, {t['count']} images, "
               f"{size(t.get('leased_bytes', 0))} leased")  # fmt: skip
+    if r.get("l1_oldest_seconds"):
+        print(f"L1 oldest    unused for {duration(r['l1_oldest_seconds'])}")
     c = r["connections"]
     print(f"connections  {c['client']} client, {c['admin']} admin; leases {r['leases']} "
           f"({size(r.get('leased_bytes', 0))}); fetching {r['inflight_fetches']}; "
@@ -506,6 +509,20 @@ def _status(args: argparse.Namespace) -> int:
         ]
         table([("  " + row[0], *row[1:]) for row in rows])
     return 0
+
+
+def _readiness(r: dict[str, Any]) -> str:
+    """``yes``, or why not yet: the warm list's progress (readiness waits for it)."""
+    warm = r.get("warm") or {}
+    if r.get("ready", True):
+        if warm.get("models"):
+            return (f"yes (warm list: {warm['placed']} of {warm['models']} models placed, "
+                    f"{warm['failed']} failed, in {duration(warm['seconds'])})")  # fmt: skip
+        return "yes"
+    if warm.get("models") is not None and not warm.get("ready", True):
+        return (f"no: warming, {warm.get('placed', 0)} of {warm['models']} models placed, "
+                f"{warm.get('failed', 0)} failed")  # fmt: skip
+    return "no: starting (the catalog is being listed)"
 
 
 def _ls(args: argparse.Namespace) -> int:
