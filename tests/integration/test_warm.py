@@ -29,7 +29,8 @@ def test_prefetch_takes_names_patterns_and_stdin(shelf: Shelf) -> None:
     rows = [json.loads(line) for line in out]
     assert rows[-1] == {
         "summary": {
-            "models": 7, "placed": 7, "fetched_from_store": 7, "failed": 0, "unmatched_patterns": 0
+            "models": 7, "placed": 7, "fetched_from_store": 7, "failed": 0, "unmatched_patterns": 0,
+            "on_node": 7,
         }
     }  # fmt: skip
     assert sorted(r["model"] for r in rows[:-1]) == [*[f"acme/m{i}" for i in range(6)], "other/x"]
@@ -37,11 +38,34 @@ def test_prefetch_takes_names_patterns_and_stdin(shelf: Shelf) -> None:
     # names on stdin (blank lines skipped, each name once); two are on the node already
     piped = cli(daemon, "prefetch", "-", "other/y", stdin="acme/m0\nacme/m1\n\nother/y\n")
     assert "prefetched 3 of 3 models (1 from the store" in piped.stdout
+    # patterns and # comments on stdin, as in a warm list kept in a file
+    listed = cli(daemon, "prefetch", "-", stdin="# the acme models\nacme/m[45]\nother/*\n")
+    assert "prefetched 4 of 4 models" in listed.stdout, listed
+    empty = cli(daemon, "prefetch", "-", stdin="\n# nothing\n", check=False)
+    assert empty.returncode == 3 and "nothing to prefetch: no names on stdin" in empty.stderr
     bad = cli(daemon, "prefetch", "acme/m0", "nope/zzz", "--parallel", "2", check=False)
     assert bad.returncode == 3 and "nope/zzz" in bad.stderr and "[not_found]" in bad.stderr
     assert "prefetched 1 of 2 models" in bad.stdout
     none = cli(daemon, "prefetch", "zzz/*", check=False)
     assert none.returncode == 3 and "matches no model" in none.stderr
+
+
+def test_a_prefetch_larger_than_the_tiers_says_so_and_exits_busy(shelf: Shelf) -> None:
+    """12 models of 400 KB into L1 1 MiB and L2 2 MiB: each was placed, later ones evicted
+    earlier ones, and the prefetch said '12 of 12' and exited 0 (a probe): it now says how
+    many are still on the node and exits busy (5)."""
+    store = Store(shelf.store)
+    for i in range(12):
+        store.publish("big", f"m{i}", modelshelf.compile_tensors({"w": np.full(50_000, float(i))}))
+    daemon = shelf.make(l1_bytes="1M", l2_bytes="2M")
+    out = cli(daemon, "prefetch", "big/*", "--parallel", "2", check=False)
+    assert out.returncode == 5, out
+    on_node = len(daemon.admin("ls")["models"])
+    assert f"only {on_node} of the 12 models placed are still on this node" in out.stderr, out
+    summary = json.loads(
+        cli(daemon, "prefetch", "big/*", "--json", check=False).stdout.splitlines()[-1]
+    )["summary"]
+    assert summary["placed"] == 12 and summary["on_node"] < 12
 
 
 def test_a_warm_list_is_placed_before_the_daemon_is_ready(shelf: Shelf) -> None:

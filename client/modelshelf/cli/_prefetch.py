@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..admin import AdminConnection
-from ..errors import ModelNotFound, ModelshelfError, for_code
+from ..errors import ModelNotFound, ModelshelfError, ShelfBusy, for_code
 from ._output import UsageError, pairs, progress_bar
 
 _GLOB = frozenset("*?[")
@@ -56,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
             line = {"pattern": pattern, "ok": False, "code": "not_found", "error": message}
             print(json.dumps(line, sort_keys=True), flush=True)
     if not names:
-        raise ModelNotFound(f"no model matches {' '.join(args.models)}")
+        given = " ".join(a for a in args.models if a != "-")
+        stdin = "no names on stdin" if "-" in args.models else ""
+        raise ModelNotFound(
+            f"no model matches {given}" if given else f"nothing to prefetch: {stdin}"
+        )
     local = threading.local()
     connections: list[AdminConnection] = []
     lock = threading.Lock()
@@ -114,7 +118,23 @@ def run(args: argparse.Namespace) -> int:
         with lock:  # ends the requests in flight at once
             for admin in connections:
                 admin.close()
-    return _summary(results, args.json, unmatched)
+    return _summary(results, args.json, unmatched, _on_node(args.admin_socket, results))
+
+
+def _on_node(admin_socket: str | None, results: list[dict[str, Any]]) -> int:
+    """How many of the models placed are still on this node now (later ones may have evicted
+    earlier ones: a set larger than the tiers), from the daemon's listing, page after page."""
+    placed = {r["digest"] for r in results if r["ok"] and r.get("digest")}
+    if not placed:
+        return 0
+    held: set[str] = set()
+    offset: int | None = 0
+    with AdminConnection(admin_socket) as admin:
+        while offset is not None:
+            reply = admin.request({"op": "ls", "offset": offset})
+            held.update(row["digest"] for row in reply["models"] if row["tiers"])
+            offset = reply.get("next")
+    return sum(1 for r in results if r["ok"] and r.get("digest") in held)
 
 
 def _names(admin_socket: str | None, pattern: str) -> Iterator[str]:
@@ -131,19 +151,23 @@ def _expand(
     entries: Iterable[str], admin_socket: str | None, unmatched: list[str]
 ) -> Iterator[str]:
     seen: set[str] = set()
-    for entry in entries:
-        if entry == "-":
-            found: Iterable[str] = (line.strip() for line in sys.stdin if line.strip())
-        elif _GLOB & set(entry):
-            found = list(_names(admin_socket, entry))
-            if not found:
-                unmatched.append(entry)
-        else:
-            found = [entry]
-        for name in found:
-            if name not in seen:
-                seen.add(name)
-                yield name
+    for given in entries:
+        # names and patterns on stdin as on the command line; blank lines and # comments
+        # skipped (a warm list kept in a file, one entry per line)
+        lines = (line.strip() for line in sys.stdin) if given == "-" else [given]
+        for entry in lines:
+            if not entry or (given == "-" and entry.startswith("#")):
+                continue
+            if _GLOB & set(entry):
+                found = list(_names(admin_socket, entry))
+                if not found:
+                    unmatched.append(entry)
+            else:
+                found = [entry]
+            for name in found:
+                if name not in seen:
+                    seen.add(name)
+                    yield name
 
 
 def _report(result: dict[str, Any], as_json: bool, bar: Any) -> None:
@@ -163,25 +187,40 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def _summary(results: list[dict[str, Any]], as_json: bool, unmatched: list[str]) -> int:
+def _summary(
+    results: list[dict[str, Any]], as_json: bool, unmatched: list[str], on_node: int
+) -> int:
     """Print the summary; the exit status of the first failure's error (docs/operations.md,
-    "Exit statuses"), else not found's if a pattern matched no model, else 0."""
+    "Exit statuses"), else not found's if a pattern matched no model, else busy's if models
+    placed were evicted by later ones (the set is larger than the tiers), else 0."""
     failed = [r for r in results if not r["ok"]]
     fetched = sum(1 for r in results if r["ok"] and r["tier"] == "l3")
+    placed = len(results) - len(failed)
     summary = {
         "models": len(results),
-        "placed": len(results) - len(failed),
+        "placed": placed,
         "fetched_from_store": fetched,
         "failed": len(failed),
         "unmatched_patterns": len(unmatched),
+        "on_node": on_node,
     }
+    evicted = placed - on_node
     if as_json:
         print(json.dumps({"summary": summary}, sort_keys=True))
     elif len(results) > 1:
         print(
-            f"prefetched {summary['placed']} of {summary['models']} models "
+            f"prefetched {placed} of {summary['models']} models "
             f"({fetched} from the store, the others already on this node); {len(failed)} failed"
+        )
+    if evicted > 0 and not as_json:
+        print(
+            f"modelshelf prefetch: only {on_node} of the {placed} models placed are still on "
+            f"this node: later ones evicted {evicted} (the set is larger than L1 and L2 hold, "
+            "or other requests made room); prefetch fewer, or raise l1_bytes/l2_bytes",
+            file=sys.stderr,
         )
     if failed:
         return for_code(failed[0]["code"]).exit_status
-    return ModelNotFound.exit_status if unmatched else 0
+    if unmatched:
+        return ModelNotFound.exit_status
+    return ShelfBusy.exit_status if evicted > 0 else 0
