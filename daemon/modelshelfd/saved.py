@@ -241,12 +241,18 @@ class Pins:
         self.tmpdir = root / "tmp"
         self.refs: dict[str, str] = {}  # "ns/name@N" -> digest (many names may share one)
         self.kept: list[str] = []  # saved pins not placed at this start (``keep``)
+        # the digest each saved pin named when it was written: a hint for the start (its
+        # copies are not evicted to fit a budget that shrank before the pins are placed again)
+        self.hints: dict[str, str] = {}
+        self.dropped: list[str] = []  # saved entries not used, and why (``load``)
         self._taken = self._written = 0  # snapshots taken, and the newest written
         self._writing = threading.Lock()
 
     def load(self) -> list[str]:
-        """The references saved by the daemon before; raises SavedCatalogError if unusable."""
-        raw = read_regular(self.path, MAX_PINS * 200)
+        """The references saved by the daemon before; raises SavedCatalogError if the file is
+        unusable as a whole. An entry that is not a versioned reference is dropped alone (said
+        in ``dropped``): one bad line lost every pin, and the next pin rewrote the file."""
+        raw = read_regular(self.path, MAX_PINS * 300)
         if raw is None:
             return []
         try:
@@ -256,12 +262,24 @@ class Pins:
             refs = body["pins"]
             if not isinstance(refs, list) or len(refs) > MAX_PINS:
                 raise ValueError(f"pins must be a list of at most {MAX_PINS} references")
-            for ref in refs:
-                if parse_ref(ref).version is None:
-                    raise ValueError(f"{ref!r:.80} names no version")
-        except (ValueError, TypeError, KeyError, RecursionError, InvalidModelName) as exc:
+            digests = body.get("digests", {})
+            if not isinstance(digests, dict):
+                raise ValueError("digests must be an object")
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
             raise SavedCatalogError(f"malformed: {exc}") from exc
-        return list(dict.fromkeys(refs))
+        kept: list[str] = []
+        for ref in refs:
+            try:
+                if not isinstance(ref, str) or parse_ref(ref).version is None:
+                    raise ValueError("it names no version")
+            except (ValueError, InvalidModelName) as exc:
+                self.dropped.append(f"{ref!r:.80}: {exc}")
+                continue
+            kept.append(ref)
+            digest = digests.get(ref)
+            if isinstance(digest, str) and _DIGEST.fullmatch(digest):
+                self.hints[ref] = digest
+        return list(dict.fromkeys(kept))
 
     # The changes are made on the event loop, each taking a snapshot in order; the writes run
     # in threads, one at a time, and a snapshot older than the one written is never written
@@ -293,7 +311,10 @@ class Pins:
     def _snapshot(self) -> tuple[int, bytes]:
         self._taken += 1
         refs = sorted(set(self.refs) | set(self.kept))
-        return self._taken, json.dumps({"format": FORMAT, "pins": refs}).encode()
+        named = {**{k: self.hints[k] for k in self.kept if k in self.hints}, **self.refs}
+        digests = {ref: named[ref] for ref in refs if ref in named}
+        body = {"format": FORMAT, "pins": refs, "digests": digests}
+        return self._taken, json.dumps(body).encode()
 
     def write(self, snapshot: tuple[int, bytes]) -> None:
         """Write a snapshot (from any thread), unless a newer one was written already."""

@@ -154,6 +154,8 @@ class Server:
         except SavedCatalogError as exc:
             log.warning("the pins saved in %s are not used: %s", pins.path, exc)
             pinned = []
+        for dropped in pins.dropped:
+            log.warning("a pin saved in %s is not used: %s (the others are)", pins.path, dropped)
         warmer = Warmer(cfg.warm, catalog, shelf, cfg.max_inflight_fetches, pins, pinned)
         self.state = state = ServerState(
             cfg, store, board, shelf, catalog, memory=memory, warmer=warmer, pins=pins
@@ -161,7 +163,7 @@ class Server:
         shelf.fetcher.on_fetched = state.metrics.fetched
         keeper = systemd.Keeper()
         shelf.l1.keep, shelf.l1.drop = keeper.keep, keeper.drop
-        await shelf.adopt(kept)
+        await shelf.adopt(kept, pinned=set(pins.hints.values()))
         self._spawn(catalog.poll_forever())
         self._spawn(_watch_memory(memory))
         self._spawn(_keep_learned(shelf))

@@ -126,7 +126,9 @@ class Shelf:
 
     # -- startup / shutdown -------------------------------------------------------------------
 
-    async def adopt(self, segments: dict[str, int] | None = None) -> None:
+    async def adopt(
+        self, segments: dict[str, int] | None = None, pinned: set[str] | None = None
+    ) -> None:
         """Adopt what a previous run left: the L2 files (verified before first use; temp
         files and strays are deleted) and the L1 segments systemd kept for it (``segments``:
         digest -> descriptor, verified now; the descriptors are closed here). Without them an
@@ -162,8 +164,26 @@ class Shelf:
                 entry = self.entries.get(digest)
                 if entry is not None:
                     entry.hits, entry.last_use = hits, now - age - before.elapsed
-        self.l1.shrink()  # the budgets may have shrunk since the previous run
-        self.l2.shrink()
+        # the budgets may have shrunk since the previous run; the copies of images pinned
+        # before (``pinned``: digests, hints from the pin list) go last: the pins are placed
+        # again once the catalog answers, from these copies rather than from the store
+        spared = [
+            c
+            for tier in (self.l1, self.l2)
+            for d, c in tier.copies.items()
+            if d in (pinned or ()) and not c.busy
+        ]
+        for copy in spared:
+            copy.busy = True
+        try:
+            self.l1.shrink()
+            self.l2.shrink()
+        finally:
+            for copy in spared:
+                copy.busy = False
+        for tier in (self.l1, self.l2):
+            if tier.used > tier.budget:  # the pinned ones did not fit: now they may go too
+                tier.shrink()
         self._forget_empty()
         self.stats["adopted_l2"] += len(files)
         log.info(

@@ -352,3 +352,31 @@ def test_what_the_policies_learned_survives_a_restart(shelf: Shelf, images: Imag
     assert "is not used: malformed: saved_at must be a number" in daemon.logs()
     after = _rows(daemon)[ref.digest]
     assert after["hits"] == 0 and not after["l1_reload_measured"]
+
+
+def test_a_smaller_disk_budget_at_a_restart_spares_the_pinned_images_copy(shelf: Shelf) -> None:
+    """The L2 budget cut between two runs: the adopted files were evicted down to it before the
+    pins were placed again, the pinned image's (least recently used) among them, and the pin
+    then fetched it from the store, evicting one more (a probe). Its copy goes last now."""
+    import tomllib
+
+    from .conftest import write_config
+
+    store = Store(shelf.store)
+    for name in ("c", "x", "y", "z"):
+        store.publish("ns", name, modelshelf.compile_tensors({"w": np.full(50_000, 1.0)}))
+        store.publish("ns", name, modelshelf.compile_tensors({"w": np.full(50_000, ord(name))}))
+    daemon = shelf.make(l2_bytes="4M", log_level="INFO")
+    daemon.admin("pin", model="ns/c")
+    for name in ("x", "y", "z"):
+        daemon.admin("prefetch", model=f"ns/{name}")
+    wait_for(lambda: daemon.admin("status")["l2"]["count"] == 4, what="the 4 files on disk")
+    daemon.stop()
+    values = tomllib.loads(daemon.config_path.read_text())
+    write_config(daemon.config_path, {**values, "l2_bytes": "900K"})  # 2 of 4 fit
+    daemon.start()
+    wait_for(lambda: daemon.admin("status")["ready"], what="ready")
+    assert _pinned(daemon) == {"ns/c@2"}
+    stats = daemon.stats()
+    assert stats["l3_fetches"] == 0, stats  # placed again from its own file, not the store
+    assert stats["l2_evictions"] == 2 and daemon.admin("status")["l2"]["count"] == 2

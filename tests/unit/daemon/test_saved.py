@@ -130,15 +130,30 @@ def test_a_failed_save_leaves_the_old_catalog_and_no_temp_file(tmp_path: Path, m
         b"not json",
         b'{"format": 2, "pins": []}',
         b'{"format": 1, "pins": "ns/a@1"}',
-        b'{"format": 1, "pins": ["ns/a"]}',  # a pin is of a version
-        b'{"format": 1, "pins": ["../x@1"]}',
-        b'{"format": 1, "pins": [1]}',
+        b'{"format": 1, "pins": [], "digests": []}',
     ],
 )
 def test_a_damaged_pin_list_is_refused_whole(tmp_path: Path, body: bytes) -> None:
     (tmp_path / "pins.json").write_bytes(body)
     with pytest.raises(SavedCatalogError):
         saved.Pins(tmp_path).load()
+
+
+def test_a_bad_entry_is_dropped_alone_and_the_others_kept_with_their_digests(
+    tmp_path: Path,
+) -> None:
+    """One entry that is not a versioned reference lost every pin, and the next pin rewrote
+    the file without them (a probe): it is dropped alone, said in ``dropped``."""
+    body = {
+        "format": 1,
+        "pins": ["ns/a@1", "ns/a", "../x@1", 1, "ns/b@2"],
+        "digests": {"ns/a@1": DIGEST, "ns/b@2": "not a digest"},
+    }
+    (tmp_path / "pins.json").write_text(json.dumps(body))
+    pins = saved.Pins(tmp_path)
+    assert pins.load() == ["ns/a@1", "ns/b@2"]
+    assert len(pins.dropped) == 3 and "'ns/a': it names no version" in pins.dropped[0]
+    assert pins.hints == {"ns/a@1": DIGEST}  # a bad digest is no hint
 
 
 def test_pins_are_saved_by_reference_and_dropped_by_image(tmp_path: Path) -> None:
@@ -148,7 +163,9 @@ def test_pins_are_saved_by_reference_and_dropped_by_image(tmp_path: Path) -> Non
     pins.write(pins.add("ns/a@1", DIGEST))
     pins.write(pins.add("ns/alias@3", DIGEST))  # the same bytes under another name
     pins.write(pins.add("ns/b@2", "cd" * 32))
-    assert saved.Pins(tmp_path).load() == ["ns/a@1", "ns/alias@3", "ns/b@2"]
+    again = saved.Pins(tmp_path)
+    assert again.load() == ["ns/a@1", "ns/alias@3", "ns/b@2"]
+    assert again.hints == {"ns/a@1": DIGEST, "ns/alias@3": DIGEST, "ns/b@2": "cd" * 32}
     pins.write(pins.drop(DIGEST, "ns/a@1"))
     assert saved.Pins(tmp_path).load() == ["ns/b@2"]
     pins.write(pins.keep(["ns/c@9"]))  # not placed at this start: kept for the next
