@@ -297,19 +297,34 @@ MAX_WARM = 10_000  # entries of the warm list (each may be a pattern)
 
 
 def _warm(value: object) -> tuple[str, ...]:
-    """A list of names and patterns; a pattern must name its namespace part too (``ns/*``)."""
-    items = _json_or(value, list) if isinstance(value, str) else value
+    """A list of names (``ns/name[@N]``) and shell-style patterns over the catalog's names
+    (``acme/*``, ``*``: as ``modelshelf prefetch`` takes them); a string is a JSON list or
+    comma-separated entries (a TOML string, an environment variable)."""
+    items: object = value
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            items = _json_or(value, list)
+        else:
+            items = [part.strip() for part in stripped.split(",") if part.strip()]
     if not isinstance(items, list | tuple) or len(items) > MAX_WARM:
         raise ConfigError(
             f"expected a list of at most {MAX_WARM} names like ['acme/*'], got {value!r:.80}"
         )
     out = []
     for item in items:
-        if not isinstance(item, str) or not 0 < len(item) <= 256 or item.count("/") != 1:
+        if not isinstance(item, str) or not 0 < len(item) <= 256:
             raise ConfigError(
                 f"expected names or patterns like 'ns/name' or 'acme/*', got {item!r:.80}"
             )
-        if not set(item) & set("*?["):
+        if set(item) & set("*?["):
+            if "@" in item:  # patterns match the catalog's names, ns/name: never a version
+                raise ConfigError(
+                    f"the pattern {item!r:.80} can match nothing: patterns match model names "
+                    "(ns/name), not versions; name a version alone ('acme/churn@3'), or "
+                    "drop the @ to warm the latest of each"
+                )
+        else:
             from modelshelf.names import parse_ref
 
             try:

@@ -456,3 +456,24 @@ def test_a_file_store_may_not_share_the_cache_directory(tmp_path: Path, where: s
         load_config(["--cache-dir", str(cache), "--store", store.as_uri()], {})
     beside = load_config(["--cache-dir", str(tmp_path / "cache"), "--store", store.as_uri()], {})
     assert beside.cache_dir == str(tmp_path / "cache")
+
+
+def test_the_warm_list_takes_what_prefetch_takes_and_refuses_what_matches_nothing(
+    tmp_path: Path,
+) -> None:
+    """A probe: 'acme/*@1' passed --check-config and warmed nothing (patterns match names,
+    not versions), '*' was refused where prefetch takes it, and a TOML string was refused
+    as 'expected a JSON list'."""
+    assert load_config(["--warm", '["*", "acme/*", "demo/iris@2"]'], {}).warm == (
+        "*", "acme/*", "demo/iris@2",
+    )  # fmt: skip
+    assert load_config([], {"MODELSHELF_WARM": "acme/*, demo/iris@2"}).warm == (
+        "acme/*", "demo/iris@2",
+    )  # fmt: skip
+    cfg = tmp_path / "d.toml"
+    cfg.write_text('warm = "acme/*"\n')
+    assert load_config(["--config", str(cfg)], {}).warm == ("acme/*",)
+    with pytest.raises(ConfigError, match="can match nothing: patterns match model names"):
+        load_config(["--warm", '["acme/*@1"]'], {})
+    with pytest.raises(ConfigError):
+        load_config(["--warm", '["not a name"]'], {})
