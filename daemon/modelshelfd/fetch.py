@@ -562,9 +562,14 @@ class Fetcher:
         l1, l2 = self.l1, self.l2
         if cost(entry.size) > max(l1.budget, l2.budget):  # not full: never big enough
             self.stats["refused_too_large"] += 1
+            pages = (
+                ""
+                if cost(entry.size) == entry.size
+                else f" ({cost(entry.size)} in the whole pages a tier counts)"
+            )
             return Busy(
-                f"image {entry.digest[:12]} of {entry.size} bytes is larger than both tiers of "
-                f"this node (L1 {l1.budget} bytes, L2 {l2.budget} bytes): it can never be "
+                f"image {entry.digest[:12]} of {entry.size} bytes{pages} is larger than both "
+                f"tiers of this node (L1 {l1.budget} bytes, L2 {l2.budget} bytes): it can never be "
                 "placed here, however idle the shelf; raise l1_bytes or l2_bytes above its size "
                 "(from L2 it is served through the page cache)"
             )

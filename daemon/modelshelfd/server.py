@@ -22,6 +22,7 @@ import errno
 import fcntl
 import json
 import logging
+import mmap
 import os
 import resource
 import signal
@@ -132,6 +133,13 @@ class Server:
         shelf = Shelf(cfg, store, disk=disk, on_pressure=board.raise_pressure)
         shelf.l1.budget = budget
         shelf.l1.max_copies = machine.segment_limit(descriptors, cfg.max_connections)
+        for tier in (shelf.l1, shelf.l2):
+            if tier.budget < mmap.PAGESIZE:  # a tier counts whole pages: it can hold nothing
+                log.warning(
+                    "%s_bytes is %d bytes, less than one page (%d): %s holds no image%s",
+                    tier.name.value, tier.budget, mmap.PAGESIZE, tier.name.value.upper(),
+                    "; every image is served from local disk" if tier is shelf.l1 else "",
+                )  # fmt: skip
         memory = MemoryWatch(shelf.l1, machine.read_memory, board.raise_pressure, shelf.stats)
         follower = Follower(
             store,

@@ -333,6 +333,7 @@ def test_an_l2_file_removed_while_mapped(shelf: Shelf, catalog: Catalog) -> None
     name = sorted(catalog.refs)[0]
     size = catalog.refs[name].size
     daemon = shelf.make(l1_bytes=1)  # shared memory takes nothing: every image from L2
+    assert "l1_bytes is 1 bytes, less than one page (4096): L1 holds no image" in daemon.logs()
     client = daemon.client()
     model = client.model(name)
     assert client.last_source == "l3" and daemon.stats()["served_page_cache"] == 1

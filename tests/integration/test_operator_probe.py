@@ -142,6 +142,17 @@ def test_an_image_larger_than_every_tier_says_so(shelf: Shelf, images: Images) -
     assert daemon.stats()["refused_too_large"] == 1
 
 
+def test_tiers_under_one_page_say_so(shelf: Shelf, images: Images) -> None:
+    """An image under one page, with tiers under one page: its size in whole pages is said,
+    not only its bytes (848 bytes 'larger than' L2's 4095 read as a contradiction: a probe),
+    and the start says the tiers hold nothing."""
+    Store(shelf.store).publish("ns", "small", images.bytes("logreg"))
+    tiny = shelf.make(l1_bytes=1, l2_bytes=4095)
+    assert "l2_bytes is 4095 bytes, less than one page" in tiny.logs()
+    with pytest.raises(ShelfBusy, match=r"bytes \(4096 in the whole pages a tier counts\) is"):
+        tiny.admin("prefetch", model="ns/small")
+
+
 def test_a_pattern_matching_nothing_is_reported_in_json_and_exits_3(
     shelf: Shelf, images: Images
 ) -> None:
