@@ -278,6 +278,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
                 used=used,
                 keep_float32=keep_float32,
                 widen_float16=widen_float16,
+                within_float32=within_float32,
             )
         matrix = as_float_matrix(
             X,

@@ -167,12 +167,9 @@ class Shelf:
         # the budgets may have shrunk since the previous run; the copies of images pinned
         # before (``pinned``: digests, hints from the pin list) go last: the pins are placed
         # again once the catalog answers, from these copies rather than from the store
-        spared = [
-            c
-            for tier in (self.l1, self.l2)
-            for d, c in tier.copies.items()
-            if d in (pinned or ()) and not c.busy
-        ]
+        pinned = pinned or set()
+        tiers = (self.l1, self.l2)
+        spared = [c for t in tiers for d, c in t.copies.items() if d in pinned and not c.busy]
         for copy in spared:
             copy.busy = True
         try:
@@ -181,9 +178,8 @@ class Shelf:
         finally:
             for copy in spared:
                 copy.busy = False
-        for tier in (self.l1, self.l2):
-            if tier.used > tier.budget:  # the pinned ones did not fit: now they may go too
-                tier.shrink()
+        self.l1.shrink()  # over budget still (the pinned ones did not fit): they may go too
+        self.l2.shrink()
         self._forget_empty()
         self.stats["adopted_l2"] += len(files)
         log.info(

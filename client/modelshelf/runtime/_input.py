@@ -207,6 +207,7 @@ def as_table(
     used: np.ndarray | None = None,
     keep_float32: bool = False,
     widen_float16: bool = False,
+    within_float32: bool = False,
 ) -> np.ndarray:
     """``X`` for a model that takes strings: ``as_float_matrix(X)`` when every column is
     numeric, else a 2-D object array of ``n_features`` columns (numeric columns of a DataFrame
@@ -214,8 +215,8 @@ def as_table(
 
     ``used`` (a column transformer's mask of the columns it reads): a DataFrame's columns are
     then taken by name, as scikit-learn's column transformer takes them, in any order, extra
-    ones ignored, and only those it reads required. ``keep_float32``: a float32 array stays
-    float32, as in ``as_float_matrix``."""
+    ones ignored, and only those it reads required. ``keep_float32``, ``within_float32``: as in
+    ``as_float_matrix``, for input of numbers only."""
 
     def numbers(arr: Any) -> np.ndarray:
         return as_float_matrix(
@@ -224,6 +225,7 @@ def as_table(
             allow_nan=allow_nan,
             keep_float32=keep_float32,
             widen_float16=widen_float16,
+            within_float32=within_float32,
         )
 
     if type(X) is np.ndarray and X.dtype.kind in "iu" and _beyond_doubles(X):

@@ -14,6 +14,7 @@ import lightgbm
 import numpy as np
 import pytest
 import xgboost
+from sklearn.compose import make_column_transformer
 from sklearn.ensemble import (
     AdaBoostClassifier,
     ExtraTreesRegressor,
@@ -164,8 +165,12 @@ _BEYOND = 2.0**128 - 2.0**103  # float32 rounds this and above to infinity (a ti
         lambda: GradientBoostingRegressor(n_estimators=3),
         lambda: AdaBoostClassifier(n_estimators=3),
         lambda: make_pipeline(SimpleImputer(), RandomForestRegressor(n_estimators=3)),
+        lambda: make_pipeline(
+            make_column_transformer(("passthrough", [2, 0]), remainder="drop"),
+            RandomForestClassifier(n_estimators=3, random_state=0),
+        ),
     ],
-    ids=["tree", "forest", "extra-trees", "gradient-boosting", "adaboost", "pipeline"],
+    ids=["tree", "forest", "extra-trees", "gradient-boosting", "adaboost", "pipeline", "table"],
 )
 def test_values_float32_makes_infinite_are_refused_as_scikit_learn_refuses_them(make: Any) -> None:
     """scikit-learn's trees cast X to float32 and refuse infinity there: 1e308 and the
