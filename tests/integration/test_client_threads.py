@@ -14,7 +14,7 @@ import pytest
 
 import modelshelf
 from modelshelf import AsyncClient
-from modelshelf.client import _PRESSURE, Client
+from modelshelf.client import _PRESSURE, Client, _unchanged
 from modelshelf.errors import DaemonUnavailable
 from modelshelf.store import Store
 
@@ -33,8 +33,10 @@ def test_a_held_model_is_answered_while_another_thread_walks_the_held_set(
     """held_model() reordered the held set without the lock while a thread holding it walked
     the set (a pressure trim): "OrderedDict mutated during iteration", a bare RuntimeError.
 
-    A memory-pressure event of the daemon (PSI on a loaded machine) makes the held models stale
-    (held_model answers None and touches nothing): the walk is then done again."""
+    A memory-pressure event of the daemon (PSI on a loaded machine), or a move of the board's
+    epoch or of a model's slot, makes the held models stale (held_model answers None and
+    touches nothing): the walk is then done again. (CI at cafbd2a met a None with the pressure
+    word unchanged: the check looked at pressure only.)"""
     _publish(shelf, 3)
     client = Client(shelf.make().socket)
     try:
@@ -45,11 +47,13 @@ def test_a_held_model_is_answered_while_another_thread_walks_the_held_set(
             if held:
                 break
             board = client._board
-            assert board is not None and board.words[_PRESSURE] != client._pressure, (
-                "held_model answered None while the board said nothing changed"
-            )
+            assert board is not None, "held_model answered None with no board"
+            moved = board.words[_PRESSURE] != client._pressure or not all(
+                _unchanged(board, held) for held in list(client._held.values())
+            )  # a pressure event, or the daemon moved the epoch or a model's slot
+            assert moved, "held_model answered None while the board said nothing changed"
         else:
-            pytest.fail("three memory-pressure events in a row: the machine is too loaded")
+            pytest.fail("the board moved three times in a row: the machine is too loaded")
     finally:
         client.close()
 
