@@ -156,6 +156,9 @@ class Model:
         self._ready: Callable[[Any, int, bool], np.ndarray | None] | None = None
         # a root that validates X cast to float32 (scikit-learn's trees): no value beyond its range
         self._within_float32 = bool(self._executor is not None and self._executor.float32_range)
+        forest = getattr(self._executor, "forest", None)
+        if self._within_float32 and forest is not None and hasattr(forest, "check_range"):
+            forest.check_range = False  # the door's scan checks the trees' input, once
         if self._executor is not None and self._input_type != "text":
             ready = _kernels.float_input() or ready_float64
             if self._within_float32:

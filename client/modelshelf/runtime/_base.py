@@ -40,8 +40,8 @@ class Executor(ABC):
     #: True if NaN may reach this component's input (imputers, scalers, trees with missing support).
     allow_nan: bool = False
     #: validates its input cast to float32, as scikit-learn's trees do: a finite value float32
-    #: rounds to infinity is refused there (set from the spec's ``float32_range``; a composite
-    #: with such a part refuses it at its own input: ``build``)
+    #: rounds to infinity is refused there (set from the spec's ``float32_range``). Only the
+    #: trees themselves: inside a composite they check what reaches them (trees_forest.py)
     float32_range: bool = False
     #: why scikit-learn answers a scipy.sparse batch otherwise than the dense array it stands
     #: for (the model then refuses sparse input: it answers the dense one only); None: alike
@@ -145,7 +145,7 @@ def build(raw: Any, arrays: Mapping[str, np.ndarray], path: str = "model") -> Ex
         executor.float32_differs = differs
     if any(c.float32_fitted for c in parts):
         executor.float32_fitted = True
-    if spec.param("float32_range", bool, False) or any(c.float32_range for c in parts):
+    if spec.param("float32_range", bool, False):
         executor.float32_range = True
     return executor
 

@@ -180,22 +180,26 @@ def as_float_matrix(
         arr.flags.writeable = False
     check_finite(arr, allow_nan=allow_nan)
     if within_float32:
-        _check_float32_range(arr)
+        check_float32_range(arr)
     return arr
 
 
-def _check_float32_range(arr: np.ndarray) -> None:
+def check_float32_range(arr: np.ndarray, *, nested: bool = False) -> None:
+    """Refuse a value float32 rounds to infinity (or an infinity), as scikit-learn's trees
+    validate their input; ``nested``: the trees' input is what steps before them handed on."""
     with np.errstate(invalid="ignore"):  # NaN compares False: let through, as checked before
         beyond = np.abs(arr) >= FLOAT32_ROUNDS_TO_INF
-    if beyond.any():
-        row, column = (int(i) for i in np.argwhere(beyond)[0])
-        raise NonFiniteInputError(
-            f"expected values within float32's range (|x| < 3.4028235e+38), got "
-            f"X[{row}, {column}] = {float(arr[row, column])!r} ({int(beyond.sum())} cell(s)): "
-            "scikit-learn's trees compare in float32, where it is infinity, and refuse it "
-            "('Input X contains infinity or a value too large for dtype('float32')'); clip "
-            "or impute such values first"
-        )
+    if not beyond.any():
+        return
+    row, column = (int(i) for i in np.argwhere(beyond)[0])
+    where = "the trees' input (what the steps before them hand on) holds " if nested else "got "
+    raise NonFiniteInputError(
+        f"expected values within float32's range (|x| < 3.4028235e+38), {where}"
+        f"X[{row}, {column}] = {float(arr[row, column])!r} ({int(beyond.sum())} cell(s)): "
+        "scikit-learn's trees compare in float32, where it is infinity, and refuse it "
+        "('Input X contains infinity or a value too large for dtype('float32')'); clip "
+        "or impute such values first"
+    )
 
 
 def as_table(

@@ -46,6 +46,7 @@ import numpy as np
 from .. import _kernels
 from ..errors import FeatureCountError, ManifestError
 from ._base import Spec
+from ._input import check_float32_range, ready_float64
 from .trees_linear import LinearLeaves
 from .trees_walk import walk_levels, walk_table
 
@@ -84,6 +85,7 @@ class Forest:
         "cat_column",
         "cat_offsets",
         "cat_words",
+        "check_range",
         "child",
         "compact",
         "depth",
@@ -166,6 +168,11 @@ class Forest:
         base = None if base_last else base
 
         input_cast = spec.choice("input_cast", INPUT_CASTS, "float64")
+        # scikit-learn's trees validate X cast to float32: a finite value it makes infinite,
+        # or an infinity a step before handed on, is refused. Checked here, at the trees' own
+        # input (after a pipeline's steps, inside a column transformer's output); a model whose
+        # root is these trees checks it at its door instead (Model turns this off).
+        self.check_range = spec.param("float32_range", bool, False)
         self.input_dtype = _CASTS[input_cast]
         work = _WORK.get((threshold.dtype, input_cast))
         if work is None:  # a threshold dtype the table lacks
@@ -267,6 +274,8 @@ class Forest:
             raise FeatureCountError(
                 f"the model expects {self.n_features} features per sample, got {X.shape[1]}"
             )
+        if self.check_range:
+            self._check_range(X)
         n = X.shape[0]
         kernel = self.kernel
         if kernel is not None and self.plain:
@@ -304,6 +313,13 @@ class Forest:
         if self.bias is not None:
             out += self.bias
         return out
+
+    @staticmethod
+    def _check_range(X: np.ndarray) -> None:
+        """Refuse a value float32 makes infinite (the common case in one compiled scan)."""
+        ready = _kernels.float_input() or ready_float64
+        if X.dtype != np.float64 or ready(X, -1, True, True) is None:
+            check_float32_range(X, nested=True)
 
     def prepare(self, X: np.ndarray) -> np.ndarray:
         """The working matrix: X cast, categories encoded, sentinel and category columns."""

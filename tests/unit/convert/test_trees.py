@@ -187,11 +187,89 @@ def test_values_float32_makes_infinite_are_refused_as_scikit_learn_refuses_them(
             warnings.simplefilter("ignore")
             est.predict(rows)
         for given in (rows, rows.tolist(), rows[:, ::-1][:, ::-1], rows[1:2]):
-            with pytest.raises(NonFiniteInputError, match=r"X\[\d, 2\] = -?1e\+308|3.40282356"):
+            with pytest.raises(NonFiniteInputError, match=r"X\[\d, [02]\] = -?1e\+308|3.40282356"):
                 model.predict(given)
     within = X_test[:3].copy()
     within[1, 2] = np.nextafter(_BEYOND, 0.0)
     np.testing.assert_array_equal(model.predict(within), est.predict(within))
+
+
+def _steps_before_trees() -> list[tuple[str, Any, Any, bool]]:
+    """(case, fitted pipeline, rows, scikit-learn refuses): the trees check what the steps
+    before them hand on, not the caller's X."""
+    import pandas as pd
+    from sklearn.preprocessing import (
+        MinMaxScaler,
+        OneHotEncoder,
+        QuantileTransformer,
+        StandardScaler,
+    )
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3)) * 1e-3
+    y = (X[:, 0] > 0).astype(int)
+
+    def forest() -> RandomForestClassifier:
+        return RandomForestClassifier(n_estimators=3, random_state=0)
+
+    frame = pd.DataFrame({"a": X[:, 0], "c": rng.choice(["x", "y"], 100)})
+    table = make_pipeline(
+        make_column_transformer((OneHotEncoder(), ["c"]), remainder="passthrough"), forest()
+    )
+    return [
+        # within float32 at the door, beyond it once scaled (std 1e-3)
+        (
+            "scaled-beyond",
+            make_pipeline(StandardScaler(), forest()).fit(X, y),
+            np.array([[1e36, 0.0, 0.0]]),
+            True,
+        ),
+        # beyond at the door, mapped into [0, 1] before the trees: answered
+        (
+            "quantiles-within",
+            make_pipeline(QuantileTransformer(n_quantiles=20), forest()).fit(X, y),
+            np.array([[1e308, 0.0, 0.0]]),
+            False,
+        ),
+        # the scaler overflows to infinity, which the trees refuse
+        (
+            "overflow-to-inf",
+            make_pipeline(MinMaxScaler(), forest()).fit(X, y),
+            np.array([[1e308, 0.0, 0.0]]),
+            True,
+        ),
+        # a table with a string column: numbers reach the trees through the transformer
+        (
+            "strings-and-numbers",
+            table.fit(frame, y),
+            pd.DataFrame({"a": [1e308], "c": ["x"]}),
+            True,
+        ),
+    ]
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize(
+    "index",
+    range(4),
+    ids=["scaled-beyond", "quantiles-within", "overflow-to-inf", "strings-and-numbers"],
+)
+def test_trees_after_steps_check_what_reaches_them(index: int) -> None:
+    """A probe found Pipeline(StandardScaler, forest) answering a value the scaler took
+    beyond float32 and a column transformer with a string column handing 1e308 on, both
+    refused by scikit-learn, and Pipeline(QuantileTransformer, forest) refusing 1e308 that
+    scikit-learn answers: the check was on the pipeline's input, not the trees'."""
+    _, est, rows, refuses = _steps_before_trees()[index]
+    model = compiled(est)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the scalers' overflow warnings, as scikit-learn's
+        if refuses:
+            with pytest.raises(ValueError, match="too large for dtype"):
+                est.predict_proba(rows)
+            with pytest.raises(NonFiniteInputError, match="the trees' input"):
+                model.predict_proba(rows)
+        else:
+            np.testing.assert_array_equal(model.predict_proba(rows), est.predict_proba(rows))
 
 
 def test_isolation_forest_does_not_check_and_answers_as_it_does() -> None:
