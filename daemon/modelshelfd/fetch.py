@@ -322,6 +322,8 @@ class Fetcher:
         it, straight into an L2 file served from the page cache; if L2 cannot take it
         either, into L1 after all. Refused only when neither tier can make room, even after
         the promotions in flight (which hold room in L1 and their files in L2) are done."""
+        if cost(entry.size) > max(self.l1.budget, self.l2.budget):
+            raise self._refuse(entry)  # no tier is tried, nor waited for: none can ever take it
         admitted = self._admit(entry)
         if admitted and await self._store_to_l1(entry):
             return

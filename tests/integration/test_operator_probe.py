@@ -139,7 +139,10 @@ def test_an_image_larger_than_every_tier_says_so(shelf: Shelf, images: Images) -
     daemon = shelf.make(l1_bytes="1M", l2_bytes="2M")
     with pytest.raises(ShelfBusy, match="larger than both tiers"):
         daemon.admin("prefetch", model="ns/big")
-    assert daemon.stats()["refused_too_large"] == 1
+    stats = daemon.stats()
+    assert stats["refused_too_large"] == 1 and stats["refused_busy"] == 1  # one of the other
+    # refused before any tier is tried: no tier "could not make room" (it counted L1 twice)
+    assert (stats["l1_full"], stats["l2_full"], stats["bytes_fetched"]) == (0, 0, 0)
 
 
 def test_tiers_under_one_page_say_so(shelf: Shelf, images: Images) -> None:
