@@ -4,8 +4,11 @@ with the reason before anything is allocated from them."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -322,3 +325,38 @@ def test_a_response_of_exactly_the_limit_is_sent_and_one_byte_less_refuses_it(
     assert again == (head, raw)
     with pytest.raises(TensorError, match="more than"):
         encode_response("ns:m", "1", request, outputs, exact - 1)
+
+
+def test_a_large_json_body_lets_other_threads_run_while_it_parses() -> None:
+    """The HTTP pool parses a request's JSON while the daemon's event loop serves everyone
+    else: json's C parser held the GIL for the whole body (0.27 s for 14 MiB of floats, the
+    loop stalled as long). Another thread gets turns during the parse now."""
+    values = np.random.default_rng(0).normal(size=250_000).tolist()
+    body = json.dumps({"inputs": [{"name": "x", "data": values}]})
+    turns: list[float] = []
+    parsing = threading.Event()
+    done = threading.Event()
+
+    def other() -> None:
+        parsing.wait()
+        while not done.is_set():
+            turns.append(time.perf_counter())
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        parsing.set()
+        time.sleep(0.01)  # the other thread is in its loop
+        start = time.perf_counter()
+        parsed = oip.loads(body.encode())
+        end = time.perf_counter()
+    finally:
+        done.set()
+        thread.join()
+    assert parsed["inputs"][0]["data"] == values
+    # the parse takes ~0.1 s, the GIL changes hands every 5 ms (sys.getswitchinterval()):
+    # the other thread's longest wait was the whole parse (one turn, at its very end)
+    points = [start, *(t for t in turns if start < t < end), end]
+    longest = max(b - a for a, b in itertools.pairwise(points))
+    assert longest < (end - start) / 2, (longest, end - start, len(points))
