@@ -25,6 +25,7 @@ from modelshelf.errors import (
     ImageMissing,
     InvalidModelName,
     MalformedRef,
+    ModelNotFound,
     ModelshelfError,
     ProtocolError,
     StoreError,
@@ -478,7 +479,7 @@ async def _models(state: ServerState, conn: Connection, message: Msg, fds: list[
 
 async def _prefetch(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
     info = await state.catalog.resolve(_ref(message))
-    found = await state.shelf.ensure(info)
+    found = await state.shelf.ensure(info, request=False)
     await state.shelf.settle(info.digest)  # report where it ends up, promotion included
     return _placed(state, info, found), []
 
@@ -498,7 +499,7 @@ async def _evict(state: ServerState, conn: Connection, message: Msg, fds: list[i
     tier = message.get("tier", "l1")
     if tier not in ("l1", "l2", "all"):
         raise BadRequest(f"tier must be 'l1', 'l2' or 'all', got {tier!r:.40}")
-    info = await state.catalog.resolve(_ref(message))
+    info = await _resolve_held(state, _ref(message))
     state.shelf.entry(info.digest)  # not_found if it is not on this node
     if tier != "l2" and state.shelf.pinned(info.digest):
         raise BadRequest(f"{info.key}@{info.version} is pinned; unpin it first")
@@ -520,7 +521,7 @@ async def _pin(state: ServerState, conn: Connection, message: Msg, fds: list[int
         raise BadRequest(
             f"this node holds {MAX_PINS} pins, its limit; unpin some before pinning {ref}"
         )
-    found = await state.shelf.ensure(info)
+    found = await state.shelf.ensure(info, request=False)
     await state.shelf.settle(info.digest)  # a promotion into L1 may still be running
     # a large image on its first use stays out of L1 by the admission rule: a pin asks for it
     await state.shelf.to_l1(info.digest)
@@ -530,8 +531,29 @@ async def _pin(state: ServerState, conn: Connection, message: Msg, fds: list[int
     return _placed(state, info, found), []
 
 
+async def _resolve_held(state: ServerState, ref: ModelRef) -> RefInfo:
+    """``ref`` resolved in the store; a version removed from the store since still names what
+    this node holds of it (its pin, a copy used under that name): unpin and evict must reach
+    it (they answered "not found in the store" until a restart dropped the pin)."""
+    try:
+        return await state.catalog.resolve(ref)
+    except ModelNotFound:
+        if ref.version is None:
+            raise
+        name = f"{ref.key}@{ref.version}"
+        pins = state.pins
+        digest = None if pins is None else pins.refs.get(name) or pins.hints.get(name)
+        if digest is None:
+            digest = next((d for d, e in state.shelf.entries.items() if name in e.labels), None)
+        entry = None if digest is None else state.shelf.entries.get(digest)
+        if digest is None or (entry is None and (pins is None or name not in pins.kept)):
+            raise
+        size = 0 if entry is None else entry.size
+        return RefInfo(ref.namespace, ref.name, ref.version, digest, size)
+
+
 async def _unpin(state: ServerState, conn: Connection, message: Msg, fds: list[int]) -> Reply:
-    info = await state.catalog.resolve(_ref(message))
+    info = await _resolve_held(state, _ref(message))
     ref = f"{info.key}@{info.version}"
     if state.pins is None or ref not in state.pins.kept:  # a kept pin may not be on the node
         state.shelf.entry(info.digest)  # not_found if it is not on this node

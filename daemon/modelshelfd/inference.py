@@ -297,7 +297,7 @@ class Inference:
     async def load(self, info: RefInfo) -> list[str]:
         """Prefetch and pin (the admin socket's ``pin``); the tiers it is in."""
         shelf = self.state.shelf
-        await shelf.ensure(info)
+        await shelf.ensure(info, request=False)
         await shelf.settle(info.digest)
         shelf.pin(info.digest, True)
         return [t.value for t in shelf.where(info.digest)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,13 @@ MAX_LEARNED_BYTES = 64 << 20  # 3 x 65,536 rows of about 150 bytes, with room
 SAVE_SECONDS = 300.0  # a daemon killed (not stopped) loses at most this much of what it learned
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _MAX_COUNT = 1 << 53
+MAX_SECONDS = 1e9  # an age or gap beyond (31 years) is read as this much: it means "long ago"
+_MAX_CONTAINERS = 6 * MAX_IMAGES  # JSON objects and arrays: one per row, a few more
+_RATES = (1.0, 1e13)  # bytes per second a tier's loads can have been measured at
+
+
+_saving = threading.Lock()
+_written: dict[Path, float] = {}  # cache_dir -> when its newest file was taken (monotonic)
 
 
 class LearnedError(ValueError):
@@ -51,9 +59,25 @@ class Learned:
 
 
 def save(
+    cache_dir: Path,
+    policies: dict[str, dict[str, Any]],
+    entries: dict[str, tuple[int, float]],
+    taken: float | None = None,
+) -> None:
+    """Write ``cache_dir/learned.json`` atomically (through ``cache_dir/tmp``). ``taken``:
+    when the snapshot was taken (monotonic); one older than the file written last is not
+    written (the periodic save, cancelled at the stop, still running in its thread)."""
+    with _saving:
+        if taken is not None and taken < _written.get(cache_dir, -math.inf):
+            return
+        _save(cache_dir, policies, entries)
+        if taken is not None:
+            _written[cache_dir] = taken
+
+
+def _save(
     cache_dir: Path, policies: dict[str, dict[str, Any]], entries: dict[str, tuple[int, float]]
 ) -> None:
-    """Write ``cache_dir/learned.json`` atomically (through ``cache_dir/tmp``)."""
     body = {
         "format": FORMAT,
         "saved_at": time.time(),
@@ -74,6 +98,9 @@ def load(cache_dir: Path, tiers: tuple[str, ...]) -> Learned | None:
         raise LearnedError(str(exc)) from exc
     if raw is None:
         return None
+    containers = raw.count(b"{") + raw.count(b"[")
+    if containers > _MAX_CONTAINERS:  # before parsing: 64 MiB of "{}," parsed to 1.7 GiB
+        raise LearnedError(f"{containers} JSON objects and arrays, at most {_MAX_CONTAINERS}")
     try:
         return _parse(json.loads(raw), tiers)
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
@@ -83,7 +110,7 @@ def load(cache_dir: Path, tiers: tuple[str, ...]) -> Learned | None:
 def _parse(body: Any, tiers: tuple[str, ...]) -> Learned:
     if not isinstance(body, dict) or body.get("format") != FORMAT:
         raise ValueError(f"not a format-{FORMAT} file")
-    saved_at = _seconds(body["saved_at"], "saved_at")
+    saved_at = _number(body["saved_at"], "saved_at")  # wall-clock time: not clamped
     policies: dict[str, dict[str, Any]] = {}
     raw_policies = _object(body["policies"], "policies")
     for tier in tiers:
@@ -104,9 +131,13 @@ def _policy(raw: dict[str, Any], tier: str) -> dict[str, Any]:
     loaded = raw["loaded"]
     if not isinstance(loaded, list) or len(loaded) != 2:
         raise ValueError(f"{tier}: loaded must be [bytes, seconds]")
-    nbytes, secs = (_seconds(v, f"{tier}: loaded") for v in loaded)
-    if nbytes <= 0 or secs <= 0:
-        raise ValueError(f"{tier}: loaded must be positive")
+    nbytes, secs = (_number(v, f"{tier}: loaded") for v in loaded)
+    low, high = _RATES
+    if not (nbytes > 0 and secs > 0 and low <= nbytes / secs <= high):
+        raise ValueError(
+            f"{tier}: loaded must be bytes and seconds of {low:g} to {high:g} bytes per "
+            f"second, got {nbytes!r:.40} and {secs!r:.40}"
+        )
     mean_gap = raw["mean_gap"]
     if mean_gap is not None:
         mean_gap = _seconds(mean_gap, f"{tier}: mean_gap")
@@ -119,7 +150,7 @@ def _policy(raw: dict[str, Any], tier: str) -> dict[str, Any]:
         images[key] = [
             _count(uses, "uses"),
             _seconds(gap, "gap"),
-            _seconds(gap2, "gap2"),
+            _seconds(gap2, "gap2", MAX_SECONDS * MAX_SECONDS),
             None if cost is None else _seconds(cost, "cost"),
             _seconds(age, "age"),
         ]
@@ -145,10 +176,16 @@ def _count(value: Any, what: str) -> int:
     return value
 
 
-def _seconds(value: Any, what: str) -> float:
+def _number(value: Any, what: str) -> float:
     """A finite number >= 0 (JSON has no NaN, but Python's json reads one)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{what} must be a number, got {value!r:.40}")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{what} must be finite, from 0, got {value!r:.40}")
     return float(value)
+
+
+def _seconds(value: Any, what: str, most: float = MAX_SECONDS) -> float:
+    """A time (or a square of one): a finite number >= 0, at most ``most`` (more is read as
+    ``most``: long ago; the policy's arithmetic on 1e308 overflowed to NaN)."""
+    return min(_number(value, what), most)

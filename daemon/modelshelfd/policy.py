@@ -32,6 +32,8 @@ POOL = 16  # the lowest-worth ones kept between searches
 # miss ratio at 5% and 20% of the working set; docs/benchmarks.md, "Tried and measured").
 GATE = 0.1  # share of the budget up to which an image enters L1 on its first use
 IDLE_WEIGHT = 0.3  # seconds of expected wait added per second an image has been idle
+MAX_GAP = 1e9  # seconds (31 years): a longer gap is counted as this, its square stays finite
+MIN_MEAN_GAP = 1e-3  # seconds: the shortest mean gap a fit uses (a smaller one overflows)
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,7 @@ class CostAwarePolicy:
             cost = None if seen is None else seen.cost
             seen = _Seen(now, uses=1, cost=cost)
         else:
-            gap = max(now - seen.last, 0.0)
+            gap = min(max(now - seen.last, 0.0), MAX_GAP)
             # the first gaps are averaged evenly, later ones smoothed
             a = max(1.0 / seen.uses, self.gap_smoothing)
             seen.gap += a * (gap - seen.gap)
@@ -389,11 +391,11 @@ class CostAwarePolicy:
     def _wait(self, seen: _Seen, now: float) -> float:
         age = max(now - seen.last, 0.0)
         if seen.uses < 2:  # no gap yet: the mean gap of all images, a bursty prior
-            gaps = _Gaps(self._mean_gap or 3600.0, self.prior_cv2)
+            gaps = _Gaps(max(self._mean_gap or 3600.0, MIN_MEAN_GAP), self.prior_cv2)
         elif seen.fit is not None:  # fitted once per use, not at every scan
             gaps = seen.fit
         else:
-            mean = max(seen.gap, 1e-3)
+            mean = max(seen.gap, MIN_MEAN_GAP)
             cv2 = self.prior_cv2
             if seen.uses > 2:  # the spread of one gap is no spread
                 cv2 = min(max(seen.gap2 / (mean * mean) - 1.0, 0.0), self.max_cv2)
@@ -435,7 +437,10 @@ class CostAwarePolicy:
     def bandwidth(self) -> float:
         """Bytes per second of the loads from the tier below, smoothed."""
         nbytes, secs = self._loaded
-        return nbytes / secs if secs > 0 else float("inf")
+        if secs <= 0:
+            return float("inf")
+        rate = nbytes / secs
+        return rate if rate > 0 else DEFAULT_BANDWIDTH  # 0 from an underflow: no division by it
 
     def __len__(self) -> int:
         return len(self._residents)
@@ -510,7 +515,10 @@ class _Gaps:
         if self.odds < 0:
             return max(self.long - age, self.short)
         # the phase given no arrival for ``age``: the short one fades as exp(-age / short)
-        w_short = 1.0 / (1.0 + self.odds * math.exp(min(age / self.short - age / self.long, 700.0)))
+        fade = age / self.short - age / self.long
+        if not fade <= 700.0:  # far beyond (inf - inf is NaN for an age near the float limit)
+            fade = 700.0
+        w_short = 1.0 / (1.0 + self.odds * math.exp(fade))
         return w_short * self.short + (1.0 - w_short) * self.long
 
 

@@ -125,7 +125,8 @@ def write_atomically(path: Path, tmpdir: Path, data: bytes) -> None:
 def read_regular(path: Path, limit: int) -> bytes | None:
     """The bytes of the regular file ``path`` (None if there is none), at most ``limit``;
     SavedCatalogError for anything else: a link, a FIFO (opened without blocking: one
-    hung the start), a directory, a device, a larger file."""
+    hung the start), a directory, a device, a larger file, one another uid owns or that
+    group or others may write."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -138,6 +139,13 @@ def read_regular(path: Path, limit: int) -> bytes | None:
             raise SavedCatalogError("it is not a regular file (the daemon writes one)")
         if st.st_size > limit:
             raise SavedCatalogError(f"it is {st.st_size} bytes, at most {limit}")
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            # the daemon writes its files 0600 as itself: another's, or one others may
+            # rewrite, says what someone else wanted it to
+            raise SavedCatalogError(
+                f"it is owned by uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):04o}; the "
+                f"daemon (uid {os.geteuid()}) writes its own, writable by it alone: remove it"
+            )
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read(limit + 1)
     except OSError as exc:

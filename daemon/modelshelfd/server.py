@@ -466,22 +466,24 @@ class Server:
                 raise
 
     @staticmethod
-    def _too_large(state: ServerState, message: dict[str, Any], reply: dict[str, Any]) -> Any:
-        """A reply over the frame limit would close the connection: answer ``internal``,
-        counted and logged, instead (every listing op pages; this is the net under them)."""
+    def _unsendable(state: ServerState, message: dict[str, Any], reply: dict[str, Any]) -> Any:
+        """A reply over the frame limit, or one JSON cannot carry (a NaN or an infinity in a
+        number), would close the connection: answer ``internal``, counted and logged, instead
+        (every listing op pages, every number is bounded; this is the net under them)."""
         state.shelf.stats["refused_internal"] += 1
         op = str(message.get("op"))[:40]
-        size = len(json.dumps(reply))
-        _refusals.log(
-            logging.ERROR, f"too-large/{op}",
-            "the reply to %s is %d bytes, over the %d-byte message limit", op, size,
-            _wire.MAX_MESSAGE,
-        )  # fmt: skip
+        try:
+            size = len(json.dumps(reply, allow_nan=False))
+        except ValueError as exc:
+            why = f"holds a number JSON cannot carry ({exc})"
+        else:
+            why = f"is {size} bytes, over the {_wire.MAX_MESSAGE}-byte message limit"
+        _refusals.log(logging.ERROR, f"unsendable/{op}", "the reply to %s %s", op, why)
         return _error(
-            message.get("id"), "internal",
-            f"the reply to {op} ({size} bytes) exceeds the {_wire.MAX_MESSAGE}-byte message "
-            "limit: a daemon bug, please report it",
-        )  # fmt: skip
+            message.get("id"),
+            "internal",
+            f"the reply to {op} {why}: a daemon bug, please report it",
+        )
 
     async def _serve(self, conn: Connection) -> None:
         state = self._ready()
@@ -545,10 +547,10 @@ class Server:
                     reply, out = await handlers.handle(state, conn, message, fds)
                     try:
                         await aiowire.send(conn.sock, reply, out, timeout=self.config.send_timeout)
-                    except ProtocolError:  # over the frame limit: raised before a byte is sent
+                    except (ProtocolError, ValueError):  # encoded before a byte is sent
                         if out:
                             raise
-                        reply = self._too_large(state, message, reply)
+                        reply = self._unsendable(state, message, reply)
                         await aiowire.send(conn.sock, reply, timeout=self.config.send_timeout)
                 finally:
                     self._busy(conn, False)

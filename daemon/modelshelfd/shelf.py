@@ -181,11 +181,12 @@ class Shelf:
         self.l1.shrink()  # over budget still (the pinned ones did not fit): they may go too
         self.l2.shrink()
         self._forget_empty()
-        self.stats["adopted_l2"] += len(files)
+        kept = sum(digest in self.l2.copies for digest in files)  # the shrinks may evict some
+        self.stats["adopted_l2"] += kept
         log.info(
-            "adopted %d L1 segments kept by systemd, %d L2 files (%d strays removed; %d legacy "
-            "/dev/shm segments removed)",
-            self.stats["adopted_l1"], len(files), strays, legacy,
+            "adopted %d L1 segments kept by systemd, %d L2 files (of %d found: the rest over "
+            "the budget; %d strays removed; %d legacy /dev/shm segments removed)",
+            self.stats["adopted_l1"], kept, len(files), strays, legacy,
         )  # fmt: skip
 
     def _learning(self) -> dict[str, CostAwarePolicy]:
@@ -213,8 +214,8 @@ class Shelf:
             for e in used[: learned.MAX_IMAGES]
             if e.hits
         }
-        root = self.disk.root
-        return lambda: learned.save(root, policies, entries)
+        root, taken = self.disk.root, time.monotonic()
+        return lambda: learned.save(root, policies, entries, taken)
 
     def close(self) -> None:
         """Close every descriptor (clients' mappings stay valid)."""
@@ -367,27 +368,33 @@ class Shelf:
         self.l1.policy.on_request(ref.digest, size, now)
         self.l2.policy.on_request(ref.digest, size, now)
 
-    def _hit(self, entry: Entry, label: str, tier: TierName) -> None:
-        entry.hits += 1
-        entry.last_use = self.clock()
+    def _hit(self, entry: Entry, label: str, tier: TierName, request: bool = True) -> None:
         entry.labels.add(label)
-        self.stats[f"{tier}_hits"] += 1
+        if request:
+            entry.hits += 1
+            entry.last_use = self.clock()
+            self.stats[f"{tier}_hits"] += 1
 
-    async def ensure(self, ref: RefInfo) -> TierName:
+    async def ensure(self, ref: RefInfo, *, request: bool = True) -> TierName:
         """Make the image available on this node (L1, else L2), fetching it at most once
-        however many ask (``Fetcher.ensure``); the tier it was found in."""
-        self._requested(ref)
+        however many ask (``Fetcher.ensure``); the tier it was found in. ``request`` False:
+        an operator's prefetch, pin or warm list places it, which is no use of it: no hit or
+        miss is counted and the policies learn no use (they rank an image loaded without one
+        on their prior: ``CostAwarePolicy.on_load``)."""
+        if request:
+            self._requested(ref)
         entry = self.entries.get(ref.digest)
         label = f"{ref.key}@{ref.version}"
         if entry is not None and entry.state is State.READY and ref.digest in self.l1.copies:
-            self._hit(entry, label, TierName.L1)
+            self._hit(entry, label, TierName.L1, request)
             return TierName.L1
         found = await self.fetcher.ensure(ref.digest, lambda: self._begin(ref), self._end)
         entry = self.entries.get(ref.digest)
         if entry is not None:  # else evicted already: the caller fetches again
-            self._hit(entry, label, found)
-            self.stats["l1_misses"] += found is not TierName.L1
-            self.stats["l2_misses"] += found is TierName.L3
+            self._hit(entry, label, found, request)
+            if request:
+                self.stats["l1_misses"] += found is not TierName.L1
+                self.stats["l2_misses"] += found is TierName.L3
         return found
 
     def _begin(self, ref: RefInfo) -> Entry:

@@ -121,7 +121,7 @@ class Warmer:
         async with gate:
             try:
                 info = await self.catalog.resolve(parse_ref(name))
-                await self.shelf.ensure(info)
+                await self.shelf.ensure(info, request=False)
                 await self.shelf.settle(info.digest)
                 self.placed += 1
                 self._digests.add(info.digest)
@@ -139,7 +139,7 @@ class Warmer:
         for ref in self.pinned:
             try:
                 info = await self.catalog.resolve(parse_ref(ref))
-                await self.shelf.ensure(info)
+                await self.shelf.ensure(info, request=False)
                 await self.shelf.settle(info.digest)
                 await self.shelf.to_l1(info.digest)
                 self.shelf.pin(info.digest, True)

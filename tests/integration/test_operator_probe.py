@@ -393,6 +393,31 @@ def test_a_budget_shrunk_under_pins_is_met_when_they_go(shelf: Shelf, images: Im
     assert _l1(daemon)["bytes"] <= 4096
 
 
+def test_a_pinned_version_removed_from_the_store_can_still_be_unpinned_and_evicted(
+    shelf: Shelf, images: Images
+) -> None:
+    """A probe pinned ns/x@1 and removed it: unpin and evict answered 'not found in the
+    store' and the copy stayed pinned until a restart dropped the pin."""
+    store = Store(shelf.store)
+    store.publish("ns", "x", images.bytes("logreg"))
+    store.publish("ns", "y", images.bytes("ridge"))
+    daemon = shelf.make()
+    for name in ("ns/x@1", "ns/y@1"):
+        daemon.admin("pin", model=name)
+    daemon.admin("rm", model="ns/x@1")
+    daemon.admin("rm", model="ns/y@1")
+    daemon.admin("unpin", model="ns/x@1")
+    rows = daemon.admin("ls")["models"]
+    assert [r["pinned"] for r in rows if "ns/x@1" in r["models"]] == [False]
+    pins = (daemon.cache_dir / "pins.json").read_text()
+    assert "ns/x@1" not in pins and "ns/y@1" in pins
+    assert daemon.admin("evict", model="ns/x@1", tier="all")["evicted"] is True
+    with pytest.raises(ShelfError, match="pinned; unpin it first"):
+        daemon.admin("evict", model="ns/y@1")  # still pinned: the rule holds for it
+    with pytest.raises(ShelfError, match=r"not found|no model"):
+        daemon.admin("unpin", model="ns/z@1")  # never here: still not found
+
+
 def test_status_lists_every_namespace_with_a_share_leased_or_not(shelf: Shelf) -> None:
     rule = {"uids": [0], "l1_share": 0.25, "l2_share": 0.5}
     daemon = shelf.make(namespaces={"team": rule, "other": {"uids": [0]}})

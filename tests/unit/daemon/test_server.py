@@ -52,8 +52,17 @@ def test_a_reply_over_the_frame_limit_becomes_a_counted_internal_error() -> None
     big = {"ok": True, "rows": ["x" * 1000] * 100}
     with pytest.raises(wire.ProtocolError):
         wire.encode(big)  # what the send would have raised
-    reply = Server._too_large(state, {"op": "ls", "id": 7}, big)
+    reply = Server._unsendable(state, {"op": "ls", "id": 7}, big)
     assert reply["ok"] is False and reply["error"] == "internal" and reply["id"] == 7
-    assert "exceeds the 65536-byte message limit" in reply["message"]
+    assert "over the 65536-byte message limit" in reply["message"]
     assert stats["refused_internal"] == 1
     wire.encode(reply)  # the error itself fits
+    # a NaN (a probe: a priority computed from a hostile learned.json) closed the admin
+    # connection with an exception nobody retrieved; the client read "daemon stopped"
+    nan = {"ok": True, "rows": [{"priority": float("nan")}]}
+    with pytest.raises(ValueError, match="Out of range float"):
+        wire.encode(nan)
+    reply = Server._unsendable(state, {"op": "ls", "id": 8}, nan)
+    assert reply["error"] == "internal" and "a number JSON cannot carry" in reply["message"]
+    assert stats["refused_internal"] == 2
+    wire.encode(reply)
