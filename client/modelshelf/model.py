@@ -233,6 +233,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     narrows = bool(getattr(executor, "narrows_small", False))
     watch_dtype = float32_differs is not None or float32_fitted or narrows or keep_float32
     float32_parts = () if executor is None else executor.float32_parts
+    product_casts = "" if executor is None else executor.product_casts
     widen_float16 = widen_float16 or narrows  # then made float32, below
     na_refused = None if executor is None else executor.na_refused
     if model._pandas_columns is not None:
@@ -292,6 +293,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
             keep_float32=keep_float32,
             widen_float16=widen_float16,
             within_float32=within_float32,
+            product_casts=product_casts,
         )
         if (
             matrix.dtype != np.float32

@@ -57,6 +57,12 @@ class Executor(ABC):
     #: float32 weights: bool, 8- and 16-bit integers and float16 are float32 by numpy's
     #: promotion there, and the model reads them so
     narrows_small: bool = False
+    #: which inputs reach this model's product ``X @ coef`` in their own dtype, for numpy's
+    #: matmul to cast, which it does into a C-ordered copy (that layout's sums: a 1-D coef's
+    #: gemv sums a Fortran-ordered X otherwise): "numeric", any that is not native float64
+    #: (linear models validate X as "numeric"); "float32" (GLMs keep float32, convert the
+    #: rest, keeping its layout); "" none. The door converts those in C order (``cast_order``)
+    product_casts: str = ""
     #: a column transformer's parts that compute float32 (name, input columns): a DataFrame
     #: mixing float32 columns with others is float32 for a part of only float32 columns there
     float32_parts: tuple[tuple[str, np.ndarray], ...] = ()

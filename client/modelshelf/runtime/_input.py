@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -106,8 +106,13 @@ def as_float_matrix(
     keep_float32: bool = False,
     widen_float16: bool = False,
     within_float32: bool = False,
+    product_casts: str = "",
 ) -> np.ndarray:
     """Return ``X`` as a 2-D float64 array with ``n_features`` columns, or raise an InputError.
+
+    ``product_casts``: the model's ``Executor.product_casts``; the input it names is converted
+    into a C-ordered array, as numpy's matmul casts it there (else the conversion keeps X's
+    layout, as scikit-learn's ``check_array`` does).
 
     ``within_float32``: a finite value that float32 rounds to infinity is refused (scikit-learn's
     trees validate X cast to float32).
@@ -174,7 +179,7 @@ def as_float_matrix(
         arr = arr.view()
         arr.flags.writeable = False
     elif arr.dtype != np.float64:  # also converts big-endian float64 to native
-        arr = arr.astype(np.float64)
+        arr = arr.astype(np.float64, order=cast_order(arr.dtype, product_casts))
     elif arr.flags.writeable:
         arr = arr.view()
         arr.flags.writeable = False
@@ -182,6 +187,16 @@ def as_float_matrix(
     if within_float32:
         check_float32_range(arr)
     return arr
+
+
+def cast_order(dtype: np.dtype[Any], product_casts: str) -> Literal["C", "K"]:
+    """The layout of ``dtype``'s conversion to float64 for a model whose ``product_casts`` is
+    given: "C" where scikit-learn hands that dtype to numpy's matmul, which casts it into a
+    C-ordered copy (a Fortran-ordered int or float32 DataFrame, the common case: its gemv then
+    sums in another order), "K" (X's own layout) where its validation converts it."""
+    if product_casts == "numeric" or (product_casts == "float32" and dtype == np.float32):
+        return "C"
+    return "K"
 
 
 def check_float32_range(arr: np.ndarray, *, nested: bool = False) -> None:

@@ -9,13 +9,13 @@ it drops or passes through, and only the transformers given NaN-rejecting column
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import InputTypeError, ManifestError, NonFiniteInputError, UnknownCategoryError
 from ._base import Executor, Spec, build, computes_float32, register
-from ._input import as_numbers, check_finite
+from ._input import as_numbers, cast_order, check_finite
 from ._sparse import DENSE_CHUNK_CELLS, CSRMatrix, concat_rows, dense_chunks, hstack
 from .encoders import _Encoder
 from .preprocessing import check_width
@@ -57,6 +57,7 @@ class Pipeline(Executor):
         self.used_columns = getattr(steps[0], "used_columns", None) if steps else None
         self.na_refused = steps[0].na_refused if steps else None
         self.narrows_small = bool(steps) and steps[0].narrows_small
+        self.product_casts = steps[0].product_casts if steps else ""
         self.float32_parts = steps[0].float32_parts if steps else ()
         # sparse input reaches the first step, and the steps after it while each step before
         # keeps it sparse (those that accept it: scaling, selection)
@@ -73,6 +74,8 @@ class Pipeline(Executor):
         self.keeps_float32 = not steps or getattr(steps[0], "keeps_float32", False)
         self.widens_float16 = bool(steps) and getattr(steps[0], "widens_float16", False)
         self._widen_before = [not getattr(step, "keeps_float32", False) for step in steps]
+        # in the layout numpy's matmul would cast it to, for a step whose product gets it
+        self._widen_order = [cast_order(_FLOAT32, step.product_casts) for step in steps]
         self._final_fitted32 = self.final is not None and self.final.float32_fitted
         # float32 reaches the steps while they keep it: does any compute with it?
         self.float32_arithmetic = False
@@ -90,7 +93,7 @@ class Pipeline(Executor):
         ]
         # The transforming steps' bound methods, looked up once for every call's dense run.
         self._transforms = [
-            (step.transform, self._check_before[i], self._widen_before[i])  # type: ignore[attr-defined]
+            (step.transform, self._check_before[i], self._widen_before[i], self._widen_order[i])  # type: ignore[attr-defined]
             for i, step in enumerate(self.transformers)
         ]
 
@@ -126,7 +129,7 @@ class Pipeline(Executor):
             if self._check_before[i]:
                 check_finite(X.data if isinstance(X, CSRMatrix) else X, allow_nan=False)
             if self._widen_before[i]:
-                X = widened(X)
+                X = widened(X, self._widen_order[i])
             if step is self.final and method is not None:
                 if given32:
                     self._refuse_widened(X)
@@ -138,11 +141,11 @@ class Pipeline(Executor):
         """``_run`` for dense input, the common case, with the bound methods looked up at load;
         from the first step that gets anything but a dense array on, ``_run`` itself."""
         given32 = self._final_fitted32 and X.dtype is _FLOAT32
-        for i, (transform, check, widen) in enumerate(self._transforms):
+        for i, (transform, check, widen, order) in enumerate(self._transforms):
             if check:
                 check_finite(X, allow_nan=False)
             if widen and X.dtype is _FLOAT32:  # inline: float64, the common case, costs a test
-                X = X.astype(np.float64)
+                X = X.astype(np.float64, order=order)
             X = transform(X)
             if type(X) is not np.ndarray:
                 return self._run(method, X, i + 1, given32)
@@ -151,7 +154,7 @@ class Pipeline(Executor):
         if self._check_before[-1]:
             check_finite(X, allow_nan=False)
         if self._widen_before[-1] and X.dtype is _FLOAT32:
-            X = X.astype(np.float64)
+            X = X.astype(np.float64, order=self._widen_order[-1])
         if given32:
             self._refuse_widened(X)
         return getattr(self.final, method or "transform")(X)
@@ -376,14 +379,15 @@ class ColumnTransformer(Executor):
 _FLOAT32 = np.dtype(np.float32)  # native float32: the one dtype object (what the door keeps)
 
 
-def widened(X: Any) -> Any:
+def widened(X: Any, order: Literal["C", "K"] = "K") -> Any:
     """``X`` in float64 if it came through in float32, for a step that computes in float64
-    (what numpy's promotion against that step's float64 arrays does in scikit-learn)."""
+    (what numpy's promotion against that step's float64 arrays does in scikit-learn), in
+    ``order`` (``cast_order``)."""
     if getattr(X, "dtype", None) != np.float32:
         return X
     if isinstance(X, CSRMatrix):
         return X.with_data(X.data.astype(np.float64))
-    return np.asarray(X, dtype=np.float64)
+    return np.asarray(X, dtype=np.float64, order=order)
 
 
 def _check_densify(X: CSRMatrix, why: str) -> None:

@@ -26,6 +26,7 @@ class GLMRegressor(Executor):
 
     kind = "glm_regressor"
     accepts_sparse = True
+    product_casts = "float32"  # validated as float64 or float32: numpy casts float32 in X @ coef
     methods = frozenset({"predict"})
 
     def __init__(self, coef: np.ndarray, intercept: np.ndarray, link: str) -> None:

@@ -84,6 +84,7 @@ class LinearClassifier(Executor):
         self.multilabel = multilabel
         self.keeps_float32 = self.float32_fitted = keeps_float32 and coef.dtype == np.float32
         self.narrows_small = self.keeps_float32
+        self.product_casts = "numeric"  # validated as "numeric": numpy casts X in the product
         methods = {"predict", "decision_function"}
         if proba != "none":
             methods |= {"predict_proba", "predict_log_proba"}
@@ -197,6 +198,7 @@ class LinearRegressor(Executor):
         self.intercept = intercept
         self.keeps_float32 = self.float32_fitted = keeps_float32 and coef.dtype == np.float32
         self.narrows_small = self.keeps_float32
+        self.product_casts = "numeric"  # validated as "numeric": numpy casts X in the product
         self.kernel: Any = _kernels.dense(coef.T, intercept, SINGLE_THREAD_CELLS, MIN_BLOCK_ROWS)
 
     @classmethod
@@ -253,6 +255,8 @@ class OneVsRest(Executor):
         self.keeps_float32 = all(getattr(c, "keeps_float32", False) for c in children)
         self.float32_arithmetic = any(computes_float32(c) for c in children)
         self.narrows_small = all(c.narrows_small for c in children)
+        casts = {c.product_casts for c in children}
+        self.product_casts = casts.pop() if len(casts) == 1 else ""
         hand_on_objects(self, children)
 
     @classmethod

@@ -104,13 +104,13 @@ class Scaler(Executor):
         check_width(X, self.n_features, "this scaler")
         if isinstance(X, CSRMatrix):
             return self._sparse(X)
-        if self.center is not None and X.dtype == np.float64:
+        if self.center is not None and X.dtype == np.float64 and 0 not in X.strides:
             # the copy and the shift in one pass, into a new array of X's memory order: a
             # DataFrame's F-ordered block stays F-ordered, as scikit-learn's result does, and
             # the next step's X @ coef.T sums as scikit-learn's sums (C-ordered, it differed
             # in the last bit on a few rows in a hundred)
             out = np.subtract(X, self.center, order="K")
-        else:
+        else:  # a broadcast X (a stride of 0): a copy's layout, not the two operands' one
             out = X.copy(order="K")
             if self.center is not None:
                 cast = out.dtype == np.float32 and self.float32 == "cast"

@@ -4,6 +4,7 @@ category column, float16 input."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -288,3 +289,54 @@ def test_pd_na_passed_through_to_pandas_output_inside_a_pipeline_is_answered() -
     est.fit(NULLABLE.fillna(FILL), np.arange(len(NULLABLE), dtype=float))
     model = modelshelf.load(modelshelf.compile(est))
     np.testing.assert_allclose(model.predict(NULLABLE), est.predict(NULLABLE))
+
+
+def _layout_cases() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    T = rng.normal(size=(200, 8)) * 2
+    ints = np.round(T).astype(np.int64)
+    return {
+        "int32-fortran": np.asfortranarray(ints.astype(np.int32)),
+        "float32-fortran": np.asfortranarray(T.astype(np.float32)),
+        "big-endian-fortran": np.asfortranarray(T.astype(">f8")),
+        "float32-broadcast-row": np.broadcast_to(T[5].astype(np.float32), (60, 8)),
+        "float64-broadcast-row": np.broadcast_to(T[5], (60, 8)),
+        "int64-frame": pd.DataFrame(ints),
+        "float32-frame": pd.DataFrame(T.astype(np.float32)),
+        "float64-fortran": np.asfortranarray(T),
+    }
+
+
+@functools.cache
+def _linear_models() -> dict[str, tuple[Any, str]]:
+    from sklearn.linear_model import PoissonRegressor, Ridge, SGDRegressor
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 8))
+    y = X @ rng.normal(size=8) + rng.normal(size=300)
+    return {
+        "ridge": (Ridge().fit(X, y), "predict"),
+        "logistic-binary": (LogisticRegression().fit(X, y > 0), "decision_function"),
+        "logistic-3": (LogisticRegression().fit(X, np.digitize(y, [-1, 1])), "predict_proba"),
+        "sgd": (SGDRegressor(random_state=0).fit(X, y), "predict"),
+        "poisson": (PoissonRegressor().fit(X, np.exp(y / 5)), "predict"),
+        "scaler-ridge": (make_pipeline(StandardScaler(), Ridge()).fit(X, y), "predict"),
+    }
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("layout", list(_layout_cases()))
+@pytest.mark.parametrize("model", list(_linear_models()))
+def test_a_converted_input_is_multiplied_in_the_layout_scikit_learn_multiplies(
+    model: str, layout: str
+) -> None:
+    """A probe: Ridge and a binary LogisticRegression (a 1-D coef: gemv, whose sums depend
+    on X's layout) answered a Fortran-ordered int32, float32 or big-endian array, an int64 or
+    float32 DataFrame (pandas hands it Fortran-ordered), a broadcast row, with other last bits
+    than scikit-learn (18 of 21 cases). Linear models keep such X as it is and numpy's matmul
+    casts it into a C-ordered copy; the door converted it keeping its layout."""
+    est, method = _linear_models()[model]
+    X = _layout_cases()[layout]
+    got = getattr(modelshelf.load(modelshelf.compile(est)), method)(X)
+    expected = getattr(est, method)(X)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
