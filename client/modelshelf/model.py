@@ -234,6 +234,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
     watch_dtype = float32_differs is not None or float32_fitted or narrows or keep_float32
     float32_parts = () if executor is None else executor.float32_parts
     product_casts = "" if executor is None else executor.product_casts
+    numpy_float32 = executor is not None and executor.numpy_float32
     widen_float16 = widen_float16 or narrows  # then made float32, below
     na_refused = None if executor is None else executor.na_refused
     if model._pandas_columns is not None:
@@ -294,6 +295,7 @@ def _preparer(model: Model) -> Callable[[Any], Any]:
             widen_float16=widen_float16,
             within_float32=within_float32,
             product_casts=product_casts,
+            numpy_float32=numpy_float32,
         )
         if (
             matrix.dtype != np.float32

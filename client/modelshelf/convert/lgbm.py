@@ -261,7 +261,10 @@ def _spec(
     zero = facts["zero_missing"]
     params = {
         "allow_nan": True, "link": facts["link"], "sigmoid_scale": facts["sigmoid_scale"],
-        "divisor": facts["divisor"], **params,
+        "divisor": facts["divisor"],
+        # LightGBM casts a numpy array of any other dtype than float32/float64 (ints, a
+        # big-endian float64) to float32 before predicting (basic._np2d_to_np1d)
+        "numpy_float32": True, **params,
     }  # fmt: skip
     arrays = {"zero_missing": zero if len(zero) else None}
     return forest_spec(

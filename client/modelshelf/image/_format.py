@@ -14,7 +14,7 @@ import numpy as np
 
 MAGIC: Final = b"\x89MSHELF\n"
 VERSION_MAJOR: Final = 1
-VERSION_MINOR: Final = 4  # the newest minor this reader knows; writers pick minor_for()
+VERSION_MINOR: Final = 5  # the newest minor this reader knows; writers pick minor_for()
 
 
 def minor_for(manifest: Any) -> int:
@@ -22,8 +22,10 @@ def minor_for(manifest: Any) -> int:
     1.2 a forest's ``base_last``, the ``libm_*`` links, the ``width`` of string labels and a
     column transformer's ``one_column`` parts, 1.3 the ``keeps_float32`` and ``fitted_float32``
     of models fitted on float32 and a column transformer's ``pandas_output``, 1.4 a forest's
-    ``float32_range``."""
+    ``float32_range``, 1.5 a forest's ``numpy_float32``."""
     model = manifest.get("model")
+    if _has_param(model, "numpy_float32"):
+        return 5
     if _has_param(model, "float32_range"):
         return 4
     if any(_has_param(model, key) for key in ("keeps_float32", "fitted_float32", "pandas_output")):

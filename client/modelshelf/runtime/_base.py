@@ -63,6 +63,10 @@ class Executor(ABC):
     #: (linear models validate X as "numeric"); "float32" (GLMs keep float32, convert the
     #: rest, keeping its layout); "" none. The door converts those in C order (``cast_order``)
     product_casts: str = ""
+    #: a numpy array (or list) of another dtype than native float32 or float64 is cast to
+    #: float32 before it is read, as LightGBM does (from the spec's ``numpy_float32``); a
+    #: DataFrame is read as float64, as there
+    numpy_float32: bool = False
     #: a column transformer's parts that compute float32 (name, input columns): a DataFrame
     #: mixing float32 columns with others is float32 for a part of only float32 columns there
     float32_parts: tuple[tuple[str, np.ndarray], ...] = ()
@@ -153,6 +157,8 @@ def build(raw: Any, arrays: Mapping[str, np.ndarray], path: str = "model") -> Ex
         executor.float32_fitted = True
     if spec.param("float32_range", bool, False):
         executor.float32_range = True
+    if spec.param("numpy_float32", bool, False):
+        executor.numpy_float32 = True
     return executor
 
 

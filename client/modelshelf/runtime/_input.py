@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 _SHOWN_NAMES = 8  # feature names quoted in a message; wide tables have thousands
 _FLOAT64 = np.dtype(np.float64)
+_LIGHTGBM_KEPT = (np.dtype(np.float32), _FLOAT64)  # native only: '>f8' is cast to float32 there
 _isfinite = np.isfinite
 _every = np.logical_and.reduce
 
@@ -107,12 +108,16 @@ def as_float_matrix(
     widen_float16: bool = False,
     within_float32: bool = False,
     product_casts: str = "",
+    numpy_float32: bool = False,
 ) -> np.ndarray:
     """Return ``X`` as a 2-D float64 array with ``n_features`` columns, or raise an InputError.
 
     ``product_casts``: the model's ``Executor.product_casts``; the input it names is converted
     into a C-ordered array, as numpy's matmul casts it there (else the conversion keeps X's
     layout, as scikit-learn's ``check_array`` does).
+
+    ``numpy_float32``: an array or list whose numbers are of another dtype than native float32
+    or float64 is rounded to float32 first (LightGBM); a DataFrame is not.
 
     ``within_float32``: a finite value that float32 rounds to infinity is refused (scikit-learn's
     trees validate X cast to float32).
@@ -130,6 +135,7 @@ def as_float_matrix(
     if type(X) is np.ndarray:  # the hot path: no names, not sparse
         arr = X
     else:
+        numpy_float32 = numpy_float32 and not is_frame(X) and not is_scipy_sparse(X)
         names = column_names(X)
         if feature_names is not None:
             _check_names(names, list(feature_names))
@@ -169,6 +175,8 @@ def as_float_matrix(
             "twice), modelshelf computes in float64: pass X.astype(np.float64), answered as "
             "scikit-learn answers float64 input"
         )
+    if numpy_float32 and arr.dtype.kind in "biuf" and arr.dtype not in _LIGHTGBM_KEPT:
+        arr = arr.astype(np.float32)  # LightGBM's _np2d_to_np1d: 2**24 + 1 becomes 2**24
     if keep_float32 and not widen_float16 and arr.dtype.kind == "f" and arr.dtype.itemsize == 2:
         raise InputTypeError(
             "got float16 input: scikit-learn computes this model's first step in float16 (it "

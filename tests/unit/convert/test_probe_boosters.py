@@ -66,3 +66,39 @@ def test_xgboost_takes_a_nan_of_any_float_type_as_missing(missing: object) -> No
     est = xgb.XGBRegressor(n_estimators=3, missing=missing).fit(X, X[:, 0])
     model = modelshelf.load(modelshelf.compile(est))
     np.testing.assert_array_equal(model.predict(X), est.predict(X))
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize(
+    "given",
+    ["int64", "uint32", "big-endian", "list", "frame", "float32", "linear-tree-big-endian"],
+)
+def test_lightgbm_rounds_other_numpy_dtypes_to_float32_as_lightgbm_does(given: str) -> None:
+    """A probe: LightGBM casts a numpy array of any dtype but native float32/float64 to
+    float32 before predicting (_np2d_to_np1d), so integers above 2**24 and big-endian doubles
+    take other branches there; modelshelf read them as float64 (135 of 400 rows differed).
+    A DataFrame is read as float64 by both."""
+    rng = np.random.default_rng(0)
+    ints = (2**25 + rng.integers(0, 200, size=(400, 2))).astype(np.int64)
+    if given == "linear-tree-big-endian":
+        X = rng.normal(size=(300, 4))
+        est = lgb.LGBMRegressor(n_estimators=5, linear_tree=True, verbose=-1)
+        est.fit(X, rng.normal(size=300))
+        rows: object = rng.normal(size=(50, 4)).astype(">f8")
+    else:
+        y = (ints[:, 0] % 2 == 1) * 1.0 + (ints[:, 0] > 2**25 + 100) + rng.normal(size=400) * 0.01
+        est = lgb.LGBMRegressor(n_estimators=10, min_child_samples=2, verbose=-1)
+        est.fit(ints.astype(np.float64), y)
+        rows = {
+            "int64": ints,
+            "uint32": ints.astype(np.uint32),
+            "big-endian": ints.astype(">f8"),
+            "list": ints.tolist(),
+            "frame": pd.DataFrame(ints),
+            "float32": ints.astype(np.float32),
+        }[given]
+    model = modelshelf.load(modelshelf.compile(est))
+    expected = est.predict(rows)
+    assert np.array_equal(model.predict(rows), expected)
+    if given in ("int64", "big-endian"):  # the case is real: float64 would answer otherwise
+        assert not np.array_equal(est.predict(np.asarray(rows, dtype=np.float64)), expected)
