@@ -143,12 +143,14 @@ def test_the_kept_workers_serve_many_callers_thread_counts_and_forked_children()
 
 def test_set_threads_takes_whole_numbers_from_1_to_256() -> None:
     assert modelshelf.get_threads() == 1  # the default: one thread per call
-    for bad in (0, -1, 257, True, 2.0, "2"):
+    for bad in (0, -1, 257, True, 2.0, "2", None, np.int64(0)):
         with pytest.raises(ValueError, match="from 1 to 256"):
             modelshelf.set_threads(bad)  # type: ignore[arg-type]
     modelshelf.set_threads(4)
     try:
         assert modelshelf.get_threads() == _kernels.get_threads() == 4
+        modelshelf.set_threads(np.int64(2))  # a probe: a numpy integer was refused
+        assert modelshelf.get_threads() == 2 and type(modelshelf.get_threads()) is int
     finally:
         modelshelf.set_threads(1)
 

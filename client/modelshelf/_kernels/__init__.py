@@ -134,9 +134,13 @@ def set_threads(n: int) -> None:
     the bit whatever ``n``. Keep 1 on a node busy with worker processes: a second
     thread then waits for a core."""
     global _threads
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
-        raise ValueError(f"threads must be a whole number from 1 to {MAX_THREADS}, found {n!r}")
-    _threads = n
+    # np.int64(2) is a count too; a bool, a float or a string is not (ValueError, as always)
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(
+            f"threads must be a whole number from 1 to {MAX_THREADS}, found {type(n).__name__} "
+            f"{n!r}"
+        )
+    _threads = int(n)
 
 
 def active() -> ModuleType | None:

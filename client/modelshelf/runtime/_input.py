@@ -519,8 +519,11 @@ def check_finite(arr: np.ndarray, *, allow_nan: bool) -> None:
     n_inf = int(np.count_nonzero(np.isinf(arr)))
     if n_inf:
         raise NonFiniteInputError(
-            f"expected finite values, got infinity in {n_inf} cell(s); "
-            "the model accepts only finite values"
+            f"expected finite values, got infinity in {n_inf} cell(s): modelshelf refuses it "
+            "for every model (scikit-learn's validation refuses it for most; its "
+            "HistGradientBoosting, XGBoost, LightGBM and CatBoost answer it); for trees, clip "
+            "it to a large finite value, which they answer as they answer infinity "
+            "(np.nan_to_num(X, nan=np.nan, posinf=1e300, neginf=-1e300))"
         )
     if not allow_nan:
         n_nan = int(np.count_nonzero(np.isnan(arr)))
