@@ -278,7 +278,8 @@ def test_inspect_a_tensor_bundle(tmp_path: Path) -> None:
 
 
 def test_inspect_a_tabular_image(tmp_path: Path) -> None:
-    """A model fitted on pandas category columns says how many it recodes, and format 1.1."""
+    """A model fitted on pandas category columns says how many it recodes, and its format:
+    1.5, a LightGBM forest's numpy_float32 (tabular input alone is 1.1)."""
     import lightgbm as lgb
     import pandas as pd
 
@@ -291,7 +292,7 @@ def test_inspect_a_tabular_image(tmp_path: Path) -> None:
     path.write_bytes(modelshelf.compile(model))
     result = run("inspect", path)
     assert result.returncode == 0, result.stderr
-    assert "(format 1.1)" in result.stdout
+    assert "(format 1.5)" in result.stdout
     assert "input:     tabular, 2 features, 1 categorical" in result.stdout
     assert "features:  c, x" in result.stdout
 

@@ -409,7 +409,11 @@ def test_images_without_tables_refuse_category_columns() -> None:
         if not name.startswith("input/"):
             builder.add(name, array)
     schema = {"type": "numeric", "n_features": 5, "feature_names": list(X.columns)}
-    old = modelshelf.load(builder.build({**image.manifest, "input": schema}))
+    model_spec = dict(image.manifest["model"])
+    params = dict(model_spec["params"])
+    del params["numpy_float32"]  # a 1.5 addition: the image stands for one of 1.0
+    model_spec["params"] = params
+    old = modelshelf.load(builder.build({**image.manifest, "input": schema, "model": model_spec}))
     assert old.image.version == (1, 0)
     with pytest.raises(InputTypeError, match=r"\['number', 'string', 'small'\] are pandas"):
         old.predict(X[400:])
